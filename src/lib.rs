@@ -1,0 +1,10 @@
+//! snapwarden: plans backing-snapshot lifecycles between NetApp ONTAP scheduled snapshots.
+//!
+//! The crate is one library plus a thin binary (`main.rs`). See `ARCHITECTURE.md` for the map.
+
+pub mod cli;
+pub mod config;
+pub mod ontap;
+pub mod planner;
+pub mod sim;
+pub mod timeline;

@@ -1,0 +1,213 @@
+//! The one door to ONTAP: the `Ontap` trait, its domain types and its typed error.
+//!
+//! Two implementations: the REST client (`client`) and the in-process simulator (`crate::sim`).
+//! Everything above this module (discovery, executor, observation) talks only to the trait.
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::timeline::Recurrence;
+
+/// Cluster identity and clock facts (`GET /api/cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub uuid: String,
+    /// For example `9.14.1`.
+    pub version: String,
+    /// IANA or traditional zone name from `timezone.name`.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub uuid: String,
+    pub name: String,
+    pub svm: String,
+    /// Name of the volume's snapshot policy (`snapshot_policy.name`).
+    pub snapshot_policy: Option<String>,
+}
+
+/// A volume as the mutating calls need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRef {
+    pub uuid: String,
+    pub name: String,
+    pub svm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPolicyInfo {
+    pub name: String,
+    pub copies: Vec<PolicyCopies>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyCopies {
+    pub schedule: String,
+    pub count: u32,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub recurrence: Recurrence,
+}
+
+/// A license package's state (`/api/cluster/licensing/licenses/{name}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LicenseState {
+    Compliant,
+    Noncompliant,
+    Unlicensed,
+    Unknown,
+}
+
+/// A snapshot as listed by `/api/storage/volumes/*/snapshots`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub uuid: String,
+    pub name: String,
+    pub volume_uuid: String,
+    pub volume_name: String,
+    pub svm: String,
+    pub comment: Option<String>,
+    /// In the cluster's offset, as ONTAP renders it.
+    pub create_time: DateTime<FixedOffset>,
+    /// Lock owners (`owners`), for example `lun_clone`, `volume_clone`.
+    pub owners: Vec<String>,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LunInfo {
+    pub uuid: String,
+    /// Path, `/vol/<volume>/<lun>`.
+    pub name: String,
+    pub svm: String,
+    pub volume_name: String,
+    pub mapped: bool,
+    pub created_as_clone: bool,
+}
+
+/// Everything that can go wrong talking to ONTAP, with the context an admin needs.
+#[derive(Debug, thiserror::Error)]
+pub enum OntapError {
+    /// ONTAP answered with an error envelope or a failed job.
+    #[error("cluster {cluster}: {target}: ONTAP error {code}: {message}")]
+    Api {
+        cluster: String,
+        /// What the call was about: `volume vol1 snapshot snapwarden.x`, `lun /vol/v/l`…
+        target: String,
+        code: u64,
+        message: String,
+        /// HTTP status, or `None` when the error came from a job.
+        http_status: Option<u16>,
+    },
+    /// 401/403: the credentials were refused.
+    #[error("cluster {cluster}: authentication failed (HTTP {http_status}); check username and password")]
+    Auth { cluster: String, http_status: u16 },
+    /// Connection, TLS or timeout failure before ONTAP answered.
+    #[error("cluster {cluster}: {context}")]
+    Transport {
+        cluster: String,
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A job did not reach a terminal state within the polling bound.
+    #[error("cluster {cluster}: {target}: job {job} did not finish within {waited_seconds} s")]
+    JobTimeout {
+        cluster: String,
+        target: String,
+        job: String,
+        waited_seconds: u64,
+    },
+    /// ONTAP answered something this client cannot decode.
+    #[error("cluster {cluster}: {context}: unexpected response: {detail}")]
+    Decode {
+        cluster: String,
+        context: String,
+        detail: String,
+    },
+}
+
+/// ONTAP's code for "snapshot has not expired or is locked" (reference notes §2.4).
+pub const SNAPSHOT_LOCKED: u64 = 1_638_555;
+/// ONTAP's code for "LUN is mapped and cannot be deleted without allow_delete_while_mapped".
+pub const LUN_MAPPED: u64 = 1_254_197;
+
+impl OntapError {
+    /// The ONTAP error code, when ONTAP gave one.
+    pub fn code(&self) -> Option<u64> {
+        match self {
+            OntapError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether a retry with backoff may succeed (5xx, connection errors, "temporarily locked").
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OntapError::Transport { .. } => true,
+            OntapError::Api {
+                http_status,
+                message,
+                ..
+            } => http_status.is_some_and(|s| s >= 500) || message.contains("temporarily locked"),
+            _ => false,
+        }
+    }
+}
+
+/// Everything snapwarden asks of an ONTAP cluster.
+#[async_trait::async_trait]
+pub trait Ontap: Send + Sync {
+    /// The policy's name for this cluster (used in every error).
+    fn cluster_name(&self) -> &str;
+
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError>;
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError>;
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError>;
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError>;
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError>;
+    /// Every snapshot of every volume, in one bulk call (`/api/storage/volumes/*/snapshots`).
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError>;
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError>;
+
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError>;
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        snapshot_uuid: &str,
+        snapshot_name: &str,
+    ) -> Result<(), OntapError>;
+    /// FlexClone LUN from a snapshot: `POST /api/storage/luns` with
+    /// `clone.source.name = /vol/<v>/.snapshot/<s>/<lun>`.
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError>;
+    /// SnapRestore clone of a LUN to a new path: `PATCH /api/storage/volumes/{uuid}` with `restore_to.*`.
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError>;
+    async fn delete_lun(
+        &self,
+        lun_uuid: &str,
+        lun_path: &str,
+        allow_delete_while_mapped: bool,
+    ) -> Result<(), OntapError>;
+}

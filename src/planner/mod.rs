@@ -1,0 +1,1 @@
+//! The pure planner: places backing-snapshot lifecycles between scheduled snapshots.

@@ -1,0 +1,58 @@
+//! When ONTAP takes scheduled snapshots: cron and interval schedules evaluated in a cluster's zone.
+//!
+//! This module is the single source of truth for schedule instants; the planner and the simulator
+//! both call it, so a snapshot the simulator takes is exactly one the planner predicted.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+pub mod cron;
+
+pub use cron::{CronError, CronField, CronSpec};
+
+/// How an ONTAP job schedule recurs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recurrence {
+    /// ONTAP cron: evaluated in the cluster's local time (see [`CronSpec`] for the DST rule).
+    Cron(CronSpec),
+    /// ONTAP interval schedule: fires at `anchor + k * every` for every integer `k`.
+    /// Invariant: `every` is at least one second.
+    Interval {
+        every: TimeDelta,
+        anchor: DateTime<Utc>,
+    },
+}
+
+impl Recurrence {
+    /// The first instant strictly after `after`, or `None` if the schedule never fires again.
+    pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Recurrence::Cron(spec) => spec.next_after(tz, after),
+            Recurrence::Interval { every, anchor } => {
+                let every_s = every.num_seconds();
+                let since = (after - *anchor).num_seconds();
+                let k = since.div_euclid(every_s) + 1;
+                Some(*anchor + TimeDelta::seconds(k * every_s))
+            }
+        }
+    }
+
+    /// Every instant in `[from, until)`, sorted and unique.
+    pub fn occurrences(
+        &self,
+        tz: Tz,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut cursor = from - TimeDelta::seconds(1);
+        while let Some(next) = self.next_after(tz, cursor) {
+            if next >= until {
+                break;
+            }
+            out.push(next);
+            cursor = next;
+        }
+        out
+    }
+}
