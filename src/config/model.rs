@@ -89,6 +89,17 @@ pub struct Cluster {
     pub password: Option<SecretSource>,
     pub tls: TlsVerify,
     pub timezone: ClusterTimezone,
+    /// Settings of the embedded simulator; `Some` exactly when `endpoint` is `Simulator`.
+    pub simulator: Option<SimulatedCluster>,
+}
+
+/// How the embedded simulator models a cluster the policy names with `endpoint = "simulator"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedCluster {
+    /// ONTAP version reported by `/api/cluster`, for example `9.14.1`.
+    pub version: String,
+    /// Installed license packages, for example `flexclone`, `snaprestore`.
+    pub licenses: Vec<String>,
 }
 
 /// An ONTAP job schedule defined inline in the policy.
