@@ -56,3 +56,71 @@ impl Recurrence {
         out
     }
 }
+
+/// One scheduled snapshot instant of a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScheduledSnapshot {
+    pub at: DateTime<Utc>,
+    /// Index into the schedule list the timeline was built from.
+    pub schedule: usize,
+}
+
+/// A free period between two scheduled snapshots (or a horizon edge), `(start, end)` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Gap {
+    pub fn length(&self) -> TimeDelta {
+        self.end - self.start
+    }
+}
+
+/// Every scheduled snapshot of the given schedules in `[from, until)`, sorted by instant then by
+/// schedule index. Two schedules firing at the same minute yield two entries, as ONTAP takes two
+/// snapshots.
+pub fn scheduled_snapshots(
+    schedules: &[&Recurrence],
+    tz: Tz,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<ScheduledSnapshot> {
+    let mut out: Vec<ScheduledSnapshot> = schedules
+        .iter()
+        .enumerate()
+        .flat_map(|(schedule, r)| {
+            r.occurrences(tz, from, until)
+                .into_iter()
+                .map(move |at| ScheduledSnapshot { at, schedule })
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The free gaps between consecutive scheduled snapshots within `[from, until)`; the first gap
+/// starts at `from` and the last ends at `until` unless a snapshot sits exactly there.
+/// `snapshots` must be sorted (as [`scheduled_snapshots`] returns them).
+pub fn gaps(
+    snapshots: &[ScheduledSnapshot],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Gap> {
+    let mut out = Vec::new();
+    let mut start = from;
+    for s in snapshots.iter().filter(|s| s.at >= from && s.at < until) {
+        if s.at > start {
+            out.push(Gap { start, end: s.at });
+        }
+        start = start.max(s.at);
+    }
+    if until > start {
+        out.push(Gap { start, end: until });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
