@@ -1,1 +1,680 @@
 //! The pure planner: places backing-snapshot lifecycles between scheduled snapshots.
+//!
+//! `plan(policy, observed, now, horizon)` reads no clock and does no I/O. For every backup-window
+//! occurrence in `[now, now + horizon)` and every volume of that window it places one lifecycle —
+//! create the backing snapshot at the start, release everything by `start + max` — such that no
+//! scheduled snapshot falls in `[create, release + guard)`. When that is impossible it follows the
+//! window's `on_conflict` and says why. Every lifecycle and conflict carries its reason, so `plan`,
+//! `check`, logs and the status API can explain themselves.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::config::{ClusterTimezone, Endpoint, OnConflict, Policy, VolumeSchedules, Window};
+use crate::ontap::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
+use crate::timeline::{self, Recurrence, ScheduledSnapshot};
+
+mod suggest;
+#[cfg(test)]
+mod tests;
+
+pub use suggest::Suggestion;
+
+/// What discovery learned from the clusters; empty when planning offline.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub clusters: Vec<ObservedCluster>,
+}
+
+/// One cluster as `/api/cluster`, volumes, snapshot policies and schedules described it.
+#[derive(Debug, Clone)]
+pub struct ObservedCluster {
+    /// The policy's name for the cluster.
+    pub name: String,
+    pub info: ClusterInfo,
+    pub volumes: Vec<VolumeInfo>,
+    pub snapshot_policies: Vec<SnapshotPolicyInfo>,
+    pub schedules: Vec<ScheduleInfo>,
+}
+
+impl Observed {
+    /// Nothing observed: every volume must be fully described by the policy.
+    pub fn offline() -> Observed {
+        Observed::default()
+    }
+
+    fn cluster(&self, name: &str) -> Option<&ObservedCluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+}
+
+/// What a lifecycle turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Runs at the window's start and is released with at least `guard` to spare.
+    Fits,
+    /// Moved to the nearest start that fits, within the window's `shift_limit`.
+    Shifted,
+    /// Not run: `on_conflict = "skip"`, or no fitting start exists within `shift_limit`.
+    Skipped,
+    /// Runs anyway (`on_conflict = "run"`); a scheduled snapshot is predicted to capture the clone.
+    Conflict,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Fits => "fits",
+            Outcome::Shifted => "shifted",
+            Outcome::Skipped => "skipped",
+            Outcome::Conflict => "conflict",
+        }
+    }
+}
+
+/// One planned backing-snapshot lifecycle: create at `create_at`, release everything by `release_by`.
+///
+/// Invariant: unless `outcome` is `Conflict` (or `Skipped`, which does not run), no scheduled
+/// snapshot of the volume lies in `[create_at, release_by + guard)`.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    /// Index into `Policy::windows`.
+    pub window: usize,
+    /// The occurrence of the window's start cron this lifecycle serves.
+    pub window_start: DateTime<Utc>,
+    pub create_at: DateTime<Utc>,
+    pub release_by: DateTime<Utc>,
+    /// The first scheduled snapshot after `create_at` (`None`: none within eight years).
+    pub next_scheduled: Option<ScheduledSnapshot>,
+    pub outcome: Outcome,
+    /// Why this lifecycle is where it is, in one sentence.
+    pub reason: String,
+}
+
+impl Lifecycle {
+    /// Time between `release_by + guard` and the next scheduled snapshot (negative: overlap).
+    pub fn slack(&self, guard: TimeDelta) -> Option<TimeDelta> {
+        self.next_scheduled
+            .map(|n| n.at - (self.release_by + guard))
+    }
+}
+
+/// The plan of one volume over the horizon.
+#[derive(Debug, Clone)]
+pub struct VolumePlan {
+    /// Index into `Policy::volumes`.
+    pub volume: usize,
+    pub timezone: Tz,
+    /// Schedule names, indexed by `ScheduledSnapshot::schedule`.
+    pub schedule_names: Arc<[String]>,
+    /// Scheduled snapshots in `[from, until)`.
+    pub scheduled: Vec<ScheduledSnapshot>,
+    pub lifecycles: Vec<Lifecycle>,
+}
+
+impl VolumePlan {
+    pub fn schedule_name(&self, s: &ScheduledSnapshot) -> &str {
+        &self.schedule_names[s.schedule]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// `on_conflict = "run"`: a scheduled snapshot will capture the clone and lock the backing
+    /// snapshot into the chain.
+    ChainConflict,
+    /// `on_conflict = "skip"`: the occurrence does not run.
+    Skipped,
+    /// `on_conflict = "shift"` found no fitting start within `shift_limit`; the occurrence does
+    /// not run.
+    NoGap,
+}
+
+impl ConflictKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictKind::ChainConflict => "chain_conflict",
+            ConflictKind::Skipped => "skipped",
+            ConflictKind::NoGap => "no_gap",
+        }
+    }
+}
+
+/// A window occurrence that cannot run between two scheduled snapshots.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub window: usize,
+    pub volume: usize,
+    /// The window occurrence's start.
+    pub at: DateTime<Utc>,
+    /// The first scheduled snapshot inside `[at, at + max + guard)`.
+    pub scheduled: ScheduledSnapshot,
+    pub schedule: String,
+    pub kind: ConflictKind,
+    pub suggestion: String,
+}
+
+/// A volume the planner could not plan offline, and what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub volume: usize,
+    pub reason: String,
+}
+
+/// Everything the planner decided for `[from, until)`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub guard: TimeDelta,
+    pub volumes: Vec<VolumePlan>,
+    pub conflicts: Vec<Conflict>,
+    /// One per window with at least one occurrence that does not fit at its configured start.
+    pub suggestions: Vec<Suggestion>,
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// Plans every window occurrence in `[now, now + horizon)`.
+pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: TimeDelta) -> Plan {
+    let from = now;
+    let until = now + horizon;
+    let guard = policy.agent.guard;
+    // The timeline must cover every instant a lifecycle may touch: a shifted start up to
+    // `shift_limit` past `until`, plus `max` and the guard.
+    let reach = policy
+        .windows
+        .iter()
+        .map(|w| w.shift_limit + w.max)
+        .max()
+        .unwrap_or_default()
+        + guard
+        + TimeDelta::hours(1);
+
+    let mut cache = TimelineCache::default();
+    let mut volumes = Vec::with_capacity(policy.volumes.len());
+    let mut unresolved = Vec::new();
+    let mut by_volume: HashMap<usize, usize> = HashMap::new();
+    for (vi, _) in policy.volumes.iter().enumerate() {
+        match resolve(policy, observed, vi) {
+            Ok(resolved) => {
+                let timeline = cache.get(&resolved, from - reach, until + reach);
+                by_volume.insert(vi, volumes.len());
+                volumes.push(PlannedVolume {
+                    volume: vi,
+                    resolved,
+                    timeline,
+                    lifecycles: Vec::new(),
+                });
+            }
+            Err(reason) => unresolved.push(Unresolved { volume: vi, reason }),
+        }
+    }
+
+    let mut conflicts = Vec::new();
+    let mut suggestions = Vec::new();
+    for (wi, window) in policy.windows.iter().enumerate() {
+        let starts = Recurrence::Cron(window.start).occurrences(window.timezone, from, until);
+        let mut window_conflicts = Vec::new();
+        let mut any_misfit = false;
+        for &vi in &window.volumes {
+            let Some(&pi) = by_volume.get(&vi) else {
+                continue;
+            };
+            let pv = &mut volumes[pi];
+            for &start in &starts {
+                let (lifecycle, conflict) = place(wi, window, vi, pv, start, from, guard);
+                any_misfit |= lifecycle.outcome != Outcome::Fits;
+                if let Some(c) = conflict {
+                    window_conflicts.push(c);
+                }
+                pv.lifecycles.push(lifecycle);
+            }
+        }
+        if any_misfit {
+            let windows_volumes: Vec<&PlannedVolume> = window
+                .volumes
+                .iter()
+                .filter_map(|vi| by_volume.get(vi).map(|&pi| &volumes[pi]))
+                .collect();
+            let s = suggest::suggest(policy, wi, &starts, &windows_volumes, from, until);
+            for c in &mut window_conflicts {
+                c.suggestion = s.text.clone();
+            }
+            suggestions.push(s);
+        }
+        conflicts.extend(window_conflicts);
+    }
+
+    let volumes = volumes
+        .into_iter()
+        .map(|mut pv| {
+            pv.lifecycles.sort_by_key(|l| (l.create_at, l.window));
+            let scheduled = pv.timeline.in_range(from, until).to_vec();
+            VolumePlan {
+                volume: pv.volume,
+                timezone: pv.resolved.tz,
+                schedule_names: pv.resolved.names.clone(),
+                scheduled,
+                lifecycles: pv.lifecycles,
+            }
+        })
+        .collect();
+    conflicts.sort_by_key(|c| (c.at, c.window, c.volume));
+    Plan {
+        from,
+        until,
+        guard,
+        volumes,
+        conflicts,
+        suggestions,
+        unresolved,
+    }
+}
+
+/// A volume's schedules and zone, resolved from the policy or from what was observed.
+#[derive(Debug, Clone)]
+struct Resolved {
+    tz: Tz,
+    key: TimelineKey,
+    names: Arc<[String]>,
+    recurrences: Arc<[Recurrence]>,
+}
+
+/// Volumes with the same schedules in the same zone share one timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TimelineKey {
+    Inline {
+        policy: usize,
+        tz: Tz,
+    },
+    Observed {
+        cluster: usize,
+        policy: String,
+        tz: Tz,
+    },
+}
+
+fn resolve(policy: &Policy, observed: &Observed, vi: usize) -> Result<Resolved, String> {
+    let volume = &policy.volumes[vi];
+    let cluster = &policy.clusters[volume.cluster];
+    let seen = observed.cluster(&cluster.name);
+    let tz = match (cluster.timezone, &cluster.endpoint) {
+        (ClusterTimezone::Named(tz), _) => tz,
+        // The embedded simulator's clusters run on UTC unless the policy names a zone.
+        (ClusterTimezone::Auto, Endpoint::Simulator) => Tz::UTC,
+        (ClusterTimezone::Auto, Endpoint::Url(_)) => match seen {
+            Some(c) => Tz::from_str(&c.info.timezone).map_err(|_| {
+                format!(
+                    "cluster {} reports time zone {:?}, which is not an IANA name",
+                    cluster.name, c.info.timezone
+                )
+            })?,
+            None => {
+                return Err(format!(
+                    "cluster {} has timezone = \"auto\": its zone is read from the cluster; \
+                     run against the cluster or set timezone to an IANA name",
+                    cluster.name
+                ))
+            }
+        },
+    };
+    match &volume.schedules {
+        VolumeSchedules::Policy(pi) => {
+            let sp = &policy.snapshot_policies[*pi];
+            let names: Vec<String> = sp
+                .copies
+                .iter()
+                .map(|c| policy.schedules[c.schedule].name.clone())
+                .collect();
+            let recurrences: Vec<Recurrence> = sp
+                .copies
+                .iter()
+                .map(|c| policy.schedules[c.schedule].recurrence.clone())
+                .collect();
+            Ok(Resolved {
+                tz,
+                key: TimelineKey::Inline { policy: *pi, tz },
+                names: names.into(),
+                recurrences: recurrences.into(),
+            })
+        }
+        VolumeSchedules::Ontap => {
+            let needs = || {
+                format!(
+                    "volume {}/{}/{} has snapshot_policy = \"ontap\": its schedules are read from the cluster; \
+                     run against the cluster or name a [[snapshot_policy]] in the policy",
+                    cluster.name, volume.svm, volume.name
+                )
+            };
+            let c = seen.ok_or_else(needs)?;
+            let v = c
+                .volumes
+                .iter()
+                .find(|v| v.svm == volume.svm && v.name == volume.name)
+                .ok_or_else(|| {
+                    format!(
+                        "volume {}/{}/{} was not found on the cluster",
+                        cluster.name, volume.svm, volume.name
+                    )
+                })?;
+            let policy_name = v
+                .snapshot_policy
+                .clone()
+                .unwrap_or_else(|| "none".to_string());
+            let sp = c.snapshot_policies.iter().find(|p| p.name == policy_name);
+            let mut names = Vec::new();
+            let mut recurrences = Vec::new();
+            for copies in sp.map(|p| p.copies.as_slice()).unwrap_or_default() {
+                let s = c
+                    .schedules
+                    .iter()
+                    .find(|s| s.name == copies.schedule)
+                    .ok_or_else(|| {
+                        format!(
+                            "snapshot policy {policy_name} on cluster {} names unknown schedule {}",
+                            cluster.name, copies.schedule
+                        )
+                    })?;
+                names.push(s.name.clone());
+                recurrences.push(s.recurrence.clone());
+            }
+            Ok(Resolved {
+                tz,
+                key: TimelineKey::Observed {
+                    cluster: volume.cluster,
+                    policy: policy_name,
+                    tz,
+                },
+                names: names.into(),
+                recurrences: recurrences.into(),
+            })
+        }
+    }
+}
+
+/// Scheduled snapshots of one schedule set in one zone over `[start, end)`.
+#[derive(Debug)]
+struct Timeline {
+    end: DateTime<Utc>,
+    snapshots: Vec<ScheduledSnapshot>,
+    recurrences: Arc<[Recurrence]>,
+    tz: Tz,
+}
+
+impl Timeline {
+    fn in_range(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> &[ScheduledSnapshot] {
+        let lo = self.snapshots.partition_point(|s| s.at < from);
+        let hi = self.snapshots.partition_point(|s| s.at < until);
+        &self.snapshots[lo..hi]
+    }
+
+    /// The first scheduled snapshot at or after `t`, beyond the computed range if need be.
+    fn first_at_or_after(&self, t: DateTime<Utc>) -> Option<ScheduledSnapshot> {
+        let i = self.snapshots.partition_point(|s| s.at < t);
+        if let Some(s) = self.snapshots.get(i) {
+            return Some(*s);
+        }
+        let after = t.max(self.end) - TimeDelta::nanoseconds(1);
+        self.recurrences
+            .iter()
+            .enumerate()
+            .filter_map(|(schedule, r)| {
+                r.next_after(self.tz, after)
+                    .map(|at| ScheduledSnapshot { at, schedule })
+            })
+            .min()
+    }
+
+    /// The last scheduled snapshot strictly before `t`, within the computed range.
+    fn last_before(&self, t: DateTime<Utc>) -> Option<ScheduledSnapshot> {
+        let i = self.snapshots.partition_point(|s| s.at < t);
+        i.checked_sub(1).map(|i| self.snapshots[i])
+    }
+
+    /// The first scheduled snapshot in `[start, start + length)`, if any: what a lifecycle of
+    /// that span would collide with.
+    fn collision(&self, start: DateTime<Utc>, length: TimeDelta) -> Option<ScheduledSnapshot> {
+        self.first_at_or_after(start)
+            .filter(|s| s.at < start + length)
+    }
+}
+
+#[derive(Default)]
+struct TimelineCache {
+    timelines: HashMap<TimelineKey, Arc<Timeline>>,
+}
+
+impl TimelineCache {
+    fn get(&mut self, r: &Resolved, start: DateTime<Utc>, end: DateTime<Utc>) -> Arc<Timeline> {
+        self.timelines
+            .entry(r.key.clone())
+            .or_insert_with(|| {
+                let refs: Vec<&Recurrence> = r.recurrences.iter().collect();
+                Arc::new(Timeline {
+                    end,
+                    snapshots: timeline::scheduled_snapshots(&refs, r.tz, start, end),
+                    recurrences: r.recurrences.clone(),
+                    tz: r.tz,
+                })
+            })
+            .clone()
+    }
+}
+
+struct PlannedVolume {
+    volume: usize,
+    resolved: Resolved,
+    timeline: Arc<Timeline>,
+    lifecycles: Vec<Lifecycle>,
+}
+
+/// Places one window occurrence on one volume.
+fn place(
+    wi: usize,
+    window: &Window,
+    vi: usize,
+    pv: &PlannedVolume,
+    start: DateTime<Utc>,
+    from: DateTime<Utc>,
+    guard: TimeDelta,
+) -> (Lifecycle, Option<Conflict>) {
+    let tl = &pv.timeline;
+    let tz = pv.resolved.tz;
+    let names = &pv.resolved.names;
+    let span = window.max + guard;
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
+    let describe = |s: &ScheduledSnapshot| format!("{} at {}", names[s.schedule], local(s.at));
+    let lifecycle = |create_at: DateTime<Utc>, outcome: Outcome, reason: String| Lifecycle {
+        window: wi,
+        window_start: start,
+        create_at,
+        release_by: create_at + window.max,
+        next_scheduled: tl.first_at_or_after(create_at),
+        outcome,
+        reason,
+    };
+
+    let Some(hit) = tl.collision(start, span) else {
+        let next = tl.first_at_or_after(start);
+        let reason = match next {
+            Some(n) => format!(
+                "release by {} + guard {} is before {}",
+                local(start + window.max),
+                human(guard),
+                describe(&n)
+            ),
+            None => "no scheduled snapshot follows".to_string(),
+        };
+        return (lifecycle(start, Outcome::Fits, reason), None);
+    };
+
+    let why = format!(
+        "{} falls inside {}–{} (max {} + guard {})",
+        describe(&hit),
+        local(start),
+        local(start + span),
+        human(window.max),
+        human(guard)
+    );
+    let conflict = |kind: ConflictKind| Conflict {
+        window: wi,
+        volume: vi,
+        at: start,
+        scheduled: hit,
+        schedule: names[hit.schedule].clone(),
+        kind,
+        suggestion: String::new(),
+    };
+    match window.on_conflict {
+        OnConflict::Run => (
+            lifecycle(
+                start,
+                Outcome::Conflict,
+                format!("runs anyway (on_conflict = run): {why}; the clone will be captured"),
+            ),
+            Some(conflict(ConflictKind::ChainConflict)),
+        ),
+        OnConflict::Skip => (
+            lifecycle(
+                start,
+                Outcome::Skipped,
+                format!("skipped (on_conflict = skip): {why}"),
+            ),
+            Some(conflict(ConflictKind::Skipped)),
+        ),
+        OnConflict::Shift => match nearest_fit(tl, start, span, window.shift_limit, from) {
+            Some(shifted) => {
+                let delta = shifted - start;
+                let reason = format!(
+                    "shifted {} {} to {}: {why}",
+                    human(delta.abs()),
+                    if delta > TimeDelta::zero() {
+                        "later"
+                    } else {
+                        "earlier"
+                    },
+                    local(shifted)
+                );
+                (lifecycle(shifted, Outcome::Shifted, reason), None)
+            }
+            None => (
+                lifecycle(
+                    start,
+                    Outcome::Skipped,
+                    format!(
+                        "skipped: no start within {} fits; {why}",
+                        human(window.shift_limit)
+                    ),
+                ),
+                Some(conflict(ConflictKind::NoGap)),
+            ),
+        },
+    }
+}
+
+/// The start nearest to `start` (ties: the later one), whole minutes, not before `from` and at
+/// most `limit` away, such that `[s, s + span)` holds no scheduled snapshot.
+fn nearest_fit(
+    tl: &Timeline,
+    start: DateTime<Utc>,
+    span: TimeDelta,
+    limit: TimeDelta,
+    from: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let lower = (start - limit).max(ceil_minute(from));
+    let upper = start + limit;
+    let mut best: Option<DateTime<Utc>> = None;
+    for (a, b) in tl.gaps_around(lower, upper + span) {
+        // A start must come after the previous snapshot `a` and end (with guard) by the next `b`.
+        let lo = a
+            .map_or(lower, |a| ceil_minute(a + TimeDelta::seconds(1)))
+            .max(lower);
+        let hi = b.map_or(upper, |b| floor_minute(b - span)).min(upper);
+        if lo > hi {
+            continue;
+        }
+        let candidate = start.clamp(lo, hi);
+        let better = match best {
+            None => true,
+            Some(cur) => {
+                let (d_new, d_cur) = ((candidate - start).abs(), (cur - start).abs());
+                d_new < d_cur || (d_new == d_cur && candidate > cur)
+            }
+        };
+        if better {
+            best = Some(candidate);
+        }
+    }
+    best
+}
+
+/// The scheduled snapshots before and after a free gap; `None`: none on that side in range.
+type GapBounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+impl Timeline {
+    /// Consecutive pairs (previous, next) of scheduled instants whose gap overlaps `[lo, hi)`;
+    /// `None` stands for "no snapshot on that side within the computed range".
+    fn gaps_around(
+        &self,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+    ) -> Vec<GapBounds> {
+        let mut out = Vec::new();
+        let first = self.snapshots.partition_point(|s| s.at < lo);
+        let mut prev = self.last_before(lo).map(|s| s.at);
+        for s in &self.snapshots[first..] {
+            out.push((prev, Some(s.at)));
+            prev = Some(s.at);
+            if s.at >= hi {
+                return out;
+            }
+        }
+        out.push((prev, None));
+        out
+    }
+}
+
+fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floored = floor_minute(t);
+    if floored == t {
+        t
+    } else {
+        floored + TimeDelta::minutes(1)
+    }
+}
+
+fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("second 0 is always valid")
+}
+
+/// `1h30m`, `45m`, `90s` — how durations read in reasons.
+pub fn human(d: TimeDelta) -> String {
+    let total = d.num_seconds();
+    let (sign, total) = if total < 0 {
+        ("-", -total)
+    } else {
+        ("", total)
+    };
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total / 3_600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    let mut out = String::from(sign);
+    for (v, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if v != 0 {
+            out.push_str(&format!("{v}{unit}"));
+        }
+    }
+    if out.len() == sign.len() {
+        out.push_str("0m");
+    }
+    out
+}

@@ -195,6 +195,23 @@ impl CronSpec {
         self.mask(field) != field.full_mask()
     }
 
+    /// The single `(hour, minute)` the schedule fires at each matching day, when it has exactly one.
+    pub fn single_time(&self) -> Option<(u32, u32)> {
+        (self.hours.count_ones() == 1 && self.minutes.count_ones() == 1)
+            .then(|| (self.hours.trailing_zeros(), self.minutes.trailing_zeros()))
+    }
+
+    /// The same days, firing only at `hour:minute`. Panics if out of range (callers pass a
+    /// wall-clock time).
+    pub fn at_time(&self, hour: u32, minute: u32) -> CronSpec {
+        assert!(hour < 24 && minute < 60, "wall-clock time out of range");
+        CronSpec {
+            minutes: 1 << minute,
+            hours: 1 << hour,
+            ..*self
+        }
+    }
+
     /// Whether the schedule fires on this local date (month, and the day-of-month/weekday OR rule).
     pub fn matches_date(&self, date: NaiveDate) -> bool {
         if self.months & (1 << date.month()) == 0 {

@@ -1,0 +1,183 @@
+//! Policy suggestions for windows that do not fit: a new start time that fits every occurrence,
+//! or the evidence that no gap is long enough and FlexClone is the way out.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{ceil_minute, floor_minute, human, PlannedVolume};
+use crate::config::Policy;
+
+/// How far from the configured start a suggested start may lie.
+const SEARCH: TimeDelta = TimeDelta::hours(12);
+
+/// A proposed policy change for one window, with the evidence in `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// Index into `Policy::windows`.
+    pub window: usize,
+    /// The smallest shift of the start that makes every occurrence fit, if one exists.
+    pub offset: Option<TimeDelta>,
+    /// The window's `start` cron with that shift applied, when it can be written as one.
+    pub new_start: Option<String>,
+    pub text: String,
+}
+
+/// Sorted, disjoint, inclusive intervals of offsets in minutes.
+type Offsets = Vec<(i64, i64)>;
+
+pub(super) fn suggest(
+    policy: &Policy,
+    wi: usize,
+    starts: &[DateTime<Utc>],
+    volumes: &[&PlannedVolume],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Suggestion {
+    let window = &policy.windows[wi];
+    let span = window.max + policy.agent.guard;
+    let mut common: Offsets = vec![(-SEARCH.num_minutes(), SEARCH.num_minutes())];
+    for pv in volumes {
+        for &s in starts {
+            let mut feasible = Offsets::new();
+            for (a, b) in pv.timeline.gaps_around(s - SEARCH, s + SEARCH + span) {
+                let lo = a.map_or(-SEARCH.num_minutes(), |a| {
+                    (ceil_minute(a + TimeDelta::seconds(1)) - s).num_minutes()
+                });
+                let hi = b.map_or(SEARCH.num_minutes(), |b| {
+                    (floor_minute(b - span) - s).num_minutes()
+                });
+                if lo <= hi {
+                    feasible.push((lo, hi));
+                }
+            }
+            common = intersect(&common, &feasible);
+            if common.is_empty() {
+                break;
+            }
+        }
+    }
+    let occurrences = starts.len() * volumes.len();
+    let hours = (until - from).num_hours();
+    match nearest_to_zero(&common) {
+        Some(minutes) => {
+            let offset = TimeDelta::minutes(minutes);
+            let new_start = window.start.single_time().and_then(|(h, m)| {
+                let shifted = i64::from(h * 60 + m) + minutes;
+                (0..24 * 60).contains(&shifted).then(|| {
+                    let spec = window
+                        .start
+                        .at_time((shifted / 60) as u32, (shifted % 60) as u32);
+                    (
+                        format!("{:02}:{:02}", shifted / 60, shifted % 60),
+                        spec.to_string(),
+                    )
+                })
+            });
+            let how = match &new_start {
+                Some((at, cron)) => {
+                    format!("start at {at} {} (start = \"{cron}\")", window.timezone)
+                }
+                None => format!(
+                    "start {} {}",
+                    human(offset.abs()),
+                    if minutes > 0 { "later" } else { "earlier" }
+                ),
+            };
+            Suggestion {
+                window: wi,
+                offset: Some(offset),
+                new_start: new_start.map(|(_, cron)| cron),
+                text: format!(
+                    "{how} and window {} fits all {occurrences} occurrences in the next {hours} h",
+                    window.name
+                ),
+            }
+        }
+        None => Suggestion {
+            window: wi,
+            offset: None,
+            new_start: None,
+            text: no_common_start(policy, wi, volumes, from, until),
+        },
+    }
+}
+
+/// Explains why no single start works: the tightest volume's largest gap, and the way out.
+fn no_common_start(
+    policy: &Policy,
+    wi: usize,
+    volumes: &[&PlannedVolume],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> String {
+    let window = &policy.windows[wi];
+    let guard = policy.agent.guard;
+    // A lifecycle needs a gap of max + guard, plus the minute after the previous snapshot.
+    let needed = window.max + guard + TimeDelta::minutes(1);
+    let tightest = volumes
+        .iter()
+        .map(|pv| {
+            let snaps = pv.timeline.in_range(from, until);
+            let largest = snaps
+                .windows(2)
+                .map(|w| (w[1].at - w[0].at, w[0], w[1]))
+                .max_by(|x, y| x.0.cmp(&y.0).then(y.1.at.cmp(&x.1.at))); // earliest of the largest
+            (pv, largest)
+        })
+        .min_by_key(|(_, largest)| largest.map(|(len, _, _)| len));
+    match tightest {
+        Some((pv, Some((len, a, b)))) if len < needed => {
+            let v = &policy.volumes[pv.volume];
+            let tz = pv.resolved.tz;
+            let shorter = len - guard - TimeDelta::minutes(1);
+            let lower_max = if shorter > TimeDelta::zero() {
+                format!(", or lower max to {}", human(shorter))
+            } else {
+                String::new()
+            };
+            format!(
+                "no free gap of {} (max {} + guard {}) exists in {}'s schedule; the largest is {} ({} at {} to {} at {}). \
+                 FlexClone removes the constraint (clone = \"flexclone\", needs the flexclone license){lower_max}",
+                human(needed),
+                human(window.max),
+                human(guard),
+                v.name,
+                human(len),
+                pv.resolved.names[a.schedule],
+                a.at.with_timezone(&tz).format("%a %H:%M"),
+                pv.resolved.names[b.schedule],
+                b.at.with_timezone(&tz).format("%a %H:%M"),
+            )
+        }
+        _ => format!(
+            "no single start time within {} fits every occurrence of window {}: the free gaps move from day to day. \
+             on_conflict = \"shift\" places each occurrence safely; FlexClone removes the constraint",
+            human(SEARCH),
+            window.name
+        ),
+    }
+}
+
+fn intersect(a: &Offsets, b: &Offsets) -> Offsets {
+    let mut out = Offsets::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let lo = a[i].0.max(b[j].0);
+        let hi = a[i].1.min(b[j].1);
+        if lo <= hi {
+            out.push((lo, hi));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// The offset of smallest magnitude (ties: the positive one).
+fn nearest_to_zero(set: &Offsets) -> Option<i64> {
+    set.iter()
+        .map(|&(lo, hi)| 0.clamp(lo, hi))
+        .min_by_key(|&d| (d.abs(), d < 0))
+}
