@@ -1,7 +1,5 @@
-//! placeholder
-use axum as _;
-use axum_server as _;
-use rcgen as _;
-use reqwest as _;
-use rustls as _;
-fn main() {}
+//! The `snapwarden` binary: hands the command line to `snapwarden::cli`.
+
+fn main() -> std::process::ExitCode {
+    snapwarden::cli::main()
+}

@@ -1,1 +1,150 @@
 //! Command-line interface: `check`, `plan`, `simulator serve`.
+//!
+//! The imperative edge: it reads the clock and files, calls the pure core, prints, and maps
+//! outcomes to exit codes (0 ok, 1 conflicts predicted, 2 invalid input).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Policy};
+use crate::planner::{self, Observed, Plan};
+
+mod render;
+
+pub use render::{check_report, plan_json, plan_table};
+
+/// Exit code: valid and nothing to report.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: valid, but conflicts are predicted.
+pub const EXIT_CONFLICTS: u8 = 1;
+/// Exit code: invalid input (policy errors, unusable arguments, a policy that needs a cluster).
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "snapwarden", version, about = "Keeps backup backing snapshots clear of ONTAP scheduled snapshots")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a policy and predict conflicts (exit 0: none, 1: conflicts, 2: invalid).
+    Check {
+        policy: PathBuf,
+        #[command(flatten)]
+        horizon: Horizon,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show scheduled snapshots and planned backing-snapshot lifecycles per volume.
+    Plan {
+        policy: PathBuf,
+        #[command(flatten)]
+        horizon: Horizon,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Horizon {
+    /// Start of the horizon (RFC 3339); default: now.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub from: Option<DateTime<Utc>>,
+    /// Length of the horizon in hours (default: 168 for check, 24 for plan).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=24 * 366))]
+    pub hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; expected RFC 3339 such as 2026-11-25T00:00:00Z"))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SNAPWARDEN_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match cli.command {
+        Command::Check { policy, horizon, output } => check(&policy, &horizon, output),
+        Command::Plan { policy, horizon, output } => plan(&policy, &horizon, output),
+    };
+    ExitCode::from(code)
+}
+
+/// Loads the policy and plans offline; prints errors and returns the exit code on failure.
+fn plan_offline(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Policy, Plan), u8> {
+    let policy = config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        EXIT_INVALID
+    })?;
+    let from = horizon.from.unwrap_or_else(Utc::now);
+    let hours = horizon.hours.unwrap_or(default_hours);
+    let plan = planner::plan(&policy, &Observed::offline(), from, TimeDelta::hours(i64::from(hours)));
+    if !plan.unresolved.is_empty() {
+        eprintln!("{}: cannot plan offline:", path.display());
+        for u in &plan.unresolved {
+            eprintln!("  {}", u.reason);
+        }
+        return Err(EXIT_INVALID);
+    }
+    Ok((policy, plan))
+}
+
+fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
+    let (policy, plan) = match plan_offline(path, horizon, 168) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let text = match output {
+        Output::Table => check_report(&policy, &plan),
+        Output::Json => pretty(&plan_json(&policy, &plan)),
+    };
+    print(&text);
+    if plan.conflicts.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_CONFLICTS
+    }
+}
+
+fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
+    let (policy, plan) = match plan_offline(path, horizon, 24) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let text = match output {
+        Output::Table => plan_table(&policy, &plan),
+        Output::Json => pretty(&plan_json(&policy, &plan)),
+    };
+    print(&text);
+    EXIT_OK
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("a JSON value always serializes");
+    s.push('\n');
+    s
+}
+
+fn print(text: &str) {
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

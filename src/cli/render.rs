@@ -1,0 +1,231 @@
+//! Renders a plan for people (tables, the `check` report) and for scripts (the documented JSON).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+
+use crate::config::Policy;
+use crate::planner::{human, Outcome, Plan, VolumePlan};
+
+fn at(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn volume_id(policy: &Policy, vi: usize) -> String {
+    let v = &policy.volumes[vi];
+    format!("{}/{}/{}", policy.clusters[v.cluster].name, v.svm, v.name)
+}
+
+fn volume_tz(plan: &Plan, vi: usize) -> Tz {
+    plan.volumes.iter().find(|v| v.volume == vi).map_or(Tz::UTC, |v| v.timezone)
+}
+
+/// The documented `--output json` shape (README: "plan --output json").
+pub fn plan_json(policy: &Policy, plan: &Plan) -> Value {
+    let volumes: Vec<Value> = plan
+        .volumes
+        .iter()
+        .map(|vp| {
+            let v = &policy.volumes[vp.volume];
+            let tz = vp.timezone;
+            json!({
+                "cluster": policy.clusters[v.cluster].name,
+                "svm": v.svm,
+                "volume": v.name,
+                "timezone": tz.name(),
+                "scheduled_snapshots": vp.scheduled.iter().map(|s| json!({
+                    "schedule": vp.schedule_name(s),
+                    "at": at(s.at, tz),
+                })).collect::<Vec<_>>(),
+                "lifecycles": vp.lifecycles.iter().map(|l| json!({
+                    "window": policy.windows[l.window].name,
+                    "window_start": at(l.window_start, tz),
+                    "create_at": at(l.create_at, tz),
+                    "release_by": at(l.release_by, tz),
+                    "next_scheduled_at": l.next_scheduled.map(|n| at(n.at, tz)),
+                    "next_schedule": l.next_scheduled.map(|n| vp.schedule_name(&n).to_string()),
+                    "slack_seconds": l.slack(plan.guard).map(|s| s.num_seconds()),
+                    "outcome": l.outcome.as_str(),
+                    "reason": l.reason,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let conflicts: Vec<Value> = plan
+        .conflicts
+        .iter()
+        .map(|c| {
+            let v = &policy.volumes[c.volume];
+            let tz = volume_tz(plan, c.volume);
+            json!({
+                "window": policy.windows[c.window].name,
+                "cluster": policy.clusters[v.cluster].name,
+                "svm": v.svm,
+                "volume": v.name,
+                "at": at(c.at, tz),
+                "scheduled_at": at(c.scheduled.at, tz),
+                "schedule": c.schedule,
+                "kind": c.kind.as_str(),
+                "suggestion": c.suggestion,
+            })
+        })
+        .collect();
+    let suggestions: Vec<Value> = plan
+        .suggestions
+        .iter()
+        .map(|s| {
+            json!({
+                "window": policy.windows[s.window].name,
+                "offset_seconds": s.offset.map(|o| o.num_seconds()),
+                "new_start": s.new_start,
+                "text": s.text,
+            })
+        })
+        .collect();
+    json!({
+        "from": utc(plan.from),
+        "until": utc(plan.until),
+        "guard_seconds": plan.guard.num_seconds(),
+        "volumes": volumes,
+        "conflicts": conflicts,
+        "suggestions": suggestions,
+    })
+}
+
+/// A per-volume timeline: scheduled snapshots, backing-snapshot creates and release deadlines in
+/// order, each lifecycle with its outcome and reason.
+pub fn plan_table(policy: &Policy, plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan {} → {} ({} h), guard {}",
+        utc(plan.from),
+        utc(plan.until),
+        (plan.until - plan.from).num_hours(),
+        human(plan.guard)
+    );
+    for vp in &plan.volumes {
+        let _ = writeln!(out, "\n{}  ({})", volume_id(policy, vp.volume), vp.timezone);
+        for (_, line) in volume_events(policy, plan, vp) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if !plan.conflicts.is_empty() || !plan.suggestions.is_empty() {
+        out.push('\n');
+        out.push_str(&conflict_report(policy, plan));
+    }
+    out
+}
+
+/// Timeline lines of one volume, sorted by instant (scheduled snapshots first on ties).
+fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime<Utc>, String)> {
+    let tz = vp.timezone;
+    let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
+    let mut events: Vec<(DateTime<Utc>, u8, String)> = Vec::new();
+    for s in &vp.scheduled {
+        events.push((s.at, 0, format!("{}  scheduled snapshot  {}", when(s.at), vp.schedule_name(s))));
+    }
+    for l in &vp.lifecycles {
+        let name = &policy.windows[l.window].name;
+        let slack = l.slack(plan.guard).map(|s| format!(", slack {}", human(s))).unwrap_or_default();
+        match l.outcome {
+            Outcome::Skipped => events.push((
+                l.window_start,
+                1,
+                format!("{}  skip                {name}  [skipped] {}", when(l.window_start), l.reason),
+            )),
+            outcome => {
+                events.push((
+                    l.create_at,
+                    1,
+                    format!("{}  create backing      {name}  [{}{slack}] {}", when(l.create_at), outcome.as_str(), l.reason),
+                ));
+                events.push((l.release_by, 2, format!("{}  release by          {name}", when(l.release_by))));
+            }
+        }
+    }
+    events.retain(|(t, _, _)| *t >= plan.from && *t < plan.until);
+    events.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    events.into_iter().map(|(t, _, line)| (t, line)).collect()
+}
+
+/// Conflicts grouped by window, each group followed by its suggestion; then shifted windows.
+fn conflict_report(policy: &Policy, plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut by_window: BTreeMap<usize, Vec<&crate::planner::Conflict>> = BTreeMap::new();
+    for c in &plan.conflicts {
+        by_window.entry(c.window).or_default().push(c);
+    }
+    if !by_window.is_empty() {
+        let _ = writeln!(out, "conflicts ({}):", plan.conflicts.len());
+    }
+    for (wi, conflicts) in &by_window {
+        let w = &policy.windows[*wi];
+        let _ = writeln!(out, "  window {} ({} {}, max {}, on_conflict {}):", w.name, w.start, w.timezone, human(w.max), on_conflict(w));
+        for c in conflicts {
+            let tz = volume_tz(plan, c.volume);
+            let _ = writeln!(
+                out,
+                "    {}  {}  {}: {} at {} falls inside the lifecycle",
+                c.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
+                volume_id(policy, c.volume),
+                c.kind.as_str(),
+                c.schedule,
+                c.scheduled.at.with_timezone(&tz).format("%H:%M"),
+            );
+        }
+        if let Some(c) = conflicts.first() {
+            let _ = writeln!(out, "    suggestion: {}", c.suggestion);
+        }
+    }
+    let shifted: Vec<_> = plan.suggestions.iter().filter(|s| !by_window.contains_key(&s.window)).collect();
+    if !shifted.is_empty() {
+        let _ = writeln!(out, "shifted windows (safe as planned; the policy could say so):");
+        for s in shifted {
+            let w = &policy.windows[s.window];
+            let count = plan
+                .volumes
+                .iter()
+                .flat_map(|v| &v.lifecycles)
+                .filter(|l| l.window == s.window && l.outcome == Outcome::Shifted)
+                .count();
+            let _ = writeln!(out, "  window {}: shifted {} time(s); suggestion: {}", w.name, count, s.text);
+        }
+    }
+    out
+}
+
+fn on_conflict(w: &crate::config::Window) -> &'static str {
+    match w.on_conflict {
+        crate::config::OnConflict::Shift => "shift",
+        crate::config::OnConflict::Skip => "skip",
+        crate::config::OnConflict::Run => "run",
+    }
+}
+
+/// What `check` prints: a one-line verdict, then conflicts with suggestions.
+pub fn check_report(policy: &Policy, plan: &Plan) -> String {
+    let lifecycles: usize = plan.volumes.iter().map(|v| v.lifecycles.len()).sum();
+    let mut out = format!(
+        "{}: valid ({} cluster(s), {} volume(s), {} window(s)); {} lifecycle(s) planned {} → {}\n",
+        policy.source.display(),
+        policy.clusters.len(),
+        policy.volumes.len(),
+        policy.windows.len(),
+        lifecycles,
+        utc(plan.from),
+        utc(plan.until),
+    );
+    if plan.conflicts.is_empty() {
+        out.push_str("no conflicts predicted\n");
+    }
+    out.push_str(&conflict_report(policy, plan));
+    out
+}
