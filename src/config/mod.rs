@@ -1,5 +1,16 @@
 //! The policy file: raw serde types, validation into `model::Policy`, and located diagnostics.
+//!
+//! Entry points: [`load`] (a file and its includes) and [`parse_str`] (text, for tests). Both run
+//! the same single validation pass, which reports every problem at once as [`Diagnostics`].
+//! `config/reference.toml` at the repository root is the contract for the file's shape.
 
+pub mod diag;
+pub mod duration;
 pub mod model;
+pub mod raw;
+mod validate;
 
+pub use diag::{Diagnostic, Diagnostics};
+pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
 pub use model::*;
+pub use validate::{load, parse_str};

@@ -1,0 +1,1677 @@
+//! Loading and validating a policy: files and includes → raw types → one pass that reports every error.
+//!
+//! Stages, all feeding one list of located diagnostics:
+//! 1. read each file (main first, then its `include`s depth-first) and parse it into a spanned
+//!    TOML tree; a syntax error stops at stage 1 for the whole load (later errors would be noise);
+//! 2. compare every table's keys with the raw types' fields and report **every** unknown key, then
+//!    drop them so typed deserialization (stage 3) only reports wrong types and missing keys;
+//! 3. deserialize each entry (`[[cluster]]`, `[[volume]]`, …) on its own, so one bad entry does not
+//!    hide errors in the others; names of entries that failed are remembered so references to them
+//!    do not cascade into "unknown cluster" noise;
+//! 4. validate values and cross-references and build [`Policy`].
+//!
+//! Invariant: `Ok(Policy)` only when no diagnostic was produced at any stage.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::de::IntoDeserializer;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::diag::{Diagnostic, Diagnostics, Pending, Sources};
+use super::duration::parse_duration;
+use super::model::*;
+use super::raw::*;
+use crate::timeline::{CronError, CronField, CronSpec, Recurrence};
+
+/// Loads and validates the policy at `path` and every file it includes.
+pub fn load(path: &Path) -> Result<Policy, Diagnostics> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_str(&text, path),
+        Err(e) => Err(Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the policy file: {e}"),
+            hint: Some(
+                "pass the path of a policy TOML file; config/reference.toml documents one".into(),
+            ),
+        }])),
+    }
+}
+
+/// Validates policy `text` as if it were the file at `path`; `include`s are read from disk,
+/// relative to `path`'s directory.
+pub fn parse_str(text: &str, path: &Path) -> Result<Policy, Diagnostics> {
+    let mut loader = Loader::default();
+    let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    loader.stack.push(start.clone());
+    loader.loaded.insert(start);
+    loader.load_file(path.to_path_buf(), Arc::from(text), true);
+    let Loader {
+        mut cx,
+        raw,
+        syntax_error,
+        ..
+    } = loader;
+    let policy = if syntax_error {
+        None
+    } else {
+        build(&mut cx, raw)
+    };
+    match policy {
+        Some(policy) if cx.diags.is_empty() => Ok(policy),
+        _ => Err(cx.finish()),
+    }
+}
+
+/// Sources plus the diagnostics found so far.
+#[derive(Default)]
+struct Cx {
+    sources: Sources,
+    diags: Vec<Pending>,
+}
+
+impl Cx {
+    fn error(
+        &mut self,
+        file: usize,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.diags.push(Pending {
+            file,
+            span,
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn finish(self) -> Diagnostics {
+        let mut pending = self.diags;
+        pending.sort_by_key(|p| (p.file, p.span.start));
+        Diagnostics(pending.iter().map(|p| p.resolve(&self.sources)).collect())
+    }
+}
+
+fn hint(text: impl Into<String>) -> Option<String> {
+    Some(text.into())
+}
+
+/// A raw entry and where it came from.
+struct At<T> {
+    file: usize,
+    item: T,
+}
+
+/// Everything read from all files, before validation.
+#[derive(Default)]
+struct RawPolicy {
+    agent: Option<At<RawAgent>>,
+    flexclone: Option<At<RawFlexClone>>,
+    clusters: Vec<At<RawCluster>>,
+    schedules: Vec<At<RawSchedule>>,
+    snapshot_policies: Vec<At<RawSnapshotPolicy>>,
+    volumes: Vec<At<RawVolume>>,
+    windows: Vec<At<RawWindow>>,
+    /// Names (volume ids for volumes) of entries that failed to deserialize, by section key.
+    broken: HashMap<&'static str, HashSet<String>>,
+}
+
+impl RawPolicy {
+    fn is_broken(&self, section: &str, name: &str) -> bool {
+        self.broken.get(section).is_some_and(|s| s.contains(name))
+    }
+}
+
+/// Which keys a table may hold, and which of its keys hold tables with their own rules.
+struct Schema {
+    what: &'static str,
+    fields: fn() -> &'static [&'static str],
+    nested: &'static [(&'static str, &'static Schema)],
+}
+
+const SIMULATOR: Schema = Schema {
+    what: "the cluster's simulator table",
+    fields: fields_of::<RawSimulator>,
+    nested: &[],
+};
+const CRON_LISTS: Schema = Schema {
+    what: "the cron table",
+    fields: fields_of::<RawCronLists>,
+    nested: &[],
+};
+const COPIES: Schema = Schema {
+    what: "a copies entry",
+    fields: fields_of::<RawCopies>,
+    nested: &[],
+};
+const HOOK: Schema = Schema {
+    what: "the window's hook table",
+    fields: fields_of::<RawHook>,
+    nested: &[],
+};
+const AGENT: Schema = Schema {
+    what: "[agent]",
+    fields: fields_of::<RawAgent>,
+    nested: &[],
+};
+const FLEXCLONE: Schema = Schema {
+    what: "[flexclone]",
+    fields: fields_of::<RawFlexClone>,
+    nested: &[],
+};
+const CLUSTER: Schema = Schema {
+    what: "[[cluster]]",
+    fields: fields_of::<RawCluster>,
+    nested: &[("simulator", &SIMULATOR)],
+};
+const SCHEDULE: Schema = Schema {
+    what: "[[schedule]]",
+    fields: fields_of::<RawSchedule>,
+    nested: &[("cron", &CRON_LISTS)],
+};
+const SNAPSHOT_POLICY: Schema = Schema {
+    what: "[[snapshot_policy]]",
+    fields: fields_of::<RawSnapshotPolicy>,
+    nested: &[("copies", &COPIES)],
+};
+const VOLUME: Schema = Schema {
+    what: "[[volume]]",
+    fields: fields_of::<RawVolume>,
+    nested: &[],
+};
+const WINDOW: Schema = Schema {
+    what: "[[window]]",
+    fields: fields_of::<RawWindow>,
+    nested: &[("hook", &HOOK)],
+};
+
+#[derive(Default)]
+struct Loader {
+    cx: Cx,
+    raw: RawPolicy,
+    /// Canonical paths of the files being loaded, outermost first (for include cycles).
+    stack: Vec<PathBuf>,
+    /// Canonical paths of every file read so far.
+    loaded: HashSet<PathBuf>,
+    syntax_error: bool,
+}
+
+impl Loader {
+    fn load_file(&mut self, path: PathBuf, text: Arc<str>, main: bool) {
+        let file = self.cx.sources.add(path.clone(), text.clone());
+        let doc = match DeTable::parse(&text) {
+            Ok(doc) => doc.into_inner(),
+            Err(e) => {
+                self.syntax_error = true;
+                self.cx.error(
+                    file,
+                    e.span().unwrap_or(0..0),
+                    format!("TOML syntax error: {}", e.message().trim_end()),
+                    hint("fix the TOML syntax here; validation runs once the file parses"),
+                );
+                return;
+            }
+        };
+        let includes = self.read_sections(file, doc, main);
+        for include in includes {
+            self.follow_include(file, &path, include);
+        }
+    }
+
+    /// Checks top-level keys, deserializes each section, and returns the file's `include` entries.
+    fn read_sections(&mut self, file: usize, doc: DeTable<'_>, main: bool) -> Vec<Spanned<String>> {
+        let mut includes = Vec::new();
+        for (key, mut value) in doc {
+            let name: &str = key.get_ref();
+            let key_span = key.span();
+            if !TOP_LEVEL_KEYS.contains(&name) {
+                self.unknown_key(file, key_span, name, "the top level", TOP_LEVEL_KEYS);
+                continue;
+            }
+            if !main && MAIN_FILE_ONLY.contains(&name) {
+                self.cx.error(
+                    file,
+                    key_span,
+                    format!("`{name}` is only allowed in the main policy file"),
+                    hint(format!(
+                        "included files may hold include, cluster, schedule, snapshot_policy, \
+                         volume and window; move [{name}] to the main file"
+                    )),
+                );
+                continue;
+            }
+            match name {
+                "include" => {
+                    if let Some(list) = self.typed::<Vec<Spanned<String>>>(file, value, "include") {
+                        includes.extend(list);
+                    }
+                }
+                "agent" => {
+                    self.strip_unknown(file, &mut value, &AGENT);
+                    if let Some(item) = self.typed::<RawAgent>(file, value, "[agent]") {
+                        self.raw.agent = Some(At { file, item });
+                    }
+                }
+                "flexclone" => {
+                    self.strip_unknown(file, &mut value, &FLEXCLONE);
+                    if let Some(item) = self.typed::<RawFlexClone>(file, value, "[flexclone]") {
+                        self.raw.flexclone = Some(At { file, item });
+                    }
+                }
+                "cluster" => {
+                    for entry in self.entries(file, value, "cluster", &CLUSTER) {
+                        if let Some(item) = entry {
+                            self.raw.clusters.push(At { file, item });
+                        }
+                    }
+                }
+                "schedule" => {
+                    for entry in self.entries(file, value, "schedule", &SCHEDULE) {
+                        if let Some(item) = entry {
+                            self.raw.schedules.push(At { file, item });
+                        }
+                    }
+                }
+                "snapshot_policy" => {
+                    let all = self.entries(file, value, "snapshot_policy", &SNAPSHOT_POLICY);
+                    for entry in all {
+                        if let Some(item) = entry {
+                            self.raw.snapshot_policies.push(At { file, item });
+                        }
+                    }
+                }
+                "volume" => {
+                    for entry in self.entries(file, value, "volume", &VOLUME) {
+                        if let Some(item) = entry {
+                            self.raw.volumes.push(At { file, item });
+                        }
+                    }
+                }
+                "window" => {
+                    for entry in self.entries(file, value, "window", &WINDOW) {
+                        if let Some(item) = entry {
+                            self.raw.windows.push(At { file, item });
+                        }
+                    }
+                }
+                _ => unreachable!("every key of TOP_LEVEL_KEYS is handled"),
+            }
+        }
+        includes
+    }
+
+    /// Deserializes every entry of an array-of-tables section; `None` marks an entry that failed.
+    fn entries<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        file: usize,
+        value: Spanned<DeValue<'_>>,
+        section: &'static str,
+        schema: &Schema,
+    ) -> Vec<Option<T>> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.cx.error(
+                file,
+                span,
+                format!("`{section}` must be an array of tables"),
+                hint(format!(
+                    "write each entry under its own [[{section}]] header"
+                )),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for mut item in items.into_iter() {
+            self.strip_unknown(file, &mut item, schema);
+            let peek = |key: &str| {
+                item.get_ref()
+                    .get(key)
+                    .and_then(|v| v.get_ref().as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let name = if section == "volume" {
+                format!("{}/{}/{}", peek("cluster"), peek("svm"), peek("name"))
+            } else {
+                peek("name")
+            };
+            let parsed = self.typed::<T>(file, item, schema.what);
+            if parsed.is_none() {
+                self.raw.broken.entry(section).or_default().insert(name);
+            }
+            out.push(parsed);
+        }
+        out
+    }
+
+    fn typed<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        file: usize,
+        value: Spanned<DeValue<'_>>,
+        what: &str,
+    ) -> Option<T> {
+        let span = value.span();
+        match T::deserialize(value.into_deserializer()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.cx.error(
+                    file,
+                    e.span().unwrap_or(span),
+                    format!("in {what}: {}", e.message().trim_end()),
+                    hint("config/reference.toml documents every key and its type"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every key `schema` does not allow (recursively) and removes it.
+    fn strip_unknown(&mut self, file: usize, value: &mut Spanned<DeValue<'_>>, schema: &Schema) {
+        match value.get_mut() {
+            DeValue::Table(table) => self.strip_table(file, table, schema),
+            DeValue::Array(items) => {
+                for item in items.iter_mut() {
+                    if let DeValue::Table(table) = item.get_mut() {
+                        self.strip_table(file, table, schema);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn strip_table(&mut self, file: usize, table: &mut DeTable<'_>, schema: &Schema) {
+        let allowed = (schema.fields)();
+        let mut unknown = Vec::new();
+        for (key, value) in table.iter_mut() {
+            let name: &str = key.get_ref();
+            if !allowed.contains(&name) {
+                self.unknown_key(file, key.span(), name, schema.what, allowed);
+                unknown.push(name.to_owned());
+            } else if let Some((_, nested)) = schema.nested.iter().find(|(k, _)| *k == name) {
+                self.strip_unknown(file, value, nested);
+            }
+        }
+        for name in unknown {
+            table.remove(name.as_str());
+        }
+    }
+
+    fn unknown_key(
+        &mut self,
+        file: usize,
+        span: Range<usize>,
+        name: &str,
+        what: &str,
+        allowed: &[&str],
+    ) {
+        if name == "password" && what == CLUSTER.what {
+            self.cx.error(
+                file,
+                span,
+                "`password` is not allowed: secrets never live in the policy file",
+                hint(
+                    "name an environment variable with password_env = \"NAME\" or a file with \
+                     password_file = \"/etc/snapwarden/cluster.pass\"",
+                ),
+            );
+            return;
+        }
+        let suggestion = closest(name, allowed)
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        self.cx.error(
+            file,
+            span,
+            format!("unknown key `{name}` in {what}"),
+            hint(format!("{suggestion}allowed keys: {}", allowed.join(", "))),
+        );
+    }
+
+    fn follow_include(&mut self, from: usize, from_path: &Path, include: Spanned<String>) {
+        let span = include.span();
+        let relative = include.into_inner();
+        let path = from_path.parent().unwrap_or(Path::new("")).join(&relative);
+        let (canonical, text) = match std::fs::canonicalize(&path)
+            .and_then(|c| std::fs::read_to_string(&c).map(|t| (c, t)))
+        {
+            Ok(found) => found,
+            Err(e) => {
+                self.cx.error(
+                    from,
+                    span,
+                    format!("cannot read included file {}: {e}", path.display()),
+                    hint("include paths are relative to the file that names them"),
+                );
+                return;
+            }
+        };
+        if let Some(pos) = self.stack.iter().position(|p| *p == canonical) {
+            let chain: Vec<String> = self.stack[pos..]
+                .iter()
+                .chain(std::iter::once(&canonical))
+                .map(|p| p.display().to_string())
+                .collect();
+            self.cx.error(
+                from,
+                span,
+                format!("include cycle: {}", chain.join(" → ")),
+                hint("remove one of the includes that closes the cycle"),
+            );
+            return;
+        }
+        if !self.loaded.insert(canonical.clone()) {
+            self.cx.error(
+                from,
+                span,
+                format!("{} is included more than once", path.display()),
+                hint("include each file once; its entries would otherwise be defined twice"),
+            );
+            return;
+        }
+        self.stack.push(canonical);
+        self.load_file(path, Arc::from(text), false);
+        self.stack.pop();
+    }
+}
+
+/// The allowed word closest to `word` (edit distance at most 2, or a case-insensitive match).
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 4: values and cross-references.
+
+/// The file a span of `file` is relative to, for paths in the policy (`state_dir`, `ca_file`, …).
+fn resolve_path(cx: &Cx, file: usize, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    cx.sources
+        .path(file)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join(p)
+}
+
+fn duration(cx: &mut Cx, file: usize, value: &Spanned<String>, key: &str) -> Option<TimeDelta> {
+    match parse_duration(value.get_ref()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            cx.error(
+                file,
+                value.span(),
+                format!("bad duration for `{key}`: {e}"),
+                hint("durations look like \"90s\", \"5m\", \"1h30m\", \"7d\" or \"PT30M\""),
+            );
+            None
+        }
+    }
+}
+
+fn positive_duration(
+    cx: &mut Cx,
+    file: usize,
+    value: &Spanned<String>,
+    key: &str,
+) -> Option<TimeDelta> {
+    let d = duration(cx, file, value, key)?;
+    if d <= TimeDelta::zero() {
+        cx.error(
+            file,
+            value.span(),
+            format!("`{key}` must be longer than zero"),
+            hint("for example \"5m\""),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// ONTAP snapshot names take `[A-Za-z0-9_.-]`.
+fn is_snapshot_charset(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Parses an IANA zone name; the error is (message, hint) with a close match when one exists.
+fn parse_tz(name: &str) -> Result<Tz, (String, String)> {
+    if let Ok(tz) = Tz::from_str(name) {
+        return Ok(tz);
+    }
+    let message = format!("unknown time zone \"{name}\"");
+    let lower = name.trim().to_lowercase().replace(' ', "_");
+    if let Some(tz) = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().to_lowercase() == lower)
+    {
+        return Err((message, format!("did you mean \"{}\"?", tz.name())));
+    }
+    let city = lower.rsplit('/').next().unwrap_or(&lower);
+    if let Some(tz) = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().to_lowercase().rsplit('/').next() == Some(city))
+    {
+        return Err((message, format!("did you mean \"{}\"?", tz.name())));
+    }
+    Err((
+        message,
+        "use an IANA time zone name such as \"Europe/Berlin\" or \"America/New_York\"".into(),
+    ))
+}
+
+fn timezone(cx: &mut Cx, file: usize, value: &Spanned<String>) -> Option<Tz> {
+    match parse_tz(value.get_ref()) {
+        Ok(tz) => Some(tz),
+        Err((message, h)) => {
+            cx.error(file, value.span(), message, hint(h));
+            None
+        }
+    }
+}
+
+fn cron_hint(e: &CronError, form: &str) -> String {
+    match e.field {
+        Some(f) => {
+            let (lo, hi) = f.range();
+            format!("the {} field takes {lo}-{hi}; {form}", f.name())
+        }
+        None => format!("{form}; for example \"5 * * * *\" is every hour at :05"),
+    }
+}
+
+const CRON_FORM: &str = "fields are minute hour day-of-month month day-of-week";
+
+fn cron_string(cx: &mut Cx, file: usize, value: &Spanned<String>, key: &str) -> Option<CronSpec> {
+    match CronSpec::parse(value.get_ref()) {
+        Ok(spec) => satisfiable(cx, file, value.span(), spec, value.get_ref()),
+        Err(e) => {
+            cx.error(
+                file,
+                value.span(),
+                format!("bad cron in `{key}`: {e}"),
+                hint(cron_hint(&e, CRON_FORM)),
+            );
+            None
+        }
+    }
+}
+
+fn satisfiable(
+    cx: &mut Cx,
+    file: usize,
+    span: Range<usize>,
+    spec: CronSpec,
+    shown: &str,
+) -> Option<CronSpec> {
+    if spec.is_satisfiable() {
+        return Some(spec);
+    }
+    cx.error(
+        file,
+        span,
+        format!("cron \"{shown}\" never fires: no date matches its day and month fields"),
+        hint("check day-of-month against month (February has no 30th or 31st, April no 31st)"),
+    );
+    None
+}
+
+/// Looks `name` up; reports an unresolved reference unless the target exists but failed to parse.
+#[allow(clippy::too_many_arguments)]
+fn resolve(
+    cx: &mut Cx,
+    raw: &RawPolicy,
+    index: &HashMap<String, usize>,
+    section: &str,
+    file: usize,
+    value: &Spanned<String>,
+    what: &str,
+    defined: &[String],
+) -> Option<usize> {
+    if let Some(&i) = index.get(value.get_ref().as_str()) {
+        return Some(i);
+    }
+    if !raw.is_broken(section, value.get_ref()) {
+        let list = if defined.is_empty() {
+            format!("none are defined; add a [[{section}]]")
+        } else {
+            format!("defined: {}", defined.join(", "))
+        };
+        cx.error(
+            file,
+            value.span(),
+            format!("{what} \"{}\" is not defined", value.get_ref()),
+            hint(list),
+        );
+    }
+    None
+}
+
+/// Index of the first entry for each key; later duplicates are reported at the duplicate.
+fn unique(
+    cx: &mut Cx,
+    kind: &str,
+    entries: impl Iterator<Item = (String, usize, Range<usize>)>,
+) -> HashMap<String, usize> {
+    let mut first: HashMap<String, (usize, usize, Range<usize>)> = HashMap::new();
+    for (i, (key, file, span)) in entries.enumerate() {
+        if let Some((_, f0, s0)) = first.get(&key) {
+            let at = cx.sources.describe(*f0, s0, file);
+            cx.error(
+                file,
+                span,
+                format!("duplicate {kind} \"{key}\" (first defined at {at})"),
+                hint(format!("each {kind} must be unique; rename or remove one")),
+            );
+        } else {
+            first.insert(key, (i, file, span));
+        }
+    }
+    first.into_iter().map(|(k, (i, _, _))| (k, i)).collect()
+}
+
+fn build(cx: &mut Cx, raw: RawPolicy) -> Option<Policy> {
+    let agent = build_agent(cx, raw.agent.as_ref());
+    let flexclone = build_flexclone(cx, raw.flexclone.as_ref());
+
+    let cluster_index = unique(
+        cx,
+        "cluster name",
+        raw.clusters
+            .iter()
+            .map(|c| (c.item.name.get_ref().clone(), c.file, c.item.name.span())),
+    );
+    let clusters: Vec<Option<Cluster>> =
+        raw.clusters.iter().map(|c| build_cluster(cx, c)).collect();
+
+    let schedule_index = unique(
+        cx,
+        "schedule name",
+        raw.schedules
+            .iter()
+            .map(|s| (s.item.name.get_ref().clone(), s.file, s.item.name.span())),
+    );
+    let schedules: Vec<Option<JobSchedule>> = raw
+        .schedules
+        .iter()
+        .map(|s| build_schedule(cx, s))
+        .collect();
+
+    let policy_index = unique(
+        cx,
+        "snapshot policy name",
+        raw.snapshot_policies
+            .iter()
+            .map(|p| (p.item.name.get_ref().clone(), p.file, p.item.name.span())),
+    );
+    let schedule_names: Vec<String> = raw
+        .schedules
+        .iter()
+        .map(|s| s.item.name.get_ref().clone())
+        .collect();
+    let snapshot_policies: Vec<Option<SnapshotPolicy>> = raw
+        .snapshot_policies
+        .iter()
+        .map(|p| build_snapshot_policy(cx, &raw, p, &schedule_index, &schedule_names))
+        .collect();
+
+    let volume_id = |v: &RawVolume| {
+        format!(
+            "{}/{}/{}",
+            v.cluster.get_ref(),
+            v.svm.get_ref(),
+            v.name.get_ref()
+        )
+    };
+    let volume_index = unique(
+        cx,
+        "volume",
+        raw.volumes
+            .iter()
+            .map(|v| (volume_id(&v.item), v.file, v.item.name.span())),
+    );
+    let cluster_names: Vec<String> = raw
+        .clusters
+        .iter()
+        .map(|c| c.item.name.get_ref().clone())
+        .collect();
+    let policy_names: Vec<String> = std::iter::once("ontap".to_string())
+        .chain(
+            raw.snapshot_policies
+                .iter()
+                .map(|p| p.item.name.get_ref().clone()),
+        )
+        .collect();
+    let volumes: Vec<Option<Volume>> = raw
+        .volumes
+        .iter()
+        .map(|v| {
+            build_volume(
+                cx,
+                &raw,
+                v,
+                (&cluster_index, &cluster_names),
+                (&policy_index, &policy_names),
+            )
+        })
+        .collect();
+    if raw.volumes.is_empty() && !raw.broken.contains_key("volume") {
+        cx.error(
+            0,
+            0..0,
+            "the policy defines no [[volume]]",
+            hint("add at least one [[volume]] with cluster, svm, name, luns and snapshot_policy"),
+        );
+    }
+
+    unique(
+        cx,
+        "window name",
+        raw.windows
+            .iter()
+            .map(|w| (w.item.name.get_ref().clone(), w.file, w.item.name.span())),
+    );
+    let volume_ids: Vec<String> = raw.volumes.iter().map(|v| volume_id(&v.item)).collect();
+    let windows: Vec<Option<Window>> = raw
+        .windows
+        .iter()
+        .map(|w| build_window(cx, &raw, w, &volume_index, &volume_ids))
+        .collect();
+
+    Some(Policy {
+        source: cx.sources.path(0).clone(),
+        files: cx.sources.paths(),
+        agent: agent?,
+        flexclone: flexclone?,
+        clusters: clusters.into_iter().collect::<Option<_>>()?,
+        schedules: schedules.into_iter().collect::<Option<_>>()?,
+        snapshot_policies: snapshot_policies.into_iter().collect::<Option<_>>()?,
+        volumes: volumes.into_iter().collect::<Option<_>>()?,
+        windows: windows.into_iter().collect::<Option<_>>()?,
+    })
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+const DEFAULT_STATE_DIR: &str = "/var/lib/snapwarden";
+const DEFAULT_PREFIX: &str = "snapwarden";
+/// Five minutes: long enough for a clone delete and snapshot delete to settle on ONTAP.
+const DEFAULT_GUARD_SECONDS: i64 = 5 * 60;
+
+fn build_agent(cx: &mut Cx, raw: Option<&At<RawAgent>>) -> Option<Agent> {
+    let mut ok = true;
+    let mut agent = Agent {
+        listen: DEFAULT_LISTEN
+            .parse()
+            .expect("default listen address parses"),
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        snapshot_prefix: DEFAULT_PREFIX.into(),
+        guard: TimeDelta::seconds(DEFAULT_GUARD_SECONDS),
+    };
+    let Some(At { file, item }) = raw else {
+        return Some(agent);
+    };
+    let file = *file;
+    if let Some(listen) = &item.listen {
+        match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => agent.listen = addr,
+            Err(e) => {
+                ok = false;
+                cx.error(
+                    file,
+                    listen.span(),
+                    format!("bad `listen` address \"{}\": {e}", listen.get_ref()),
+                    hint("write an IP address and a port, for example \"127.0.0.1:9464\""),
+                );
+            }
+        }
+    }
+    if let Some(dir) = &item.state_dir {
+        if dir.get_ref().is_empty() {
+            ok = false;
+            cx.error(
+                file,
+                dir.span(),
+                "`state_dir` is empty",
+                hint("for example \"/var/lib/snapwarden\""),
+            );
+        } else {
+            agent.state_dir = resolve_path(cx, file, dir.get_ref());
+        }
+    }
+    if let Some(prefix) = &item.snapshot_prefix {
+        if is_snapshot_charset(prefix.get_ref()) {
+            agent.snapshot_prefix = prefix.get_ref().clone();
+        } else {
+            ok = false;
+            cx.error(
+                file,
+                prefix.span(),
+                format!(
+                    "`snapshot_prefix` \"{}\" is not a valid ONTAP snapshot name",
+                    prefix.get_ref()
+                ),
+                hint("use one or more of A-Z a-z 0-9 _ . -, for example \"snapwarden\""),
+            );
+        }
+    }
+    if let Some(guard) = &item.guard {
+        match duration(cx, file, guard, "guard") {
+            Some(d) => agent.guard = d,
+            None => ok = false,
+        }
+    }
+    ok.then_some(agent)
+}
+
+fn build_flexclone(cx: &mut Cx, raw: Option<&At<RawFlexClone>>) -> Option<FlexCloneRule> {
+    let mut rule = FlexCloneRule {
+        recommend_after: 3,
+        within: TimeDelta::days(7),
+        use_when_licensed: false,
+    };
+    let Some(At { file, item }) = raw else {
+        return Some(rule);
+    };
+    let mut ok = true;
+    if let Some(n) = &item.recommend_after {
+        match u32::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => rule.recommend_after = v,
+            _ => {
+                ok = false;
+                cx.error(
+                    *file,
+                    n.span(),
+                    format!("`recommend_after` must be at least 1, not {}", n.get_ref()),
+                    hint("the number of conflicts on one volume before FlexClone is recommended"),
+                );
+            }
+        }
+    }
+    if let Some(within) = &item.within {
+        match positive_duration(cx, *file, within, "within") {
+            Some(d) => rule.within = d,
+            None => ok = false,
+        }
+    }
+    if let Some(b) = item.use_when_licensed {
+        rule.use_when_licensed = b;
+    }
+    ok.then_some(rule)
+}
+
+/// License packages the simulator knows (ONTAP package names).
+const KNOWN_LICENSES: &[&str] = &[
+    "base",
+    "nfs",
+    "cifs",
+    "iscsi",
+    "fcp",
+    "nvme_of",
+    "s3",
+    "snaprestore",
+    "snapmirror",
+    "snapmirror_sync",
+    "flexclone",
+    "snapvault",
+    "snaplock",
+    "snapmanagersuite",
+    "snapprotectapps",
+    "fabricpool",
+];
+
+fn build_cluster(cx: &mut Cx, at: &At<RawCluster>) -> Option<Cluster> {
+    let (file, c) = (at.file, &at.item);
+    let mut ok = true;
+    let name = c.name.get_ref();
+    if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+        ok = false;
+        cx.error(
+            file,
+            c.name.span(),
+            format!("cluster name \"{name}\" must be non-empty without '/' or spaces"),
+            hint("volume ids are written cluster/svm/volume, so names cannot contain '/'"),
+        );
+    }
+    let endpoint = match c.endpoint.get_ref().as_str() {
+        "simulator" => Some(Endpoint::Simulator),
+        url if url.starts_with("https://") && url.len() > "https://".len() => {
+            Some(Endpoint::Url(url.to_string()))
+        }
+        url => {
+            ok = false;
+            let h = if url.starts_with("http://") {
+                "ONTAP's REST API is served over HTTPS; write \"https://…\""
+            } else {
+                "write \"https://cluster.example.net\" or \"simulator\""
+            };
+            cx.error(
+                file,
+                c.endpoint.span(),
+                format!("bad endpoint \"{url}\""),
+                hint(h),
+            );
+            None
+        }
+    };
+    let simulated = endpoint == Some(Endpoint::Simulator);
+
+    let username = match &c.username {
+        Some(u) if u.get_ref().is_empty() => {
+            ok = false;
+            cx.error(
+                file,
+                u.span(),
+                "`username` is empty",
+                hint("for example \"snapwarden\""),
+            );
+            String::new()
+        }
+        Some(u) => u.get_ref().clone(),
+        None if simulated || endpoint.is_none() => "admin".into(),
+        None => {
+            ok = false;
+            cx.error(
+                file,
+                c.name.span(),
+                format!("cluster \"{name}\" has no `username`"),
+                hint("add username = \"snapwarden\" (an ONTAP user with the REST role)"),
+            );
+            String::new()
+        }
+    };
+
+    let password = match (&c.password_env, &c.password_file) {
+        (Some(_), Some(f)) => {
+            ok = false;
+            cx.error(
+                file,
+                f.span(),
+                "`password_env` and `password_file` are both set",
+                hint("keep one: the password comes from an environment variable or a file"),
+            );
+            None
+        }
+        (Some(env), None) => {
+            if env.get_ref().is_empty() {
+                ok = false;
+                cx.error(
+                    file,
+                    env.span(),
+                    "`password_env` is empty",
+                    hint(
+                        "name an environment variable, for example \"SNAPWARDEN_PROD_A_PASSWORD\"",
+                    ),
+                );
+            }
+            Some(SecretSource::Env(env.get_ref().clone()))
+        }
+        (None, Some(f)) => Some(SecretSource::File(resolve_path(cx, file, f.get_ref()))),
+        (None, None) => {
+            if !simulated && endpoint.is_some() {
+                ok = false;
+                cx.error(
+                    file,
+                    c.name.span(),
+                    format!("cluster \"{name}\" has no password source"),
+                    hint(
+                        "add password_env = \"NAME\" or password_file = \"/path\"; secrets never \
+                         live in the policy file",
+                    ),
+                );
+            }
+            None
+        }
+    };
+
+    let mut tls = TlsVerify::System;
+    let mut tls_first: Option<&str> = None;
+    let mut claim = |cx: &mut Cx, key: &'static str, span: Range<usize>| -> bool {
+        if let Some(first) = tls_first {
+            cx.error(
+                file,
+                span,
+                format!("`{key}` conflicts with `{first}`"),
+                hint("choose one of ca_file, pin_sha256 and insecure = true (none = system roots)"),
+            );
+            false
+        } else {
+            tls_first = Some(key);
+            true
+        }
+    };
+    if let Some(ca) = &c.ca_file {
+        if claim(cx, "ca_file", ca.span()) {
+            tls = TlsVerify::CaFile(resolve_path(cx, file, ca.get_ref()));
+        } else {
+            ok = false;
+        }
+    }
+    if let Some(pin) = &c.pin_sha256 {
+        if claim(cx, "pin_sha256", pin.span()) {
+            match parse_pin(pin.get_ref()) {
+                Some(bytes) => tls = TlsVerify::PinSha256(bytes),
+                None => {
+                    ok = false;
+                    cx.error(
+                        file,
+                        pin.span(),
+                        "`pin_sha256` must be 64 hexadecimal digits (colons allowed)",
+                        hint(
+                            "the SHA-256 of the certificate in DER form, e.g. from `openssl x509 \
+                             -noout -fingerprint -sha256`",
+                        ),
+                    );
+                }
+            }
+        } else {
+            ok = false;
+        }
+    }
+    if let Some(insecure) = &c.insecure {
+        if *insecure.get_ref() {
+            if claim(cx, "insecure", insecure.span()) {
+                tls = TlsVerify::Insecure;
+            } else {
+                ok = false;
+            }
+        }
+    }
+
+    let timezone = match &c.timezone {
+        None => ClusterTimezone::Auto,
+        Some(tz) if tz.get_ref() == "auto" => ClusterTimezone::Auto,
+        Some(tz) => match parse_tz(tz.get_ref()) {
+            Ok(t) => ClusterTimezone::Named(t),
+            Err((message, h)) => {
+                ok = false;
+                cx.error(
+                    file,
+                    tz.span(),
+                    message,
+                    hint(format!("{h} (or \"auto\" to read it from the cluster)")),
+                );
+                ClusterTimezone::Auto
+            }
+        },
+    };
+
+    let simulator = match (&c.simulator, simulated) {
+        (Some(sim), false) => {
+            if endpoint.is_some() {
+                ok = false;
+                cx.error(
+                    file,
+                    sim.span(),
+                    "`simulator` settings are only allowed with endpoint = \"simulator\"",
+                    hint("remove the simulator table or set endpoint = \"simulator\""),
+                );
+            }
+            None
+        }
+        (None, false) => None,
+        (sim, true) => {
+            let mut settings = SimulatedCluster {
+                version: "9.14.1".into(),
+                licenses: vec!["snaprestore".into()],
+            };
+            if let Some(sim) = sim {
+                let sim = sim.get_ref();
+                if let Some(v) = &sim.version {
+                    let valid = v.get_ref().split('.').count() >= 2
+                        && v.get_ref()
+                            .split('.')
+                            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                    if valid {
+                        settings.version = v.get_ref().clone();
+                    } else {
+                        ok = false;
+                        cx.error(
+                            file,
+                            v.span(),
+                            format!(
+                                "simulator version \"{}\" is not an ONTAP version",
+                                v.get_ref()
+                            ),
+                            hint("for example \"9.14.1\""),
+                        );
+                    }
+                }
+                if let Some(licenses) = &sim.licenses {
+                    settings.licenses.clear();
+                    for l in licenses {
+                        if KNOWN_LICENSES.contains(&l.get_ref().as_str()) {
+                            settings.licenses.push(l.get_ref().clone());
+                        } else {
+                            ok = false;
+                            let near = closest(l.get_ref(), KNOWN_LICENSES)
+                                .map(|s| format!("did you mean \"{s}\"? "))
+                                .unwrap_or_default();
+                            cx.error(
+                                file,
+                                l.span(),
+                                format!("unknown license package \"{}\"", l.get_ref()),
+                                hint(format!("{near}known: {}", KNOWN_LICENSES.join(", "))),
+                            );
+                        }
+                    }
+                }
+            }
+            Some(settings)
+        }
+    };
+
+    Some(Cluster {
+        name: name.clone(),
+        endpoint: endpoint?,
+        username,
+        password,
+        tls,
+        timezone,
+        simulator,
+    })
+    .filter(|_| ok)
+}
+
+/// 64 hex digits, optionally separated by colons, as 32 bytes.
+fn parse_pin(text: &str) -> Option<[u8; 32]> {
+    let hex: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn build_schedule(cx: &mut Cx, at: &At<RawSchedule>) -> Option<JobSchedule> {
+    let (file, s) = (at.file, &at.item);
+    let name = s.name.get_ref();
+    if name.is_empty() {
+        cx.error(
+            file,
+            s.name.span(),
+            "schedule name is empty",
+            hint("for example \"hourly\""),
+        );
+        return None;
+    }
+    if let (Some(anchor), None) = (&s.anchor, &s.interval) {
+        cx.error(
+            file,
+            anchor.span(),
+            "`anchor` only applies to `interval` schedules",
+            hint("remove `anchor`, or replace `cron` with `interval`"),
+        );
+        return None;
+    }
+    let recurrence = match (&s.cron, &s.interval) {
+        (Some(_), Some(interval)) => {
+            cx.error(
+                file,
+                interval.span(),
+                format!("schedule \"{name}\" sets both `cron` and `interval`"),
+                hint("a job schedule is either cron or interval; keep one"),
+            );
+            return None;
+        }
+        (None, None) => {
+            cx.error(
+                file,
+                s.name.span(),
+                format!("schedule \"{name}\" has neither `cron` nor `interval`"),
+                hint("add cron = \"5 * * * *\" or interval = \"PT30M\""),
+            );
+            return None;
+        }
+        (Some(cron), None) => Recurrence::Cron(match cron.get_ref() {
+            RawCron::Expr(expr) => {
+                let spanned = Spanned::new(cron.span(), expr.clone());
+                cron_string(cx, file, &spanned, "cron")?
+            }
+            RawCron::Lists(lists) => cron_lists(cx, file, cron.span(), lists)?,
+        }),
+        (None, Some(interval)) => {
+            let every = duration(cx, file, interval, "interval")?;
+            if every < TimeDelta::seconds(1) {
+                cx.error(
+                    file,
+                    interval.span(),
+                    "`interval` must be at least one second",
+                    hint("for example \"PT30M\" or \"1h\""),
+                );
+                return None;
+            }
+            let anchor = match &s.anchor {
+                None => DateTime::<Utc>::UNIX_EPOCH,
+                Some(a) => {
+                    match DateTime::parse_from_rfc3339(a.get_ref()) {
+                        Ok(t) => t.with_timezone(&Utc),
+                        Err(e) => {
+                            cx.error(
+                            file,
+                            a.span(),
+                            format!("bad `anchor` \"{}\": {e}", a.get_ref()),
+                            hint("write an RFC 3339 time with offset, e.g. \"2026-01-01T00:00:00Z\""),
+                        );
+                            return None;
+                        }
+                    }
+                }
+            };
+            Recurrence::Interval { every, anchor }
+        }
+    };
+    Some(JobSchedule {
+        name: name.clone(),
+        recurrence,
+    })
+}
+
+fn cron_lists(
+    cx: &mut Cx,
+    file: usize,
+    span: Range<usize>,
+    lists: &RawCronLists,
+) -> Option<CronSpec> {
+    let get =
+        |l: &Option<Spanned<Vec<u32>>>| l.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default();
+    let result = CronSpec::from_lists(
+        &get(&lists.minutes),
+        &get(&lists.hours),
+        &get(&lists.days),
+        &get(&lists.weekdays),
+        &get(&lists.months),
+    );
+    match result {
+        Ok(spec) => {
+            let shown = spec.to_string();
+            satisfiable(cx, file, span, spec, &shown)
+        }
+        Err(e) => {
+            let field_span = e
+                .field
+                .and_then(|f| {
+                    let list = match f {
+                        CronField::Minute => &lists.minutes,
+                        CronField::Hour => &lists.hours,
+                        CronField::DayOfMonth => &lists.days,
+                        CronField::Month => &lists.months,
+                        CronField::DayOfWeek => &lists.weekdays,
+                    };
+                    list.as_ref().map(|l| l.span())
+                })
+                .unwrap_or(span);
+            let key = e.field.map(|f| f.ontap_key()).unwrap_or("cron");
+            cx.error(
+                file,
+                field_span,
+                format!("bad cron list `{key}`: {e}"),
+                hint(cron_hint(
+                    &e,
+                    "lists are minutes, hours, days, weekdays (0 = Sunday) and months; empty = all",
+                )),
+            );
+            None
+        }
+    }
+}
+
+/// ONTAP accepts 1 to 1023 copies per schedule in a snapshot policy.
+const MAX_COPIES: i64 = 1023;
+
+fn build_snapshot_policy(
+    cx: &mut Cx,
+    raw: &RawPolicy,
+    at: &At<RawSnapshotPolicy>,
+    schedule_index: &HashMap<String, usize>,
+    schedule_names: &[String],
+) -> Option<SnapshotPolicy> {
+    let (file, p) = (at.file, &at.item);
+    let mut ok = true;
+    let name = p.name.get_ref();
+    if name == "ontap" || name.is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            p.name.span(),
+            format!("snapshot policy name \"{name}\" is reserved or empty"),
+            hint("volumes use snapshot_policy = \"ontap\" to read the policy from the cluster; pick another name"),
+        );
+    }
+    if p.copies.get_ref().is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            p.copies.span(),
+            format!("snapshot policy \"{name}\" has no copies"),
+            hint("add copies = [ { schedule = \"hourly\", count = 6 } ]"),
+        );
+    }
+    let mut copies = Vec::new();
+    let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+    for entry in p.copies.get_ref() {
+        let c = entry.get_ref();
+        if let Some(first) = seen.get(c.schedule.get_ref().as_str()) {
+            ok = false;
+            let at = cx.sources.describe(file, first, file);
+            cx.error(
+                file,
+                c.schedule.span(),
+                format!(
+                    "schedule \"{}\" appears twice in snapshot policy \"{name}\" (first at {at})",
+                    c.schedule.get_ref()
+                ),
+                hint("ONTAP allows each schedule once per snapshot policy; merge the counts"),
+            );
+        } else {
+            seen.insert(c.schedule.get_ref(), c.schedule.span());
+        }
+        let schedule = resolve(
+            cx,
+            raw,
+            schedule_index,
+            "schedule",
+            file,
+            &c.schedule,
+            "schedule",
+            schedule_names,
+        );
+        let count = *c.count.get_ref();
+        if !(1..=MAX_COPIES).contains(&count) {
+            ok = false;
+            cx.error(
+                file,
+                c.count.span(),
+                format!("count {count} is out of range 1..=1023"),
+                hint("ONTAP keeps between 1 and 1023 copies per schedule"),
+            );
+        }
+        let prefix = c
+            .prefix
+            .as_ref()
+            .map_or_else(|| c.schedule.get_ref().clone(), |p| p.get_ref().clone());
+        if !is_snapshot_charset(&prefix) {
+            ok = false;
+            let span = c.prefix.as_ref().map_or(c.schedule.span(), |p| p.span());
+            cx.error(
+                file,
+                span,
+                format!("snapshot prefix \"{prefix}\" is not a valid ONTAP snapshot name"),
+                hint("use one or more of A-Z a-z 0-9 _ . - (set `prefix` if the schedule name has others)"),
+            );
+        }
+        match schedule {
+            Some(schedule) => copies.push(Copies {
+                schedule,
+                count: count.clamp(1, MAX_COPIES) as u32,
+                prefix,
+            }),
+            None => ok = false,
+        }
+    }
+    ok.then(|| SnapshotPolicy {
+        name: name.clone(),
+        copies,
+    })
+}
+
+fn build_volume(
+    cx: &mut Cx,
+    raw: &RawPolicy,
+    at: &At<RawVolume>,
+    clusters: (&HashMap<String, usize>, &[String]),
+    policies: (&HashMap<String, usize>, &[String]),
+) -> Option<Volume> {
+    let (file, v) = (at.file, &at.item);
+    let mut ok = true;
+    for (key, value) in [("svm", &v.svm), ("name", &v.name)] {
+        let s = value.get_ref();
+        if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+            ok = false;
+            cx.error(
+                file,
+                value.span(),
+                format!("volume `{key}` \"{s}\" must be non-empty without '/' or spaces"),
+                hint("volume ids are written cluster/svm/volume"),
+            );
+        }
+    }
+    let cluster = resolve(
+        cx, raw, clusters.0, "cluster", file, &v.cluster, "cluster", clusters.1,
+    );
+    let schedules = if v.snapshot_policy.get_ref() == "ontap" {
+        Some(VolumeSchedules::Ontap)
+    } else {
+        resolve(
+            cx,
+            raw,
+            policies.0,
+            "snapshot_policy",
+            file,
+            &v.snapshot_policy,
+            "snapshot policy",
+            policies.1,
+        )
+        .map(VolumeSchedules::Policy)
+    };
+    let name = v.name.get_ref();
+    if v.luns.get_ref().is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            v.luns.span(),
+            format!("volume \"{name}\" lists no LUNs"),
+            hint(format!("add luns = [\"/vol/{name}/lun0\"]")),
+        );
+    }
+    let prefix = format!("/vol/{name}/");
+    for lun in v.luns.get_ref() {
+        let path = lun.get_ref();
+        let rest = path.strip_prefix(&prefix);
+        if rest.is_none_or(|r| r.is_empty() || r.ends_with('/')) {
+            ok = false;
+            cx.error(
+                file,
+                lun.span(),
+                format!("LUN path \"{path}\" is not under {prefix}"),
+                hint(format!(
+                    "LUN paths of this volume look like \"{prefix}lun0\""
+                )),
+            );
+        }
+    }
+    let clone = match v.clone.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("auto") => Some(CloneMethod::Auto),
+        Some("flexclone") => Some(CloneMethod::FlexClone),
+        Some("snaprestore") => Some(CloneMethod::SnapRestore),
+        Some(other) => {
+            let span = v.clone.as_ref().map(|c| c.span()).unwrap_or_default();
+            cx.error(
+                file,
+                span,
+                format!("unknown clone method \"{other}\""),
+                hint("use auto, flexclone or snaprestore"),
+            );
+            None
+        }
+    };
+    Some(Volume {
+        cluster: cluster?,
+        svm: v.svm.get_ref().clone(),
+        name: name.clone(),
+        luns: v
+            .luns
+            .get_ref()
+            .iter()
+            .map(|l| l.get_ref().clone())
+            .collect(),
+        schedules: schedules?,
+        clone: clone?,
+    })
+    .filter(|_| ok)
+}
+
+/// Two hours: room to move a nightly window past a couple of hourly snapshots.
+const DEFAULT_SHIFT_LIMIT_SECONDS: i64 = 2 * 3600;
+
+fn build_window(
+    cx: &mut Cx,
+    raw: &RawPolicy,
+    at: &At<RawWindow>,
+    volume_index: &HashMap<String, usize>,
+    volume_ids: &[String],
+) -> Option<Window> {
+    let (file, w) = (at.file, &at.item);
+    let mut ok = true;
+    let name = w.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        ok = false;
+        cx.error(
+            file,
+            w.name.span(),
+            format!("window name \"{name}\" may only use A-Z a-z 0-9 _ -"),
+            hint("window names become part of backing snapshot names, e.g. \"sql-nightly\""),
+        );
+    }
+    if w.volumes.get_ref().is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            w.volumes.span(),
+            format!("window \"{name}\" names no volumes"),
+            hint("add volumes = [\"cluster/svm/volume\"]"),
+        );
+    }
+    let mut volumes = Vec::new();
+    for id in w.volumes.get_ref() {
+        match resolve(
+            cx,
+            raw,
+            volume_index,
+            "volume",
+            file,
+            id,
+            "volume",
+            volume_ids,
+        ) {
+            Some(i) => volumes.push(i),
+            None => ok = false,
+        }
+    }
+    let start = cron_string(cx, file, &w.start, "start");
+    let timezone = timezone(cx, file, &w.timezone);
+    let expected = positive_duration(cx, file, &w.expected, "expected");
+    let max = positive_duration(cx, file, &w.max, "max");
+    if let (Some(e), Some(m)) = (expected, max) {
+        if e > m {
+            ok = false;
+            cx.error(
+                file,
+                w.expected.span(),
+                format!(
+                    "`expected` ({}) is longer than `max` ({})",
+                    w.expected.get_ref(),
+                    w.max.get_ref()
+                ),
+                hint("`max` bounds the backup; raise it or lower `expected`"),
+            );
+        }
+    }
+    let on_conflict = match w.on_conflict.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("shift") => Some(OnConflict::Shift),
+        Some("skip") => Some(OnConflict::Skip),
+        Some("run") => Some(OnConflict::Run),
+        Some(other) => {
+            let span = w.on_conflict.as_ref().map(|c| c.span()).unwrap_or_default();
+            cx.error(
+                file,
+                span,
+                format!("unknown on_conflict \"{other}\""),
+                hint("use shift, skip or run"),
+            );
+            None
+        }
+    };
+    let shift_limit = match &w.shift_limit {
+        None => Some(TimeDelta::seconds(DEFAULT_SHIFT_LIMIT_SECONDS)),
+        Some(s) => duration(cx, file, s, "shift_limit"),
+    };
+    let hook = match &w.hook {
+        None => Some(None),
+        Some(h) => {
+            let h = h.get_ref();
+            let command: Vec<String> = h
+                .command
+                .get_ref()
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect();
+            if command.first().is_none_or(String::is_empty) {
+                ok = false;
+                cx.error(
+                    file,
+                    h.command.span(),
+                    "hook `command` needs a program",
+                    hint("command = [\"/usr/local/bin/run-backup\", \"--arg\"]"),
+                );
+            }
+            match &h.timeout {
+                None => max.map(|timeout| Some(Hook { command, timeout })),
+                Some(t) => positive_duration(cx, file, t, "timeout")
+                    .map(|timeout| Some(Hook { command, timeout })),
+            }
+        }
+    };
+    Some(Window {
+        name: name.clone(),
+        volumes,
+        start: start?,
+        timezone: timezone?,
+        expected: expected?,
+        max: max?,
+        on_conflict: on_conflict?,
+        shift_limit: shift_limit?,
+        hook: hook?,
+    })
+    .filter(|_| ok)
+}

@@ -1,0 +1,90 @@
+//! Every policy shipped in `config/` loads cleanly, and the demo policy says what the README claims.
+
+use std::path::{Path, PathBuf};
+
+use snapwarden::config::{self, CloneMethod, Endpoint, OnConflict, VolumeSchedules};
+
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+#[test]
+fn every_shipped_policy_loads() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(config_dir())
+        .expect("config/ exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no *.toml files in config/");
+    for file in &files {
+        if let Err(diags) = config::load(file) {
+            panic!("{} does not load:\n{diags}", file.display());
+        }
+    }
+}
+
+#[test]
+fn reference_policy_reads_its_include() {
+    let policy = config::load(&config_dir().join("reference.toml")).expect("reference loads");
+    assert_eq!(policy.files.len(), 2);
+    assert!(policy.windows.iter().any(|w| w.name == "reports-weekly"));
+}
+
+#[test]
+fn demo_policy_has_the_documented_shape() {
+    let policy = config::load(&config_dir().join("demo.toml")).expect("demo loads");
+    assert_eq!(policy.clusters.len(), 1);
+    let cluster = &policy.clusters[0];
+    assert_eq!(cluster.name, "demo");
+    assert_eq!(cluster.endpoint, Endpoint::Simulator);
+    assert_eq!(
+        cluster.simulator.as_ref().map(|s| s.licenses.clone()),
+        Some(vec!["snaprestore".to_string()])
+    );
+    let schedules: Vec<(String, String)> = policy
+        .schedules
+        .iter()
+        .map(|s| match &s.recurrence {
+            snapwarden::timeline::Recurrence::Cron(c) => (s.name.clone(), c.to_string()),
+            other => panic!("{} is not cron: {other:?}", s.name),
+        })
+        .collect();
+    assert_eq!(
+        schedules,
+        [
+            ("hourly", "5 * * * *"),
+            ("daily", "10 0 * * *"),
+            ("weekly", "15 0 * * 0"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(policy.agent.guard, chrono::TimeDelta::minutes(5));
+    let volumes: Vec<&str> = policy.volumes.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(volumes, ["vol_sql", "vol_exch", "vol_files", "vol_erp"]);
+    assert!(policy
+        .volumes
+        .iter()
+        .all(|v| v.schedules == VolumeSchedules::Policy(0) && v.clone == CloneMethod::Auto));
+    let windows: Vec<(&str, OnConflict, i64, i64)> = policy
+        .windows
+        .iter()
+        .map(|w| {
+            (
+                w.name.as_str(),
+                w.on_conflict,
+                w.expected.num_minutes(),
+                w.max.num_minutes(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        [
+            ("sql-nightly", OnConflict::Shift, 35, 45),
+            ("exchange", OnConflict::Shift, 30, 40),
+            ("files-weekly", OnConflict::Run, 70, 90),
+            ("erp", OnConflict::Skip, 40, 55),
+        ]
+    );
+}
