@@ -300,7 +300,7 @@ impl RestClient {
     fn decode_error(&self, url: &Url, detail: impl Into<String>) -> OntapError {
         OntapError::Decode {
             cluster: self.cluster.clone(),
-            context: format!("{}", url.path()),
+            context: url.path().to_string(),
             detail: detail.into(),
         }
     }
@@ -650,14 +650,17 @@ fn retryable(error: &OntapError) -> bool {
     }
 }
 
-/// The rustls error behind an error, looking inside `io::Error` (whose `source()` skips the
-/// wrapped error itself).
+/// The rustls error behind an error, looking inside (possibly nested) `io::Error`s, whose
+/// `source()` skips the wrapped error itself (hyper-util wraps the TLS error in two of them).
 fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    e.downcast_ref::<rustls::Error>().or_else(|| {
-        e.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    })
+    let mut current = e;
+    loop {
+        if let Some(found) = current.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        let inner = current.downcast_ref::<std::io::Error>()?.get_ref()?;
+        current = inner;
+    }
 }
 
 /// A human reason when `e` is a rejected server certificate (for example a pin mismatch).

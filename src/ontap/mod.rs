@@ -8,6 +8,9 @@ pub mod secret;
 pub mod tls;
 mod wire;
 
+#[cfg(test)]
+mod client_tests;
+
 pub use client::{
     ClientBuildError, ClientOptions, ClientOverrides, JobPolling, RestClient, RetryPolicy,
 };

@@ -325,7 +325,7 @@ fn parse_iso8601_duration(text: &str) -> Result<TimeDelta, String> {
         .strip_prefix('P')
         .ok_or("expected an ISO-8601 duration starting with P")?;
     let (date, time) = match rest.split_once('T') {
-        Some((d, t)) if t.is_empty() => return Err(format!("empty time part in {d}T")),
+        Some((d, "")) => return Err(format!("empty time part in {d}T")),
         Some((d, t)) => (d, Some(t)),
         None => (rest, None),
     };
@@ -518,7 +518,7 @@ mod tests {
         let s = schedule(json!({"name":"hourly","type":"cron","cron":{"minutes":[5]}})).unwrap();
         let expected = CronSpec::from_lists(&[5], &[], &[], &[], &[]).unwrap();
         assert_eq!(s.name, "hourly");
-        assert_eq!(s.recurrence, Recurrence::Cron(expected.clone()));
+        assert_eq!(s.recurrence, Recurrence::Cron(expected));
         // Absent lists and explicit empty lists decode the same way.
         let s2 = schedule(json!({"name":"hourly","type":"cron",
             "cron":{"minutes":[5],"hours":[],"days":[],"weekdays":[],"months":[]}}))
