@@ -210,6 +210,13 @@ impl RestClient {
         if !matches!(base.scheme(), "https" | "http") || base.host().is_none() {
             return Err(bad_url("expected https://host[:port]".into()));
         }
+        // Credentials in the URL would end up in error messages and logs.
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(bad_url(
+                "credentials in the URL are refused; use username and password_env/password_file"
+                    .into(),
+            ));
+        }
         if base.scheme() == "http" {
             tracing::warn!(
                 cluster = %cluster,

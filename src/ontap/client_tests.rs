@@ -801,3 +801,80 @@ fn ca_file_errors_name_the_file() {
     let err = RestClient::new(o).unwrap_err();
     assert!(chain(&err).contains("empty.pem"), "{}", chain(&err));
 }
+
+// ---- construction from the policy, and logs ----
+
+fn policy_cluster(
+    endpoint: crate::config::Endpoint,
+    password: Option<crate::config::SecretSource>,
+) -> crate::config::Cluster {
+    crate::config::Cluster {
+        name: "prod-a".into(),
+        endpoint,
+        username: "snapwarden".into(),
+        password,
+        tls: TlsVerify::System,
+        timezone: crate::config::ClusterTimezone::Auto,
+        simulator: None,
+    }
+}
+
+#[tokio::test]
+async fn from_cluster_loads_the_password_file_and_applies_overrides() {
+    use super::client::{ClientBuildError, ClientOverrides};
+    use crate::config::{Endpoint, SecretSource};
+
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path("/api/cluster/licensing/licenses/flexclone"))
+        .and(basic_auth("snapwarden", "from-file"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"name":"flexclone","state":"noncompliant"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "from-file\n").unwrap();
+    let cluster = policy_cluster(Endpoint::Url(server.uri()), Some(SecretSource::File(pw)));
+    let client = RestClient::from_cluster(
+        &cluster,
+        ClientOverrides {
+            max_concurrency: Some(2),
+            ..ClientOverrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(client.cluster_name(), "prod-a");
+    assert_eq!(
+        client.license("flexclone").await.unwrap(),
+        LicenseState::Noncompliant
+    );
+
+    let sim = policy_cluster(Endpoint::Simulator, None);
+    assert!(matches!(
+        RestClient::from_cluster(&sim, ClientOverrides::default()),
+        Err(ClientBuildError::SimulatorEndpoint { .. })
+    ));
+    let no_pw = policy_cluster(Endpoint::Url(server.uri()), None);
+    assert!(matches!(
+        RestClient::from_cluster(&no_pw, ClientOverrides::default()),
+        Err(ClientBuildError::NoPassword { .. })
+    ));
+    let missing = policy_cluster(
+        Endpoint::Url(server.uri()),
+        Some(SecretSource::File(dir.path().join("absent"))),
+    );
+    let err = RestClient::from_cluster(&missing, ClientOverrides::default()).unwrap_err();
+    assert!(chain(&err).contains("absent"), "{}", chain(&err));
+    let userinfo = policy_cluster(
+        Endpoint::Url("https://admin:pw@cluster.example".into()),
+        Some(SecretSource::File(dir.path().join("pw"))),
+    );
+    assert!(matches!(
+        RestClient::from_cluster(&userinfo, ClientOverrides::default()),
+        Err(ClientBuildError::BadUrl { .. })
+    ));
+}
