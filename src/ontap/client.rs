@@ -47,6 +47,8 @@ const VOLUME_FIELDS: &str = "uuid,name,svm.name,snapshot_policy.name";
 const LUN_FIELDS: &str =
     "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone";
 const JOB_FIELDS: &str = "uuid,state,code,message,error";
+/// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
+const SNAPSHOT_EXISTS: u64 = 525_059;
 
 /// How a job is polled after a 202.
 ///
@@ -808,14 +810,32 @@ impl Ontap for RestClient {
         comment: &str,
     ) -> Result<SnapshotInfo, OntapError> {
         let target = format!("{} snapshot {name}", volume_target(volume));
-        self.mutate(
-            Method::POST,
-            &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
-            &[],
-            Some(json!({ "name": name, "comment": comment })),
-            &target,
-        )
-        .await?;
+        let created = self
+            .mutate(
+                Method::POST,
+                &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
+                &[],
+                Some(json!({ "name": name, "comment": comment })),
+                &target,
+            )
+            .await;
+        match created {
+            Ok(()) => {}
+            // A POST retried after a transient failure may find its own first attempt's
+            // snapshot. Same name and same comment: that is this call's snapshot, so the create
+            // is idempotent; anything else keeps the error.
+            Err(err) if err.code() == Some(SNAPSHOT_EXISTS) => {
+                return match self.find_snapshot(volume, name, &target).await {
+                    Ok(found) if found.comment.as_deref().unwrap_or("") == comment => {
+                        tracing::debug!(cluster = %self.cluster, target = %target,
+                            "snapshot already exists with this comment; taking it as created");
+                        Ok(found)
+                    }
+                    _ => Err(err),
+                };
+            }
+            Err(err) => return Err(err),
+        }
         self.find_snapshot(volume, name, &target).await
     }
 

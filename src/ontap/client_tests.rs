@@ -878,3 +878,48 @@ async fn from_cluster_loads_the_password_file_and_applies_overrides() {
         Err(ClientBuildError::BadUrl { .. })
     ));
 }
+
+#[tokio::test]
+async fn temporarily_locked_is_retried_and_existing_own_snapshot_is_taken() {
+    let server = server().await;
+    // First attempt: a transient "temporarily locked" refusal (retried although it is a 409).
+    Mock::given(method("POST"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error":{
+            "code":"2","message":"Volume vol_sql is temporarily locked by another operation"}})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Second attempt: the first one had in fact created it.
+    Mock::given(method("POST"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"job":{
+            "uuid":"job-6","state":"failure","code":525059,
+            "message":"A snapshot with that name already exists"}})))
+        .expect(2) // once per create_snapshot call
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .and(query_param("name", "snapwarden.x"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"records":[snapshot_record("snapwarden.x")]})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let snap = c
+        .create_snapshot(&vol(), "snapwarden.x", "snapwarden")
+        .await
+        .unwrap();
+    assert_eq!(snap.uuid, "snap-uuid-1");
+    // A different comment means someone else's snapshot: the error stands.
+    let err = c
+        .create_snapshot(&vol(), "snapwarden.x", "other")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(525_059));
+}
