@@ -3,6 +3,19 @@
 //! Two implementations: the REST client (`client`) and the in-process simulator (`crate::sim`).
 //! Everything above this module (discovery, executor, observation) talks only to the trait.
 
+pub mod client;
+pub mod secret;
+pub mod tls;
+mod wire;
+
+#[cfg(test)]
+mod client_tests;
+
+pub use client::{
+    ClientBuildError, ClientOptions, ClientOverrides, JobPolling, RestClient, RetryPolicy,
+};
+pub use secret::{Secret, SecretError};
+
 use chrono::{DateTime, FixedOffset};
 
 use crate::timeline::Recurrence;

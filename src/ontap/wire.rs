@@ -1,0 +1,563 @@
+//! ONTAP JSON as it arrives on the wire (serde types, liberal on input) and its conversion to the
+//! domain types of [`crate::ontap`].
+//!
+//! Every struct takes `#[serde(default)]` so a field ONTAP leaves out (it only returns what
+//! `fields=` asked for, and releases differ) never fails decoding by itself; the conversions
+//! decide which missing fields are errors. Conversions return a plain message; the client wraps it
+//! into `OntapError::Decode` with the cluster and the request.
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use serde::Deserialize;
+
+use super::{
+    ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
+    SnapshotPolicyInfo, VolumeInfo,
+};
+use crate::timeline::{CronSpec, Recurrence};
+
+/// `{"name": …}` references (`svm`, `volume`, `snapshot_policy`, `schedule`…).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NameRef {
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Href {
+    pub href: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Links {
+    pub next: Option<Href>,
+}
+
+/// A collection page: `{"records":[…],"num_records":N,"_links":{"next":{"href":…}}}`.
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct Collection<T> {
+    #[serde(default = "Vec::new")]
+    pub records: Vec<T>,
+    #[serde(default, rename = "_links")]
+    pub links: Links,
+}
+
+impl<T> Collection<T> {
+    /// The next page's href (it carries every query parameter), if any.
+    pub fn next_href(&self) -> Option<&str> {
+        self.links
+            .next
+            .as_ref()
+            .map(|h| h.href.as_str())
+            .filter(|h| !h.is_empty())
+    }
+}
+
+/// `{"error":{"message":…,"code":"4","target":…}}`. The code is a JSON string per the swagger;
+/// a number is accepted too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorEnvelope {
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    pub code: Option<serde_json::Value>,
+    pub message: Option<String>,
+    pub target: Option<String>,
+}
+
+/// A numeric ONTAP code from a JSON string (`"1638555"`) or number.
+pub fn parse_code(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// The answer to a POST/PATCH/DELETE: empty, a job link (202, or 200/201 with `return_timeout`),
+/// a list of jobs (query-based PATCH/DELETE), or an error envelope in a 2xx (reference §9.7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MutationResponse {
+    pub job: Option<Job>,
+    pub jobs: Vec<Job>,
+    pub error: Option<ErrorBody>,
+}
+
+/// `/api/cluster/jobs/{uuid}`, or the `job` object of a mutation's answer (which may carry only
+/// `uuid` and `_links`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Job {
+    pub uuid: String,
+    pub state: Option<String>,
+    /// Integer in job objects ("the final error code"; 0 on success).
+    pub code: Option<serde_json::Value>,
+    pub message: Option<String>,
+    /// Newer releases: `{code (string), message}`.
+    pub error: Option<ErrorBody>,
+}
+
+/// A job's state, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// `queued`, `running`, `paused`, or a state this client does not know (keeps polling).
+    Pending,
+    Success,
+    Failure,
+}
+
+impl Job {
+    pub fn state(&self) -> Option<JobState> {
+        self.state.as_deref().map(|s| match s {
+            "success" => JobState::Success,
+            "failure" => JobState::Failure,
+            _ => JobState::Pending,
+        })
+    }
+
+    /// The failure's code and message: the integer `code`, else `error.code`; 0 when neither.
+    pub fn failure(&self) -> (u64, String) {
+        let code = self
+            .code
+            .as_ref()
+            .and_then(parse_code)
+            .filter(|c| *c != 0)
+            .or_else(|| {
+                self.error
+                    .as_ref()
+                    .and_then(|e| e.code.as_ref())
+                    .and_then(parse_code)
+            })
+            .unwrap_or(0);
+        let message = self
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .or_else(|| self.error.as_ref().and_then(|e| e.message.clone()))
+            .unwrap_or_else(|| "job failed without a message".into());
+        (code, message)
+    }
+}
+
+fn required(value: Option<String>, what: &str) -> Result<String, String> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{what} missing"))
+}
+
+fn name_of(r: Option<NameRef>) -> Option<String> {
+    r.and_then(|r| r.name)
+}
+
+// ---- /api/cluster ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ClusterWire {
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    pub version: Option<VersionWire>,
+    pub timezone: Option<NameRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VersionWire {
+    pub full: Option<String>,
+    pub generation: Option<u32>,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+}
+
+impl ClusterWire {
+    pub fn into_domain(self) -> Result<ClusterInfo, String> {
+        let version = match self.version {
+            Some(VersionWire {
+                generation: Some(g),
+                major: Some(ma),
+                minor: Some(mi),
+                ..
+            }) => format!("{g}.{ma}.{mi}"),
+            Some(VersionWire { full: Some(f), .. }) => f,
+            _ => return Err("version missing".into()),
+        };
+        Ok(ClusterInfo {
+            name: required(self.name, "name")?,
+            uuid: required(self.uuid, "uuid")?,
+            version,
+            timezone: required(name_of(self.timezone), "timezone.name")?,
+        })
+    }
+}
+
+// ---- volumes ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VolumeWire {
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub svm: Option<NameRef>,
+    pub snapshot_policy: Option<NameRef>,
+}
+
+impl VolumeWire {
+    pub fn into_domain(self) -> Result<VolumeInfo, String> {
+        Ok(VolumeInfo {
+            uuid: required(self.uuid, "volume uuid")?,
+            name: required(self.name, "volume name")?,
+            svm: required(name_of(self.svm), "svm.name")?,
+            snapshot_policy: name_of(self.snapshot_policy).filter(|n| !n.is_empty()),
+        })
+    }
+}
+
+// ---- snapshot policies ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SnapshotPolicyWire {
+    pub name: Option<String>,
+    pub copies: Vec<CopiesWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CopiesWire {
+    pub count: Option<u32>,
+    pub prefix: Option<String>,
+    pub schedule: Option<NameRef>,
+}
+
+impl SnapshotPolicyWire {
+    pub fn into_domain(self) -> Result<SnapshotPolicyInfo, String> {
+        let name = required(self.name, "snapshot policy name")?;
+        let copies = self
+            .copies
+            .into_iter()
+            .map(|c| {
+                Ok(PolicyCopies {
+                    schedule: required(name_of(c.schedule), "copies.schedule.name")
+                        .map_err(|e| format!("policy {name}: {e}"))?,
+                    count: c.count.unwrap_or(0),
+                    prefix: c.prefix.filter(|p| !p.is_empty()),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(SnapshotPolicyInfo { name, copies })
+    }
+}
+
+// ---- schedules ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ScheduleWire {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub cron: Option<CronWire>,
+    pub interval: Option<String>,
+}
+
+/// ONTAP cron lists; an empty or absent list means "all values".
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CronWire {
+    pub minutes: Vec<u32>,
+    pub hours: Vec<u32>,
+    pub days: Vec<u32>,
+    pub weekdays: Vec<u32>,
+    pub months: Vec<u32>,
+}
+
+impl ScheduleWire {
+    /// Interval schedules are anchored at the Unix epoch: ONTAP does not expose the instant an
+    /// interval schedule started counting from (it runs relative to job creation / last run),
+    /// so the epoch is a documented, deterministic stand-in.
+    pub fn into_domain(self) -> Result<ScheduleInfo, String> {
+        let name = required(self.name, "schedule name")?;
+        let kind = self.kind.as_deref().unwrap_or(if self.interval.is_some() {
+            "interval"
+        } else {
+            "cron"
+        });
+        let recurrence = match kind {
+            "cron" => {
+                let c = self.cron.unwrap_or_default();
+                let spec =
+                    CronSpec::from_lists(&c.minutes, &c.hours, &c.days, &c.weekdays, &c.months)
+                        .map_err(|e| format!("schedule {name}: {e}"))?;
+                Recurrence::Cron(spec)
+            }
+            "interval" => {
+                let text = self
+                    .interval
+                    .ok_or_else(|| format!("schedule {name}: interval missing"))?;
+                let every = parse_iso8601_duration(&text)
+                    .map_err(|e| format!("schedule {name}: interval {text:?}: {e}"))?;
+                Recurrence::Interval {
+                    every,
+                    anchor: DateTime::<Utc>::UNIX_EPOCH,
+                }
+            }
+            other => return Err(format!("schedule {name}: unknown type {other:?}")),
+        };
+        Ok(ScheduleInfo { name, recurrence })
+    }
+}
+
+/// Parses the ISO-8601 durations ONTAP uses for interval schedules: `PnW`, or
+/// `P[nD][T[nH][nM][nS]]` (for example `PT7M30S`, `P1D`, `P1W`, `P2DT5M`).
+///
+/// Years and months are refused (their length is not fixed), as are fractions and a zero total:
+/// the result is at least one second, the invariant of `Recurrence::Interval`.
+fn parse_iso8601_duration(text: &str) -> Result<TimeDelta, String> {
+    let rest = text
+        .strip_prefix('P')
+        .ok_or("expected an ISO-8601 duration starting with P")?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, "")) => return Err(format!("empty time part in {d}T")),
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut seconds: i64 = 0;
+    let mut any = false;
+    let mut add = |part: &str, units: &[(char, i64)]| -> Result<(), String> {
+        let mut number = String::new();
+        let mut next_unit = 0;
+        for ch in part.chars() {
+            if ch.is_ascii_digit() {
+                number.push(ch);
+                continue;
+            }
+            let pos = units[next_unit..]
+                .iter()
+                .position(|(u, _)| *u == ch)
+                .ok_or_else(|| format!("unexpected {ch:?}"))?;
+            if number.is_empty() {
+                return Err(format!("{ch} without a number"));
+            }
+            let n: i64 = number.parse().map_err(|_| format!("{number} too large"))?;
+            let (_, factor) = units[next_unit + pos];
+            seconds = n
+                .checked_mul(factor)
+                .and_then(|v| seconds.checked_add(v))
+                .ok_or("duration too large")?;
+            next_unit += pos + 1;
+            number.clear();
+            any = true;
+        }
+        if !number.is_empty() {
+            return Err(format!("{number} without a unit"));
+        }
+        Ok(())
+    };
+    add(date, &[('W', 7 * 86_400), ('D', 86_400)])
+        .map_err(|e| format!("{e} (years and months are not supported)"))?;
+    if let Some(time) = time {
+        add(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    }
+    if !any {
+        return Err("no components".into());
+    }
+    if seconds < 1 {
+        return Err("interval must be at least one second".into());
+    }
+    TimeDelta::try_seconds(seconds).ok_or_else(|| "duration too large".into())
+}
+
+// ---- licenses ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LicensePackageWire {
+    pub name: Option<String>,
+    pub state: Option<String>,
+}
+
+impl LicensePackageWire {
+    pub fn state(&self) -> LicenseState {
+        match self.state.as_deref() {
+            Some("compliant") => LicenseState::Compliant,
+            Some("noncompliant") => LicenseState::Noncompliant,
+            Some("unlicensed") => LicenseState::Unlicensed,
+            _ => LicenseState::Unknown,
+        }
+    }
+}
+
+// ---- snapshots ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SnapshotWire {
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub comment: Option<String>,
+    pub create_time: Option<String>,
+    pub owners: Vec<String>,
+    pub size: Option<u64>,
+    pub volume: Option<NameRef>,
+    pub svm: Option<NameRef>,
+}
+
+impl SnapshotWire {
+    pub fn into_domain(self) -> Result<SnapshotInfo, String> {
+        let name = required(self.name, "snapshot name")?;
+        let create_time = required(self.create_time, "create_time")
+            .and_then(|t| {
+                DateTime::<FixedOffset>::parse_from_rfc3339(&t)
+                    .map_err(|e| format!("create_time {t:?}: {e}"))
+            })
+            .map_err(|e| format!("snapshot {name}: {e}"))?;
+        let volume = self.volume.unwrap_or_default();
+        Ok(SnapshotInfo {
+            uuid: required(self.uuid, "snapshot uuid").map_err(|e| format!("{name}: {e}"))?,
+            volume_uuid: required(volume.uuid, "volume.uuid")
+                .map_err(|e| format!("snapshot {name}: {e}"))?,
+            volume_name: required(volume.name, "volume.name")
+                .map_err(|e| format!("snapshot {name}: {e}"))?,
+            svm: required(name_of(self.svm), "svm.name")
+                .map_err(|e| format!("snapshot {name}: {e}"))?,
+            comment: self.comment.filter(|c| !c.is_empty()),
+            create_time,
+            owners: self.owners,
+            size: self.size.unwrap_or(0),
+            name,
+        })
+    }
+}
+
+// ---- LUNs ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LunWire {
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub svm: Option<NameRef>,
+    pub location: Option<LunLocationWire>,
+    pub status: Option<LunStatusWire>,
+    pub clone: Option<LunCloneWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LunLocationWire {
+    pub volume: Option<NameRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LunStatusWire {
+    pub mapped: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LunCloneWire {
+    /// "unset for LUNs that are not clones" (reference §3.1): absent means false.
+    pub created_as_clone: Option<bool>,
+}
+
+impl LunWire {
+    pub fn into_domain(self) -> Result<LunInfo, String> {
+        let name = required(self.name, "lun name")?;
+        Ok(LunInfo {
+            uuid: required(self.uuid, "lun uuid").map_err(|e| format!("{name}: {e}"))?,
+            svm: required(name_of(self.svm), "svm.name").map_err(|e| format!("lun {name}: {e}"))?,
+            volume_name: required(
+                self.location.and_then(|l| name_of(l.volume)),
+                "location.volume.name",
+            )
+            .map_err(|e| format!("lun {name}: {e}"))?,
+            mapped: self.status.and_then(|s| s.mapped).unwrap_or(false),
+            created_as_clone: self.clone.and_then(|c| c.created_as_clone).unwrap_or(false),
+            name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schedule(v: serde_json::Value) -> Result<ScheduleInfo, String> {
+        serde_json::from_value::<ScheduleWire>(v)
+            .unwrap()
+            .into_domain()
+    }
+
+    #[test]
+    fn iso8601_durations() {
+        let ok = |s: &str| parse_iso8601_duration(s).unwrap().num_seconds();
+        assert_eq!(ok("PT7M30S"), 450);
+        assert_eq!(ok("P1D"), 86_400);
+        assert_eq!(ok("P1W"), 7 * 86_400);
+        assert_eq!(ok("P2DT5M"), 2 * 86_400 + 300);
+        assert_eq!(ok("PT1H"), 3_600);
+        for bad in [
+            "", "P", "PT", "1D", "P1M", "P1Y", "PT5", "PT1.5S", "PT0S", "PT5S5M", "PD",
+        ] {
+            assert!(parse_iso8601_duration(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn cron_schedule_with_empty_lists_means_all() {
+        let s = schedule(json!({"name":"hourly","type":"cron","cron":{"minutes":[5]}})).unwrap();
+        let expected = CronSpec::from_lists(&[5], &[], &[], &[], &[]).unwrap();
+        assert_eq!(s.name, "hourly");
+        assert_eq!(s.recurrence, Recurrence::Cron(expected));
+        // Absent lists and explicit empty lists decode the same way.
+        let s2 = schedule(json!({"name":"hourly","type":"cron",
+            "cron":{"minutes":[5],"hours":[],"days":[],"weekdays":[],"months":[]}}))
+        .unwrap();
+        assert_eq!(s2.recurrence, Recurrence::Cron(expected));
+        let weekly = schedule(json!({"name":"weekly","type":"cron",
+            "cron":{"minutes":[15],"hours":[0],"weekdays":[0]}}))
+        .unwrap();
+        assert_eq!(
+            weekly.recurrence,
+            Recurrence::Cron(CronSpec::from_lists(&[15], &[0], &[], &[0], &[]).unwrap())
+        );
+        assert!(schedule(json!({"name":"bad","type":"cron","cron":{"minutes":[75]}})).is_err());
+    }
+
+    #[test]
+    fn interval_schedule_is_anchored_at_epoch() {
+        let s = schedule(json!({"name":"5min","type":"interval","interval":"PT7M30S"})).unwrap();
+        assert_eq!(
+            s.recurrence,
+            Recurrence::Interval {
+                every: TimeDelta::seconds(450),
+                anchor: DateTime::<Utc>::UNIX_EPOCH
+            }
+        );
+        assert!(schedule(json!({"name":"x","type":"interval","interval":"P1M"})).is_err());
+    }
+
+    #[test]
+    fn job_failure_prefers_integer_code() {
+        let job: Job = serde_json::from_value(json!({"uuid":"j","state":"failure","code":1638555,
+            "message":"locked","error":{"code":"99","message":"other"}}))
+        .unwrap();
+        assert_eq!(job.state(), Some(JobState::Failure));
+        assert_eq!(job.failure(), (1_638_555, "locked".to_string()));
+        let job: Job = serde_json::from_value(
+            json!({"uuid":"j","state":"failure","code":0,"error":{"code":"524511","message":"m"}}),
+        )
+        .unwrap();
+        assert_eq!(job.failure(), (524_511, "m".to_string()));
+    }
+}
