@@ -103,6 +103,11 @@ pub fn parse_iso8601_duration(text: &str) -> Result<TimeDelta, String> {
                 ));
             }
             let unit = unit.unwrap_or_default();
+            if unit == '.' || unit == ',' {
+                return Err(format!(
+                    "\"{text}\" has a fraction; durations take whole seconds; {EXAMPLE}"
+                ));
+            }
             let Some(pos) = units.iter().position(|(u, _)| *u == unit) else {
                 let why = match (unit, in_time) {
                     ('Y', false) | ('M', false) => {
@@ -231,7 +236,8 @@ mod tests {
             ("PT", "no hours"),
             ("P1Y", "years and months"),
             ("P1M", "years and months"),
-            ("PT1.5S", "whole numbers"),
+            ("PT1.5S", "whole seconds"),
+            ("PTS", "whole numbers"),
             ("P1H", "'H' is not a unit"),
             ("PT1S1M", "out of order"),
             ("1D", "must start with 'P'"),
