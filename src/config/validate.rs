@@ -1,33 +1,24 @@
-//! Loading and validating a policy: files and includes → raw types → one pass that reports every error.
+//! Validating a policy: raw types → `model::Policy`, one pass that reports every error at once.
 //!
-//! Stages, all feeding one list of located diagnostics:
-//! 1. read each file (main first, then its `include`s depth-first) and parse it into a spanned
-//!    TOML tree; a syntax error stops at stage 1 for the whole load (later errors would be noise);
-//! 2. compare every table's keys with the raw types' fields and report **every** unknown key, then
-//!    drop them so typed deserialization (stage 3) only reports wrong types and missing keys;
-//! 3. deserialize each entry (`[[cluster]]`, `[[volume]]`, …) on its own, so one bad entry does not
-//!    hide errors in the others; names of entries that failed are remembered so references to them
-//!    do not cascade into "unknown cluster" noise;
-//! 4. validate values and cross-references and build [`Policy`].
+//! [`load`] and [`parse_str`] run stages 1–3 (`load`: files, includes, unknown keys, TOML types)
+//! and then stage 4 here: values, uniqueness and cross-references. Every stage adds to one list of
+//! located diagnostics.
 //!
-//! Invariant: `Ok(Policy)` only when no diagnostic was produced at any stage.
+//! Invariant: `Ok(Policy)` only when no stage produced a diagnostic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde::de::IntoDeserializer;
-use serde::Deserialize;
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::diag::{Diagnostic, Diagnostics, Pending, Sources};
+use super::diag::{hint, Collector, Diagnostic, Diagnostics};
 use super::duration::parse_duration;
+use super::load::{closest, read, At, RawPolicy};
 use super::model::*;
 use super::raw::*;
 use crate::timeline::{CronError, CronField, CronSpec, Recurrence};
@@ -51,457 +42,19 @@ pub fn load(path: &Path) -> Result<Policy, Diagnostics> {
 /// Validates policy `text` as if it were the file at `path`; `include`s are read from disk,
 /// relative to `path`'s directory.
 pub fn parse_str(text: &str, path: &Path) -> Result<Policy, Diagnostics> {
-    let mut loader = Loader::default();
-    let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    loader.stack.push(start.clone());
-    loader.loaded.insert(start);
-    loader.load_file(path.to_path_buf(), Arc::from(text), true);
-    let Loader {
-        mut cx,
-        raw,
-        syntax_error,
-        ..
-    } = loader;
-    let policy = if syntax_error {
-        None
-    } else {
-        build(&mut cx, raw)
-    };
+    let (mut cx, raw) = read(text, path);
+    let policy = raw.and_then(|raw| build(&mut cx, raw));
     match policy {
         Some(policy) if cx.diags.is_empty() => Ok(policy),
         _ => Err(cx.finish()),
     }
 }
 
-/// Sources plus the diagnostics found so far.
-#[derive(Default)]
-struct Cx {
-    sources: Sources,
-    diags: Vec<Pending>,
-}
-
-impl Cx {
-    fn error(
-        &mut self,
-        file: usize,
-        span: Range<usize>,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) {
-        self.diags.push(Pending {
-            file,
-            span,
-            message: message.into(),
-            hint,
-        });
-    }
-
-    fn finish(self) -> Diagnostics {
-        let mut pending = self.diags;
-        pending.sort_by_key(|p| (p.file, p.span.start));
-        Diagnostics(pending.iter().map(|p| p.resolve(&self.sources)).collect())
-    }
-}
-
-fn hint(text: impl Into<String>) -> Option<String> {
-    Some(text.into())
-}
-
-/// A raw entry and where it came from.
-struct At<T> {
-    file: usize,
-    item: T,
-}
-
-/// Everything read from all files, before validation.
-#[derive(Default)]
-struct RawPolicy {
-    agent: Option<At<RawAgent>>,
-    flexclone: Option<At<RawFlexClone>>,
-    clusters: Vec<At<RawCluster>>,
-    schedules: Vec<At<RawSchedule>>,
-    snapshot_policies: Vec<At<RawSnapshotPolicy>>,
-    volumes: Vec<At<RawVolume>>,
-    windows: Vec<At<RawWindow>>,
-    /// Names (volume ids for volumes) of entries that failed to deserialize, by section key.
-    broken: HashMap<&'static str, HashSet<String>>,
-}
-
-impl RawPolicy {
-    fn is_broken(&self, section: &str, name: &str) -> bool {
-        self.broken.get(section).is_some_and(|s| s.contains(name))
-    }
-}
-
-/// Which keys a table may hold, and which of its keys hold tables with their own rules.
-struct Schema {
-    what: &'static str,
-    fields: fn() -> &'static [&'static str],
-    nested: &'static [(&'static str, &'static Schema)],
-}
-
-const SIMULATOR: Schema = Schema {
-    what: "the cluster's simulator table",
-    fields: fields_of::<RawSimulator>,
-    nested: &[],
-};
-const CRON_LISTS: Schema = Schema {
-    what: "the cron table",
-    fields: fields_of::<RawCronLists>,
-    nested: &[],
-};
-const COPIES: Schema = Schema {
-    what: "a copies entry",
-    fields: fields_of::<RawCopies>,
-    nested: &[],
-};
-const HOOK: Schema = Schema {
-    what: "the window's hook table",
-    fields: fields_of::<RawHook>,
-    nested: &[],
-};
-const AGENT: Schema = Schema {
-    what: "[agent]",
-    fields: fields_of::<RawAgent>,
-    nested: &[],
-};
-const FLEXCLONE: Schema = Schema {
-    what: "[flexclone]",
-    fields: fields_of::<RawFlexClone>,
-    nested: &[],
-};
-const CLUSTER: Schema = Schema {
-    what: "[[cluster]]",
-    fields: fields_of::<RawCluster>,
-    nested: &[("simulator", &SIMULATOR)],
-};
-const SCHEDULE: Schema = Schema {
-    what: "[[schedule]]",
-    fields: fields_of::<RawSchedule>,
-    nested: &[("cron", &CRON_LISTS)],
-};
-const SNAPSHOT_POLICY: Schema = Schema {
-    what: "[[snapshot_policy]]",
-    fields: fields_of::<RawSnapshotPolicy>,
-    nested: &[("copies", &COPIES)],
-};
-const VOLUME: Schema = Schema {
-    what: "[[volume]]",
-    fields: fields_of::<RawVolume>,
-    nested: &[],
-};
-const WINDOW: Schema = Schema {
-    what: "[[window]]",
-    fields: fields_of::<RawWindow>,
-    nested: &[("hook", &HOOK)],
-};
-
-#[derive(Default)]
-struct Loader {
-    cx: Cx,
-    raw: RawPolicy,
-    /// Canonical paths of the files being loaded, outermost first (for include cycles).
-    stack: Vec<PathBuf>,
-    /// Canonical paths of every file read so far.
-    loaded: HashSet<PathBuf>,
-    syntax_error: bool,
-}
-
-impl Loader {
-    fn load_file(&mut self, path: PathBuf, text: Arc<str>, main: bool) {
-        let file = self.cx.sources.add(path.clone(), text.clone());
-        let doc = match DeTable::parse(&text) {
-            Ok(doc) => doc.into_inner(),
-            Err(e) => {
-                self.syntax_error = true;
-                self.cx.error(
-                    file,
-                    e.span().unwrap_or(0..0),
-                    format!("TOML syntax error: {}", e.message().trim_end()),
-                    hint("fix the TOML syntax here; validation runs once the file parses"),
-                );
-                return;
-            }
-        };
-        let includes = self.read_sections(file, doc, main);
-        for include in includes {
-            self.follow_include(file, &path, include);
-        }
-    }
-
-    /// Checks top-level keys, deserializes each section, and returns the file's `include` entries.
-    fn read_sections(&mut self, file: usize, doc: DeTable<'_>, main: bool) -> Vec<Spanned<String>> {
-        let mut includes = Vec::new();
-        for (key, mut value) in doc {
-            let name: &str = key.get_ref();
-            let key_span = key.span();
-            if !TOP_LEVEL_KEYS.contains(&name) {
-                self.unknown_key(file, key_span, name, "the top level", TOP_LEVEL_KEYS);
-                continue;
-            }
-            if !main && MAIN_FILE_ONLY.contains(&name) {
-                self.cx.error(
-                    file,
-                    key_span,
-                    format!("`{name}` is only allowed in the main policy file"),
-                    hint(format!(
-                        "included files may hold include, cluster, schedule, snapshot_policy, \
-                         volume and window; move [{name}] to the main file"
-                    )),
-                );
-                continue;
-            }
-            match name {
-                "include" => {
-                    if let Some(list) = self.typed::<Vec<Spanned<String>>>(file, value, "include") {
-                        includes.extend(list);
-                    }
-                }
-                "agent" => {
-                    self.strip_unknown(file, &mut value, &AGENT);
-                    if let Some(item) = self.typed::<RawAgent>(file, value, "[agent]") {
-                        self.raw.agent = Some(At { file, item });
-                    }
-                }
-                "flexclone" => {
-                    self.strip_unknown(file, &mut value, &FLEXCLONE);
-                    if let Some(item) = self.typed::<RawFlexClone>(file, value, "[flexclone]") {
-                        self.raw.flexclone = Some(At { file, item });
-                    }
-                }
-                "cluster" => {
-                    let entries = self.entries(file, value, "cluster", &CLUSTER);
-                    self.raw.clusters.extend(entries);
-                }
-                "schedule" => {
-                    let entries = self.entries(file, value, "schedule", &SCHEDULE);
-                    self.raw.schedules.extend(entries);
-                }
-                "snapshot_policy" => {
-                    let entries = self.entries(file, value, "snapshot_policy", &SNAPSHOT_POLICY);
-                    self.raw.snapshot_policies.extend(entries);
-                }
-                "volume" => {
-                    let entries = self.entries(file, value, "volume", &VOLUME);
-                    self.raw.volumes.extend(entries);
-                }
-                "window" => {
-                    let entries = self.entries(file, value, "window", &WINDOW);
-                    self.raw.windows.extend(entries);
-                }
-                _ => unreachable!("every key of TOP_LEVEL_KEYS is handled"),
-            }
-        }
-        includes
-    }
-
-    /// Deserializes every entry of an array-of-tables section; entries that fail are reported and
-    /// their names remembered in `RawPolicy::broken`.
-    fn entries<T: for<'de> Deserialize<'de>>(
-        &mut self,
-        file: usize,
-        value: Spanned<DeValue<'_>>,
-        section: &'static str,
-        schema: &Schema,
-    ) -> Vec<At<T>> {
-        let span = value.span();
-        let DeValue::Array(items) = value.into_inner() else {
-            self.cx.error(
-                file,
-                span,
-                format!("`{section}` must be an array of tables"),
-                hint(format!(
-                    "write each entry under its own [[{section}]] header"
-                )),
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for mut item in items.into_iter() {
-            self.strip_unknown(file, &mut item, schema);
-            let peek = |key: &str| {
-                item.get_ref()
-                    .get(key)
-                    .and_then(|v| v.get_ref().as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            let name = if section == "volume" {
-                format!("{}/{}/{}", peek("cluster"), peek("svm"), peek("name"))
-            } else {
-                peek("name")
-            };
-            let parsed = self.typed::<T>(file, item, schema.what);
-            if parsed.is_none() {
-                self.raw.broken.entry(section).or_default().insert(name);
-            }
-            if let Some(item) = parsed {
-                out.push(At { file, item });
-            }
-        }
-        out
-    }
-
-    fn typed<T: for<'de> Deserialize<'de>>(
-        &mut self,
-        file: usize,
-        value: Spanned<DeValue<'_>>,
-        what: &str,
-    ) -> Option<T> {
-        let span = value.span();
-        match T::deserialize(value.into_deserializer()) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.cx.error(
-                    file,
-                    e.span().unwrap_or(span),
-                    format!("in {what}: {}", e.message().trim_end()),
-                    hint("config/reference.toml documents every key and its type"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Reports every key `schema` does not allow (recursively) and removes it.
-    fn strip_unknown(&mut self, file: usize, value: &mut Spanned<DeValue<'_>>, schema: &Schema) {
-        match value.get_mut() {
-            DeValue::Table(table) => self.strip_table(file, table, schema),
-            DeValue::Array(items) => {
-                for item in items.iter_mut() {
-                    if let DeValue::Table(table) = item.get_mut() {
-                        self.strip_table(file, table, schema);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn strip_table(&mut self, file: usize, table: &mut DeTable<'_>, schema: &Schema) {
-        let allowed = (schema.fields)();
-        let mut unknown = Vec::new();
-        for (key, value) in table.iter_mut() {
-            let name: &str = key.get_ref();
-            if !allowed.contains(&name) {
-                self.unknown_key(file, key.span(), name, schema.what, allowed);
-                unknown.push(name.to_owned());
-            } else if let Some((_, nested)) = schema.nested.iter().find(|(k, _)| *k == name) {
-                self.strip_unknown(file, value, nested);
-            }
-        }
-        for name in unknown {
-            table.remove(name.as_str());
-        }
-    }
-
-    fn unknown_key(
-        &mut self,
-        file: usize,
-        span: Range<usize>,
-        name: &str,
-        what: &str,
-        allowed: &[&str],
-    ) {
-        if name == "password" && what == CLUSTER.what {
-            self.cx.error(
-                file,
-                span,
-                "`password` is not allowed: secrets never live in the policy file",
-                hint(
-                    "name an environment variable with password_env = \"NAME\" or a file with \
-                     password_file = \"/etc/snapwarden/cluster.pass\"",
-                ),
-            );
-            return;
-        }
-        let suggestion = closest(name, allowed)
-            .map(|s| format!("did you mean `{s}`? "))
-            .unwrap_or_default();
-        self.cx.error(
-            file,
-            span,
-            format!("unknown key `{name}` in {what}"),
-            hint(format!("{suggestion}allowed keys: {}", allowed.join(", "))),
-        );
-    }
-
-    fn follow_include(&mut self, from: usize, from_path: &Path, include: Spanned<String>) {
-        let span = include.span();
-        let relative = include.into_inner();
-        let path = from_path.parent().unwrap_or(Path::new("")).join(&relative);
-        let (canonical, text) = match std::fs::canonicalize(&path)
-            .and_then(|c| std::fs::read_to_string(&c).map(|t| (c, t)))
-        {
-            Ok(found) => found,
-            Err(e) => {
-                self.cx.error(
-                    from,
-                    span,
-                    format!("cannot read included file {}: {e}", path.display()),
-                    hint("include paths are relative to the file that names them"),
-                );
-                return;
-            }
-        };
-        if let Some(pos) = self.stack.iter().position(|p| *p == canonical) {
-            let chain: Vec<String> = self.stack[pos..]
-                .iter()
-                .chain(std::iter::once(&canonical))
-                .map(|p| p.display().to_string())
-                .collect();
-            self.cx.error(
-                from,
-                span,
-                format!("include cycle: {}", chain.join(" → ")),
-                hint("remove one of the includes that closes the cycle"),
-            );
-            return;
-        }
-        if !self.loaded.insert(canonical.clone()) {
-            self.cx.error(
-                from,
-                span,
-                format!("{} is included more than once", path.display()),
-                hint("include each file once; its entries would otherwise be defined twice"),
-            );
-            return;
-        }
-        self.stack.push(canonical);
-        self.load_file(path, Arc::from(text), false);
-        self.stack.pop();
-    }
-}
-
-/// The allowed word closest to `word` (edit distance at most 2, or a case-insensitive match).
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), *c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 // ---------------------------------------------------------------------------------------------
 // Stage 4: values and cross-references.
 
 /// The file a span of `file` is relative to, for paths in the policy (`state_dir`, `ca_file`, …).
-fn resolve_path(cx: &Cx, file: usize, value: &str) -> PathBuf {
+fn resolve_path(cx: &Collector, file: usize, value: &str) -> PathBuf {
     let p = Path::new(value);
     if p.is_absolute() {
         return p.to_path_buf();
@@ -513,7 +66,12 @@ fn resolve_path(cx: &Cx, file: usize, value: &str) -> PathBuf {
         .join(p)
 }
 
-fn duration(cx: &mut Cx, file: usize, value: &Spanned<String>, key: &str) -> Option<TimeDelta> {
+fn duration(
+    cx: &mut Collector,
+    file: usize,
+    value: &Spanned<String>,
+    key: &str,
+) -> Option<TimeDelta> {
     match parse_duration(value.get_ref()) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -529,7 +87,7 @@ fn duration(cx: &mut Cx, file: usize, value: &Spanned<String>, key: &str) -> Opt
 }
 
 fn positive_duration(
-    cx: &mut Cx,
+    cx: &mut Collector,
     file: usize,
     value: &Spanned<String>,
     key: &str,
@@ -580,7 +138,7 @@ fn parse_tz(name: &str) -> Result<Tz, (String, String)> {
     ))
 }
 
-fn timezone(cx: &mut Cx, file: usize, value: &Spanned<String>) -> Option<Tz> {
+fn timezone(cx: &mut Collector, file: usize, value: &Spanned<String>) -> Option<Tz> {
     match parse_tz(value.get_ref()) {
         Ok(tz) => Some(tz),
         Err((message, h)) => {
@@ -602,7 +160,12 @@ fn cron_hint(e: &CronError, form: &str) -> String {
 
 const CRON_FORM: &str = "fields are minute hour day-of-month month day-of-week";
 
-fn cron_string(cx: &mut Cx, file: usize, value: &Spanned<String>, key: &str) -> Option<CronSpec> {
+fn cron_string(
+    cx: &mut Collector,
+    file: usize,
+    value: &Spanned<String>,
+    key: &str,
+) -> Option<CronSpec> {
     match CronSpec::parse(value.get_ref()) {
         Ok(spec) => satisfiable(cx, file, value.span(), spec, value.get_ref()),
         Err(e) => {
@@ -618,7 +181,7 @@ fn cron_string(cx: &mut Cx, file: usize, value: &Spanned<String>, key: &str) -> 
 }
 
 fn satisfiable(
-    cx: &mut Cx,
+    cx: &mut Collector,
     file: usize,
     span: Range<usize>,
     spec: CronSpec,
@@ -636,144 +199,149 @@ fn satisfiable(
     None
 }
 
-/// Looks `name` up; reports an unresolved reference unless the target exists but failed to parse.
-#[allow(clippy::too_many_arguments)]
-fn resolve(
-    cx: &mut Cx,
-    raw: &RawPolicy,
-    index: &HashMap<String, usize>,
-    section: &str,
-    file: usize,
-    value: &Spanned<String>,
-    what: &str,
-    defined: &[String],
-) -> Option<usize> {
-    if let Some(&i) = index.get(value.get_ref().as_str()) {
-        return Some(i);
-    }
-    if !raw.is_broken(section, value.get_ref()) {
-        let list = if defined.is_empty() {
-            format!("none are defined; add a [[{section}]]")
-        } else {
-            format!("defined: {}", defined.join(", "))
-        };
-        cx.error(
-            file,
-            value.span(),
-            format!("{what} \"{}\" is not defined", value.get_ref()),
-            hint(list),
-        );
-    }
-    None
+/// The entries of one kind (clusters, schedules, …) by name, for duplicates and references.
+///
+/// Invariant: `index` maps each name to its first entry; `defined` lists names in file order.
+struct Names<'r> {
+    /// The policy section, as in `[[cluster]]`.
+    section: &'static str,
+    /// What a reference names, as users read it ("snapshot policy").
+    what: &'static str,
+    index: HashMap<String, usize>,
+    defined: Vec<String>,
+    raw: &'r RawPolicy,
 }
 
-/// Index of the first entry for each key; later duplicates are reported at the duplicate.
-fn unique(
-    cx: &mut Cx,
-    kind: &str,
-    entries: impl Iterator<Item = (String, usize, Range<usize>)>,
-) -> HashMap<String, usize> {
-    let mut first: HashMap<String, (usize, usize, Range<usize>)> = HashMap::new();
-    for (i, (key, file, span)) in entries.enumerate() {
-        if let Some((_, f0, s0)) = first.get(&key) {
-            let at = cx.sources.describe(*f0, s0, file);
-            cx.error(
-                file,
-                span,
-                format!("duplicate {kind} \"{key}\" (first defined at {at})"),
-                hint(format!("each {kind} must be unique; rename or remove one")),
-            );
+impl<'r> Names<'r> {
+    /// Indexes `entries` (name, file, span) and reports each duplicate at the later entry.
+    fn new(
+        cx: &mut Collector,
+        raw: &'r RawPolicy,
+        section: &'static str,
+        what: &'static str,
+        entries: impl Iterator<Item = (String, usize, Range<usize>)>,
+    ) -> Self {
+        let label = if section == "volume" {
+            what.to_string()
         } else {
-            first.insert(key, (i, file, span));
+            format!("{what} name")
+        };
+        let mut first: HashMap<String, (usize, usize, Range<usize>)> = HashMap::new();
+        let mut defined = Vec::new();
+        for (i, (key, file, span)) in entries.enumerate() {
+            if let Some((_, f0, s0)) = first.get(&key) {
+                let at = cx.sources.describe(*f0, s0, file);
+                cx.error(
+                    file,
+                    span,
+                    format!("duplicate {label} \"{key}\" (first defined at {at})"),
+                    hint(format!("each {label} must be unique; rename or remove one")),
+                );
+            } else {
+                defined.push(key.clone());
+                first.insert(key, (i, file, span));
+            }
+        }
+        let index = first.into_iter().map(|(k, (i, _, _))| (k, i)).collect();
+        Names {
+            section,
+            what,
+            index,
+            defined,
+            raw,
         }
     }
-    first.into_iter().map(|(k, (i, _, _))| (k, i)).collect()
+
+    /// The entry `value` names; reports it when undefined, unless an entry by that name exists
+    /// but failed to parse (already reported).
+    fn resolve(&self, cx: &mut Collector, file: usize, value: &Spanned<String>) -> Option<usize> {
+        let name = value.get_ref();
+        if let Some(&i) = self.index.get(name.as_str()) {
+            return Some(i);
+        }
+        if !self.raw.is_broken(self.section, name) {
+            let list = if self.defined.is_empty() {
+                format!("none are defined; add a [[{}]]", self.section)
+            } else {
+                format!("defined: {}", self.defined.join(", "))
+            };
+            cx.error(
+                file,
+                value.span(),
+                format!("{} \"{name}\" is not defined", self.what),
+                hint(list),
+            );
+        }
+        None
+    }
 }
 
-fn build(cx: &mut Cx, raw: RawPolicy) -> Option<Policy> {
+fn volume_id(v: &RawVolume) -> String {
+    format!(
+        "{}/{}/{}",
+        v.cluster.get_ref(),
+        v.svm.get_ref(),
+        v.name.get_ref()
+    )
+}
+
+fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
+    let raw = &raw;
     let agent = build_agent(cx, raw.agent.as_ref());
     let flexclone = build_flexclone(cx, raw.flexclone.as_ref());
+    let named = |e: &Spanned<String>, file: usize| (e.get_ref().clone(), file, e.span());
 
-    let cluster_index = unique(
+    let cluster_names = Names::new(
         cx,
-        "cluster name",
-        raw.clusters
-            .iter()
-            .map(|c| (c.item.name.get_ref().clone(), c.file, c.item.name.span())),
+        raw,
+        "cluster",
+        "cluster",
+        raw.clusters.iter().map(|c| named(&c.item.name, c.file)),
     );
-    let clusters: Vec<Option<Cluster>> =
-        raw.clusters.iter().map(|c| build_cluster(cx, c)).collect();
+    let clusters: Vec<_> = raw.clusters.iter().map(|c| build_cluster(cx, c)).collect();
 
-    let schedule_index = unique(
+    let schedule_names = Names::new(
         cx,
-        "schedule name",
-        raw.schedules
-            .iter()
-            .map(|s| (s.item.name.get_ref().clone(), s.file, s.item.name.span())),
+        raw,
+        "schedule",
+        "schedule",
+        raw.schedules.iter().map(|s| named(&s.item.name, s.file)),
     );
-    let schedules: Vec<Option<JobSchedule>> = raw
+    let schedules: Vec<_> = raw
         .schedules
         .iter()
         .map(|s| build_schedule(cx, s))
         .collect();
 
-    let policy_index = unique(
+    let mut policy_names = Names::new(
         cx,
-        "snapshot policy name",
+        raw,
+        "snapshot_policy",
+        "snapshot policy",
         raw.snapshot_policies
             .iter()
-            .map(|p| (p.item.name.get_ref().clone(), p.file, p.item.name.span())),
+            .map(|p| named(&p.item.name, p.file)),
     );
-    let schedule_names: Vec<String> = raw
-        .schedules
-        .iter()
-        .map(|s| s.item.name.get_ref().clone())
-        .collect();
-    let snapshot_policies: Vec<Option<SnapshotPolicy>> = raw
+    policy_names.defined.insert(0, "ontap".into());
+    let snapshot_policies: Vec<_> = raw
         .snapshot_policies
         .iter()
-        .map(|p| build_snapshot_policy(cx, &raw, p, &schedule_index, &schedule_names))
+        .map(|p| build_snapshot_policy(cx, p, &schedule_names))
         .collect();
 
-    let volume_id = |v: &RawVolume| {
-        format!(
-            "{}/{}/{}",
-            v.cluster.get_ref(),
-            v.svm.get_ref(),
-            v.name.get_ref()
-        )
-    };
-    let volume_index = unique(
+    let volume_names = Names::new(
         cx,
+        raw,
+        "volume",
         "volume",
         raw.volumes
             .iter()
             .map(|v| (volume_id(&v.item), v.file, v.item.name.span())),
     );
-    let cluster_names: Vec<String> = raw
-        .clusters
-        .iter()
-        .map(|c| c.item.name.get_ref().clone())
-        .collect();
-    let policy_names: Vec<String> = std::iter::once("ontap".to_string())
-        .chain(
-            raw.snapshot_policies
-                .iter()
-                .map(|p| p.item.name.get_ref().clone()),
-        )
-        .collect();
-    let volumes: Vec<Option<Volume>> = raw
+    let volumes: Vec<_> = raw
         .volumes
         .iter()
-        .map(|v| {
-            build_volume(
-                cx,
-                &raw,
-                v,
-                (&cluster_index, &cluster_names),
-                (&policy_index, &policy_names),
-            )
-        })
+        .map(|v| build_volume(cx, v, &cluster_names, &policy_names))
         .collect();
     if raw.volumes.is_empty() && !raw.broken.contains_key("volume") {
         cx.error(
@@ -784,18 +352,17 @@ fn build(cx: &mut Cx, raw: RawPolicy) -> Option<Policy> {
         );
     }
 
-    unique(
+    Names::new(
         cx,
-        "window name",
-        raw.windows
-            .iter()
-            .map(|w| (w.item.name.get_ref().clone(), w.file, w.item.name.span())),
+        raw,
+        "window",
+        "window",
+        raw.windows.iter().map(|w| named(&w.item.name, w.file)),
     );
-    let volume_ids: Vec<String> = raw.volumes.iter().map(|v| volume_id(&v.item)).collect();
-    let windows: Vec<Option<Window>> = raw
+    let windows: Vec<_> = raw
         .windows
         .iter()
-        .map(|w| build_window(cx, &raw, w, &volume_index, &volume_ids))
+        .map(|w| build_window(cx, w, &volume_names))
         .collect();
 
     Some(Policy {
@@ -817,7 +384,7 @@ const DEFAULT_PREFIX: &str = "snapwarden";
 /// Five minutes: long enough for a clone delete and snapshot delete to settle on ONTAP.
 const DEFAULT_GUARD_SECONDS: i64 = 5 * 60;
 
-fn build_agent(cx: &mut Cx, raw: Option<&At<RawAgent>>) -> Option<Agent> {
+fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Option<Agent> {
     let mut ok = true;
     let mut agent = Agent {
         listen: DEFAULT_LISTEN
@@ -883,7 +450,7 @@ fn build_agent(cx: &mut Cx, raw: Option<&At<RawAgent>>) -> Option<Agent> {
     ok.then_some(agent)
 }
 
-fn build_flexclone(cx: &mut Cx, raw: Option<&At<RawFlexClone>>) -> Option<FlexCloneRule> {
+fn build_flexclone(cx: &mut Collector, raw: Option<&At<RawFlexClone>>) -> Option<FlexCloneRule> {
     let mut rule = FlexCloneRule {
         recommend_after: 3,
         within: TimeDelta::days(7),
@@ -939,7 +506,7 @@ const KNOWN_LICENSES: &[&str] = &[
     "fabricpool",
 ];
 
-fn build_cluster(cx: &mut Cx, at: &At<RawCluster>) -> Option<Cluster> {
+fn build_cluster(cx: &mut Collector, at: &At<RawCluster>) -> Option<Cluster> {
     let (file, c) = (at.file, &at.item);
     let mut ok = true;
     let name = c.name.get_ref();
@@ -1045,7 +612,7 @@ fn build_cluster(cx: &mut Cx, at: &At<RawCluster>) -> Option<Cluster> {
 
     let mut tls = TlsVerify::System;
     let mut tls_first: Option<&str> = None;
-    let mut claim = |cx: &mut Cx, key: &'static str, span: Range<usize>| -> bool {
+    let mut claim = |cx: &mut Collector, key: &'static str, span: Range<usize>| -> bool {
         if let Some(first) = tls_first {
             cx.error(
                 file,
@@ -1206,7 +773,7 @@ fn parse_pin(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn build_schedule(cx: &mut Cx, at: &At<RawSchedule>) -> Option<JobSchedule> {
+fn build_schedule(cx: &mut Collector, at: &At<RawSchedule>) -> Option<JobSchedule> {
     let (file, s) = (at.file, &at.item);
     let name = s.name.get_ref();
     if name.is_empty() {
@@ -1291,7 +858,7 @@ fn build_schedule(cx: &mut Cx, at: &At<RawSchedule>) -> Option<JobSchedule> {
 }
 
 fn cron_lists(
-    cx: &mut Cx,
+    cx: &mut Collector,
     file: usize,
     span: Range<usize>,
     lists: &RawCronLists,
@@ -1343,11 +910,9 @@ fn cron_lists(
 const MAX_COPIES: i64 = 1023;
 
 fn build_snapshot_policy(
-    cx: &mut Cx,
-    raw: &RawPolicy,
+    cx: &mut Collector,
     at: &At<RawSnapshotPolicy>,
-    schedule_index: &HashMap<String, usize>,
-    schedule_names: &[String],
+    schedules: &Names<'_>,
 ) -> Option<SnapshotPolicy> {
     let (file, p) = (at.file, &at.item);
     let mut ok = true;
@@ -1389,16 +954,7 @@ fn build_snapshot_policy(
         } else {
             seen.insert(c.schedule.get_ref(), c.schedule.span());
         }
-        let schedule = resolve(
-            cx,
-            raw,
-            schedule_index,
-            "schedule",
-            file,
-            &c.schedule,
-            "schedule",
-            schedule_names,
-        );
+        let schedule = schedules.resolve(cx, file, &c.schedule);
         let count = *c.count.get_ref();
         if !(1..=MAX_COPIES).contains(&count) {
             ok = false;
@@ -1439,11 +995,10 @@ fn build_snapshot_policy(
 }
 
 fn build_volume(
-    cx: &mut Cx,
-    raw: &RawPolicy,
+    cx: &mut Collector,
     at: &At<RawVolume>,
-    clusters: (&HashMap<String, usize>, &[String]),
-    policies: (&HashMap<String, usize>, &[String]),
+    clusters: &Names<'_>,
+    policies: &Names<'_>,
 ) -> Option<Volume> {
     let (file, v) = (at.file, &at.item);
     let mut ok = true;
@@ -1459,23 +1014,13 @@ fn build_volume(
             );
         }
     }
-    let cluster = resolve(
-        cx, raw, clusters.0, "cluster", file, &v.cluster, "cluster", clusters.1,
-    );
+    let cluster = clusters.resolve(cx, file, &v.cluster);
     let schedules = if v.snapshot_policy.get_ref() == "ontap" {
         Some(VolumeSchedules::Ontap)
     } else {
-        resolve(
-            cx,
-            raw,
-            policies.0,
-            "snapshot_policy",
-            file,
-            &v.snapshot_policy,
-            "snapshot policy",
-            policies.1,
-        )
-        .map(VolumeSchedules::Policy)
+        policies
+            .resolve(cx, file, &v.snapshot_policy)
+            .map(VolumeSchedules::Policy)
     };
     let name = v.name.get_ref();
     if v.luns.get_ref().is_empty() {
@@ -1488,8 +1033,17 @@ fn build_volume(
         );
     }
     let prefix = format!("/vol/{name}/");
-    for lun in v.luns.get_ref() {
+    for (i, lun) in v.luns.get_ref().iter().enumerate() {
         let path = lun.get_ref();
+        if v.luns.get_ref()[..i].iter().any(|l| l.get_ref() == path) {
+            ok = false;
+            cx.error(
+                file,
+                lun.span(),
+                format!("LUN \"{path}\" is listed twice"),
+                hint("list each LUN once"),
+            );
+        }
         let rest = path.strip_prefix(&prefix);
         if rest.is_none_or(|r| r.is_empty() || r.ends_with('/')) {
             ok = false;
@@ -1538,11 +1092,9 @@ fn build_volume(
 const DEFAULT_SHIFT_LIMIT_SECONDS: i64 = 2 * 3600;
 
 fn build_window(
-    cx: &mut Cx,
-    raw: &RawPolicy,
+    cx: &mut Collector,
     at: &At<RawWindow>,
-    volume_index: &HashMap<String, usize>,
-    volume_ids: &[String],
+    volumes_by_id: &Names<'_>,
 ) -> Option<Window> {
     let (file, w) = (at.file, &at.item);
     let mut ok = true;
@@ -1571,16 +1123,19 @@ fn build_window(
     }
     let mut volumes = Vec::new();
     for id in w.volumes.get_ref() {
-        match resolve(
-            cx,
-            raw,
-            volume_index,
-            "volume",
-            file,
-            id,
-            "volume",
-            volume_ids,
-        ) {
+        match volumes_by_id.resolve(cx, file, id) {
+            Some(i) if volumes.contains(&i) => {
+                ok = false;
+                cx.error(
+                    file,
+                    id.span(),
+                    format!(
+                        "volume \"{}\" is listed twice in window \"{name}\"",
+                        id.get_ref()
+                    ),
+                    hint("list each volume once"),
+                );
+            }
             Some(i) => volumes.push(i),
             None => ok = false,
         }
@@ -1898,11 +1453,13 @@ p.toml:13:12: bad duration for `interval`: "30 minutes" uses unknown unit ' '; w
     #[test]
     fn window_naming_an_undefined_volume_lists_the_defined_ones() {
         check(
-            "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\", \"c/s/vol_sql\"]\n\
+            "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\", \"c/s/vol_sql\", \"c/s/v\"]\n\
                  start = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"5m\"\nmax = \"5m\"\n",
             r#"
 p.toml:3:21: volume "c/s/vol_sql" is not defined
   hint: defined: c/s/v
+p.toml:3:36: volume "c/s/v" is listed twice in window "w"
+  hint: list each volume once
 "#,
         );
     }
@@ -1967,7 +1524,7 @@ copies = [{ schedule = "daily", count = 2000 }]
 cluster = "prod"
 svm = "s"
 name = "w"
-luns = ["/vol/v/lun0"]
+luns = ["/vol/v/lun0", "/vol/w/lun0", "/vol/w/lun0"]
 snapshot_policy = "gold"
 clone = "copy"
 "#,
@@ -1980,6 +1537,8 @@ p.toml:5:11: cluster "prod" is not defined
   hint: defined: c
 p.toml:8:9: LUN path "/vol/v/lun0" is not under /vol/w/
   hint: LUN paths of this volume look like "/vol/w/lun0"
+p.toml:8:39: LUN "/vol/w/lun0" is listed twice
+  hint: list each LUN once
 p.toml:9:19: snapshot policy "gold" is not defined
   hint: defined: ontap, q, p
 p.toml:10:9: unknown clone method "copy"
