@@ -283,7 +283,7 @@ impl Loader {
                 self.cx.error(
                     file,
                     e.span().unwrap_or(span),
-                    format!("in {what}: {}", e.message().trim_end()),
+                    format!("in {what}: {}", in_policy_words(e.message().trim_end())),
                     hint("config/reference.toml documents every key and its type"),
                 );
                 None
@@ -423,4 +423,46 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// Rewrites serde's Rust-flavoured wording ("expected i64", "struct RawAgent") in TOML terms.
+fn in_policy_words(message: &str) -> String {
+    let mut out = message
+        .replace("missing field", "missing required key")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected a whole number of at least 0")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a borrowed string", "expected a string");
+    if let Some(at) = out.find("expected struct Raw") {
+        out.replace_range(at.., "expected a table");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_wording_becomes_policy_wording() {
+        assert_eq!(
+            in_policy_words("invalid type: string \"x\", expected i64"),
+            "invalid type: string \"x\", expected an integer"
+        );
+        assert_eq!(
+            in_policy_words("invalid type: integer `5`, expected struct RawAgent"),
+            "invalid type: integer `5`, expected a table"
+        );
+        assert_eq!(
+            in_policy_words("missing field `name`"),
+            "missing required key `name`"
+        );
+    }
+
+    #[test]
+    fn closest_suggests_small_edits_only() {
+        assert_eq!(closest("timezon", &["timezone", "name"]), Some("timezone"));
+        assert_eq!(closest("Name", &["timezone", "name"]), Some("name"));
+        assert_eq!(closest("colour", &["timezone", "name"]), None);
+    }
 }

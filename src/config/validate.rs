@@ -1620,9 +1620,9 @@ expected = "5m"
 max = "5m"
 "#,
             r#"
-p.toml:2:19: in [flexclone]: invalid type: string "three", expected i64
+p.toml:2:19: in [flexclone]: invalid type: string "three", expected an integer
   hint: config/reference.toml documents every key and its type
-p.toml:3:1: in [[window]]: missing field `timezone`
+p.toml:3:1: in [[window]]: missing required key `timezone`
   hint: config/reference.toml documents every key and its type
 "#,
         );
@@ -1701,6 +1701,38 @@ p.toml:22:11: window "w" names no volumes
   hint: add volumes = ["cluster/svm/volume"]
 p.toml:27:20: hook `command` needs a program
   hint: command = ["/usr/local/bin/run-backup", "--arg"]
+"#,
+        );
+    }
+
+    #[test]
+    fn a_missing_policy_file_is_one_diagnostic() {
+        let diags = load(Path::new("/nonexistent/policy.toml")).expect_err("missing file");
+        assert_eq!(diags.len(), 1);
+        let d = &diags.0[0];
+        assert_eq!((d.line, d.column), (1, 1));
+        assert!(
+            d.message.starts_with("cannot read the policy file: "),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_are_type_errors() {
+        check(
+            r#"agent = 5
+window = { name = "x" }
+[[schedule]]
+name = "s"
+cron = { minutes = [-1] }
+"#,
+            r#"
+p.toml:1:9: in [agent]: invalid type: integer `5`, expected a table
+  hint: config/reference.toml documents every key and its type
+p.toml:2:10: `window` must be an array of tables
+  hint: write each entry under its own [[window]] header
+p.toml:5:21: in [[schedule]]: invalid value: integer `-1`, expected a whole number of at least 0
+  hint: config/reference.toml documents every key and its type
 "#,
         );
     }
