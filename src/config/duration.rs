@@ -271,4 +271,19 @@ mod tests {
             "PT1S"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn iso_format_parses_back(seconds in 0i64..400 * 86_400 * 10) {
+            let d = secs(seconds);
+            proptest::prop_assert_eq!(parse_iso8601_duration(&format_iso8601_duration(d)), Ok(d));
+        }
+
+        #[test]
+        fn human_components_add_up(w in 0i64..10, d in 0i64..10, h in 0i64..30, m in 0i64..90, s in 0i64..90) {
+            let text = format!("{w}w{d}d{h}h{m}m{s}s");
+            let want = secs((((w * 7 + d) * 24 + h) * 60 + m) * 60 + s);
+            proptest::prop_assert_eq!(parse_duration(&text), Ok(want));
+        }
+    }
 }

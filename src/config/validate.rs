@@ -53,7 +53,8 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Policy, Diagnostics> {
 // ---------------------------------------------------------------------------------------------
 // Stage 4: values and cross-references.
 
-/// The file a span of `file` is relative to, for paths in the policy (`state_dir`, `ca_file`, …).
+/// A path from the policy (`state_dir`, `ca_file`, …): as written when absolute, otherwise relative
+/// to the directory of the file that names it.
 fn resolve_path(cx: &Collector, file: usize, value: &str) -> PathBuf {
     let p = Path::new(value);
     if p.is_absolute() {
@@ -79,7 +80,7 @@ fn duration(
                 file,
                 value.span(),
                 format!("bad duration for `{key}`: {e}"),
-                hint("durations look like \"90s\", \"5m\", \"1h30m\", \"7d\" or \"PT30M\""),
+                hint("human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS"),
             );
             None
         }
@@ -926,7 +927,7 @@ fn cron_lists(
 }
 
 /// ONTAP accepts 1 to 1023 copies per schedule in a snapshot policy.
-const MAX_COPIES: i64 = 1023;
+const MAX_COPIES: u32 = 1023;
 
 fn build_snapshot_policy(
     cx: &mut Collector,
@@ -974,13 +975,14 @@ fn build_snapshot_policy(
             seen.insert(c.schedule.get_ref(), c.schedule.span());
         }
         let schedule = schedules.resolve(cx, file, &c.schedule);
-        let count = *c.count.get_ref();
-        if !(1..=MAX_COPIES).contains(&count) {
-            ok = false;
+        let count = u32::try_from(*c.count.get_ref())
+            .ok()
+            .filter(|n| (1..=MAX_COPIES).contains(n));
+        if count.is_none() {
             cx.error(
                 file,
                 c.count.span(),
-                format!("count {count} is out of range 1..=1023"),
+                format!("count {} is out of range 1..=1023", c.count.get_ref()),
                 hint("ONTAP keeps between 1 and 1023 copies per schedule"),
             );
         }
@@ -998,13 +1000,13 @@ fn build_snapshot_policy(
                 hint("use one or more of A-Z a-z 0-9 _ . - (set `prefix` if the schedule name has others)"),
             );
         }
-        match schedule {
-            Some(schedule) => copies.push(Copies {
+        match (schedule, count) {
+            (Some(schedule), Some(count)) => copies.push(Copies {
                 schedule,
-                count: count.clamp(1, MAX_COPIES) as u32,
+                count,
                 prefix,
             }),
-            None => ok = false,
+            _ => ok = false,
         }
     }
     ok.then(|| SnapshotPolicy {
@@ -1464,7 +1466,7 @@ p.toml:6:33: bad cron list `hours`: hour field: 24 is out of range 0-23
 p.toml:10:12: schedule "both" sets both `cron` and `interval`
   hint: a job schedule is either cron or interval; keep one
 p.toml:13:12: bad duration for `interval`: "30 minutes" uses unknown unit ' '; write a number and a unit (w, d, h, m, s) such as "90s", "5m", "1h30m", "7d", or an ISO-8601 duration such as "PT30M"
-  hint: durations look like "90s", "5m", "1h30m", "7d" or "PT30M"
+  hint: human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS
 "#,
         );
     }
@@ -1638,7 +1640,7 @@ p.toml:3:1: in [[window]]: missing required key `timezone`
 p.toml:2:19: `snapshot_prefix` "snap warden" is not a valid ONTAP snapshot name
   hint: use one or more of A-Z a-z 0-9 _ . -, for example "snapwarden"
 p.toml:3:9: bad duration for `guard`: "5" has no unit after 5; write a number and a unit (w, d, h, m, s) such as "90s", "5m", "1h30m", "7d", or an ISO-8601 duration such as "PT30M"
-  hint: durations look like "90s", "5m", "1h30m", "7d" or "PT30M"
+  hint: human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS
 p.toml:5:8: window name "sql nightly" may only use A-Z a-z 0-9 _ -
   hint: window names become part of backing snapshot names, e.g. "sql-nightly"
 p.toml:9:12: `expected` must be longer than zero
