@@ -137,6 +137,42 @@ impl Pending {
     }
 }
 
+/// The sources of one load plus the diagnostics found so far, in any order.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    pub(crate) sources: Sources,
+    pub(crate) diags: Vec<Pending>,
+}
+
+impl Collector {
+    pub(crate) fn error(
+        &mut self,
+        file: usize,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.diags.push(Pending {
+            file,
+            span,
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// Every diagnostic, located and sorted by file then position.
+    pub(crate) fn finish(self) -> Diagnostics {
+        let mut pending = self.diags;
+        pending.sort_by_key(|p| (p.file, p.span.start));
+        Diagnostics(pending.iter().map(|p| p.resolve(&self.sources)).collect())
+    }
+}
+
+/// Shorthand for the `hint` argument of [`Collector::error`].
+pub(crate) fn hint(text: impl Into<String>) -> Option<String> {
+    Some(text.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,11 @@ pub fn parse_iso8601_duration(text: &str) -> Result<TimeDelta, String> {
                 ));
             }
             let unit = unit.unwrap_or_default();
+            if unit == '.' || unit == ',' {
+                return Err(format!(
+                    "\"{text}\" has a fraction; durations take whole seconds; {EXAMPLE}"
+                ));
+            }
             let Some(pos) = units.iter().position(|(u, _)| *u == unit) else {
                 let why = match (unit, in_time) {
                     ('Y', false) | ('M', false) => {
@@ -231,7 +236,8 @@ mod tests {
             ("PT", "no hours"),
             ("P1Y", "years and months"),
             ("P1M", "years and months"),
-            ("PT1.5S", "whole numbers"),
+            ("PT1.5S", "whole seconds"),
+            ("PTS", "whole numbers"),
             ("P1H", "'H' is not a unit"),
             ("PT1S1M", "out of order"),
             ("1D", "must start with 'P'"),
@@ -264,5 +270,20 @@ mod tests {
             format_iso8601_duration(TimeDelta::milliseconds(1_500)),
             "PT1S"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn iso_format_parses_back(seconds in 0i64..400 * 86_400 * 10) {
+            let d = secs(seconds);
+            proptest::prop_assert_eq!(parse_iso8601_duration(&format_iso8601_duration(d)), Ok(d));
+        }
+
+        #[test]
+        fn human_components_add_up(w in 0i64..10, d in 0i64..10, h in 0i64..30, m in 0i64..90, s in 0i64..90) {
+            let text = format!("{w}w{d}d{h}h{m}m{s}s");
+            let want = secs((((w * 7 + d) * 24 + h) * 60 + m) * 60 + s);
+            proptest::prop_assert_eq!(parse_duration(&text), Ok(want));
+        }
     }
 }

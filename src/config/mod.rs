@@ -6,6 +6,7 @@
 
 pub mod diag;
 pub mod duration;
+mod load;
 pub mod model;
 pub mod raw;
 mod validate;

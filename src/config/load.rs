@@ -1,0 +1,468 @@
+//! Reading a policy: files and includes → spanned TOML → raw types, reporting every unknown key.
+//!
+//! Stages 1–3 of a load (stage 4, values and references, is in `validate`):
+//! 1. read each file (main first, then its `include`s depth-first) and parse it into a spanned
+//!    TOML tree; a syntax error ends the load after this stage (later errors would be noise);
+//! 2. compare every table's keys with the raw types' fields and report **every** unknown key, then
+//!    drop them so typed deserialization (stage 3) only reports wrong types and missing keys;
+//! 3. deserialize each entry (`[[cluster]]`, `[[volume]]`, …) on its own, so one bad entry does not
+//!    hide errors in the others; names of entries that failed are remembered so references to them
+//!    do not cascade into "not defined" noise.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::IntoDeserializer;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::diag::{hint, Collector};
+use super::raw::*;
+
+/// Stages 1–3 for `text`, read as the file at `path`, and every file it includes.
+///
+/// Returns `None` for the raw policy when any file has a TOML syntax error.
+pub(super) fn read(text: &str, path: &Path) -> (Collector, Option<RawPolicy>) {
+    let mut loader = Loader::default();
+    let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    loader.stack.push(start.clone());
+    loader.loaded.insert(start);
+    loader.load_file(path.to_path_buf(), Arc::from(text), true);
+    let raw = (!loader.syntax_error).then_some(loader.raw);
+    (loader.cx, raw)
+}
+
+/// A raw entry and where it came from.
+pub(super) struct At<T> {
+    pub(super) file: usize,
+    pub(super) item: T,
+}
+
+/// Everything read from all files, before validation.
+#[derive(Default)]
+pub(super) struct RawPolicy {
+    pub(super) agent: Option<At<RawAgent>>,
+    pub(super) flexclone: Option<At<RawFlexClone>>,
+    pub(super) clusters: Vec<At<RawCluster>>,
+    pub(super) schedules: Vec<At<RawSchedule>>,
+    pub(super) snapshot_policies: Vec<At<RawSnapshotPolicy>>,
+    pub(super) volumes: Vec<At<RawVolume>>,
+    pub(super) windows: Vec<At<RawWindow>>,
+    /// Names (volume ids for volumes) of entries that failed to deserialize, by section key.
+    pub(super) broken: HashMap<&'static str, HashSet<String>>,
+}
+
+impl RawPolicy {
+    pub(super) fn is_broken(&self, section: &str, name: &str) -> bool {
+        self.broken.get(section).is_some_and(|s| s.contains(name))
+    }
+}
+
+/// Which keys a table may hold, and which of its keys hold tables with their own rules.
+struct Schema {
+    what: &'static str,
+    fields: fn() -> &'static [&'static str],
+    nested: &'static [(&'static str, &'static Schema)],
+}
+
+const SIMULATOR: Schema = Schema {
+    what: "the cluster's simulator table",
+    fields: fields_of::<RawSimulator>,
+    nested: &[],
+};
+const CRON_LISTS: Schema = Schema {
+    what: "the cron table",
+    fields: fields_of::<RawCronLists>,
+    nested: &[],
+};
+const COPIES: Schema = Schema {
+    what: "a copies entry",
+    fields: fields_of::<RawCopies>,
+    nested: &[],
+};
+const HOOK: Schema = Schema {
+    what: "the window's hook table",
+    fields: fields_of::<RawHook>,
+    nested: &[],
+};
+const AGENT: Schema = Schema {
+    what: "[agent]",
+    fields: fields_of::<RawAgent>,
+    nested: &[],
+};
+const FLEXCLONE: Schema = Schema {
+    what: "[flexclone]",
+    fields: fields_of::<RawFlexClone>,
+    nested: &[],
+};
+const CLUSTER: Schema = Schema {
+    what: "[[cluster]]",
+    fields: fields_of::<RawCluster>,
+    nested: &[("simulator", &SIMULATOR)],
+};
+const SCHEDULE: Schema = Schema {
+    what: "[[schedule]]",
+    fields: fields_of::<RawSchedule>,
+    nested: &[("cron", &CRON_LISTS)],
+};
+const SNAPSHOT_POLICY: Schema = Schema {
+    what: "[[snapshot_policy]]",
+    fields: fields_of::<RawSnapshotPolicy>,
+    nested: &[("copies", &COPIES)],
+};
+const VOLUME: Schema = Schema {
+    what: "[[volume]]",
+    fields: fields_of::<RawVolume>,
+    nested: &[],
+};
+const WINDOW: Schema = Schema {
+    what: "[[window]]",
+    fields: fields_of::<RawWindow>,
+    nested: &[("hook", &HOOK)],
+};
+
+#[derive(Default)]
+struct Loader {
+    cx: Collector,
+    raw: RawPolicy,
+    /// Canonical paths of the files being loaded, outermost first (for include cycles).
+    stack: Vec<PathBuf>,
+    /// Canonical paths of every file read so far.
+    loaded: HashSet<PathBuf>,
+    syntax_error: bool,
+}
+
+impl Loader {
+    fn load_file(&mut self, path: PathBuf, text: Arc<str>, main: bool) {
+        let file = self.cx.sources.add(path.clone(), text.clone());
+        let doc = match DeTable::parse(&text) {
+            Ok(doc) => doc.into_inner(),
+            Err(e) => {
+                self.syntax_error = true;
+                self.cx.error(
+                    file,
+                    e.span().unwrap_or(0..0),
+                    format!("TOML syntax error: {}", e.message().trim_end()),
+                    hint("fix the TOML syntax here; validation runs once the file parses"),
+                );
+                return;
+            }
+        };
+        let includes = self.read_sections(file, doc, main);
+        for include in includes {
+            self.follow_include(file, &path, include);
+        }
+    }
+
+    /// Checks top-level keys, deserializes each section, and returns the file's `include` entries.
+    fn read_sections(&mut self, file: usize, doc: DeTable<'_>, main: bool) -> Vec<Spanned<String>> {
+        let mut includes = Vec::new();
+        for (key, mut value) in doc {
+            let name: &str = key.get_ref();
+            let key_span = key.span();
+            if !TOP_LEVEL_KEYS.contains(&name) {
+                self.unknown_key(file, key_span, name, "the top level", TOP_LEVEL_KEYS);
+                continue;
+            }
+            if !main && MAIN_FILE_ONLY.contains(&name) {
+                self.cx.error(
+                    file,
+                    key_span,
+                    format!("`{name}` is only allowed in the main policy file"),
+                    hint(format!(
+                        "included files may hold include, cluster, schedule, snapshot_policy, \
+                         volume and window; move [{name}] to the main file"
+                    )),
+                );
+                continue;
+            }
+            match name {
+                "include" => {
+                    if let Some(list) = self.typed::<Vec<Spanned<String>>>(file, value, "include") {
+                        includes.extend(list);
+                    }
+                }
+                "agent" => {
+                    self.strip_unknown(file, &mut value, &AGENT);
+                    if let Some(item) = self.typed::<RawAgent>(file, value, "[agent]") {
+                        self.raw.agent = Some(At { file, item });
+                    }
+                }
+                "flexclone" => {
+                    self.strip_unknown(file, &mut value, &FLEXCLONE);
+                    if let Some(item) = self.typed::<RawFlexClone>(file, value, "[flexclone]") {
+                        self.raw.flexclone = Some(At { file, item });
+                    }
+                }
+                "cluster" => {
+                    let entries = self.entries(file, value, "cluster", &CLUSTER);
+                    self.raw.clusters.extend(entries);
+                }
+                "schedule" => {
+                    let entries = self.entries(file, value, "schedule", &SCHEDULE);
+                    self.raw.schedules.extend(entries);
+                }
+                "snapshot_policy" => {
+                    let entries = self.entries(file, value, "snapshot_policy", &SNAPSHOT_POLICY);
+                    self.raw.snapshot_policies.extend(entries);
+                }
+                "volume" => {
+                    let entries = self.entries(file, value, "volume", &VOLUME);
+                    self.raw.volumes.extend(entries);
+                }
+                "window" => {
+                    let entries = self.entries(file, value, "window", &WINDOW);
+                    self.raw.windows.extend(entries);
+                }
+                _ => unreachable!("every key of TOP_LEVEL_KEYS is handled"),
+            }
+        }
+        includes
+    }
+
+    /// Deserializes every entry of an array-of-tables section; entries that fail are reported and
+    /// their names remembered in `RawPolicy::broken`.
+    fn entries<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        file: usize,
+        value: Spanned<DeValue<'_>>,
+        section: &'static str,
+        schema: &Schema,
+    ) -> Vec<At<T>> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.cx.error(
+                file,
+                span,
+                format!("`{section}` must be an array of tables"),
+                hint(format!(
+                    "write each entry under its own [[{section}]] header"
+                )),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for mut item in items.into_iter() {
+            self.strip_unknown(file, &mut item, schema);
+            let peek = |key: &str| {
+                item.get_ref()
+                    .get(key)
+                    .and_then(|v| v.get_ref().as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let name = if section == "volume" {
+                format!("{}/{}/{}", peek("cluster"), peek("svm"), peek("name"))
+            } else {
+                peek("name")
+            };
+            let parsed = self.typed::<T>(file, item, schema.what);
+            if parsed.is_none() {
+                self.raw.broken.entry(section).or_default().insert(name);
+            }
+            if let Some(item) = parsed {
+                out.push(At { file, item });
+            }
+        }
+        out
+    }
+
+    fn typed<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        file: usize,
+        value: Spanned<DeValue<'_>>,
+        what: &str,
+    ) -> Option<T> {
+        let span = value.span();
+        match T::deserialize(value.into_deserializer()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.cx.error(
+                    file,
+                    e.span().unwrap_or(span),
+                    format!("in {what}: {}", in_policy_words(e.message().trim_end())),
+                    hint("config/reference.toml documents every key and its type"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every key `schema` does not allow (recursively) and removes it.
+    fn strip_unknown(&mut self, file: usize, value: &mut Spanned<DeValue<'_>>, schema: &Schema) {
+        match value.get_mut() {
+            DeValue::Table(table) => self.strip_table(file, table, schema),
+            DeValue::Array(items) => {
+                for item in items.iter_mut() {
+                    if let DeValue::Table(table) = item.get_mut() {
+                        self.strip_table(file, table, schema);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn strip_table(&mut self, file: usize, table: &mut DeTable<'_>, schema: &Schema) {
+        let allowed = (schema.fields)();
+        let mut unknown = Vec::new();
+        for (key, value) in table.iter_mut() {
+            let name: &str = key.get_ref();
+            if !allowed.contains(&name) {
+                self.unknown_key(file, key.span(), name, schema.what, allowed);
+                unknown.push(name.to_owned());
+            } else if let Some((_, nested)) = schema.nested.iter().find(|(k, _)| *k == name) {
+                self.strip_unknown(file, value, nested);
+            }
+        }
+        for name in unknown {
+            table.remove(name.as_str());
+        }
+    }
+
+    fn unknown_key(
+        &mut self,
+        file: usize,
+        span: Range<usize>,
+        name: &str,
+        what: &str,
+        allowed: &[&str],
+    ) {
+        if name == "password" && what == CLUSTER.what {
+            self.cx.error(
+                file,
+                span,
+                "`password` is not allowed: secrets never live in the policy file",
+                hint(
+                    "name an environment variable with password_env = \"NAME\" or a file with \
+                     password_file = \"/etc/snapwarden/cluster.pass\"",
+                ),
+            );
+            return;
+        }
+        let suggestion = closest(name, allowed)
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        self.cx.error(
+            file,
+            span,
+            format!("unknown key `{name}` in {what}"),
+            hint(format!("{suggestion}allowed keys: {}", allowed.join(", "))),
+        );
+    }
+
+    fn follow_include(&mut self, from: usize, from_path: &Path, include: Spanned<String>) {
+        let span = include.span();
+        let relative = include.into_inner();
+        let path = from_path.parent().unwrap_or(Path::new("")).join(&relative);
+        let (canonical, text) = match std::fs::canonicalize(&path)
+            .and_then(|c| std::fs::read_to_string(&c).map(|t| (c, t)))
+        {
+            Ok(found) => found,
+            Err(e) => {
+                self.cx.error(
+                    from,
+                    span,
+                    format!("cannot read included file {}: {e}", path.display()),
+                    hint("include paths are relative to the file that names them"),
+                );
+                return;
+            }
+        };
+        if let Some(pos) = self.stack.iter().position(|p| *p == canonical) {
+            let chain: Vec<String> = self.stack[pos..]
+                .iter()
+                .chain(std::iter::once(&canonical))
+                .map(|p| p.display().to_string())
+                .collect();
+            self.cx.error(
+                from,
+                span,
+                format!("include cycle: {}", chain.join(" → ")),
+                hint("remove one of the includes that closes the cycle"),
+            );
+            return;
+        }
+        if !self.loaded.insert(canonical.clone()) {
+            self.cx.error(
+                from,
+                span,
+                format!("{} is included more than once", path.display()),
+                hint("include each file once; its entries would otherwise be defined twice"),
+            );
+            return;
+        }
+        self.stack.push(canonical);
+        self.load_file(path, Arc::from(text), false);
+        self.stack.pop();
+    }
+}
+
+/// The allowed word closest to `word` (edit distance at most 2, or a case-insensitive match).
+pub(super) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Rewrites serde's Rust-flavoured wording ("expected i64", "struct RawAgent") in TOML terms.
+fn in_policy_words(message: &str) -> String {
+    let mut out = message
+        .replace("missing field", "missing required key")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected a whole number of at least 0")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a borrowed string", "expected a string");
+    if let Some(at) = out.find("expected struct Raw") {
+        out.replace_range(at.., "expected a table");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_wording_becomes_policy_wording() {
+        assert_eq!(
+            in_policy_words("invalid type: string \"x\", expected i64"),
+            "invalid type: string \"x\", expected an integer"
+        );
+        assert_eq!(
+            in_policy_words("invalid type: integer `5`, expected struct RawAgent"),
+            "invalid type: integer `5`, expected a table"
+        );
+        assert_eq!(
+            in_policy_words("missing field `name`"),
+            "missing required key `name`"
+        );
+    }
+
+    #[test]
+    fn closest_suggests_small_edits_only() {
+        assert_eq!(closest("timezon", &["timezone", "name"]), Some("timezone"));
+        assert_eq!(closest("Name", &["timezone", "name"]), Some("name"));
+        assert_eq!(closest("colour", &["timezone", "name"]), None);
+    }
+}
