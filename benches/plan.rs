@@ -2,28 +2,44 @@
 //!
 //! Each volume has ONTAP's default schedules (hourly at :05, daily at 00:10, weekly Sunday 00:15),
 //! lives on one of 20 clusters in 20 time zones, and has one backup window. Prints a table of wall
-//! time and peak memory (peak RSS growth, from `/proc/self/status` after resetting `VmHWM`).
+//! time and peak memory (each approach in its own child process; peak RSS from `/proc/self/status`).
 //! Run with `cargo bench --bench plan`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use snapwarden::config::{
-    Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule, OnConflict, Policy,
-    SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
+    Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
+    OnConflict, Policy, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
 use snapwarden::planner::{plan, Observed, Outcome};
 use snapwarden::timeline::{CronSpec, Recurrence};
 
 const VOLUMES: usize = 10_000;
 const ZONES: [&str; 20] = [
-    "UTC", "Europe/Berlin", "Europe/London", "Europe/Paris", "Europe/Helsinki", "Europe/Moscow",
-    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Sao_Paulo",
-    "America/Santiago", "Asia/Kolkata", "Asia/Kathmandu", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
-    "Australia/Adelaide", "Pacific/Auckland", "Africa/Johannesburg",
+    "UTC",
+    "Europe/Berlin",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Helsinki",
+    "Europe/Moscow",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "America/Santiago",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Australia/Adelaide",
+    "Pacific/Auckland",
+    "Africa/Johannesburg",
 ];
 
 fn policy() -> Policy {
@@ -56,7 +72,8 @@ fn policy() -> Policy {
         .map(|i| Window {
             name: format!("w{i:05}"),
             volumes: vec![i],
-            start: CronSpec::from_lists(&[(i * 7 % 60) as u32], &[(i % 6) as u32], &[], &[], &[]).expect("bench start"),
+            start: CronSpec::from_lists(&[(i * 7 % 60) as u32], &[(i % 6) as u32], &[], &[], &[])
+                .expect("bench start"),
             timezone: ZONES[i % ZONES.len()].parse::<Tz>().expect("bench zone"),
             expected: TimeDelta::minutes(30),
             max: TimeDelta::minutes(35 + (i % 30) as i64),
@@ -74,16 +91,35 @@ fn policy() -> Policy {
             snapshot_prefix: "snapwarden".into(),
             guard: TimeDelta::minutes(5),
         },
-        flexclone: FlexCloneRule { recommend_after: 3, within: TimeDelta::days(7), use_when_licensed: false },
+        flexclone: FlexCloneRule {
+            recommend_after: 3,
+            within: TimeDelta::days(7),
+            use_when_licensed: false,
+        },
         clusters,
         schedules: vec![
-            JobSchedule { name: "hourly".into(), recurrence: cron("5 * * * *") },
-            JobSchedule { name: "daily".into(), recurrence: cron("10 0 * * *") },
-            JobSchedule { name: "weekly".into(), recurrence: cron("15 0 * * 0") },
+            JobSchedule {
+                name: "hourly".into(),
+                recurrence: cron("5 * * * *"),
+            },
+            JobSchedule {
+                name: "daily".into(),
+                recurrence: cron("10 0 * * *"),
+            },
+            JobSchedule {
+                name: "weekly".into(),
+                recurrence: cron("15 0 * * 0"),
+            },
         ],
         snapshot_policies: vec![SnapshotPolicy {
             name: "default".into(),
-            copies: (0..3).map(|s| Copies { schedule: s, count: 6, prefix: String::new() }).collect(),
+            copies: (0..3)
+                .map(|s| Copies {
+                    schedule: s,
+                    count: 6,
+                    prefix: String::new(),
+                })
+                .collect(),
         }],
         volumes,
         windows,
@@ -100,17 +136,23 @@ fn minute_scan(policy: &Policy, from: DateTime<Utc>, horizon: TimeDelta) -> usiz
     for window in &policy.windows {
         for &vi in &window.volumes {
             let volume = &policy.volumes[vi];
-            let ClusterTimezone::Named(tz) = policy.clusters[volume.cluster].timezone else { continue };
-            let VolumeSchedules::Policy(p) = volume.schedules else { continue };
+            let ClusterTimezone::Named(tz) = policy.clusters[volume.cluster].timezone else {
+                continue;
+            };
+            let VolumeSchedules::Policy(p) = volume.schedules else {
+                continue;
+            };
             let mut fires = vec![false; minutes + 24 * 60];
             for (m, fire) in fires.iter_mut().enumerate() {
                 let t = from + TimeDelta::minutes(m as i64);
                 let local = t.with_timezone(&tz).naive_local();
                 let first = snapwarden::timeline::cron::first_instant(tz, local) == Some(t);
                 *fire = first
-                    && policy.snapshot_policies[p].copies.iter().any(|c| match &policy.schedules[c.schedule].recurrence {
-                        Recurrence::Cron(spec) => spec.matches(local),
-                        Recurrence::Interval { .. } => false,
+                    && policy.snapshot_policies[p].copies.iter().any(|c| {
+                        match &policy.schedules[c.schedule].recurrence {
+                            Recurrence::Cron(spec) => spec.matches(local),
+                            Recurrence::Interval { .. } => false,
+                        }
                     });
             }
             let span = window.max.num_minutes() as usize + guard;
@@ -129,57 +171,95 @@ fn minute_scan(policy: &Policy, from: DateTime<Utc>, horizon: TimeDelta) -> usiz
     misfits
 }
 
-/// Peak RSS growth in MiB while `f` runs (Linux: reset `VmHWM` through `/proc/self/clear_refs`).
-fn measure<T>(f: impl FnOnce() -> T) -> (T, Duration, f64) {
-    let rss = || -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    };
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let before = std::fs::read_to_string("/proc/self/status")
+/// Peak resident memory of this process so far, in MiB (`VmHWM` from `/proc/self/status`).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .unwrap_or(0);
-    let started = Instant::now();
-    let out = f();
-    let elapsed = started.elapsed();
-    let peak = rss().unwrap_or(0).saturating_sub(before) as f64 / 1024.0;
-    (out, elapsed, peak)
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn main() {
+/// Runs one approach in a fresh child process so each gets its own peak-memory figure; returns
+/// the child's report line.
+fn in_child(approach: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("bench executable"))
+        .env("SNAPWARDEN_BENCH_APPROACH", approach)
+        .output()
+        .expect("bench child runs");
+    assert!(
+        out.status.success(),
+        "bench child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 report")
+        .trim()
+        .to_string()
+}
+
+/// Child side: builds the policy, runs `approach`, prints `misfits wall_ms peak_mib`.
+fn run_child(approach: &str) {
     let policy = policy();
     let from: DateTime<Utc> = "2026-11-23T00:00:00Z".parse().expect("bench start");
     let horizon = TimeDelta::days(7);
+    let (misfits, wall) = match approach {
+        "planner" => {
+            let mut runs = Vec::new();
+            let mut misfits = 0;
+            for _ in 0..5 {
+                let started = Instant::now();
+                let plan = black_box(plan(&policy, &Observed::offline(), from, horizon));
+                runs.push(started.elapsed());
+                misfits = plan
+                    .volumes
+                    .iter()
+                    .flat_map(|v| &v.lifecycles)
+                    .filter(|l| l.outcome != Outcome::Fits)
+                    .count();
+            }
+            runs.sort();
+            (misfits, runs[runs.len() / 2])
+        }
+        _ => {
+            let started = Instant::now();
+            let misfits = black_box(minute_scan(&policy, from, horizon));
+            (misfits, started.elapsed())
+        }
+    };
+    println!(
+        "{misfits} {:.0} {:.1}",
+        wall.as_secs_f64() * 1e3,
+        peak_rss_mib()
+    );
+}
 
-    let mut runs = Vec::new();
-    let mut peak = 0.0f64;
-    let mut misfits = 0;
-    for _ in 0..5 {
-        let (plan, elapsed, mem) = measure(|| plan(&policy, &Observed::offline(), from, horizon));
-        misfits = plan.volumes.iter().flat_map(|v| &v.lifecycles).filter(|l| l.outcome != Outcome::Fits).count();
-        runs.push(elapsed);
-        peak = peak.max(mem);
-        black_box(plan);
+fn main() {
+    if let Ok(approach) = std::env::var("SNAPWARDEN_BENCH_APPROACH") {
+        return run_child(&approach);
     }
-    runs.sort();
-    let (scan_misfits, scan_elapsed, scan_mem) = measure(|| minute_scan(&policy, from, horizon));
-
-    println!("plan {VOLUMES} volumes x 7 days, 20 zones, one window each (cargo bench --bench plan)");
-    println!("| approach                              | wall time | peak RSS growth | occurrences not fitting as configured |");
-    println!("|---------------------------------------|-----------|-----------------|---------------------------------------|");
+    let parse = |line: String| -> (usize, f64, f64) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (
+            f[0].parse().expect("misfits"),
+            f[1].parse().expect("ms"),
+            f[2].parse().expect("MiB"),
+        )
+    };
+    let (misfits, ms, mib) = parse(in_child("planner"));
+    let (scan_misfits, scan_ms, scan_mib) = parse(in_child("scan"));
     println!(
-        "| snapwarden planner (median of 5)      | {:>6.0} ms | {:>11.1} MiB | {:>37} |",
-        runs[runs.len() / 2].as_secs_f64() * 1e3,
-        peak,
-        misfits
+        "plan {VOLUMES} volumes x 7 days, 20 zones, one window each (cargo bench --bench plan)"
     );
-    println!(
-        "| minute-by-minute scan per volume      | {:>6.0} ms | {:>11.1} MiB | {:>37} |",
-        scan_elapsed.as_secs_f64() * 1e3,
-        scan_mem,
-        scan_misfits
+    println!("| approach                               | wall time  | peak RSS (whole process) | occurrences not fitting as configured |");
+    println!("|----------------------------------------|------------|--------------------------|---------------------------------------|");
+    println!("| snapwarden planner (median of 5 runs)  | {ms:>7.0} ms | {mib:>20.1} MiB | {misfits:>37} |");
+    println!("| minute-by-minute scan per volume       | {scan_ms:>7.0} ms | {scan_mib:>20.1} MiB | {scan_misfits:>37} |");
+    assert_eq!(
+        misfits, scan_misfits,
+        "the planner and the baseline disagree on which occurrences fit"
     );
-    assert_eq!(misfits, scan_misfits, "the planner and the baseline disagree on which occurrences fit");
 }

@@ -25,7 +25,11 @@ pub const EXIT_CONFLICTS: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "snapwarden", version, about = "Keeps backup backing snapshots clear of ONTAP scheduled snapshots")]
+#[command(
+    name = "snapwarden",
+    version,
+    about = "Keeps backup backing snapshots clear of ONTAP scheduled snapshots"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -78,13 +82,22 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SNAPWARDEN_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SNAPWARDEN_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let code = match cli.command {
-        Command::Check { policy, horizon, output } => check(&policy, &horizon, output),
-        Command::Plan { policy, horizon, output } => plan(&policy, &horizon, output),
+        Command::Check {
+            policy,
+            horizon,
+            output,
+        } => check(&policy, &horizon, output),
+        Command::Plan {
+            policy,
+            horizon,
+            output,
+        } => plan(&policy, &horizon, output),
     };
     ExitCode::from(code)
 }
@@ -97,7 +110,12 @@ fn plan_offline(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(P
     })?;
     let from = horizon.from.unwrap_or_else(Utc::now);
     let hours = horizon.hours.unwrap_or(default_hours);
-    let plan = planner::plan(&policy, &Observed::offline(), from, TimeDelta::hours(i64::from(hours)));
+    let plan = planner::plan(
+        &policy,
+        &Observed::offline(),
+        from,
+        TimeDelta::hours(i64::from(hours)),
+    );
     if !plan.unresolved.is_empty() {
         eprintln!("{}: cannot plan offline:", path.display());
         for u in &plan.unresolved {

@@ -11,7 +11,8 @@ use crate::config::Policy;
 use crate::planner::{human, Outcome, Plan, VolumePlan};
 
 fn at(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false)
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 fn utc(t: DateTime<Utc>) -> String {
@@ -24,7 +25,10 @@ fn volume_id(policy: &Policy, vi: usize) -> String {
 }
 
 fn volume_tz(plan: &Plan, vi: usize) -> Tz {
-    plan.volumes.iter().find(|v| v.volume == vi).map_or(Tz::UTC, |v| v.timezone)
+    plan.volumes
+        .iter()
+        .find(|v| v.volume == vi)
+        .map_or(Tz::UTC, |v| v.timezone)
 }
 
 /// The documented `--output json` shape (README: "plan --output json").
@@ -130,24 +134,48 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
     let mut events: Vec<(DateTime<Utc>, u8, String)> = Vec::new();
     for s in &vp.scheduled {
-        events.push((s.at, 0, format!("{}  scheduled snapshot  {}", when(s.at), vp.schedule_name(s))));
+        events.push((
+            s.at,
+            0,
+            format!(
+                "{}  scheduled snapshot  {}",
+                when(s.at),
+                vp.schedule_name(s)
+            ),
+        ));
     }
     for l in &vp.lifecycles {
         let name = &policy.windows[l.window].name;
-        let slack = l.slack(plan.guard).map(|s| format!(", slack {}", human(s))).unwrap_or_default();
+        let slack = l
+            .slack(plan.guard)
+            .map(|s| format!(", slack {}", human(s)))
+            .unwrap_or_default();
         match l.outcome {
             Outcome::Skipped => events.push((
                 l.window_start,
                 1,
-                format!("{}  skip                {name}  [skipped] {}", when(l.window_start), l.reason),
+                format!(
+                    "{}  skip                {name}  [skipped] {}",
+                    when(l.window_start),
+                    l.reason
+                ),
             )),
             outcome => {
                 events.push((
                     l.create_at,
                     1,
-                    format!("{}  create backing      {name}  [{}{slack}] {}", when(l.create_at), outcome.as_str(), l.reason),
+                    format!(
+                        "{}  create backing      {name}  [{}{slack}] {}",
+                        when(l.create_at),
+                        outcome.as_str(),
+                        l.reason
+                    ),
                 ));
-                events.push((l.release_by, 2, format!("{}  release by          {name}", when(l.release_by))));
+                events.push((
+                    l.release_by,
+                    2,
+                    format!("{}  release by          {name}", when(l.release_by)),
+                ));
             }
         }
     }
@@ -168,7 +196,15 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
     }
     for (wi, conflicts) in &by_window {
         let w = &policy.windows[*wi];
-        let _ = writeln!(out, "  window {} ({} {}, max {}, on_conflict {}):", w.name, w.start, w.timezone, human(w.max), on_conflict(w));
+        let _ = writeln!(
+            out,
+            "  window {} ({} {}, max {}, on_conflict {}):",
+            w.name,
+            w.start,
+            w.timezone,
+            human(w.max),
+            on_conflict(w)
+        );
         for c in conflicts {
             let tz = volume_tz(plan, c.volume);
             let _ = writeln!(
@@ -185,9 +221,16 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
             let _ = writeln!(out, "    suggestion: {}", c.suggestion);
         }
     }
-    let shifted: Vec<_> = plan.suggestions.iter().filter(|s| !by_window.contains_key(&s.window)).collect();
+    let shifted: Vec<_> = plan
+        .suggestions
+        .iter()
+        .filter(|s| !by_window.contains_key(&s.window))
+        .collect();
     if !shifted.is_empty() {
-        let _ = writeln!(out, "shifted windows (safe as planned; the policy could say so):");
+        let _ = writeln!(
+            out,
+            "shifted windows (safe as planned; the policy could say so):"
+        );
         for s in shifted {
             let w = &policy.windows[s.window];
             let count = plan
@@ -196,7 +239,11 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
                 .flat_map(|v| &v.lifecycles)
                 .filter(|l| l.window == s.window && l.outcome == Outcome::Shifted)
                 .count();
-            let _ = writeln!(out, "  window {}: shifted {} time(s); suggestion: {}", w.name, count, s.text);
+            let _ = writeln!(
+                out,
+                "  window {}: shifted {} time(s); suggestion: {}",
+                w.name, count, s.text
+            );
         }
     }
     out

@@ -298,11 +298,21 @@ enum TimelineKey {
     },
 }
 
+/// Resolves a volume's zone and schedules, reporting everything that is missing at once.
 fn resolve(policy: &Policy, observed: &Observed, vi: usize) -> Result<Resolved, String> {
-    let volume = &policy.volumes[vi];
-    let cluster = &policy.clusters[volume.cluster];
+    let zone = resolve_zone(policy, observed, vi);
+    let schedules = resolve_schedules(policy, observed, vi, *zone.as_ref().unwrap_or(&Tz::UTC));
+    match (zone, schedules) {
+        (Ok(_), Ok(resolved)) => Ok(resolved),
+        (Err(zone), Err(schedules)) => Err(format!("{zone}; {schedules}")),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+fn resolve_zone(policy: &Policy, observed: &Observed, vi: usize) -> Result<Tz, String> {
+    let cluster = &policy.clusters[policy.volumes[vi].cluster];
     let seen = observed.cluster(&cluster.name);
-    let tz = match (cluster.timezone, &cluster.endpoint) {
+    Ok(match (cluster.timezone, &cluster.endpoint) {
         (ClusterTimezone::Named(tz), _) => tz,
         // The embedded simulator's clusters run on UTC unless the policy names a zone.
         (ClusterTimezone::Auto, Endpoint::Simulator) => Tz::UTC,
@@ -321,7 +331,18 @@ fn resolve(policy: &Policy, observed: &Observed, vi: usize) -> Result<Resolved, 
                 ))
             }
         },
-    };
+    })
+}
+
+fn resolve_schedules(
+    policy: &Policy,
+    observed: &Observed,
+    vi: usize,
+    tz: Tz,
+) -> Result<Resolved, String> {
+    let volume = &policy.volumes[vi];
+    let cluster = &policy.clusters[volume.cluster];
+    let seen = observed.cluster(&cluster.name);
     match &volume.schedules {
         VolumeSchedules::Policy(pi) => {
             let sp = &policy.snapshot_policies[*pi];
@@ -618,11 +639,7 @@ type GapBounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 impl Timeline {
     /// Consecutive pairs (previous, next) of scheduled instants whose gap overlaps `[lo, hi)`;
     /// `None` stands for "no snapshot on that side within the computed range".
-    fn gaps_around(
-        &self,
-        lo: DateTime<Utc>,
-        hi: DateTime<Utc>,
-    ) -> Vec<GapBounds> {
+    fn gaps_around(&self, lo: DateTime<Utc>, hi: DateTime<Utc>) -> Vec<GapBounds> {
         let mut out = Vec::new();
         let first = self.snapshots.partition_point(|s| s.at < lo);
         let mut prev = self.last_before(lo).map(|s| s.at);

@@ -1,0 +1,213 @@
+//! End-to-end tests of `snapwarden check` and `snapwarden plan`: exit codes, output, JSON shape.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const FROM: &str = "2026-11-28T12:00:00Z";
+
+fn snapwarden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snapwarden"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the snapwarden binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// The demo policy with only the windows named kept (policy files are small; this keeps tests
+/// readable without a second copy of the demo).
+fn demo_with_windows(dir: &Path, keep: &[&str]) -> std::path::PathBuf {
+    let demo =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
+            .unwrap();
+    let mut out = String::new();
+    for (i, block) in demo.split("[[window]]").enumerate() {
+        if i == 0 {
+            out.push_str(block);
+        } else if keep
+            .iter()
+            .any(|w| block.contains(&format!("name = \"{w}\"")))
+        {
+            out.push_str("[[window]]");
+            out.push_str(block);
+        }
+    }
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn check_on_the_demo_predicts_conflicts_with_suggestions_and_exits_1() {
+    let o = snapwarden(&["check", "config/demo.toml", "--from", FROM]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("config/demo.toml: valid (1 cluster(s), 4 volume(s), 4 window(s))"),
+        "{out}"
+    );
+    assert!(
+        out.contains("chain_conflict: hourly at 23:05 falls inside the lifecycle"),
+        "{out}"
+    );
+    assert!(out.contains("suggestion: no free gap of 1h36m (max 1h30m + guard 5m) exists in vol_files's schedule"), "{out}");
+    assert!(
+        out.contains(
+            "window exchange: shifted 7 time(s); suggestion: start at 02:20 Europe/Berlin"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_exits_0_when_nothing_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = demo_with_windows(dir.path(), &["sql-nightly", "exchange"]);
+    let o = snapwarden(&["check", policy.to_str().unwrap(), "--from", FROM]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("no conflicts predicted"));
+}
+
+#[test]
+fn check_exits_2_with_located_errors_for_an_invalid_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[agent]\nguard = \"5 minutes\"\n\n[[cluster]]\nname = \"c\"\nendpoint = \"simulator\"\ntimezone = \"Europe/Berln\"\n",
+    )
+    .unwrap();
+    let o = snapwarden(&["check", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let file = path.display().to_string();
+    assert!(err.contains(&format!("{file}:2:9: ")), "{err}");
+    assert!(err.contains(&format!("{file}:7:12: ")), "{err}");
+    assert!(
+        err.contains("Europe/Berlin"),
+        "the zone error suggests the close match: {err}"
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn a_policy_that_reads_schedules_from_ontap_needs_a_cluster() {
+    let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cannot plan offline"), "{err}");
+    assert!(err.contains("snapshot_policy = \"ontap\""), "{err}");
+}
+
+#[test]
+fn plan_json_has_the_documented_shape() {
+    let o = snapwarden(&[
+        "plan",
+        "config/demo.toml",
+        "--from",
+        FROM,
+        "--hours",
+        "24",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    assert_eq!(plan["from"], "2026-11-28T12:00:00Z");
+    assert_eq!(plan["until"], "2026-11-29T12:00:00Z");
+    let volumes = plan["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 4);
+    let exch = volumes.iter().find(|v| v["volume"] == "vol_exch").unwrap();
+    assert_eq!(exch["cluster"], "demo");
+    assert_eq!(exch["svm"], "svm1");
+    assert_eq!(exch["timezone"], "Europe/Berlin");
+    assert_eq!(
+        exch["scheduled_snapshots"].as_array().unwrap().len(),
+        26,
+        "24 hourly + daily + weekly (Sunday)"
+    );
+    assert_eq!(exch["scheduled_snapshots"][0]["schedule"], "hourly");
+    assert_eq!(
+        exch["scheduled_snapshots"][0]["at"],
+        "2026-11-28T13:05:00+01:00"
+    );
+    let l = &exch["lifecycles"][0];
+    assert_eq!(l["window"], "exchange");
+    assert_eq!(l["outcome"], "shifted");
+    assert_eq!(l["create_at"], "2026-11-29T02:20:00+01:00");
+    assert_eq!(l["release_by"], "2026-11-29T03:00:00+01:00");
+    assert_eq!(l["next_scheduled_at"], "2026-11-29T03:05:00+01:00");
+    assert_eq!(l["slack_seconds"], 0);
+    let outcomes: Vec<&str> = volumes
+        .iter()
+        .flat_map(|v| v["lifecycles"].as_array().unwrap())
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    for expected in ["fits", "shifted", "skipped", "conflict"] {
+        assert!(
+            outcomes.contains(&expected),
+            "{expected} missing from {outcomes:?}"
+        );
+    }
+    let c = &plan["conflicts"][0];
+    for key in [
+        "window",
+        "cluster",
+        "svm",
+        "volume",
+        "at",
+        "scheduled_at",
+        "schedule",
+        "kind",
+        "suggestion",
+    ] {
+        assert!(!c[key].is_null(), "conflict lacks {key}: {c}");
+    }
+    assert_eq!(c["window"], "files-weekly");
+    assert_eq!(c["kind"], "chain_conflict");
+    assert_eq!(c["scheduled_at"], "2026-11-28T23:05:00+01:00");
+}
+
+#[test]
+fn plan_table_reads_as_a_timeline() {
+    let o = snapwarden(&["plan", "config/demo.toml", "--from", FROM, "--hours", "24"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    let sql: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("demo/svm1/vol_sql"))
+        .skip_while(|l| !l.contains("01:05"))
+        .take(4)
+        .collect();
+    assert_eq!(
+        sql,
+        vec![
+            "  Sun 2026-11-29 01:05  scheduled snapshot  hourly",
+            "  Sun 2026-11-29 01:10  create backing      sql-nightly  [fits, slack 5m] release by 01:55 + guard 5m is before hourly at 02:05",
+            "  Sun 2026-11-29 01:55  release by          sql-nightly",
+            "  Sun 2026-11-29 02:05  scheduled snapshot  hourly",
+        ]
+    );
+}
+
+#[test]
+fn a_bad_from_is_a_usage_error() {
+    let o = snapwarden(&["plan", "config/demo.toml", "--from", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("expected RFC 3339"));
+}
