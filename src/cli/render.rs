@@ -180,7 +180,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
         }
     }
     events.retain(|(t, _, _)| *t >= plan.from && *t < plan.until);
-    events.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    events.sort_by_key(|e| (e.0, e.1));
     events.into_iter().map(|(t, _, line)| (t, line)).collect()
 }
 
