@@ -146,6 +146,13 @@ fn plan_json_has_the_documented_shape() {
         exch["scheduled_snapshots"][0]["at"],
         "2026-11-28T13:05:00+01:00"
     );
+    let gaps = exch["free_gaps"].as_array().unwrap();
+    assert_eq!(
+        gaps[0]["start"], "2026-11-28T13:00:00+01:00",
+        "the first gap opens at the horizon"
+    );
+    assert_eq!(gaps[0]["end"], "2026-11-28T13:05:00+01:00");
+    assert_eq!(gaps[1]["seconds"], 3600);
     let l = &exch["lifecycles"][0];
     assert_eq!(l["window"], "exchange");
     assert_eq!(l["outcome"], "shifted");

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::config::Policy;
 use crate::planner::{human, Outcome, Plan, VolumePlan};
+use crate::timeline;
 
 fn at(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz)
@@ -47,6 +48,11 @@ pub fn plan_json(policy: &Policy, plan: &Plan) -> Value {
                 "scheduled_snapshots": vp.scheduled.iter().map(|s| json!({
                     "schedule": vp.schedule_name(s),
                     "at": at(s.at, tz),
+                })).collect::<Vec<_>>(),
+                "free_gaps": timeline::gaps(&vp.scheduled, plan.from, plan.until).iter().map(|g| json!({
+                    "start": at(g.start, tz),
+                    "end": at(g.end, tz),
+                    "seconds": g.length().num_seconds(),
                 })).collect::<Vec<_>>(),
                 "lifecycles": vp.lifecycles.iter().map(|l| json!({
                     "window": policy.windows[l.window].name,
@@ -116,7 +122,18 @@ pub fn plan_table(policy: &Policy, plan: &Plan) -> String {
         human(plan.guard)
     );
     for vp in &plan.volumes {
-        let _ = writeln!(out, "\n{}  ({})", volume_id(policy, vp.volume), vp.timezone);
+        let largest = timeline::gaps(&vp.scheduled, plan.from, plan.until)
+            .iter()
+            .map(|g| g.length())
+            .max();
+        let _ = writeln!(
+            out,
+            "\n{}  ({}; {} scheduled snapshots, largest free gap {})",
+            volume_id(policy, vp.volume),
+            vp.timezone,
+            vp.scheduled.len(),
+            largest.map_or_else(|| "none".to_string(), human)
+        );
         for (_, line) in volume_events(policy, plan, vp) {
             let _ = writeln!(out, "  {line}");
         }
