@@ -760,23 +760,30 @@ impl World {
     /// Moves time forward to `to`, taking every due scheduled snapshot in time order (ties: cluster,
     /// volume, then policy order). Returns what happened. Does nothing when `to <= now`.
     pub fn advance_to(&mut self, to: DateTime<Utc>) -> Vec<ClockEvent> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
         let mut events = Vec::new();
-        loop {
-            let mut best: Option<(DateTime<Utc>, usize, usize, usize)> = None;
-            for (ci, c) in self.clusters.iter().enumerate() {
-                for (vi, v) in c.volumes.iter().enumerate() {
-                    for (k, fire) in v.next_fires.iter().enumerate() {
-                        if let Some(at) = fire {
-                            if *at <= to && best.is_none_or(|b| *at < b.0) {
-                                best = Some((*at, ci, vi, k));
-                            }
-                        }
+        // Firing never adds or removes volumes or policies, so (cluster, volume, copy) indices
+        // stay valid for the whole walk; the heap yields instants in order (ties: cluster,
+        // volume, then policy order).
+        let mut due = BinaryHeap::new();
+        for (ci, c) in self.clusters.iter().enumerate() {
+            for (vi, v) in c.volumes.iter().enumerate() {
+                for (k, fire) in v.next_fires.iter().enumerate() {
+                    if let Some(at) = fire.filter(|at| *at <= to) {
+                        due.push(Reverse((at, ci, vi, k)));
                     }
                 }
             }
-            let Some((at, ci, vi, k)) = best else { break };
+        }
+        let volume_clones: Vec<bool> = self
+            .clusters
+            .iter()
+            .map(|c| c.volumes.iter().any(|v| v.clone_parent.is_some()))
+            .collect();
+        while let Some(Reverse((at, ci, vi, k))) = due.pop() {
             self.now = at;
-            self.fire(ci, vi, k, &mut events);
+            self.fire(ci, vi, k, volume_clones[ci], &mut events);
             let c = &self.clusters[ci];
             let v = &c.volumes[vi];
             let next = c
@@ -787,6 +794,9 @@ impl World {
                 .and_then(|copy| c.schedules.iter().find(|s| s.name == copy.schedule))
                 .and_then(|s| s.recurrence.next_after(c.tz, at));
             self.clusters[ci].volumes[vi].next_fires[k] = next;
+            if let Some(next) = next.filter(|n| *n <= to) {
+                due.push(Reverse((next, ci, vi, k)));
+            }
         }
         if to > self.now {
             self.now = to;
@@ -805,7 +815,14 @@ impl World {
         }
     }
 
-    fn fire(&mut self, ci: usize, vi: usize, k: usize, events: &mut Vec<ClockEvent>) {
+    fn fire(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        k: usize,
+        volume_clones: bool,
+        events: &mut Vec<ClockEvent>,
+    ) {
         let now = self.now;
         let c = &self.clusters[ci];
         let v = &c.volumes[vi];
@@ -837,9 +854,12 @@ impl World {
             .collect();
         ours.sort_by_key(|&i| v.snapshots[i].create_time);
         let count = copy.count.max(1) as usize;
+        // Owners are only possible with clones around; skip the lookup otherwise (fast path).
+        let maybe_locked =
+            volume_clones || !c.restore_clones.is_empty() || !c.block_sharing.is_empty();
         let locked: Vec<bool> = ours
             .iter()
-            .map(|&i| !self.owners_at((ci, vi, i)).is_empty())
+            .map(|&i| maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
             .collect();
         let mut doomed = Vec::new();
         match self.knobs.locked_oldest {
@@ -895,7 +915,6 @@ impl World {
         events.extend(deleted);
         self.push_snapshot(ci, vi, taken_uuid, &name, None, Some(prefix));
         events.push(taken);
-        let _ = now;
     }
 
     // ----- snapshots -----

@@ -50,7 +50,10 @@ impl Sim {
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, url).basic_auth(USER, Some(PASSWORD));
+        let mut req = self
+            .http
+            .request(method, url)
+            .basic_auth(USER, Some(PASSWORD));
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -126,7 +129,10 @@ impl Sim {
 
     pub async fn volume_uuid(&self, name: &str) -> String {
         let v = self.get(&format!("/api/storage/volumes?name={name}")).await;
-        v["records"][0]["uuid"].as_str().expect("volume").to_string()
+        v["records"][0]["uuid"]
+            .as_str()
+            .expect("volume")
+            .to_string()
     }
 
     pub async fn snapshot(&self, vol: &str, name: &str) -> Value {
@@ -141,7 +147,9 @@ impl Sim {
 
     pub async fn snapshot_names(&self, vol: &str) -> Vec<String> {
         let s = self
-            .get(&format!("/api/storage/volumes/{vol}/snapshots?order_by=create_time"))
+            .get(&format!(
+                "/api/storage/volumes/{vol}/snapshots?order_by=create_time"
+            ))
             .await;
         s["records"]
             .as_array()
