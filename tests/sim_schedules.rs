@@ -176,10 +176,10 @@ async fn a_30_day_advance_over_many_volumes_is_fast() {
     let sim = Sim::start(&text, "2026-01-01T00:00:00Z").await;
     let began = std::time::Instant::now();
     let adv = sim.advance(30 * 86_400).await;
-    // 201 volumes x 720 hourly + 200 x (30 daily + 4 weekly).
+    // 101 volumes x 720 hourly + 100 x (30 daily + 4 weekly).
     assert_eq!(
         adv["snapshots"].as_array().unwrap().len(),
-        201 * 720 + 200 * 34
+        101 * 720 + 100 * 34
     );
     assert!(
         began.elapsed() < std::time::Duration::from_secs(20),
