@@ -40,11 +40,21 @@ async fn official_python_client_conforms() {
     })
     .await
     .expect("simulator starts");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/ontap_conformance.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/ontap_conformance.py"
+    );
     let port = handle.addr().port().to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .args([script, "127.0.0.1", &port, "conformance", "c0nformance!", "https"])
+            .args([
+                script,
+                "127.0.0.1",
+                &port,
+                "conformance",
+                "c0nformance!",
+                "https",
+            ])
             .output()
             .expect("python3 runs")
     })

@@ -402,3 +402,39 @@ async fn schedules_policies_igroups_and_maps_over_rest() {
     assert_eq!(missing.body["error"]["code"], "4");
     sim.handle.stop().await;
 }
+
+#[tokio::test]
+async fn real_clock_follows_the_wall_clock_and_refuses_advance() {
+    let handle = start(ServeOptions {
+        world: WorldSource::Toml(support::world(WORLD)),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Real,
+        start: None,
+        tls: false,
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let before = chrono::Utc::now();
+    let clock: Value = http
+        .get(format!("{}/simulator/v1/clock", handle.base_url()))
+        .basic_auth(support::USER, Some(support::PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now: chrono::DateTime<chrono::Utc> = clock["now"].as_str().unwrap().parse().unwrap();
+    assert!(now >= before && now <= chrono::Utc::now(), "{clock}");
+    assert_eq!(clock["mode"], "real");
+    let r = http
+        .post(format!("{}/simulator/v1/clock/advance", handle.base_url()))
+        .basic_auth(support::USER, Some(support::PASSWORD))
+        .json(&json!({"seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    handle.stop().await;
+}

@@ -492,3 +492,120 @@ mod tests {
         assert_eq!(err.problems.len(), 3, "{err}");
     }
 }
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use crate::config::model::*;
+    use crate::ontap::Ontap;
+    use crate::sim::{ClockMode, SimClient, Simulator};
+
+    fn policy() -> Policy {
+        let cluster = |name: &str, endpoint: Endpoint| Cluster {
+            name: name.into(),
+            endpoint: endpoint.clone(),
+            username: "admin".into(),
+            password: None,
+            tls: TlsVerify::Insecure,
+            timezone: ClusterTimezone::Named(chrono_tz::Europe::Berlin),
+            simulator: (endpoint == Endpoint::Simulator).then(|| SimulatedCluster {
+                version: "9.15.1".into(),
+                licenses: vec!["flexclone".into()],
+            }),
+        };
+        Policy {
+            source: "p.toml".into(),
+            files: vec!["p.toml".into()],
+            agent: Agent {
+                listen: "127.0.0.1:9100".parse().unwrap(),
+                state_dir: "/tmp".into(),
+                snapshot_prefix: "snapwarden".into(),
+                guard: TimeDelta::minutes(5),
+            },
+            flexclone: FlexCloneRule {
+                recommend_after: 3,
+                within: TimeDelta::days(7),
+                use_when_licensed: true,
+            },
+            clusters: vec![
+                cluster("real", Endpoint::Url("https://ontap.example".into())),
+                cluster("sim", Endpoint::Simulator),
+            ],
+            schedules: vec![JobSchedule {
+                name: "q".into(),
+                recurrence: Recurrence::Cron(CronSpec::parse("*/15 * * * *").unwrap()),
+            }],
+            snapshot_policies: vec![SnapshotPolicy {
+                name: "quarter".into(),
+                copies: vec![Copies {
+                    schedule: 0,
+                    count: 4,
+                    prefix: "qh".into(),
+                }],
+            }],
+            volumes: vec![
+                Volume {
+                    cluster: 1,
+                    svm: "svm1".into(),
+                    name: "vol1".into(),
+                    luns: vec!["/vol/vol1/lun1".into()],
+                    schedules: VolumeSchedules::Policy(0),
+                    clone: CloneMethod::Auto,
+                },
+                Volume {
+                    cluster: 0,
+                    svm: "svm9".into(),
+                    name: "elsewhere".into(),
+                    luns: vec![],
+                    schedules: VolumeSchedules::Ontap,
+                    clone: CloneMethod::Auto,
+                },
+            ],
+            windows: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_policy_with_a_simulator_endpoint_makes_its_world() {
+        let start = "2026-06-01T10:00:00Z".parse().unwrap();
+        let sim = Simulator::from_policy(&policy(), ClockMode::Manual, Some(start)).unwrap();
+        let clients = SimClient::all(&sim);
+        assert_eq!(clients.len(), 1, "only the simulator cluster");
+        let c = &clients[0];
+        let info = c.cluster().await.unwrap();
+        assert_eq!(
+            (
+                info.name.as_str(),
+                info.version.as_str(),
+                info.timezone.as_str()
+            ),
+            ("sim", "9.15.1", "Europe/Berlin")
+        );
+        assert_eq!(
+            c.license("flexclone").await.unwrap(),
+            crate::ontap::LicenseState::Compliant
+        );
+        let vols = c.volumes().await.unwrap();
+        assert_eq!(vols.len(), 1);
+        assert_eq!(vols[0].snapshot_policy.as_deref(), Some("quarter"));
+        assert_eq!(c.luns().await.unwrap()[0].name, "/vol/vol1/lun1");
+        // 10:00Z is 12:00 in Berlin (CEST); two hours of quarter-hourly snapshots, count 4.
+        sim.advance(TimeDelta::hours(2)).unwrap();
+        let names: Vec<String> = c
+            .snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "qh.2026-06-01_1315",
+                "qh.2026-06-01_1330",
+                "qh.2026-06-01_1345",
+                "qh.2026-06-01_1400"
+            ]
+        );
+    }
+}
