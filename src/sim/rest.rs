@@ -910,11 +910,9 @@ async fn post_snapshot(
 async fn patch_snapshot(
     State(sim): State<AppState>,
     Path((vol, snap)): Path<(String, String)>,
-    Query(q): Q,
     body: Bytes,
 ) -> ApiResult {
     let b = parse_body(&body)?;
-    let _ = Params::new(q);
     sim.with(|w| {
         let (vi, si) = find_snapshot(w, &vol, &snap)?;
         w.modify_snapshot(
