@@ -254,6 +254,20 @@ async fn fault_injection_5xx_drops_and_failing_jobs() {
     sim.call(
         Method::POST,
         "/simulator/v1/faults",
+        Some(json!({"latency_ms": 300})),
+    )
+    .await;
+    let began = std::time::Instant::now();
+    sim.get("/api/cluster").await;
+    assert!(
+        began.elapsed() >= std::time::Duration::from_millis(300),
+        "latency is injected"
+    );
+    let faults = sim.call(Method::DELETE, "/simulator/v1/faults", None).await;
+    assert_eq!(faults.body["latency_ms"], 0);
+    sim.call(
+        Method::POST,
+        "/simulator/v1/faults",
         Some(json!({"job_failure_rate": 1.0})),
     )
     .await;

@@ -182,7 +182,7 @@ async fn a_30_day_advance_over_many_volumes_is_fast() {
         101 * 720 + 100 * 34
     );
     assert!(
-        began.elapsed() < std::time::Duration::from_secs(20),
+        began.elapsed() < std::time::Duration::from_secs(45),
         "took {:?}",
         began.elapsed()
     );

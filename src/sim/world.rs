@@ -1461,6 +1461,13 @@ impl World {
                     format!("clone.parent_volume {parent}"),
                 )
             })?;
+        if self.clusters[ci].volumes.iter().any(|v| v.name == name) {
+            return Err(SimError::Duplicate {
+                code: 917_505,
+                target: "name".into(),
+                message: format!("Duplicate volume name {name}."),
+            });
+        }
         let psi = match parent_snapshot {
             Some(s) => self.snapshot_index(ci, pvi, s)?,
             None => {
