@@ -297,6 +297,34 @@ async fn flexclone_volume_locks_its_parent_snapshot() {
 #[tokio::test]
 async fn mapped_lun_delete_needs_allow_delete_while_mapped() {
     let sim = Sim::start(&cluster("", false), START).await;
+    let missing = sim
+        .call(
+            Method::POST,
+            "/api/storage/luns",
+            Some(json!({"svm": {"name": "svm1"}, "name": "/vol/vol1/new"})),
+        )
+        .await;
+    assert_eq!(
+        missing.status,
+        StatusCode::BAD_REQUEST,
+        "os_type and space.size are required"
+    );
+    let created = sim
+        .ok_job(
+            Method::POST,
+            "/api/storage/luns",
+            Some(json!({"svm": {"name": "svm1"}, "name": "/vol/vol1/new", "os_type": "linux", "space": {"size": 1048576}})),
+        )
+        .await
+        .unwrap();
+    let lun = sim
+        .get(&format!("{created}?fields=os_type,space.size,location"))
+        .await;
+    assert_eq!(
+        (lun["os_type"].as_str(), lun["space"]["size"].as_u64()),
+        (Some("linux"), Some(1_048_576))
+    );
+    assert_eq!(lun["location"]["volume"]["name"], "vol1");
     let lun = sim.lun_uuid("/vol/vol1/lun1").await;
     assert_eq!(
         sim.get(&format!("/api/storage/luns/{lun}?fields=status.mapped"))

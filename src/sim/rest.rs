@@ -1075,15 +1075,15 @@ async fn post_lun(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> ApiR
         let svm_obj =
             svm_of(w, &svm).or_else(|| w.clusters[CI].svms.iter().find(|s| s.uuid == svm).cloned());
         mutate(w, &params, "POST /api/storage/luns".into(), svm_obj, |w| {
-            let uuid = if is_clone {
-                let source = match (&clone_name, &clone_uuid) {
-                    (Some(n), _) => n.clone(),
-                    (None, Some(u)) => {
-                        let li = w.lun_index(CI, u)?;
-                        w.clusters[CI].luns[li].name.clone()
-                    }
-                    _ => unreachable!("is_clone"),
-                };
+            let source = match (&clone_name, &clone_uuid) {
+                (Some(n), _) => Some(n.clone()),
+                (None, Some(u)) => {
+                    let li = w.lun_index(CI, u)?;
+                    Some(w.clusters[CI].luns[li].name.clone())
+                }
+                (None, None) => None,
+            };
+            let uuid = if let Some(source) = source {
                 w.clone_lun_flexclone(CI, &source, &name)?
             } else {
                 let os_type = str_at(&b, "os_type").ok_or_else(|| SimError::Invalid {
