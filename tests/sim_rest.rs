@@ -332,6 +332,10 @@ async fn https_with_a_pinnable_generated_certificate() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(seen, fingerprint);
+    assert_eq!(
+        handle.fingerprint_sha256().unwrap().to_vec(),
+        Sha256::digest(&der).to_vec()
+    );
     handle.stop().await;
 }
 

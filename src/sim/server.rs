@@ -82,6 +82,16 @@ impl ServerHandle {
         self.fingerprint.as_deref()
     }
 
+    /// The same fingerprint as bytes, as a policy's `TlsVerify::PinSha256` holds it.
+    pub fn fingerprint_sha256(&self) -> Option<[u8; 32]> {
+        let hex = self.fingerprint.as_deref()?;
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    }
+
     pub fn simulator(&self) -> &Arc<Simulator> {
         &self.sim
     }
