@@ -1,0 +1,420 @@
+//! `SimClient`: the [`Ontap`] trait over an in-process [`Simulator`], for `endpoint = "simulator"`.
+//!
+//! It calls the same world operations as the REST handlers; errors become
+//! [`OntapError::Api`] with the same ONTAP codes (`http_status: None` when ONTAP would report the
+//! error in a failed job, as for a locked snapshot).
+
+use std::sync::Arc;
+
+use super::world::{SimError, World};
+use super::Simulator;
+use crate::ontap::{
+    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, PolicyCopies, ScheduleInfo,
+    SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+};
+
+/// One cluster of a simulator, seen through the [`Ontap`] trait.
+#[derive(Debug, Clone)]
+pub struct SimClient {
+    sim: Arc<Simulator>,
+    cluster: String,
+}
+
+impl SimClient {
+    /// A client for the cluster named `cluster` (as in the world or policy).
+    pub fn new(sim: Arc<Simulator>, cluster: &str) -> SimClient {
+        SimClient {
+            sim,
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// One client per cluster of the simulator's world.
+    pub fn all(sim: &Arc<Simulator>) -> Vec<SimClient> {
+        let names: Vec<String> = sim.with(|w| w.clusters.iter().map(|c| c.name.clone()).collect());
+        names
+            .iter()
+            .map(|n| SimClient::new(sim.clone(), n))
+            .collect()
+    }
+
+    pub fn simulator(&self) -> &Arc<Simulator> {
+        &self.sim
+    }
+
+    fn err(&self, target: String, e: SimError) -> OntapError {
+        OntapError::Api {
+            cluster: self.cluster.clone(),
+            target,
+            code: e.code(),
+            message: e.to_string(),
+            http_status: (!e.is_job_failure()).then(|| e.http_status()),
+        }
+    }
+
+    /// Runs `f` on the world with this client's cluster index.
+    fn run<T>(
+        &self,
+        target: impl Fn() -> String,
+        f: impl FnOnce(&mut World, usize) -> Result<T, SimError>,
+    ) -> Result<T, OntapError> {
+        self.sim
+            .with(|w| {
+                let ci = w.cluster_index(&self.cluster)?;
+                f(w, ci)
+            })
+            .map_err(|e| self.err(target(), e))
+    }
+
+    fn volume_index(w: &World, ci: usize, v: &VolumeRef) -> Result<usize, SimError> {
+        w.volume_index(ci, &v.uuid)
+            .or_else(|_| w.volume_by_name(ci, &v.name))
+    }
+}
+
+fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
+    let v = &w.clusters[ci].volumes[vi];
+    let s = &v.snapshots[si];
+    SnapshotInfo {
+        uuid: s.uuid.clone(),
+        name: s.name.clone(),
+        volume_uuid: v.uuid.clone(),
+        volume_name: v.name.clone(),
+        svm: v.svm.clone(),
+        comment: s.comment.clone(),
+        create_time: w.local(ci, s.create_time),
+        owners: w
+            .owners(ci, vi, si)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        size: s.size,
+    }
+}
+
+fn lun_info(w: &World, ci: usize, li: usize) -> LunInfo {
+    let c = &w.clusters[ci];
+    let l = &c.luns[li];
+    LunInfo {
+        uuid: l.uuid.clone(),
+        name: l.name.clone(),
+        svm: l.svm.clone(),
+        volume_name: c
+            .volumes
+            .iter()
+            .find(|v| v.uuid == l.volume_uuid)
+            .map(|v| v.name.clone())
+            .unwrap_or_default(),
+        mapped: w.is_mapped(ci, &l.uuid),
+        created_as_clone: l.created_as_clone,
+    }
+}
+
+#[async_trait::async_trait]
+impl Ontap for SimClient {
+    fn cluster_name(&self) -> &str {
+        &self.cluster
+    }
+
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        self.run(
+            || "cluster".into(),
+            |w, ci| {
+                let c = &w.clusters[ci];
+                Ok(ClusterInfo {
+                    name: c.name.clone(),
+                    uuid: c.uuid.clone(),
+                    version: c.version.clone(),
+                    timezone: c.tz.name().to_string(),
+                })
+            },
+        )
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        self.run(
+            || "volumes".into(),
+            |w, ci| {
+                Ok(w.clusters[ci]
+                    .volumes
+                    .iter()
+                    .map(|v| VolumeInfo {
+                        uuid: v.uuid.clone(),
+                        name: v.name.clone(),
+                        svm: v.svm.clone(),
+                        snapshot_policy: Some(v.snapshot_policy.clone()),
+                    })
+                    .collect())
+            },
+        )
+    }
+
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        self.run(
+            || "snapshot policies".into(),
+            |w, ci| {
+                Ok(w.clusters[ci]
+                    .policies
+                    .iter()
+                    .map(|p| SnapshotPolicyInfo {
+                        name: p.name.clone(),
+                        copies: p
+                            .copies
+                            .iter()
+                            .map(|c| PolicyCopies {
+                                schedule: c.schedule.clone(),
+                                count: c.count,
+                                prefix: Some(c.effective_prefix().to_string()),
+                            })
+                            .collect(),
+                    })
+                    .collect())
+            },
+        )
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        self.run(
+            || "schedules".into(),
+            |w, ci| {
+                Ok(w.clusters[ci]
+                    .schedules
+                    .iter()
+                    .map(|s| ScheduleInfo {
+                        name: s.name.clone(),
+                        recurrence: s.recurrence.clone(),
+                    })
+                    .collect())
+            },
+        )
+    }
+
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        self.run(
+            || format!("license {package}"),
+            |w, ci| {
+                Ok(if w.licensed(ci, package) {
+                    LicenseState::Compliant
+                } else {
+                    LicenseState::Unlicensed
+                })
+            },
+        )
+    }
+
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.run(
+            || "snapshots".into(),
+            |w, ci| {
+                let mut out = Vec::new();
+                for vi in 0..w.clusters[ci].volumes.len() {
+                    for si in 0..w.clusters[ci].volumes[vi].snapshots.len() {
+                        out.push(snapshot_info(w, ci, vi, si));
+                    }
+                }
+                Ok(out)
+            },
+        )
+    }
+
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        self.run(
+            || "luns".into(),
+            |w, ci| {
+                Ok((0..w.clusters[ci].luns.len())
+                    .map(|li| lun_info(w, ci, li))
+                    .collect())
+            },
+        )
+    }
+
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        self.run(
+            || format!("volume {} snapshot {name}", volume.name),
+            |w, ci| {
+                let vi = Self::volume_index(w, ci, volume)?;
+                let comment = (!comment.is_empty()).then(|| comment.to_string());
+                let uuid = w.create_snapshot(ci, vi, name, comment)?;
+                let si = w.snapshot_index(ci, vi, &uuid)?;
+                Ok(snapshot_info(w, ci, vi, si))
+            },
+        )
+    }
+
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        snapshot_uuid: &str,
+        snapshot_name: &str,
+    ) -> Result<(), OntapError> {
+        self.run(
+            || format!("volume {} snapshot {snapshot_name}", volume.name),
+            |w, ci| {
+                let vi = Self::volume_index(w, ci, volume)?;
+                let si = w.snapshot_index(ci, vi, snapshot_uuid)?;
+                w.delete_snapshot(ci, vi, si)
+            },
+        )
+    }
+
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.run(
+            || format!("lun {clone_path}"),
+            |w, ci| {
+                let leaf = source_lun.rsplit('/').next().unwrap_or(source_lun);
+                let source = format!("/vol/{}/.snapshot/{snapshot_name}/{leaf}", volume.name);
+                let uuid = w.clone_lun_flexclone(ci, &source, clone_path)?;
+                let li = w.lun_index(ci, &uuid)?;
+                Ok(lun_info(w, ci, li))
+            },
+        )
+    }
+
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.run(
+            || format!("lun {clone_path}"),
+            |w, ci| {
+                let vi = Self::volume_index(w, ci, volume)?;
+                let uuid =
+                    w.clone_lun_snaprestore(ci, vi, snapshot_name, source_lun, clone_path)?;
+                let li = w.lun_index(ci, &uuid)?;
+                Ok(lun_info(w, ci, li))
+            },
+        )
+    }
+
+    async fn delete_lun(
+        &self,
+        lun_uuid: &str,
+        lun_path: &str,
+        allow_delete_while_mapped: bool,
+    ) -> Result<(), OntapError> {
+        self.run(
+            || format!("lun {lun_path}"),
+            |w, ci| {
+                let li = w
+                    .lun_index(ci, lun_uuid)
+                    .or_else(|_| w.lun_index(ci, lun_path))?;
+                w.delete_lun(ci, li, allow_delete_while_mapped)
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ontap::SNAPSHOT_LOCKED;
+    use crate::sim::config::WorldFile;
+    use crate::sim::ClockMode;
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    const WORLD: &str = r#"
+        [[clusters]]
+        name = "c1"
+        timezone = "America/New_York"
+        licenses = ["snaprestore"]
+        [[clusters.svms]]
+        name = "svm1"
+        [[clusters.svms.igroups]]
+        name = "esx"
+        [[clusters.svms.volumes]]
+        name = "vol1"
+        luns = [{ name = "lun1", mapped_to = ["esx"] }]
+    "#;
+
+    fn client() -> SimClient {
+        let start: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let world = WorldFile::parse(WORLD, "t")
+            .unwrap()
+            .build(start, "t")
+            .unwrap();
+        SimClient::new(Simulator::new(world, ClockMode::Manual), "c1")
+    }
+
+    #[tokio::test]
+    async fn chain_lock_through_the_trait() {
+        let c = client();
+        let info = c.cluster().await.unwrap();
+        assert_eq!(info.timezone, "America/New_York");
+        assert_eq!(
+            c.license("flexclone").await.unwrap(),
+            LicenseState::Unlicensed
+        );
+        let vol = c.volumes().await.unwrap().remove(0);
+        let vref = VolumeRef {
+            uuid: vol.uuid,
+            name: vol.name,
+            svm: vol.svm,
+        };
+        let b = c
+            .create_snapshot(&vref, "backing", "snapwarden")
+            .await
+            .unwrap();
+        assert_eq!(b.create_time.offset().local_minus_utc(), -4 * 3600);
+        let clone = c
+            .clone_lun_snaprestore(&vref, "backing", "/vol/vol1/lun1", "/vol/vol1/clone")
+            .await
+            .unwrap();
+        assert!(clone.created_as_clone);
+        // `default` policy: hourly at :05 captures the clone.
+        c.simulator().advance(TimeDelta::minutes(10)).unwrap();
+        let err = c
+            .delete_snapshot(&vref, &b.uuid, &b.name)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(SNAPSHOT_LOCKED));
+        assert!(matches!(
+            err,
+            OntapError::Api {
+                http_status: None,
+                ..
+            }
+        ));
+        c.delete_lun(&clone.uuid, &clone.name, false).await.unwrap();
+        assert_eq!(
+            c.delete_snapshot(&vref, &b.uuid, &b.name)
+                .await
+                .unwrap_err()
+                .code(),
+            Some(SNAPSHOT_LOCKED)
+        );
+        let pin = c
+            .snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name.starts_with("hourly."))
+            .unwrap();
+        assert_eq!(pin.name, "hourly.2026-06-01_0805");
+        c.delete_snapshot(&vref, &pin.uuid, &pin.name)
+            .await
+            .unwrap();
+        c.delete_snapshot(&vref, &b.uuid, &b.name).await.unwrap();
+        let lun = c.luns().await.unwrap().remove(0);
+        let err = c.delete_lun(&lun.uuid, &lun.name, false).await.unwrap_err();
+        assert_eq!(err.code(), Some(crate::ontap::LUN_MAPPED));
+        let err = c
+            .clone_lun_flexclone(&vref, "x", "lun1", "/vol/vol1/c2")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(crate::sim::world::codes::LUN_CLONE_FAILED));
+    }
+}

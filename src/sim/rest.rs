@@ -1,0 +1,1399 @@
+//! HTTP handlers: the ONTAP-shaped `/api` surface and the `/simulator/v1` admin API.
+//!
+//! Handlers are thin: parse the request, run one typed [`World`] operation under the lock, render
+//! JSON. Mutations answer 202 + job (knob `async_mutations`) or 201/200, honour `return_timeout`
+//! and `return_records`, and map [`SimError`] to ONTAP's error envelope with a string `code`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::config::format_iso_duration;
+use super::query::{collection, project, Params};
+use super::world::{codes, JobState, PolicyCopy, SimError, SimResult, Svm, World};
+use super::{ClockMode, Simulator};
+use crate::timeline::{CronField, CronSpec, Recurrence};
+
+/// The cluster the REST surface serves (the first of the world).
+const CI: usize = 0;
+
+/// Shared handler state.
+pub type AppState = Arc<Simulator>;
+
+/// An error envelope `{"error":{"message","code","target"}}` with its HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: u64,
+    pub message: String,
+    pub target: String,
+}
+
+impl From<SimError> for ApiError {
+    fn from(e: SimError) -> ApiError {
+        ApiError {
+            status: e.http_status(),
+            code: e.code(),
+            message: e.to_string(),
+            target: e.target(),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn new(
+        status: u16,
+        code: u64,
+        message: impl Into<String>,
+        target: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            target: target.into(),
+        }
+    }
+
+    fn invalid(target: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(400, codes::INVALID, message, target)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "code": self.code.to_string(), "target": self.target}});
+        hal(
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+type Q = Query<Vec<(String, String)>>;
+
+fn hal(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/hal+json"),
+    );
+    resp
+}
+
+fn ok(body: Value) -> ApiResult {
+    Ok(hal(StatusCode::OK, body))
+}
+
+fn links(href: &str) -> Value {
+    json!({"self": {"href": href}})
+}
+
+fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))
+}
+
+/// A string at a dotted path, nested (`{"svm":{"name":…}}`) or flat (`{"svm.name":…}`).
+fn str_at(v: &Value, path: &str) -> Option<String> {
+    if let Some(s) = v.get(path).and_then(Value::as_str) {
+        return Some(s.to_string());
+    }
+    path.split('.')
+        .try_fold(v, |cur, k| cur.get(k))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn value_at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    v.get(path)
+        .or_else(|| path.split('.').try_fold(v, |cur, k| cur.get(k)))
+}
+
+fn required(v: &Value, path: &str) -> Result<String, ApiError> {
+    str_at(v, path).ok_or_else(|| {
+        ApiError::invalid(
+            path,
+            format!("Missing value for required field \"{path}\"."),
+        )
+    })
+}
+
+fn not_found(target: &str) -> ApiError {
+    ApiError::new(404, codes::NOT_FOUND, "entry doesn't exist", target)
+}
+
+// ----- rendering -----
+
+fn svm_ref(w: &World, name: &str) -> Value {
+    let uuid = w.clusters[CI]
+        .svms
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.uuid.clone())
+        .unwrap_or_default();
+    json!({"name": name, "uuid": uuid, "_links": links(&format!("/api/svm/svms/{uuid}"))})
+}
+
+fn svm_of(w: &World, name: &str) -> Option<Svm> {
+    w.clusters[CI].svms.iter().find(|s| s.name == name).cloned()
+}
+
+fn render_cluster(w: &World) -> Value {
+    let c = &w.clusters[CI];
+    let mut parts = c.version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (gen, major, minor) = (
+        parts.next().unwrap_or(9),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    json!({
+        "name": c.name, "uuid": c.uuid,
+        "version": {"full": format!("NetApp Release {} (snapwarden simulator)", c.version), "generation": gen, "major": major, "minor": minor},
+        "timezone": {"name": c.tz.name()},
+        "_links": links("/api/cluster"),
+    })
+}
+
+fn render_volume(w: &World, vi: usize) -> Value {
+    let c = &w.clusters[CI];
+    let v = &c.volumes[vi];
+    let policy_uuid = c
+        .policies
+        .iter()
+        .find(|p| p.name == v.snapshot_policy)
+        .map(|p| p.uuid.clone());
+    let mut clone = json!({"is_flexclone": v.clone_parent.is_some(), "has_flexclone": c.volumes.iter().any(|x| x.clone_parent.as_ref().is_some_and(|p| p.volume_uuid == v.uuid))});
+    if let Some(p) = &v.clone_parent {
+        let parent = c.volumes.iter().find(|x| x.uuid == p.volume_uuid);
+        let snap = parent.and_then(|x| x.snapshots.iter().find(|s| s.uuid == p.snapshot_uuid));
+        clone["parent_volume"] =
+            json!({"uuid": p.volume_uuid, "name": parent.map(|x| x.name.clone())});
+        clone["parent_snapshot"] =
+            json!({"uuid": p.snapshot_uuid, "name": snap.map(|s| s.name.clone())});
+        clone["split_initiated"] = json!(false);
+    }
+    json!({
+        "uuid": v.uuid, "name": v.name, "svm": svm_ref(w, &v.svm), "size": v.size,
+        "state": "online", "style": "flexvol", "type": "rw",
+        "create_time": w.local(CI, v.create_time).to_rfc3339(),
+        "snapshot_policy": {"name": v.snapshot_policy, "uuid": policy_uuid},
+        "snapshot_count": v.snapshots.len(),
+        "scheduled_snapshot_naming_scheme": "create_time",
+        "clone": clone,
+        "_links": links(&format!("/api/storage/volumes/{}", v.uuid)),
+    })
+}
+
+fn render_snapshot(w: &World, vi: usize, si: usize) -> Value {
+    let v = &w.clusters[CI].volumes[vi];
+    let s = &v.snapshots[si];
+    let mut r = json!({
+        "uuid": s.uuid, "name": s.name,
+        "create_time": w.local(CI, s.create_time).to_rfc3339(),
+        "size": s.size, "state": "valid",
+        "volume": {"uuid": v.uuid, "name": v.name, "_links": links(&format!("/api/storage/volumes/{}", v.uuid))},
+        "svm": svm_ref(w, &v.svm),
+        "_links": links(&format!("/api/storage/volumes/{}/snapshots/{}", v.uuid, s.uuid)),
+    });
+    if let Some(c) = &s.comment {
+        r["comment"] = json!(c);
+    }
+    let owners = w.owners(CI, vi, si);
+    if !owners.is_empty() {
+        r["owners"] = json!(owners);
+    }
+    r
+}
+
+fn render_lun(w: &World, li: usize) -> Value {
+    let c = &w.clusters[CI];
+    let l = &c.luns[li];
+    let vol = c.volumes.iter().find(|v| v.uuid == l.volume_uuid);
+    let maps: Vec<Value> = c
+        .lun_maps
+        .iter()
+        .filter(|m| m.lun_uuid == l.uuid)
+        .map(|m| {
+            let g = c.igroups.iter().find(|g| g.uuid == m.igroup_uuid);
+            json!({"igroup": {"uuid": m.igroup_uuid, "name": g.map(|g| g.name.clone())}, "logical_unit_number": m.logical_unit_number})
+        })
+        .collect();
+    let mut r = json!({
+        "uuid": l.uuid, "name": l.name,
+        "location": {"logical_unit": l.name.rsplit('/').next(), "volume": {"uuid": l.volume_uuid, "name": vol.map(|v| v.name.clone())}},
+        "svm": svm_ref(w, &l.svm), "os_type": l.os_type, "class": "regular",
+        "serial_number": l.serial_number, "create_time": w.local(CI, l.create_time).to_rfc3339(),
+        "enabled": true,
+        "status": {"state": "online", "container_state": "online", "read_only": false, "mapped": !maps.is_empty()},
+        "space": {"size": l.size, "used": 0, "guarantee": {"requested": false, "reserved": false}},
+        "lun_maps": maps,
+        "_links": links(&format!("/api/storage/luns/{}", l.uuid)),
+    });
+    if l.created_as_clone {
+        r["clone"] = json!({"created_as_clone": true});
+    }
+    r
+}
+
+fn render_schedule(w: &World, i: usize) -> Value {
+    let c = &w.clusters[CI];
+    let s = &c.schedules[i];
+    let mut r = json!({
+        "uuid": s.uuid, "name": s.name, "scope": "cluster",
+        "cluster": {"name": c.name, "uuid": c.uuid},
+        "_links": links(&format!("/api/cluster/schedules/{}", s.uuid)),
+    });
+    match &s.recurrence {
+        Recurrence::Cron(spec) => {
+            r["type"] = json!("cron");
+            let mut cron = serde_json::Map::new();
+            for (field, key) in [
+                (CronField::Minute, "minutes"),
+                (CronField::Hour, "hours"),
+                (CronField::DayOfMonth, "days"),
+                (CronField::DayOfWeek, "weekdays"),
+                (CronField::Month, "months"),
+            ] {
+                let list = spec.list(field);
+                if !list.is_empty() || field == CronField::Minute {
+                    let list = if list.is_empty() {
+                        (0..60).collect()
+                    } else {
+                        list
+                    };
+                    cron.insert(key.into(), json!(list));
+                }
+            }
+            r["cron"] = Value::Object(cron);
+        }
+        Recurrence::Interval { every, .. } => {
+            r["type"] = json!("interval");
+            r["interval"] = json!(format_iso_duration(*every));
+        }
+    }
+    r
+}
+
+fn render_policy(w: &World, i: usize) -> Value {
+    let c = &w.clusters[CI];
+    let p = &c.policies[i];
+    let copies: Vec<Value> = p
+        .copies
+        .iter()
+        .map(|copy| {
+            let uuid = c.schedules.iter().find(|s| s.name == copy.schedule).map(|s| s.uuid.clone());
+            json!({"schedule": {"name": copy.schedule, "uuid": uuid}, "count": copy.count, "prefix": copy.effective_prefix()})
+        })
+        .collect();
+    json!({
+        "uuid": p.uuid, "name": p.name, "comment": p.comment, "enabled": p.enabled, "scope": "cluster",
+        "copies": copies,
+        "_links": links(&format!("/api/storage/snapshot-policies/{}", p.uuid)),
+    })
+}
+
+/// License packages the simulator knows; installed ones are `compliant`, others `unlicensed`.
+const PACKAGES: &[(&str, &str)] = &[
+    ("base", "Cluster Base License"),
+    ("nfs", "NFS License"),
+    ("cifs", "CIFS License"),
+    ("iscsi", "iSCSI License"),
+    ("fcp", "FCP License"),
+    ("snaprestore", "SnapRestore License"),
+    ("snapmirror", "SnapMirror License"),
+    ("flexclone", "FlexClone License"),
+    ("snapvault", "SnapVault License"),
+];
+
+fn render_license(w: &World, name: &str, description: &str) -> Value {
+    let c = &w.clusters[CI];
+    let installed = c.licenses.contains(name);
+    let licenses = if installed {
+        json!([{"owner": c.name, "serial_number": format!("1-80-{:06}", name.len() * 1000), "active": true, "evaluation": false, "installed_license": "Core Bundle", "compliance": {"state": "compliant"}}])
+    } else {
+        json!([])
+    };
+    json!({
+        "name": name, "description": description, "scope": "cluster",
+        "state": if installed { "compliant" } else { "unlicensed" },
+        "licenses": licenses,
+        "_links": links(&format!("/api/cluster/licensing/licenses/{name}")),
+    })
+}
+
+fn render_svm(w: &World, i: usize) -> Value {
+    let s = &w.clusters[CI].svms[i];
+    json!({"uuid": s.uuid, "name": s.name, "state": "running", "subtype": "default", "_links": links(&format!("/api/svm/svms/{}", s.uuid))})
+}
+
+fn render_igroup(w: &World, i: usize) -> Value {
+    let g = &w.clusters[CI].igroups[i];
+    json!({
+        "uuid": g.uuid, "name": g.name, "svm": svm_ref(w, &g.svm), "os_type": g.os_type, "protocol": g.protocol,
+        "initiators": g.initiators.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+        "_links": links(&format!("/api/protocols/san/igroups/{}", g.uuid)),
+    })
+}
+
+fn render_lun_map(w: &World, i: usize) -> Value {
+    let c = &w.clusters[CI];
+    let m = &c.lun_maps[i];
+    let lun = c.luns.iter().find(|l| l.uuid == m.lun_uuid);
+    let g = c.igroups.iter().find(|g| g.uuid == m.igroup_uuid);
+    json!({
+        "lun": {"uuid": m.lun_uuid, "name": lun.map(|l| l.name.clone())},
+        "igroup": {"uuid": m.igroup_uuid, "name": g.map(|g| g.name.clone())},
+        "svm": lun.map(|l| svm_ref(w, &l.svm)),
+        "logical_unit_number": m.logical_unit_number,
+        "_links": links(&format!("/api/protocols/san/lun-maps/{}/{}", m.lun_uuid, m.igroup_uuid)),
+    })
+}
+
+fn render_job(w: &World, uuid: &str) -> SimResult<Value> {
+    let j = w.job(CI, uuid)?;
+    let state = j.state(w.now());
+    let mut r = json!({
+        "uuid": j.uuid, "description": j.description, "state": state.as_str(),
+        "start_time": w.local(CI, j.start).to_rfc3339(),
+        "_links": links(&format!("/api/cluster/jobs/{}", j.uuid)),
+    });
+    match (state, &j.outcome) {
+        (JobState::Running, _) => {
+            r["message"] = json!("Job is running.");
+            r["code"] = json!(0);
+        }
+        (_, Ok(())) => {
+            r["message"] = json!("success");
+            r["code"] = json!(0);
+            r["end_time"] = json!(w.local(CI, j.end).to_rfc3339());
+        }
+        (_, Err((code, message))) => {
+            r["message"] = json!(message);
+            r["code"] = json!(code);
+            r["error"] = json!({"code": code.to_string(), "message": message});
+            r["end_time"] = json!(w.local(CI, j.end).to_rfc3339());
+        }
+    }
+    if let Some(svm) = &j.svm {
+        r["svm"] = json!({"name": svm.name, "uuid": svm.uuid});
+    }
+    Ok(r)
+}
+
+// ----- mutations -----
+
+/// What a successful mutation produced.
+struct Done {
+    status: StatusCode,
+    location: Option<String>,
+    record: Option<Value>,
+}
+
+impl Done {
+    fn created(location: String, record: Value) -> SimResult<Done> {
+        Ok(Done {
+            status: StatusCode::CREATED,
+            location: Some(location),
+            record: Some(record),
+        })
+    }
+
+    fn ok() -> SimResult<Done> {
+        Ok(Done {
+            status: StatusCode::OK,
+            location: None,
+            record: None,
+        })
+    }
+}
+
+/// Runs `op` unless an injected job failure wins the roll, then answers as ONTAP would.
+fn mutate(
+    w: &mut World,
+    params: &Params,
+    description: String,
+    svm: Option<Svm>,
+    op: impl FnOnce(&mut World) -> SimResult<Done>,
+) -> ApiResult {
+    let is_async = w.knobs.async_mutations;
+    let result = if w.roll_job_failure() {
+        Err(SimError::InjectedJobFailure)
+    } else {
+        op(w)
+    };
+    let result = match result {
+        Err(e) if !(is_async && e.is_job_failure()) => return Err(e.into()),
+        other => other,
+    };
+    if !is_async {
+        let done = result.map_err(ApiError::from)?;
+        let mut body = json!({});
+        if let Some(r) = done.record.filter(|_| params.flag("return_records", false)) {
+            body = json!({"num_records": 1, "records": [r]});
+        }
+        return Ok(with_location(hal(done.status, body), done.location));
+    }
+    let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+    let job = w.add_job(CI, description, svm, &outcome);
+    let finished = w
+        .job(CI, &job)
+        .map(|j| j.state(w.now()) != JobState::Running)
+        .unwrap_or(true);
+    let waited = params.number("return_timeout").unwrap_or(0) > 0;
+    let mut body =
+        json!({"job": {"uuid": job, "_links": links(&format!("/api/cluster/jobs/{job}"))}});
+    match result {
+        Err(e) if waited && finished => Err(e.into()),
+        Err(_) => Ok(hal(StatusCode::ACCEPTED, body)),
+        Ok(done) => {
+            let status = if waited && finished {
+                done.status
+            } else {
+                StatusCode::ACCEPTED
+            };
+            if let Some(r) = done.record.filter(|_| params.flag("return_records", false)) {
+                body["num_records"] = json!(1);
+                body["records"] = json!([r]);
+            }
+            Ok(with_location(hal(status, body), done.location))
+        }
+    }
+}
+
+fn with_location(mut resp: Response, location: Option<String>) -> Response {
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
+}
+
+// ----- handlers: cluster -----
+
+async fn get_cluster(State(sim): State<AppState>) -> ApiResult {
+    sim.with(|w| ok(render_cluster(w)))
+}
+
+async fn list_jobs(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = w.clusters[CI]
+            .jobs
+            .iter()
+            .filter_map(|j| render_job(w, &j.uuid).ok())
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/cluster/jobs",
+            &["uuid"],
+        ))
+    })
+}
+
+async fn get_job(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let r = render_job(w, &uuid)?;
+        ok(project(
+            &r,
+            Some(&Params::new(q).fields().unwrap_or_else(|| vec!["*".into()])),
+            &["uuid"],
+        ))
+    })
+}
+
+async fn list_schedules(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].schedules.len())
+            .map(|i| render_schedule(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/cluster/schedules",
+            &["uuid", "name"],
+        ))
+    })
+}
+
+async fn get_schedule(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let i = w.clusters[CI]
+            .schedules
+            .iter()
+            .position(|s| s.uuid == uuid || s.name == uuid)
+            .ok_or_else(|| not_found("uuid"))?;
+        instance(render_schedule(w, i), q, &["uuid", "name"])
+    })
+}
+
+fn ints(v: Option<&Value>) -> Result<Vec<u32>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_u64()
+                    .map(|n| n as u32)
+                    .ok_or_else(|| ApiError::invalid("cron", "cron values must be integers"))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::invalid("cron", "cron fields must be arrays")),
+    }
+}
+
+async fn post_schedule(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let name = required(&b, "name")?;
+    sim.with(|w| {
+        let rec = if let Some(iv) = str_at(&b, "interval") {
+            let every = super::config::parse_iso_duration(&iv).ok_or_else(|| {
+                ApiError::invalid("interval", format!("invalid ISO-8601 duration \"{iv}\""))
+            })?;
+            Recurrence::Interval {
+                every,
+                anchor: w.now(),
+            }
+        } else {
+            let cron = value_at(&b, "cron").ok_or_else(|| {
+                ApiError::invalid(
+                    "cron.minutes",
+                    "Missing value for required field \"cron.minutes\".",
+                )
+            })?;
+            let minutes = ints(cron.get("minutes"))?;
+            if minutes.is_empty() {
+                return Err(ApiError::invalid(
+                    "cron.minutes",
+                    "Missing value for required field \"cron.minutes\".",
+                ));
+            }
+            let spec = CronSpec::from_lists(
+                &minutes,
+                &ints(cron.get("hours"))?,
+                &ints(cron.get("days"))?,
+                &ints(cron.get("weekdays"))?,
+                &ints(cron.get("months"))?,
+            )
+            .map_err(|e| ApiError::invalid("cron", e.to_string()))?;
+            Recurrence::Cron(spec)
+        };
+        let uuid = w.add_schedule(CI, &name, rec)?;
+        let i = w.clusters[CI].schedules.len() - 1;
+        let href = format!("/api/cluster/schedules/{uuid}");
+        let r = render_schedule(w, i);
+        Ok(with_location(
+            hal(
+                StatusCode::CREATED,
+                json!({"num_records": 1, "records": [r]}),
+            ),
+            Some(href),
+        ))
+    })
+}
+
+async fn list_licenses(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    let mut params = Params::new(q);
+    if params.get("state").is_none() {
+        params.pairs.push(("state".into(), "!unlicensed".into()));
+    }
+    sim.with(|w| {
+        let records = PACKAGES
+            .iter()
+            .map(|(n, d)| render_license(w, n, d))
+            .collect();
+        let mut body = collection(
+            records,
+            &params,
+            "/api/cluster/licensing/licenses",
+            &["name"],
+        );
+        body["_links"] = links("/api/cluster/licensing/licenses");
+        ok(body)
+    })
+}
+
+async fn get_license(
+    State(sim): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let (n, d) = PACKAGES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| not_found("name"))?;
+        instance(render_license(w, n, d), q, &["name"])
+    })
+}
+
+fn instance(r: Value, q: Vec<(String, String)>, keys: &[&str]) -> ApiResult {
+    let fields = Params::new(q).fields().unwrap_or_else(|| vec!["*".into()]);
+    ok(project(&r, Some(&fields), keys))
+}
+
+// ----- handlers: SVMs, volumes -----
+
+async fn list_svms(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].svms.len())
+            .map(|i| render_svm(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/svm/svms",
+            &["uuid", "name"],
+        ))
+    })
+}
+
+async fn get_svm(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let i = w.clusters[CI]
+            .svms
+            .iter()
+            .position(|s| s.uuid == uuid)
+            .ok_or_else(|| not_found("uuid"))?;
+        instance(render_svm(w, i), q, &["uuid", "name"])
+    })
+}
+
+async fn list_volumes(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].volumes.len())
+            .map(|i| render_volume(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/storage/volumes",
+            &["uuid", "name"],
+        ))
+    })
+}
+
+async fn get_volume(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let vi = w.volume_index(CI, &uuid).map_err(|_| not_found("uuid"))?;
+        instance(render_volume(w, vi), q, &["uuid", "name"])
+    })
+}
+
+async fn post_volume(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let name = required(&b, "name")?;
+    let svm = str_at(&b, "svm.name")
+        .or_else(|| str_at(&b, "svm.uuid"))
+        .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
+    let flexclone = value_at(&b, "clone.is_flexclone")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    sim.with(|w| {
+        let svm_obj =
+            svm_of(w, &svm).or_else(|| w.clusters[CI].svms.iter().find(|s| s.uuid == svm).cloned());
+        mutate(
+            w,
+            &params,
+            "POST /api/storage/volumes".into(),
+            svm_obj,
+            |w| {
+                let uuid = if flexclone {
+                    let parent = str_at(&b, "clone.parent_volume.name")
+                        .or_else(|| str_at(&b, "clone.parent_volume.uuid"))
+                        .ok_or_else(|| SimError::Invalid {
+                            target: "clone.parent_volume".into(),
+                            message: "Missing value for required field \"clone.parent_volume\"."
+                                .into(),
+                        })?;
+                    let snap = str_at(&b, "clone.parent_snapshot.name")
+                        .or_else(|| str_at(&b, "clone.parent_snapshot.uuid"));
+                    w.clone_volume(CI, &svm, &name, &parent, snap.as_deref())?
+                } else {
+                    let size = value_at(&b, "size")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(20 << 30);
+                    let policy =
+                        str_at(&b, "snapshot_policy.name").unwrap_or_else(|| "default".into());
+                    w.create_volume(CI, &svm, &name, size, &policy)?
+                };
+                let vi = w.volume_index(CI, &uuid)?;
+                Done::created(format!("/api/storage/volumes/{uuid}"), render_volume(w, vi))
+            },
+        )
+    })
+}
+
+async fn patch_volume(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let restore = |key: &str| {
+        params
+            .get(&format!("restore_to.{key}"))
+            .map(str::to_string)
+            .or_else(|| str_at(&b, &format!("restore_to.{key}")))
+    };
+    let (snap, path, restore_path) = (
+        restore("snapshot.name").or_else(|| restore("snapshot.uuid")),
+        restore("path"),
+        restore("restore_path"),
+    );
+    sim.with(|w| {
+        let vi = w.volume_index(CI, &uuid).map_err(|_| not_found("uuid"))?;
+        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        mutate(w, &params, format!("PATCH /api/storage/volumes/{uuid}"), svm, |w| {
+            if let Some(snap) = &snap {
+                let (path, restore_path) = match (&path, &restore_path) {
+                    (Some(p), Some(r)) => (p.clone(), r.clone()),
+                    _ => return Err(SimError::Invalid { target: "restore_to.path".into(), message: "restore_to.path and restore_to.restore_path are required for a single-file restore in this simulator.".into() }),
+                };
+                w.clone_lun_snaprestore(CI, vi, snap, &path, &restore_path)?;
+            }
+            if let Some(policy) = str_at(&b, "snapshot_policy.name") {
+                w.set_volume_policy(CI, vi, &policy)?;
+            }
+            if value_at(&b, "clone.split_initiated").and_then(Value::as_bool) == Some(true) {
+                w.split_clone(CI, vi)?;
+            }
+            if let Some(dep) = value_at(&b, "snapshot_clone_dependency").and_then(Value::as_bool) {
+                w.clusters[CI].volumes[vi].snapshot_clone_dependency = dep;
+            }
+            Done::ok()
+        })
+    })
+}
+
+async fn delete_volume(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let params = Params::new(q);
+    sim.with(|w| {
+        let vi = w.volume_index(CI, &uuid).map_err(|_| not_found("uuid"))?;
+        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        mutate(
+            w,
+            &params,
+            format!("DELETE /api/storage/volumes/{uuid}"),
+            svm,
+            |w| {
+                w.delete_volume(CI, vi)?;
+                Done::ok()
+            },
+        )
+    })
+}
+
+// ----- handlers: snapshots -----
+
+async fn list_snapshots(
+    State(sim): State<AppState>,
+    Path(vol): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let volumes: Vec<usize> = if vol == "*" {
+            (0..w.clusters[CI].volumes.len()).collect()
+        } else {
+            vec![w
+                .volume_index(CI, &vol)
+                .map_err(|_| not_found("volume.uuid"))?]
+        };
+        let records = volumes
+            .into_iter()
+            .flat_map(|vi| (0..w.clusters[CI].volumes[vi].snapshots.len()).map(move |si| (vi, si)))
+            .map(|(vi, si)| render_snapshot(w, vi, si))
+            .collect();
+        let keys: &[&str] = if vol == "*" {
+            &["uuid", "name", "volume"]
+        } else {
+            &["uuid", "name"]
+        };
+        ok(collection(
+            records,
+            &Params::new(q),
+            &format!("/api/storage/volumes/{vol}/snapshots"),
+            keys,
+        ))
+    })
+}
+
+/// Finds a snapshot by volume uuid (or `*`) and snapshot uuid.
+fn find_snapshot(w: &World, vol: &str, snap: &str) -> Result<(usize, usize), ApiError> {
+    let c = &w.clusters[CI];
+    for (vi, v) in c.volumes.iter().enumerate() {
+        if vol != "*" && v.uuid != vol {
+            continue;
+        }
+        if let Some(si) = v.snapshots.iter().position(|s| s.uuid == snap) {
+            return Ok((vi, si));
+        }
+    }
+    if vol != "*" && c.volumes.iter().all(|v| v.uuid != vol) {
+        return Err(not_found("volume.uuid"));
+    }
+    Err(ApiError::new(
+        404,
+        codes::SNAPSHOT_NOT_FOUND,
+        "entry doesn't exist",
+        "uuid",
+    ))
+}
+
+async fn get_snapshot(
+    State(sim): State<AppState>,
+    Path((vol, snap)): Path<(String, String)>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let (vi, si) = find_snapshot(w, &vol, &snap)?;
+        instance(render_snapshot(w, vi, si), q, &["uuid", "name"])
+    })
+}
+
+async fn post_snapshot(
+    State(sim): State<AppState>,
+    Path(vol): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let name = required(&b, "name")?;
+    let comment = str_at(&b, "comment");
+    sim.with(|w| {
+        let vi = w
+            .volume_index(CI, &vol)
+            .map_err(|_| not_found("volume.uuid"))?;
+        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        mutate(
+            w,
+            &params,
+            format!("POST /api/storage/volumes/{vol}/snapshots/?name={name}"),
+            svm,
+            |w| {
+                let uuid = w.create_snapshot(CI, vi, &name, comment)?;
+                let si = w.snapshot_index(CI, vi, &uuid)?;
+                Done::created(
+                    format!("/api/storage/volumes/{vol}/snapshots/{uuid}"),
+                    render_snapshot(w, vi, si),
+                )
+            },
+        )
+    })
+}
+
+async fn patch_snapshot(
+    State(sim): State<AppState>,
+    Path((vol, snap)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    sim.with(|w| {
+        let (vi, si) = find_snapshot(w, &vol, &snap)?;
+        w.modify_snapshot(
+            CI,
+            vi,
+            si,
+            str_at(&b, "name").as_deref(),
+            str_at(&b, "comment"),
+        )?;
+        ok(json!({}))
+    })
+}
+
+async fn delete_snapshot(
+    State(sim): State<AppState>,
+    Path((vol, snap)): Path<(String, String)>,
+    Query(q): Q,
+) -> ApiResult {
+    let params = Params::new(q);
+    sim.with(|w| {
+        let (vi, si) = find_snapshot(w, &vol, &snap)?;
+        let vol_uuid = w.clusters[CI].volumes[vi].uuid.clone();
+        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        mutate(
+            w,
+            &params,
+            format!("DELETE /api/storage/volumes/{vol_uuid}/snapshots/{snap}"),
+            svm,
+            |w| {
+                w.delete_snapshot(CI, vi, si)?;
+                Done::ok()
+            },
+        )
+    })
+}
+
+// ----- handlers: snapshot policies -----
+
+async fn list_policies(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].policies.len())
+            .map(|i| render_policy(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/storage/snapshot-policies",
+            &["uuid", "name"],
+        ))
+    })
+}
+
+async fn get_policy(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let i = w.clusters[CI]
+            .policies
+            .iter()
+            .position(|p| p.uuid == uuid)
+            .ok_or_else(|| not_found("uuid"))?;
+        instance(render_policy(w, i), q, &["uuid", "name"])
+    })
+}
+
+async fn post_policy(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let name = required(&b, "name")?;
+    let comment = str_at(&b, "comment").unwrap_or_default();
+    let mut copies = Vec::new();
+    for c in b
+        .get("copies")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let schedule = required(&c, "schedule.name")?;
+        let count = c.get("count").and_then(Value::as_u64).ok_or_else(|| {
+            ApiError::new(
+                400,
+                1_638_407,
+                "Count is required for each schedule.",
+                "copies.count",
+            )
+        })?;
+        copies.push(PolicyCopy {
+            schedule,
+            count: count as u32,
+            prefix: str_at(&c, "prefix"),
+        });
+    }
+    sim.with(|w| {
+        let uuid = w.add_policy(CI, &name, &comment, copies)?;
+        if value_at(&b, "enabled").and_then(Value::as_bool) == Some(false) {
+            if let Some(p) = w.clusters[CI].policies.last_mut() {
+                p.enabled = false;
+            }
+        }
+        let r = render_policy(w, w.clusters[CI].policies.len() - 1);
+        Ok(with_location(
+            hal(
+                StatusCode::CREATED,
+                json!({"num_records": 1, "records": [r]}),
+            ),
+            Some(format!("/api/storage/snapshot-policies/{uuid}")),
+        ))
+    })
+}
+
+// ----- handlers: LUNs, igroups, maps -----
+
+async fn list_luns(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].luns.len())
+            .map(|i| render_lun(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/storage/luns",
+            &["uuid", "name"],
+        ))
+    })
+}
+
+async fn get_lun(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let li = w.clusters[CI]
+            .luns
+            .iter()
+            .position(|l| l.uuid == uuid)
+            .ok_or_else(|| {
+                ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
+            })?;
+        instance(render_lun(w, li), q, &["uuid", "name"])
+    })
+}
+
+async fn post_lun(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let name = required(&b, "name")?;
+    let svm = str_at(&b, "svm.name")
+        .or_else(|| str_at(&b, "svm.uuid"))
+        .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
+    let clone_name = str_at(&b, "clone.source.name");
+    let clone_uuid = str_at(&b, "clone.source.uuid");
+    let is_clone = clone_name.is_some() || clone_uuid.is_some();
+    if is_clone && (value_at(&b, "os_type").is_some() || value_at(&b, "space.size").is_some()) {
+        return Err(ApiError::new(
+            400,
+            5_374_883,
+            "The \"os_type\" and \"space.size\" fields cannot be specified when cloning a LUN.",
+            "os_type",
+        ));
+    }
+    sim.with(|w| {
+        let svm_obj =
+            svm_of(w, &svm).or_else(|| w.clusters[CI].svms.iter().find(|s| s.uuid == svm).cloned());
+        mutate(w, &params, "POST /api/storage/luns".into(), svm_obj, |w| {
+            let source = match (&clone_name, &clone_uuid) {
+                (Some(n), _) => Some(n.clone()),
+                (None, Some(u)) => {
+                    let li = w.lun_index(CI, u)?;
+                    Some(w.clusters[CI].luns[li].name.clone())
+                }
+                (None, None) => None,
+            };
+            let uuid = if let Some(source) = source {
+                w.clone_lun_flexclone(CI, &source, &name)?
+            } else {
+                let os_type = str_at(&b, "os_type").ok_or_else(|| SimError::Invalid {
+                    target: "os_type".into(),
+                    message: "Missing value for required field \"os_type\".".into(),
+                })?;
+                let size = value_at(&b, "space.size")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| SimError::Invalid {
+                        target: "space.size".into(),
+                        message: "Missing value for required field \"space.size\".".into(),
+                    })?;
+                w.create_lun(CI, &name, size, &os_type)?
+            };
+            let li = w.lun_index(CI, &uuid)?;
+            Done::created(format!("/api/storage/luns/{uuid}"), render_lun(w, li))
+        })
+    })
+}
+
+async fn delete_lun(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let params = Params::new(q);
+    let allow = params.flag("allow_delete_while_mapped", false);
+    sim.with(|w| {
+        let li = w.clusters[CI]
+            .luns
+            .iter()
+            .position(|l| l.uuid == uuid)
+            .ok_or_else(|| {
+                ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
+            })?;
+        let svm = svm_of(w, &w.clusters[CI].luns[li].svm.clone());
+        mutate(
+            w,
+            &params,
+            format!("DELETE /api/storage/luns/{uuid}"),
+            svm,
+            |w| {
+                w.delete_lun(CI, li, allow)?;
+                Done::ok()
+            },
+        )
+    })
+}
+
+async fn list_igroups(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].igroups.len())
+            .map(|i| render_igroup(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/protocols/san/igroups",
+            &["uuid", "name"],
+        ))
+    })
+}
+
+async fn get_igroup(
+    State(sim): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let i = w.clusters[CI]
+            .igroups
+            .iter()
+            .position(|g| g.uuid == uuid)
+            .ok_or_else(|| not_found("uuid"))?;
+        instance(render_igroup(w, i), q, &["uuid", "name"])
+    })
+}
+
+async fn post_igroup(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let name = required(&b, "name")?;
+    let svm = str_at(&b, "svm.name")
+        .or_else(|| str_at(&b, "svm.uuid"))
+        .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
+    let os_type = required(&b, "os_type")?;
+    let protocol = str_at(&b, "protocol").unwrap_or_else(|| "mixed".into());
+    let initiators = b
+        .get("initiators")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|i| str_at(i, "name")).collect())
+        .unwrap_or_default();
+    sim.with(|w| {
+        let uuid = w.create_igroup(CI, &svm, &name, &os_type, &protocol, initiators)?;
+        let r = render_igroup(w, w.clusters[CI].igroups.len() - 1);
+        Ok(with_location(
+            hal(
+                StatusCode::CREATED,
+                json!({"num_records": 1, "records": [r]}),
+            ),
+            Some(format!("/api/protocols/san/igroups/{uuid}")),
+        ))
+    })
+}
+
+async fn list_lun_maps(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+    sim.with(|w| {
+        let records = (0..w.clusters[CI].lun_maps.len())
+            .map(|i| render_lun_map(w, i))
+            .collect();
+        ok(collection(
+            records,
+            &Params::new(q),
+            "/api/protocols/san/lun-maps",
+            &["lun", "igroup", "svm"],
+        ))
+    })
+}
+
+async fn get_lun_map(
+    State(sim): State<AppState>,
+    Path((lun, igroup)): Path<(String, String)>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let i = w.clusters[CI]
+            .lun_maps
+            .iter()
+            .position(|m| m.lun_uuid == lun && m.igroup_uuid == igroup)
+            .ok_or_else(|| {
+                ApiError::new(404, codes::MAP_NOT_FOUND, "entry doesn't exist", "lun.uuid")
+            })?;
+        instance(render_lun_map(w, i), q, &["lun", "igroup", "svm"])
+    })
+}
+
+async fn post_lun_map(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let lun = str_at(&b, "lun.uuid")
+        .or_else(|| str_at(&b, "lun.name"))
+        .ok_or_else(|| ApiError::invalid("lun", "Missing value for required field \"lun\"."))?;
+    let igroup = str_at(&b, "igroup.uuid")
+        .or_else(|| str_at(&b, "igroup.name"))
+        .ok_or_else(|| {
+            ApiError::invalid("igroup", "Missing value for required field \"igroup\".")
+        })?;
+    sim.with(|w| {
+        w.map_lun(CI, &lun, &igroup)?;
+        let i = w.clusters[CI].lun_maps.len() - 1;
+        let m = &w.clusters[CI].lun_maps[i];
+        let href = format!(
+            "/api/protocols/san/lun-maps/{}/{}",
+            m.lun_uuid, m.igroup_uuid
+        );
+        let r = render_lun_map(w, i);
+        Ok(with_location(
+            hal(
+                StatusCode::CREATED,
+                json!({"num_records": 1, "records": [r]}),
+            ),
+            Some(href),
+        ))
+    })
+}
+
+async fn delete_lun_map(
+    State(sim): State<AppState>,
+    Path((lun, igroup)): Path<(String, String)>,
+) -> ApiResult {
+    sim.with(|w| {
+        w.unmap_lun(CI, &lun, &igroup)?;
+        ok(json!({}))
+    })
+}
+
+async fn api_fallback() -> ApiError {
+    ApiError::new(404, codes::NOT_FOUND, "API not found", "uri")
+}
+
+/// The `/api` router.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/cluster", get(get_cluster))
+        .route("/api/cluster/jobs", get(list_jobs))
+        .route("/api/cluster/jobs/{uuid}", get(get_job))
+        .route(
+            "/api/cluster/schedules",
+            get(list_schedules).post(post_schedule),
+        )
+        .route("/api/cluster/schedules/{uuid}", get(get_schedule))
+        .route("/api/cluster/licensing/licenses", get(list_licenses))
+        .route("/api/cluster/licensing/licenses/{name}", get(get_license))
+        .route("/api/svm/svms", get(list_svms))
+        .route("/api/svm/svms/{uuid}", get(get_svm))
+        .route("/api/storage/volumes", get(list_volumes).post(post_volume))
+        .route(
+            "/api/storage/volumes/{uuid}",
+            get(get_volume).patch(patch_volume).delete(delete_volume),
+        )
+        .route(
+            "/api/storage/volumes/{vol}/snapshots",
+            get(list_snapshots).post(post_snapshot),
+        )
+        .route(
+            "/api/storage/volumes/{vol}/snapshots/{uuid}",
+            get(get_snapshot)
+                .patch(patch_snapshot)
+                .delete(delete_snapshot),
+        )
+        .route(
+            "/api/storage/snapshot-policies",
+            get(list_policies).post(post_policy),
+        )
+        .route("/api/storage/snapshot-policies/{uuid}", get(get_policy))
+        .route("/api/storage/luns", get(list_luns).post(post_lun))
+        .route("/api/storage/luns/{uuid}", get(get_lun).delete(delete_lun))
+        .route(
+            "/api/protocols/san/igroups",
+            get(list_igroups).post(post_igroup),
+        )
+        .route("/api/protocols/san/igroups/{uuid}", get(get_igroup))
+        .route(
+            "/api/protocols/san/lun-maps",
+            get(list_lun_maps).post(post_lun_map),
+        )
+        .route(
+            "/api/protocols/san/lun-maps/{lun}/{igroup}",
+            get(get_lun_map).delete(delete_lun_map),
+        )
+        .fallback(api_fallback)
+}
+
+// ----- admin API -----
+
+async fn get_clock(State(sim): State<AppState>) -> ApiResult {
+    let mode = match sim.clock() {
+        ClockMode::Real => "real",
+        ClockMode::Manual => "manual",
+    };
+    ok(json!({"now": sim.now().to_rfc3339(), "mode": mode}))
+}
+
+async fn advance_clock(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    let seconds = b
+        .get("seconds")
+        .and_then(Value::as_i64)
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid("seconds", "\"seconds\" must be a non-negative integer")
+        })?;
+    let events = sim
+        .advance(chrono::TimeDelta::seconds(seconds))
+        .map_err(|e| ApiError::new(409, codes::INVALID, e.to_string(), "clock"))?;
+    let taken: Vec<_> = events.iter().filter(|e| e.kind == "taken").collect();
+    ok(json!({"now": sim.now().to_rfc3339(), "snapshots": taken, "events": events}))
+}
+
+async fn get_faults(State(sim): State<AppState>) -> ApiResult {
+    sim.with(|w| ok(json!(w.faults)))
+}
+
+async fn set_faults(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    sim.with(|w| {
+        let mut merged = json!(w.faults);
+        if let (Some(m), Some(patch)) = (merged.as_object_mut(), b.as_object()) {
+            for (k, v) in patch {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        w.faults = serde_json::from_value(merged)
+            .map_err(|e| ApiError::invalid("faults", e.to_string()))?;
+        ok(json!(w.faults))
+    })
+}
+
+async fn clear_faults(State(sim): State<AppState>) -> ApiResult {
+    sim.with(|w| {
+        w.faults = Default::default();
+        ok(json!(w.faults))
+    })
+}
+
+async fn get_knobs(State(sim): State<AppState>) -> ApiResult {
+    sim.with(|w| ok(json!(w.knobs)))
+}
+
+async fn set_knobs(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+    let b = parse_body(&body)?;
+    sim.with(|w| {
+        let mut merged = json!(w.knobs);
+        if let (Some(m), Some(patch)) = (merged.as_object_mut(), b.as_object()) {
+            for (k, v) in patch {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        w.knobs = serde_json::from_value(merged)
+            .map_err(|e| ApiError::invalid("knobs", e.to_string()))?;
+        ok(json!(w.knobs))
+    })
+}
+
+/// The `/simulator/v1` admin router (clock, faults, knobs).
+pub fn admin_router() -> Router<AppState> {
+    Router::new()
+        .route("/simulator/v1/clock", get(get_clock))
+        .route("/simulator/v1/clock/advance", post(advance_clock))
+        .route(
+            "/simulator/v1/faults",
+            get(get_faults).post(set_faults).delete(clear_faults),
+        )
+        .route("/simulator/v1/knobs", get(get_knobs).post(set_knobs))
+}

@@ -1,0 +1,339 @@
+//! Serving the simulator over HTTP(S): HTTP Basic auth, fault injection, the real-clock task,
+//! a generated self-signed certificate, and start/stop for the CLI and for tests.
+//!
+//! Plain HTTP is allowed only on loopback addresses (tests and local demos); anything else needs
+//! `tls`. The certificate's SHA-256 fingerprint is printed at start-up so clients can pin it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use super::config::{WorldFile, DEFAULT_USER};
+use super::rest::{admin_router, api_router, ApiError, AppState};
+use super::world::{codes, World};
+use super::{ClockMode, Simulator};
+
+/// Where the world comes from.
+#[derive(Debug, Clone)]
+pub enum WorldSource {
+    /// A world TOML file (`--config FILE`).
+    File(PathBuf),
+    /// World TOML text (tests).
+    Toml(String),
+    /// An already built world (for example from a policy); its clock start is kept.
+    World(Box<World>),
+}
+
+/// Options of `snapwarden simulator serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub world: WorldSource,
+    /// `127.0.0.1:0` picks a free port; [`ServerHandle::addr`] tells which.
+    pub listen: SocketAddr,
+    pub clock: ClockMode,
+    /// Start instant of a manual clock (default: now). Ignored by a real clock.
+    pub start: Option<DateTime<Utc>>,
+    pub tls: bool,
+}
+
+/// A running simulator server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    fingerprint: Option<String>,
+    sim: Arc<Simulator>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    tls_handle: Option<axum_server::Handle>,
+    task: JoinHandle<()>,
+    clock_task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr` or `https://addr`.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// SHA-256 of the certificate (DER), lowercase hex, when serving TLS.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    /// The same fingerprint as bytes, as a policy's `TlsVerify::PinSha256` holds it.
+    pub fn fingerprint_sha256(&self) -> Option<[u8; 32]> {
+        let hex = self.fingerprint.as_deref()?;
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    }
+
+    pub fn simulator(&self) -> &Arc<Simulator> {
+        &self.sim
+    }
+
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = &self.tls_handle {
+            h.graceful_shutdown(Some(Duration::from_secs(1)));
+        }
+        if let Some(t) = self.clock_task.take() {
+            t.abort();
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+fn build_world(opts: &ServeOptions) -> anyhow::Result<World> {
+    let start = match opts.clock {
+        ClockMode::Real => Utc::now(),
+        ClockMode::Manual => opts.start.unwrap_or_else(Utc::now),
+    };
+    Ok(match &opts.world {
+        WorldSource::File(path) => {
+            WorldFile::load(path)?.build(start, &path.display().to_string())?
+        }
+        WorldSource::Toml(text) => WorldFile::parse(text, "world")?.build(start, "world")?,
+        WorldSource::World(w) => (**w).clone(),
+    })
+}
+
+/// Whether the `Authorization` header names a configured user.
+fn authorized(sim: &Simulator, req: &Request) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, password)) = text.split_once(':') else {
+        return false;
+    };
+    sim.with(|w| {
+        w.users
+            .iter()
+            .any(|u| u.name == user && u.password == password)
+    })
+}
+
+async fn auth(State(sim): State<AppState>, req: Request, next: Next) -> Response {
+    if authorized(&sim, &req) {
+        return next.run(req).await;
+    }
+    let mut resp = ApiError::new(401, 6, "not authorized for that command", "").into_response();
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"ONTAP\""),
+    );
+    resp
+}
+
+/// A body that fails at once, so the server aborts the connection without a complete answer.
+fn dropped_connection() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "simulated dropped connection",
+        ))
+    });
+    Response::new(axum::body::Body::from_stream(stream))
+}
+
+async fn faults(State(sim): State<AppState>, req: Request, next: Next) -> Response {
+    let (latency, error, dropped) = sim.with(|w| {
+        let f = w.faults.clone();
+        let error = f.error_rate > 0.0 && w.roll() < f.error_rate;
+        let dropped = !error && f.drop_rate > 0.0 && w.roll() < f.drop_rate;
+        (f.latency_ms, error, dropped)
+    });
+    if latency > 0 {
+        // Injected latency is the fault itself, not a wait for a condition.
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if dropped {
+        return dropped_connection();
+    }
+    if error {
+        return ApiError::new(
+            500,
+            codes::SIMULATED_FAULT,
+            "simulated internal error (fault injection)",
+            "",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The full application: `/api` (with faults) and `/simulator/v1`, both behind Basic auth.
+pub fn router(sim: Arc<Simulator>) -> Router {
+    let api = api_router().layer(middleware::from_fn_with_state(sim.clone(), faults));
+    api.merge(admin_router())
+        .layer(middleware::from_fn_with_state(sim.clone(), auth))
+        .with_state(sim)
+}
+
+/// A self-signed certificate for `localhost`, `127.0.0.1`, `::1` and the listen address:
+/// (certificate DER, key DER, SHA-256 hex of the certificate).
+fn self_signed(addr: SocketAddr) -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !addr.ip().is_unspecified() && !names.contains(&addr.ip().to_string()) {
+        names.push(addr.ip().to_string());
+    }
+    let certified = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
+    let cert = certified.cert.der().to_vec();
+    let key = certified.key_pair.serialize_der();
+    let fingerprint = Sha256::digest(&cert)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((cert, key, fingerprint))
+}
+
+/// Starts the simulator server in the background and returns once it is listening.
+pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
+    if !opts.tls && !opts.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "plain HTTP is only allowed on a loopback address; use --tls to listen on {}",
+            opts.listen
+        );
+    }
+    let world = build_world(&opts)?;
+    let sim = Simulator::new(world, opts.clock);
+    let app = router(sim.clone());
+    let std_listener = std::net::TcpListener::bind(opts.listen)
+        .with_context(|| format!("binding {}", opts.listen))?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let clock_task = (opts.clock == ClockMode::Real).then(|| {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                sim.sync();
+            }
+        })
+    });
+    if opts.tls {
+        let (cert, key, fingerprint) = self_signed(addr)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(cert)],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+            )?;
+        let mut config = config;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+        let handle = axum_server::Handle::new();
+        let server =
+            axum_server::from_tcp_rustls(std_listener, rustls_config).handle(handle.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::error!("simulator server: {e:#}");
+            }
+        });
+        Ok(ServerHandle {
+            addr,
+            fingerprint: Some(fingerprint),
+            sim,
+            shutdown: None,
+            tls_handle: Some(handle),
+            task,
+            clock_task,
+        })
+    } else {
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!("simulator server: {e:#}");
+            }
+        });
+        Ok(ServerHandle {
+            addr,
+            fingerprint: None,
+            sim,
+            shutdown: Some(tx),
+            tls_handle: None,
+            task,
+            clock_task,
+        })
+    }
+}
+
+/// `snapwarden simulator serve`: starts, prints where it listens (and the certificate
+/// fingerprint), runs until `shutdown` completes, then stops.
+pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let handle = start(opts).await?;
+    println!("snapwarden simulator listening on {}", handle.base_url());
+    if let Some(fp) = handle.fingerprint() {
+        println!("certificate SHA-256 fingerprint: {fp}");
+    }
+    let default_user = handle.simulator().with(|w| {
+        w.users
+            .iter()
+            .any(|u| u.name == DEFAULT_USER.0 && u.password == DEFAULT_USER.1)
+    });
+    if default_user {
+        println!(
+            "warning: the default user {} / {} is accepted; configure [[users]] for anything but a demo",
+            DEFAULT_USER.0, DEFAULT_USER.1
+        );
+    }
+    shutdown.await;
+    handle.stop().await;
+    Ok(())
+}

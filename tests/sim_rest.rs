@@ -1,0 +1,458 @@
+//! The ONTAP REST conventions over HTTP: Basic auth, pagination, 202 + job polling, job expiry,
+//! `return_timeout`, the synchronous-mutation knob, fault injection and HTTPS with a pinnable
+//! certificate.
+
+#[path = "sim_support/mod.rs"]
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use snapwarden::sim::{start, ClockMode, ServeOptions, WorldSource};
+use support::Sim;
+
+const START: &str = "2026-01-05T00:00:00Z";
+
+const WORLD: &str = r#"
+[[clusters]]
+name = "c1"
+timezone = "Etc/UTC"
+[[clusters.schedules]]
+name = "five"
+cron = "*/5 * * * *"
+[[clusters.snapshot_policies]]
+name = "dense"
+copies = [{ schedule = "five", count = 1000 }]
+[[clusters.svms]]
+name = "svm1"
+[[clusters.svms.volumes]]
+name = "vol1"
+snapshot_policy = "none"
+luns = [{ name = "lun1" }]
+"#;
+
+#[tokio::test]
+async fn wrong_credentials_get_401_with_envelope() {
+    let sim = Sim::start(WORLD, START).await;
+    for auth in [
+        Some(("admin", "wrong")),
+        Some(("nobody", support::PASSWORD)),
+        None,
+    ] {
+        let mut req = sim.http.get(format!("{}/api/cluster", sim.base));
+        if let Some((u, p)) = auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp.headers().get("www-authenticate").is_some());
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "6");
+    }
+    let cluster = sim.get("/api/cluster?fields=version,timezone").await;
+    assert_eq!(cluster["timezone"]["name"], "Etc/UTC");
+    assert_eq!(cluster["version"]["generation"], 9);
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn pagination_over_2500_snapshots() {
+    let world = WORLD
+        .replace("snapshot_policy = \"none\"", "snapshot_policy = \"dense\"")
+        .replace(
+            "luns = [{ name = \"lun1\" }]",
+            "luns = [{ name = \"lun1\" }]\n[[clusters.svms.volumes]]\nname = \"vol2\"\nsnapshot_policy = \"dense\"\n[[clusters.svms.volumes]]\nname = \"vol3\"\nsnapshot_policy = \"dense\"",
+        );
+    let sim = Sim::start(&world, START).await;
+    // 3 volumes x 12/hour x 70 h = 2,520 snapshots (count 1000 keeps them all).
+    let adv = sim.advance(70 * 3600).await;
+    assert_eq!(adv["snapshots"].as_array().unwrap().len(), 2520);
+    let mut href =
+        "/api/storage/volumes/*/snapshots?fields=create_time&max_records=1000&order_by=create_time"
+            .to_string();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = sim.get(&href).await;
+        pages += 1;
+        let records = page["records"].as_array().unwrap();
+        assert_eq!(page["num_records"], records.len());
+        for r in records {
+            assert!(
+                r["volume"]["name"].is_string(),
+                "bulk listing carries the volume: {r}"
+            );
+            seen.push(r["uuid"].as_str().unwrap().to_string());
+        }
+        match page["_links"]["next"]["href"].as_str() {
+            Some(next) => href = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 2520);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 2520, "no record twice");
+    // Filters with wildcard and alternatives, and return_records=false.
+    let vol = sim.volume_uuid("vol1").await;
+    let some = sim
+        .get(&format!("/api/storage/volumes/{vol}/snapshots?name=five.2026-01-05_0005|five.2026-01-05_001*&return_records=false"))
+        .await;
+    assert_eq!(some["num_records"], 3, "return_records=false still counts");
+    assert!(some.get("records").is_none(), "but returns no records");
+    let some = sim
+        .get(&format!(
+            "/api/storage/volumes/{vol}/snapshots?name=five.2026-01-05_0005|five.2026-01-05_001*"
+        ))
+        .await;
+    assert_eq!(some["num_records"], 3);
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_poll_and_expire_after_300_seconds_of_simulator_time() {
+    let sim = Sim::start(
+        &format!("[faults]\njob_duration_seconds = 20\n{WORLD}"),
+        START,
+    )
+    .await;
+    let vol = sim.volume_uuid("vol1").await;
+    let r = sim
+        .call(
+            Method::POST,
+            &format!("/api/storage/volumes/{vol}/snapshots?return_records=true"),
+            Some(json!({"name": "s1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body["records"][0]["name"], "s1");
+    let href = r.body["job"]["_links"]["self"]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = sim.get(&href).await;
+    assert_eq!(job["state"], "running");
+    assert_eq!(
+        job["description"],
+        format!("POST /api/storage/volumes/{vol}/snapshots/?name=s1")
+    );
+    sim.advance(20).await;
+    let job = sim.get(&href).await;
+    assert_eq!(
+        (job["state"].as_str(), job["code"].as_i64()),
+        (Some("success"), Some(0))
+    );
+    assert!(job["end_time"].is_string());
+    sim.advance(299).await;
+    sim.get(&href).await;
+    sim.advance(1).await;
+    let gone = sim.call(Method::GET, &href, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.body["error"]["code"], "4");
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn return_timeout_and_the_synchronous_knob() {
+    let sim = Sim::start(WORLD, START).await;
+    let vol = sim.volume_uuid("vol1").await;
+    let r = sim
+        .call(
+            Method::POST,
+            &format!("/api/storage/volumes/{vol}/snapshots?return_timeout=15"),
+            Some(json!({"name": "s1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.body["job"]["uuid"].is_string());
+    let dup = sim
+        .call(
+            Method::POST,
+            &format!("/api/storage/volumes/{vol}/snapshots"),
+            Some(json!({"name": "s1"})),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    assert_eq!(dup.body["error"]["code"], "525059");
+    let knobs = sim
+        .call(
+            Method::POST,
+            "/simulator/v1/knobs",
+            Some(json!({"async_mutations": false})),
+        )
+        .await;
+    assert_eq!(knobs.body["async_mutations"], false);
+    let r = sim
+        .call(
+            Method::POST,
+            &format!("/api/storage/volumes/{vol}/snapshots?return_records=true"),
+            Some(json!({"name": "s2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.body.get("job").is_none());
+    assert_eq!(r.body["records"][0]["name"], "s2");
+    let uuid = r.location.unwrap().rsplit('/').next().unwrap().to_string();
+    let d = sim
+        .call(
+            Method::DELETE,
+            &format!("/api/storage/volumes/{vol}/snapshots/{uuid}"),
+            None,
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::OK);
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn fault_injection_5xx_drops_and_failing_jobs() {
+    let sim = Sim::start(WORLD, START).await;
+    let set = sim
+        .call(
+            Method::POST,
+            "/simulator/v1/faults",
+            Some(json!({"error_rate": 1.0})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK);
+    let r = sim.call(Method::GET, "/api/cluster", None).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("fault"));
+    assert!(r.body["error"]["code"].is_string());
+    // The admin API is not subject to faults.
+    assert_eq!(
+        sim.call(Method::DELETE, "/simulator/v1/faults", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    sim.get("/api/cluster").await;
+
+    sim.call(
+        Method::POST,
+        "/simulator/v1/faults",
+        Some(json!({"drop_rate": 1.0})),
+    )
+    .await;
+    let dropped = sim
+        .http
+        .get(format!("{}/api/cluster", sim.base))
+        .basic_auth(support::USER, Some(support::PASSWORD))
+        .send()
+        .await;
+    let failed = match dropped {
+        Err(_) => true,
+        Ok(resp) => resp.bytes().await.is_err(),
+    };
+    assert!(failed, "the connection is dropped");
+    sim.call(Method::DELETE, "/simulator/v1/faults", None).await;
+
+    sim.call(
+        Method::POST,
+        "/simulator/v1/faults",
+        Some(json!({"latency_ms": 300})),
+    )
+    .await;
+    let began = std::time::Instant::now();
+    sim.get("/api/cluster").await;
+    assert!(
+        began.elapsed() >= std::time::Duration::from_millis(300),
+        "latency is injected"
+    );
+    let faults = sim.call(Method::DELETE, "/simulator/v1/faults", None).await;
+    assert_eq!(faults.body["latency_ms"], 0);
+    sim.call(
+        Method::POST,
+        "/simulator/v1/faults",
+        Some(json!({"job_failure_rate": 1.0})),
+    )
+    .await;
+    let vol = sim.volume_uuid("vol1").await;
+    let r = sim
+        .call(
+            Method::POST,
+            &format!("/api/storage/volumes/{vol}/snapshots"),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    let job = sim.job(&r).await;
+    assert_eq!(job["state"], "failure");
+    assert!(
+        sim.snapshot_names(&vol).await.is_empty(),
+        "a failed job changes nothing"
+    );
+    sim.call(Method::DELETE, "/simulator/v1/faults", None).await;
+    sim.ok_job(
+        Method::POST,
+        &format!("/api/storage/volumes/{vol}/snapshots"),
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn https_with_a_pinnable_generated_certificate() {
+    let handle = start(ServeOptions {
+        world: WorldSource::Toml(support::world(WORLD)),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Manual,
+        start: Some(START.parse().unwrap()),
+        tls: true,
+    })
+    .await
+    .unwrap();
+    let fingerprint = handle.fingerprint().unwrap().to_string();
+    assert_eq!(fingerprint.len(), 64);
+    assert!(handle.base_url().starts_with("https://127.0.0.1:"));
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .build()
+        .unwrap();
+    let resp = http
+        .get(format!("{}/api/cluster", handle.base_url()))
+        .basic_auth(support::USER, Some(support::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let der = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("peer certificate")
+        .to_vec();
+    let seen: String = Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(seen, fingerprint);
+    assert_eq!(
+        handle.fingerprint_sha256().unwrap().to_vec(),
+        Sha256::digest(&der).to_vec()
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn plain_http_is_refused_off_loopback() {
+    let err = start(ServeOptions {
+        world: WorldSource::Toml(support::world(WORLD)),
+        listen: "0.0.0.0:0".parse().unwrap(),
+        clock: ClockMode::Manual,
+        start: None,
+        tls: false,
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+}
+
+#[tokio::test]
+async fn schedules_policies_igroups_and_maps_over_rest() {
+    let sim = Sim::start(WORLD, START).await;
+    let s = sim
+        .call(
+            Method::POST,
+            "/api/cluster/schedules",
+            Some(json!({"name": "nightly", "cron": {"minutes": [30], "hours": [1]}})),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED);
+    let p = sim
+        .call(
+            Method::POST,
+            "/api/storage/snapshot-policies",
+            Some(json!({"name": "p1", "copies": [{"schedule": {"name": "nightly"}, "count": 3, "prefix": "n"}]})),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let vol = sim.volume_uuid("vol1").await;
+    sim.ok_job(
+        Method::PATCH,
+        &format!("/api/storage/volumes/{vol}"),
+        Some(json!({"snapshot_policy": {"name": "p1"}})),
+    )
+    .await;
+    sim.advance(2 * 86_400).await;
+    assert_eq!(
+        sim.snapshot_names(&vol).await,
+        ["n.2026-01-05_0130", "n.2026-01-06_0130"]
+    );
+    let scheds = sim
+        .get("/api/cluster/schedules?name=nightly&fields=cron,type")
+        .await;
+    assert_eq!(
+        scheds["records"][0]["cron"],
+        json!({"minutes": [30], "hours": [1]})
+    );
+    let pol = sim
+        .get("/api/storage/snapshot-policies?name=p1&fields=copies")
+        .await;
+    assert_eq!(pol["records"][0]["copies"][0]["count"], 3);
+    let g = sim
+        .call(Method::POST, "/api/protocols/san/igroups", Some(json!({"svm": {"name": "svm1"}, "name": "g1", "os_type": "vmware", "initiators": [{"name": "iqn.x"}]})))
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED);
+    let m = sim
+        .call(Method::POST, "/api/protocols/san/lun-maps", Some(json!({"svm": {"name": "svm1"}, "igroup": {"name": "g1"}, "lun": {"name": "/vol/vol1/lun1"}})))
+        .await;
+    assert_eq!(m.status, StatusCode::CREATED, "{}", m.body);
+    let maps = sim
+        .get("/api/protocols/san/lun-maps?fields=logical_unit_number")
+        .await;
+    assert_eq!(maps["records"][0]["logical_unit_number"], 0);
+    let r = sim
+        .call(Method::DELETE, m.location.as_deref().unwrap(), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let svms = sim.get("/api/svm/svms").await;
+    assert_eq!(svms["records"][0]["name"], "svm1");
+    let missing = sim
+        .call(Method::GET, "/api/storage/volumes/nope", None)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["error"]["code"], "4");
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn real_clock_follows_the_wall_clock_and_refuses_advance() {
+    let handle = start(ServeOptions {
+        world: WorldSource::Toml(support::world(WORLD)),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Real,
+        start: None,
+        tls: false,
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let before = chrono::Utc::now();
+    let clock: Value = http
+        .get(format!("{}/simulator/v1/clock", handle.base_url()))
+        .basic_auth(support::USER, Some(support::PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now: chrono::DateTime<chrono::Utc> = clock["now"].as_str().unwrap().parse().unwrap();
+    assert!(now >= before && now <= chrono::Utc::now(), "{clock}");
+    assert_eq!(clock["mode"], "real");
+    let r = http
+        .post(format!("{}/simulator/v1/clock/advance", handle.base_url()))
+        .basic_auth(support::USER, Some(support::PASSWORD))
+        .json(&json!({"seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    handle.stop().await;
+}
