@@ -218,3 +218,52 @@ fn a_bad_from_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("expected RFC 3339"));
 }
+
+#[test]
+fn simulator_serve_builds_its_world_from_a_policy() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snapwarden"))
+        .args([
+            "simulator",
+            "serve",
+            "--policy",
+            "config/demo.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--clock", "manual", "--start", FROM])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the simulator starts");
+    // The first line names the bound address; reading it waits for the server, with no sleep.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first.trim().rsplit("http://").next().unwrap().to_string();
+    let mut stream = TcpStream::connect(&addr).expect("the simulator accepts connections");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // admin / netapp1! (base64), the documented default for a policy without a password source.
+    write!(
+        stream,
+        "GET /api/storage/volumes?fields=name HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWRtaW46bmV0YXBwMSE=\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for volume in ["vol_sql", "vol_exch", "vol_files", "vol_erp"] {
+        assert!(
+            response.contains(&format!("\"name\":\"{volume}\"")),
+            "{volume} missing: {response}"
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! Every policy shipped in `config/` loads cleanly, and the demo policy says what the README claims.
+//! Every file shipped in `config/` loads cleanly — policies at the top, simulator worlds in
+//! `config/simulator/` — and the demo policy says what the README claims.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,24 @@ fn every_shipped_policy_loads() {
             panic!("{} does not load:\n{diags}", file.display());
         }
     }
+}
+
+#[test]
+fn every_shipped_simulator_world_loads() {
+    let dir = config_dir().join("simulator");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/simulator/ exists") {
+        let path = entry.expect("readable directory entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let world = snapwarden::sim::config::WorldFile::load(&path)
+                .and_then(|w| w.build(chrono::Utc::now(), &path.display().to_string()));
+            if let Err(e) = world {
+                panic!("{e}");
+            }
+            count += 1;
+        }
+    }
+    assert!(count > 0, "no *.toml files in config/simulator/");
 }
 
 #[test]

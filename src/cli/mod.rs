@@ -14,6 +14,7 @@ use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
 
 mod render;
+mod simulator;
 
 pub use render::{check_report, plan_json, plan_table};
 
@@ -52,6 +53,11 @@ pub enum Command {
         horizon: Horizon,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+    },
+    /// Run the ONTAP simulator.
+    Simulator {
+        #[command(subcommand)]
+        command: simulator::SimulatorCommand,
     },
 }
 
@@ -98,6 +104,7 @@ pub fn main() -> ExitCode {
             horizon,
             output,
         } => plan(&policy, &horizon, output),
+        Command::Simulator { command } => simulator::run(command),
     };
     ExitCode::from(code)
 }

@@ -13,6 +13,7 @@ use super::{
     ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
     SnapshotPolicyInfo, VolumeInfo,
 };
+use crate::config::parse_iso8601_duration;
 use crate::timeline::{CronSpec, Recurrence};
 
 /// `{"name": …}` references (`svm`, `volume`, `snapshot_policy`, `schedule`…).
@@ -303,6 +304,11 @@ impl ScheduleWire {
                     .interval
                     .ok_or_else(|| format!("schedule {name}: interval missing"))?;
                 let every = parse_iso8601_duration(&text)
+                    .and_then(|d| {
+                        (d > TimeDelta::zero())
+                            .then_some(d)
+                            .ok_or_else(|| "zero interval".to_string())
+                    })
                     .map_err(|e| format!("schedule {name}: interval {text:?}: {e}"))?;
                 Recurrence::Interval {
                     every,
@@ -313,66 +319,6 @@ impl ScheduleWire {
         };
         Ok(ScheduleInfo { name, recurrence })
     }
-}
-
-/// Parses the ISO-8601 durations ONTAP uses for interval schedules: `PnW`, or
-/// `P[nD][T[nH][nM][nS]]` (for example `PT7M30S`, `P1D`, `P1W`, `P2DT5M`).
-///
-/// Years and months are refused (their length is not fixed), as are fractions and a zero total:
-/// the result is at least one second, the invariant of `Recurrence::Interval`.
-fn parse_iso8601_duration(text: &str) -> Result<TimeDelta, String> {
-    let rest = text
-        .strip_prefix('P')
-        .ok_or("expected an ISO-8601 duration starting with P")?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, "")) => return Err(format!("empty time part in {d}T")),
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
-    };
-    let mut seconds: i64 = 0;
-    let mut any = false;
-    let mut add = |part: &str, units: &[(char, i64)]| -> Result<(), String> {
-        let mut number = String::new();
-        let mut next_unit = 0;
-        for ch in part.chars() {
-            if ch.is_ascii_digit() {
-                number.push(ch);
-                continue;
-            }
-            let pos = units[next_unit..]
-                .iter()
-                .position(|(u, _)| *u == ch)
-                .ok_or_else(|| format!("unexpected {ch:?}"))?;
-            if number.is_empty() {
-                return Err(format!("{ch} without a number"));
-            }
-            let n: i64 = number.parse().map_err(|_| format!("{number} too large"))?;
-            let (_, factor) = units[next_unit + pos];
-            seconds = n
-                .checked_mul(factor)
-                .and_then(|v| seconds.checked_add(v))
-                .ok_or("duration too large")?;
-            next_unit += pos + 1;
-            number.clear();
-            any = true;
-        }
-        if !number.is_empty() {
-            return Err(format!("{number} without a unit"));
-        }
-        Ok(())
-    };
-    add(date, &[('W', 7 * 86_400), ('D', 86_400)])
-        .map_err(|e| format!("{e} (years and months are not supported)"))?;
-    if let Some(time) = time {
-        add(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
-    }
-    if !any {
-        return Err("no components".into());
-    }
-    if seconds < 1 {
-        return Err("interval must be at least one second".into());
-    }
-    TimeDelta::try_seconds(seconds).ok_or_else(|| "duration too large".into())
 }
 
 // ---- licenses ----
@@ -496,21 +442,6 @@ mod tests {
         serde_json::from_value::<ScheduleWire>(v)
             .unwrap()
             .into_domain()
-    }
-
-    #[test]
-    fn iso8601_durations() {
-        let ok = |s: &str| parse_iso8601_duration(s).unwrap().num_seconds();
-        assert_eq!(ok("PT7M30S"), 450);
-        assert_eq!(ok("P1D"), 86_400);
-        assert_eq!(ok("P1W"), 7 * 86_400);
-        assert_eq!(ok("P2DT5M"), 2 * 86_400 + 300);
-        assert_eq!(ok("PT1H"), 3_600);
-        for bad in [
-            "", "P", "PT", "1D", "P1M", "P1Y", "PT5", "PT1.5S", "PT0S", "PT5S5M", "PD",
-        ] {
-            assert!(parse_iso8601_duration(bad).is_err(), "{bad} should fail");
-        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Raw serde types (`deny_unknown_fields`) are turned into a [`World`] in one pass that collects
 //! every error with its location. The format is documented in `docs/simulator.md`, with an example
-//! at `config/sim-world.example.toml`.
+//! at `config/simulator/world.example.toml`.
 
 use std::path::Path;
 
@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use super::world::{Faults, Knobs, PolicyCopy, User, World};
 use crate::config::model::{ClusterTimezone, Endpoint, Policy, VolumeSchedules};
+use crate::config::parse_iso8601_duration;
+use crate::ontap::secret::Secret;
 use crate::timeline::{CronSpec, Recurrence};
 
 /// A world description that could not be used; lists every problem found.
@@ -157,57 +159,6 @@ fn default_protocol() -> String {
 /// The user a world without `[[users]]` accepts (documented in `docs/simulator.md`).
 pub const DEFAULT_USER: (&str, &str) = ("admin", "netapp1!");
 
-/// Parses an ISO-8601 duration as ONTAP interval schedules use it: `P[nW]`, `P[nD][T[nH][nM][nS]]`.
-pub fn parse_iso_duration(s: &str) -> Option<TimeDelta> {
-    let rest = s.strip_prefix('P')?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
-    };
-    let mut total = 0i64;
-    let mut any = false;
-    let mut take = |part: &str, units: &[(char, i64)]| -> Option<()> {
-        let mut num = String::new();
-        for ch in part.chars() {
-            if ch.is_ascii_digit() {
-                num.push(ch);
-            } else {
-                let unit = units.iter().find(|(u, _)| *u == ch)?.1;
-                total += num.parse::<i64>().ok()? * unit;
-                num.clear();
-                any = true;
-            }
-        }
-        num.is_empty().then_some(())
-    };
-    take(date, &[('W', 604_800), ('D', 86_400)])?;
-    if let Some(time) = time {
-        take(time, &[('H', 3600), ('M', 60), ('S', 1)])?;
-    }
-    (any && total > 0).then(|| TimeDelta::seconds(total))
-}
-
-/// Renders a duration in the ISO-8601 form ONTAP uses (`PT1H30M`, `P1D`).
-pub fn format_iso_duration(d: TimeDelta) -> String {
-    let mut s = d.num_seconds();
-    let days = s / 86_400;
-    s %= 86_400;
-    let mut out = String::from("P");
-    if days > 0 {
-        out.push_str(&format!("{days}D"));
-    }
-    if s > 0 {
-        out.push('T');
-        for (unit, secs) in [('H', 3600), ('M', 60), ('S', 1)] {
-            if s >= secs {
-                out.push_str(&format!("{}{unit}", s / secs));
-                s %= secs;
-            }
-        }
-    }
-    out
-}
-
 impl WorldFile {
     pub fn parse(text: &str, source_name: &str) -> Result<WorldFile, WorldConfigError> {
         toml::from_str(text).map_err(|e| WorldConfigError {
@@ -261,12 +212,14 @@ impl WorldFile {
                     (Some(cron), None) => CronSpec::parse(&cron)
                         .map(Recurrence::Cron)
                         .map_err(|e| format!("{e}")),
-                    (None, Some(iv)) => parse_iso_duration(&iv)
-                        .map(|every| Recurrence::Interval {
-                            every,
-                            anchor: start,
-                        })
-                        .ok_or_else(|| format!("invalid ISO-8601 duration \"{iv}\"")),
+                    (None, Some(iv)) => parse_iso8601_duration(&iv).and_then(|every| {
+                        (every > TimeDelta::zero())
+                            .then_some(Recurrence::Interval {
+                                every,
+                                anchor: start,
+                            })
+                            .ok_or_else(|| format!("interval \"{iv}\" must be longer than zero"))
+                    }),
                     _ => Err("exactly one of `cron` or `interval` is required".to_string()),
                 };
                 match rec {
@@ -385,7 +338,6 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
                 problems.push(format!("cluster {}: schedule {}: {e}", c.name, s.name));
             }
         }
-        w.add_builtins(ci);
         for p in &policy.snapshot_policies {
             let copies = p
                 .copies
@@ -406,6 +358,30 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
                     c.name, p.name
                 ));
             }
+        }
+        // After the policy's own: a policy may redefine `default`, `hourly` and the other built-ins.
+        w.add_builtins(ci);
+        // The policy's credentials for this cluster log in; without a password source the
+        // documented default password applies.
+        let password = match &c.password {
+            Some(source) => match Secret::load(source) {
+                Ok(secret) => secret.expose().to_string(),
+                Err(e) => {
+                    problems.push(format!("cluster {}: {e}", c.name));
+                    continue;
+                }
+            },
+            None => DEFAULT_USER.1.to_string(),
+        };
+        if !w
+            .users
+            .iter()
+            .any(|u| u.name == c.username && u.password == password)
+        {
+            w.users.push(User {
+                name: c.username.clone(),
+                password,
+            });
         }
         index[pi] = Some(ci);
     }
@@ -445,23 +421,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn iso_durations_round_trip() {
-        for (s, secs) in [
-            ("PT7M30S", 450),
-            ("P1D", 86_400),
-            ("P1W", 604_800),
-            ("P2DT5M", 173_100),
-        ] {
-            assert_eq!(parse_iso_duration(s), Some(TimeDelta::seconds(secs)), "{s}");
-        }
-        assert_eq!(format_iso_duration(TimeDelta::seconds(450)), "PT7M30S");
-        assert_eq!(parse_iso_duration("PT"), None);
-        assert_eq!(parse_iso_duration("1H"), None);
-    }
-
-    #[test]
     fn example_world_file_builds() {
-        let text = include_str!("../../config/sim-world.example.toml");
+        let text = include_str!("../../config/simulator/world.example.toml");
         let w = WorldFile::parse(text, "example")
             .unwrap()
             .build(Utc::now(), "example")

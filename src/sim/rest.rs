@@ -14,10 +14,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::config::format_iso_duration;
 use super::query::{collection, project, Params};
 use super::world::{codes, JobState, PolicyCopy, SimError, SimResult, Svm, World};
 use super::{ClockMode, Simulator};
+use crate::config::{format_iso8601_duration, parse_iso8601_duration};
 use crate::timeline::{CronField, CronSpec, Recurrence};
 
 /// The cluster the REST surface serves (the first of the world).
@@ -279,7 +279,7 @@ fn render_schedule(w: &World, i: usize) -> Value {
         }
         Recurrence::Interval { every, .. } => {
             r["type"] = json!("interval");
-            r["interval"] = json!(format_iso_duration(*every));
+            r["interval"] = json!(format_iso8601_duration(*every));
         }
     }
     r
@@ -560,9 +560,12 @@ async fn post_schedule(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     let name = required(&b, "name")?;
     sim.with(|w| {
         let rec = if let Some(iv) = str_at(&b, "interval") {
-            let every = super::config::parse_iso_duration(&iv).ok_or_else(|| {
-                ApiError::invalid("interval", format!("invalid ISO-8601 duration \"{iv}\""))
-            })?;
+            let every = parse_iso8601_duration(&iv)
+                .ok()
+                .filter(|d| *d > chrono::TimeDelta::zero())
+                .ok_or_else(|| {
+                    ApiError::invalid("interval", format!("invalid ISO-8601 duration \"{iv}\""))
+                })?;
             Recurrence::Interval {
                 every,
                 anchor: w.now(),
