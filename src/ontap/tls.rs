@@ -61,7 +61,10 @@ pub fn client_config(cluster: &str, verify: &TlsVerify) -> Result<Option<ClientC
         }
         TlsVerify::PinSha256(pin) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinVerifier::new(*pin, provider)))
+            .with_custom_certificate_verifier(Arc::new(LeafVerifier {
+                accept: Accept::Pinned(*pin),
+                provider,
+            }))
             .with_no_client_auth(),
         TlsVerify::Insecure => {
             tracing::warn!(
@@ -71,7 +74,10 @@ pub fn client_config(cluster: &str, verify: &TlsVerify) -> Result<Option<ClientC
             );
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyVerifier { provider }))
+                .with_custom_certificate_verifier(Arc::new(LeafVerifier {
+                    accept: Accept::Any,
+                    provider,
+                }))
                 .with_no_client_auth()
         }
     };
@@ -136,24 +142,27 @@ impl fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-/// Accepts exactly the leaf certificate whose SHA-256 equals the pin.
+/// Which leaf certificates a [`LeafVerifier`] accepts.
+#[derive(Debug, Clone, Copy)]
+enum Accept {
+    /// Exactly the certificate whose SHA-256 equals the pin.
+    Pinned([u8; 32]),
+    /// Any certificate (`insecure = true`).
+    Any,
+}
+
+/// Verifies the leaf certificate by pin (or not at all, when insecure).
 ///
-/// Invariant: the host name and validity dates are not checked (the pin names one certificate,
-/// which is a stronger statement); handshake signatures are verified with the provider's
-/// algorithms, so the server must own the pinned certificate's key.
+/// Invariant: the host name and validity dates are not checked (a pin names one certificate,
+/// which is a stronger statement); handshake signatures are always verified with the provider's
+/// algorithms, so the server must own the presented certificate's key.
 #[derive(Debug)]
-struct PinVerifier {
-    pin: [u8; 32],
+struct LeafVerifier {
+    accept: Accept,
     provider: Arc<CryptoProvider>,
 }
 
-impl PinVerifier {
-    fn new(pin: [u8; 32], provider: Arc<CryptoProvider>) -> PinVerifier {
-        PinVerifier { pin, provider }
-    }
-}
-
-impl ServerCertVerifier for PinVerifier {
+impl ServerCertVerifier for LeafVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -162,70 +171,21 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let pin = match self.accept {
+            Accept::Any => return Ok(ServerCertVerified::assertion()),
+            Accept::Pinned(pin) => pin,
+        };
         let presented = fingerprint(end_entity.as_ref());
-        if presented == self.pin {
+        if presented == pin {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
-                    expected: self.pin,
+                    expected: pin,
                     presented,
                 }))),
             ))
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `insecure = true`: accepts any certificate (signatures are still checked for consistency).
-#[derive(Debug)]
-struct AcceptAnyVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
