@@ -5,10 +5,12 @@
 //! so nothing depends on a process-wide default provider being installed.
 //!
 //! Why pinning needs its own verifier: ONTAP clusters ship self-signed certificates, and rustls
-//! (webpki) rejects a self-signed end-entity certificate even when the same certificate is given
-//! as a trust anchor (see `ca_file_with_self_signed_leaf_is_rejected` in the client tests). The
-//! pin verifier accepts exactly the leaf whose SHA-256 (over its DER) matches, and still checks
-//! the handshake signatures with the provider's algorithms, so the peer must hold the key.
+//! (webpki) rejects a self-signed certificate marked `CA:TRUE` when it is also the server's own
+//! certificate (`CaUsedAsEndEntity`), even when the same certificate is the trust anchor; one
+//! without `CA:TRUE` is accepted as its own CA (both measured in `ca_file_with_self_signed_certificate`
+//! in the client tests). The pin verifier accepts exactly the leaf whose SHA-256 (over its DER)
+//! matches, whatever its extensions, and still checks the handshake signatures with the provider's
+//! algorithms, so the peer must hold the key.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
