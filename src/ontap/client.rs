@@ -16,7 +16,8 @@
 //!    reference §6.1 and §9.7) by polling `/api/cluster/jobs/{uuid}` with backoff until
 //!    `success`/`failure` or the polling bound; a failed job's *integer* `code` becomes
 //!    [`OntapError::Api`] with `http_status: None`;
-//! 7. for collections, follows `_links.next.href` until it is absent.
+//! 7. for collections, asks for at most `max_records` records per page and follows
+//!    `_links.next.href` until it is absent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,10 @@ const VOLUME_FIELDS: &str = "uuid,name,svm.name,snapshot_policy.name";
 const LUN_FIELDS: &str =
     "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone";
 const JOB_FIELDS: &str = "uuid,state,code,message,error";
+/// Records per collection page (`max_records`) unless overridden. ONTAP's own default is 10,000;
+/// a bounded page keeps each answer small and each request well inside the request timeout on a
+/// cluster with thousands of snapshots, at the price of a few more round trips.
+pub const DEFAULT_MAX_RECORDS: u32 = 1_000;
 /// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
 const SNAPSHOT_EXISTS: u64 = 525_059;
 
@@ -114,11 +119,14 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     pub job_poll: JobPolling,
     pub retry: RetryPolicy,
+    /// `max_records` of every collection GET (default [`DEFAULT_MAX_RECORDS`]). Must be at
+    /// least 1.
+    pub max_records: u32,
 }
 
 impl ClientOptions {
     /// Options with the defaults: 4 requests in flight, 60 s per request, [`JobPolling::default`],
-    /// [`RetryPolicy::default`], system trust roots.
+    /// [`RetryPolicy::default`], [`DEFAULT_MAX_RECORDS`] per page, system trust roots.
     pub fn new(
         cluster_name: impl Into<String>,
         base_url: impl Into<String>,
@@ -135,6 +143,7 @@ impl ClientOptions {
             request_timeout: Duration::from_secs(60),
             job_poll: JobPolling::default(),
             retry: RetryPolicy::default(),
+            max_records: DEFAULT_MAX_RECORDS,
         }
     }
 }
@@ -147,6 +156,7 @@ pub struct ClientOverrides {
     pub request_timeout: Option<Duration>,
     pub job_poll: Option<JobPolling>,
     pub retry: Option<RetryPolicy>,
+    pub max_records: Option<u32>,
 }
 
 /// Why a client could not be built (before any request is made).
@@ -182,6 +192,8 @@ pub enum ClientBuildError {
     },
     #[error("cluster {cluster}: max_concurrency must be at least 1")]
     ZeroConcurrency { cluster: String },
+    #[error("cluster {cluster}: max_records must be at least 1")]
+    ZeroMaxRecords { cluster: String },
 }
 
 /// A typed ONTAP REST client for one cluster.
@@ -198,6 +210,8 @@ pub struct RestClient {
     permits: Arc<Semaphore>,
     job_poll: JobPolling,
     retry: RetryPolicy,
+    /// `max_records` of collection GETs, as a query value.
+    max_records: String,
 }
 
 impl RestClient {
@@ -228,6 +242,9 @@ impl RestClient {
         if options.max_concurrency == 0 {
             return Err(ClientBuildError::ZeroConcurrency { cluster });
         }
+        if options.max_records == 0 {
+            return Err(ClientBuildError::ZeroMaxRecords { cluster });
+        }
         let mut builder = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .connect_timeout(options.request_timeout.min(Duration::from_secs(15)))
@@ -253,6 +270,7 @@ impl RestClient {
             permits: Arc::new(Semaphore::new(options.max_concurrency)),
             job_poll: options.job_poll,
             retry: options.retry,
+            max_records: options.max_records.to_string(),
         })
     }
 
@@ -292,6 +310,9 @@ impl RestClient {
         }
         if let Some(v) = overrides.retry {
             options.retry = v;
+        }
+        if let Some(v) = overrides.max_records {
+            options.max_records = v;
         }
         RestClient::new(options)
     }
@@ -439,7 +460,8 @@ impl RestClient {
         serde_json::from_slice(&bytes).map_err(|e| self.decode_error(&url, e.to_string()))
     }
 
-    /// GET a collection, following `_links.next.href` until it is absent.
+    /// GET a collection in pages of `max_records`, following `_links.next.href` (which carries
+    /// the query on) until it is absent.
     async fn get_collection<W: DeserializeOwned>(
         &self,
         path: &str,
@@ -447,7 +469,9 @@ impl RestClient {
         target: &str,
     ) -> Result<Vec<W>, OntapError> {
         debug_assert!(query.iter().any(|(k, _)| *k == "fields"));
-        let mut url = self.url(path, query);
+        let mut query = query.to_vec();
+        query.push(("max_records", &self.max_records));
+        let mut url = self.url(path, &query);
         let mut records = Vec::new();
         loop {
             let (_, bytes) = self.send(Method::GET, &url, None, target).await?;

@@ -102,6 +102,7 @@ async fn collection_follows_links_next_with_basic_auth() {
     Mock::given(method("GET"))
         .and(path("/api/storage/volumes"))
         .and(query_param("fields", "uuid,name,svm.name,snapshot_policy.name"))
+        .and(query_param("max_records", "1000"))
         .and(query_param_is_missing("start.uuid"))
         .and(basic_auth("snapwarden", "s3cret-pw"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -852,6 +853,17 @@ async fn from_cluster_loads_the_password_file_and_applies_overrides() {
         client.license("flexclone").await.unwrap(),
         LicenseState::Noncompliant
     );
+
+    assert!(matches!(
+        RestClient::from_cluster(
+            &cluster,
+            ClientOverrides {
+                max_records: Some(0),
+                ..ClientOverrides::default()
+            },
+        ),
+        Err(ClientBuildError::ZeroMaxRecords { .. })
+    ));
 
     let sim = policy_cluster(Endpoint::Simulator, None);
     assert!(matches!(

@@ -13,6 +13,7 @@ mod client_tests;
 
 pub use client::{
     ClientBuildError, ClientOptions, ClientOverrides, JobPolling, RestClient, RetryPolicy,
+    DEFAULT_MAX_RECORDS,
 };
 pub use secret::{Secret, SecretError};
 

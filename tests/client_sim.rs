@@ -1,0 +1,652 @@
+//! The simulator driven through snapwarden's own REST client (`RestClient`, via the `Ontap`
+//! trait) over loopback HTTP(S) with a manual clock: what the executor will rely on, end to end.
+//!
+//! `sim_clones.rs` and `sim_rest.rs` check the simulator's wire behaviour with raw HTTP; these
+//! tests check that the client turns it into the right domain results and typed errors.
+
+#[path = "sim_support/mod.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use snapwarden::config::TlsVerify;
+use snapwarden::ontap::{
+    ClientOptions, JobPolling, LicenseState, LunInfo, Ontap, OntapError, RestClient, RetryPolicy,
+    Secret, SnapshotInfo, VolumeRef, SNAPSHOT_LOCKED,
+};
+use snapwarden::sim::world::codes;
+use snapwarden::sim::{start, ClockMode, ServeOptions, ServerHandle, SimClient, WorldSource};
+use support::{Sim, PASSWORD, USER};
+
+const START: &str = "2026-03-10T10:00:00Z";
+/// The policy's name for the simulated cluster `c1`; every client error must carry it.
+const POLICY_CLUSTER: &str = "cluster-a";
+const BACKING: &str = "snapwarden.nightly.20260310T1000Z";
+const COMMENT: &str = "snapwarden backing snapshot (window nightly)";
+
+/// One cluster `c1` (UTC) with svm1/vol1 holding the mapped LUN lun1; vol1 keeps the built-in
+/// `default` policy, whose hourly schedule fires at minute 5.
+fn cluster(licenses: &str) -> String {
+    format!(
+        r#"
+[[clusters]]
+name = "c1"
+timezone = "Etc/UTC"
+licenses = [{licenses}]
+[[clusters.svms]]
+name = "svm1"
+[[clusters.svms.igroups]]
+name = "esx"
+[[clusters.svms.volumes]]
+name = "vol1"
+luns = [{{ name = "lun1", mapped_to = ["esx"] }}]
+"#
+    )
+}
+
+/// Fast retries and job polls so fault tests take milliseconds, not seconds.
+fn options(base_url: &str, cluster: &str, password: &str) -> ClientOptions {
+    let mut o = ClientOptions::new(cluster, base_url, USER, Secret::new(password).unwrap());
+    o.retry = RetryPolicy {
+        max_retries: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+    };
+    o.job_poll = JobPolling {
+        initial: Duration::from_millis(1),
+        max_interval: Duration::from_millis(10),
+        bound: Duration::from_secs(5),
+    };
+    o.request_timeout = Duration::from_secs(10);
+    o
+}
+
+fn client(sim: &Sim) -> RestClient {
+    RestClient::new(options(&sim.base, POLICY_CLUSTER, PASSWORD)).unwrap()
+}
+
+async fn volume(ontap: &dyn Ontap, name: &str) -> VolumeRef {
+    let v = ontap
+        .volumes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("volume {name}"));
+    VolumeRef {
+        uuid: v.uuid,
+        name: v.name,
+        svm: v.svm,
+    }
+}
+
+async fn snapshot(ontap: &dyn Ontap, name: &str) -> Option<SnapshotInfo> {
+    ontap
+        .snapshots()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+}
+
+async fn lun(ontap: &dyn Ontap, path: &str) -> Option<LunInfo> {
+    ontap
+        .luns()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == path)
+}
+
+/// Asserts a typed "locked" refusal of the backing snapshot's delete, with its context.
+fn assert_locked(err: &OntapError) {
+    match err {
+        OntapError::Api {
+            cluster,
+            target,
+            code,
+            message,
+            http_status,
+        } => {
+            assert_eq!(cluster, POLICY_CLUSTER, "{err}");
+            assert!(
+                target.contains("vol1") && target.contains(BACKING),
+                "{target}"
+            );
+            assert_eq!(*code, SNAPSHOT_LOCKED, "{err}");
+            assert!(
+                message.contains("has not expired or is locked"),
+                "{message}"
+            );
+            // The refusal comes from the delete job, not from the HTTP answer.
+            assert_eq!(*http_status, None, "{err}");
+            assert!(!err.is_transient(), "{err}");
+        }
+        other => panic!("expected OntapError::Api, got {other:?}"),
+    }
+}
+
+async fn set_faults(sim: &Sim, faults: Value) {
+    let r = sim
+        .call(Method::POST, "/simulator/v1/faults", Some(faults))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn clear_faults(sim: &Sim) {
+    let r = sim.call(Method::DELETE, "/simulator/v1/faults", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn snaprestore_backing_snapshot_lifecycle() {
+    let sim = Sim::start(&cluster("\"snaprestore\""), START).await;
+    let ontap = client(&sim);
+    let vol = volume(&ontap, "vol1").await;
+
+    let created = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    assert_eq!(created.name, BACKING);
+    assert_eq!(created.comment.as_deref(), Some(COMMENT));
+    assert_eq!(created.volume_name, "vol1");
+    assert_eq!(created.svm, "svm1");
+    assert_eq!(
+        created.create_time,
+        START
+            .parse::<chrono::DateTime<chrono::FixedOffset>>()
+            .unwrap()
+    );
+
+    let clone = ontap
+        .clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
+        .await
+        .unwrap();
+    assert_eq!(clone.name, "/vol/vol1/lun1_clone");
+    assert!(clone.created_as_clone);
+    let listed = lun(&ontap, "/vol/vol1/lun1_clone")
+        .await
+        .expect("clone listed");
+    assert_eq!(listed, clone);
+    assert_eq!(
+        snapshot(&ontap, BACKING).await.unwrap().owners,
+        ["lun_clone"]
+    );
+
+    ontap
+        .delete_lun(&clone.uuid, &clone.name, false)
+        .await
+        .unwrap();
+    assert!(lun(&ontap, "/vol/vol1/lun1_clone").await.is_none());
+    // No scheduled snapshot captured the clone, so nothing pins the backing snapshot.
+    ontap
+        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .await
+        .unwrap();
+    assert!(snapshot(&ontap, BACKING).await.is_none());
+}
+
+#[tokio::test]
+async fn flexclone_backing_snapshot_lifecycle() {
+    let sim = Sim::start(
+        &format!(
+            "[knobs]\nblock_sharing_seconds = 120\n{}",
+            cluster("\"flexclone\"")
+        ),
+        START,
+    )
+    .await;
+    let ontap = client(&sim);
+    let vol = volume(&ontap, "vol1").await;
+
+    let created = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let clone = ontap
+        .clone_lun_flexclone(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
+        .await
+        .unwrap();
+    assert!(clone.created_as_clone);
+    assert_eq!(clone.volume_name, "vol1");
+    assert!(!clone.mapped);
+    assert_eq!(
+        snapshot(&ontap, BACKING).await.unwrap().owners,
+        ["file_clone_dependent"]
+    );
+
+    // During block sharing the backing snapshot is locked.
+    let err = ontap
+        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .await
+        .unwrap_err();
+    assert_locked(&err);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("cluster {POLICY_CLUSTER}: ")) && text.contains("1638555"),
+        "{text}"
+    );
+
+    // Block sharing ends by itself; the clone then no longer needs the snapshot.
+    sim.handle
+        .simulator()
+        .advance(TimeDelta::seconds(121))
+        .unwrap();
+    assert!(snapshot(&ontap, BACKING).await.unwrap().owners.is_empty());
+    ontap
+        .delete_lun(&clone.uuid, &clone.name, false)
+        .await
+        .unwrap();
+    ontap
+        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .await
+        .unwrap();
+    assert!(snapshot(&ontap, BACKING).await.is_none());
+    assert!(lun(&ontap, "/vol/vol1/lun1_clone").await.is_none());
+}
+
+#[tokio::test]
+async fn snaprestore_chain_lock_holds_until_the_pinning_snapshot_is_deleted() {
+    let sim = Sim::start(&cluster("\"snaprestore\""), START).await;
+    let ontap = client(&sim);
+    let vol = volume(&ontap, "vol1").await;
+    let backing = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let clone = ontap
+        .clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
+        .await
+        .unwrap();
+
+    // The default policy's hourly schedule fires at 10:05 while the clone exists.
+    sim.advance(600).await;
+    let scheduled = snapshot(&ontap, "hourly.2026-03-10_1005")
+        .await
+        .expect("scheduled snapshot taken at 10:05");
+    assert!(!snapshot(&ontap, BACKING).await.unwrap().owners.is_empty());
+
+    let err = ontap
+        .delete_snapshot(&vol, &backing.uuid, BACKING)
+        .await
+        .unwrap_err();
+    assert_locked(&err);
+
+    ontap
+        .delete_lun(&clone.uuid, &clone.name, false)
+        .await
+        .unwrap();
+    let err = ontap
+        .delete_snapshot(&vol, &backing.uuid, BACKING)
+        .await
+        .unwrap_err();
+    assert_locked(&err);
+
+    ontap
+        .delete_snapshot(&vol, &scheduled.uuid, &scheduled.name)
+        .await
+        .unwrap();
+    ontap
+        .delete_snapshot(&vol, &backing.uuid, BACKING)
+        .await
+        .unwrap();
+    let left: Vec<String> = ontap
+        .snapshots()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn flexclone_without_its_license_is_refused() {
+    let sim = Sim::start(&cluster("\"snaprestore\""), START).await;
+    let ontap = client(&sim);
+    let vol = volume(&ontap, "vol1").await;
+    assert_eq!(
+        ontap.license("flexclone").await.unwrap(),
+        LicenseState::Unlicensed
+    );
+    assert_eq!(
+        ontap.license("snaprestore").await.unwrap(),
+        LicenseState::Compliant
+    );
+    ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let err = ontap
+        .clone_lun_flexclone(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
+        .await
+        .unwrap_err();
+    match &err {
+        OntapError::Api {
+            cluster,
+            target,
+            code,
+            message,
+            http_status,
+        } => {
+            assert_eq!(cluster, POLICY_CLUSTER);
+            assert!(target.contains("/vol/vol1/lun1_clone"), "{target}");
+            assert_eq!(*code, codes::LUN_CLONE_FAILED);
+            assert!(message.contains("FlexClone license"), "{message}");
+            assert_eq!(*http_status, Some(400));
+        }
+        other => panic!("expected OntapError::Api, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    assert!(lun(&ontap, "/vol/vol1/lun1_clone").await.is_none());
+
+    let licensed = Sim::start(&cluster("\"flexclone\""), START).await;
+    assert_eq!(
+        client(&licensed).license("flexclone").await.unwrap(),
+        LicenseState::Compliant
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_auth_error_that_does_not_show_the_password() {
+    let sim = Sim::start(&cluster(""), START).await;
+    let wrong = "not-the-pw-7731";
+    let ontap = RestClient::new(options(&sim.base, POLICY_CLUSTER, wrong)).unwrap();
+    let err = ontap.cluster().await.unwrap_err();
+    assert!(
+        matches!(&err, OntapError::Auth { cluster, http_status: 401 } if cluster == POLICY_CLUSTER),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    for text in [err.to_string(), format!("{err:?}"), format!("{ontap:?}")] {
+        assert!(!text.contains(wrong), "{text}");
+    }
+    // The right password works against the same server.
+    assert_eq!(client(&sim).cluster().await.unwrap().name, "c1");
+}
+
+#[tokio::test]
+async fn snapshots_pages_through_thousands_of_snapshots() {
+    // Three volumes (a volume holds at most 1,023 snapshots) with a one-minute schedule keeping
+    // 900 each: 2,700 snapshots after 15 hours, more than two pages of the client's default.
+    let mut world = String::from(
+        r#"
+[[clusters]]
+name = "c1"
+[[clusters.schedules]]
+name = "minutely"
+interval = "PT1M"
+[[clusters.snapshot_policies]]
+name = "dense"
+copies = [{ schedule = "minutely", count = 900 }]
+[[clusters.svms]]
+name = "svm1"
+"#,
+    );
+    for v in ["vol1", "vol2", "vol3"] {
+        world.push_str(&format!(
+            "[[clusters.svms.volumes]]\nname = \"{v}\"\nsnapshot_policy = \"dense\"\n"
+        ));
+    }
+    let sim = Sim::start(&world, START).await;
+    sim.handle
+        .simulator()
+        .advance(TimeDelta::minutes(901))
+        .unwrap();
+    let held: BTreeSet<(String, String)> = sim.handle.simulator().with(|w| {
+        w.clusters[0]
+            .volumes
+            .iter()
+            .flat_map(|v| v.snapshots.iter().map(|s| (v.name.clone(), s.uuid.clone())))
+            .collect()
+    });
+    assert_eq!(held.len(), 2_700);
+    assert!(held.len() > 2 * snapwarden::ontap::DEFAULT_MAX_RECORDS as usize);
+
+    // The simulator pages at the client's page size, so a complete list means `_links.next`
+    // was followed (the client's `max_records` is checked by its unit tests).
+    let first = sim
+        .get(&format!(
+            "/api/storage/volumes/*/snapshots?max_records={}",
+            snapwarden::ontap::DEFAULT_MAX_RECORDS
+        ))
+        .await;
+    assert_eq!(first["num_records"], 1_000);
+    assert!(
+        first["_links"]["next"]["href"].is_string(),
+        "{}",
+        first["_links"]
+    );
+
+    let listed = client(&sim).snapshots().await.unwrap();
+    assert_eq!(listed.len(), held.len());
+    let listed: BTreeSet<(String, String)> = listed
+        .into_iter()
+        .map(|s| (s.volume_name, s.uuid))
+        .collect();
+    assert_eq!(listed, held);
+}
+
+#[tokio::test]
+async fn injected_faults_are_typed_retried_and_recovered_from() {
+    let sim = Sim::start(&cluster("\"snaprestore\""), START).await;
+    let ontap = client(&sim);
+    let vol = volume(&ontap, "vol1").await;
+
+    // Every /api request fails with 500: the client gives up after its bounded retries.
+    set_faults(&sim, json!({ "error_rate": 1.0 })).await;
+    let err = ontap.cluster().await.unwrap_err();
+    match &err {
+        OntapError::Api {
+            cluster,
+            code,
+            http_status,
+            ..
+        } => {
+            assert_eq!(cluster, POLICY_CLUSTER);
+            assert_eq!(*code, codes::SIMULATED_FAULT);
+            assert!(http_status.is_some_and(|s| s >= 500), "{err:?}");
+        }
+        other => panic!("expected OntapError::Api, got {other:?}"),
+    }
+    assert!(err.is_transient());
+    // Half the requests fail: retries (up to 10 here) carry every call through.
+    let mut o = options(&sim.base, POLICY_CLUSTER, PASSWORD);
+    o.retry.max_retries = 10;
+    let patient = RestClient::new(o).unwrap();
+    set_faults(&sim, json!({ "error_rate": 0.5 })).await;
+    for _ in 0..20 {
+        assert_eq!(patient.cluster().await.unwrap().name, "c1");
+    }
+    clear_faults(&sim).await;
+    assert_eq!(ontap.cluster().await.unwrap().name, "c1");
+
+    // Dropped connections are transient transport errors, retried like 5xx.
+    set_faults(&sim, json!({ "drop_rate": 1.0 })).await;
+    let err = ontap.cluster().await.unwrap_err();
+    assert!(
+        matches!(&err, OntapError::Transport { cluster, .. } if cluster == POLICY_CLUSTER),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    set_faults(&sim, json!({ "drop_rate": 0.5 })).await;
+    for _ in 0..20 {
+        assert_eq!(patient.volumes().await.unwrap().len(), 1);
+    }
+    clear_faults(&sim).await;
+
+    // A failed job is final (not retried) and carries the job's code; nothing was created.
+    set_faults(&sim, json!({ "job_failure_rate": 1.0 })).await;
+    let err = ontap
+        .create_snapshot(&vol, BACKING, COMMENT)
+        .await
+        .unwrap_err();
+    match &err {
+        OntapError::Api {
+            target,
+            code,
+            http_status,
+            ..
+        } => {
+            assert!(
+                target.contains("vol1") && target.contains(BACKING),
+                "{target}"
+            );
+            assert_eq!(*code, codes::SIMULATED_FAULT);
+            assert_eq!(*http_status, None);
+        }
+        other => panic!("expected OntapError::Api, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    clear_faults(&sim).await;
+    assert!(snapshot(&ontap, BACKING).await.is_none());
+    ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+}
+
+/// A TLS simulator with the test user and a manual clock.
+async fn tls_sim() -> ServerHandle {
+    start(ServeOptions {
+        world: WorldSource::Toml(support::world(&cluster(""))),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Manual,
+        start: Some(START.parse().unwrap()),
+        tls: true,
+    })
+    .await
+    .expect("simulator starts")
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn tls_with_the_pinned_certificate_and_a_wrong_pin() {
+    let handle = tls_sim().await;
+    assert!(handle.base_url().starts_with("https://"));
+    let pin = handle.fingerprint_sha256().expect("TLS fingerprint");
+
+    let mut o = options(&handle.base_url(), POLICY_CLUSTER, PASSWORD);
+    o.tls = TlsVerify::PinSha256(pin);
+    let ontap = RestClient::new(o).unwrap();
+    assert_eq!(ontap.cluster().await.unwrap().name, "c1");
+    assert_eq!(volume(&ontap, "vol1").await.svm, "svm1");
+
+    let mut wrong = pin;
+    wrong[0] ^= 0xff;
+    let mut o = options(&handle.base_url(), POLICY_CLUSTER, PASSWORD);
+    o.tls = TlsVerify::PinSha256(wrong);
+    let err = RestClient::new(o).unwrap().cluster().await.unwrap_err();
+    assert!(
+        matches!(&err, OntapError::Transport { cluster, .. } if cluster == POLICY_CLUSTER),
+        "{err:?}"
+    );
+    let text = error_chain(&err);
+    assert!(text.contains("TLS certificate rejected"), "{text}");
+    assert!(text.contains("does not match pin_sha256"), "{text}");
+    handle.stop().await;
+}
+
+/// What a scenario observed, without the random uuids.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    created: (String, Option<String>, String, Vec<String>),
+    listed: Vec<(String, Option<String>, String, Vec<String>)>,
+    clone: (String, String, bool, bool),
+    locked: (Option<u64>, String),
+    after_delete: Vec<String>,
+}
+
+fn domain(s: &SnapshotInfo) -> (String, Option<String>, String, Vec<String>) {
+    (
+        s.name.clone(),
+        s.comment.clone(),
+        s.create_time.to_rfc3339(),
+        s.owners.clone(),
+    )
+}
+
+/// Create a backing snapshot, clone from it, list, try to delete it while the clone exists, then
+/// delete clone and snapshot and list again.
+async fn scenario(ontap: &dyn Ontap) -> Observed {
+    let vol = volume(ontap, "vol1").await;
+    let created = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let clone = ontap
+        .clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
+        .await
+        .unwrap();
+    let mut listed: Vec<_> = ontap
+        .snapshots()
+        .await
+        .unwrap()
+        .iter()
+        .map(domain)
+        .collect();
+    listed.sort();
+    let err = ontap
+        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .await
+        .unwrap_err();
+    let locked = match &err {
+        OntapError::Api {
+            http_status,
+            message,
+            ..
+        } => (
+            err.code().filter(|_| http_status.is_none()),
+            message.clone(),
+        ),
+        other => panic!("expected OntapError::Api, got {other:?}"),
+    };
+    ontap
+        .delete_lun(&clone.uuid, &clone.name, false)
+        .await
+        .unwrap();
+    ontap
+        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .await
+        .unwrap();
+    let mut after_delete: Vec<_> = ontap
+        .snapshots()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    after_delete.sort();
+    Observed {
+        created: domain(&created),
+        listed,
+        clone: (
+            clone.name,
+            clone.volume_name,
+            clone.mapped,
+            clone.created_as_clone,
+        ),
+        locked,
+        after_delete,
+    }
+}
+
+#[tokio::test]
+async fn rest_client_and_in_process_client_agree() {
+    let over_http = Sim::start(&cluster("\"snaprestore\""), START).await;
+    let in_process = Sim::start(&cluster("\"snaprestore\""), START).await;
+    let rest = RestClient::new(options(&over_http.base, "c1", PASSWORD)).unwrap();
+    let sim_client = SimClient::new(in_process.handle.simulator().clone(), "c1");
+
+    let a = scenario(&rest).await;
+    let b = scenario(&sim_client).await;
+    assert_eq!(a, b);
+    assert_eq!(a.locked.0, Some(SNAPSHOT_LOCKED));
+    assert_eq!(a.created.0, BACKING);
+    assert_eq!(a.created.1.as_deref(), Some(COMMENT));
+    assert!(
+        a.listed
+            .iter()
+            .any(|s| s.0 == BACKING && s.3 == ["lun_clone"]),
+        "{:?}",
+        a.listed
+    );
+    assert!(a.after_delete.is_empty(), "{:?}", a.after_delete);
+}
