@@ -20,7 +20,8 @@ pub enum SimulatorCommand {
         /// A snapwarden policy: its `endpoint = "simulator"` clusters become the world.
         #[arg(long)]
         policy: Option<PathBuf>,
-        /// Address to listen on; plain HTTP is allowed on loopback only.
+        /// Address of the first cluster; cluster i listens on port + i (port 0: free ports).
+        /// Plain HTTP is allowed on loopback only.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
         /// `real` follows the wall clock; `manual` moves only through the admin API.

@@ -1,5 +1,8 @@
 //! HTTP handlers: the ONTAP-shaped `/api` surface and the `/simulator/v1` admin API.
 //!
+//! `/api` handlers serve one cluster ([`ClusterState`]: the simulator and a cluster index; each
+//! cluster has its own listener); the admin handlers act on the whole world ([`AppState`]).
+//!
 //! Handlers are thin: parse the request, run one typed [`World`] operation under the lock, render
 //! JSON. Mutations answer 202 + job (knob `async_mutations`) or 201/200, honour `return_timeout`
 //! and `return_records`, and map [`SimError`] to ONTAP's error envelope with a string `code`.
@@ -7,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,11 +23,22 @@ use super::{ClockMode, Simulator};
 use crate::config::{format_iso8601_duration, parse_iso8601_duration};
 use crate::timeline::{CronField, CronSpec, Recurrence};
 
-/// The cluster the REST surface serves (the first of the world).
-const CI: usize = 0;
-
-/// Shared handler state.
+/// The world-wide state: the admin API and the middleware use it.
 pub type AppState = Arc<Simulator>;
+
+/// Handler state of one cluster's listener: the shared simulator and which of its clusters this
+/// endpoint is (an index into `World::clusters`).
+#[derive(Debug, Clone)]
+pub struct ClusterState {
+    pub sim: Arc<Simulator>,
+    pub ci: usize,
+}
+
+impl FromRef<ClusterState> for AppState {
+    fn from_ref(state: &ClusterState) -> AppState {
+        state.sim.clone()
+    }
+}
 
 /// An error envelope `{"error":{"message","code","target"}}` with its HTTP status.
 #[derive(Debug)]
@@ -135,8 +149,8 @@ fn not_found(target: &str) -> ApiError {
 
 // ----- rendering -----
 
-fn svm_ref(w: &World, name: &str) -> Value {
-    let uuid = w.clusters[CI]
+fn svm_ref(w: &World, ci: usize, name: &str) -> Value {
+    let uuid = w.clusters[ci]
         .svms
         .iter()
         .find(|s| s.name == name)
@@ -145,12 +159,12 @@ fn svm_ref(w: &World, name: &str) -> Value {
     json!({"name": name, "uuid": uuid, "_links": links(&format!("/api/svm/svms/{uuid}"))})
 }
 
-fn svm_of(w: &World, name: &str) -> Option<Svm> {
-    w.clusters[CI].svms.iter().find(|s| s.name == name).cloned()
+fn svm_of(w: &World, ci: usize, name: &str) -> Option<Svm> {
+    w.clusters[ci].svms.iter().find(|s| s.name == name).cloned()
 }
 
-fn render_cluster(w: &World) -> Value {
-    let c = &w.clusters[CI];
+fn render_cluster(w: &World, ci: usize) -> Value {
+    let c = &w.clusters[ci];
     let mut parts = c.version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
     let (gen, major, minor) = (
         parts.next().unwrap_or(9),
@@ -165,8 +179,8 @@ fn render_cluster(w: &World) -> Value {
     })
 }
 
-fn render_volume(w: &World, vi: usize) -> Value {
-    let c = &w.clusters[CI];
+fn render_volume(w: &World, ci: usize, vi: usize) -> Value {
+    let c = &w.clusters[ci];
     let v = &c.volumes[vi];
     let policy_uuid = c
         .policies
@@ -184,9 +198,9 @@ fn render_volume(w: &World, vi: usize) -> Value {
         clone["split_initiated"] = json!(false);
     }
     json!({
-        "uuid": v.uuid, "name": v.name, "svm": svm_ref(w, &v.svm), "size": v.size,
+        "uuid": v.uuid, "name": v.name, "svm": svm_ref(w, ci, &v.svm), "size": v.size,
         "state": "online", "style": "flexvol", "type": "rw",
-        "create_time": w.local(CI, v.create_time).to_rfc3339(),
+        "create_time": w.local(ci, v.create_time).to_rfc3339(),
         "snapshot_policy": {"name": v.snapshot_policy, "uuid": policy_uuid},
         "snapshot_count": v.snapshots.len(),
         "scheduled_snapshot_naming_scheme": "create_time",
@@ -195,29 +209,29 @@ fn render_volume(w: &World, vi: usize) -> Value {
     })
 }
 
-fn render_snapshot(w: &World, vi: usize, si: usize) -> Value {
-    let v = &w.clusters[CI].volumes[vi];
+fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Value {
+    let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     let mut r = json!({
         "uuid": s.uuid, "name": s.name,
-        "create_time": w.local(CI, s.create_time).to_rfc3339(),
+        "create_time": w.local(ci, s.create_time).to_rfc3339(),
         "size": s.size, "state": "valid",
         "volume": {"uuid": v.uuid, "name": v.name, "_links": links(&format!("/api/storage/volumes/{}", v.uuid))},
-        "svm": svm_ref(w, &v.svm),
+        "svm": svm_ref(w, ci, &v.svm),
         "_links": links(&format!("/api/storage/volumes/{}/snapshots/{}", v.uuid, s.uuid)),
     });
     if let Some(c) = &s.comment {
         r["comment"] = json!(c);
     }
-    let owners = w.owners(CI, vi, si);
+    let owners = w.owners(ci, vi, si);
     if !owners.is_empty() {
         r["owners"] = json!(owners);
     }
     r
 }
 
-fn render_lun(w: &World, li: usize) -> Value {
-    let c = &w.clusters[CI];
+fn render_lun(w: &World, ci: usize, li: usize) -> Value {
+    let c = &w.clusters[ci];
     let l = &c.luns[li];
     let vol = c.volumes.iter().find(|v| v.uuid == l.volume_uuid);
     let maps: Vec<Value> = c
@@ -232,8 +246,8 @@ fn render_lun(w: &World, li: usize) -> Value {
     let mut r = json!({
         "uuid": l.uuid, "name": l.name,
         "location": {"logical_unit": l.name.rsplit('/').next(), "volume": {"uuid": l.volume_uuid, "name": vol.map(|v| v.name.clone())}},
-        "svm": svm_ref(w, &l.svm), "os_type": l.os_type, "class": "regular",
-        "serial_number": l.serial_number, "create_time": w.local(CI, l.create_time).to_rfc3339(),
+        "svm": svm_ref(w, ci, &l.svm), "os_type": l.os_type, "class": "regular",
+        "serial_number": l.serial_number, "create_time": w.local(ci, l.create_time).to_rfc3339(),
         "enabled": true,
         "status": {"state": "online", "container_state": "online", "read_only": false, "mapped": !maps.is_empty()},
         "space": {"size": l.size, "used": 0, "guarantee": {"requested": false, "reserved": false}},
@@ -246,8 +260,8 @@ fn render_lun(w: &World, li: usize) -> Value {
     r
 }
 
-fn render_schedule(w: &World, i: usize) -> Value {
-    let c = &w.clusters[CI];
+fn render_schedule(w: &World, ci: usize, i: usize) -> Value {
+    let c = &w.clusters[ci];
     let s = &c.schedules[i];
     let mut r = json!({
         "uuid": s.uuid, "name": s.name, "scope": "cluster",
@@ -285,8 +299,8 @@ fn render_schedule(w: &World, i: usize) -> Value {
     r
 }
 
-fn render_policy(w: &World, i: usize) -> Value {
-    let c = &w.clusters[CI];
+fn render_policy(w: &World, ci: usize, i: usize) -> Value {
+    let c = &w.clusters[ci];
     let p = &c.policies[i];
     let copies: Vec<Value> = p
         .copies
@@ -316,8 +330,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("snapvault", "SnapVault License"),
 ];
 
-fn render_license(w: &World, name: &str, description: &str) -> Value {
-    let c = &w.clusters[CI];
+fn render_license(w: &World, ci: usize, name: &str, description: &str) -> Value {
+    let c = &w.clusters[ci];
     let installed = c.licenses.contains(name);
     let licenses = if installed {
         json!([{"owner": c.name, "serial_number": format!("1-80-{:06}", name.len() * 1000), "active": true, "evaluation": false, "installed_license": "Core Bundle", "compliance": {"state": "compliant"}}])
@@ -332,40 +346,40 @@ fn render_license(w: &World, name: &str, description: &str) -> Value {
     })
 }
 
-fn render_svm(w: &World, i: usize) -> Value {
-    let s = &w.clusters[CI].svms[i];
+fn render_svm(w: &World, ci: usize, i: usize) -> Value {
+    let s = &w.clusters[ci].svms[i];
     json!({"uuid": s.uuid, "name": s.name, "state": "running", "subtype": "default", "_links": links(&format!("/api/svm/svms/{}", s.uuid))})
 }
 
-fn render_igroup(w: &World, i: usize) -> Value {
-    let g = &w.clusters[CI].igroups[i];
+fn render_igroup(w: &World, ci: usize, i: usize) -> Value {
+    let g = &w.clusters[ci].igroups[i];
     json!({
-        "uuid": g.uuid, "name": g.name, "svm": svm_ref(w, &g.svm), "os_type": g.os_type, "protocol": g.protocol,
+        "uuid": g.uuid, "name": g.name, "svm": svm_ref(w, ci, &g.svm), "os_type": g.os_type, "protocol": g.protocol,
         "initiators": g.initiators.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
         "_links": links(&format!("/api/protocols/san/igroups/{}", g.uuid)),
     })
 }
 
-fn render_lun_map(w: &World, i: usize) -> Value {
-    let c = &w.clusters[CI];
+fn render_lun_map(w: &World, ci: usize, i: usize) -> Value {
+    let c = &w.clusters[ci];
     let m = &c.lun_maps[i];
     let lun = c.luns.iter().find(|l| l.uuid == m.lun_uuid);
     let g = c.igroups.iter().find(|g| g.uuid == m.igroup_uuid);
     json!({
         "lun": {"uuid": m.lun_uuid, "name": lun.map(|l| l.name.clone())},
         "igroup": {"uuid": m.igroup_uuid, "name": g.map(|g| g.name.clone())},
-        "svm": lun.map(|l| svm_ref(w, &l.svm)),
+        "svm": lun.map(|l| svm_ref(w, ci, &l.svm)),
         "logical_unit_number": m.logical_unit_number,
         "_links": links(&format!("/api/protocols/san/lun-maps/{}/{}", m.lun_uuid, m.igroup_uuid)),
     })
 }
 
-fn render_job(w: &World, uuid: &str) -> SimResult<Value> {
-    let j = w.job(CI, uuid)?;
+fn render_job(w: &World, ci: usize, uuid: &str) -> SimResult<Value> {
+    let j = w.job(ci, uuid)?;
     let state = j.state(w.now());
     let mut r = json!({
         "uuid": j.uuid, "description": j.description, "state": state.as_str(),
-        "start_time": w.local(CI, j.start).to_rfc3339(),
+        "start_time": w.local(ci, j.start).to_rfc3339(),
         "_links": links(&format!("/api/cluster/jobs/{}", j.uuid)),
     });
     match (state, &j.outcome) {
@@ -376,13 +390,13 @@ fn render_job(w: &World, uuid: &str) -> SimResult<Value> {
         (_, Ok(())) => {
             r["message"] = json!("success");
             r["code"] = json!(0);
-            r["end_time"] = json!(w.local(CI, j.end).to_rfc3339());
+            r["end_time"] = json!(w.local(ci, j.end).to_rfc3339());
         }
         (_, Err((code, message))) => {
             r["message"] = json!(message);
             r["code"] = json!(code);
             r["error"] = json!({"code": code.to_string(), "message": message});
-            r["end_time"] = json!(w.local(CI, j.end).to_rfc3339());
+            r["end_time"] = json!(w.local(ci, j.end).to_rfc3339());
         }
     }
     if let Some(svm) = &j.svm {
@@ -421,6 +435,7 @@ impl Done {
 /// Runs `op` unless an injected job failure wins the roll, then answers as ONTAP would.
 fn mutate(
     w: &mut World,
+    ci: usize,
     params: &Params,
     description: String,
     svm: Option<Svm>,
@@ -445,9 +460,9 @@ fn mutate(
         return Ok(with_location(hal(done.status, body), done.location));
     }
     let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
-    let job = w.add_job(CI, description, svm, &outcome);
+    let job = w.add_job(ci, description, svm, &outcome);
     let finished = w
-        .job(CI, &job)
+        .job(ci, &job)
         .map(|j| j.state(w.now()) != JobState::Running)
         .unwrap_or(true);
     let waited = params.number("return_timeout").unwrap_or(0) > 0;
@@ -480,16 +495,16 @@ fn with_location(mut resp: Response, location: Option<String>) -> Response {
 
 // ----- handlers: cluster -----
 
-async fn get_cluster(State(sim): State<AppState>) -> ApiResult {
-    sim.with(|w| ok(render_cluster(w)))
+async fn get_cluster(State(ClusterState { sim, ci }): State<ClusterState>) -> ApiResult {
+    sim.with(|w| ok(render_cluster(w, ci)))
 }
 
-async fn list_jobs(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_jobs(State(ClusterState { sim, ci }): State<ClusterState>, Query(q): Q) -> ApiResult {
     sim.with(|w| {
-        let records = w.clusters[CI]
+        let records = w.clusters[ci]
             .jobs
             .iter()
-            .filter_map(|j| render_job(w, &j.uuid).ok())
+            .filter_map(|j| render_job(w, ci, &j.uuid).ok())
             .collect();
         ok(collection(
             records,
@@ -500,9 +515,13 @@ async fn list_jobs(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
     })
 }
 
-async fn get_job(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q): Q) -> ApiResult {
+async fn get_job(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let r = render_job(w, &uuid)?;
+        let r = render_job(w, ci, &uuid)?;
         ok(project(
             &r,
             Some(&Params::new(q).fields().unwrap_or_else(|| vec!["*".into()])),
@@ -511,10 +530,13 @@ async fn get_job(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q)
     })
 }
 
-async fn list_schedules(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_schedules(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].schedules.len())
-            .map(|i| render_schedule(w, i))
+        let records = (0..w.clusters[ci].schedules.len())
+            .map(|i| render_schedule(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -526,17 +548,17 @@ async fn list_schedules(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
 }
 
 async fn get_schedule(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let i = w.clusters[CI]
+        let i = w.clusters[ci]
             .schedules
             .iter()
             .position(|s| s.uuid == uuid || s.name == uuid)
             .ok_or_else(|| not_found("uuid"))?;
-        instance(render_schedule(w, i), q, &["uuid", "name"])
+        instance(render_schedule(w, ci, i), q, &["uuid", "name"])
     })
 }
 
@@ -555,7 +577,10 @@ fn ints(v: Option<&Value>) -> Result<Vec<u32>, ApiError> {
     }
 }
 
-async fn post_schedule(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+async fn post_schedule(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    body: Bytes,
+) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
     sim.with(|w| {
@@ -594,10 +619,10 @@ async fn post_schedule(State(sim): State<AppState>, body: Bytes) -> ApiResult {
             .map_err(|e| ApiError::invalid("cron", e.to_string()))?;
             Recurrence::Cron(spec)
         };
-        let uuid = w.add_schedule(CI, &name, rec)?;
-        let i = w.clusters[CI].schedules.len() - 1;
+        let uuid = w.add_schedule(ci, &name, rec)?;
+        let i = w.clusters[ci].schedules.len() - 1;
         let href = format!("/api/cluster/schedules/{uuid}");
-        let r = render_schedule(w, i);
+        let r = render_schedule(w, ci, i);
         Ok(with_location(
             hal(
                 StatusCode::CREATED,
@@ -608,7 +633,10 @@ async fn post_schedule(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     })
 }
 
-async fn list_licenses(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_licenses(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+) -> ApiResult {
     let mut params = Params::new(q);
     if params.get("state").is_none() {
         params.pairs.push(("state".into(), "!unlicensed".into()));
@@ -616,7 +644,7 @@ async fn list_licenses(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
     sim.with(|w| {
         let records = PACKAGES
             .iter()
-            .map(|(n, d)| render_license(w, n, d))
+            .map(|(n, d)| render_license(w, ci, n, d))
             .collect();
         let mut body = collection(
             records,
@@ -630,7 +658,7 @@ async fn list_licenses(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
 }
 
 async fn get_license(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(name): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
@@ -639,7 +667,7 @@ async fn get_license(
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| not_found("name"))?;
-        instance(render_license(w, n, d), q, &["name"])
+        instance(render_license(w, ci, n, d), q, &["name"])
     })
 }
 
@@ -650,10 +678,10 @@ fn instance(r: Value, q: Vec<(String, String)>, keys: &[&str]) -> ApiResult {
 
 // ----- handlers: SVMs, volumes -----
 
-async fn list_svms(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_svms(State(ClusterState { sim, ci }): State<ClusterState>, Query(q): Q) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].svms.len())
-            .map(|i| render_svm(w, i))
+        let records = (0..w.clusters[ci].svms.len())
+            .map(|i| render_svm(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -664,21 +692,28 @@ async fn list_svms(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
     })
 }
 
-async fn get_svm(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q): Q) -> ApiResult {
+async fn get_svm(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let i = w.clusters[CI]
+        let i = w.clusters[ci]
             .svms
             .iter()
             .position(|s| s.uuid == uuid)
             .ok_or_else(|| not_found("uuid"))?;
-        instance(render_svm(w, i), q, &["uuid", "name"])
+        instance(render_svm(w, ci, i), q, &["uuid", "name"])
     })
 }
 
-async fn list_volumes(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_volumes(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].volumes.len())
-            .map(|i| render_volume(w, i))
+        let records = (0..w.clusters[ci].volumes.len())
+            .map(|i| render_volume(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -690,17 +725,21 @@ async fn list_volumes(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
 }
 
 async fn get_volume(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let vi = w.volume_index(CI, &uuid).map_err(|_| not_found("uuid"))?;
-        instance(render_volume(w, vi), q, &["uuid", "name"])
+        let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
+        instance(render_volume(w, ci, vi), q, &["uuid", "name"])
     })
 }
 
-async fn post_volume(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> ApiResult {
+async fn post_volume(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
     let b = parse_body(&body)?;
     let params = Params::new(q);
     let name = required(&b, "name")?;
@@ -711,10 +750,11 @@ async fn post_volume(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> A
         .and_then(Value::as_bool)
         .unwrap_or(false);
     sim.with(|w| {
-        let svm_obj =
-            svm_of(w, &svm).or_else(|| w.clusters[CI].svms.iter().find(|s| s.uuid == svm).cloned());
+        let svm_obj = svm_of(w, ci, &svm)
+            .or_else(|| w.clusters[ci].svms.iter().find(|s| s.uuid == svm).cloned());
         mutate(
             w,
+            ci,
             &params,
             "POST /api/storage/volumes".into(),
             svm_obj,
@@ -729,24 +769,27 @@ async fn post_volume(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> A
                         })?;
                     let snap = str_at(&b, "clone.parent_snapshot.name")
                         .or_else(|| str_at(&b, "clone.parent_snapshot.uuid"));
-                    w.clone_volume(CI, &svm, &name, &parent, snap.as_deref())?
+                    w.clone_volume(ci, &svm, &name, &parent, snap.as_deref())?
                 } else {
                     let size = value_at(&b, "size")
                         .and_then(Value::as_u64)
                         .unwrap_or(20 << 30);
                     let policy =
                         str_at(&b, "snapshot_policy.name").unwrap_or_else(|| "default".into());
-                    w.create_volume(CI, &svm, &name, size, &policy)?
+                    w.create_volume(ci, &svm, &name, size, &policy)?
                 };
-                let vi = w.volume_index(CI, &uuid)?;
-                Done::created(format!("/api/storage/volumes/{uuid}"), render_volume(w, vi))
+                let vi = w.volume_index(ci, &uuid)?;
+                Done::created(
+                    format!("/api/storage/volumes/{uuid}"),
+                    render_volume(w, ci, vi),
+                )
             },
         )
     })
 }
 
 async fn patch_volume(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
     body: Bytes,
@@ -765,24 +808,24 @@ async fn patch_volume(
         restore("restore_path"),
     );
     sim.with(|w| {
-        let vi = w.volume_index(CI, &uuid).map_err(|_| not_found("uuid"))?;
-        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
-        mutate(w, &params, format!("PATCH /api/storage/volumes/{uuid}"), svm, |w| {
+        let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
+        mutate(w, ci, &params, format!("PATCH /api/storage/volumes/{uuid}"), svm, |w| {
             if let Some(snap) = &snap {
                 let (path, restore_path) = match (&path, &restore_path) {
                     (Some(p), Some(r)) => (p.clone(), r.clone()),
                     _ => return Err(SimError::Invalid { target: "restore_to.path".into(), message: "restore_to.path and restore_to.restore_path are required for a single-file restore in this simulator.".into() }),
                 };
-                w.clone_lun_snaprestore(CI, vi, snap, &path, &restore_path)?;
+                w.clone_lun_snaprestore(ci, vi, snap, &path, &restore_path)?;
             }
             if let Some(policy) = str_at(&b, "snapshot_policy.name") {
-                w.set_volume_policy(CI, vi, &policy)?;
+                w.set_volume_policy(ci, vi, &policy)?;
             }
             if value_at(&b, "clone.split_initiated").and_then(Value::as_bool) == Some(true) {
-                w.split_clone(CI, vi)?;
+                w.split_clone(ci, vi)?;
             }
             if let Some(dep) = value_at(&b, "snapshot_clone_dependency").and_then(Value::as_bool) {
-                w.clusters[CI].volumes[vi].snapshot_clone_dependency = dep;
+                w.clusters[ci].volumes[vi].snapshot_clone_dependency = dep;
             }
             Done::ok()
         })
@@ -790,21 +833,22 @@ async fn patch_volume(
 }
 
 async fn delete_volume(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     let params = Params::new(q);
     sim.with(|w| {
-        let vi = w.volume_index(CI, &uuid).map_err(|_| not_found("uuid"))?;
-        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
         mutate(
             w,
+            ci,
             &params,
             format!("DELETE /api/storage/volumes/{uuid}"),
             svm,
             |w| {
-                w.delete_volume(CI, vi)?;
+                w.delete_volume(ci, vi)?;
                 Done::ok()
             },
         )
@@ -814,22 +858,22 @@ async fn delete_volume(
 // ----- handlers: snapshots -----
 
 async fn list_snapshots(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(vol): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
         let volumes: Vec<usize> = if vol == "*" {
-            (0..w.clusters[CI].volumes.len()).collect()
+            (0..w.clusters[ci].volumes.len()).collect()
         } else {
             vec![w
-                .volume_index(CI, &vol)
+                .volume_index(ci, &vol)
                 .map_err(|_| not_found("volume.uuid"))?]
         };
         let records = volumes
             .into_iter()
-            .flat_map(|vi| (0..w.clusters[CI].volumes[vi].snapshots.len()).map(move |si| (vi, si)))
-            .map(|(vi, si)| render_snapshot(w, vi, si))
+            .flat_map(|vi| (0..w.clusters[ci].volumes[vi].snapshots.len()).map(move |si| (vi, si)))
+            .map(|(vi, si)| render_snapshot(w, ci, vi, si))
             .collect();
         let keys: &[&str] = if vol == "*" {
             &["uuid", "name", "volume"]
@@ -846,8 +890,8 @@ async fn list_snapshots(
 }
 
 /// Finds a snapshot by volume uuid (or `*`) and snapshot uuid.
-fn find_snapshot(w: &World, vol: &str, snap: &str) -> Result<(usize, usize), ApiError> {
-    let c = &w.clusters[CI];
+fn find_snapshot(w: &World, ci: usize, vol: &str, snap: &str) -> Result<(usize, usize), ApiError> {
+    let c = &w.clusters[ci];
     for (vi, v) in c.volumes.iter().enumerate() {
         if vol != "*" && v.uuid != vol {
             continue;
@@ -868,18 +912,18 @@ fn find_snapshot(w: &World, vol: &str, snap: &str) -> Result<(usize, usize), Api
 }
 
 async fn get_snapshot(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path((vol, snap)): Path<(String, String)>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let (vi, si) = find_snapshot(w, &vol, &snap)?;
-        instance(render_snapshot(w, vi, si), q, &["uuid", "name"])
+        let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
+        instance(render_snapshot(w, ci, vi, si), q, &["uuid", "name"])
     })
 }
 
 async fn post_snapshot(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(vol): Path<String>,
     Query(q): Q,
     body: Bytes,
@@ -890,20 +934,21 @@ async fn post_snapshot(
     let comment = str_at(&b, "comment");
     sim.with(|w| {
         let vi = w
-            .volume_index(CI, &vol)
+            .volume_index(ci, &vol)
             .map_err(|_| not_found("volume.uuid"))?;
-        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
         mutate(
             w,
+            ci,
             &params,
             format!("POST /api/storage/volumes/{vol}/snapshots/?name={name}"),
             svm,
             |w| {
-                let uuid = w.create_snapshot(CI, vi, &name, comment)?;
-                let si = w.snapshot_index(CI, vi, &uuid)?;
+                let uuid = w.create_snapshot(ci, vi, &name, comment)?;
+                let si = w.snapshot_index(ci, vi, &uuid)?;
                 Done::created(
                     format!("/api/storage/volumes/{vol}/snapshots/{uuid}"),
-                    render_snapshot(w, vi, si),
+                    render_snapshot(w, ci, vi, si),
                 )
             },
         )
@@ -911,15 +956,15 @@ async fn post_snapshot(
 }
 
 async fn patch_snapshot(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path((vol, snap)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
     let b = parse_body(&body)?;
     sim.with(|w| {
-        let (vi, si) = find_snapshot(w, &vol, &snap)?;
+        let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
         w.modify_snapshot(
-            CI,
+            ci,
             vi,
             si,
             str_at(&b, "name").as_deref(),
@@ -930,22 +975,23 @@ async fn patch_snapshot(
 }
 
 async fn delete_snapshot(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path((vol, snap)): Path<(String, String)>,
     Query(q): Q,
 ) -> ApiResult {
     let params = Params::new(q);
     sim.with(|w| {
-        let (vi, si) = find_snapshot(w, &vol, &snap)?;
-        let vol_uuid = w.clusters[CI].volumes[vi].uuid.clone();
-        let svm = svm_of(w, &w.clusters[CI].volumes[vi].svm.clone());
+        let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
+        let vol_uuid = w.clusters[ci].volumes[vi].uuid.clone();
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
         mutate(
             w,
+            ci,
             &params,
             format!("DELETE /api/storage/volumes/{vol_uuid}/snapshots/{snap}"),
             svm,
             |w| {
-                w.delete_snapshot(CI, vi, si)?;
+                w.delete_snapshot(ci, vi, si)?;
                 Done::ok()
             },
         )
@@ -954,10 +1000,13 @@ async fn delete_snapshot(
 
 // ----- handlers: snapshot policies -----
 
-async fn list_policies(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_policies(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].policies.len())
-            .map(|i| render_policy(w, i))
+        let records = (0..w.clusters[ci].policies.len())
+            .map(|i| render_policy(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -969,21 +1018,24 @@ async fn list_policies(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
 }
 
 async fn get_policy(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let i = w.clusters[CI]
+        let i = w.clusters[ci]
             .policies
             .iter()
             .position(|p| p.uuid == uuid)
             .ok_or_else(|| not_found("uuid"))?;
-        instance(render_policy(w, i), q, &["uuid", "name"])
+        instance(render_policy(w, ci, i), q, &["uuid", "name"])
     })
 }
 
-async fn post_policy(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+async fn post_policy(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    body: Bytes,
+) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
     let comment = str_at(&b, "comment").unwrap_or_default();
@@ -1010,13 +1062,13 @@ async fn post_policy(State(sim): State<AppState>, body: Bytes) -> ApiResult {
         });
     }
     sim.with(|w| {
-        let uuid = w.add_policy(CI, &name, &comment, copies)?;
+        let uuid = w.add_policy(ci, &name, &comment, copies)?;
         if value_at(&b, "enabled").and_then(Value::as_bool) == Some(false) {
-            if let Some(p) = w.clusters[CI].policies.last_mut() {
+            if let Some(p) = w.clusters[ci].policies.last_mut() {
                 p.enabled = false;
             }
         }
-        let r = render_policy(w, w.clusters[CI].policies.len() - 1);
+        let r = render_policy(w, ci, w.clusters[ci].policies.len() - 1);
         Ok(with_location(
             hal(
                 StatusCode::CREATED,
@@ -1029,10 +1081,10 @@ async fn post_policy(State(sim): State<AppState>, body: Bytes) -> ApiResult {
 
 // ----- handlers: LUNs, igroups, maps -----
 
-async fn list_luns(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_luns(State(ClusterState { sim, ci }): State<ClusterState>, Query(q): Q) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].luns.len())
-            .map(|i| render_lun(w, i))
+        let records = (0..w.clusters[ci].luns.len())
+            .map(|i| render_lun(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -1043,20 +1095,28 @@ async fn list_luns(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
     })
 }
 
-async fn get_lun(State(sim): State<AppState>, Path(uuid): Path<String>, Query(q): Q) -> ApiResult {
+async fn get_lun(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let li = w.clusters[CI]
+        let li = w.clusters[ci]
             .luns
             .iter()
             .position(|l| l.uuid == uuid)
             .ok_or_else(|| {
                 ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
             })?;
-        instance(render_lun(w, li), q, &["uuid", "name"])
+        instance(render_lun(w, ci, li), q, &["uuid", "name"])
     })
 }
 
-async fn post_lun(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> ApiResult {
+async fn post_lun(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
     let b = parse_body(&body)?;
     let params = Params::new(q);
     let name = required(&b, "name")?;
@@ -1075,71 +1135,82 @@ async fn post_lun(State(sim): State<AppState>, Query(q): Q, body: Bytes) -> ApiR
         ));
     }
     sim.with(|w| {
-        let svm_obj =
-            svm_of(w, &svm).or_else(|| w.clusters[CI].svms.iter().find(|s| s.uuid == svm).cloned());
-        mutate(w, &params, "POST /api/storage/luns".into(), svm_obj, |w| {
-            let source = match (&clone_name, &clone_uuid) {
-                (Some(n), _) => Some(n.clone()),
-                (None, Some(u)) => {
-                    let li = w.lun_index(CI, u)?;
-                    Some(w.clusters[CI].luns[li].name.clone())
-                }
-                (None, None) => None,
-            };
-            let uuid = if let Some(source) = source {
-                w.clone_lun_flexclone(CI, &source, &name)?
-            } else {
-                let os_type = str_at(&b, "os_type").ok_or_else(|| SimError::Invalid {
-                    target: "os_type".into(),
-                    message: "Missing value for required field \"os_type\".".into(),
-                })?;
-                let size = value_at(&b, "space.size")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| SimError::Invalid {
-                        target: "space.size".into(),
-                        message: "Missing value for required field \"space.size\".".into(),
+        let svm_obj = svm_of(w, ci, &svm)
+            .or_else(|| w.clusters[ci].svms.iter().find(|s| s.uuid == svm).cloned());
+        mutate(
+            w,
+            ci,
+            &params,
+            "POST /api/storage/luns".into(),
+            svm_obj,
+            |w| {
+                let source = match (&clone_name, &clone_uuid) {
+                    (Some(n), _) => Some(n.clone()),
+                    (None, Some(u)) => {
+                        let li = w.lun_index(ci, u)?;
+                        Some(w.clusters[ci].luns[li].name.clone())
+                    }
+                    (None, None) => None,
+                };
+                let uuid = if let Some(source) = source {
+                    w.clone_lun_flexclone(ci, &source, &name)?
+                } else {
+                    let os_type = str_at(&b, "os_type").ok_or_else(|| SimError::Invalid {
+                        target: "os_type".into(),
+                        message: "Missing value for required field \"os_type\".".into(),
                     })?;
-                w.create_lun(CI, &name, size, &os_type)?
-            };
-            let li = w.lun_index(CI, &uuid)?;
-            Done::created(format!("/api/storage/luns/{uuid}"), render_lun(w, li))
-        })
+                    let size = value_at(&b, "space.size")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| SimError::Invalid {
+                            target: "space.size".into(),
+                            message: "Missing value for required field \"space.size\".".into(),
+                        })?;
+                    w.create_lun(ci, &name, size, &os_type)?
+                };
+                let li = w.lun_index(ci, &uuid)?;
+                Done::created(format!("/api/storage/luns/{uuid}"), render_lun(w, ci, li))
+            },
+        )
     })
 }
 
 async fn delete_lun(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     let params = Params::new(q);
     let allow = params.flag("allow_delete_while_mapped", false);
     sim.with(|w| {
-        let li = w.clusters[CI]
+        let li = w.clusters[ci]
             .luns
             .iter()
             .position(|l| l.uuid == uuid)
             .ok_or_else(|| {
                 ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
             })?;
-        let svm = svm_of(w, &w.clusters[CI].luns[li].svm.clone());
+        let svm = svm_of(w, ci, &w.clusters[ci].luns[li].svm.clone());
         mutate(
             w,
+            ci,
             &params,
             format!("DELETE /api/storage/luns/{uuid}"),
             svm,
             |w| {
-                w.delete_lun(CI, li, allow)?;
+                w.delete_lun(ci, li, allow)?;
                 Done::ok()
             },
         )
     })
 }
 
-async fn list_igroups(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_igroups(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].igroups.len())
-            .map(|i| render_igroup(w, i))
+        let records = (0..w.clusters[ci].igroups.len())
+            .map(|i| render_igroup(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -1151,21 +1222,24 @@ async fn list_igroups(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
 }
 
 async fn get_igroup(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let i = w.clusters[CI]
+        let i = w.clusters[ci]
             .igroups
             .iter()
             .position(|g| g.uuid == uuid)
             .ok_or_else(|| not_found("uuid"))?;
-        instance(render_igroup(w, i), q, &["uuid", "name"])
+        instance(render_igroup(w, ci, i), q, &["uuid", "name"])
     })
 }
 
-async fn post_igroup(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+async fn post_igroup(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    body: Bytes,
+) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
     let svm = str_at(&b, "svm.name")
@@ -1179,8 +1253,8 @@ async fn post_igroup(State(sim): State<AppState>, body: Bytes) -> ApiResult {
         .map(|a| a.iter().filter_map(|i| str_at(i, "name")).collect())
         .unwrap_or_default();
     sim.with(|w| {
-        let uuid = w.create_igroup(CI, &svm, &name, &os_type, &protocol, initiators)?;
-        let r = render_igroup(w, w.clusters[CI].igroups.len() - 1);
+        let uuid = w.create_igroup(ci, &svm, &name, &os_type, &protocol, initiators)?;
+        let r = render_igroup(w, ci, w.clusters[ci].igroups.len() - 1);
         Ok(with_location(
             hal(
                 StatusCode::CREATED,
@@ -1191,10 +1265,13 @@ async fn post_igroup(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     })
 }
 
-async fn list_lun_maps(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
+async fn list_lun_maps(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+) -> ApiResult {
     sim.with(|w| {
-        let records = (0..w.clusters[CI].lun_maps.len())
-            .map(|i| render_lun_map(w, i))
+        let records = (0..w.clusters[ci].lun_maps.len())
+            .map(|i| render_lun_map(w, ci, i))
             .collect();
         ok(collection(
             records,
@@ -1206,23 +1283,26 @@ async fn list_lun_maps(State(sim): State<AppState>, Query(q): Q) -> ApiResult {
 }
 
 async fn get_lun_map(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path((lun, igroup)): Path<(String, String)>,
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let i = w.clusters[CI]
+        let i = w.clusters[ci]
             .lun_maps
             .iter()
             .position(|m| m.lun_uuid == lun && m.igroup_uuid == igroup)
             .ok_or_else(|| {
                 ApiError::new(404, codes::MAP_NOT_FOUND, "entry doesn't exist", "lun.uuid")
             })?;
-        instance(render_lun_map(w, i), q, &["lun", "igroup", "svm"])
+        instance(render_lun_map(w, ci, i), q, &["lun", "igroup", "svm"])
     })
 }
 
-async fn post_lun_map(State(sim): State<AppState>, body: Bytes) -> ApiResult {
+async fn post_lun_map(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    body: Bytes,
+) -> ApiResult {
     let b = parse_body(&body)?;
     let lun = str_at(&b, "lun.uuid")
         .or_else(|| str_at(&b, "lun.name"))
@@ -1233,14 +1313,14 @@ async fn post_lun_map(State(sim): State<AppState>, body: Bytes) -> ApiResult {
             ApiError::invalid("igroup", "Missing value for required field \"igroup\".")
         })?;
     sim.with(|w| {
-        w.map_lun(CI, &lun, &igroup)?;
-        let i = w.clusters[CI].lun_maps.len() - 1;
-        let m = &w.clusters[CI].lun_maps[i];
+        w.map_lun(ci, &lun, &igroup)?;
+        let i = w.clusters[ci].lun_maps.len() - 1;
+        let m = &w.clusters[ci].lun_maps[i];
         let href = format!(
             "/api/protocols/san/lun-maps/{}/{}",
             m.lun_uuid, m.igroup_uuid
         );
-        let r = render_lun_map(w, i);
+        let r = render_lun_map(w, ci, i);
         Ok(with_location(
             hal(
                 StatusCode::CREATED,
@@ -1252,11 +1332,11 @@ async fn post_lun_map(State(sim): State<AppState>, body: Bytes) -> ApiResult {
 }
 
 async fn delete_lun_map(
-    State(sim): State<AppState>,
+    State(ClusterState { sim, ci }): State<ClusterState>,
     Path((lun, igroup)): Path<(String, String)>,
 ) -> ApiResult {
     sim.with(|w| {
-        w.unmap_lun(CI, &lun, &igroup)?;
+        w.unmap_lun(ci, &lun, &igroup)?;
         ok(json!({}))
     })
 }
@@ -1265,8 +1345,8 @@ async fn api_fallback() -> ApiError {
     ApiError::new(404, codes::NOT_FOUND, "API not found", "uri")
 }
 
-/// The `/api` router.
-pub fn api_router() -> Router<AppState> {
+/// The `/api` router of the cluster in its [`ClusterState`].
+pub fn api_router() -> Router<ClusterState> {
     Router::new()
         .route("/api/cluster", get(get_cluster))
         .route("/api/cluster/jobs", get(list_jobs))
@@ -1389,8 +1469,9 @@ async fn set_knobs(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     })
 }
 
-/// The `/simulator/v1` admin router (clock, faults, knobs).
-pub fn admin_router() -> Router<AppState> {
+/// The `/simulator/v1` admin router (clock, faults, knobs): world-wide, whichever cluster's
+/// listener it is mounted on.
+pub fn admin_router() -> Router<ClusterState> {
     Router::new()
         .route("/simulator/v1/clock", get(get_clock))
         .route("/simulator/v1/clock/advance", post(advance_clock))

@@ -1,5 +1,9 @@
-//! Serving the simulator over HTTP(S): HTTP Basic auth, fault injection, the real-clock task,
-//! a generated self-signed certificate, and start/stop for the CLI and for tests.
+//! Serving the simulator over HTTP(S): one listener per cluster of the world (like ONTAP, where
+//! each cluster has its own management address), HTTP Basic auth, fault injection, the
+//! real-clock task, a generated self-signed certificate, and start/stop for the CLI and tests.
+//!
+//! Cluster 0 listens on `listen`, cluster `i` on `listen.port() + i` (port 0: each on its own
+//! free port). Every listener also serves the world-wide admin API (one clock, one set of faults).
 //!
 //! Plain HTTP is allowed only on loopback addresses (tests and local demos); anything else needs
 //! `tls`. The certificate's SHA-256 fingerprint is printed at start-up so clients can pin it.
@@ -22,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::config::{WorldFile, DEFAULT_USER};
-use super::rest::{admin_router, api_router, ApiError, AppState};
+use super::rest::{admin_router, api_router, ApiError, AppState, ClusterState};
 use super::world::{codes, World};
 use super::{ClockMode, Simulator};
 
@@ -41,7 +45,8 @@ pub enum WorldSource {
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub world: WorldSource,
-    /// `127.0.0.1:0` picks a free port; [`ServerHandle::addr`] tells which.
+    /// The first cluster's address; cluster `i` listens on the next ports (`port + i`).
+    /// `127.0.0.1:0` gives every cluster a free port; [`ServerHandle::clusters`] tells which.
     pub listen: SocketAddr,
     pub clock: ClockMode,
     /// Start instant of a manual clock (default: now). Ignored by a real clock.
@@ -49,32 +54,56 @@ pub struct ServeOptions {
     pub tls: bool,
 }
 
-/// A running simulator server.
+/// One cluster's running listener.
 #[derive(Debug)]
-pub struct ServerHandle {
-    addr: SocketAddr,
-    fingerprint: Option<String>,
-    sim: Arc<Simulator>,
+struct Listener {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     tls_handle: Option<axum_server::Handle>,
     task: JoinHandle<()>,
+}
+
+/// A running simulator server: one listener per cluster of the world.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// (cluster name, bound address), in world order; never empty.
+    clusters: Vec<(String, SocketAddr)>,
+    fingerprint: Option<String>,
+    sim: Arc<Simulator>,
+    listeners: Vec<Listener>,
     clock_task: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
-    /// The bound address.
+    /// The first cluster's bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.clusters[0].1
     }
 
-    /// `http://addr` or `https://addr`.
+    /// `http://addr` or `https://addr` of the first cluster.
     pub fn base_url(&self) -> String {
+        self.url(self.addr())
+    }
+
+    /// Every cluster's name and bound address, in world order.
+    pub fn clusters(&self) -> &[(String, SocketAddr)] {
+        &self.clusters
+    }
+
+    /// `http(s)://addr` of the named cluster, if the world has it.
+    pub fn base_url_of(&self, name: &str) -> Option<String> {
+        self.clusters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| self.url(*addr))
+    }
+
+    fn url(&self, addr: SocketAddr) -> String {
         let scheme = if self.fingerprint.is_some() {
             "https"
         } else {
             "http"
         };
-        format!("{scheme}://{}", self.addr)
+        format!("{scheme}://{addr}")
     }
 
     /// SHA-256 of the certificate (DER), lowercase hex, when serving TLS.
@@ -96,18 +125,22 @@ impl ServerHandle {
         &self.sim
     }
 
-    /// Stops accepting connections and waits for the server task to end.
+    /// Stops accepting connections on every listener and waits for their tasks to end.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = &self.tls_handle {
-            h.graceful_shutdown(Some(Duration::from_secs(1)));
+        for l in &mut self.listeners {
+            if let Some(tx) = l.shutdown.take() {
+                let _ = tx.send(());
+            }
+            if let Some(h) = &l.tls_handle {
+                h.graceful_shutdown(Some(Duration::from_secs(1)));
+            }
         }
         if let Some(t) = self.clock_task.take() {
             t.abort();
         }
-        let _ = (&mut self.task).await;
+        for l in self.listeners {
+            let _ = l.task.await;
+        }
     }
 }
 
@@ -203,12 +236,38 @@ async fn faults(State(sim): State<AppState>, req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-/// The full application: `/api` (with faults) and `/simulator/v1`, both behind Basic auth.
-pub fn router(sim: Arc<Simulator>) -> Router {
+/// The application of cluster `ci` (an index into the world's clusters): its `/api` (with
+/// faults) and the world-wide `/simulator/v1`, both behind Basic auth.
+pub fn router(sim: Arc<Simulator>, ci: usize) -> Router {
     let api = api_router().layer(middleware::from_fn_with_state(sim.clone(), faults));
     api.merge(admin_router())
         .layer(middleware::from_fn_with_state(sim.clone(), auth))
-        .with_state(sim)
+        .with_state(ClusterState { sim, ci })
+}
+
+/// Binds one listener per cluster: the first on `listen`, cluster `i` on `listen.port() + i`,
+/// or each on a free port when `listen.port()` is 0.
+fn bind_all(listen: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    (0..count.max(1))
+        .map(|i| {
+            let mut addr = listen;
+            if listen.port() != 0 {
+                let port = u16::try_from(usize::from(listen.port()) + i)
+                    .ok()
+                    .with_context(|| {
+                        format!(
+                            "cluster {} would need a port above 65535 (--listen {listen})",
+                            i + 1
+                        )
+                    })?;
+                addr.set_port(port);
+            }
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding {addr} (cluster {})", i + 1))?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+        .collect()
 }
 
 /// A self-signed certificate for `localhost`, `127.0.0.1`, `::1` and the listen address:
@@ -243,11 +302,37 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
     }
     let world = build_world(&opts)?;
     let sim = Simulator::new(world, opts.clock);
-    let app = router(sim.clone());
-    let std_listener = std::net::TcpListener::bind(opts.listen)
-        .with_context(|| format!("binding {}", opts.listen))?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
+    let names: Vec<String> = sim.with(|w| w.clusters.iter().map(|c| c.name.clone()).collect());
+    let std_listeners = bind_all(opts.listen, names.len())?;
+    let mut clusters = Vec::with_capacity(std_listeners.len());
+    for (i, l) in std_listeners.iter().enumerate() {
+        let name = names.get(i).cloned().unwrap_or_default();
+        clusters.push((name, l.local_addr()?));
+    }
+    let tls = if opts.tls {
+        let (cert, key, fingerprint) = self_signed(clusters[0].1)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(cert)],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+            )?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+        Some((rustls_config, fingerprint))
+    } else {
+        None
+    };
+    let mut listeners = Vec::with_capacity(std_listeners.len());
+    for (ci, std_listener) in std_listeners.into_iter().enumerate() {
+        let app = router(sim.clone(), ci);
+        listeners.push(match &tls {
+            Some((rustls_config, _)) => serve_tls(std_listener, rustls_config.clone(), app),
+            None => serve_plain(std_listener, app)?,
+        });
+    }
     let clock_task = (opts.clock == ClockMode::Real).then(|| {
         let sim = sim.clone();
         tokio::spawn(async move {
@@ -258,60 +343,53 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
             }
         })
     });
-    if opts.tls {
-        let (cert, key, fingerprint) = self_signed(addr)?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![rustls::pki_types::CertificateDer::from(cert)],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
-            )?;
-        let mut config = config;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-        let handle = axum_server::Handle::new();
-        let server =
-            axum_server::from_tcp_rustls(std_listener, rustls_config).handle(handle.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = server.serve(app.into_make_service()).await {
-                tracing::error!("simulator server: {e:#}");
-            }
-        });
-        Ok(ServerHandle {
-            addr,
-            fingerprint: Some(fingerprint),
-            sim,
-            shutdown: None,
-            tls_handle: Some(handle),
-            task,
-            clock_task,
-        })
-    } else {
-        let listener = tokio::net::TcpListener::from_std(std_listener)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!("simulator server: {e:#}");
-            }
-        });
-        Ok(ServerHandle {
-            addr,
-            fingerprint: None,
-            sim,
-            shutdown: Some(tx),
-            tls_handle: None,
-            task,
-            clock_task,
-        })
+    Ok(ServerHandle {
+        clusters,
+        fingerprint: tls.map(|(_, fp)| fp),
+        sim,
+        listeners,
+        clock_task,
+    })
+}
+
+fn serve_tls(
+    std_listener: std::net::TcpListener,
+    config: axum_server::tls_rustls::RustlsConfig,
+    app: Router,
+) -> Listener {
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(std_listener, config).handle(handle.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.serve(app.into_make_service()).await {
+            tracing::error!("simulator server: {e:#}");
+        }
+    });
+    Listener {
+        shutdown: None,
+        tls_handle: Some(handle),
+        task,
     }
+}
+
+fn serve_plain(std_listener: std::net::TcpListener, app: Router) -> anyhow::Result<Listener> {
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("simulator server: {e:#}");
+        }
+    });
+    Ok(Listener {
+        shutdown: Some(tx),
+        tls_handle: None,
+        task,
+    })
 }
 
 /// `snapwarden simulator serve`: starts, prints where it listens (and the certificate
@@ -319,6 +397,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
 pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let handle = start(opts).await?;
     println!("snapwarden simulator listening on {}", handle.base_url());
+    for (name, addr) in handle.clusters() {
+        println!("cluster {name}: {}", handle.url(*addr));
+    }
     if let Some(fp) = handle.fingerprint() {
         println!("certificate SHA-256 fingerprint: {fp}");
     }
