@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::query::{collection, project, Params};
-use super::world::{codes, JobState, PolicyCopy, SimError, SimResult, Svm, World};
+use super::world::{codes, Cluster, JobState, PolicyCopy, SimError, SimResult, Svm, World};
 use super::{ClockMode, Simulator};
 use crate::config::{format_iso8601_duration, parse_iso8601_duration};
 use crate::timeline::{CronField, CronSpec, Recurrence};
@@ -530,35 +530,22 @@ async fn get_job(
     })
 }
 
-async fn list_schedules(
-    State(ClusterState { sim, ci }): State<ClusterState>,
-    Query(q): Q,
-) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].schedules.len())
-            .map(|i| render_schedule(w, ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            "/api/cluster/schedules",
-            &["uuid", "name"],
-        ))
-    })
+async fn list_schedules(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &SCHEDULES)
 }
 
 async fn get_schedule(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let i = w.clusters[ci]
-            .schedules
-            .iter()
-            .position(|s| s.uuid == uuid || s.name == uuid)
-            .ok_or_else(|| not_found("uuid"))?;
-        instance(render_schedule(w, ci, i), q, &["uuid", "name"])
+    get_one(&st, q, &SCHEDULES, |w, ci| {
+        position(
+            w.clusters[ci]
+                .schedules
+                .iter()
+                .position(|s| s.uuid == uuid || s.name == uuid),
+        )
     })
 }
 
@@ -676,62 +663,120 @@ fn instance(r: Value, q: Vec<(String, String)>, keys: &[&str]) -> ApiResult {
     ok(project(&r, Some(&fields), keys))
 }
 
-// ----- handlers: SVMs, volumes -----
+// ----- the simple per-cluster collections: one listing, one instance look-up -----
 
-async fn list_svms(State(ClusterState { sim, ci }): State<ClusterState>, Query(q): Q) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].svms.len())
-            .map(|i| render_svm(w, ci, i))
+/// A per-cluster collection whose records are rendered by index: where it lives, the fields a
+/// record always carries, how many there are and how one renders.
+struct Listing {
+    path: &'static str,
+    keys: &'static [&'static str],
+    len: fn(&Cluster) -> usize,
+    render: fn(&World, usize, usize) -> Value,
+}
+
+const SCHEDULES: Listing = Listing {
+    path: "/api/cluster/schedules",
+    keys: &["uuid", "name"],
+    len: |c| c.schedules.len(),
+    render: render_schedule,
+};
+const SVMS: Listing = Listing {
+    path: "/api/svm/svms",
+    keys: &["uuid", "name"],
+    len: |c| c.svms.len(),
+    render: render_svm,
+};
+const VOLUMES: Listing = Listing {
+    path: "/api/storage/volumes",
+    keys: &["uuid", "name"],
+    len: |c| c.volumes.len(),
+    render: render_volume,
+};
+const POLICIES: Listing = Listing {
+    path: "/api/storage/snapshot-policies",
+    keys: &["uuid", "name"],
+    len: |c| c.policies.len(),
+    render: render_policy,
+};
+const LUNS: Listing = Listing {
+    path: "/api/storage/luns",
+    keys: &["uuid", "name"],
+    len: |c| c.luns.len(),
+    render: render_lun,
+};
+const IGROUPS: Listing = Listing {
+    path: "/api/protocols/san/igroups",
+    keys: &["uuid", "name"],
+    len: |c| c.igroups.len(),
+    render: render_igroup,
+};
+const LUN_MAPS: Listing = Listing {
+    path: "/api/protocols/san/lun-maps",
+    keys: &["lun", "igroup", "svm"],
+    len: |c| c.lun_maps.len(),
+    render: render_lun_map,
+};
+
+/// `GET` on a collection: every record, then ONTAP's query semantics (filters, fields, paging).
+fn list_all(st: &ClusterState, q: Vec<(String, String)>, listing: &Listing) -> ApiResult {
+    st.sim.with(|w| {
+        let records = (0..(listing.len)(&w.clusters[st.ci]))
+            .map(|i| (listing.render)(w, st.ci, i))
             .collect();
         ok(collection(
             records,
             &Params::new(q),
-            "/api/svm/svms",
-            &["uuid", "name"],
+            listing.path,
+            listing.keys,
         ))
     })
+}
+
+/// `GET` on an instance that `find` locates (its error is the 404 to answer).
+fn get_one(
+    st: &ClusterState,
+    q: Vec<(String, String)>,
+    listing: &Listing,
+    find: impl FnOnce(&World, usize) -> Result<usize, ApiError>,
+) -> ApiResult {
+    st.sim.with(|w| {
+        let i = find(w, st.ci)?;
+        instance((listing.render)(w, st.ci, i), q, listing.keys)
+    })
+}
+
+/// A generic "entry doesn't exist" for a look-up by uuid that found nothing.
+fn position(found: Option<usize>) -> Result<usize, ApiError> {
+    found.ok_or_else(|| not_found("uuid"))
+}
+
+// ----- handlers: SVMs, volumes -----
+
+async fn list_svms(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &SVMS)
 }
 
 async fn get_svm(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let i = w.clusters[ci]
-            .svms
-            .iter()
-            .position(|s| s.uuid == uuid)
-            .ok_or_else(|| not_found("uuid"))?;
-        instance(render_svm(w, ci, i), q, &["uuid", "name"])
+    get_one(&st, q, &SVMS, |w, ci| {
+        position(w.clusters[ci].svms.iter().position(|s| s.uuid == uuid))
     })
 }
 
-async fn list_volumes(
-    State(ClusterState { sim, ci }): State<ClusterState>,
-    Query(q): Q,
-) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].volumes.len())
-            .map(|i| render_volume(w, ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            "/api/storage/volumes",
-            &["uuid", "name"],
-        ))
-    })
+async fn list_volumes(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &VOLUMES)
 }
 
 async fn get_volume(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
-        instance(render_volume(w, ci, vi), q, &["uuid", "name"])
+    get_one(&st, q, &VOLUMES, |w, ci| {
+        w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))
     })
 }
 
@@ -1000,35 +1045,17 @@ async fn delete_snapshot(
 
 // ----- handlers: snapshot policies -----
 
-async fn list_policies(
-    State(ClusterState { sim, ci }): State<ClusterState>,
-    Query(q): Q,
-) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].policies.len())
-            .map(|i| render_policy(w, ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            "/api/storage/snapshot-policies",
-            &["uuid", "name"],
-        ))
-    })
+async fn list_policies(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &POLICIES)
 }
 
 async fn get_policy(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let i = w.clusters[ci]
-            .policies
-            .iter()
-            .position(|p| p.uuid == uuid)
-            .ok_or_else(|| not_found("uuid"))?;
-        instance(render_policy(w, ci, i), q, &["uuid", "name"])
+    get_one(&st, q, &POLICIES, |w, ci| {
+        position(w.clusters[ci].policies.iter().position(|p| p.uuid == uuid))
     })
 }
 
@@ -1081,34 +1108,21 @@ async fn post_policy(
 
 // ----- handlers: LUNs, igroups, maps -----
 
-async fn list_luns(State(ClusterState { sim, ci }): State<ClusterState>, Query(q): Q) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].luns.len())
-            .map(|i| render_lun(w, ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            "/api/storage/luns",
-            &["uuid", "name"],
-        ))
-    })
+async fn list_luns(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &LUNS)
 }
 
 async fn get_lun(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let li = w.clusters[ci]
+    get_one(&st, q, &LUNS, |w, ci| {
+        w.clusters[ci]
             .luns
             .iter()
             .position(|l| l.uuid == uuid)
-            .ok_or_else(|| {
-                ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
-            })?;
-        instance(render_lun(w, ci, li), q, &["uuid", "name"])
+            .ok_or_else(|| ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid"))
     })
 }
 
@@ -1204,35 +1218,17 @@ async fn delete_lun(
     })
 }
 
-async fn list_igroups(
-    State(ClusterState { sim, ci }): State<ClusterState>,
-    Query(q): Q,
-) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].igroups.len())
-            .map(|i| render_igroup(w, ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            "/api/protocols/san/igroups",
-            &["uuid", "name"],
-        ))
-    })
+async fn list_igroups(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &IGROUPS)
 }
 
 async fn get_igroup(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path(uuid): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let i = w.clusters[ci]
-            .igroups
-            .iter()
-            .position(|g| g.uuid == uuid)
-            .ok_or_else(|| not_found("uuid"))?;
-        instance(render_igroup(w, ci, i), q, &["uuid", "name"])
+    get_one(&st, q, &IGROUPS, |w, ci| {
+        position(w.clusters[ci].igroups.iter().position(|g| g.uuid == uuid))
     })
 }
 
@@ -1265,37 +1261,22 @@ async fn post_igroup(
     })
 }
 
-async fn list_lun_maps(
-    State(ClusterState { sim, ci }): State<ClusterState>,
-    Query(q): Q,
-) -> ApiResult {
-    sim.with(|w| {
-        let records = (0..w.clusters[ci].lun_maps.len())
-            .map(|i| render_lun_map(w, ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            "/api/protocols/san/lun-maps",
-            &["lun", "igroup", "svm"],
-        ))
-    })
+async fn list_lun_maps(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &LUN_MAPS)
 }
 
 async fn get_lun_map(
-    State(ClusterState { sim, ci }): State<ClusterState>,
+    State(st): State<ClusterState>,
     Path((lun, igroup)): Path<(String, String)>,
     Query(q): Q,
 ) -> ApiResult {
-    sim.with(|w| {
-        let i = w.clusters[ci]
-            .lun_maps
-            .iter()
+    get_one(&st, q, &LUN_MAPS, |w, ci| {
+        let maps = &w.clusters[ci].lun_maps;
+        maps.iter()
             .position(|m| m.lun_uuid == lun && m.igroup_uuid == igroup)
             .ok_or_else(|| {
                 ApiError::new(404, codes::MAP_NOT_FOUND, "entry doesn't exist", "lun.uuid")
-            })?;
-        instance(render_lun_map(w, ci, i), q, &["lun", "igroup", "svm"])
+            })
     })
 }
 
