@@ -93,6 +93,18 @@ pub struct Cluster {
     pub simulator: Option<SimulatedCluster>,
 }
 
+impl Cluster {
+    /// The zone the cluster's schedules run in when the policy alone decides it: the named zone,
+    /// or Etc/UTC for the embedded simulator's `auto`. `None`: it must be read from the cluster.
+    pub fn known_timezone(&self) -> Option<Tz> {
+        match (self.timezone, &self.endpoint) {
+            (ClusterTimezone::Named(tz), _) => Some(tz),
+            (ClusterTimezone::Auto, Endpoint::Simulator) => Some(Tz::UTC),
+            (ClusterTimezone::Auto, Endpoint::Url(_)) => None,
+        }
+    }
+}
+
 /// How the embedded simulator models a cluster the policy names with `endpoint = "simulator"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimulatedCluster {
@@ -182,4 +194,36 @@ pub struct Window {
     /// How far `shift` may move the start, earlier or later.
     pub shift_limit: TimeDelta,
     pub hook: Option<Hook>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(endpoint: Endpoint, timezone: ClusterTimezone) -> Cluster {
+        Cluster {
+            name: "c".into(),
+            endpoint,
+            username: "admin".into(),
+            password: None,
+            tls: TlsVerify::System,
+            timezone,
+            simulator: None,
+        }
+    }
+
+    #[test]
+    fn known_timezone_is_the_named_zone_or_utc_for_the_simulator() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let url = || Endpoint::Url("https://c.example".into());
+        assert_eq!(
+            cluster(url(), ClusterTimezone::Named(berlin)).known_timezone(),
+            Some(berlin)
+        );
+        assert_eq!(
+            cluster(Endpoint::Simulator, ClusterTimezone::Auto).known_timezone(),
+            Some(Tz::UTC)
+        );
+        assert_eq!(cluster(url(), ClusterTimezone::Auto).known_timezone(), None);
+    }
 }

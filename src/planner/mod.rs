@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{ClusterTimezone, Endpoint, OnConflict, Policy, VolumeSchedules, Window};
+use crate::config::{OnConflict, Policy, VolumeSchedules, Window};
 use crate::ontap::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 use crate::timeline::{self, Recurrence, ScheduledSnapshot};
 
@@ -311,27 +311,22 @@ fn resolve(policy: &Policy, observed: &Observed, vi: usize) -> Result<Resolved, 
 
 fn resolve_zone(policy: &Policy, observed: &Observed, vi: usize) -> Result<Tz, String> {
     let cluster = &policy.clusters[policy.volumes[vi].cluster];
-    let seen = observed.cluster(&cluster.name);
-    Ok(match (cluster.timezone, &cluster.endpoint) {
-        (ClusterTimezone::Named(tz), _) => tz,
-        // The embedded simulator's clusters run on UTC unless the policy names a zone.
-        (ClusterTimezone::Auto, Endpoint::Simulator) => Tz::UTC,
-        (ClusterTimezone::Auto, Endpoint::Url(_)) => match seen {
-            Some(c) => Tz::from_str(&c.info.timezone).map_err(|_| {
-                format!(
-                    "cluster {} reports time zone {:?}, which is not an IANA name",
-                    cluster.name, c.info.timezone
-                )
-            })?,
-            None => {
-                return Err(format!(
-                    "cluster {} has timezone = \"auto\": its zone is read from the cluster; \
-                     run against the cluster or set timezone to an IANA name",
-                    cluster.name
-                ))
-            }
-        },
-    })
+    if let Some(tz) = cluster.known_timezone() {
+        return Ok(tz);
+    }
+    match observed.cluster(&cluster.name) {
+        Some(c) => Tz::from_str(&c.info.timezone).map_err(|_| {
+            format!(
+                "cluster {} reports time zone {:?}, which is not an IANA name",
+                cluster.name, c.info.timezone
+            )
+        }),
+        None => Err(format!(
+            "cluster {} has timezone = \"auto\": its zone is read from the cluster; \
+             run against the cluster or set timezone to an IANA name",
+            cluster.name
+        )),
+    }
 }
 
 fn resolve_schedules(

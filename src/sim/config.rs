@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::world::{Faults, Knobs, PolicyCopy, User, World};
-use crate::config::model::{ClusterTimezone, Endpoint, Policy, VolumeSchedules};
+use crate::config::model::{Endpoint, Policy, VolumeSchedules};
 use crate::config::parse_iso8601_duration;
 use crate::ontap::secret::Secret;
 use crate::timeline::{CronSpec, Recurrence};
@@ -318,10 +318,7 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
         if c.endpoint != Endpoint::Simulator {
             continue;
         }
-        let tz = match c.timezone {
-            ClusterTimezone::Named(tz) => tz,
-            ClusterTimezone::Auto => Tz::UTC,
-        };
+        let tz = c.known_timezone().unwrap_or(Tz::UTC);
         let sim = c
             .simulator
             .clone()

@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::config::{WorldFile, DEFAULT_USER};
@@ -67,7 +66,8 @@ struct Listener {
 pub struct ServerHandle {
     /// (cluster name, bound address), in world order; never empty.
     clusters: Vec<(String, SocketAddr)>,
-    fingerprint: Option<String>,
+    /// SHA-256 of the certificate (DER), when serving TLS.
+    fingerprint: Option<[u8; 32]>,
     sim: Arc<Simulator>,
     listeners: Vec<Listener>,
     clock_task: Option<JoinHandle<()>>,
@@ -106,19 +106,15 @@ impl ServerHandle {
         format!("{scheme}://{addr}")
     }
 
-    /// SHA-256 of the certificate (DER), lowercase hex, when serving TLS.
-    pub fn fingerprint(&self) -> Option<&str> {
-        self.fingerprint.as_deref()
+    /// SHA-256 of the certificate (DER), lowercase hex (a policy's `pin_sha256`), when serving TLS.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.fingerprint
+            .map(|fp| fp.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// The same fingerprint as bytes, as a policy's `TlsVerify::PinSha256` holds it.
     pub fn fingerprint_sha256(&self) -> Option<[u8; 32]> {
-        let hex = self.fingerprint.as_deref()?;
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(out)
+        self.fingerprint
     }
 
     pub fn simulator(&self) -> &Arc<Simulator> {
@@ -271,8 +267,8 @@ fn bind_all(listen: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::Tc
 }
 
 /// A self-signed certificate for `localhost`, `127.0.0.1`, `::1` and the listen address:
-/// (certificate DER, key DER, SHA-256 hex of the certificate).
-fn self_signed(addr: SocketAddr) -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
+/// (certificate DER, key DER, SHA-256 of the certificate).
+fn self_signed(addr: SocketAddr) -> anyhow::Result<(Vec<u8>, Vec<u8>, [u8; 32])> {
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -285,10 +281,7 @@ fn self_signed(addr: SocketAddr) -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
         .context("generating a self-signed certificate")?;
     let cert = certified.cert.der().to_vec();
     let key = certified.key_pair.serialize_der();
-    let fingerprint = Sha256::digest(&cert)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = crate::ontap::tls::fingerprint(&cert);
     Ok((cert, key, fingerprint))
 }
 
