@@ -1,6 +1,6 @@
 //! Renders a plan for people (tables, the `check` report) and for scripts (the documented JSON).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -25,11 +25,13 @@ fn volume_id(policy: &Policy, vi: usize) -> String {
     format!("{}/{}/{}", policy.clusters[v.cluster].name, v.svm, v.name)
 }
 
-fn volume_tz(plan: &Plan, vi: usize) -> Tz {
+/// Each planned volume's zone, by policy volume index (built once per rendering: conflicts are
+/// many on large policies).
+fn zones(plan: &Plan) -> HashMap<usize, Tz> {
     plan.volumes
         .iter()
-        .find(|v| v.volume == vi)
-        .map_or(Tz::UTC, |v| v.timezone)
+        .map(|v| (v.volume, v.timezone))
+        .collect()
 }
 
 /// The documented `--output json` shape (README: "plan --output json").
@@ -68,12 +70,13 @@ pub fn plan_json(policy: &Policy, plan: &Plan) -> Value {
             })
         })
         .collect();
+    let zones = zones(plan);
     let conflicts: Vec<Value> = plan
         .conflicts
         .iter()
         .map(|c| {
             let v = &policy.volumes[c.volume];
-            let tz = volume_tz(plan, c.volume);
+            let tz = zones[&c.volume];
             json!({
                 "window": policy.windows[c.window].name,
                 "cluster": policy.clusters[v.cluster].name,
@@ -204,6 +207,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
 /// Conflicts grouped by window, each group followed by its suggestion; then shifted windows.
 fn conflict_report(policy: &Policy, plan: &Plan) -> String {
     let mut out = String::new();
+    let zones = zones(plan);
     let mut by_window: BTreeMap<usize, Vec<&crate::planner::Conflict>> = BTreeMap::new();
     for c in &plan.conflicts {
         by_window.entry(c.window).or_default().push(c);
@@ -220,10 +224,10 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
             w.start,
             w.timezone,
             human(w.max),
-            on_conflict(w)
+            w.on_conflict.as_str()
         );
         for c in conflicts {
-            let tz = volume_tz(plan, c.volume);
+            let tz = zones[&c.volume];
             let _ = writeln!(
                 out,
                 "    {}  {}  {}: {} at {} falls inside the lifecycle",
@@ -244,18 +248,19 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
         .filter(|s| !by_window.contains_key(&s.window))
         .collect();
     if !shifted.is_empty() {
+        let mut shifts: HashMap<usize, usize> = HashMap::new();
+        for l in plan.volumes.iter().flat_map(|v| &v.lifecycles) {
+            if l.outcome == Outcome::Shifted {
+                *shifts.entry(l.window).or_default() += 1;
+            }
+        }
         let _ = writeln!(
             out,
             "shifted windows (safe as planned; the policy could say so):"
         );
         for s in shifted {
             let w = &policy.windows[s.window];
-            let count = plan
-                .volumes
-                .iter()
-                .flat_map(|v| &v.lifecycles)
-                .filter(|l| l.window == s.window && l.outcome == Outcome::Shifted)
-                .count();
+            let count = shifts.get(&s.window).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
                 "  window {}: shifted {} time(s); suggestion: {}",
@@ -264,14 +269,6 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
         }
     }
     out
-}
-
-fn on_conflict(w: &crate::config::Window) -> &'static str {
-    match w.on_conflict {
-        crate::config::OnConflict::Shift => "shift",
-        crate::config::OnConflict::Skip => "skip",
-        crate::config::OnConflict::Run => "run",
-    }
 }
 
 /// What `check` prints: a one-line verdict, then conflicts with suggestions.

@@ -172,6 +172,17 @@ pub enum OnConflict {
     Run,
 }
 
+impl OnConflict {
+    /// The policy file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Shift => "shift",
+            OnConflict::Skip => "skip",
+            OnConflict::Run => "run",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Hook {
     pub command: Vec<String>,

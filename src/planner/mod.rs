@@ -515,17 +515,17 @@ fn place(
     };
 
     let Some(hit) = tl.collision(start, span) else {
-        let next = tl.first_at_or_after(start);
-        let reason = match next {
+        let mut fits = lifecycle(start, Outcome::Fits, String::new());
+        fits.reason = match fits.next_scheduled {
             Some(n) => format!(
                 "release by {} + guard {} is before {}",
-                local(start + window.max),
+                local(fits.release_by),
                 human(guard),
                 describe(&n)
             ),
             None => "no scheduled snapshot follows".to_string(),
         };
-        return (lifecycle(start, Outcome::Fits, reason), None);
+        return (fits, None);
     };
 
     let why = format!(
