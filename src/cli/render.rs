@@ -20,11 +20,6 @@ fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn volume_id(policy: &Policy, vi: usize) -> String {
-    let v = &policy.volumes[vi];
-    format!("{}/{}/{}", policy.clusters[v.cluster].name, v.svm, v.name)
-}
-
 /// Each planned volume's zone, by policy volume index (built once per rendering: conflicts are
 /// many on large policies).
 fn zones(plan: &Plan) -> HashMap<usize, Tz> {
@@ -132,7 +127,7 @@ pub fn plan_table(policy: &Policy, plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "\n{}  ({}; {} scheduled snapshots, largest free gap {})",
-            volume_id(policy, vp.volume),
+            policy.volume_id(vp.volume),
             vp.timezone,
             vp.scheduled.len(),
             largest.map_or_else(|| "none".to_string(), human)
@@ -232,7 +227,7 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
                 out,
                 "    {}  {}  {}: {} at {} falls inside the lifecycle",
                 c.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
-                volume_id(policy, c.volume),
+                policy.volume_id(c.volume),
                 c.kind.as_str(),
                 c.schedule,
                 c.scheduled.at.with_timezone(&tz).format("%H:%M"),

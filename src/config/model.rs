@@ -27,6 +27,14 @@ pub struct Policy {
     pub windows: Vec<Window>,
 }
 
+impl Policy {
+    /// A volume's id as windows name it: `<cluster>/<svm>/<volume>`.
+    pub fn volume_id(&self, volume: usize) -> String {
+        let v = &self.volumes[volume];
+        format!("{}/{}/{}", self.clusters[v.cluster].name, v.svm, v.name)
+    }
+}
+
 /// The `[agent]` section.
 #[derive(Debug, Clone)]
 pub struct Agent {

@@ -361,9 +361,9 @@ fn resolve_schedules(
         VolumeSchedules::Ontap => {
             let needs = || {
                 format!(
-                    "volume {}/{}/{} has snapshot_policy = \"ontap\": its schedules are read from the cluster; \
+                    "volume {} has snapshot_policy = \"ontap\": its schedules are read from the cluster; \
                      run against the cluster or name a [[snapshot_policy]] in the policy",
-                    cluster.name, volume.svm, volume.name
+                    policy.volume_id(vi)
                 )
             };
             let c = seen.ok_or_else(needs)?;
@@ -373,8 +373,8 @@ fn resolve_schedules(
                 .find(|v| v.svm == volume.svm && v.name == volume.name)
                 .ok_or_else(|| {
                     format!(
-                        "volume {}/{}/{} was not found on the cluster",
-                        cluster.name, volume.svm, volume.name
+                        "volume {} was not found on the cluster",
+                        policy.volume_id(vi)
                     )
                 })?;
             let policy_name = v
