@@ -35,8 +35,8 @@ use super::wire::{
     MutationResponse, ScheduleWire, SnapshotPolicyWire, SnapshotWire, VolumeWire,
 };
 use super::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    lun_in_snapshot, path_in_volume, ClusterInfo, LicenseState, LunInfo, Ontap, OntapError,
+    ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 use crate::config::{Cluster, Endpoint, TlsVerify};
 
@@ -718,14 +718,6 @@ fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
         .min(max)
 }
 
-/// The LUN's path inside its volume: `/vol/<v>/a/b` → `/a/b`; a path without the `/vol/<v>/`
-/// prefix is taken as already relative to the volume.
-fn path_in_volume(volume: &str, lun: &str) -> String {
-    let prefix = format!("/vol/{volume}/");
-    let rel = lun.strip_prefix(&prefix).unwrap_or(lun);
-    format!("/{}", rel.trim_start_matches('/'))
-}
-
 fn volume_target(volume: &VolumeRef) -> String {
     format!("volume {} (svm {})", volume.name, volume.svm)
 }
@@ -891,11 +883,7 @@ impl Ontap for RestClient {
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
         let target = format!("lun {clone_path}");
-        let source = format!(
-            "/vol/{}/.snapshot/{snapshot_name}{}",
-            volume.name,
-            path_in_volume(&volume.name, source_lun)
-        );
+        let source = lun_in_snapshot(&volume.name, snapshot_name, source_lun);
         self.mutate(
             Method::POST,
             "/api/storage/luns",

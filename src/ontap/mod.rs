@@ -146,6 +146,23 @@ pub enum OntapError {
     },
 }
 
+/// The LUN's path inside its volume: `/vol/<v>/a/b` → `/a/b`; a path without the `/vol/<v>/`
+/// prefix is taken as already relative to the volume.
+pub fn path_in_volume(volume: &str, lun: &str) -> String {
+    let prefix = format!("/vol/{volume}/");
+    let rel = lun.strip_prefix(&prefix).unwrap_or(lun);
+    format!("/{}", rel.trim_start_matches('/'))
+}
+
+/// The path of a LUN as a snapshot holds it, the `clone.source.name` of a FlexClone LUN:
+/// `/vol/<v>/.snapshot/<s>/<path in volume>` (reference notes §3.2).
+pub fn lun_in_snapshot(volume: &str, snapshot: &str, lun: &str) -> String {
+    format!(
+        "/vol/{volume}/.snapshot/{snapshot}{}",
+        path_in_volume(volume, lun)
+    )
+}
+
 /// ONTAP's code for "snapshot has not expired or is locked" (reference notes §2.4).
 pub const SNAPSHOT_LOCKED: u64 = 1_638_555;
 /// ONTAP's code for "LUN is mapped and cannot be deleted without allow_delete_while_mapped".
@@ -224,4 +241,21 @@ pub trait Ontap: Send + Sync {
         lun_path: &str,
         allow_delete_while_mapped: bool,
     ) -> Result<(), OntapError>;
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn lun_paths_inside_a_volume_and_a_snapshot() {
+        assert_eq!(path_in_volume("v", "/vol/v/lun0"), "/lun0");
+        assert_eq!(path_in_volume("v", "/vol/v/q1/lun0"), "/q1/lun0");
+        assert_eq!(path_in_volume("v", "lun0"), "/lun0");
+        assert_eq!(
+            lun_in_snapshot("v", "s", "/vol/v/q1/lun0"),
+            "/vol/v/.snapshot/s/q1/lun0"
+        );
+        assert_eq!(lun_in_snapshot("v", "s", "lun0"), "/vol/v/.snapshot/s/lun0");
+    }
 }

@@ -272,8 +272,7 @@ impl Ontap for SimClient {
         self.run(
             || format!("lun {clone_path}"),
             |w, ci| {
-                let leaf = source_lun.rsplit('/').next().unwrap_or(source_lun);
-                let source = format!("/vol/{}/.snapshot/{snapshot_name}/{leaf}", volume.name);
+                let source = crate::ontap::lun_in_snapshot(&volume.name, snapshot_name, source_lun);
                 let uuid = w.clone_lun_flexclone(ci, &source, clone_path)?;
                 let li = w.lun_index(ci, &uuid)?;
                 Ok(lun_info(w, ci, li))
