@@ -18,10 +18,12 @@ use crate::config::{OnConflict, Policy, VolumeSchedules, Window};
 use crate::ontap::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 use crate::timeline::{self, Recurrence, ScheduledSnapshot};
 
+mod retention;
 mod suggest;
 #[cfg(test)]
 mod tests;
 
+pub use retention::{volume_retention, RetainedSchedule, VolumeRetention};
 pub use suggest::Suggestion;
 
 /// What discovery learned from the clusters; empty when planning offline.
@@ -309,7 +311,7 @@ fn resolve(policy: &Policy, observed: &Observed, vi: usize) -> Result<Resolved, 
     }
 }
 
-fn resolve_zone(policy: &Policy, observed: &Observed, vi: usize) -> Result<Tz, String> {
+pub(crate) fn resolve_zone(policy: &Policy, observed: &Observed, vi: usize) -> Result<Tz, String> {
     let cluster = &policy.clusters[policy.volumes[vi].cluster];
     if let Some(tz) = cluster.known_timezone() {
         return Ok(tz);

@@ -1,0 +1,153 @@
+//! Discovery: what a cluster says about itself and about the volumes, LUNs, schedules, licenses
+//! and snapshots the policy names — one read-only round per cluster.
+//!
+//! `run` discovers on every pass (one bulk snapshot listing and one LUN listing per cluster);
+//! `check` and `plan` use the same code when the policy needs cluster facts.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Policy;
+use crate::ontap::{
+    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
+    SnapshotPolicyInfo, VolumeInfo,
+};
+use crate::planner::{Observed, ObservedCluster};
+
+/// One cluster as discovery saw it.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub info: ClusterInfo,
+    pub volumes: Vec<VolumeInfo>,
+    pub snapshot_policies: Vec<SnapshotPolicyInfo>,
+    pub schedules: Vec<ScheduleInfo>,
+    pub flexclone: LicenseState,
+    pub snaprestore: LicenseState,
+    pub snapshots: Vec<SnapshotInfo>,
+    pub luns: Vec<LunInfo>,
+    /// When the listing was taken (agent clock, before the first call).
+    pub at: DateTime<Utc>,
+}
+
+/// What discovery needs to read: everything (`run`), or only the facts planning uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Cluster, volumes, policies, schedules, licenses, snapshots and LUNs.
+    Full,
+    /// Cluster, volumes, policies and schedules (`check`, `plan`).
+    Planning,
+}
+
+/// Reads one cluster. The calls run concurrently; the first error ends the round.
+pub async fn discover(
+    ontap: &dyn Ontap,
+    depth: Depth,
+    at: DateTime<Utc>,
+) -> Result<Inventory, OntapError> {
+    let facts = async {
+        tokio::try_join!(
+            ontap.cluster(),
+            ontap.volumes(),
+            ontap.snapshot_policies(),
+            ontap.schedules()
+        )
+    };
+    let (info, volumes, snapshot_policies, schedules) = facts.await?;
+    let (flexclone, snaprestore, snapshots, luns) = match depth {
+        Depth::Planning => (
+            LicenseState::Unknown,
+            LicenseState::Unknown,
+            Vec::new(),
+            Vec::new(),
+        ),
+        Depth::Full => tokio::try_join!(
+            ontap.license("flexclone"),
+            ontap.license("snaprestore"),
+            ontap.snapshots(),
+            ontap.luns()
+        )?,
+    };
+    Ok(Inventory {
+        info,
+        volumes,
+        snapshot_policies,
+        schedules,
+        flexclone,
+        snaprestore,
+        snapshots,
+        luns,
+        at,
+    })
+}
+
+impl Inventory {
+    /// The planner's view of this cluster.
+    pub fn observed(&self, name: &str) -> ObservedCluster {
+        ObservedCluster {
+            name: name.to_string(),
+            info: self.info.clone(),
+            volumes: self.volumes.clone(),
+            snapshot_policies: self.snapshot_policies.clone(),
+            schedules: self.schedules.clone(),
+        }
+    }
+
+    pub fn volume(&self, svm: &str, name: &str) -> Option<&VolumeInfo> {
+        self.volumes.iter().find(|v| v.svm == svm && v.name == name)
+    }
+
+    /// Why policy volume `vi` cannot run on this cluster (missing volume or LUNs), if it cannot.
+    pub fn missing(&self, policy: &Policy, vi: usize) -> Option<String> {
+        let v = &policy.volumes[vi];
+        if self.volume(&v.svm, &v.name).is_none() {
+            return Some(format!(
+                "volume {} (svm {}) does not exist on cluster {}",
+                v.name, v.svm, policy.clusters[v.cluster].name
+            ));
+        }
+        let absent: Vec<&str> = v
+            .luns
+            .iter()
+            .filter(|lun| {
+                !self
+                    .luns
+                    .iter()
+                    .any(|l| l.svm == v.svm && l.name == **lun)
+            })
+            .map(|s| s.as_str())
+            .collect();
+        (!absent.is_empty()).then(|| {
+            format!(
+                "LUN {} does not exist on volume {} (svm {}) of cluster {}",
+                absent.join(", "),
+                v.name,
+                v.svm,
+                policy.clusters[v.cluster].name
+            )
+        })
+    }
+}
+
+/// Discovers, for planning, every cluster whose facts the policy needs; returns what was
+/// observed and, per cluster that could not be read, the error.
+pub async fn observe_for_planning(
+    clusters: &[(String, Arc<dyn Ontap>)],
+    now: DateTime<Utc>,
+) -> (Observed, Vec<OntapError>) {
+    let rounds = clusters.iter().map(|(name, ontap)| async move {
+        (
+            name.clone(),
+            discover(ontap.as_ref(), Depth::Planning, now).await,
+        )
+    });
+    let mut observed = Observed::default();
+    let mut errors = Vec::new();
+    for (name, result) in futures_util::future::join_all(rounds).await {
+        match result {
+            Ok(inv) => observed.clusters.push(inv.observed(&name)),
+            Err(e) => errors.push(e),
+        }
+    }
+    (observed, errors)
+}

@@ -1,0 +1,574 @@
+//! The executor: carries out one cycle's steps against ONTAP exactly as planned — create the
+//! backing snapshot, create the clones, later delete the clones and then the snapshot — journaling
+//! an intent before every create and the outcome after every call. It makes no choices: when to
+//! start, with which clone method and until when are decided before it is called.
+//!
+//! Safety (C5): it deletes an object only when all three proofs hold — the name carries the
+//! policy's prefix, the snapshot's comment carries the marker with this cycle's id, and the
+//! journal records the object for this cycle.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Semaphore;
+
+use super::clock::Clock;
+use super::cycle::{
+    cycle_id_in_comment, snapshot_comment, CloneKind, ConflictKind, Cycle, CycleResult,
+    CycleState, ObservedConflict,
+};
+use super::discovery::Inventory;
+use super::journal::{Journal, JournalError, ObjectKind, ObjectRecord, ObjectState};
+use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
+
+/// What the executor needs; shared by every cycle of a pass.
+pub(crate) struct Ctx {
+    pub clock: Arc<dyn Clock>,
+    pub journal: Arc<Journal>,
+    /// `[agent] snapshot_prefix`.
+    pub prefix: String,
+}
+
+/// One cluster as the executor reaches it.
+pub(crate) struct ClusterConn {
+    pub name: String,
+    pub ontap: Arc<dyn Ontap>,
+    /// Bounds the ONTAP operations in flight on this cluster (`[agent] concurrency`).
+    pub permits: Arc<Semaphore>,
+}
+
+impl ClusterConn {
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.permits.acquire().await.expect("cluster semaphore closed")
+    }
+}
+
+/// The result of a release attempt.
+pub(crate) struct Released {
+    pub cycle: Cycle,
+    pub conflicts: Vec<ObservedConflict>,
+    /// Whether another attempt is needed (a step failed or is waiting for a listing).
+    pub again: bool,
+}
+
+fn log_journal_error(cycle: &Cycle, e: &JournalError) {
+    tracing::error!(
+        cycle = %cycle.id, window = %cycle.window, cluster = %cycle.cluster,
+        svm = %cycle.svm, volume = %cycle.volume,
+        "journal write failed: {e}"
+    );
+}
+
+/// An error that proves the operation was not applied (ONTAP refused it, synchronously or in a
+/// failed job); anything else (transport, timeout, 5xx) may have been applied.
+fn surely_not_applied(e: &OntapError) -> bool {
+    match e {
+        OntapError::Api { http_status, .. } => http_status.is_none_or(|s| s < 500),
+        OntapError::Auth { .. } => true,
+        _ => false,
+    }
+}
+
+fn is_not_found(e: &OntapError) -> bool {
+    matches!(e, OntapError::Api { http_status: Some(404), .. })
+}
+
+impl Ctx {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn action(&self, cycle: &Cycle, action: &str, object: &str, outcome: &str, detail: &str) {
+        if let Err(e) =
+            self.journal
+                .record_action(Some(&cycle.id), self.now(), action, object, outcome, detail)
+        {
+            log_journal_error(cycle, &e);
+        }
+    }
+
+    fn save(&self, cycle: &Cycle) {
+        if let Err(e) = self.journal.update_cycle(cycle) {
+            log_journal_error(cycle, &e);
+        }
+    }
+
+    fn set_object(
+        &self,
+        cycle: &Cycle,
+        kind: ObjectKind,
+        name: &str,
+        uuid: Option<&str>,
+        state: ObjectState,
+    ) {
+        if let Err(e) = self
+            .journal
+            .set_object(&cycle.id, kind, name, uuid, state, self.now())
+        {
+            log_journal_error(cycle, &e);
+        }
+    }
+
+    /// The name carries the prefix: first of the three ownership proofs.
+    fn prefixed(&self, name: &str) -> bool {
+        name.strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.starts_with('.'))
+    }
+
+    fn lun_prefixed(&self, cycle: &Cycle, path: &str) -> bool {
+        path.strip_prefix(&format!("/vol/{}/", cycle.volume))
+            .is_some_and(|leaf| self.prefixed(leaf))
+    }
+}
+
+/// Creates a new cycle: journals it with its intents, then the backing snapshot, then each
+/// clone. Returns the cycle in its new state (`Backup` when everything exists), or `None` when
+/// the journal already holds a cycle for this occurrence.
+pub(crate) async fn create(
+    ctx: &Ctx,
+    conn: &ClusterConn,
+    vref: &VolumeRef,
+    mut cycle: Cycle,
+) -> Option<Cycle> {
+    match ctx.journal.insert_cycle(&cycle, ctx.now()) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => {
+            // Without the intent on disk nothing may be created.
+            log_journal_error(&cycle, &e);
+            return None;
+        }
+    }
+    let comment = snapshot_comment(&cycle.id, &cycle.window);
+    let created = {
+        let _permit = conn.permit().await;
+        conn.ontap
+            .create_snapshot(vref, &cycle.backing_snapshot, &comment)
+            .await
+    };
+    match created {
+        Ok(info) if info.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id) => {
+            ctx.set_object(
+                &cycle,
+                ObjectKind::Snapshot,
+                &cycle.backing_snapshot,
+                Some(&info.uuid),
+                ObjectState::Created,
+            );
+            cycle.created_at = Some(ctx.now());
+            cycle.state = CycleState::Live;
+            ctx.save(&cycle);
+            ctx.action(&cycle, "create_snapshot", &cycle.backing_snapshot, "ok", "");
+            tracing::info!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
+                release_by = %cycle.release_by.to_rfc3339(),
+                "created backing snapshot"
+            );
+        }
+        Ok(info) => {
+            // A snapshot of that name exists but is not this cycle's: never adopt it.
+            let detail = format!(
+                "a snapshot named {} already exists on volume {} and is not this cycle's (comment {:?}); not touched",
+                cycle.backing_snapshot,
+                cycle.volume,
+                info.comment.unwrap_or_default()
+            );
+            ctx.set_object(
+                &cycle,
+                ObjectKind::Snapshot,
+                &cycle.backing_snapshot,
+                None,
+                ObjectState::Absent,
+            );
+            return Some(fail(ctx, cycle, CycleState::Failed, detail, "create_snapshot"));
+        }
+        Err(e) => {
+            let state = if surely_not_applied(&e) {
+                ctx.set_object(
+                    &cycle,
+                    ObjectKind::Snapshot,
+                    &cycle.backing_snapshot,
+                    None,
+                    ObjectState::Absent,
+                );
+                CycleState::Failed
+            } else {
+                // It may exist: the release looks it up by name in the next listing.
+                CycleState::Releasing
+            };
+            return Some(fail(ctx, cycle, state, format!("{e:#}"), "create_snapshot"));
+        }
+    }
+
+    for clone in cycle.clones.clone() {
+        let made = {
+            let _permit = conn.permit().await;
+            match cycle.clone_kind {
+                CloneKind::FlexClone => {
+                    conn.ontap
+                        .clone_lun_flexclone(vref, &cycle.backing_snapshot, &clone.source, &clone.path)
+                        .await
+                }
+                CloneKind::SnapRestore => {
+                    conn.ontap
+                        .clone_lun_snaprestore(vref, &cycle.backing_snapshot, &clone.source, &clone.path)
+                        .await
+                }
+            }
+        };
+        match made {
+            Ok(lun) => {
+                ctx.set_object(
+                    &cycle,
+                    ObjectKind::Lun,
+                    &clone.path,
+                    Some(&lun.uuid),
+                    ObjectState::Created,
+                );
+                ctx.action(&cycle, "create_clone", &clone.path, "ok", cycle.clone_kind.as_str());
+                tracing::info!(
+                    cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                    window = %cycle.window, snapshot = %cycle.backing_snapshot,
+                    clone = %clone.path, method = cycle.clone_kind.as_str(),
+                    "created LUN clone"
+                );
+            }
+            Err(e) => {
+                if surely_not_applied(&e) {
+                    ctx.set_object(&cycle, ObjectKind::Lun, &clone.path, None, ObjectState::Absent);
+                }
+                let detail = format!("{e:#}");
+                return Some(fail(ctx, cycle, CycleState::Releasing, detail, "create_clone"));
+            }
+        }
+    }
+    cycle.clones_created_at = Some(ctx.now());
+    cycle.state = CycleState::Backup;
+    ctx.save(&cycle);
+    Some(cycle)
+}
+
+fn fail(ctx: &Ctx, mut cycle: Cycle, state: CycleState, detail: String, action: &str) -> Cycle {
+    tracing::error!(
+        cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+        window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
+        "{action} failed: {detail}"
+    );
+    ctx.action(&cycle, action, &cycle.backing_snapshot.clone(), "error", &detail);
+    cycle.state = state;
+    cycle.result = Some(CycleResult::Failed);
+    cycle.detail = detail;
+    if state == CycleState::Failed {
+        cycle.released_at = Some(ctx.now());
+    }
+    ctx.save(&cycle);
+    cycle
+}
+
+/// One attempt to release everything a cycle owns: clones first, then the backing snapshot.
+///
+/// `listing` is the cluster's latest inventory when it was taken after `settle_after` (the
+/// moment the cycle stopped creating); objects whose create answer was lost are found there by
+/// name, or recorded as never created.
+pub(crate) async fn release(
+    ctx: &Ctx,
+    conn: &ClusterConn,
+    vref: &VolumeRef,
+    listing: Option<&Inventory>,
+    mut cycle: Cycle,
+) -> Released {
+    let mut conflicts = Vec::new();
+    if cycle.state != CycleState::Releasing && cycle.state != CycleState::Locked {
+        cycle.state = CycleState::Releasing;
+        ctx.save(&cycle);
+    }
+    let objects = match ctx.journal.objects(&cycle.id) {
+        Ok(o) => o,
+        Err(e) => {
+            log_journal_error(&cycle, &e);
+            return Released {
+                cycle,
+                conflicts,
+                again: true,
+            };
+        }
+    };
+    let mut again = false;
+    let mut snapshot: Option<ObjectRecord> = None;
+    let mut clone_existed = false;
+    for mut object in objects {
+        if object.state == ObjectState::Intent {
+            match settle(ctx, &cycle, &object, listing) {
+                Some(settled) => object = settled,
+                None => {
+                    again = true;
+                    continue;
+                }
+            }
+        }
+        match object.kind {
+            ObjectKind::Snapshot => snapshot = Some(object),
+            ObjectKind::Lun => {
+                if object.state == ObjectState::Deleted {
+                    clone_existed = true;
+                }
+                if object.state != ObjectState::Created {
+                    continue;
+                }
+                clone_existed = true;
+                if !delete_clone(ctx, conn, &cycle, &object).await {
+                    again = true;
+                }
+            }
+        }
+    }
+    if again {
+        return Released {
+            cycle,
+            conflicts,
+            again,
+        };
+    }
+    if clone_existed && cycle.clones_deleted_at.is_none() {
+        cycle.clones_deleted_at = Some(ctx.now());
+        ctx.save(&cycle);
+    }
+    let Some(snapshot) = snapshot.filter(|s| s.state == ObjectState::Created) else {
+        finish(ctx, &mut cycle);
+        return Released {
+            cycle,
+            conflicts,
+            again: false,
+        };
+    };
+    if !ctx.prefixed(&snapshot.name) || snapshot.name != cycle.backing_snapshot {
+        cycle.detail = format!(
+            "journal names snapshot {} for this cycle, which lacks the prefix {}; not deleted",
+            snapshot.name, ctx.prefix
+        );
+        ctx.save(&cycle);
+        return Released {
+            cycle,
+            conflicts,
+            again: true,
+        };
+    }
+    if let Some(inv) = listing {
+        let seen = inv
+            .snapshots
+            .iter()
+            .find(|s| Some(&s.uuid) == snapshot.uuid.as_ref());
+        if let Some(seen) = seen {
+            if seen.comment.as_deref().and_then(cycle_id_in_comment) != Some(cycle.id.as_str()) {
+                cycle.detail = format!(
+                    "snapshot {} no longer carries this cycle's marker (comment {:?}); not deleted",
+                    seen.name,
+                    seen.comment.clone().unwrap_or_default()
+                );
+                ctx.save(&cycle);
+                return Released {
+                    cycle,
+                    conflicts,
+                    again: true,
+                };
+            }
+        }
+    }
+    let uuid = snapshot.uuid.clone().unwrap_or_default();
+    let deleted = {
+        let _permit = conn.permit().await;
+        conn.ontap.delete_snapshot(vref, &uuid, &snapshot.name).await
+    };
+    match deleted {
+        Ok(()) => {
+            ctx.set_object(
+                &cycle,
+                ObjectKind::Snapshot,
+                &snapshot.name,
+                None,
+                ObjectState::Deleted,
+            );
+            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "ok", "");
+            tracing::info!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
+                "deleted backing snapshot"
+            );
+            finish(ctx, &mut cycle);
+            again = false;
+        }
+        Err(e) if is_not_found(&e) => {
+            ctx.set_object(
+                &cycle,
+                ObjectKind::Snapshot,
+                &snapshot.name,
+                None,
+                ObjectState::Deleted,
+            );
+            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "gone", &format!("{e:#}"));
+            finish(ctx, &mut cycle);
+            again = false;
+        }
+        Err(e) if e.code() == Some(SNAPSHOT_LOCKED) && cycle.clone_kind == CloneKind::SnapRestore => {
+            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "locked", &format!("{e:#}"));
+            if cycle.state != CycleState::Locked {
+                tracing::warn!(
+                    cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                    window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
+                    "backing snapshot is locked by the snapshot chain (ONTAP error {SNAPSHOT_LOCKED}); \
+                     it is retried once the scheduled snapshots that pin it are gone"
+                );
+                cycle.state = CycleState::Locked;
+                cycle.detail = format!("{e:#}");
+                ctx.save(&cycle);
+                conflicts.push(ObservedConflict {
+                    kind: ConflictKind::Locked,
+                    cluster: cycle.cluster.clone(),
+                    svm: cycle.svm.clone(),
+                    volume: cycle.volume.clone(),
+                    window: Some(cycle.window.clone()),
+                    cycle: Some(cycle.id.clone()),
+                    at: ctx.now(),
+                    detail: format!(
+                        "backing snapshot {} is locked (ONTAP error {SNAPSHOT_LOCKED})",
+                        cycle.backing_snapshot
+                    ),
+                    key: format!("locked:{}", cycle.id),
+                });
+            }
+            again = false;
+        }
+        Err(e) => {
+            // FlexClone block sharing (1638555 briefly), transient errors, anything else: the
+            // next pass tries again; a release past its deadline is reported by observation.
+            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "error", &format!("{e:#}"));
+            tracing::warn!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
+                "deleting the backing snapshot failed, will retry: {e:#}"
+            );
+            cycle.detail = format!("{e:#}");
+            ctx.save(&cycle);
+            again = true;
+        }
+    }
+    Released {
+        cycle,
+        conflicts,
+        again,
+    }
+}
+
+/// Resolves an object whose create answer never reached the journal, from a listing taken after
+/// creation stopped: found (and provably ours) → created; not there → never created. `None`
+/// when no such listing is at hand.
+fn settle(
+    ctx: &Ctx,
+    cycle: &Cycle,
+    object: &ObjectRecord,
+    listing: Option<&Inventory>,
+) -> Option<ObjectRecord> {
+    let inv = listing?;
+    let found = match object.kind {
+        ObjectKind::Snapshot => inv
+            .snapshots
+            .iter()
+            .find(|s| s.svm == cycle.svm && s.volume_name == cycle.volume && s.name == object.name)
+            .filter(|s| s.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id))
+            .map(|s| s.uuid.clone()),
+        ObjectKind::Lun => inv
+            .luns
+            .iter()
+            .find(|l| l.svm == cycle.svm && l.name == object.name)
+            .map(|l| l.uuid.clone()),
+    };
+    let mut settled = object.clone();
+    match found {
+        Some(uuid) => {
+            settled.uuid = Some(uuid);
+            settled.state = ObjectState::Created;
+        }
+        None => settled.state = ObjectState::Absent,
+    }
+    ctx.set_object(
+        cycle,
+        object.kind,
+        &object.name,
+        settled.uuid.as_deref(),
+        settled.state,
+    );
+    Some(settled)
+}
+
+async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &ObjectRecord) -> bool {
+    if !ctx.lun_prefixed(cycle, &object.name) {
+        tracing::error!(
+            cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+            window = %cycle.window, clone = %object.name,
+            "journal names clone {} for this cycle, which lacks the prefix; not deleted", object.name
+        );
+        return false;
+    }
+    let uuid = object.uuid.clone().unwrap_or_default();
+    let deleted = {
+        let _permit = conn.permit().await;
+        conn.ontap.delete_lun(&uuid, &object.name, true).await
+    };
+    match deleted {
+        Ok(()) => {
+            ctx.set_object(cycle, ObjectKind::Lun, &object.name, None, ObjectState::Deleted);
+            ctx.action(cycle, "delete_clone", &object.name, "ok", "");
+            tracing::info!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
+                "deleted LUN clone"
+            );
+            true
+        }
+        Err(e) if is_not_found(&e) => {
+            ctx.set_object(cycle, ObjectKind::Lun, &object.name, None, ObjectState::Deleted);
+            ctx.action(cycle, "delete_clone", &object.name, "gone", &format!("{e:#}"));
+            true
+        }
+        Err(e) => {
+            ctx.action(cycle, "delete_clone", &object.name, "error", &format!("{e:#}"));
+            tracing::warn!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
+                "deleting the LUN clone failed, will retry: {e:#}"
+            );
+            false
+        }
+    }
+}
+
+/// Nothing is left: the cycle ends (completed unless something else was recorded).
+fn finish(ctx: &Ctx, cycle: &mut Cycle) {
+    let now = ctx.now();
+    cycle.released_at = Some(now);
+    let never_created = cycle.created_at.is_none();
+    cycle.state = if never_created && cycle.result == Some(CycleResult::Failed) {
+        CycleState::Failed
+    } else {
+        CycleState::Released
+    };
+    if cycle.result.is_none() {
+        cycle.result = Some(CycleResult::Completed);
+    }
+    ctx.save(cycle);
+    tracing::info!(
+        cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+        window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
+        result = cycle.result.map(|r| r.as_str()).unwrap_or(""),
+        late = cycle.release_deadline.is_some_and(|d| now > d),
+        "cycle released"
+    );
+}
+
+/// Backoff before the `attempt`-th retry of a release: 5 s doubling, at most 2 minutes.
+pub(crate) fn retry_delay(attempt: u32) -> TimeDelta {
+    let secs = 5i64.saturating_mul(1i64 << attempt.min(5));
+    TimeDelta::seconds(secs.min(120))
+}

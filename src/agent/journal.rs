@@ -1,0 +1,967 @@
+//! The journal: an SQLite database in the state directory recording cycles, the ONTAP objects
+//! they own, every action and every observed conflict (C13).
+//!
+//! It is one of the three proofs of ownership (name prefix, comment marker, journal entry): an
+//! object's *intent* is written before the ONTAP call that creates it, so a crash between the two
+//! leaves a record that lets the next start find and release the object. State is otherwise
+//! re-derived from ONTAP (C7); the journal adds what ONTAP cannot say (what we meant to create,
+//! how cycles ended, conflicts seen).
+//!
+//! Durability: WAL with `synchronous = NORMAL` — a committed write survives the process being
+//! killed (the protection snapwarden needs), not necessarily a power loss of the host.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use super::cycle::{
+    CloneKind, CloneLun, ConflictKind, Cycle, CycleResult, CycleState, ObservedConflict,
+};
+
+/// File name of the journal inside the state directory.
+pub const FILE_NAME: &str = "journal.sqlite3";
+
+/// Schema versions, in order; `user_version` holds the number of migrations applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: cycles, the objects they own, actions and conflicts.
+    "CREATE TABLE cycles (
+        id TEXT PRIMARY KEY,
+        window TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        svm TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        create_at INTEGER NOT NULL,
+        release_by INTEGER NOT NULL,
+        release_deadline INTEGER,
+        backing_snapshot TEXT NOT NULL,
+        clone_kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        result TEXT,
+        created_at INTEGER,
+        clones_created_at INTEGER,
+        clones_deleted_at INTEGER,
+        released_at INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        UNIQUE (window, cluster, svm, volume, window_start)
+    );
+    CREATE INDEX cycles_by_state ON cycles(state);
+    CREATE INDEX cycles_by_create ON cycles(create_at);
+    CREATE TABLE objects (
+        cycle_id TEXT NOT NULL REFERENCES cycles(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        svm TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        name TEXT NOT NULL,
+        source TEXT,
+        uuid TEXT,
+        state TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (cycle_id, kind, name)
+    );
+    CREATE INDEX objects_by_name ON objects(cluster, svm, volume, kind, name);
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        cycle_id TEXT,
+        at INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        object TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX actions_by_cycle ON actions(cycle_id);
+    CREATE TABLE conflicts (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        svm TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        window TEXT,
+        cycle_id TEXT,
+        at INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX conflicts_by_at ON conflicts(at);",
+];
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Kinds of ONTAP object a cycle owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Snapshot,
+    Lun,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Lun => "lun",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ObjectKind> {
+        match s {
+            "snapshot" => Some(ObjectKind::Snapshot),
+            "lun" => Some(ObjectKind::Lun),
+            _ => None,
+        }
+    }
+}
+
+/// What the journal knows of an owned object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectState {
+    /// About to be created (or created, answer lost): look it up by name.
+    Intent,
+    /// ONTAP confirmed the create.
+    Created,
+    /// ONTAP confirmed the delete, or a listing no longer shows it.
+    Deleted,
+    /// Never created (a listing after the intent did not show it).
+    Absent,
+}
+
+impl ObjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::Intent => "intent",
+            ObjectState::Created => "created",
+            ObjectState::Deleted => "deleted",
+            ObjectState::Absent => "absent",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ObjectState> {
+        [
+            ObjectState::Intent,
+            ObjectState::Created,
+            ObjectState::Deleted,
+            ObjectState::Absent,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// The object may exist on the cluster.
+    pub fn may_exist(self) -> bool {
+        matches!(self, ObjectState::Intent | ObjectState::Created)
+    }
+}
+
+/// One owned object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub cycle_id: String,
+    pub kind: ObjectKind,
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    /// Snapshot name, or LUN path.
+    pub name: String,
+    pub uuid: Option<String>,
+    pub state: ObjectState,
+}
+
+/// A conflict as the journal holds it.
+pub type ConflictRecord = ObservedConflict;
+
+/// Everything that can go wrong with the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("state directory {}: cannot create or write it: {source}; point --state-dir (or [agent] state_dir) at a writable directory", dir.display())]
+    StateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal {} is not a snapwarden journal or is damaged ({detail}); it was left untouched — move it aside to start a new one", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("journal {} has schema version {found}, newer than this snapwarden understands ({supported}); it was left untouched — run a newer snapwarden", path.display())]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("journal {} does not exist (has the agent run with this state directory?)", path.display())]
+    Missing { path: PathBuf },
+    #[error("journal {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The journal. Cheap operations behind one mutex (never held across an `.await`).
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(ms)
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `state_dir`, applying migrations. A file that is
+    /// not a journal, or one written by a newer snapwarden, is refused and left as it is.
+    pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| JournalError::StateDir {
+            dir: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(FILE_NAME);
+        // Probe writability with a file of our own: SQLite's own error would not name the dir.
+        let probe = state_dir.join(".snapwarden-write-probe");
+        std::fs::write(&probe, b"")
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|source| JournalError::StateDir {
+                dir: state_dir.to_path_buf(),
+                source,
+            })?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(&path, e))?;
+        let journal = Journal {
+            path: path.clone(),
+            conn: Mutex::new(conn),
+        };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    /// Opens an existing journal for reading (`history`, `report`); never creates or migrates.
+    pub fn open_read_only(state_dir: &Path) -> Result<Journal, JournalError> {
+        let path = state_dir.join(FILE_NAME);
+        if !path.exists() {
+            return Err(JournalError::Missing { path });
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| classify(&path, e))?;
+        let journal = Journal {
+            path: path.clone(),
+            conn: Mutex::new(conn),
+        };
+        let version = journal.user_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(JournalError::Corrupt {
+                path,
+                detail: format!(
+                    "schema version {version}; open it once with `snapwarden run` to migrate"
+                ),
+            });
+        }
+        Ok(journal)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn err(&self, e: rusqlite::Error) -> JournalError {
+        classify(&self.path, e)
+    }
+
+    fn user_version(&self) -> Result<i64, JournalError> {
+        self.lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn migrate(&self) -> Result<(), JournalError> {
+        let version = self.user_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mut conn = self.lock();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(|e| classify(&self.path, e))?;
+        if version == 0 {
+            // A file with tables but no version is somebody else's database.
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| classify(&self.path, e))?;
+            if tables > 0 {
+                return Err(JournalError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("an SQLite database with {tables} objects but no snapwarden schema version"),
+                });
+            }
+        }
+        let start = usize::try_from(version).unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+            let tx = conn.transaction().map_err(|e| classify(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| classify(&self.path, e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(|e| classify(&self.path, e))?;
+            tx.commit().map_err(|e| classify(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Records a new cycle and the intents of every object it will create, in one transaction.
+    /// Returns `false` (and writes nothing) when the occurrence already has a cycle.
+    pub fn insert_cycle(&self, c: &Cycle, now: DateTime<Utc>) -> Result<bool, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO cycles (id, window, cluster, svm, volume, window_start,
+                    create_at, release_by, release_deadline, backing_snapshot, clone_kind, state,
+                    result, created_at, clones_created_at, clones_deleted_at, released_at, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                params![
+                    c.id,
+                    c.window,
+                    c.cluster,
+                    c.svm,
+                    c.volume,
+                    ms(c.window_start),
+                    ms(c.create_at),
+                    ms(c.release_by),
+                    opt_ms(c.release_deadline),
+                    c.backing_snapshot,
+                    c.clone_kind.as_str(),
+                    c.state.as_str(),
+                    c.result.map(|r| r.as_str()),
+                    opt_ms(c.created_at),
+                    opt_ms(c.clones_created_at),
+                    opt_ms(c.clones_deleted_at),
+                    opt_ms(c.released_at),
+                    c.detail,
+                ],
+            )
+            .map_err(|e| self.err(e))?
+            == 1;
+        if inserted && c.state != CycleState::Skipped {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO objects (cycle_id, kind, cluster, svm, volume, name, source, uuid,
+                        state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 'intent', ?8)",
+                )
+                .map_err(|e| self.err(e))?;
+            stmt.execute(params![
+                c.id,
+                ObjectKind::Snapshot.as_str(),
+                c.cluster,
+                c.svm,
+                c.volume,
+                c.backing_snapshot,
+                Option::<String>::None,
+                ms(now)
+            ])
+            .map_err(|e| self.err(e))?;
+            for clone in &c.clones {
+                stmt.execute(params![
+                    c.id,
+                    ObjectKind::Lun.as_str(),
+                    c.cluster,
+                    c.svm,
+                    c.volume,
+                    clone.path,
+                    clone.source,
+                    ms(now)
+                ])
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(inserted)
+    }
+
+    /// Writes a cycle's mutable fields (state, result, times, detail).
+    pub fn update_cycle(&self, c: &Cycle) -> Result<(), JournalError> {
+        self.lock()
+            .execute(
+                "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
+                    clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9
+                 WHERE id = ?1",
+                params![
+                    c.id,
+                    c.state.as_str(),
+                    c.result.map(|r| r.as_str()),
+                    opt_ms(c.created_at),
+                    opt_ms(c.clones_created_at),
+                    opt_ms(c.clones_deleted_at),
+                    opt_ms(c.released_at),
+                    c.detail,
+                    c.clone_kind.as_str(),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Sets an owned object's state (and its uuid once known).
+    pub fn set_object(
+        &self,
+        cycle_id: &str,
+        kind: ObjectKind,
+        name: &str,
+        uuid: Option<&str>,
+        state: ObjectState,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        self.lock()
+            .execute(
+                "UPDATE objects SET state = ?4, uuid = COALESCE(?5, uuid), updated_at = ?6
+                 WHERE cycle_id = ?1 AND kind = ?2 AND name = ?3",
+                params![cycle_id, kind.as_str(), name, state.as_str(), uuid, ms(now)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The objects of one cycle.
+    pub fn objects(&self, cycle_id: &str) -> Result<Vec<ObjectRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT cycle_id, kind, cluster, svm, volume, name, uuid, state FROM objects
+                 WHERE cycle_id = ?1 ORDER BY kind DESC, name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cycle_id], object_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The journaled owner of an object on a volume, if snapwarden recorded one by that name.
+    pub fn owner(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<ObjectRecord>, JournalError> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT cycle_id, kind, cluster, svm, volume, name, uuid, state FROM objects
+             WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND kind = ?4 AND name = ?5",
+            params![cluster, svm, volume, kind.as_str(), name],
+            object_row,
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Appends one action to the log.
+    pub fn record_action(
+        &self,
+        cycle_id: Option<&str>,
+        at: DateTime<Utc>,
+        action: &str,
+        object: &str,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        self.lock()
+            .execute(
+                "INSERT INTO actions (cycle_id, at, action, object, outcome, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![cycle_id, ms(at), action, object, outcome, detail],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records a conflict; `false` when the same conflict (by key) was recorded before.
+    pub fn record_conflict(&self, c: &ObservedConflict) -> Result<bool, JournalError> {
+        let n = self
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id,
+                    at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    c.key,
+                    c.kind.as_str(),
+                    c.cluster,
+                    c.svm,
+                    c.volume,
+                    c.window,
+                    c.cycle,
+                    ms(c.at),
+                    c.detail
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Conflicts at or after `since`, newest first, at most `limit`.
+    pub fn conflicts(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ConflictRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key
+                 FROM conflicts WHERE at >= ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![ms(since), limit_i64(limit)], |r| {
+                let kind: String = r.get(0)?;
+                Ok(ObservedConflict {
+                    kind: ConflictKind::parse(&kind).unwrap_or(ConflictKind::ChainConflict),
+                    cluster: r.get(1)?,
+                    svm: r.get(2)?,
+                    volume: r.get(3)?,
+                    window: r.get(4)?,
+                    cycle: r.get(5)?,
+                    at: from_ms(r.get(6)?),
+                    detail: r.get(7)?,
+                    key: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The cycle serving a window occurrence on a volume, if one was recorded.
+    pub fn cycle_for(
+        &self,
+        window: &str,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<Cycle>, JournalError> {
+        let ids: Vec<String> = {
+            let conn = self.lock();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id FROM cycles WHERE window = ?1 AND cluster = ?2 AND svm = ?3
+                     AND volume = ?4 AND window_start = ?5",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map(
+                    params![window, cluster, svm, volume, ms(window_start)],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?
+        };
+        match ids.first() {
+            Some(id) => self.cycle(id),
+            None => Ok(None),
+        }
+    }
+
+    /// One cycle by id.
+    pub fn cycle(&self, id: &str) -> Result<Option<Cycle>, JournalError> {
+        let mut found = self.query_cycles("WHERE id = ?1", params![id])?;
+        Ok(found.pop())
+    }
+
+    /// Every cycle that may still own an object on a cluster (not terminal).
+    pub fn open_cycles(&self) -> Result<Vec<Cycle>, JournalError> {
+        self.query_cycles(
+            "WHERE state NOT IN ('released', 'failed', 'skipped') ORDER BY create_at, id",
+            params![],
+        )
+    }
+
+    /// Cycles created at or after `since` (optionally of one window), newest first, at most
+    /// `limit`.
+    pub fn recent_cycles(
+        &self,
+        since: DateTime<Utc>,
+        window: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Cycle>, JournalError> {
+        match window {
+            Some(w) => self.query_cycles(
+                "WHERE create_at >= ?1 AND window = ?2 ORDER BY create_at DESC, id LIMIT ?3",
+                params![ms(since), w, limit_i64(limit)],
+            ),
+            None => self.query_cycles(
+                "WHERE create_at >= ?1 ORDER BY create_at DESC, id LIMIT ?2",
+                params![ms(since), limit_i64(limit)],
+            ),
+        }
+    }
+
+    fn query_cycles(
+        &self,
+        tail: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<Cycle>, JournalError> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT id, window, cluster, svm, volume, window_start, create_at, release_by,
+                release_deadline, backing_snapshot, clone_kind, state, result, created_at,
+                clones_created_at, clones_deleted_at, released_at, detail FROM cycles {tail}"
+        );
+        let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(args, cycle_row).map_err(|e| self.err(e))?;
+        let mut cycles = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        let mut clones = conn
+            .prepare(
+                "SELECT source, name FROM objects WHERE cycle_id = ?1 AND kind = 'lun'
+                 ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        for c in &mut cycles {
+            let rows = clones
+                .query_map(params![c.id], |r| {
+                    Ok(CloneLun {
+                        source: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        path: r.get(1)?,
+                    })
+                })
+                .map_err(|e| self.err(e))?;
+            c.clones = rows
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(cycles)
+    }
+
+    /// Deletes terminal cycles (with their objects and actions) and conflicts older than
+    /// `before`; returns how many cycles went.
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let cut = ms(before);
+        tx.execute(
+            "DELETE FROM actions WHERE cycle_id IN (SELECT id FROM cycles
+               WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped'))",
+            params![cut],
+        )
+        .map_err(|e| self.err(e))?;
+        let n = tx
+            .execute(
+                "DELETE FROM cycles WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped')",
+                params![cut],
+            )
+            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM conflicts WHERE at < ?1", params![cut])
+            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM actions WHERE cycle_id IS NULL AND at < ?1",
+            params![cut],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+}
+
+/// How long terminal cycles and conflicts are kept: a year of history for `report` and the
+/// longest FlexClone `within` (366 days), plus a margin.
+pub const RETENTION: TimeDelta = TimeDelta::days(400);
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> JournalError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => JournalError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        _ => JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRecord> {
+    let kind: String = r.get(1)?;
+    let state: String = r.get(7)?;
+    Ok(ObjectRecord {
+        cycle_id: r.get(0)?,
+        kind: ObjectKind::parse(&kind).unwrap_or(ObjectKind::Snapshot),
+        cluster: r.get(2)?,
+        svm: r.get(3)?,
+        volume: r.get(4)?,
+        name: r.get(5)?,
+        uuid: r.get(6)?,
+        // An unknown state is treated as "may exist": the next listing settles it.
+        state: ObjectState::parse(&state).unwrap_or(ObjectState::Intent),
+    })
+}
+
+fn cycle_row(r: &Row<'_>) -> rusqlite::Result<Cycle> {
+    let clone_kind: String = r.get(10)?;
+    let state: String = r.get(11)?;
+    let result: Option<String> = r.get(12)?;
+    let opt = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(from_ms))
+    };
+    Ok(Cycle {
+        id: r.get(0)?,
+        window: r.get(1)?,
+        cluster: r.get(2)?,
+        svm: r.get(3)?,
+        volume: r.get(4)?,
+        window_start: from_ms(r.get(5)?),
+        create_at: from_ms(r.get(6)?),
+        release_by: from_ms(r.get(7)?),
+        release_deadline: opt(8)?,
+        backing_snapshot: r.get(9)?,
+        clone_kind: CloneKind::parse(&clone_kind).unwrap_or(CloneKind::SnapRestore),
+        clones: Vec::new(),
+        // An unknown state means "may own objects": releasing is the safe reading.
+        state: CycleState::parse(&state).unwrap_or(CycleState::Releasing),
+        result: result.as_deref().and_then(CycleResult::parse),
+        created_at: opt(13)?,
+        clones_created_at: opt(14)?,
+        clones_deleted_at: opt(15)?,
+        released_at: opt(16)?,
+        detail: r.get(17)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn cycle(id: &str, start: &str) -> Cycle {
+        Cycle {
+            id: id.into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: t(start),
+            create_at: t(start),
+            release_by: t(start) + TimeDelta::minutes(30),
+            release_deadline: Some(t(start) + TimeDelta::minutes(55)),
+            backing_snapshot: format!("snapwarden.w.{id}"),
+            clone_kind: CloneKind::SnapRestore,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: format!("/vol/v/snapwarden.w.{id}.lun0"),
+            }],
+            state: CycleState::Creating,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_cycle_and_its_intents_round_trip_and_an_occurrence_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let c = cycle("a1", "2027-01-01T01:00:00Z");
+        assert!(j.insert_cycle(&c, t("2027-01-01T01:00:00Z")).unwrap());
+        let mut again = cycle("a2", "2027-01-01T01:00:00Z");
+        again.backing_snapshot = "other".into();
+        assert!(!j.insert_cycle(&again, t("2027-01-01T01:00:00Z")).unwrap());
+
+        let read = j.cycle("a1").unwrap().unwrap();
+        assert_eq!(read, c);
+        let objects = j.objects("a1").unwrap();
+        assert_eq!(objects.len(), 2);
+        assert!(objects.iter().all(|o| o.state == ObjectState::Intent));
+        assert_eq!(
+            j.owner("c", "svm1", "v", ObjectKind::Snapshot, "snapwarden.w.a1")
+                .unwrap()
+                .unwrap()
+                .cycle_id,
+            "a1"
+        );
+        assert!(j
+            .owner("c", "svm1", "v", ObjectKind::Snapshot, "snapwarden.w.zz")
+            .unwrap()
+            .is_none());
+        assert!(j.cycle("a2").unwrap().is_none());
+        assert_eq!(
+            j.cycle_for("w", "c", "svm1", "v", t("2027-01-01T01:00:00Z"))
+                .unwrap()
+                .unwrap()
+                .id,
+            "a1"
+        );
+    }
+
+    #[test]
+    fn open_cycles_are_those_that_may_still_own_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let now = t("2027-01-01T00:00:00Z");
+        let mut a = cycle("a", "2027-01-01T01:00:00Z");
+        let mut b = cycle("b", "2027-01-01T02:00:00Z");
+        j.insert_cycle(&a, now).unwrap();
+        j.insert_cycle(&b, now).unwrap();
+        a.state = CycleState::Released;
+        a.result = Some(CycleResult::Completed);
+        a.released_at = Some(now);
+        j.update_cycle(&a).unwrap();
+        b.state = CycleState::Locked;
+        j.update_cycle(&b).unwrap();
+        let open: Vec<String> = j.open_cycles().unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(open, vec!["b"]);
+        assert_eq!(j.cycle("a").unwrap().unwrap(), a);
+        j.set_object(
+            "b",
+            ObjectKind::Snapshot,
+            "snapwarden.w.b",
+            Some("u-1"),
+            ObjectState::Created,
+            now,
+        )
+        .unwrap();
+        let snap = &j.objects("b").unwrap()[1];
+        assert_eq!(snap.kind, ObjectKind::Snapshot);
+        assert_eq!(snap.uuid.as_deref(), Some("u-1"));
+        assert_eq!(snap.state, ObjectState::Created);
+    }
+
+    #[test]
+    fn conflicts_are_recorded_once_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let c = ObservedConflict {
+            kind: ConflictKind::Locked,
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: "v".into(),
+            window: Some("w".into()),
+            cycle: Some("a".into()),
+            at: t("2027-01-01T00:00:00Z"),
+            detail: "pinned by hourly.2027-01-01_0005".into(),
+            key: "locked:a".into(),
+        };
+        assert!(j.record_conflict(&c).unwrap());
+        assert!(!j.record_conflict(&c).unwrap());
+        assert_eq!(j.conflicts(t("2026-01-01T00:00:00Z"), 10).unwrap(), vec![c]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_journal_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let garbage = b"this is not sqlite, it is somebody's notes\n".repeat(100);
+        std::fs::write(&path, &garbage).unwrap();
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("left untouched"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), garbage);
+    }
+
+    #[test]
+    fn a_journal_from_a_newer_snapwarden_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, JournalError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err}"
+        );
+        assert!(matches!(
+            Journal::open_read_only(dir.path()).unwrap_err(),
+            JournalError::NewerSchema { .. }
+        ));
+    }
+
+    #[test]
+    fn another_programs_database_is_not_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch("CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep');")
+            .unwrap();
+        drop(conn);
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let kept: String = conn
+            .query_row("SELECT x FROM notes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "keep");
+    }
+
+    #[test]
+    fn an_unwritable_state_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Journal::open(&file.join("state")).unwrap_err();
+        assert!(matches!(err, JournalError::StateDir { .. }), "{err}");
+        assert!(err.to_string().contains("plain-file"), "{err}");
+    }
+
+    #[test]
+    fn prune_drops_old_terminal_cycles_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let now = t("2027-01-01T00:00:00Z");
+        let mut old = cycle("old", "2025-01-01T01:00:00Z");
+        let stuck = cycle("stuck", "2025-01-02T01:00:00Z");
+        j.insert_cycle(&old, now).unwrap();
+        j.insert_cycle(&stuck, now).unwrap();
+        old.state = CycleState::Released;
+        j.update_cycle(&old).unwrap();
+        assert_eq!(j.prune(now - RETENTION).unwrap(), 1);
+        assert!(j.cycle("old").unwrap().is_none());
+        assert!(j.objects("old").unwrap().is_empty());
+        assert!(j.cycle("stuck").unwrap().is_some());
+    }
+}
