@@ -1182,8 +1182,8 @@ impl Ontap for RestClient {
 }
 
 #[cfg(test)]
-mod fields_tests {
-    use super::Fields;
+mod tests {
+    use super::{reached_the_cluster, Fields, OntapError};
 
     /// Constants are checked when the build evaluates them; the same check, run here, refuses
     /// an empty list and the wildcards.
@@ -1196,5 +1196,44 @@ mod fields_tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    fn api(http_status: u16) -> OntapError {
+        OntapError::Api {
+            cluster: "c".into(),
+            target: "t".into(),
+            code: 0,
+            message: String::new(),
+            http_status: Some(http_status),
+        }
+    }
+
+    /// Only an attempt that may have reached the cluster makes "already exists" on the retry
+    /// plausibly this call's own work: a 5xx or a lost connection, not a refused connect.
+    #[tokio::test]
+    async fn which_failed_attempts_may_have_been_applied() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let refused = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/storage/luns"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refused.is_connect(), "{refused:?}");
+        let not_connected = OntapError::Transport {
+            cluster: "c".into(),
+            context: "POST /api/storage/luns".into(),
+            source: Box::new(refused),
+        };
+        assert!(!reached_the_cluster(&not_connected));
+        let lost = OntapError::Transport {
+            cluster: "c".into(),
+            context: "POST /api/storage/luns".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(reached_the_cluster(&lost));
+        assert!(reached_the_cluster(&api(500)) && reached_the_cluster(&api(503)));
+        assert!(!reached_the_cluster(&api(409)) && !reached_the_cluster(&api(404)));
     }
 }
