@@ -26,8 +26,8 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::diag::{hint, Collector, Diagnostic, Diagnostics};
-use super::load::{read, RawPolicy};
+use super::diag::{hint, Collector, Diagnostics};
+use super::load::{read, read_path, RawPolicy};
 use super::model::*;
 
 use agent::{build_agent, build_flexclone};
@@ -38,24 +38,19 @@ use window::build_window;
 
 /// Loads and validates the policy at `path` and every file it includes.
 pub fn load(path: &Path) -> Result<Policy, Diagnostics> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_str(&text, path),
-        Err(e) => Err(Diagnostics(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the policy file: {e}"),
-            hint: Some(
-                "pass the path of a policy TOML file; config/reference.toml documents one".into(),
-            ),
-        }])),
-    }
+    let (cx, raw) = read_path(path);
+    validate(cx, raw)
 }
 
 /// Validates policy `text` as if it were the file at `path`; `include`s are read from disk,
 /// relative to `path`'s directory.
 pub fn parse_str(text: &str, path: &Path) -> Result<Policy, Diagnostics> {
-    let (mut cx, raw) = read(text, path);
+    let (cx, raw) = read(text, path);
+    validate(cx, raw)
+}
+
+/// Stage 4 after stages 1–3 have read `raw` (`None` after a syntax error).
+fn validate(mut cx: Collector, raw: Option<RawPolicy>) -> Result<Policy, Diagnostics> {
     let policy = raw.and_then(|raw| build(&mut cx, raw));
     match policy {
         Some(policy) if cx.diags.is_empty() => Ok(policy),

@@ -476,10 +476,127 @@ fn a_missing_policy_file_is_one_diagnostic() {
     let diags = load(Path::new("/nonexistent/policy.toml")).expect_err("missing file");
     assert_eq!(diags.len(), 1);
     let d = &diags.0[0];
-    assert_eq!((d.line, d.column), (1, 1));
+    // The file and the OS error, with no line or column (there is no text to point into).
+    assert_eq!((d.line, d.column), (0, 0));
+    assert_eq!(
+        d.to_string().lines().next(),
+        Some("/nonexistent/policy.toml: cannot read the policy file: No such file or directory (os error 2)")
+    );
+}
+
+#[test]
+fn a_non_utf8_byte_is_reported_where_it_is() {
+    // Line 2, after `# caf` (5 characters): a Latin-1 `é` (0xE9) in a UTF-8 file; then the same in
+    // an included file, after `#  `.
+    let located = |files: &[(&str, &[u8])]| -> Vec<(String, usize, usize, String)> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).expect("write policy");
+        }
+        let diags = load(&dir.path().join(files[0].0)).expect_err("not UTF-8");
+        diags
+            .iter()
+            .map(|d| {
+                let name = d.file.file_name().unwrap_or_default().to_string_lossy();
+                (name.into_owned(), d.line, d.column, d.message.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        located(&[("main.toml", b"[agent]\n# caf\xE9\n")]),
+        [(
+            "main.toml".into(),
+            2,
+            6,
+            "the file is not UTF-8: byte 0xE9 here".into()
+        )]
+    );
+    let main = format!("include = [\"more.toml\"]\n{BASE}");
+    assert_eq!(
+        located(&[
+            ("main.toml", main.as_bytes()),
+            ("more.toml", b"# ok\n#  \xFF\n")
+        ]),
+        [(
+            "more.toml".into(),
+            2,
+            4,
+            "the file is not UTF-8: byte 0xFF here".into()
+        )]
+    );
+}
+
+/// Writes `count` files `f0.toml` … where each includes the next (the last includes `last`, when
+/// given), loads `f0.toml` and returns every diagnostic but the policy's lack of volumes.
+fn load_include_chain(count: usize, last: Option<&str>) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for i in 0..count {
+        let next = if i + 1 < count {
+            Some(format!("f{}.toml", i + 1))
+        } else {
+            last.map(String::from)
+        };
+        let text = match next {
+            Some(next) => format!("include = [\"{next}\"]\n"),
+            None => String::new(),
+        };
+        std::fs::write(dir.path().join(format!("f{i}.toml")), text).expect("write include");
+    }
+    let diags = load(&dir.path().join("f0.toml")).expect_err("no volumes");
+    let prefix = format!("{}/", dir.path().display());
+    let canonical = std::fs::canonicalize(dir.path()).expect("canonical temp dir");
+    let canonical = format!("{}/", canonical.display());
+    diags
+        .iter()
+        .filter(|d| !d.message.contains("defines no [[volume]]"))
+        .map(|d| d.to_string().replace(&prefix, "").replace(&canonical, ""))
+        .collect()
+}
+
+#[test]
+fn a_deep_include_chain_is_refused_without_exhausting_the_stack() {
+    let found = load_include_chain(15_000, None);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let message = &found[0];
+    assert!(message.len() < 1024, "{} bytes: {message}", message.len());
+    // The 32nd file may not include a 33rd; the chain's first files and its end are named.
     assert!(
-        d.message.starts_with("cannot read the policy file: "),
-        "{d}"
+        message.starts_with(
+            "f31.toml:1:12: includes nest deeper than 32 files: f0.toml → f1.toml → f2.toml → \
+             … 28 more … → f31.toml → f32.toml\n"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn exactly_the_depth_bound_loads() {
+    assert_eq!(load_include_chain(32, None), Vec::<String>::new());
+}
+
+#[test]
+fn a_long_include_cycle_has_a_short_message() {
+    let found = load_include_chain(10_000, Some("f0.toml"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].len() < 1024,
+        "{} bytes: {}",
+        found[0].len(),
+        found[0]
+    );
+    assert!(
+        found[0].contains("nest deeper than 32 files"),
+        "{}",
+        found[0]
+    );
+    // A cycle within the bound is named as one, with its middle left out.
+    let found = load_include_chain(10, Some("f0.toml"));
+    assert_eq!(
+        found,
+        [
+            "f9.toml:1:12: include cycle: f0.toml → f1.toml → f2.toml → … 6 more … → f9.toml → \
+          f0.toml\n  hint: remove one of the includes that closes the cycle"
+        ]
     );
 }
 
