@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::TimeDelta;
 
-use super::values::{duration, is_snapshot_charset, positive_duration, resolve_path};
+use super::values::{bounded_duration, is_snapshot_charset, resolve_path, Bounds};
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
 use crate::config::model::{Agent, FlexCloneRule};
@@ -16,6 +16,22 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/snapwarden";
 const DEFAULT_PREFIX: &str = "snapwarden";
 /// Five minutes: long enough for a clone delete and snapshot delete to settle on ONTAP.
 const DEFAULT_GUARD_SECONDS: i64 = 5 * 60;
+
+/// `[agent] guard`: 0s ..= 1d.
+const GUARD: Bounds = Bounds {
+    min_seconds: 0,
+    max_seconds: 86_400,
+    why: "the guard is the margin kept before a scheduled snapshot; more than a day would keep \
+          backing snapshots from ever fitting between daily snapshots",
+};
+
+/// `[flexclone] within`: 1h ..= 366d.
+const WITHIN: Bounds = Bounds {
+    min_seconds: 3_600,
+    max_seconds: 366 * 86_400,
+    why: "conflicts are counted over this period: under an hour counts too few to recommend \
+          anything, and a year (366d) is the longest horizon snapwarden plans",
+};
 
 pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Option<Agent> {
     let mut ok = true;
@@ -75,7 +91,7 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         }
     }
     if let Some(guard) = &item.guard {
-        match duration(cx, file, guard, "guard") {
+        match bounded_duration(cx, file, guard, "guard", &GUARD) {
             Some(d) => agent.guard = d,
             None => ok = false,
         }
@@ -111,7 +127,7 @@ pub(super) fn build_flexclone(
         }
     }
     if let Some(within) = &item.within {
-        match positive_duration(cx, *file, within, "within") {
+        match bounded_duration(cx, *file, within, "within", &WITHIN) {
             Some(d) => rule.within = d,
             None => ok = false,
         }

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use toml::Spanned;
 
-use super::values::{cron_hint, cron_string, duration, is_snapshot_charset, satisfiable};
+use super::values::{
+    bounded_duration, cron_hint, cron_string, is_snapshot_charset, satisfiable, Bounds,
+};
 use super::Names;
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
@@ -62,40 +64,62 @@ pub(super) fn build_schedule(cx: &mut Collector, at: &At<RawSchedule>) -> Option
             RawCron::Lists(lists) => cron_lists(cx, file, cron.span(), lists)?,
         }),
         (None, Some(interval)) => {
-            let every = duration(cx, file, interval, "interval")?;
-            if every < TimeDelta::seconds(1) {
-                cx.error(
-                    file,
-                    interval.span(),
-                    "`interval` must be at least one second",
-                    hint("for example \"PT30M\" or \"1h\""),
-                );
-                return None;
-            }
+            let every = bounded_duration(cx, file, interval, "interval", &INTERVAL);
             let anchor = match &s.anchor {
-                None => DateTime::<Utc>::UNIX_EPOCH,
-                Some(a) => {
-                    match DateTime::parse_from_rfc3339(a.get_ref()) {
-                        Ok(t) => t.with_timezone(&Utc),
-                        Err(e) => {
-                            cx.error(
-                            file,
-                            a.span(),
-                            format!("bad `anchor` \"{}\": {e}", a.get_ref()),
-                            hint("write an RFC 3339 time with offset, e.g. \"2026-01-01T00:00:00Z\""),
-                        );
-                            return None;
-                        }
-                    }
-                }
+                None => Some(DateTime::<Utc>::UNIX_EPOCH),
+                Some(a) => anchor(cx, file, a),
             };
-            Recurrence::Interval { every, anchor }
+            Recurrence::Interval {
+                every: every?,
+                anchor: anchor?,
+            }
         }
     };
     Some(JobSchedule {
         name: name.clone(),
         recurrence,
     })
+}
+
+/// `interval`: 1m ..= 366d.
+const INTERVAL: Bounds = Bounds {
+    min_seconds: 60,
+    max_seconds: 366 * 86_400,
+    why: "ONTAP keeps at most 1023 snapshots per volume, so a sub-minute interval is never a real \
+          snapshot schedule (1m keeps a year's horizon at 527,040 instants); 366d is one a year",
+};
+
+/// The first and last instants an `anchor` may name: years 1970 to 9999 (UTC).
+const ANCHOR_RANGE: (i64, i64) = (0, 253_402_300_799);
+
+/// An RFC 3339 `anchor` within [`ANCHOR_RANGE`].
+fn anchor(cx: &mut Collector, file: usize, a: &Spanned<String>) -> Option<DateTime<Utc>> {
+    let t = match DateTime::parse_from_rfc3339(a.get_ref()) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(e) => {
+            cx.error(
+                file,
+                a.span(),
+                format!("bad `anchor` \"{}\": {e}", a.get_ref()),
+                hint("write an RFC 3339 time with offset, e.g. \"2026-01-01T00:00:00Z\""),
+            );
+            return None;
+        }
+    };
+    let (first, last) = ANCHOR_RANGE;
+    if !(first..=last).contains(&t.timestamp()) {
+        cx.error(
+            file,
+            a.span(),
+            format!(
+                "`anchor` \"{}\" is out of range 1970-01-01T00:00:00Z..=9999-12-31T23:59:59Z",
+                a.get_ref()
+            ),
+            hint("an interval counts from an instant between the Unix epoch and the year 9999"),
+        );
+        return None;
+    }
+    Some(t)
 }
 
 fn cron_lists(

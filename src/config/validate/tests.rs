@@ -407,8 +407,8 @@ p.toml:3:9: bad duration for `guard`: "5" has no unit after 5; write a number an
   hint: human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS
 p.toml:5:8: window name "sql nightly" may only use A-Z a-z 0-9 _ -
   hint: window names become part of backing snapshot names, e.g. "sql-nightly"
-p.toml:9:12: `expected` must be longer than zero
-  hint: for example "5m"
+p.toml:9:12: `expected` "0s" is out of range 1s..=7d
+  hint: a backup takes at least a second, and one longer than a week (7d) cannot sit between two snapshots of a weekly schedule
 "#,
     );
 }
@@ -755,4 +755,136 @@ more.toml:2:8: duplicate cluster name "c" (first defined at main.toml:4)
   hint: each cluster name must be unique; rename or remove one
 "#,
     );
+}
+
+/// One bounded key: a snippet with `{v}` where the value goes, values at the bounds (valid) and
+/// just past them (refused), the range as the message shows it, and a word of the reason.
+struct Bound {
+    snippet: &'static str,
+    key: &'static str,
+    at: &'static [&'static str],
+    past: &'static [&'static str],
+    range: &'static str,
+    reason: &'static str,
+}
+
+#[test]
+fn every_duration_is_bounded_and_the_bounds_are_inclusive() {
+    let bounds = [
+        Bound {
+            snippet: "[agent]\nguard = \"{v}\"\n",
+            key: "guard",
+            at: &["0s", "1d", "PT24H"],
+            past: &["1d1s", "P1DT1S", "99999999w"],
+            range: "0s..=1d",
+            reason: "margin kept before a scheduled snapshot",
+        },
+        Bound {
+            snippet: "[flexclone]\nwithin = \"{v}\"\n",
+            key: "within",
+            at: &["1h", "366d"],
+            past: &["59m59s", "366d1s", "0s"],
+            range: "1h..=366d",
+            reason: "conflicts are counted over this period",
+        },
+        Bound {
+            snippet: "[[schedule]]\nname = \"i\"\ninterval = \"{v}\"\n",
+            key: "interval",
+            at: &["1m", "PT1M", "366d"],
+            past: &["59s", "1s", "366d1s", "P367D"],
+            range: "1m..=366d",
+            reason: "1023 snapshots per volume",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"1s\"\nmax = \"{v}\"\n",
+            key: "max",
+            at: &["1s", "7d", "1w"],
+            past: &["0s", "7d1s", "500w", "99999999w"],
+            range: "1s..=7d",
+            reason: "weekly schedule",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"{v}\"\nmax = \"7d\"\n",
+            key: "expected",
+            at: &["1s", "7d"],
+            past: &["0s", "7d1s"],
+            range: "1s..=7d",
+            reason: "weekly schedule",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"1m\"\nmax = \"1h\"\nshift_limit = \"{v}\"\n",
+            key: "shift_limit",
+            at: &["0s", "7d"],
+            past: &["7d1s"],
+            range: "0s..=7d",
+            reason: "0s never shifts",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"1m\"\nmax = \"1h\"\n\
+                      hook = { command = [\"x\"], timeout = \"{v}\" }\n",
+            key: "timeout",
+            at: &["1s", "7d"],
+            past: &["0s", "7d1s"],
+            range: "1s..=7d",
+            reason: "like `max`",
+        },
+    ];
+    for b in &bounds {
+        for v in b.at {
+            valid(&b.snippet.replace("{v}", v));
+        }
+        for v in b.past {
+            let snippet = b.snippet.replace("{v}", v);
+            // Located at the value's opening quote, counted here from the snippet itself.
+            let at = snippet.find(&format!("\"{v}\"")).expect("value in snippet");
+            let line = snippet[..at].matches('\n').count() + 1;
+            let column = at - snippet[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+            let diags = parse_str(&format!("{snippet}{BASE}"), Path::new("p.toml"))
+                .expect_err("past the bound");
+            assert_eq!(diags.len(), 1, "{}: {diags}", b.key);
+            let d = &diags.0[0];
+            assert_eq!(
+                (d.line, d.column, d.message.as_str()),
+                (
+                    line,
+                    column,
+                    format!("`{}` \"{v}\" is out of range {}", b.key, b.range).as_str()
+                ),
+            );
+            let hint = d.hint.as_deref().unwrap_or_default();
+            assert!(hint.contains(b.reason), "{}: {hint}", b.key);
+        }
+    }
+}
+
+#[test]
+fn interval_anchors_are_bounded_to_years_1970_through_9999() {
+    let snippet =
+        |a: &str| format!("[[schedule]]\nname = \"i\"\ninterval = \"1h\"\nanchor = \"{a}\"\n");
+    for a in [
+        "1970-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1970-01-01T01:00:00+01:00",
+    ] {
+        valid(&snippet(a));
+    }
+    // Just before the epoch, and just after the year 9999 in UTC (written as 9999 with an offset).
+    for a in [
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:59:59+01:00",
+        "9999-12-31T23:59:59-00:01",
+    ] {
+        check(
+            &snippet(a),
+            &format!(
+                "p.toml:4:10: `anchor` \"{a}\" is out of range \
+                 1970-01-01T00:00:00Z..=9999-12-31T23:59:59Z\n  \
+                 hint: an interval counts from an instant between the Unix epoch and the year 9999"
+            ),
+        );
+    }
 }

@@ -26,7 +26,7 @@ pub(super) fn resolve_path(cx: &Collector, file: usize, value: &str) -> PathBuf 
         .join(p)
 }
 
-pub(super) fn duration(
+fn duration(
     cx: &mut Collector,
     file: usize,
     value: &Spanned<String>,
@@ -46,23 +46,62 @@ pub(super) fn duration(
     }
 }
 
-pub(super) fn positive_duration(
+/// The values a duration key accepts, inclusive, and why: `config/reference.toml` documents the
+/// same bounds with the same reasons.
+///
+/// Invariant: `0 <= min <= max`; every bound of the policy is far inside chrono's range, so the
+/// planner and timeline can add these durations to any instant of a horizon without overflow.
+pub(super) struct Bounds {
+    pub(super) min_seconds: i64,
+    pub(super) max_seconds: i64,
+    /// Shown as the hint when a value is out of range.
+    pub(super) why: &'static str,
+}
+
+/// A duration within `bounds`; a value outside is reported at the value with the bounds' reason.
+pub(super) fn bounded_duration(
     cx: &mut Collector,
     file: usize,
     value: &Spanned<String>,
     key: &str,
+    bounds: &Bounds,
 ) -> Option<TimeDelta> {
     let d = duration(cx, file, value, key)?;
-    if d <= TimeDelta::zero() {
+    let within = d.num_seconds() >= bounds.min_seconds
+        && d.num_seconds() <= bounds.max_seconds
+        && d.subsec_nanos() == 0;
+    if !within {
         cx.error(
             file,
             value.span(),
-            format!("`{key}` must be longer than zero"),
-            hint("for example \"5m\""),
+            format!(
+                "`{key}` \"{}\" is out of range {}..={}",
+                value.get_ref(),
+                human(bounds.min_seconds),
+                human(bounds.max_seconds)
+            ),
+            hint(bounds.why),
         );
         return None;
     }
     Some(d)
+}
+
+/// Whole seconds in days, hours, minutes and seconds as the policy writes them: "7d", "1h30m".
+pub(super) fn human(seconds: i64) -> String {
+    if seconds == 0 {
+        return "0s".into();
+    }
+    let mut rest = seconds;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        let n = rest / size;
+        if n != 0 {
+            out.push_str(&format!("{n}{unit}"));
+            rest %= size;
+        }
+    }
+    out
 }
 
 /// ONTAP snapshot names take `[A-Za-z0-9_.-]`.

@@ -2,7 +2,7 @@
 
 use chrono::TimeDelta;
 
-use super::values::{cron_string, duration, positive_duration, timezone};
+use super::values::{bounded_duration, cron_string, timezone, Bounds};
 use super::Names;
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
@@ -11,6 +11,32 @@ use crate::config::raw::RawWindow;
 
 /// Two hours: room to move a nightly window past a couple of hourly snapshots.
 const DEFAULT_SHIFT_LIMIT_SECONDS: i64 = 2 * 3600;
+
+/// A week: a backup longer than that cannot sit between two snapshots of any schedule that takes
+/// weekly snapshots, so larger values are typos.
+const WEEK_SECONDS: i64 = 7 * 86_400;
+
+/// `expected` and `max`: 1s ..= 7d.
+const LENGTH: Bounds = Bounds {
+    min_seconds: 1,
+    max_seconds: WEEK_SECONDS,
+    why: "a backup takes at least a second, and one longer than a week (7d) cannot sit between \
+          two snapshots of a weekly schedule",
+};
+
+/// `shift_limit`: 0s ..= 7d.
+const SHIFT_LIMIT: Bounds = Bounds {
+    min_seconds: 0,
+    max_seconds: WEEK_SECONDS,
+    why: "0s never shifts; shifting by more than a week (7d) moves a run past the next week's",
+};
+
+/// Hook `timeout`: 1s ..= 7d.
+const HOOK_TIMEOUT: Bounds = Bounds {
+    min_seconds: 1,
+    max_seconds: WEEK_SECONDS,
+    why: "the hook runs the backup, which takes between a second and a week (7d), like `max`",
+};
 
 pub(super) fn build_window(
     cx: &mut Collector,
@@ -63,8 +89,8 @@ pub(super) fn build_window(
     }
     let start = cron_string(cx, file, &w.start, "start");
     let timezone = timezone(cx, file, &w.timezone);
-    let expected = positive_duration(cx, file, &w.expected, "expected");
-    let max = positive_duration(cx, file, &w.max, "max");
+    let expected = bounded_duration(cx, file, &w.expected, "expected", &LENGTH);
+    let max = bounded_duration(cx, file, &w.max, "max", &LENGTH);
     if let (Some(e), Some(m)) = (expected, max) {
         if e > m {
             ok = false;
@@ -97,7 +123,7 @@ pub(super) fn build_window(
     };
     let shift_limit = match &w.shift_limit {
         None => Some(TimeDelta::seconds(DEFAULT_SHIFT_LIMIT_SECONDS)),
-        Some(s) => duration(cx, file, s, "shift_limit"),
+        Some(s) => bounded_duration(cx, file, s, "shift_limit", &SHIFT_LIMIT),
     };
     let hook = match &w.hook {
         None => Some(None),
@@ -120,7 +146,7 @@ pub(super) fn build_window(
             }
             match &h.timeout {
                 None => max.map(|timeout| Some(Hook { command, timeout })),
-                Some(t) => positive_duration(cx, file, t, "timeout")
+                Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT)
                     .map(|timeout| Some(Hook { command, timeout })),
             }
         }
