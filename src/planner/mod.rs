@@ -14,43 +14,15 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{OnConflict, Policy, VolumeSchedules, Window};
-use crate::ontap::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
+use crate::config::model::{OnConflict, Policy, VolumeSchedules, Window};
 use crate::timeline::{self, Recurrence, ScheduledSnapshot};
 
 mod suggest;
 #[cfg(test)]
 mod tests;
 
+pub use crate::domain::{Observed, ObservedCluster};
 pub use suggest::Suggestion;
-
-/// What discovery learned from the clusters; empty when planning offline.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    pub clusters: Vec<ObservedCluster>,
-}
-
-/// One cluster as `/api/cluster`, volumes, snapshot policies and schedules described it.
-#[derive(Debug, Clone)]
-pub struct ObservedCluster {
-    /// The policy's name for the cluster.
-    pub name: String,
-    pub info: ClusterInfo,
-    pub volumes: Vec<VolumeInfo>,
-    pub snapshot_policies: Vec<SnapshotPolicyInfo>,
-    pub schedules: Vec<ScheduleInfo>,
-}
-
-impl Observed {
-    /// Nothing observed: every volume must be fully described by the policy.
-    pub fn offline() -> Observed {
-        Observed::default()
-    }
-
-    fn cluster(&self, name: &str) -> Option<&ObservedCluster> {
-        self.clusters.iter().find(|c| c.name == name)
-    }
-}
 
 /// What a lifecycle turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

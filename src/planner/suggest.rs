@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{ceil_minute, floor_minute, human, PlannedVolume};
-use crate::config::Policy;
+use crate::config::model::Policy;
 
 /// How far from the configured start a suggested start may lie.
 const SEARCH: TimeDelta = TimeDelta::hours(12);

@@ -11,6 +11,7 @@ use crate::config::{
     Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
     OnConflict, SimulatedCluster, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
+use crate::domain::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 use crate::timeline::CronSpec;
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -317,7 +318,7 @@ fn observed_schedules_and_zone_are_used_when_the_policy_defers_to_the_cluster() 
             }],
             snapshot_policies: vec![SnapshotPolicyInfo {
                 name: "every20".into(),
-                copies: vec![crate::ontap::PolicyCopies {
+                copies: vec![crate::domain::PolicyCopies {
                     schedule: "20min".into(),
                     count: 3,
                     prefix: None,
