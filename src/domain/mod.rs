@@ -1,4 +1,5 @@
-//! Domain types shared by the pure core and the edges: the observed ONTAP inventory and durations.
+//! Domain types shared by the pure core and the edges: the observed ONTAP inventory, durations and
+//! their bounds.
 //!
 //! Nothing here does I/O or knows a wire format. `timeline` and `planner` import from here (never
 //! from `ontap`, `sim` or `cli`); `ontap` converts ONTAP's JSON into these types and `config`
@@ -6,6 +7,7 @@
 
 pub mod duration;
 pub mod inventory;
+pub mod limits;
 
 pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
 pub use inventory::{
