@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod ontap;
 pub mod planner;
 pub mod sim;

@@ -496,6 +496,165 @@ async fn injected_faults_are_typed_retried_and_recovered_from() {
     ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
 }
 
+/// How many more applied mutations the `drop_after_apply` fault will leave unanswered.
+async fn drops_left(sim: &Sim) -> u64 {
+    sim.get("/simulator/v1/faults").await["drop_after_apply"]
+        .as_u64()
+        .expect("drop_after_apply in the faults")
+}
+
+/// Arms the fault for the next applied mutation, runs `call`, and checks the fault was spent:
+/// the cluster applied the request and its answer was lost, so the client had to retry.
+async fn with_lost_answer<T>(sim: &Sim, call: impl std::future::Future<Output = T>) -> T {
+    set_faults(sim, json!({ "drop_after_apply": 1 })).await;
+    let result = call.await;
+    assert_eq!(drops_left(sim).await, 0, "the answer was not dropped");
+    result
+}
+
+/// Every create and delete the client makes, each once with its first answer lost after the
+/// cluster applied it (`drop_after_apply`): the retry meets the first attempt's work and takes
+/// it, so each call succeeds and leaves exactly one object (or none, for a delete) behind.
+#[tokio::test]
+async fn every_create_and_delete_survives_an_answer_lost_after_it_was_applied() {
+    for async_mutations in [true, false] {
+        let sim = Sim::start(
+            &format!(
+                "[knobs]\nasync_mutations = {async_mutations}\n{}",
+                cluster("\"flexclone\", \"snaprestore\"")
+            ),
+            START,
+        )
+        .await;
+        let ontap = client(&sim);
+        let vol = volume(&ontap, "vol1").await;
+
+        let created = with_lost_answer(&sim, ontap.create_snapshot(&vol, BACKING, COMMENT))
+            .await
+            .unwrap();
+        assert_eq!(created.name, BACKING);
+        assert_eq!(created.comment.as_deref(), Some(COMMENT));
+        let listed: Vec<SnapshotInfo> = ontap
+            .snapshots()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.name == BACKING)
+            .collect();
+        assert_eq!(
+            listed,
+            std::slice::from_ref(&created),
+            "async_mutations = {async_mutations}"
+        );
+
+        let restored = with_lost_answer(
+            &sim,
+            ontap.clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_sr"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(restored.name, "/vol/vol1/lun1_sr");
+        assert!(restored.created_as_clone);
+        assert_eq!(
+            lun(&ontap, "/vol/vol1/lun1_sr").await.as_ref(),
+            Some(&restored)
+        );
+
+        let flex = with_lost_answer(
+            &sim,
+            ontap.clone_lun_flexclone(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_fc"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(flex.name, "/vol/vol1/lun1_fc");
+        assert!(flex.created_as_clone);
+        assert_eq!(lun(&ontap, "/vol/vol1/lun1_fc").await.as_ref(), Some(&flex));
+        // lun1, and one of each clone: no retry made a second object.
+        assert_eq!(ontap.luns().await.unwrap().len(), 3);
+
+        for clone in [&restored, &flex] {
+            with_lost_answer(&sim, ontap.delete_lun(&clone.uuid, &clone.name, false))
+                .await
+                .unwrap();
+            assert!(lun(&ontap, &clone.name).await.is_none());
+        }
+        // Block sharing of the FlexClone (60 s by default) must end before the delete.
+        sim.handle
+            .simulator()
+            .advance(TimeDelta::seconds(61))
+            .unwrap();
+        with_lost_answer(&sim, ontap.delete_snapshot(&vol, &created.uuid, BACKING))
+            .await
+            .unwrap();
+        assert!(snapshot(&ontap, BACKING).await.is_none());
+    }
+}
+
+/// A same-named object that is not the one asked for is an error, never adopted — also with
+/// the lost-answer fault armed (the first attempt fails, so nothing is dropped or retried).
+#[tokio::test]
+async fn a_same_named_object_that_is_something_else_is_never_adopted() {
+    let sim = Sim::start(&cluster("\"flexclone\", \"snaprestore\""), START).await;
+    let ontap = client(&sim);
+    let vol = volume(&ontap, "vol1").await;
+    let other = "snapwarden.nightly.20260309T1000Z";
+    ontap
+        .create_snapshot(&vol, other, "made by someone else")
+        .await
+        .unwrap();
+    // Clones of the other snapshot at the paths the next calls ask for.
+    ontap
+        .clone_lun_snaprestore(&vol, other, "/vol/vol1/lun1", "/vol/vol1/lun1_sr")
+        .await
+        .unwrap();
+    ontap
+        .clone_lun_flexclone(&vol, other, "/vol/vol1/lun1", "/vol/vol1/lun1_fc")
+        .await
+        .unwrap();
+    sim.handle
+        .simulator()
+        .advance(TimeDelta::seconds(61))
+        .unwrap();
+    ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    set_faults(&sim, json!({ "drop_after_apply": 1 })).await;
+
+    // The same name with another comment.
+    let err = ontap
+        .create_snapshot(&vol, other, COMMENT)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::SNAPSHOT_EXISTS), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"made by someone else\"") && text.contains("not this create's"),
+        "{text}"
+    );
+    assert_eq!(
+        snapshot(&ontap, other).await.unwrap().comment.as_deref(),
+        Some("made by someone else")
+    );
+
+    // A clone path taken by a clone of another snapshot, by each clone method.
+    let before = ontap.luns().await.unwrap();
+    for err in [
+        ontap
+            .clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_sr")
+            .await
+            .unwrap_err(),
+        ontap
+            .clone_lun_flexclone(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_fc")
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), Some(codes::LUN_EXISTS), "{err}");
+        assert!(err.to_string().contains("not taken as its clone"), "{err}");
+    }
+    assert_eq!(ontap.luns().await.unwrap(), before);
+    // Every one of those calls was refused on its first attempt: nothing was applied, so the
+    // fault is still armed.
+    assert_eq!(drops_left(&sim).await, 1);
+}
+
 /// A TLS simulator with the test user and a manual clock.
 async fn tls_sim() -> ServerHandle {
     start(ServeOptions {

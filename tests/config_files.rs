@@ -107,3 +107,25 @@ fn demo_policy_has_the_documented_shape() {
         ]
     );
 }
+
+/// Every argument of `check` and `plan` says what it is in `--help` (`<POLICY>` once had no text).
+#[test]
+fn check_and_plan_arguments_have_help() {
+    use clap::CommandFactory;
+    let cli = snapwarden::cli::Cli::command();
+    for name in ["check", "plan"] {
+        let command = cli
+            .find_subcommand(name)
+            .unwrap_or_else(|| panic!("no `{name}` subcommand"));
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(
+                arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                "`{name}` argument `{id}` has no help text"
+            );
+        }
+    }
+}

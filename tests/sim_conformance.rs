@@ -1,5 +1,8 @@
 //! Conformance with NetApp's official Python client: runs `tests/conformance/ontap_conformance.py`
 //! against a simulator on 127.0.0.1:0 (HTTPS, generated certificate, manual clock).
+//!
+//! The interpreter is `SNAPWARDEN_TEST_PYTHON`, which `scripts/test` sets to its virtual
+//! environment (`target/py-venv`) holding the pinned client; the system Python is never used.
 
 use std::process::Command;
 
@@ -22,14 +25,21 @@ luns = [{ name = "lun1" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_client_conforms() {
-    let importable = Command::new("python3")
+    let python = std::env::var_os("SNAPWARDEN_TEST_PYTHON").unwrap_or_else(|| {
+        panic!(
+            "SNAPWARDEN_TEST_PYTHON is not set: run scripts/test, which installs NetApp's client \
+             (PyPI netapp-ontap==9.19.1.0) into target/py-venv and points this variable at its python"
+        )
+    });
+    let importable = Command::new(&python)
         .args(["-c", "import netapp_ontap"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(
         importable,
-        "python3 cannot import netapp_ontap (NetApp's client, PyPI netapp-ontap==9.19.1.0): run scripts/test, which installs it"
+        "{} (SNAPWARDEN_TEST_PYTHON) cannot import netapp_ontap (NetApp's client, PyPI netapp-ontap==9.19.1.0): run scripts/test, which installs it",
+        python.to_string_lossy()
     );
     let handle = start(ServeOptions {
         world: WorldSource::Toml(WORLD.into()),
@@ -46,7 +56,7 @@ async fn official_python_client_conforms() {
     );
     let port = handle.addr().port().to_string();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
+        Command::new(python)
             .args([
                 script,
                 "127.0.0.1",
@@ -56,7 +66,7 @@ async fn official_python_client_conforms() {
                 "https",
             ])
             .output()
-            .expect("python3 runs")
+            .expect("SNAPWARDEN_TEST_PYTHON runs")
     })
     .await
     .unwrap();

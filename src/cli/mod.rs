@@ -40,17 +40,21 @@ pub struct Cli {
 pub enum Command {
     /// Validate a policy and predict conflicts (exit 0: none, 1: conflicts, 2: invalid).
     Check {
+        /// The policy TOML file (includes are read relative to it); see config/reference.toml.
         policy: PathBuf,
         #[command(flatten)]
         horizon: Horizon,
+        /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
     /// Show scheduled snapshots and planned backing-snapshot lifecycles per volume.
     Plan {
+        /// The policy TOML file (includes are read relative to it); see config/reference.toml.
         policy: PathBuf,
         #[command(flatten)]
         horizon: Horizon,
+        /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },

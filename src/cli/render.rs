@@ -256,10 +256,14 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
         for s in shifted {
             let w = &policy.windows[s.window];
             let count = shifts.get(&s.window).copied().unwrap_or(0);
+            let times = match count {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
             let _ = writeln!(
                 out,
-                "  window {}: shifted {} time(s); suggestion: {}",
-                w.name, count, s.text
+                "  window {}: shifted {times}; suggestion: {}",
+                w.name, s.text
             );
         }
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 /// One problem in a policy file, phrased so the reader can fix it.
 ///
-/// Invariant: `line` and `column` are 1-based; `column` counts characters, not bytes.
+/// Invariant: `line` and `column` are 1-based and `column` counts characters, not bytes; both are 0
+/// for a problem with the file as a whole (it cannot be read), shown as `file: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: PathBuf,
@@ -20,14 +21,18 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )?;
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -115,18 +120,22 @@ impl Sources {
     }
 }
 
-/// A diagnostic whose location is still a byte span in one of the [`Sources`].
+/// A diagnostic whose location is still a byte span in one of the [`Sources`] (`None`: the file as
+/// a whole).
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub file: usize,
-    pub span: Range<usize>,
+    pub span: Option<Range<usize>>,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl Pending {
     pub(crate) fn resolve(&self, sources: &Sources) -> Diagnostic {
-        let (line, column) = sources.line_col(self.file, self.span.start);
+        let (line, column) = match &self.span {
+            Some(span) => sources.line_col(self.file, span.start),
+            None => (0, 0),
+        };
         Diagnostic {
             file: sources.path(self.file).clone(),
             line,
@@ -154,7 +163,22 @@ impl Collector {
     ) {
         self.diags.push(Pending {
             file,
-            span,
+            span: Some(span),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// A problem with `file` as a whole, such as an OS error reading it.
+    pub(crate) fn file_error(
+        &mut self,
+        file: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.diags.push(Pending {
+            file,
+            span: None,
             message: message.into(),
             hint,
         });
@@ -163,7 +187,7 @@ impl Collector {
     /// Every diagnostic, located and sorted by file then position.
     pub(crate) fn finish(self) -> Diagnostics {
         let mut pending = self.diags;
-        pending.sort_by_key(|p| (p.file, p.span.start));
+        pending.sort_by_key(|p| (p.file, p.span.as_ref().map(|s| s.start)));
         Diagnostics(pending.iter().map(|p| p.resolve(&self.sources)).collect())
     }
 }
@@ -194,6 +218,21 @@ mod tests {
         );
         let all = Diagnostics(vec![d.clone(), d]);
         assert_eq!(all.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn a_whole_file_problem_has_no_position() {
+        let d = Diagnostic {
+            file: PathBuf::from("x.toml"),
+            line: 0,
+            column: 0,
+            message: "cannot read the policy file: No such file".into(),
+            hint: None,
+        };
+        assert_eq!(
+            d.to_string(),
+            "x.toml: cannot read the policy file: No such file"
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! 3. deserialize each entry (`[[cluster]]`, `[[volume]]`, …) on its own, so one bad entry does not
 //!    hide errors in the others; names of entries that failed are remembered so references to them
 //!    do not cascade into "not defined" noise.
+//!
+//! Includes nest at most [`MAX_INCLUDE_DEPTH`] files deep, so the recursive reader's stack stays
+//! small whatever the files say; messages that print an include chain print only its ends.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -22,17 +25,36 @@ use toml::Spanned;
 use super::diag::{hint, Collector};
 use super::raw::*;
 
+/// How many files an include chain may hold, the main file included. Hand-written layouts (site →
+/// cluster → volumes) need a handful; the bound keeps the recursive reader's stack small.
+pub(super) const MAX_INCLUDE_DEPTH: usize = 32;
+
 /// Stages 1–3 for `text`, read as the file at `path`, and every file it includes.
 ///
 /// Returns `None` for the raw policy when any file has a TOML syntax error.
 pub(super) fn read(text: &str, path: &Path) -> (Collector, Option<RawPolicy>) {
-    let mut loader = Loader::default();
-    let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    loader.stack.push(start.clone());
-    loader.loaded.insert(start);
+    let mut loader = Loader::start(path);
     loader.load_file(path.to_path_buf(), Arc::from(text), true);
-    let raw = (!loader.syntax_error).then_some(loader.raw);
-    (loader.cx, raw)
+    loader.finish()
+}
+
+/// Stages 1–3 for the file at `path` and every file it includes; a file that cannot be read is
+/// one diagnostic naming the file and the OS error.
+pub(super) fn read_path(path: &Path) -> (Collector, Option<RawPolicy>) {
+    let mut loader = Loader::start(path);
+    match std::fs::read(path) {
+        Ok(bytes) => loader.load_bytes(path.to_path_buf(), bytes, true),
+        Err(e) => {
+            let file = loader.cx.sources.add(path.to_path_buf(), Arc::from(""));
+            loader.cx.file_error(
+                file,
+                format!("cannot read the policy file: {e}"),
+                hint("pass the path of a policy TOML file; config/reference.toml documents one"),
+            );
+            loader.syntax_error = true;
+        }
+    }
+    loader.finish()
 }
 
 /// A raw entry and where it came from.
@@ -136,6 +158,42 @@ struct Loader {
 }
 
 impl Loader {
+    fn start(path: &Path) -> Self {
+        let mut loader = Loader::default();
+        let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        loader.stack.push(start.clone());
+        loader.loaded.insert(start);
+        loader
+    }
+
+    fn finish(self) -> (Collector, Option<RawPolicy>) {
+        let raw = (!self.syntax_error).then_some(self.raw);
+        (self.cx, raw)
+    }
+
+    /// Decodes `bytes` as UTF-8 and loads them; a non-UTF-8 byte is reported where it is and, like
+    /// a syntax error, ends the load after stage 1.
+    fn load_bytes(&mut self, path: PathBuf, bytes: Vec<u8>, main: bool) {
+        match String::from_utf8(bytes) {
+            Ok(text) => self.load_file(path, Arc::from(text), main),
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                let bad = bytes.get(valid).copied().unwrap_or_default();
+                // The valid prefix is enough to turn the offset into a line and column.
+                let prefix = String::from_utf8_lossy(&bytes[..valid]);
+                let file = self.cx.sources.add(path, Arc::from(prefix.as_ref()));
+                self.syntax_error = true;
+                self.cx.error(
+                    file,
+                    valid..valid,
+                    format!("the file is not UTF-8: byte 0x{bad:02X} here"),
+                    hint("policy files are UTF-8 text; re-save the file as UTF-8"),
+                );
+            }
+        }
+    }
+
     fn load_file(&mut self, path: PathBuf, text: Arc<str>, main: bool) {
         let file = self.cx.sources.add(path.clone(), text.clone());
         let doc = match DeTable::parse(&text) {
@@ -358,34 +416,52 @@ impl Loader {
         let span = include.span();
         let relative = include.into_inner();
         let path = from_path.parent().unwrap_or(Path::new("")).join(&relative);
-        let (canonical, text) = match std::fs::canonicalize(&path)
-            .and_then(|c| std::fs::read_to_string(&c).map(|t| (c, t)))
-        {
-            Ok(found) => found,
-            Err(e) => {
-                self.cx.error(
-                    from,
-                    span,
-                    format!("cannot read included file {}: {e}", path.display()),
-                    hint("include paths are relative to the file that names them"),
-                );
-                return;
-            }
+        let cannot_read = |cx: &mut Collector, e: std::io::Error| {
+            cx.error(
+                from,
+                span.clone(),
+                format!("cannot read included file {}: {e}", path.display()),
+                hint("include paths are relative to the file that names them"),
+            );
+        };
+        let canonical = match std::fs::canonicalize(&path) {
+            Ok(c) => c,
+            Err(e) => return cannot_read(&mut self.cx, e),
         };
         if let Some(pos) = self.stack.iter().position(|p| *p == canonical) {
-            let chain: Vec<String> = self.stack[pos..]
+            let cycle: Vec<&PathBuf> = self.stack[pos..]
                 .iter()
                 .chain(std::iter::once(&canonical))
-                .map(|p| p.display().to_string())
                 .collect();
             self.cx.error(
                 from,
                 span,
-                format!("include cycle: {}", chain.join(" → ")),
+                format!("include cycle: {}", chain(&cycle)),
                 hint("remove one of the includes that closes the cycle"),
             );
             return;
         }
+        if self.stack.len() >= MAX_INCLUDE_DEPTH {
+            let nested: Vec<&PathBuf> = self
+                .stack
+                .iter()
+                .chain(std::iter::once(&canonical))
+                .collect();
+            self.cx.error(
+                from,
+                span,
+                format!(
+                    "includes nest deeper than {MAX_INCLUDE_DEPTH} files: {}",
+                    chain(&nested)
+                ),
+                hint("include the files from fewer levels (a file may include several)"),
+            );
+            return;
+        }
+        let bytes = match std::fs::read(&canonical) {
+            Ok(bytes) => bytes,
+            Err(e) => return cannot_read(&mut self.cx, e),
+        };
         if !self.loaded.insert(canonical.clone()) {
             self.cx.error(
                 from,
@@ -396,9 +472,31 @@ impl Loader {
             return;
         }
         self.stack.push(canonical);
-        self.load_file(path, Arc::from(text), false);
+        self.load_bytes(path, bytes, false);
         self.stack.pop();
     }
+}
+
+/// An include chain for a message: every file when it is short, otherwise the first three, the
+/// number left out and the last two, so a message stays a line long however deep the chain.
+fn chain(paths: &[&PathBuf]) -> String {
+    const HEAD: usize = 3;
+    const TAIL: usize = 2;
+    let shown = |ps: &[&PathBuf]| {
+        ps.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    };
+    if paths.len() <= HEAD + TAIL + 1 {
+        return shown(paths);
+    }
+    let left_out = paths.len() - HEAD - TAIL;
+    format!(
+        "{} → … {left_out} more … → {}",
+        shown(&paths[..HEAD]),
+        shown(&paths[paths.len() - TAIL..])
+    )
 }
 
 /// The allowed word closest to `word` (edit distance at most 2, or a case-insensitive match).

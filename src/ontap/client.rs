@@ -1,7 +1,8 @@
 //! `RestClient`: the [`Ontap`] trait over ONTAP's REST API (reqwest + rustls).
 //!
 //! What every call does, in order:
-//! 1. builds the URL from the base URL, the path and an explicit `fields=` list (never `**`);
+//! 1. builds the URL from the base URL, the path and, for a GET, a [`Fields`] list — a required
+//!    argument of both GET helpers, so a GET without `fields=` cannot be written (never `*`/`**`);
 //! 2. takes a permit of the per-client semaphore (bounded concurrency per cluster, reference §6.6),
 //!    held for one HTTP exchange only — never while sleeping between retries or job polls;
 //! 3. sends with HTTP Basic auth (the password is a [`Secret`]; reqwest marks the header
@@ -17,7 +18,14 @@
 //!    `success`/`failure` or the polling bound; a failed job's *integer* `code` becomes
 //!    [`OntapError::Api`] with `http_status: None`;
 //! 7. for collections, asks for at most `max_records` records per page and follows
-//!    `_links.next.href` until it is absent.
+//!    `_links.next.href` until it is absent — only to the endpoint's own origin (scheme, host,
+//!    port: the credentials go nowhere else) and for at most [`MAX_PAGES`] pages;
+//! 8. makes every create idempotent across a retry whose first attempt was applied but whose
+//!    answer was lost: "already exists" is answered by reading the object that was asked for and
+//!    taking it when it is that object (a snapshot with the same name and comment; a LUN clone at
+//!    the same path, in the same volume, when an earlier attempt of this very call may have made
+//!    it), never a same-named object that is something else. A retried delete that finds its
+//!    object gone (404) after such a lost answer has done its work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,20 +48,59 @@ use super::{
 };
 use crate::config::{Cluster, Endpoint, TlsVerify};
 
+/// A `fields=` list: what a GET reads. ONTAP returns only the fields a GET names (`**` is
+/// expensive and `*` varies by release), so both GET helpers take one as a required argument.
+///
+/// Invariant: non-empty and without `*`; [`Fields::new`] checks it when the constant holding the
+/// list is evaluated, so a bad list fails the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fields(&'static str);
+
+impl Fields {
+    const fn new(list: &'static str) -> Fields {
+        let bytes = list.as_bytes();
+        assert!(!bytes.is_empty(), "a fields= list names at least one field");
+        let mut i = 0;
+        while i < bytes.len() {
+            assert!(
+                bytes[i] != b'*',
+                "a fields= list names its fields (no * or **)"
+            );
+            i += 1;
+        }
+        Fields(list)
+    }
+}
+
 /// `fields=` of every snapshot read (bulk listing and the look-up after a create).
-const SNAPSHOT_FIELDS: &str =
-    "uuid,name,comment,create_time,owners,size,volume.uuid,volume.name,svm.name";
-const VOLUME_FIELDS: &str = "uuid,name,svm.name,snapshot_policy.name";
+const SNAPSHOT_FIELDS: Fields =
+    Fields::new("uuid,name,comment,create_time,owners,size,volume.uuid,volume.name,svm.name");
+const VOLUME_FIELDS: Fields = Fields::new("uuid,name,svm.name,snapshot_policy.name");
 /// `status.mapped` and `clone.created_as_clone` are gettable LUN fields (reference §3.1).
-const LUN_FIELDS: &str =
-    "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone";
-const JOB_FIELDS: &str = "uuid,state,code,message,error";
+const LUN_FIELDS: Fields =
+    Fields::new("uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone");
+const JOB_FIELDS: Fields = Fields::new("uuid,state,code,message,error");
+const CLUSTER_FIELDS: Fields = Fields::new("name,uuid,version,timezone");
+const POLICY_FIELDS: Fields = Fields::new("name,copies");
+const SCHEDULE_FIELDS: Fields = Fields::new("name,type,cron,interval");
+const LICENSE_FIELDS: Fields = Fields::new("name,state");
 /// Records per collection page (`max_records`) unless overridden. ONTAP's own default is 10,000;
 /// a bounded page keeps each answer small and each request well inside the request timeout on a
 /// cluster with thousands of snapshots, at the price of a few more round trips.
 pub const DEFAULT_MAX_RECORDS: u32 = 1_000;
 /// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
 const SNAPSHOT_EXISTS: u64 = 525_059;
+/// "A LUN or namespace already exists at path" (5374242) and "destination exists" (1260136),
+/// the answers to a LUN create onto a taken path (reference §3.2). ONTAP documents no code of
+/// its own for a SnapRestore onto a taken path (§3.4 names only the generic 524511); the
+/// simulator answers 5374242 there, as a LUN create does.
+const LUN_EXISTS: [u64; 2] = [5_374_242, 1_260_136];
+/// Pages of one collection read at most. At the default page size that is 10 million records:
+/// 1,000 volumes at ONTAP's limit of 1,023 snapshots each (reference §2.1), ten times over, and
+/// gigabytes in memory — more than any real listing. Only a server whose `_links.next` never
+/// ends (a bug, or an endpoint that is not ONTAP) gets there; it gets an error, not an endless
+/// read.
+pub const MAX_PAGES: usize = 10_000;
 
 /// How a job is polled after a 202.
 ///
@@ -212,6 +259,26 @@ pub struct RestClient {
     retry: RetryPolicy,
     /// `max_records` of collection GETs, as a query value.
     max_records: String,
+    /// Pages of one collection read at most: [`MAX_PAGES`] (tests lower it).
+    pub(super) max_pages: usize,
+}
+
+/// A 2xx answer of [`RestClient::send`].
+#[derive(Debug)]
+struct Sent {
+    status: StatusCode,
+    body: Vec<u8>,
+    /// An earlier attempt failed after the request may have reached the cluster.
+    earlier_attempt_may_have_applied: bool,
+}
+
+/// A failed call, and whether an earlier attempt of it may have been applied by the cluster: its
+/// answer was lost (a dropped connection, a timeout, a 5xx) and the request was sent again.
+/// That is what lets a create take "already exists" as its own first attempt's work.
+#[derive(Debug)]
+struct Failure {
+    error: OntapError,
+    earlier_attempt_may_have_applied: bool,
 }
 
 impl RestClient {
@@ -271,6 +338,7 @@ impl RestClient {
             job_poll: options.job_poll,
             retry: options.retry,
             max_records: options.max_records.to_string(),
+            max_pages: MAX_PAGES,
         })
     }
 
@@ -377,13 +445,13 @@ impl RestClient {
         };
         let response = request.send().await.map_err(|e| {
             tracing::debug!(cluster = %self.cluster, %method, path = %path_and_query,
-                elapsed_ms = started.elapsed().as_millis() as u64, error = %e, "ONTAP request failed");
+                elapsed_ms = millis(started.elapsed()), error = %e, "ONTAP request failed");
             transport(e)
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?.to_vec();
         tracing::debug!(cluster = %self.cluster, %method, path = %path_and_query,
-            status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64,
+            status = status.as_u16(), elapsed_ms = millis(started.elapsed()),
             "ONTAP request");
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(OntapError::Auth {
@@ -422,76 +490,117 @@ impl RestClient {
         }
     }
 
-    /// [`Self::exchange`] with retries on transient failures.
+    /// [`Self::exchange`] with retries on transient failures; says too whether an earlier
+    /// attempt may have been applied by the cluster before its answer was lost.
     async fn send(
         &self,
         method: Method,
         url: &Url,
         body: Option<&Value>,
         target: &str,
-    ) -> Result<(StatusCode, Vec<u8>), OntapError> {
+    ) -> Result<Sent, Failure> {
         let mut attempt = 0u32;
+        let mut may_have_applied = false;
         loop {
             match self.exchange(&method, url, body, target).await {
-                Ok(answer) => return Ok(answer),
+                Ok((status, body)) => {
+                    return Ok(Sent {
+                        status,
+                        body,
+                        earlier_attempt_may_have_applied: may_have_applied,
+                    })
+                }
                 Err(e) if attempt < self.retry.max_retries && retryable(&e) => {
+                    may_have_applied |= reached_the_cluster(&e);
                     let wait = backoff(self.retry.initial_backoff, self.retry.max_backoff, attempt);
                     tracing::debug!(cluster = %self.cluster, %method, path = url.path(),
-                        attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %e,
-                        "transient ONTAP failure; retrying");
+                        attempt = attempt + 1, wait_ms = millis(wait),
+                        error = %e, "transient ONTAP failure; retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(error) => {
+                    return Err(Failure {
+                        error,
+                        earlier_attempt_may_have_applied: may_have_applied,
+                    })
+                }
             }
         }
     }
 
-    /// GET one object.
+    /// GET one object, reading `fields`.
     async fn get_object<W: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, &str)],
+        fields: Fields,
         target: &str,
     ) -> Result<W, OntapError> {
-        debug_assert!(query.iter().any(|(k, _)| *k == "fields"));
-        let url = self.url(path, query);
-        let (_, bytes) = self.send(Method::GET, &url, None, target).await?;
+        let url = self.url(path, &[("fields", fields.0)]);
+        let bytes = self
+            .send(Method::GET, &url, None, target)
+            .await
+            .map_err(|f| f.error)?
+            .body;
         serde_json::from_slice(&bytes).map_err(|e| self.decode_error(&url, e.to_string()))
     }
 
-    /// GET a collection in pages of `max_records`, following `_links.next.href` (which carries
-    /// the query on) until it is absent.
+    /// GET a collection in pages of `max_records`, reading `fields` of the records `filter`
+    /// selects, following `_links.next.href` (which carries the query on) until it is absent.
+    ///
+    /// A `next` link is followed only to the endpoint's own origin (scheme, host and port): it
+    /// is sent with the credentials. At most `max_pages` pages are read.
     async fn get_collection<W: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, &str)],
+        fields: Fields,
+        filter: &[(&str, &str)],
         target: &str,
     ) -> Result<Vec<W>, OntapError> {
-        debug_assert!(query.iter().any(|(k, _)| *k == "fields"));
-        let mut query = query.to_vec();
+        let mut query = filter.to_vec();
+        query.push(("fields", fields.0));
         query.push(("max_records", &self.max_records));
         let mut url = self.url(path, &query);
         let mut records = Vec::new();
-        loop {
-            let (_, bytes) = self.send(Method::GET, &url, None, target).await?;
+        for _ in 0..self.max_pages {
+            let bytes = self
+                .send(Method::GET, &url, None, target)
+                .await
+                .map_err(|f| f.error)?
+                .body;
             let page: Collection<W> = serde_json::from_slice(&bytes)
                 .map_err(|e| self.decode_error(&url, e.to_string()))?;
             let next = page.next_href().map(str::to_string);
             records.extend(page.records);
-            match next {
-                None => return Ok(records),
-                Some(href) => {
-                    let next_url = self.base.join(&href).map_err(|e| {
-                        self.decode_error(&url, format!("_links.next {href:?}: {e}"))
-                    })?;
-                    if next_url == url {
-                        return Err(self.decode_error(&url, "_links.next points at the same page"));
-                    }
-                    url = next_url;
-                }
+            let Some(href) = next else {
+                return Ok(records);
+            };
+            let next_url = self
+                .base
+                .join(&href)
+                .map_err(|e| self.decode_error(&url, format!("_links.next {href:?}: {e}")))?;
+            if next_url.origin() != self.base.origin() {
+                return Err(self.decode_error(
+                    &url,
+                    format!(
+                        "_links.next {href:?} leaves the endpoint {}; not followed, the \
+                         credentials are sent to the endpoint only",
+                        self.base.origin().ascii_serialization()
+                    ),
+                ));
             }
+            if next_url == url {
+                return Err(self.decode_error(&url, "_links.next points at the same page"));
+            }
+            url = next_url;
         }
+        Err(self.decode_error(
+            &url,
+            format!(
+                "_links.next still present after {} pages of {} records; stopped",
+                self.max_pages, self.max_records
+            ),
+        ))
     }
 
     /// POST/PATCH/DELETE and wait for the job(s) the answer names, if any.
@@ -502,26 +611,31 @@ impl RestClient {
         query: &[(&str, &str)],
         body: Option<Value>,
         target: &str,
-    ) -> Result<(), OntapError> {
+    ) -> Result<(), Failure> {
         let url = self.url(path, query);
-        let (status, bytes) = self.send(method, &url, body.as_ref(), target).await?;
+        let sent = self.send(method, &url, body.as_ref(), target).await?;
+        let (status, bytes) = (sent.status, sent.body);
+        let answered = |error: OntapError| Failure {
+            error,
+            earlier_attempt_may_have_applied: sent.earlier_attempt_may_have_applied,
+        };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let answer: MutationResponse =
-            serde_json::from_slice(&bytes).map_err(|e| self.decode_error(&url, e.to_string()))?;
+        let answer: MutationResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| answered(self.decode_error(&url, e.to_string())))?;
         if let Some(error) = answer.error {
             let (code, message) = error_body_parts(&error);
-            return Err(OntapError::Api {
+            return Err(answered(OntapError::Api {
                 cluster: self.cluster.clone(),
                 target: target.to_string(),
                 code,
                 message,
                 http_status: Some(status.as_u16()),
-            });
+            }));
         }
         for job in answer.job.into_iter().chain(answer.jobs) {
-            self.wait_job(job, target).await?;
+            self.wait_job(job, target).await.map_err(answered)?;
         }
         Ok(())
     }
@@ -576,11 +690,7 @@ impl RestClient {
                 });
             }
             job = self
-                .get_object(
-                    &format!("/api/cluster/jobs/{uuid}"),
-                    &[("fields", JOB_FIELDS)],
-                    target,
-                )
+                .get_object(&format!("/api/cluster/jobs/{uuid}"), JOB_FIELDS, target)
                 .await?;
             if job.uuid.is_empty() {
                 job.uuid.clone_from(&uuid);
@@ -622,7 +732,8 @@ impl RestClient {
         let records: Vec<SnapshotWire> = self
             .get_collection(
                 &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
-                &[("name", name), ("fields", SNAPSHOT_FIELDS)],
+                SNAPSHOT_FIELDS,
+                &[("name", name)],
                 target,
             )
             .await?;
@@ -641,7 +752,8 @@ impl RestClient {
         let records: Vec<LunWire> = self
             .get_collection(
                 "/api/storage/luns",
-                &[("name", path), ("svm.name", svm), ("fields", LUN_FIELDS)],
+                LUN_FIELDS,
+                &[("name", path), ("svm.name", svm)],
                 target,
             )
             .await?;
@@ -654,6 +766,73 @@ impl RestClient {
                 context: target.to_string(),
                 detail: "created LUN not found by name".into(),
             })
+    }
+
+    /// A LUN clone create that failed: when the path is taken ("already exists") after an
+    /// earlier attempt of this very call may have been applied, the clone that attempt made is
+    /// the one asked for — if the LUN there is a clone in the same volume and SVM. ONTAP's GET
+    /// does not say which snapshot backs a clone (reference §3.1), so a taken path is never
+    /// adopted when this call's first answer was "already exists": that LUN existed before.
+    async fn retried_clone(
+        &self,
+        failure: Failure,
+        volume: &VolumeRef,
+        clone_path: &str,
+        target: &str,
+    ) -> Result<LunInfo, OntapError> {
+        if !failure
+            .error
+            .code()
+            .is_some_and(|code| LUN_EXISTS.contains(&code))
+        {
+            return Err(failure.error);
+        }
+        if !failure.earlier_attempt_may_have_applied {
+            return Err(with_note(
+                failure.error,
+                "the path was taken before this create; that LUN is not taken as its clone",
+            ));
+        }
+        let Ok(found) = self.find_lun(&volume.svm, clone_path, target).await else {
+            return Err(failure.error);
+        };
+        if found.created_as_clone && found.volume_name == volume.name && found.svm == volume.svm {
+            tracing::debug!(cluster = %self.cluster, target = %target,
+                "clone already exists after a retry whose first answer was lost; taking it as created");
+            return Ok(found);
+        }
+        Err(with_note(
+            failure.error,
+            &format!(
+                "the LUN at that path is not a clone in volume {} of svm {}; it is not this create's",
+                volume.name, volume.svm
+            ),
+        ))
+    }
+
+    /// A delete's outcome: a 404 after an earlier attempt of this call may have been applied
+    /// means that attempt deleted the object, so the delete has done its work.
+    fn gone_after_retry(
+        &self,
+        deleted: Result<(), Failure>,
+        target: &str,
+    ) -> Result<(), OntapError> {
+        match deleted {
+            Ok(()) => Ok(()),
+            Err(Failure {
+                error:
+                    OntapError::Api {
+                        http_status: Some(404),
+                        ..
+                    },
+                earlier_attempt_may_have_applied: true,
+            }) => {
+                tracing::debug!(cluster = %self.cluster, target = %target,
+                    "already gone after a retry whose first answer was lost; taking it as deleted");
+                Ok(())
+            }
+            Err(failure) => Err(failure.error),
+        }
     }
 }
 
@@ -711,6 +890,43 @@ fn certificate_rejection(e: &reqwest::Error) -> Option<String> {
     None
 }
 
+/// Whether a failed attempt may have reached the cluster, and so may have been applied: a 5xx, or
+/// a transport failure other than failing to connect (a dropped connection, a timeout).
+fn reached_the_cluster(error: &OntapError) -> bool {
+    match error {
+        OntapError::Transport { source, .. } => !source
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        OntapError::Api { http_status, .. } => http_status.is_some_and(|s| s >= 500),
+        _ => false,
+    }
+}
+
+/// `error` with `note` added to its message, when it is an ONTAP answer (keeping its code).
+fn with_note(error: OntapError, note: &str) -> OntapError {
+    match error {
+        OntapError::Api {
+            cluster,
+            target,
+            code,
+            message,
+            http_status,
+        } => OntapError::Api {
+            cluster,
+            target,
+            code,
+            message: format!("{message} ({note})"),
+            http_status,
+        },
+        other => other,
+    }
+}
+
+/// A duration in whole milliseconds for a log field, saturating (no `as` truncation).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
     initial
         .checked_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
@@ -730,11 +946,7 @@ impl Ontap for RestClient {
 
     async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
         let wire: ClusterWire = self
-            .get_object(
-                "/api/cluster",
-                &[("fields", "name,uuid,version,timezone")],
-                "cluster",
-            )
+            .get_object("/api/cluster", CLUSTER_FIELDS, "cluster")
             .await?;
         wire.into_domain().map_err(|detail| OntapError::Decode {
             cluster: self.cluster.clone(),
@@ -745,11 +957,7 @@ impl Ontap for RestClient {
 
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
         let records: Vec<VolumeWire> = self
-            .get_collection(
-                "/api/storage/volumes",
-                &[("fields", VOLUME_FIELDS)],
-                "volumes",
-            )
+            .get_collection("/api/storage/volumes", VOLUME_FIELDS, &[], "volumes")
             .await?;
         self.convert(records, "volumes", VolumeWire::into_domain)
     }
@@ -758,7 +966,8 @@ impl Ontap for RestClient {
         let records: Vec<SnapshotPolicyWire> = self
             .get_collection(
                 "/api/storage/snapshot-policies",
-                &[("fields", "name,copies")],
+                POLICY_FIELDS,
+                &[],
                 "snapshot policies",
             )
             .await?;
@@ -771,11 +980,7 @@ impl Ontap for RestClient {
 
     async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
         let records: Vec<ScheduleWire> = self
-            .get_collection(
-                "/api/cluster/schedules",
-                &[("fields", "name,type,cron,interval")],
-                "schedules",
-            )
+            .get_collection("/api/cluster/schedules", SCHEDULE_FIELDS, &[], "schedules")
             .await?;
         self.convert(records, "schedules", ScheduleWire::into_domain)
     }
@@ -787,7 +992,7 @@ impl Ontap for RestClient {
         match self
             .get_object::<LicensePackageWire>(
                 &format!("/api/cluster/licensing/licenses/{package}"),
-                &[("fields", "name,state")],
+                LICENSE_FIELDS,
                 &target,
             )
             .await
@@ -805,7 +1010,8 @@ impl Ontap for RestClient {
         let records: Vec<SnapshotWire> = self
             .get_collection(
                 "/api/storage/volumes/*/snapshots",
-                &[("fields", SNAPSHOT_FIELDS)],
+                SNAPSHOT_FIELDS,
+                &[],
                 "snapshots",
             )
             .await?;
@@ -814,7 +1020,7 @@ impl Ontap for RestClient {
 
     async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
         let records: Vec<LunWire> = self
-            .get_collection("/api/storage/luns", &[("fields", LUN_FIELDS)], "luns")
+            .get_collection("/api/storage/luns", LUN_FIELDS, &[], "luns")
             .await?;
         self.convert(records, "luns", LunWire::into_domain)
     }
@@ -836,23 +1042,31 @@ impl Ontap for RestClient {
             )
             .await;
         match created {
-            Ok(()) => {}
-            // A POST retried after a transient failure may find its own first attempt's
-            // snapshot. Same name and same comment: that is this call's snapshot, so the create
-            // is idempotent; anything else keeps the error.
-            Err(err) if err.code() == Some(SNAPSHOT_EXISTS) => {
-                return match self.find_snapshot(volume, name, &target).await {
+            Ok(()) => self.find_snapshot(volume, name, &target).await,
+            // A POST retried after its answer was lost may find its own first attempt's
+            // snapshot, and a pass after a crash its predecessor's. Same name and same comment:
+            // that is the snapshot asked for, so the create is idempotent. Anything else keeps
+            // the error: a same-named snapshot that is not this one is never adopted.
+            Err(failure) if failure.error.code() == Some(SNAPSHOT_EXISTS) => {
+                let found = self.find_snapshot(volume, name, &target).await;
+                match found {
                     Ok(found) if found.comment.as_deref().unwrap_or("") == comment => {
                         tracing::debug!(cluster = %self.cluster, target = %target,
                             "snapshot already exists with this comment; taking it as created");
                         Ok(found)
                     }
-                    _ => Err(err),
-                };
+                    Ok(found) => Err(with_note(
+                        failure.error,
+                        &format!(
+                            "the existing snapshot's comment is {:?}, not {comment:?}: it is not this create's",
+                            found.comment.as_deref().unwrap_or("")
+                        ),
+                    )),
+                    Err(_) => Err(failure.error),
+                }
             }
-            Err(err) => return Err(err),
+            Err(failure) => Err(failure.error),
         }
-        self.find_snapshot(volume, name, &target).await
     }
 
     async fn delete_snapshot(
@@ -862,17 +1076,19 @@ impl Ontap for RestClient {
         snapshot_name: &str,
     ) -> Result<(), OntapError> {
         let target = format!("{} snapshot {snapshot_name}", volume_target(volume));
-        self.mutate(
-            Method::DELETE,
-            &format!(
-                "/api/storage/volumes/{}/snapshots/{snapshot_uuid}",
-                volume.uuid
-            ),
-            &[],
-            None,
-            &target,
-        )
-        .await
+        let deleted = self
+            .mutate(
+                Method::DELETE,
+                &format!(
+                    "/api/storage/volumes/{}/snapshots/{snapshot_uuid}",
+                    volume.uuid
+                ),
+                &[],
+                None,
+                &target,
+            )
+            .await;
+        self.gone_after_retry(deleted, &target)
     }
 
     async fn clone_lun_flexclone(
@@ -884,19 +1100,26 @@ impl Ontap for RestClient {
     ) -> Result<LunInfo, OntapError> {
         let target = format!("lun {clone_path}");
         let source = lun_in_snapshot(&volume.name, snapshot_name, source_lun);
-        self.mutate(
-            Method::POST,
-            "/api/storage/luns",
-            &[],
-            Some(json!({
-                "svm": { "name": volume.svm },
-                "name": clone_path,
-                "clone": { "source": { "name": source } },
-            })),
-            &target,
-        )
-        .await?;
-        self.find_lun(&volume.svm, clone_path, &target).await
+        let created = self
+            .mutate(
+                Method::POST,
+                "/api/storage/luns",
+                &[],
+                Some(json!({
+                    "svm": { "name": volume.svm },
+                    "name": clone_path,
+                    "clone": { "source": { "name": source } },
+                })),
+                &target,
+            )
+            .await;
+        match created {
+            Ok(()) => self.find_lun(&volume.svm, clone_path, &target).await,
+            Err(failure) => {
+                self.retried_clone(failure, volume, clone_path, &target)
+                    .await
+            }
+        }
     }
 
     async fn clone_lun_snaprestore(
@@ -909,19 +1132,26 @@ impl Ontap for RestClient {
         let target = format!("lun {clone_path}");
         let path = path_in_volume(&volume.name, source_lun);
         let restore_path = path_in_volume(&volume.name, clone_path);
-        self.mutate(
-            Method::PATCH,
-            &format!("/api/storage/volumes/{}", volume.uuid),
-            &[
-                ("restore_to.snapshot.name", snapshot_name),
-                ("restore_to.path", &path),
-                ("restore_to.restore_path", &restore_path),
-            ],
-            Some(json!({})),
-            &target,
-        )
-        .await?;
-        self.find_lun(&volume.svm, clone_path, &target).await
+        let created = self
+            .mutate(
+                Method::PATCH,
+                &format!("/api/storage/volumes/{}", volume.uuid),
+                &[
+                    ("restore_to.snapshot.name", snapshot_name),
+                    ("restore_to.path", &path),
+                    ("restore_to.restore_path", &restore_path),
+                ],
+                Some(json!({})),
+                &target,
+            )
+            .await;
+        match created {
+            Ok(()) => self.find_lun(&volume.svm, clone_path, &target).await,
+            Err(failure) => {
+                self.retried_clone(failure, volume, clone_path, &target)
+                    .await
+            }
+        }
     }
 
     async fn delete_lun(
@@ -930,20 +1160,80 @@ impl Ontap for RestClient {
         lun_path: &str,
         allow_delete_while_mapped: bool,
     ) -> Result<(), OntapError> {
-        self.mutate(
-            Method::DELETE,
-            &format!("/api/storage/luns/{lun_uuid}"),
-            &[(
-                "allow_delete_while_mapped",
-                if allow_delete_while_mapped {
-                    "true"
-                } else {
-                    "false"
-                },
-            )],
-            None,
-            &format!("lun {lun_path}"),
-        )
-        .await
+        let target = format!("lun {lun_path}");
+        let deleted = self
+            .mutate(
+                Method::DELETE,
+                &format!("/api/storage/luns/{lun_uuid}"),
+                &[(
+                    "allow_delete_while_mapped",
+                    if allow_delete_while_mapped {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                )],
+                None,
+                &target,
+            )
+            .await;
+        self.gone_after_retry(deleted, &target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{reached_the_cluster, Fields, OntapError};
+
+    /// Constants are checked when the build evaluates them; the same check, run here, refuses
+    /// an empty list and the wildcards.
+    #[test]
+    fn a_fields_list_names_its_fields() {
+        assert_eq!(Fields::new("uuid,name").0, "uuid,name");
+        for bad in ["", "*", "**", "uuid,**"] {
+            assert!(
+                std::panic::catch_unwind(|| Fields::new(bad)).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    fn api(http_status: u16) -> OntapError {
+        OntapError::Api {
+            cluster: "c".into(),
+            target: "t".into(),
+            code: 0,
+            message: String::new(),
+            http_status: Some(http_status),
+        }
+    }
+
+    /// Only an attempt that may have reached the cluster makes "already exists" on the retry
+    /// plausibly this call's own work: a 5xx or a lost connection, not a refused connect.
+    #[tokio::test]
+    async fn which_failed_attempts_may_have_been_applied() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let refused = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/storage/luns"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refused.is_connect(), "{refused:?}");
+        let not_connected = OntapError::Transport {
+            cluster: "c".into(),
+            context: "POST /api/storage/luns".into(),
+            source: Box::new(refused),
+        };
+        assert!(!reached_the_cluster(&not_connected));
+        let lost = OntapError::Transport {
+            cluster: "c".into(),
+            context: "POST /api/storage/luns".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(reached_the_cluster(&lost));
+        assert!(reached_the_cluster(&api(500)) && reached_the_cluster(&api(503)));
+        assert!(!reached_the_cluster(&api(409)) && !reached_the_cluster(&api(404)));
     }
 }

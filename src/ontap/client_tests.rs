@@ -935,3 +935,248 @@ async fn temporarily_locked_is_retried_and_existing_own_snapshot_is_taken() {
         .unwrap_err();
     assert_eq!(err.code(), Some(525_059));
 }
+
+/// One page of `/api/storage/volumes` with one volume and, when given, a `next` link.
+fn volume_page(uuid: &str, next: Option<&str>) -> ResponseTemplate {
+    let mut body = json!({"records":[{"uuid":uuid,"name":format!("vol_{uuid}"),"svm":{"name":"svm1"}}],
+                          "num_records":1});
+    if let Some(next) = next {
+        body["_links"] = json!({"next":{"href":next}});
+    }
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+#[tokio::test]
+async fn links_next_is_followed_only_to_the_endpoints_own_origin() {
+    // Another origin, here the same host on another port: must never see a request (the
+    // credentials travel with every request).
+    let elsewhere = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(volume_page("stolen", None))
+        .expect(0)
+        .named("a request to another origin")
+        .mount(&elsewhere)
+        .await;
+    let server = server().await;
+    let own_port = server.address().port();
+    for (case, next) in [
+        (
+            "another port",
+            format!("{}/api/storage/volumes?start.uuid=u1", elsewhere.uri()),
+        ),
+        (
+            "another scheme",
+            format!("https://127.0.0.1:{own_port}/api/storage/volumes?start.uuid=u1"),
+        ),
+        (
+            "another host",
+            format!("http://localhost:{own_port}/api/storage/volumes?start.uuid=u1"),
+        ),
+        (
+            "scheme-relative",
+            format!("//localhost:{own_port}/api/storage/volumes?start.uuid=u1"),
+        ),
+    ] {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/api/storage/volumes"))
+            .respond_with(volume_page("u1", Some(&next)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = client(&server).volumes().await.unwrap_err();
+        match &err {
+            OntapError::Decode {
+                cluster, detail, ..
+            } => {
+                assert_eq!(cluster, "prod-a", "{case}");
+                assert!(
+                    detail.contains("leaves the endpoint") && detail.contains(&next),
+                    "{case}: {detail}"
+                );
+            }
+            other => panic!("{case}: expected OntapError::Decode, got {other:?}"),
+        }
+        server.verify().await;
+    }
+
+    // The same origin, written out in full, is followed.
+    server.reset().await;
+    let absolute = format!("{}/api/storage/volumes?start.uuid=u1", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes"))
+        .and(query_param_is_missing("start.uuid"))
+        .respond_with(volume_page("u1", Some(&absolute)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes"))
+        .and(query_param("start.uuid", "u1"))
+        .and(basic_auth("snapwarden", "s3cret-pw"))
+        .respond_with(volume_page("u2", None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let volumes = client(&server).volumes().await.unwrap();
+    let uuids: Vec<_> = volumes.iter().map(|v| v.uuid.as_str()).collect();
+    assert_eq!(uuids, ["u1", "u2"]);
+}
+
+/// Answers page `n` (query `page`, absent = 1) with a `next` link to page `n + 1`, up to `last`
+/// (`None`: never ends).
+struct Pages {
+    last: Option<u32>,
+}
+
+impl wiremock::Respond for Pages {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let page: u32 = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1);
+        let next = (self.last != Some(page))
+            .then(|| format!("/api/storage/volumes?fields=uuid&page={}", page + 1));
+        volume_page(&format!("u{page}"), next.as_deref())
+    }
+}
+
+#[tokio::test]
+async fn the_page_count_is_capped() {
+    assert_eq!(
+        client(&MockServer::start().await).max_pages,
+        super::client::MAX_PAGES
+    );
+    // The cap itself is a large constant; 5 keeps the test quick.
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes"))
+        .respond_with(Pages { last: Some(5) })
+        .expect(5)
+        .mount(&server)
+        .await;
+    let mut c = client(&server);
+    c.max_pages = 5;
+    // Exactly at the cap: the listing ends on its own and is complete.
+    assert_eq!(c.volumes().await.unwrap().len(), 5);
+    server.verify().await;
+
+    // A `next` that never ends: five pages are read, then a clear error.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes"))
+        .respond_with(Pages { last: None })
+        .expect(5)
+        .mount(&server)
+        .await;
+    let err = c.volumes().await.unwrap_err();
+    assert!(
+        matches!(&err, OntapError::Decode { detail, .. }
+            if detail.contains("still present after 5 pages of 1000 records")),
+        "{err:?}"
+    );
+}
+
+/// A clone create whose first attempt got a 5xx (the cluster may have acted) and whose retry
+/// meets "already exists": the LUN at the path is taken only when it is a clone in the volume.
+#[tokio::test]
+async fn retried_clone_create_takes_its_clone_but_never_a_lun_that_is_something_else() {
+    let cases = [
+        (lun_record("/vol/vol_sql/lun0_clone", false), true),
+        (
+            json!({"uuid":"lun-uuid-9","name":"/vol/vol_sql/lun0_clone","svm":{"name":"svm1"},
+                   "location":{"volume":{"name":"vol_sql"}}}),
+            false,
+        ),
+        (
+            json!({"uuid":"lun-uuid-9","name":"/vol/vol_sql/lun0_clone","svm":{"name":"svm1"},
+                   "location":{"volume":{"name":"vol_other"}},"clone":{"created_as_clone":true}}),
+            false,
+        ),
+    ];
+    for (existing, taken) in cases {
+        let server = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/storage/luns"))
+            .respond_with(
+                ResponseTemplate::new(500)
+                    .set_body_json(json!({"error":{"code":"1","message":"internal error"}})),
+            )
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/storage/luns"))
+            .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error":{
+                "code":"5374242",
+                "message":"A LUN or NVMe namespace already exists at path \"/vol/vol_sql/lun0_clone\"."}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/storage/luns"))
+            .and(query_param("name", "/vol/vol_sql/lun0_clone"))
+            .and(query_param("fields", LUN_FIELDS))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"records":[existing]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let result = client(&server)
+            .clone_lun_flexclone(&vol(), "snapwarden.x", "lun0", "/vol/vol_sql/lun0_clone")
+            .await;
+        if taken {
+            assert_eq!(result.unwrap().uuid, "lun-uuid-9");
+        } else {
+            let err = result.unwrap_err();
+            assert_eq!(err.code(), Some(5_374_242), "{err}");
+            assert!(
+                err.to_string().contains("not a clone in volume vol_sql"),
+                "{err}"
+            );
+        }
+    }
+}
+
+/// A delete whose first attempt got a 5xx and whose retry finds the object gone has done its
+/// work; a 404 on the first attempt is still an error.
+#[tokio::test]
+async fn retried_delete_that_finds_its_object_gone_succeeds() {
+    let server = server().await;
+    let gone = ResponseTemplate::new(404)
+        .set_body_json(json!({"error":{"code":"4","message":"entry doesn't exist"}}));
+    Mock::given(method("DELETE"))
+        .and(path("/api/storage/luns/lun-uuid-9"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/api/storage/luns/lun-uuid-9"))
+        .respond_with(gone.clone())
+        .expect(2)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    c.delete_lun("lun-uuid-9", "/vol/vol_sql/lun0_clone", false)
+        .await
+        .unwrap();
+    let err = c
+        .delete_lun("lun-uuid-9", "/vol/vol_sql/lun0_clone", false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OntapError::Api {
+                http_status: Some(404),
+                code: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -19,27 +19,7 @@ pub use secret::{Secret, SecretError};
 
 use chrono::{DateTime, FixedOffset};
 
-use crate::timeline::Recurrence;
-
-/// Cluster identity and clock facts (`GET /api/cluster`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterInfo {
-    pub name: String,
-    pub uuid: String,
-    /// For example `9.14.1`.
-    pub version: String,
-    /// IANA or traditional zone name from `timezone.name`.
-    pub timezone: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeInfo {
-    pub uuid: String,
-    pub name: String,
-    pub svm: String,
-    /// Name of the volume's snapshot policy (`snapshot_policy.name`).
-    pub snapshot_policy: Option<String>,
-}
+pub use crate::domain::{ClusterInfo, PolicyCopies, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 
 /// A volume as the mutating calls need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,25 +27,6 @@ pub struct VolumeRef {
     pub uuid: String,
     pub name: String,
     pub svm: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotPolicyInfo {
-    pub name: String,
-    pub copies: Vec<PolicyCopies>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyCopies {
-    pub schedule: String,
-    pub count: u32,
-    pub prefix: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleInfo {
-    pub name: String,
-    pub recurrence: Recurrence,
 }
 
 /// A license package's state (`/api/cluster/licensing/licenses/{name}`).

@@ -13,7 +13,7 @@ use super::{
     ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
     SnapshotPolicyInfo, VolumeInfo,
 };
-use crate::config::parse_iso8601_duration;
+use crate::domain::duration::parse_iso8601_duration;
 use crate::timeline::{CronSpec, Recurrence};
 
 /// `{"name": …}` references (`svm`, `volume`, `snapshot_policy`, `schedule`…).

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{OnConflict, Policy, VolumeSchedules, Window};
-use crate::ontap::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
+use crate::config::model::{OnConflict, Policy, VolumeSchedules, Window};
+use crate::domain::limits;
 use crate::timeline::{self, Recurrence, ScheduledSnapshot};
 
 mod retention;
@@ -23,36 +23,9 @@ mod suggest;
 #[cfg(test)]
 mod tests;
 
+pub use crate::domain::{Observed, ObservedCluster};
 pub use retention::{volume_retention, RetainedSchedule, VolumeRetention};
 pub use suggest::Suggestion;
-
-/// What discovery learned from the clusters; empty when planning offline.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    pub clusters: Vec<ObservedCluster>,
-}
-
-/// One cluster as `/api/cluster`, volumes, snapshot policies and schedules described it.
-#[derive(Debug, Clone)]
-pub struct ObservedCluster {
-    /// The policy's name for the cluster.
-    pub name: String,
-    pub info: ClusterInfo,
-    pub volumes: Vec<VolumeInfo>,
-    pub snapshot_policies: Vec<SnapshotPolicyInfo>,
-    pub schedules: Vec<ScheduleInfo>,
-}
-
-impl Observed {
-    /// Nothing observed: every volume must be fully described by the policy.
-    pub fn offline() -> Observed {
-        Observed::default()
-    }
-
-    fn cluster(&self, name: &str) -> Option<&ObservedCluster> {
-        self.clusters.iter().find(|c| c.name == name)
-    }
-}
 
 /// What a lifecycle turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +74,7 @@ impl Lifecycle {
     /// Time between `release_by + guard` and the next scheduled snapshot (negative: overlap).
     pub fn slack(&self, guard: TimeDelta) -> Option<TimeDelta> {
         self.next_scheduled
-            .map(|n| n.at - (self.release_by + guard))
+            .map(|n| n.at.signed_duration_since(later(self.release_by, guard)))
     }
 }
 
@@ -181,29 +154,83 @@ pub struct Plan {
 }
 
 /// Plans every window occurrence in `[now, now + horizon)`.
+///
+/// Edge rules: instants are whole seconds, so `now` is truncated to its second (a fractional
+/// `now` plans exactly like its whole second; `Plan::from` is that second), and the horizon is
+/// truncated to whole seconds and clamped to `0..=`[`limits::HORIZON_MAX`]. Durations outside
+/// [`limits`] (which validation refuses) make the volumes they concern unresolved instead of
+/// overflowing.
 pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: TimeDelta) -> Plan {
-    let from = now;
-    let until = now + horizon;
+    let from = now.trunc_subsecs(0);
+    let horizon =
+        TimeDelta::seconds(horizon.num_seconds()).clamp(TimeDelta::zero(), limits::HORIZON_MAX);
+    let until = later(from, horizon);
     let guard = policy.agent.guard;
-    // The timeline must cover every instant a lifecycle may touch: a shifted start up to
-    // `shift_limit` past `until`, plus `max` and the guard.
+    let mut unresolved = Vec::new();
+    if !limits::GUARD.contains(guard) {
+        let reason = out_of_bounds("[agent]", &limits::GUARD, guard);
+        unresolved = (0..policy.volumes.len())
+            .map(|volume| Unresolved {
+                volume,
+                reason: reason.clone(),
+            })
+            .collect();
+        return Plan {
+            from,
+            until,
+            guard,
+            volumes: Vec::new(),
+            conflicts: Vec::new(),
+            suggestions: Vec::new(),
+            unresolved,
+        };
+    }
+    // Windows whose durations are out of bounds are not planned; their volumes are unresolved.
+    let plannable: Vec<bool> = policy
+        .windows
+        .iter()
+        .map(|w| {
+            let bad: Vec<String> = [
+                (&limits::WINDOW_MAX, w.max),
+                (&limits::WINDOW_EXPECTED, w.expected),
+                (&limits::SHIFT_LIMIT, w.shift_limit),
+            ]
+            .into_iter()
+            .filter(|(bound, d)| !bound.contains(*d))
+            .map(|(bound, d)| out_of_bounds(&format!("window {}", w.name), bound, d))
+            .collect();
+            for &volume in &w.volumes {
+                for reason in &bad {
+                    unresolved.push(Unresolved {
+                        volume,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            bad.is_empty()
+        })
+        .collect();
+    // The timeline must cover every instant a lifecycle or a suggestion may test: a start moved
+    // by up to `shift_limit` (placing) or `suggest::SEARCH` (suggesting) from an occurrence in
+    // `[from, until)`, plus `max` and the guard. Bounded durations keep this under 16 days.
     let reach = policy
         .windows
         .iter()
-        .map(|w| w.shift_limit + w.max)
+        .zip(&plannable)
+        .filter(|(_, ok)| **ok)
+        .map(|(w, _)| w.shift_limit.max(suggest::SEARCH) + w.max)
         .max()
         .unwrap_or_default()
         + guard
-        + TimeDelta::hours(1);
+        + TimeDelta::minutes(1);
 
     let mut cache = TimelineCache::default();
     let mut volumes = Vec::with_capacity(policy.volumes.len());
-    let mut unresolved = Vec::new();
     let mut by_volume: HashMap<usize, usize> = HashMap::new();
     for (vi, _) in policy.volumes.iter().enumerate() {
         match resolve(policy, observed, vi) {
             Ok(resolved) => {
-                let timeline = cache.get(&resolved, from - reach, until + reach);
+                let timeline = cache.get(&resolved, earlier(from, reach), later(until, reach));
                 by_volume.insert(vi, volumes.len());
                 volumes.push(PlannedVolume {
                     volume: vi,
@@ -219,6 +246,9 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
     let mut conflicts = Vec::new();
     let mut suggestions = Vec::new();
     for (wi, window) in policy.windows.iter().enumerate() {
+        if !plannable[wi] {
+            continue;
+        }
         let starts = Recurrence::Cron(window.start).occurrences(window.timezone, from, until);
         let mut window_conflicts = Vec::new();
         let mut any_misfit = false;
@@ -304,6 +334,21 @@ enum TimelineKey {
 fn resolve(policy: &Policy, observed: &Observed, vi: usize) -> Result<Resolved, String> {
     let zone = resolve_zone(policy, observed, vi);
     let schedules = resolve_schedules(policy, observed, vi, *zone.as_ref().unwrap_or(&Tz::UTC));
+    let schedules = schedules.and_then(|r| {
+        // An interval outside its bound would make the timeline huge (`1s`) or is a typo.
+        for (name, rec) in r.names.iter().zip(r.recurrences.iter()) {
+            if let Recurrence::Interval { every, .. } = rec {
+                if !limits::INTERVAL.contains(*every) {
+                    return Err(out_of_bounds(
+                        &format!("schedule {name} of volume {}", policy.volume_id(vi)),
+                        &limits::INTERVAL,
+                        *every,
+                    ));
+                }
+            }
+        }
+        Ok(r)
+    });
     match (zone, schedules) {
         (Ok(_), Ok(resolved)) => Ok(resolved),
         (Err(zone), Err(schedules)) => Err(format!("{zone}; {schedules}")),
@@ -436,7 +481,7 @@ impl Timeline {
         if let Some(s) = self.snapshots.get(i) {
             return Some(*s);
         }
-        let after = t.max(self.end) - TimeDelta::nanoseconds(1);
+        let after = earlier(t.max(self.end), TimeDelta::nanoseconds(1));
         self.recurrences
             .iter()
             .enumerate()
@@ -456,8 +501,8 @@ impl Timeline {
     /// The first scheduled snapshot in `[start, start + length)`, if any: what a lifecycle of
     /// that span would collide with.
     fn collision(&self, start: DateTime<Utc>, length: TimeDelta) -> Option<ScheduledSnapshot> {
-        self.first_at_or_after(start)
-            .filter(|s| s.at < start + length)
+        let end = later(start, length);
+        self.first_at_or_after(start).filter(|s| s.at < end)
     }
 }
 
@@ -510,7 +555,7 @@ fn place(
         window: wi,
         window_start: start,
         create_at,
-        release_by: create_at + window.max,
+        release_by: later(create_at, window.max),
         next_scheduled: tl.first_at_or_after(create_at),
         outcome,
         reason,
@@ -534,7 +579,7 @@ fn place(
         "{} falls inside {}–{} (max {} + guard {})",
         describe(&hit),
         local(start),
-        local(start + span),
+        local(later(start, span)),
         human(window.max),
         human(guard)
     );
@@ -603,15 +648,17 @@ fn nearest_fit(
     limit: TimeDelta,
     from: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let lower = (start - limit).max(ceil_minute(from));
-    let upper = start + limit;
+    let lower = earlier(start, limit).max(ceil_minute(from));
+    let upper = later(start, limit);
     let mut best: Option<DateTime<Utc>> = None;
-    for (a, b) in tl.gaps_around(lower, upper + span) {
+    for (a, b) in tl.gaps_around(lower, later(upper, span)) {
         // A start must come after the previous snapshot `a` and end (with guard) by the next `b`.
         let lo = a
-            .map_or(lower, |a| ceil_minute(a + TimeDelta::seconds(1)))
+            .map_or(lower, |a| ceil_minute(later(a, TimeDelta::seconds(1))))
             .max(lower);
-        let hi = b.map_or(upper, |b| floor_minute(b - span)).min(upper);
+        let hi = b
+            .map_or(upper, |b| floor_minute(earlier(b, span)))
+            .min(upper);
         if lo > hi {
             continue;
         }
@@ -657,14 +704,44 @@ fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     if floored == t {
         t
     } else {
-        floored + TimeDelta::minutes(1)
+        later(floored, TimeDelta::minutes(1))
     }
 }
 
 fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    // Second 0 of the same minute always exists; `t` itself is the fallback the type demands.
     t.with_second(0)
         .and_then(|t| t.with_nanosecond(0))
-        .expect("second 0 is always valid")
+        .unwrap_or(t)
+}
+
+/// `t + d`, saturating at chrono's range ends (only instants within weeks of year ±262,143 get
+/// there; bounded durations keep every realistic instant exact).
+fn later(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(if d < TimeDelta::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+/// `t - d`, saturating like [`later`].
+fn earlier(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    later(
+        t,
+        TimeDelta::zero().checked_sub(&d).unwrap_or(TimeDelta::MIN),
+    )
+}
+
+/// "window w: max 99999999w is outside 1s..=7d (a backup longer …)".
+fn out_of_bounds(owner: &str, bound: &limits::Bound, value: TimeDelta) -> String {
+    format!(
+        "{owner}: {} = {} is outside {} ({})",
+        bound.key,
+        human(value),
+        bound.range,
+        bound.why
+    )
 }
 
 /// `1h30m`, `45m`, `90s` — how durations read in reasons.

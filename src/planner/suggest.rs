@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{ceil_minute, floor_minute, human, PlannedVolume};
-use crate::config::Policy;
+use super::{ceil_minute, earlier, floor_minute, human, later, PlannedVolume};
+use crate::config::model::Policy;
 
-/// How far from the configured start a suggested start may lie.
-const SEARCH: TimeDelta = TimeDelta::hours(12);
+/// How far from the configured start a suggested start may lie. The planner's timelines reach
+/// this far beyond the horizon on both sides, so every start tested here sees real neighbours.
+pub(super) const SEARCH: TimeDelta = TimeDelta::hours(12);
 
 /// A proposed policy change for one window, with the evidence in `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +39,17 @@ pub(super) fn suggest(
     for pv in volumes {
         for &s in starts {
             let mut feasible = Offsets::new();
-            for (a, b) in pv.timeline.gaps_around(s - SEARCH, s + SEARCH + span) {
+            // `None` on a side means no snapshot there within the timeline, which reaches
+            // `SEARCH + span` beyond every start (see `plan`).
+            for (a, b) in pv
+                .timeline
+                .gaps_around(earlier(s, SEARCH), later(later(s, SEARCH), span))
+            {
                 let lo = a.map_or(-SEARCH.num_minutes(), |a| {
-                    (ceil_minute(a + TimeDelta::seconds(1)) - s).num_minutes()
+                    (ceil_minute(later(a, TimeDelta::seconds(1))) - s).num_minutes()
                 });
                 let hi = b.map_or(SEARCH.num_minutes(), |b| {
-                    (floor_minute(b - span) - s).num_minutes()
+                    (floor_minute(earlier(b, span)) - s).num_minutes()
                 });
                 if lo <= hi {
                     feasible.push((lo, hi));
@@ -87,8 +93,12 @@ pub(super) fn suggest(
                 offset: Some(offset),
                 new_start: new_start.map(|(_, cron)| cron),
                 text: format!(
-                    "{how} and window {} fits all {occurrences} occurrences in the next {hours} h",
-                    window.name
+                    "{how} and window {} fits {} in the next {hours} h",
+                    window.name,
+                    match occurrences {
+                        1 => "its only occurrence".to_string(),
+                        n => format!("all {n} occurrences"),
+                    }
                 ),
             }
         }
@@ -111,7 +121,8 @@ fn no_common_start(
 ) -> String {
     let window = &policy.windows[wi];
     let guard = policy.agent.guard;
-    // A lifecycle needs a gap of max + guard, plus the minute after the previous snapshot.
+    // Starts are whole minutes after the previous snapshot, so a lifecycle needs a gap of
+    // max + guard + 1 minute between two snapshots.
     let needed = window.max + guard + TimeDelta::minutes(1);
     let tightest = volumes
         .iter()
@@ -135,7 +146,7 @@ fn no_common_start(
                 String::new()
             };
             format!(
-                "no free gap of {} (max {} + guard {}) exists in {}'s schedule; the largest is {} ({} at {} to {} at {}). \
+                "no free gap of {} (max {} + guard {} + 1m, as a start comes at the earliest the minute after a snapshot) exists in {}'s schedule; the largest is {} ({} at {} to {} at {}). \
                  FlexClone removes the constraint (clone = \"flexclone\", needs the flexclone license){lower_max}",
                 human(needed),
                 human(window.max),

@@ -11,6 +11,7 @@ use crate::config::{
     Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
     OnConflict, SimulatedCluster, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
+use crate::domain::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 use crate::timeline::CronSpec;
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -192,8 +193,8 @@ vol_sql sql-nightly Sun 01:10-01:55 fits: release by 01:55 + guard 5m is before 
 vol_exch exchange Sun 02:20-03:00 shifted: shifted 10m earlier to 02:20: hourly at 03:05 falls inside 02:30–03:15 (max 40m + guard 5m)
 vol_files files-weekly Sat 23:00-00:30 conflict: runs anyway (on_conflict = run): hourly at 23:05 falls inside 23:00–00:35 (max 1h30m + guard 5m); the clone will be captured
 vol_erp erp Sun 04:00-04:55 skipped: skipped (on_conflict = skip): hourly at 04:05 falls inside 04:00–05:00 (max 55m + guard 5m)
-conflict files-weekly chain_conflict hourly: no free gap of 1h36m (max 1h30m + guard 5m) exists in vol_files's schedule; the largest is 1h (hourly at Sat 12:05 to hourly at Sat 13:05). FlexClone removes the constraint (clone = \"flexclone\", needs the flexclone license), or lower max to 54m
-conflict erp skipped hourly: no free gap of 1h1m (max 55m + guard 5m) exists in vol_erp's schedule; the largest is 1h (hourly at Sat 12:05 to hourly at Sat 13:05). FlexClone removes the constraint (clone = \"flexclone\", needs the flexclone license), or lower max to 54m
+conflict files-weekly chain_conflict hourly: no free gap of 1h36m (max 1h30m + guard 5m + 1m, as a start comes at the earliest the minute after a snapshot) exists in vol_files's schedule; the largest is 1h (hourly at Sat 12:05 to hourly at Sat 13:05). FlexClone removes the constraint (clone = \"flexclone\", needs the flexclone license), or lower max to 54m
+conflict erp skipped hourly: no free gap of 1h1m (max 55m + guard 5m + 1m, as a start comes at the earliest the minute after a snapshot) exists in vol_erp's schedule; the largest is 1h (hourly at Sat 12:05 to hourly at Sat 13:05). FlexClone removes the constraint (clone = \"flexclone\", needs the flexclone license), or lower max to 54m
 "
     );
     let exchange = plan
@@ -205,7 +206,7 @@ conflict erp skipped hourly: no free gap of 1h1m (max 55m + guard 5m) exists in 
     assert_eq!(exchange.new_start.as_deref(), Some("20 2 * * *"));
     assert_eq!(
         exchange.text,
-        "start at 02:20 Europe/Berlin (start = \"20 2 * * *\") and window exchange fits all 1 occurrences in the next 24 h"
+        "start at 02:20 Europe/Berlin (start = \"20 2 * * *\") and window exchange fits its only occurrence in the next 24 h"
     );
     let sql = &plan.volumes[0].lifecycles[0];
     assert_eq!(sql.slack(plan.guard), Some(TimeDelta::minutes(5)));
@@ -317,7 +318,7 @@ fn observed_schedules_and_zone_are_used_when_the_policy_defers_to_the_cluster() 
             }],
             snapshot_policies: vec![SnapshotPolicyInfo {
                 name: "every20".into(),
-                copies: vec![crate::ontap::PolicyCopies {
+                copies: vec![crate::domain::PolicyCopies {
                     schedule: "20min".into(),
                     count: 3,
                     prefix: None,
@@ -449,5 +450,328 @@ proptest! {
             prop_assert!(c.scheduled.at >= c.at && c.scheduled.at < c.at + w.max + f.guard);
             prop_assert!(!c.suggestion.is_empty());
         }
+    }
+}
+
+/// Issue 7 item 1: hourly at :05, a 55-minute window with a 5-minute guard needs a 61-minute gap
+/// and the gaps are 60 minutes, so no start can fit. The suggestion used to test starts outside
+/// the computed timeline, where everything looked free ("start 9h55m earlier", 18:05, exactly on
+/// a snapshot; from 06:00 "6 10 * * *", which hits 11:05).
+#[test]
+fn no_suggestion_when_no_start_can_fit() {
+    for from in ["2027-05-01T00:00:00Z", "2027-05-01T06:00:00Z"] {
+        let f = Fixture {
+            tz: Tz::UTC,
+            guard: TimeDelta::minutes(5),
+            schedules: vec![(
+                "hourly".into(),
+                Recurrence::Cron(CronSpec::parse("5 * * * *").unwrap()),
+            )],
+            volumes: vec!["v".into()],
+            windows: vec![Window {
+                timezone: Tz::UTC,
+                ..window("w", 0, "0 4 * * *", 55, 55, OnConflict::Run)
+            }],
+        };
+        let policy = f.policy();
+        let plan = plan(
+            &policy,
+            &Observed::offline(),
+            utc(from),
+            TimeDelta::hours(24),
+        );
+        assert_eq!(plan.suggestions.len(), 1, "from {from}");
+        let s = &plan.suggestions[0];
+        assert_eq!(
+            (s.offset, s.new_start.as_deref()),
+            (None, None),
+            "from {from}: {}",
+            s.text
+        );
+        assert!(
+            s.text
+                .starts_with("no free gap of 1h1m (max 55m + guard 5m + 1m"),
+            "{}",
+            s.text
+        );
+    }
+}
+
+/// Issue 7 item 3: a fractional `now` plans exactly like its whole second, and nothing in the
+/// plan lies before that second.
+#[test]
+fn a_fractional_now_is_truncated_to_its_second() {
+    let f = Fixture::demo();
+    let policy = f.policy();
+    let whole = utc("2026-03-07T11:00:07Z");
+    let frac = plan(
+        &policy,
+        &Observed::offline(),
+        whole + TimeDelta::nanoseconds(999_999_999),
+        TimeDelta::hours(24) + TimeDelta::milliseconds(500),
+    );
+    let exact = plan(&policy, &Observed::offline(), whole, TimeDelta::hours(24));
+    assert_eq!(frac.from, whole);
+    assert_eq!(frac.until, whole + TimeDelta::hours(24));
+    assert_eq!(render(&policy, &frac), render(&policy, &exact));
+}
+
+/// Issue 7 item 5: durations beyond the bounds make the volumes they concern unresolved (the CLI
+/// exits 2 with the reason) instead of panicking or building huge timelines.
+#[test]
+fn durations_beyond_the_bounds_are_refused_not_planned() {
+    let mut f = Fixture::demo();
+    f.windows[0].max = TimeDelta::weeks(99_999_999);
+    f.schedules.push((
+        "every-second".into(),
+        Recurrence::Interval {
+            every: TimeDelta::seconds(1),
+            anchor: utc("2026-01-01T00:00:00Z"),
+        },
+    ));
+    let policy = f.policy();
+    let plan = plan(
+        &policy,
+        &Observed::offline(),
+        utc("2026-03-07T11:00:00Z"),
+        TimeDelta::hours(8784),
+    );
+    let reasons: Vec<&str> = plan.unresolved.iter().map(|u| u.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with(
+            "window sql-nightly: max = 699999993d is outside 1s..=7d (a backup longer than a week"
+        )),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with(
+            "schedule every-second of volume demo/svm1/vol_sql: interval = 1s is outside 1m..=366d"
+        )),
+        "{reasons:?}"
+    );
+    assert!(
+        plan.volumes.is_empty(),
+        "every volume uses the 1-second schedule"
+    );
+
+    let mut f = Fixture::demo();
+    f.guard = TimeDelta::weeks(500);
+    let policy = f.policy();
+    let plan = super::plan(
+        &policy,
+        &Observed::offline(),
+        utc("2026-03-07T11:00:00Z"),
+        TimeDelta::hours(24),
+    );
+    assert_eq!(plan.unresolved.len(), 4);
+    assert!(
+        plan.unresolved[0]
+            .reason
+            .starts_with("[agent]: guard = 3500d is outside 0s..=1d"),
+        "{}",
+        plan.unresolved[0].reason
+    );
+}
+
+/// Instants in `[lo, hi)`, minute by minute, at which any schedule fires in `tz`: the brute-force
+/// oracle (cron matched on the wall clock with the first-occurrence rule; intervals by
+/// divisibility), independent of the timeline's stepping.
+fn firing_minutes(
+    schedules: &[Recurrence],
+    tz: Tz,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let mut t = DateTime::from_timestamp(lo.timestamp().div_euclid(60) * 60, 0).unwrap();
+    while t < hi {
+        let local = t.with_timezone(&tz).naive_local();
+        let fires = schedules.iter().any(|r| match r {
+            Recurrence::Cron(spec) => {
+                spec.matches(local) && crate::timeline::cron::first_instant(tz, local) == Some(t)
+            }
+            Recurrence::Interval { every, anchor } => {
+                (t - *anchor).num_seconds().rem_euclid(every.num_seconds()) == 0
+            }
+        });
+        if fires && t >= lo {
+            out.push(t);
+        }
+        t += TimeDelta::minutes(1);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Issue 7 item 1: a suggested offset fits every occurrence on every volume (checked against
+    /// minute-by-minute brute force), it is the smallest such offset (ties: later), there is none
+    /// exactly when brute force finds none, and the suggested `start`, planned again, fits.
+    #[test]
+    fn suggestions_agree_with_brute_force(
+        schedules in proptest::collection::vec(arb_schedule(), 1..4),
+        second_policy in proptest::collection::btree_set(0usize..4, 1..3),
+        zones in (0..ZONES.len(), 0..ZONES.len(), 0..ZONES.len()),
+        (h, m) in (0u32..24, 0u32..60),
+        max in 5i64..150,
+        guard in 0i64..20,
+        on_conflict in 0usize..3,
+        limit in 0i64..240,
+        start_min in 0i64..(366 * 24 * 60),
+        hours in 1i64..72,
+    ) {
+        let mut f = Fixture {
+            tz: ZONES[zones.0].parse().unwrap(),
+            guard: TimeDelta::minutes(guard),
+            schedules: schedules.iter().enumerate().map(|(i, r)| (format!("s{i}"), r.clone())).collect(),
+            volumes: vec!["v0".into()],
+            windows: vec![],
+        };
+        let window_tz: Tz = ZONES[zones.2].parse().unwrap();
+        f.windows = vec![Window {
+            volumes: vec![0, 1],
+            start: CronSpec::from_lists(&[m], &[h], &[], &[], &[]).unwrap(),
+            timezone: window_tz,
+            expected: TimeDelta::minutes(max),
+            max: TimeDelta::minutes(max),
+            on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][on_conflict],
+            shift_limit: TimeDelta::minutes(limit),
+            ..window("w", 0, "0 0 * * *", 1, 1, OnConflict::Run)
+        }];
+        let mut policy = f.policy();
+        // A second volume on a second cluster (another zone) with a subset of the schedules.
+        let second: Vec<usize> = second_policy.into_iter().filter(|&i| i < schedules.len()).collect();
+        let second = if second.is_empty() { vec![0] } else { second };
+        let mut cluster = policy.clusters[0].clone();
+        cluster.name = "other".into();
+        let tz1: Tz = ZONES[zones.1].parse().unwrap();
+        cluster.timezone = ClusterTimezone::Named(tz1);
+        policy.clusters.push(cluster);
+        policy.snapshot_policies.push(SnapshotPolicy {
+            name: "second".into(),
+            copies: second.iter().map(|&i| Copies { schedule: i, count: 2, prefix: String::new() }).collect(),
+        });
+        let mut v1 = policy.volumes[0].clone();
+        v1.cluster = 1;
+        v1.name = "v1".into();
+        v1.schedules = VolumeSchedules::Policy(1);
+        policy.volumes.push(v1);
+
+        let now = utc("2026-01-01T00:00:00Z") + TimeDelta::minutes(start_min) + TimeDelta::seconds(13);
+        let horizon = TimeDelta::hours(hours);
+        let planned = plan(&policy, &Observed::offline(), now, horizon);
+        let (from, until) = (planned.from, planned.until);
+
+        // Brute force: window starts, each volume's firing minutes, every offset in ±12 h.
+        let span = TimeDelta::minutes(max + guard);
+        let starts: Vec<DateTime<Utc>> = {
+            let spec = policy.windows[0].start;
+            firing_minutes(&[Recurrence::Cron(spec)], window_tz, from, until)
+        };
+        let margin = TimeDelta::hours(13) + span;
+        let fires = [
+            firing_minutes(&schedules, f.tz, from - margin, until + margin),
+            firing_minutes(
+                &second.iter().map(|&i| schedules[i].clone()).collect::<Vec<_>>(),
+                tz1,
+                from - margin,
+                until + margin,
+            ),
+        ];
+        let fits = |o: i64| {
+            starts.iter().all(|&s| {
+                let a = s + TimeDelta::minutes(o);
+                fires.iter().all(|fs| {
+                    let i = fs.partition_point(|t| *t < a);
+                    fs.get(i).is_none_or(|t| *t >= a + span)
+                })
+            })
+        };
+        let best = (-720i64..=720)
+            .filter(|&o| fits(o))
+            .min_by_key(|&o| (o.abs(), o < 0));
+
+        let misfit = planned.volumes.iter().flat_map(|v| &v.lifecycles).any(|l| l.outcome != Outcome::Fits);
+        prop_assert_eq!(planned.suggestions.len(), usize::from(misfit));
+        prop_assert_eq!(misfit, !fits(0), "as configured, brute force and planner disagree");
+        if let Some(s) = planned.suggestions.first() {
+            prop_assert_eq!(s.offset, best.map(TimeDelta::minutes), "{}", s.text);
+            if let (Some(o), Some(cron)) = (s.offset, &s.new_start) {
+                let mut again = policy.clone();
+                again.windows[0].start = CronSpec::parse(cron).unwrap();
+                let replanned = plan(&again, &Observed::offline(), now, horizon);
+                let shifted: Vec<DateTime<Utc>> = starts.iter().map(|&s| s + o).collect();
+                for l in replanned.volumes.iter().flat_map(|v| &v.lifecycles) {
+                    if shifted.contains(&l.window_start) {
+                        prop_assert_eq!(l.outcome, Outcome::Fits, "{}", l.reason);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn arb_delta() -> impl Strategy<Value = TimeDelta> {
+    prop_oneof![
+        6 => (0i64..1_440).prop_map(TimeDelta::minutes),
+        2 => (-20_000i64..20_000).prop_map(TimeDelta::minutes),
+        1 => (-(i64::MAX / 1000)..=i64::MAX / 1000).prop_map(TimeDelta::seconds),
+        1 => Just(TimeDelta::MAX),
+        1 => Just(TimeDelta::MIN),
+        1 => Just(TimeDelta::zero()),
+    ]
+}
+
+fn arb_instant() -> impl Strategy<Value = DateTime<Utc>> {
+    let (lo, hi) = (
+        DateTime::<Utc>::MIN_UTC.timestamp(),
+        DateTime::<Utc>::MAX_UTC.timestamp(),
+    );
+    prop_oneof![
+        (lo..=hi).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        (0i64..253_402_300_799).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        (lo..lo + 40 * 86_400).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        (hi - 40 * 86_400..=hi).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        Just(DateTime::<Utc>::MIN_UTC),
+        Just(DateTime::<Utc>::MAX_UTC),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Issue 7 item 5: whatever durations, anchors, `now` and horizon the planner gets, it
+    /// neither panics nor builds more than a bounded timeline; out-of-bounds values are reported.
+    #[test]
+    fn any_duration_or_anchor_plans_without_panicking(
+        max in arb_delta(),
+        shift_limit in arb_delta(),
+        guard in arb_delta(),
+        every in arb_delta(),
+        anchor in arb_instant(),
+        now in arb_instant(),
+        horizon in arb_delta(),
+    ) {
+        let mut f = Fixture::demo();
+        f.guard = guard;
+        f.windows[0].max = max;
+        f.windows[1].shift_limit = shift_limit;
+        f.schedules.push(("interval".into(), Recurrence::Interval { every, anchor }));
+        let policy = f.policy();
+        let planned = plan(&policy, &Observed::offline(), now, horizon);
+        // One year of horizon plus reach, at most one instant a minute per schedule.
+        let bound = (limits::HORIZON_MAX + TimeDelta::days(20)).num_minutes() as usize * f.schedules.len();
+        for v in &planned.volumes {
+            prop_assert!(v.scheduled.len() <= bound);
+        }
+        for u in &planned.unresolved {
+            prop_assert!(u.reason.contains(" is outside "), "{}", u.reason);
+        }
+        let bad = !limits::GUARD.contains(guard)
+            || !limits::WINDOW_MAX.contains(max)
+            || !limits::SHIFT_LIMIT.contains(shift_limit)
+            || !limits::INTERVAL.contains(every);
+        prop_assert_eq!(bad, !planned.unresolved.is_empty());
     }
 }

@@ -29,15 +29,6 @@ impl SimClient {
         }
     }
 
-    /// One client per cluster of the simulator's world.
-    pub fn all(sim: &Arc<Simulator>) -> Vec<SimClient> {
-        let names: Vec<String> = sim.with(|w| w.clusters.iter().map(|c| c.name.clone()).collect());
-        names
-            .iter()
-            .map(|n| SimClient::new(sim.clone(), n))
-            .collect()
-    }
-
     pub fn simulator(&self) -> &Arc<Simulator> {
         &self.sim
     }

@@ -527,9 +527,9 @@ mod policy_tests {
     async fn a_policy_with_a_simulator_endpoint_makes_its_world() {
         let start = "2026-06-01T10:00:00Z".parse().unwrap();
         let sim = Simulator::from_policy(&policy(), ClockMode::Manual, Some(start)).unwrap();
-        let clients = SimClient::all(&sim);
-        assert_eq!(clients.len(), 1, "only the simulator cluster");
-        let c = &clients[0];
+        let names: Vec<String> = sim.with(|w| w.clusters.iter().map(|c| c.name.clone()).collect());
+        assert_eq!(names, ["sim"], "only the simulator cluster");
+        let c = &SimClient::new(sim.clone(), "sim");
         let info = c.cluster().await.unwrap();
         assert_eq!(
             (

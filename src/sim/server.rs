@@ -229,7 +229,26 @@ async fn faults(State(sim): State<AppState>, req: Request, next: Next) -> Respon
         )
         .into_response();
     }
-    next.run(req).await
+    let mutating = matches!(
+        *req.method(),
+        axum::http::Method::POST | axum::http::Method::PATCH | axum::http::Method::DELETE
+    );
+    let response = next.run(req).await;
+    if mutating && response.status().is_success() && sim.with(take_drop_after_apply) {
+        return dropped_connection();
+    }
+    response
+}
+
+/// Whether the `drop_after_apply` fault takes this (applied) request, counting it down.
+fn take_drop_after_apply(w: &mut World) -> bool {
+    match w.faults.drop_after_apply.checked_sub(1) {
+        Some(left) => {
+            w.faults.drop_after_apply = left;
+            true
+        }
+        None => false,
+    }
 }
 
 /// The application of cluster `ci` (an index into the world's clusters): its `/api` (with

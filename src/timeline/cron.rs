@@ -14,7 +14,7 @@
 use std::fmt;
 
 use chrono::{
-    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
+    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 
@@ -247,13 +247,15 @@ impl CronSpec {
     /// The first instant strictly after `after` at which the schedule fires in zone `tz`,
     /// or `None` if it does not fire within the next eight years.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local_after = after.with_timezone(&tz).naive_local();
+        // Past chrono's last representable local time nothing fires.
+        let local_after = local_time(tz, after)?;
         // Under the first-occurrence rule, local minutes map to UTC monotonically, so no local time
         // earlier than `local_after` can map to an instant after `after`.
         let start_date = local_after.date();
         let start_time = (local_after.hour(), local_after.minute());
         for offset in 0..366 * 8 {
-            let date = start_date + Days::new(offset);
+            // Past chrono's last date nothing fires.
+            let date = start_date.checked_add_days(Days::new(offset))?;
             if !self.matches_date(date) {
                 continue;
             }
@@ -277,6 +279,13 @@ impl CronSpec {
         }
         None
     }
+}
+
+/// `t` on the wall clock of `tz`, or `None` when that lies outside chrono's range (within a day of
+/// its first or last instant), where `DateTime::naive_local` would panic.
+pub fn local_time(tz: Tz, t: DateTime<Utc>) -> Option<NaiveDateTime> {
+    let utc = t.naive_utc();
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
 }
 
 /// The instant a local wall-clock time names in `tz` under the DST rule: `None` when it does not

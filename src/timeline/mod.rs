@@ -3,7 +3,7 @@
 //! This module is the single source of truth for schedule instants; the planner and the simulator
 //! both call it, so a snapshot the simulator takes is exactly one the planner predicted.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 pub mod cron;
@@ -24,20 +24,20 @@ pub enum Recurrence {
 }
 
 impl Recurrence {
-    /// The first instant strictly after `after`, or `None` if the schedule never fires again.
+    /// The first instant strictly after `after`, or `None` if the schedule never fires again
+    /// (or the next instant lies outside the range chrono can represent).
+    ///
+    /// Sub-second parts are honoured: an interval schedule anchored on a whole second never fires
+    /// in the fraction of a second after `after`, and the result is never at or before `after`.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Recurrence::Cron(spec) => spec.next_after(tz, after),
-            Recurrence::Interval { every, anchor } => {
-                let every_s = every.num_seconds();
-                let since = (after - *anchor).num_seconds();
-                let k = since.div_euclid(every_s) + 1;
-                Some(*anchor + TimeDelta::seconds(k * every_s))
-            }
+            Recurrence::Interval { every, anchor } => interval_next_after(*every, *anchor, after),
         }
     }
 
-    /// Every instant in `[from, until)`, sorted and unique.
+    /// Every instant in `[from, until)`, sorted and unique (`from` may carry sub-seconds: no
+    /// instant before it is returned).
     pub fn occurrences(
         &self,
         tz: Tz,
@@ -45,16 +45,67 @@ impl Recurrence {
         until: DateTime<Utc>,
     ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
-        let mut cursor = from - TimeDelta::seconds(1);
-        while let Some(next) = self.next_after(tz, cursor) {
-            if next >= until {
+        // The first instant at or after `from` is the first strictly after `from - 1 ns`.
+        let mut next = match from.checked_sub_signed(TimeDelta::nanoseconds(1)) {
+            Some(before) => self.next_after(tz, before),
+            None => Some(from)
+                .filter(|&t| self.fires_at(tz, t))
+                .or_else(|| self.next_after(tz, from)),
+        };
+        while let Some(at) = next {
+            if at >= until {
                 break;
             }
-            out.push(next);
-            cursor = next;
+            out.push(at);
+            next = self.next_after(tz, at);
         }
         out
     }
+
+    /// Whether `t` is one of the schedule's instants.
+    fn fires_at(&self, tz: Tz, t: DateTime<Utc>) -> bool {
+        match self {
+            Recurrence::Cron(spec) => {
+                let Some(local) = cron::local_time(tz, t) else {
+                    return false;
+                };
+                spec.matches(local)
+                    && local.second() == 0
+                    && local.nanosecond() == 0
+                    && cron::first_instant(tz, local) == Some(t)
+            }
+            Recurrence::Interval { every, anchor } => {
+                let d = t.signed_duration_since(*anchor);
+                d.subsec_nanos() == 0
+                    && every.num_seconds() > 0
+                    && d.num_seconds().rem_euclid(every.num_seconds()) == 0
+            }
+        }
+    }
+}
+
+/// `anchor + k * every` for the smallest integer `k` that lies strictly after `after`, in exact
+/// arithmetic: the difference is floored (not truncated toward zero), so an anchor after `after`
+/// gives the same instants as one before it. `None` when `every` is under one second or the
+/// instant is out of chrono's range.
+fn interval_next_after(
+    every: TimeDelta,
+    anchor: DateTime<Utc>,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let every_s = every.num_seconds();
+    if every_s < 1 {
+        return None;
+    }
+    let since = after.signed_duration_since(anchor);
+    // floor(since) in whole seconds: `num_seconds` truncates toward zero.
+    let mut since_s = since.num_seconds();
+    if since.subsec_nanos() < 0 {
+        since_s = since_s.checked_sub(1)?;
+    }
+    let k = since_s.div_euclid(every_s).checked_add(1)?;
+    let offset = TimeDelta::try_seconds(k.checked_mul(every_s)?)?;
+    anchor.checked_add_signed(offset)
 }
 
 /// One scheduled snapshot instant of a volume.

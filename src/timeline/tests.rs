@@ -250,6 +250,81 @@ fn interval_schedules_step_from_their_anchor() {
     );
 }
 
+/// Issue 7 item 2: a daily interval anchored after the horizon, asked just before midnight (the
+/// planner asks "at or after t" as "strictly after t - 1 ns"): the next instant is that midnight,
+/// not the one after (hand-computed: the anchor is a whole number of days away).
+#[test]
+fn an_anchor_in_the_future_is_floored_not_truncated() {
+    let r = Recurrence::Interval {
+        every: TimeDelta::days(1),
+        anchor: utc("2030-01-01T00:00:00Z"),
+    };
+    let just_before = utc("2027-06-02T00:00:00Z") - TimeDelta::nanoseconds(1);
+    assert_eq!(
+        r.next_after(Tz::UTC, just_before),
+        Some(utc("2027-06-02T00:00:00Z"))
+    );
+    assert_eq!(
+        r.next_after(Tz::UTC, utc("2027-06-01T12:00:00.5Z")),
+        Some(utc("2027-06-02T00:00:00Z"))
+    );
+    assert_eq!(
+        r.occurrences(
+            Tz::UTC,
+            utc("2027-06-01T00:00:00.25Z"),
+            utc("2027-06-03T00:00:00Z")
+        ),
+        vec![utc("2027-06-02T00:00:00Z")]
+    );
+}
+
+/// Issue 7 item 5: extreme instants, anchors and intervals give `None` or an instant, never a
+/// panic (chrono's range ends in year ±262,143).
+#[test]
+fn extreme_values_do_not_panic() {
+    let edges = [
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MIN_UTC + TimeDelta::nanoseconds(1),
+        DateTime::<Utc>::MAX_UTC - TimeDelta::days(400),
+        DateTime::<Utc>::MAX_UTC - TimeDelta::nanoseconds(1),
+        DateTime::<Utc>::MAX_UTC,
+    ];
+    let schedules = [
+        cron("5 * * * *"),
+        cron("0 0 29 2 *"),
+        Recurrence::Interval {
+            every: TimeDelta::days(366),
+            anchor: utc("9999-12-31T23:59:59Z"),
+        },
+        Recurrence::Interval {
+            every: TimeDelta::MAX,
+            anchor: utc("1970-01-01T00:00:00Z"),
+        },
+        Recurrence::Interval {
+            every: TimeDelta::seconds(1),
+            anchor: DateTime::<Utc>::MAX_UTC,
+        },
+        Recurrence::Interval {
+            every: TimeDelta::zero(),
+            anchor: utc("2026-01-01T00:00:00Z"),
+        },
+    ];
+    for tz in ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        let tz: Tz = tz.parse().unwrap();
+        for r in &schedules {
+            for &t in &edges {
+                if let Some(next) = r.next_after(tz, t) {
+                    assert!(next > t, "{r:?} after {t}: {next}");
+                }
+                let until = t.checked_add_signed(TimeDelta::hours(3)).unwrap_or(t);
+                for at in r.occurrences(tz, t, until) {
+                    assert!(at >= t && at < until);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gaps_lie_between_scheduled_snapshots() {
     let hourly = cron("5 * * * *");
@@ -352,6 +427,55 @@ proptest! {
         let until = transitions[which] + TimeDelta::hours(12);
         let got = Recurrence::Cron(spec).occurrences(tz, from, until);
         prop_assert_eq!(got, brute_force(&spec, tz, from, until));
+    }
+
+    /// Issue 7 items 2 and 3: an interval's next instant equals exact integer arithmetic on
+    /// nanoseconds, for anchors before, inside and after the horizon and `after` with any
+    /// sub-second part.
+    #[test]
+    fn interval_next_after_matches_exact_arithmetic(
+        every_s in 1i64..(3 * 86_400),
+        anchor_s in -(4 * 365 * 86_400i64)..(4 * 365 * 86_400),
+        after_s in 0i64..(365 * 86_400),
+        after_ns in prop_oneof![Just(0u32), Just(999_999_999u32), 0u32..1_000_000_000],
+    ) {
+        let base = utc("2027-01-01T00:00:00Z");
+        let anchor = base + TimeDelta::seconds(anchor_s);
+        let after = base + TimeDelta::seconds(after_s) + TimeDelta::nanoseconds(i64::from(after_ns));
+        let r = Recurrence::Interval { every: TimeDelta::seconds(every_s), anchor };
+        // Oracle: the smallest anchor + k * every strictly after `after`, in i128 nanoseconds.
+        let ns = |t: DateTime<Utc>| i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos());
+        let (a, x, e) = (ns(anchor), ns(after), i128::from(every_s) * 1_000_000_000);
+        let k = (x - a).div_euclid(e) + 1;
+        let want = a + k * e;
+        let got = r.next_after(Tz::UTC, after).map(ns);
+        prop_assert_eq!(got, Some(want));
+    }
+
+    /// Issue 7 item 3: with a fractional `from`, no occurrence lies before it, and the set equals
+    /// the one from the next whole second (instants are whole seconds).
+    #[test]
+    fn fractional_from_returns_nothing_before_it(
+        minutes in subset(0, 59),
+        every_s in 60i64..7_200,
+        anchor_s in -(400 * 86_400i64)..(400 * 86_400),
+        start_s in 0i64..(30 * 86_400),
+        frac_ns in 1u32..1_000_000_000,
+    ) {
+        let base = utc("2027-05-01T00:00:00Z");
+        let whole = base + TimeDelta::seconds(start_s);
+        let from = whole + TimeDelta::nanoseconds(i64::from(frac_ns));
+        let until = whole + TimeDelta::hours(6);
+        let schedules = [
+            Recurrence::Cron(CronSpec::from_lists(&minutes, &[], &[], &[], &[]).unwrap()),
+            Recurrence::Interval { every: TimeDelta::seconds(every_s), anchor: base + TimeDelta::seconds(anchor_s) },
+        ];
+        for r in &schedules {
+            let got = r.occurrences(Tz::UTC, from, until);
+            prop_assert!(got.iter().all(|t| *t >= from && *t < until));
+            let next_second = whole + TimeDelta::seconds(1);
+            prop_assert_eq!(&got, &r.occurrences(Tz::UTC, next_second, until));
+        }
     }
 
     /// Interval occurrences are evenly spaced and aligned to the anchor.

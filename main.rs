@@ -1,2 +1,0 @@
-//! The `snapwarden` binary: hands the command line to `snapwarden::cli`.
-fn main() {}

@@ -1,0 +1,139 @@
+//! `[agent]` and `[flexclone]`: the agent's own settings and the FlexClone recommendation rule.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::TimeDelta;
+
+use super::values::{bounded_duration, is_snapshot_charset, resolve_path, Bounds};
+use crate::config::diag::{hint, Collector};
+use crate::config::load::At;
+use crate::config::model::{Agent, FlexCloneRule};
+use crate::config::raw::{RawAgent, RawFlexClone};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+const DEFAULT_STATE_DIR: &str = "/var/lib/snapwarden";
+const DEFAULT_PREFIX: &str = "snapwarden";
+/// Five minutes: long enough for a clone delete and snapshot delete to settle on ONTAP.
+const DEFAULT_GUARD_SECONDS: i64 = 5 * 60;
+
+/// `[agent] guard`: 0s ..= 1d.
+const GUARD: Bounds = Bounds {
+    min_seconds: 0,
+    max_seconds: 86_400,
+    why: "the guard is the margin kept before a scheduled snapshot; more than a day would keep \
+          backing snapshots from ever fitting between daily snapshots",
+};
+
+/// `[flexclone] within`: 1h ..= 366d.
+const WITHIN: Bounds = Bounds {
+    min_seconds: 3_600,
+    max_seconds: 366 * 86_400,
+    why: "conflicts are counted over this period: under an hour counts too few to recommend \
+          anything, and a year (366d) is the longest horizon snapwarden plans",
+};
+
+pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Option<Agent> {
+    let mut ok = true;
+    let mut agent = Agent {
+        listen: DEFAULT_LISTEN
+            .parse()
+            .expect("default listen address parses"),
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        snapshot_prefix: DEFAULT_PREFIX.into(),
+        guard: TimeDelta::seconds(DEFAULT_GUARD_SECONDS),
+    };
+    let Some(At { file, item }) = raw else {
+        return Some(agent);
+    };
+    let file = *file;
+    if let Some(listen) = &item.listen {
+        match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => agent.listen = addr,
+            Err(e) => {
+                ok = false;
+                cx.error(
+                    file,
+                    listen.span(),
+                    format!("bad `listen` address \"{}\": {e}", listen.get_ref()),
+                    hint("write an IP address and a port, for example \"127.0.0.1:9464\""),
+                );
+            }
+        }
+    }
+    if let Some(dir) = &item.state_dir {
+        if dir.get_ref().is_empty() {
+            ok = false;
+            cx.error(
+                file,
+                dir.span(),
+                "`state_dir` is empty",
+                hint("for example \"/var/lib/snapwarden\""),
+            );
+        } else {
+            agent.state_dir = resolve_path(cx, file, dir.get_ref());
+        }
+    }
+    if let Some(prefix) = &item.snapshot_prefix {
+        if is_snapshot_charset(prefix.get_ref()) {
+            agent.snapshot_prefix = prefix.get_ref().clone();
+        } else {
+            ok = false;
+            cx.error(
+                file,
+                prefix.span(),
+                format!(
+                    "`snapshot_prefix` \"{}\" is not a valid ONTAP snapshot name",
+                    prefix.get_ref()
+                ),
+                hint("use one or more of A-Z a-z 0-9 _ . -, for example \"snapwarden\""),
+            );
+        }
+    }
+    if let Some(guard) = &item.guard {
+        match bounded_duration(cx, file, guard, "guard", &GUARD) {
+            Some(d) => agent.guard = d,
+            None => ok = false,
+        }
+    }
+    ok.then_some(agent)
+}
+
+pub(super) fn build_flexclone(
+    cx: &mut Collector,
+    raw: Option<&At<RawFlexClone>>,
+) -> Option<FlexCloneRule> {
+    let mut rule = FlexCloneRule {
+        recommend_after: 3,
+        within: TimeDelta::days(7),
+        use_when_licensed: false,
+    };
+    let Some(At { file, item }) = raw else {
+        return Some(rule);
+    };
+    let mut ok = true;
+    if let Some(n) = &item.recommend_after {
+        match u32::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => rule.recommend_after = v,
+            _ => {
+                ok = false;
+                cx.error(
+                    *file,
+                    n.span(),
+                    format!("`recommend_after` must be at least 1, not {}", n.get_ref()),
+                    hint("the number of conflicts on one volume before FlexClone is recommended"),
+                );
+            }
+        }
+    }
+    if let Some(within) = &item.within {
+        match bounded_duration(cx, *file, within, "within", &WITHIN) {
+            Some(d) => rule.within = d,
+            None => ok = false,
+        }
+    }
+    if let Some(b) = item.use_when_licensed {
+        rule.use_when_licensed = b;
+    }
+    ok.then_some(rule)
+}

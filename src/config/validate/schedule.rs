@@ -1,0 +1,261 @@
+//! `[[schedule]]` (cron or interval job schedules) and `[[snapshot_policy]]` (copies per schedule).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use toml::Spanned;
+
+use super::values::{
+    bounded_duration, cron_hint, cron_string, is_snapshot_charset, satisfiable, Bounds,
+};
+use super::Names;
+use crate::config::diag::{hint, Collector};
+use crate::config::load::At;
+use crate::config::model::*;
+use crate::config::raw::*;
+use crate::timeline::{CronField, CronSpec, Recurrence};
+
+pub(super) fn build_schedule(cx: &mut Collector, at: &At<RawSchedule>) -> Option<JobSchedule> {
+    let (file, s) = (at.file, &at.item);
+    let name = s.name.get_ref();
+    if name.is_empty() {
+        cx.error(
+            file,
+            s.name.span(),
+            "schedule name is empty",
+            hint("for example \"hourly\""),
+        );
+        return None;
+    }
+    if let (Some(anchor), None) = (&s.anchor, &s.interval) {
+        cx.error(
+            file,
+            anchor.span(),
+            "`anchor` only applies to `interval` schedules",
+            hint("remove `anchor`, or replace `cron` with `interval`"),
+        );
+        return None;
+    }
+    let recurrence = match (&s.cron, &s.interval) {
+        (Some(_), Some(interval)) => {
+            cx.error(
+                file,
+                interval.span(),
+                format!("schedule \"{name}\" sets both `cron` and `interval`"),
+                hint("a job schedule is either cron or interval; keep one"),
+            );
+            return None;
+        }
+        (None, None) => {
+            cx.error(
+                file,
+                s.name.span(),
+                format!("schedule \"{name}\" has neither `cron` nor `interval`"),
+                hint("add cron = \"5 * * * *\" or interval = \"PT30M\""),
+            );
+            return None;
+        }
+        (Some(cron), None) => Recurrence::Cron(match cron.get_ref() {
+            RawCron::Expr(expr) => {
+                let spanned = Spanned::new(cron.span(), expr.clone());
+                cron_string(cx, file, &spanned, "cron")?
+            }
+            RawCron::Lists(lists) => cron_lists(cx, file, cron.span(), lists)?,
+        }),
+        (None, Some(interval)) => {
+            let every = bounded_duration(cx, file, interval, "interval", &INTERVAL);
+            let anchor = match &s.anchor {
+                None => Some(DateTime::<Utc>::UNIX_EPOCH),
+                Some(a) => anchor(cx, file, a),
+            };
+            Recurrence::Interval {
+                every: every?,
+                anchor: anchor?,
+            }
+        }
+    };
+    Some(JobSchedule {
+        name: name.clone(),
+        recurrence,
+    })
+}
+
+/// `interval`: 1m ..= 366d.
+const INTERVAL: Bounds = Bounds {
+    min_seconds: 60,
+    max_seconds: 366 * 86_400,
+    why: "ONTAP keeps at most 1023 snapshots per volume, so a sub-minute interval is never a real \
+          snapshot schedule (1m keeps a year's horizon at 527,040 instants); 366d is one a year",
+};
+
+/// The first and last instants an `anchor` may name: years 1970 to 9999 (UTC).
+const ANCHOR_RANGE: (i64, i64) = (0, 253_402_300_799);
+
+/// An RFC 3339 `anchor` within [`ANCHOR_RANGE`].
+fn anchor(cx: &mut Collector, file: usize, a: &Spanned<String>) -> Option<DateTime<Utc>> {
+    let t = match DateTime::parse_from_rfc3339(a.get_ref()) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(e) => {
+            cx.error(
+                file,
+                a.span(),
+                format!("bad `anchor` \"{}\": {e}", a.get_ref()),
+                hint("write an RFC 3339 time with offset, e.g. \"2026-01-01T00:00:00Z\""),
+            );
+            return None;
+        }
+    };
+    let (first, last) = ANCHOR_RANGE;
+    if !(first..=last).contains(&t.timestamp()) {
+        cx.error(
+            file,
+            a.span(),
+            format!(
+                "`anchor` \"{}\" is out of range 1970-01-01T00:00:00Z..=9999-12-31T23:59:59Z",
+                a.get_ref()
+            ),
+            hint("an interval counts from an instant between the Unix epoch and the year 9999"),
+        );
+        return None;
+    }
+    Some(t)
+}
+
+fn cron_lists(
+    cx: &mut Collector,
+    file: usize,
+    span: Range<usize>,
+    lists: &RawCronLists,
+) -> Option<CronSpec> {
+    let get =
+        |l: &Option<Spanned<Vec<u32>>>| l.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default();
+    let result = CronSpec::from_lists(
+        &get(&lists.minutes),
+        &get(&lists.hours),
+        &get(&lists.days),
+        &get(&lists.weekdays),
+        &get(&lists.months),
+    );
+    match result {
+        Ok(spec) => {
+            let shown = spec.to_string();
+            satisfiable(cx, file, span, spec, &shown)
+        }
+        Err(e) => {
+            let field_span = e
+                .field
+                .and_then(|f| {
+                    let list = match f {
+                        CronField::Minute => &lists.minutes,
+                        CronField::Hour => &lists.hours,
+                        CronField::DayOfMonth => &lists.days,
+                        CronField::Month => &lists.months,
+                        CronField::DayOfWeek => &lists.weekdays,
+                    };
+                    list.as_ref().map(|l| l.span())
+                })
+                .unwrap_or(span);
+            let key = e.field.map(|f| f.ontap_key()).unwrap_or("cron");
+            cx.error(
+                file,
+                field_span,
+                format!("bad cron list `{key}`: {e}"),
+                hint(cron_hint(
+                    &e,
+                    "lists are minutes, hours, days, weekdays (0 = Sunday) and months; empty = all",
+                )),
+            );
+            None
+        }
+    }
+}
+
+/// ONTAP accepts 1 to 1023 copies per schedule in a snapshot policy.
+const MAX_COPIES: u32 = 1023;
+
+pub(super) fn build_snapshot_policy(
+    cx: &mut Collector,
+    at: &At<RawSnapshotPolicy>,
+    schedules: &Names<'_>,
+) -> Option<SnapshotPolicy> {
+    let (file, p) = (at.file, &at.item);
+    let mut ok = true;
+    let name = p.name.get_ref();
+    if name == "ontap" || name.is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            p.name.span(),
+            format!("snapshot policy name \"{name}\" is reserved or empty"),
+            hint("volumes use snapshot_policy = \"ontap\" to read the policy from the cluster; pick another name"),
+        );
+    }
+    if p.copies.get_ref().is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            p.copies.span(),
+            format!("snapshot policy \"{name}\" has no copies"),
+            hint("add copies = [ { schedule = \"hourly\", count = 6 } ]"),
+        );
+    }
+    let mut copies = Vec::new();
+    let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+    for entry in p.copies.get_ref() {
+        let c = entry.get_ref();
+        if let Some(first) = seen.get(c.schedule.get_ref().as_str()) {
+            ok = false;
+            let at = cx.sources.describe(file, first, file);
+            cx.error(
+                file,
+                c.schedule.span(),
+                format!(
+                    "schedule \"{}\" appears twice in snapshot policy \"{name}\" (first at {at})",
+                    c.schedule.get_ref()
+                ),
+                hint("ONTAP allows each schedule once per snapshot policy; merge the counts"),
+            );
+        } else {
+            seen.insert(c.schedule.get_ref(), c.schedule.span());
+        }
+        let schedule = schedules.resolve(cx, file, &c.schedule);
+        let count = u32::try_from(*c.count.get_ref())
+            .ok()
+            .filter(|n| (1..=MAX_COPIES).contains(n));
+        if count.is_none() {
+            cx.error(
+                file,
+                c.count.span(),
+                format!("count {} is out of range 1..=1023", c.count.get_ref()),
+                hint("ONTAP keeps between 1 and 1023 copies per schedule"),
+            );
+        }
+        let prefix = c
+            .prefix
+            .as_ref()
+            .map_or_else(|| c.schedule.get_ref().clone(), |p| p.get_ref().clone());
+        if !is_snapshot_charset(&prefix) {
+            ok = false;
+            let span = c.prefix.as_ref().map_or(c.schedule.span(), |p| p.span());
+            cx.error(
+                file,
+                span,
+                format!("snapshot prefix \"{prefix}\" is not a valid ONTAP snapshot name"),
+                hint("use one or more of A-Z a-z 0-9 _ . - (set `prefix` if the schedule name has others)"),
+            );
+        }
+        match (schedule, count) {
+            (Some(schedule), Some(count)) => copies.push(Copies {
+                schedule,
+                count,
+                prefix,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then(|| SnapshotPolicy {
+        name: name.clone(),
+        copies,
+    })
+}

@@ -1,0 +1,890 @@
+//! Stage-4 tests: each feeds a policy snippet and compares every diagnostic with the text expected.
+
+use std::path::{Path, PathBuf};
+
+use chrono::TimeDelta;
+
+use super::*;
+use crate::timeline::Recurrence;
+
+/// A valid tail appended after each snippet (so the snippet's line numbers are unchanged):
+/// cluster `c` (simulator), schedule `hourly`, snapshot policy `p`, volume `c/s/v`.
+const BASE: &str = r#"
+[[cluster]]
+name = "c"
+endpoint = "simulator"
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{ schedule = "hourly", count = 6 }]
+
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "v"
+luns = ["/vol/v/lun0"]
+snapshot_policy = "p"
+"#;
+
+/// Loads `snippet` + [`BASE`] as `p.toml` and compares every diagnostic with `expect`.
+fn check(snippet: &str, expect: &str) {
+    check_exact(&format!("{snippet}{BASE}"), expect);
+}
+
+fn check_exact(input: &str, expect: &str) {
+    let actual = match parse_str(input, Path::new("p.toml")) {
+        Ok(_) => String::from("(valid)"),
+        Err(diags) => diags.to_string(),
+    };
+    assert_eq!(actual.trim(), expect.trim(), "\n--- actual ---\n{actual}\n");
+}
+
+fn valid(snippet: &str) -> Policy {
+    let input = format!("{snippet}{BASE}");
+    parse_str(&input, Path::new("p.toml")).unwrap_or_else(|d| panic!("{d}"))
+}
+
+#[test]
+fn base_alone_is_valid_with_defaults() {
+    let p = valid("");
+    assert_eq!(p.agent.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(p.agent.guard, TimeDelta::minutes(5));
+    assert_eq!(p.flexclone.recommend_after, 3);
+    assert_eq!(p.clusters[0].username, "admin");
+    assert_eq!(p.clusters[0].timezone, ClusterTimezone::Auto);
+    assert_eq!(
+        p.clusters[0].simulator,
+        Some(SimulatedCluster {
+            version: "9.14.1".into(),
+            licenses: vec!["snaprestore".into()]
+        })
+    );
+    assert_eq!(p.snapshot_policies[0].copies[0].prefix, "hourly");
+    assert_eq!(p.volumes[0].schedules, VolumeSchedules::Policy(0));
+    assert!(p.windows.is_empty());
+}
+
+/// Writes `files` (name, text) into a fresh directory and loads the first one.
+fn check_files(files: &[(&str, &str)], expect: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write policy");
+    }
+    let actual = match load(&dir.path().join(files[0].0)) {
+        Ok(_) => String::from("(valid)"),
+        Err(diags) => diags.to_string(),
+    };
+    let actual = actual.replace(&format!("{}/", dir.path().display()), "");
+    let canonical = std::fs::canonicalize(dir.path()).expect("canonical temp dir");
+    let actual = actual.replace(&format!("{}/", canonical.display()), "");
+    assert_eq!(actual.trim(), expect.trim(), "\n--- actual ---\n{actual}\n");
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_allowed_keys() {
+    check(
+        r#"[agent]
+guad = "5m"
+listn = "x"
+[agnt]
+[[window]]
+name = "w"
+volumes = ["c/s/v"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "6m"
+hook = { command = ["x"], timout = "1m" }
+"#,
+        r#"
+p.toml:2:1: unknown key `guad` in [agent]
+  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard
+p.toml:3:1: unknown key `listn` in [agent]
+  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard
+p.toml:4:2: unknown key `agnt` in the top level
+  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window
+p.toml:12:27: unknown key `timout` in the window's hook table
+  hint: did you mean `timeout`? allowed keys: command, timeout
+"#,
+    );
+}
+
+#[test]
+fn unknown_keys_in_nested_tables() {
+    check(
+        r#"[[cluster]]
+name = "lab"
+endpoint = "simulator"
+simulator = { version = "9.14.1", licences = [] }
+[[schedule]]
+name = "weekly"
+cron = { minute = [15] }
+[[snapshot_policy]]
+name = "q"
+copies = [{ schedule = "weekly", count = 1, keep = 2 }]
+"#,
+        r#"
+p.toml:4:35: unknown key `licences` in the cluster's simulator table
+  hint: did you mean `licenses`? allowed keys: version, licenses
+p.toml:7:10: unknown key `minute` in the cron table
+  hint: did you mean `minutes`? allowed keys: minutes, hours, days, weekdays, months
+p.toml:10:45: unknown key `keep` in a copies entry
+  hint: allowed keys: schedule, count, prefix
+"#,
+    );
+}
+
+#[test]
+fn password_in_the_file_is_refused() {
+    check(
+        r#"[[cluster]]
+name = "prod"
+endpoint = "https://prod.example.net"
+username = "u"
+password_env = "P"
+password = "hunter2"
+"#,
+        r#"
+p.toml:6:1: `password` is not allowed: secrets never live in the policy file
+  hint: name an environment variable with password_env = "NAME" or a file with password_file = "/etc/snapwarden/cluster.pass"
+"#,
+    );
+}
+
+#[test]
+fn syntax_error_is_located() {
+    check_exact(
+        "[agent]\nguard = \"5m\nlisten = 1\n",
+        r#"
+p.toml:2:12: TOML syntax error: invalid basic string, expected `"`
+  hint: fix the TOML syntax here; validation runs once the file parses
+"#,
+    );
+}
+
+const WINDOW_HEAD: &str = "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\n";
+
+#[test]
+fn window_values() {
+    check(
+        &format!(
+            "{WINDOW_HEAD}start = \"61 * * * *\"\ntimezone = \"europe/berlin\"\n\
+             expected = \"50m\"\nmax = \"40m\"\non_conflict = \"later\"\n"
+        ),
+        r#"
+p.toml:4:9: bad cron in `start`: minute field: 61 is out of range 0-59
+  hint: the minute field takes 0-59; fields are minute hour day-of-month month day-of-week
+p.toml:5:12: unknown time zone "europe/berlin"
+  hint: did you mean "Europe/Berlin"?
+p.toml:6:12: `expected` (50m) is longer than `max` (40m)
+  hint: `max` bounds the backup; raise it or lower `expected`
+p.toml:8:15: unknown on_conflict "later"
+  hint: use shift, skip or run
+"#,
+    );
+}
+
+#[test]
+fn time_zone_hints() {
+    check(
+        &format!(
+            "{WINDOW_HEAD}start = \"0 1 * * *\"\ntimezone = \"Berlin\"\nexpected = \"5m\"\nmax = \"5m\"\n\
+             [[window]]\nname = \"x\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+             timezone = \"Mars/Olympus\"\nexpected = \"5m\"\nmax = \"5m\"\n"
+        ),
+        r#"
+p.toml:5:12: unknown time zone "Berlin"
+  hint: did you mean "Europe/Berlin"?
+p.toml:12:12: unknown time zone "Mars/Olympus"
+  hint: use an IANA time zone name such as "Europe/Berlin" or "America/New_York"
+"#,
+    );
+}
+
+#[test]
+fn unsatisfiable_and_bad_list_crons() {
+    check(
+        r#"[[schedule]]
+name = "never"
+cron = "0 0 31 2 *"
+[[schedule]]
+name = "lists"
+cron = { minutes = [5], hours = [24] }
+[[schedule]]
+name = "both"
+cron = "5 * * * *"
+interval = "PT1H"
+[[schedule]]
+name = "bad-interval"
+interval = "30 minutes"
+"#,
+        r#"
+p.toml:3:8: cron "0 0 31 2 *" never fires: no date matches its day and month fields
+  hint: check day-of-month against month (February has no 30th or 31st, April no 31st)
+p.toml:6:33: bad cron list `hours`: hour field: 24 is out of range 0-23
+  hint: the hour field takes 0-23; lists are minutes, hours, days, weekdays (0 = Sunday) and months; empty = all
+p.toml:10:12: schedule "both" sets both `cron` and `interval`
+  hint: a job schedule is either cron or interval; keep one
+p.toml:13:12: bad duration for `interval`: "30 minutes" uses unknown unit ' '; write a number and a unit (w, d, h, m, s) such as "90s", "5m", "1h30m", "7d", or an ISO-8601 duration such as "PT30M"
+  hint: human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS
+"#,
+    );
+}
+
+#[test]
+fn window_naming_an_undefined_volume_lists_the_defined_ones() {
+    check(
+        "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\", \"c/s/vol_sql\", \"c/s/v\"]\n\
+             start = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"5m\"\nmax = \"5m\"\n",
+        r#"
+p.toml:3:21: volume "c/s/vol_sql" is not defined
+  hint: defined: c/s/v
+p.toml:3:36: volume "c/s/v" is listed twice in window "w"
+  hint: list each volume once
+"#,
+    );
+}
+
+#[test]
+fn duplicates_point_at_the_second_and_name_the_first() {
+    check(
+        r#"[[cluster]]
+name = "c"
+endpoint = "simulator"
+[[schedule]]
+name = "hourly"
+interval = "1h"
+[[snapshot_policy]]
+name = "p"
+copies = [{ schedule = "hourly", count = 1 }, { schedule = "hourly", count = 2 }]
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "v"
+luns = ["/vol/v/lun0"]
+snapshot_policy = "p"
+[[window]]
+name = "w"
+volumes = ["c/s/v"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "5m"
+[[window]]
+name = "w"
+volumes = ["c/s/v"]
+start = "0 2 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "5m"
+"#,
+        r#"
+p.toml:9:60: schedule "hourly" appears twice in snapshot policy "p" (first at line 9)
+  hint: ONTAP allows each schedule once per snapshot policy; merge the counts
+p.toml:24:8: duplicate window name "w" (first defined at line 17)
+  hint: each window name must be unique; rename or remove one
+p.toml:32:8: duplicate cluster name "c" (first defined at line 2)
+  hint: each cluster name must be unique; rename or remove one
+p.toml:36:8: duplicate schedule name "hourly" (first defined at line 5)
+  hint: each schedule name must be unique; rename or remove one
+p.toml:40:8: duplicate snapshot policy name "p" (first defined at line 8)
+  hint: each snapshot policy name must be unique; rename or remove one
+p.toml:46:8: duplicate volume "c/s/v" (first defined at line 13)
+  hint: each volume must be unique; rename or remove one
+"#,
+    );
+}
+
+#[test]
+fn unresolved_references() {
+    check(
+        r#"[[snapshot_policy]]
+name = "q"
+copies = [{ schedule = "daily", count = 2000 }]
+[[volume]]
+cluster = "prod"
+svm = "s"
+name = "w"
+luns = ["/vol/v/lun0", "/vol/w/lun0", "/vol/w/lun0"]
+snapshot_policy = "gold"
+clone = "copy"
+"#,
+        r#"
+p.toml:3:24: schedule "daily" is not defined
+  hint: defined: hourly
+p.toml:3:41: count 2000 is out of range 1..=1023
+  hint: ONTAP keeps between 1 and 1023 copies per schedule
+p.toml:5:11: cluster "prod" is not defined
+  hint: defined: c
+p.toml:8:9: LUN path "/vol/v/lun0" is not under /vol/w/
+  hint: LUN paths of this volume look like "/vol/w/lun0"
+p.toml:8:39: LUN "/vol/w/lun0" is listed twice
+  hint: list each LUN once
+p.toml:9:19: snapshot policy "gold" is not defined
+  hint: defined: ontap, q, p
+p.toml:10:9: unknown clone method "copy"
+  hint: use auto, flexclone or snaprestore
+"#,
+    );
+}
+
+#[test]
+fn cluster_secrets_and_tls() {
+    check(
+        r#"[[cluster]]
+name = "both"
+endpoint = "https://a.example.net"
+username = "u"
+password_env = "A"
+password_file = "/a"
+ca_file = "/ca.pem"
+pin_sha256 = "00"
+insecure = true
+[[cluster]]
+name = "neither"
+endpoint = "https://b.example.net"
+username = "u"
+pin_sha256 = "zz"
+simulator = { version = "9.14.1" }
+[[cluster]]
+name = "plain"
+endpoint = "http://c.example.net"
+"#,
+        r#"
+p.toml:6:17: `password_env` and `password_file` are both set
+  hint: keep one: the password comes from an environment variable or a file
+p.toml:8:14: `pin_sha256` conflicts with `ca_file`
+  hint: choose one of ca_file, pin_sha256 and insecure = true (none = system roots)
+p.toml:9:12: `insecure` conflicts with `ca_file`
+  hint: choose one of ca_file, pin_sha256 and insecure = true (none = system roots)
+p.toml:11:8: cluster "neither" has no password source
+  hint: add password_env = "NAME" or password_file = "/path"; secrets never live in the policy file
+p.toml:14:14: `pin_sha256` must be 64 hexadecimal digits (colons allowed)
+  hint: the SHA-256 of the certificate in DER form, e.g. from `openssl x509 -noout -fingerprint -sha256`
+p.toml:15:13: `simulator` settings are only allowed with endpoint = "simulator"
+  hint: remove the simulator table or set endpoint = "simulator"
+p.toml:18:12: bad endpoint "http://c.example.net"
+  hint: ONTAP's REST API is served over HTTPS; write "https://…"
+"#,
+    );
+}
+
+#[test]
+fn types_and_missing_keys_are_reported_per_entry() {
+    check(
+        r#"[flexclone]
+recommend_after = "three"
+[[window]]
+name = "w"
+volumes = ["c/s/v"]
+start = "0 1 * * *"
+expected = "5m"
+max = "5m"
+"#,
+        r#"
+p.toml:2:19: in [flexclone]: invalid type: string "three", expected an integer
+  hint: config/reference.toml documents every key and its type
+p.toml:3:1: in [[window]]: missing required key `timezone`
+  hint: config/reference.toml documents every key and its type
+"#,
+    );
+}
+
+#[test]
+fn names_and_prefixes_use_snapshot_characters() {
+    check(
+        "[agent]\nsnapshot_prefix = \"snap warden\"\nguard = \"5\"\n\
+             [[window]]\nname = \"sql nightly\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+             timezone = \"UTC\"\nexpected = \"0s\"\nmax = \"5m\"\n",
+        r#"
+p.toml:2:19: `snapshot_prefix` "snap warden" is not a valid ONTAP snapshot name
+  hint: use one or more of A-Z a-z 0-9 _ . -, for example "snapwarden"
+p.toml:3:9: bad duration for `guard`: "5" has no unit after 5; write a number and a unit (w, d, h, m, s) such as "90s", "5m", "1h30m", "7d", or an ISO-8601 duration such as "PT30M"
+  hint: human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS
+p.toml:5:8: window name "sql nightly" may only use A-Z a-z 0-9 _ -
+  hint: window names become part of backing snapshot names, e.g. "sql-nightly"
+p.toml:9:12: `expected` "0s" is out of range 1s..=7d
+  hint: a backup takes at least a second, and one longer than a week (7d) cannot sit between two snapshots of a weekly schedule
+"#,
+    );
+}
+
+#[test]
+fn more_value_checks() {
+    check(
+        r#"[agent]
+listen = "localhost"
+[[cluster]]
+name = "lab"
+endpoint = "simulator"
+simulator = { version = "nine", licenses = ["flexclon"] }
+[[cluster]]
+name = "prod"
+endpoint = "https://prod.example.net"
+password_env = ""
+[[schedule]]
+name = "odd"
+anchor = "2026-01-01T00:00:00Z"
+cron = "5 * * * *"
+[[schedule]]
+name = "empty"
+[[snapshot_policy]]
+name = "ontap"
+copies = []
+[[window]]
+name = "w"
+volumes = []
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "5m"
+hook = { command = [] }
+"#,
+        r#"
+p.toml:2:10: bad `listen` address "localhost": invalid socket address syntax
+  hint: write an IP address and a port, for example "127.0.0.1:9464"
+p.toml:6:25: simulator version "nine" is not an ONTAP version
+  hint: for example "9.14.1"
+p.toml:6:45: unknown license package "flexclon"
+  hint: did you mean "flexclone"? known: base, nfs, cifs, iscsi, fcp, nvme_of, s3, snaprestore, snapmirror, snapmirror_sync, flexclone, snapvault, snaplock, snapmanagersuite, snapprotectapps, fabricpool
+p.toml:8:8: cluster "prod" has no `username`
+  hint: add username = "snapwarden" (an ONTAP user with the REST role)
+p.toml:10:16: `password_env` is empty
+  hint: name an environment variable, for example "SNAPWARDEN_PROD_A_PASSWORD"
+p.toml:13:10: `anchor` only applies to `interval` schedules
+  hint: remove `anchor`, or replace `cron` with `interval`
+p.toml:16:8: schedule "empty" has neither `cron` nor `interval`
+  hint: add cron = "5 * * * *" or interval = "PT30M"
+p.toml:18:8: snapshot policy name "ontap" is reserved or empty
+  hint: volumes use snapshot_policy = "ontap" to read the policy from the cluster; pick another name
+p.toml:19:10: snapshot policy "ontap" has no copies
+  hint: add copies = [ { schedule = "hourly", count = 6 } ]
+p.toml:22:11: window "w" names no volumes
+  hint: add volumes = ["cluster/svm/volume"]
+p.toml:27:20: hook `command` needs a program
+  hint: command = ["/usr/local/bin/run-backup", "--arg"]
+"#,
+    );
+}
+
+#[test]
+fn a_missing_policy_file_is_one_diagnostic() {
+    let diags = load(Path::new("/nonexistent/policy.toml")).expect_err("missing file");
+    assert_eq!(diags.len(), 1);
+    let d = &diags.0[0];
+    // The file and the OS error, with no line or column (there is no text to point into).
+    assert_eq!((d.line, d.column), (0, 0));
+    assert_eq!(
+        d.to_string().lines().next(),
+        Some("/nonexistent/policy.toml: cannot read the policy file: No such file or directory (os error 2)")
+    );
+}
+
+#[test]
+fn a_non_utf8_byte_is_reported_where_it_is() {
+    // Line 2, after `# caf` (5 characters): a Latin-1 `é` (0xE9) in a UTF-8 file; then the same in
+    // an included file, after `#  `.
+    let located = |files: &[(&str, &[u8])]| -> Vec<(String, usize, usize, String)> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).expect("write policy");
+        }
+        let diags = load(&dir.path().join(files[0].0)).expect_err("not UTF-8");
+        diags
+            .iter()
+            .map(|d| {
+                let name = d.file.file_name().unwrap_or_default().to_string_lossy();
+                (name.into_owned(), d.line, d.column, d.message.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        located(&[("main.toml", b"[agent]\n# caf\xE9\n")]),
+        [(
+            "main.toml".into(),
+            2,
+            6,
+            "the file is not UTF-8: byte 0xE9 here".into()
+        )]
+    );
+    let main = format!("include = [\"more.toml\"]\n{BASE}");
+    assert_eq!(
+        located(&[
+            ("main.toml", main.as_bytes()),
+            ("more.toml", b"# ok\n#  \xFF\n")
+        ]),
+        [(
+            "more.toml".into(),
+            2,
+            4,
+            "the file is not UTF-8: byte 0xFF here".into()
+        )]
+    );
+}
+
+/// Writes `count` files `f0.toml` … where each includes the next (the last includes `last`, when
+/// given), loads `f0.toml` and returns every diagnostic but the policy's lack of volumes.
+fn load_include_chain(count: usize, last: Option<&str>) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for i in 0..count {
+        let next = if i + 1 < count {
+            Some(format!("f{}.toml", i + 1))
+        } else {
+            last.map(String::from)
+        };
+        let text = match next {
+            Some(next) => format!("include = [\"{next}\"]\n"),
+            None => String::new(),
+        };
+        std::fs::write(dir.path().join(format!("f{i}.toml")), text).expect("write include");
+    }
+    let diags = load(&dir.path().join("f0.toml")).expect_err("no volumes");
+    let prefix = format!("{}/", dir.path().display());
+    let canonical = std::fs::canonicalize(dir.path()).expect("canonical temp dir");
+    let canonical = format!("{}/", canonical.display());
+    diags
+        .iter()
+        .filter(|d| !d.message.contains("defines no [[volume]]"))
+        .map(|d| d.to_string().replace(&prefix, "").replace(&canonical, ""))
+        .collect()
+}
+
+#[test]
+fn a_deep_include_chain_is_refused_without_exhausting_the_stack() {
+    let found = load_include_chain(15_000, None);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let message = &found[0];
+    assert!(message.len() < 1024, "{} bytes: {message}", message.len());
+    // The 32nd file may not include a 33rd; the chain's first files and its end are named.
+    assert!(
+        message.starts_with(
+            "f31.toml:1:12: includes nest deeper than 32 files: f0.toml → f1.toml → f2.toml → \
+             … 28 more … → f31.toml → f32.toml\n"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn exactly_the_depth_bound_loads() {
+    assert_eq!(load_include_chain(32, None), Vec::<String>::new());
+}
+
+#[test]
+fn a_long_include_cycle_has_a_short_message() {
+    let found = load_include_chain(10_000, Some("f0.toml"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].len() < 1024,
+        "{} bytes: {}",
+        found[0].len(),
+        found[0]
+    );
+    assert!(
+        found[0].contains("nest deeper than 32 files"),
+        "{}",
+        found[0]
+    );
+    // A cycle within the bound is named as one, with its middle left out.
+    let found = load_include_chain(10, Some("f0.toml"));
+    assert_eq!(
+        found,
+        [
+            "f9.toml:1:12: include cycle: f0.toml → f1.toml → f2.toml → … 6 more … → f9.toml → \
+          f0.toml\n  hint: remove one of the includes that closes the cycle"
+        ]
+    );
+}
+
+#[test]
+fn wrong_shapes_are_type_errors() {
+    check(
+        r#"agent = 5
+window = { name = "x" }
+[[schedule]]
+name = "s"
+cron = { minutes = [-1] }
+"#,
+        r#"
+p.toml:1:9: in [agent]: invalid type: integer `5`, expected a table
+  hint: config/reference.toml documents every key and its type
+p.toml:2:10: `window` must be an array of tables
+  hint: write each entry under its own [[window]] header
+p.toml:5:21: in [[schedule]]: invalid value: integer `-1`, expected a whole number of at least 0
+  hint: config/reference.toml documents every key and its type
+"#,
+    );
+}
+
+#[test]
+fn a_policy_needs_a_volume() {
+    check_exact(
+        "[[cluster]]\nname = \"c\"\nendpoint = \"simulator\"\n",
+        r#"
+p.toml:1:1: the policy defines no [[volume]]
+  hint: add at least one [[volume]] with cluster, svm, name, luns and snapshot_policy
+"#,
+    );
+}
+
+#[test]
+fn an_edit_with_several_errors_reports_all_of_them() {
+    // One edit touching four sections: each mistake is reported, none hides another.
+    let input = format!(
+        "[agent]\nguard = \"5 min\"\n[[window]]\nname = \"w\"\nvolumes = [\"c/s/x\"]\n\
+         start = \"0 25 * * *\"\ntimezone = \"Europe/Berln\"\nexpected = \"1h\"\nmax = \"50m\"\n\
+         colour = \"red\"\n{BASE}"
+    );
+    let diags = parse_str(&input, Path::new("p.toml")).expect_err("invalid");
+    let lines: Vec<String> = diags
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.column))
+        .collect();
+    assert_eq!(
+        lines,
+        ["2:9", "5:12", "6:9", "7:12", "8:12", "10:1"],
+        "{diags}"
+    );
+}
+
+#[test]
+fn valid_values_reach_the_model() {
+    let p = valid(
+        r#"[agent]
+listen = "0.0.0.0:9000"
+state_dir = "state"
+[flexclone]
+recommend_after = 2
+within = "P1W"
+use_when_licensed = true
+[[cluster]]
+name = "prod"
+endpoint = "https://prod.example.net"
+username = "snapwarden"
+password_file = "secrets/prod.pass"
+pin_sha256 = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+timezone = "America/New_York"
+[[schedule]]
+name = "half-hourly"
+interval = "PT30M"
+anchor = "2026-01-01T00:15:00+01:00"
+[[window]]
+name = "w"
+volumes = ["c/s/v"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "10m"
+on_conflict = "run"
+shift_limit = "30m"
+hook = { command = ["/bin/backup", "--all"] }
+"#,
+    );
+    assert_eq!(p.agent.state_dir, PathBuf::from("state"));
+    assert_eq!(p.flexclone.within, TimeDelta::days(7));
+    let prod = &p.clusters[0];
+    assert_eq!(
+        prod.password,
+        Some(SecretSource::File(PathBuf::from("secrets/prod.pass")))
+    );
+    let TlsVerify::PinSha256(pin) = prod.tls else {
+        panic!("expected a pin, got {:?}", prod.tls)
+    };
+    assert_eq!((pin[1], pin[31]), (0x11, 0xff));
+    assert_eq!(
+        prod.timezone,
+        ClusterTimezone::Named(chrono_tz::America::New_York)
+    );
+    assert!(prod.simulator.is_none());
+    let Recurrence::Interval { every, anchor } = p.schedules[0].recurrence else {
+        panic!("expected an interval")
+    };
+    assert_eq!(every, TimeDelta::minutes(30));
+    assert_eq!(anchor.to_rfc3339(), "2025-12-31T23:15:00+00:00");
+    let w = &p.windows[0];
+    assert_eq!(
+        (w.on_conflict, w.shift_limit),
+        (OnConflict::Run, TimeDelta::minutes(30))
+    );
+    let hook = w.hook.as_ref().expect("hook");
+    assert_eq!(hook.timeout, TimeDelta::minutes(10));
+    assert_eq!(w.volumes, [0]);
+}
+
+#[test]
+fn includes_are_read_relative_and_restricted() {
+    check_files(
+        &[
+            (
+                "main.toml",
+                &format!("include = [\"a.toml\", \"missing.toml\"]\n{BASE}"),
+            ),
+            (
+                "a.toml",
+                "include = [\"b.toml\"]\n[agent]\nguard = \"1m\"\n",
+            ),
+            ("b.toml", "include = [\"a.toml\"]\n"),
+        ],
+        r#"
+main.toml:1:22: cannot read included file missing.toml: No such file or directory (os error 2)
+  hint: include paths are relative to the file that names them
+a.toml:2:2: `agent` is only allowed in the main policy file
+  hint: included files may hold include, cluster, schedule, snapshot_policy, volume and window; move [agent] to the main file
+b.toml:1:12: include cycle: a.toml → b.toml → a.toml
+  hint: remove one of the includes that closes the cycle
+"#,
+    );
+}
+
+#[test]
+fn included_entries_join_the_policy_and_duplicates_name_the_file() {
+    check_files(
+        &[
+            ("main.toml", &format!("include = [\"more.toml\"]\n{BASE}")),
+            (
+                "more.toml",
+                "[[cluster]]\nname = \"c\"\nendpoint = \"simulator\"\n",
+            ),
+        ],
+        r#"
+more.toml:2:8: duplicate cluster name "c" (first defined at main.toml:4)
+  hint: each cluster name must be unique; rename or remove one
+"#,
+    );
+}
+
+/// One bounded key: a snippet with `{v}` where the value goes, values at the bounds (valid) and
+/// just past them (refused), the range as the message shows it, and a word of the reason.
+struct Bound {
+    snippet: &'static str,
+    key: &'static str,
+    at: &'static [&'static str],
+    past: &'static [&'static str],
+    range: &'static str,
+    reason: &'static str,
+}
+
+#[test]
+fn every_duration_is_bounded_and_the_bounds_are_inclusive() {
+    let bounds = [
+        Bound {
+            snippet: "[agent]\nguard = \"{v}\"\n",
+            key: "guard",
+            at: &["0s", "1d", "PT24H"],
+            past: &["1d1s", "P1DT1S", "99999999w"],
+            range: "0s..=1d",
+            reason: "margin kept before a scheduled snapshot",
+        },
+        Bound {
+            snippet: "[flexclone]\nwithin = \"{v}\"\n",
+            key: "within",
+            at: &["1h", "366d"],
+            past: &["59m59s", "366d1s", "0s"],
+            range: "1h..=366d",
+            reason: "conflicts are counted over this period",
+        },
+        Bound {
+            snippet: "[[schedule]]\nname = \"i\"\ninterval = \"{v}\"\n",
+            key: "interval",
+            at: &["1m", "PT1M", "366d"],
+            past: &["59s", "1s", "366d1s", "P367D"],
+            range: "1m..=366d",
+            reason: "1023 snapshots per volume",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"1s\"\nmax = \"{v}\"\n",
+            key: "max",
+            at: &["1s", "7d", "1w"],
+            past: &["0s", "7d1s", "500w", "99999999w"],
+            range: "1s..=7d",
+            reason: "weekly schedule",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"{v}\"\nmax = \"7d\"\n",
+            key: "expected",
+            at: &["1s", "7d"],
+            past: &["0s", "7d1s"],
+            range: "1s..=7d",
+            reason: "weekly schedule",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"1m\"\nmax = \"1h\"\nshift_limit = \"{v}\"\n",
+            key: "shift_limit",
+            at: &["0s", "7d"],
+            past: &["7d1s"],
+            range: "0s..=7d",
+            reason: "0s never shifts",
+        },
+        Bound {
+            snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
+                      timezone = \"UTC\"\nexpected = \"1m\"\nmax = \"1h\"\n\
+                      hook = { command = [\"x\"], timeout = \"{v}\" }\n",
+            key: "timeout",
+            at: &["1s", "7d"],
+            past: &["0s", "7d1s"],
+            range: "1s..=7d",
+            reason: "like `max`",
+        },
+    ];
+    for b in &bounds {
+        for v in b.at {
+            valid(&b.snippet.replace("{v}", v));
+        }
+        for v in b.past {
+            let snippet = b.snippet.replace("{v}", v);
+            // Located at the value's opening quote, counted here from the snippet itself.
+            let at = snippet.find(&format!("\"{v}\"")).expect("value in snippet");
+            let line = snippet[..at].matches('\n').count() + 1;
+            let column = at - snippet[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+            let diags = parse_str(&format!("{snippet}{BASE}"), Path::new("p.toml"))
+                .expect_err("past the bound");
+            assert_eq!(diags.len(), 1, "{}: {diags}", b.key);
+            let d = &diags.0[0];
+            assert_eq!(
+                (d.line, d.column, d.message.as_str()),
+                (
+                    line,
+                    column,
+                    format!("`{}` \"{v}\" is out of range {}", b.key, b.range).as_str()
+                ),
+            );
+            let hint = d.hint.as_deref().unwrap_or_default();
+            assert!(hint.contains(b.reason), "{}: {hint}", b.key);
+        }
+    }
+}
+
+#[test]
+fn interval_anchors_are_bounded_to_years_1970_through_9999() {
+    let snippet =
+        |a: &str| format!("[[schedule]]\nname = \"i\"\ninterval = \"1h\"\nanchor = \"{a}\"\n");
+    for a in [
+        "1970-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1970-01-01T01:00:00+01:00",
+    ] {
+        valid(&snippet(a));
+    }
+    // Just before the epoch, and just after the year 9999 in UTC (written as 9999 with an offset).
+    for a in [
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:59:59+01:00",
+        "9999-12-31T23:59:59-00:01",
+    ] {
+        check(
+            &snippet(a),
+            &format!(
+                "p.toml:4:10: `anchor` \"{a}\" is out of range \
+                 1970-01-01T00:00:00Z..=9999-12-31T23:59:59Z\n  \
+                 hint: an interval counts from an instant between the Unix epoch and the year 9999"
+            ),
+        );
+    }
+}

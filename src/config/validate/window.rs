@@ -1,0 +1,166 @@
+//! `[[window]]`: a backup window's volumes, start, zone, durations, conflict rule and hook.
+
+use chrono::TimeDelta;
+
+use super::values::{bounded_duration, cron_string, timezone, Bounds};
+use super::Names;
+use crate::config::diag::{hint, Collector};
+use crate::config::load::At;
+use crate::config::model::*;
+use crate::config::raw::RawWindow;
+
+/// Two hours: room to move a nightly window past a couple of hourly snapshots.
+const DEFAULT_SHIFT_LIMIT_SECONDS: i64 = 2 * 3600;
+
+/// A week: a backup longer than that cannot sit between two snapshots of any schedule that takes
+/// weekly snapshots, so larger values are typos.
+const WEEK_SECONDS: i64 = 7 * 86_400;
+
+/// `expected` and `max`: 1s ..= 7d.
+const LENGTH: Bounds = Bounds {
+    min_seconds: 1,
+    max_seconds: WEEK_SECONDS,
+    why: "a backup takes at least a second, and one longer than a week (7d) cannot sit between \
+          two snapshots of a weekly schedule",
+};
+
+/// `shift_limit`: 0s ..= 7d.
+const SHIFT_LIMIT: Bounds = Bounds {
+    min_seconds: 0,
+    max_seconds: WEEK_SECONDS,
+    why: "0s never shifts; shifting by more than a week (7d) moves a run past the next week's",
+};
+
+/// Hook `timeout`: 1s ..= 7d.
+const HOOK_TIMEOUT: Bounds = Bounds {
+    min_seconds: 1,
+    max_seconds: WEEK_SECONDS,
+    why: "the hook runs the backup, which takes between a second and a week (7d), like `max`",
+};
+
+pub(super) fn build_window(
+    cx: &mut Collector,
+    at: &At<RawWindow>,
+    volumes_by_id: &Names<'_>,
+) -> Option<Window> {
+    let (file, w) = (at.file, &at.item);
+    let mut ok = true;
+    let name = w.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        ok = false;
+        cx.error(
+            file,
+            w.name.span(),
+            format!("window name \"{name}\" may only use A-Z a-z 0-9 _ -"),
+            hint("window names become part of backing snapshot names, e.g. \"sql-nightly\""),
+        );
+    }
+    if w.volumes.get_ref().is_empty() {
+        ok = false;
+        cx.error(
+            file,
+            w.volumes.span(),
+            format!("window \"{name}\" names no volumes"),
+            hint("add volumes = [\"cluster/svm/volume\"]"),
+        );
+    }
+    let mut volumes = Vec::new();
+    for id in w.volumes.get_ref() {
+        match volumes_by_id.resolve(cx, file, id) {
+            Some(i) if volumes.contains(&i) => {
+                ok = false;
+                cx.error(
+                    file,
+                    id.span(),
+                    format!(
+                        "volume \"{}\" is listed twice in window \"{name}\"",
+                        id.get_ref()
+                    ),
+                    hint("list each volume once"),
+                );
+            }
+            Some(i) => volumes.push(i),
+            None => ok = false,
+        }
+    }
+    let start = cron_string(cx, file, &w.start, "start");
+    let timezone = timezone(cx, file, &w.timezone);
+    let expected = bounded_duration(cx, file, &w.expected, "expected", &LENGTH);
+    let max = bounded_duration(cx, file, &w.max, "max", &LENGTH);
+    if let (Some(e), Some(m)) = (expected, max) {
+        if e > m {
+            ok = false;
+            cx.error(
+                file,
+                w.expected.span(),
+                format!(
+                    "`expected` ({}) is longer than `max` ({})",
+                    w.expected.get_ref(),
+                    w.max.get_ref()
+                ),
+                hint("`max` bounds the backup; raise it or lower `expected`"),
+            );
+        }
+    }
+    let on_conflict = match w.on_conflict.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("shift") => Some(OnConflict::Shift),
+        Some("skip") => Some(OnConflict::Skip),
+        Some("run") => Some(OnConflict::Run),
+        Some(other) => {
+            let span = w.on_conflict.as_ref().map(|c| c.span()).unwrap_or_default();
+            cx.error(
+                file,
+                span,
+                format!("unknown on_conflict \"{other}\""),
+                hint("use shift, skip or run"),
+            );
+            None
+        }
+    };
+    let shift_limit = match &w.shift_limit {
+        None => Some(TimeDelta::seconds(DEFAULT_SHIFT_LIMIT_SECONDS)),
+        Some(s) => bounded_duration(cx, file, s, "shift_limit", &SHIFT_LIMIT),
+    };
+    let hook = match &w.hook {
+        None => Some(None),
+        Some(h) => {
+            let h = h.get_ref();
+            let command: Vec<String> = h
+                .command
+                .get_ref()
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect();
+            if command.first().is_none_or(String::is_empty) {
+                ok = false;
+                cx.error(
+                    file,
+                    h.command.span(),
+                    "hook `command` needs a program",
+                    hint("command = [\"/usr/local/bin/run-backup\", \"--arg\"]"),
+                );
+            }
+            match &h.timeout {
+                None => max.map(|timeout| Some(Hook { command, timeout })),
+                Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT)
+                    .map(|timeout| Some(Hook { command, timeout })),
+            }
+        }
+    };
+    Some(Window {
+        name: name.clone(),
+        volumes,
+        start: start?,
+        timezone: timezone?,
+        expected: expected?,
+        max: max?,
+        on_conflict: on_conflict?,
+        shift_limit: shift_limit?,
+        hook: hook?,
+    })
+    .filter(|_| ok)
+}

@@ -1,0 +1,74 @@
+//! The observed ONTAP inventory: what discovery learns from a cluster, in domain terms.
+//!
+//! `ontap` fills these from ONTAP's JSON (`ontap::wire`) and the simulator from its world; the
+//! planner reads them as [`Observed`]. No wire format and no I/O here.
+
+use crate::timeline::Recurrence;
+
+/// Cluster identity and clock facts (`GET /api/cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub uuid: String,
+    /// For example `9.14.1`.
+    pub version: String,
+    /// IANA or traditional zone name from `timezone.name`.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub uuid: String,
+    pub name: String,
+    pub svm: String,
+    /// Name of the volume's snapshot policy (`snapshot_policy.name`).
+    pub snapshot_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPolicyInfo {
+    pub name: String,
+    pub copies: Vec<PolicyCopies>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyCopies {
+    pub schedule: String,
+    pub count: u32,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub recurrence: Recurrence,
+}
+
+/// What discovery learned from the clusters; empty when planning offline.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub clusters: Vec<ObservedCluster>,
+}
+
+/// One cluster as `/api/cluster`, volumes, snapshot policies and schedules described it.
+#[derive(Debug, Clone)]
+pub struct ObservedCluster {
+    /// The policy's name for the cluster.
+    pub name: String,
+    pub info: ClusterInfo,
+    pub volumes: Vec<VolumeInfo>,
+    pub snapshot_policies: Vec<SnapshotPolicyInfo>,
+    pub schedules: Vec<ScheduleInfo>,
+}
+
+impl Observed {
+    /// Nothing observed: every volume must be fully described by the policy.
+    pub fn offline() -> Observed {
+        Observed::default()
+    }
+
+    /// The observed cluster the policy calls `name`.
+    pub fn cluster(&self, name: &str) -> Option<&ObservedCluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+}

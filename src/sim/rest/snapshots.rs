@@ -1,0 +1,149 @@
+//! `/api/storage/volumes/{vol}/snapshots`: list, get, create, rename and delete snapshots.
+
+use super::*;
+
+pub(super) async fn list_snapshots(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(vol): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let volumes: Vec<usize> = if vol == "*" {
+            (0..w.clusters[ci].volumes.len()).collect()
+        } else {
+            vec![w
+                .volume_index(ci, &vol)
+                .map_err(|_| not_found("volume.uuid"))?]
+        };
+        let records = volumes
+            .into_iter()
+            .flat_map(|vi| (0..w.clusters[ci].volumes[vi].snapshots.len()).map(move |si| (vi, si)))
+            .map(|(vi, si)| render_snapshot(w, ci, vi, si))
+            .collect();
+        let keys: &[&str] = if vol == "*" {
+            &["uuid", "name", "volume"]
+        } else {
+            &["uuid", "name"]
+        };
+        ok(collection(
+            records,
+            &Params::new(q),
+            &format!("/api/storage/volumes/{vol}/snapshots"),
+            keys,
+        ))
+    })
+}
+
+/// Finds a snapshot by volume uuid (or `*`) and snapshot uuid.
+pub(super) fn find_snapshot(
+    w: &World,
+    ci: usize,
+    vol: &str,
+    snap: &str,
+) -> Result<(usize, usize), ApiError> {
+    let c = &w.clusters[ci];
+    for (vi, v) in c.volumes.iter().enumerate() {
+        if vol != "*" && v.uuid != vol {
+            continue;
+        }
+        if let Some(si) = v.snapshots.iter().position(|s| s.uuid == snap) {
+            return Ok((vi, si));
+        }
+    }
+    if vol != "*" && c.volumes.iter().all(|v| v.uuid != vol) {
+        return Err(not_found("volume.uuid"));
+    }
+    Err(ApiError::new(
+        404,
+        codes::SNAPSHOT_NOT_FOUND,
+        "entry doesn't exist",
+        "uuid",
+    ))
+}
+
+pub(super) async fn get_snapshot(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path((vol, snap)): Path<(String, String)>,
+    Query(q): Q,
+) -> ApiResult {
+    sim.with(|w| {
+        let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
+        instance(render_snapshot(w, ci, vi, si), q, &["uuid", "name"])
+    })
+}
+
+pub(super) async fn post_snapshot(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(vol): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let name = required(&b, "name")?;
+    let comment = str_at(&b, "comment");
+    sim.with(|w| {
+        let vi = w
+            .volume_index(ci, &vol)
+            .map_err(|_| not_found("volume.uuid"))?;
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
+        mutate(
+            w,
+            ci,
+            &params,
+            format!("POST /api/storage/volumes/{vol}/snapshots/?name={name}"),
+            svm,
+            |w| {
+                let uuid = w.create_snapshot(ci, vi, &name, comment)?;
+                let si = w.snapshot_index(ci, vi, &uuid)?;
+                Done::created(
+                    format!("/api/storage/volumes/{vol}/snapshots/{uuid}"),
+                    render_snapshot(w, ci, vi, si),
+                )
+            },
+        )
+    })
+}
+
+pub(super) async fn patch_snapshot(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path((vol, snap)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    sim.with(|w| {
+        let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
+        w.modify_snapshot(
+            ci,
+            vi,
+            si,
+            str_at(&b, "name").as_deref(),
+            str_at(&b, "comment"),
+        )?;
+        ok(json!({}))
+    })
+}
+
+pub(super) async fn delete_snapshot(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path((vol, snap)): Path<(String, String)>,
+    Query(q): Q,
+) -> ApiResult {
+    let params = Params::new(q);
+    sim.with(|w| {
+        let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
+        let vol_uuid = w.clusters[ci].volumes[vi].uuid.clone();
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
+        mutate(
+            w,
+            ci,
+            &params,
+            format!("DELETE /api/storage/volumes/{vol_uuid}/snapshots/{snap}"),
+            svm,
+            |w| {
+                w.delete_snapshot(ci, vi, si)?;
+                Done::ok()
+            },
+        )
+    })
+}

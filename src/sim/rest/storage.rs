@@ -1,0 +1,214 @@
+//! `/api/svm` and `/api/storage`: SVMs, volumes (with SnapRestore and FlexClone) and snapshot policies.
+
+use super::*;
+
+pub(super) async fn list_svms(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &SVMS)
+}
+
+pub(super) async fn get_svm(
+    State(st): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    get_one(&st, q, &SVMS, |w, ci| {
+        position(w.clusters[ci].svms.iter().position(|s| s.uuid == uuid))
+    })
+}
+
+pub(super) async fn list_volumes(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &VOLUMES)
+}
+
+pub(super) async fn get_volume(
+    State(st): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    get_one(&st, q, &VOLUMES, |w, ci| {
+        w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))
+    })
+}
+
+pub(super) async fn post_volume(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let name = required(&b, "name")?;
+    let svm = str_at(&b, "svm.name")
+        .or_else(|| str_at(&b, "svm.uuid"))
+        .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
+    let flexclone = value_at(&b, "clone.is_flexclone")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    sim.with(|w| {
+        let svm_obj = svm_of(w, ci, &svm)
+            .or_else(|| w.clusters[ci].svms.iter().find(|s| s.uuid == svm).cloned());
+        mutate(
+            w,
+            ci,
+            &params,
+            "POST /api/storage/volumes".into(),
+            svm_obj,
+            |w| {
+                let uuid = if flexclone {
+                    let parent = str_at(&b, "clone.parent_volume.name")
+                        .or_else(|| str_at(&b, "clone.parent_volume.uuid"))
+                        .ok_or_else(|| SimError::Invalid {
+                            target: "clone.parent_volume".into(),
+                            message: "Missing value for required field \"clone.parent_volume\"."
+                                .into(),
+                        })?;
+                    let snap = str_at(&b, "clone.parent_snapshot.name")
+                        .or_else(|| str_at(&b, "clone.parent_snapshot.uuid"));
+                    w.clone_volume(ci, &svm, &name, &parent, snap.as_deref())?
+                } else {
+                    let size = value_at(&b, "size")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(20 << 30);
+                    let policy =
+                        str_at(&b, "snapshot_policy.name").unwrap_or_else(|| "default".into());
+                    w.create_volume(ci, &svm, &name, size, &policy)?
+                };
+                let vi = w.volume_index(ci, &uuid)?;
+                Done::created(
+                    format!("/api/storage/volumes/{uuid}"),
+                    render_volume(w, ci, vi),
+                )
+            },
+        )
+    })
+}
+
+pub(super) async fn patch_volume(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let params = Params::new(q);
+    let restore = |key: &str| {
+        params
+            .get(&format!("restore_to.{key}"))
+            .map(str::to_string)
+            .or_else(|| str_at(&b, &format!("restore_to.{key}")))
+    };
+    let (snap, path, restore_path) = (
+        restore("snapshot.name").or_else(|| restore("snapshot.uuid")),
+        restore("path"),
+        restore("restore_path"),
+    );
+    sim.with(|w| {
+        let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
+        mutate(w, ci, &params, format!("PATCH /api/storage/volumes/{uuid}"), svm, |w| {
+            if let Some(snap) = &snap {
+                let (path, restore_path) = match (&path, &restore_path) {
+                    (Some(p), Some(r)) => (p.clone(), r.clone()),
+                    _ => return Err(SimError::Invalid { target: "restore_to.path".into(), message: "restore_to.path and restore_to.restore_path are required for a single-file restore in this simulator.".into() }),
+                };
+                w.clone_lun_snaprestore(ci, vi, snap, &path, &restore_path)?;
+            }
+            if let Some(policy) = str_at(&b, "snapshot_policy.name") {
+                w.set_volume_policy(ci, vi, &policy)?;
+            }
+            if value_at(&b, "clone.split_initiated").and_then(Value::as_bool) == Some(true) {
+                w.split_clone(ci, vi)?;
+            }
+            if let Some(dep) = value_at(&b, "snapshot_clone_dependency").and_then(Value::as_bool) {
+                w.clusters[ci].volumes[vi].snapshot_clone_dependency = dep;
+            }
+            Done::ok()
+        })
+    })
+}
+
+pub(super) async fn delete_volume(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let params = Params::new(q);
+    sim.with(|w| {
+        let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
+        let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
+        mutate(
+            w,
+            ci,
+            &params,
+            format!("DELETE /api/storage/volumes/{uuid}"),
+            svm,
+            |w| {
+                w.delete_volume(ci, vi)?;
+                Done::ok()
+            },
+        )
+    })
+}
+
+// ----- handlers: snapshot policies -----
+
+pub(super) async fn list_policies(State(st): State<ClusterState>, Query(q): Q) -> ApiResult {
+    list_all(&st, q, &POLICIES)
+}
+
+pub(super) async fn get_policy(
+    State(st): State<ClusterState>,
+    Path(uuid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    get_one(&st, q, &POLICIES, |w, ci| {
+        position(w.clusters[ci].policies.iter().position(|p| p.uuid == uuid))
+    })
+}
+
+pub(super) async fn post_policy(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let name = required(&b, "name")?;
+    let comment = str_at(&b, "comment").unwrap_or_default();
+    let mut copies = Vec::new();
+    for c in b
+        .get("copies")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let schedule = required(&c, "schedule.name")?;
+        let count = c.get("count").and_then(Value::as_u64).ok_or_else(|| {
+            ApiError::new(
+                400,
+                1_638_407,
+                "Count is required for each schedule.",
+                "copies.count",
+            )
+        })?;
+        copies.push(PolicyCopy {
+            schedule,
+            count: count as u32,
+            prefix: str_at(&c, "prefix"),
+        });
+    }
+    sim.with(|w| {
+        let uuid = w.add_policy(ci, &name, &comment, copies)?;
+        if value_at(&b, "enabled").and_then(Value::as_bool) == Some(false) {
+            if let Some(p) = w.clusters[ci].policies.last_mut() {
+                p.enabled = false;
+            }
+        }
+        let r = render_policy(w, ci, w.clusters[ci].policies.len() - 1);
+        Ok(with_location(
+            hal(
+                StatusCode::CREATED,
+                json!({"num_records": 1, "records": [r]}),
+            ),
+            Some(format!("/api/storage/snapshot-policies/{uuid}")),
+        ))
+    })
+}

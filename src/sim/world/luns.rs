@@ -1,0 +1,328 @@
+//! LUNs (plain, FlexClone and SnapRestore clones), igroups and LUN maps.
+
+use std::collections::BTreeSet;
+
+use chrono::TimeDelta;
+
+use super::{codes, BlockSharing, Igroup, Lun, LunMap, RestoreClone, SimError, SimResult, World};
+
+impl World {
+    // ----- LUNs -----
+
+    pub fn lun_index(&self, ci: usize, uuid_or_path: &str) -> SimResult<usize> {
+        self.clusters[ci]
+            .luns
+            .iter()
+            .position(|l| l.uuid == uuid_or_path || l.name == uuid_or_path)
+            .ok_or_else(|| SimError::not_found(codes::LUN_NOT_FOUND, uuid_or_path))
+    }
+
+    fn lun_volume(&self, ci: usize, path: &str) -> SimResult<(usize, String)> {
+        let rest = path.strip_prefix("/vol/").ok_or_else(|| {
+            SimError::invalid("name", format!("LUN path \"{path}\" must start with /vol/"))
+        })?;
+        let (vol, leaf) = rest.split_once('/').ok_or_else(|| {
+            SimError::invalid("name", format!("LUN path \"{path}\" has no LUN name"))
+        })?;
+        if leaf.is_empty() || leaf.contains('/') {
+            return Err(SimError::invalid(
+                "name",
+                format!("invalid LUN path \"{path}\""),
+            ));
+        }
+        Ok((self.volume_by_name(ci, vol)?, leaf.to_string()))
+    }
+
+    fn push_lun(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        path: &str,
+        size: u64,
+        os_type: &str,
+        clone: bool,
+    ) -> SimResult<String> {
+        let c = &self.clusters[ci];
+        if c.luns.iter().any(|l| l.name == path) {
+            return Err(SimError::Duplicate {
+                code: codes::LUN_EXISTS,
+                target: "name".into(),
+                message: format!("A LUN or NVMe namespace already exists at path \"{path}\"."),
+            });
+        }
+        let uuid = World::new_uuid();
+        let serial = format!("wS{:010}", c.luns.len() + 1);
+        let lun = Lun {
+            uuid: uuid.clone(),
+            name: path.to_string(),
+            svm: c.volumes[vi].svm.clone(),
+            volume_uuid: c.volumes[vi].uuid.clone(),
+            size,
+            os_type: os_type.to_string(),
+            serial_number: serial,
+            created_as_clone: clone,
+            create_time: self.now,
+        };
+        self.clusters[ci].luns.push(lun);
+        Ok(uuid)
+    }
+
+    /// `POST /api/storage/luns` without `clone`.
+    pub fn create_lun(
+        &mut self,
+        ci: usize,
+        path: &str,
+        size: u64,
+        os_type: &str,
+    ) -> SimResult<String> {
+        let (vi, _) = self.lun_volume(ci, path)?;
+        self.push_lun(ci, vi, path, size, os_type, false)
+    }
+
+    /// FlexClone LUN (`POST /api/storage/luns` with `clone.source.name =
+    /// /vol/<v>/.snapshot/<s>/<lun>`); the source snapshot shares blocks for
+    /// `knobs.block_sharing_seconds`. A source without `.snapshot` clones the active LUN.
+    pub fn clone_lun_flexclone(
+        &mut self,
+        ci: usize,
+        source: &str,
+        dest: &str,
+    ) -> SimResult<String> {
+        if !self.licensed(ci, "flexclone") {
+            return Err(SimError::Unlicensed {
+                code: codes::LUN_CLONE_FAILED,
+                package: "flexclone".into(),
+                message: "The LUN clone request failed: Clone operation failed to start: FlexClone license is not installed.".into(),
+            });
+        }
+        let (dvi, _) = self.lun_volume(ci, dest)?;
+        let (svi, snapshot, source_lun) = match source.split_once("/.snapshot/") {
+            Some((vol_part, rest)) => {
+                let (snap, lun) = rest.split_once('/').ok_or_else(|| {
+                    SimError::invalid(
+                        "clone.source.name",
+                        format!("invalid clone source \"{source}\""),
+                    )
+                })?;
+                let vol = vol_part.strip_prefix("/vol/").unwrap_or(vol_part);
+                let vi = self.volume_by_name(ci, vol)?;
+                let si = self.snapshot_index(ci, vi, snap).map_err(|_| {
+                    SimError::not_found(5_374_876, format!("clone.source.name {source}"))
+                })?;
+                (vi, Some(si), format!("/vol/{vol}/{lun}"))
+            }
+            None => {
+                let (vi, _) = self.lun_volume(ci, source)?;
+                (vi, None, source.to_string())
+            }
+        };
+        if svi != dvi {
+            return Err(SimError::Invalid {
+                target: "name".into(),
+                message: "Cloning a LUN to a different volume is not supported.".into(),
+            });
+        }
+        let li = self
+            .lun_index(ci, &source_lun)
+            .map_err(|_| SimError::not_found(5_374_876, format!("clone.source.name {source}")))?;
+        let (size, os_type) = {
+            let l = &self.clusters[ci].luns[li];
+            (l.size, l.os_type.clone())
+        };
+        let uuid = self.push_lun(ci, dvi, dest, size, &os_type, true)?;
+        if let Some(si) = snapshot {
+            let until = self.now + TimeDelta::seconds(self.knobs.block_sharing_seconds as i64);
+            let c = &mut self.clusters[ci];
+            let sharing = BlockSharing {
+                volume_uuid: c.volumes[svi].uuid.clone(),
+                snapshot_uuid: c.volumes[svi].snapshots[si].uuid.clone(),
+                lun_uuid: uuid.clone(),
+                until,
+            };
+            if self.now < until {
+                c.block_sharing.push(sharing);
+            }
+        }
+        Ok(uuid)
+    }
+
+    /// SnapRestore clone (`PATCH /api/storage/volumes/{uuid}` with `restore_to.snapshot.name`,
+    /// `restore_to.path` (the LUN in the snapshot) and `restore_to.restore_path` (the new LUN)).
+    /// Paths may be relative to the volume (`/lun1`) or full (`/vol/v/lun1`).
+    pub fn clone_lun_snaprestore(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        snapshot: &str,
+        path: &str,
+        restore_path: &str,
+    ) -> SimResult<String> {
+        if !self.licensed(ci, "snaprestore") {
+            return Err(SimError::Unlicensed {
+                code: codes::RESTORE_FAILED,
+                package: "snaprestore".into(),
+                message: "Failed to restore snapshot: the SnapRestore license is not installed."
+                    .into(),
+            });
+        }
+        let si = self.snapshot_index(ci, vi, snapshot)?;
+        let vol = self.clusters[ci].volumes[vi].name.clone();
+        let full = |p: &str| {
+            if p.starts_with("/vol/") {
+                p.to_string()
+            } else {
+                format!("/vol/{vol}/{}", p.trim_start_matches('/'))
+            }
+        };
+        let (source, dest) = (full(path), full(restore_path));
+        let li = self.lun_index(ci, &source).map_err(|_| {
+            SimError::not_found(codes::RESTORE_FAILED, format!("restore_to.path {path}"))
+        })?;
+        let (dvi, _) = self.lun_volume(ci, &dest)?;
+        if dvi != vi {
+            return Err(SimError::invalid(
+                "restore_to.restore_path",
+                "restore path must be inside the volume",
+            ));
+        }
+        let (size, os_type) = {
+            let l = &self.clusters[ci].luns[li];
+            (l.size, l.os_type.clone())
+        };
+        let uuid = self.push_lun(ci, vi, &dest, size, &os_type, true)?;
+        let c = &mut self.clusters[ci];
+        c.restore_clones.push(RestoreClone {
+            lun_uuid: uuid.clone(),
+            volume_uuid: c.volumes[vi].uuid.clone(),
+            backing_snapshot_uuid: c.volumes[vi].snapshots[si].uuid.clone(),
+            alive: true,
+        });
+        Ok(uuid)
+    }
+
+    /// `DELETE /api/storage/luns/{uuid}`.
+    pub fn delete_lun(
+        &mut self,
+        ci: usize,
+        li: usize,
+        allow_delete_while_mapped: bool,
+    ) -> SimResult<()> {
+        let c = &mut self.clusters[ci];
+        let uuid = c.luns[li].uuid.clone();
+        if c.lun_maps.iter().any(|m| m.lun_uuid == uuid) {
+            if !allow_delete_while_mapped {
+                return Err(SimError::LunMapped {
+                    lun: c.luns[li].name.clone(),
+                });
+            }
+            c.lun_maps.retain(|m| m.lun_uuid != uuid);
+        }
+        c.luns.remove(li);
+        c.block_sharing.retain(|b| b.lun_uuid != uuid);
+        for r in c.restore_clones.iter_mut().filter(|r| r.lun_uuid == uuid) {
+            r.alive = false;
+        }
+        let volumes = &c.volumes;
+        c.restore_clones.retain(|r| {
+            r.alive
+                || volumes.iter().any(|v| {
+                    v.uuid == r.volume_uuid
+                        && v.snapshots.iter().any(|s| s.captures.contains(&r.lun_uuid))
+                })
+        });
+        Ok(())
+    }
+
+    pub fn is_mapped(&self, ci: usize, lun_uuid: &str) -> bool {
+        self.clusters[ci]
+            .lun_maps
+            .iter()
+            .any(|m| m.lun_uuid == lun_uuid)
+    }
+
+    // ----- igroups and maps -----
+
+    pub fn create_igroup(
+        &mut self,
+        ci: usize,
+        svm: &str,
+        name: &str,
+        os_type: &str,
+        protocol: &str,
+        initiators: Vec<String>,
+    ) -> SimResult<String> {
+        let si = self.svm_index(ci, svm)?;
+        let c = &mut self.clusters[ci];
+        if c.igroups.iter().any(|g| g.name == name) {
+            return Err(SimError::Duplicate {
+                code: codes::DUPLICATE,
+                target: "name".into(),
+                message: format!("duplicate entry: igroup \"{name}\" already exists"),
+            });
+        }
+        let uuid = World::new_uuid();
+        let svm = c.svms[si].name.clone();
+        c.igroups.push(Igroup {
+            uuid: uuid.clone(),
+            name: name.to_string(),
+            svm,
+            os_type: os_type.to_string(),
+            protocol: protocol.to_string(),
+            initiators,
+        });
+        Ok(uuid)
+    }
+
+    pub fn igroup_index(&self, ci: usize, uuid_or_name: &str) -> SimResult<usize> {
+        self.clusters[ci]
+            .igroups
+            .iter()
+            .position(|g| g.uuid == uuid_or_name || g.name == uuid_or_name)
+            .ok_or_else(|| SimError::not_found(5_374_852, format!("igroup {uuid_or_name}")))
+    }
+
+    /// `POST /api/protocols/san/lun-maps`: returns the logical unit number.
+    pub fn map_lun(&mut self, ci: usize, lun: &str, igroup: &str) -> SimResult<u32> {
+        let li = self.lun_index(ci, lun)?;
+        let gi = self.igroup_index(ci, igroup)?;
+        let c = &mut self.clusters[ci];
+        let (lun_uuid, igroup_uuid) = (c.luns[li].uuid.clone(), c.igroups[gi].uuid.clone());
+        if c.lun_maps
+            .iter()
+            .any(|m| m.lun_uuid == lun_uuid && m.igroup_uuid == igroup_uuid)
+        {
+            return Err(SimError::Duplicate {
+                code: codes::ALREADY_MAPPED,
+                target: "lun".into(),
+                message: "The LUN is already mapped to this initiator group.".into(),
+            });
+        }
+        let used: BTreeSet<u32> = c
+            .lun_maps
+            .iter()
+            .filter(|m| m.igroup_uuid == igroup_uuid)
+            .map(|m| m.logical_unit_number)
+            .collect();
+        let lun_id = (0..).find(|n| !used.contains(n)).expect("a free LUN id");
+        c.lun_maps.push(LunMap {
+            lun_uuid,
+            igroup_uuid,
+            logical_unit_number: lun_id,
+        });
+        Ok(lun_id)
+    }
+
+    pub fn unmap_lun(&mut self, ci: usize, lun_uuid: &str, igroup_uuid: &str) -> SimResult<()> {
+        let c = &mut self.clusters[ci];
+        let before = c.lun_maps.len();
+        c.lun_maps
+            .retain(|m| !(m.lun_uuid == lun_uuid && m.igroup_uuid == igroup_uuid));
+        if c.lun_maps.len() == before {
+            return Err(SimError::not_found(
+                codes::MAP_NOT_FOUND,
+                format!("{lun_uuid}/{igroup_uuid}"),
+            ));
+        }
+        Ok(())
+    }
+}

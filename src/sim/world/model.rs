@@ -1,0 +1,218 @@
+//! The objects of a simulated cluster: plain data, operated on by `World`.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
+
+use crate::timeline::Recurrence;
+
+#[derive(Debug, Clone)]
+pub struct Svm {
+    pub uuid: String,
+    pub name: String,
+}
+
+/// A job schedule (`/api/cluster/schedules`).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub uuid: String,
+    pub name: String,
+    pub recurrence: Recurrence,
+}
+
+/// One `copies` entry of a snapshot policy.
+#[derive(Debug, Clone)]
+pub struct PolicyCopy {
+    pub schedule: String,
+    pub count: u32,
+    /// `None`: snapshots are named after the schedule.
+    pub prefix: Option<String>,
+}
+
+impl PolicyCopy {
+    pub fn effective_prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(&self.schedule)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    pub uuid: String,
+    pub name: String,
+    pub comment: String,
+    pub enabled: bool,
+    pub copies: Vec<PolicyCopy>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub uuid: String,
+    pub name: String,
+    pub comment: Option<String>,
+    pub create_time: DateTime<Utc>,
+    pub size: u64,
+    /// The policy prefix when a schedule took it (rotation counts these).
+    pub schedule_prefix: Option<String>,
+    /// SnapRestore clones (by clone LUN uuid) this snapshot captured: they pin their backing snapshot.
+    pub captures: Vec<String>,
+}
+
+/// A FlexClone volume's parent link.
+#[derive(Debug, Clone)]
+pub struct CloneParent {
+    pub volume_uuid: String,
+    pub snapshot_uuid: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub uuid: String,
+    pub name: String,
+    pub svm: String,
+    pub size: u64,
+    pub snapshot_policy: String,
+    /// 7-Mode option (reference notes §7.2): when on, a deleted SnapRestore clone no longer pins
+    /// its backing snapshot through snapshots that captured it.
+    pub snapshot_clone_dependency: bool,
+    pub create_time: DateTime<Utc>,
+    /// In creation order.
+    pub snapshots: Vec<Snapshot>,
+    /// Next fire instant of each `copies` entry of the policy (same order); `None`: never.
+    pub next_fires: Vec<Option<DateTime<Utc>>>,
+    pub clone_parent: Option<CloneParent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lun {
+    pub uuid: String,
+    /// `/vol/<volume>/<lun>`.
+    pub name: String,
+    pub svm: String,
+    pub volume_uuid: String,
+    pub size: u64,
+    pub os_type: String,
+    pub serial_number: String,
+    pub created_as_clone: bool,
+    pub create_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Igroup {
+    pub uuid: String,
+    pub name: String,
+    pub svm: String,
+    pub os_type: String,
+    pub protocol: String,
+    pub initiators: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LunMap {
+    pub lun_uuid: String,
+    pub igroup_uuid: String,
+    pub logical_unit_number: u32,
+}
+
+/// A SnapRestore clone of a LUN and the snapshot backing it.
+#[derive(Debug, Clone)]
+pub struct RestoreClone {
+    pub lun_uuid: String,
+    pub volume_uuid: String,
+    pub backing_snapshot_uuid: String,
+    /// `false` once the clone LUN is deleted; the record lives on while snapshots captured it.
+    pub alive: bool,
+}
+
+/// A FlexClone LUN still sharing blocks with the snapshot it was cloned from.
+#[derive(Debug, Clone)]
+pub struct BlockSharing {
+    pub volume_uuid: String,
+    pub snapshot_uuid: String,
+    pub lun_uuid: String,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Success,
+    Failure,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Failure => "failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub uuid: String,
+    pub description: String,
+    pub svm: Option<Svm>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `Err((code, message))` for a failed job.
+    pub outcome: Result<(), (u64, String)>,
+}
+
+impl Job {
+    pub fn state(&self, now: DateTime<Utc>) -> JobState {
+        if now < self.end {
+            JobState::Running
+        } else if self.outcome.is_ok() {
+            JobState::Success
+        } else {
+            JobState::Failure
+        }
+    }
+}
+
+/// One simulated ONTAP cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub uuid: String,
+    pub version: String,
+    pub tz: Tz,
+    /// Installed license packages (`base` is always installed).
+    pub licenses: BTreeSet<String>,
+    pub svms: Vec<Svm>,
+    pub schedules: Vec<Schedule>,
+    pub policies: Vec<SnapshotPolicy>,
+    pub volumes: Vec<Volume>,
+    pub luns: Vec<Lun>,
+    pub igroups: Vec<Igroup>,
+    pub lun_maps: Vec<LunMap>,
+    pub restore_clones: Vec<RestoreClone>,
+    pub block_sharing: Vec<BlockSharing>,
+    pub jobs: Vec<Job>,
+}
+
+/// A user allowed by HTTP Basic auth.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+}
+
+/// Something the clock did while advancing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClockEvent {
+    pub cluster: String,
+    pub volume: String,
+    pub snapshot: String,
+    /// `taken`, `deleted` (retention), or `skipped` (with `reason`).
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    pub time: DateTime<FixedOffset>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

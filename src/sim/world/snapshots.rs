@@ -1,0 +1,206 @@
+//! Snapshots: create, rename, delete, and their lock owners.
+
+use super::{codes, SimError, SimResult, SnapAt, Snapshot, World};
+
+/// Lock owner shown on a snapshot backing a SnapRestore ("traditional") LUN clone (assumption).
+pub const OWNER_LUN_CLONE: &str = "lun_clone";
+/// Lock owner shown on a snapshot while a FlexClone LUN shares its blocks (assumption).
+pub const OWNER_FILE_CLONE: &str = "file_clone_dependent";
+/// Lock owner shown on the parent snapshot of a FlexClone volume (reference notes §4.1).
+pub const OWNER_VOLUME_CLONE: &str = "volume_clone";
+
+impl World {
+    // ----- snapshots -----
+
+    pub(super) fn check_can_snapshot(&self, ci: usize, vi: usize, name: &str) -> SimResult<()> {
+        let c = &self.clusters[ci];
+        let v = &c.volumes[vi];
+        if v.snapshots.iter().any(|s| s.name == name) {
+            return Err(SimError::Duplicate {
+                code: codes::SNAPSHOT_EXISTS,
+                target: "name".into(),
+                message: format!(
+                    "Snapshot copy \"{name}\" already exists on volume \"{}\".",
+                    v.name
+                ),
+            });
+        }
+        if c.block_sharing
+            .iter()
+            .any(|b| b.volume_uuid == v.uuid && self.now < b.until)
+        {
+            return Err(SimError::BlockSharing {
+                volume: v.name.clone(),
+            });
+        }
+        if v.snapshots.len() >= self.knobs.max_snapshots_per_volume {
+            return Err(SimError::TooManySnapshots {
+                volume: v.name.clone(),
+                max: self.knobs.max_snapshots_per_volume,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn push_snapshot(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        uuid: String,
+        name: &str,
+        comment: Option<String>,
+        schedule_prefix: Option<String>,
+    ) -> usize {
+        let now = self.now;
+        let c = &mut self.clusters[ci];
+        let vol_uuid = c.volumes[vi].uuid.clone();
+        // Every live SnapRestore clone on this volume is frozen into the new snapshot (§7.2).
+        let captures = c
+            .restore_clones
+            .iter()
+            .filter(|r| r.alive && r.volume_uuid == vol_uuid)
+            .map(|r| r.lun_uuid.clone())
+            .collect();
+        let size = 4096 * (1 + c.volumes[vi].snapshots.len() as u64 % 64);
+        c.volumes[vi].snapshots.push(Snapshot {
+            uuid,
+            name: name.to_string(),
+            comment,
+            create_time: now,
+            size,
+            schedule_prefix,
+            captures,
+        });
+        c.volumes[vi].snapshots.len() - 1
+    }
+
+    pub(super) fn remove_snapshot(&mut self, ci: usize, vi: usize, si: usize) {
+        let c = &mut self.clusters[ci];
+        c.volumes[vi].snapshots.remove(si);
+        let vol = &c.volumes[vi];
+        // A deleted SnapRestore clone whose last capturing snapshot is gone is forgotten.
+        c.restore_clones.retain(|r| {
+            r.alive
+                || r.volume_uuid != vol.uuid
+                || vol
+                    .snapshots
+                    .iter()
+                    .any(|s| s.captures.contains(&r.lun_uuid))
+        });
+    }
+
+    pub fn snapshot_index(&self, ci: usize, vi: usize, uuid_or_name: &str) -> SimResult<usize> {
+        self.clusters[ci].volumes[vi]
+            .snapshots
+            .iter()
+            .position(|s| s.uuid == uuid_or_name || s.name == uuid_or_name)
+            .ok_or_else(|| SimError::not_found(codes::SNAPSHOT_NOT_FOUND, uuid_or_name))
+    }
+
+    /// The lock owners of a snapshot, as `owners` shows them.
+    pub fn owners(&self, ci: usize, vi: usize, si: usize) -> Vec<&'static str> {
+        self.owners_at((ci, vi, si))
+    }
+
+    pub(super) fn owners_at(&self, (ci, vi, si): SnapAt) -> Vec<&'static str> {
+        let c = &self.clusters[ci];
+        let v = &c.volumes[vi];
+        let s = &v.snapshots[si];
+        let mut owners = Vec::new();
+        let pinned = c.restore_clones.iter().any(|r| {
+            r.volume_uuid == v.uuid
+                && r.backing_snapshot_uuid == s.uuid
+                && (r.alive
+                    || (!v.snapshot_clone_dependency
+                        && v.snapshots.iter().any(|t| t.captures.contains(&r.lun_uuid))))
+        });
+        if pinned {
+            owners.push(OWNER_LUN_CLONE);
+        }
+        if c.block_sharing
+            .iter()
+            .any(|b| b.snapshot_uuid == s.uuid && self.now < b.until)
+        {
+            owners.push(OWNER_FILE_CLONE);
+        }
+        if c.volumes.iter().any(|w| {
+            w.clone_parent
+                .as_ref()
+                .is_some_and(|p| p.volume_uuid == v.uuid && p.snapshot_uuid == s.uuid)
+        }) {
+            owners.push(OWNER_VOLUME_CLONE);
+        }
+        owners
+    }
+
+    /// `POST /api/storage/volumes/{uuid}/snapshots`: returns the new snapshot's uuid.
+    pub fn create_snapshot(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        name: &str,
+        comment: Option<String>,
+    ) -> SimResult<String> {
+        if name.is_empty() || name.len() > 255 || name.contains('/') {
+            return Err(SimError::Invalid {
+                target: "name".into(),
+                message: format!("Invalid snapshot name \"{name}\"."),
+            });
+        }
+        self.check_can_snapshot(ci, vi, name)?;
+        let uuid = World::new_uuid();
+        self.push_snapshot(ci, vi, uuid.clone(), name, comment, None);
+        Ok(uuid)
+    }
+
+    /// Checks that a snapshot may be deleted (no owners).
+    pub fn check_delete_snapshot(&self, ci: usize, vi: usize, si: usize) -> SimResult<()> {
+        if self.owners_at((ci, vi, si)).is_empty() {
+            return Ok(());
+        }
+        let v = &self.clusters[ci].volumes[vi];
+        Err(SimError::SnapshotLocked {
+            code: self.knobs.locked_delete_code,
+            snapshot: v.snapshots[si].name.clone(),
+            volume: v.name.clone(),
+            svm: v.svm.clone(),
+        })
+    }
+
+    /// `DELETE /api/storage/volumes/{uuid}/snapshots/{uuid}`.
+    pub fn delete_snapshot(&mut self, ci: usize, vi: usize, si: usize) -> SimResult<()> {
+        self.check_delete_snapshot(ci, vi, si)?;
+        self.remove_snapshot(ci, vi, si);
+        Ok(())
+    }
+
+    /// `PATCH` of a snapshot's `name` and/or `comment`.
+    pub fn modify_snapshot(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        si: usize,
+        name: Option<&str>,
+        comment: Option<String>,
+    ) -> SimResult<()> {
+        if let Some(name) = name {
+            let v = &self.clusters[ci].volumes[vi];
+            if v.snapshots
+                .iter()
+                .enumerate()
+                .any(|(i, s)| i != si && s.name == name)
+            {
+                return Err(SimError::Duplicate {
+                    code: codes::SNAPSHOT_EXISTS,
+                    target: "name".into(),
+                    message: format!("Snapshot copy \"{name}\" already exists."),
+                });
+            }
+            self.clusters[ci].volumes[vi].snapshots[si].name = name.to_string();
+        }
+        if let Some(comment) = comment {
+            self.clusters[ci].volumes[vi].snapshots[si].comment = Some(comment);
+        }
+        Ok(())
+    }
+}
