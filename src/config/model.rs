@@ -44,6 +44,14 @@ pub struct Agent {
     pub snapshot_prefix: String,
     /// Minimum time between a release deadline and the next scheduled snapshot.
     pub guard: TimeDelta,
+    /// ONTAP operations in flight per cluster.
+    pub concurrency: usize,
+    /// How long SIGTERM/SIGINT waits for cycles in flight to be released.
+    pub shutdown_timeout: TimeDelta,
+    /// How often each cluster's snapshots and LUNs are listed when nothing else wakes the agent.
+    pub observe_interval: TimeDelta,
+    /// Backup tools' own backing snapshots (case-insensitive): reported, never touched.
+    pub foreign_snapshot_patterns: Vec<regex::Regex>,
 }
 
 /// The `[flexclone]` section: when to recommend FlexClone (C8).
@@ -193,8 +201,18 @@ impl OnConflict {
 
 #[derive(Debug, Clone)]
 pub struct Hook {
-    pub command: Vec<String>,
+    pub action: HookAction,
+    /// The backup is ended (an overrun) when it runs longer, and at the latest at `max`.
     pub timeout: TimeDelta,
+}
+
+/// What a hook does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookAction {
+    /// Run a program (argv, no shell) with the cycle in its environment.
+    Command(Vec<String>),
+    /// POST the cycle JSON to an `http(s)://` URL; the answer ends the backup (2xx: success).
+    Webhook(String),
 }
 
 /// A backup window: when the backup tool reads the volumes' LUNs.

@@ -33,6 +33,10 @@ pub struct RawAgent {
     pub state_dir: Option<Spanned<String>>,
     pub snapshot_prefix: Option<Spanned<String>>,
     pub guard: Option<Spanned<String>>,
+    pub concurrency: Option<Spanned<i64>>,
+    pub shutdown_timeout: Option<Spanned<String>>,
+    pub observe_interval: Option<Spanned<String>>,
+    pub foreign_snapshot_patterns: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[flexclone]`.
@@ -164,7 +168,8 @@ pub struct RawWindow {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHook {
-    pub command: Spanned<Vec<Spanned<String>>>,
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub url: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
 }
 
@@ -209,7 +214,7 @@ mod tests {
 
     #[test]
     fn fields_of_reads_declaration_order() {
-        assert_eq!(fields_of::<RawHook>(), &["command", "timeout"] as &[&str]);
+        assert_eq!(fields_of::<RawHook>(), &["command", "url", "timeout"] as &[&str]);
         assert_eq!(fields_of::<RawCluster>()[0], "name");
     }
 

@@ -33,6 +33,53 @@ const WITHIN: Bounds = Bounds {
           anything, and a year (366d) is the longest horizon snapwarden plans",
 };
 
+/// `[agent] concurrency`: 1 ..= 64 ONTAP operations in flight per cluster.
+const MAX_CONCURRENCY: i64 = 64;
+/// Default in-flight ONTAP operations per cluster: the REST client's own default, which keeps a
+/// cluster's management plane well below its documented request limits.
+const DEFAULT_CONCURRENCY: usize = 4;
+
+/// `[agent] shutdown_timeout`: 1s ..= 1h.
+const SHUTDOWN_TIMEOUT: Bounds = Bounds {
+    min_seconds: 1,
+    max_seconds: 3_600,
+    why: "SIGTERM waits this long to release cycles in flight; service managers kill a process \
+          that takes longer than minutes to stop",
+};
+
+/// `[agent] observe_interval`: 10s ..= 1h.
+const OBSERVE_INTERVAL: Bounds = Bounds {
+    min_seconds: 10,
+    max_seconds: 3_600,
+    why: "each observation lists every snapshot of the cluster; more often than every 10s loads \
+          the cluster for nothing, less often than hourly misses conflicts for too long",
+};
+
+/// The default foreign pattern: Veeam's backing snapshots (reference notes, veeam-rest.md).
+pub(crate) const DEFAULT_FOREIGN_PATTERN: &str = "^(VeeamSourceSnapshot|VeeamAUX)";
+/// Longest foreign pattern accepted, and the compiled size limit, so a pattern cannot cost
+/// unbounded memory or time.
+const MAX_PATTERN_BYTES: usize = 256;
+const MAX_PATTERN_PROGRAM_BYTES: usize = 1 << 20;
+/// Foreign patterns at most.
+const MAX_PATTERNS: usize = 32;
+
+/// A case-insensitive foreign-snapshot pattern.
+pub(crate) fn foreign_pattern(p: &str) -> Result<regex::Regex, String> {
+    if p.len() > MAX_PATTERN_BYTES {
+        return Err(format!("is longer than {MAX_PATTERN_BYTES} bytes"));
+    }
+    regex::RegexBuilder::new(p)
+        .case_insensitive(true)
+        .size_limit(MAX_PATTERN_PROGRAM_BYTES)
+        .build()
+        .map_err(|e| {
+            let first = e.to_string();
+            let short: String = first.lines().last().unwrap_or("").chars().take(200).collect();
+            format!("is not a valid regular expression ({})", short.trim())
+        })
+}
+
 pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Option<Agent> {
     let mut ok = true;
     let mut agent = Agent {
@@ -42,6 +89,12 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         snapshot_prefix: DEFAULT_PREFIX.into(),
         guard: TimeDelta::seconds(DEFAULT_GUARD_SECONDS),
+        concurrency: DEFAULT_CONCURRENCY,
+        shutdown_timeout: TimeDelta::minutes(2),
+        observe_interval: TimeDelta::minutes(1),
+        foreign_snapshot_patterns: vec![
+            foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
+        ],
     };
     let Some(At { file, item }) = raw else {
         return Some(agent);
@@ -94,6 +147,63 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         match bounded_duration(cx, file, guard, "guard", &GUARD) {
             Some(d) => agent.guard = d,
             None => ok = false,
+        }
+    }
+    if let Some(n) = &item.concurrency {
+        match usize::try_from(*n.get_ref()) {
+            Ok(v) if (1..=MAX_CONCURRENCY as usize).contains(&v) => agent.concurrency = v,
+            _ => {
+                ok = false;
+                cx.error(
+                    file,
+                    n.span(),
+                    format!(
+                        "`concurrency` must be between 1 and {MAX_CONCURRENCY}, not {}",
+                        n.get_ref()
+                    ),
+                    hint("ONTAP operations in flight per cluster; the default is 4"),
+                );
+            }
+        }
+    }
+    if let Some(t) = &item.shutdown_timeout {
+        match bounded_duration(cx, file, t, "shutdown_timeout", &SHUTDOWN_TIMEOUT) {
+            Some(d) => agent.shutdown_timeout = d,
+            None => ok = false,
+        }
+    }
+    if let Some(t) = &item.observe_interval {
+        match bounded_duration(cx, file, t, "observe_interval", &OBSERVE_INTERVAL) {
+            Some(d) => agent.observe_interval = d,
+            None => ok = false,
+        }
+    }
+    if let Some(list) = &item.foreign_snapshot_patterns {
+        if list.get_ref().len() > MAX_PATTERNS {
+            ok = false;
+            cx.error(
+                file,
+                list.span(),
+                format!("at most {MAX_PATTERNS} `foreign_snapshot_patterns`"),
+                hint("combine patterns with |, for example \"^(VeeamSourceSnapshot|VeeamAUX)\""),
+            );
+        } else {
+            let mut patterns = Vec::new();
+            for p in list.get_ref() {
+                match foreign_pattern(p.get_ref()) {
+                    Ok(re) => patterns.push(re),
+                    Err(why) => {
+                        ok = false;
+                        cx.error(
+                            file,
+                            p.span(),
+                            format!("foreign snapshot pattern \"{}\" {why}", p.get_ref().chars().take(80).collect::<String>()),
+                            hint("a regular expression matched case-insensitively against snapshot names, for example \"^VeeamSourceSnapshot\""),
+                        );
+                    }
+                }
+            }
+            agent.foreign_snapshot_patterns = patterns;
         }
     }
     ok.then_some(agent)

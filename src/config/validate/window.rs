@@ -127,27 +127,64 @@ pub(super) fn build_window(
     };
     let hook = match &w.hook {
         None => Some(None),
-        Some(h) => {
-            let h = h.get_ref();
-            let command: Vec<String> = h
-                .command
-                .get_ref()
-                .iter()
-                .map(|c| c.get_ref().clone())
-                .collect();
-            if command.first().is_none_or(String::is_empty) {
-                ok = false;
-                cx.error(
-                    file,
-                    h.command.span(),
-                    "hook `command` needs a program",
-                    hint("command = [\"/usr/local/bin/run-backup\", \"--arg\"]"),
-                );
-            }
-            match &h.timeout {
-                None => max.map(|timeout| Some(Hook { command, timeout })),
-                Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT)
-                    .map(|timeout| Some(Hook { command, timeout })),
+        Some(spanned) => {
+            let h = spanned.get_ref();
+            let action = match (&h.command, &h.url) {
+                (Some(command), None) => {
+                    let argv: Vec<String> =
+                        command.get_ref().iter().map(|c| c.get_ref().clone()).collect();
+                    if argv.first().is_none_or(String::is_empty) {
+                        ok = false;
+                        cx.error(
+                            file,
+                            command.span(),
+                            "hook `command` needs a program",
+                            hint("command = [\"/usr/local/bin/run-backup\", \"--arg\"]"),
+                        );
+                    }
+                    Some(HookAction::Command(argv))
+                }
+                (None, Some(url)) => match webhook_url(url.get_ref()) {
+                    Ok(u) => Some(HookAction::Webhook(u)),
+                    Err(why) => {
+                        ok = false;
+                        cx.error(
+                            file,
+                            url.span(),
+                            format!("hook `url` \"{}\" {why}", url.get_ref()),
+                            hint("url = \"https://backup.example.net/api/snapwarden\""),
+                        );
+                        None
+                    }
+                },
+                (Some(_), Some(url)) => {
+                    ok = false;
+                    cx.error(
+                        file,
+                        url.span(),
+                        "a hook has either `command` or `url`, not both",
+                        hint("keep `command` to run a program, or `url` to call a webhook"),
+                    );
+                    None
+                }
+                (None, None) => {
+                    ok = false;
+                    cx.error(
+                        file,
+                        spanned.span(),
+                        "a hook needs `command` (a program) or `url` (a webhook)",
+                        hint("hook = { command = [\"/usr/local/bin/run-backup\"] }"),
+                    );
+                    None
+                }
+            };
+            let timeout = match &h.timeout {
+                None => max,
+                Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT),
+            };
+            match (action, timeout) {
+                (Some(action), Some(timeout)) => Some(Some(Hook { action, timeout })),
+                _ => None,
             }
         }
     };
@@ -163,4 +200,22 @@ pub(super) fn build_window(
         hook: hook?,
     })
     .filter(|_| ok)
+}
+
+/// Longest webhook URL accepted (a typo guard; real endpoints are far shorter).
+const MAX_URL_BYTES: usize = 2048;
+
+/// A webhook URL: absolute `http(s)://host…`, no credentials (secrets never live in the policy).
+fn webhook_url(s: &str) -> Result<String, String> {
+    if s.len() > MAX_URL_BYTES {
+        return Err(format!("is longer than {MAX_URL_BYTES} bytes"));
+    }
+    let url = reqwest::Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("carries credentials; secrets never live in the policy file".into());
+    }
+    Ok(url.to_string())
 }

@@ -1,0 +1,1165 @@
+//! The agent (`snapwarden run`): one reconcile loop that discovers, observes, plans, creates and
+//! releases backing snapshots and clones between scheduled snapshots.
+//!
+//! Every pass re-reads the clusters (discovery, one bulk snapshot and LUN listing each), records
+//! what it observes (chain conflicts, locks with their pins, late releases, foreign snapshots),
+//! asks the pure planner what is due, and carries that out with the executor. Nothing is carried
+//! from pass to pass as a hint: the open cycles are the journal's, confirmed against ONTAP. The
+//! loop is woken by a closed set of [`Event`]s and by its own deadlines, on an injected
+//! [`Clock`]: wall-clock time in `run`, virtual time in tests and `simulate`.
+
+pub mod clock;
+pub mod cycle;
+pub mod discovery;
+mod executor;
+pub mod hook;
+pub mod http;
+pub mod journal;
+mod observe;
+pub mod status;
+mod trigger;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::config::{CloneMethod, HookAction, Policy};
+use crate::ontap::{LicenseState, Ontap, VolumeRef};
+use crate::planner::{self, Observed, Outcome, VolumeRetention};
+
+use clock::Clock;
+use cycle::{CloneKind, CloneLun, ConflictKind, Cycle, CycleResult, CycleState, ObservedConflict};
+use discovery::{Depth, Inventory};
+use executor::{ClusterConn, Ctx};
+use hook::{HookOutcome, HookSpec};
+use journal::{Journal, JournalError};
+use status::{ClusterStatus, ConflictStatus, LiveCycle, RecentCycle, Status, StatusBoard};
+
+pub use clock::{SystemClock, TokioClock};
+
+/// What wakes the loop besides its own deadlines.
+#[derive(Debug)]
+pub enum Event {
+    /// A planned instant came (real-time trigger); carries the instant it was armed for.
+    Trigger(DateTime<Utc>),
+    /// A cycle's hook ended.
+    HookEnded { cycle: String, outcome: HookOutcome },
+    /// SIGTERM/SIGINT or the embedding program: stop starting cycles, release, exit.
+    Shutdown,
+}
+
+/// How the loop is woken at planned instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triggers {
+    /// tokio-cron-scheduler one-shot jobs (real time, `run`).
+    Cron,
+    /// The loop's own clock sleep (virtual time: tests, `simulate`).
+    Clock,
+}
+
+/// How hooks are run: from the policy, or replaced (`simulate` draws backup durations).
+pub type HookOverride = Arc<dyn Fn(&Cycle) -> Option<HookSpec> + Send + Sync>;
+
+/// Everything the agent needs besides the policy and the clusters.
+pub struct Options {
+    pub state_dir: PathBuf,
+    pub triggers: Triggers,
+    /// When set, decides each cycle's hook instead of the policy (`simulate`).
+    pub hooks: Option<HookOverride>,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{0}")]
+    Trigger(String),
+}
+
+/// A policy cluster and how to reach it.
+pub struct ClusterClient {
+    /// The policy's name for it.
+    pub name: String,
+    pub ontap: Arc<dyn Ontap>,
+}
+
+/// What the agent knows of one cluster between passes.
+struct ClusterView {
+    inventory: Option<Inventory>,
+    reachable: bool,
+    reached_once: bool,
+    failures: u32,
+    retry_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
+
+/// Lookback of every pass: occurrences whose lifecycle may still be live, or was missed.
+fn lookback(policy: &Policy) -> TimeDelta {
+    let longest = policy
+        .windows
+        .iter()
+        .map(|w| w.shift_limit + w.shift_limit + w.max)
+        .max()
+        .unwrap_or_default();
+    longest + policy.agent.guard + TimeDelta::hours(1)
+}
+
+/// How far ahead each pass plans (the next trigger is the first create in this range).
+const LOOKAHEAD: TimeDelta = TimeDelta::hours(26);
+/// First retry of an unreachable cluster; doubles up to [`MAX_CLUSTER_BACKOFF`].
+const CLUSTER_BACKOFF: TimeDelta = TimeDelta::seconds(10);
+const MAX_CLUSTER_BACKOFF: TimeDelta = TimeDelta::minutes(5);
+/// Released cycles kept in memory for conflict detection after release and "verify gone".
+const RECENT_KEEP: TimeDelta = TimeDelta::hours(24);
+/// A cron trigger that never fires is covered by the loop's own timer this much later.
+const TRIGGER_BACKSTOP: TimeDelta = TimeDelta::seconds(5);
+/// Recent cycles and conflicts in the status.
+const STATUS_RECENT: usize = 50;
+const STATUS_CONFLICTS: usize = 100;
+const STATUS_CONFLICT_AGE: TimeDelta = TimeDelta::days(7);
+
+/// The running agent.
+pub struct Agent {
+    policy: Arc<Policy>,
+    ctx: Arc<Ctx>,
+    conns: Vec<Arc<ClusterConn>>,
+    views: Vec<ClusterView>,
+    /// Open cycles (not terminal), by id.
+    cycles: BTreeMap<String, Cycle>,
+    /// Released within [`RECENT_KEEP`].
+    recent: VecDeque<Cycle>,
+    /// Occurrences (window, volume index, window start) already recorded.
+    started: HashSet<(String, usize, DateTime<Utc>)>,
+    /// Cycles whose hook runs.
+    running_hooks: HashSet<String>,
+    /// Cycles without a hook: released at this instant.
+    hold_until: HashMap<String, DateTime<Utc>>,
+    /// Release retries: when, and how many so far.
+    retry: HashMap<String, (DateTime<Utc>, u32)>,
+    /// A listing must be newer than this to settle the cycle's unconfirmed objects.
+    settle_after: HashMap<String, DateTime<Utc>>,
+    /// Locked cycles whose pins are gone: retry their release.
+    unpinned: HashSet<String>,
+    /// Volumes left out this pass, and why.
+    excluded: BTreeMap<usize, String>,
+    next_create: Option<DateTime<Utc>>,
+    warned: HashSet<String>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events_rx: mpsc::UnboundedReceiver<Event>,
+    stop_hooks: watch::Sender<bool>,
+    board: Arc<StatusBoard>,
+    http: reqwest::Client,
+    options: Options,
+    last_prune: Option<DateTime<Utc>>,
+    shutting_down: bool,
+}
+
+impl Agent {
+    /// Opens the journal and loads the cycles that may still own objects.
+    pub fn new(
+        policy: Arc<Policy>,
+        clusters: Vec<ClusterClient>,
+        clock: Arc<dyn Clock>,
+        options: Options,
+    ) -> Result<Agent, AgentError> {
+        let journal = Arc::new(Journal::open(&options.state_dir)?);
+        let now = clock.now();
+        let mut cycles = BTreeMap::new();
+        for c in journal.open_cycles()? {
+            cycles.insert(c.id.clone(), c);
+        }
+        let mut started = HashSet::new();
+        let since = now - lookback(&policy) - TimeDelta::days(1);
+        for c in journal.recent_cycles(since, None, 1_000_000)? {
+            if let Some(vi) = volume_index(&policy, &c.cluster, &c.svm, &c.volume) {
+                started.insert((c.window.clone(), vi, c.window_start));
+            }
+        }
+        let conns = policy
+            .clusters
+            .iter()
+            .map(|pc| {
+                let ontap = clusters
+                    .iter()
+                    .find(|c| c.name == pc.name)
+                    .map(|c| c.ontap.clone())
+                    .expect("a client for every policy cluster");
+                Arc::new(ClusterConn {
+                    name: pc.name.clone(),
+                    ontap,
+                    permits: Arc::new(Semaphore::new(policy.agent.concurrency)),
+                })
+            })
+            .collect();
+        let views = policy
+            .clusters
+            .iter()
+            .map(|_| ClusterView {
+                inventory: None,
+                reachable: false,
+                reached_once: false,
+                failures: 0,
+                retry_at: None,
+                last_error: None,
+            })
+            .collect();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (stop_hooks, _) = watch::channel(false);
+        let ctx = Arc::new(Ctx {
+            clock,
+            journal,
+            prefix: policy.agent.snapshot_prefix.clone(),
+        });
+        Ok(Agent {
+            policy,
+            ctx,
+            conns,
+            views,
+            cycles,
+            recent: VecDeque::new(),
+            started,
+            running_hooks: HashSet::new(),
+            hold_until: HashMap::new(),
+            retry: HashMap::new(),
+            settle_after: HashMap::new(),
+            unpinned: HashSet::new(),
+            excluded: BTreeMap::new(),
+            next_create: None,
+            warned: HashSet::new(),
+            events_tx,
+            events_rx,
+            stop_hooks,
+            board: Arc::new(StatusBoard::default()),
+            http: reqwest::Client::new(),
+            options,
+            last_prune: None,
+            shutting_down: false,
+        })
+    }
+
+    /// Where the status is published (for the HTTP API).
+    pub fn status_board(&self) -> Arc<StatusBoard> {
+        self.board.clone()
+    }
+
+    /// A sender for [`Event::Shutdown`] (signal handlers, tests).
+    pub fn events(&self) -> mpsc::UnboundedSender<Event> {
+        self.events_tx.clone()
+    }
+
+    pub fn journal(&self) -> Arc<Journal> {
+        self.ctx.journal.clone()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.ctx.clock.now()
+    }
+
+    /// Runs until [`Event::Shutdown`], then releases what is in flight (bounded by
+    /// `[agent] shutdown_timeout`) and returns the cycles it had to leave for the next start.
+    pub async fn run(mut self) -> Result<Vec<Cycle>, AgentError> {
+        let mut cron = match self.options.triggers {
+            Triggers::Cron => Some(
+                trigger::CronTrigger::start(self.events_tx.clone())
+                    .await
+                    .map_err(AgentError::Trigger)?,
+            ),
+            Triggers::Clock => None,
+        };
+        self.recover();
+        self.pass(true).await;
+        loop {
+            let now = self.now();
+            let deadline = self.next_deadline(now);
+            let wake_at = match (&mut cron, self.next_create) {
+                (Some(cron), Some(at)) => {
+                    cron.arm(at, now).await;
+                    deadline.min(at + TRIGGER_BACKSTOP)
+                }
+                (None, Some(at)) => deadline.min(at),
+                (_, None) => deadline,
+            };
+            let first = tokio::select! {
+                ev = self.events_rx.recv() => ev,
+                _ = self.ctx.clock.sleep_until(wake_at) => None,
+            };
+            let mut force = false;
+            let mut stop = false;
+            let mut pending: Vec<Event> = first.into_iter().collect();
+            while let Ok(ev) = self.events_rx.try_recv() {
+                pending.push(ev);
+            }
+            for ev in pending {
+                match ev {
+                    Event::Shutdown => stop = true,
+                    Event::Trigger(at) => {
+                        // The cron crate may fire up to a second early: wait out the rest.
+                        self.ctx.clock.sleep_until(at).await;
+                        force = true;
+                    }
+                    Event::HookEnded { cycle, outcome } => self.hook_ended(&cycle, outcome),
+                }
+            }
+            if stop {
+                break;
+            }
+            if self.next_create.is_some_and(|at| at <= self.now()) {
+                force = true;
+            }
+            self.pass(force).await;
+        }
+        if let Some(cron) = cron {
+            cron.stop().await;
+        }
+        Ok(self.shutdown().await)
+    }
+
+    /// At start: cycles the journal left open are released (their hooks did not survive).
+    fn recover(&mut self) {
+        let now = self.now();
+        let ids: Vec<String> = self.cycles.keys().cloned().collect();
+        for id in ids {
+            let c = self.cycles.get_mut(&id).expect("listed");
+            if c.state != CycleState::Locked {
+                tracing::warn!(
+                    cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                    snapshot = %c.backing_snapshot, cycle = %c.id, state = c.state.as_str(),
+                    "cycle left open by the previous run: releasing it"
+                );
+                if c.state != CycleState::Releasing && c.result.is_none() {
+                    c.result = Some(CycleResult::Failed);
+                    c.detail = format!(
+                        "interrupted in state {} (the agent stopped); released at the next start",
+                        c.state.as_str()
+                    );
+                }
+                c.state = CycleState::Releasing;
+                let _ = self.ctx.journal.update_cycle(c);
+            }
+            // Anything unconfirmed is settled by a listing taken from now on.
+            self.settle_after.insert(id, now);
+        }
+    }
+
+    /// The next instant the loop must act on its own (not counting planned creates).
+    fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let mut at = now + TimeDelta::hours(1);
+        for t in self.hold_until.values() {
+            at = at.min(*t);
+        }
+        for (t, _) in self.retry.values() {
+            at = at.min(*t);
+        }
+        for (ci, v) in self.views.iter().enumerate() {
+            match (&v.inventory, v.retry_at) {
+                (_, Some(r)) => at = at.min(r),
+                (Some(inv), None) => {
+                    let interval = self.policy.agent.observe_interval;
+                    let relevant = self.cluster_has_work(ci);
+                    if relevant {
+                        at = at.min(inv.at + interval);
+                    }
+                }
+                (None, None) => at = at.min(now),
+            }
+        }
+        // Late releases are reported when their deadline passes.
+        for c in self.cycles.values() {
+            if let Some(d) = c.release_deadline {
+                if d > now && c.state != CycleState::Locked {
+                    at = at.min(d + TimeDelta::seconds(1));
+                }
+            }
+        }
+        at.max(now)
+    }
+
+    /// Whether periodic observation of a cluster matters (it has volumes in the policy).
+    fn cluster_has_work(&self, ci: usize) -> bool {
+        self.policy.volumes.iter().any(|v| v.cluster == ci)
+    }
+
+    /// One reconcile pass.
+    async fn pass(&mut self, force_discovery: bool) {
+        let now = self.now();
+        self.refresh(now, force_discovery).await;
+        let observed = self.observed();
+        self.observe(now, &observed);
+        if !self.shutting_down {
+            self.start_due(now, &observed).await;
+        }
+        self.release_due().await;
+        self.prune(now);
+        self.publish();
+    }
+
+    /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle.
+    async fn refresh(&mut self, now: DateTime<Utc>, force: bool) {
+        let mut due = Vec::new();
+        for (ci, view) in self.views.iter().enumerate() {
+            if view.retry_at.is_some_and(|r| r > now) {
+                continue;
+            }
+            let stale = view
+                .inventory
+                .as_ref()
+                .is_none_or(|inv| now - inv.at >= self.policy.agent.observe_interval);
+            let settling = self.cycles.values().any(|c| {
+                c.cluster == self.conns[ci].name
+                    && self.settle_after.get(&c.id).is_some_and(|s| {
+                        view.inventory.as_ref().is_none_or(|inv| inv.at <= *s)
+                    })
+            });
+            if force || stale || settling || view.retry_at.is_some() {
+                due.push(ci);
+            }
+        }
+        let rounds = due.iter().map(|&ci| {
+            let conn = self.conns[ci].clone();
+            async move {
+                let r = discovery::discover(conn.ontap.as_ref(), Depth::Full, now).await;
+                (ci, r)
+            }
+        });
+        for (ci, result) in futures_util::future::join_all(rounds).await {
+            let name = self.conns[ci].name.clone();
+            let view = &mut self.views[ci];
+            match result {
+                Ok(inv) => {
+                    if !view.reachable && view.failures > 0 {
+                        tracing::info!(cluster = %name, "cluster reachable again");
+                    } else if !view.reached_once {
+                        tracing::info!(
+                            cluster = %name, version = %inv.info.version,
+                            timezone = %inv.info.timezone,
+                            flexclone = ?inv.flexclone,
+                            "cluster discovered"
+                        );
+                    }
+                    view.inventory = Some(inv);
+                    view.reachable = true;
+                    view.reached_once = true;
+                    view.failures = 0;
+                    view.retry_at = None;
+                    view.last_error = None;
+                }
+                Err(e) => {
+                    view.failures = view.failures.saturating_add(1);
+                    let backoff = CLUSTER_BACKOFF
+                        .checked_mul(1 << view.failures.min(10).saturating_sub(1))
+                        .unwrap_or(MAX_CLUSTER_BACKOFF)
+                        .min(MAX_CLUSTER_BACKOFF);
+                    view.retry_at = Some(now + backoff);
+                    view.reachable = false;
+                    view.last_error = Some(format!("{e:#}"));
+                    tracing::error!(
+                        cluster = %name, retry_in_seconds = backoff.num_seconds(),
+                        "cluster unreachable: {e:#}; its volumes wait, the other clusters go on"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The planner's view of every cluster that was discovered (last known if now unreachable).
+    fn observed(&self) -> Observed {
+        let mut observed = Observed::default();
+        for (ci, v) in self.views.iter().enumerate() {
+            if let Some(inv) = &v.inventory {
+                observed.clusters.push(inv.observed(&self.conns[ci].name));
+            }
+        }
+        observed
+    }
+
+    fn retention(&self, observed: &Observed, cycle: &Cycle) -> Option<VolumeRetention> {
+        let vi = volume_index(&self.policy, &cycle.cluster, &cycle.svm, &cycle.volume)?;
+        planner::volume_retention(&self.policy, observed, vi).ok()
+    }
+
+    /// Records what the listings show: conflicts, pins gone, look-alikes, objects back.
+    fn observe(&mut self, now: DateTime<Utc>, observed: &Observed) {
+        let prefix = self.policy.agent.snapshot_prefix.clone();
+        let guard = self.policy.agent.guard;
+        let mut found = Vec::new();
+        let mut reopen = Vec::new();
+        for (ci, view) in self.views.iter().enumerate() {
+            let Some(inv) = &view.inventory else { continue };
+            let name = &self.conns[ci].name;
+            let cycles: Vec<&Cycle> = self
+                .cycles
+                .values()
+                .chain(self.recent.iter())
+                .filter(|c| &c.cluster == name)
+                .collect();
+            found.extend(observe::conflicts(&cycles, inv, &prefix, now, guard));
+            let volumes: Vec<(String, String)> = self
+                .policy
+                .volumes
+                .iter()
+                .filter(|v| v.cluster == ci)
+                .map(|v| (v.svm.clone(), v.name.clone()))
+                .collect();
+            found.extend(observe::foreign(
+                name,
+                &volumes,
+                inv,
+                &self.policy.agent.foreign_snapshot_patterns,
+            ));
+            for c in self.cycles.values().filter(|c| &c.cluster == name) {
+                if c.state == CycleState::Locked {
+                    let pins = observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
+                    if pins.snapshots.is_empty() {
+                        self.unpinned.insert(c.id.clone());
+                    }
+                }
+            }
+            // Snapshots and LUNs that look like ours.
+            for s in inv.snapshots.iter().filter(|s| observe::has_prefix(&s.name, &prefix)) {
+                let marker = s.comment.as_deref().and_then(cycle::cycle_id_in_comment);
+                let owner = self
+                    .ctx
+                    .journal
+                    .owner(name, &s.svm, &s.volume_name, journal::ObjectKind::Snapshot, &s.name)
+                    .ok()
+                    .flatten();
+                match (marker, owner) {
+                    (Some(id), Some(o)) if o.cycle_id == id => {
+                        let open = self.cycles.contains_key(id);
+                        if !open && inv.at > self.released_at(id).unwrap_or(DateTime::<Utc>::MAX_UTC) {
+                            reopen.push((id.to_string(), s.uuid.clone(), inv.at));
+                        }
+                    }
+                    (None, _) => self.warn_once(
+                        format!("nomarker:{name}:{}", s.uuid),
+                        format!(
+                            "cluster {name}: snapshot {} on volume {} (svm {}) has snapwarden's prefix but not its comment marker: not snapwarden's, never touched",
+                            s.name, s.volume_name, s.svm
+                        ),
+                    ),
+                    (Some(_), _) => self.warn_once(
+                        format!("nojournal:{name}:{}", s.uuid),
+                        format!(
+                            "cluster {name}: snapshot {} on volume {} (svm {}) carries snapwarden's marker but this agent's journal has no record of it: never touched",
+                            s.name, s.volume_name, s.svm
+                        ),
+                    ),
+                }
+            }
+            for l in &inv.luns {
+                let leaf = l
+                    .name
+                    .strip_prefix(&format!("/vol/{}/", l.volume_name))
+                    .unwrap_or("");
+                if observe::has_prefix(leaf, &prefix) {
+                    let owner = self
+                        .ctx
+                        .journal
+                        .owner(name, &l.svm, &l.volume_name, journal::ObjectKind::Lun, &l.name)
+                        .ok()
+                        .flatten();
+                    if owner.is_none() {
+                        self.warn_once(
+                            format!("lun:{name}:{}", l.uuid),
+                            format!(
+                                "cluster {name}: LUN {} (svm {}) has a clone-like path but this agent's journal has no record of it: never touched",
+                                l.name, l.svm
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for (id, uuid, seen_at) in reopen {
+            self.reopen(&id, &uuid, seen_at);
+        }
+        for c in found {
+            self.record_conflict(c);
+        }
+    }
+
+    fn released_at(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.recent
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.released_at)
+    }
+
+    /// A released cycle's backing snapshot is still listed after its release: release it again.
+    fn reopen(&mut self, id: &str, uuid: &str, seen_at: DateTime<Utc>) {
+        let Some(pos) = self.recent.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let mut c = self.recent.remove(pos).expect("position is valid");
+        tracing::error!(
+            cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+            snapshot = %c.backing_snapshot, cycle = %c.id,
+            "backing snapshot still exists after its release (listing at {}): releasing it again",
+            seen_at.to_rfc3339()
+        );
+        let now = self.now();
+        let _ = self.ctx.journal.set_object(
+            &c.id,
+            journal::ObjectKind::Snapshot,
+            &c.backing_snapshot,
+            Some(uuid),
+            journal::ObjectState::Created,
+            now,
+        );
+        c.state = CycleState::Releasing;
+        c.released_at = None;
+        let _ = self.ctx.journal.update_cycle(&c);
+        self.cycles.insert(c.id.clone(), c);
+    }
+
+    fn warn_once(&mut self, key: String, message: String) {
+        if self.warned.insert(key) {
+            tracing::warn!("{message}");
+        }
+    }
+
+    fn record_conflict(&mut self, c: ObservedConflict) {
+        match self.ctx.journal.record_conflict(&c) {
+            Ok(true) => tracing::warn!(
+                kind = c.kind.as_str(), cluster = %c.cluster, svm = %c.svm, volume = %c.volume,
+                window = c.window.as_deref().unwrap_or(""),
+                cycle = c.cycle.as_deref().unwrap_or(""),
+                "conflict: {}", c.detail
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::error!("cannot record a conflict: {e}"),
+        }
+    }
+
+    /// Starts every cycle the plan says is due now, and records the occurrences that will not
+    /// run.
+    async fn start_due(&mut self, now: DateTime<Utc>, observed: &Observed) {
+        let back = lookback(&self.policy);
+        let plan = planner::plan(&self.policy, observed, now - back, back + LOOKAHEAD);
+        self.excluded.clear();
+        for u in &plan.unresolved {
+            self.excluded.insert(u.volume, u.reason.clone());
+        }
+        for (vi, v) in self.policy.volumes.iter().enumerate() {
+            if let Some(inv) = &self.views[v.cluster].inventory {
+                if let Some(why) = inv.missing(&self.policy, vi) {
+                    self.excluded.insert(vi, why);
+                }
+            }
+        }
+        let excluded: Vec<(usize, String)> =
+            self.excluded.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (vi, why) in excluded {
+            self.warn_once(
+                format!("excluded:{vi}:{why}"),
+                format!("volume {} is left out: {why}", self.policy.volume_id(vi)),
+            );
+        }
+
+        let mut next_create: Option<DateTime<Utc>> = None;
+        let mut to_start = Vec::new();
+        let mut skipped = Vec::new();
+        for vp in &plan.volumes {
+            let vi = vp.volume;
+            let volume = &self.policy.volumes[vi];
+            let ci = volume.cluster;
+            for lc in &vp.lifecycles {
+                let window = &self.policy.windows[lc.window];
+                let key = (window.name.clone(), vi, lc.window_start);
+                if self.started.contains(&key) {
+                    continue;
+                }
+                if lc.create_at > now {
+                    if lc.outcome != Outcome::Skipped {
+                        next_create = Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
+                    }
+                    continue;
+                }
+                let too_late = now + window.expected > lc.release_by;
+                let skip_reason = if lc.outcome == Outcome::Skipped {
+                    Some(lc.reason.clone())
+                } else if let Some(why) = self.excluded.get(&vi) {
+                    too_late.then(|| format!("not run: {why}"))
+                } else if !self.views[ci].reachable {
+                    too_late.then(|| {
+                        format!(
+                            "not run: cluster {} was unreachable from the planned start until it was too late ({})",
+                            self.conns[ci].name,
+                            self.views[ci].last_error.clone().unwrap_or_default()
+                        )
+                    })
+                } else if too_late {
+                    Some(format!(
+                        "not run: the agent was not running at the planned start {} and the window's expected {} no longer fits before {}",
+                        lc.create_at.to_rfc3339(),
+                        planner::human(window.expected),
+                        lc.release_by.to_rfc3339()
+                    ))
+                } else {
+                    to_start.push((lc.clone(), vi));
+                    continue;
+                };
+                if let Some(reason) = skip_reason {
+                    skipped.push((lc.clone(), vi, reason));
+                }
+            }
+        }
+        self.next_create = next_create;
+
+        for (lc, vi, reason) in skipped {
+            let cycle = self.new_cycle(&lc, vi, CloneKind::SnapRestore, CycleState::Skipped, reason);
+            if let Ok(true) = self.ctx.journal.insert_cycle(&cycle, now) {
+                tracing::info!(
+                    cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                    window = %cycle.window, "occurrence {} skipped: {}",
+                    cycle.window_start.to_rfc3339(), cycle.detail
+                );
+                self.record_conflict(ObservedConflict {
+                    kind: ConflictKind::Skipped,
+                    cluster: cycle.cluster.clone(),
+                    svm: cycle.svm.clone(),
+                    volume: cycle.volume.clone(),
+                    window: Some(cycle.window.clone()),
+                    cycle: Some(cycle.id.clone()),
+                    at: cycle.window_start,
+                    detail: cycle.detail.clone(),
+                    key: format!("skipped:{}", cycle.id),
+                });
+            }
+            self.started
+                .insert((cycle.window.clone(), vi, cycle.window_start));
+        }
+
+        let mut creates = Vec::new();
+        for (lc, vi) in to_start {
+            let volume = &self.policy.volumes[vi];
+            let Some(inv) = self.views[volume.cluster].inventory.as_ref() else {
+                continue;
+            };
+            let Some(info) = inv.volume(&volume.svm, &volume.name) else {
+                continue;
+            };
+            let vref = VolumeRef {
+                uuid: info.uuid.clone(),
+                name: info.name.clone(),
+                svm: info.svm.clone(),
+            };
+            let kind = match volume.clone {
+                CloneMethod::FlexClone => CloneKind::FlexClone,
+                CloneMethod::SnapRestore => CloneKind::SnapRestore,
+                CloneMethod::Auto if inv.flexclone == LicenseState::Compliant => CloneKind::FlexClone,
+                CloneMethod::Auto => CloneKind::SnapRestore,
+            };
+            let mut cycle = self.new_cycle(&lc, vi, kind, CycleState::Creating, lc.reason.clone());
+            if lc.outcome == Outcome::Conflict {
+                cycle.detail = lc.reason.clone();
+            }
+            self.started.insert((cycle.window.clone(), vi, cycle.window_start));
+            creates.push((self.conns[volume.cluster].clone(), vref, cycle));
+        }
+        let ctx = self.ctx.clone();
+        let results = futures_util::future::join_all(creates.into_iter().map(|(conn, vref, cycle)| {
+            let ctx = ctx.clone();
+            async move { executor::create(&ctx, &conn, &vref, cycle).await }
+        }))
+        .await;
+        for cycle in results.into_iter().flatten() {
+            self.settle_after.insert(cycle.id.clone(), self.now());
+            match cycle.state {
+                CycleState::Backup => {
+                    let id = cycle.id.clone();
+                    self.cycles.insert(id.clone(), cycle);
+                    self.begin_backup(&id);
+                }
+                CycleState::Failed => self.remember(cycle),
+                _ => {
+                    self.cycles.insert(cycle.id.clone(), cycle);
+                }
+            }
+        }
+    }
+
+    fn new_cycle(
+        &self,
+        lc: &planner::Lifecycle,
+        vi: usize,
+        kind: CloneKind,
+        state: CycleState,
+        detail: String,
+    ) -> Cycle {
+        let volume = &self.policy.volumes[vi];
+        let window = &self.policy.windows[lc.window];
+        let name = format!(
+            "{}.{}.{}",
+            self.policy.agent.snapshot_prefix,
+            window.name,
+            lc.create_at.format("%Y%m%dT%H%M%SZ")
+        );
+        let mut leaves: HashSet<String> = HashSet::new();
+        let clones = volume
+            .luns
+            .iter()
+            .enumerate()
+            .map(|(i, lun)| {
+                let leaf = lun.rsplit('/').next().unwrap_or("lun").to_string();
+                let leaf = if leaves.insert(leaf.clone()) {
+                    leaf
+                } else {
+                    format!("{i}.{leaf}")
+                };
+                CloneLun {
+                    source: lun.clone(),
+                    path: format!("/vol/{}/{name}.{leaf}", volume.name),
+                }
+            })
+            .collect();
+        let terminal = state == CycleState::Skipped;
+        Cycle {
+            id: uuid::Uuid::new_v4().to_string(),
+            window: window.name.clone(),
+            cluster: self.policy.clusters[volume.cluster].name.clone(),
+            svm: volume.svm.clone(),
+            volume: volume.name.clone(),
+            window_start: lc.window_start,
+            create_at: lc.create_at,
+            release_by: lc.release_by,
+            release_deadline: lc.next_scheduled.map(|n| n.at - self.policy.agent.guard),
+            backing_snapshot: name,
+            clone_kind: kind,
+            clones,
+            state,
+            result: terminal.then_some(CycleResult::Skipped),
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail,
+        }
+    }
+
+    /// The clones exist: run the window's hook, or hold them for `expected` without one.
+    fn begin_backup(&mut self, id: &str) {
+        let Some(cycle) = self.cycles.get(id) else {
+            return;
+        };
+        let window = self.policy.windows.iter().find(|w| w.name == cycle.window);
+        let spec = match (&self.options.hooks, window) {
+            (Some(decide), _) => decide(cycle),
+            (None, Some(w)) => w.hook.as_ref().map(|h| match &h.action {
+                HookAction::Command(argv) => HookSpec::Command {
+                    argv: argv.clone(),
+                    timeout: h.timeout,
+                },
+                HookAction::Webhook(url) => HookSpec::Webhook {
+                    url: url.clone(),
+                    timeout: h.timeout,
+                },
+            }),
+            (None, None) => None,
+        };
+        let now = self.now();
+        let Some(spec) = spec else {
+            let expected = window.map(|w| w.expected).unwrap_or_default();
+            let until = (now + expected).min(cycle.release_by);
+            tracing::info!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot,
+                "no hook: clones held until {}", until.to_rfc3339()
+            );
+            self.hold_until.insert(id.to_string(), until);
+            return;
+        };
+        let deadline = spec
+            .timeout()
+            .map_or(cycle.release_by, |t| (now + t).min(cycle.release_by));
+        tracing::info!(
+            cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+            window = %cycle.window, snapshot = %cycle.backing_snapshot,
+            "backup hook started: {}; deadline {}", spec.describe(), deadline.to_rfc3339()
+        );
+        let cycle = cycle.clone();
+        let clock = self.ctx.clock.clone();
+        let work_dir = self.options.state_dir.join("hooks");
+        let http = self.http.clone();
+        let events = self.events_tx.clone();
+        let cancel = self.stop_hooks.subscribe();
+        self.running_hooks.insert(id.to_string());
+        tokio::spawn(async move {
+            let outcome = hook::run(&spec, &cycle, deadline, &clock, &work_dir, &http, cancel).await;
+            let _ = events.send(Event::HookEnded {
+                cycle: cycle.id.clone(),
+                outcome,
+            });
+        });
+    }
+
+    fn hook_ended(&mut self, id: &str, outcome: HookOutcome) {
+        self.running_hooks.remove(id);
+        let Some(c) = self.cycles.get_mut(id) else {
+            return;
+        };
+        let (result, detail) = match outcome {
+            HookOutcome::Succeeded => (None, String::new()),
+            HookOutcome::Failed(d) | HookOutcome::NotStarted(d) | HookOutcome::Interrupted(d) => {
+                (Some(CycleResult::Failed), d)
+            }
+            HookOutcome::Overrun(d) => (Some(CycleResult::Overrun), d),
+        };
+        match result {
+            None => tracing::info!(
+                cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                snapshot = %c.backing_snapshot, cycle = %c.id, "backup hook succeeded"
+            ),
+            Some(r) => tracing::warn!(
+                cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                snapshot = %c.backing_snapshot, cycle = %c.id, result = r.as_str(),
+                "backup hook did not succeed: {detail}"
+            ),
+        }
+        c.result = result;
+        c.detail = detail;
+        c.state = CycleState::Releasing;
+        let _ = self.ctx.journal.update_cycle(c);
+        let _ = self.ctx.journal.record_action(
+            Some(&c.id),
+            self.ctx.clock.now(),
+            "hook",
+            &c.backing_snapshot,
+            c.result.map_or("ok", |r| r.as_str()),
+            &c.detail,
+        );
+    }
+
+    /// Releases every cycle that is due: hook ended, hold over, retry due, pins gone.
+    async fn release_due(&mut self) {
+        let now = self.now();
+        let mut due = Vec::new();
+        for (id, c) in &self.cycles {
+            let ready = match c.state {
+                CycleState::Releasing => true,
+                CycleState::Backup | CycleState::Live | CycleState::Creating => {
+                    !self.running_hooks.contains(id)
+                        && self.hold_until.get(id).is_none_or(|t| *t <= now)
+                }
+                CycleState::Locked => self.unpinned.contains(id),
+                _ => false,
+            };
+            let waiting = self.retry.get(id).is_some_and(|(t, _)| *t > now)
+                && !(c.state == CycleState::Locked && self.unpinned.contains(id));
+            if !ready || waiting {
+                continue;
+            }
+            let Some(ci) = self.policy.clusters.iter().position(|p| p.name == c.cluster) else {
+                continue;
+            };
+            let view = &self.views[ci];
+            let Some(inv) = view.inventory.as_ref().filter(|_| view.reachable) else {
+                continue;
+            };
+            let Some(info) = inv.volume(&c.svm, &c.volume) else {
+                self.warn_once(
+                    format!("novolume:{id}"),
+                    format!(
+                        "cluster {}: volume {} (svm {}) of cycle {} is gone; its objects went with it",
+                        c.cluster, c.volume, c.svm, c.id
+                    ),
+                );
+                continue;
+            };
+            let vref = VolumeRef {
+                uuid: info.uuid.clone(),
+                name: info.name.clone(),
+                svm: info.svm.clone(),
+            };
+            let fresh = self
+                .settle_after
+                .get(id)
+                .is_none_or(|s| inv.at > *s);
+            due.push((self.conns[ci].clone(), vref, fresh.then_some(ci), c.clone()));
+        }
+        for (_, _, _, c) in &due {
+            self.hold_until.remove(&c.id);
+            self.unpinned.remove(&c.id);
+        }
+        let ctx = self.ctx.clone();
+        let views = &self.views;
+        let results = futures_util::future::join_all(due.into_iter().map(|(conn, vref, ci, cycle)| {
+            let ctx = ctx.clone();
+            let listing = ci.and_then(|ci| views[ci].inventory.as_ref());
+            async move { executor::release(&ctx, &conn, &vref, listing, cycle).await }
+        }))
+        .await;
+        let observed = self.observed();
+        for r in results {
+            let id = r.cycle.id.clone();
+            for mut conflict in r.conflicts {
+                if conflict.kind == ConflictKind::Locked {
+                    if let Some(inv) = self.cluster_inventory(&r.cycle.cluster) {
+                        let p = observe::pins(
+                            &r.cycle,
+                            inv,
+                            &self.policy.agent.snapshot_prefix,
+                            self.retention(&observed, &r.cycle).as_ref(),
+                            now,
+                        );
+                        conflict.detail = format!("{}; {}", conflict.detail, p.describe());
+                    }
+                }
+                self.record_conflict(conflict);
+            }
+            if r.cycle.state.is_terminal() {
+                self.retry.remove(&id);
+                self.settle_after.remove(&id);
+                self.cycles.remove(&id);
+                self.remember(r.cycle);
+            } else {
+                if r.again {
+                    let attempt = self.retry.get(&id).map_or(0, |(_, n)| n + 1);
+                    self.retry
+                        .insert(id.clone(), (now + executor::retry_delay(attempt), attempt));
+                } else {
+                    self.retry.remove(&id);
+                }
+                self.cycles.insert(id, r.cycle);
+            }
+        }
+    }
+
+    fn cluster_inventory(&self, name: &str) -> Option<&Inventory> {
+        let ci = self.conns.iter().position(|c| c.name == name)?;
+        self.views[ci].inventory.as_ref()
+    }
+
+    fn remember(&mut self, cycle: Cycle) {
+        self.recent.push_back(cycle);
+        let now = self.now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|c| c.released_at.is_none_or(|t| now - t > RECENT_KEEP))
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    fn prune(&mut self, now: DateTime<Utc>) {
+        if self.last_prune.is_some_and(|t| now - t < TimeDelta::days(1)) {
+            return;
+        }
+        self.last_prune = Some(now);
+        match self.ctx.journal.prune(now - journal::RETENTION) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("journal: pruned {n} cycles older than 400 days"),
+            Err(e) => tracing::error!("journal prune failed: {e}"),
+        }
+    }
+
+    /// Publishes the status for the HTTP API.
+    fn publish(&self) {
+        let now = self.now();
+        let clusters = self
+            .views
+            .iter()
+            .zip(&self.conns)
+            .map(|(v, c)| ClusterStatus {
+                name: c.name.clone(),
+                reachable: v.reachable,
+                version: v.inventory.as_ref().map(|i| i.info.version.clone()),
+                timezone: v.inventory.as_ref().map(|i| i.info.timezone.clone()),
+                reached_once: v.reached_once,
+                last_error: v.last_error.clone(),
+                flexclone_license: v
+                    .inventory
+                    .as_ref()
+                    .map(|i| format!("{:?}", i.flexclone).to_lowercase()),
+            })
+            .collect();
+        let recent = self
+            .ctx
+            .journal
+            .recent_cycles(DateTime::<Utc>::MIN_UTC, None, STATUS_RECENT)
+            .unwrap_or_default();
+        let conflicts = self
+            .ctx
+            .journal
+            .conflicts(now - STATUS_CONFLICT_AGE, STATUS_CONFLICTS)
+            .unwrap_or_default();
+        self.board.set(Status {
+            generated_at: Some(now),
+            clusters,
+            live_cycles: self.cycles.values().map(LiveCycle::of).collect(),
+            recent_cycles: recent.iter().map(RecentCycle::of).collect(),
+            conflicts: conflicts.iter().map(ConflictStatus::of).collect(),
+            excluded_volumes: self
+                .excluded
+                .iter()
+                .map(|(vi, reason)| status::ExcludedVolume {
+                    volume: self.policy.volume_id(*vi),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            next_create_at: self.next_create,
+            shutting_down: self.shutting_down,
+        });
+    }
+
+    /// Stops hooks, releases what is in flight within `shutdown_timeout`, and returns what is
+    /// left open for the next start.
+    async fn shutdown(&mut self) -> Vec<Cycle> {
+        self.shutting_down = true;
+        let bound = self.now() + self.policy.agent.shutdown_timeout;
+        tracing::info!(
+            open_cycles = self.cycles.len(),
+            "stopping: no new cycles; releasing the cycles in flight by {}",
+            bound.to_rfc3339()
+        );
+        let _ = self.stop_hooks.send(true);
+        while !self.running_hooks.is_empty() && self.now() < bound {
+            let ev = tokio::select! {
+                ev = self.events_rx.recv() => ev,
+                _ = self.ctx.clock.sleep_until(bound) => None,
+            };
+            match ev {
+                Some(Event::HookEnded { cycle, outcome }) => self.hook_ended(&cycle, outcome),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.hold_until.clear();
+        loop {
+            self.retry.retain(|_, _| false);
+            self.pass(false).await;
+            let pending = self
+                .cycles
+                .values()
+                .any(|c| c.state != CycleState::Locked);
+            let now = self.now();
+            if !pending || now >= bound {
+                break;
+            }
+            let next = (now + TimeDelta::seconds(2)).min(bound);
+            self.ctx.clock.sleep_until(next).await;
+        }
+        let left: Vec<Cycle> = self.cycles.values().cloned().collect();
+        for c in &left {
+            tracing::warn!(
+                cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                snapshot = %c.backing_snapshot, cycle = %c.id, state = c.state.as_str(),
+                "left for the next start (recorded in the journal)"
+            );
+        }
+        self.publish();
+        left
+    }
+}
+
+/// The policy volume at `cluster/svm/volume`.
+fn volume_index(policy: &Policy, cluster: &str, svm: &str, volume: &str) -> Option<usize> {
+    policy.volumes.iter().position(|v| {
+        v.svm == svm && v.name == volume && policy.clusters[v.cluster].name == cluster
+    })
+}
