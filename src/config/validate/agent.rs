@@ -43,7 +43,7 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         snapshot_prefix: DEFAULT_PREFIX.into(),
         guard: TimeDelta::seconds(DEFAULT_GUARD_SECONDS),
     };
-    let Some(At { file, item }) = raw else {
+    let Some(At { file, item, .. }) = raw else {
         return Some(agent);
     };
     let file = *file;
@@ -108,7 +108,7 @@ pub(super) fn build_flexclone(
         within: TimeDelta::days(7),
         use_when_licensed: false,
     };
-    let Some(At { file, item }) = raw else {
+    let Some(At { file, item, .. }) = raw else {
         return Some(rule);
     };
     let mut ok = true;
