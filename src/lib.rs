@@ -2,6 +2,7 @@
 //!
 //! The crate is one library plus a thin binary (`main.rs`). See `ARCHITECTURE.md` for the map.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -2,9 +2,12 @@
 //!
 //! Stages 1–3 of a load (stage 4, values and references, is in `validate`):
 //! 1. read each file (main first, then its `include`s depth-first) and parse it into a spanned
-//!    TOML tree; a syntax error ends the load after this stage (later errors would be noise);
+//!    TOML tree; a syntax error (or a byte that is not UTF-8) ends the load after this stage
+//!    (later errors would be noise);
 //! 2. compare every table's keys with the raw types' fields and report **every** unknown key, then
-//!    drop them so typed deserialization (stage 3) only reports wrong types and missing keys;
+//!    drop them so typed deserialization (stage 3) only reports wrong types (required keys are
+//!    `Option`s in `raw`: stage 4 reports all those missing from an entry along with its other
+//!    errors);
 //! 3. deserialize each entry (`[[cluster]]`, `[[volume]]`, …) on its own, so one bad entry does not
 //!    hide errors in the others; names of entries that failed are remembered so references to them
 //!    do not cascade into "not defined" noise.
@@ -60,6 +63,8 @@ pub(super) fn read_path(path: &Path) -> (Collector, Option<RawPolicy>) {
 /// A raw entry and where it came from.
 pub(super) struct At<T> {
     pub(super) file: usize,
+    /// The entry's table in `file`; a missing required key is reported at its start.
+    pub(super) span: Range<usize>,
     pub(super) item: T,
 }
 
@@ -245,14 +250,16 @@ impl Loader {
                 }
                 "agent" => {
                     self.strip_unknown(file, &mut value, &AGENT);
+                    let span = value.span();
                     if let Some(item) = self.typed::<RawAgent>(file, value, "[agent]") {
-                        self.raw.agent = Some(At { file, item });
+                        self.raw.agent = Some(At { file, span, item });
                     }
                 }
                 "flexclone" => {
                     self.strip_unknown(file, &mut value, &FLEXCLONE);
+                    let span = value.span();
                     if let Some(item) = self.typed::<RawFlexClone>(file, value, "[flexclone]") {
-                        self.raw.flexclone = Some(At { file, item });
+                        self.raw.flexclone = Some(At { file, span, item });
                     }
                 }
                 "cluster" => {
@@ -317,12 +324,13 @@ impl Loader {
             } else {
                 peek("name")
             };
+            let span = item.span();
             let parsed = self.typed::<T>(file, item, schema.what);
             if parsed.is_none() {
                 self.raw.broken.entry(section).or_default().insert(name);
             }
             if let Some(item) = parsed {
-                out.push(At { file, item });
+                out.push(At { file, span, item });
             }
         }
         out

@@ -3,6 +3,10 @@
 //! Nothing here is checked beyond TOML types; `validate` turns these into `model` types. Every
 //! struct denies unknown fields, and [`fields_of`] reads the same field lists so the key pre-pass
 //! (which reports every unknown key, not just the first) cannot drift from these types.
+//!
+//! Required keys are `Option`s too (marked "required" below): serde would stop an entry at its
+//! first missing key, while validation reports every missing key of an entry along with the errors
+//! in the keys that are present.
 
 use std::fmt;
 
@@ -52,8 +56,10 @@ pub struct RawFlexClone {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
-    pub name: Spanned<String>,
-    pub endpoint: Spanned<String>,
+    /// Required.
+    pub name: Option<Spanned<String>>,
+    /// Required.
+    pub endpoint: Option<Spanned<String>>,
     pub username: Option<Spanned<String>>,
     pub password_env: Option<Spanned<String>>,
     pub password_file: Option<Spanned<String>>,
@@ -76,7 +82,8 @@ pub struct RawSimulator {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {
-    pub name: Spanned<String>,
+    /// Required.
+    pub name: Option<Spanned<String>>,
     pub cron: Option<Spanned<RawCron>>,
     pub interval: Option<Spanned<String>>,
     pub anchor: Option<Spanned<String>>,
@@ -124,16 +131,20 @@ impl<'de> Deserialize<'de> for RawCron {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSnapshotPolicy {
-    pub name: Spanned<String>,
-    pub copies: Spanned<Vec<Spanned<RawCopies>>>,
+    /// Required.
+    pub name: Option<Spanned<String>>,
+    /// Required.
+    pub copies: Option<Spanned<Vec<Spanned<RawCopies>>>>,
 }
 
 /// One entry of `copies`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCopies {
-    pub schedule: Spanned<String>,
-    pub count: Spanned<i64>,
+    /// Required.
+    pub schedule: Option<Spanned<String>>,
+    /// Required.
+    pub count: Option<Spanned<i64>>,
     pub prefix: Option<Spanned<String>>,
 }
 
@@ -141,11 +152,16 @@ pub struct RawCopies {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVolume {
-    pub cluster: Spanned<String>,
-    pub svm: Spanned<String>,
-    pub name: Spanned<String>,
-    pub luns: Spanned<Vec<Spanned<String>>>,
-    pub snapshot_policy: Spanned<String>,
+    /// Required.
+    pub cluster: Option<Spanned<String>>,
+    /// Required.
+    pub svm: Option<Spanned<String>>,
+    /// Required.
+    pub name: Option<Spanned<String>>,
+    /// Required.
+    pub luns: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Required.
+    pub snapshot_policy: Option<Spanned<String>>,
     pub clone: Option<Spanned<String>>,
 }
 
@@ -153,12 +169,18 @@ pub struct RawVolume {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWindow {
-    pub name: Spanned<String>,
-    pub volumes: Spanned<Vec<Spanned<String>>>,
-    pub start: Spanned<String>,
-    pub timezone: Spanned<String>,
-    pub expected: Spanned<String>,
-    pub max: Spanned<String>,
+    /// Required.
+    pub name: Option<Spanned<String>>,
+    /// Required.
+    pub volumes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Required.
+    pub start: Option<Spanned<String>>,
+    /// Required.
+    pub timezone: Option<Spanned<String>>,
+    /// Required.
+    pub expected: Option<Spanned<String>>,
+    /// Required.
+    pub max: Option<Spanned<String>>,
     pub on_conflict: Option<Spanned<String>>,
     pub shift_limit: Option<Spanned<String>>,
     pub hook: Option<Spanned<RawHook>>,
@@ -168,6 +190,7 @@ pub struct RawWindow {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHook {
+    /// Exactly one of `command` and `url`.
     pub command: Option<Spanned<Vec<Spanned<String>>>>,
     pub url: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,

@@ -96,7 +96,7 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
             foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
         ],
     };
-    let Some(At { file, item }) = raw else {
+    let Some(At { file, item, .. }) = raw else {
         return Some(agent);
     };
     let file = *file;
@@ -218,7 +218,7 @@ pub(super) fn build_flexclone(
         within: TimeDelta::days(7),
         use_when_licensed: false,
     };
-    let Some(At { file, item }) = raw else {
+    let Some(At { file, item, .. }) = raw else {
         return Some(rule);
     };
     let mut ok = true;

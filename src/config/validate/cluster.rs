@@ -4,8 +4,8 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::values::{parse_tz, resolve_path};
-use super::Reported;
+use super::values::{parse_tz, resolve_path, Required};
+use super::{Reported, Subject};
 use crate::config::diag::{hint, Collector};
 use crate::config::load::{closest, At};
 use crate::config::model::*;
@@ -33,18 +33,31 @@ const KNOWN_LICENSES: &[&str] = &[
 
 pub(super) fn build_cluster(cx: &mut Collector, at: &At<RawCluster>) -> Option<Cluster> {
     let (file, c) = (at.file, &at.item);
-    let name = c.name.get_ref();
-    let mut ok = true;
-    if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-        ok = false;
-        cx.error(
-            file,
-            c.name.span(),
-            format!("cluster name \"{name}\" must be non-empty without '/' or spaces"),
-            hint("volume ids are written cluster/svm/volume, so names cannot contain '/'"),
-        );
+    let mut need = Required::new(file, &at.span, "[[cluster]]");
+    let name = need.key("name", &c.name);
+    let endpoint = need.key("endpoint", &c.endpoint);
+    need.report(cx);
+    // Where to point at the cluster as a whole: its name, or its table when the name is missing.
+    let at_name = Subject {
+        span: name.map_or(at.span.clone(), |n| n.span()),
+        text: name.map_or("this cluster".into(), |n| {
+            format!("cluster \"{}\"", n.get_ref())
+        }),
+    };
+    let mut ok = name.is_some();
+    if let Some(n) = name {
+        let name = n.get_ref();
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+            ok = false;
+            cx.error(
+                file,
+                n.span(),
+                format!("cluster name \"{name}\" must be non-empty without '/' or spaces"),
+                hint("volume ids are written cluster/svm/volume, so names cannot contain '/'"),
+            );
+        }
     }
-    let endpoint = cluster_endpoint(cx, file, &c.endpoint);
+    let endpoint = endpoint.map_or(Err(Reported), |e| cluster_endpoint(cx, file, e));
     // With an unusable endpoint, checks that depend on its kind are skipped (they would guess).
     let simulated = matches!(endpoint, Ok(Endpoint::Simulator));
     let real = matches!(endpoint, Ok(Endpoint::Url(_)));
@@ -63,15 +76,15 @@ pub(super) fn build_cluster(cx: &mut Collector, at: &At<RawCluster>) -> Option<C
         None if real => {
             cx.error(
                 file,
-                c.name.span(),
-                format!("cluster \"{name}\" has no `username`"),
+                at_name.span.clone(),
+                format!("{} has no `username`", at_name.text),
                 hint("add username = \"snapwarden\" (an ONTAP user with the REST role)"),
             );
             Err(Reported)
         }
         None => Ok(SIMULATOR_USERNAME.into()),
     };
-    let password = cluster_password(cx, file, c, real);
+    let password = cluster_password(cx, file, c, &at_name, real);
     let tls = cluster_tls(cx, file, c);
     let timezone = match &c.timezone {
         None => Ok(ClusterTimezone::Auto),
@@ -100,7 +113,7 @@ pub(super) fn build_cluster(cx: &mut Collector, at: &At<RawCluster>) -> Option<C
         (sim, true) => simulator_settings(cx, file, sim.as_ref().map(|s| s.get_ref())).map(Some),
     };
     Some(Cluster {
-        name: name.clone(),
+        name: name?.get_ref().clone(),
         endpoint: endpoint.ok()?,
         username: username.ok()?,
         password: password.ok()?,
@@ -146,6 +159,7 @@ fn cluster_password(
     cx: &mut Collector,
     file: usize,
     c: &RawCluster,
+    at_name: &Subject,
     real: bool,
 ) -> Result<Option<SecretSource>, Reported> {
     match (&c.password_env, &c.password_file) {
@@ -176,8 +190,8 @@ fn cluster_password(
         (None, None) if real => {
             cx.error(
                 file,
-                c.name.span(),
-                format!("cluster \"{}\" has no password source", c.name.get_ref()),
+                at_name.span.clone(),
+                format!("{} has no password source", at_name.text),
                 hint(
                     "add password_env = \"NAME\" or password_file = \"/path\"; secrets never \
                      live in the policy file",

@@ -1,8 +1,9 @@
 //! Validating a policy: raw types → `model::Policy`, one pass that reports every error at once.
 //!
 //! [`load`] and [`parse_str`] run stages 1–3 (`load`: files, includes, unknown keys, TOML types)
-//! and then stage 4 here: values, uniqueness and cross-references. Every stage adds to one list of
-//! located diagnostics.
+//! and then stage 4 here: required keys, values, uniqueness and cross-references. Every stage adds
+//! to one list of located diagnostics; within an entry, every missing key and every bad value is
+//! reported (a problem in one key never hides another).
 //!
 //! Invariant: `Ok(Policy)` only when no stage produced a diagnostic.
 //!
@@ -72,13 +73,14 @@ struct Names<'r> {
 }
 
 impl<'r> Names<'r> {
-    /// Indexes `entries` (name, file, span) and reports each duplicate at the later entry.
+    /// Indexes `entries` (name, file, span; `None` for an entry without a name, already reported)
+    /// and reports each duplicate at the later entry.
     fn new(
         cx: &mut Collector,
         raw: &'r RawPolicy,
         section: &'static str,
         what: &'static str,
-        entries: impl Iterator<Item = (String, usize, Range<usize>)>,
+        entries: impl Iterator<Item = Option<(String, usize, Range<usize>)>>,
     ) -> Self {
         let label = if section == "volume" {
             what.to_string()
@@ -87,7 +89,10 @@ impl<'r> Names<'r> {
         };
         let mut first: HashMap<String, (usize, usize, Range<usize>)> = HashMap::new();
         let mut defined = Vec::new();
-        for (i, (key, file, span)) in entries.enumerate() {
+        for (i, entry) in entries.enumerate() {
+            let Some((key, file, span)) = entry else {
+                continue;
+            };
             if let Some((_, f0, s0)) = first.get(&key) {
                 let at = cx.sources.describe(*f0, s0, file);
                 cx.error(
@@ -144,7 +149,9 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
     let raw = &raw;
     let agent = build_agent(cx, raw.agent.as_ref());
     let flexclone = build_flexclone(cx, raw.flexclone.as_ref());
-    let named = |e: &Spanned<String>, file: usize| (e.get_ref().clone(), file, e.span());
+    let named = |e: &Option<Spanned<String>>, file: usize| {
+        e.as_ref().map(|e| (e.get_ref().clone(), file, e.span()))
+    };
 
     let cluster_names = Names::new(
         cx,
@@ -191,7 +198,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         "volume",
         raw.volumes
             .iter()
-            .map(|v| (volume_id(&v.item), v.file, v.item.name.span())),
+            .map(|v| Some((volume_id(&v.item)?, v.file, v.item.name.as_ref()?.span()))),
     );
     let volumes: Vec<_> = raw
         .volumes
@@ -235,3 +242,11 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
 
 /// A diagnostic has been recorded; the value it concerns is unusable.
 struct Reported;
+
+/// How a message points at an entry as a whole: at its name and by name, or at its table when the
+/// name is missing.
+struct Subject {
+    span: Range<usize>,
+    /// "cluster \"prod\"", or "this cluster".
+    text: String,
+}

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 
 use super::values::{
-    bounded_duration, cron_hint, cron_string, is_snapshot_charset, satisfiable, Bounds,
+    bounded_duration, cron_hint, cron_string, is_snapshot_charset, satisfiable, Bounds, Required,
 };
 use super::Names;
 use crate::config::diag::{hint, Collector};
@@ -18,67 +18,75 @@ use crate::timeline::{CronField, CronSpec, Recurrence};
 
 pub(super) fn build_schedule(cx: &mut Collector, at: &At<RawSchedule>) -> Option<JobSchedule> {
     let (file, s) = (at.file, &at.item);
-    let name = s.name.get_ref();
-    if name.is_empty() {
+    let mut need = Required::new(file, &at.span, "[[schedule]]");
+    let name = need.key("name", &s.name);
+    need.report(cx);
+    let mut ok = true;
+    if let Some(n) = name.filter(|n| n.get_ref().is_empty()) {
+        ok = false;
         cx.error(
             file,
-            s.name.span(),
+            n.span(),
             "schedule name is empty",
             hint("for example \"hourly\""),
         );
-        return None;
     }
+    let (at_name, label) = match name {
+        Some(n) => (n.span(), format!("schedule \"{}\"", n.get_ref())),
+        None => (at.span.start..at.span.start, "this schedule".into()),
+    };
     if let (Some(anchor), None) = (&s.anchor, &s.interval) {
+        ok = false;
         cx.error(
             file,
             anchor.span(),
             "`anchor` only applies to `interval` schedules",
             hint("remove `anchor`, or replace `cron` with `interval`"),
         );
-        return None;
     }
     let recurrence = match (&s.cron, &s.interval) {
         (Some(_), Some(interval)) => {
             cx.error(
                 file,
                 interval.span(),
-                format!("schedule \"{name}\" sets both `cron` and `interval`"),
+                format!("{label} sets both `cron` and `interval`"),
                 hint("a job schedule is either cron or interval; keep one"),
             );
-            return None;
+            None
         }
         (None, None) => {
             cx.error(
                 file,
-                s.name.span(),
-                format!("schedule \"{name}\" has neither `cron` nor `interval`"),
+                at_name,
+                format!("{label} has neither `cron` nor `interval`"),
                 hint("add cron = \"5 * * * *\" or interval = \"PT30M\""),
             );
-            return None;
+            None
         }
-        (Some(cron), None) => Recurrence::Cron(match cron.get_ref() {
+        (Some(cron), None) => match cron.get_ref() {
             RawCron::Expr(expr) => {
                 let spanned = Spanned::new(cron.span(), expr.clone());
-                cron_string(cx, file, &spanned, "cron")?
+                cron_string(cx, file, &spanned, "cron")
             }
-            RawCron::Lists(lists) => cron_lists(cx, file, cron.span(), lists)?,
-        }),
+            RawCron::Lists(lists) => cron_lists(cx, file, cron.span(), lists),
+        }
+        .map(Recurrence::Cron),
         (None, Some(interval)) => {
             let every = bounded_duration(cx, file, interval, "interval", &INTERVAL);
             let anchor = match &s.anchor {
                 None => Some(DateTime::<Utc>::UNIX_EPOCH),
                 Some(a) => anchor(cx, file, a),
             };
-            Recurrence::Interval {
-                every: every?,
-                anchor: anchor?,
-            }
+            every
+                .zip(anchor)
+                .map(|(every, anchor)| Recurrence::Interval { every, anchor })
         }
     };
     Some(JobSchedule {
-        name: name.clone(),
-        recurrence,
+        name: name?.get_ref().clone(),
+        recurrence: recurrence?,
     })
+    .filter(|_| ok)
 }
 
 /// `interval`: 1m ..= 366d.
@@ -180,73 +188,99 @@ pub(super) fn build_snapshot_policy(
     schedules: &Names<'_>,
 ) -> Option<SnapshotPolicy> {
     let (file, p) = (at.file, &at.item);
+    let mut need = Required::new(file, &at.span, "[[snapshot_policy]]");
+    let name = need.key("name", &p.name);
+    let listed = need.key("copies", &p.copies);
+    need.report(cx);
     let mut ok = true;
-    let name = p.name.get_ref();
-    if name == "ontap" || name.is_empty() {
+    if let Some(n) = name.filter(|n| n.get_ref() == "ontap" || n.get_ref().is_empty()) {
         ok = false;
         cx.error(
             file,
-            p.name.span(),
-            format!("snapshot policy name \"{name}\" is reserved or empty"),
+            n.span(),
+            format!("snapshot policy name \"{}\" is reserved or empty", n.get_ref()),
             hint("volumes use snapshot_policy = \"ontap\" to read the policy from the cluster; pick another name"),
         );
     }
-    if p.copies.get_ref().is_empty() {
-        ok = false;
-        cx.error(
-            file,
-            p.copies.span(),
-            format!("snapshot policy \"{name}\" has no copies"),
-            hint("add copies = [ { schedule = \"hourly\", count = 6 } ]"),
-        );
-    }
+    let label = name.map_or("this snapshot policy".into(), |n| {
+        format!("snapshot policy \"{}\"", n.get_ref())
+    });
+    let listed: &[Spanned<RawCopies>] = match listed {
+        Some(l) if l.get_ref().is_empty() => {
+            ok = false;
+            cx.error(
+                file,
+                l.span(),
+                format!("{label} has no copies"),
+                hint("add copies = [ { schedule = \"hourly\", count = 6 } ]"),
+            );
+            &[]
+        }
+        Some(l) => l.get_ref(),
+        None => {
+            ok = false;
+            &[]
+        }
+    };
     let mut copies = Vec::new();
     let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
-    for entry in p.copies.get_ref() {
+    for entry in listed {
         let c = entry.get_ref();
-        if let Some(first) = seen.get(c.schedule.get_ref().as_str()) {
-            ok = false;
-            let at = cx.sources.describe(file, first, file);
-            cx.error(
-                file,
-                c.schedule.span(),
-                format!(
-                    "schedule \"{}\" appears twice in snapshot policy \"{name}\" (first at {at})",
-                    c.schedule.get_ref()
-                ),
-                hint("ONTAP allows each schedule once per snapshot policy; merge the counts"),
-            );
-        } else {
-            seen.insert(c.schedule.get_ref(), c.schedule.span());
+        let entry_span = entry.span();
+        let mut need = Required::new(file, &entry_span, "a copies entry");
+        let schedule = need.key("schedule", &c.schedule);
+        let count = need.key("count", &c.count);
+        need.report(cx);
+        if let Some(s) = schedule {
+            if let Some(first) = seen.get(s.get_ref().as_str()) {
+                ok = false;
+                let at = cx.sources.describe(file, first, file);
+                cx.error(
+                    file,
+                    s.span(),
+                    format!(
+                        "schedule \"{}\" appears twice in {label} (first at {at})",
+                        s.get_ref()
+                    ),
+                    hint("ONTAP allows each schedule once per snapshot policy; merge the counts"),
+                );
+            } else {
+                seen.insert(s.get_ref(), s.span());
+            }
         }
-        let schedule = schedules.resolve(cx, file, &c.schedule);
-        let count = u32::try_from(*c.count.get_ref())
-            .ok()
-            .filter(|n| (1..=MAX_COPIES).contains(n));
-        if count.is_none() {
-            cx.error(
-                file,
-                c.count.span(),
-                format!("count {} is out of range 1..=1023", c.count.get_ref()),
-                hint("ONTAP keeps between 1 and 1023 copies per schedule"),
-            );
+        let index = schedule.and_then(|s| schedules.resolve(cx, file, s));
+        let count = count.and_then(|n| {
+            let valid = u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| (1..=MAX_COPIES).contains(n));
+            if valid.is_none() {
+                cx.error(
+                    file,
+                    n.span(),
+                    format!("count {} is out of range 1..=1023", n.get_ref()),
+                    hint("ONTAP keeps between 1 and 1023 copies per schedule"),
+                );
+            }
+            valid
+        });
+        let prefix = match (&c.prefix, schedule) {
+            (Some(p), _) => Some((p.get_ref().clone(), p.span())),
+            (None, Some(s)) => Some((s.get_ref().clone(), s.span())),
+            (None, None) => None,
+        };
+        if let Some((prefix, span)) = &prefix {
+            if !is_snapshot_charset(prefix) {
+                ok = false;
+                cx.error(
+                    file,
+                    span.clone(),
+                    format!("snapshot prefix \"{prefix}\" is not a valid ONTAP snapshot name"),
+                    hint("use one or more of A-Z a-z 0-9 _ . - (set `prefix` if the schedule name has others)"),
+                );
+            }
         }
-        let prefix = c
-            .prefix
-            .as_ref()
-            .map_or_else(|| c.schedule.get_ref().clone(), |p| p.get_ref().clone());
-        if !is_snapshot_charset(&prefix) {
-            ok = false;
-            let span = c.prefix.as_ref().map_or(c.schedule.span(), |p| p.span());
-            cx.error(
-                file,
-                span,
-                format!("snapshot prefix \"{prefix}\" is not a valid ONTAP snapshot name"),
-                hint("use one or more of A-Z a-z 0-9 _ . - (set `prefix` if the schedule name has others)"),
-            );
-        }
-        match (schedule, count) {
-            (Some(schedule), Some(count)) => copies.push(Copies {
+        match (index, count, prefix) {
+            (Some(schedule), Some(count), Some((prefix, _))) => copies.push(Copies {
                 schedule,
                 count,
                 prefix,
@@ -254,8 +288,6 @@ pub(super) fn build_snapshot_policy(
             _ => ok = false,
         }
     }
-    ok.then(|| SnapshotPolicy {
-        name: name.clone(),
-        copies,
-    })
+    let name = name?.get_ref().clone();
+    ok.then_some(SnapshotPolicy { name, copies })
 }

@@ -888,3 +888,87 @@ fn interval_anchors_are_bounded_to_years_1970_through_9999() {
         );
     }
 }
+
+#[test]
+fn missing_keys_and_bad_values_of_one_window_are_reported_together() {
+    // The case from issue 7: no `timezone`, no `expected` and a bad cron, all in one run.
+    check(
+        &format!("{WINDOW_HEAD}start = \"0 25 * * *\"\nmax = \"1h\"\n"),
+        r#"
+p.toml:1:1: in [[window]]: missing required keys `timezone`, `expected`
+  hint: config/reference.toml documents every key and its type
+p.toml:4:9: bad cron in `start`: hour field: 25 is out of range 0-23
+  hint: the hour field takes 0-23; fields are minute hour day-of-month month day-of-week
+"#,
+    );
+}
+
+#[test]
+fn every_missing_required_key_is_reported_with_the_entrys_other_errors() {
+    check(
+        r#"[[cluster]]
+timezone = "Mars/Base"
+[[schedule]]
+interval = "30s"
+[[snapshot_policy]]
+copies = [{ count = 0 }]
+[[volume]]
+clone = "fast"
+[[window]]
+on_conflict = "later"
+hook = { timeout = "0s" }
+"#,
+        r#"
+p.toml:1:1: in [[cluster]]: missing required keys `name`, `endpoint`
+  hint: config/reference.toml documents every key and its type
+p.toml:2:12: unknown time zone "Mars/Base"
+  hint: use an IANA time zone name such as "Europe/Berlin" or "America/New_York" (or "auto" to read it from the cluster)
+p.toml:3:1: in [[schedule]]: missing required key `name`
+  hint: config/reference.toml documents every key and its type
+p.toml:4:12: `interval` "30s" is out of range 1m..=366d
+  hint: ONTAP keeps at most 1023 snapshots per volume, so a sub-minute interval is never a real snapshot schedule (1m keeps a year's horizon at 527,040 instants); 366d is one a year
+p.toml:5:1: in [[snapshot_policy]]: missing required key `name`
+  hint: config/reference.toml documents every key and its type
+p.toml:6:11: in a copies entry: missing required key `schedule`
+  hint: config/reference.toml documents every key and its type
+p.toml:6:21: count 0 is out of range 1..=1023
+  hint: ONTAP keeps between 1 and 1023 copies per schedule
+p.toml:7:1: in [[volume]]: missing required keys `cluster`, `svm`, `name`, `luns`, `snapshot_policy`
+  hint: config/reference.toml documents every key and its type
+p.toml:8:9: unknown clone method "fast"
+  hint: use auto, flexclone or snaprestore
+p.toml:9:1: in [[window]]: missing required keys `name`, `volumes`, `start`, `timezone`, `expected`, `max`
+  hint: config/reference.toml documents every key and its type
+p.toml:10:15: unknown on_conflict "later"
+  hint: use shift, skip or run
+p.toml:11:8: in the window's hook table: missing required key `command`
+  hint: config/reference.toml documents every key and its type
+p.toml:11:20: `timeout` "0s" is out of range 1s..=7d
+  hint: the hook runs the backup, which takes between a second and a week (7d), like `max`
+"#,
+    );
+    // Errors in present keys no longer stop at the first one either.
+    check(
+        r#"[[schedule]]
+name = ""
+cron = "61 * * * *"
+anchor = "soon"
+[[schedule]]
+name = "i"
+interval = "1s"
+anchor = "1960-01-01T00:00:00Z"
+"#,
+        r#"
+p.toml:2:8: schedule name is empty
+  hint: for example "hourly"
+p.toml:3:8: bad cron in `cron`: minute field: 61 is out of range 0-59
+  hint: the minute field takes 0-59; fields are minute hour day-of-month month day-of-week
+p.toml:4:10: `anchor` only applies to `interval` schedules
+  hint: remove `anchor`, or replace `cron` with `interval`
+p.toml:7:12: `interval` "1s" is out of range 1m..=366d
+  hint: ONTAP keeps at most 1023 snapshots per volume, so a sub-minute interval is never a real snapshot schedule (1m keeps a year's horizon at 527,040 instants); 366d is one a year
+p.toml:8:10: `anchor` "1960-01-01T00:00:00Z" is out of range 1970-01-01T00:00:00Z..=9999-12-31T23:59:59Z
+  hint: an interval counts from an instant between the Unix epoch and the year 9999
+"#,
+    );
+}

@@ -46,6 +46,57 @@ fn duration(
     }
 }
 
+/// The required keys missing from one entry (`what`, as in "[[window]]"), reported together in
+/// one diagnostic at the entry's start so they do not hide each other or the entry's other errors.
+pub(super) struct Required<'e> {
+    file: usize,
+    entry: &'e Range<usize>,
+    what: &'static str,
+    missing: Vec<&'static str>,
+}
+
+impl<'e> Required<'e> {
+    pub(super) fn new(file: usize, entry: &'e Range<usize>, what: &'static str) -> Self {
+        Required {
+            file,
+            entry,
+            what,
+            missing: Vec::new(),
+        }
+    }
+
+    /// The value of required `key`, remembering it as missing when it is.
+    pub(super) fn key<'a, T>(
+        &mut self,
+        key: &'static str,
+        value: &'a Option<Spanned<T>>,
+    ) -> Option<&'a Spanned<T>> {
+        if value.is_none() {
+            self.missing.push(key);
+        }
+        value.as_ref()
+    }
+
+    pub(super) fn report(self, cx: &mut Collector) {
+        let keys: Vec<String> = self.missing.iter().map(|k| format!("`{k}`")).collect();
+        let message = match keys.len() {
+            0 => return,
+            1 => format!("in {}: missing required key {}", self.what, keys[0]),
+            _ => format!(
+                "in {}: missing required keys {}",
+                self.what,
+                keys.join(", ")
+            ),
+        };
+        cx.error(
+            self.file,
+            self.entry.start..self.entry.start,
+            message,
+            hint("config/reference.toml documents every key and its type"),
+        );
+    }
+}
+
 /// The values a duration key accepts, inclusive, and why: `config/reference.toml` documents the
 /// same bounds with the same reasons.
 ///

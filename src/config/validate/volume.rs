@@ -1,18 +1,22 @@
 //! `[[volume]]`: the volume's id, LUNs, snapshot policy and clone method.
 
+use toml::Spanned;
+
+use super::values::Required;
 use super::Names;
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
 use crate::config::model::*;
 use crate::config::raw::RawVolume;
 
-pub(super) fn volume_id(v: &RawVolume) -> String {
-    format!(
+/// `cluster/svm/name`, when the entry has all three.
+pub(super) fn volume_id(v: &RawVolume) -> Option<String> {
+    Some(format!(
         "{}/{}/{}",
-        v.cluster.get_ref(),
-        v.svm.get_ref(),
-        v.name.get_ref()
-    )
+        v.cluster.as_ref()?.get_ref(),
+        v.svm.as_ref()?.get_ref(),
+        v.name.as_ref()?.get_ref()
+    ))
 }
 
 pub(super) fn build_volume(
@@ -22,8 +26,16 @@ pub(super) fn build_volume(
     policies: &Names<'_>,
 ) -> Option<Volume> {
     let (file, v) = (at.file, &at.item);
+    let mut need = Required::new(file, &at.span, "[[volume]]");
+    let cluster = need.key("cluster", &v.cluster);
+    let svm = need.key("svm", &v.svm);
+    let name = need.key("name", &v.name);
+    let luns = need.key("luns", &v.luns);
+    let snapshot_policy = need.key("snapshot_policy", &v.snapshot_policy);
+    need.report(cx);
     let mut ok = true;
-    for (key, value) in [("svm", &v.svm), ("name", &v.name)] {
+    for (key, value) in [("svm", svm), ("name", name)] {
+        let Some(value) = value else { continue };
         let s = value.get_ref();
         if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
             ok = false;
@@ -35,49 +47,19 @@ pub(super) fn build_volume(
             );
         }
     }
-    let cluster = clusters.resolve(cx, file, &v.cluster);
-    let schedules = if v.snapshot_policy.get_ref() == "ontap" {
-        Some(VolumeSchedules::Ontap)
-    } else {
-        policies
-            .resolve(cx, file, &v.snapshot_policy)
-            .map(VolumeSchedules::Policy)
-    };
-    let name = v.name.get_ref();
-    if v.luns.get_ref().is_empty() {
-        ok = false;
-        cx.error(
-            file,
-            v.luns.span(),
-            format!("volume \"{name}\" lists no LUNs"),
-            hint(format!("add luns = [\"/vol/{name}/lun0\"]")),
-        );
-    }
-    let prefix = format!("/vol/{name}/");
-    for (i, lun) in v.luns.get_ref().iter().enumerate() {
-        let path = lun.get_ref();
-        if v.luns.get_ref()[..i].iter().any(|l| l.get_ref() == path) {
-            ok = false;
-            cx.error(
-                file,
-                lun.span(),
-                format!("LUN \"{path}\" is listed twice"),
-                hint("list each LUN once"),
-            );
+    let cluster = cluster.and_then(|c| clusters.resolve(cx, file, c));
+    let schedules = snapshot_policy.and_then(|p| {
+        if p.get_ref() == "ontap" {
+            Some(VolumeSchedules::Ontap)
+        } else {
+            policies.resolve(cx, file, p).map(VolumeSchedules::Policy)
         }
-        let rest = path.strip_prefix(&prefix);
-        if rest.is_none_or(|r| r.is_empty() || r.ends_with('/')) {
-            ok = false;
-            cx.error(
-                file,
-                lun.span(),
-                format!("LUN path \"{path}\" is not under {prefix}"),
-                hint(format!(
-                    "LUN paths of this volume look like \"{prefix}lun0\""
-                )),
-            );
-        }
-    }
+    });
+    let name = name.map(|n| n.get_ref());
+    let luns = luns.map(|luns| {
+        ok &= check_luns(cx, file, luns, name);
+        luns.get_ref().iter().map(|l| l.get_ref().clone()).collect()
+    });
     let clone = match v.clone.as_ref().map(|c| c.get_ref().as_str()) {
         None | Some("auto") => Some(CloneMethod::Auto),
         Some("flexclone") => Some(CloneMethod::FlexClone),
@@ -95,16 +77,60 @@ pub(super) fn build_volume(
     };
     Some(Volume {
         cluster: cluster?,
-        svm: v.svm.get_ref().clone(),
-        name: name.clone(),
-        luns: v
-            .luns
-            .get_ref()
-            .iter()
-            .map(|l| l.get_ref().clone())
-            .collect(),
+        svm: svm?.get_ref().clone(),
+        name: name?.clone(),
+        luns: luns?,
         schedules: schedules?,
         clone: clone?,
     })
     .filter(|_| ok)
+}
+
+/// At least one LUN, each once, each under `/vol/<name>/` (when the volume's name is known);
+/// false when a problem was reported.
+fn check_luns(
+    cx: &mut Collector,
+    file: usize,
+    luns: &Spanned<Vec<Spanned<String>>>,
+    name: Option<&String>,
+) -> bool {
+    let mut ok = true;
+    let shown = name.map_or("", |n| n.as_str());
+    if luns.get_ref().is_empty() {
+        ok = false;
+        let example = name.map_or("/vol/<name>/lun0".into(), |n| format!("/vol/{n}/lun0"));
+        cx.error(
+            file,
+            luns.span(),
+            format!("volume \"{shown}\" lists no LUNs"),
+            hint(format!("add luns = [\"{example}\"]")),
+        );
+    }
+    for (i, lun) in luns.get_ref().iter().enumerate() {
+        let path = lun.get_ref();
+        if luns.get_ref()[..i].iter().any(|l| l.get_ref() == path) {
+            ok = false;
+            cx.error(
+                file,
+                lun.span(),
+                format!("LUN \"{path}\" is listed twice"),
+                hint("list each LUN once"),
+            );
+        }
+        let Some(name) = name else { continue };
+        let prefix = format!("/vol/{name}/");
+        let rest = path.strip_prefix(&prefix);
+        if rest.is_none_or(|r| r.is_empty() || r.ends_with('/')) {
+            ok = false;
+            cx.error(
+                file,
+                lun.span(),
+                format!("LUN path \"{path}\" is not under {prefix}"),
+                hint(format!(
+                    "LUN paths of this volume look like \"{prefix}lun0\""
+                )),
+            );
+        }
+    }
+    ok
 }

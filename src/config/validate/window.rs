@@ -2,7 +2,7 @@
 
 use chrono::TimeDelta;
 
-use super::values::{bounded_duration, cron_string, timezone, Bounds};
+use super::values::{bounded_duration, cron_string, timezone, Bounds, Required};
 use super::Names;
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
@@ -44,42 +44,56 @@ pub(super) fn build_window(
     volumes_by_id: &Names<'_>,
 ) -> Option<Window> {
     let (file, w) = (at.file, &at.item);
+    let mut need = Required::new(file, &at.span, "[[window]]");
+    let name = need.key("name", &w.name);
+    let listed = need.key("volumes", &w.volumes);
+    let start = need.key("start", &w.start);
+    let zone = need.key("timezone", &w.timezone);
+    let expected_raw = need.key("expected", &w.expected);
+    let max_raw = need.key("max", &w.max);
+    need.report(cx);
     let mut ok = true;
-    let name = w.name.get_ref();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        ok = false;
-        cx.error(
-            file,
-            w.name.span(),
-            format!("window name \"{name}\" may only use A-Z a-z 0-9 _ -"),
-            hint("window names become part of backing snapshot names, e.g. \"sql-nightly\""),
-        );
+    if let Some(n) = name {
+        let name = n.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            ok = false;
+            cx.error(
+                file,
+                n.span(),
+                format!("window name \"{name}\" may only use A-Z a-z 0-9 _ -"),
+                hint("window names become part of backing snapshot names, e.g. \"sql-nightly\""),
+            );
+        }
     }
-    if w.volumes.get_ref().is_empty() {
-        ok = false;
-        cx.error(
-            file,
-            w.volumes.span(),
-            format!("window \"{name}\" names no volumes"),
-            hint("add volumes = [\"cluster/svm/volume\"]"),
-        );
-    }
+    let label = name.map_or("this window".into(), |n| {
+        format!("window \"{}\"", n.get_ref())
+    });
     let mut volumes = Vec::new();
-    for id in w.volumes.get_ref() {
+    match listed {
+        Some(l) if l.get_ref().is_empty() => {
+            ok = false;
+            cx.error(
+                file,
+                l.span(),
+                format!("{label} names no volumes"),
+                hint("add volumes = [\"cluster/svm/volume\"]"),
+            );
+        }
+        Some(_) => {}
+        None => ok = false,
+    }
+    for id in listed.map_or(&[][..], |l| l.get_ref()) {
         match volumes_by_id.resolve(cx, file, id) {
             Some(i) if volumes.contains(&i) => {
                 ok = false;
                 cx.error(
                     file,
                     id.span(),
-                    format!(
-                        "volume \"{}\" is listed twice in window \"{name}\"",
-                        id.get_ref()
-                    ),
+                    format!("volume \"{}\" is listed twice in {label}", id.get_ref()),
                     hint("list each volume once"),
                 );
             }
@@ -87,20 +101,20 @@ pub(super) fn build_window(
             None => ok = false,
         }
     }
-    let start = cron_string(cx, file, &w.start, "start");
-    let timezone = timezone(cx, file, &w.timezone);
-    let expected = bounded_duration(cx, file, &w.expected, "expected", &LENGTH);
-    let max = bounded_duration(cx, file, &w.max, "max", &LENGTH);
-    if let (Some(e), Some(m)) = (expected, max) {
+    let start = start.and_then(|s| cron_string(cx, file, s, "start"));
+    let timezone = zone.and_then(|z| timezone(cx, file, z));
+    let expected = expected_raw.and_then(|e| bounded_duration(cx, file, e, "expected", &LENGTH));
+    let max = max_raw.and_then(|m| bounded_duration(cx, file, m, "max", &LENGTH));
+    if let (Some(e), Some(m), Some(e_raw), Some(m_raw)) = (expected, max, expected_raw, max_raw) {
         if e > m {
             ok = false;
             cx.error(
                 file,
-                w.expected.span(),
+                e_raw.span(),
                 format!(
                     "`expected` ({}) is longer than `max` ({})",
-                    w.expected.get_ref(),
-                    w.max.get_ref()
+                    e_raw.get_ref(),
+                    m_raw.get_ref()
                 ),
                 hint("`max` bounds the backup; raise it or lower `expected`"),
             );
@@ -189,7 +203,7 @@ pub(super) fn build_window(
         }
     };
     Some(Window {
-        name: name.clone(),
+        name: name?.get_ref().clone(),
         volumes,
         start: start?,
         timezone: timezone?,
