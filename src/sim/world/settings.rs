@@ -58,4 +58,8 @@ pub struct Faults {
     pub job_failure_rate: f64,
     /// Seconds of simulator time a job stays `running` before it ends.
     pub job_duration_seconds: u64,
+    /// The next this-many `/api` POST, PATCH and DELETE requests that succeed are applied and
+    /// then their connection is dropped without an answer: a reply lost after the cluster
+    /// acted. Each such request counts it down by one.
+    pub drop_after_apply: u64,
 }
