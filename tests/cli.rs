@@ -27,7 +27,7 @@ fn stderr(o: &Output) -> String {
 /// readable without a second copy of the demo).
 fn demo_with_windows(dir: &Path, keep: &[&str]) -> std::path::PathBuf {
     let demo =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/planning-demo.toml"))
             .unwrap();
     let mut out = String::new();
     for (i, block) in demo.split("[[window]]").enumerate() {
@@ -48,11 +48,11 @@ fn demo_with_windows(dir: &Path, keep: &[&str]) -> std::path::PathBuf {
 
 #[test]
 fn check_on_the_demo_predicts_conflicts_with_suggestions_and_exits_1() {
-    let o = snapwarden(&["check", "config/demo.toml", "--from", FROM]);
+    let o = snapwarden(&["check", "config/planning-demo.toml", "--from", FROM]);
     assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.starts_with("config/demo.toml: valid (1 cluster(s), 4 volume(s), 4 window(s))"),
+        out.starts_with("config/planning-demo.toml: valid (1 cluster(s), 4 volume(s), 4 window(s))"),
         "{out}"
     );
     assert!(
@@ -116,7 +116,7 @@ fn a_policy_that_reads_schedules_from_ontap_needs_a_cluster() {
 fn plan_json_has_the_documented_shape() {
     let o = snapwarden(&[
         "plan",
-        "config/demo.toml",
+        "config/planning-demo.toml",
         "--from",
         FROM,
         "--hours",
@@ -190,7 +190,7 @@ fn plan_json_has_the_documented_shape() {
 
 #[test]
 fn plan_table_reads_as_a_timeline() {
-    let o = snapwarden(&["plan", "config/demo.toml", "--from", FROM, "--hours", "24"]);
+    let o = snapwarden(&["plan", "config/planning-demo.toml", "--from", FROM, "--hours", "24"]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     let sql: Vec<&str> = out
@@ -212,7 +212,7 @@ fn plan_table_reads_as_a_timeline() {
 
 #[test]
 fn a_bad_from_is_a_usage_error() {
-    let o = snapwarden(&["plan", "config/demo.toml", "--from", "yesterday"]);
+    let o = snapwarden(&["plan", "config/planning-demo.toml", "--from", "yesterday"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("expected RFC 3339"));
 }
@@ -227,7 +227,7 @@ fn simulator_serve_builds_its_world_from_a_policy() {
             "simulator",
             "serve",
             "--policy",
-            "config/demo.toml",
+            "config/planning-demo.toml",
             "--listen",
             "127.0.0.1:0",
         ])

@@ -52,7 +52,7 @@ fn reference_policy_reads_its_include() {
 
 #[test]
 fn demo_policy_has_the_documented_shape() {
-    let policy = config::load(&config_dir().join("demo.toml")).expect("demo loads");
+    let policy = config::load(&config_dir().join("planning-demo.toml")).expect("demo loads");
     assert_eq!(policy.clusters.len(), 1);
     let cluster = &policy.clusters[0];
     assert_eq!(cluster.name, "demo");

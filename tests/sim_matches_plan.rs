@@ -9,7 +9,7 @@ use snapwarden::sim::{ClockMode, Simulator};
 fn demo_world_snapshots_equal_the_planned_schedule_across_a_dst_change() {
     let policy = config::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/config/demo.toml"
+        "/config/planning-demo.toml"
     )))
     .expect("demo policy loads");
     // Europe/Berlin leaves summer time on 2026-10-25; the horizon spans it.

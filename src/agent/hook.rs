@@ -158,9 +158,9 @@ impl Stop {
         }
         let cancelled = async {
             // An error means the sender is gone: nobody can cancel any more.
-            match self.cancel.wait_for(|c| *c).await {
-                Ok(_) => {}
-                Err(_) => std::future::pending::<()>().await,
+            let gone = self.cancel.wait_for(|c| *c).await.is_err();
+            if gone {
+                std::future::pending::<()>().await;
             }
         };
         tokio::select! {

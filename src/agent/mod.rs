@@ -9,6 +9,7 @@
 //! [`Clock`]: wall-clock time in `run`, virtual time in tests and `simulate`.
 
 pub mod clock;
+pub mod connect;
 pub mod cycle;
 pub mod discovery;
 mod executor;
@@ -487,6 +488,8 @@ impl Agent {
         let guard = self.policy.agent.guard;
         let mut found = Vec::new();
         let mut reopen = Vec::new();
+        let mut warnings: Vec<(String, String)> = Vec::new();
+        let mut unpinned = Vec::new();
         for (ci, view) in self.views.iter().enumerate() {
             let Some(inv) = &view.inventory else { continue };
             let name = &self.conns[ci].name;
@@ -514,7 +517,7 @@ impl Agent {
                 if c.state == CycleState::Locked {
                     let pins = observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
                     if pins.snapshots.is_empty() {
-                        self.unpinned.insert(c.id.clone());
+                        unpinned.push(c.id.clone());
                     }
                 }
             }
@@ -534,20 +537,20 @@ impl Agent {
                             reopen.push((id.to_string(), s.uuid.clone(), inv.at));
                         }
                     }
-                    (None, _) => self.warn_once(
+                    (None, _) => warnings.push((
                         format!("nomarker:{name}:{}", s.uuid),
                         format!(
                             "cluster {name}: snapshot {} on volume {} (svm {}) has snapwarden's prefix but not its comment marker: not snapwarden's, never touched",
                             s.name, s.volume_name, s.svm
-                        ),
-                    ),
-                    (Some(_), _) => self.warn_once(
+                        )
+                )),
+                    (Some(_), _) => warnings.push((
                         format!("nojournal:{name}:{}", s.uuid),
                         format!(
                             "cluster {name}: snapshot {} on volume {} (svm {}) carries snapwarden's marker but this agent's journal has no record of it: never touched",
                             s.name, s.volume_name, s.svm
-                        ),
-                    ),
+                        )
+                )),
                 }
             }
             for l in &inv.luns {
@@ -563,17 +566,21 @@ impl Agent {
                         .ok()
                         .flatten();
                     if owner.is_none() {
-                        self.warn_once(
+                        warnings.push((
                             format!("lun:{name}:{}", l.uuid),
                             format!(
                                 "cluster {name}: LUN {} (svm {}) has a clone-like path but this agent's journal has no record of it: never touched",
                                 l.name, l.svm
-                            ),
-                        );
+                            )
+                ));
                     }
                 }
             }
         }
+        for (key, message) in warnings {
+            self.warn_once(key, message);
+        }
+        self.unpinned.extend(unpinned);
         for (id, uuid, seen_at) in reopen {
             self.reopen(&id, &uuid, seen_at);
         }
@@ -938,6 +945,7 @@ impl Agent {
     async fn release_due(&mut self) {
         let now = self.now();
         let mut due = Vec::new();
+        let mut gone = Vec::new();
         for (id, c) in &self.cycles {
             let ready = match c.state {
                 CycleState::Releasing => true,
@@ -961,13 +969,13 @@ impl Agent {
                 continue;
             };
             let Some(info) = inv.volume(&c.svm, &c.volume) else {
-                self.warn_once(
+                gone.push((
                     format!("novolume:{id}"),
                     format!(
                         "cluster {}: volume {} (svm {}) of cycle {} is gone; its objects went with it",
                         c.cluster, c.volume, c.svm, c.id
                     ),
-                );
+                ));
                 continue;
             };
             let vref = VolumeRef {
@@ -980,6 +988,9 @@ impl Agent {
                 .get(id)
                 .is_none_or(|s| inv.at > *s);
             due.push((self.conns[ci].clone(), vref, fresh.then_some(ci), c.clone()));
+        }
+        for (key, message) in gone {
+            self.warn_once(key, message);
         }
         for (_, _, _, c) in &due {
             self.hold_until.remove(&c.id);

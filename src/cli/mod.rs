@@ -1,4 +1,4 @@
-//! Command-line interface: `check`, `plan`, `simulator serve`.
+//! Command-line interface: `check`, `plan`, `run`, `status`, `history`, `simulator serve`.
 //!
 //! The imperative edge: it reads the clock and files, calls the pure core, prints, and maps
 //! outcomes to exit codes (0 ok, 1 conflicts predicted, 2 invalid input).
@@ -13,8 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
 
+mod agent;
 mod render;
 mod simulator;
+
+pub use agent::{status_table, LogFormat};
 
 pub use render::{check_report, plan_json, plan_table};
 
@@ -58,6 +61,52 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Run the agent: create and release backing snapshots and clones between scheduled
+    /// snapshots (exit 0 after SIGTERM/SIGINT; 2 on a bad policy or state directory).
+    Run {
+        /// The policy TOML file; see config/reference.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// The journal's directory (default: `[agent] state_dir`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Log lines as text or JSON (one object per line).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Ask the running agent what it is doing (`/api/v1/status` on `[agent] listen`).
+    Status {
+        /// The policy the agent runs (for its listen address; default 127.0.0.1:9464).
+        #[arg(long, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// The agent's base URL, for example http://127.0.0.1:9464.
+        #[arg(long)]
+        url: Option<String>,
+        /// Table for people, JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Past cycles from the journal (whether or not the agent runs).
+    History {
+        /// The policy (for its `[agent] state_dir`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The journal's directory (overrides the policy's).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Only this window's cycles.
+        #[arg(long)]
+        window: Option<String>,
+        /// Cycles planned at or after this: RFC 3339, or a duration ago (default 7d).
+        #[arg(long, value_parser = agent::parse_since)]
+        since: Option<agent::SinceArg>,
+        /// At most this many cycles, newest first.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        limit: u32,
+        /// Table for people, JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Run the ONTAP simulator.
     Simulator {
         #[command(subcommand)]
@@ -90,13 +139,10 @@ fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SNAPWARDEN_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    match &cli.command {
+        Command::Run { log_format, .. } => agent::init_logging(*log_format, "info"),
+        _ => agent::init_logging(LogFormat::Text, "warn"),
+    }
     let code = match cli.command {
         Command::Check {
             policy,
@@ -108,6 +154,31 @@ pub fn main() -> ExitCode {
             horizon,
             output,
         } => plan(&policy, &horizon, output),
+        Command::Run {
+            config,
+            state_dir,
+            log_format: _,
+        } => agent::run(&config, state_dir),
+        Command::Status {
+            config,
+            url,
+            output,
+        } => agent::status(config.as_deref(), url, output),
+        Command::History {
+            config,
+            state_dir,
+            window,
+            since,
+            limit,
+            output,
+        } => agent::history(
+            config.as_deref(),
+            state_dir,
+            window.as_deref(),
+            since,
+            limit as usize,
+            output,
+        ),
         Command::Simulator { command } => simulator::run(command),
     };
     ExitCode::from(code)

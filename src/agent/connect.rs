@@ -1,0 +1,177 @@
+//! Turns a policy's clusters into [`Ontap`] clients: the in-process simulator for
+//! `endpoint = "simulator"`, the REST client for `https://` endpoints.
+//!
+//! A REST client that cannot be built (a password variable not set yet, a CA file missing) is
+//! not fatal: the cluster answers every call with that error, the agent reports it unreachable
+//! and retries with backoff, and each retry builds the client again — so fixing the secret is
+//! picked up without a restart while the other clusters keep running.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::ClusterClient;
+use crate::config::{Cluster, Endpoint, Policy};
+use crate::ontap::{
+    ClientOverrides, ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, RestClient,
+    ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+};
+use crate::sim::{ClockMode, SimClient, Simulator};
+
+/// The clients of a policy, and the embedded simulator when the policy has simulator clusters.
+pub struct Connections {
+    pub clients: Vec<ClusterClient>,
+    pub simulator: Option<Arc<Simulator>>,
+}
+
+/// Builds one client per policy cluster. `sim_clock`/`sim_start` set the embedded simulator's
+/// clock (real time for `run`).
+pub fn connect(
+    policy: &Policy,
+    sim_clock: ClockMode,
+    sim_start: Option<DateTime<Utc>>,
+) -> Result<Connections, String> {
+    let needs_sim = policy
+        .clusters
+        .iter()
+        .any(|c| c.endpoint == Endpoint::Simulator);
+    let simulator = if needs_sim {
+        Some(Simulator::from_policy(policy, sim_clock, sim_start).map_err(|e| format!("{e}"))?)
+    } else {
+        None
+    };
+    let clients = policy
+        .clusters
+        .iter()
+        .map(|c| {
+            let ontap: Arc<dyn Ontap> = match (&c.endpoint, &simulator) {
+                (Endpoint::Simulator, Some(sim)) => Arc::new(SimClient::new(sim.clone(), &c.name)),
+                _ => Arc::new(LazyRest::new(c.clone(), policy.agent.concurrency)),
+            };
+            ClusterClient {
+                name: c.name.clone(),
+                ontap,
+            }
+        })
+        .collect();
+    Ok(Connections { clients, simulator })
+}
+
+/// A REST client built on first use, and built again after a failed build.
+pub struct LazyRest {
+    cluster: Cluster,
+    concurrency: usize,
+    client: Mutex<Option<Arc<RestClient>>>,
+}
+
+impl LazyRest {
+    pub fn new(cluster: Cluster, concurrency: usize) -> LazyRest {
+        LazyRest {
+            cluster,
+            concurrency,
+            client: Mutex::new(None),
+        }
+    }
+
+    fn get(&self) -> Result<Arc<RestClient>, OntapError> {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let overrides = ClientOverrides {
+            max_concurrency: Some(self.concurrency),
+            ..ClientOverrides::default()
+        };
+        match RestClient::from_cluster(&self.cluster, overrides) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => Err(OntapError::Transport {
+                cluster: self.cluster.name.clone(),
+                context: "cannot build the REST client".into(),
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Ontap for LazyRest {
+    fn cluster_name(&self) -> &str {
+        &self.cluster.name
+    }
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        self.get()?.cluster().await
+    }
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        self.get()?.volumes().await
+    }
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        self.get()?.snapshot_policies().await
+    }
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        self.get()?.schedules().await
+    }
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        self.get()?.license(package).await
+    }
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.get()?.snapshots().await
+    }
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        self.get()?.luns().await
+    }
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        self.get()?.create_snapshot(volume, name, comment).await
+    }
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        snapshot_uuid: &str,
+        snapshot_name: &str,
+    ) -> Result<(), OntapError> {
+        self.get()?
+            .delete_snapshot(volume, snapshot_uuid, snapshot_name)
+            .await
+    }
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.get()?
+            .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
+            .await
+    }
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.get()?
+            .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
+            .await
+    }
+    async fn delete_lun(
+        &self,
+        lun_uuid: &str,
+        lun_path: &str,
+        allow_delete_while_mapped: bool,
+    ) -> Result<(), OntapError> {
+        self.get()?
+            .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
+            .await
+    }
+}

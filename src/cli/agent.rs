@@ -1,0 +1,465 @@
+//! `snapwarden run`, `status` and `history`: the daemon and the two ways to ask what it did.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::ValueEnum;
+
+use super::{Output, EXIT_INVALID, EXIT_OK};
+use crate::agent::journal::Journal;
+use crate::agent::status::{RecentCycle, Status};
+use crate::agent::{self, connect, Agent, Event, Options, SystemClock, Triggers};
+use crate::config::{self, Policy};
+use crate::domain::duration::parse_duration;
+use crate::sim::ClockMode;
+
+/// Log line format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Installs the tracing subscriber: `SNAPWARDEN_LOG` (an env filter) or `default`.
+pub fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPWARDEN_LOG")
+        .unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// How many threads may wait on running hooks at once (one each); beyond this, hooks still run
+/// but are reaped when a thread frees up.
+const MAX_BLOCKING_THREADS: usize = 4096;
+
+/// `snapwarden run`.
+pub fn run(path: &Path, state_dir: Option<PathBuf>) -> u8 {
+    let policy = match config::load(path) {
+        Ok(p) => Arc::new(p),
+        Err(errors) => {
+            eprintln!("{errors}");
+            return EXIT_INVALID;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    runtime.block_on(run_agent(policy, state_dir))
+}
+
+async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
+    let state_dir = state_dir.unwrap_or_else(|| policy.agent.state_dir.clone());
+    for c in &policy.clusters {
+        if c.tls == config::TlsVerify::Insecure {
+            tracing::warn!(cluster = %c.name, "TLS verification is off (insecure = true)");
+        }
+    }
+    let conns = match connect::connect(&policy, ClockMode::Real, None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    if conns.simulator.is_some() {
+        tracing::info!("clusters with endpoint = \"simulator\" run in the embedded simulator, in real time");
+    }
+    let listener = match agent::http::bind(policy.agent.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let agent = match Agent::new(
+        policy.clone(),
+        conns.clients,
+        Arc::new(SystemClock),
+        Options {
+            state_dir: state_dir.clone(),
+            triggers: Triggers::Cron,
+            hooks: None,
+        },
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    tracing::info!(
+        policy = %policy.source.display(), state_dir = %state_dir.display(),
+        listen = %policy.agent.listen, clusters = policy.clusters.len(),
+        volumes = policy.volumes.len(), windows = policy.windows.len(),
+        "snapwarden agent starting"
+    );
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(agent::http::serve(listener, agent.status_board(), async {
+        let _ = http_stop_rx.await;
+    }));
+    let events = agent.events();
+    tokio::spawn(async move {
+        forward_signals(events).await;
+    });
+    let result = agent.run().await;
+    let _ = http_stop_tx.send(());
+    let _ = http.await;
+    match result {
+        Ok(left) if left.is_empty() => {
+            tracing::info!("stopped; nothing left in flight");
+            EXIT_OK
+        }
+        Ok(left) => {
+            tracing::warn!(
+                cycles = left.len(),
+                "stopped; cycles still owning objects are in the journal and are released at the next start"
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_INVALID
+        }
+    }
+}
+
+/// SIGTERM or SIGINT: a graceful stop. A second one exits at once (the journal still lets the
+/// next start release what is left).
+async fn forward_signals(events: tokio::sync::mpsc::UnboundedSender<Event>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut seen = 0u32;
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        seen += 1;
+        if seen == 1 {
+            tracing::info!("{name}: stopping gracefully (send it again to exit at once)");
+            let _ = events.send(Event::Shutdown);
+        } else {
+            tracing::warn!("{name} again: exiting now; the next start releases what is left");
+            std::process::exit(i32::from(EXIT_OK));
+        }
+    }
+}
+
+/// Where `status` finds the agent.
+fn status_url(policy: Option<&Path>, url: Option<String>) -> Result<String, String> {
+    if let Some(u) = url {
+        return Ok(u.trim_end_matches('/').to_string());
+    }
+    let listen: SocketAddr = match policy {
+        Some(p) => config::load(p).map_err(|e| e.to_string())?.agent.listen,
+        None => "127.0.0.1:9464".parse().expect("default address"),
+    };
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() => {
+            if ip.is_ipv4() {
+                "127.0.0.1".to_string()
+            } else {
+                "[::1]".to_string()
+            }
+        }
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    Ok(format!("http://{host}:{}", listen.port()))
+}
+
+/// Largest status answer read (a bounded read of a reply from outside).
+const MAX_STATUS_BYTES: usize = 64 << 20;
+
+/// `snapwarden status`.
+pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 {
+    let base = match status_url(policy, url) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let endpoint = format!("{base}/api/v1/status");
+    let body = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut resp = client
+            .get(&endpoint)
+            .send()
+            .await
+            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", error_chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(format!("{endpoint} answered HTTP {}", resp.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+            if body.len() + chunk.len() > MAX_STATUS_BYTES {
+                return Err(format!("{endpoint}: answer larger than {MAX_STATUS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    });
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let status: Status = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{endpoint}: not a snapwarden status: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let text = match output {
+        Output::Json => {
+            let mut s = serde_json::to_string_pretty(&status).expect("status serializes");
+            s.push('\n');
+            s
+        }
+        Output::Table => status_table(&status),
+    };
+    super::print(&text);
+    EXIT_OK
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+pub fn status_table(s: &Status) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "snapwarden status at {}{}\n\nclusters\n",
+        time(s.generated_at),
+        if s.shutting_down { " (stopping)" } else { "" }
+    ));
+    let rows: Vec<Vec<String>> = s
+        .clusters
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                if c.reachable { "reachable" } else { "UNREACHABLE" }.into(),
+                c.version.clone().unwrap_or_else(|| "-".into()),
+                c.timezone.clone().unwrap_or_else(|| "-".into()),
+                c.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["NAME", "STATE", "VERSION", "TIMEZONE", "ERROR"], &rows));
+    if let Some(at) = s.next_create_at {
+        out.push_str(&format!("\nnext backing snapshot at {}\n", time(Some(at))));
+    }
+    out.push_str(&format!("\nlive cycles ({})\n", s.live_cycles.len()));
+    let rows: Vec<Vec<String>> = s
+        .live_cycles
+        .iter()
+        .map(|c| {
+            vec![
+                c.window.clone(),
+                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
+                c.backing_snapshot.clone(),
+                c.state.clone(),
+                time(c.created_at),
+                time(Some(c.release_by)),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["WINDOW", "VOLUME", "BACKING SNAPSHOT", "STATE", "CREATED", "RELEASE BY"],
+        &rows,
+    ));
+    out.push_str(&format!("\nrecent cycles ({})\n", s.recent_cycles.len()));
+    out.push_str(&cycles_table(&s.recent_cycles));
+    out.push_str(&format!("\nconflicts, last 7 days ({})\n", s.conflicts.len()));
+    let rows: Vec<Vec<String>> = s
+        .conflicts
+        .iter()
+        .map(|c| {
+            vec![
+                time(Some(c.at)),
+                c.kind.clone(),
+                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
+                c.window.clone().unwrap_or_else(|| "-".into()),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["AT", "KIND", "VOLUME", "WINDOW", "DETAIL"], &rows));
+    if !s.excluded_volumes.is_empty() {
+        out.push_str("\nvolumes left out\n");
+        for e in &s.excluded_volumes {
+            out.push_str(&format!("  {}: {}\n", e.volume, e.reason));
+        }
+    }
+    out
+}
+
+fn cycles_table(cycles: &[RecentCycle]) -> String {
+    let rows: Vec<Vec<String>> = cycles
+        .iter()
+        .map(|c| {
+            vec![
+                time(c.create_at.or(c.created_at)),
+                c.window.clone(),
+                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
+                c.result.clone().unwrap_or_else(|| c.state.clone()),
+                time(c.released_at),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "DETAIL"],
+        &rows,
+    )
+}
+
+/// `--since`: an RFC 3339 instant, or a duration meaning "that long ago" (`7d`, `PT12H`).
+pub fn parse_since(s: &str) -> Result<SinceArg, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(SinceArg::At(t.with_timezone(&Utc)));
+    }
+    match parse_duration(s) {
+        Ok(d) if d > TimeDelta::zero() && d <= TimeDelta::days(3660) => Ok(SinceArg::Ago(d)),
+        _ => Err(format!(
+            "\"{s}\" is neither an RFC 3339 instant (2026-11-25T00:00:00Z) nor a duration up to 3660d (7d, 12h)"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum SinceArg {
+    At(DateTime<Utc>),
+    Ago(TimeDelta),
+}
+
+/// `snapwarden history`.
+pub fn history(
+    policy: Option<&Path>,
+    state_dir: Option<PathBuf>,
+    window: Option<&str>,
+    since: Option<SinceArg>,
+    limit: usize,
+    output: Output,
+) -> u8 {
+    let dir = match (state_dir, policy) {
+        (Some(d), _) => d,
+        (None, Some(p)) => match config::load(p) {
+            Ok(policy) => policy.agent.state_dir,
+            Err(errors) => {
+                eprintln!("{errors}");
+                return EXIT_INVALID;
+            }
+        },
+        (None, None) => PathBuf::from("/var/lib/snapwarden"),
+    };
+    let journal = match Journal::open_read_only(&dir) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let since = match since.unwrap_or(SinceArg::Ago(TimeDelta::days(7))) {
+        SinceArg::At(t) => t,
+        SinceArg::Ago(d) => Utc::now() - d,
+    };
+    let cycles = match journal.recent_cycles(since, window, limit) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let rows: Vec<RecentCycle> = cycles.iter().map(RecentCycle::of).collect();
+    let text = match output {
+        Output::Json => {
+            let mut s = serde_json::to_string_pretty(&rows).expect("cycles serialize");
+            s.push('\n');
+            s
+        }
+        Output::Table => cycles_table(&rows),
+    };
+    super::print(&text);
+    EXIT_OK
+}
