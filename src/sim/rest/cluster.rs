@@ -66,8 +66,13 @@ pub(super) fn ints(v: Option<&Value>) -> Result<Vec<u32>, ApiError> {
             .iter()
             .map(|i| {
                 i.as_u64()
-                    .map(|n| n as u32)
-                    .ok_or_else(|| ApiError::invalid("cron", "cron values must be integers"))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "cron",
+                            format!("cron values must be small non-negative integers, not {i}"),
+                        )
+                    })
             })
             .collect(),
         Some(_) => Err(ApiError::invalid("cron", "cron fields must be arrays")),

@@ -189,9 +189,19 @@ pub(super) async fn post_policy(
                 "copies.count",
             )
         })?;
+        // ONTAP keeps at most 1023 snapshots per volume (reference notes §2.1).
+        let count = u32::try_from(count)
+            .ok()
+            .filter(|n| *n <= 1023)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "copies.count",
+                    format!("Count {count} is out of range: at most 1023."),
+                )
+            })?;
         copies.push(PolicyCopy {
             schedule,
-            count: count as u32,
+            count,
             prefix: str_at(&c, "prefix"),
         });
     }
