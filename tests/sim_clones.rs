@@ -50,7 +50,7 @@ async fn backing_and_clone(sim: &Sim) -> (String, String) {
             Some(json!({"name": "backing", "comment": "veeam"})),
         )
         .await;
-    let backing = snapshot_uuid(&sim, &loc).await;
+    let backing = snapshot_uuid(sim, &loc).await;
     sim.ok_job(
         Method::PATCH,
         &format!("/api/storage/volumes/{vol}?restore_to.snapshot.name=backing&restore_to.path=/lun1&restore_to.restore_path=/lun1_clone"),

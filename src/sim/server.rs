@@ -404,6 +404,7 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> an
             DEFAULT_USER.1
         );
     }
+    println!("ready; Ctrl-C stops the simulator");
     shutdown.await;
     handle.stop().await;
     Ok(())

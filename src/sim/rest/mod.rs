@@ -24,6 +24,8 @@ mod render;
 mod san;
 mod snapshots;
 mod storage;
+#[cfg(test)]
+mod tests;
 
 pub use admin::admin_router;
 use cluster::*;
