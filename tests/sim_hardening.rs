@@ -510,3 +510,80 @@ async fn a_created_snapshot_is_found_at_its_location() {
     assert!(r.location.is_none());
     sim.handle.stop().await;
 }
+
+#[tokio::test]
+async fn fields_of_the_wrong_type_are_400s_naming_the_field() {
+    let sim = Sim::start(WORLD, START).await;
+    let vol = sim.volume_uuid("vol2").await;
+    let cases = [
+        (
+            Method::POST,
+            "/api/storage/volumes".to_string(),
+            json!({"name": "v9", "svm": {"name": "svm1"}, "size": "big"}),
+            "size",
+        ),
+        (
+            Method::POST,
+            "/api/storage/volumes".to_string(),
+            json!({"name": "v9", "svm": {"name": 1}}),
+            "svm.name",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/storage/volumes/{vol}"),
+            json!({"snapshot_policy": {"name": 5}}),
+            "snapshot_policy.name",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/storage/volumes/{vol}"),
+            json!({"snapshot_clone_dependency": "yes"}),
+            "snapshot_clone_dependency",
+        ),
+        (
+            Method::POST,
+            "/api/storage/luns".to_string(),
+            json!({"name": "/vol/vol2/l9", "svm": {"name": "svm1"}, "os_type": 5, "space": {"size": 1}}),
+            "os_type",
+        ),
+        (
+            Method::POST,
+            "/api/protocols/san/igroups".to_string(),
+            json!({"name": "g", "svm": {"name": "svm1"}, "os_type": "vmware", "initiators": [{"name": 5}]}),
+            "initiators.name",
+        ),
+        (
+            Method::POST,
+            "/api/cluster/schedules".to_string(),
+            json!({"name": "s", "interval": 3600}),
+            "interval",
+        ),
+        (
+            Method::POST,
+            "/api/storage/snapshot-policies".to_string(),
+            json!({"name": "p", "enabled": "no", "copies": []}),
+            "enabled",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let r = sim.call(method.clone(), &path, Some(body.clone())).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {path} {body}: {}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["target"], field, "{body}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "2");
+    }
+    // Nothing was created or changed.
+    let volumes = sim.get("/api/storage/volumes?name=v9").await;
+    assert_eq!(volumes["num_records"], 0);
+    let v = sim
+        .get(&format!(
+            "/api/storage/volumes/{vol}?fields=snapshot_policy"
+        ))
+        .await;
+    assert_eq!(v["snapshot_policy"]["name"], "none");
+    sim.handle.stop().await;
+}

@@ -85,8 +85,9 @@ pub(super) async fn post_schedule(
 ) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
+    let interval = optional(&b, "interval")?;
     sim.with(|w| {
-        let rec = if let Some(iv) = str_at(&b, "interval") {
+        let rec = if let Some(iv) = interval {
             let every = parse_iso8601_duration(&iv)
                 .ok()
                 .filter(|d| *d > chrono::TimeDelta::zero())

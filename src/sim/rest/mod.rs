@@ -136,31 +136,66 @@ fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))
 }
 
-/// A string at a dotted path, nested (`{"svm":{"name":…}}`) or flat (`{"svm.name":…}`).
-fn str_at(v: &Value, path: &str) -> Option<String> {
-    if let Some(s) = v.get(path).and_then(Value::as_str) {
-        return Some(s.to_string());
-    }
-    path.split('.')
-        .try_fold(v, |cur, k| cur.get(k))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
+/// The value at a dotted path, flat (`{"svm.name":…}`) or nested (`{"svm":{"name":…}}`).
 fn value_at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     v.get(path)
         .or_else(|| path.split('.').try_fold(v, |cur, k| cur.get(k)))
 }
 
-/// A string field that may be absent (or `null`); any other type is a 400 naming the field.
-fn optional(v: &Value, path: &str) -> Result<Option<String>, ApiError> {
+/// A JSON value's kind, for messages (never the value: it may be large or secret).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A field that may be absent (or `null`); present, `get` must accept it, else a 400 naming the
+/// field and the `expected` type.
+fn optional_as<T>(
+    v: &Value,
+    path: &str,
+    expected: &str,
+    get: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
     match value_at(v, path) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(ApiError::invalid(
-            path,
-            format!("Invalid value for field \"{path}\": expected a string, got {other}."),
-        )),
+        Some(x) => get(x).map(Some).ok_or_else(|| {
+            ApiError::invalid(
+                path,
+                format!(
+                    "Invalid value for field \"{path}\": expected {expected}, got {}.",
+                    kind(x)
+                ),
+            )
+        }),
+    }
+}
+
+/// An optional string field (see [`optional_as`]).
+fn optional(v: &Value, path: &str) -> Result<Option<String>, ApiError> {
+    optional_as(v, path, "a string", |x| x.as_str().map(str::to_string))
+}
+
+/// An optional boolean field (see [`optional_as`]).
+fn optional_bool(v: &Value, path: &str) -> Result<Option<bool>, ApiError> {
+    optional_as(v, path, "true or false", Value::as_bool)
+}
+
+/// An optional non-negative integer field (see [`optional_as`]).
+fn optional_u64(v: &Value, path: &str) -> Result<Option<u64>, ApiError> {
+    optional_as(v, path, "a non-negative integer", Value::as_u64)
+}
+
+/// The first of two optional string fields that is present (`svm.name`, else `svm.uuid`).
+fn either(v: &Value, first: &str, second: &str) -> Result<Option<String>, ApiError> {
+    match optional(v, first)? {
+        Some(s) => Ok(Some(s)),
+        None => optional(v, second),
     }
 }
 
