@@ -112,8 +112,8 @@ impl Simulator {
         self.with(|w| w.now())
     }
 
-    /// Moves a manual clock forward by `by` (0 ..= [`MAX_ADVANCE_SECONDS`]), firing every due
-    /// schedule in order; returns every event.
+    /// Moves a manual clock forward by the whole seconds of `by` (0 ..= [`MAX_ADVANCE_SECONDS`]),
+    /// firing every due schedule in order; returns every event.
     pub fn advance(&self, by: chrono::TimeDelta) -> Result<Vec<ClockEvent>, ClockError> {
         self.advance_summarized(by.num_seconds(), usize::MAX)
             .map(|s| s.events)

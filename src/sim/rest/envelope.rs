@@ -144,7 +144,8 @@ async fn as_envelope(resp: Response) -> Response {
 async fn without_links(resp: Response) -> Response {
     let (mut parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return ApiError::new(500, codes::INVALID, "could not read the answer", "").into_response();
+        // The body failed on purpose (an injected dropped connection): fail it the same way.
+        return aborted(parts);
     };
     let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
@@ -161,6 +162,18 @@ async fn without_links(resp: Response) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = serde_json::to_vec(&value).unwrap_or_default();
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer's head with a body that fails at once, so the connection is aborted as the
+/// original body would have aborted it.
+fn aborted(parts: axum::http::response::Parts) -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the answer's body failed",
+        ))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 fn strip_links(v: &mut Value) {
