@@ -5,7 +5,7 @@
 mod support;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use support::Sim;
 
 const START: &str = "2026-03-10T10:00:00Z";
@@ -29,13 +29,14 @@ luns = [{{ name = "lun1", mapped_to = ["esx"] }}]
     )
 }
 
-fn snapshot_uuid(location: &Option<String>) -> String {
-    location
-        .as_deref()
-        .expect("Location")
-        .rsplit('/')
-        .next()
-        .unwrap()
+/// The uuid of a created snapshot, by following its Location (`…/snapshots/?name=<name>`, a
+/// one-record collection, as ONTAP answers it).
+async fn snapshot_uuid(sim: &Sim, location: &Option<String>) -> String {
+    let found = sim.get(location.as_deref().expect("Location")).await;
+    assert_eq!(found["num_records"], 1, "{found}");
+    found["records"][0]["uuid"]
+        .as_str()
+        .expect("uuid")
         .to_string()
 }
 
@@ -49,7 +50,7 @@ async fn backing_and_clone(sim: &Sim) -> (String, String) {
             Some(json!({"name": "backing", "comment": "veeam"})),
         )
         .await;
-    let backing = snapshot_uuid(&loc);
+    let backing = snapshot_uuid(sim, &loc).await;
     sim.ok_job(
         Method::PATCH,
         &format!("/api/storage/volumes/{vol}?restore_to.snapshot.name=backing&restore_to.path=/lun1&restore_to.restore_path=/lun1_clone"),
@@ -67,8 +68,14 @@ async fn snaprestore_clone_chain_lock() {
     let sim = Sim::start(&cluster("\"snaprestore\"", false), START).await;
     let (vol, backing) = backing_and_clone(&sim).await;
     // The default policy's hourly schedule fires at 10:05 and captures the clone.
-    let adv = sim.advance(600).await;
-    let taken = adv["snapshots"].as_array().unwrap();
+    let adv = sim.advance_events(600).await;
+    assert_eq!(adv["counts"]["taken"], 1, "{adv}");
+    let taken: Vec<&Value> = adv["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "taken")
+        .collect();
     assert_eq!(taken.len(), 1, "{adv}");
     assert_eq!(taken[0]["snapshot"], "hourly.2026-03-10_1005");
     let delete_backing = format!("/api/storage/volumes/{vol}/snapshots/{backing}");
@@ -150,7 +157,7 @@ async fn flexclone_lun_locks_only_during_block_sharing() {
             Some(json!({"name": "b"})),
         )
         .await;
-    let b = snapshot_uuid(&loc);
+    let b = snapshot_uuid(&sim, &loc).await;
     let lun = sim
         .ok_job(
             Method::POST,
@@ -268,7 +275,7 @@ async fn flexclone_volume_locks_its_parent_snapshot() {
             Some(json!({"name": "base"})),
         )
         .await;
-    let base = snapshot_uuid(&loc);
+    let base = snapshot_uuid(&sim, &loc).await;
     let clone_loc = sim
         .ok_job(
             Method::POST,

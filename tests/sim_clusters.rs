@@ -169,7 +169,7 @@ async fn every_cluster_has_its_own_endpoint_and_they_share_one_clock() {
     // One clock: advancing through New York's admin API fires Tokyo's schedules too, and each
     // cluster names its snapshots in its own local time (01:00Z = 10:00 JST = 20:00 EST).
     let adv = advance(&sim, &newyork, 3600).await;
-    assert_eq!(adv["snapshots"].as_array().unwrap().len(), 3, "{adv}");
+    assert_eq!(adv["counts"]["taken"], 3, "{adv}");
     for vol in [&t1, &t2] {
         assert_eq!(
             snapshot_names(&sim, &tokyo, vol).await,

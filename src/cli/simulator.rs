@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use clap::Subcommand;
+use clap::{ArgGroup, Subcommand};
 
 use super::{parse_rfc3339, EXIT_INVALID, EXIT_OK};
 use crate::config;
@@ -13,11 +13,16 @@ use crate::sim::{self, ClockMode, ServeOptions, WorldSource};
 #[derive(Debug, Subcommand)]
 pub enum SimulatorCommand {
     /// Serve an ONTAP-shaped REST API (and `/simulator/v1` admin API) until interrupted.
+    ///
+    /// The world comes from exactly one of --config (a world file) or --policy (a policy's
+    /// `endpoint = "simulator"` clusters).
+    #[command(group(ArgGroup::new("world").required(true).args(["config", "policy"])))]
     Serve {
         /// A world TOML file (see docs/simulator.md and config/simulator/world.example.toml).
-        #[arg(long, conflicts_with = "policy", required_unless_present = "policy")]
+        #[arg(long)]
         config: Option<PathBuf>,
-        /// A snapwarden policy: its `endpoint = "simulator"` clusters become the world.
+        /// A snapwarden policy: its `endpoint = "simulator"` clusters become the world (at least
+        /// one is needed).
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Address of the first cluster; cluster i listens on port + i (port 0: free ports).
@@ -27,7 +32,8 @@ pub enum SimulatorCommand {
         /// `real` follows the wall clock; `manual` moves only through the admin API.
         #[arg(long, default_value = "real", value_parser = parse_clock)]
         clock: ClockMode,
-        /// Start instant of a manual clock (RFC 3339); default now.
+        /// Start instant of a manual clock (RFC 3339); default now. Needs `--clock manual`: a
+        /// real clock always starts now.
         #[arg(long, value_parser = parse_rfc3339)]
         start: Option<DateTime<Utc>>,
         /// Serve HTTPS with a generated self-signed certificate (its SHA-256 is printed).
@@ -49,6 +55,10 @@ pub fn run(command: SimulatorCommand) -> u8 {
         start,
         tls,
     } = command;
+    if start.is_some() && clock != ClockMode::Manual {
+        eprintln!("--start needs --clock manual: a real clock always starts now");
+        return EXIT_INVALID;
+    }
     let world = match (world_file, policy) {
         (Some(path), _) => WorldSource::File(path),
         (None, Some(path)) => {
@@ -65,13 +75,17 @@ pub fn run(command: SimulatorCommand) -> u8 {
             };
             match sim::config::world_from_policy(&policy, begin) {
                 Ok(world) => WorldSource::World(Box::new(world)),
-                Err(e) => {
+                Err(mut e) => {
+                    e.source_name = path.display().to_string();
                     eprintln!("{e}");
                     return EXIT_INVALID;
                 }
             }
         }
-        (None, None) => unreachable!("clap requires --config or --policy"),
+        (None, None) => {
+            eprintln!("simulator serve needs --config <FILE> (a world file) or --policy <FILE>");
+            return EXIT_INVALID;
+        }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

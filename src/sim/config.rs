@@ -179,10 +179,17 @@ impl WorldFile {
     /// Builds the world with its clock at `start`.
     pub fn build(self, start: DateTime<Utc>, source_name: &str) -> Result<World, WorldConfigError> {
         let mut problems = Vec::new();
+        if let Err(e) = self.knobs.validate() {
+            problems.push(format!("knobs.{e}"));
+        }
+        if let Err(e) = self.faults.validate() {
+            problems.push(format!("faults.{e}"));
+        }
         let mut w = World::new(start, self.knobs);
         w.faults = self.faults;
         w.users = self.users;
         if w.users.is_empty() {
+            w.default_logins.push(DEFAULT_USER.0.into());
             w.users.push(User {
                 name: DEFAULT_USER.0.into(),
                 password: DEFAULT_USER.1.into(),
@@ -368,7 +375,10 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
                     continue;
                 }
             },
-            None => DEFAULT_USER.1.to_string(),
+            None => {
+                w.default_logins.push(c.username.clone());
+                DEFAULT_USER.1.to_string()
+            }
         };
         if !w
             .users
@@ -381,6 +391,12 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
             });
         }
         index[pi] = Some(ci);
+    }
+    if w.clusters.is_empty() {
+        problems.push(
+            "no cluster has endpoint = \"simulator\": the simulator serves only those (see docs/simulator.md)"
+                .to_string(),
+        );
     }
     for v in &policy.volumes {
         let Some(ci) = index[v.cluster] else { continue };

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 pub use client::SimClient;
 pub use server::{serve, start, ServeOptions, ServerHandle, WorldSource};
-pub use world::ClockEvent;
+pub use world::{ClockEvent, ClockSummary, MAX_ADVANCE_SECONDS};
 
 use crate::config::model::Policy;
 
@@ -48,9 +48,17 @@ impl std::str::FromStr for ClockMode {
 }
 
 /// The clock refused to move.
-#[derive(Debug, thiserror::Error)]
-#[error("the simulator clock is real (wall-clock); only a manual clock can be advanced")]
-pub struct ClockIsReal;
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("the simulator clock is real (wall-clock); only a manual clock can be advanced")]
+    Real,
+    #[error(
+        "an advance must be 0 ..= {max} seconds (366 days) per call; {seconds} is out of range"
+    )]
+    OutOfRange { seconds: i64, max: i64 },
+    #[error("advancing {seconds} seconds from {now} leaves the representable time range")]
+    Overflow { seconds: i64, now: DateTime<Utc> },
+}
 
 /// The shared simulator: one [`World`] behind a mutex (never held across an await) and its clock.
 #[derive(Debug)]
@@ -94,7 +102,7 @@ impl Simulator {
     pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         let mut w = self.lock();
         if self.clock == ClockMode::Real {
-            w.advance_to(Utc::now());
+            w.advance_summarized(Utc::now(), 0);
         }
         f(&mut w)
     }
@@ -104,22 +112,37 @@ impl Simulator {
         self.with(|w| w.now())
     }
 
-    /// Moves a manual clock forward, firing every due schedule in order.
-    pub fn advance(&self, by: chrono::TimeDelta) -> Result<Vec<ClockEvent>, ClockIsReal> {
+    /// Moves a manual clock forward by the whole seconds of `by` (0 ..= [`MAX_ADVANCE_SECONDS`]),
+    /// firing every due schedule in order; returns every event.
+    pub fn advance(&self, by: chrono::TimeDelta) -> Result<Vec<ClockEvent>, ClockError> {
+        self.advance_summarized(by.num_seconds(), usize::MAX)
+            .map(|s| s.events)
+    }
+
+    /// Moves a manual clock forward by `seconds` (0 ..= [`MAX_ADVANCE_SECONDS`]); returns the
+    /// counts and at most `cap` events.
+    pub fn advance_summarized(&self, seconds: i64, cap: usize) -> Result<ClockSummary, ClockError> {
         if self.clock == ClockMode::Real {
-            return Err(ClockIsReal);
+            return Err(ClockError::Real);
+        }
+        if !(0..=MAX_ADVANCE_SECONDS).contains(&seconds) {
+            return Err(ClockError::OutOfRange {
+                seconds,
+                max: MAX_ADVANCE_SECONDS,
+            });
         }
         let mut w = self.lock();
-        let to = w.now() + by;
-        Ok(w.advance_to(to))
+        let now = w.now();
+        let to = chrono::TimeDelta::try_seconds(seconds)
+            .and_then(|by| now.checked_add_signed(by))
+            .ok_or(ClockError::Overflow { seconds, now })?;
+        Ok(w.advance_summarized(to, cap))
     }
 
     /// Brings a real clock up to now (called periodically by the server); no-op when manual.
-    pub fn sync(&self) -> Vec<ClockEvent> {
+    pub fn sync(&self) {
         if self.clock == ClockMode::Real {
-            self.lock().advance_to(Utc::now())
-        } else {
-            Vec::new()
+            self.lock().advance_summarized(Utc::now(), 0);
         }
     }
 }

@@ -79,7 +79,8 @@ impl Params {
     }
 }
 
-fn encode(s: &str) -> String {
+/// `s` percent-encoded for a query string (keeps `*` and `,`, which ONTAP queries use).
+pub fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
@@ -257,10 +258,12 @@ pub fn collection(mut records: Vec<Value>, params: &Params, path: &str, keys: &[
         });
     }
     let total = records.len();
-    let start = params.number("start.index").unwrap_or(0) as usize;
+    let start = params
+        .number("start.index")
+        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let max = params
         .number("max_records")
-        .map(|m| m.max(1) as usize)
+        .map(|m| usize::try_from(m.max(1)).unwrap_or(usize::MAX))
         .unwrap_or(10_000);
     let fields = params.fields();
     let page: Vec<Value> = records
@@ -284,10 +287,11 @@ pub fn collection(mut records: Vec<Value>, params: &Params, path: &str, keys: &[
         )
     };
     let mut links = json!({ "self": { "href": self_href } });
-    if start + page.len() < total {
+    let end = start.saturating_add(page.len());
+    if end < total {
         let sep = if query.is_empty() { "" } else { "&" };
         links["next"] = json!({
-            "href": format!("{path}?{query}{sep}start.index={}", start + page.len())
+            "href": format!("{path}?{query}{sep}start.index={end}")
         });
     }
     let mut body = json!({ "num_records": page.len(), "_links": links });

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
 use super::config::{WorldFile, DEFAULT_USER};
-use super::rest::{admin_router, api_router, ApiError, AppState, ClusterState};
+use super::rest::{admin_router, api_router, envelope, ApiError, AppState, ClusterState};
 use super::world::{codes, World};
 use super::{ClockMode, Simulator};
 
@@ -257,6 +257,7 @@ pub fn router(sim: Arc<Simulator>, ci: usize) -> Router {
     let api = api_router().layer(middleware::from_fn_with_state(sim.clone(), faults));
     api.merge(admin_router())
         .layer(middleware::from_fn_with_state(sim.clone(), auth))
+        .layer(middleware::from_fn(envelope))
         .with_state(ClusterState { sim, ci })
 }
 
@@ -415,17 +416,14 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> an
     if let Some(fp) = handle.fingerprint() {
         println!("certificate SHA-256 fingerprint: {fp}");
     }
-    let default_user = handle.simulator().with(|w| {
-        w.users
-            .iter()
-            .any(|u| u.name == DEFAULT_USER.0 && u.password == DEFAULT_USER.1)
-    });
-    if default_user {
+    let default_logins = handle.simulator().with(|w| w.default_logins.clone());
+    for user in default_logins {
         println!(
-            "warning: the default user {} / {} is accepted; configure [[users]] for anything but a demo",
-            DEFAULT_USER.0, DEFAULT_USER.1
+            "warning: user {user} logs in with the default password {}; configure [[users]] (or the policy's password) for anything but a demo",
+            DEFAULT_USER.1
         );
     }
+    println!("ready; Ctrl-C stops the simulator");
     shutdown.await;
     handle.stop().await;
     Ok(())

@@ -115,13 +115,20 @@ impl Sim {
         job
     }
 
+    /// Advances the manual clock; the answer has `now` and `counts` (no events).
     pub async fn advance(&self, seconds: i64) -> Value {
+        self.advance_with(json!({ "seconds": seconds })).await
+    }
+
+    /// Advances the manual clock asking for the events too (`"events": true`).
+    pub async fn advance_events(&self, seconds: i64) -> Value {
+        self.advance_with(json!({ "seconds": seconds, "events": true }))
+            .await
+    }
+
+    async fn advance_with(&self, body: Value) -> Value {
         let r = self
-            .call(
-                Method::POST,
-                "/simulator/v1/clock/advance",
-                Some(json!({ "seconds": seconds })),
-            )
+            .call(Method::POST, "/simulator/v1/clock/advance", Some(body))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         r.body

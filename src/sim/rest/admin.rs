@@ -1,6 +1,8 @@
 //! The `/simulator/v1` admin API: clock, faults and knobs, world-wide.
 
 use super::*;
+use crate::sim::world::{Faults, Knobs, SettingError, MAX_ADVANCE_SECONDS};
+use crate::sim::ClockError;
 
 pub(super) async fn get_clock(State(sim): State<AppState>) -> ApiResult {
     let mode = match sim.clock() {
@@ -10,37 +12,94 @@ pub(super) async fn get_clock(State(sim): State<AppState>) -> ApiResult {
     ok(json!({"now": sim.now().to_rfc3339(), "mode": mode}))
 }
 
+/// At most this many events in one advance answer (`"events": true`); the counts cover all.
+pub(super) const MAX_ADVANCE_EVENTS: usize = 1_000;
+
 pub(super) async fn advance_clock(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     let b = parse_body(&body)?;
-    let seconds = b
-        .get("seconds")
-        .and_then(Value::as_i64)
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| {
-            ApiError::invalid("seconds", "\"seconds\" must be a non-negative integer")
-        })?;
-    let events = sim
-        .advance(chrono::TimeDelta::seconds(seconds))
-        .map_err(|e| ApiError::new(409, codes::INVALID, e.to_string(), "clock"))?;
-    let taken: Vec<_> = events.iter().filter(|e| e.kind == "taken").collect();
-    ok(json!({"now": sim.now().to_rfc3339(), "snapshots": taken, "events": events}))
+    let out_of_range = || {
+        ApiError::invalid(
+            "seconds",
+            format!(
+                "\"seconds\" must be an integer in 0 ..= {MAX_ADVANCE_SECONDS} (366 days) per call; \
+                 advance several times for longer spans"
+            ),
+        )
+    };
+    let seconds = match b.get("seconds") {
+        Some(v) => v.as_i64().ok_or_else(out_of_range)?,
+        None => {
+            return Err(ApiError::invalid(
+                "seconds",
+                "Missing value for required field \"seconds\".",
+            ))
+        }
+    };
+    let want_events = match b.get("events") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(v)) => *v,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "events",
+                "\"events\" must be true or false",
+            ))
+        }
+    };
+    let cap = if want_events { MAX_ADVANCE_EVENTS } else { 0 };
+    let summary = sim.advance_summarized(seconds, cap).map_err(|e| match e {
+        ClockError::Real => ApiError::new(409, codes::INVALID, e.to_string(), "clock"),
+        ClockError::OutOfRange { .. } | ClockError::Overflow { .. } => out_of_range(),
+    })?;
+    let mut body = json!({
+        "now": sim.now().to_rfc3339(),
+        "advanced_seconds": seconds,
+        "counts": {"taken": summary.taken, "deleted": summary.deleted, "skipped": summary.skipped},
+    });
+    if want_events {
+        body["events"] = json!(summary.events);
+        body["events_omitted"] = json!(summary.omitted);
+    }
+    ok(body)
 }
 
 pub(super) async fn get_faults(State(sim): State<AppState>) -> ApiResult {
     sim.with(|w| ok(json!(w.faults)))
 }
 
+/// Applies a partial JSON update to knobs or faults: every key is checked on its own (so a type
+/// error names its field), then the ranges of the result; nothing changes on any error.
+fn patched<T>(
+    current: &T,
+    patch: &Value,
+    check: impl Fn(&T) -> Result<(), SettingError>,
+) -> Result<T, ApiError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let patch = patch
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("body", "the body must be a JSON object"))?;
+    let mut merged = json!(current);
+    for (k, v) in patch {
+        let mut one = json!(current);
+        if let Some(m) = one.as_object_mut() {
+            m.insert(k.clone(), v.clone());
+        }
+        serde_json::from_value::<T>(one).map_err(|e| ApiError::invalid(k, format!("{k}: {e}")))?;
+        if let Some(m) = merged.as_object_mut() {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    let next: T =
+        serde_json::from_value(merged).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    check(&next).map_err(|e| ApiError::invalid(e.field, e.to_string()))?;
+    Ok(next)
+}
+
 pub(super) async fn set_faults(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     let b = parse_body(&body)?;
     sim.with(|w| {
-        let mut merged = json!(w.faults);
-        if let (Some(m), Some(patch)) = (merged.as_object_mut(), b.as_object()) {
-            for (k, v) in patch {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        w.faults = serde_json::from_value(merged)
-            .map_err(|e| ApiError::invalid("faults", e.to_string()))?;
+        w.faults = patched(&w.faults, &b, Faults::validate)?;
         ok(json!(w.faults))
     })
 }
@@ -59,14 +118,7 @@ pub(super) async fn get_knobs(State(sim): State<AppState>) -> ApiResult {
 pub(super) async fn set_knobs(State(sim): State<AppState>, body: Bytes) -> ApiResult {
     let b = parse_body(&body)?;
     sim.with(|w| {
-        let mut merged = json!(w.knobs);
-        if let (Some(m), Some(patch)) = (merged.as_object_mut(), b.as_object()) {
-            for (k, v) in patch {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        w.knobs = serde_json::from_value(merged)
-            .map_err(|e| ApiError::invalid("knobs", e.to_string()))?;
+        w.knobs = patched(&w.knobs, &b, Knobs::validate)?;
         ok(json!(w.knobs))
     })
 }

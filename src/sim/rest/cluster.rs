@@ -66,8 +66,13 @@ pub(super) fn ints(v: Option<&Value>) -> Result<Vec<u32>, ApiError> {
             .iter()
             .map(|i| {
                 i.as_u64()
-                    .map(|n| n as u32)
-                    .ok_or_else(|| ApiError::invalid("cron", "cron values must be integers"))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "cron",
+                            format!("cron values must be small non-negative integers, not {i}"),
+                        )
+                    })
             })
             .collect(),
         Some(_) => Err(ApiError::invalid("cron", "cron fields must be arrays")),
@@ -80,8 +85,9 @@ pub(super) async fn post_schedule(
 ) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
+    let interval = optional(&b, "interval")?;
     sim.with(|w| {
-        let rec = if let Some(iv) = str_at(&b, "interval") {
+        let rec = if let Some(iv) = interval {
             let every = parse_iso8601_duration(&iv)
                 .ok()
                 .filter(|d| *d > chrono::TimeDelta::zero())

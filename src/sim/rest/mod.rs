@@ -19,19 +19,23 @@ use serde_json::{json, Value};
 
 mod admin;
 mod cluster;
+mod envelope;
 mod render;
 mod san;
 mod snapshots;
 mod storage;
+#[cfg(test)]
+mod tests;
 
 pub use admin::admin_router;
 use cluster::*;
+pub use envelope::{envelope, MAX_HEADER_BYTES, MAX_URI_BYTES};
 use render::*;
 use san::*;
 use snapshots::*;
 use storage::*;
 
-use super::query::{collection, project, Params};
+use super::query::{collection, encode, project, Params};
 use super::world::{codes, Cluster, JobState, PolicyCopy, SimError, SimResult, Svm, World};
 use super::{ClockMode, Simulator};
 use crate::config::{format_iso8601_duration, parse_iso8601_duration};
@@ -132,24 +136,72 @@ fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))
 }
 
-/// A string at a dotted path, nested (`{"svm":{"name":…}}`) or flat (`{"svm.name":…}`).
-fn str_at(v: &Value, path: &str) -> Option<String> {
-    if let Some(s) = v.get(path).and_then(Value::as_str) {
-        return Some(s.to_string());
-    }
-    path.split('.')
-        .try_fold(v, |cur, k| cur.get(k))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
+/// The value at a dotted path, flat (`{"svm.name":…}`) or nested (`{"svm":{"name":…}}`).
 fn value_at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     v.get(path)
         .or_else(|| path.split('.').try_fold(v, |cur, k| cur.get(k)))
 }
 
+/// A JSON value's kind, for messages (never the value: it may be large or secret).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A field that may be absent (or `null`); present, `get` must accept it, else a 400 naming the
+/// field and the `expected` type.
+fn optional_as<T>(
+    v: &Value,
+    path: &str,
+    expected: &str,
+    get: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    match value_at(v, path) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => get(x).map(Some).ok_or_else(|| {
+            ApiError::invalid(
+                path,
+                format!(
+                    "Invalid value for field \"{path}\": expected {expected}, got {}.",
+                    kind(x)
+                ),
+            )
+        }),
+    }
+}
+
+/// An optional string field (see [`optional_as`]).
+fn optional(v: &Value, path: &str) -> Result<Option<String>, ApiError> {
+    optional_as(v, path, "a string", |x| x.as_str().map(str::to_string))
+}
+
+/// An optional boolean field (see [`optional_as`]).
+fn optional_bool(v: &Value, path: &str) -> Result<Option<bool>, ApiError> {
+    optional_as(v, path, "true or false", Value::as_bool)
+}
+
+/// An optional non-negative integer field (see [`optional_as`]).
+fn optional_u64(v: &Value, path: &str) -> Result<Option<u64>, ApiError> {
+    optional_as(v, path, "a non-negative integer", Value::as_u64)
+}
+
+/// The first of two optional string fields that is present (`svm.name`, else `svm.uuid`).
+fn either(v: &Value, first: &str, second: &str) -> Result<Option<String>, ApiError> {
+    match optional(v, first)? {
+        Some(s) => Ok(Some(s)),
+        None => optional(v, second),
+    }
+}
+
+/// A string field that must be present; a missing field or another type is a 400 naming it.
 fn required(v: &Value, path: &str) -> Result<String, ApiError> {
-    str_at(v, path).ok_or_else(|| {
+    optional(v, path)?.ok_or_else(|| {
         ApiError::invalid(
             path,
             format!("Missing value for required field \"{path}\"."),
@@ -263,6 +315,9 @@ struct Listing {
     keys: &'static [&'static str],
     len: fn(&Cluster) -> usize,
     render: fn(&World, usize, usize) -> Value,
+    /// A name index: the records whose `name` equals the argument ignoring case. With it, a
+    /// query `name=<literal>` renders only those records instead of every one.
+    named: Option<fn(&Cluster, &str) -> Vec<usize>>,
 }
 
 const SCHEDULES: Listing = Listing {
@@ -270,57 +325,82 @@ const SCHEDULES: Listing = Listing {
     keys: &["uuid", "name"],
     len: |c| c.schedules.len(),
     render: render_schedule,
+    named: None,
 };
 const SVMS: Listing = Listing {
     path: "/api/svm/svms",
     keys: &["uuid", "name"],
     len: |c| c.svms.len(),
     render: render_svm,
+    named: None,
 };
 const VOLUMES: Listing = Listing {
     path: "/api/storage/volumes",
     keys: &["uuid", "name"],
     len: |c| c.volumes.len(),
     render: render_volume,
+    named: None,
 };
 const POLICIES: Listing = Listing {
     path: "/api/storage/snapshot-policies",
     keys: &["uuid", "name"],
     len: |c| c.policies.len(),
     render: render_policy,
+    named: None,
 };
 const LUNS: Listing = Listing {
     path: "/api/storage/luns",
     keys: &["uuid", "name"],
     len: |c| c.luns.len(),
     render: render_lun,
+    named: Some(|c, name| c.luns_named(name).to_vec()),
 };
 const IGROUPS: Listing = Listing {
     path: "/api/protocols/san/igroups",
     keys: &["uuid", "name"],
     len: |c| c.igroups.len(),
     render: render_igroup,
+    named: None,
 };
 const LUN_MAPS: Listing = Listing {
     path: "/api/protocols/san/lun-maps",
     keys: &["lun", "igroup", "svm"],
     len: |c| c.lun_maps.len(),
     render: render_lun_map,
+    named: None,
 };
 
 /// `GET` on a collection: every record, then ONTAP's query semantics (filters, fields, paging).
 fn list_all(st: &ClusterState, q: Vec<(String, String)>, listing: &Listing) -> ApiResult {
+    let params = Params::new(q);
     st.sim.with(|w| {
-        let records = (0..(listing.len)(&w.clusters[st.ci]))
-            .map(|i| (listing.render)(w, st.ci, i))
-            .collect();
-        ok(collection(
-            records,
-            &Params::new(q),
-            listing.path,
-            listing.keys,
-        ))
+        let records = candidates(w, st.ci, listing, &params);
+        ok(collection(records, &params, listing.path, listing.keys))
     })
+}
+
+/// The records a collection query has to look at, rendered: the index's hits when the query
+/// has one `name=` filter with a literal value (no `*`, `|`, `!`, `<`, `>`, `null`) and the
+/// listing has a name index, else every record. `collection` still applies every filter.
+fn candidates(w: &World, ci: usize, listing: &Listing, params: &Params) -> Vec<Value> {
+    let c = &w.clusters[ci];
+    let names: Vec<&str> = params
+        .filters()
+        .filter(|(k, _)| *k == "name")
+        .map(|(_, v)| v)
+        .collect();
+    let literal = match names.as_slice() {
+        [v] if !v.contains(['*', '|', '!', '<', '>']) && *v != "null" => Some(*v),
+        _ => None,
+    };
+    let indices: Vec<usize> = match (listing.named, literal) {
+        (Some(named), Some(name)) => named(c, name),
+        _ => (0..(listing.len)(c)).collect(),
+    };
+    indices
+        .into_iter()
+        .map(|i| (listing.render)(w, ci, i))
+        .collect()
 }
 
 /// `GET` on an instance that `find` locates (its error is the 404 to answer).
@@ -369,6 +449,8 @@ pub fn api_router() -> Router<ClusterState> {
             "/api/storage/volumes/{vol}/snapshots",
             get(list_snapshots).post(post_snapshot),
         )
+        // `…/snapshots/?name=<name>` is the Location of a created snapshot (§6.1).
+        .route("/api/storage/volumes/{vol}/snapshots/", get(list_snapshots))
         .route(
             "/api/storage/volumes/{vol}/snapshots/{uuid}",
             get(get_snapshot)

@@ -28,13 +28,14 @@ pub(super) async fn post_lun(
     let b = parse_body(&body)?;
     let params = Params::new(q);
     let name = required(&b, "name")?;
-    let svm = str_at(&b, "svm.name")
-        .or_else(|| str_at(&b, "svm.uuid"))
+    let svm = either(&b, "svm.name", "svm.uuid")?
         .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
-    let clone_name = str_at(&b, "clone.source.name");
-    let clone_uuid = str_at(&b, "clone.source.uuid");
+    let clone_name = optional(&b, "clone.source.name")?;
+    let clone_uuid = optional(&b, "clone.source.uuid")?;
+    let os_type = optional(&b, "os_type")?;
+    let size = optional_u64(&b, "space.size")?;
     let is_clone = clone_name.is_some() || clone_uuid.is_some();
-    if is_clone && (value_at(&b, "os_type").is_some() || value_at(&b, "space.size").is_some()) {
+    if is_clone && (os_type.is_some() || size.is_some()) {
         return Err(ApiError::new(
             400,
             5_374_883,
@@ -63,16 +64,14 @@ pub(super) async fn post_lun(
                 let uuid = if let Some(source) = source {
                     w.clone_lun_flexclone(ci, &source, &name)?
                 } else {
-                    let os_type = str_at(&b, "os_type").ok_or_else(|| SimError::Invalid {
+                    let os_type = os_type.clone().ok_or_else(|| SimError::Invalid {
                         target: "os_type".into(),
                         message: "Missing value for required field \"os_type\".".into(),
                     })?;
-                    let size = value_at(&b, "space.size")
-                        .and_then(Value::as_u64)
-                        .ok_or_else(|| SimError::Invalid {
-                            target: "space.size".into(),
-                            message: "Missing value for required field \"space.size\".".into(),
-                        })?;
+                    let size = size.ok_or_else(|| SimError::Invalid {
+                        target: "space.size".into(),
+                        message: "Missing value for required field \"space.size\".".into(),
+                    })?;
                     w.create_lun(ci, &name, size, &os_type)?
                 };
                 let li = w.lun_index(ci, &uuid)?;
@@ -132,16 +131,23 @@ pub(super) async fn post_igroup(
 ) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
-    let svm = str_at(&b, "svm.name")
-        .or_else(|| str_at(&b, "svm.uuid"))
+    let svm = either(&b, "svm.name", "svm.uuid")?
         .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
     let os_type = required(&b, "os_type")?;
-    let protocol = str_at(&b, "protocol").unwrap_or_else(|| "mixed".into());
-    let initiators = b
-        .get("initiators")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|i| str_at(i, "name")).collect())
-        .unwrap_or_default();
+    let protocol = optional(&b, "protocol")?.unwrap_or_else(|| "mixed".into());
+    let initiators = match optional_as(&b, "initiators", "an array", |v| v.as_array().cloned())? {
+        None => Vec::new(),
+        Some(items) => items
+            .iter()
+            .map(|i| match i.get("name") {
+                Some(Value::String(s)) => Ok(s.clone()),
+                _ => Err(ApiError::invalid(
+                    "initiators.name",
+                    "Each initiator needs a string \"name\".",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     sim.with(|w| {
         let uuid = w.create_igroup(ci, &svm, &name, &os_type, &protocol, initiators)?;
         let r = render_igroup(w, ci, w.clusters[ci].igroups.len() - 1);
@@ -179,14 +185,11 @@ pub(super) async fn post_lun_map(
     body: Bytes,
 ) -> ApiResult {
     let b = parse_body(&body)?;
-    let lun = str_at(&b, "lun.uuid")
-        .or_else(|| str_at(&b, "lun.name"))
+    let lun = either(&b, "lun.uuid", "lun.name")?
         .ok_or_else(|| ApiError::invalid("lun", "Missing value for required field \"lun\"."))?;
-    let igroup = str_at(&b, "igroup.uuid")
-        .or_else(|| str_at(&b, "igroup.name"))
-        .ok_or_else(|| {
-            ApiError::invalid("igroup", "Missing value for required field \"igroup\".")
-        })?;
+    let igroup = either(&b, "igroup.uuid", "igroup.name")?.ok_or_else(|| {
+        ApiError::invalid("igroup", "Missing value for required field \"igroup\".")
+    })?;
     sim.with(|w| {
         w.map_lun(ci, &lun, &igroup)?;
         let i = w.clusters[ci].lun_maps.len() - 1;

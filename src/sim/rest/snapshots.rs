@@ -81,7 +81,7 @@ pub(super) async fn post_snapshot(
     let b = parse_body(&body)?;
     let params = Params::new(q);
     let name = required(&b, "name")?;
-    let comment = str_at(&b, "comment");
+    let comment = optional(&b, "comment")?;
     sim.with(|w| {
         let vi = w
             .volume_index(ci, &vol)
@@ -96,8 +96,14 @@ pub(super) async fn post_snapshot(
             |w| {
                 let uuid = w.create_snapshot(ci, vi, &name, comment)?;
                 let si = w.snapshot_index(ci, vi, &uuid)?;
+                // ONTAP's Location for a new snapshot is a query on the collection (reference
+                // notes §6.1); a GET on it answers the snapshot as a one-record collection.
+                let vol_uuid = &w.clusters[ci].volumes[vi].uuid;
                 Done::created(
-                    format!("/api/storage/volumes/{vol}/snapshots/{uuid}"),
+                    format!(
+                        "/api/storage/volumes/{vol_uuid}/snapshots/?name={}",
+                        encode(&name)
+                    ),
                     render_snapshot(w, ci, vi, si),
                 )
             },
@@ -111,15 +117,10 @@ pub(super) async fn patch_snapshot(
     body: Bytes,
 ) -> ApiResult {
     let b = parse_body(&body)?;
+    let (name, comment) = (optional(&b, "name")?, optional(&b, "comment")?);
     sim.with(|w| {
         let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
-        w.modify_snapshot(
-            ci,
-            vi,
-            si,
-            str_at(&b, "name").as_deref(),
-            str_at(&b, "comment"),
-        )?;
+        w.modify_snapshot(ci, vi, si, name.as_deref(), comment)?;
         ok(json!({}))
     })
 }

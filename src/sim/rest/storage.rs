@@ -38,12 +38,17 @@ pub(super) async fn post_volume(
     let b = parse_body(&body)?;
     let params = Params::new(q);
     let name = required(&b, "name")?;
-    let svm = str_at(&b, "svm.name")
-        .or_else(|| str_at(&b, "svm.uuid"))
+    let svm = either(&b, "svm.name", "svm.uuid")?
         .ok_or_else(|| ApiError::invalid("svm", "Missing value for required field \"svm\"."))?;
-    let flexclone = value_at(&b, "clone.is_flexclone")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let flexclone = optional_bool(&b, "clone.is_flexclone")?.unwrap_or(false);
+    let parent = either(&b, "clone.parent_volume.name", "clone.parent_volume.uuid")?;
+    let parent_snapshot = either(
+        &b,
+        "clone.parent_snapshot.name",
+        "clone.parent_snapshot.uuid",
+    )?;
+    let size = optional_u64(&b, "size")?.unwrap_or(20 << 30);
+    let policy = optional(&b, "snapshot_policy.name")?.unwrap_or_else(|| "default".into());
     sim.with(|w| {
         let svm_obj = svm_of(w, ci, &svm)
             .or_else(|| w.clusters[ci].svms.iter().find(|s| s.uuid == svm).cloned());
@@ -55,22 +60,12 @@ pub(super) async fn post_volume(
             svm_obj,
             |w| {
                 let uuid = if flexclone {
-                    let parent = str_at(&b, "clone.parent_volume.name")
-                        .or_else(|| str_at(&b, "clone.parent_volume.uuid"))
-                        .ok_or_else(|| SimError::Invalid {
-                            target: "clone.parent_volume".into(),
-                            message: "Missing value for required field \"clone.parent_volume\"."
-                                .into(),
-                        })?;
-                    let snap = str_at(&b, "clone.parent_snapshot.name")
-                        .or_else(|| str_at(&b, "clone.parent_snapshot.uuid"));
-                    w.clone_volume(ci, &svm, &name, &parent, snap.as_deref())?
+                    let parent = parent.as_deref().ok_or_else(|| SimError::Invalid {
+                        target: "clone.parent_volume".into(),
+                        message: "Missing value for required field \"clone.parent_volume\".".into(),
+                    })?;
+                    w.clone_volume(ci, &svm, &name, parent, parent_snapshot.as_deref())?
                 } else {
-                    let size = value_at(&b, "size")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(20 << 30);
-                    let policy =
-                        str_at(&b, "snapshot_policy.name").unwrap_or_else(|| "default".into());
                     w.create_volume(ci, &svm, &name, size, &policy)?
                 };
                 let vi = w.volume_index(ci, &uuid)?;
@@ -91,17 +86,20 @@ pub(super) async fn patch_volume(
 ) -> ApiResult {
     let b = parse_body(&body)?;
     let params = Params::new(q);
-    let restore = |key: &str| {
-        params
-            .get(&format!("restore_to.{key}"))
-            .map(str::to_string)
-            .or_else(|| str_at(&b, &format!("restore_to.{key}")))
+    let restore = |key: &str| -> Result<Option<String>, ApiError> {
+        match params.get(&format!("restore_to.{key}")) {
+            Some(v) => Ok(Some(v.to_string())),
+            None => optional(&b, &format!("restore_to.{key}")),
+        }
     };
-    let (snap, path, restore_path) = (
-        restore("snapshot.name").or_else(|| restore("snapshot.uuid")),
-        restore("path"),
-        restore("restore_path"),
-    );
+    let snap = match restore("snapshot.name")? {
+        Some(s) => Some(s),
+        None => restore("snapshot.uuid")?,
+    };
+    let (path, restore_path) = (restore("path")?, restore("restore_path")?);
+    let policy = optional(&b, "snapshot_policy.name")?;
+    let split = optional_bool(&b, "clone.split_initiated")?;
+    let dependency = optional_bool(&b, "snapshot_clone_dependency")?;
     sim.with(|w| {
         let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
         let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
@@ -113,13 +111,13 @@ pub(super) async fn patch_volume(
                 };
                 w.clone_lun_snaprestore(ci, vi, snap, &path, &restore_path)?;
             }
-            if let Some(policy) = str_at(&b, "snapshot_policy.name") {
-                w.set_volume_policy(ci, vi, &policy)?;
+            if let Some(policy) = &policy {
+                w.set_volume_policy(ci, vi, policy)?;
             }
-            if value_at(&b, "clone.split_initiated").and_then(Value::as_bool) == Some(true) {
+            if split == Some(true) {
                 w.split_clone(ci, vi)?;
             }
-            if let Some(dep) = value_at(&b, "snapshot_clone_dependency").and_then(Value::as_bool) {
+            if let Some(dep) = dependency {
                 w.clusters[ci].volumes[vi].snapshot_clone_dependency = dep;
             }
             Done::ok()
@@ -172,7 +170,8 @@ pub(super) async fn post_policy(
 ) -> ApiResult {
     let b = parse_body(&body)?;
     let name = required(&b, "name")?;
-    let comment = str_at(&b, "comment").unwrap_or_default();
+    let comment = optional(&b, "comment")?.unwrap_or_default();
+    let enabled = optional_bool(&b, "enabled")?;
     let mut copies = Vec::new();
     for c in b
         .get("copies")
@@ -181,7 +180,7 @@ pub(super) async fn post_policy(
         .unwrap_or_default()
     {
         let schedule = required(&c, "schedule.name")?;
-        let count = c.get("count").and_then(Value::as_u64).ok_or_else(|| {
+        let count = optional_u64(&c, "count")?.ok_or_else(|| {
             ApiError::new(
                 400,
                 1_638_407,
@@ -189,15 +188,25 @@ pub(super) async fn post_policy(
                 "copies.count",
             )
         })?;
+        // ONTAP keeps at most 1023 snapshots per volume (reference notes §2.1).
+        let count = u32::try_from(count)
+            .ok()
+            .filter(|n| *n <= 1023)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "copies.count",
+                    format!("Count {count} is out of range: at most 1023."),
+                )
+            })?;
         copies.push(PolicyCopy {
             schedule,
-            count: count as u32,
-            prefix: str_at(&c, "prefix"),
+            count,
+            prefix: optional(&c, "prefix")?,
         });
     }
     sim.with(|w| {
         let uuid = w.add_policy(ci, &name, &comment, copies)?;
-        if value_at(&b, "enabled").and_then(Value::as_bool) == Some(false) {
+        if enabled == Some(false) {
             if let Some(p) = w.clusters[ci].policies.last_mut() {
                 p.enabled = false;
             }

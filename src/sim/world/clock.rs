@@ -4,14 +4,70 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{ClockEvent, LockedOldest, World};
 
+/// The longest single clock advance, in seconds: 366 days, so one call covers a full (leap) year
+/// of every schedule while the work and memory of one call stay bounded. Longer spans take
+/// several calls.
+pub const MAX_ADVANCE_SECONDS: i64 = 366 * 86_400;
+
+/// What one advance did: counts per event kind, and the first events up to a cap.
+///
+/// Invariant: `events.len() + omitted == taken + deleted + skipped`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClockSummary {
+    pub taken: u64,
+    pub deleted: u64,
+    pub skipped: u64,
+    /// The first events in time order, at most the cap the caller gave.
+    pub events: Vec<ClockEvent>,
+    /// Events counted but not kept (over the cap).
+    pub omitted: u64,
+}
+
+impl ClockSummary {
+    fn record(&mut self, event: ClockEvent, cap: usize) {
+        let count = match event.kind {
+            "taken" => &mut self.taken,
+            "deleted" => &mut self.deleted,
+            _ => &mut self.skipped,
+        };
+        *count = count.saturating_add(1);
+        if self.events.len() < cap {
+            self.events.push(event);
+        } else {
+            self.omitted = self.omitted.saturating_add(1);
+        }
+    }
+}
+
+/// A duration in seconds from a knob or fault (bounded by validation; saturating regardless).
+pub(super) fn seconds(s: u64) -> TimeDelta {
+    i64::try_from(s)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .unwrap_or(TimeDelta::MAX)
+}
+
+/// `t + d`, or the latest representable instant when that overflows.
+pub(super) fn saturating_add(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 impl World {
     // ----- time -----
 
     /// Moves time forward to `to`, taking every due scheduled snapshot in time order (ties: cluster,
-    /// volume, then policy order). Returns what happened. Does nothing when `to <= now`.
+    /// volume, then policy order). Returns every event. Does nothing when `to <= now`.
+    /// In-process callers only: the REST API uses [`World::advance_summarized`], which keeps
+    /// memory bounded.
     pub fn advance_to(&mut self, to: DateTime<Utc>) -> Vec<ClockEvent> {
+        self.advance_summarized(to, usize::MAX).events
+    }
+
+    /// [`World::advance_to`], keeping the counts and at most `cap` events.
+    pub fn advance_summarized(&mut self, to: DateTime<Utc>, cap: usize) -> ClockSummary {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
+        let mut summary = ClockSummary::default();
         let mut events = Vec::new();
         // Firing never adds or removes volumes or policies, so (cluster, volume, copy) indices
         // stay valid for the whole walk; the heap yields instants in order (ties: cluster,
@@ -34,6 +90,9 @@ impl World {
         while let Some(Reverse((at, ci, vi, k))) = due.pop() {
             self.now = at;
             self.fire(ci, vi, k, volume_clones[ci], &mut events);
+            for event in events.drain(..) {
+                summary.record(event, cap);
+            }
             let c = &self.clusters[ci];
             let v = &c.volumes[vi];
             let next = c
@@ -52,15 +111,15 @@ impl World {
             self.now = to;
         }
         self.housekeeping();
-        events
+        summary
     }
 
     /// Drops expired jobs, finished block sharing and unreferenced SnapRestore clone records.
     fn housekeeping(&mut self) {
         let now = self.now;
-        let keep = TimeDelta::seconds(self.knobs.job_retention_seconds as i64);
+        let keep = seconds(self.knobs.job_retention_seconds);
         for c in &mut self.clusters {
-            c.jobs.retain(|j| now < j.end + keep);
+            c.jobs.retain(|j| now < saturating_add(j.end, keep));
             c.block_sharing.retain(|b| now < b.until);
         }
     }
@@ -103,7 +162,7 @@ impl World {
             .filter(|&i| v.snapshots[i].schedule_prefix.as_deref() == Some(prefix.as_str()))
             .collect();
         ours.sort_by_key(|&i| v.snapshots[i].create_time);
-        let count = copy.count.max(1) as usize;
+        let count = usize::try_from(copy.count.max(1)).unwrap_or(usize::MAX);
         // Owners are only possible with clones around; skip the lookup otherwise (fast path).
         let maybe_locked =
             volume_clones || !c.restore_clones.is_empty() || !c.block_sharing.is_empty();

@@ -1,6 +1,6 @@
 //! Clusters and what holds volumes: SVMs, schedules, snapshot policies, licenses, built-ins.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono_tz::Tz;
 
@@ -24,6 +24,7 @@ impl World {
             policies: Vec::new(),
             volumes: Vec::new(),
             luns: Vec::new(),
+            lun_names: HashMap::new(),
             igroups: Vec::new(),
             lun_maps: Vec::new(),
             restore_clones: Vec::new(),

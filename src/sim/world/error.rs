@@ -49,6 +49,13 @@ pub enum SimError {
         target: String,
         message: String,
     },
+    /// A snapshot name that create (code 1638518) or rename (code 524508) refuses.
+    #[error("Invalid snapshot name \"{}\": {reason}.", name.escape_debug())]
+    InvalidSnapshotName {
+        code: u64,
+        name: String,
+        reason: &'static str,
+    },
     /// Injected by the `job_failure_rate` fault.
     #[error("simulated job failure (fault injection)")]
     InjectedJobFailure,
@@ -60,6 +67,12 @@ pub mod codes {
     pub const INVALID: u64 = 2;
     pub const SNAPSHOT_NOT_FOUND: u64 = 1_638_600;
     pub const SNAPSHOT_EXISTS: u64 = 525_059;
+    /// "Failed to delete snapshot because it has an owner" (reference notes §2.4).
+    pub const SNAPSHOT_HAS_OWNER: u64 = 1_638_543;
+    /// "Invalid snapshot name" on create (reference notes §2.4, POST codes).
+    pub const SNAPSHOT_NAME_INVALID: u64 = 1_638_518;
+    /// "Rename invalid" on a snapshot PATCH (reference notes §2.4, PATCH codes).
+    pub const SNAPSHOT_RENAME_INVALID: u64 = 524_508;
     pub const TOO_MANY_SNAPSHOTS: u64 = 525_062;
     /// Assumption: ONTAP documents no code for "snapshot blocked by block sharing".
     pub const BLOCK_SHARING: u64 = 1_638_537;
@@ -85,7 +98,8 @@ impl SimError {
             | SimError::Duplicate { code, .. }
             | SimError::SnapshotLocked { code, .. }
             | SimError::Unlicensed { code, .. }
-            | SimError::InUse { code, .. } => *code,
+            | SimError::InUse { code, .. }
+            | SimError::InvalidSnapshotName { code, .. } => *code,
             SimError::Invalid { .. } => codes::INVALID,
             SimError::BlockSharing { .. } => codes::BLOCK_SHARING,
             SimError::LunMapped { .. } => crate::ontap::LUN_MAPPED,
@@ -99,9 +113,10 @@ impl SimError {
     pub fn http_status(&self) -> u16 {
         match self {
             SimError::NotFound { .. } => 404,
-            SimError::Invalid { .. } | SimError::LunMapped { .. } | SimError::Unlicensed { .. } => {
-                400
-            }
+            SimError::Invalid { .. }
+            | SimError::InvalidSnapshotName { .. }
+            | SimError::LunMapped { .. }
+            | SimError::Unlicensed { .. } => 400,
             SimError::InjectedJobFailure => 500,
             _ => 409,
         }
@@ -119,6 +134,7 @@ impl SimError {
             | SimError::TooManySnapshots { volume, .. }
             | SimError::HasClones { volume } => volume.clone(),
             SimError::LunMapped { lun } => lun.clone(),
+            SimError::InvalidSnapshotName { .. } => "name".to_string(),
             SimError::Unlicensed { package, .. } => package.clone(),
             SimError::InjectedJobFailure => String::new(),
         }

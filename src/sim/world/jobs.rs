@@ -1,7 +1,6 @@
 //! Jobs: the record an asynchronous mutation leaves, and injected job failures.
 
-use chrono::TimeDelta;
-
+use super::clock::{saturating_add, seconds};
 use super::{codes, Job, SimError, SimResult, Svm, World};
 
 impl World {
@@ -17,7 +16,7 @@ impl World {
         outcome: &SimResult<()>,
     ) -> String {
         let uuid = World::new_uuid();
-        let end = self.now + TimeDelta::seconds(self.faults.job_duration_seconds as i64);
+        let end = saturating_add(self.now, seconds(self.faults.job_duration_seconds));
         self.clusters[ci].jobs.push(Job {
             uuid: uuid.clone(),
             description,
@@ -33,11 +32,11 @@ impl World {
     }
 
     pub fn job(&self, ci: usize, uuid: &str) -> SimResult<&Job> {
-        let keep = TimeDelta::seconds(self.knobs.job_retention_seconds as i64);
+        let keep = seconds(self.knobs.job_retention_seconds);
         self.clusters[ci]
             .jobs
             .iter()
-            .find(|j| j.uuid == uuid && self.now < j.end + keep)
+            .find(|j| j.uuid == uuid && self.now < saturating_add(j.end, keep))
             .ok_or_else(|| SimError::not_found(codes::NOT_FOUND, "uuid"))
     }
 

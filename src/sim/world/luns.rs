@@ -2,18 +2,53 @@
 
 use std::collections::BTreeSet;
 
-use chrono::TimeDelta;
+use super::clock::{saturating_add, seconds};
+use super::snapshots::snapshot_name_problem;
+use super::{
+    codes, BlockSharing, Cluster, Igroup, Lun, LunMap, RestoreClone, SimError, SimResult, World,
+};
 
-use super::{codes, BlockSharing, Igroup, Lun, LunMap, RestoreClone, SimError, SimResult, World};
+/// Whether `s` is one plain path segment: not empty, not `.` or `..`, no `/`, no control
+/// character.
+fn is_segment(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.chars().any(char::is_control)
+}
+
+impl Cluster {
+    /// Indices of the LUNs whose name equals `name` ignoring case, from the name index (no scan).
+    pub fn luns_named(&self, name: &str) -> &[usize] {
+        self.lun_names
+            .get(&name.to_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The LUN named exactly `name`, from the name index.
+    pub fn lun_by_name(&self, name: &str) -> Option<usize> {
+        self.luns_named(name)
+            .iter()
+            .copied()
+            .find(|&i| self.luns[i].name == name)
+    }
+
+    /// Rebuilds the name index after LUNs were removed (indices shift).
+    pub(super) fn reindex_luns(&mut self) {
+        self.lun_names.clear();
+        for (i, l) in self.luns.iter().enumerate() {
+            self.lun_names
+                .entry(l.name.to_lowercase())
+                .or_default()
+                .push(i);
+        }
+    }
+}
 
 impl World {
     // ----- LUNs -----
 
     pub fn lun_index(&self, ci: usize, uuid_or_path: &str) -> SimResult<usize> {
-        self.clusters[ci]
-            .luns
-            .iter()
-            .position(|l| l.uuid == uuid_or_path || l.name == uuid_or_path)
+        let c = &self.clusters[ci];
+        c.lun_by_name(uuid_or_path)
+            .or_else(|| c.luns.iter().position(|l| l.uuid == uuid_or_path))
             .ok_or_else(|| SimError::not_found(codes::LUN_NOT_FOUND, uuid_or_path))
     }
 
@@ -24,7 +59,7 @@ impl World {
         let (vol, leaf) = rest.split_once('/').ok_or_else(|| {
             SimError::invalid("name", format!("LUN path \"{path}\" has no LUN name"))
         })?;
-        if leaf.is_empty() || leaf.contains('/') {
+        if !is_segment(vol) || !is_segment(leaf) {
             return Err(SimError::invalid(
                 "name",
                 format!("invalid LUN path \"{path}\""),
@@ -43,7 +78,7 @@ impl World {
         clone: bool,
     ) -> SimResult<String> {
         let c = &self.clusters[ci];
-        if c.luns.iter().any(|l| l.name == path) {
+        if c.lun_by_name(path).is_some() {
             return Err(SimError::Duplicate {
                 code: codes::LUN_EXISTS,
                 target: "name".into(),
@@ -63,7 +98,12 @@ impl World {
             created_as_clone: clone,
             create_time: self.now,
         };
-        self.clusters[ci].luns.push(lun);
+        let c = &mut self.clusters[ci];
+        c.lun_names
+            .entry(lun.name.to_lowercase())
+            .or_default()
+            .push(c.luns.len());
+        c.luns.push(lun);
         Ok(uuid)
     }
 
@@ -98,13 +138,21 @@ impl World {
         let (dvi, _) = self.lun_volume(ci, dest)?;
         let (svi, snapshot, source_lun) = match source.split_once("/.snapshot/") {
             Some((vol_part, rest)) => {
-                let (snap, lun) = rest.split_once('/').ok_or_else(|| {
+                let invalid = || {
                     SimError::invalid(
                         "clone.source.name",
-                        format!("invalid clone source \"{source}\""),
+                        format!(
+                            "invalid clone source \"{}\": expected /vol/<volume>/.snapshot/<snapshot>/<lun>",
+                            source.escape_debug()
+                        ),
                     )
-                })?;
-                let vol = vol_part.strip_prefix("/vol/").unwrap_or(vol_part);
+                };
+                let (snap, lun) = rest.split_once('/').ok_or_else(invalid)?;
+                let vol = vol_part.strip_prefix("/vol/").ok_or_else(invalid)?;
+                // Each part is one plain path segment: no `.`/`..` to walk out of `.snapshot`.
+                if !is_segment(vol) || !is_segment(lun) || snapshot_name_problem(snap).is_some() {
+                    return Err(invalid());
+                }
                 let vi = self.volume_by_name(ci, vol)?;
                 let si = self.snapshot_index(ci, vi, snap).map_err(|_| {
                     SimError::not_found(5_374_876, format!("clone.source.name {source}"))
@@ -131,7 +179,7 @@ impl World {
         };
         let uuid = self.push_lun(ci, dvi, dest, size, &os_type, true)?;
         if let Some(si) = snapshot {
-            let until = self.now + TimeDelta::seconds(self.knobs.block_sharing_seconds as i64);
+            let until = saturating_add(self.now, seconds(self.knobs.block_sharing_seconds));
             let c = &mut self.clusters[ci];
             let sharing = BlockSharing {
                 volume_uuid: c.volumes[svi].uuid.clone(),
@@ -218,6 +266,7 @@ impl World {
             c.lun_maps.retain(|m| m.lun_uuid != uuid);
         }
         c.luns.remove(li);
+        c.reindex_luns();
         c.block_sharing.retain(|b| b.lun_uuid != uuid);
         for r in c.restore_clones.iter_mut().filter(|r| r.lun_uuid == uuid) {
             r.alive = false;

@@ -20,9 +20,12 @@ mod snapshots;
 mod tests;
 mod volumes;
 
+pub use clock::{ClockSummary, MAX_ADVANCE_SECONDS};
 pub use error::{codes, locked_message, SimError, SimResult};
 pub use model::*;
-pub use settings::{Faults, Knobs, LockedOldest};
+pub use settings::{
+    Faults, Knobs, LockedOldest, SettingError, MAX_LATENCY_MS, MAX_SETTING_SECONDS,
+};
 pub use snapshots::{OWNER_FILE_CLONE, OWNER_LUN_CLONE, OWNER_VOLUME_CLONE};
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -34,6 +37,10 @@ pub struct World {
     pub knobs: Knobs,
     pub faults: Faults,
     pub users: Vec<User>,
+    /// Users that log in with a documented default password because the world did not say
+    /// otherwise (a world file without `[[users]]`, a policy cluster without a password source);
+    /// `serve` warns about them.
+    pub default_logins: Vec<String>,
     pub clusters: Vec<Cluster>,
     rng: u64,
 }
@@ -48,6 +55,7 @@ impl World {
             knobs,
             faults: Faults::default(),
             users: Vec::new(),
+            default_logins: Vec::new(),
             clusters: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
         }

@@ -1,6 +1,6 @@
 //! The objects of a simulated cluster: plain data, operated on by `World`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
@@ -186,7 +186,12 @@ pub struct Cluster {
     pub schedules: Vec<Schedule>,
     pub policies: Vec<SnapshotPolicy>,
     pub volumes: Vec<Volume>,
+    /// Only `World`'s operations add or remove LUNs, so that `lun_names` stays true.
     pub luns: Vec<Lun>,
+    /// Index of `luns` by lowercased name (ONTAP's query matching ignores case): name look-ups
+    /// do not scan every LUN. Invariant: `i` is in `lun_names[k]` iff `luns[i].name`
+    /// lowercased is `k`.
+    pub(super) lun_names: HashMap<String, Vec<usize>>,
     pub igroups: Vec<Igroup>,
     pub lun_maps: Vec<LunMap>,
     pub restore_clones: Vec<RestoreClone>,

@@ -63,3 +63,102 @@ pub struct Faults {
     /// acted. Each such request counts it down by one.
     pub drop_after_apply: u64,
 }
+
+/// A knob or fault outside its range: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SettingError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The longest duration a knob or fault may set, in seconds: 366 days, the longest clock
+/// advance, so every such duration ends within one advance of its start.
+pub const MAX_SETTING_SECONDS: u64 = 366 * 86_400;
+
+/// The longest injected latency, in milliseconds: 60 s, twice a typical client's 30 s timeout,
+/// enough to provoke timeouts without parking a server task for hours.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+
+fn at_most(field: &'static str, value: u64, max: u64, unit: &str) -> Result<(), SettingError> {
+    if value <= max {
+        Ok(())
+    } else {
+        Err(SettingError {
+            field,
+            message: format!("{value} is out of range: at most {max} {unit}"),
+        })
+    }
+}
+
+fn fraction(field: &'static str, value: f64) -> Result<(), SettingError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(SettingError {
+            field,
+            message: format!("{value} is out of range: a fraction in 0 ..= 1"),
+        })
+    }
+}
+
+impl Knobs {
+    /// Checks every knob's range; the first problem found.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        use super::codes::SNAPSHOT_HAS_OWNER;
+        use crate::ontap::SNAPSHOT_LOCKED;
+        if ![SNAPSHOT_LOCKED, SNAPSHOT_HAS_OWNER].contains(&self.locked_delete_code) {
+            return Err(SettingError {
+                field: "locked_delete_code",
+                message: format!(
+                    "{} is not one of ONTAP's codes for a locked snapshot: {SNAPSHOT_LOCKED} \
+                     (has not expired or is locked) or {SNAPSHOT_HAS_OWNER} (has an owner)",
+                    self.locked_delete_code
+                ),
+            });
+        }
+        at_most(
+            "block_sharing_seconds",
+            self.block_sharing_seconds,
+            MAX_SETTING_SECONDS,
+            "seconds (366 days)",
+        )?;
+        at_most(
+            "job_retention_seconds",
+            self.job_retention_seconds,
+            MAX_SETTING_SECONDS,
+            "seconds (366 days)",
+        )?;
+        if !(1..=1023).contains(&self.max_snapshots_per_volume) {
+            return Err(SettingError {
+                field: "max_snapshots_per_volume",
+                message: format!(
+                    "{} is out of range: 1 ..= 1023 (ONTAP's FlexVol limit)",
+                    self.max_snapshots_per_volume
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Faults {
+    /// Checks every fault's range; the first problem found.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        at_most(
+            "latency_ms",
+            self.latency_ms,
+            MAX_LATENCY_MS,
+            "milliseconds (60 s)",
+        )?;
+        fraction("error_rate", self.error_rate)?;
+        fraction("drop_rate", self.drop_rate)?;
+        fraction("job_failure_rate", self.job_failure_rate)?;
+        at_most(
+            "job_duration_seconds",
+            self.job_duration_seconds,
+            MAX_SETTING_SECONDS,
+            "seconds (366 days)",
+        )
+    }
+}

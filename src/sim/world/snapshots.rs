@@ -9,6 +9,41 @@ pub const OWNER_FILE_CLONE: &str = "file_clone_dependent";
 /// Lock owner shown on the parent snapshot of a FlexClone volume (reference notes §4.1).
 pub const OWNER_VOLUME_CLONE: &str = "volume_clone";
 
+/// Longest snapshot name ONTAP accepts, in bytes.
+pub const MAX_SNAPSHOT_NAME: usize = 255;
+
+/// Why `name` cannot name a snapshot, or `None` when it can. One rule set for create, rename and
+/// the snapshot part of a `clone.source.name` path: not empty, at most 255 bytes, no `/` (a path
+/// separator), not `.` or `..` (directory entries of `.snapshot`), no NUL or other control
+/// character.
+pub fn snapshot_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name.len() > MAX_SNAPSHOT_NAME {
+        Some("the name is longer than 255 bytes")
+    } else if name == "." || name == ".." {
+        Some("\".\" and \"..\" are reserved")
+    } else if name.contains('/') {
+        Some("the name contains \"/\"")
+    } else if name.chars().any(char::is_control) {
+        Some("the name contains a control character")
+    } else {
+        None
+    }
+}
+
+/// [`snapshot_name_problem`] as the error ONTAP answers, with the operation's code.
+fn check_snapshot_name(name: &str, code: u64) -> SimResult<()> {
+    match snapshot_name_problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(SimError::InvalidSnapshotName {
+            code,
+            name: name.to_string(),
+            reason,
+        }),
+    }
+}
+
 impl World {
     // ----- snapshots -----
 
@@ -61,7 +96,8 @@ impl World {
             .filter(|r| r.alive && r.volume_uuid == vol_uuid)
             .map(|r| r.lun_uuid.clone())
             .collect();
-        let size = 4096 * (1 + c.volumes[vi].snapshots.len() as u64 % 64);
+        // Sizes cycle through 4 KiB .. 256 KiB so listings show varied values.
+        let size = 4096 * (1 + (c.volumes[vi].snapshots.len() % 64) as u64);
         c.volumes[vi].snapshots.push(Snapshot {
             uuid,
             name: name.to_string(),
@@ -141,12 +177,7 @@ impl World {
         name: &str,
         comment: Option<String>,
     ) -> SimResult<String> {
-        if name.is_empty() || name.len() > 255 || name.contains('/') {
-            return Err(SimError::Invalid {
-                target: "name".into(),
-                message: format!("Invalid snapshot name \"{name}\"."),
-            });
-        }
+        check_snapshot_name(name, codes::SNAPSHOT_NAME_INVALID)?;
         self.check_can_snapshot(ci, vi, name)?;
         let uuid = World::new_uuid();
         self.push_snapshot(ci, vi, uuid.clone(), name, comment, None);
@@ -184,6 +215,7 @@ impl World {
         comment: Option<String>,
     ) -> SimResult<()> {
         if let Some(name) = name {
+            check_snapshot_name(name, codes::SNAPSHOT_RENAME_INVALID)?;
             let v = &self.clusters[ci].volumes[vi];
             if v.snapshots
                 .iter()

@@ -192,3 +192,199 @@ fn mapped_lun_delete_needs_flag_and_jobs_expire() {
     w.advance_to(start + TimeDelta::seconds(300));
     assert!(w.job(0, &job).is_err());
 }
+
+#[test]
+fn a_capped_advance_counts_every_event_and_keeps_the_first() {
+    let mut full = world(3, &[]);
+    let mut capped = full.clone();
+    let to = t("2026-03-02T12:00:00Z");
+    let all = full.advance_to(to);
+    let summary = capped.advance_summarized(to, 3);
+    let count = |kind: &str| all.iter().filter(|e| e.kind == kind).count() as u64;
+    assert_eq!(
+        (summary.taken, summary.deleted, summary.skipped),
+        (count("taken"), count("deleted"), count("skipped"))
+    );
+    // Uuids are random; everything else is the same.
+    let key = |e: &ClockEvent| (e.kind, e.snapshot.clone(), e.time);
+    assert_eq!(
+        summary.events.iter().map(key).collect::<Vec<_>>(),
+        all[..3].iter().map(key).collect::<Vec<_>>()
+    );
+    assert_eq!(summary.omitted, all.len() as u64 - 3);
+    // Same world afterwards: the cap only limits what is reported.
+    assert_eq!(names(&capped), names(&full));
+}
+
+#[test]
+fn advances_beyond_the_bound_or_the_calendar_are_errors_not_panics() {
+    use crate::sim::{ClockError, ClockMode, Simulator, MAX_ADVANCE_SECONDS};
+    let sim = Simulator::new(world(3, &[]), ClockMode::Manual);
+    for seconds in [i64::MAX, i64::MIN, -1, MAX_ADVANCE_SECONDS + 1] {
+        assert!(
+            matches!(
+                sim.advance_summarized(seconds, 0),
+                Err(ClockError::OutOfRange { .. })
+            ),
+            "{seconds}"
+        );
+    }
+    assert!(sim.advance_summarized(MAX_ADVANCE_SECONDS, 0).is_ok());
+    // A world one day before the end of chrono's calendar cannot move two days.
+    let end = DateTime::<Utc>::MAX_UTC - TimeDelta::days(1);
+    let sim = Simulator::new(World::new(end, Knobs::default()), ClockMode::Manual);
+    assert!(matches!(
+        sim.advance_summarized(2 * 86_400, 0),
+        Err(ClockError::Overflow { .. })
+    ));
+    assert_eq!(sim.now(), end);
+}
+
+#[test]
+fn unvalidated_huge_durations_saturate_instead_of_panicking() {
+    let mut w = world(3, &["flexclone"]);
+    w.faults.job_duration_seconds = u64::MAX;
+    w.knobs.job_retention_seconds = u64::MAX;
+    w.knobs.block_sharing_seconds = u64::MAX;
+    let job = w.add_job(0, "x".into(), None, &Ok(()));
+    w.create_snapshot(0, 0, "s", None).unwrap();
+    w.clone_lun_flexclone(0, "/vol/vol1/.snapshot/s/lun1", "/vol/vol1/c")
+        .unwrap();
+    w.advance_to(t("2026-03-02T00:00:00Z"));
+    assert_eq!(w.job(0, &job).unwrap().state(w.now()), JobState::Running);
+    assert_eq!(w.owners(0, 0, 0), vec![OWNER_FILE_CLONE]);
+}
+
+#[test]
+fn settings_ranges() {
+    assert_eq!(Knobs::default().validate(), Ok(()));
+    assert_eq!(Faults::default().validate(), Ok(()));
+    let knobs = |f: fn(&mut Knobs)| {
+        let mut k = Knobs::default();
+        f(&mut k);
+        k.validate().map_err(|e| e.field)
+    };
+    assert_eq!(
+        knobs(|k| k.locked_delete_code = 4),
+        Err("locked_delete_code")
+    );
+    assert_eq!(knobs(|k| k.locked_delete_code = 1_638_543), Ok(()));
+    assert_eq!(
+        knobs(|k| k.max_snapshots_per_volume = 1024),
+        Err("max_snapshots_per_volume")
+    );
+    assert_eq!(
+        knobs(|k| k.job_retention_seconds = MAX_SETTING_SECONDS + 1),
+        Err("job_retention_seconds")
+    );
+    let faults = |f: fn(&mut Faults)| {
+        let mut x = Faults::default();
+        f(&mut x);
+        x.validate().map_err(|e| e.field)
+    };
+    assert_eq!(faults(|f| f.error_rate = 1.0), Ok(()));
+    assert_eq!(faults(|f| f.error_rate = 1.5), Err("error_rate"));
+    assert_eq!(faults(|f| f.drop_rate = f64::NAN), Err("drop_rate"));
+    assert_eq!(
+        faults(|f| f.job_failure_rate = -0.1),
+        Err("job_failure_rate")
+    );
+    assert_eq!(
+        faults(|f| f.latency_ms = MAX_LATENCY_MS + 1),
+        Err("latency_ms")
+    );
+}
+
+#[test]
+fn snapshot_names_follow_one_rule() {
+    use super::snapshots::snapshot_name_problem;
+    let long = "n".repeat(255);
+    for ok in [
+        "hourly.2026-03-01_0105",
+        "a",
+        "...",
+        ".hidden",
+        "a b",
+        "ü",
+        long.as_str(),
+    ] {
+        assert_eq!(snapshot_name_problem(ok), None, "{ok:?}");
+    }
+    let too_long = "n".repeat(256);
+    // 128 two-byte characters are 256 bytes.
+    let too_long_utf8 = "ü".repeat(128);
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "/",
+        "nul\0",
+        "\u{1}",
+        "\u{7f}",
+        "a\u{85}b",
+        too_long.as_str(),
+        too_long_utf8.as_str(),
+    ] {
+        assert!(snapshot_name_problem(bad).is_some(), "{bad:?}");
+    }
+    // Create and rename apply it, each with its code.
+    let mut w = world(3, &[]);
+    let err = w.create_snapshot(0, 0, "..", None).unwrap_err();
+    assert_eq!(err.code(), codes::SNAPSHOT_NAME_INVALID);
+    w.create_snapshot(0, 0, "ok", None).unwrap();
+    let err = w.modify_snapshot(0, 0, 0, Some("a/b"), None).unwrap_err();
+    assert_eq!(err.code(), codes::SNAPSHOT_RENAME_INVALID);
+    assert_eq!(err.http_status(), 400);
+    assert_eq!(names(&w), ["ok"]);
+}
+
+/// The LUN name index against a scan of every LUN, for every name, after each kind of change.
+#[test]
+fn the_lun_name_index_matches_a_scan() {
+    fn check(w: &World) {
+        let c = &w.clusters[0];
+        let mut names: Vec<String> = c.luns.iter().map(|l| l.name.to_lowercase()).collect();
+        names.push("/vol/vol1/absent".into());
+        for name in names {
+            let scan: Vec<usize> = (0..c.luns.len())
+                .filter(|&i| c.luns[i].name.to_lowercase() == name)
+                .collect();
+            assert_eq!(c.luns_named(&name), scan.as_slice(), "{name}");
+            assert_eq!(
+                c.luns_named(&name.to_uppercase()),
+                scan.as_slice(),
+                "{name}"
+            );
+        }
+        let indexed: usize = c.lun_names.values().map(Vec::len).sum();
+        assert_eq!(indexed, c.luns.len());
+    }
+    let mut w = world(3, &["snaprestore"]);
+    w.create_volume(0, "svm1", "vol2", 1 << 30, "none").unwrap();
+    for i in 0..50 {
+        w.create_lun(0, &format!("/vol/vol1/l{i}"), 1 << 20, "vmware")
+            .unwrap();
+        w.create_lun(0, &format!("/vol/vol2/l{i}"), 1 << 20, "vmware")
+            .unwrap();
+    }
+    // Names that differ only in case share an index entry; look-ups stay exact.
+    w.create_lun(0, "/vol/vol1/L7", 1 << 20, "vmware").unwrap();
+    check(&w);
+    assert_eq!(w.clusters[0].luns_named("/vol/vol1/l7").len(), 2);
+    let upper = w.lun_index(0, "/vol/vol1/L7").unwrap();
+    assert_eq!(w.clusters[0].luns[upper].name, "/vol/vol1/L7");
+    for name in ["/vol/vol1/l3", "/vol/vol2/l40", "/vol/vol1/lun1"] {
+        let li = w.lun_index(0, name).unwrap();
+        w.delete_lun(0, li, false).unwrap();
+        check(&w);
+    }
+    w.create_snapshot(0, 0, "s", None).unwrap();
+    w.clone_lun_snaprestore(0, 0, "s", "/l5", "/l5_clone")
+        .unwrap();
+    check(&w);
+    let vi = w.volume_by_name(0, "vol2").unwrap();
+    w.delete_volume(0, vi).unwrap();
+    check(&w);
+    assert!(w.lun_index(0, "/vol/vol2/l1").is_err());
+}

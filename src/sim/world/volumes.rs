@@ -192,6 +192,7 @@ impl World {
             .collect();
         c.lun_maps.retain(|m| !luns.contains(&m.lun_uuid));
         c.luns.retain(|l| l.volume_uuid != uuid);
+        c.reindex_luns();
         c.restore_clones.retain(|r| r.volume_uuid != uuid);
         c.block_sharing.retain(|b| b.volume_uuid != uuid);
         c.volumes.remove(vi);
