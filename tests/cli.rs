@@ -26,9 +26,10 @@ fn stderr(o: &Output) -> String {
 /// The demo policy with only the windows named kept (policy files are small; this keeps tests
 /// readable without a second copy of the demo).
 fn demo_with_windows(dir: &Path, keep: &[&str]) -> std::path::PathBuf {
-    let demo =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/planning-demo.toml"))
-            .unwrap();
+    let demo = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/planning-demo.toml"),
+    )
+    .unwrap();
     let mut out = String::new();
     for (i, block) in demo.split("[[window]]").enumerate() {
         if i == 0 {
@@ -52,7 +53,9 @@ fn check_on_the_demo_predicts_conflicts_with_suggestions_and_exits_1() {
     assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.starts_with("config/planning-demo.toml: valid (1 cluster(s), 4 volume(s), 4 window(s))"),
+        out.starts_with(
+            "config/planning-demo.toml: valid (1 cluster(s), 4 volume(s), 4 window(s))"
+        ),
         "{out}"
     );
     assert!(
@@ -190,7 +193,14 @@ fn plan_json_has_the_documented_shape() {
 
 #[test]
 fn plan_table_reads_as_a_timeline() {
-    let o = snapwarden(&["plan", "config/planning-demo.toml", "--from", FROM, "--hours", "24"]);
+    let o = snapwarden(&[
+        "plan",
+        "config/planning-demo.toml",
+        "--from",
+        FROM,
+        "--hours",
+        "24",
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     let sql: Vec<&str> = out

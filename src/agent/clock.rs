@@ -105,7 +105,10 @@ mod tests {
         clock.sleep_until(later).await;
         // Paused time moves exactly to the timer (tokio's resolution is one millisecond).
         let now = clock.now();
-        assert!(now >= later && now - later < TimeDelta::milliseconds(2), "{now}");
+        assert!(
+            now >= later && now - later < TimeDelta::milliseconds(2),
+            "{now}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

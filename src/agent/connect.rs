@@ -175,3 +175,137 @@ impl Ontap for LazyRest {
             .await
     }
 }
+
+/// The policy's simulator clusters on a manual simulator that follows the agent's (virtual)
+/// clock: before every call the simulator is advanced to the clock's now, so scheduled snapshots
+/// happen exactly when virtual time passes them. Every policy cluster must be a simulator one.
+pub fn connect_virtual(
+    policy: &Policy,
+    clock: Arc<dyn super::Clock>,
+) -> Result<Connections, String> {
+    if let Some(c) = policy
+        .clusters
+        .iter()
+        .find(|c| c.endpoint != Endpoint::Simulator)
+    {
+        return Err(format!(
+            "cluster {} is not a simulator cluster; virtual time needs endpoint = \"simulator\"",
+            c.name
+        ));
+    }
+    let sim = Simulator::from_policy(policy, ClockMode::Manual, Some(clock.now()))
+        .map_err(|e| format!("{e}"))?;
+    let clients = policy
+        .clusters
+        .iter()
+        .map(|c| ClusterClient {
+            name: c.name.clone(),
+            ontap: Arc::new(ClockedSim {
+                inner: SimClient::new(sim.clone(), &c.name),
+                sim: sim.clone(),
+                clock: clock.clone(),
+            }) as Arc<dyn Ontap>,
+        })
+        .collect();
+    Ok(Connections {
+        clients,
+        simulator: Some(sim),
+    })
+}
+
+/// A [`SimClient`] whose simulator is brought up to the agent clock before every call.
+pub struct ClockedSim {
+    inner: SimClient,
+    sim: Arc<Simulator>,
+    clock: Arc<dyn super::Clock>,
+}
+
+impl ClockedSim {
+    fn sync(&self) -> &SimClient {
+        let now = self.clock.now();
+        self.sim.with(|w| {
+            if now > w.now() {
+                w.advance_summarized(now, 0);
+            }
+        });
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl Ontap for ClockedSim {
+    fn cluster_name(&self) -> &str {
+        self.inner.cluster_name()
+    }
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        self.sync().cluster().await
+    }
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        self.sync().volumes().await
+    }
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        self.sync().snapshot_policies().await
+    }
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        self.sync().schedules().await
+    }
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        self.sync().license(package).await
+    }
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.sync().snapshots().await
+    }
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        self.sync().luns().await
+    }
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        self.sync().create_snapshot(volume, name, comment).await
+    }
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        snapshot_uuid: &str,
+        snapshot_name: &str,
+    ) -> Result<(), OntapError> {
+        self.sync()
+            .delete_snapshot(volume, snapshot_uuid, snapshot_name)
+            .await
+    }
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.sync()
+            .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
+            .await
+    }
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.sync()
+            .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
+            .await
+    }
+    async fn delete_lun(
+        &self,
+        lun_uuid: &str,
+        lun_path: &str,
+        allow_delete_while_mapped: bool,
+    ) -> Result<(), OntapError> {
+        self.sync()
+            .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
+            .await
+    }
+}

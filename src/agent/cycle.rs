@@ -267,7 +267,13 @@ mod tests {
         for s in CycleState::ALL {
             assert_eq!(CycleState::parse(s.as_str()), Some(s));
         }
-        for k in ["chain_conflict", "locked", "late_release", "foreign", "skipped"] {
+        for k in [
+            "chain_conflict",
+            "locked",
+            "late_release",
+            "foreign",
+            "skipped",
+        ] {
             assert_eq!(ConflictKind::parse(k).unwrap().as_str(), k);
         }
         for r in ["completed", "overrun", "failed", "skipped"] {

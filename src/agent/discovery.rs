@@ -109,12 +109,7 @@ impl Inventory {
         let absent: Vec<&str> = v
             .luns
             .iter()
-            .filter(|lun| {
-                !self
-                    .luns
-                    .iter()
-                    .any(|l| l.svm == v.svm && l.name == **lun)
-            })
+            .filter(|lun| !self.luns.iter().any(|l| l.svm == v.svm && l.name == **lun))
             .map(|s| s.as_str())
             .collect();
         (!absent.is_empty()).then(|| {

@@ -14,8 +14,8 @@ use tokio::sync::Semaphore;
 
 use super::clock::Clock;
 use super::cycle::{
-    cycle_id_in_comment, snapshot_comment, CloneKind, ConflictKind, Cycle, CycleResult,
-    CycleState, ObservedConflict,
+    cycle_id_in_comment, snapshot_comment, CloneKind, ConflictKind, Cycle, CycleResult, CycleState,
+    ObservedConflict,
 };
 use super::discovery::Inventory;
 use super::journal::{Journal, JournalError, ObjectKind, ObjectRecord, ObjectState};
@@ -40,7 +40,10 @@ pub(crate) struct ClusterConn {
 impl ClusterConn {
     async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         // The semaphore is never closed.
-        self.permits.acquire().await.expect("cluster semaphore closed")
+        self.permits
+            .acquire()
+            .await
+            .expect("cluster semaphore closed")
     }
 }
 
@@ -71,7 +74,13 @@ fn surely_not_applied(e: &OntapError) -> bool {
 }
 
 fn is_not_found(e: &OntapError) -> bool {
-    matches!(e, OntapError::Api { http_status: Some(404), .. })
+    matches!(
+        e,
+        OntapError::Api {
+            http_status: Some(404),
+            ..
+        }
+    )
 }
 
 impl Ctx {
@@ -182,7 +191,13 @@ pub(crate) async fn create(
                 None,
                 ObjectState::Absent,
             );
-            return Some(fail(ctx, cycle, CycleState::Failed, detail, "create_snapshot"));
+            return Some(fail(
+                ctx,
+                cycle,
+                CycleState::Failed,
+                detail,
+                "create_snapshot",
+            ));
         }
         Err(e) => {
             let state = if surely_not_applied(&e) {
@@ -208,12 +223,22 @@ pub(crate) async fn create(
             match cycle.clone_kind {
                 CloneKind::FlexClone => {
                     conn.ontap
-                        .clone_lun_flexclone(vref, &cycle.backing_snapshot, &clone.source, &clone.path)
+                        .clone_lun_flexclone(
+                            vref,
+                            &cycle.backing_snapshot,
+                            &clone.source,
+                            &clone.path,
+                        )
                         .await
                 }
                 CloneKind::SnapRestore => {
                     conn.ontap
-                        .clone_lun_snaprestore(vref, &cycle.backing_snapshot, &clone.source, &clone.path)
+                        .clone_lun_snaprestore(
+                            vref,
+                            &cycle.backing_snapshot,
+                            &clone.source,
+                            &clone.path,
+                        )
                         .await
                 }
             }
@@ -227,7 +252,13 @@ pub(crate) async fn create(
                     Some(&lun.uuid),
                     ObjectState::Created,
                 );
-                ctx.action(&cycle, "create_clone", &clone.path, "ok", cycle.clone_kind.as_str());
+                ctx.action(
+                    &cycle,
+                    "create_clone",
+                    &clone.path,
+                    "ok",
+                    cycle.clone_kind.as_str(),
+                );
                 tracing::info!(
                     cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                     window = %cycle.window, snapshot = %cycle.backing_snapshot,
@@ -237,10 +268,22 @@ pub(crate) async fn create(
             }
             Err(e) => {
                 if surely_not_applied(&e) {
-                    ctx.set_object(&cycle, ObjectKind::Lun, &clone.path, None, ObjectState::Absent);
+                    ctx.set_object(
+                        &cycle,
+                        ObjectKind::Lun,
+                        &clone.path,
+                        None,
+                        ObjectState::Absent,
+                    );
                 }
                 let detail = format!("{e:#}");
-                return Some(fail(ctx, cycle, CycleState::Releasing, detail, "create_clone"));
+                return Some(fail(
+                    ctx,
+                    cycle,
+                    CycleState::Releasing,
+                    detail,
+                    "create_clone",
+                ));
             }
         }
     }
@@ -256,7 +299,13 @@ fn fail(ctx: &Ctx, mut cycle: Cycle, state: CycleState, detail: String, action: 
         window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
         "{action} failed: {detail}"
     );
-    ctx.action(&cycle, action, &cycle.backing_snapshot.clone(), "error", &detail);
+    ctx.action(
+        &cycle,
+        action,
+        &cycle.backing_snapshot.clone(),
+        "error",
+        &detail,
+    );
     cycle.state = state;
     cycle.result = Some(CycleResult::Failed);
     cycle.detail = detail;
@@ -379,7 +428,9 @@ pub(crate) async fn release(
     let uuid = snapshot.uuid.clone().unwrap_or_default();
     let deleted = {
         let _permit = conn.permit().await;
-        conn.ontap.delete_snapshot(vref, &uuid, &snapshot.name).await
+        conn.ontap
+            .delete_snapshot(vref, &uuid, &snapshot.name)
+            .await
     };
     match deleted {
         Ok(()) => {
@@ -407,12 +458,26 @@ pub(crate) async fn release(
                 None,
                 ObjectState::Deleted,
             );
-            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "gone", &format!("{e:#}"));
+            ctx.action(
+                &cycle,
+                "delete_snapshot",
+                &snapshot.name,
+                "gone",
+                &format!("{e:#}"),
+            );
             finish(ctx, &mut cycle);
             again = false;
         }
-        Err(e) if e.code() == Some(SNAPSHOT_LOCKED) && cycle.clone_kind == CloneKind::SnapRestore => {
-            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "locked", &format!("{e:#}"));
+        Err(e)
+            if e.code() == Some(SNAPSHOT_LOCKED) && cycle.clone_kind == CloneKind::SnapRestore =>
+        {
+            ctx.action(
+                &cycle,
+                "delete_snapshot",
+                &snapshot.name,
+                "locked",
+                &format!("{e:#}"),
+            );
             if cycle.state != CycleState::Locked {
                 tracing::warn!(
                     cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
@@ -443,7 +508,13 @@ pub(crate) async fn release(
         Err(e) => {
             // FlexClone block sharing (1638555 briefly), transient errors, anything else: the
             // next pass tries again; a release past its deadline is reported by observation.
-            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "error", &format!("{e:#}"));
+            ctx.action(
+                &cycle,
+                "delete_snapshot",
+                &snapshot.name,
+                "error",
+                &format!("{e:#}"),
+            );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
@@ -518,7 +589,13 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
     };
     match deleted {
         Ok(()) => {
-            ctx.set_object(cycle, ObjectKind::Lun, &object.name, None, ObjectState::Deleted);
+            ctx.set_object(
+                cycle,
+                ObjectKind::Lun,
+                &object.name,
+                None,
+                ObjectState::Deleted,
+            );
             ctx.action(cycle, "delete_clone", &object.name, "ok", "");
             tracing::info!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
@@ -528,12 +605,30 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
             true
         }
         Err(e) if is_not_found(&e) => {
-            ctx.set_object(cycle, ObjectKind::Lun, &object.name, None, ObjectState::Deleted);
-            ctx.action(cycle, "delete_clone", &object.name, "gone", &format!("{e:#}"));
+            ctx.set_object(
+                cycle,
+                ObjectKind::Lun,
+                &object.name,
+                None,
+                ObjectState::Deleted,
+            );
+            ctx.action(
+                cycle,
+                "delete_clone",
+                &object.name,
+                "gone",
+                &format!("{e:#}"),
+            );
             true
         }
         Err(e) => {
-            ctx.action(cycle, "delete_clone", &object.name, "error", &format!("{e:#}"));
+            ctx.action(
+                cycle,
+                "delete_clone",
+                &object.name,
+                "error",
+                &format!("{e:#}"),
+            );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,

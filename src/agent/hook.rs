@@ -120,7 +120,10 @@ pub async fn run(
         HookSpec::Simulated { duration, succeed } => {
             let end = (clock.now() + *duration).min(deadline);
             let ran_out = end == deadline && clock.now() + *duration > deadline;
-            let mut stop = Stop { deadline: end, ..stop };
+            let mut stop = Stop {
+                deadline: end,
+                ..stop
+            };
             if let Why::Cancelled = stop.reached().await {
                 return HookOutcome::Interrupted("the agent is stopping".into());
             }
@@ -174,9 +177,7 @@ impl HookSpec {
     /// The hook's own time limit.
     pub fn timeout(&self) -> Option<TimeDelta> {
         match self {
-            HookSpec::Command { timeout, .. } | HookSpec::Webhook { timeout, .. } => {
-                Some(*timeout)
-            }
+            HookSpec::Command { timeout, .. } | HookSpec::Webhook { timeout, .. } => Some(*timeout),
             HookSpec::Simulated { .. } => None,
         }
     }
@@ -202,7 +203,10 @@ fn environment(d: &CycleDescription<'_>, json: &Path) -> Vec<(&'static str, Stri
         ("SNAPWARDEN_CLUSTER", d.cluster.to_string()),
         ("SNAPWARDEN_SVM", d.svm.to_string()),
         ("SNAPWARDEN_VOLUME", d.volume.to_string()),
-        ("SNAPWARDEN_BACKING_SNAPSHOT", d.backing_snapshot.to_string()),
+        (
+            "SNAPWARDEN_BACKING_SNAPSHOT",
+            d.backing_snapshot.to_string(),
+        ),
         ("SNAPWARDEN_CLONE_METHOD", d.clone_method.to_string()),
         ("SNAPWARDEN_CLONES", clones.join("\n")),
         ("SNAPWARDEN_CLONE_SOURCES", sources.join("\n")),
@@ -560,9 +564,10 @@ mod tests {
              /vol/vol/snapwarden.w.20270101T010000Z.lun0\n\
              /vol/vol/snapwarden.w.20270101T010000Z.lun1\n"
         );
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{}.json", out.display())).unwrap())
-                .unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{}.json", out.display())).unwrap(),
+        )
+        .unwrap();
         assert_eq!(json["backing_snapshot"], "snapwarden.w.20270101T010000Z");
         assert_eq!(json["clones"][1]["source"], "/vol/vol/lun1");
         assert_eq!(json["release_by"], "2027-01-01T01:30:00Z");
@@ -606,13 +611,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let child_pid = dir.path().join("child.pid");
         // The hook starts a grandchild in its process group; both must be gone afterwards.
-        let script = format!(
-            "sleep 300 & echo $! > {}; wait",
-            child_pid.display()
-        );
+        let script = format!("sleep 300 & echo $! > {}; wait", child_pid.display());
         let started = std::time::Instant::now();
         let (outcome, _d) = run_real(&sh(&script), TimeDelta::seconds(1)).await;
-        assert!(matches!(outcome, HookOutcome::Overrun(ref d) if d.contains("SIGTERM")), "{outcome:?}");
+        assert!(
+            matches!(outcome, HookOutcome::Overrun(ref d) if d.contains("SIGTERM")),
+            "{outcome:?}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(15));
         let pid: i32 = std::fs::read_to_string(&child_pid)
             .unwrap()
@@ -656,9 +661,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let http = reqwest::Client::new();
         let deadline = epoch + TimeDelta::minutes(30);
-        let out = run(&sh("sleep 0.2"), &cycle(), deadline, &clock, dir.path(), &http, never()).await;
+        let out = run(
+            &sh("sleep 0.2"),
+            &cycle(),
+            deadline,
+            &clock,
+            dir.path(),
+            &http,
+            never(),
+        )
+        .await;
         assert_eq!(out, HookOutcome::Succeeded);
-        assert!(clock.now() - epoch < TimeDelta::seconds(1), "{}", clock.now());
+        assert!(
+            clock.now() - epoch < TimeDelta::seconds(1),
+            "{}",
+            clock.now()
+        );
 
         let ten = HookSpec::Simulated {
             duration: TimeDelta::minutes(10),
@@ -675,7 +693,16 @@ mod tests {
             duration: TimeDelta::hours(1),
             succeed: true,
         };
-        let out = run(&long, &cycle(), deadline, &clock, dir.path(), &http, never()).await;
+        let out = run(
+            &long,
+            &cycle(),
+            deadline,
+            &clock,
+            dir.path(),
+            &http,
+            never(),
+        )
+        .await;
         assert!(matches!(out, HookOutcome::Overrun(_)), "{out:?}");
         assert!(clock.now() >= deadline);
     }
@@ -696,7 +723,10 @@ mod tests {
             std::future::pending::<()>().await
         };
         let out = tokio::select! { o = hook => o, _ = stopper => unreachable!() };
-        assert!(matches!(out, HookOutcome::Interrupted(ref d) if d.contains("stopping")), "{out:?}");
+        assert!(
+            matches!(out, HookOutcome::Interrupted(ref d) if d.contains("stopping")),
+            "{out:?}"
+        );
     }
 
     #[test]

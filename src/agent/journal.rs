@@ -324,7 +324,9 @@ impl Journal {
             if tables > 0 {
                 return Err(JournalError::Corrupt {
                     path: self.path.clone(),
-                    detail: format!("an SQLite database with {tables} objects but no snapwarden schema version"),
+                    detail: format!(
+                        "an SQLite database with {tables} objects but no snapwarden schema version"
+                    ),
                 });
             }
         }
@@ -464,8 +466,7 @@ impl Journal {
         let rows = stmt
             .query_map(params![cycle_id], object_row)
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// The journaled owner of an object on a volume, if snapwarden recorded one by that name.
@@ -560,8 +561,7 @@ impl Journal {
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// The cycle serving a window occurrence on a volume, if one was recorded.

@@ -157,6 +157,9 @@ pub struct Agent {
     options: Options,
     last_prune: Option<DateTime<Utc>>,
     shutting_down: bool,
+    /// When this agent started: occurrences planned before it that can no longer run are not
+    /// recorded as missed (they were never this run's to make).
+    started_at: DateTime<Utc>,
 }
 
 impl Agent {
@@ -239,6 +242,7 @@ impl Agent {
             options,
             last_prune: None,
             shutting_down: false,
+            started_at: now,
         })
     }
 
@@ -411,9 +415,10 @@ impl Agent {
                 .is_none_or(|inv| now - inv.at >= self.policy.agent.observe_interval);
             let settling = self.cycles.values().any(|c| {
                 c.cluster == self.conns[ci].name
-                    && self.settle_after.get(&c.id).is_some_and(|s| {
-                        view.inventory.as_ref().is_none_or(|inv| inv.at <= *s)
-                    })
+                    && self
+                        .settle_after
+                        .get(&c.id)
+                        .is_some_and(|s| view.inventory.as_ref().is_none_or(|inv| inv.at <= *s))
             });
             if force || stale || settling || view.retry_at.is_some() {
                 due.push(ci);
@@ -515,19 +520,30 @@ impl Agent {
             ));
             for c in self.cycles.values().filter(|c| &c.cluster == name) {
                 if c.state == CycleState::Locked {
-                    let pins = observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
+                    let pins =
+                        observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
                     if pins.snapshots.is_empty() {
                         unpinned.push(c.id.clone());
                     }
                 }
             }
             // Snapshots and LUNs that look like ours.
-            for s in inv.snapshots.iter().filter(|s| observe::has_prefix(&s.name, &prefix)) {
+            for s in inv
+                .snapshots
+                .iter()
+                .filter(|s| observe::has_prefix(&s.name, &prefix))
+            {
                 let marker = s.comment.as_deref().and_then(cycle::cycle_id_in_comment);
                 let owner = self
                     .ctx
                     .journal
-                    .owner(name, &s.svm, &s.volume_name, journal::ObjectKind::Snapshot, &s.name)
+                    .owner(
+                        name,
+                        &s.svm,
+                        &s.volume_name,
+                        journal::ObjectKind::Snapshot,
+                        &s.name,
+                    )
                     .ok()
                     .flatten();
                 match (marker, owner) {
@@ -562,7 +578,13 @@ impl Agent {
                     let owner = self
                         .ctx
                         .journal
-                        .owner(name, &l.svm, &l.volume_name, journal::ObjectKind::Lun, &l.name)
+                        .owner(
+                            name,
+                            &l.svm,
+                            &l.volume_name,
+                            journal::ObjectKind::Lun,
+                            &l.name,
+                        )
                         .ok()
                         .flatten();
                     if owner.is_none() {
@@ -682,7 +704,8 @@ impl Agent {
                 }
                 if lc.create_at > now {
                     if lc.outcome != Outcome::Skipped {
-                        next_create = Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
+                        next_create =
+                            Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
                     }
                     continue;
                 }
@@ -711,14 +734,20 @@ impl Agent {
                     continue;
                 };
                 if let Some(reason) = skip_reason {
-                    skipped.push((lc.clone(), vi, reason));
+                    if lc.create_at >= self.started_at {
+                        skipped.push((lc.clone(), vi, reason));
+                    } else {
+                        // Before this run: not recorded, and not looked at again.
+                        self.started.insert(key);
+                    }
                 }
             }
         }
         self.next_create = next_create;
 
         for (lc, vi, reason) in skipped {
-            let cycle = self.new_cycle(&lc, vi, CloneKind::SnapRestore, CycleState::Skipped, reason);
+            let cycle =
+                self.new_cycle(&lc, vi, CloneKind::SnapRestore, CycleState::Skipped, reason);
             if let Ok(true) = self.ctx.journal.insert_cycle(&cycle, now) {
                 tracing::info!(
                     cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
@@ -758,22 +787,26 @@ impl Agent {
             let kind = match volume.clone {
                 CloneMethod::FlexClone => CloneKind::FlexClone,
                 CloneMethod::SnapRestore => CloneKind::SnapRestore,
-                CloneMethod::Auto if inv.flexclone == LicenseState::Compliant => CloneKind::FlexClone,
+                CloneMethod::Auto if inv.flexclone == LicenseState::Compliant => {
+                    CloneKind::FlexClone
+                }
                 CloneMethod::Auto => CloneKind::SnapRestore,
             };
             let mut cycle = self.new_cycle(&lc, vi, kind, CycleState::Creating, lc.reason.clone());
             if lc.outcome == Outcome::Conflict {
                 cycle.detail = lc.reason.clone();
             }
-            self.started.insert((cycle.window.clone(), vi, cycle.window_start));
+            self.started
+                .insert((cycle.window.clone(), vi, cycle.window_start));
             creates.push((self.conns[volume.cluster].clone(), vref, cycle));
         }
         let ctx = self.ctx.clone();
-        let results = futures_util::future::join_all(creates.into_iter().map(|(conn, vref, cycle)| {
-            let ctx = ctx.clone();
-            async move { executor::create(&ctx, &conn, &vref, cycle).await }
-        }))
-        .await;
+        let results =
+            futures_util::future::join_all(creates.into_iter().map(|(conn, vref, cycle)| {
+                let ctx = ctx.clone();
+                async move { executor::create(&ctx, &conn, &vref, cycle).await }
+            }))
+            .await;
         for cycle in results.into_iter().flatten() {
             self.settle_after.insert(cycle.id.clone(), self.now());
             match cycle.state {
@@ -896,7 +929,8 @@ impl Agent {
         let cancel = self.stop_hooks.subscribe();
         self.running_hooks.insert(id.to_string());
         tokio::spawn(async move {
-            let outcome = hook::run(&spec, &cycle, deadline, &clock, &work_dir, &http, cancel).await;
+            let outcome =
+                hook::run(&spec, &cycle, deadline, &clock, &work_dir, &http, cancel).await;
             let _ = events.send(Event::HookEnded {
                 cycle: cycle.id.clone(),
                 outcome,
@@ -961,7 +995,12 @@ impl Agent {
             if !ready || waiting {
                 continue;
             }
-            let Some(ci) = self.policy.clusters.iter().position(|p| p.name == c.cluster) else {
+            let Some(ci) = self
+                .policy
+                .clusters
+                .iter()
+                .position(|p| p.name == c.cluster)
+            else {
                 continue;
             };
             let view = &self.views[ci];
@@ -983,10 +1022,7 @@ impl Agent {
                 name: info.name.clone(),
                 svm: info.svm.clone(),
             };
-            let fresh = self
-                .settle_after
-                .get(id)
-                .is_none_or(|s| inv.at > *s);
+            let fresh = self.settle_after.get(id).is_none_or(|s| inv.at > *s);
             due.push((self.conns[ci].clone(), vref, fresh.then_some(ci), c.clone()));
         }
         for (key, message) in gone {
@@ -998,12 +1034,13 @@ impl Agent {
         }
         let ctx = self.ctx.clone();
         let views = &self.views;
-        let results = futures_util::future::join_all(due.into_iter().map(|(conn, vref, ci, cycle)| {
-            let ctx = ctx.clone();
-            let listing = ci.and_then(|ci| views[ci].inventory.as_ref());
-            async move { executor::release(&ctx, &conn, &vref, listing, cycle).await }
-        }))
-        .await;
+        let results =
+            futures_util::future::join_all(due.into_iter().map(|(conn, vref, ci, cycle)| {
+                let ctx = ctx.clone();
+                let listing = ci.and_then(|ci| views[ci].inventory.as_ref());
+                async move { executor::release(&ctx, &conn, &vref, listing, cycle).await }
+            }))
+            .await;
         let observed = self.observed();
         for r in results {
             let id = r.cycle.id.clone();
@@ -1058,10 +1095,17 @@ impl Agent {
     }
 
     fn prune(&mut self, now: DateTime<Utc>) {
-        if self.last_prune.is_some_and(|t| now - t < TimeDelta::days(1)) {
+        if self
+            .last_prune
+            .is_some_and(|t| now - t < TimeDelta::days(1))
+        {
             return;
         }
         self.last_prune = Some(now);
+        // Occurrences older than any pass looks at can be forgotten; warnings repeat daily.
+        let horizon = now - lookback(&self.policy) - TimeDelta::days(1);
+        self.started.retain(|(_, _, t)| *t >= horizon);
+        self.warned.clear();
         match self.ctx.journal.prune(now - journal::RETENTION) {
             Ok(0) => {}
             Ok(n) => tracing::info!("journal: pruned {n} cycles older than 400 days"),
@@ -1144,10 +1188,7 @@ impl Agent {
         loop {
             self.retry.retain(|_, _| false);
             self.pass(false).await;
-            let pending = self
-                .cycles
-                .values()
-                .any(|c| c.state != CycleState::Locked);
+            let pending = self.cycles.values().any(|c| c.state != CycleState::Locked);
             let now = self.now();
             if !pending || now >= bound {
                 break;

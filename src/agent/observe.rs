@@ -45,7 +45,8 @@ pub(crate) fn is_snapwardens(s: &SnapshotInfo, prefix: &str) -> bool {
 }
 
 pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix).is_some_and(|r| r.starts_with('.'))
+    name.strip_prefix(prefix)
+        .is_some_and(|r| r.starts_with('.'))
 }
 
 /// Why a locked backing snapshot is still locked, and until when.
@@ -330,16 +331,43 @@ mod tests {
                 },
             ],
         };
-        let p = pins(&c, &inv, "snapwarden", Some(&retention), t("2027-01-01T03:00:00Z"));
-        assert_eq!(p.snapshots, vec!["hourly.2027-01-01_0105", "daily.2027-01-01_0110"]);
+        let p = pins(
+            &c,
+            &inv,
+            "snapwarden",
+            Some(&retention),
+            t("2027-01-01T03:00:00Z"),
+        );
+        assert_eq!(
+            p.snapshots,
+            vec!["hourly.2027-01-01_0105", "daily.2027-01-01_0110"]
+        );
         // hourly: six more after 01:05 → 07:05; daily (01:10, count 2) → 2027-01-03 01:10.
         assert_eq!(p.unlock_at, Some(t("2027-01-03T01:10:00Z")));
-        assert!(p.describe().contains("2027-01-03T01:10:00+00:00"), "{}", p.describe());
+        assert!(
+            p.describe().contains("2027-01-03T01:10:00+00:00"),
+            "{}",
+            p.describe()
+        );
 
-        let inv = inventory(vec![snap("manual-before-upgrade", "2027-01-01T01:06:00Z", None)]);
-        let p = pins(&c, &inv, "snapwarden", Some(&retention), t("2027-01-01T03:00:00Z"));
+        let inv = inventory(vec![snap(
+            "manual-before-upgrade",
+            "2027-01-01T01:06:00Z",
+            None,
+        )]);
+        let p = pins(
+            &c,
+            &inv,
+            "snapwarden",
+            Some(&retention),
+            t("2027-01-01T03:00:00Z"),
+        );
         assert_eq!(p.unlock_at, None);
-        assert!(p.describe().contains("stay until deleted by hand"), "{}", p.describe());
+        assert!(
+            p.describe().contains("stay until deleted by hand"),
+            "{}",
+            p.describe()
+        );
     }
 
     #[test]
@@ -347,11 +375,24 @@ mod tests {
         let mut c = cycle();
         c.state = CycleState::Releasing;
         let inv = inventory(Vec::new());
-        let found = conflicts(&[&c], &inv, "snapwarden", t("2027-01-01T02:00:01Z"), TimeDelta::minutes(5));
+        let found = conflicts(
+            &[&c],
+            &inv,
+            "snapwarden",
+            t("2027-01-01T02:00:01Z"),
+            TimeDelta::minutes(5),
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, ConflictKind::LateRelease);
         assert_eq!(found[0].key, "late:abc");
-        assert!(conflicts(&[&c], &inv, "snapwarden", t("2027-01-01T01:59:59Z"), TimeDelta::minutes(5)).is_empty());
+        assert!(conflicts(
+            &[&c],
+            &inv,
+            "snapwarden",
+            t("2027-01-01T01:59:59Z"),
+            TimeDelta::minutes(5)
+        )
+        .is_empty());
     }
 
     #[test]
@@ -366,7 +407,10 @@ mod tests {
         ]);
         let patterns = [Regex::new("(?i)^(VeeamSourceSnapshot|VeeamAUX)").unwrap()];
         let found = foreign("c", &[("svm1".into(), "vol".into())], &inv, &patterns);
-        let names: Vec<&str> = found.iter().map(|c| c.detail.split(' ').nth(3).unwrap()).collect();
+        let names: Vec<&str> = found
+            .iter()
+            .map(|c| c.detail.split(' ').nth(3).unwrap())
+            .collect();
         assert_eq!(names, vec!["VeeamSourceSnapshot_2027", "veeamaux_1"]);
     }
 }

@@ -29,8 +29,10 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAPWARDEN_LOG")
         .unwrap_or_else(|_| default.into());
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -80,7 +82,9 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         }
     };
     if conns.simulator.is_some() {
-        tracing::info!("clusters with endpoint = \"simulator\" run in the embedded simulator, in real time");
+        tracing::info!(
+            "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time"
+        );
     }
     let listener = match agent::http::bind(policy.agent.listen).await {
         Ok(l) => l,
@@ -318,14 +322,22 @@ pub fn status_table(s: &Status) -> String {
         .map(|c| {
             vec![
                 c.name.clone(),
-                if c.reachable { "reachable" } else { "UNREACHABLE" }.into(),
+                if c.reachable {
+                    "reachable"
+                } else {
+                    "UNREACHABLE"
+                }
+                .into(),
                 c.version.clone().unwrap_or_else(|| "-".into()),
                 c.timezone.clone().unwrap_or_else(|| "-".into()),
                 c.last_error.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    out.push_str(&table(&["NAME", "STATE", "VERSION", "TIMEZONE", "ERROR"], &rows));
+    out.push_str(&table(
+        &["NAME", "STATE", "VERSION", "TIMEZONE", "ERROR"],
+        &rows,
+    ));
     if let Some(at) = s.next_create_at {
         out.push_str(&format!("\nnext backing snapshot at {}\n", time(Some(at))));
     }
@@ -345,12 +357,22 @@ pub fn status_table(s: &Status) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["WINDOW", "VOLUME", "BACKING SNAPSHOT", "STATE", "CREATED", "RELEASE BY"],
+        &[
+            "WINDOW",
+            "VOLUME",
+            "BACKING SNAPSHOT",
+            "STATE",
+            "CREATED",
+            "RELEASE BY",
+        ],
         &rows,
     ));
     out.push_str(&format!("\nrecent cycles ({})\n", s.recent_cycles.len()));
     out.push_str(&cycles_table(&s.recent_cycles));
-    out.push_str(&format!("\nconflicts, last 7 days ({})\n", s.conflicts.len()));
+    out.push_str(&format!(
+        "\nconflicts, last 7 days ({})\n",
+        s.conflicts.len()
+    ));
     let rows: Vec<Vec<String>> = s
         .conflicts
         .iter()

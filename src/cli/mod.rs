@@ -140,7 +140,9 @@ fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Run { log_format, .. } => agent::init_logging(*log_format, "info"),
+        Command::Run { log_format, .. } => {
+            agent::init_logging(*log_format, "info,tokio_cron_scheduler=warn")
+        }
         _ => agent::init_logging(LogFormat::Text, "warn"),
     }
     let code = match cli.command {

@@ -237,7 +237,10 @@ mod tests {
 
     #[test]
     fn fields_of_reads_declaration_order() {
-        assert_eq!(fields_of::<RawHook>(), &["command", "url", "timeout"] as &[&str]);
+        assert_eq!(
+            fields_of::<RawHook>(),
+            &["command", "url", "timeout"] as &[&str]
+        );
         assert_eq!(fields_of::<RawCluster>()[0], "name");
     }
 

@@ -91,7 +91,10 @@ pub fn volume_retention(
                 .iter()
                 .find(|v| v.svm == volume.svm && v.name == volume.name)
                 .ok_or_else(|| {
-                    format!("volume {} was not found on the cluster", policy.volume_id(vi))
+                    format!(
+                        "volume {} was not found on the cluster",
+                        policy.volume_id(vi)
+                    )
                 })?;
             let Some(policy_name) = v.snapshot_policy.as_deref() else {
                 return Ok(VolumeRetention {
@@ -154,7 +157,10 @@ mod tests {
     #[test]
     fn a_scheduled_snapshot_is_recognised_by_its_prefix_and_date() {
         let r = retention();
-        assert_eq!(r.schedule_of("hourly.2027-01-01_0105").unwrap().name, "hourly");
+        assert_eq!(
+            r.schedule_of("hourly.2027-01-01_0105").unwrap().name,
+            "hourly"
+        );
         assert_eq!(
             r.schedule_of("daily-long.2027-01-01_0020").unwrap().name,
             "daily-long"

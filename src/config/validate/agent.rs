@@ -75,7 +75,13 @@ pub(crate) fn foreign_pattern(p: &str) -> Result<regex::Regex, String> {
         .build()
         .map_err(|e| {
             let first = e.to_string();
-            let short: String = first.lines().last().unwrap_or("").chars().take(200).collect();
+            let short: String = first
+                .lines()
+                .last()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
             format!("is not a valid regular expression ({})", short.trim())
         })
 }

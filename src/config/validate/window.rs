@@ -145,8 +145,11 @@ pub(super) fn build_window(
             let h = spanned.get_ref();
             let action = match (&h.command, &h.url) {
                 (Some(command), None) => {
-                    let argv: Vec<String> =
-                        command.get_ref().iter().map(|c| c.get_ref().clone()).collect();
+                    let argv: Vec<String> = command
+                        .get_ref()
+                        .iter()
+                        .map(|c| c.get_ref().clone())
+                        .collect();
                     if argv.first().is_none_or(String::is_empty) {
                         ok = false;
                         cx.error(
