@@ -71,6 +71,7 @@ impl Fixture {
                 state_dir: PathBuf::from("/tmp/snapwarden"),
                 snapshot_prefix: "snapwarden".into(),
                 guard: self.guard,
+                ..Agent::default()
             },
             flexclone: FlexCloneRule {
                 recommend_after: 3,
