@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 
 use crate::config::model::{OnConflict, Policy, VolumeSchedules, Window};
 use crate::domain::limits;
-use crate::timeline::{self, Recurrence, ScheduledSnapshot};
+use crate::timeline::{self, CronSpec, Recurrence, ScheduledSnapshot};
 
 mod suggest;
 #[cfg(test)]
@@ -243,11 +243,18 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
 
     let mut conflicts = Vec::new();
     let mut suggestions = Vec::new();
+    let mut window_starts: HashMap<(CronSpec, Tz), Vec<DateTime<Utc>>> = HashMap::new();
     for (wi, window) in policy.windows.iter().enumerate() {
         if !plannable[wi] {
             continue;
         }
-        let starts = Recurrence::Cron(window.start).occurrences(window.timezone, from, until);
+        // Many windows share a start and a zone: enumerate each pair once.
+        let starts = window_starts
+            .entry((window.start, window.timezone))
+            .or_insert_with(|| {
+                Recurrence::Cron(window.start).occurrences(window.timezone, from, until)
+            })
+            .clone();
         let mut window_conflicts = Vec::new();
         let mut any_misfit = false;
         for &vi in &window.volumes {
@@ -490,12 +497,6 @@ impl Timeline {
             .min()
     }
 
-    /// The last scheduled snapshot strictly before `t`, within the computed range.
-    fn last_before(&self, t: DateTime<Utc>) -> Option<ScheduledSnapshot> {
-        let i = self.snapshots.partition_point(|s| s.at < t);
-        i.checked_sub(1).map(|i| self.snapshots[i])
-    }
-
     /// The first scheduled snapshot in `[start, start + length)`, if any: what a lifecycle of
     /// that span would collide with.
     fn collision(&self, start: DateTime<Utc>, length: TimeDelta) -> Option<ScheduledSnapshot> {
@@ -547,7 +548,7 @@ fn place(
     let tz = pv.resolved.tz;
     let names = &pv.resolved.names;
     let span = window.max + guard;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
+    let local = |t: DateTime<Utc>| hhmm(tz, t);
     let describe = |s: &ScheduledSnapshot| format!("{} at {}", names[s.schedule], local(s.at));
     let lifecycle = |create_at: DateTime<Utc>, outcome: Outcome, reason: String| Lifecycle {
         window: wi,
@@ -646,71 +647,81 @@ fn nearest_fit(
     limit: TimeDelta,
     from: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let lower = earlier(start, limit).max(ceil_minute(from));
-    let upper = later(start, limit);
-    let mut best: Option<DateTime<Utc>> = None;
-    for (a, b) in tl.gaps_around(lower, later(upper, span)) {
+    // In Unix seconds: bounded durations and chrono's range keep every sum far from overflow.
+    let start_s = start.timestamp();
+    let span_s = ceil_seconds(span);
+    let limit_s = limit.num_seconds();
+    let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
+    let lower = ceil60((start_s - limit_s).max(from_s));
+    let upper = floor60(start_s + limit_s);
+    let mut best: Option<i64> = None;
+    if lower > upper {
+        return None;
+    }
+    tl.for_each_gap(lower, upper + span_s, |a, b| {
         // A start must come after the previous snapshot `a` and end (with guard) by the next `b`.
-        let lo = a
-            .map_or(lower, |a| ceil_minute(later(a, TimeDelta::seconds(1))))
-            .max(lower);
-        let hi = b
-            .map_or(upper, |b| floor_minute(earlier(b, span)))
-            .min(upper);
+        let lo = a.map_or(lower, |a| ceil60(a + 1)).max(lower);
+        let hi = b.map_or(upper, |b| floor60(b - span_s)).min(upper);
         if lo > hi {
-            continue;
+            return;
         }
-        let candidate = start.clamp(lo, hi);
+        let candidate = start_s.clamp(lo, hi);
         let better = match best {
             None => true,
             Some(cur) => {
-                let (d_new, d_cur) = ((candidate - start).abs(), (cur - start).abs());
+                let (d_new, d_cur) = ((candidate - start_s).abs(), (cur - start_s).abs());
                 d_new < d_cur || (d_new == d_cur && candidate > cur)
             }
         };
         if better {
             best = Some(candidate);
         }
-    }
-    best
+    });
+    best.and_then(|t| DateTime::from_timestamp(t, 0))
 }
-
-/// The scheduled snapshots before and after a free gap; `None`: none on that side in range.
-type GapBounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl Timeline {
-    /// Consecutive pairs (previous, next) of scheduled instants whose gap overlaps `[lo, hi)`;
-    /// `None` stands for "no snapshot on that side within the computed range".
-    fn gaps_around(&self, lo: DateTime<Utc>, hi: DateTime<Utc>) -> Vec<GapBounds> {
-        let mut out = Vec::new();
-        let first = self.snapshots.partition_point(|s| s.at < lo);
-        let mut prev = self.last_before(lo).map(|s| s.at);
+    /// Calls `f(previous, next)` for each consecutive pair of scheduled instants (Unix seconds,
+    /// floored) whose gap overlaps `[lo, hi)`, in order; `None` stands for "no snapshot on that
+    /// side within the computed range". Flooring a sub-second instant is conservative for
+    /// callers that start after `previous + 1 s` and end by `next`.
+    fn for_each_gap(&self, lo: i64, hi: i64, mut f: impl FnMut(Option<i64>, Option<i64>)) {
+        let first = self.snapshots.partition_point(|s| s.at.timestamp() < lo);
+        let mut prev = first
+            .checked_sub(1)
+            .map(|i| self.snapshots[i].at.timestamp());
         for s in &self.snapshots[first..] {
-            out.push((prev, Some(s.at)));
-            prev = Some(s.at);
-            if s.at >= hi {
-                return out;
+            let t = s.at.timestamp();
+            f(prev, Some(t));
+            prev = Some(t);
+            if t >= hi {
+                return;
             }
         }
-        out.push((prev, None));
-        out
+        f(prev, None);
     }
 }
 
-fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    let floored = floor_minute(t);
-    if floored == t {
-        t
-    } else {
-        later(floored, TimeDelta::minutes(1))
-    }
+/// Whole seconds, rounded up (policy durations are whole seconds already).
+fn ceil_seconds(d: TimeDelta) -> i64 {
+    d.num_seconds() + i64::from(d.subsec_nanos() > 0)
 }
 
-fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    // Second 0 of the same minute always exists; `t` itself is the fallback the type demands.
-    t.with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(t)
+/// Unix seconds rounded down / up to a whole minute.
+fn floor60(t: i64) -> i64 {
+    t.div_euclid(60) * 60
+}
+
+fn ceil60(t: i64) -> i64 {
+    floor60(t + 59)
+}
+
+/// `HH:MM` on the wall clock of `tz`, as reasons print instants.
+fn hhmm(tz: Tz, t: DateTime<Utc>) -> String {
+    match crate::timeline::cron::local_time(tz, t) {
+        Some(l) => format!("{:02}:{:02}", l.hour(), l.minute()),
+        None => t.format("%H:%M UTC").to_string(),
+    }
 }
 
 /// `t + d`, saturating at chrono's range ends (only instants within weeks of year ±262,143 get
