@@ -255,7 +255,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
     let tz = vp.timezone;
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
     let mut events: Vec<(DateTime<Utc>, u8, String)> = Vec::new();
-    for s in &vp.scheduled {
+    for s in vp.scheduled.iter() {
         events.push((
             s.at,
             0,

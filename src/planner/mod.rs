@@ -8,6 +8,7 @@
 //! `check`, logs and the status API can explain themselves.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -84,8 +85,9 @@ pub struct VolumePlan {
     pub timezone: Tz,
     /// Schedule names, indexed by `ScheduledSnapshot::schedule`.
     pub schedule_names: Arc<[String]>,
-    /// Scheduled snapshots in `[from, until)`.
-    pub scheduled: Vec<ScheduledSnapshot>,
+    /// Scheduled snapshots in `[from, until)`, shared by every volume with the same schedules
+    /// and zone.
+    pub scheduled: Arc<[ScheduledSnapshot]>,
     pub lifecycles: Vec<Lifecycle>,
 }
 
@@ -228,7 +230,11 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
     for (vi, _) in policy.volumes.iter().enumerate() {
         match resolve(policy, observed, vi) {
             Ok(resolved) => {
-                let timeline = cache.get(&resolved, earlier(from, reach), later(until, reach));
+                let timeline = cache.get(
+                    &resolved,
+                    (earlier(from, reach), later(until, reach)),
+                    (from, until),
+                );
                 by_volume.insert(vi, volumes.len());
                 volumes.push(PlannedVolume {
                     volume: vi,
@@ -290,7 +296,7 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
         .into_iter()
         .map(|mut pv| {
             pv.lifecycles.sort_by_key(|l| (l.create_at, l.window));
-            let scheduled = pv.timeline.in_range(from, until).to_vec();
+            let scheduled = pv.timeline.horizon.clone();
             VolumePlan {
                 volume: pv.volume,
                 timezone: pv.resolved.tz,
@@ -469,6 +475,8 @@ fn resolve_schedules(
 struct Timeline {
     end: DateTime<Utc>,
     snapshots: Vec<ScheduledSnapshot>,
+    /// The snapshots in the plan's `[from, until)`, as every volume's `VolumePlan::scheduled`.
+    horizon: Arc<[ScheduledSnapshot]>,
     recurrences: Arc<[Recurrence]>,
     tz: Tz,
 }
@@ -511,17 +519,26 @@ struct TimelineCache {
 }
 
 impl TimelineCache {
-    fn get(&mut self, r: &Resolved, start: DateTime<Utc>, end: DateTime<Utc>) -> Arc<Timeline> {
+    /// The timeline of `r` over `covered`, with its part in `horizon`; built once per key.
+    fn get(
+        &mut self,
+        r: &Resolved,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Arc<Timeline> {
         self.timelines
             .entry(r.key.clone())
             .or_insert_with(|| {
                 let refs: Vec<&Recurrence> = r.recurrences.iter().collect();
-                Arc::new(Timeline {
+                let mut tl = Timeline {
                     end,
                     snapshots: timeline::scheduled_snapshots(&refs, r.tz, start, end),
+                    horizon: Arc::from([]),
                     recurrences: r.recurrences.clone(),
                     tz: r.tz,
-                })
+                };
+                tl.horizon = tl.in_range(from, until).into();
+                Arc::new(tl)
             })
             .clone()
     }
@@ -548,8 +565,7 @@ fn place(
     let tz = pv.resolved.tz;
     let names = &pv.resolved.names;
     let span = window.max + guard;
-    let local = |t: DateTime<Utc>| hhmm(tz, t);
-    let describe = |s: &ScheduledSnapshot| format!("{} at {}", names[s.schedule], local(s.at));
+    let local = |t: DateTime<Utc>| Hhmm(tz, t);
     let lifecycle = |create_at: DateTime<Utc>, outcome: Outcome, reason: String| Lifecycle {
         window: wi,
         window_start: start,
@@ -564,24 +580,25 @@ fn place(
         let mut fits = lifecycle(start, Outcome::Fits, String::new());
         fits.reason = match fits.next_scheduled {
             Some(n) => format!(
-                "release by {} + guard {} is before {}",
+                "release by {} + guard {} is before {} at {}",
                 local(fits.release_by),
-                human(guard),
-                describe(&n)
+                Human(guard),
+                names[n.schedule],
+                local(n.at)
             ),
             None => "no scheduled snapshot follows".to_string(),
         };
         return (fits, None);
     };
 
-    let why = format!(
-        "{} falls inside {}–{} (max {} + guard {})",
-        describe(&hit),
-        local(start),
-        local(later(start, span)),
-        human(window.max),
-        human(guard)
-    );
+    let why = Why {
+        schedule: &names[hit.schedule],
+        at: local(hit.at),
+        start: local(start),
+        end: local(later(start, span)),
+        max: Human(window.max),
+        guard: Human(guard),
+    };
     let conflict = |kind: ConflictKind| Conflict {
         window: wi,
         volume: vi,
@@ -613,7 +630,7 @@ fn place(
                 let delta = shifted - start;
                 let reason = format!(
                     "shifted {} {} to {}: {why}",
-                    human(delta.abs()),
+                    Human(delta.abs()),
                     if delta > TimeDelta::zero() {
                         "later"
                     } else {
@@ -629,7 +646,7 @@ fn place(
                     Outcome::Skipped,
                     format!(
                         "skipped: no start within {} fits; {why}",
-                        human(window.shift_limit)
+                        Human(window.shift_limit)
                     ),
                 ),
                 Some(conflict(ConflictKind::NoGap)),
@@ -716,11 +733,38 @@ fn ceil60(t: i64) -> i64 {
     floor60(t + 59)
 }
 
-/// `HH:MM` on the wall clock of `tz`, as reasons print instants.
-fn hhmm(tz: Tz, t: DateTime<Utc>) -> String {
-    match crate::timeline::cron::local_time(tz, t) {
-        Some(l) => format!("{:02}:{:02}", l.hour(), l.minute()),
-        None => t.format("%H:%M UTC").to_string(),
+/// `HH:MM` on the wall clock of the zone, as reasons print instants (written without strftime:
+/// reasons are made for every occurrence of large policies).
+#[derive(Clone, Copy)]
+struct Hhmm(Tz, DateTime<Utc>);
+
+impl fmt::Display for Hhmm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match crate::timeline::cron::local_time(self.0, self.1) {
+            Some(l) => write!(f, "{:02}:{:02}", l.hour(), l.minute()),
+            None => write!(f, "{} UTC", self.1.format("%H:%M")),
+        }
+    }
+}
+
+/// Why an occurrence does not fit as configured: "hourly at 03:05 falls inside 02:30–03:15 (max
+/// 40m + guard 5m)".
+struct Why<'a> {
+    schedule: &'a str,
+    at: Hhmm,
+    start: Hhmm,
+    end: Hhmm,
+    max: Human,
+    guard: Human,
+}
+
+impl fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at {} falls inside {}–{} (max {} + guard {})",
+            self.schedule, self.at, self.start, self.end, self.max, self.guard
+        )
     }
 }
 
@@ -755,26 +799,34 @@ fn out_of_bounds(owner: &str, bound: &limits::Bound, value: TimeDelta) -> String
 
 /// `1h30m`, `45m`, `90s` — how durations read in reasons.
 pub fn human(d: TimeDelta) -> String {
-    let total = d.num_seconds();
-    let (sign, total) = if total < 0 {
-        ("-", -total)
-    } else {
-        ("", total)
-    };
-    let (days, hours, minutes, seconds) = (
-        total / 86_400,
-        total / 3_600 % 24,
-        total / 60 % 60,
-        total % 60,
-    );
-    let mut out = String::from(sign);
-    for (v, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
-        if v != 0 {
-            out.push_str(&format!("{v}{unit}"));
+    Human(d).to_string()
+}
+
+/// A duration as [`human`] writes it, without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Human(pub TimeDelta);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.0.num_seconds();
+        if total < 0 {
+            f.write_str("-")?;
         }
+        let total = total.unsigned_abs();
+        let parts = [
+            (total / 86_400, "d"),
+            (total / 3_600 % 24, "h"),
+            (total / 60 % 60, "m"),
+            (total % 60, "s"),
+        ];
+        if total == 0 {
+            return f.write_str("0m");
+        }
+        for (v, unit) in parts {
+            if v != 0 {
+                write!(f, "{v}{unit}")?;
+            }
+        }
+        Ok(())
     }
-    if out.len() == sign.len() {
-        out.push_str("0m");
-    }
-    out
 }
