@@ -21,7 +21,7 @@ use snapwarden::planner::{plan, Observed, Outcome};
 use snapwarden::timeline::cron::first_instant;
 use snapwarden::timeline::Recurrence;
 
-use common::{in_child, peak_rss_mib, policy, VOLUMES, ZONES};
+use common::{in_child, peak_rss_mib, policy, policy_toml, VOLUMES};
 
 const RUNS: usize = 5;
 
@@ -110,49 +110,6 @@ fn minute_scan(policy: &Policy, from: DateTime<Utc>, horizon: TimeDelta) -> Misf
         }
     }
     misfits
-}
-
-/// The bench policy as a policy file, for the parse measurement.
-fn policy_toml(policy: &Policy) -> String {
-    let mut t = String::from("[agent]\nguard = \"5m\"\n\n");
-    for (i, z) in ZONES.iter().enumerate() {
-        let _ = writeln!(
-            t,
-            "[[cluster]]\nname = \"cluster{i:02}\"\nendpoint = \"simulator\"\ntimezone = \"{z}\"\n"
-        );
-    }
-    t.push_str(
-        "[[schedule]]\nname = \"hourly\"\ncron = \"5 * * * *\"\n\n\
-         [[schedule]]\nname = \"daily\"\ncron = \"10 0 * * *\"\n\n\
-         [[schedule]]\nname = \"weekly\"\ncron = \"15 0 * * 0\"\n\n\
-         [[snapshot_policy]]\nname = \"default\"\ncopies = [\n  { schedule = \"hourly\", count = 6 },\n  \
-         { schedule = \"daily\", count = 6 },\n  { schedule = \"weekly\", count = 6 },\n]\n\n",
-    );
-    for v in &policy.volumes {
-        let _ = writeln!(
-            t,
-            "[[volume]]\ncluster = \"cluster{:02}\"\nsvm = \"{}\"\nname = \"{}\"\nluns = [\"{}\"]\nsnapshot_policy = \"default\"\n",
-            v.cluster, v.svm, v.name, v.luns[0]
-        );
-    }
-    for w in &policy.windows {
-        let v = &policy.volumes[w.volumes[0]];
-        let _ = writeln!(
-            t,
-            "[[window]]\nname = \"{}\"\nvolumes = [\"cluster{:02}/{}/{}\"]\nstart = \"{}\"\ntimezone = \"{}\"\nexpected = \"{}m\"\nmax = \"{}m\"\non_conflict = \"{}\"\nshift_limit = \"{}m\"\n",
-            w.name,
-            v.cluster,
-            v.svm,
-            v.name,
-            w.start,
-            w.timezone,
-            w.expected.num_minutes(),
-            w.max.num_minutes(),
-            w.on_conflict.as_str(),
-            w.shift_limit.num_minutes()
-        );
-    }
-    t
 }
 
 fn median(mut runs: Vec<Duration>) -> Duration {

@@ -2,7 +2,9 @@
 //!
 //! Plans `common::policy()` and writes the documented JSON through a 64 KiB buffer into a sink
 //! that only counts bytes, as the CLI writes to stdout; in a child process, so the peak RSS is
-//! this job's alone. Run with `cargo bench --bench plan_json`.
+//! this job's alone. Then the same through the binary, as a user runs it: the policy written as a
+//! file, `snapwarden plan … --hours 168 --output json > /dev/null` under `/usr/bin/time` (parsing
+//! included). Run with `cargo bench --bench plan_json`.
 
 mod common;
 
@@ -13,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use snapwarden::cli::write_plan_json;
 use snapwarden::planner::{plan, Observed};
 
-use common::{in_child, peak_rss_mib, policy, VOLUMES};
+use common::{in_child, peak_rss_mib, policy, policy_toml, VOLUMES};
 
 /// Counts what would have been written.
 struct Count(u64);
@@ -64,5 +66,50 @@ fn main() {
         f[1],
         f[2],
         f[3]
+    );
+    cli();
+}
+
+/// The binary end to end: wall time and peak RSS from `/usr/bin/time -f "%e %M"`.
+fn cli() {
+    let time = std::path::Path::new("/usr/bin/time");
+    if !time.exists() {
+        println!("binary: skipped (no /usr/bin/time to read its peak RSS)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench.toml");
+    std::fs::write(&path, policy_toml(&policy())).expect("policy file");
+    let out = std::process::Command::new(time)
+        .args(["-f", "%e %M", env!("CARGO_BIN_EXE_snapwarden"), "plan"])
+        .arg(&path)
+        .args([
+            "--from",
+            "2026-11-23T00:00:00Z",
+            "--hours",
+            "168",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("snapwarden runs under /usr/bin/time");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f: Vec<&str> = err
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let kib: f64 = f[1].parse().expect("peak KiB");
+    println!(
+        "binary (parse + plan + write to /dev/null): {} s, peak RSS {:.1} MiB",
+        f[0],
+        kib / 1024.0
     );
 }

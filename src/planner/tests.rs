@@ -775,3 +775,46 @@ proptest! {
         prop_assert_eq!(bad, !planned.unresolved.is_empty());
     }
 }
+
+/// Issue 7 item 2: a daily interval anchored in 2030 (after the horizon): the lifecycle's next
+/// scheduled snapshot is the coming midnight, with a fractional `now` as the CLI passes it and at
+/// the timeline's end (hand-computed: 12:00 + 1h max + 5m guard leaves 10h55m before 00:00).
+#[test]
+fn an_interval_anchored_after_the_horizon_is_not_one_interval_late() {
+    let f = Fixture {
+        tz: Tz::UTC,
+        guard: TimeDelta::minutes(5),
+        schedules: vec![(
+            "daily".into(),
+            Recurrence::Interval {
+                every: TimeDelta::days(1),
+                anchor: utc("2030-01-01T00:00:00Z"),
+            },
+        )],
+        volumes: vec!["v".into()],
+        windows: vec![Window {
+            timezone: Tz::UTC,
+            ..window("w", 0, "0 12 * * *", 60, 60, OnConflict::Run)
+        }],
+    };
+    let policy = f.policy();
+    for now in ["2027-06-01T00:00:00Z", "2027-06-01T00:00:00.123456789Z"] {
+        let p = plan(
+            &policy,
+            &Observed::offline(),
+            utc(now),
+            TimeDelta::hours(24),
+        );
+        let l = &p.volumes[0].lifecycles[0];
+        assert_eq!(l.create_at, utc("2027-06-01T12:00:00Z"));
+        assert_eq!(
+            l.next_scheduled.map(|n| n.at),
+            Some(utc("2027-06-02T00:00:00Z")),
+            "now {now}"
+        );
+        assert_eq!(l.slack(p.guard), Some(TimeDelta::minutes(10 * 60 + 55)));
+        // `now` is truncated to its second, so the horizon starts at midnight and includes it.
+        let scheduled: Vec<DateTime<Utc>> = p.volumes[0].scheduled.iter().map(|s| s.at).collect();
+        assert_eq!(scheduled, vec![utc("2027-06-01T00:00:00Z")], "now {now}");
+    }
+}
