@@ -68,16 +68,15 @@ pub(super) fn suggest(
         Some(minutes) => {
             let offset = TimeDelta::minutes(minutes);
             let new_start = window.start.single_time().and_then(|(h, m)| {
-                let shifted = i64::from(h * 60 + m) + minutes;
-                (0..24 * 60).contains(&shifted).then(|| {
-                    let spec = window
-                        .start
-                        .at_time((shifted / 60) as u32, (shifted % 60) as u32);
-                    (
-                        format!("{:02}:{:02}", shifted / 60, shifted % 60),
-                        spec.to_string(),
-                    )
-                })
+                // Only a shift that stays on the same day can be written as the same cron.
+                let shifted = u32::try_from(i64::from(h * 60 + m) + minutes)
+                    .ok()
+                    .filter(|&t| t < 24 * 60)?;
+                let (hour, minute) = (shifted / 60, shifted % 60);
+                Some((
+                    format!("{hour:02}:{minute:02}"),
+                    window.start.at_time(hour, minute).to_string(),
+                ))
             });
             let how = match &new_start {
                 Some((at, cron)) => {

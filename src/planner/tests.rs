@@ -818,3 +818,45 @@ fn an_interval_anchored_after_the_horizon_is_not_one_interval_late() {
         assert_eq!(scheduled, vec![utc("2027-06-01T00:00:00Z")], "now {now}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Issue 7 item 3: a fractional `now` plans exactly like its whole second (the one rule at the
+    /// planner's edge); nothing in the plan precedes `Plan::from`; every free gap's whole seconds
+    /// equal its end minus its start exactly.
+    #[test]
+    fn a_fractional_now_plans_like_its_second(
+        schedules in proptest::collection::vec(arb_schedule(), 1..4),
+        windows in proptest::collection::vec(arb_window(), 1..3),
+        zone in 0..ZONES.len(),
+        start_s in 0i64..(366 * 86_400),
+        frac_ns in 1i64..1_000_000_000,
+        hours in 1i64..72,
+    ) {
+        let f = Fixture {
+            tz: ZONES[zone].parse().unwrap(),
+            guard: TimeDelta::minutes(5),
+            schedules: schedules.iter().enumerate().map(|(i, r)| (format!("s{i}"), r.clone())).collect(),
+            volumes: vec!["v".into()],
+            windows,
+        };
+        let policy = f.policy();
+        let whole = utc("2026-01-01T00:00:00Z") + TimeDelta::seconds(start_s);
+        let frac = plan(&policy, &Observed::offline(), whole + TimeDelta::nanoseconds(frac_ns), TimeDelta::hours(hours));
+        let exact = plan(&policy, &Observed::offline(), whole, TimeDelta::hours(hours));
+        prop_assert_eq!(frac.from, whole);
+        prop_assert_eq!(render(&policy, &frac), render(&policy, &exact));
+        let v = &frac.volumes[0];
+        prop_assert_eq!(&v.scheduled, &exact.volumes[0].scheduled);
+        prop_assert!(v.scheduled.iter().all(|s| s.at >= frac.from && s.at < frac.until));
+        for l in &v.lifecycles {
+            prop_assert!(l.window_start >= frac.from);
+            if l.outcome == Outcome::Shifted { prop_assert!(l.create_at >= frac.from); }
+        }
+        for g in crate::timeline::gaps(&v.scheduled, frac.from, frac.until) {
+            let exact_ns = g.end.signed_duration_since(g.start).num_nanoseconds().unwrap();
+            prop_assert_eq!(g.length().num_seconds() * 1_000_000_000, exact_ns);
+        }
+    }
+}
