@@ -40,12 +40,15 @@ pub struct Harness {
     pub down: Arc<AtomicBool>,
 }
 
+/// A change made to the simulated world before the agent starts.
+pub type Prepare = Box<dyn FnOnce(&Arc<Simulator>)>;
+
 /// How a harness is built.
 pub struct Setup {
     pub epoch: DateTime<Utc>,
     pub hooks: Option<HookOverride>,
     /// Changes made to the simulated world before the agent starts.
-    pub prepare: Option<Box<dyn FnOnce(&Arc<Simulator>)>>,
+    pub prepare: Option<Prepare>,
     /// Reuse this state directory (a restart after a crash).
     pub dir: Option<Arc<tempfile::TempDir>>,
     /// Reuse this simulator (a restart).
