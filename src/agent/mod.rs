@@ -118,6 +118,8 @@ const MAX_CLUSTER_BACKOFF: TimeDelta = TimeDelta::minutes(5);
 const RECENT_KEEP: TimeDelta = TimeDelta::hours(24);
 /// A cron trigger that never fires is covered by the loop's own timer this much later.
 const TRIGGER_BACKSTOP: TimeDelta = TimeDelta::seconds(5);
+/// How often something due but blocked (its cluster unreachable) is looked at again.
+const STUCK_PACE: TimeDelta = TimeDelta::seconds(5);
 /// Recent cycles and conflicts in the status.
 const STATUS_RECENT: usize = 50;
 const STATUS_CONFLICTS: usize = 100;
@@ -353,11 +355,14 @@ impl Agent {
     /// The next instant the loop must act on its own (not counting planned creates).
     fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut at = now + TimeDelta::hours(1);
+        // Right after a pass, anything already due is stuck (its cluster is unreachable): look
+        // again at a walking pace instead of spinning.
+        let pace = |t: DateTime<Utc>| t.max(now + STUCK_PACE);
         for t in self.hold_until.values() {
-            at = at.min(*t);
+            at = at.min(pace(*t));
         }
         for (t, _) in self.retry.values() {
-            at = at.min(*t);
+            at = at.min(pace(*t));
         }
         for (ci, v) in self.views.iter().enumerate() {
             match (&v.inventory, v.retry_at) {
@@ -369,7 +374,7 @@ impl Agent {
                         at = at.min(inv.at + interval);
                     }
                 }
-                (None, None) => at = at.min(now),
+                (None, None) => at = at.min(pace(now)),
             }
         }
         // Late releases are reported when their deadline passes.

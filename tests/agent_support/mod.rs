@@ -55,6 +55,15 @@ pub struct Setup {
     pub sim: Option<Arc<Simulator>>,
     /// The first cluster fails every call while this is set.
     pub down: Option<Arc<AtomicBool>>,
+    /// Every mutating call takes this long (virtual time) and is counted per cluster.
+    pub slow: Option<(std::time::Duration, Arc<InFlight>)>,
+}
+
+/// The most mutating calls seen in flight at once, per cluster name.
+#[derive(Default)]
+pub struct InFlight {
+    pub now: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    pub max: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Setup {
@@ -66,6 +75,7 @@ impl Setup {
             dir: None,
             sim: None,
             down: None,
+            slow: None,
         }
     }
 }
@@ -116,6 +126,20 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
             }
         })
         .collect();
+    let clients: Vec<ClusterClient> = match &setup.slow {
+        None => clients,
+        Some((delay, counts)) => clients
+            .into_iter()
+            .map(|c| ClusterClient {
+                name: c.name,
+                ontap: Arc::new(Slow {
+                    inner: c.ontap,
+                    delay: *delay,
+                    counts: counts.clone(),
+                }),
+            })
+            .collect(),
+    };
     let dir = setup
         .dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
@@ -373,3 +397,103 @@ macro_rules! delegate {
 
 delegate!(Switch, inner);
 delegate!(Synced, inner);
+
+/// Mutating calls take `delay` and are counted while in flight.
+pub struct Slow {
+    inner: Arc<dyn Ontap>,
+    delay: std::time::Duration,
+    counts: Arc<InFlight>,
+}
+
+impl Slow {
+    async fn around<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let name = self.inner.cluster_name().to_string();
+        {
+            let mut now = self.counts.now.lock().unwrap();
+            let n = now.entry(name.clone()).or_default();
+            *n += 1;
+            let mut max = self.counts.max.lock().unwrap();
+            let m = max.entry(name.clone()).or_default();
+            *m = (*m).max(*n);
+        }
+        tokio::time::sleep(self.delay).await;
+        let out = call.await;
+        *self.counts.now.lock().unwrap().get_mut(&name).unwrap() -= 1;
+        out
+    }
+}
+
+#[async_trait]
+impl Ontap for Slow {
+    fn cluster_name(&self) -> &str {
+        self.inner.cluster_name()
+    }
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        self.inner.cluster().await
+    }
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        self.inner.volumes().await
+    }
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        self.inner.snapshot_policies().await
+    }
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        self.inner.schedules().await
+    }
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        self.inner.license(package).await
+    }
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.inner.snapshots().await
+    }
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        self.inner.luns().await
+    }
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        self.around(self.inner.create_snapshot(volume, name, comment))
+            .await
+    }
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), OntapError> {
+        self.around(self.inner.delete_snapshot(volume, uuid, name))
+            .await
+    }
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot: &str,
+        source: &str,
+        clone: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.around(
+            self.inner
+                .clone_lun_flexclone(volume, snapshot, source, clone),
+        )
+        .await
+    }
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot: &str,
+        source: &str,
+        clone: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.around(
+            self.inner
+                .clone_lun_snaprestore(volume, snapshot, source, clone),
+        )
+        .await
+    }
+    async fn delete_lun(&self, uuid: &str, path: &str, mapped: bool) -> Result<(), OntapError> {
+        self.around(self.inner.delete_lun(uuid, path, mapped)).await
+    }
+}
