@@ -417,3 +417,54 @@ fn run_serves_status_and_stops_cleanly_on_sigterm() {
     let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(h.is_array());
 }
+
+#[test]
+fn a_cluster_whose_password_cannot_be_read_is_reported_unreachable_and_the_agent_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = quiet_policy(dir.path(), port);
+    let text = std::fs::read_to_string(&p).unwrap()
+        + r#"
+[[cluster]]
+name = "prod"
+endpoint = "https://127.0.0.1:9"
+username = "snapwarden"
+password_env = "SNAPWARDEN_TEST_UNSET_PASSWORD"
+insecure = true
+"#;
+    std::fs::write(&p, text).unwrap();
+    let mut child = bin()
+        .args(["run", "--config", p.to_str().unwrap(), "--state-dir"])
+        .arg(dir.path().join("state"))
+        .env_remove("SNAPWARDEN_TEST_UNSET_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut status = serde_json::Value::Null;
+    wait_until(
+        Duration::from_secs(30),
+        "both clusters in the status",
+        || {
+            let o = run(&["status", "--url", &url, "--output", "json"]);
+            if o.status.code() != Some(0) {
+                return false;
+            }
+            status = serde_json::from_slice(&o.stdout).unwrap();
+            status["clusters"]
+                .as_array()
+                .is_some_and(|c| c.len() == 2 && c[1]["last_error"].is_string())
+        },
+    );
+    assert_eq!(status["clusters"][0]["reachable"], true);
+    assert_eq!(status["clusters"][1]["reachable"], false);
+    let err = status["clusters"][1]["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("cluster prod") && err.contains("SNAPWARDEN_TEST_UNSET_PASSWORD"),
+        "{err}"
+    );
+    // No secret or password source content is served, only the variable's name.
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -396,7 +396,7 @@ impl Agent {
     /// One reconcile pass.
     async fn pass(&mut self, force_discovery: bool) {
         let now = self.now();
-        self.refresh(now, force_discovery).await;
+        self.refresh(now, force_discovery, None).await;
         let observed = self.observed();
         self.observe(now, &observed);
         if !self.shutting_down {
@@ -408,9 +408,12 @@ impl Agent {
     }
 
     /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle.
-    async fn refresh(&mut self, now: DateTime<Utc>, force: bool) {
+    async fn refresh(&mut self, now: DateTime<Utc>, force: bool, only: Option<&[usize]>) {
         let mut due = Vec::new();
         for (ci, view) in self.views.iter().enumerate() {
+            if only.is_some_and(|o| !o.contains(&ci)) {
+                continue;
+            }
             if view.retry_at.is_some_and(|r| r > now) {
                 continue;
             }
@@ -527,7 +530,9 @@ impl Agent {
                 if c.state == CycleState::Locked {
                     let pins =
                         observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
-                    if pins.snapshots.is_empty() {
+                    // Only a listing taken after the clones went can show every pin.
+                    let fresh = c.clones_deleted_at.is_none_or(|t| inv.at > t);
+                    if fresh && pins.snapshots.is_empty() {
                         unpinned.push(c.id.clone());
                     }
                 }
@@ -1046,6 +1051,17 @@ impl Agent {
                 async move { executor::release(&ctx, &conn, &vref, listing, cycle).await }
             }))
             .await;
+        // A lock is explained from a listing that shows its pins: read those clusters again.
+        let mut locked_clusters: Vec<usize> = results
+            .iter()
+            .filter(|r| r.conflicts.iter().any(|c| c.kind == ConflictKind::Locked))
+            .filter_map(|r| self.conns.iter().position(|c| c.name == r.cycle.cluster))
+            .collect();
+        locked_clusters.sort_unstable();
+        locked_clusters.dedup();
+        if !locked_clusters.is_empty() {
+            self.refresh(self.now(), true, Some(&locked_clusters)).await;
+        }
         let observed = self.observed();
         for r in results {
             let id = r.cycle.id.clone();

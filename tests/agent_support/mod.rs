@@ -57,6 +57,8 @@ pub struct Setup {
     pub down: Option<Arc<AtomicBool>>,
     /// Every mutating call takes this long (virtual time) and is counted per cluster.
     pub slow: Option<(std::time::Duration, Arc<InFlight>)>,
+    /// How planned instants wake the loop (default: the clock; `Cron` needs real time).
+    pub triggers: Triggers,
 }
 
 /// The most mutating calls seen in flight at once, per cluster name.
@@ -76,6 +78,7 @@ impl Setup {
             sim: None,
             down: None,
             slow: None,
+            triggers: Triggers::Clock,
         }
     }
 }
@@ -149,7 +152,7 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
         clock.clone(),
         Options {
             state_dir: dir.path().join("state"),
-            triggers: Triggers::Clock,
+            triggers: setup.triggers,
             hooks: setup.hooks,
         },
     )
