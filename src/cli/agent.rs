@@ -228,12 +228,12 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
             .get(&endpoint)
             .send()
             .await
-            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", error_chain(&e)))?;
+            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", agent::error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("{endpoint} answered HTTP {}", resp.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| agent::error_chain(&e))? {
             if body.len() + chunk.len() > MAX_STATUS_BYTES {
                 return Err(format!("{endpoint}: answer larger than {MAX_STATUS_BYTES} bytes"));
             }
@@ -265,17 +265,6 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
     };
     super::print(&text);
     EXIT_OK
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
@@ -484,4 +473,55 @@ pub fn history(
     };
     super::print(&text);
     EXIT_OK
+}
+
+/// The read-only discovery `check` and `plan` do when the policy needs cluster facts: the
+/// clusters owning unresolved volumes are read (cluster, volumes, snapshot policies, schedules).
+/// An unreachable cluster is an error naming it.
+pub fn discover_for_planning(
+    policy: &Policy,
+    plan: &crate::planner::Plan,
+) -> Result<crate::planner::Observed, u8> {
+    let needed: Vec<usize> = {
+        let mut v: Vec<usize> = plan
+            .unresolved
+            .iter()
+            .map(|u| policy.volumes[u.volume].cluster)
+            .filter(|&ci| policy.clusters[ci].endpoint != config::Endpoint::Simulator)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if needed.is_empty() {
+        return Ok(crate::planner::Observed::offline());
+    }
+    let clients: Vec<(String, Arc<dyn crate::ontap::Ontap>)> = needed
+        .iter()
+        .map(|&ci| {
+            let c = &policy.clusters[ci];
+            (
+                c.name.clone(),
+                Arc::new(connect::LazyRest::new(c.clone(), policy.agent.concurrency))
+                    as Arc<dyn crate::ontap::Ontap>,
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            EXIT_INVALID
+        })?;
+    let (observed, errors) =
+        runtime.block_on(agent::discovery::observe_for_planning(&clients, Utc::now()));
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{}", agent::error_chain(e));
+        }
+        eprintln!("(use --offline to plan without the clusters)");
+        return Err(EXIT_INVALID);
+    }
+    Ok(observed)
 }

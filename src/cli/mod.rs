@@ -18,8 +18,7 @@ mod render;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};
-
-pub use render::{check_report, plan_json, plan_table};
+pub use render::{check_report, plan_table, write_plan_json};
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;
@@ -122,6 +121,10 @@ pub struct Horizon {
     /// Length of the horizon in hours (default: 168 for check, 24 for plan).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=24 * 366))]
     pub hours: Option<u32>,
+    /// Plan from the policy alone: a volume that needs cluster facts (`timezone = "auto"`,
+    /// `snapshot_policy = "ontap"`) is an error instead of a read-only discovery.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,21 +190,23 @@ pub fn main() -> ExitCode {
 }
 
 /// Loads the policy and plans offline; prints errors and returns the exit code on failure.
-fn plan_offline(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Policy, Plan), u8> {
+/// Loads the policy and plans it, from the policy alone or — when volumes need cluster facts
+/// and `--offline` is not given — after a read-only discovery of the clusters that own them.
+fn plan_policy(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Policy, Plan), u8> {
     let policy = config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         EXIT_INVALID
     })?;
     let from = horizon.from.unwrap_or_else(Utc::now);
-    let hours = horizon.hours.unwrap_or(default_hours);
-    let plan = planner::plan(
-        &policy,
-        &Observed::offline(),
-        from,
-        TimeDelta::hours(i64::from(hours)),
-    );
+    let hours = TimeDelta::hours(i64::from(horizon.hours.unwrap_or(default_hours)));
+    let mut plan = planner::plan(&policy, &Observed::offline(), from, hours);
+    if !plan.unresolved.is_empty() && !horizon.offline {
+        let observed = agent::discover_for_planning(&policy, &plan)?;
+        plan = planner::plan(&policy, &observed, from, hours);
+    }
     if !plan.unresolved.is_empty() {
-        eprintln!("{}: cannot plan offline:", path.display());
+        let how = if horizon.offline { "offline" } else { "" };
+        eprintln!("{}: cannot plan {how}:", path.display());
         for u in &plan.unresolved {
             eprintln!("  {}", u.reason);
         }
@@ -211,15 +216,14 @@ fn plan_offline(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(P
 }
 
 fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
-    let (policy, plan) = match plan_offline(path, horizon, 168) {
+    let (policy, plan) = match plan_policy(path, horizon, 168) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let text = match output {
-        Output::Table => check_report(&policy, &plan),
-        Output::Json => pretty(&plan_json(&policy, &plan)),
-    };
-    print(&text);
+    match output {
+        Output::Table => print(&check_report(&policy, &plan)),
+        Output::Json => print_json(&policy, &plan),
+    }
     if plan.conflicts.is_empty() {
         EXIT_OK
     } else {
@@ -228,22 +232,25 @@ fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
 }
 
 fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
-    let (policy, plan) = match plan_offline(path, horizon, 24) {
+    let (policy, plan) = match plan_policy(path, horizon, 24) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let text = match output {
-        Output::Table => plan_table(&policy, &plan),
-        Output::Json => pretty(&plan_json(&policy, &plan)),
-    };
-    print(&text);
+    match output {
+        Output::Table => print(&plan_table(&policy, &plan)),
+        Output::Json => print_json(&policy, &plan),
+    }
     EXIT_OK
 }
 
-fn pretty(v: &serde_json::Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("a JSON value always serializes");
-    s.push('\n');
-    s
+/// Streams the plan's JSON to a buffered stdout (no document tree: large plans are hundreds of
+/// MB). A closed pipe (`| head`) ends the output quietly, like [`print`].
+fn print_json(policy: &Policy, plan: &Plan) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let _ = render::write_plan_json(&mut out, policy, plan)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }
 
 fn print(text: &str) {
