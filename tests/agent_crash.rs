@@ -5,7 +5,8 @@
 //!
 //! `cargo test --test agent_crash` runs the bounded form (4 kills, about a minute);
 //! `scripts/crash-campaign` runs the same scenario with `CRASH_KILLS` kills and prints the kills
-//! per stage. `CRASH_SEED` changes the random kill times.
+//! per stage. `CRASH_SEED` changes the random kill times; `CRASH_KEEP=1` keeps the working
+//! directory (world, policy, journal, `agent.log` with every run's log) for inspection.
 //!
 //! Timing. Windows and the snapshot schedule are minute crons, so one cycle per volume starts per
 //! minute: at the minute, or late when the agent (re)starts before `:30` (`expected` 10 s still
@@ -62,6 +63,17 @@ const FOREIGN_MARKER: &str =
 const USER_SNAPSHOT: &str = "before-upgrade";
 const LOOKALIKE_LUN: &str = "/vol/v1/snapwarden.w.20200101T000000Z.lun0";
 
+/// The policy's volumes: name, LUNs (`lun0`, `lun1`, …), clone method. Six volumes with two
+/// clones at most in flight (`concurrency = 2`) spread a cycle's steps over some 15 seconds.
+const VOLUMES: [(&str, usize, &str); 6] = [
+    ("v1", 2, "snaprestore"),
+    ("v2", 1, "flexclone"),
+    ("v3", 1, "snaprestore"),
+    ("v4", 2, "snaprestore"),
+    ("v5", 2, "flexclone"),
+    ("v6", 1, "snaprestore"),
+];
+
 fn world() -> String {
     format!(
         r#"[knobs]
@@ -102,6 +114,21 @@ luns = [{{ name = "lun0" }}]
 name = "v3"
 snapshot_policy = "every-minute"
 luns = [{{ name = "lun0" }}]
+
+[[clusters.svms.volumes]]
+name = "v4"
+snapshot_policy = "every-minute"
+luns = [{{ name = "lun0" }}, {{ name = "lun1" }}]
+
+[[clusters.svms.volumes]]
+name = "v5"
+snapshot_policy = "every-minute"
+luns = [{{ name = "lun0" }}, {{ name = "lun1" }}]
+
+[[clusters.svms.volumes]]
+name = "v6"
+snapshot_policy = "every-minute"
+luns = [{{ name = "lun0" }}]
 "#
     )
 }
@@ -128,20 +155,31 @@ password_env = "{PASSWORD_ENV}"
 pin_sha256 = "{fingerprint}"
 timezone = "auto"
 
-{}{}{}[[window]]
+{}[[window]]
 name = "w"
-volumes = ["c1/svm1/v1", "c1/svm1/v2", "c1/svm1/v3"]
+volumes = [{}]
 start = "* * * * *"
 timezone = "UTC"
 expected = "10s"
 max = "40s"
 shift_limit = "0s"
 on_conflict = "run"
-hook = {{ command = ["sleep", "3"] }}
+hook = {{ command = ["sleep", "4"] }}
 "#,
-        volume("v1", "\"/vol/v1/lun0\", \"/vol/v1/lun1\"", "snaprestore"),
-        volume("v2", "\"/vol/v2/lun0\"", "flexclone"),
-        volume("v3", "\"/vol/v3/lun0\"", "snaprestore"),
+        VOLUMES
+            .iter()
+            .map(|(name, luns, clone)| {
+                let luns: Vec<String> = (0..*luns)
+                    .map(|i| format!("\"/vol/{name}/lun{i}\""))
+                    .collect();
+                volume(name, &luns.join(", "), clone)
+            })
+            .collect::<String>(),
+        VOLUMES
+            .iter()
+            .map(|(name, _, _)| format!("\"c1/svm1/{name}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }
 
@@ -366,6 +404,48 @@ fn live(state_dir: &Path) -> Live {
     out
 }
 
+/// Hooks of this test's agents still running: processes (not zombies) whose environment names
+/// a cycle file in the state directory.
+fn running_hooks(state_dir: &Path) -> Vec<u32> {
+    let marker = format!(
+        "SNAPWARDEN_CYCLE_JSON={}",
+        state_dir.join("hooks").display()
+    );
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            });
+            let ours = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|v| v.starts_with(marker.as_bytes()))
+            });
+            !zombie && ours
+        })
+        .collect()
+}
+
+/// A killed agent's hooks end with it (they would run on against clones the next start deletes).
+async fn assert_no_hook_outlives_its_agent(state_dir: &Path) {
+    let poll = Poll::new(Duration::from_secs(2));
+    loop {
+        let left = running_hooks(state_dir);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            poll.again().await,
+            "hooks outlived their agent: pids {left:?}"
+        );
+    }
+}
+
 /// The lifecycle stage a cycle state stands for in the kill table.
 fn stage(state: CycleState) -> &'static str {
     match state {
@@ -551,7 +631,7 @@ async fn check_scheduled(sim: &Sim, started: DateTime<Utc>) {
             fired(started).min(SCHEDULE_COUNT),
             fired(started - TimeDelta::seconds(2)).min(SCHEDULE_COUNT),
         );
-        for volume in ["v1", "v2", "v3"] {
+        for (volume, _, _) in VOLUMES {
             let mut names: Vec<&str> = objects
                 .snapshots
                 .iter()
@@ -615,6 +695,7 @@ async fn settle(sim: &Sim, files: &Files, lookalikes: &Lookalikes, header: &str)
         }
     };
     stop_gracefully(agent);
+    assert_no_hook_outlives_its_agent(&files.state).await;
     assert!(
         quiet,
         "the agent released its leftovers within 60 s; open cycles: {:?}; leaks: {:?}; log: {}",
@@ -653,6 +734,7 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
     let mut rng = Rng(seed);
 
     let tmp = tempfile::tempdir().expect("tempdir");
+    let kept = std::env::var_os("CRASH_KEEP").is_some();
     let files = Files {
         dir: tmp.path().to_path_buf(),
         state: tmp.path().join("state"),
@@ -702,6 +784,7 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
             agent.0.kill().expect("SIGKILL");
             agent.0.wait().expect("reaped");
             let at = Utc::now();
+            assert_no_hook_outlives_its_agent(&files.state).await;
             let open = live(&files.state).cycles;
             let mut stages: BTreeSet<&'static str> = open.iter().map(|c| stage(c.state)).collect();
             if stages.is_empty() {
@@ -820,6 +903,9 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
         covered(&kills) >= 2,
         "the kills hit at least two lifecycle stages: {per_stage:?}"
     );
+    if kept {
+        println!("kept {}", tmp.keep().display());
+    }
     println!(
         "verdict: PASS: nothing leaked ({} snapwarden objects left, all look-alikes or locked cycles'), nothing foreign touched",
         owned.len()
