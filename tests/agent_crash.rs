@@ -15,7 +15,9 @@
 //! minute), kills until second 35, then a settling run releases what is left before the next
 //! scheduled snapshot at `:00` (a SnapRestore clone alive across it would lock the backing
 //! snapshot for the schedule's 4 minutes). The first run of a round creates (creating, clone,
-//! hook stages); the next ones recover (releasing).
+//! hook stages); the next ones recover (releasing). A campaign (more kills than the bounded
+//! form's) also ends a round at the first kill that finds the minute's cycles over, so that few
+//! kills hit an idle agent; it makes about 3 kills a minute.
 //!
 //! The window meets a scheduled snapshot at every start (both every minute), which the planner
 //! calls a conflict; `on_conflict = "run"` runs it anyway. ONTAP takes the scheduled snapshot
@@ -446,6 +448,20 @@ async fn assert_no_hook_outlives_its_agent(state_dir: &Path) {
     }
 }
 
+/// Whether the journal holds the cycles of the window occurrence of `at`'s minute.
+fn minute_served(state_dir: &Path, at: DateTime<Utc>) -> bool {
+    let minute = at.duration_trunc(TimeDelta::minutes(1)).expect("a minute");
+    state_dir
+        .join(snapwarden::agent::journal::FILE_NAME)
+        .exists()
+        && Journal::open_read_only(state_dir)
+            .expect("the journal opens")
+            .recent_cycles(minute, None, 1_000)
+            .expect("cycles")
+            .iter()
+            .any(|c| c.window_start == minute)
+}
+
 /// The lifecycle stage a cycle state stands for in the kill table.
 fn stage(state: CycleState) -> &'static str {
     match state {
@@ -806,7 +822,11 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
             });
             let done = kills.len() >= kills_wanted && covered(&kills) >= 2
                 || kills.len() >= kills_wanted + EXTRA_KILLS;
-            if done || sim.now().await.second() > ROUND_END {
+            // A campaign moves on to the next minute once this one's cycles are over: later runs
+            // would only be killed idle. The bounded form keeps to one round.
+            let minute_over =
+                kills_wanted > DEFAULT_KILLS && open.is_empty() && minute_served(&files.state, at);
+            if done || minute_over || sim.now().await.second() > ROUND_END {
                 break;
             }
         }
