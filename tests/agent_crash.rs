@@ -682,10 +682,16 @@ async fn check_scheduled(sim: &Sim, started: DateTime<Utc>) {
     );
 }
 
-/// Waits until a round may start: the current minute's occurrence can still start.
-async fn wait_for_round(sim: &Sim) {
-    let poll = Poll::new(Duration::from_secs(70));
-    while sim.now().await.second() > ROUND_LATEST_START {
+/// Waits until a round may start: a minute after `last` (the previous round's) whose occurrence
+/// can still start. Returns that minute.
+async fn wait_for_round(sim: &Sim, last: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let poll = Poll::new(Duration::from_secs(130));
+    loop {
+        let now = sim.now().await;
+        let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("a minute");
+        if now.second() <= ROUND_LATEST_START && last.is_none_or(|l| minute > l) {
+            return minute;
+        }
         assert!(
             poll.again().await,
             "the simulator clock reached a round start"
@@ -787,10 +793,11 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
             .len()
     };
     let mut rounds = 0;
+    let mut last_round = None;
     while kills.len() < kills_wanted
         || (covered(&kills) < 2 && kills.len() < kills_wanted + EXTRA_KILLS)
     {
-        wait_for_round(&sim).await;
+        last_round = Some(wait_for_round(&sim, last_round).await);
         rounds += 1;
         loop {
             let ran_ms = rng.between(RUN_MS.0, RUN_MS.1);
