@@ -19,6 +19,12 @@
 //! form's) also ends a round at the first kill that finds the minute's cycles over, so that few
 //! kills hit an idle agent; it makes about 3 kills a minute.
 //!
+//! Look-alikes made before the first run: a snapshot with the prefix and no marker, one with the
+//! marker of a cycle no journal knows, a user snapshot, a plain LUN at a clone-like path, and
+//! plain LUNs at the exact paths v3's clones will want (those cycles fail at the clone and
+//! release their backing snapshot; a kill during that create tests that the next start does not
+//! take the plain LUN for the cycle's clone).
+//!
 //! The window meets a scheduled snapshot at every start (both every minute), which the planner
 //! calls a conflict; `on_conflict = "run"` runs it anyway. ONTAP takes the scheduled snapshot
 //! before the agent's first call of the minute, so no clone is captured; only the (predicted)
@@ -64,6 +70,10 @@ const FOREIGN_MARKER: &str =
     "created-by=snapwarden cycle=6d1c7f4e-0000-4000-8000-000000000000 window=w";
 const USER_SNAPSHOT: &str = "before-upgrade";
 const LOOKALIKE_LUN: &str = "/vol/v1/snapwarden.w.20200101T000000Z.lun0";
+/// Plain LUNs at the exact paths of v3's clones for this many minutes from the start: each of
+/// those clone creates fails, and one killed before its answer leaves an intent for a path where
+/// a LUN that is not the cycle's exists.
+const COLLISION_MINUTES: i64 = 40;
 
 /// The policy's volumes: name, LUNs (`lun0`, `lun1`, …), clone method. Six volumes with two
 /// clones at most in flight (`concurrency = 2`) spread a cycle's steps over some 15 seconds.
@@ -76,7 +86,25 @@ const VOLUMES: [(&str, usize, &str); 6] = [
     ("v6", 1, "snaprestore"),
 ];
 
-fn world() -> String {
+/// The paths of v3's clones from `from`'s minute on, taken by plain LUNs.
+fn collisions(from: DateTime<Utc>) -> Vec<String> {
+    let first = from
+        .duration_trunc(TimeDelta::minutes(1))
+        .expect("a minute");
+    (0..COLLISION_MINUTES)
+        .map(|i| {
+            let at = first + TimeDelta::minutes(i);
+            format!("/vol/v3/{PREFIX}.w.{}.lun0", at.format("%Y%m%dT%H%M%SZ"))
+        })
+        .collect()
+}
+
+fn world(collisions: &[String]) -> String {
+    let v3_luns: String = collisions
+        .iter()
+        .filter_map(|path| path.strip_prefix("/vol/v3/"))
+        .map(|leaf| format!(", {{ name = \"{leaf}\" }}"))
+        .collect();
     format!(
         r#"[knobs]
 async_mutations = true
@@ -115,7 +143,7 @@ luns = [{{ name = "lun0" }}]
 [[clusters.svms.volumes]]
 name = "v3"
 snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}]
+luns = [{{ name = "lun0" }}{v3_luns}]
 
 [[clusters.svms.volumes]]
 name = "v4"
@@ -563,7 +591,7 @@ async fn leaks(sim: &Sim, state_dir: &Path, lookalikes: &Lookalikes) -> Vec<Stri
         }
     }
     for l in luns {
-        if l.uuid == lookalikes.lun.uuid {
+        if lookalikes.luns.contains_key(&l.uuid) {
             continue;
         }
         if !live.luns.contains(&l.name) {
@@ -577,10 +605,11 @@ async fn leaks(sim: &Sim, state_dir: &Path, lookalikes: &Lookalikes) -> Vec<Stri
 struct Lookalikes {
     /// By uuid.
     snapshots: BTreeMap<String, Snap>,
-    lun: Lun,
+    /// By uuid: the one at a clone-like path and those at v3's clone paths.
+    luns: BTreeMap<String, Lun>,
 }
 
-async fn make_lookalikes(sim: &Sim) -> Lookalikes {
+async fn make_lookalikes(sim: &Sim, collisions: &[String]) -> Lookalikes {
     let wanted = [
         ("v1", LOOKALIKE_NO_MARKER, "made by hand, not by snapwarden"),
         ("v2", LOOKALIKE_NOT_JOURNALED, FOREIGN_MARKER),
@@ -608,15 +637,16 @@ async fn make_lookalikes(sim: &Sim) -> Lookalikes {
             })
             .map(|s| (s.uuid.clone(), s.clone()))
             .collect();
-        let lun = objects
+        let luns: BTreeMap<String, Lun> = objects
             .luns
             .iter()
-            .find(|l| l.name == LOOKALIKE_LUN)
-            .cloned();
-        if let (true, Some(lun)) = (snaps.len() == wanted.len(), lun) {
+            .filter(|l| l.name == LOOKALIKE_LUN || collisions.contains(&l.name))
+            .map(|l| (l.uuid.clone(), l.clone()))
+            .collect();
+        if snaps.len() == wanted.len() && luns.len() == collisions.len() + 1 {
             return Lookalikes {
                 snapshots: snaps,
-                lun,
+                luns,
             };
         }
         assert!(poll.again().await, "the look-alikes appear in the listings");
@@ -764,14 +794,15 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
         log: tmp.path().join("agent.log"),
     };
     let world_path = tmp.path().join("world.toml");
-    std::fs::write(&world_path, world()).expect("world");
+    let collisions = collisions(Utc::now());
+    std::fs::write(&world_path, world(&collisions)).expect("world");
     let sim = Sim::start(
         &world_path,
         File::create(tmp.path().join("sim.log")).expect("sim log"),
     );
     let sim_started = sim.now().await;
     std::fs::write(&files.policy, policy(&sim.url, &sim.fingerprint)).expect("policy");
-    let lookalikes = make_lookalikes(&sim).await;
+    let lookalikes = make_lookalikes(&sim, &collisions).await;
     sim.call(
         reqwest::Method::POST,
         "/simulator/v1/faults",
@@ -860,7 +891,7 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
         .map(|s| s.name.clone())
         .chain(
             luns.iter()
-                .filter(|l| l.uuid != lookalikes.lun.uuid)
+                .filter(|l| !lookalikes.luns.contains_key(&l.uuid))
                 .map(|l| l.name.clone()),
         )
         .collect();
@@ -879,11 +910,13 @@ async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_for
             s.volume
         );
     }
-    assert!(
-        objects.luns.contains(&lookalikes.lun),
-        "look-alike LUN {} is untouched",
-        lookalikes.lun.name
-    );
+    for l in lookalikes.luns.values() {
+        assert!(
+            objects.luns.contains(l),
+            "look-alike LUN {} is untouched",
+            l.name
+        );
+    }
     check_scheduled(&sim, sim_started).await;
 
     // The kills interrupted real work, in more than one stage.
