@@ -555,10 +555,17 @@ fn settle(
             .find(|s| s.svm == cycle.svm && s.volume_name == cycle.volume && s.name == object.name)
             .filter(|s| s.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id))
             .map(|s| s.uuid.clone()),
+        // A LUN has no comment to carry the marker: only a clone in the cycle's volume can be
+        // the one the cycle meant to create (a plain LUN at that path is somebody else's).
         ObjectKind::Lun => inv
             .luns
             .iter()
-            .find(|l| l.svm == cycle.svm && l.name == object.name)
+            .find(|l| {
+                l.svm == cycle.svm
+                    && l.name == object.name
+                    && l.volume_name == cycle.volume
+                    && l.created_as_clone
+            })
             .map(|l| l.uuid.clone()),
     };
     let mut settled = object.clone();
@@ -672,4 +679,120 @@ fn finish(ctx: &Ctx, cycle: &mut Cycle) {
 pub(crate) fn retry_delay(attempt: u32) -> TimeDelta {
     let secs = 5i64.saturating_mul(1i64 << attempt.min(5));
     TimeDelta::seconds(secs.min(120))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::clock::SystemClock;
+    use crate::agent::cycle::CloneLun;
+    use crate::ontap::{ClusterInfo, LicenseState, LunInfo};
+
+    fn cycle() -> Cycle {
+        let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
+        Cycle {
+            id: "c1".into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: at,
+            create_at: at,
+            release_by: at + TimeDelta::minutes(30),
+            release_deadline: None,
+            backing_snapshot: "snapwarden.w.20270101T010000Z".into(),
+            clone_kind: CloneKind::SnapRestore,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: "/vol/v/snapwarden.w.20270101T010000Z.lun0".into(),
+            }],
+            state: CycleState::Releasing,
+            result: None,
+            created_at: Some(at),
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+        }
+    }
+
+    fn listing(luns: Vec<LunInfo>) -> Inventory {
+        Inventory {
+            info: ClusterInfo {
+                name: "c".into(),
+                uuid: "cu".into(),
+                version: "9.14.1".into(),
+                timezone: "UTC".into(),
+            },
+            volumes: Vec::new(),
+            snapshot_policies: Vec::new(),
+            schedules: Vec::new(),
+            flexclone: LicenseState::Unlicensed,
+            snaprestore: LicenseState::Compliant,
+            snapshots: Vec::new(),
+            luns,
+            at: Utc::now(),
+        }
+    }
+
+    fn lun_at_clone_path(created_as_clone: bool) -> LunInfo {
+        LunInfo {
+            uuid: "lun-uuid".into(),
+            name: "/vol/v/snapwarden.w.20270101T010000Z.lun0".into(),
+            svm: "svm1".into(),
+            volume_name: "v".into(),
+            mapped: false,
+            created_as_clone,
+        }
+    }
+
+    /// A crash during a clone's create leaves its intent; the next start looks the path up.
+    /// Only a clone there can be the cycle's: a plain LUN at the path is never adopted (and so
+    /// never deleted), and the intent is settled as never created.
+    #[test]
+    fn an_unanswered_clone_create_settles_only_on_a_clone_at_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            clock: Arc::new(SystemClock),
+            journal: Arc::new(Journal::open(dir.path()).unwrap()),
+            prefix: "snapwarden".into(),
+        };
+        let c = cycle();
+        assert!(ctx.journal.insert_cycle(&c, ctx.now()).unwrap());
+        let intent = ctx
+            .journal
+            .objects(&c.id)
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == ObjectKind::Lun)
+            .unwrap();
+        assert_eq!(intent.state, ObjectState::Intent);
+
+        let plain = settle(
+            &ctx,
+            &c,
+            &intent,
+            Some(&listing(vec![lun_at_clone_path(false)])),
+        );
+        assert_eq!(
+            plain.map(|o| (o.state, o.uuid)),
+            Some((ObjectState::Absent, None))
+        );
+
+        let clone = settle(
+            &ctx,
+            &c,
+            &intent,
+            Some(&listing(vec![lun_at_clone_path(true)])),
+        );
+        assert_eq!(
+            clone.map(|o| (o.state, o.uuid)),
+            Some((ObjectState::Created, Some("lun-uuid".to_string())))
+        );
+        assert_eq!(
+            settle(&ctx, &c, &intent, None),
+            None,
+            "no listing, no answer"
+        );
+    }
 }

@@ -2,7 +2,9 @@
 //!
 //! A command hook is started with the cycle in its environment and in a JSON file, in its own
 //! process group; when it is still running at the deadline it gets SIGTERM, then SIGKILL after a
-//! grace period, and the cycle is an overrun. A webhook hook is one POST of the cycle JSON whose
+//! grace period, and the cycle is an overrun. On Linux it also gets SIGTERM when the agent dies
+//! (even by SIGKILL): the next start releases the cycle's clones, and a hook must not outlive
+//! them. A webhook hook is one POST of the cycle JSON whose
 //! answer means "the backup is done": 2xx is success. A simulated hook (for `simulate` and tests)
 //! takes a given time on the agent's clock.
 //!
@@ -268,6 +270,7 @@ async fn spawn_and_wait(
         .stdout(writer)
         .stderr(writer2)
         .process_group(0);
+    die_with_agent(&mut command);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -342,6 +345,35 @@ async fn spawn_and_wait(
             "the agent is stopping; {program} ended with {how}{tail}"
         )),
     }
+}
+
+/// Makes a hook die with the agent (Linux): the kernel sends it SIGTERM when the thread that
+/// started it ends. Hooks start on a tokio worker thread, which lives as long as the runtime, so
+/// in effect when the agent process dies, SIGKILL included. Without this a killed agent leaves
+/// its hooks running, past their deadline and against clones the next start deletes. Only the
+/// hook's own process gets the signal, not the other members of its process group.
+fn die_with_agent(command: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let agent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and makes only
+        // async-signal-safe calls (prctl, getppid); it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent died before the request took effect: do not start at all.
+                if u32::try_from(libc::getppid()).ok() != Some(agent) {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// Reads one line of at most `OUTPUT_LINE_BYTES` into `buf` (the rest of a longer line is
@@ -628,6 +660,46 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         assert!(gone, "grandchild {pid} survived the hook's termination");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_hook_dies_with_the_agent_that_started_it() {
+        use std::os::unix::process::CommandExt;
+        // The agent is a thread here: the kernel signals the hook when the thread that started
+        // it ends, which is what happens to every thread of a SIGKILLed agent.
+        let pid = std::thread::spawn(|| {
+            let mut command = std::process::Command::new("sleep");
+            command.arg("300").process_group(0);
+            die_with_agent(&mut command);
+            command.spawn().expect("sleep starts").id()
+        })
+        .join()
+        .expect("the starting thread");
+        let pid = libc::pid_t::try_from(pid).unwrap();
+        let mut status = 0;
+        let mut ended = false;
+        for _ in 0..200 {
+            // SAFETY: waitpid on this process's own child without blocking; `status` is a
+            // valid out pointer.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                ended = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        if !ended {
+            // SAFETY: as above; the hook is ended and reaped so the test leaves nothing behind.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+        }
+        assert!(ended, "the hook outlived the agent that started it");
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGTERM,
+            "ended by SIGTERM, not {status:#x}"
+        );
     }
 
     #[tokio::test]
