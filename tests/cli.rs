@@ -275,3 +275,153 @@ fn simulator_serve_builds_its_world_from_a_policy() {
         );
     }
 }
+
+/// Issue 7 item 13: the streamed JSON of a policy with several volumes parses to exactly the
+/// hand-computed document (hourly at :05 in UTC; a 01:00 window of 40 minutes plus a 5-minute
+/// guard collides with 01:05 on both volumes; the first start that fits is 01:06).
+#[test]
+fn streamed_plan_json_matches_a_hand_written_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.toml");
+    std::fs::write(
+        &path,
+        r#"
+[agent]
+guard = "5m"
+
+[[cluster]]
+name = "c"
+endpoint = "simulator"
+timezone = "UTC"
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{ schedule = "hourly", count = 6 }]
+
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "v1"
+luns = ["/vol/v1/lun0"]
+snapshot_policy = "p"
+
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "v2"
+luns = ["/vol/v2/lun0"]
+snapshot_policy = "p"
+
+[[window]]
+name = "w"
+volumes = ["c/s/v1", "c/s/v2"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "30m"
+max = "40m"
+on_conflict = "run"
+"#,
+    )
+    .unwrap();
+    let o = snapwarden(&[
+        "plan",
+        path.to_str().unwrap(),
+        "--from",
+        "2027-05-01T00:30:00Z",
+        "--hours",
+        "2",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let got: Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    let suggestion = "start at 01:06 UTC (start = \"6 1 * * *\") and window w fits all 2 occurrences in the next 2 h";
+    let reason = "runs anyway (on_conflict = run): hourly at 01:05 falls inside 01:00–01:45 (max 40m + guard 5m); the clone will be captured";
+    let volume = |name: &str| {
+        serde_json::json!({
+            "cluster": "c",
+            "svm": "s",
+            "volume": name,
+            "timezone": "UTC",
+            "scheduled_snapshots": [
+                { "schedule": "hourly", "at": "2027-05-01T01:05:00+00:00" },
+                { "schedule": "hourly", "at": "2027-05-01T02:05:00+00:00" },
+            ],
+            "free_gaps": [
+                { "start": "2027-05-01T00:30:00+00:00", "end": "2027-05-01T01:05:00+00:00", "seconds": 2100 },
+                { "start": "2027-05-01T01:05:00+00:00", "end": "2027-05-01T02:05:00+00:00", "seconds": 3600 },
+                { "start": "2027-05-01T02:05:00+00:00", "end": "2027-05-01T02:30:00+00:00", "seconds": 1500 },
+            ],
+            "lifecycles": [{
+                "window": "w",
+                "window_start": "2027-05-01T01:00:00+00:00",
+                "create_at": "2027-05-01T01:00:00+00:00",
+                "release_by": "2027-05-01T01:40:00+00:00",
+                "next_scheduled_at": "2027-05-01T01:05:00+00:00",
+                "next_schedule": "hourly",
+                "slack_seconds": -2400,
+                "outcome": "conflict",
+                "reason": reason,
+            }],
+        })
+    };
+    let conflict = |name: &str| {
+        serde_json::json!({
+            "window": "w",
+            "cluster": "c",
+            "svm": "s",
+            "volume": name,
+            "at": "2027-05-01T01:00:00+00:00",
+            "scheduled_at": "2027-05-01T01:05:00+00:00",
+            "schedule": "hourly",
+            "kind": "chain_conflict",
+            "suggestion": suggestion,
+        })
+    };
+    let want = serde_json::json!({
+        "from": "2027-05-01T00:30:00Z",
+        "until": "2027-05-01T02:30:00Z",
+        "guard_seconds": 300,
+        "volumes": [volume("v1"), volume("v2")],
+        "conflicts": [conflict("v1"), conflict("v2")],
+        "suggestions": [{
+            "window": "w",
+            "offset_seconds": 360,
+            "new_start": "6 1 * * *",
+            "text": suggestion,
+        }],
+    });
+    assert_eq!(got, want);
+    assert!(
+        stdout(&o).ends_with("}\n"),
+        "one document, newline-terminated"
+    );
+}
+
+/// Issue 7 item 18: counts read as English ("shifted once", "its only occurrence").
+#[test]
+fn a_single_shift_and_occurrence_read_as_english() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = demo_with_windows(dir.path(), &["exchange"]);
+    let o = snapwarden(&[
+        "check",
+        policy.to_str().unwrap(),
+        "--from",
+        FROM,
+        "--hours",
+        "24",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "window exchange: shifted once; suggestion: start at 02:20 Europe/Berlin \
+             (start = \"20 2 * * *\") and window exchange fits its only occurrence in the next 24 h"
+        ),
+        "{out}"
+    );
+}

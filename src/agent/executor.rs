@@ -213,7 +213,13 @@ pub(crate) async fn create(
                 // It may exist: the release looks it up by name in the next listing.
                 CycleState::Releasing
             };
-            return Some(fail(ctx, cycle, state, format!("{e:#}"), "create_snapshot"));
+            return Some(fail(
+                ctx,
+                cycle,
+                state,
+                super::error_chain(&e),
+                "create_snapshot",
+            ));
         }
     }
 
@@ -276,7 +282,7 @@ pub(crate) async fn create(
                         ObjectState::Absent,
                     );
                 }
-                let detail = format!("{e:#}");
+                let detail = super::error_chain(&e);
                 return Some(fail(
                     ctx,
                     cycle,
@@ -463,7 +469,7 @@ pub(crate) async fn release(
                 "delete_snapshot",
                 &snapshot.name,
                 "gone",
-                &format!("{e:#}"),
+                &super::error_chain(&e),
             );
             finish(ctx, &mut cycle);
             again = false;
@@ -476,7 +482,7 @@ pub(crate) async fn release(
                 "delete_snapshot",
                 &snapshot.name,
                 "locked",
-                &format!("{e:#}"),
+                &super::error_chain(&e),
             );
             if cycle.state != CycleState::Locked {
                 tracing::warn!(
@@ -486,7 +492,7 @@ pub(crate) async fn release(
                      it is retried once the scheduled snapshots that pin it are gone"
                 );
                 cycle.state = CycleState::Locked;
-                cycle.detail = format!("{e:#}");
+                cycle.detail = super::error_chain(&e);
                 ctx.save(&cycle);
                 conflicts.push(ObservedConflict {
                     kind: ConflictKind::Locked,
@@ -513,14 +519,14 @@ pub(crate) async fn release(
                 "delete_snapshot",
                 &snapshot.name,
                 "error",
-                &format!("{e:#}"),
+                &super::error_chain(&e),
             );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
-                "deleting the backing snapshot failed, will retry: {e:#}"
+                "deleting the backing snapshot failed, will retry: {}", super::error_chain(&e)
             );
-            cycle.detail = format!("{e:#}");
+            cycle.detail = super::error_chain(&e);
             ctx.save(&cycle);
             again = true;
         }
@@ -617,7 +623,7 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 "delete_clone",
                 &object.name,
                 "gone",
-                &format!("{e:#}"),
+                &super::error_chain(&e),
             );
             true
         }
@@ -627,12 +633,12 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 "delete_clone",
                 &object.name,
                 "error",
-                &format!("{e:#}"),
+                &super::error_chain(&e),
             );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
-                "deleting the LUN clone failed, will retry: {e:#}"
+                "deleting the LUN clone failed, will retry: {}", super::error_chain(&e)
             );
             false
         }

@@ -447,7 +447,7 @@ async fn run_webhook(
             deadline.to_rfc3339()
         )),
         Err(e) if e.is_builder() => HookOutcome::NotStarted(format!("webhook {url}: {e}")),
-        Err(e) => HookOutcome::Failed(format!("webhook {url}: {}", error_chain(&e))),
+        Err(e) => HookOutcome::Failed(format!("webhook {url}: {}", super::error_chain(&e))),
     }
 }
 
@@ -461,17 +461,6 @@ async fn read_capped(mut resp: reqwest::Response) -> String {
         }
     }
     String::from_utf8_lossy(&body).trim().to_string()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

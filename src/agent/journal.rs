@@ -865,7 +865,11 @@ mod tests {
             now,
         )
         .unwrap();
-        let snap = &j.objects("b").unwrap()[1];
+        let objects = j.objects("b").unwrap();
+        let snap = objects
+            .iter()
+            .find(|o| o.kind == ObjectKind::Snapshot)
+            .unwrap();
         assert_eq!(snap.kind, ObjectKind::Snapshot);
         assert_eq!(snap.uuid.as_deref(), Some("u-1"));
         assert_eq!(snap.state, ObjectState::Created);

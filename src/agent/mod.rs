@@ -461,10 +461,10 @@ impl Agent {
                         .min(MAX_CLUSTER_BACKOFF);
                     view.retry_at = Some(now + backoff);
                     view.reachable = false;
-                    view.last_error = Some(format!("{e:#}"));
+                    view.last_error = Some(error_chain(&e));
                     tracing::error!(
                         cluster = %name, retry_in_seconds = backoff.num_seconds(),
-                        "cluster unreachable: {e:#}; its volumes wait, the other clusters go on"
+                        "cluster unreachable: {}; its volumes wait, the other clusters go on", error_chain(&e)
                     );
                 }
             }
@@ -713,7 +713,7 @@ impl Agent {
                 let skip_reason = if lc.outcome == Outcome::Skipped {
                     Some(lc.reason.clone())
                 } else if let Some(why) = self.excluded.get(&vi) {
-                    too_late.then(|| format!("not run: {why}"))
+                    Some(format!("not run: {why}"))
                 } else if !self.views[ci].reachable {
                     too_late.then(|| {
                         format!(
@@ -1207,6 +1207,21 @@ impl Agent {
         self.publish();
         left
     }
+}
+
+/// An error and its sources, `outer: inner: innermost` (thiserror's `Display` shows one level).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
 }
 
 /// The policy volume at `cluster/svm/volume`.

@@ -218,7 +218,6 @@ mod tests {
     use crate::ontap::{ClusterInfo, LicenseState};
     use crate::planner::RetainedSchedule;
     use crate::timeline::{CronSpec, Recurrence};
-    use std::str::FromStr;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -321,13 +320,13 @@ mod tests {
                     name: "hourly".into(),
                     prefix: "hourly".into(),
                     count: 6,
-                    recurrence: Recurrence::Cron(CronSpec::from_str("5 * * * *").unwrap()),
+                    recurrence: Recurrence::Cron(CronSpec::parse("5 * * * *").unwrap()),
                 },
                 RetainedSchedule {
                     name: "daily".into(),
                     prefix: "daily".into(),
                     count: 2,
-                    recurrence: Recurrence::Cron(CronSpec::from_str("10 1 * * *").unwrap()),
+                    recurrence: Recurrence::Cron(CronSpec::parse("10 1 * * *").unwrap()),
                 },
             ],
         };

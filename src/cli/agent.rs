@@ -228,12 +228,12 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
             .get(&endpoint)
             .send()
             .await
-            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", error_chain(&e)))?;
+            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", agent::error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("{endpoint} answered HTTP {}", resp.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| agent::error_chain(&e))? {
             if body.len() + chunk.len() > MAX_STATUS_BYTES {
                 return Err(format!("{endpoint}: answer larger than {MAX_STATUS_BYTES} bytes"));
             }
@@ -265,17 +265,6 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
     };
     super::print(&text);
     EXIT_OK
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {

@@ -18,8 +18,7 @@ mod render;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};
-
-pub use render::{check_report, plan_json, plan_table};
+pub use render::{check_report, plan_table, write_plan_json};
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;
@@ -215,11 +214,10 @@ fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let text = match output {
-        Output::Table => check_report(&policy, &plan),
-        Output::Json => pretty(&plan_json(&policy, &plan)),
-    };
-    print(&text);
+    match output {
+        Output::Table => print(&check_report(&policy, &plan)),
+        Output::Json => print_json(&policy, &plan),
+    }
     if plan.conflicts.is_empty() {
         EXIT_OK
     } else {
@@ -232,18 +230,21 @@ fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let text = match output {
-        Output::Table => plan_table(&policy, &plan),
-        Output::Json => pretty(&plan_json(&policy, &plan)),
-    };
-    print(&text);
+    match output {
+        Output::Table => print(&plan_table(&policy, &plan)),
+        Output::Json => print_json(&policy, &plan),
+    }
     EXIT_OK
 }
 
-fn pretty(v: &serde_json::Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("a JSON value always serializes");
-    s.push('\n');
-    s
+/// Streams the plan's JSON to a buffered stdout (no document tree: large plans are hundreds of
+/// MB). A closed pipe (`| head`) ends the output quietly, like [`print`].
+fn print_json(policy: &Policy, plan: &Plan) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let _ = render::write_plan_json(&mut out, policy, plan)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }
 
 fn print(text: &str) {

@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use crate::config::Policy;
 use crate::planner::{human, Outcome, Plan, VolumePlan};
@@ -29,82 +30,188 @@ fn zones(plan: &Plan) -> HashMap<usize, Tz> {
         .collect()
 }
 
-/// The documented `--output json` shape (README: "plan --output json").
-pub fn plan_json(policy: &Policy, plan: &Plan) -> Value {
-    let volumes: Vec<Value> = plan
-        .volumes
-        .iter()
-        .map(|vp| {
-            let v = &policy.volumes[vp.volume];
-            let tz = vp.timezone;
-            json!({
-                "cluster": policy.clusters[v.cluster].name,
-                "svm": v.svm,
-                "volume": v.name,
-                "timezone": tz.name(),
-                "scheduled_snapshots": vp.scheduled.iter().map(|s| json!({
-                    "schedule": vp.schedule_name(s),
-                    "at": at(s.at, tz),
-                })).collect::<Vec<_>>(),
-                "free_gaps": timeline::gaps(&vp.scheduled, plan.from, plan.until).iter().map(|g| json!({
-                    "start": at(g.start, tz),
-                    "end": at(g.end, tz),
-                    "seconds": g.length().num_seconds(),
-                })).collect::<Vec<_>>(),
-                "lifecycles": vp.lifecycles.iter().map(|l| json!({
-                    "window": policy.windows[l.window].name,
-                    "window_start": at(l.window_start, tz),
-                    "create_at": at(l.create_at, tz),
-                    "release_by": at(l.release_by, tz),
-                    "next_scheduled_at": l.next_scheduled.map(|n| at(n.at, tz)),
-                    "next_schedule": l.next_scheduled.map(|n| vp.schedule_name(&n).to_string()),
-                    "slack_seconds": l.slack(plan.guard).map(|s| s.num_seconds()),
-                    "outcome": l.outcome.as_str(),
-                    "reason": l.reason,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let zones = zones(plan);
-    let conflicts: Vec<Value> = plan
-        .conflicts
-        .iter()
-        .map(|c| {
-            let v = &policy.volumes[c.volume];
-            let tz = zones[&c.volume];
-            json!({
-                "window": policy.windows[c.window].name,
-                "cluster": policy.clusters[v.cluster].name,
-                "svm": v.svm,
-                "volume": v.name,
-                "at": at(c.at, tz),
-                "scheduled_at": at(c.scheduled.at, tz),
-                "schedule": c.schedule,
-                "kind": c.kind.as_str(),
-                "suggestion": c.suggestion,
-            })
-        })
-        .collect();
-    let suggestions: Vec<Value> = plan
-        .suggestions
-        .iter()
-        .map(|s| {
-            json!({
-                "window": policy.windows[s.window].name,
-                "offset_seconds": s.offset.map(|o| o.num_seconds()),
-                "new_start": s.new_start,
-                "text": s.text,
-            })
-        })
-        .collect();
-    json!({
-        "from": utc(plan.from),
-        "until": utc(plan.until),
-        "guard_seconds": plan.guard.num_seconds(),
-        "volumes": volumes,
-        "conflicts": conflicts,
-        "suggestions": suggestions,
-    })
+/// Writes the documented `--output json` shape (README: "plan --output json"), pretty-printed,
+/// straight to `out`: the document is streamed volume by volume, never built as a tree. Keys are
+/// in alphabetical order (the order the format has always had).
+pub fn write_plan_json<W: std::io::Write>(
+    out: W,
+    policy: &Policy,
+    plan: &Plan,
+) -> serde_json::Result<()> {
+    serde_json::to_writer_pretty(out, &PlanJson { policy, plan })
+}
+
+/// Serializes a sequence lazily: each item is made and written in turn.
+struct Seq<F>(F);
+
+impl<I, F> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+struct PlanJson<'a> {
+    policy: &'a Policy,
+    plan: &'a Plan,
+}
+
+impl Serialize for PlanJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (policy, plan) = (self.policy, self.plan);
+        let zones = zones(plan);
+        let mut m = s.serialize_map(Some(6))?;
+        m.serialize_entry(
+            "conflicts",
+            &Seq(|| {
+                plan.conflicts.iter().map(|c| {
+                    let v = &policy.volumes[c.volume];
+                    let tz = zones[&c.volume];
+                    ConflictJson {
+                        at: at(c.at, tz),
+                        cluster: &policy.clusters[v.cluster].name,
+                        kind: c.kind.as_str(),
+                        schedule: &c.schedule,
+                        scheduled_at: at(c.scheduled.at, tz),
+                        suggestion: &c.suggestion,
+                        svm: &v.svm,
+                        volume: &v.name,
+                        window: &policy.windows[c.window].name,
+                    }
+                })
+            }),
+        )?;
+        m.serialize_entry("from", &utc(plan.from))?;
+        m.serialize_entry("guard_seconds", &plan.guard.num_seconds())?;
+        m.serialize_entry(
+            "suggestions",
+            &Seq(|| {
+                plan.suggestions.iter().map(|sg| SuggestionJson {
+                    new_start: sg.new_start.as_deref(),
+                    offset_seconds: sg.offset.map(|o| o.num_seconds()),
+                    text: &sg.text,
+                    window: &policy.windows[sg.window].name,
+                })
+            }),
+        )?;
+        m.serialize_entry("until", &utc(plan.until))?;
+        m.serialize_entry(
+            "volumes",
+            &Seq(|| {
+                plan.volumes
+                    .iter()
+                    .map(|vp| VolumeJson { policy, plan, vp })
+            }),
+        )?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ConflictJson<'a> {
+    at: String,
+    cluster: &'a str,
+    kind: &'a str,
+    schedule: &'a str,
+    scheduled_at: String,
+    suggestion: &'a str,
+    svm: &'a str,
+    volume: &'a str,
+    window: &'a str,
+}
+
+#[derive(Serialize)]
+struct SuggestionJson<'a> {
+    new_start: Option<&'a str>,
+    offset_seconds: Option<i64>,
+    text: &'a str,
+    window: &'a str,
+}
+
+struct VolumeJson<'a> {
+    policy: &'a Policy,
+    plan: &'a Plan,
+    vp: &'a VolumePlan,
+}
+
+impl Serialize for VolumeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (policy, plan, vp) = (self.policy, self.plan, self.vp);
+        let v = &policy.volumes[vp.volume];
+        let tz = vp.timezone;
+        let gaps = timeline::gaps(&vp.scheduled, plan.from, plan.until);
+        let mut m = s.serialize_map(Some(7))?;
+        m.serialize_entry("cluster", &policy.clusters[v.cluster].name)?;
+        m.serialize_entry(
+            "free_gaps",
+            &Seq(|| {
+                gaps.iter().map(|g| GapJson {
+                    end: at(g.end, tz),
+                    seconds: g.length().num_seconds(),
+                    start: at(g.start, tz),
+                })
+            }),
+        )?;
+        m.serialize_entry(
+            "lifecycles",
+            &Seq(|| {
+                vp.lifecycles.iter().map(|l| LifecycleJson {
+                    create_at: at(l.create_at, tz),
+                    next_schedule: l.next_scheduled.map(|n| vp.schedule_name(&n)),
+                    next_scheduled_at: l.next_scheduled.map(|n| at(n.at, tz)),
+                    outcome: l.outcome.as_str(),
+                    reason: &l.reason,
+                    release_by: at(l.release_by, tz),
+                    slack_seconds: l.slack(plan.guard).map(|s| s.num_seconds()),
+                    window: &policy.windows[l.window].name,
+                    window_start: at(l.window_start, tz),
+                })
+            }),
+        )?;
+        m.serialize_entry(
+            "scheduled_snapshots",
+            &Seq(|| {
+                vp.scheduled.iter().map(|sn| ScheduledJson {
+                    at: at(sn.at, tz),
+                    schedule: vp.schedule_name(sn),
+                })
+            }),
+        )?;
+        m.serialize_entry("svm", &v.svm)?;
+        m.serialize_entry("timezone", tz.name())?;
+        m.serialize_entry("volume", &v.name)?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct GapJson {
+    end: String,
+    seconds: i64,
+    start: String,
+}
+
+#[derive(Serialize)]
+struct LifecycleJson<'a> {
+    create_at: String,
+    next_schedule: Option<&'a str>,
+    next_scheduled_at: Option<String>,
+    outcome: &'a str,
+    reason: &'a str,
+    release_by: String,
+    slack_seconds: Option<i64>,
+    window: &'a str,
+    window_start: String,
+}
+
+#[derive(Serialize)]
+struct ScheduledJson<'a> {
+    at: String,
+    schedule: &'a str,
 }
 
 /// A per-volume timeline: scheduled snapshots, backing-snapshot creates and release deadlines in
@@ -148,7 +255,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
     let tz = vp.timezone;
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
     let mut events: Vec<(DateTime<Utc>, u8, String)> = Vec::new();
-    for s in &vp.scheduled {
+    for s in vp.scheduled.iter() {
         events.push((
             s.at,
             0,

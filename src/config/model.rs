@@ -54,6 +54,58 @@ pub struct Agent {
     pub foreign_snapshot_patterns: Vec<regex::Regex>,
 }
 
+impl Default for Agent {
+    /// The documented defaults (`config/reference.toml`).
+    fn default() -> Agent {
+        Agent {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            state_dir: PathBuf::from("/var/lib/snapwarden"),
+            snapshot_prefix: "snapwarden".into(),
+            // Five minutes: long enough for a clone delete and snapshot delete to settle on ONTAP.
+            guard: TimeDelta::minutes(5),
+            // The REST client's own default, which keeps a cluster's management plane well below
+            // its request limits.
+            concurrency: 4,
+            shutdown_timeout: TimeDelta::minutes(2),
+            observe_interval: TimeDelta::minutes(1),
+            foreign_snapshot_patterns: vec![
+                foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
+            ],
+        }
+    }
+}
+
+/// The default foreign pattern: Veeam's backing snapshots (reference notes, veeam-rest.md).
+pub(crate) const DEFAULT_FOREIGN_PATTERN: &str = "^(VeeamSourceSnapshot|VeeamAUX)";
+/// Longest foreign pattern accepted, and the compiled size limit, so a pattern cannot cost
+/// unbounded memory or time.
+const MAX_PATTERN_BYTES: usize = 256;
+const MAX_PATTERN_PROGRAM_BYTES: usize = 1 << 20;
+/// Foreign patterns at most.
+pub(crate) const MAX_PATTERNS: usize = 32;
+
+/// A case-insensitive foreign-snapshot pattern.
+pub(crate) fn foreign_pattern(p: &str) -> Result<regex::Regex, String> {
+    if p.len() > MAX_PATTERN_BYTES {
+        return Err(format!("is longer than {MAX_PATTERN_BYTES} bytes"));
+    }
+    regex::RegexBuilder::new(p)
+        .case_insensitive(true)
+        .size_limit(MAX_PATTERN_PROGRAM_BYTES)
+        .build()
+        .map_err(|e| {
+            let first = e.to_string();
+            let short: String = first
+                .lines()
+                .last()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            format!("is not a valid regular expression ({})", short.trim())
+        })
+}
+
 /// The `[flexclone]` section: when to recommend FlexClone (C8).
 #[derive(Debug, Clone)]
 pub struct FlexCloneRule {

@@ -8,6 +8,7 @@
 //! `check`, logs and the status API can explain themselves.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use chrono_tz::Tz;
 
 use crate::config::model::{OnConflict, Policy, VolumeSchedules, Window};
 use crate::domain::limits;
-use crate::timeline::{self, Recurrence, ScheduledSnapshot};
+use crate::timeline::{self, CronSpec, Recurrence, ScheduledSnapshot};
 
 mod retention;
 mod suggest;
@@ -86,8 +87,9 @@ pub struct VolumePlan {
     pub timezone: Tz,
     /// Schedule names, indexed by `ScheduledSnapshot::schedule`.
     pub schedule_names: Arc<[String]>,
-    /// Scheduled snapshots in `[from, until)`.
-    pub scheduled: Vec<ScheduledSnapshot>,
+    /// Scheduled snapshots in `[from, until)`, shared by every volume with the same schedules
+    /// and zone.
+    pub scheduled: Arc<[ScheduledSnapshot]>,
     pub lifecycles: Vec<Lifecycle>,
 }
 
@@ -230,7 +232,11 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
     for (vi, _) in policy.volumes.iter().enumerate() {
         match resolve(policy, observed, vi) {
             Ok(resolved) => {
-                let timeline = cache.get(&resolved, earlier(from, reach), later(until, reach));
+                let timeline = cache.get(
+                    &resolved,
+                    (earlier(from, reach), later(until, reach)),
+                    (from, until),
+                );
                 by_volume.insert(vi, volumes.len());
                 volumes.push(PlannedVolume {
                     volume: vi,
@@ -245,11 +251,18 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
 
     let mut conflicts = Vec::new();
     let mut suggestions = Vec::new();
+    let mut window_starts: HashMap<(CronSpec, Tz), Vec<DateTime<Utc>>> = HashMap::new();
     for (wi, window) in policy.windows.iter().enumerate() {
         if !plannable[wi] {
             continue;
         }
-        let starts = Recurrence::Cron(window.start).occurrences(window.timezone, from, until);
+        // Many windows share a start and a zone: enumerate each pair once.
+        let starts = window_starts
+            .entry((window.start, window.timezone))
+            .or_insert_with(|| {
+                Recurrence::Cron(window.start).occurrences(window.timezone, from, until)
+            })
+            .clone();
         let mut window_conflicts = Vec::new();
         let mut any_misfit = false;
         for &vi in &window.volumes {
@@ -285,7 +298,7 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
         .into_iter()
         .map(|mut pv| {
             pv.lifecycles.sort_by_key(|l| (l.create_at, l.window));
-            let scheduled = pv.timeline.in_range(from, until).to_vec();
+            let scheduled = pv.timeline.horizon.clone();
             VolumePlan {
                 volume: pv.volume,
                 timezone: pv.resolved.tz,
@@ -464,6 +477,8 @@ fn resolve_schedules(
 struct Timeline {
     end: DateTime<Utc>,
     snapshots: Vec<ScheduledSnapshot>,
+    /// The snapshots in the plan's `[from, until)`, as every volume's `VolumePlan::scheduled`.
+    horizon: Arc<[ScheduledSnapshot]>,
     recurrences: Arc<[Recurrence]>,
     tz: Tz,
 }
@@ -492,12 +507,6 @@ impl Timeline {
             .min()
     }
 
-    /// The last scheduled snapshot strictly before `t`, within the computed range.
-    fn last_before(&self, t: DateTime<Utc>) -> Option<ScheduledSnapshot> {
-        let i = self.snapshots.partition_point(|s| s.at < t);
-        i.checked_sub(1).map(|i| self.snapshots[i])
-    }
-
     /// The first scheduled snapshot in `[start, start + length)`, if any: what a lifecycle of
     /// that span would collide with.
     fn collision(&self, start: DateTime<Utc>, length: TimeDelta) -> Option<ScheduledSnapshot> {
@@ -512,17 +521,26 @@ struct TimelineCache {
 }
 
 impl TimelineCache {
-    fn get(&mut self, r: &Resolved, start: DateTime<Utc>, end: DateTime<Utc>) -> Arc<Timeline> {
+    /// The timeline of `r` over `covered`, with its part in `horizon`; built once per key.
+    fn get(
+        &mut self,
+        r: &Resolved,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Arc<Timeline> {
         self.timelines
             .entry(r.key.clone())
             .or_insert_with(|| {
                 let refs: Vec<&Recurrence> = r.recurrences.iter().collect();
-                Arc::new(Timeline {
+                let mut tl = Timeline {
                     end,
                     snapshots: timeline::scheduled_snapshots(&refs, r.tz, start, end),
+                    horizon: Arc::from([]),
                     recurrences: r.recurrences.clone(),
                     tz: r.tz,
-                })
+                };
+                tl.horizon = tl.in_range(from, until).into();
+                Arc::new(tl)
             })
             .clone()
     }
@@ -549,8 +567,7 @@ fn place(
     let tz = pv.resolved.tz;
     let names = &pv.resolved.names;
     let span = window.max + guard;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
-    let describe = |s: &ScheduledSnapshot| format!("{} at {}", names[s.schedule], local(s.at));
+    let local = |t: DateTime<Utc>| Hhmm(tz, t);
     let lifecycle = |create_at: DateTime<Utc>, outcome: Outcome, reason: String| Lifecycle {
         window: wi,
         window_start: start,
@@ -565,24 +582,25 @@ fn place(
         let mut fits = lifecycle(start, Outcome::Fits, String::new());
         fits.reason = match fits.next_scheduled {
             Some(n) => format!(
-                "release by {} + guard {} is before {}",
+                "release by {} + guard {} is before {} at {}",
                 local(fits.release_by),
-                human(guard),
-                describe(&n)
+                Human(guard),
+                names[n.schedule],
+                local(n.at)
             ),
             None => "no scheduled snapshot follows".to_string(),
         };
         return (fits, None);
     };
 
-    let why = format!(
-        "{} falls inside {}–{} (max {} + guard {})",
-        describe(&hit),
-        local(start),
-        local(later(start, span)),
-        human(window.max),
-        human(guard)
-    );
+    let why = Why {
+        schedule: &names[hit.schedule],
+        at: local(hit.at),
+        start: local(start),
+        end: local(later(start, span)),
+        max: Human(window.max),
+        guard: Human(guard),
+    };
     let conflict = |kind: ConflictKind| Conflict {
         window: wi,
         volume: vi,
@@ -614,7 +632,7 @@ fn place(
                 let delta = shifted - start;
                 let reason = format!(
                     "shifted {} {} to {}: {why}",
-                    human(delta.abs()),
+                    Human(delta.abs()),
                     if delta > TimeDelta::zero() {
                         "later"
                     } else {
@@ -630,7 +648,7 @@ fn place(
                     Outcome::Skipped,
                     format!(
                         "skipped: no start within {} fits; {why}",
-                        human(window.shift_limit)
+                        Human(window.shift_limit)
                     ),
                 ),
                 Some(conflict(ConflictKind::NoGap)),
@@ -648,71 +666,108 @@ fn nearest_fit(
     limit: TimeDelta,
     from: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let lower = earlier(start, limit).max(ceil_minute(from));
-    let upper = later(start, limit);
-    let mut best: Option<DateTime<Utc>> = None;
-    for (a, b) in tl.gaps_around(lower, later(upper, span)) {
+    // In Unix seconds: bounded durations and chrono's range keep every sum far from overflow.
+    let start_s = start.timestamp();
+    let span_s = ceil_seconds(span);
+    let limit_s = limit.num_seconds();
+    let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
+    let lower = ceil60((start_s - limit_s).max(from_s));
+    let upper = floor60(start_s + limit_s);
+    let mut best: Option<i64> = None;
+    if lower > upper {
+        return None;
+    }
+    tl.for_each_gap(lower, upper + span_s, |a, b| {
         // A start must come after the previous snapshot `a` and end (with guard) by the next `b`.
-        let lo = a
-            .map_or(lower, |a| ceil_minute(later(a, TimeDelta::seconds(1))))
-            .max(lower);
-        let hi = b
-            .map_or(upper, |b| floor_minute(earlier(b, span)))
-            .min(upper);
+        let lo = a.map_or(lower, |a| ceil60(a + 1)).max(lower);
+        let hi = b.map_or(upper, |b| floor60(b - span_s)).min(upper);
         if lo > hi {
-            continue;
+            return;
         }
-        let candidate = start.clamp(lo, hi);
+        let candidate = start_s.clamp(lo, hi);
         let better = match best {
             None => true,
             Some(cur) => {
-                let (d_new, d_cur) = ((candidate - start).abs(), (cur - start).abs());
+                let (d_new, d_cur) = ((candidate - start_s).abs(), (cur - start_s).abs());
                 d_new < d_cur || (d_new == d_cur && candidate > cur)
             }
         };
         if better {
             best = Some(candidate);
         }
-    }
-    best
+    });
+    best.and_then(|t| DateTime::from_timestamp(t, 0))
 }
-
-/// The scheduled snapshots before and after a free gap; `None`: none on that side in range.
-type GapBounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl Timeline {
-    /// Consecutive pairs (previous, next) of scheduled instants whose gap overlaps `[lo, hi)`;
-    /// `None` stands for "no snapshot on that side within the computed range".
-    fn gaps_around(&self, lo: DateTime<Utc>, hi: DateTime<Utc>) -> Vec<GapBounds> {
-        let mut out = Vec::new();
-        let first = self.snapshots.partition_point(|s| s.at < lo);
-        let mut prev = self.last_before(lo).map(|s| s.at);
+    /// Calls `f(previous, next)` for each consecutive pair of scheduled instants (Unix seconds,
+    /// floored) whose gap overlaps `[lo, hi)`, in order; `None` stands for "no snapshot on that
+    /// side within the computed range". Flooring a sub-second instant is conservative for
+    /// callers that start after `previous + 1 s` and end by `next`.
+    fn for_each_gap(&self, lo: i64, hi: i64, mut f: impl FnMut(Option<i64>, Option<i64>)) {
+        let first = self.snapshots.partition_point(|s| s.at.timestamp() < lo);
+        let mut prev = first
+            .checked_sub(1)
+            .map(|i| self.snapshots[i].at.timestamp());
         for s in &self.snapshots[first..] {
-            out.push((prev, Some(s.at)));
-            prev = Some(s.at);
-            if s.at >= hi {
-                return out;
+            let t = s.at.timestamp();
+            f(prev, Some(t));
+            prev = Some(t);
+            if t >= hi {
+                return;
             }
         }
-        out.push((prev, None));
-        out
+        f(prev, None);
     }
 }
 
-fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    let floored = floor_minute(t);
-    if floored == t {
-        t
-    } else {
-        later(floored, TimeDelta::minutes(1))
+/// Whole seconds, rounded up (policy durations are whole seconds already).
+fn ceil_seconds(d: TimeDelta) -> i64 {
+    d.num_seconds() + i64::from(d.subsec_nanos() > 0)
+}
+
+/// Unix seconds rounded down / up to a whole minute.
+fn floor60(t: i64) -> i64 {
+    t.div_euclid(60) * 60
+}
+
+fn ceil60(t: i64) -> i64 {
+    floor60(t + 59)
+}
+
+/// `HH:MM` on the wall clock of the zone, as reasons print instants (written without strftime:
+/// reasons are made for every occurrence of large policies).
+#[derive(Clone, Copy)]
+struct Hhmm(Tz, DateTime<Utc>);
+
+impl fmt::Display for Hhmm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match crate::timeline::cron::local_time(self.0, self.1) {
+            Some(l) => write!(f, "{:02}:{:02}", l.hour(), l.minute()),
+            None => write!(f, "{} UTC", self.1.format("%H:%M")),
+        }
     }
 }
 
-fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    // Second 0 of the same minute always exists; `t` itself is the fallback the type demands.
-    t.with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(t)
+/// Why an occurrence does not fit as configured: "hourly at 03:05 falls inside 02:30–03:15 (max
+/// 40m + guard 5m)".
+struct Why<'a> {
+    schedule: &'a str,
+    at: Hhmm,
+    start: Hhmm,
+    end: Hhmm,
+    max: Human,
+    guard: Human,
+}
+
+impl fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at {} falls inside {}–{} (max {} + guard {})",
+            self.schedule, self.at, self.start, self.end, self.max, self.guard
+        )
+    }
 }
 
 /// `t + d`, saturating at chrono's range ends (only instants within weeks of year ±262,143 get
@@ -746,26 +801,34 @@ fn out_of_bounds(owner: &str, bound: &limits::Bound, value: TimeDelta) -> String
 
 /// `1h30m`, `45m`, `90s` — how durations read in reasons.
 pub fn human(d: TimeDelta) -> String {
-    let total = d.num_seconds();
-    let (sign, total) = if total < 0 {
-        ("-", -total)
-    } else {
-        ("", total)
-    };
-    let (days, hours, minutes, seconds) = (
-        total / 86_400,
-        total / 3_600 % 24,
-        total / 60 % 60,
-        total % 60,
-    );
-    let mut out = String::from(sign);
-    for (v, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
-        if v != 0 {
-            out.push_str(&format!("{v}{unit}"));
+    Human(d).to_string()
+}
+
+/// A duration as [`human`] writes it, without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Human(pub TimeDelta);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.0.num_seconds();
+        if total < 0 {
+            f.write_str("-")?;
         }
+        let total = total.unsigned_abs();
+        let parts = [
+            (total / 86_400, "d"),
+            (total / 3_600 % 24, "h"),
+            (total / 60 % 60, "m"),
+            (total % 60, "s"),
+        ];
+        if total == 0 {
+            return f.write_str("0m");
+        }
+        for (v, unit) in parts {
+            if v != 0 {
+                write!(f, "{v}{unit}")?;
+            }
+        }
+        Ok(())
     }
-    if out.len() == sign.len() {
-        out.push_str("0m");
-    }
-    out
 }

@@ -125,10 +125,9 @@ pub fn volume_retention(
 mod tests {
     use super::*;
     use crate::timeline::CronSpec;
-    use std::str::FromStr;
 
     fn retention() -> VolumeRetention {
-        let cron = |s: &str| Recurrence::Cron(CronSpec::from_str(s).unwrap());
+        let cron = |s: &str| Recurrence::Cron(CronSpec::parse(s).unwrap());
         VolumeRetention {
             tz: "Europe/Berlin".parse().unwrap(),
             schedules: vec![

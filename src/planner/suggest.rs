@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{ceil_minute, earlier, floor_minute, human, later, PlannedVolume};
+use super::{ceil_seconds, human, PlannedVolume};
 use crate::config::model::Policy;
 
 /// How far from the configured start a suggested start may lie. The planner's timelines reach
@@ -35,29 +35,30 @@ pub(super) fn suggest(
 ) -> Suggestion {
     let window = &policy.windows[wi];
     let span = window.max + policy.agent.guard;
-    let mut common: Offsets = vec![(-SEARCH.num_minutes(), SEARCH.num_minutes())];
-    for pv in volumes {
+    let search_m = SEARCH.num_minutes();
+    let (search_s, span_s) = (SEARCH.num_seconds(), ceil_seconds(span));
+    let mut common: Offsets = vec![(-search_m, search_m)];
+    let mut feasible = Offsets::new();
+    'volumes: for pv in volumes {
         for &s in starts {
-            let mut feasible = Offsets::new();
-            // `None` on a side means no snapshot there within the timeline, which reaches
-            // `SEARCH + span` beyond every start (see `plan`).
-            for (a, b) in pv
-                .timeline
-                .gaps_around(earlier(s, SEARCH), later(later(s, SEARCH), span))
-            {
-                let lo = a.map_or(-SEARCH.num_minutes(), |a| {
-                    (ceil_minute(later(a, TimeDelta::seconds(1))) - s).num_minutes()
+            // Offsets `o` (minutes) with no snapshot in `[s + o, s + o + span)`: after the
+            // previous snapshot `a`, ending by the next `b`. `None` on a side means no snapshot
+            // there within the timeline, which reaches `SEARCH + span` beyond every start (see
+            // `plan`).
+            let s_s = s.timestamp();
+            feasible.clear();
+            pv.timeline
+                .for_each_gap(s_s - search_s, s_s + search_s + span_s, |a, b| {
+                    let lo = a.map_or(-search_m, |a| (a + 1 - s_s + 59).div_euclid(60));
+                    let hi = b.map_or(search_m, |b| (b - span_s - s_s).div_euclid(60));
+                    let (lo, hi) = (lo.max(-search_m), hi.min(search_m));
+                    if lo <= hi {
+                        feasible.push((lo, hi));
+                    }
                 });
-                let hi = b.map_or(SEARCH.num_minutes(), |b| {
-                    (floor_minute(earlier(b, span)) - s).num_minutes()
-                });
-                if lo <= hi {
-                    feasible.push((lo, hi));
-                }
-            }
             common = intersect(&common, &feasible);
             if common.is_empty() {
-                break;
+                break 'volumes;
             }
         }
     }
@@ -67,16 +68,15 @@ pub(super) fn suggest(
         Some(minutes) => {
             let offset = TimeDelta::minutes(minutes);
             let new_start = window.start.single_time().and_then(|(h, m)| {
-                let shifted = i64::from(h * 60 + m) + minutes;
-                (0..24 * 60).contains(&shifted).then(|| {
-                    let spec = window
-                        .start
-                        .at_time((shifted / 60) as u32, (shifted % 60) as u32);
-                    (
-                        format!("{:02}:{:02}", shifted / 60, shifted % 60),
-                        spec.to_string(),
-                    )
-                })
+                // Only a shift that stays on the same day can be written as the same cron.
+                let shifted = u32::try_from(i64::from(h * 60 + m) + minutes)
+                    .ok()
+                    .filter(|&t| t < 24 * 60)?;
+                let (hour, minute) = (shifted / 60, shifted % 60);
+                Some((
+                    format!("{hour:02}:{minute:02}"),
+                    window.start.at_time(hour, minute).to_string(),
+                ))
             });
             let how = match &new_start {
                 Some((at, cron)) => {

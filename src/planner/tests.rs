@@ -71,6 +71,7 @@ impl Fixture {
                 state_dir: PathBuf::from("/tmp/snapwarden"),
                 snapshot_prefix: "snapwarden".into(),
                 guard: self.guard,
+                ..Agent::default()
             },
             flexclone: FlexCloneRule {
                 recommend_after: 3,
@@ -773,5 +774,90 @@ proptest! {
             || !limits::SHIFT_LIMIT.contains(shift_limit)
             || !limits::INTERVAL.contains(every);
         prop_assert_eq!(bad, !planned.unresolved.is_empty());
+    }
+}
+
+/// Issue 7 item 2: a daily interval anchored in 2030 (after the horizon): the lifecycle's next
+/// scheduled snapshot is the coming midnight, with a fractional `now` as the CLI passes it and at
+/// the timeline's end (hand-computed: 12:00 + 1h max + 5m guard leaves 10h55m before 00:00).
+#[test]
+fn an_interval_anchored_after_the_horizon_is_not_one_interval_late() {
+    let f = Fixture {
+        tz: Tz::UTC,
+        guard: TimeDelta::minutes(5),
+        schedules: vec![(
+            "daily".into(),
+            Recurrence::Interval {
+                every: TimeDelta::days(1),
+                anchor: utc("2030-01-01T00:00:00Z"),
+            },
+        )],
+        volumes: vec!["v".into()],
+        windows: vec![Window {
+            timezone: Tz::UTC,
+            ..window("w", 0, "0 12 * * *", 60, 60, OnConflict::Run)
+        }],
+    };
+    let policy = f.policy();
+    for now in ["2027-06-01T00:00:00Z", "2027-06-01T00:00:00.123456789Z"] {
+        let p = plan(
+            &policy,
+            &Observed::offline(),
+            utc(now),
+            TimeDelta::hours(24),
+        );
+        let l = &p.volumes[0].lifecycles[0];
+        assert_eq!(l.create_at, utc("2027-06-01T12:00:00Z"));
+        assert_eq!(
+            l.next_scheduled.map(|n| n.at),
+            Some(utc("2027-06-02T00:00:00Z")),
+            "now {now}"
+        );
+        assert_eq!(l.slack(p.guard), Some(TimeDelta::minutes(10 * 60 + 55)));
+        // `now` is truncated to its second, so the horizon starts at midnight and includes it.
+        let scheduled: Vec<DateTime<Utc>> = p.volumes[0].scheduled.iter().map(|s| s.at).collect();
+        assert_eq!(scheduled, vec![utc("2027-06-01T00:00:00Z")], "now {now}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Issue 7 item 3: a fractional `now` plans exactly like its whole second (the one rule at the
+    /// planner's edge); nothing in the plan precedes `Plan::from`; every free gap's whole seconds
+    /// equal its end minus its start exactly.
+    #[test]
+    fn a_fractional_now_plans_like_its_second(
+        schedules in proptest::collection::vec(arb_schedule(), 1..4),
+        windows in proptest::collection::vec(arb_window(), 1..3),
+        zone in 0..ZONES.len(),
+        start_s in 0i64..(366 * 86_400),
+        frac_ns in 1i64..1_000_000_000,
+        hours in 1i64..72,
+    ) {
+        let f = Fixture {
+            tz: ZONES[zone].parse().unwrap(),
+            guard: TimeDelta::minutes(5),
+            schedules: schedules.iter().enumerate().map(|(i, r)| (format!("s{i}"), r.clone())).collect(),
+            volumes: vec!["v".into()],
+            windows,
+        };
+        let policy = f.policy();
+        let whole = utc("2026-01-01T00:00:00Z") + TimeDelta::seconds(start_s);
+        let frac = plan(&policy, &Observed::offline(), whole + TimeDelta::nanoseconds(frac_ns), TimeDelta::hours(hours));
+        let exact = plan(&policy, &Observed::offline(), whole, TimeDelta::hours(hours));
+        prop_assert_eq!(frac.from, whole);
+        prop_assert_eq!(render(&policy, &frac), render(&policy, &exact));
+        let v = &frac.volumes[0];
+        prop_assert_eq!(&v.scheduled, &exact.volumes[0].scheduled);
+        prop_assert!(v.scheduled.iter().all(|s| s.at >= frac.from && s.at < frac.until));
+        for l in &v.lifecycles {
+            prop_assert!(l.window_start >= frac.from);
+            if l.outcome == Outcome::Shifted { prop_assert!(l.create_at >= frac.from); }
+        }
+        for g in crate::timeline::gaps(&v.scheduled, frac.from, frac.until) {
+            let exact_ns = g.end.signed_duration_since(g.start).num_nanoseconds().unwrap();
+            prop_assert_eq!(g.length().num_seconds() * 1_000_000_000, exact_ns);
+        }
     }
 }

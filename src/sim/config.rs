@@ -495,6 +495,7 @@ mod policy_tests {
                 state_dir: "/tmp".into(),
                 snapshot_prefix: "snapwarden".into(),
                 guard: TimeDelta::minutes(5),
+                ..Agent::default()
             },
             flexclone: FlexCloneRule {
                 recommend_after: 3,

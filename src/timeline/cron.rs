@@ -368,8 +368,8 @@ fn parse_value(field: CronField, text: &str) -> Result<u32, CronError> {
     let (lo, hi) = field.range();
     let hi_accepted = if field == CronField::DayOfWeek { 7 } else { hi };
     let lower = text.to_ascii_lowercase();
-    if let Some(pos) = field.names().iter().position(|n| *n == lower) {
-        return Ok(pos as u32 + if field == CronField::Month { 1 } else { 0 });
+    if let Some((pos, _)) = (0u32..).zip(field.names()).find(|(_, n)| **n == lower) {
+        return Ok(pos + u32::from(field == CronField::Month));
     }
     let value: u32 = text.parse().map_err(|_| {
         let names = field.names();

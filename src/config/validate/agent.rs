@@ -1,21 +1,14 @@
 //! `[agent]` and `[flexclone]`: the agent's own settings and the FlexClone recommendation rule.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use chrono::TimeDelta;
 
 use super::values::{bounded_duration, is_snapshot_charset, resolve_path, Bounds};
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
-use crate::config::model::{Agent, FlexCloneRule};
+use crate::config::model::{foreign_pattern, Agent, FlexCloneRule, MAX_PATTERNS};
 use crate::config::raw::{RawAgent, RawFlexClone};
-
-const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
-const DEFAULT_STATE_DIR: &str = "/var/lib/snapwarden";
-const DEFAULT_PREFIX: &str = "snapwarden";
-/// Five minutes: long enough for a clone delete and snapshot delete to settle on ONTAP.
-const DEFAULT_GUARD_SECONDS: i64 = 5 * 60;
 
 /// `[agent] guard`: 0s ..= 1d.
 const GUARD: Bounds = Bounds {
@@ -35,9 +28,6 @@ const WITHIN: Bounds = Bounds {
 
 /// `[agent] concurrency`: 1 ..= 64 ONTAP operations in flight per cluster.
 const MAX_CONCURRENCY: i64 = 64;
-/// Default in-flight ONTAP operations per cluster: the REST client's own default, which keeps a
-/// cluster's management plane well below its documented request limits.
-const DEFAULT_CONCURRENCY: usize = 4;
 
 /// `[agent] shutdown_timeout`: 1s ..= 1h.
 const SHUTDOWN_TIMEOUT: Bounds = Bounds {
@@ -55,53 +45,9 @@ const OBSERVE_INTERVAL: Bounds = Bounds {
           the cluster for nothing, less often than hourly misses conflicts for too long",
 };
 
-/// The default foreign pattern: Veeam's backing snapshots (reference notes, veeam-rest.md).
-pub(crate) const DEFAULT_FOREIGN_PATTERN: &str = "^(VeeamSourceSnapshot|VeeamAUX)";
-/// Longest foreign pattern accepted, and the compiled size limit, so a pattern cannot cost
-/// unbounded memory or time.
-const MAX_PATTERN_BYTES: usize = 256;
-const MAX_PATTERN_PROGRAM_BYTES: usize = 1 << 20;
-/// Foreign patterns at most.
-const MAX_PATTERNS: usize = 32;
-
-/// A case-insensitive foreign-snapshot pattern.
-pub(crate) fn foreign_pattern(p: &str) -> Result<regex::Regex, String> {
-    if p.len() > MAX_PATTERN_BYTES {
-        return Err(format!("is longer than {MAX_PATTERN_BYTES} bytes"));
-    }
-    regex::RegexBuilder::new(p)
-        .case_insensitive(true)
-        .size_limit(MAX_PATTERN_PROGRAM_BYTES)
-        .build()
-        .map_err(|e| {
-            let first = e.to_string();
-            let short: String = first
-                .lines()
-                .last()
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect();
-            format!("is not a valid regular expression ({})", short.trim())
-        })
-}
-
 pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Option<Agent> {
     let mut ok = true;
-    let mut agent = Agent {
-        listen: DEFAULT_LISTEN
-            .parse()
-            .expect("default listen address parses"),
-        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-        snapshot_prefix: DEFAULT_PREFIX.into(),
-        guard: TimeDelta::seconds(DEFAULT_GUARD_SECONDS),
-        concurrency: DEFAULT_CONCURRENCY,
-        shutdown_timeout: TimeDelta::minutes(2),
-        observe_interval: TimeDelta::minutes(1),
-        foreign_snapshot_patterns: vec![
-            foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
-        ],
-    };
+    let mut agent = Agent::default();
     let Some(At { file, item, .. }) = raw else {
         return Some(agent);
     };

@@ -1,0 +1,375 @@
+//! Shared harness of the agent's virtual-time tests: a policy, the in-process simulator following
+//! a paused tokio clock, and the agent running in a task.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use snapwarden::agent::connect::connect_virtual;
+use snapwarden::agent::cycle::{Cycle, CycleResult};
+use snapwarden::agent::journal::Journal;
+use snapwarden::agent::status::{Status, StatusBoard};
+use snapwarden::agent::{Agent, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers};
+use snapwarden::config::{self, Policy};
+use snapwarden::ontap::{
+    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
+    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+};
+use snapwarden::sim::Simulator;
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("RFC 3339")
+}
+
+pub fn policy(text: &str) -> Policy {
+    config::parse_str(text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub struct Harness {
+    pub task: tokio::task::JoinHandle<Result<Vec<Cycle>, snapwarden::agent::AgentError>>,
+    pub events: tokio::sync::mpsc::UnboundedSender<Event>,
+    pub board: Arc<StatusBoard>,
+    pub journal: Arc<Journal>,
+    pub sim: Arc<Simulator>,
+    pub clock: Arc<TokioClock>,
+    pub dir: Arc<tempfile::TempDir>,
+    pub down: Arc<AtomicBool>,
+}
+
+/// A change made to the simulated world before the agent starts.
+pub type Prepare = Box<dyn FnOnce(&Arc<Simulator>)>;
+
+/// How a harness is built.
+pub struct Setup {
+    pub epoch: DateTime<Utc>,
+    pub hooks: Option<HookOverride>,
+    /// Changes made to the simulated world before the agent starts.
+    pub prepare: Option<Prepare>,
+    /// Reuse this state directory (a restart after a crash).
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Reuse this simulator (a restart).
+    pub sim: Option<Arc<Simulator>>,
+    /// The first cluster fails every call while this is set.
+    pub down: Option<Arc<AtomicBool>>,
+}
+
+impl Setup {
+    pub fn at(epoch: &str) -> Setup {
+        Setup {
+            epoch: t(epoch),
+            hooks: None,
+            prepare: None,
+            dir: None,
+            sim: None,
+            down: None,
+        }
+    }
+}
+
+pub fn start(policy: Policy, setup: Setup) -> Harness {
+    let policy = Arc::new(policy);
+    let clock = Arc::new(TokioClock::starting_at(setup.epoch));
+    let (clients, sim) = match setup.sim {
+        Some(sim) => {
+            // Same world, a new agent: clients over the existing simulator.
+            let clients = policy
+                .clusters
+                .iter()
+                .map(|c| ClusterClient {
+                    name: c.name.clone(),
+                    ontap: Arc::new(Synced {
+                        inner: snapwarden::sim::SimClient::new(sim.clone(), &c.name),
+                        sim: sim.clone(),
+                        clock: clock.clone(),
+                    }) as Arc<dyn Ontap>,
+                })
+                .collect();
+            (clients, sim)
+        }
+        None => {
+            let conns = connect_virtual(&policy, clock.clone()).expect("simulator clusters");
+            (conns.clients, conns.simulator.expect("a simulator"))
+        }
+    };
+    if let Some(prepare) = setup.prepare {
+        prepare(&sim);
+    }
+    let down = setup.down.unwrap_or_default();
+    let clients: Vec<ClusterClient> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                ClusterClient {
+                    name: c.name,
+                    ontap: Arc::new(Switch {
+                        inner: c.ontap,
+                        down: down.clone(),
+                    }),
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    let dir = setup
+        .dir
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
+    let agent = Agent::new(
+        policy,
+        clients,
+        clock.clone(),
+        Options {
+            state_dir: dir.path().join("state"),
+            triggers: Triggers::Clock,
+            hooks: setup.hooks,
+        },
+    )
+    .expect("agent starts");
+    let events = agent.events();
+    let board = agent.status_board();
+    let journal = agent.journal();
+    let task = tokio::spawn(agent.run());
+    Harness {
+        task,
+        events,
+        board,
+        journal,
+        sim,
+        clock,
+        dir,
+        down,
+    }
+}
+
+impl Harness {
+    pub fn now(&self) -> DateTime<Utc> {
+        use snapwarden::agent::clock::Clock;
+        self.clock.now()
+    }
+
+    pub fn status(&self) -> Status {
+        self.board.get()
+    }
+
+    /// Lets virtual time pass until `at`.
+    pub async fn run_until(&self, at: &str) {
+        let at = t(at);
+        while self.now() < at {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Waits (virtual time, at most `limit`) until `cond` holds; panics with `what` otherwise.
+    pub async fn wait_for(&self, what: &str, limit: TimeDelta, cond: impl Fn(&Harness) -> bool) {
+        let end = self.now() + limit;
+        while !cond(self) {
+            assert!(
+                self.now() < end,
+                "timed out (virtual {limit}) waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    /// SIGTERM: stops the agent and returns the cycles it left open.
+    pub async fn stop(self) -> (Vec<Cycle>, Arc<Simulator>, Arc<tempfile::TempDir>) {
+        let _ = self.events.send(Event::Shutdown);
+        let left = self.task.await.expect("agent task").expect("agent ran");
+        (left, self.sim, self.dir)
+    }
+
+    /// Every cycle in the journal, oldest first.
+    pub fn cycles(&self) -> Vec<Cycle> {
+        let mut c = self
+            .journal
+            .recent_cycles(DateTime::<Utc>::MIN_UTC, None, 100_000)
+            .expect("journal");
+        c.reverse();
+        c
+    }
+
+    pub fn results(&self) -> Vec<(String, Option<CycleResult>)> {
+        self.cycles()
+            .into_iter()
+            .map(|c| (c.window, c.result))
+            .collect()
+    }
+
+    /// Snapshot names on a volume of the first cluster.
+    pub fn snapshots(&self, volume: &str) -> Vec<String> {
+        self.sim.with(|w| {
+            let v = w.clusters[0]
+                .volumes
+                .iter()
+                .find(|v| v.name == volume)
+                .expect("volume");
+            v.snapshots.iter().map(|s| s.name.clone()).collect()
+        })
+    }
+
+    /// LUN paths of the first cluster.
+    pub fn luns(&self) -> Vec<String> {
+        self.sim
+            .with(|w| w.clusters[0].luns.iter().map(|l| l.name.clone()).collect())
+    }
+}
+
+/// Snapshots and LUN paths whose names carry the prefix: what snapwarden may have left.
+pub fn leftovers(h: &Harness, prefix: &str) -> Vec<String> {
+    h.sim.with(|w| {
+        let mut out = Vec::new();
+        for c in &w.clusters {
+            for v in &c.volumes {
+                for s in &v.snapshots {
+                    if s.name.starts_with(&format!("{prefix}.")) {
+                        out.push(format!("{}:{}", v.name, s.name));
+                    }
+                }
+            }
+            for l in &c.luns {
+                if l.name.contains(&format!("/{prefix}.")) {
+                    out.push(l.name.clone());
+                }
+            }
+        }
+        out
+    })
+}
+
+/// An [`Ontap`] that fails every call with a transport error while `down` is set.
+pub struct Switch {
+    pub inner: Arc<dyn Ontap>,
+    pub down: Arc<AtomicBool>,
+}
+
+impl Switch {
+    fn check(&self) -> Result<(), OntapError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(OntapError::Transport {
+                cluster: self.inner.cluster_name().to_string(),
+                context: "connect".into(),
+                source: "connection refused (test switch)".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A SimClient brought up to the clock before each call (for a restart on an existing world).
+pub struct Synced {
+    inner: snapwarden::sim::SimClient,
+    sim: Arc<Simulator>,
+    clock: Arc<TokioClock>,
+}
+
+impl Synced {
+    fn check(&self) -> Result<(), OntapError> {
+        use snapwarden::agent::clock::Clock;
+        let now = self.clock.now();
+        self.sim.with(|w| {
+            if now > w.now() {
+                w.advance_summarized(now, 0);
+            }
+        });
+        Ok(())
+    }
+}
+
+macro_rules! delegate {
+    ($t:ty, $inner:ident) => {
+        #[async_trait]
+        impl Ontap for $t {
+            fn cluster_name(&self) -> &str {
+                self.$inner.cluster_name()
+            }
+            async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+                self.check()?;
+                self.$inner.cluster().await
+            }
+            async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+                self.check()?;
+                self.$inner.volumes().await
+            }
+            async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+                self.check()?;
+                self.$inner.snapshot_policies().await
+            }
+            async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+                self.check()?;
+                self.$inner.schedules().await
+            }
+            async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+                self.check()?;
+                self.$inner.license(package).await
+            }
+            async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+                self.check()?;
+                self.$inner.snapshots().await
+            }
+            async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+                self.check()?;
+                self.$inner.luns().await
+            }
+            async fn create_snapshot(
+                &self,
+                volume: &VolumeRef,
+                name: &str,
+                comment: &str,
+            ) -> Result<SnapshotInfo, OntapError> {
+                self.check()?;
+                self.$inner.create_snapshot(volume, name, comment).await
+            }
+            async fn delete_snapshot(
+                &self,
+                volume: &VolumeRef,
+                uuid: &str,
+                name: &str,
+            ) -> Result<(), OntapError> {
+                self.check()?;
+                self.$inner.delete_snapshot(volume, uuid, name).await
+            }
+            async fn clone_lun_flexclone(
+                &self,
+                volume: &VolumeRef,
+                snapshot: &str,
+                source: &str,
+                clone: &str,
+            ) -> Result<LunInfo, OntapError> {
+                self.check()?;
+                self.$inner
+                    .clone_lun_flexclone(volume, snapshot, source, clone)
+                    .await
+            }
+            async fn clone_lun_snaprestore(
+                &self,
+                volume: &VolumeRef,
+                snapshot: &str,
+                source: &str,
+                clone: &str,
+            ) -> Result<LunInfo, OntapError> {
+                self.check()?;
+                self.$inner
+                    .clone_lun_snaprestore(volume, snapshot, source, clone)
+                    .await
+            }
+            async fn delete_lun(
+                &self,
+                uuid: &str,
+                path: &str,
+                mapped: bool,
+            ) -> Result<(), OntapError> {
+                self.check()?;
+                self.$inner.delete_lun(uuid, path, mapped).await
+            }
+        }
+    };
+}
+
+delegate!(Switch, inner);
+delegate!(Synced, inner);

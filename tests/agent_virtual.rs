@@ -1,0 +1,496 @@
+//! The agent in virtual time against the in-process simulator: whole lifecycles, hooks, races
+//! with scheduled snapshots, missing objects, clusters down, look-alikes, shutdown and restart.
+//!
+//! Time is tokio's paused clock: hours pass in milliseconds, and the simulator takes its
+//! scheduled snapshots exactly as virtual time passes them.
+
+mod agent_support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use agent_support::{leftovers, policy, start, t, Setup};
+use chrono::TimeDelta;
+use snapwarden::agent::cycle::{CloneKind, CycleResult, CycleState};
+use snapwarden::agent::hook::HookSpec;
+use snapwarden::agent::HookOverride;
+
+/// One UTC simulator cluster, hourly snapshots at :05 (keep 3), guard 5m, one window at 01:00.
+fn base(extra_window: &str, licenses: &str, clone: &str) -> String {
+    format!(
+        r#"
+[agent]
+guard = "5m"
+observe_interval = "1m"
+
+[[cluster]]
+name = "lab"
+endpoint = "simulator"
+timezone = "UTC"
+simulator = {{ version = "9.14.1", licenses = [{licenses}] }}
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{{ schedule = "hourly", count = 3 }}]
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_a"
+luns = ["/vol/vol_a/lun0", "/vol/vol_a/lun1"]
+snapshot_policy = "p"
+clone = "{clone}"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+clone = "{clone}"
+
+[[window]]
+name = "nightly"
+volumes = ["lab/svm1/vol_a"]
+start = "10 1 * * *"
+timezone = "UTC"
+expected = "20m"
+max = "40m"
+{extra_window}
+"#
+    )
+}
+
+fn simulated(minutes: i64, succeed: bool) -> HookOverride {
+    Arc::new(move |_c| {
+        Some(HookSpec::Simulated {
+            duration: TimeDelta::minutes(minutes),
+            succeed,
+        })
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snaprestore_lifecycle_runs_between_scheduled_snapshots_and_leaves_nothing() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(20, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    // 01:10 create, 20 minutes of backup, release at 01:30: before 02:05 - 5m.
+    h.run_until("2027-01-01T01:15:00Z").await;
+    let live = h.status().live_cycles;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(
+        live[0].backing_snapshot,
+        "snapwarden.nightly.20270101T011000Z"
+    );
+    assert_eq!(
+        live[0].clones,
+        vec![
+            "/vol/vol_a/snapwarden.nightly.20270101T011000Z.lun0",
+            "/vol/vol_a/snapwarden.nightly.20270101T011000Z.lun1"
+        ]
+    );
+    assert_eq!(live[0].state, "backup");
+    assert!(h
+        .snapshots("vol_a")
+        .contains(&"snapwarden.nightly.20270101T011000Z".to_string()));
+    h.run_until("2027-01-01T01:31:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1);
+    let c = &cycles[0];
+    assert_eq!(c.state, CycleState::Released);
+    assert_eq!(c.result, Some(CycleResult::Completed));
+    assert_eq!(c.clone_kind, CloneKind::SnapRestore);
+    let released = c.released_at.unwrap();
+    assert!(released >= t("2027-01-01T01:30:00Z") && released < t("2027-01-01T01:31:00Z"));
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    assert!(
+        h.status().conflicts.is_empty(),
+        "{:?}",
+        h.status().conflicts
+    );
+    // The scheduled snapshots went on undisturbed: 00:05 (before start? no) 01:05 taken.
+    assert!(h
+        .snapshots("vol_a")
+        .iter()
+        .any(|s| s.starts_with("hourly.2027-01-01_0105")));
+    let (left, _, _) = h.stop().await;
+    assert!(left.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_uses_flexclone_when_licensed_and_waits_out_block_sharing() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    // The backup is shorter than the simulator's block sharing (60 s): the snapshot delete is
+    // refused while the FlexClone shares blocks and the agent retries until it is free.
+    setup.hooks = Some(Arc::new(|_c| {
+        Some(HookSpec::Simulated {
+            duration: TimeDelta::seconds(10),
+            succeed: true,
+        })
+    }));
+    let h = start(
+        policy(&base("", "\"snaprestore\", \"flexclone\"", "auto")),
+        setup,
+    );
+    h.run_until("2027-01-01T01:12:00Z").await;
+    h.wait_for(
+        "the flexclone cycle to be released",
+        TimeDelta::minutes(10),
+        |h| {
+            h.cycles()
+                .first()
+                .is_some_and(|c| c.state == CycleState::Released)
+        },
+    )
+    .await;
+    let c = &h.cycles()[0];
+    assert_eq!(c.clone_kind, CloneKind::FlexClone);
+    assert_eq!(c.result, Some(CycleResult::Completed));
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn hook_success_failure_and_a_missing_program_are_recorded() {
+    let extra = r#"
+[[window]]
+name = "fails"
+volumes = ["lab/svm1/vol_b"]
+start = "10 1 * * *"
+timezone = "UTC"
+expected = "10m"
+max = "20m"
+hook = { command = ["sh", "-c", "echo disk full >&2; exit 4"] }
+"#;
+    let text = base(extra, "\"snaprestore\"", "snaprestore").replace(
+        "max = \"40m\"\n",
+        "max = \"40m\"\nhook = { command = [\"/nonexistent/backup-tool\", \"--all\"] }\n",
+    );
+    let h = start(policy(&text), Setup::at("2027-01-01T00:50:00Z"));
+    h.run_until("2027-01-01T01:12:00Z").await;
+    h.wait_for("both cycles to end", TimeDelta::minutes(5), |h| {
+        let c = h.cycles();
+        c.len() == 2 && c.iter().all(|c| c.state.is_terminal())
+    })
+    .await;
+    let cycles = h.cycles();
+    let missing = cycles.iter().find(|c| c.window == "nightly").unwrap();
+    assert_eq!(missing.result, Some(CycleResult::Failed));
+    assert!(
+        missing.detail.contains("/nonexistent/backup-tool"),
+        "{}",
+        missing.detail
+    );
+    let failed = cycles.iter().find(|c| c.window == "fails").unwrap();
+    assert_eq!(failed.result, Some(CycleResult::Failed));
+    assert!(
+        failed.detail.contains("exit status: 4"),
+        "{}",
+        failed.detail
+    );
+    assert!(failed.detail.contains("disk full"), "{}", failed.detail);
+    // A failed backup still releases everything.
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overrun_is_terminated_at_max_and_released_in_time() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(55, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:52:00Z").await;
+    let c = &h.cycles()[0];
+    assert_eq!(c.result, Some(CycleResult::Overrun));
+    assert_eq!(c.state, CycleState::Released);
+    // Ended at max (01:10 + 40m) and released before the 02:05 scheduled snapshot less guard.
+    let released = c.released_at.unwrap();
+    assert!(released >= t("2027-01-01T01:50:00Z") && released < t("2027-01-01T02:00:00Z"));
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    assert!(h
+        .status()
+        .conflicts
+        .iter()
+        .all(|c| c.kind != "chain_conflict"));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_captured_by_a_scheduled_snapshot_is_a_chain_conflict_and_the_lock_is_explained() {
+    // on_conflict = run, a 40-minute backup from 01:40: the 02:05 scheduled snapshot captures the
+    // SnapRestore clone. The backing snapshot is then locked until hourly.…_0205 rotates out:
+    // with count = 3 that is the third following hourly snapshot, 05:05.
+    let text = base("", "\"snaprestore\"", "snaprestore")
+        .replace("start = \"10 1 * * *\"", "start = \"40 1 * * *\"")
+        .replace(
+            "expected = \"20m\"",
+            "expected = \"30m\"\non_conflict = \"run\"",
+        );
+    let mut setup = Setup::at("2027-01-01T01:30:00Z");
+    setup.hooks = Some(simulated(38, true));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T02:20:00Z").await;
+    let status = h.status();
+    let kinds: Vec<&str> = status.conflicts.iter().map(|c| c.kind.as_str()).collect();
+    assert!(kinds.contains(&"chain_conflict"), "{kinds:?}");
+    assert!(kinds.contains(&"locked"), "{kinds:?}");
+    let chain = status
+        .conflicts
+        .iter()
+        .find(|c| c.kind == "chain_conflict")
+        .unwrap();
+    assert!(
+        chain.detail.contains("hourly.2027-01-01_0205"),
+        "{}",
+        chain.detail
+    );
+    let locked = status
+        .conflicts
+        .iter()
+        .find(|c| c.kind == "locked")
+        .unwrap();
+    assert!(
+        locked.detail.contains("pinned by hourly.2027-01-01_0205"),
+        "{}",
+        locked.detail
+    );
+    assert!(
+        locked.detail.contains("2027-01-01T05:05:00+00:00"),
+        "{}",
+        locked.detail
+    );
+    assert_eq!(status.live_cycles.len(), 1);
+    assert_eq!(status.live_cycles[0].state, "locked");
+    // The clones are gone; only the locked backing snapshot is left.
+    assert_eq!(
+        leftovers(&h, "snapwarden"),
+        vec!["vol_a:snapwarden.nightly.20270101T014000Z".to_string()]
+    );
+    // Once the pin rotates out at 05:05 the agent deletes the backing snapshot.
+    h.run_until("2027-01-01T05:08:00Z").await;
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    let c = &h.cycles()[0];
+    assert_eq!(c.state, CycleState::Released);
+    assert!(c.released_at.unwrap() >= t("2027-01-01T05:05:00Z"));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_that_cannot_finish_before_the_next_snapshot_is_a_late_release() {
+    // The cluster goes down while the backup runs: the release cannot happen before
+    // 02:05 - 5m. The agent records a late release (and the chain conflict once it is back).
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(20, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:20:00Z").await;
+    h.down.store(true, Ordering::SeqCst);
+    h.run_until("2027-01-01T02:10:00Z").await;
+    let kinds: Vec<String> = h
+        .status()
+        .conflicts
+        .iter()
+        .map(|c| c.kind.clone())
+        .collect();
+    assert!(kinds.contains(&"late_release".to_string()), "{kinds:?}");
+    assert!(!h.status().clusters[0].reachable);
+    h.down.store(false, Ordering::SeqCst);
+    h.wait_for(
+        "the cycle to be released once the cluster is back",
+        TimeDelta::hours(6),
+        |h| leftovers(h, "snapwarden").is_empty(),
+    )
+    .await;
+    let kinds: Vec<String> = h
+        .status()
+        .conflicts
+        .iter()
+        .map(|c| c.kind.clone())
+        .collect();
+    assert!(kinds.contains(&"chain_conflict".to_string()), "{kinds:?}");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_lun_leaves_out_its_volume_only() {
+    let extra = r#"
+[[window]]
+name = "b"
+volumes = ["lab/svm1/vol_b"]
+start = "10 1 * * *"
+timezone = "UTC"
+expected = "10m"
+max = "20m"
+"#;
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(5, true));
+    setup.prepare = Some(Box::new(|sim| {
+        sim.with(|w| {
+            let li = w.lun_index(0, "/vol/vol_a/lun1").unwrap();
+            w.delete_lun(0, li, true).unwrap();
+        })
+    }));
+    let h = start(policy(&base(extra, "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:30:00Z").await;
+    let status = h.status();
+    assert_eq!(
+        status.excluded_volumes.len(),
+        1,
+        "{:?}",
+        status.excluded_volumes
+    );
+    assert_eq!(status.excluded_volumes[0].volume, "lab/svm1/vol_a");
+    assert!(status.excluded_volumes[0]
+        .reason
+        .contains("/vol/vol_a/lun1"));
+    let cycles = h.cycles();
+    let b = cycles.iter().find(|c| c.window == "b").unwrap();
+    assert_eq!(b.result, Some(CycleResult::Completed));
+    let a = cycles.iter().find(|c| c.window == "nightly").unwrap();
+    assert_eq!(a.result, Some(CycleResult::Skipped));
+    assert!(a.detail.contains("/vol/vol_a/lun1"), "{}", a.detail);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_down_at_the_start_is_retried_and_runs_when_back_in_time() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(10, true));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    setup.down = Some(down.clone());
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:12:00Z").await;
+    let s = h.status();
+    assert!(!s.clusters[0].reachable);
+    assert!(s.clusters[0]
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("connection refused"));
+    assert!(h.cycles().is_empty());
+    down.store(false, Ordering::SeqCst);
+    // Back at 01:12 (retry backoff at most 5 minutes): 40m - 20m expected still fits.
+    h.run_until("2027-01-01T01:45:00Z").await;
+    let c = &h.cycles()[0];
+    assert_eq!(c.result, Some(CycleResult::Completed), "{c:?}");
+    assert!(c.created_at.unwrap() > t("2027-01-01T01:12:00Z"));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn look_alike_objects_are_never_touched() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(10, true));
+    setup.prepare = Some(Box::new(|sim| {
+        sim.with(|w| {
+            let vi = w.volume_by_name(0, "vol_a").unwrap();
+            // Same prefix, no marker.
+            w.create_snapshot(0, vi, "snapwarden.nightly.20270101T011000Z-copy", None)
+                .unwrap();
+            // The marker, but no journal entry.
+            w.create_snapshot(
+                0,
+                vi,
+                "snapwarden.old.20261231T011000Z",
+                Some("created-by=snapwarden cycle=not-in-this-journal window=old".into()),
+            )
+            .unwrap();
+            // A user snapshot and a LUN at a clone-like path.
+            w.create_snapshot(0, vi, "before-upgrade", None).unwrap();
+            w.create_lun(
+                0,
+                "/vol/vol_a/snapwarden.nightly.20261231T011000Z.lun0",
+                1 << 30,
+                "linux",
+            )
+            .unwrap();
+        })
+    }));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-02T01:40:00Z").await;
+    let results: Vec<Option<CycleResult>> = h.cycles().iter().map(|c| c.result).collect();
+    assert_eq!(results, vec![Some(CycleResult::Completed); 2]);
+    let snaps = h.snapshots("vol_a");
+    for keep in [
+        "snapwarden.nightly.20270101T011000Z-copy",
+        "snapwarden.old.20261231T011000Z",
+        "before-upgrade",
+    ] {
+        assert!(
+            snaps.contains(&keep.to_string()),
+            "{keep} was deleted: {snaps:?}"
+        );
+    }
+    assert!(h
+        .luns()
+        .contains(&"/vol/vol_a/snapwarden.nightly.20261231T011000Z.lun0".to_string()));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_with_a_cycle_in_flight_releases_it_and_exits() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(30, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:15:00Z").await;
+    assert_eq!(h.status().live_cycles.len(), 1);
+    let started = h.now();
+    let sim = h.sim.clone();
+    let journal = h.journal.clone();
+    let (left, _, _) = h.stop().await;
+    assert!(left.is_empty(), "{left:?}");
+    let _ = started;
+    let cycles = journal
+        .recent_cycles(chrono::DateTime::<chrono::Utc>::MIN_UTC, None, 10)
+        .unwrap();
+    assert_eq!(cycles[0].state, CycleState::Released);
+    assert_eq!(cycles[0].result, Some(CycleResult::Failed));
+    assert!(
+        cycles[0].detail.contains("stopping"),
+        "{}",
+        cycles[0].detail
+    );
+    let left_on_cluster = sim.with(|w| {
+        w.clusters[0]
+            .volumes
+            .iter()
+            .flat_map(|v| v.snapshots.iter())
+            .filter(|s| s.name.starts_with("snapwarden."))
+            .count()
+    });
+    assert_eq!(left_on_cluster, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_left_by_a_crash_is_released_at_the_next_start() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(30, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:15:00Z").await;
+    assert_eq!(leftovers(&h, "snapwarden").len(), 3);
+    // A crash: the task is gone without releasing anything.
+    h.task.abort();
+    let (sim, dir) = (h.sim.clone(), h.dir.clone());
+    let epoch = h.now();
+    drop(h);
+    let mut setup = Setup::at(&epoch.to_rfc3339());
+    setup.sim = Some(sim);
+    setup.dir = Some(dir);
+    setup.hooks = Some(simulated(30, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.wait_for(
+        "the leftover cycle to be released",
+        TimeDelta::minutes(5),
+        |h| leftovers(h, "snapwarden").is_empty(),
+    )
+    .await;
+    let c = &h.cycles()[0];
+    assert_eq!(c.state, CycleState::Released);
+    assert_eq!(c.result, Some(CycleResult::Failed));
+    assert!(c.detail.contains("interrupted"), "{}", c.detail);
+    h.stop().await;
+}
