@@ -9,7 +9,7 @@ the clone, delete the snapshot. Every mutation waits for its job (`poll=True`), 
 The volumes' uuids are read once, with one collection GET, before the loop.
 
 Usage: netapp_sequential.py HOST PORT USER PASSWORD VOLUME_PREFIX COUNT
-Prints one JSON line: {"volumes", "wall_seconds", "peak_rss_kib"}. Certificates are not verified
+Prints one JSON line: {"volumes", "wall_seconds", "cpu_seconds", "peak_rss_kib"}. Certificates are not verified
 (the simulator's is self-signed). Exits non-zero at the first failure.
 """
 
@@ -64,8 +64,13 @@ def main():
         # 4. delete the snapshot
         snapshot.delete(poll=True)
     wall = time.monotonic() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"volumes": count, "wall_seconds": wall, "peak_rss_kib": peak_kib}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "volumes": count,
+        "wall_seconds": wall,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_kib": usage.ru_maxrss,  # KiB on Linux
+    }))
 
 
 if __name__ == "__main__":

@@ -498,7 +498,11 @@ async fn request_counter_counts_api_requests_by_method() {
         .to_string();
     // PATCH 1 (a 404 is counted too: the API answered it).
     let missing = sim
-        .call(Method::PATCH, "/api/storage/volumes/no-such-uuid", Some(json!({})))
+        .call(
+            Method::PATCH,
+            "/api/storage/volumes/no-such-uuid",
+            Some(json!({})),
+        )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     // DELETE 1 + GET 4 (job poll 2).

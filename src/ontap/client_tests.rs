@@ -323,9 +323,7 @@ async fn create_snapshot_reads_back_when_the_answer_record_is_incomplete() {
         Mock::given(method("GET"))
             .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
             .and(query_param("name", name))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({"records":[back]})),
-            )
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"records":[back]})))
             .expect(1)
             .mount(&server)
             .await;
