@@ -474,3 +474,54 @@ pub fn history(
     super::print(&text);
     EXIT_OK
 }
+
+/// The read-only discovery `check` and `plan` do when the policy needs cluster facts: the
+/// clusters owning unresolved volumes are read (cluster, volumes, snapshot policies, schedules).
+/// An unreachable cluster is an error naming it.
+pub fn discover_for_planning(
+    policy: &Policy,
+    plan: &crate::planner::Plan,
+) -> Result<crate::planner::Observed, u8> {
+    let needed: Vec<usize> = {
+        let mut v: Vec<usize> = plan
+            .unresolved
+            .iter()
+            .map(|u| policy.volumes[u.volume].cluster)
+            .filter(|&ci| policy.clusters[ci].endpoint != config::Endpoint::Simulator)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if needed.is_empty() {
+        return Ok(crate::planner::Observed::offline());
+    }
+    let clients: Vec<(String, Arc<dyn crate::ontap::Ontap>)> = needed
+        .iter()
+        .map(|&ci| {
+            let c = &policy.clusters[ci];
+            (
+                c.name.clone(),
+                Arc::new(connect::LazyRest::new(c.clone(), policy.agent.concurrency))
+                    as Arc<dyn crate::ontap::Ontap>,
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            EXIT_INVALID
+        })?;
+    let (observed, errors) =
+        runtime.block_on(agent::discovery::observe_for_planning(&clients, Utc::now()));
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{}", agent::error_chain(e));
+        }
+        eprintln!("(use --offline to plan without the clusters)");
+        return Err(EXIT_INVALID);
+    }
+    Ok(observed)
+}

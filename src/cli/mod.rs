@@ -121,6 +121,10 @@ pub struct Horizon {
     /// Length of the horizon in hours (default: 168 for check, 24 for plan).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=24 * 366))]
     pub hours: Option<u32>,
+    /// Plan from the policy alone: a volume that needs cluster facts (`timezone = "auto"`,
+    /// `snapshot_policy = "ontap"`) is an error instead of a read-only discovery.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,21 +190,23 @@ pub fn main() -> ExitCode {
 }
 
 /// Loads the policy and plans offline; prints errors and returns the exit code on failure.
-fn plan_offline(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Policy, Plan), u8> {
+/// Loads the policy and plans it, from the policy alone or — when volumes need cluster facts
+/// and `--offline` is not given — after a read-only discovery of the clusters that own them.
+fn plan_policy(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Policy, Plan), u8> {
     let policy = config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         EXIT_INVALID
     })?;
     let from = horizon.from.unwrap_or_else(Utc::now);
-    let hours = horizon.hours.unwrap_or(default_hours);
-    let plan = planner::plan(
-        &policy,
-        &Observed::offline(),
-        from,
-        TimeDelta::hours(i64::from(hours)),
-    );
+    let hours = TimeDelta::hours(i64::from(horizon.hours.unwrap_or(default_hours)));
+    let mut plan = planner::plan(&policy, &Observed::offline(), from, hours);
+    if !plan.unresolved.is_empty() && !horizon.offline {
+        let observed = agent::discover_for_planning(&policy, &plan)?;
+        plan = planner::plan(&policy, &observed, from, hours);
+    }
     if !plan.unresolved.is_empty() {
-        eprintln!("{}: cannot plan offline:", path.display());
+        let how = if horizon.offline { "offline" } else { "" };
+        eprintln!("{}: cannot plan {how}:", path.display());
         for u in &plan.unresolved {
             eprintln!("  {}", u.reason);
         }
@@ -210,7 +216,7 @@ fn plan_offline(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(P
 }
 
 fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
-    let (policy, plan) = match plan_offline(path, horizon, 168) {
+    let (policy, plan) = match plan_policy(path, horizon, 168) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -226,7 +232,7 @@ fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
 }
 
 fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
-    let (policy, plan) = match plan_offline(path, horizon, 24) {
+    let (policy, plan) = match plan_policy(path, horizon, 24) {
         Ok(p) => p,
         Err(code) => return code,
     };

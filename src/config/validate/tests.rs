@@ -102,13 +102,13 @@ hook = { command = ["x"], timout = "1m" }
 "#,
         r#"
 p.toml:2:1: unknown key `guad` in [agent]
-  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard
+  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns
 p.toml:3:1: unknown key `listn` in [agent]
-  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard
+  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns
 p.toml:4:2: unknown key `agnt` in the top level
   hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window
 p.toml:12:27: unknown key `timout` in the window's hook table
-  hint: did you mean `timeout`? allowed keys: command, timeout
+  hint: did you mean `timeout`? allowed keys: command, url, timeout
 "#,
     );
 }
@@ -941,8 +941,8 @@ p.toml:9:1: in [[window]]: missing required keys `name`, `volumes`, `start`, `ti
   hint: config/reference.toml documents every key and its type
 p.toml:10:15: unknown on_conflict "later"
   hint: use shift, skip or run
-p.toml:11:8: in the window's hook table: missing required key `command`
-  hint: config/reference.toml documents every key and its type
+p.toml:11:8: a hook needs `command` (a program) or `url` (a webhook)
+  hint: hook = { command = ["/usr/local/bin/run-backup"] }
 p.toml:11:20: `timeout` "0s" is out of range 1s..=7d
   hint: the hook runs the backup, which takes between a second and a week (7d), like `max`
 "#,
@@ -971,4 +971,119 @@ p.toml:8:10: `anchor` "1960-01-01T00:00:00Z" is out of range 1970-01-01T00:00:00
   hint: an interval counts from an instant between the Unix epoch and the year 9999
 "#,
     );
+}
+
+#[test]
+fn agent_run_settings_have_defaults_and_bounds() {
+    let p = valid("");
+    assert_eq!(p.agent.concurrency, 4);
+    assert_eq!(p.agent.shutdown_timeout, TimeDelta::minutes(2));
+    assert_eq!(p.agent.observe_interval, TimeDelta::minutes(1));
+    let veeam = &p.agent.foreign_snapshot_patterns;
+    assert_eq!(veeam.len(), 1);
+    assert!(veeam[0].is_match("veeamsourcesnapshot_2027"));
+    assert!(veeam[0].is_match("VeeamAUX_vol1"));
+    assert!(!veeam[0].is_match("hourly.2027-01-01_0105"));
+
+    let p = valid(
+        "[agent]\nconcurrency = 64\nshutdown_timeout = \"1h\"\nobserve_interval = \"10s\"\nforeign_snapshot_patterns = []\n",
+    );
+    assert_eq!(p.agent.concurrency, 64);
+    assert!(p.agent.foreign_snapshot_patterns.is_empty());
+
+    let r = parse_str(
+        &format!(
+            "[agent]\nconcurrency = 0\nshutdown_timeout = \"2h\"\nobserve_interval = \"5s\"\nforeign_snapshot_patterns = [\"(unclosed\", \"ok\"]\n{BASE}"
+        ),
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        r.contains("p.toml:2:15: `concurrency` must be between 1 and 64, not 0"),
+        "{r}"
+    );
+    assert!(
+        r.contains("p.toml:3:20:") && r.contains("shutdown_timeout"),
+        "{r}"
+    );
+    assert!(
+        r.contains("p.toml:4:20:") && r.contains("observe_interval"),
+        "{r}"
+    );
+    assert!(
+        r.contains(
+            "p.toml:5:30: foreign snapshot pattern \"(unclosed\" is not a valid regular expression"
+        ),
+        "{r}"
+    );
+    assert!(!r.contains("\"ok\""), "{r}");
+}
+
+#[test]
+fn an_absurd_foreign_pattern_is_refused_not_compiled_forever() {
+    let long = "a".repeat(300);
+    let r = parse_str(
+        &format!(
+            "[agent]\nforeign_snapshot_patterns = [\"{long}\", \"(x{{1000}}){{1000}}\"]\n{BASE}"
+        ),
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(r.contains("is longer than 256 bytes"), "{r}");
+    assert!(
+        r.contains("(x{1000}){1000}") && r.contains("not a valid regular expression"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_hook_is_a_command_or_a_webhook_never_both_or_neither() {
+    let window = |hook: &str| {
+        format!(
+            "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"10m\"\nmax = \"20m\"\nhook = {hook}\n"
+        )
+    };
+    let p = valid(&window(
+        "{ url = \"https://backup.example.net/run\", timeout = \"15m\" }",
+    ));
+    let hook = p.windows[0].hook.as_ref().unwrap();
+    assert_eq!(
+        hook.action,
+        HookAction::Webhook("https://backup.example.net/run".into())
+    );
+    assert_eq!(hook.timeout, TimeDelta::minutes(15));
+    let p = valid(&window("{ command = [\"/bin/true\"] }"));
+    let hook = p.windows[0].hook.as_ref().unwrap();
+    assert_eq!(hook.action, HookAction::Command(vec!["/bin/true".into()]));
+    assert_eq!(hook.timeout, TimeDelta::minutes(20));
+
+    check(
+        &window("{ command = [\"/bin/true\"], url = \"https://x.example\" }"),
+        "p.toml:8:41: a hook has either `command` or `url`, not both\n  hint: keep `command` to run a program, or `url` to call a webhook",
+    );
+    check(
+        &window("{ timeout = \"5m\" }"),
+        "p.toml:8:8: a hook needs `command` (a program) or `url` (a webhook)\n  hint: hook = { command = [\"/usr/local/bin/run-backup\"] }",
+    );
+    for (url, why) in [
+        (
+            "ftp://x.example/a",
+            "must be an http:// or https:// URL with a host",
+        ),
+        ("https://user:secret@x.example/a", "carries credentials"),
+        ("not a url", "is not a URL"),
+    ] {
+        let r = parse_str(
+            &format!("{}{BASE}", window(&format!("{{ url = \"{url}\" }}"))),
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            r.contains("p.toml:8:16: hook `url`") && r.contains(why),
+            "{url}: {r}"
+        );
+    }
 }
