@@ -464,3 +464,60 @@ async fn real_clock_follows_the_wall_clock_and_refuses_advance() {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     handle.stop().await;
 }
+
+/// `GET /simulator/v1/requests` counts the `/api` requests answered over HTTP, by method, with
+/// job polls apart; unauthenticated requests and the admin API are not counted. The expected
+/// figures are the requests this test sends, counted by hand.
+#[tokio::test]
+async fn request_counter_counts_api_requests_by_method() {
+    let sim = Sim::start(WORLD, START).await;
+    let before = sim.get("/simulator/v1/requests").await;
+    assert_eq!(before["total"], 0, "{before}");
+    // Not counted: a request without credentials, and the admin API itself.
+    let unauth = sim
+        .http
+        .get(format!("{}/api/cluster", sim.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauth.status(), StatusCode::UNAUTHORIZED);
+    sim.get("/simulator/v1/clock").await;
+    // GET 1: the volume's uuid.
+    let vol = sim.volume_uuid("vol1").await;
+    // POST 1 + GET 2 (job poll 1).
+    sim.ok_job(
+        Method::POST,
+        &format!("/api/storage/volumes/{vol}/snapshots"),
+        Some(json!({"name": "counted"})),
+    )
+    .await;
+    // GET 3: the snapshot's uuid.
+    let snap = sim.snapshot(&vol, "counted").await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // PATCH 1 (a 404 is counted too: the API answered it).
+    let missing = sim
+        .call(
+            Method::PATCH,
+            "/api/storage/volumes/no-such-uuid",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // DELETE 1 + GET 4 (job poll 2).
+    sim.ok_job(
+        Method::DELETE,
+        &format!("/api/storage/volumes/{vol}/snapshots/{snap}"),
+        None,
+    )
+    .await;
+    // GET 5: a job collection is not a job poll.
+    sim.get("/api/cluster/jobs").await;
+    let after = sim.get("/simulator/v1/requests").await;
+    assert_eq!(
+        after,
+        json!({"total": 8, "get": 5, "post": 1, "patch": 1, "delete": 1, "other": 0, "job_polls": 2}),
+    );
+    sim.handle.stop().await;
+}

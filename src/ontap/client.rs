@@ -16,7 +16,9 @@
 //! 6. for POST/PATCH/DELETE, follows the answer's job(s) (202, or a 200/201 that carries a job,
 //!    reference §6.1 and §9.7) by polling `/api/cluster/jobs/{uuid}` with backoff until
 //!    `success`/`failure` or the polling bound; a failed job's *integer* `code` becomes
-//!    [`OntapError::Api`] with `http_status: None`;
+//!    [`OntapError::Api`] with `http_status: None`; a snapshot create asks for
+//!    `return_records=true` and takes the new snapshot from a complete record in the answer
+//!    instead of reading it back (one GET less per create; an incomplete record is read back);
 //! 7. for collections, asks for at most `max_records` records per page and follows
 //!    `_links.next.href` until it is absent — only to the endpoint's own origin (scheme, host,
 //!    port: the credentials go nowhere else) and for at most [`MAX_PAGES`] pages;
@@ -612,6 +614,21 @@ impl RestClient {
         body: Option<Value>,
         target: &str,
     ) -> Result<(), Failure> {
+        self.mutate_for_records(method, path, query, body, target)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::mutate`], returning the `records` the answer carried (a POST with
+    /// `return_records=true`), once its job(s) succeeded; empty when it carried none.
+    async fn mutate_for_records(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+        target: &str,
+    ) -> Result<Vec<Value>, Failure> {
         let url = self.url(path, query);
         let sent = self.send(method, &url, body.as_ref(), target).await?;
         let (status, bytes) = (sent.status, sent.body);
@@ -620,7 +637,7 @@ impl RestClient {
             earlier_attempt_may_have_applied: sent.earlier_attempt_may_have_applied,
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let answer: MutationResponse = serde_json::from_slice(&bytes)
             .map_err(|e| answered(self.decode_error(&url, e.to_string())))?;
@@ -637,7 +654,7 @@ impl RestClient {
         for job in answer.job.into_iter().chain(answer.jobs) {
             self.wait_job(job, target).await.map_err(answered)?;
         }
-        Ok(())
+        Ok(answer.records)
     }
 
     /// Polls a job until it succeeds, fails, or the polling bound passes. A job that arrives
@@ -1033,16 +1050,21 @@ impl Ontap for RestClient {
     ) -> Result<SnapshotInfo, OntapError> {
         let target = format!("{} snapshot {name}", volume_target(volume));
         let created = self
-            .mutate(
+            .mutate_for_records(
                 Method::POST,
                 &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
-                &[],
+                &[("return_records", "true")],
                 Some(json!({ "name": name, "comment": comment })),
                 &target,
             )
             .await;
         match created {
-            Ok(()) => self.find_snapshot(volume, name, &target).await,
+            // The answer's record, when it is complete, saves reading the snapshot back (one
+            // GET per create; ONTAP may return only some fields, then the GET is made).
+            Ok(records) => match created_snapshot(records, volume, name, comment) {
+                Some(info) => Ok(info),
+                None => self.find_snapshot(volume, name, &target).await,
+            },
             // A POST retried after its answer was lost may find its own first attempt's
             // snapshot, and a pass after a crash its predecessor's. Same name and same comment:
             // that is the snapshot asked for, so the create is idempotent. Anything else keeps
@@ -1179,6 +1201,26 @@ impl Ontap for RestClient {
             .await;
         self.gone_after_retry(deleted, &target)
     }
+}
+
+/// The snapshot a create's answer carried (`return_records=true`), when its record is complete
+/// and is the snapshot asked for: the name and comment asked for, on the volume asked for.
+/// `None` sends the caller to read the snapshot back.
+fn created_snapshot(
+    records: Vec<Value>,
+    volume: &VolumeRef,
+    name: &str,
+    comment: &str,
+) -> Option<SnapshotInfo> {
+    let record = records.into_iter().next()?;
+    let info = serde_json::from_value::<SnapshotWire>(record)
+        .ok()?
+        .into_domain()
+        .ok()?;
+    let asked = info.name == name
+        && info.volume_uuid == volume.uuid
+        && info.comment.as_deref().unwrap_or("") == comment;
+    asked.then_some(info)
 }
 
 #[cfg(test)]

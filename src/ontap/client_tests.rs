@@ -261,6 +261,80 @@ async fn create_snapshot_202_polls_job_through_running_then_reads_snapshot() {
     assert_eq!(snap.volume_uuid, "vol-uuid-1");
 }
 
+/// With `return_records=true` the 202 carries the new snapshot: once its job succeeded, the
+/// create takes it from the answer and never reads it back.
+#[tokio::test]
+async fn create_snapshot_takes_the_record_from_the_answer_without_reading_back() {
+    let server = server().await;
+    let name = "snapwarden.w.20240313T1700Z";
+    let mut record = snapshot_record(name);
+    record["comment"] = json!("made by snapwarden");
+    Mock::given(method("POST"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .and(query_param("return_records", "true"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({
+            "job":{"uuid":"job-1","_links":{"self":{"href":"/api/cluster/jobs/job-1"}}},
+            "num_records":1,"records":[record]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/cluster/jobs/job-1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"uuid":"job-1","state":"success","code":0,"message":"success"}),
+            ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let snap = client(&server)
+        .create_snapshot(&vol(), name, "made by snapwarden")
+        .await
+        .unwrap();
+    assert_eq!(snap.uuid, "snap-uuid-1");
+    assert_eq!(snap.comment.as_deref(), Some("made by snapwarden"));
+}
+
+/// A record without the fields the agent relies on (here: only uuid and name, or another
+/// comment) is not trusted: the create reads the snapshot back, as without records.
+#[tokio::test]
+async fn create_snapshot_reads_back_when_the_answer_record_is_incomplete() {
+    let name = "snapwarden.w.20240313T1700Z";
+    let mut other_comment = snapshot_record(name);
+    other_comment["comment"] = json!("someone else's");
+    for record in [json!({"uuid":"snap-uuid-1","name":name}), other_comment] {
+        let server = server().await;
+        Mock::given(method("POST"))
+            .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+                "num_records":1,"records":[record]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut back = snapshot_record(name);
+        back["comment"] = json!("made by snapwarden");
+        Mock::given(method("GET"))
+            .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+            .and(query_param("name", name))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"records":[back]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let snap = client(&server)
+            .create_snapshot(&vol(), name, "made by snapwarden")
+            .await
+            .unwrap();
+        assert_eq!(snap.comment.as_deref(), Some("made by snapwarden"));
+    }
+}
+
 #[tokio::test]
 async fn failed_job_integer_code_is_typed_and_not_transient() {
     let server = server().await;

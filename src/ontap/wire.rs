@@ -83,13 +83,16 @@ pub fn parse_code(value: &serde_json::Value) -> Option<u64> {
 }
 
 /// The answer to a POST/PATCH/DELETE: empty, a job link (202, or 200/201 with `return_timeout`),
-/// a list of jobs (query-based PATCH/DELETE), or an error envelope in a 2xx (reference §9.7).
+/// a list of jobs (query-based PATCH/DELETE), or an error envelope in a 2xx (reference §9.7);
+/// with `return_records=true`, also the created records.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct MutationResponse {
     pub job: Option<Job>,
     pub jobs: Vec<Job>,
     pub error: Option<ErrorBody>,
+    /// The created object(s), on a POST with `return_records=true`.
+    pub records: Vec<serde_json::Value>,
 }
 
 /// `/api/cluster/jobs/{uuid}`, or the `job` object of a mutation's answer (which may carry only

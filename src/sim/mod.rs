@@ -65,6 +65,8 @@ pub enum ClockError {
 pub struct Simulator {
     world: Mutex<World>,
     clock: ClockMode,
+    /// `/api` requests served over HTTP (`GET /simulator/v1/requests`).
+    requests: server::RequestCounts,
 }
 
 impl Simulator {
@@ -72,6 +74,7 @@ impl Simulator {
         Arc::new(Simulator {
             world: Mutex::new(world),
             clock,
+            requests: server::RequestCounts::default(),
         })
     }
 
@@ -91,6 +94,11 @@ impl Simulator {
 
     pub fn clock(&self) -> ClockMode {
         self.clock
+    }
+
+    /// The `/api` requests this simulator has answered over HTTP so far.
+    pub fn requests(&self) -> &server::RequestCounts {
+        &self.requests
     }
 
     fn lock(&self) -> MutexGuard<'_, World> {

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -240,6 +241,70 @@ async fn faults(State(sim): State<AppState>, req: Request, next: Next) -> Respon
     response
 }
 
+/// How many `/api` requests the simulator has answered over HTTP (after authentication, faults
+/// included), by method, and how many of them were job polls (`GET /api/cluster/jobs/{uuid}`).
+/// The admin API (`/simulator/v1`) is not counted. Read at `GET /simulator/v1/requests`, for
+/// example to measure a client's REST calls per operation.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    get: AtomicU64,
+    post: AtomicU64,
+    patch: AtomicU64,
+    delete: AtomicU64,
+    other: AtomicU64,
+    job_polls: AtomicU64,
+}
+
+impl RequestCounts {
+    fn count(&self, method: &axum::http::Method, path: &str) {
+        use axum::http::Method;
+        let slot = match *method {
+            Method::GET => &self.get,
+            Method::POST => &self.post,
+            Method::PATCH => &self.patch,
+            Method::DELETE => &self.delete,
+            _ => &self.other,
+        };
+        slot.fetch_add(1, Ordering::Relaxed);
+        let job_poll = path
+            .strip_prefix("/api/cluster/jobs/")
+            .is_some_and(|uuid| !uuid.is_empty() && !uuid.contains('/'));
+        if *method == Method::GET && job_poll {
+            self.job_polls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts as the admin API renders them: `total`, `get`, `post`, `patch`, `delete`,
+    /// `other` (any other method) and `job_polls` (a subset of `get`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (get, post, patch, delete, other) = (
+            n(&self.get),
+            n(&self.post),
+            n(&self.patch),
+            n(&self.delete),
+            n(&self.other),
+        );
+        let total = [get, post, patch, delete, other]
+            .iter()
+            .fold(0u64, |t, c| t.saturating_add(*c));
+        serde_json::json!({
+            "total": total,
+            "get": get,
+            "post": post,
+            "patch": patch,
+            "delete": delete,
+            "other": other,
+            "job_polls": n(&self.job_polls),
+        })
+    }
+}
+
+async fn count_request(State(sim): State<AppState>, req: Request, next: Next) -> Response {
+    sim.requests().count(req.method(), req.uri().path());
+    next.run(req).await
+}
+
 /// Whether the `drop_after_apply` fault takes this (applied) request, counting it down.
 fn take_drop_after_apply(w: &mut World) -> bool {
     match w.faults.drop_after_apply.checked_sub(1) {
@@ -254,7 +319,9 @@ fn take_drop_after_apply(w: &mut World) -> bool {
 /// The application of cluster `ci` (an index into the world's clusters): its `/api` (with
 /// faults) and the world-wide `/simulator/v1`, both behind Basic auth.
 pub fn router(sim: Arc<Simulator>, ci: usize) -> Router {
-    let api = api_router().layer(middleware::from_fn_with_state(sim.clone(), faults));
+    let api = api_router()
+        .layer(middleware::from_fn_with_state(sim.clone(), faults))
+        .layer(middleware::from_fn_with_state(sim.clone(), count_request));
     api.merge(admin_router())
         .layer(middleware::from_fn_with_state(sim.clone(), auth))
         .layer(middleware::from_fn(envelope))

@@ -1,4 +1,4 @@
-//! The `/simulator/v1` admin API: clock, faults and knobs, world-wide.
+//! The `/simulator/v1` admin API: clock, faults, knobs and request counts, world-wide.
 
 use super::*;
 use crate::sim::world::{Faults, Knobs, SettingError, MAX_ADVANCE_SECONDS};
@@ -64,6 +64,11 @@ pub(super) async fn advance_clock(State(sim): State<AppState>, body: Bytes) -> A
 
 pub(super) async fn get_faults(State(sim): State<AppState>) -> ApiResult {
     sim.with(|w| ok(json!(w.faults)))
+}
+
+/// `/api` requests answered over HTTP so far, by method (see [`crate::sim::server::RequestCounts`]).
+pub(super) async fn get_requests(State(sim): State<AppState>) -> ApiResult {
+    ok(sim.requests().to_json())
 }
 
 /// Applies a partial JSON update to knobs or faults: every key is checked on its own (so a type
@@ -134,4 +139,5 @@ pub fn admin_router() -> Router<ClusterState> {
             get(get_faults).post(set_faults).delete(clear_faults),
         )
         .route("/simulator/v1/knobs", get(get_knobs).post(set_knobs))
+        .route("/simulator/v1/requests", get(get_requests))
 }

@@ -1,0 +1,545 @@
+//! Benchmark: one backup cycle over 1,000 volumes whose window opens at the same minute —
+//! `snapwarden run` against `snapwarden simulator serve` over HTTPS — next to, in the same run,
+//! a sequential script with NetApp's official Python client doing the same lifecycle
+//! (`benches/netapp_sequential.py`).
+//!
+//! Run with `cargo bench --bench agent_cycle`. It needs NetApp's client: the interpreter is
+//! `SNAPWARDEN_TEST_PYTHON`, else `target/py-venv/bin/python` (`scripts/test` creates it).
+//!
+//! What it does:
+//! 1. writes a world of 1,000 volumes (`vol0000` …, one LUN `lun0` each, licensed for SnapRestore
+//!    only, so `clone = "auto"` means a SnapRestore LUN clone) whose only snapshot schedule fires
+//!    12 hours from now, and starts `snapwarden simulator serve --tls --clock real` on it;
+//! 2. writes a policy naming the 1,000 volumes (`snapshot_policy = "ontap"`), one window opening
+//!    at the next minute boundary at least 20 s away (the agent's cron granularity is a minute;
+//!    the figures are measured from that instant, not from process start), no hook and
+//!    `expected = "1s"`, and starts `snapwarden run` on it;
+//! 3. waits until the journal (`snapwarden history --output json`) shows every cycle released,
+//!    reads the agent's peak RSS (`VmHWM`) and the simulator's request counter
+//!    (`GET /simulator/v1/requests`), and stops the agent;
+//! 4. runs the Python script over the same volumes and counts its requests the same way;
+//! 5. prints a table. Wall time of the agent: from the window's instant until the last cycle's
+//!    `released_at` in the journal. REST calls: every `/api` request the simulator answered
+//!    while the client ran (discovery included), divided by the number of volumes.
+//!
+//! The minimum REST calls the lifecycle needs, per volume: its 4 mutations (create snapshot,
+//! clone, delete clone, delete snapshot) plus, for each mutation the simulator answers 202, one
+//! job poll (its jobs end at once, so one poll sees the end): 8 with the default
+//! `async_mutations = true`. Reading anything else (uuids, discovery) is above the minimum.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use serde_json::Value;
+
+const VOLUMES: usize = 1_000;
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-pw-1";
+const PASSWORD_ENV: &str = "SNAPWARDEN_BENCH_PASSWORD";
+/// Give up waiting for the agent after this long past the window's instant.
+const AGENT_BOUND: Duration = Duration::from_secs(600);
+
+fn volume_name(i: usize) -> String {
+    format!("vol{i:04}")
+}
+
+/// The simulated cluster: 1,000 volumes, SnapRestore only, one daily schedule `hour:minute` UTC.
+fn world_toml(hour: u32, minute: u32) -> String {
+    let mut w = format!(
+        "[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n\n\
+         [[clusters]]\nname = \"bench\"\ntimezone = \"Etc/UTC\"\nlicenses = [\"snaprestore\"]\n\n\
+         [[clusters.schedules]]\nname = \"far\"\ncron = \"{minute} {hour} * * *\"\n\n\
+         [[clusters.snapshot_policies]]\nname = \"far\"\ncopies = [{{ schedule = \"far\", count = 2 }}]\n\n\
+         [[clusters.svms]]\nname = \"svm1\"\n"
+    );
+    for i in 0..VOLUMES {
+        w.push_str(&format!(
+            "\n[[clusters.svms.volumes]]\nname = \"{}\"\nsnapshot_policy = \"far\"\nluns = [{{ name = \"lun0\" }}]\n",
+            volume_name(i)
+        ));
+    }
+    w
+}
+
+/// The agent's policy: the 1,000 volumes, one window at `at` (UTC), no hook, `expected = 1s`.
+fn policy_toml(
+    listen: u16,
+    state_dir: &Path,
+    url: &str,
+    pin: &str,
+    at: DateTime<Utc>,
+    concurrency: Option<u32>,
+) -> String {
+    let concurrency = concurrency.map_or(String::new(), |n| format!("concurrency = {n}\n"));
+    let mut p = format!(
+        "[agent]\nlisten = \"127.0.0.1:{listen}\"\nstate_dir = \"{}\"\nguard = \"1m\"\n{concurrency}\n\
+         [[cluster]]\nname = \"bench\"\nendpoint = \"{url}\"\nusername = \"{USER}\"\n\
+         password_env = \"{PASSWORD_ENV}\"\npin_sha256 = \"{pin}\"\ntimezone = \"auto\"\n",
+        state_dir.display()
+    );
+    let mut ids = Vec::with_capacity(VOLUMES);
+    for i in 0..VOLUMES {
+        let v = volume_name(i);
+        p.push_str(&format!(
+            "\n[[volume]]\ncluster = \"bench\"\nsvm = \"svm1\"\nname = \"{v}\"\n\
+             luns = [\"/vol/{v}/lun0\"]\nsnapshot_policy = \"ontap\"\n"
+        ));
+        ids.push(format!("\"bench/svm1/{v}\""));
+    }
+    p.push_str(&format!(
+        "\n[[window]]\nname = \"nightly\"\nvolumes = [{}]\nstart = \"{} {} * * *\"\n\
+         timezone = \"UTC\"\nexpected = \"1s\"\nmax = \"10m\"\n",
+        ids.join(", "),
+        at.minute(),
+        at.hour()
+    ));
+    p
+}
+
+/// A running child process, killed when dropped (the benchmark never leaves one behind).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Peak resident memory of a process in MiB (`VmHWM` from `/proc/<pid>/status`).
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command (which may hold spaces) end with ')': utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
+/// Starts the simulator and reads its cluster URL and certificate fingerprint from stdout.
+fn start_simulator(bin: &Path, world: &Path) -> (Proc, String, String) {
+    let mut child = Command::new(bin)
+        .args(["simulator", "serve", "--config"])
+        .arg(world)
+        .args(["--tls", "--listen", "127.0.0.1:0", "--clock", "real"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snapwarden simulator serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut url, mut pin) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("simulator stdout");
+        if let Some(u) = line.strip_prefix("cluster bench: ") {
+            url = Some(u.trim().to_string());
+        }
+        if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
+            pin = Some(f.trim().to_string());
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    // Keep draining stdout so the simulator never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (
+        Proc(child),
+        url.expect("simulator printed its URL"),
+        pin.expect("simulator printed its fingerprint"),
+    )
+}
+
+/// The simulator's admin API, over HTTPS with its self-signed certificate.
+struct Admin {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    fn get(&self, path: &str) -> Value {
+        self.rt.block_on(async {
+            self.http
+                .get(format!("{}{path}", self.base))
+                .basic_auth(USER, Some(PASSWORD))
+                .send()
+                .await
+                .expect("admin API answers")
+                .error_for_status()
+                .expect("admin API succeeds")
+                .json()
+                .await
+                .expect("admin API JSON")
+        })
+    }
+
+    /// Whether the agent's status shows no live cycle and a released one of the window at `at`.
+    fn window_released(&self, status_url: &str, at: DateTime<Utc>) -> bool {
+        let status: Option<Value> = self.rt.block_on(async {
+            let resp = self.http.get(status_url).send().await.ok()?;
+            resp.json().await.ok()
+        });
+        let Some(status) = status else {
+            return false;
+        };
+        let live = status["live_cycles"].as_array().map_or(1, Vec::len);
+        let released = status["recent_cycles"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|c| instant(&c["window_start"]) == Some(at)));
+        live == 0 && released
+    }
+
+    fn requests(&self) -> Counts {
+        let v = self.get("/simulator/v1/requests");
+        let n = |k: &str| v[k].as_u64().expect("request count");
+        Counts {
+            total: n("total"),
+            get: n("get"),
+            post: n("post"),
+            patch: n("patch"),
+            delete: n("delete"),
+            job_polls: n("job_polls"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    total: u64,
+    get: u64,
+    post: u64,
+    patch: u64,
+    delete: u64,
+    job_polls: u64,
+}
+
+impl Counts {
+    fn since(self, before: Counts) -> Counts {
+        Counts {
+            total: self.total - before.total,
+            get: self.get - before.get,
+            post: self.post - before.post,
+            patch: self.patch - before.patch,
+            delete: self.delete - before.delete,
+            job_polls: self.job_polls - before.job_polls,
+        }
+    }
+
+    fn per_volume(self) -> f64 {
+        self.total as f64 / VOLUMES as f64
+    }
+
+    fn breakdown(self) -> String {
+        let v = VOLUMES as f64;
+        format!(
+            "{:.3} GET ({:.3} job polls, {:.3} other reads), {:.3} POST, {:.3} PATCH, {:.3} DELETE",
+            self.get as f64 / v,
+            self.job_polls as f64 / v,
+            (self.get - self.job_polls) as f64 / v,
+            self.post as f64 / v,
+            self.patch as f64 / v,
+            self.delete as f64 / v
+        )
+    }
+}
+
+/// The window's cycles in the journal, via `snapwarden history --output json`.
+fn history(bin: &Path, state_dir: &Path, since: DateTime<Utc>) -> Vec<Value> {
+    let out = Command::new(bin)
+        .args([
+            "history", "--output", "json", "--limit", "100000", "--since",
+        ])
+        .arg(since.to_rfc3339())
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .expect("snapwarden history runs");
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default()
+}
+
+fn instant(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str()?.parse().ok()
+}
+
+/// `[agent] concurrency` for the run: the default (4) unless `SNAPWARDEN_BENCH_CONCURRENCY` sets
+/// one (to see how the figures move with it).
+fn concurrency() -> Option<u32> {
+    std::env::var("SNAPWARDEN_BENCH_CONCURRENCY")
+        .ok()
+        .map(|v| v.parse().expect("SNAPWARDEN_BENCH_CONCURRENCY is a number"))
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("SNAPWARDEN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/py-venv/bin/python"
+            ))
+        })
+}
+
+struct AgentRun {
+    wall: f64,
+    cpu: f64,
+    first_create: f64,
+    counts: Counts,
+    peak_mib: f64,
+    completed: usize,
+}
+
+fn run_agent(bin: &Path, dir: &Path, admin: &Admin, url: &str, pin: &str) -> AgentRun {
+    let state_dir = dir.join("state");
+    std::fs::create_dir_all(&state_dir).expect("state dir");
+    // The next minute boundary at least 20 s away: time to start and discover first.
+    let soon = Utc::now() + TimeDelta::seconds(20);
+    let at = soon
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("minute boundary")
+        + TimeDelta::minutes(1);
+    let policy = dir.join("policy.toml");
+    let listen = free_port();
+    std::fs::write(
+        &policy,
+        policy_toml(listen, &state_dir, url, pin, at, concurrency()),
+    )
+    .expect("write policy");
+    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("agent_cycle-agent.log");
+    let log = std::fs::File::create(&log_path).expect("agent log");
+    let before = admin.requests();
+    let agent = Proc(
+        Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&policy)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env(PASSWORD_ENV, PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("snapwarden run starts"),
+    );
+    eprintln!(
+        "agent started (pid {}); the window opens at {at} (log: {})",
+        agent.0.id(),
+        log_path.display()
+    );
+    let deadline = Instant::now() + AGENT_BOUND + Duration::from_secs(90);
+    // The agent's status is cheap to ask for; the journal is read once it says the window's
+    // cycles are all released (and again if the journal does not agree yet).
+    let status_url = format!("http://127.0.0.1:{listen}/api/v1/status");
+    let cycles = loop {
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not release every cycle in time; see {}",
+            log_path.display()
+        );
+        if Utc::now() < at || !admin.window_released(&status_url, at) {
+            continue;
+        }
+        let cycles = history(bin, &state_dir, at - TimeDelta::minutes(1));
+        let done = cycles.iter().filter(|c| !c["result"].is_null()).count();
+        if cycles.len() >= VOLUMES && done == cycles.len() {
+            break cycles;
+        }
+    };
+    let counts = admin.requests().since(before);
+    let peak_mib = peak_rss_mib(agent.0.id());
+    let cpu = cpu_seconds(agent.0.id());
+    // SIGTERM: the graceful stop (nothing is in flight any more).
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(agent.0.id() as i32, libc::SIGTERM);
+    }
+    let mut agent = agent;
+    let _ = agent.0.wait();
+    let released = cycles
+        .iter()
+        .filter_map(|c| instant(&c["released_at"]))
+        .max()
+        .expect("released cycles");
+    let first = cycles
+        .iter()
+        .filter_map(|c| instant(&c["created_at"]))
+        .min()
+        .expect("created cycles");
+    let completed = cycles.iter().filter(|c| c["result"] == "completed").count();
+    let secs = |d: TimeDelta| d.num_milliseconds() as f64 / 1e3;
+    AgentRun {
+        wall: secs(released - at),
+        cpu,
+        first_create: secs(first - at),
+        counts,
+        peak_mib,
+        completed,
+    }
+}
+
+struct ScriptRun {
+    wall: f64,
+    cpu: f64,
+    counts: Counts,
+    peak_mib: f64,
+}
+
+fn run_script(admin: &Admin, url: &str) -> ScriptRun {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/netapp_sequential.py");
+    let hostport = url.trim_start_matches("https://");
+    let (host, port) = hostport.rsplit_once(':').expect("host:port");
+    let before = admin.requests();
+    let mut child = Command::new(python())
+        .args([script, host, port, USER, PASSWORD, "vol", &VOLUMES.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} cannot run ({e}): set SNAPWARDEN_TEST_PYTHON or run scripts/test once (it installs netapp-ontap into target/py-venv)",
+                python().display()
+            )
+        });
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("script stdout");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("script stderr");
+    let status = child.wait().expect("script ends");
+    assert!(status.success(), "the Python script failed:\n{stderr}");
+    let counts = admin.requests().since(before);
+    let report: Value = serde_json::from_str(stdout.trim()).expect("script report");
+    ScriptRun {
+        wall: report["wall_seconds"].as_f64().expect("wall_seconds"),
+        cpu: report["cpu_seconds"].as_f64().unwrap_or(0.0),
+        counts,
+        peak_mib: report["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+    }
+}
+
+fn main() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_snapwarden"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The only scheduled snapshot fires 12 hours from now: never during the run.
+    let far = Utc::now() + TimeDelta::hours(12);
+    let world = dir.path().join("world.toml");
+    std::fs::write(&world, world_toml(far.hour(), far.minute())).expect("write world");
+    let (sim, url, pin) = start_simulator(&bin, &world);
+    let admin = Admin {
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime"),
+        http: reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
+        base: url.clone(),
+    };
+    let knobs = admin.get("/simulator/v1/knobs");
+    let faults = admin.get("/simulator/v1/faults");
+    assert_eq!(
+        faults["job_duration_seconds"], 0,
+        "jobs must end at once for the minimum below"
+    );
+    let polls_per_mutation = u64::from(knobs["async_mutations"] == true);
+    let minimum = (4 * (1 + polls_per_mutation)) as f64;
+
+    let sim_pid = sim.0.id();
+    let sim_cpu0 = cpu_seconds(sim_pid);
+    let agent = run_agent(&bin, dir.path(), &admin, &url, &pin);
+    let sim_cpu1 = cpu_seconds(sim_pid);
+    let script = run_script(&admin, &url);
+    let sim_cpu2 = cpu_seconds(sim_pid);
+
+    let date = Utc::now().format("%Y-%m-%d");
+    println!(
+        "one cycle over {VOLUMES} volumes (1 LUN each, SnapRestore clone), simulator over HTTPS, {date} (cargo bench --bench agent_cycle)"
+    );
+    println!("| approach                                   | wall time  | REST calls / volume | peak RSS   | speed-up |");
+    println!("|--------------------------------------------|------------|---------------------|------------|----------|");
+    println!(
+        "| {:<42} | {:>8.1} s | {:>19.2} | {:>6.1} MiB | {:>7.1}× |",
+        format!(
+            "snapwarden run (concurrency {} per cluster)",
+            concurrency().map_or(snapwarden::config::Agent::default().concurrency, |n| n
+                as usize)
+        ),
+        agent.wall,
+        agent.counts.per_volume(),
+        agent.peak_mib,
+        script.wall / agent.wall
+    );
+    println!(
+        "| netapp-ontap, sequential Python script     | {:>8.1} s | {:>19.2} | {:>6.1} MiB | {:>7.1}× |",
+        script.wall,
+        script.counts.per_volume(),
+        script.peak_mib,
+        1.0
+    );
+    println!(
+        "minimum REST calls per volume: {minimum:.0} (4 mutations + {polls_per_mutation} job poll each: the simulator answers every mutation 202 and its job has ended by the first poll)"
+    );
+    println!(
+        "ratio to the minimum: snapwarden {:.2}× (target ≤ 1.2×), script {:.2}×; speed-up {:.1}× (target ≥ 20×)",
+        agent.counts.per_volume() / minimum,
+        script.counts.per_volume() / minimum,
+        script.wall / agent.wall
+    );
+    println!(
+        "snapwarden: {} of {VOLUMES} cycles completed; its wall time includes the clones' 1 s hold (expected = \"1s\", no hook); first backing snapshot {:.2} s after the window opened; per volume {}",
+        agent.completed,
+        agent.first_create,
+        agent.counts.breakdown()
+    );
+    println!("script:     per volume {}", script.counts.breakdown());
+    println!(
+        "CPU: snapwarden {:.1} s (simulator meanwhile {:.1} s, agent start-up included); script {:.1} s (simulator meanwhile {:.1} s)",
+        agent.cpu,
+        sim_cpu1 - sim_cpu0,
+        script.cpu,
+        sim_cpu2 - sim_cpu1
+    );
+    assert_eq!(agent.completed, VOLUMES, "every cycle completes");
+}
