@@ -1,4 +1,5 @@
-//! The agent's HTTP API on `[agent] listen`: `/api/v1/status`, `/healthz`, `/readyz`.
+//! The agent's HTTP API on `[agent] listen`: `/api/v1/status`, `/metrics`, `/healthz`,
+//! `/readyz`.
 //!
 //! Read-only for now; nothing about the policy's secrets is ever served (the status holds names,
 //! times and ONTAP messages only).
@@ -12,27 +13,48 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::metrics::Metrics;
 use super::status::StatusBoard;
 
-/// The router over a status board.
-pub fn router(board: Arc<StatusBoard>) -> Router {
-    Router::new()
-        .route("/api/v1/status", get(status))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(board)
+/// What the API serves: the agent's status board and metrics.
+#[derive(Clone)]
+pub struct Api {
+    pub board: Arc<StatusBoard>,
+    pub metrics: Arc<Metrics>,
 }
 
-async fn status(State(board): State<Arc<StatusBoard>>) -> Response {
-    Json(board.get()).into_response()
+/// The router over the agent's status and metrics.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(api)
+}
+
+async fn status(State(api): State<Api>) -> Response {
+    Json(api.board.get()).into_response()
+}
+
+/// The Prometheus text exposition format, version 0.0.4.
+async fn metrics(State(api): State<Api>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(board): State<Arc<StatusBoard>>) -> Response {
-    if board.ready() {
+async fn readyz(State(api): State<Api>) -> Response {
+    if api.board.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
@@ -53,10 +75,10 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    board: Arc<StatusBoard>,
+    api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(board))
+    if let Err(e) = axum::serve(listener, router(api))
         .with_graceful_shutdown(shutdown)
         .await
     {

@@ -116,7 +116,11 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         "snapwarden agent starting"
     );
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(agent::http::serve(listener, agent.status_board(), async {
+    let api = agent::http::Api {
+        board: agent.status_board(),
+        metrics: agent.metrics(),
+    };
+    let http = tokio::spawn(agent::http::serve(listener, api, async {
         let _ = http_stop_rx.await;
     }));
     let events = agent.events();
