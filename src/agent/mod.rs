@@ -158,6 +158,8 @@ pub struct Agent {
     stop_hooks: watch::Sender<bool>,
     board: Arc<StatusBoard>,
     metrics: Arc<Metrics>,
+    /// What `/api/v1/plan` plans from, as of the last pass.
+    plan_board: Arc<http::PlanBoard>,
     http: reqwest::Client,
     options: Options,
     last_prune: Option<DateTime<Utc>>,
@@ -222,6 +224,7 @@ impl Agent {
             .collect();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (stop_hooks, _) = watch::channel(false);
+        let plan_board = Arc::new(http::PlanBoard::new(clock.clone()));
         let ctx = Arc::new(Ctx {
             clock,
             journal,
@@ -248,6 +251,7 @@ impl Agent {
             stop_hooks,
             board: Arc::new(StatusBoard::default()),
             metrics,
+            plan_board,
             http: reqwest::Client::new(),
             options,
             last_prune: None,
@@ -259,6 +263,11 @@ impl Agent {
     /// Where the status is published (for the HTTP API).
     pub fn status_board(&self) -> Arc<StatusBoard> {
         self.board.clone()
+    }
+
+    /// What `/api/v1/plan` plans from.
+    pub fn plan_board(&self) -> Arc<http::PlanBoard> {
+        self.plan_board.clone()
     }
 
     /// The agent's metrics (for `/metrics`).
@@ -419,6 +428,7 @@ impl Agent {
         self.release_due().await;
         self.prune(now);
         self.publish();
+        self.plan_board.set(self.policy.clone(), Arc::new(observed));
     }
 
     /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle.

@@ -116,9 +116,22 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         "snapwarden agent starting"
     );
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let token = match &policy.agent.token_file {
+        Some(path) => match agent::http::read_token(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_INVALID;
+            }
+        },
+        None => None,
+    };
     let api = agent::http::Api {
         board: agent.status_board(),
         metrics: agent.metrics(),
+        plan: agent.plan_board(),
+        reload: None,
+        token,
     };
     let http = tokio::spawn(agent::http::serve(listener, api, async {
         let _ = http_stop_rx.await;
