@@ -489,3 +489,64 @@ async fn look_alike_objects_count_as_orphans_ignored() {
     );
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_mid_cycle_lets_the_cycle_finish_and_drops_the_series_of_the_volume_that_left() {
+    let text = base(
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "auto",
+    );
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(20));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T01:15:00Z").await;
+    assert_eq!(h.status().live_cycles.len(), 1);
+    // The new policy drops vol_a; its window now runs on vol_b at 04:10.
+    let reloaded = text
+        .replace(
+            "[[volume]]\ncluster = \"lab\"\nsvm = \"svm1\"\nname = \"vol_a\"\nluns = [\"/vol/vol_a/lun0\", \"/vol/vol_a/lun1\"]\nsnapshot_policy = \"p\"\nclone = \"auto\"\n",
+            "",
+        )
+        .replace("lab/svm1/vol_a", "lab/svm1/vol_b")
+        .replace("10 1 * * *", "10 4 * * *");
+    assert!(!reloaded.contains("vol_a"), "{reloaded}");
+    h.events
+        .send(snapwarden::agent::Event::Reload(Arc::new(policy(
+            &reloaded,
+        ))))
+        .unwrap();
+    h.wait_for("the reload in the metrics", TimeDelta::minutes(1), |h| {
+        metric(
+            h,
+            "snapwarden_config_reloads_total",
+            &[("result", "success")],
+        ) == Some(1.0)
+    })
+    .await;
+    // The cycle in flight finishes under the policy it started with: released at 01:30.
+    h.run_until("2027-01-01T01:31:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(cycles[0].volume, "vol_a");
+    assert_eq!(cycles[0].result, Some(CycleResult::Completed));
+    assert_eq!(
+        agent_support::leftovers(&h, "snapwarden"),
+        Vec::<String>::new()
+    );
+    // vol_a's series are gone; vol_b's next window runs at 04:10.
+    let text = h.metrics.render();
+    assert!(!text.contains("vol_a"), "{text}");
+    h.run_until("2027-01-01T04:15:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 2, "{cycles:?}");
+    assert_eq!(cycles[1].volume, "vol_b");
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_backing_snapshots",
+            &with(&VOL_B, ("state", "live"))
+        ),
+        Some(1.0)
+    );
+    h.stop().await;
+}

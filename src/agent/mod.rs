@@ -18,6 +18,7 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 mod observe;
+pub mod reload;
 pub mod status;
 mod trigger;
 
@@ -52,6 +53,8 @@ pub enum Event {
     HookEnded { cycle: String, outcome: HookOutcome },
     /// SIGTERM/SIGINT or the embedding program: stop starting cycles, release, exit.
     Shutdown,
+    /// A reloaded, validated policy to swap in ([`reload`]).
+    Reload(Arc<Policy>),
 }
 
 /// How the loop is woken at planned instants.
@@ -331,6 +334,10 @@ impl Agent {
                         force = true;
                     }
                     Event::HookEnded { cycle, outcome } => self.hook_ended(&cycle, outcome),
+                    Event::Reload(policy) => {
+                        self.apply_policy(policy);
+                        force = true;
+                    }
                 }
             }
             if stop {
