@@ -208,9 +208,14 @@ impl Reloader {
         Ok(format!("policy reloaded: {diff}"))
     }
 
-    /// Watches the directories, SIGHUP and `requests` until the agent stops.
-    pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<ReloadRequest>) {
-        let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<()>();
+    /// Starts watching the directories and SIGHUP before it returns (so nothing written after
+    /// it is missed), then serves them and `requests` in a task until the agent stops. Call it
+    /// inside the tokio runtime.
+    pub fn start(
+        self,
+        requests: mpsc::UnboundedReceiver<ReloadRequest>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (fs_tx, fs_rx) = mpsc::unbounded_channel::<()>();
         let watcher =
             notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
                 Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
@@ -238,14 +243,32 @@ impl Reloader {
                 }
             }
         }
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!("cannot handle SIGHUP ({e}); reload with POST /-/reload");
+                None
+            }
+        };
+        tokio::spawn(self.serve(watcher, fs_rx, hup, requests))
+    }
+
+    async fn serve(
+        mut self,
+        mut watcher: Option<notify::RecommendedWatcher>,
+        mut fs_rx: mpsc::UnboundedReceiver<()>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        mut requests: mpsc::UnboundedReceiver<ReloadRequest>,
+    ) {
         let events = self.events.clone();
+        // False once the watcher is gone; SIGHUP and the API still work.
+        let mut watching = watcher.is_some();
         loop {
             tokio::select! {
-                ev = fs_rx.recv() => {
+                ev = fs_rx.recv(), if watching => {
                     if ev.is_none() {
-                        // The watcher is gone; SIGHUP and the API still work.
-                        std::future::pending::<()>().await;
+                        watching = false;
+                        continue;
                     }
                     // Debounce: read once the directory has been quiet for a while.
                     while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, fs_rx.recv()).await {}

@@ -128,8 +128,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     };
     // Hot reload: the policy's directories, SIGHUP and POST /-/reload.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
-    let reloader = agent::reload::Reloader::new(policy.clone(), agent.events(), agent.metrics());
-    tokio::spawn(reloader.run(reload_rx));
+    agent::reload::Reloader::new(policy.clone(), agent.events(), agent.metrics()).start(reload_rx);
     let api = agent::http::Api {
         board: agent.status_board(),
         metrics: agent.metrics(),
