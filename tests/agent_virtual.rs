@@ -582,3 +582,27 @@ async fn concurrency_bounds_the_operations_in_flight_per_cluster() {
     assert_eq!(max.get("west"), Some(&3), "{max:?}");
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_released_backing_snapshot_seen_again_is_released_again() {
+    // ONTAP answered the delete, but a later listing still shows the snapshot (a delete that did
+    // not stick): the agent verifies on every pass and releases it again. A same-named snapshot
+    // without the cycle's marker would not be touched (see look_alike_objects_are_never_touched).
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(10, true));
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    h.run_until("2027-01-01T01:25:00Z").await;
+    let c = h.cycles()[0].clone();
+    assert_eq!(c.state, CycleState::Released);
+    let comment = format!("created-by=snapwarden cycle={} window=nightly", c.id);
+    h.sim.with(|w| {
+        let vi = w.volume_by_name(0, "vol_a").unwrap();
+        w.create_snapshot(0, vi, &c.backing_snapshot, Some(comment.clone()))
+            .unwrap();
+    });
+    assert_eq!(leftovers(&h, "snapwarden").len(), 1);
+    h.run_until("2027-01-01T01:30:00Z").await;
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    assert_eq!(h.cycles()[0].state, CycleState::Released);
+    h.stop().await;
+}
