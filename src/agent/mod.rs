@@ -16,7 +16,9 @@ mod executor;
 pub mod hook;
 pub mod http;
 pub mod journal;
+pub mod metrics;
 mod observe;
+pub mod reload;
 pub mod status;
 mod trigger;
 
@@ -37,6 +39,7 @@ use discovery::{Depth, Inventory};
 use executor::{ClusterConn, Ctx};
 use hook::{HookOutcome, HookSpec};
 use journal::{Journal, JournalError};
+use metrics::Metrics;
 use status::{ClusterStatus, ConflictStatus, LiveCycle, RecentCycle, Status, StatusBoard};
 
 pub use clock::{SystemClock, TokioClock};
@@ -50,6 +53,8 @@ pub enum Event {
     HookEnded { cycle: String, outcome: HookOutcome },
     /// SIGTERM/SIGINT or the embedding program: stop starting cycles, release, exit.
     Shutdown,
+    /// A reloaded, validated policy to swap in ([`reload`]).
+    Reload(Arc<Policy>),
 }
 
 /// How the loop is woken at planned instants.
@@ -155,6 +160,9 @@ pub struct Agent {
     events_rx: mpsc::UnboundedReceiver<Event>,
     stop_hooks: watch::Sender<bool>,
     board: Arc<StatusBoard>,
+    metrics: Arc<Metrics>,
+    /// What `/api/v1/plan` plans from, as of the last pass.
+    plan_board: Arc<http::PlanBoard>,
     http: reqwest::Client,
     options: Options,
     last_prune: Option<DateTime<Utc>>,
@@ -185,6 +193,8 @@ impl Agent {
                 started.insert((c.window.clone(), vi, c.window_start));
             }
         }
+        let metrics = Arc::new(Metrics::new());
+        metrics.config_loaded(&policy, now);
         let conns = policy
             .clusters
             .iter()
@@ -194,6 +204,8 @@ impl Agent {
                     .find(|c| c.name == pc.name)
                     .map(|c| c.ontap.clone())
                     .expect("a client for every policy cluster");
+                let ontap: Arc<dyn Ontap> =
+                    Arc::new(metrics::Counted::new(ontap, metrics.clone(), &pc.name));
                 Arc::new(ClusterConn {
                     name: pc.name.clone(),
                     ontap,
@@ -215,6 +227,7 @@ impl Agent {
             .collect();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (stop_hooks, _) = watch::channel(false);
+        let plan_board = Arc::new(http::PlanBoard::new(clock.clone()));
         let ctx = Arc::new(Ctx {
             clock,
             journal,
@@ -240,6 +253,8 @@ impl Agent {
             events_rx,
             stop_hooks,
             board: Arc::new(StatusBoard::default()),
+            metrics,
+            plan_board,
             http: reqwest::Client::new(),
             options,
             last_prune: None,
@@ -251,6 +266,16 @@ impl Agent {
     /// Where the status is published (for the HTTP API).
     pub fn status_board(&self) -> Arc<StatusBoard> {
         self.board.clone()
+    }
+
+    /// What `/api/v1/plan` plans from.
+    pub fn plan_board(&self) -> Arc<http::PlanBoard> {
+        self.plan_board.clone()
+    }
+
+    /// The agent's metrics (for `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// A sender for [`Event::Shutdown`] (signal handlers, tests).
@@ -309,6 +334,10 @@ impl Agent {
                         force = true;
                     }
                     Event::HookEnded { cycle, outcome } => self.hook_ended(&cycle, outcome),
+                    Event::Reload(policy) => {
+                        self.apply_policy(policy);
+                        force = true;
+                    }
                 }
             }
             if stop {
@@ -346,6 +375,7 @@ impl Agent {
                 }
                 c.state = CycleState::Releasing;
                 let _ = self.ctx.journal.update_cycle(c);
+                self.metrics.orphan("cycle", "released", &id);
             }
             // Anything unconfirmed is settled by a listing taken from now on.
             self.settle_after.insert(id, now);
@@ -405,6 +435,7 @@ impl Agent {
         self.release_due().await;
         self.prune(now);
         self.publish();
+        self.plan_board.set(self.policy.clone(), Arc::new(observed));
     }
 
     /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle.
@@ -610,6 +641,12 @@ impl Agent {
             }
         }
         for (key, message) in warnings {
+            let kind = if key.starts_with("lun:") {
+                "lun"
+            } else {
+                "snapshot"
+            };
+            self.metrics.orphan(kind, "ignored", &key);
             self.warn_once(key, message);
         }
         self.unpinned.extend(unpinned);
@@ -634,6 +671,9 @@ impl Agent {
             return;
         };
         let mut c = self.recent.remove(pos).expect("position is valid");
+        self.metrics.cycle_reopened(&c.id);
+        self.metrics
+            .orphan("snapshot", "released", &format!("{id}:{seen_at}"));
         tracing::error!(
             cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
             snapshot = %c.backing_snapshot, cycle = %c.id,
@@ -662,7 +702,12 @@ impl Agent {
     }
 
     fn record_conflict(&mut self, c: ObservedConflict) {
-        match self.ctx.journal.record_conflict(&c) {
+        let recorded = self.ctx.journal.record_conflict(&c);
+        if let Ok(true) = recorded {
+            self.metrics
+                .conflict(&self.policy, &c.cluster, &c.svm, &c.volume, c.kind);
+        }
+        match recorded {
             Ok(true) => tracing::warn!(
                 kind = c.kind.as_str(), cluster = %c.cluster, svm = %c.svm, volume = %c.volume,
                 window = c.window.as_deref().unwrap_or(""),
@@ -679,6 +724,7 @@ impl Agent {
     async fn start_due(&mut self, now: DateTime<Utc>, observed: &Observed) {
         let back = lookback(&self.policy);
         let plan = planner::plan(&self.policy, observed, now - back, back + LOOKAHEAD);
+        self.metrics.scheduled(&self.policy, &plan, now);
         self.excluded.clear();
         for u in &plan.unresolved {
             self.excluded.insert(u.volume, u.reason.clone());
@@ -759,6 +805,7 @@ impl Agent {
             let cycle =
                 self.new_cycle(&lc, vi, CloneKind::SnapRestore, CycleState::Skipped, reason);
             if let Ok(true) = self.ctx.journal.insert_cycle(&cycle, now) {
+                self.metrics.cycle_ended(&cycle, now);
                 tracing::info!(
                     cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                     window = %cycle.window, "occurrence {} skipped: {}",
@@ -1104,8 +1151,9 @@ impl Agent {
     }
 
     fn remember(&mut self, cycle: Cycle) {
-        self.recent.push_back(cycle);
         let now = self.now();
+        self.metrics.cycle_ended(&cycle, now);
+        self.recent.push_back(cycle);
         while self
             .recent
             .front()
@@ -1136,6 +1184,7 @@ impl Agent {
 
     /// Publishes the status for the HTTP API.
     fn publish(&self) {
+        metrics::publish(self);
         let now = self.now();
         let clusters = self
             .views

@@ -116,7 +116,27 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         "snapwarden agent starting"
     );
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(agent::http::serve(listener, agent.status_board(), async {
+    let token = match &policy.agent.token_file {
+        Some(path) => match agent::http::read_token(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_INVALID;
+            }
+        },
+        None => None,
+    };
+    // Hot reload: the policy's directories, SIGHUP and POST /-/reload.
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    agent::reload::Reloader::new(policy.clone(), agent.events(), agent.metrics()).start(reload_rx);
+    let api = agent::http::Api {
+        board: agent.status_board(),
+        metrics: agent.metrics(),
+        plan: agent.plan_board(),
+        reload: Some(reload_tx),
+        token,
+    };
+    let http = tokio::spawn(agent::http::serve(listener, api, async {
         let _ = http_stop_rx.await;
     }));
     let events = agent.events();

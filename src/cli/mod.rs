@@ -14,7 +14,7 @@ use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
 
 mod agent;
-mod render;
+pub(crate) mod render;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};

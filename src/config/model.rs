@@ -52,6 +52,9 @@ pub struct Agent {
     pub observe_interval: TimeDelta,
     /// Backup tools' own backing snapshots (case-insensitive): reported, never touched.
     pub foreign_snapshot_patterns: Vec<regex::Regex>,
+    /// A file holding the bearer token of the HTTP API's mutating endpoints; without it they
+    /// answer loopback callers only.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for Agent {
@@ -71,6 +74,7 @@ impl Default for Agent {
             foreign_snapshot_patterns: vec![
                 foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
             ],
+            token_file: None,
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct RawAgent {
     pub shutdown_timeout: Option<Spanned<String>>,
     pub observe_interval: Option<Spanned<String>>,
     pub foreign_snapshot_patterns: Option<Spanned<Vec<Spanned<String>>>>,
+    pub token_file: Option<Spanned<String>>,
 }
 
 /// `[flexclone]`.

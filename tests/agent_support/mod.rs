@@ -33,6 +33,7 @@ pub struct Harness {
     pub task: tokio::task::JoinHandle<Result<Vec<Cycle>, snapwarden::agent::AgentError>>,
     pub events: tokio::sync::mpsc::UnboundedSender<Event>,
     pub board: Arc<StatusBoard>,
+    pub metrics: Arc<snapwarden::agent::metrics::Metrics>,
     pub journal: Arc<Journal>,
     pub sim: Arc<Simulator>,
     pub clock: Arc<TokioClock>,
@@ -159,12 +160,14 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
     .expect("agent starts");
     let events = agent.events();
     let board = agent.status_board();
+    let metrics = agent.metrics();
     let journal = agent.journal();
     let task = tokio::spawn(agent.run());
     Harness {
         task,
         events,
         board,
+        metrics,
         journal,
         sim,
         clock,

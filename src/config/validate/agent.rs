@@ -130,6 +130,21 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
             None => ok = false,
         }
     }
+    if let Some(path) = &item.token_file {
+        if path.get_ref().is_empty() {
+            ok = false;
+            cx.error(
+                file,
+                path.span(),
+                "`token_file` is empty",
+                hint(
+                    "a file holding the API's bearer token, for example \"/etc/snapwarden/token\"",
+                ),
+            );
+        } else {
+            agent.token_file = Some(resolve_path(cx, file, path.get_ref()));
+        }
+    }
     if let Some(list) = &item.foreign_snapshot_patterns {
         if list.get_ref().len() > MAX_PATTERNS {
             ok = false;

@@ -102,9 +102,9 @@ hook = { command = ["x"], timout = "1m" }
 "#,
         r#"
 p.toml:2:1: unknown key `guad` in [agent]
-  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns
+  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
 p.toml:3:1: unknown key `listn` in [agent]
-  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns
+  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
 p.toml:4:2: unknown key `agnt` in the top level
   hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window
 p.toml:12:27: unknown key `timout` in the window's hook table
@@ -685,6 +685,7 @@ hook = { command = ["/bin/backup", "--all"] }
 "#,
     );
     assert_eq!(p.agent.state_dir, PathBuf::from("state"));
+    assert_eq!(p.agent.token_file, None);
     assert_eq!(p.flexclone.within, TimeDelta::days(7));
     let prod = &p.clusters[0];
     assert_eq!(
@@ -1086,4 +1087,25 @@ fn a_hook_is_a_command_or_a_webhook_never_both_or_neither() {
             "{url}: {r}"
         );
     }
+}
+
+#[test]
+fn token_file_resolves_beside_the_policy_and_an_empty_one_is_located() {
+    let p = valid("[agent]\ntoken_file = \"secrets/api-token\"\n");
+    assert_eq!(p.agent.token_file, Some(PathBuf::from("secrets/api-token")));
+    let p = valid("[agent]\ntoken_file = \"/etc/snapwarden/token\"\n");
+    assert_eq!(
+        p.agent.token_file,
+        Some(PathBuf::from("/etc/snapwarden/token"))
+    );
+    let err = parse_str(
+        &format!("[agent]\ntoken_file = \"\"\n{BASE}"),
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("p.toml:2:") && err.contains("`token_file` is empty"),
+        "{err}"
+    );
 }

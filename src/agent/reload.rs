@@ -1,0 +1,394 @@
+//! Hot reload (C10): the policy's directories are watched (notify, debounced), and SIGHUP and
+//! `POST /-/reload` ask for a reload too. A changed policy (by content hash) goes through the
+//! same load and validation as `check`, is diffed against the running one and handed to the agent
+//! loop, which swaps it in between passes ([`Agent::apply_policy`]); cycles in flight keep the
+//! deadlines and hooks they started with.
+//!
+//! Directories, not files, are watched: editors and `mv` replace the file (a new inode), and a
+//! Kubernetes ConfigMap swaps a `..data` symlink beside it; `Access` events are ignored (reading
+//! the policy must not trigger a reload of it). A bad edit changes nothing: the diagnostics (with
+//! file:line:column) are logged and the reload metrics say so. Settings that cannot change at run
+//! time (listen address, state directory, snapshot prefix, token file, clusters) are refused by
+//! name while the old policy keeps running.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::executor::ClusterConn;
+use super::http::ReloadRequest;
+use super::metrics::Metrics;
+use super::{volume_index, Agent, Event};
+use crate::config::{self, Policy};
+
+/// Quiet time after the last file event before the policy is read (an editor's save is several
+/// events; a burst of edits is read once it settles).
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// The directories to watch: the main file's and every included file's, as the policy names them
+/// (not resolved through symlinks, so a ConfigMap's `..data` swap happens inside a watched one).
+pub fn watched_dirs(policy: &Policy) -> Vec<PathBuf> {
+    let mut dirs = BTreeSet::new();
+    for f in std::iter::once(&policy.source).chain(&policy.files) {
+        let dir = match f.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        dirs.insert(dir);
+    }
+    dirs.into_iter().collect()
+}
+
+/// SHA-256 over the policy's files as they are now (a missing file hashes as missing).
+fn content_hash(main: &Path, files: &[PathBuf]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for f in std::iter::once(main).chain(files.iter().map(PathBuf::as_path)) {
+        h.update(f.as_os_str().as_encoded_bytes());
+        match std::fs::read(f) {
+            Ok(bytes) => {
+                h.update([1]);
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+            Err(_) => h.update([0]),
+        }
+    }
+    h.finalize().into()
+}
+
+/// Settings of `new` that differ from `old` and need a restart, by name.
+pub fn not_reloadable(old: &Policy, new: &Policy) -> Vec<String> {
+    let mut refused = Vec::new();
+    if old.agent.listen != new.agent.listen {
+        refused.push(format!(
+            "[agent] listen ({} → {})",
+            old.agent.listen, new.agent.listen
+        ));
+    }
+    if old.agent.state_dir != new.agent.state_dir {
+        refused.push(format!(
+            "[agent] state_dir ({} → {})",
+            old.agent.state_dir.display(),
+            new.agent.state_dir.display()
+        ));
+    }
+    if old.agent.snapshot_prefix != new.agent.snapshot_prefix {
+        refused.push("[agent] snapshot_prefix".into());
+    }
+    if old.agent.token_file != new.agent.token_file {
+        refused.push("[agent] token_file".into());
+    }
+    let names = |p: &Policy| -> Vec<String> { p.clusters.iter().map(|c| c.name.clone()).collect() };
+    if names(old) != names(new) {
+        refused.push("the [[cluster]] list".into());
+    } else {
+        for (a, b) in old.clusters.iter().zip(&new.clusters) {
+            if format!("{a:?}") != format!("{b:?}") {
+                refused.push(format!("[[cluster]] {}", a.name));
+            }
+        }
+    }
+    refused
+}
+
+/// What changed, in one line for the log and the reload answer.
+pub fn describe_diff(old: &Policy, new: &Policy) -> String {
+    let ids =
+        |p: &Policy| -> BTreeSet<String> { (0..p.volumes.len()).map(|i| p.volume_id(i)).collect() };
+    let (ov, nv) = (ids(old), ids(new));
+    let windows =
+        |p: &Policy| -> BTreeSet<String> { p.windows.iter().map(|w| w.name.clone()).collect() };
+    let (ow, nw) = (windows(old), windows(new));
+    let changed_windows: Vec<&str> = new
+        .windows
+        .iter()
+        .filter(|w| {
+            old.windows
+                .iter()
+                .find(|o| o.name == w.name)
+                .is_some_and(|o| format!("{o:?}") != format!("{w:?}"))
+        })
+        .map(|w| w.name.as_str())
+        .collect();
+    let list = |s: Vec<&String>| -> String {
+        if s.is_empty() {
+            "none".into()
+        } else {
+            s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    format!(
+        "volumes added: {}; volumes removed: {}; windows added: {}; windows removed: {}; windows changed: {}",
+        list(nv.difference(&ov).collect()),
+        list(ov.difference(&nv).collect()),
+        list(nw.difference(&ow).collect()),
+        list(ow.difference(&nw).collect()),
+        if changed_windows.is_empty() {
+            "none".to_string()
+        } else {
+            changed_windows.join(", ")
+        }
+    )
+}
+
+/// Watches the policy and hands good changes to the agent; runs until the agent's event channel
+/// closes.
+pub struct Reloader {
+    path: PathBuf,
+    running: Arc<Policy>,
+    hash: [u8; 32],
+    events: mpsc::UnboundedSender<Event>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    pub fn new(
+        policy: Arc<Policy>,
+        events: mpsc::UnboundedSender<Event>,
+        metrics: Arc<Metrics>,
+    ) -> Reloader {
+        let hash = content_hash(&policy.source, &policy.files);
+        Reloader {
+            path: policy.source.clone(),
+            running: policy,
+            hash,
+            events,
+            metrics,
+        }
+    }
+
+    /// Reads the policy if its content changed (or always, when `force`), and hands a good one to
+    /// the agent. The answer says what changed, or why nothing did.
+    pub fn check(&mut self, force: bool, why: &str) -> Result<String, String> {
+        let hash = content_hash(&self.path, &self.running.files);
+        if !force && hash == self.hash {
+            return Ok("policy unchanged".into());
+        }
+        self.hash = hash;
+        let new = match config::load(&self.path) {
+            Ok(p) => p,
+            Err(diags) => {
+                let text = diags.to_string();
+                tracing::error!(
+                    policy = %self.path.display(), trigger = why,
+                    "policy reload failed; the running policy stays in effect:\n{text}"
+                );
+                self.metrics.reload_attempted(false);
+                return Err(format!(
+                    "reload failed; the running policy stays in effect:\n{text}"
+                ));
+            }
+        };
+        // The included files may have changed: the hash covers the new set from now on.
+        self.hash = content_hash(&self.path, &new.files);
+        let refused = not_reloadable(&self.running, &new);
+        if !refused.is_empty() {
+            let list = refused.join(", ");
+            tracing::error!(
+                policy = %self.path.display(), trigger = why,
+                "policy reload refused: {list} cannot change while the agent runs (restart to apply); the running policy stays in effect"
+            );
+            self.metrics.reload_attempted(false);
+            return Err(format!(
+                "reload refused: {list} cannot change while the agent runs (restart to apply); the running policy stays in effect"
+            ));
+        }
+        let diff = describe_diff(&self.running, &new);
+        let new = Arc::new(new);
+        if self.events.send(Event::Reload(new.clone())).is_err() {
+            return Err("the agent is stopping".into());
+        }
+        tracing::info!(policy = %self.path.display(), trigger = why, "policy reloaded: {diff}");
+        self.running = new;
+        Ok(format!("policy reloaded: {diff}"))
+    }
+
+    /// Starts watching the directories and SIGHUP before it returns (so nothing written after
+    /// it is missed), then serves them and `requests` in a task until the agent stops. Call it
+    /// inside the tokio runtime.
+    pub fn start(
+        self,
+        requests: mpsc::UnboundedReceiver<ReloadRequest>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (fs_tx, fs_rx) = mpsc::unbounded_channel::<()>();
+        let watcher =
+            notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
+                Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
+                Ok(_) => {
+                    let _ = fs_tx.send(());
+                }
+                Err(e) => tracing::warn!("policy watch: {e}"),
+            });
+        let mut watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(
+                    "cannot watch the policy ({e}); reload with SIGHUP or POST /-/reload"
+                );
+                None
+            }
+        };
+        if let Some(w) = watcher.as_mut() {
+            for dir in watched_dirs(&self.running) {
+                if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
+                    tracing::error!(
+                        "cannot watch {} ({e}); reload with SIGHUP or POST /-/reload",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!("cannot handle SIGHUP ({e}); reload with POST /-/reload");
+                None
+            }
+        };
+        tokio::spawn(self.serve(watcher, fs_rx, hup, requests))
+    }
+
+    async fn serve(
+        mut self,
+        mut watcher: Option<notify::RecommendedWatcher>,
+        mut fs_rx: mpsc::UnboundedReceiver<()>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        mut requests: mpsc::UnboundedReceiver<ReloadRequest>,
+    ) {
+        let events = self.events.clone();
+        // False once the watcher is gone; SIGHUP and the API still work.
+        let mut watching = watcher.is_some();
+        loop {
+            tokio::select! {
+                ev = fs_rx.recv(), if watching => {
+                    if ev.is_none() {
+                        watching = false;
+                        continue;
+                    }
+                    // Debounce: read once the directory has been quiet for a while.
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, fs_rx.recv()).await {}
+                    let _ = self.check(false, "file change");
+                }
+                _ = async {
+                    match hup.as_mut() {
+                        Some(h) => { h.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    let _ = self.check(true, "SIGHUP");
+                }
+                req = requests.recv() => {
+                    let Some(reply) = req else { break };
+                    let answer = self.check(true, "POST /-/reload");
+                    let _ = reply.send(answer);
+                }
+                _ = events.closed() => break,
+            }
+            // New included files may live in new directories.
+            if let Some(w) = watcher.as_mut() {
+                for dir in watched_dirs(&self.running) {
+                    let _ = w.watch(&dir, RecursiveMode::NonRecursive);
+                }
+            }
+        }
+    }
+}
+
+impl Agent {
+    /// Swaps in a reloaded policy between passes. Occurrences already started keep their place
+    /// (remapped to the new volume order); cycles in flight keep their own deadlines and hooks.
+    pub(super) fn apply_policy(&mut self, new: Arc<Policy>) {
+        let old = std::mem::replace(&mut self.policy, new);
+        let remap = |vi: usize| -> Option<usize> {
+            let v = old.volumes.get(vi)?;
+            let cluster = &old.clusters.get(v.cluster)?.name;
+            volume_index(&self.policy, cluster, &v.svm, &v.name)
+        };
+        self.started = std::mem::take(&mut self.started)
+            .into_iter()
+            .filter_map(|(w, vi, at)| remap(vi).map(|n| (w, n, at)))
+            .collect();
+        self.excluded.clear();
+        if old.agent.concurrency != self.policy.agent.concurrency {
+            self.conns = self
+                .conns
+                .iter()
+                .map(|c| {
+                    Arc::new(ClusterConn {
+                        name: c.name.clone(),
+                        ontap: c.ontap.clone(),
+                        permits: Arc::new(tokio::sync::Semaphore::new(
+                            self.policy.agent.concurrency,
+                        )),
+                    })
+                })
+                .collect();
+        }
+        let now = self.now();
+        self.metrics.config_loaded(&self.policy, now);
+        self.metrics.reload_attempted(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(agent: &str, volumes: &[&str], file: &str) -> Policy {
+        let mut text = format!(
+            "[agent]\n{agent}\n[[cluster]]\nname = \"lab\"\nendpoint = \"simulator\"\ntimezone = \"UTC\"\n[[schedule]]\nname = \"hourly\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"p\"\ncopies = [{{ schedule = \"hourly\", count = 3 }}]\n"
+        );
+        for v in volumes {
+            text.push_str(&format!(
+                "[[volume]]\ncluster = \"lab\"\nsvm = \"svm1\"\nname = \"{v}\"\nluns = [\"/vol/{v}/lun0\"]\nsnapshot_policy = \"p\"\n"
+            ));
+        }
+        config::parse_str(&text, Path::new(file)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn listen_state_dir_prefix_and_clusters_are_refused_by_name() {
+        let old = policy("", &["a"], "/etc/sw/p.toml");
+        assert!(not_reloadable(&old, &policy("", &["a", "b"], "/etc/sw/p.toml")).is_empty());
+        let r = not_reloadable(
+            &old,
+            &policy(
+                "listen = \"127.0.0.1:1\"\nstate_dir = \"/srv/sw\"\nsnapshot_prefix = \"x\"",
+                &["a"],
+                "/etc/sw/p.toml",
+            ),
+        );
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert!(r[0].starts_with("[agent] listen (127.0.0.1:9464 → 127.0.0.1:1)"));
+        assert!(r[1].starts_with("[agent] state_dir"));
+        assert_eq!(r[2], "[agent] snapshot_prefix");
+    }
+
+    #[test]
+    fn the_diff_names_volumes_added_and_removed() {
+        let old = policy("", &["a", "b"], "p.toml");
+        let new = policy("", &["b", "c"], "p.toml");
+        let d = describe_diff(&old, &new);
+        assert!(
+            d.starts_with("volumes added: lab/svm1/c; volumes removed: lab/svm1/a;"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn a_relative_policy_is_watched_in_the_current_directory() {
+        assert_eq!(
+            watched_dirs(&policy("", &["a"], "p.toml")),
+            vec![PathBuf::from(".")]
+        );
+        assert_eq!(
+            watched_dirs(&policy("", &["a"], "/etc/sw/p.toml")),
+            vec![PathBuf::from("/etc/sw")]
+        );
+    }
+}

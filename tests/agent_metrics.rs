@@ -1,0 +1,552 @@
+//! The agent's Prometheus metrics after virtual-time scenarios: every family read back from the
+//! text exposition and checked against values worked out by hand from the scenario.
+
+mod agent_support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use agent_support::{policy, start, t, Harness, Setup};
+use chrono::{DateTime, TimeDelta, Utc};
+use snapwarden::agent::cycle::CycleResult;
+use snapwarden::agent::hook::HookSpec;
+use snapwarden::agent::HookOverride;
+
+/// One UTC simulator cluster, hourly snapshots at :05 (keep 3), guard 5m, one window on vol_a.
+fn base(window: &str, clone: &str) -> String {
+    format!(
+        r#"
+[agent]
+guard = "5m"
+observe_interval = "1m"
+
+[[cluster]]
+name = "lab"
+endpoint = "simulator"
+timezone = "UTC"
+simulator = {{ version = "9.14.1", licenses = ["snaprestore"] }}
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{{ schedule = "hourly", count = 3 }}]
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_a"
+luns = ["/vol/vol_a/lun0", "/vol/vol_a/lun1"]
+snapshot_policy = "p"
+clone = "{clone}"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+clone = "{clone}"
+
+[[window]]
+name = "nightly"
+volumes = ["lab/svm1/vol_a"]
+timezone = "UTC"
+{window}
+"#
+    )
+}
+
+fn simulated(minutes: i64) -> HookOverride {
+    Arc::new(move |_c| {
+        Some(HookSpec::Simulated {
+            duration: TimeDelta::minutes(minutes),
+            succeed: true,
+        })
+    })
+}
+
+/// The value of `name{labels}` in the text exposition (labels in any order), if exported.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    want.sort();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (n, mut have) = match series.split_once('{') {
+            Some((n, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let have: Vec<(String, String)> = body
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').expect("label=value");
+                        (k.to_string(), v.trim_matches('"').to_string())
+                    })
+                    .collect();
+                (n, have)
+            }
+            None => (series, Vec::new()),
+        };
+        have.sort();
+        if n == name && have == want {
+            return Some(value.parse().expect("a number"));
+        }
+    }
+    None
+}
+
+fn metric(h: &Harness, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    sample(&h.metrics.render(), name, labels)
+}
+
+fn secs(s: &str) -> f64 {
+    t(s).timestamp() as f64
+}
+
+fn ts(at: DateTime<Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
+}
+
+const VOL_A: [(&str, &str); 3] = [("cluster", "lab"), ("svm", "svm1"), ("volume", "vol_a")];
+const VOL_B: [(&str, &str); 3] = [("cluster", "lab"), ("svm", "svm1"), ("volume", "vol_b")];
+
+fn with<'a>(base: &[(&'a str, &'a str)], extra: (&'a str, &'a str)) -> Vec<(&'a str, &'a str)> {
+    let mut v = base.to_vec();
+    v.push(extra);
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lifecycle_shows_in_the_cycle_volume_schedule_request_and_config_families() {
+    // 01:10 create, 20 minutes of backup, release at 01:30; the next hourly snapshot is 02:05.
+    let text = base(
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "auto",
+    );
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(20));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T01:15:00Z").await;
+
+    // Build and config: loaded at the start, no reload yet.
+    let build = [
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "revision",
+            option_env!("SNAPWARDEN_REVISION").unwrap_or("unknown"),
+        ),
+    ];
+    assert_eq!(metric(&h, "snapwarden_build_info", &build), Some(1.0));
+    assert_eq!(
+        metric(&h, "snapwarden_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_config_last_reload_success_timestamp_seconds",
+            &[]
+        ),
+        Some(secs("2027-01-01T00:50:00Z"))
+    );
+    for result in ["success", "failure"] {
+        assert_eq!(
+            metric(&h, "snapwarden_config_reloads_total", &[("result", result)]),
+            Some(0.0)
+        );
+    }
+    assert!(metric(&h, "snapwarden_config_hash", &[]).is_some());
+
+    // The cycle is live: one live backing snapshot on vol_a, the window active.
+    assert_eq!(
+        metric(&h, "snapwarden_ontap_up", &[("cluster", "lab")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_backing_snapshots",
+            &with(&VOL_A, ("state", "live"))
+        ),
+        Some(1.0)
+    );
+    for state in ["releasing", "locked"] {
+        assert_eq!(
+            metric(
+                &h,
+                "snapwarden_backing_snapshots",
+                &with(&VOL_A, ("state", state))
+            ),
+            Some(0.0)
+        );
+    }
+    for state in ["live", "releasing", "locked"] {
+        assert_eq!(
+            metric(
+                &h,
+                "snapwarden_backing_snapshots",
+                &with(&VOL_B, ("state", state))
+            ),
+            Some(0.0)
+        );
+    }
+    assert_eq!(
+        metric(&h, "snapwarden_window_active", &[("window", "nightly")]),
+        Some(1.0)
+    );
+    // Created at 01:10; the last pass was within the observe interval (1 minute) before 01:15.
+    let age = metric(&h, "snapwarden_backing_snapshot_oldest_age_seconds", &VOL_A).unwrap();
+    assert!((240.0..=300.0).contains(&age), "{age}");
+    assert_eq!(
+        metric(&h, "snapwarden_backing_snapshot_oldest_age_seconds", &VOL_B),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_next_scheduled_snapshot_timestamp_seconds",
+            &with(&VOL_A, ("schedule", "hourly"))
+        ),
+        Some(secs("2027-01-01T02:05:00Z"))
+    );
+    for v in [VOL_A, VOL_B] {
+        assert_eq!(
+            metric(&h, "snapwarden_flexclone_recommended", &v),
+            Some(0.0)
+        );
+    }
+
+    h.run_until("2027-01-01T01:31:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(cycles[0].result, Some(CycleResult::Completed));
+    let released = cycles[0].released_at.unwrap();
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_cycles_total",
+            &[("window", "nightly"), ("result", "completed")]
+        ),
+        Some(1.0)
+    );
+    for result in ["overrun", "failed", "skipped"] {
+        assert_eq!(
+            metric(
+                &h,
+                "snapwarden_cycles_total",
+                &[("window", "nightly"), ("result", result)]
+            ),
+            Some(0.0)
+        );
+    }
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_last_success_timestamp_seconds",
+            &[("window", "nightly")]
+        ),
+        Some(ts(released))
+    );
+    // The margin from the release to the 02:05 scheduled snapshot.
+    assert_eq!(
+        metric(&h, "snapwarden_release_slack_seconds", &VOL_A),
+        Some(ts(t("2027-01-01T02:05:00Z")) - ts(released))
+    );
+    assert_eq!(metric(&h, "snapwarden_release_slack_seconds", &VOL_B), None);
+    assert_eq!(
+        metric(&h, "snapwarden_window_active", &[("window", "nightly")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_backing_snapshots",
+            &with(&VOL_A, ("state", "live"))
+        ),
+        Some(0.0)
+    );
+
+    // ONTAP calls: one snapshot create, one SnapRestore clone per LUN, each timed once.
+    let lab = [("cluster", "lab")];
+    let call = |method: &'static str, code: &'static str| {
+        let mut l = lab.to_vec();
+        l.push(("method", method));
+        l.push(("code", code));
+        metric(&h, "snapwarden_ontap_requests_total", &l)
+    };
+    assert_eq!(call("create_snapshot", "ok"), Some(1.0));
+    assert_eq!(call("clone_lun_snaprestore", "ok"), Some(2.0));
+    assert!(call("snapshots", "ok").is_some_and(|n| n >= 2.0));
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_ontap_request_duration_seconds_count",
+            &[("cluster", "lab"), ("method", "create_snapshot")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_ontap_request_duration_seconds_count",
+            &[("cluster", "lab"), ("method", "clone_lun_snaprestore")]
+        ),
+        Some(2.0)
+    );
+    // Never a snapshot name in a label value.
+    let text = h.metrics.render();
+    assert!(!text.contains("snapwarden.nightly"), "{text}");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_captured_clone_counts_a_chain_conflict_and_a_locked_backing_snapshot() {
+    // As in agent_virtual: the 02:05 scheduled snapshot captures the 01:40 clone; the backing
+    // snapshot stays locked until hourly.…_0205 rotates out at 05:05.
+    let text = base(
+        "start = \"40 1 * * *\"\nexpected = \"30m\"\nmax = \"40m\"\non_conflict = \"run\"",
+        "snaprestore",
+    );
+    let mut setup = Setup::at("2027-01-01T01:30:00Z");
+    setup.hooks = Some(simulated(38));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T02:20:00Z").await;
+    for kind in ["chain_conflict", "locked"] {
+        assert_eq!(
+            metric(
+                &h,
+                "snapwarden_conflicts_total",
+                &with(&VOL_A, ("kind", kind))
+            ),
+            Some(1.0),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_backing_snapshots",
+            &with(&VOL_A, ("state", "locked"))
+        ),
+        Some(1.0)
+    );
+    let locked_code = snapwarden::ontap::SNAPSHOT_LOCKED.to_string();
+    assert!(metric(
+        &h,
+        "snapwarden_ontap_requests_total",
+        &[
+            ("cluster", "lab"),
+            ("method", "delete_snapshot"),
+            ("code", &locked_code)
+        ]
+    )
+    .is_some_and(|n| n >= 1.0));
+    h.run_until("2027-01-01T05:08:00Z").await;
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_backing_snapshots",
+            &with(&VOL_A, ("state", "locked"))
+        ),
+        Some(0.0)
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_occurrence_that_does_not_fit_counts_as_skipped() {
+    // 01:40 + 30m expected ends after 02:00 (02:05 minus the 5m guard): skipped.
+    let text = base(
+        "start = \"40 1 * * *\"\nexpected = \"30m\"\nmax = \"40m\"\non_conflict = \"skip\"",
+        "auto",
+    );
+    let h = start(policy(&text), Setup::at("2027-01-01T01:30:00Z"));
+    h.wait_for("the skipped occurrence", TimeDelta::hours(1), |h| {
+        !h.cycles().is_empty()
+    })
+    .await;
+    h.run_until("2027-01-01T01:45:00Z").await;
+    assert_eq!(
+        h.results(),
+        vec![("nightly".into(), Some(CycleResult::Skipped))]
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_cycles_total",
+            &[("window", "nightly"), ("result", "skipped")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_conflicts_total",
+            &with(&VOL_A, ("kind", "skipped"))
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_last_success_timestamp_seconds",
+            &[("window", "nightly")]
+        ),
+        None
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_down_is_ontap_up_zero_and_its_failed_calls_are_counted_as_transport() {
+    let text = base(
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "auto",
+    );
+    let mut setup = Setup::at("2027-01-01T00:00:00Z");
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    setup.down = Some(down.clone());
+    let h = start(policy(&text), setup);
+    h.wait_for("a failed call", TimeDelta::minutes(5), |h| {
+        metric(
+            h,
+            "snapwarden_ontap_requests_total",
+            &[
+                ("cluster", "lab"),
+                ("method", "cluster"),
+                ("code", "transport"),
+            ],
+        )
+        .is_some()
+    })
+    .await;
+    h.wait_for("ontap_up 0", TimeDelta::minutes(5), |h| {
+        metric(h, "snapwarden_ontap_up", &[("cluster", "lab")]) == Some(0.0)
+    })
+    .await;
+    down.store(false, Ordering::SeqCst);
+    h.wait_for("ontap_up 1", TimeDelta::minutes(10), |h| {
+        metric(h, "snapwarden_ontap_up", &[("cluster", "lab")]) == Some(1.0)
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn look_alike_objects_count_as_orphans_ignored() {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.prepare = Some(Box::new(|sim| {
+        sim.with(|w| {
+            let vi = w.volume_by_name(0, "vol_a").unwrap();
+            // Two snapshots with snapwarden's prefix that this journal does not know.
+            w.create_snapshot(0, vi, "snapwarden.nightly.20270101T011000Z-copy", None)
+                .unwrap();
+            w.create_snapshot(
+                0,
+                vi,
+                "snapwarden.old.20261231T011000Z",
+                Some("created-by=snapwarden cycle=not-in-this-journal window=old".into()),
+            )
+            .unwrap();
+            // A user snapshot (not counted) and a LUN at a clone-like path.
+            w.create_snapshot(0, vi, "before-upgrade", None).unwrap();
+            w.create_lun(
+                0,
+                "/vol/vol_a/snapwarden.nightly.20261231T011000Z.lun0",
+                1 << 30,
+                "linux",
+            )
+            .unwrap();
+        })
+    }));
+    let text = base(
+        "start = \"10 3 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "auto",
+    );
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T01:30:00Z").await;
+    // Counted once however many passes saw them (the warning is logged once a day).
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_reconcile_orphans_total",
+            &[("kind", "snapshot"), ("action", "ignored")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_reconcile_orphans_total",
+            &[("kind", "lun"), ("action", "ignored")]
+        ),
+        Some(1.0)
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_mid_cycle_lets_the_cycle_finish_and_drops_the_series_of_the_volume_that_left() {
+    let text = base(
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "auto",
+    );
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(20));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T01:15:00Z").await;
+    assert_eq!(h.status().live_cycles.len(), 1);
+    // The new policy drops vol_a; its window now runs on vol_b at 04:10.
+    let reloaded = text
+        .replace(
+            "[[volume]]\ncluster = \"lab\"\nsvm = \"svm1\"\nname = \"vol_a\"\nluns = [\"/vol/vol_a/lun0\", \"/vol/vol_a/lun1\"]\nsnapshot_policy = \"p\"\nclone = \"auto\"\n",
+            "",
+        )
+        .replace("lab/svm1/vol_a", "lab/svm1/vol_b")
+        .replace("10 1 * * *", "10 4 * * *");
+    assert!(!reloaded.contains("vol_a"), "{reloaded}");
+    h.events
+        .send(snapwarden::agent::Event::Reload(Arc::new(policy(
+            &reloaded,
+        ))))
+        .unwrap();
+    h.wait_for("the reload in the metrics", TimeDelta::minutes(1), |h| {
+        metric(
+            h,
+            "snapwarden_config_reloads_total",
+            &[("result", "success")],
+        ) == Some(1.0)
+    })
+    .await;
+    // The cycle in flight finishes under the policy it started with: released at 01:30.
+    h.run_until("2027-01-01T01:31:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(cycles[0].volume, "vol_a");
+    assert_eq!(cycles[0].result, Some(CycleResult::Completed));
+    assert_eq!(
+        agent_support::leftovers(&h, "snapwarden"),
+        Vec::<String>::new()
+    );
+    // vol_a's series are gone; vol_b's next window runs at 04:10.
+    let text = h.metrics.render();
+    assert!(!text.contains("vol_a"), "{text}");
+    h.run_until("2027-01-01T04:15:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 2, "{cycles:?}");
+    assert_eq!(cycles[1].volume, "vol_b");
+    assert_eq!(
+        metric(
+            &h,
+            "snapwarden_backing_snapshots",
+            &with(&VOL_B, ("state", "live"))
+        ),
+        Some(1.0)
+    );
+    h.stop().await;
+}
