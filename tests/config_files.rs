@@ -129,3 +129,25 @@ fn check_and_plan_arguments_have_help() {
         }
     }
 }
+
+/// The reference policy documents a Veeam server and a `driver = "veeam"` window that names it.
+#[test]
+fn reference_policy_has_a_veeam_driver_window() {
+    use snapwarden::config::{Driver, VeeamJobRef};
+    let policy = config::load(&config_dir().join("reference.toml")).expect("reference loads");
+    assert_eq!(policy.veeam.len(), 1);
+    assert_eq!(policy.veeam[0].url, "https://vbr.example.net:9419");
+    assert_eq!(policy.veeam[0].api_version, "1.1-rev0");
+    let window = policy
+        .windows
+        .iter()
+        .find(|w| w.name == "reports-veeam")
+        .expect("the Veeam window");
+    assert_eq!(
+        window.driver,
+        Driver::Veeam(VeeamJobRef {
+            server: 0,
+            job: "Reports LUN backup".into()
+        })
+    );
+}

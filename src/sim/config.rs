@@ -537,6 +537,7 @@ mod policy_tests {
                 },
             ],
             windows: vec![],
+            veeam: vec![],
         }
     }
 
