@@ -1,0 +1,14 @@
+//! Veeam Backup & Replication: the REST client that starts a window's job and follows its session.
+//!
+//! Facts about the API are in `shared/reference/veeam-rest.md`; the client follows the published
+//! OpenAPI revision `1.1-rev0` (sent as `x-api-version` unless the policy names another).
+
+pub mod client;
+
+#[cfg(test)]
+mod client_tests;
+
+pub use client::{
+    Job, Session, SessionPolling, SessionResult, SessionState, Started, VeeamClient, VeeamError,
+    VeeamOptions,
+};
