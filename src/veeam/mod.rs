@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod sim;
+pub mod sim_config;
 pub mod sim_rest;
 
 #[cfg(test)]

@@ -341,3 +341,82 @@ async fn sessions_end_at_their_instant_within_one_long_advance() {
     assert_eq!(snaps, ["hourly.2026-06-01_1105"]);
     server.stop().await;
 }
+
+const SERVED_WORLD: &str = r#"
+[[clusters]]
+name = "c1"
+timezone = "UTC"
+licenses = ["snaprestore"]
+[[clusters.svms]]
+name = "svm1"
+[[clusters.svms.volumes]]
+name = "vol1"
+[[clusters.svms.volumes.luns]]
+name = "lun1"
+
+[[veeam]]
+name = "vbr"
+users = [{ name = "svc", password = "pw" }]
+[[veeam.jobs]]
+name = "SQL nightly"
+duration = "20m"
+targets = [{ cluster = "c1", volume = "vol1", luns = ["lun1"] }]
+"#;
+
+fn serve_options(world: &str) -> crate::sim::ServeOptions {
+    crate::sim::ServeOptions {
+        world: crate::sim::WorldSource::Toml(world.into()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Manual,
+        start: Some(start_instant()),
+        tls: false,
+    }
+}
+
+/// `simulator serve` serves a world file's `[[veeam]]` beside its clusters, acting on them.
+#[tokio::test]
+async fn simulator_serve_serves_the_worlds_veeam_servers() {
+    let handle = crate::sim::start(serve_options(SERVED_WORLD))
+        .await
+        .unwrap();
+    let servers = handle.veeam_servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].0, "vbr");
+    assert_ne!(servers[0].1, handle.base_url(), "its own port");
+    let mut o = VeeamOptions::new(
+        "vbr",
+        servers[0].1.clone(),
+        "svc",
+        Secret::new("pw").unwrap(),
+    );
+    o.polling.interval = Duration::from_millis(1);
+    let c = VeeamClient::new(o).unwrap();
+    let job = c.find_job("SQL nightly").await.unwrap();
+    let session = c.start_job(&job).await.unwrap().session().clone();
+    let snaps = handle.simulator().with(|w| {
+        w.clusters[0].volumes[0]
+            .snapshots
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(snaps, ["VeeamSourceSnapshot_SQL_nightly_1"]);
+    let veeam = handle.veeam_sim("vbr").unwrap().clone();
+    veeam.advance(TimeDelta::minutes(20)).unwrap();
+    let done = c.wait_stopped("SQL nightly", &session.id).await.unwrap();
+    assert_eq!(done.result, Some(SessionResult::Success));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_veeam_job_must_protect_what_the_world_has() {
+    let bad = SERVED_WORLD
+        .replace("luns = [\"lun1\"]", "luns = [\"lun9\"]")
+        .replace("duration = \"20m\"", "duration = \"8d\"");
+    let err = crate::sim::start(serve_options(&bad)).await.unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "world: invalid simulator world:\n  - veeam.vbr.jobs.SQL nightly.duration: \"8d\" must be \
+         between 1s and 7d\n  - veeam.vbr.jobs.SQL nightly.targets.c1/vol1: no LUN /vol/vol1/lun9"
+    );
+}
