@@ -151,3 +151,19 @@ fn reference_policy_has_a_veeam_driver_window() {
         })
     );
 }
+
+/// The example world's `[[veeam]]` builds against its clusters (`simulator serve` would serve it).
+#[test]
+fn the_example_worlds_veeam_server_builds() {
+    let path = config_dir().join("simulator/world.example.toml");
+    let mut file = snapwarden::sim::config::WorldFile::load(&path).expect("example world loads");
+    let veeam = std::mem::take(&mut file.veeam);
+    let world = file
+        .build(chrono::Utc::now(), "example")
+        .expect("world builds");
+    let servers =
+        snapwarden::veeam::sim_config::build(veeam, &world, "example").expect("veeam builds");
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].0, "vbr");
+    assert_eq!(servers[0].1.jobs[0].targets[0].luns, ["/vol/vmfs01/lun1"]);
+}
