@@ -420,3 +420,47 @@ async fn a_veeam_job_must_protect_what_the_world_has() {
          between 1s and 7d\n  - veeam.vbr.jobs.SQL nightly.targets.c1/vol1: no LUN /vol/vol1/lun9"
     );
 }
+
+/// A policy `[[veeam]]` with the served certificate pinned: the client speaks TLS to the served
+/// simulator through the ONTAP client's TLS settings; a wrong pin is refused.
+#[tokio::test]
+async fn a_policy_server_reaches_the_served_simulator_over_pinned_tls() {
+    let mut opts = serve_options(SERVED_WORLD);
+    opts.tls = true;
+    let handle = crate::sim::start(opts).await.unwrap();
+    let url = handle.veeam_servers()[0].1.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("vbr.pass");
+    std::fs::write(&password, "pw\n").unwrap();
+    let mut server = crate::config::VeeamServer {
+        name: "vbr".into(),
+        url,
+        username: "svc".into(),
+        password: crate::config::SecretSource::File(password),
+        tls: crate::config::TlsVerify::PinSha256(handle.fingerprint_sha256().unwrap()),
+        api_version: "1.1-rev0".into(),
+    };
+    let job = VeeamClient::from_server(&server)
+        .unwrap()
+        .find_job("SQL nightly")
+        .await
+        .unwrap();
+    assert_eq!(job.name, "SQL nightly");
+    server.tls = crate::config::TlsVerify::PinSha256([0; 32]);
+    let err = VeeamClient::from_server(&server)
+        .unwrap()
+        .find_job("SQL nightly")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VeeamError::Transport { .. }), "{err}");
+    server.password = crate::config::SecretSource::Env("SNAPWARDEN_TEST_VBR_SURELY_UNSET".into());
+    let err = VeeamClient::from_server(&server).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Veeam server vbr: cannot load the password"
+    );
+    assert!(std::error::Error::source(&err)
+        .is_some_and(|s| s.to_string().contains("SNAPWARDEN_TEST_VBR_SURELY_UNSET")));
+    handle.stop().await;
+}
