@@ -312,9 +312,11 @@ impl VeeamWorld {
         }
         let serial = self.next_serial();
         let span = job.duration_max.saturating_sub(job.duration_min);
-        let drawn = job
-            .duration_min
-            .saturating_add(if span == 0 { 0 } else { serial % span.saturating_add(1) });
+        let drawn = job.duration_min.saturating_add(if span == 0 {
+            0
+        } else {
+            serial % span.saturating_add(1)
+        });
         let seconds = drawn.saturating_add(self.faults.slow_seconds);
         let ends = i64::try_from(seconds)
             .ok()
