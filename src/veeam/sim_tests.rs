@@ -464,3 +464,31 @@ async fn a_policy_server_reaches_the_served_simulator_over_pinned_tls() {
         .is_some_and(|s| s.to_string().contains("SNAPWARDEN_TEST_VBR_SURELY_UNSET")));
     handle.stop().await;
 }
+
+/// A job with a duration range runs each session for a duration inside it (both ends included).
+#[test]
+fn session_durations_are_drawn_from_the_jobs_range() {
+    let mut w = world("\"snaprestore\"");
+    let job = SimJob {
+        id: JOB_ID.into(),
+        name: "ranged".into(),
+        targets: vec![SimTarget {
+            cluster: "c1".into(),
+            volume: "vol1".into(),
+            luns: vec!["/vol/vol1/lun1".into()],
+        }],
+        duration_min: 600,
+        duration_max: 720,
+    };
+    let mut v = VeeamWorld::new(vec![], vec![job]);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let s = v.start(&mut w, JOB_ID).unwrap();
+        let seconds = (s.ends - s.created).num_seconds();
+        assert!((600..=720).contains(&seconds), "{seconds}");
+        seen.push(seconds);
+        let end = s.ends;
+        v.advance(&mut w, end);
+    }
+    assert!(seen.iter().any(|s| *s != seen[0]), "{seen:?}");
+}
