@@ -10,3 +10,4 @@ pub mod ontap;
 pub mod planner;
 pub mod sim;
 pub mod timeline;
+pub mod veeam;

@@ -129,3 +129,41 @@ fn check_and_plan_arguments_have_help() {
         }
     }
 }
+
+/// The reference policy documents a Veeam server and a `driver = "veeam"` window that names it.
+#[test]
+fn reference_policy_has_a_veeam_driver_window() {
+    use snapwarden::config::{Driver, VeeamJobRef};
+    let policy = config::load(&config_dir().join("reference.toml")).expect("reference loads");
+    assert_eq!(policy.veeam.len(), 1);
+    assert_eq!(policy.veeam[0].url, "https://vbr.example.net:9419");
+    assert_eq!(policy.veeam[0].api_version, "1.1-rev0");
+    let window = policy
+        .windows
+        .iter()
+        .find(|w| w.name == "reports-veeam")
+        .expect("the Veeam window");
+    assert_eq!(
+        window.driver,
+        Driver::Veeam(VeeamJobRef {
+            server: 0,
+            job: "Reports LUN backup".into()
+        })
+    );
+}
+
+/// The example world's `[[veeam]]` builds against its clusters (`simulator serve` would serve it).
+#[test]
+fn the_example_worlds_veeam_server_builds() {
+    let path = config_dir().join("simulator/world.example.toml");
+    let mut file = snapwarden::sim::config::WorldFile::load(&path).expect("example world loads");
+    let veeam = std::mem::take(&mut file.veeam);
+    let world = file
+        .build(chrono::Utc::now(), "example")
+        .expect("world builds");
+    let servers =
+        snapwarden::veeam::sim_config::build(veeam, &world, "example").expect("veeam builds");
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].0, "vbr");
+    assert_eq!(servers[0].1.jobs[0].targets[0].luns, ["/vol/vmfs01/lun1"]);
+}

@@ -78,6 +78,7 @@ pub fn policy() -> Policy {
             on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][i % 3],
             shift_limit: TimeDelta::hours(2),
             hook: None,
+            driver: snapwarden::config::Driver::Snapwarden,
         })
         .collect();
     Policy {
@@ -122,6 +123,7 @@ pub fn policy() -> Policy {
         }],
         volumes,
         windows,
+        veeam: vec![],
     }
 }
 

@@ -765,6 +765,14 @@ impl Agent {
                     }
                     continue;
                 }
+                if window.driver != crate::config::Driver::Snapwarden {
+                    // Issue 10: driver windows are validated but not yet coordinated.
+                    tracing::info!(window = %window.name, volume = %self.policy.volume_id(vi),
+                        "driver {}: not coordinated yet; occurrence {} not started",
+                        window.driver.as_str(), lc.window_start.to_rfc3339());
+                    self.started.insert(key);
+                    continue;
+                }
                 let too_late = now + window.expected > lc.release_by;
                 let skip_reason = if lc.outcome == Outcome::Skipped {
                     Some(lc.reason.clone())

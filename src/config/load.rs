@@ -78,6 +78,7 @@ pub(super) struct RawPolicy {
     pub(super) snapshot_policies: Vec<At<RawSnapshotPolicy>>,
     pub(super) volumes: Vec<At<RawVolume>>,
     pub(super) windows: Vec<At<RawWindow>>,
+    pub(super) veeam: Vec<At<RawVeeam>>,
     /// Names (volume ids for volumes) of entries that failed to deserialize, by section key.
     pub(super) broken: HashMap<&'static str, HashSet<String>>,
 }
@@ -145,10 +146,20 @@ const VOLUME: Schema = Schema {
     fields: fields_of::<RawVolume>,
     nested: &[],
 };
+const WINDOW_VEEAM: Schema = Schema {
+    what: "the window's veeam table",
+    fields: fields_of::<RawWindowVeeam>,
+    nested: &[],
+};
 const WINDOW: Schema = Schema {
     what: "[[window]]",
     fields: fields_of::<RawWindow>,
-    nested: &[("hook", &HOOK)],
+    nested: &[("hook", &HOOK), ("veeam", &WINDOW_VEEAM)],
+};
+const VEEAM: Schema = Schema {
+    what: "[[veeam]]",
+    fields: fields_of::<RawVeeam>,
+    nested: &[],
 };
 
 #[derive(Default)]
@@ -237,7 +248,7 @@ impl Loader {
                     format!("`{name}` is only allowed in the main policy file"),
                     hint(format!(
                         "included files may hold include, cluster, schedule, snapshot_policy, \
-                         volume and window; move [{name}] to the main file"
+                         volume, window and veeam; move [{name}] to the main file"
                     )),
                 );
                 continue;
@@ -281,6 +292,10 @@ impl Loader {
                 "window" => {
                     let entries = self.entries(file, value, "window", &WINDOW);
                     self.raw.windows.extend(entries);
+                }
+                "veeam" => {
+                    let entries = self.entries(file, value, "veeam", &VEEAM);
+                    self.raw.veeam.extend(entries);
                 }
                 _ => unreachable!("every key of TOP_LEVEL_KEYS is handled"),
             }
@@ -397,7 +412,7 @@ impl Loader {
         what: &str,
         allowed: &[&str],
     ) {
-        if name == "password" && what == CLUSTER.what {
+        if name == "password" && (what == CLUSTER.what || what == VEEAM.what) {
             self.cx.error(
                 file,
                 span,

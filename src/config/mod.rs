@@ -5,6 +5,7 @@
 //! `config/reference.toml` at the repository root is the contract for the file's shape.
 
 pub mod diag;
+mod driver;
 pub mod duration;
 mod load;
 pub mod model;
@@ -12,6 +13,7 @@ pub mod raw;
 mod validate;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use driver::{Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION};
 pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
 pub use model::*;
 pub use validate::{load, parse_str};

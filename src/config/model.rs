@@ -25,6 +25,8 @@ pub struct Policy {
     pub snapshot_policies: Vec<SnapshotPolicy>,
     pub volumes: Vec<Volume>,
     pub windows: Vec<Window>,
+    /// `[[veeam]]` servers, in file order.
+    pub veeam: Vec<super::driver::VeeamServer>,
 }
 
 impl Policy {
@@ -287,6 +289,8 @@ pub struct Window {
     /// How far `shift` may move the start, earlier or later.
     pub shift_limit: TimeDelta,
     pub hook: Option<Hook>,
+    /// Who makes the backing snapshot; `Hook` implies `hook` is `Some`.
+    pub driver: super::driver::Driver,
 }
 
 #[cfg(test)]

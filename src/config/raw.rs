@@ -24,6 +24,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "snapshot_policy",
     "volume",
     "window",
+    "veeam",
 ];
 
 /// Top-level keys that only the main policy file may hold.
@@ -185,6 +186,38 @@ pub struct RawWindow {
     pub on_conflict: Option<Spanned<String>>,
     pub shift_limit: Option<Spanned<String>>,
     pub hook: Option<Spanned<RawHook>>,
+    /// `snapwarden` (default), `veeam` or `hook`: who makes the backing snapshot.
+    pub driver: Option<Spanned<String>>,
+    /// Required exactly with `driver = "veeam"`.
+    pub veeam: Option<Spanned<RawWindowVeeam>>,
+}
+
+/// `veeam = { … }` inside a `[[window]]`: the Veeam job the window starts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindowVeeam {
+    /// Required: a `[[veeam]]` name.
+    pub server: Option<Spanned<String>>,
+    /// Required: the job's name or id on that server.
+    pub job: Option<Spanned<String>>,
+}
+
+/// One `[[veeam]]`: a Veeam Backup & Replication server's REST API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVeeam {
+    /// Required.
+    pub name: Option<Spanned<String>>,
+    /// Required.
+    pub url: Option<Spanned<String>>,
+    /// Required.
+    pub username: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub pin_sha256: Option<Spanned<String>>,
+    pub insecure: Option<Spanned<bool>>,
+    pub api_version: Option<Spanned<String>>,
 }
 
 /// `hook = { … }` inside a `[[window]]`.

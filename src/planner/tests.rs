@@ -121,6 +121,7 @@ impl Fixture {
                 })
                 .collect(),
             windows: self.windows.clone(),
+            veeam: vec![],
         }
     }
 }
@@ -143,6 +144,7 @@ fn window(
         on_conflict,
         shift_limit: TimeDelta::hours(2),
         hook: None,
+        driver: crate::config::Driver::Snapwarden,
     }
 }
 
@@ -398,6 +400,7 @@ fn arb_window() -> impl Strategy<Value = Window> {
             on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][oc],
             shift_limit: TimeDelta::minutes(limit),
             hook: None,
+            driver: crate::config::Driver::Snapwarden,
         })
 }
 

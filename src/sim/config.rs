@@ -37,6 +37,10 @@ pub struct WorldFile {
     #[serde(default)]
     pub users: Vec<User>,
     pub clusters: Vec<ClusterFile>,
+    /// Veeam B&R servers served beside the clusters (`crate::veeam::sim_config`); `build`
+    /// leaves them to the server.
+    #[serde(default)]
+    pub veeam: Vec<crate::veeam::sim_config::VeeamFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,6 +541,7 @@ mod policy_tests {
                 },
             ],
             windows: vec![],
+            veeam: vec![],
         }
     }
 

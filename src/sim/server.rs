@@ -4,6 +4,8 @@
 //!
 //! Cluster 0 listens on `listen`, cluster `i` on `listen.port() + i` (port 0: each on its own
 //! free port). Every listener also serves the world-wide admin API (one clock, one set of faults).
+//! A world file's Veeam servers (`[[veeam]]`, `crate::veeam::sim_rest`) listen on the ports after
+//! the clusters', in world order, over the same HTTP or HTTPS.
 //!
 //! Plain HTTP is allowed only on loopback addresses (tests and local demos); anything else needs
 //! `tls`. The certificate's SHA-256 fingerprint is printed at start-up so clients can pin it.
@@ -29,6 +31,8 @@ use super::config::{WorldFile, DEFAULT_USER};
 use super::rest::{admin_router, api_router, envelope, ApiError, AppState, ClusterState};
 use super::world::{codes, World};
 use super::{ClockMode, Simulator};
+use crate::veeam::sim::VeeamWorld;
+use crate::veeam::sim_rest::VeeamSim;
 
 /// Where the world comes from.
 #[derive(Debug, Clone)]
@@ -67,6 +71,8 @@ struct Listener {
 pub struct ServerHandle {
     /// (cluster name, bound address), in world order; never empty.
     clusters: Vec<(String, SocketAddr)>,
+    /// (Veeam server name, bound address, its state), in world order.
+    veeam: Vec<(String, SocketAddr, Arc<VeeamSim>)>,
     /// SHA-256 of the certificate (DER), when serving TLS.
     fingerprint: Option<[u8; 32]>,
     sim: Arc<Simulator>,
@@ -118,6 +124,22 @@ impl ServerHandle {
         self.fingerprint
     }
 
+    /// Every Veeam server's name and `http(s)://addr`, in world order.
+    pub fn veeam_servers(&self) -> Vec<(String, String)> {
+        self.veeam
+            .iter()
+            .map(|(n, addr, _)| (n.clone(), self.url(*addr)))
+            .collect()
+    }
+
+    /// The named Veeam server's state (for tests and the manual clock).
+    pub fn veeam_sim(&self, name: &str) -> Option<&Arc<VeeamSim>> {
+        self.veeam
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v)
+    }
+
     pub fn simulator(&self) -> &Arc<Simulator> {
         &self.sim
     }
@@ -141,18 +163,21 @@ impl ServerHandle {
     }
 }
 
-fn build_world(opts: &ServeOptions) -> anyhow::Result<World> {
+/// The world, and its Veeam servers (world files only).
+fn build_world(opts: &ServeOptions) -> anyhow::Result<(World, Vec<(String, VeeamWorld)>)> {
     let start = match opts.clock {
         ClockMode::Real => Utc::now(),
         ClockMode::Manual => opts.start.unwrap_or_else(Utc::now),
     };
-    Ok(match &opts.world {
-        WorldSource::File(path) => {
-            WorldFile::load(path)?.build(start, &path.display().to_string())?
-        }
-        WorldSource::Toml(text) => WorldFile::parse(text, "world")?.build(start, "world")?,
-        WorldSource::World(w) => (**w).clone(),
-    })
+    let (mut file, name) = match &opts.world {
+        WorldSource::File(path) => (WorldFile::load(path)?, path.display().to_string()),
+        WorldSource::Toml(text) => (WorldFile::parse(text, "world")?, "world".to_string()),
+        WorldSource::World(w) => return Ok(((**w).clone(), Vec::new())),
+    };
+    let veeam = std::mem::take(&mut file.veeam);
+    let world = file.build(start, &name)?;
+    let veeam = crate::veeam::sim_config::build(veeam, &world, &name)?;
+    Ok((world, veeam))
 }
 
 /// Whether the `Authorization` header names a configured user.
@@ -380,10 +405,16 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
             opts.listen
         );
     }
-    let world = build_world(&opts)?;
+    let (world, veeam_worlds) = build_world(&opts)?;
     let sim = Simulator::new(world, opts.clock);
     let names: Vec<String> = sim.with(|w| w.clusters.iter().map(|c| c.name.clone()).collect());
-    let std_listeners = bind_all(opts.listen, names.len())?;
+    // Veeam servers listen on the ports after the clusters'.
+    let mut std_listeners = bind_all(opts.listen, names.len() + veeam_worlds.len())?;
+    let veeam_listeners = std_listeners.split_off(names.len().max(1));
+    let mut veeam = Vec::with_capacity(veeam_worlds.len());
+    for ((name, state), l) in veeam_worlds.into_iter().zip(&veeam_listeners) {
+        veeam.push((name, l.local_addr()?, VeeamSim::new(sim.clone(), state)));
+    }
     let mut clusters = Vec::with_capacity(std_listeners.len());
     for (i, l) in std_listeners.iter().enumerate() {
         let name = names.get(i).cloned().unwrap_or_default();
@@ -413,18 +444,31 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
             None => serve_plain(std_listener, app)?,
         });
     }
+    for ((_, _, state), std_listener) in veeam.iter().zip(veeam_listeners) {
+        let app = crate::veeam::sim_rest::router(state.clone());
+        listeners.push(match &tls {
+            Some((rustls_config, _)) => serve_tls(std_listener, rustls_config.clone(), app),
+            None => serve_plain(std_listener, app)?,
+        });
+    }
     let clock_task = (opts.clock == ClockMode::Real).then(|| {
         let sim = sim.clone();
+        let veeam: Vec<Arc<VeeamSim>> = veeam.iter().map(|(_, _, v)| v.clone()).collect();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 sim.sync();
+                // Sessions that are due end within a second of their instant.
+                for v in &veeam {
+                    v.with(|_, _| ());
+                }
             }
         })
     });
     Ok(ServerHandle {
         clusters,
+        veeam,
         fingerprint: tls.map(|(_, fp)| fp),
         sim,
         listeners,
@@ -479,6 +523,9 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> an
     println!("snapwarden simulator listening on {}", handle.base_url());
     for (name, addr) in handle.clusters() {
         println!("cluster {name}: {}", handle.url(*addr));
+    }
+    for (name, url) in handle.veeam_servers() {
+        println!("veeam {name}: {url}");
     }
     if let Some(fp) = handle.fingerprint() {
         println!("certificate SHA-256 fingerprint: {fp}");

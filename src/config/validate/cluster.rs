@@ -162,7 +162,20 @@ fn cluster_password(
     at_name: &Subject,
     real: bool,
 ) -> Result<Option<SecretSource>, Reported> {
-    match (&c.password_env, &c.password_file) {
+    password_source(cx, file, &c.password_env, &c.password_file, at_name, real)
+}
+
+/// Exactly one of `password_env`/`password_file` when `required`, at most one otherwise (shared
+/// by `[[cluster]]` and `[[veeam]]`).
+pub(super) fn password_source(
+    cx: &mut Collector,
+    file: usize,
+    password_env: &Option<Spanned<String>>,
+    password_file: &Option<Spanned<String>>,
+    at_name: &Subject,
+    required: bool,
+) -> Result<Option<SecretSource>, Reported> {
+    match (password_env, password_file) {
         (Some(_), Some(f)) => {
             cx.error(
                 file,
@@ -187,7 +200,7 @@ fn cluster_password(
             file,
             f.get_ref(),
         )))),
-        (None, None) if real => {
+        (None, None) if required => {
             cx.error(
                 file,
                 at_name.span.clone(),
@@ -205,10 +218,22 @@ fn cluster_password(
 
 /// At most one of `ca_file`, `pin_sha256` and `insecure = true`; none means the system roots.
 fn cluster_tls(cx: &mut Collector, file: usize, c: &RawCluster) -> Result<TlsVerify, Reported> {
-    let insecure = c.insecure.as_ref().filter(|i| *i.get_ref());
+    tls_settings(cx, file, &c.ca_file, &c.pin_sha256, &c.insecure)
+}
+
+/// At most one of `ca_file`, `pin_sha256` and `insecure = true` (shared by `[[cluster]]` and
+/// `[[veeam]]`).
+pub(super) fn tls_settings(
+    cx: &mut Collector,
+    file: usize,
+    ca_file: &Option<Spanned<String>>,
+    pin_sha256: &Option<Spanned<String>>,
+    insecure: &Option<Spanned<bool>>,
+) -> Result<TlsVerify, Reported> {
+    let insecure = insecure.as_ref().filter(|i| *i.get_ref());
     let chosen: Vec<(&str, Range<usize>)> = [
-        c.ca_file.as_ref().map(|v| ("ca_file", v.span())),
-        c.pin_sha256.as_ref().map(|v| ("pin_sha256", v.span())),
+        ca_file.as_ref().map(|v| ("ca_file", v.span())),
+        pin_sha256.as_ref().map(|v| ("pin_sha256", v.span())),
         insecure.map(|v| ("insecure", v.span())),
     ]
     .into_iter()
@@ -227,10 +252,10 @@ fn cluster_tls(cx: &mut Collector, file: usize, c: &RawCluster) -> Result<TlsVer
     if chosen.len() > 1 {
         return Err(Reported);
     }
-    if let Some(ca) = &c.ca_file {
+    if let Some(ca) = ca_file {
         return Ok(TlsVerify::CaFile(resolve_path(cx, file, ca.get_ref())));
     }
-    if let Some(pin) = &c.pin_sha256 {
+    if let Some(pin) = pin_sha256 {
         return parse_pin(pin.get_ref())
             .map(TlsVerify::PinSha256)
             .ok_or_else(|| {

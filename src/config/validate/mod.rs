@@ -9,8 +9,8 @@
 //!
 //! By concern: `values` (durations, zones, crons, paths shared by every section), `agent`
 //! (`[agent]`, `[flexclone]`), `cluster`, `schedule` (job schedules and snapshot policies),
-//! `volume` and `window`; this file holds the entry points, the pass over all sections and the
-//! name index used for duplicates and references.
+//! `volume`, `window` and `veeam` (Veeam servers and window drivers); this file holds the entry
+//! points, the pass over all sections and the name index used for duplicates and references.
 
 mod agent;
 mod cluster;
@@ -18,6 +18,7 @@ mod schedule;
 #[cfg(test)]
 mod tests;
 mod values;
+mod veeam;
 mod volume;
 mod window;
 
@@ -34,6 +35,7 @@ use super::model::*;
 use agent::{build_agent, build_flexclone};
 use cluster::build_cluster;
 use schedule::{build_schedule, build_snapshot_policy};
+use veeam::build_veeam;
 use volume::{build_volume, volume_id};
 use window::build_window;
 
@@ -214,6 +216,15 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         );
     }
 
+    let veeam_names = Names::new(
+        cx,
+        raw,
+        "veeam",
+        "Veeam server",
+        raw.veeam.iter().map(|v| named(&v.item.name, v.file)),
+    );
+    let veeam: Vec<_> = raw.veeam.iter().map(|v| build_veeam(cx, v)).collect();
+
     Names::new(
         cx,
         raw,
@@ -224,7 +235,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
     let windows: Vec<_> = raw
         .windows
         .iter()
-        .map(|w| build_window(cx, w, &volume_names))
+        .map(|w| build_window(cx, w, &volume_names, &veeam_names))
         .collect();
 
     Some(Policy {
@@ -237,6 +248,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         snapshot_policies: snapshot_policies.into_iter().collect::<Option<_>>()?,
         volumes: volumes.into_iter().collect::<Option<_>>()?,
         windows: windows.into_iter().collect::<Option<_>>()?,
+        veeam: veeam.into_iter().collect::<Option<_>>()?,
     })
 }
 

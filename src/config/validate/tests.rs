@@ -106,7 +106,7 @@ p.toml:2:1: unknown key `guad` in [agent]
 p.toml:3:1: unknown key `listn` in [agent]
   hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
 p.toml:4:2: unknown key `agnt` in the top level
-  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window
+  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam
 p.toml:12:27: unknown key `timout` in the window's hook table
   hint: did you mean `timeout`? allowed keys: command, url, timeout
 "#,
@@ -734,7 +734,7 @@ fn includes_are_read_relative_and_restricted() {
 main.toml:1:22: cannot read included file missing.toml: No such file or directory (os error 2)
   hint: include paths are relative to the file that names them
 a.toml:2:2: `agent` is only allowed in the main policy file
-  hint: included files may hold include, cluster, schedule, snapshot_policy, volume and window; move [agent] to the main file
+  hint: included files may hold include, cluster, schedule, snapshot_policy, volume, window and veeam; move [agent] to the main file
 b.toml:1:12: include cycle: a.toml → b.toml → a.toml
   hint: remove one of the includes that closes the cycle
 "#,
@@ -1107,5 +1107,201 @@ fn token_file_resolves_beside_the_policy_and_an_empty_one_is_located() {
     assert!(
         err.contains("p.toml:2:") && err.contains("`token_file` is empty"),
         "{err}"
+    );
+}
+
+use crate::config::{Driver, VeeamJobRef, VeeamServer};
+
+/// A Veeam server `vbr` for the driver tests (line numbers of the snippet come first).
+const VEEAM_SERVER: &str = r#"
+[[veeam]]
+name = "vbr"
+url = "https://vbr.example.net:9419"
+username = "svc"
+password_env = "VBR_PASSWORD"
+"#;
+
+/// A window `w` on `c/s/v` with `extra` lines after its required keys (which end at line 7).
+fn driver_window(extra: &str) -> String {
+    format!(
+        "{WINDOW_HEAD}start = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"5m\"\nmax = \"6m\"\n\
+         {extra}{VEEAM_SERVER}"
+    )
+}
+
+#[test]
+fn veeam_servers_and_driver_windows_reach_the_model() {
+    let p = valid(&driver_window(
+        "driver = \"veeam\"\nveeam = { server = \"vbr\", job = \"SQL nightly\" }\n",
+    ));
+    assert_eq!(
+        p.veeam,
+        vec![VeeamServer {
+            name: "vbr".into(),
+            url: "https://vbr.example.net:9419".into(),
+            username: "svc".into(),
+            password: SecretSource::Env("VBR_PASSWORD".into()),
+            tls: TlsVerify::System,
+            api_version: "1.1-rev0".into(),
+        }]
+    );
+    assert_eq!(
+        p.windows[0].driver,
+        Driver::Veeam(VeeamJobRef {
+            server: 0,
+            job: "SQL nightly".into()
+        })
+    );
+    let p = valid(&driver_window(""));
+    assert_eq!(p.windows[0].driver, Driver::Snapwarden);
+    let p = valid(&driver_window(
+        "driver = \"hook\"\nhook = { command = [\"/usr/bin/true\"] }\n",
+    ));
+    assert_eq!(p.windows[0].driver, Driver::Hook);
+    let p = valid(&format!(
+        "[[veeam]]\nname = \"b\"\nurl = \"https://b/\"\nusername = \"u\"\n\
+         password_file = \"vbr.pass\"\npin_sha256 = \"{}\"\napi_version = \"1.3-rev1\"\n",
+        "ab".repeat(32)
+    ));
+    assert_eq!(p.veeam[0].url, "https://b");
+    assert_eq!(
+        p.veeam[0].password,
+        SecretSource::File(PathBuf::from("vbr.pass"))
+    );
+    assert_eq!(p.veeam[0].tls, TlsVerify::PinSha256([0xab; 32]));
+    assert_eq!(p.veeam[0].api_version, "1.3-rev1");
+}
+
+#[test]
+fn a_driver_and_its_veeam_table_come_together() {
+    check(
+        &driver_window("driver = \"veeam\"\n"),
+        r#"
+p.toml:8:10: window "w" has driver = "veeam" but no `veeam` table
+  hint: add veeam = { server = "NAME", job = "JOB NAME OR ID" }
+"#,
+    );
+    check(
+        &driver_window("veeam = { server = \"vbr\", job = \"j\" }\n"),
+        r#"
+p.toml:8:9: a `veeam` table needs driver = "veeam" (window "w" has driver "snapwarden")
+  hint: add driver = "veeam", or remove the veeam table
+"#,
+    );
+    check(
+        &driver_window("driver = \"hook\"\nveeam = { server = \"vbr\", job = \"j\" }\nhook = { command = [\"x\"] }\n"),
+        r#"
+p.toml:9:9: a `veeam` table needs driver = "veeam" (window "w" has driver "hook")
+  hint: add driver = "veeam", or remove the veeam table
+"#,
+    );
+    check(
+        &driver_window("driver = \"hook\"\n"),
+        r#"
+p.toml:8:10: window "w" has driver = "hook" but no `hook`
+  hint: add hook = { command = ["/usr/local/bin/run-backup"] } (or url = …)
+"#,
+    );
+    check(
+        &driver_window(
+            "driver = \"veeam\"\nveeam = { server = \"vbr\", job = \"j\" }\nhook = { command = [\"x\"] }\n",
+        ),
+        r#"
+p.toml:10:8: window "w" has driver = "veeam" and a `hook`
+  hint: the Veeam job is the backup; remove the hook, or use driver = "hook"
+"#,
+    );
+    check(
+        &driver_window("driver = \"Veeam\"\n"),
+        r#"
+p.toml:8:10: unknown driver "Veeam"
+  hint: use snapwarden (the default), veeam or hook
+"#,
+    );
+}
+
+#[test]
+fn a_veeam_table_names_a_defined_server_and_a_job() {
+    check(
+        &driver_window("driver = \"veeam\"\nveeam = { server = \"vbr2\", job = \"  \" }\n"),
+        r#"
+p.toml:9:20: Veeam server "vbr2" is not defined
+  hint: defined: vbr
+p.toml:9:34: `job` must name a Veeam job (non-empty, at most 256 bytes)
+  hint: the job's name as the Veeam console shows it, or its id (a UUID)
+"#,
+    );
+    check(
+        &format!(
+            "{WINDOW_HEAD}start = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"5m\"\nmax = \"6m\"\n\
+             driver = \"veeam\"\nveeam = {{ server = \"vbr\", jobb = \"x\" }}\n"
+        ),
+        r#"
+p.toml:9:9: in the window's veeam table: missing required key `job`
+  hint: config/reference.toml documents every key and its type
+p.toml:9:20: Veeam server "vbr" is not defined
+  hint: none are defined; add a [[veeam]]
+p.toml:9:27: unknown key `jobb` in the window's veeam table
+  hint: did you mean `job`? allowed keys: server, job
+"#,
+    );
+}
+
+#[test]
+fn veeam_server_values_are_checked_and_secrets_refused() {
+    check(
+        r#"[[veeam]]
+name = "a b"
+url = "http://vbr:9419"
+username = ""
+password = "hunter2"
+password_env = "P"
+password_file = "p"
+ca_file = "ca.pem"
+insecure = true
+api_version = "1.1"
+[[veeam]]
+name = "vbr"
+url = "https://admin:pw@vbr/api"
+[[veeam]]
+url = "https://vbr"
+"#,
+        r#"
+p.toml:2:8: Veeam server name "a b" must be non-empty without '/' or spaces
+  hint: windows name the server with veeam = { server = "NAME", … }
+p.toml:3:7: bad Veeam url "http://vbr:9419": Veeam's REST API is served over HTTPS; write https://…
+  hint: write "https://vbr.example.net:9419" (the REST API's default port is 9419)
+p.toml:4:12: `username` must be non-empty and at most 256 bytes
+  hint: a Veeam user with the Backup Operator role, e.g. "DOMAIN\\snapwarden"
+p.toml:5:1: `password` is not allowed: secrets never live in the policy file
+  hint: name an environment variable with password_env = "NAME" or a file with password_file = "/etc/snapwarden/cluster.pass"
+p.toml:7:17: `password_env` and `password_file` are both set
+  hint: keep one: the password comes from an environment variable or a file
+p.toml:9:12: `insecure` conflicts with `ca_file`
+  hint: choose one of ca_file, pin_sha256 and insecure = true (none = system roots)
+p.toml:10:15: `api_version` "1.1" is not <major>.<minor>-rev<n>
+  hint: for example "1.1-rev0" (the default) or "1.3-rev1"
+p.toml:11:1: in [[veeam]]: missing required key `username`
+  hint: config/reference.toml documents every key and its type
+p.toml:12:8: Veeam server "vbr" has no password source
+  hint: add password_env = "NAME" or password_file = "/path"; secrets never live in the policy file
+p.toml:13:7: bad Veeam url "https://admin:pw@vbr/api": carries credentials; secrets never live in the policy file
+  hint: write "https://vbr.example.net:9419" (the REST API's default port is 9419)
+p.toml:14:1: in [[veeam]]: missing required keys `name`, `username`
+  hint: config/reference.toml documents every key and its type
+p.toml:14:1: this Veeam server has no password source
+  hint: add password_env = "NAME" or password_file = "/path"; secrets never live in the policy file
+"#,
+    );
+}
+
+#[test]
+fn duplicate_veeam_servers_are_reported() {
+    check(
+        &format!("{VEEAM_SERVER}{VEEAM_SERVER}"),
+        r#"
+p.toml:9:8: duplicate Veeam server name "vbr" (first defined at line 3)
+  hint: each Veeam server name must be unique; rename or remove one
+"#,
     );
 }

@@ -1,4 +1,5 @@
-//! `[[window]]`: a backup window's volumes, start, zone, durations, conflict rule and hook.
+//! `[[window]]`: a backup window's volumes, start, zone, durations, conflict rule and hook (its
+//! driver is checked in `veeam`).
 
 use chrono::TimeDelta;
 
@@ -42,6 +43,7 @@ pub(super) fn build_window(
     cx: &mut Collector,
     at: &At<RawWindow>,
     volumes_by_id: &Names<'_>,
+    veeam_servers: &Names<'_>,
 ) -> Option<Window> {
     let (file, w) = (at.file, &at.item);
     let mut need = Required::new(file, &at.span, "[[window]]");
@@ -205,6 +207,7 @@ pub(super) fn build_window(
             }
         }
     };
+    let driver = super::veeam::window_driver(cx, file, w, &label, veeam_servers);
     Some(Window {
         name: name?.get_ref().clone(),
         volumes,
@@ -215,6 +218,7 @@ pub(super) fn build_window(
         on_conflict: on_conflict?,
         shift_limit: shift_limit?,
         hook: hook?,
+        driver: driver.ok()?,
     })
     .filter(|_| ok)
 }

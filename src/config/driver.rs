@@ -1,0 +1,56 @@
+//! Who makes a window's backing snapshot (its driver), and the Veeam servers a driver may name.
+//!
+//! Validated domain types, read through `config::*` like the rest of `model`.
+
+use super::model::{SecretSource, TlsVerify};
+
+/// The REST API version sent as `x-api-version` when `[[veeam]]` names none: the revision of the
+/// published OpenAPI specification the client and the simulator follow (veeam-rest.md).
+pub const DEFAULT_VEEAM_API_VERSION: &str = "1.1-rev0";
+
+/// A Veeam Backup & Replication server's REST API (`[[veeam]]`).
+///
+/// Invariants: `url` is `https://host[:port]` without credentials, path, query or fragment;
+/// `api_version` is `<major>.<minor>-rev<n>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeeamServer {
+    pub name: String,
+    pub url: String,
+    pub username: String,
+    pub password: SecretSource,
+    pub tls: TlsVerify,
+    pub api_version: String,
+}
+
+/// The Veeam job a `driver = "veeam"` window starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeeamJobRef {
+    /// Index into `Policy::veeam`.
+    pub server: usize,
+    /// The job's name or id (a UUID) as the policy writes it; resolved against the server's job
+    /// list at discovery.
+    pub job: String,
+}
+
+/// Who makes a window's backing snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// snapwarden's own lifecycle: snapshot, clones, hook or hold, release.
+    #[default]
+    Snapwarden,
+    /// A Veeam job started at the planned start; Veeam makes (and deletes) its own snapshots.
+    Veeam(VeeamJobRef),
+    /// The window's hook runs at the planned start; the hook's tool makes its own snapshots.
+    Hook,
+}
+
+impl Driver {
+    /// The policy file's spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Driver::Snapwarden => "snapwarden",
+            Driver::Veeam(_) => "veeam",
+            Driver::Hook => "hook",
+        }
+    }
+}
