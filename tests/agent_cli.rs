@@ -417,3 +417,144 @@ fn run_serves_status_and_stops_cleanly_on_sigterm() {
     let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(h.is_array());
 }
+
+#[test]
+fn a_cluster_whose_password_cannot_be_read_is_reported_unreachable_and_the_agent_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = quiet_policy(dir.path(), port);
+    let text = std::fs::read_to_string(&p).unwrap()
+        + r#"
+[[cluster]]
+name = "prod"
+endpoint = "https://127.0.0.1:9"
+username = "snapwarden"
+password_env = "SNAPWARDEN_TEST_UNSET_PASSWORD"
+insecure = true
+"#;
+    std::fs::write(&p, text).unwrap();
+    let mut child = bin()
+        .args(["run", "--config", p.to_str().unwrap(), "--state-dir"])
+        .arg(dir.path().join("state"))
+        .env_remove("SNAPWARDEN_TEST_UNSET_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut status = serde_json::Value::Null;
+    wait_until(
+        Duration::from_secs(30),
+        "both clusters in the status",
+        || {
+            let o = run(&["status", "--url", &url, "--output", "json"]);
+            if o.status.code() != Some(0) {
+                return false;
+            }
+            status = serde_json::from_slice(&o.stdout).unwrap();
+            status["clusters"]
+                .as_array()
+                .is_some_and(|c| c.len() == 2 && c[1]["last_error"].is_string())
+        },
+    );
+    assert_eq!(status["clusters"][0]["reachable"], true);
+    assert_eq!(status["clusters"][1]["reachable"], false);
+    let err = status["clusters"][1]["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("cluster prod") && err.contains("SNAPWARDEN_TEST_UNSET_PASSWORD"),
+        "{err}"
+    );
+    // No secret or password source content is served, only the variable's name.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn history_filters_by_window_and_since_and_prints_recent_cycle_rows() {
+    use chrono::{DateTime, TimeDelta, Utc};
+    use snapwarden::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
+    use snapwarden::agent::journal::Journal;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let cycle = |id: &str, window: &str, at: &str, result: CycleResult| {
+        let t: DateTime<Utc> = at.parse().unwrap();
+        Cycle {
+            id: id.into(),
+            window: window.into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: t,
+            create_at: t,
+            release_by: t + TimeDelta::minutes(30),
+            release_deadline: None,
+            backing_snapshot: format!("snapwarden.{window}.{id}"),
+            clone_kind: CloneKind::SnapRestore,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: format!("/vol/v/snapwarden.{window}.{id}.lun0"),
+            }],
+            state: CycleState::Released,
+            result: Some(result),
+            created_at: Some(t),
+            clones_created_at: Some(t),
+            clones_deleted_at: Some(t + TimeDelta::minutes(20)),
+            released_at: Some(t + TimeDelta::minutes(20)),
+            detail: String::new(),
+        }
+    };
+    let now = Utc::now();
+    for c in [
+        cycle("a", "sql", "2027-01-01T01:00:00Z", CycleResult::Completed),
+        cycle("b", "sql", "2027-01-02T01:00:00Z", CycleResult::Overrun),
+        cycle("c", "files", "2027-01-02T02:00:00Z", CycleResult::Failed),
+    ] {
+        journal.insert_cycle(&c, now).unwrap();
+        journal.update_cycle(&c).unwrap();
+    }
+    drop(journal);
+    let d = dir.path().to_str().unwrap();
+    let o = run(&[
+        "history",
+        "--state-dir",
+        d,
+        "--window",
+        "sql",
+        "--since",
+        "2027-01-01T12:00:00Z",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for key in [
+        "id",
+        "window",
+        "cluster",
+        "svm",
+        "volume",
+        "backing_snapshot",
+        "created_at",
+        "released_at",
+        "result",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key} missing: {}", rows[0]);
+    }
+    assert_eq!(rows[0]["id"], "b");
+    assert_eq!(rows[0]["result"], "overrun");
+    let o = run(&[
+        "history",
+        "--state-dir",
+        d,
+        "--since",
+        "2026-12-01T00:00:00Z",
+    ]);
+    let table = stdout(&o);
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().contains("files"),
+        "newest first: {table}"
+    );
+}

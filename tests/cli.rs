@@ -108,11 +108,20 @@ fn check_exits_2_with_located_errors_for_an_invalid_policy() {
 
 #[test]
 fn a_policy_that_reads_schedules_from_ontap_needs_a_cluster() {
-    let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM]);
+    let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM, "--offline"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("cannot plan offline"), "{err}");
     assert!(err.contains("snapshot_policy = \"ontap\""), "{err}");
+    // Without --offline the cluster is asked; its password cannot be read here.
+    let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cluster prod-a") && err.contains("SNAPWARDEN_PROD_A_PASSWORD"),
+        "{err}"
+    );
+    assert!(err.contains("--offline"), "{err}");
 }
 
 #[test]

@@ -8,15 +8,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::ClusterClient;
 use crate::config::{Cluster, Endpoint, Policy};
-use crate::ontap::{
-    ClientOverrides, ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, RestClient,
-    ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
-};
+use crate::ontap::{ClientOverrides, Ontap, OntapError, Resolve, RestClient, Via};
 use crate::sim::{ClockMode, SimClient, Simulator};
 
 /// The clients of a policy, and the embedded simulator when the policy has simulator clusters.
@@ -66,15 +62,21 @@ pub struct LazyRest {
 }
 
 impl LazyRest {
-    pub fn new(cluster: Cluster, concurrency: usize) -> LazyRest {
-        LazyRest {
-            cluster,
-            concurrency,
-            client: Mutex::new(None),
-        }
+    /// The client of `cluster` as an [`Ontap`].
+    pub fn new(cluster: Cluster, concurrency: usize) -> Via<LazyRest> {
+        Via::new(
+            cluster.name.clone(),
+            LazyRest {
+                cluster,
+                concurrency,
+                client: Mutex::new(None),
+            },
+        )
     }
+}
 
-    fn get(&self) -> Result<Arc<RestClient>, OntapError> {
+impl Resolve for LazyRest {
+    fn resolve(&self) -> Result<Arc<dyn Ontap>, OntapError> {
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
@@ -95,84 +97,6 @@ impl LazyRest {
                 source: Box::new(e),
             }),
         }
-    }
-}
-
-#[async_trait]
-impl Ontap for LazyRest {
-    fn cluster_name(&self) -> &str {
-        &self.cluster.name
-    }
-    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
-        self.get()?.cluster().await
-    }
-    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-        self.get()?.volumes().await
-    }
-    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-        self.get()?.snapshot_policies().await
-    }
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-        self.get()?.schedules().await
-    }
-    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
-        self.get()?.license(package).await
-    }
-    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.get()?.snapshots().await
-    }
-    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-        self.get()?.luns().await
-    }
-    async fn create_snapshot(
-        &self,
-        volume: &VolumeRef,
-        name: &str,
-        comment: &str,
-    ) -> Result<SnapshotInfo, OntapError> {
-        self.get()?.create_snapshot(volume, name, comment).await
-    }
-    async fn delete_snapshot(
-        &self,
-        volume: &VolumeRef,
-        snapshot_uuid: &str,
-        snapshot_name: &str,
-    ) -> Result<(), OntapError> {
-        self.get()?
-            .delete_snapshot(volume, snapshot_uuid, snapshot_name)
-            .await
-    }
-    async fn clone_lun_flexclone(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.get()?
-            .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
-            .await
-    }
-    async fn clone_lun_snaprestore(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.get()?
-            .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
-            .await
-    }
-    async fn delete_lun(
-        &self,
-        lun_uuid: &str,
-        lun_path: &str,
-        allow_delete_while_mapped: bool,
-    ) -> Result<(), OntapError> {
-        self.get()?
-            .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
-            .await
     }
 }
 
@@ -200,11 +124,7 @@ pub fn connect_virtual(
         .iter()
         .map(|c| ClusterClient {
             name: c.name.clone(),
-            ontap: Arc::new(ClockedSim {
-                inner: SimClient::new(sim.clone(), &c.name),
-                sim: sim.clone(),
-                clock: clock.clone(),
-            }) as Arc<dyn Ontap>,
+            ontap: Arc::new(ClockedSim::new(sim.clone(), &c.name, clock.clone())) as Arc<dyn Ontap>,
         })
         .collect();
     Ok(Connections {
@@ -215,97 +135,36 @@ pub fn connect_virtual(
 
 /// A [`SimClient`] whose simulator is brought up to the agent clock before every call.
 pub struct ClockedSim {
-    inner: SimClient,
+    inner: Arc<SimClient>,
     sim: Arc<Simulator>,
     clock: Arc<dyn super::Clock>,
 }
 
 impl ClockedSim {
-    fn sync(&self) -> &SimClient {
+    pub fn new(
+        sim: Arc<Simulator>,
+        cluster: &str,
+        clock: Arc<dyn super::Clock>,
+    ) -> Via<ClockedSim> {
+        Via::new(
+            cluster,
+            ClockedSim {
+                inner: Arc::new(SimClient::new(sim.clone(), cluster)),
+                sim,
+                clock,
+            },
+        )
+    }
+}
+
+impl Resolve for ClockedSim {
+    fn resolve(&self) -> Result<Arc<dyn Ontap>, OntapError> {
         let now = self.clock.now();
         self.sim.with(|w| {
             if now > w.now() {
                 w.advance_summarized(now, 0);
             }
         });
-        &self.inner
-    }
-}
-
-#[async_trait]
-impl Ontap for ClockedSim {
-    fn cluster_name(&self) -> &str {
-        self.inner.cluster_name()
-    }
-    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
-        self.sync().cluster().await
-    }
-    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-        self.sync().volumes().await
-    }
-    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-        self.sync().snapshot_policies().await
-    }
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-        self.sync().schedules().await
-    }
-    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
-        self.sync().license(package).await
-    }
-    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.sync().snapshots().await
-    }
-    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-        self.sync().luns().await
-    }
-    async fn create_snapshot(
-        &self,
-        volume: &VolumeRef,
-        name: &str,
-        comment: &str,
-    ) -> Result<SnapshotInfo, OntapError> {
-        self.sync().create_snapshot(volume, name, comment).await
-    }
-    async fn delete_snapshot(
-        &self,
-        volume: &VolumeRef,
-        snapshot_uuid: &str,
-        snapshot_name: &str,
-    ) -> Result<(), OntapError> {
-        self.sync()
-            .delete_snapshot(volume, snapshot_uuid, snapshot_name)
-            .await
-    }
-    async fn clone_lun_flexclone(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.sync()
-            .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
-            .await
-    }
-    async fn clone_lun_snaprestore(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.sync()
-            .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
-            .await
-    }
-    async fn delete_lun(
-        &self,
-        lun_uuid: &str,
-        lun_path: &str,
-        allow_delete_while_mapped: bool,
-    ) -> Result<(), OntapError> {
-        self.sync()
-            .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
-            .await
+        Ok(self.inner.clone())
     }
 }

@@ -118,6 +118,8 @@ const MAX_CLUSTER_BACKOFF: TimeDelta = TimeDelta::minutes(5);
 const RECENT_KEEP: TimeDelta = TimeDelta::hours(24);
 /// A cron trigger that never fires is covered by the loop's own timer this much later.
 const TRIGGER_BACKSTOP: TimeDelta = TimeDelta::seconds(5);
+/// How often something due but blocked (its cluster unreachable) is looked at again.
+const STUCK_PACE: TimeDelta = TimeDelta::seconds(5);
 /// Recent cycles and conflicts in the status.
 const STATUS_RECENT: usize = 50;
 const STATUS_CONFLICTS: usize = 100;
@@ -353,11 +355,14 @@ impl Agent {
     /// The next instant the loop must act on its own (not counting planned creates).
     fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut at = now + TimeDelta::hours(1);
+        // Right after a pass, anything already due is stuck (its cluster is unreachable): look
+        // again at a walking pace instead of spinning.
+        let pace = |t: DateTime<Utc>| t.max(now + STUCK_PACE);
         for t in self.hold_until.values() {
-            at = at.min(*t);
+            at = at.min(pace(*t));
         }
         for (t, _) in self.retry.values() {
-            at = at.min(*t);
+            at = at.min(pace(*t));
         }
         for (ci, v) in self.views.iter().enumerate() {
             match (&v.inventory, v.retry_at) {
@@ -369,7 +374,7 @@ impl Agent {
                         at = at.min(inv.at + interval);
                     }
                 }
-                (None, None) => at = at.min(now),
+                (None, None) => at = at.min(pace(now)),
             }
         }
         // Late releases are reported when their deadline passes.
@@ -391,7 +396,7 @@ impl Agent {
     /// One reconcile pass.
     async fn pass(&mut self, force_discovery: bool) {
         let now = self.now();
-        self.refresh(now, force_discovery).await;
+        self.refresh(now, force_discovery, None).await;
         let observed = self.observed();
         self.observe(now, &observed);
         if !self.shutting_down {
@@ -403,9 +408,12 @@ impl Agent {
     }
 
     /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle.
-    async fn refresh(&mut self, now: DateTime<Utc>, force: bool) {
+    async fn refresh(&mut self, now: DateTime<Utc>, force: bool, only: Option<&[usize]>) {
         let mut due = Vec::new();
         for (ci, view) in self.views.iter().enumerate() {
+            if only.is_some_and(|o| !o.contains(&ci)) {
+                continue;
+            }
             if view.retry_at.is_some_and(|r| r > now) {
                 continue;
             }
@@ -522,7 +530,9 @@ impl Agent {
                 if c.state == CycleState::Locked {
                     let pins =
                         observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
-                    if pins.snapshots.is_empty() {
+                    // Only a listing taken after the clones went can show every pin.
+                    let fresh = c.clones_deleted_at.is_none_or(|t| inv.at > t);
+                    if fresh && pins.snapshots.is_empty() {
                         unpinned.push(c.id.clone());
                     }
                 }
@@ -1041,6 +1051,17 @@ impl Agent {
                 async move { executor::release(&ctx, &conn, &vref, listing, cycle).await }
             }))
             .await;
+        // A lock is explained from a listing that shows its pins: read those clusters again.
+        let mut locked_clusters: Vec<usize> = results
+            .iter()
+            .filter(|r| r.conflicts.iter().any(|c| c.kind == ConflictKind::Locked))
+            .filter_map(|r| self.conns.iter().position(|c| c.name == r.cycle.cluster))
+            .collect();
+        locked_clusters.sort_unstable();
+        locked_clusters.dedup();
+        if !locked_clusters.is_empty() {
+            self.refresh(self.now(), true, Some(&locked_clusters)).await;
+        }
         let observed = self.observed();
         for r in results {
             let id = r.cycle.id.clone();

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod secret;
 pub mod tls;
+pub mod via;
 mod wire;
 
 #[cfg(test)]
@@ -16,6 +17,7 @@ pub use client::{
     DEFAULT_MAX_RECORDS,
 };
 pub use secret::{Secret, SecretError};
+pub use via::{Resolve, Via};
 
 use chrono::{DateTime, FixedOffset};
 

@@ -401,8 +401,20 @@ fn arb_window() -> impl Strategy<Value = Window> {
         })
 }
 
+/// Property-test settings whose failing cases are kept in `tests.regressions` beside this file
+/// (replayed before new cases; the repository's top level holds no proptest folder).
+fn persisted(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(persisted(128))]
 
     /// No planned lifecycle (with guard) contains a scheduled snapshot unless it is marked as a
     /// predicted conflict; shifts stay within their limit and never start before `now`.
@@ -604,7 +616,7 @@ fn firing_minutes(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(persisted(96))]
 
     /// Issue 7 item 1: a suggested offset fits every occurrence on every volume (checked against
     /// minute-by-minute brute force), it is the smallest such offset (ties: later), there is none
@@ -740,7 +752,7 @@ fn arb_instant() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(persisted(256))]
 
     /// Issue 7 item 5: whatever durations, anchors, `now` and horizon the planner gets, it
     /// neither panics nor builds more than a bounded timeline; out-of-bounds values are reported.
@@ -821,7 +833,7 @@ fn an_interval_anchored_after_the_horizon_is_not_one_interval_late() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(persisted(128))]
 
     /// Issue 7 item 3: a fractional `now` plans exactly like its whole second (the one rule at the
     /// planner's edge); nothing in the plan precedes `Plan::from`; every free gap's whole seconds

@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use snapwarden::agent::connect::connect_virtual;
+use snapwarden::agent::connect::{connect_virtual, ClockedSim};
 use snapwarden::agent::cycle::{Cycle, CycleResult};
 use snapwarden::agent::journal::Journal;
 use snapwarden::agent::status::{Status, StatusBoard};
 use snapwarden::agent::{Agent, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers};
 use snapwarden::config::{self, Policy};
 use snapwarden::ontap::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, Resolve, ScheduleInfo, SnapshotInfo,
+    SnapshotPolicyInfo, Via, VolumeInfo, VolumeRef,
 };
 use snapwarden::sim::Simulator;
 
@@ -55,6 +55,17 @@ pub struct Setup {
     pub sim: Option<Arc<Simulator>>,
     /// The first cluster fails every call while this is set.
     pub down: Option<Arc<AtomicBool>>,
+    /// Every mutating call takes this long (virtual time) and is counted per cluster.
+    pub slow: Option<(std::time::Duration, Arc<InFlight>)>,
+    /// How planned instants wake the loop (default: the clock; `Cron` needs real time).
+    pub triggers: Triggers,
+}
+
+/// The most mutating calls seen in flight at once, per cluster name.
+#[derive(Default)]
+pub struct InFlight {
+    pub now: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    pub max: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Setup {
@@ -66,6 +77,8 @@ impl Setup {
             dir: None,
             sim: None,
             down: None,
+            slow: None,
+            triggers: Triggers::Clock,
         }
     }
 }
@@ -81,11 +94,8 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
                 .iter()
                 .map(|c| ClusterClient {
                     name: c.name.clone(),
-                    ontap: Arc::new(Synced {
-                        inner: snapwarden::sim::SimClient::new(sim.clone(), &c.name),
-                        sim: sim.clone(),
-                        clock: clock.clone(),
-                    }) as Arc<dyn Ontap>,
+                    ontap: Arc::new(ClockedSim::new(sim.clone(), &c.name, clock.clone()))
+                        as Arc<dyn Ontap>,
                 })
                 .collect();
             (clients, sim)
@@ -105,17 +115,34 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
         .map(|(i, c)| {
             if i == 0 {
                 ClusterClient {
+                    ontap: Arc::new(Via::new(
+                        c.name.clone(),
+                        Switch {
+                            inner: c.ontap,
+                            down: down.clone(),
+                        },
+                    )),
                     name: c.name,
-                    ontap: Arc::new(Switch {
-                        inner: c.ontap,
-                        down: down.clone(),
-                    }),
                 }
             } else {
                 c
             }
         })
         .collect();
+    let clients: Vec<ClusterClient> = match &setup.slow {
+        None => clients,
+        Some((delay, counts)) => clients
+            .into_iter()
+            .map(|c| ClusterClient {
+                name: c.name,
+                ontap: Arc::new(Slow {
+                    inner: c.ontap,
+                    delay: *delay,
+                    counts: counts.clone(),
+                }),
+            })
+            .collect(),
+    };
     let dir = setup
         .dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
@@ -125,7 +152,7 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
         clock.clone(),
         Options {
             state_dir: dir.path().join("state"),
-            triggers: Triggers::Clock,
+            triggers: setup.triggers,
             hooks: setup.hooks,
         },
     )
@@ -241,14 +268,14 @@ pub fn leftovers(h: &Harness, prefix: &str) -> Vec<String> {
     })
 }
 
-/// An [`Ontap`] that fails every call with a transport error while `down` is set.
+/// Fails every call with a transport error while `down` is set.
 pub struct Switch {
     pub inner: Arc<dyn Ontap>,
     pub down: Arc<AtomicBool>,
 }
 
-impl Switch {
-    fn check(&self) -> Result<(), OntapError> {
+impl Resolve for Switch {
+    fn resolve(&self) -> Result<Arc<dyn Ontap>, OntapError> {
         if self.down.load(Ordering::SeqCst) {
             Err(OntapError::Transport {
                 cluster: self.inner.cluster_name().to_string(),
@@ -256,120 +283,107 @@ impl Switch {
                 source: "connection refused (test switch)".into(),
             })
         } else {
-            Ok(())
+            Ok(self.inner.clone())
         }
     }
 }
 
-/// A SimClient brought up to the clock before each call (for a restart on an existing world).
-pub struct Synced {
-    inner: snapwarden::sim::SimClient,
-    sim: Arc<Simulator>,
-    clock: Arc<TokioClock>,
+/// Mutating calls take `delay` and are counted while in flight.
+pub struct Slow {
+    inner: Arc<dyn Ontap>,
+    delay: std::time::Duration,
+    counts: Arc<InFlight>,
 }
 
-impl Synced {
-    fn check(&self) -> Result<(), OntapError> {
-        use snapwarden::agent::clock::Clock;
-        let now = self.clock.now();
-        self.sim.with(|w| {
-            if now > w.now() {
-                w.advance_summarized(now, 0);
-            }
-        });
-        Ok(())
+impl Slow {
+    async fn around<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let name = self.inner.cluster_name().to_string();
+        {
+            let mut now = self.counts.now.lock().unwrap();
+            let n = now.entry(name.clone()).or_default();
+            *n += 1;
+            let mut max = self.counts.max.lock().unwrap();
+            let m = max.entry(name.clone()).or_default();
+            *m = (*m).max(*n);
+        }
+        tokio::time::sleep(self.delay).await;
+        let out = call.await;
+        *self.counts.now.lock().unwrap().get_mut(&name).unwrap() -= 1;
+        out
     }
 }
 
-macro_rules! delegate {
-    ($t:ty, $inner:ident) => {
-        #[async_trait]
-        impl Ontap for $t {
-            fn cluster_name(&self) -> &str {
-                self.$inner.cluster_name()
-            }
-            async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
-                self.check()?;
-                self.$inner.cluster().await
-            }
-            async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-                self.check()?;
-                self.$inner.volumes().await
-            }
-            async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-                self.check()?;
-                self.$inner.snapshot_policies().await
-            }
-            async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-                self.check()?;
-                self.$inner.schedules().await
-            }
-            async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
-                self.check()?;
-                self.$inner.license(package).await
-            }
-            async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-                self.check()?;
-                self.$inner.snapshots().await
-            }
-            async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-                self.check()?;
-                self.$inner.luns().await
-            }
-            async fn create_snapshot(
-                &self,
-                volume: &VolumeRef,
-                name: &str,
-                comment: &str,
-            ) -> Result<SnapshotInfo, OntapError> {
-                self.check()?;
-                self.$inner.create_snapshot(volume, name, comment).await
-            }
-            async fn delete_snapshot(
-                &self,
-                volume: &VolumeRef,
-                uuid: &str,
-                name: &str,
-            ) -> Result<(), OntapError> {
-                self.check()?;
-                self.$inner.delete_snapshot(volume, uuid, name).await
-            }
-            async fn clone_lun_flexclone(
-                &self,
-                volume: &VolumeRef,
-                snapshot: &str,
-                source: &str,
-                clone: &str,
-            ) -> Result<LunInfo, OntapError> {
-                self.check()?;
-                self.$inner
-                    .clone_lun_flexclone(volume, snapshot, source, clone)
-                    .await
-            }
-            async fn clone_lun_snaprestore(
-                &self,
-                volume: &VolumeRef,
-                snapshot: &str,
-                source: &str,
-                clone: &str,
-            ) -> Result<LunInfo, OntapError> {
-                self.check()?;
-                self.$inner
-                    .clone_lun_snaprestore(volume, snapshot, source, clone)
-                    .await
-            }
-            async fn delete_lun(
-                &self,
-                uuid: &str,
-                path: &str,
-                mapped: bool,
-            ) -> Result<(), OntapError> {
-                self.check()?;
-                self.$inner.delete_lun(uuid, path, mapped).await
-            }
-        }
-    };
+#[async_trait]
+impl Ontap for Slow {
+    fn cluster_name(&self) -> &str {
+        self.inner.cluster_name()
+    }
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        self.inner.cluster().await
+    }
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        self.inner.volumes().await
+    }
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        self.inner.snapshot_policies().await
+    }
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        self.inner.schedules().await
+    }
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        self.inner.license(package).await
+    }
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.inner.snapshots().await
+    }
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        self.inner.luns().await
+    }
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        self.around(self.inner.create_snapshot(volume, name, comment))
+            .await
+    }
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        uuid: &str,
+        name: &str,
+    ) -> Result<(), OntapError> {
+        self.around(self.inner.delete_snapshot(volume, uuid, name))
+            .await
+    }
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot: &str,
+        source: &str,
+        clone: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.around(
+            self.inner
+                .clone_lun_flexclone(volume, snapshot, source, clone),
+        )
+        .await
+    }
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot: &str,
+        source: &str,
+        clone: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.around(
+            self.inner
+                .clone_lun_snaprestore(volume, snapshot, source, clone),
+        )
+        .await
+    }
+    async fn delete_lun(&self, uuid: &str, path: &str, mapped: bool) -> Result<(), OntapError> {
+        self.around(self.inner.delete_lun(uuid, path, mapped)).await
+    }
 }
-
-delegate!(Switch, inner);
-delegate!(Synced, inner);
