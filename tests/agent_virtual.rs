@@ -606,3 +606,27 @@ async fn a_released_backing_snapshot_seen_again_is_released_again() {
     assert_eq!(h.cycles()[0].state, CycleState::Released);
     h.stop().await;
 }
+
+/// Without a hook the clones are held for `expected` and released right after — a hold shorter
+/// than the loop's pace for stuck work (5 s) is not stretched to it. By hand: created at
+/// 01:10:00 (virtual time, the simulator answers at once), held 1 s, released at 01:10:01.
+#[tokio::test(start_paused = true)]
+async fn a_short_hold_without_a_hook_is_released_when_it_ends() {
+    let text =
+        base("", "\"snaprestore\"", "auto").replace("expected = \"20m\"", "expected = \"1s\"");
+    let h = start(policy(&text), Setup::at("2027-01-01T00:50:00Z"));
+    h.run_until("2027-01-01T01:11:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    let c = &cycles[0];
+    assert_eq!(c.result, Some(CycleResult::Completed), "{c:?}");
+    let (created, released) = (c.clones_created_at.unwrap(), c.released_at.unwrap());
+    assert!(created < t("2027-01-01T01:10:01Z"), "{created}");
+    assert!(
+        released >= t("2027-01-01T01:10:01Z") && released < t("2027-01-01T01:10:02Z"),
+        "held 1 s after {created}, released at {released}"
+    );
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    let (left, _, _) = h.stop().await;
+    assert!(left.is_empty());
+}

@@ -386,8 +386,9 @@ impl Agent {
     fn next_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut at = now + TimeDelta::hours(1);
         // Right after a pass, anything already due is stuck (its cluster is unreachable): look
-        // again at a walking pace instead of spinning.
-        let pace = |t: DateTime<Utc>| t.max(now + STUCK_PACE);
+        // again at a walking pace instead of spinning. What is due later (a 1 s hold) keeps
+        // its instant.
+        let pace = |t: DateTime<Utc>| if t > now { t } else { now + STUCK_PACE };
         for t in self.hold_until.values() {
             at = at.min(pace(*t));
         }
