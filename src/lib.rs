@@ -9,4 +9,5 @@ pub mod domain;
 pub mod ontap;
 pub mod planner;
 pub mod sim;
+pub mod simulate;
 pub mod timeline;
