@@ -27,8 +27,16 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// Volumes to simulate: `SNAPWARDEN_BENCH_VOLUMES`, default [`VOLUMES`].
+fn volumes() -> usize {
+    std::env::var("SNAPWARDEN_BENCH_VOLUMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(VOLUMES)
+}
+
 fn child(mode: &str) {
-    let text = simulate_support::estate(VOLUMES, "");
+    let text = simulate_support::estate(volumes(), "");
     let policy = snapwarden::config::parse_str(&text, Path::new("bench.toml")).expect("policy");
     let settings = Settings {
         days: DAYS,

@@ -271,3 +271,62 @@ fn settings_are_checked_by_the_library_too() {
         );
     }
 }
+
+/// A window on `hourly_0` (New York) that has no fitting gap and runs anyway: 03:00 local for up
+/// to 90 minutes holds its clone over the 03:05 and 04:05 snapshots every day.
+const NO_GAP: &str = r#"
+[[window]]
+name = "long"
+volumes = ["east/svm1/hourly_0"]
+start = "0 3 * * *"
+timezone = "America/New_York"
+expected = "50m"
+max = "90m"
+on_conflict = "run"
+
+[flexclone]
+recommend_after = 3
+within = "7d"
+"#;
+
+#[test]
+fn recurring_conflicts_raise_a_flexclone_recommendation_with_evidence() {
+    let policy = load(&estate(12, NO_GAP));
+    let c = simulate::compare(&policy, &settings(5, 1, 0.0)).unwrap();
+    show(&c.coordinated);
+    let co = &c.coordinated;
+    // The world saw the captures, and the agent journaled them.
+    assert!(co.chain_conflicts >= 5, "{co:?}");
+    assert!(co.recorded_conflicts["chain_conflict"] >= 5, "{co:?}");
+    assert_eq!(co.leaked_objects, 0);
+    assert_eq!(co.foreign_objects_deleted, 0);
+    let recs = &co.flexclone_recommendations;
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(
+        (r.cluster.as_str(), r.svm.as_str(), r.volume.as_str()),
+        ("east", "svm1", "hourly_0")
+    );
+    assert!(r.conflicts >= 3, "{r:?}");
+    assert!(r.evidence.contains("chain_conflict"), "{}", r.evidence);
+    assert!(r.evidence.contains("windows long"), "{}", r.evidence);
+    assert!(r.evidence.contains("not licensed"), "{}", r.evidence);
+    // The baseline has no journal to recommend from.
+    assert!(c.uncoordinated.flexclone_recommendations.is_empty());
+
+    // Licensed: the evidence says to switch.
+    let licensed = estate(12, NO_GAP).replacen(
+        "licenses = [\"snaprestore\"]",
+        "licenses = [\"snaprestore\", \"flexclone\"]",
+        1,
+    );
+    let co = simulate::coordinated(&load(&licensed), &settings(5, 1, 0.0)).unwrap();
+    assert_eq!(co.flexclone_recommendations.len(), 1);
+    assert!(
+        co.flexclone_recommendations[0]
+            .evidence
+            .contains("switch clone = \"flexclone\""),
+        "{:?}",
+        co.flexclone_recommendations
+    );
+}

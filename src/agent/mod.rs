@@ -17,6 +17,7 @@ pub mod hook;
 pub mod http;
 pub mod journal;
 mod observe;
+pub mod recommend;
 pub mod status;
 mod trigger;
 

@@ -7,8 +7,8 @@
 //! them) and the advance is read: snapshots taken, missed, rotated, chain conflicts (a scheduled
 //! snapshot that captured a live SnapRestore clone of a backing snapshot), and retention
 //! violations (a schedule that kept more snapshots than its count). Locked backing snapshots —
-//! pinned by a scheduled snapshot that captured their clone — are counted after every call and
-//! integrated over virtual time between calls (both drivers call at least hourly).
+//! pinned by a scheduled snapshot that captured their clone — are counted after every advance
+//! and integrated over virtual time between advances (both drivers call at least hourly).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -46,8 +46,6 @@ struct State {
     last: Option<DateTime<Utc>>,
     /// (cluster, volume name) → world indices (several when names repeat across SVMs).
     volumes: HashMap<(String, String), Vec<(usize, usize)>>,
-    /// Volume uuid → world indices.
-    by_uuid: HashMap<String, (usize, usize)>,
 }
 
 /// The shared meter over one simulator.
@@ -68,7 +66,6 @@ impl Meter {
                         .entry((c.name.clone(), v.name.clone()))
                         .or_default()
                         .push((ci, vi));
-                    state.by_uuid.insert(v.uuid.clone(), (ci, vi));
                 }
             }
         });
@@ -104,23 +101,13 @@ impl Meter {
                 let summary = w.advance_summarized(now, usize::MAX);
                 st.read(w, &summary);
                 // Captures and rotations change which backing snapshots are pinned.
-                let n = locked_backing_snapshots(w, &st.by_uuid);
+                let n = locked_backing_snapshots(w);
                 st.locked_now = n;
                 st.measured.max_locked = st.measured.max_locked.max(n);
             }
             if st.last.is_none_or(|l| now >= l) {
                 st.last = Some(now);
             }
-        });
-    }
-
-    /// Counts the locked backing snapshots after a call (mutations change it).
-    fn after_call(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.sim.with(|w| {
-            let n = locked_backing_snapshots(w, &st.by_uuid);
-            st.locked_now = n;
-            st.measured.max_locked = st.measured.max_locked.max(n);
         });
     }
 
@@ -184,15 +171,31 @@ impl State {
 
 /// Backing snapshots pinned by a scheduled (or any) snapshot that captured one of their
 /// SnapRestore clones: their delete is refused until the capturing snapshot rotates away.
-fn locked_backing_snapshots(w: &World, by_uuid: &HashMap<String, (usize, usize)>) -> u64 {
+///
+/// Only a clock advance changes this (a capture happens when a snapshot is taken, an unpin when
+/// the capturing snapshot rotates out; deleting a captured clone does not unpin, and a pinned
+/// snapshot cannot be deleted), so it is counted after each advance.
+fn locked_backing_snapshots(w: &World) -> u64 {
     let mut locked: HashSet<&str> = HashSet::new();
     for c in &w.clusters {
+        if c.restore_clones.is_empty() {
+            continue;
+        }
+        // Clone LUNs captured by some snapshot, per volume uuid.
+        let mut captured: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for v in &c.volumes {
+            for s in v.snapshots.iter().filter(|s| !s.captures.is_empty()) {
+                captured
+                    .entry(v.uuid.as_str())
+                    .or_default()
+                    .extend(s.captures.iter().map(String::as_str));
+            }
+        }
         for r in &c.restore_clones {
-            let Some(&(ci, vi)) = by_uuid.get(&r.volume_uuid) else {
-                continue;
-            };
-            let v = &w.clusters[ci].volumes[vi];
-            if v.snapshots.iter().any(|s| s.captures.contains(&r.lun_uuid)) {
+            if captured
+                .get(r.volume_uuid.as_str())
+                .is_some_and(|l| l.contains(r.lun_uuid.as_str()))
+            {
                 locked.insert(r.backing_snapshot_uuid.as_str());
             }
         }
@@ -210,11 +213,6 @@ impl Metered {
     fn before(&self) -> &SimClient {
         self.meter.sync();
         &self.inner
-    }
-
-    fn after<T>(&self, r: T) -> T {
-        self.meter.after_call();
-        r
     }
 }
 
@@ -250,8 +248,7 @@ impl Ontap for Metered {
         name: &str,
         comment: &str,
     ) -> Result<SnapshotInfo, OntapError> {
-        let r = self.before().create_snapshot(volume, name, comment).await;
-        self.after(r)
+        self.before().create_snapshot(volume, name, comment).await
     }
     async fn delete_snapshot(
         &self,
@@ -259,11 +256,9 @@ impl Ontap for Metered {
         snapshot_uuid: &str,
         snapshot_name: &str,
     ) -> Result<(), OntapError> {
-        let r = self
-            .before()
+        self.before()
             .delete_snapshot(volume, snapshot_uuid, snapshot_name)
-            .await;
-        self.after(r)
+            .await
     }
     async fn clone_lun_flexclone(
         &self,
@@ -272,11 +267,9 @@ impl Ontap for Metered {
         source_lun: &str,
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
-        let r = self
-            .before()
+        self.before()
             .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
-            .await;
-        self.after(r)
+            .await
     }
     async fn clone_lun_snaprestore(
         &self,
@@ -285,11 +278,9 @@ impl Ontap for Metered {
         source_lun: &str,
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
-        let r = self
-            .before()
+        self.before()
             .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
-            .await;
-        self.after(r)
+            .await
     }
     async fn delete_lun(
         &self,
@@ -297,10 +288,8 @@ impl Ontap for Metered {
         lun_path: &str,
         allow_delete_while_mapped: bool,
     ) -> Result<(), OntapError> {
-        let r = self
-            .before()
+        self.before()
             .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
-            .await;
-        self.after(r)
+            .await
     }
 }

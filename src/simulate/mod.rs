@@ -22,8 +22,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::agent::clock::Clock;
-use crate::agent::cycle::{ConflictKind, Cycle, CycleResult};
+use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
 use crate::agent::hook::HookSpec;
+use crate::agent::recommend;
 use crate::agent::{
     Agent, AgentError, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers,
 };
@@ -400,6 +401,15 @@ async fn run_agent(
             .recorded_conflicts
             .insert(k.as_str(), u64::try_from(n).unwrap_or(u64::MAX));
     }
+    let licensed: Vec<(String, bool)> = sim.with(|w| {
+        w.clusters
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| (c.name.clone(), w.licensed(ci, "flexclone")))
+            .collect()
+    });
+    report.flexclone_recommendations =
+        recommendations(&policy, &conflicts, &cycles, end, &licensed);
     let open: HashSet<(String, String, String)> = left
         .iter()
         .map(|c| {
@@ -418,6 +428,73 @@ async fn run_agent(
     report.leaked_objects = leaked(&after, &open, &open_luns);
     report.foreign_objects_deleted = foreign_deleted(&before, &after, &measured);
     Ok(report)
+}
+
+/// The C8 recommendations in force at `end`, per volume, from the agent's journal.
+fn recommendations(
+    policy: &Policy,
+    conflicts: &[ObservedConflict],
+    cycles: &[Cycle],
+    end: DateTime<Utc>,
+    licensed: &[(String, bool)],
+) -> Vec<Recommendation> {
+    let mut by_volume: BTreeMap<(&str, &str, &str), Vec<ObservedConflict>> = BTreeMap::new();
+    for c in conflicts {
+        by_volume
+            .entry((&c.cluster, &c.svm, &c.volume))
+            .or_default()
+            .push(c.clone());
+    }
+    let rule = &policy.flexclone;
+    let mut out = Vec::new();
+    for ((cluster, svm, volume), list) in by_volume {
+        let Some(raised) = recommend::decide(&list, rule.recommend_after, rule.within, end) else {
+            continue;
+        };
+        // Locked time of this volume's cycles: from the refused delete to the release (or end).
+        let locked_ms: i64 = list
+            .iter()
+            .filter(|c| c.kind == ConflictKind::Locked)
+            .filter_map(|c| {
+                let id = c.cycle.as_deref()?;
+                let cycle = cycles.iter().find(|y| y.id == id)?;
+                let until = cycle.released_at.unwrap_or(end).min(end);
+                Some((until - c.at).num_milliseconds().max(0))
+            })
+            .sum();
+        let locked_hours = (locked_ms / 36_000) as f64 / 100.0;
+        let kinds: Vec<String> = raised
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let license = licensed
+            .iter()
+            .find(|(c, _)| c == cluster)
+            .is_some_and(|(_, l)| *l);
+        let advice = if license {
+            "flexclone is licensed on the cluster: switch clone = \"flexclone\""
+        } else {
+            "flexclone is not licensed on the cluster: a FlexClone license would end these conflicts"
+        };
+        out.push(Recommendation {
+            cluster: cluster.to_string(),
+            svm: svm.to_string(),
+            volume: volume.to_string(),
+            conflicts: raised.total(),
+            locked_hours,
+            evidence: format!(
+                "{} conflicts ({}) since {}, at least {} within {}; windows {}; backing snapshots locked {locked_hours:.2} h; {advice}",
+                raised.total(),
+                kinds.join(", "),
+                raised.at.to_rfc3339(),
+                rule.recommend_after,
+                crate::planner::human(rule.within),
+                raised.windows.join(", "),
+            ),
+        });
+    }
+    out
 }
 
 fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Measured) -> Report {
