@@ -330,3 +330,97 @@ fn recurring_conflicts_raise_a_flexclone_recommendation_with_evidence() {
         co.flexclone_recommendations
     );
 }
+
+#[test]
+fn report_reads_a_simulated_journal_and_forwards_the_recommendation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("estate.toml");
+    std::fs::write(&path, estate(12, NO_GAP)).unwrap();
+    let state = dir.path().join("journal");
+    let p = path.to_str().unwrap();
+    let s = state.to_str().unwrap();
+    let out = snapwarden(&[
+        "simulate",
+        p,
+        "--days",
+        "5",
+        "--from",
+        FROM,
+        "--state-dir",
+        s,
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sim: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = snapwarden(&[
+        "report",
+        "--state-dir",
+        s,
+        "--since",
+        FROM,
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let volumes = report["volumes"].as_array().unwrap();
+    // The weekly volumes have no occurrence in March 1–5 (the first Sunday is the 7th).
+    assert_eq!(volumes.len(), 9, "{report}");
+    // The report's cycle counts add up to what simulate counted.
+    let completed: u64 = volumes
+        .iter()
+        .map(|v| v["cycles"]["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(completed, sim["cycles_completed"].as_u64().unwrap());
+    let recommended: Vec<&serde_json::Value> = volumes
+        .iter()
+        .filter(|v| !v["recommendation"].is_null())
+        .collect();
+    assert_eq!(recommended.len(), 1, "{report}");
+    assert_eq!(recommended[0]["volume"], "hourly_0");
+    assert_eq!(
+        recommended[0]["recommendation"],
+        sim["flexclone_recommendations"][0]
+            .as_object()
+            .map(|o| {
+                // The report cannot know the license from the journal: only the evidence's
+                // last clause differs.
+                let mut o = o.clone();
+                let e = o["evidence"].as_str().unwrap().to_string();
+                let cut = e.rfind("; flexclone").unwrap();
+                o.insert(
+                    "evidence".into(),
+                    format!(
+                        "{}; the cluster's flexclone license state is not in the journal (`status` shows it)",
+                        &e[..cut]
+                    )
+                    .into(),
+                );
+                serde_json::Value::Object(o)
+            })
+            .unwrap(),
+        "{report}"
+    );
+    let out = snapwarden(&["report", "--state-dir", s, "--since", FROM]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FlexClone recommended for east/svm1/hourly_0"),
+        "{text}"
+    );
+    // No journal: exit 2.
+    let out = snapwarden(&[
+        "report",
+        "--state-dir",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

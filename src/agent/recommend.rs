@@ -7,8 +7,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
 
-use super::cycle::{ConflictKind, ObservedConflict};
+use super::cycle::{ConflictKind, Cycle, ObservedConflict};
+
+/// Defaults of `[flexclone]` (`config/reference.toml`), for a journal read without its policy.
+pub const DEFAULT_RECOMMEND_AFTER: u32 = 3;
+pub const DEFAULT_WITHIN: TimeDelta = TimeDelta::days(7);
 
 /// Kinds that count towards a recommendation: what SnapRestore's dependency on the backing
 /// snapshot causes. Foreign snapshots and skipped occurrences are not its doing.
@@ -89,6 +94,88 @@ pub fn decide(
         by_kind,
         windows,
     })
+}
+
+/// A recommendation in force, with its evidence, as `simulate` and `report` show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Recommendation {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    /// Counting conflicts in the episode that raised it.
+    pub conflicts: u64,
+    pub locked_hours: f64,
+    pub evidence: String,
+}
+
+/// Hours (to the hundredth) that the volume's backing snapshots spent locked: from each refused
+/// delete (a `locked` conflict) to the cycle's release, or `now` when not released.
+pub fn locked_hours(conflicts: &[ObservedConflict], cycles: &[Cycle], now: DateTime<Utc>) -> f64 {
+    let ms: i64 = conflicts
+        .iter()
+        .filter(|c| c.kind == ConflictKind::Locked && c.at <= now)
+        .filter_map(|c| {
+            let id = c.cycle.as_deref()?;
+            let cycle = cycles.iter().find(|y| y.id == id)?;
+            let until = cycle.released_at.unwrap_or(now).min(now);
+            Some((until - c.at).num_milliseconds().max(0))
+        })
+        .fold(0i64, i64::saturating_add);
+    (ms / 36_000) as f64 / 100.0
+}
+
+/// The recommendations in force at `now`, one per volume (sorted by cluster, svm, volume).
+/// `licensed` answers the cluster's flexclone license state when it is known.
+pub fn for_volumes(
+    conflicts: &[ObservedConflict],
+    cycles: &[Cycle],
+    recommend_after: u32,
+    within: TimeDelta,
+    now: DateTime<Utc>,
+    licensed: &dyn Fn(&str) -> Option<bool>,
+) -> Vec<Recommendation> {
+    let mut by_volume: BTreeMap<(&str, &str, &str), Vec<ObservedConflict>> = BTreeMap::new();
+    for c in conflicts {
+        by_volume
+            .entry((&c.cluster, &c.svm, &c.volume))
+            .or_default()
+            .push(c.clone());
+    }
+    let mut out = Vec::new();
+    for ((cluster, svm, volume), list) in by_volume {
+        let Some(raised) = decide(&list, recommend_after, within, now) else {
+            continue;
+        };
+        let hours = locked_hours(&list, cycles, now);
+        let kinds: Vec<String> = raised
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let advice = match licensed(cluster) {
+            Some(true) => "flexclone is licensed on the cluster: switch clone = \"flexclone\"",
+            Some(false) => {
+                "flexclone is not licensed on the cluster: a FlexClone license would end these conflicts"
+            }
+            None => "the cluster's flexclone license state is not in the journal (`status` shows it)",
+        };
+        out.push(Recommendation {
+            cluster: cluster.to_string(),
+            svm: svm.to_string(),
+            volume: volume.to_string(),
+            conflicts: raised.total(),
+            locked_hours: hours,
+            evidence: format!(
+                "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}; backing snapshots locked {hours:.2} h; {advice}",
+                raised.total(),
+                kinds.join(", "),
+                raised.at.to_rfc3339(),
+                crate::planner::human(within),
+                raised.windows.join(", "),
+            ),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Command-line interface: `check`, `plan`, `run`, `status`, `history`, `simulate`,
+//! Command-line interface: `check`, `plan`, `run`, `status`, `history`, `report`, `simulate`,
 //! `simulator serve`.
 //!
 //! The imperative edge: it reads the clock and files, calls the pure core, prints, and maps
@@ -16,6 +16,7 @@ use crate::planner::{self, Observed, Plan};
 
 mod agent;
 mod render;
+mod report;
 mod simulate;
 mod simulator;
 
@@ -104,6 +105,22 @@ pub enum Command {
         /// At most this many cycles, newest first.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         limit: u32,
+        /// Table for people, JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Per volume from the journal: cycles by result, conflicts by kind, locked hours, and the
+    /// FlexClone recommendation with its evidence (exit 0; 2 no journal).
+    Report {
+        /// The policy (for its `[agent] state_dir` and `[flexclone]` rule; default rule 3 in 7d).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The journal's directory (overrides the policy's).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Count from this: RFC 3339, or a duration before the newest record (default 30d).
+        #[arg(long, value_parser = agent::parse_since)]
+        since: Option<agent::SinceArg>,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -219,6 +236,12 @@ pub fn main() -> ExitCode {
             limit as usize,
             output,
         ),
+        Command::Report {
+            config,
+            state_dir,
+            since,
+            output,
+        } => report::run(config.as_deref(), state_dir, since, output),
         Command::Simulate {
             policy,
             days,

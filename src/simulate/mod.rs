@@ -22,7 +22,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::agent::clock::Clock;
-use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
+use crate::agent::cycle::{ConflictKind, Cycle, CycleResult};
 use crate::agent::hook::HookSpec;
 use crate::agent::recommend;
 use crate::agent::{
@@ -104,16 +104,7 @@ impl Settings {
     }
 }
 
-/// A FlexClone recommendation (C8) as `simulate` reports it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Recommendation {
-    pub cluster: String,
-    pub svm: String,
-    pub volume: String,
-    pub conflicts: u64,
-    pub locked_hours: f64,
-    pub evidence: String,
-}
+pub use crate::agent::recommend::Recommendation;
 
 /// The outcome of one simulated run. Field order is the JSON's.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -346,7 +337,7 @@ async fn run_agent(
         clients,
         clock.clone(),
         Options {
-            state_dir: state_dir.join("state"),
+            state_dir: state_dir.clone(),
             triggers: Triggers::Clock,
             hooks: Some(hooks),
         },
@@ -408,8 +399,15 @@ async fn run_agent(
             .map(|(ci, c)| (c.name.clone(), w.licensed(ci, "flexclone")))
             .collect()
     });
-    report.flexclone_recommendations =
-        recommendations(&policy, &conflicts, &cycles, end, &licensed);
+    let rule = &policy.flexclone;
+    report.flexclone_recommendations = recommend::for_volumes(
+        &conflicts,
+        &cycles,
+        rule.recommend_after,
+        rule.within,
+        end,
+        &|cluster: &str| licensed.iter().find(|(c, _)| c == cluster).map(|(_, l)| *l),
+    );
     let open: HashSet<(String, String, String)> = left
         .iter()
         .map(|c| {
@@ -428,73 +426,6 @@ async fn run_agent(
     report.leaked_objects = leaked(&after, &open, &open_luns);
     report.foreign_objects_deleted = foreign_deleted(&before, &after, &measured);
     Ok(report)
-}
-
-/// The C8 recommendations in force at `end`, per volume, from the agent's journal.
-fn recommendations(
-    policy: &Policy,
-    conflicts: &[ObservedConflict],
-    cycles: &[Cycle],
-    end: DateTime<Utc>,
-    licensed: &[(String, bool)],
-) -> Vec<Recommendation> {
-    let mut by_volume: BTreeMap<(&str, &str, &str), Vec<ObservedConflict>> = BTreeMap::new();
-    for c in conflicts {
-        by_volume
-            .entry((&c.cluster, &c.svm, &c.volume))
-            .or_default()
-            .push(c.clone());
-    }
-    let rule = &policy.flexclone;
-    let mut out = Vec::new();
-    for ((cluster, svm, volume), list) in by_volume {
-        let Some(raised) = recommend::decide(&list, rule.recommend_after, rule.within, end) else {
-            continue;
-        };
-        // Locked time of this volume's cycles: from the refused delete to the release (or end).
-        let locked_ms: i64 = list
-            .iter()
-            .filter(|c| c.kind == ConflictKind::Locked)
-            .filter_map(|c| {
-                let id = c.cycle.as_deref()?;
-                let cycle = cycles.iter().find(|y| y.id == id)?;
-                let until = cycle.released_at.unwrap_or(end).min(end);
-                Some((until - c.at).num_milliseconds().max(0))
-            })
-            .sum();
-        let locked_hours = (locked_ms / 36_000) as f64 / 100.0;
-        let kinds: Vec<String> = raised
-            .by_kind
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let license = licensed
-            .iter()
-            .find(|(c, _)| c == cluster)
-            .is_some_and(|(_, l)| *l);
-        let advice = if license {
-            "flexclone is licensed on the cluster: switch clone = \"flexclone\""
-        } else {
-            "flexclone is not licensed on the cluster: a FlexClone license would end these conflicts"
-        };
-        out.push(Recommendation {
-            cluster: cluster.to_string(),
-            svm: svm.to_string(),
-            volume: volume.to_string(),
-            conflicts: raised.total(),
-            locked_hours,
-            evidence: format!(
-                "{} conflicts ({}) since {}, at least {} within {}; windows {}; backing snapshots locked {locked_hours:.2} h; {advice}",
-                raised.total(),
-                kinds.join(", "),
-                raised.at.to_rfc3339(),
-                rule.recommend_after,
-                crate::planner::human(rule.within),
-                raised.windows.join(", "),
-            ),
-        });
-    }
-    out
 }
 
 fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Measured) -> Report {
