@@ -72,6 +72,8 @@ fn a_month_coordinated_has_no_chain_conflicts_while_the_baseline_collides() {
     assert_eq!(co.cycles_shifted, PLANNED_12 - 2, "{co:?}");
     assert_eq!(co.cycles_skipped + co.cycles_failed + co.cycles_overrun, 0);
     assert_eq!(co.chain_conflicts, 0, "{co:?}");
+    // The agent's own journal agrees with the world: nothing to record.
+    assert!(co.recorded_conflicts.values().all(|n| *n == 0), "{co:?}");
     assert_eq!(co.max_locked_backing_snapshots, 0);
     assert_eq!(co.locked_backing_snapshot_hours, 0.0);
     // Every other configured start overlaps a scheduled snapshot: the baseline collides exactly

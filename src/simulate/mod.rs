@@ -45,6 +45,9 @@ pub const OBSERVE_INTERVAL: TimeDelta = TimeDelta::hours(1);
 /// A foreign snapshot put on every volume before the run: neither driver may delete it.
 pub const FOREIGN_SNAPSHOT: &str = "admin.keep-before-upgrade";
 
+/// How long before `--from` the simulated world begins (see [`world`]).
+const WORLD_LEAD: TimeDelta = TimeDelta::minutes(1);
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -218,7 +221,9 @@ fn world(policy: &Policy, from: DateTime<Utc>) -> Result<Arc<Simulator>, Simulat
     {
         return Err(SimulateError::RealCluster(c.name.clone()));
     }
-    let sim = Simulator::from_policy(policy, ClockMode::Manual, Some(from))
+    // The world begins a minute early so its foreign snapshots predate anything the run does
+    // (a snapshot stamped with the same instant as a clone would read as having captured it).
+    let sim = Simulator::from_policy(policy, ClockMode::Manual, Some(from - WORLD_LEAD))
         .map_err(|e| SimulateError::World(e.to_string()))?;
     sim.with(|w| {
         for ci in 0..w.clusters.len() {
