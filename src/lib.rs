@@ -9,5 +9,6 @@ pub mod domain;
 pub mod ontap;
 pub mod planner;
 pub mod sim;
+pub mod simulate;
 pub mod timeline;
 pub mod veeam;

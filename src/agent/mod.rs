@@ -18,6 +18,7 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 mod observe;
+pub mod recommend;
 pub mod reload;
 pub mod status;
 mod trigger;

@@ -1,4 +1,5 @@
-//! Command-line interface: `check`, `plan`, `run`, `status`, `history`, `simulator serve`.
+//! Command-line interface: `check`, `plan`, `run`, `status`, `history`, `report`, `simulate`,
+//! `simulator serve`.
 //!
 //! The imperative edge: it reads the clock and files, calls the pure core, prints, and maps
 //! outcomes to exit codes (0 ok, 1 conflicts predicted, 2 invalid input).
@@ -15,6 +16,8 @@ use crate::planner::{self, Observed, Plan};
 
 mod agent;
 pub(crate) mod render;
+mod report;
+mod simulate;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};
@@ -106,6 +109,53 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Per volume from the journal: cycles by result, conflicts by kind, locked hours, and the
+    /// FlexClone recommendation with its evidence (exit 0; 2 no journal).
+    Report {
+        /// The policy (for its `[agent] state_dir` and `[flexclone]` rule; default rule 3 in 7d).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The journal's directory (overrides the policy's).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Count from this: RFC 3339, or a duration before the newest record (default 30d).
+        #[arg(long, value_parser = agent::parse_since)]
+        since: Option<agent::SinceArg>,
+        /// Table for people, JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// What-if in virtual time: the agent over N days of a simulated world, beside a backup
+    /// tool unaware of schedules (exit 0; 2 on a bad policy or argument).
+    Simulate {
+        /// The policy TOML file; every cluster must have `endpoint = "simulator"`.
+        policy: PathBuf,
+        /// How many days to simulate (1 to 366).
+        #[arg(long, value_parser = simulate::parse_days, allow_hyphen_values = true)]
+        days: i64,
+        /// Start of the simulation (RFC 3339); default: the current hour.
+        #[arg(long, value_parser = parse_rfc3339)]
+        from: Option<DateTime<Utc>>,
+        /// Seed of the drawn backup durations (same seed, policy and --from: same output).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of backups that run past their window's `max` (0 to 1).
+        #[arg(long, default_value_t = 0.0, value_parser = simulate::parse_rate, allow_hyphen_values = true)]
+        overrun_rate: f64,
+        /// Only the baseline: snapshot and clone at each window's start, release at the
+        /// backup's end, ignoring schedules.
+        #[arg(long, conflicts_with = "compare")]
+        uncoordinated: bool,
+        /// Both runs, side by side (JSON: {"coordinated": …, "uncoordinated": …}).
+        #[arg(long)]
+        compare: bool,
+        /// Keep the simulated agent's journal here (for `history`); default: a temporary one.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Table for people, JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Run the ONTAP simulator.
     Simulator {
         #[command(subcommand)]
@@ -146,6 +196,8 @@ pub fn main() -> ExitCode {
         Command::Run { log_format, .. } => {
             agent::init_logging(*log_format, "info,tokio_cron_scheduler=warn")
         }
+        // The simulated agent's conflicts are the report, not warnings.
+        Command::Simulate { .. } => agent::init_logging(LogFormat::Text, "error"),
         _ => agent::init_logging(LogFormat::Text, "warn"),
     }
     let code = match cli.command {
@@ -184,6 +236,36 @@ pub fn main() -> ExitCode {
             limit as usize,
             output,
         ),
+        Command::Report {
+            config,
+            state_dir,
+            since,
+            output,
+        } => report::run(config.as_deref(), state_dir, since, output),
+        Command::Simulate {
+            policy,
+            days,
+            from,
+            seed,
+            overrun_rate,
+            uncoordinated,
+            compare,
+            state_dir,
+            output,
+        } => simulate::run(simulate::Args {
+            policy,
+            days,
+            from,
+            seed,
+            overrun_rate,
+            mode: match (uncoordinated, compare) {
+                (_, true) => simulate::Mode::Compare,
+                (true, false) => simulate::Mode::Uncoordinated,
+                (false, false) => simulate::Mode::Coordinated,
+            },
+            state_dir,
+            output,
+        }),
         Command::Simulator { command } => simulator::run(command),
     };
     ExitCode::from(code)

@@ -1,0 +1,295 @@
+//! The FlexClone recommendation (C8), decided purely from one volume's journaled conflicts and
+//! `now`: `recommend_after` conflicts within `within` raise it; a conflict-free stretch of
+//! `within` clears it.
+//!
+//! No clock, no I/O: the caller reads the journal and passes what it read.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::cycle::{ConflictKind, Cycle, ObservedConflict};
+
+/// Defaults of `[flexclone]` (`config/reference.toml`), for a journal read without its policy.
+pub const DEFAULT_RECOMMEND_AFTER: u32 = 3;
+pub const DEFAULT_WITHIN: TimeDelta = TimeDelta::days(7);
+
+/// Kinds that count towards a recommendation: what SnapRestore's dependency on the backing
+/// snapshot causes. Foreign snapshots and skipped occurrences are not its doing.
+pub fn counts(kind: ConflictKind) -> bool {
+    matches!(
+        kind,
+        ConflictKind::ChainConflict | ConflictKind::Locked | ConflictKind::LateRelease
+    )
+}
+
+/// A recommendation in force at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    /// The conflict that brought the count to `recommend_after`.
+    pub at: DateTime<Utc>,
+    /// Counting conflicts since the episode began (the first of the `recommend_after`), by kind.
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// Windows whose cycles had those conflicts, sorted.
+    pub windows: Vec<String>,
+}
+
+impl Raised {
+    pub fn total(&self) -> u64 {
+        self.by_kind.values().sum()
+    }
+}
+
+/// Whether a recommendation is in force at `now` for one volume, given its conflicts (any
+/// order, any kinds; those after `now` are ignored).
+///
+/// Walking the counting conflicts in time order: a recommendation is raised at a conflict when
+/// `recommend_after` of them lie in `(t - within, t]`; once raised it stays until a stretch of
+/// `within` passes without a conflict (between two conflicts, or from the last one to `now`).
+pub fn decide(
+    conflicts: &[ObservedConflict],
+    recommend_after: u32,
+    within: TimeDelta,
+    now: DateTime<Utc>,
+) -> Option<Raised> {
+    let mut relevant: Vec<&ObservedConflict> = conflicts
+        .iter()
+        .filter(|c| counts(c.kind) && c.at <= now)
+        .collect();
+    relevant.sort_by_key(|c| c.at);
+    let need = usize::try_from(recommend_after.max(1)).unwrap_or(usize::MAX);
+    // Index of the first conflict of the current episode, and of the raise, when in force.
+    let mut raised: Option<(usize, usize)> = None;
+    let mut first_in_window = 0;
+    for i in 0..relevant.len() {
+        let t = relevant[i].at;
+        if i > 0 && t - relevant[i - 1].at >= within {
+            raised = None;
+        }
+        while t - relevant[first_in_window].at >= within {
+            first_in_window += 1;
+        }
+        if raised.is_none() && i + 1 - first_in_window >= need {
+            raised = Some((first_in_window, i));
+        }
+    }
+    let (first, at) = raised?;
+    let last = relevant.last()?;
+    if now - last.at >= within {
+        return None;
+    }
+    let mut by_kind = BTreeMap::new();
+    let mut windows: Vec<String> = Vec::new();
+    for c in &relevant[first..] {
+        *by_kind.entry(c.kind.as_str()).or_insert(0) += 1;
+        if let Some(w) = &c.window {
+            windows.push(w.clone());
+        }
+    }
+    windows.sort();
+    windows.dedup();
+    Some(Raised {
+        at: relevant[at].at,
+        by_kind,
+        windows,
+    })
+}
+
+/// A recommendation in force, with its evidence, as `simulate` and `report` show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Recommendation {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    /// Counting conflicts in the episode that raised it.
+    pub conflicts: u64,
+    pub locked_hours: f64,
+    pub evidence: String,
+}
+
+/// Hours (to the hundredth) that the volume's backing snapshots spent locked: from each refused
+/// delete (a `locked` conflict) to the cycle's release, or `now` when not released.
+pub fn locked_hours(conflicts: &[ObservedConflict], cycles: &[Cycle], now: DateTime<Utc>) -> f64 {
+    let ms: i64 = conflicts
+        .iter()
+        .filter(|c| c.kind == ConflictKind::Locked && c.at <= now)
+        .filter_map(|c| {
+            let id = c.cycle.as_deref()?;
+            let cycle = cycles.iter().find(|y| y.id == id)?;
+            let until = cycle.released_at.unwrap_or(now).min(now);
+            Some((until - c.at).num_milliseconds().max(0))
+        })
+        .fold(0i64, i64::saturating_add);
+    (ms / 36_000) as f64 / 100.0
+}
+
+/// The recommendations in force at `now`, one per volume (sorted by cluster, svm, volume).
+/// `licensed` answers the cluster's flexclone license state when it is known.
+pub fn for_volumes(
+    conflicts: &[ObservedConflict],
+    cycles: &[Cycle],
+    recommend_after: u32,
+    within: TimeDelta,
+    now: DateTime<Utc>,
+    licensed: &dyn Fn(&str) -> Option<bool>,
+) -> Vec<Recommendation> {
+    let mut by_volume: BTreeMap<(&str, &str, &str), Vec<ObservedConflict>> = BTreeMap::new();
+    for c in conflicts {
+        by_volume
+            .entry((&c.cluster, &c.svm, &c.volume))
+            .or_default()
+            .push(c.clone());
+    }
+    let mut out = Vec::new();
+    for ((cluster, svm, volume), list) in by_volume {
+        let Some(raised) = decide(&list, recommend_after, within, now) else {
+            continue;
+        };
+        let hours = locked_hours(&list, cycles, now);
+        let kinds: Vec<String> = raised
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let advice = match licensed(cluster) {
+            Some(true) => "flexclone is licensed on the cluster: switch clone = \"flexclone\"",
+            Some(false) => {
+                "flexclone is not licensed on the cluster: a FlexClone license would end these conflicts"
+            }
+            None => "the cluster's flexclone license state is not in the journal (`status` shows it)",
+        };
+        out.push(Recommendation {
+            cluster: cluster.to_string(),
+            svm: svm.to_string(),
+            volume: volume.to_string(),
+            conflicts: raised.total(),
+            locked_hours: hours,
+            evidence: format!(
+                "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}; backing snapshots locked {hours:.2} h; {advice}",
+                raised.total(),
+                kinds.join(", "),
+                raised.at.to_rfc3339(),
+                crate::planner::human(within),
+                raised.windows.join(", "),
+            ),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn c(kind: ConflictKind, at: &str, window: &str) -> ObservedConflict {
+        ObservedConflict {
+            kind,
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: "v".into(),
+            window: Some(window.into()),
+            cycle: None,
+            at: t(at),
+            detail: String::new(),
+            key: format!("{at}{window}"),
+        }
+    }
+
+    const CHAIN: ConflictKind = ConflictKind::ChainConflict;
+
+    #[test]
+    fn three_within_a_week_raise_it_two_do_not() {
+        let week = TimeDelta::days(7);
+        let two = [
+            c(CHAIN, "2027-01-01T01:00:00Z", "n"),
+            c(ConflictKind::Locked, "2027-01-03T01:00:00Z", "n"),
+        ];
+        assert_eq!(decide(&two, 3, week, t("2027-01-04T00:00:00Z")), None);
+        let mut three = two.to_vec();
+        three.push(c(CHAIN, "2027-01-07T23:00:00Z", "m"));
+        let r = decide(&three, 3, week, t("2027-01-08T00:00:00Z")).expect("raised");
+        // Raised at the third: 6 days 22 hours after the first, inside the week.
+        assert_eq!(r.at, t("2027-01-07T23:00:00Z"));
+        assert_eq!(r.total(), 3);
+        assert_eq!(r.by_kind.get("chain_conflict"), Some(&2));
+        assert_eq!(r.by_kind.get("locked"), Some(&1));
+        assert_eq!(r.windows, vec!["m".to_string(), "n".to_string()]);
+        // Not yet at a `now` before the third.
+        assert_eq!(decide(&three, 3, week, t("2027-01-07T22:00:00Z")), None);
+    }
+
+    #[test]
+    fn three_spread_over_more_than_the_period_do_not_raise_it() {
+        // 1st, 5th, 9th: any two fit in a week, never three.
+        let spread = [
+            c(CHAIN, "2027-01-01T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-05T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-09T00:00:00Z", "n"),
+        ];
+        assert_eq!(
+            decide(&spread, 3, TimeDelta::days(7), t("2027-01-09T01:00:00Z")),
+            None
+        );
+        // Exactly a week apart is outside `(t - within, t]`.
+        let edge = [
+            c(CHAIN, "2027-01-01T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-04T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-08T00:00:00Z", "n"),
+        ];
+        assert_eq!(
+            decide(&edge, 3, TimeDelta::days(7), t("2027-01-08T01:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_conflict_free_period_clears_it_and_a_new_episode_needs_the_full_count() {
+        let week = TimeDelta::days(7);
+        let mut cs = vec![
+            c(CHAIN, "2027-01-01T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-02T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-03T00:00:00Z", "n"),
+        ];
+        // In force up to a week after the last conflict, cleared at exactly a week.
+        assert!(decide(&cs, 3, week, t("2027-01-09T23:59:59Z")).is_some());
+        assert_eq!(decide(&cs, 3, week, t("2027-01-10T00:00:00Z")), None);
+        // A conflict 6 days after the last keeps it in force, counted in the episode.
+        let mut kept = cs.clone();
+        kept.push(c(ConflictKind::LateRelease, "2027-01-09T00:00:00Z", "n"));
+        let r = decide(&kept, 3, week, t("2027-01-12T00:00:00Z")).expect("kept");
+        assert_eq!(r.at, t("2027-01-03T00:00:00Z"));
+        assert_eq!(r.total(), 4);
+        // After a clear, one new conflict is not enough: the count starts again.
+        cs.push(c(CHAIN, "2027-01-20T00:00:00Z", "n"));
+        assert_eq!(decide(&cs, 3, week, t("2027-01-20T01:00:00Z")), None);
+        cs.push(c(CHAIN, "2027-01-21T00:00:00Z", "n"));
+        cs.push(c(CHAIN, "2027-01-22T00:00:00Z", "n"));
+        let r = decide(&cs, 3, week, t("2027-01-22T01:00:00Z")).expect("raised again");
+        assert_eq!(r.at, t("2027-01-22T00:00:00Z"));
+        assert_eq!(r.total(), 3);
+    }
+
+    #[test]
+    fn foreign_and_skipped_do_not_count_and_order_does_not_matter() {
+        let week = TimeDelta::days(7);
+        let cs = [
+            c(CHAIN, "2027-01-03T00:00:00Z", "n"),
+            c(ConflictKind::Foreign, "2027-01-01T00:00:00Z", "n"),
+            c(ConflictKind::Skipped, "2027-01-02T00:00:00Z", "n"),
+            c(CHAIN, "2027-01-01T12:00:00Z", "n"),
+        ];
+        assert_eq!(decide(&cs, 3, week, t("2027-01-04T00:00:00Z")), None);
+        let r = decide(&cs, 2, week, t("2027-01-04T00:00:00Z")).expect("two chain");
+        assert_eq!(r.at, t("2027-01-03T00:00:00Z"));
+        assert_eq!(r.total(), 2);
+        // recommend_after = 1: the first counting conflict raises it.
+        let r = decide(&cs, 1, week, t("2027-01-04T00:00:00Z")).expect("one");
+        assert_eq!(r.at, t("2027-01-01T12:00:00Z"));
+        assert_eq!(decide(&[], 1, week, t("2027-01-04T00:00:00Z")), None);
+    }
+}

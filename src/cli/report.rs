@@ -1,0 +1,364 @@
+//! `snapwarden report`: per volume, from the journal — cycles by result, conflicts by kind, the
+//! hours backing snapshots spent locked, and the FlexClone recommendation with its evidence: the
+//! page an admin forwards to justify a FlexClone license.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::agent::SinceArg;
+use super::{Output, EXIT_INVALID, EXIT_OK};
+use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
+use crate::agent::journal::Journal;
+use crate::agent::recommend::{self, Recommendation};
+use crate::config;
+
+/// One volume's page.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VolumeReport {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    /// Cycles planned since `since`, by result (`open`: not ended yet).
+    pub cycles: BTreeMap<&'static str, u64>,
+    /// Conflicts since `since`, by kind.
+    pub conflicts: BTreeMap<&'static str, u64>,
+    /// Hours its backing snapshots spent locked since `since`.
+    pub locked_hours: f64,
+    /// In force at `generated_at` (decided over the whole journal, not only since `since`).
+    pub recommendation: Option<Recommendation>,
+}
+
+/// The whole report. Field order is the JSON's.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub generated_at: DateTime<Utc>,
+    pub since: DateTime<Utc>,
+    pub recommend_after: u32,
+    pub within: String,
+    pub volumes: Vec<VolumeReport>,
+}
+
+const RESULTS: [&str; 5] = ["completed", "overrun", "failed", "skipped", "open"];
+const KINDS: [ConflictKind; 5] = [
+    ConflictKind::ChainConflict,
+    ConflictKind::Locked,
+    ConflictKind::LateRelease,
+    ConflictKind::Skipped,
+    ConflictKind::Foreign,
+];
+
+/// Builds the report from what the journal holds (pure: `now` is an argument).
+pub fn build(
+    cycles: &[Cycle],
+    conflicts: &[ObservedConflict],
+    recommend_after: u32,
+    within: TimeDelta,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Report {
+    let entry = |cluster: &str, svm: &str, volume: &str| VolumeReport {
+        cluster: cluster.to_string(),
+        svm: svm.to_string(),
+        volume: volume.to_string(),
+        cycles: RESULTS.iter().map(|r| (*r, 0)).collect(),
+        conflicts: KINDS.iter().map(|k| (k.as_str(), 0)).collect(),
+        locked_hours: 0.0,
+        recommendation: None,
+    };
+    // Every volume the journal knows, even without anything since `since`.
+    let mut pages: BTreeMap<(String, String, String), VolumeReport> = BTreeMap::new();
+    for c in cycles {
+        let key = (c.cluster.clone(), c.svm.clone(), c.volume.clone());
+        let page = pages
+            .entry(key)
+            .or_insert_with(|| entry(&c.cluster, &c.svm, &c.volume));
+        if c.window_start >= since && c.window_start <= now {
+            let r = c.result.map_or("open", CycleResult::as_str);
+            *page.cycles.entry(r).or_insert(0) += 1;
+        }
+    }
+    for c in conflicts {
+        let key = (c.cluster.clone(), c.svm.clone(), c.volume.clone());
+        let page = pages
+            .entry(key)
+            .or_insert_with(|| entry(&c.cluster, &c.svm, &c.volume));
+        if c.at >= since && c.at <= now {
+            *page.conflicts.entry(c.kind.as_str()).or_insert(0) += 1;
+        }
+    }
+    let recent: Vec<ObservedConflict> = conflicts
+        .iter()
+        .filter(|c| c.at >= since)
+        .cloned()
+        .collect();
+    let recommendations =
+        recommend::for_volumes(conflicts, cycles, recommend_after, within, now, &|_| None);
+    for page in pages.values_mut() {
+        let mine: Vec<ObservedConflict> = recent
+            .iter()
+            .filter(|c| c.cluster == page.cluster && c.svm == page.svm && c.volume == page.volume)
+            .cloned()
+            .collect();
+        page.locked_hours = recommend::locked_hours(&mine, cycles, now);
+        page.recommendation = recommendations
+            .iter()
+            .find(|r| r.cluster == page.cluster && r.svm == page.svm && r.volume == page.volume)
+            .cloned();
+    }
+    Report {
+        generated_at: now,
+        since,
+        recommend_after,
+        within: crate::planner::human(within),
+        volumes: pages.into_values().collect(),
+    }
+}
+
+/// `snapwarden report`.
+pub fn run(
+    policy: Option<&Path>,
+    state_dir: Option<PathBuf>,
+    since: Option<SinceArg>,
+    output: Output,
+) -> u8 {
+    let (dir, rule) = match policy.map(config::load) {
+        Some(Ok(p)) => (
+            state_dir.unwrap_or_else(|| p.agent.state_dir.clone()),
+            (p.flexclone.recommend_after, p.flexclone.within),
+        ),
+        Some(Err(errors)) => {
+            eprintln!("{errors}");
+            return EXIT_INVALID;
+        }
+        None => (
+            state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/snapwarden")),
+            (
+                recommend::DEFAULT_RECOMMEND_AFTER,
+                recommend::DEFAULT_WITHIN,
+            ),
+        ),
+    };
+    let journal = match Journal::open_read_only(&dir) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let read = journal
+        .recent_cycles(DateTime::<Utc>::MIN_UTC, None, usize::MAX >> 1)
+        .and_then(|c| {
+            Ok((
+                c,
+                journal.conflicts(DateTime::<Utc>::MIN_UTC, usize::MAX >> 1)?,
+            ))
+        });
+    let (cycles, conflicts) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    // A simulated journal lies in virtual time: report as of its newest record when that is
+    // later than the clock.
+    let newest = cycles
+        .iter()
+        .filter_map(|c| c.released_at.or(c.created_at))
+        .chain(conflicts.iter().map(|c| c.at))
+        .max();
+    let now = newest.map_or_else(Utc::now, |n| n.max(Utc::now()));
+    let since = match since.unwrap_or(SinceArg::Ago(TimeDelta::days(30))) {
+        SinceArg::At(t) => t,
+        SinceArg::Ago(d) => now - d,
+    };
+    let report = build(&cycles, &conflicts, rule.0, rule.1, since, now);
+    let text = match output {
+        Output::Json => {
+            let mut s = serde_json::to_string_pretty(&report).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        Output::Table => table(&report),
+    };
+    super::print(&text);
+    EXIT_OK
+}
+
+/// One line per volume, then each recommendation with its evidence.
+pub fn table(r: &Report) -> String {
+    let mut out = format!(
+        "since {} (as of {}); FlexClone recommended after {} conflicts within {}\n\n",
+        r.since.to_rfc3339(),
+        r.generated_at.to_rfc3339(),
+        r.recommend_after,
+        r.within
+    );
+    out.push_str(&format!(
+        "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8}  {}\n",
+        "volume",
+        "completed",
+        "overrun",
+        "failed",
+        "skipped",
+        "open",
+        "chain",
+        "locked",
+        "late",
+        "locked h",
+        "flexclone"
+    ));
+    for v in &r.volumes {
+        let n = |m: &BTreeMap<&str, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+        out.push_str(&format!(
+            "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8.2}  {}\n",
+            format!("{}/{}/{}", v.cluster, v.svm, v.volume),
+            n(&v.cycles, "completed"),
+            n(&v.cycles, "overrun"),
+            n(&v.cycles, "failed"),
+            n(&v.cycles, "skipped"),
+            n(&v.cycles, "open"),
+            n(&v.conflicts, "chain_conflict"),
+            n(&v.conflicts, "locked"),
+            n(&v.conflicts, "late_release"),
+            v.locked_hours,
+            if v.recommendation.is_some() {
+                "recommended"
+            } else {
+                "-"
+            }
+        ));
+    }
+    for v in &r.volumes {
+        if let Some(rec) = &v.recommendation {
+            out.push_str(&format!(
+                "\nFlexClone recommended for {}/{}/{}: {}\n",
+                rec.cluster, rec.svm, rec.volume, rec.evidence
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::cycle::{CloneKind, CycleState};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn cycle(id: &str, volume: &str, start: &str, result: Option<CycleResult>) -> Cycle {
+        Cycle {
+            id: id.into(),
+            window: "nightly".into(),
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: volume.into(),
+            window_start: t(start),
+            create_at: t(start),
+            release_by: t(start) + TimeDelta::hours(1),
+            release_deadline: None,
+            backing_snapshot: format!("snapwarden.nightly.{id}"),
+            clone_kind: CloneKind::SnapRestore,
+            clones: Vec::new(),
+            state: if result.is_some() {
+                CycleState::Released
+            } else {
+                CycleState::Locked
+            },
+            result,
+            created_at: Some(t(start)),
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: result.map(|_| t(start) + TimeDelta::hours(3)),
+            detail: String::new(),
+        }
+    }
+
+    fn conflict(kind: ConflictKind, volume: &str, cycle: &str, at: &str) -> ObservedConflict {
+        ObservedConflict {
+            kind,
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: volume.into(),
+            window: Some("nightly".into()),
+            cycle: Some(cycle.into()),
+            at: t(at),
+            detail: String::new(),
+            key: format!("{cycle}{at}"),
+        }
+    }
+
+    #[test]
+    fn counts_locked_hours_and_the_recommendation_per_volume() {
+        use CycleResult::*;
+        let cycles = vec![
+            cycle("a1", "a", "2027-01-01T01:00:00Z", Some(Completed)),
+            cycle("a2", "a", "2027-01-02T01:00:00Z", Some(Overrun)),
+            cycle("a3", "a", "2027-01-03T01:00:00Z", None),
+            cycle("b1", "b", "2027-01-01T01:00:00Z", Some(Completed)),
+            // Before `since`: not counted.
+            cycle("b0", "b", "2026-12-01T01:00:00Z", Some(Failed)),
+        ];
+        let conflicts = vec![
+            conflict(
+                ConflictKind::ChainConflict,
+                "a",
+                "a2",
+                "2027-01-02T02:05:00Z",
+            ),
+            // Locked from 03:00 to the release at 04:00 (a2 released 3 h after its start).
+            conflict(ConflictKind::Locked, "a", "a2", "2027-01-02T03:00:00Z"),
+            // Still locked at `now` (no release): 2027-01-03T02:00 → now 2027-01-04T00:00 = 22 h.
+            conflict(ConflictKind::Locked, "a", "a3", "2027-01-03T02:00:00Z"),
+            conflict(ConflictKind::Foreign, "b", "b1", "2027-01-01T05:00:00Z"),
+        ];
+        let r = build(
+            &cycles,
+            &conflicts,
+            3,
+            TimeDelta::days(7),
+            t("2027-01-01T00:00:00Z"),
+            t("2027-01-04T00:00:00Z"),
+        );
+        assert_eq!(r.volumes.len(), 2);
+        let a = &r.volumes[0];
+        assert_eq!(a.volume, "a");
+        assert_eq!(
+            (a.cycles["completed"], a.cycles["overrun"], a.cycles["open"]),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (a.conflicts["chain_conflict"], a.conflicts["locked"]),
+            (1, 2)
+        );
+        assert_eq!(a.locked_hours, 23.0);
+        let rec = a
+            .recommendation
+            .as_ref()
+            .expect("three conflicts in a week");
+        assert_eq!(rec.conflicts, 3);
+        assert!(
+            rec.evidence.contains("chain_conflict 1, locked 2"),
+            "{}",
+            rec.evidence
+        );
+        assert!(
+            rec.evidence.contains("not in the journal"),
+            "{}",
+            rec.evidence
+        );
+        let b = &r.volumes[1];
+        assert_eq!((b.cycles["completed"], b.cycles["failed"]), (1, 0));
+        assert_eq!(b.conflicts["foreign"], 1);
+        assert_eq!(b.recommendation, None);
+        let text = table(&r);
+        assert!(text.contains("c/s/a"), "{text}");
+        assert!(text.contains("FlexClone recommended for c/s/a"), "{text}");
+    }
+}

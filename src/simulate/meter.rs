@@ -1,0 +1,295 @@
+//! The simulated world, metered: a clock-following [`Ontap`] client over the in-process simulator
+//! that counts what the schedules did and what the backing snapshots suffered.
+//!
+//! Both drivers (the agent and the uncoordinated baseline) reach the world only through these
+//! clients, so the same numbers are measured the same way for both. Before every call the world
+//! is advanced to the driver's clock (scheduled snapshots are taken exactly as virtual time passes
+//! them) and the advance is read: snapshots taken, missed, rotated, chain conflicts (a scheduled
+//! snapshot that captured a live SnapRestore clone of a backing snapshot), and retention
+//! violations (a schedule that kept more snapshots than its count). Locked backing snapshots —
+//! pinned by a scheduled snapshot that captured their clone — are counted after every advance
+//! and integrated over virtual time between advances (both drivers call at least hourly).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::agent::clock::Clock;
+use crate::ontap::{
+    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
+    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+};
+use crate::sim::{ClockSummary, SimClient, Simulator, World};
+
+/// What was measured over a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    pub scheduled_snapshots_taken: u64,
+    pub scheduled_snapshots_missed: u64,
+    /// Scheduled snapshots deleted by their schedule's rotation.
+    pub scheduled_snapshots_rotated: u64,
+    pub chain_conflicts: u64,
+    pub retention_violations: u64,
+    /// Locked backing snapshots × seconds.
+    pub locked_seconds: i64,
+    pub max_locked: u64,
+}
+
+/// The meter's running state, shared by the clients of every cluster.
+#[derive(Debug, Default)]
+struct State {
+    measured: Measured,
+    /// Locked backing snapshots after the last call, and when that was.
+    locked_now: u64,
+    last: Option<DateTime<Utc>>,
+    /// (cluster, volume name) → world indices (several when names repeat across SVMs).
+    volumes: HashMap<(String, String), Vec<(usize, usize)>>,
+}
+
+/// The shared meter over one simulator.
+pub struct Meter {
+    sim: Arc<Simulator>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+}
+
+impl Meter {
+    pub fn new(sim: Arc<Simulator>, clock: Arc<dyn Clock>) -> Arc<Meter> {
+        let mut state = State::default();
+        sim.with(|w| {
+            for (ci, c) in w.clusters.iter().enumerate() {
+                for (vi, v) in c.volumes.iter().enumerate() {
+                    state
+                        .volumes
+                        .entry((c.name.clone(), v.name.clone()))
+                        .or_default()
+                        .push((ci, vi));
+                }
+            }
+        });
+        Arc::new(Meter {
+            sim,
+            clock,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// A client of one cluster.
+    pub fn client(self: &Arc<Meter>, cluster: &str) -> Arc<dyn Ontap> {
+        Arc::new(Metered {
+            inner: SimClient::new(self.sim.clone(), cluster),
+            meter: self.clone(),
+        })
+    }
+
+    /// Brings the world to the clock and measures (what [`Metered`] does before every call).
+    pub fn sync(&self) {
+        let now = self.clock.now();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.sim.with(|w| {
+            // Time between the previous call and now at the count the previous call left.
+            if let Some(last) = st.last.filter(|l| now > *l) {
+                let secs = (now - last).num_seconds();
+                let add = i64::try_from(st.locked_now)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(secs);
+                st.measured.locked_seconds = st.measured.locked_seconds.saturating_add(add);
+            }
+            if now > w.now() {
+                let summary = w.advance_summarized(now, usize::MAX);
+                st.read(w, &summary);
+                // Captures and rotations change which backing snapshots are pinned.
+                let n = locked_backing_snapshots(w);
+                st.locked_now = n;
+                st.measured.max_locked = st.measured.max_locked.max(n);
+            }
+            if st.last.is_none_or(|l| now >= l) {
+                st.last = Some(now);
+            }
+        });
+    }
+
+    /// Everything measured so far (call [`Meter::sync`] at the end instant first).
+    pub fn measured(&self) -> Measured {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .measured
+            .clone()
+    }
+}
+
+impl State {
+    /// Reads one advance: counts, chain conflicts and retention violations of the snapshots taken.
+    fn read(&mut self, w: &World, summary: &ClockSummary) {
+        let m = &mut self.measured;
+        m.scheduled_snapshots_taken = m.scheduled_snapshots_taken.saturating_add(summary.taken);
+        m.scheduled_snapshots_missed = m.scheduled_snapshots_missed.saturating_add(summary.skipped);
+        m.scheduled_snapshots_rotated = m
+            .scheduled_snapshots_rotated
+            .saturating_add(summary.deleted);
+        for e in summary.events.iter().filter(|e| e.kind == "taken") {
+            let Some(uuid) = e.uuid.as_deref() else {
+                continue;
+            };
+            let Some(at) = self.volumes.get(&(e.cluster.clone(), e.volume.clone())) else {
+                continue;
+            };
+            for &(ci, vi) in at {
+                let c = &w.clusters[ci];
+                let v = &c.volumes[vi];
+                let Some(s) = v.snapshots.iter().find(|s| s.uuid == uuid) else {
+                    continue;
+                };
+                if !s.captures.is_empty() {
+                    m.chain_conflicts = m.chain_conflicts.saturating_add(1);
+                }
+                // Retention: only locked snapshots can keep a schedule above its count.
+                let Some(prefix) = s.schedule_prefix.as_deref() else {
+                    continue;
+                };
+                let count = c
+                    .policies
+                    .iter()
+                    .find(|p| p.name == v.snapshot_policy)
+                    .and_then(|p| p.copies.iter().find(|k| k.effective_prefix() == prefix))
+                    .map(|k| u64::from(k.count.max(1)));
+                let kept = v
+                    .snapshots
+                    .iter()
+                    .filter(|t| t.schedule_prefix.as_deref() == Some(prefix))
+                    .count();
+                if count.is_some_and(|n| u64::try_from(kept).unwrap_or(u64::MAX) > n) {
+                    m.retention_violations = m.retention_violations.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+/// Backing snapshots pinned by a scheduled (or any) snapshot that captured one of their
+/// SnapRestore clones: their delete is refused until the capturing snapshot rotates away.
+///
+/// Only a clock advance changes this (a capture happens when a snapshot is taken, an unpin when
+/// the capturing snapshot rotates out; deleting a captured clone does not unpin, and a pinned
+/// snapshot cannot be deleted), so it is counted after each advance.
+fn locked_backing_snapshots(w: &World) -> u64 {
+    let mut locked: HashSet<&str> = HashSet::new();
+    for c in &w.clusters {
+        if c.restore_clones.is_empty() {
+            continue;
+        }
+        // Clone LUNs captured by some snapshot, per volume uuid.
+        let mut captured: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for v in &c.volumes {
+            for s in v.snapshots.iter().filter(|s| !s.captures.is_empty()) {
+                captured
+                    .entry(v.uuid.as_str())
+                    .or_default()
+                    .extend(s.captures.iter().map(String::as_str));
+            }
+        }
+        for r in &c.restore_clones {
+            if captured
+                .get(r.volume_uuid.as_str())
+                .is_some_and(|l| l.contains(r.lun_uuid.as_str()))
+            {
+                locked.insert(r.backing_snapshot_uuid.as_str());
+            }
+        }
+    }
+    u64::try_from(locked.len()).unwrap_or(u64::MAX)
+}
+
+/// A cluster's client: the simulator, advanced and measured around every call.
+struct Metered {
+    inner: SimClient,
+    meter: Arc<Meter>,
+}
+
+impl Metered {
+    fn before(&self) -> &SimClient {
+        self.meter.sync();
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl Ontap for Metered {
+    fn cluster_name(&self) -> &str {
+        self.inner.cluster_name()
+    }
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        self.before().cluster().await
+    }
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        self.before().volumes().await
+    }
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        self.before().snapshot_policies().await
+    }
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        self.before().schedules().await
+    }
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        self.before().license(package).await
+    }
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.before().snapshots().await
+    }
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        self.before().luns().await
+    }
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        comment: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        self.before().create_snapshot(volume, name, comment).await
+    }
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        snapshot_uuid: &str,
+        snapshot_name: &str,
+    ) -> Result<(), OntapError> {
+        self.before()
+            .delete_snapshot(volume, snapshot_uuid, snapshot_name)
+            .await
+    }
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.before()
+            .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
+            .await
+    }
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        self.before()
+            .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
+            .await
+    }
+    async fn delete_lun(
+        &self,
+        lun_uuid: &str,
+        lun_path: &str,
+        allow_delete_while_mapped: bool,
+    ) -> Result<(), OntapError> {
+        self.before()
+            .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
+            .await
+    }
+}

@@ -1,0 +1,515 @@
+//! `snapwarden simulate`: the agent's own loop in virtual time against the in-process simulator,
+//! and an uncoordinated baseline on the same world with the same drawn backups.
+//!
+//! The coordinated run is [`Agent::run`] unchanged (planner, executor, journal), on a paused
+//! current-thread tokio runtime: hours pass as fast as the loop can plan them. Hooks are replaced
+//! by [`HookSpec::Simulated`] backups drawn per occurrence ([`draw`]). The baseline
+//! ([`baseline`]) snapshots and clones at every window's configured start and releases when the
+//! drawn backup ends, ignoring schedules. Both reach the world only through [`meter`]'s clients,
+//! which measure the schedules' side (taken, missed, chain conflicts, locks, retention) the same
+//! way for both; the cycle counts come from the agent's journal and the baseline's own tally.
+
+mod baseline;
+pub mod draw;
+mod meter;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::agent::clock::Clock;
+use crate::agent::cycle::{ConflictKind, Cycle, CycleResult};
+use crate::agent::hook::HookSpec;
+use crate::agent::recommend;
+use crate::agent::{
+    Agent, AgentError, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers,
+};
+use crate::config::{Endpoint, Policy};
+use crate::sim::{ClockMode, Simulator, World};
+
+use draw::{Draws, Occurrence};
+use meter::{Measured, Meter};
+
+/// The longest simulation, in days (a year of every schedule; longer is not a what-if).
+pub const MAX_DAYS: i64 = 366;
+
+/// How the simulated agent observes: hourly, the coarsest `observe_interval` the policy allows.
+/// Planned creates and hook ends still wake the loop at their instant; only periodic listings
+/// are sparser, which is what makes a month of 500 volumes take seconds.
+pub const OBSERVE_INTERVAL: TimeDelta = TimeDelta::hours(1);
+
+/// A foreign snapshot put on every volume before the run: neither driver may delete it.
+pub const FOREIGN_SNAPSHOT: &str = "admin.keep-before-upgrade";
+
+/// How long before `--from` the simulated world begins (see [`world`]).
+const WORLD_LEAD: TimeDelta = TimeDelta::minutes(1);
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub days: i64,
+    pub from: DateTime<Utc>,
+    pub seed: u64,
+    pub overrun_rate: f64,
+    /// Keep the coordinated run's journal here (default: a temporary directory, removed).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Why a simulation cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("--days {0}: expected a whole number of days from 1 to {MAX_DAYS}")]
+    Days(i64),
+    #[error("--overrun-rate {0}: expected a share from 0 to 1 (0.1 is one backup in ten)")]
+    OverrunRate(f64),
+    #[error("cluster {0} is a real cluster: simulate needs every cluster to have endpoint = \"simulator\"")]
+    RealCluster(String),
+    #[error("cannot build the simulated world: {0}")]
+    World(String),
+    #[error("the simulation's state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the agent: {0}")]
+    Agent(#[from] AgentError),
+    #[error("the agent task ended abnormally: {0}")]
+    Task(String),
+}
+
+impl Settings {
+    /// Checks the numbers given on the command line.
+    pub fn validate(&self) -> Result<(), SimulateError> {
+        if !(1..=MAX_DAYS).contains(&self.days) {
+            return Err(SimulateError::Days(self.days));
+        }
+        if !(0.0..=1.0).contains(&self.overrun_rate) {
+            return Err(SimulateError::OverrunRate(self.overrun_rate));
+        }
+        Ok(())
+    }
+
+    fn end(&self) -> DateTime<Utc> {
+        self.from + TimeDelta::days(self.days)
+    }
+
+    fn draws(&self) -> Draws {
+        Draws {
+            seed: self.seed,
+            overrun_rate: self.overrun_rate,
+        }
+    }
+}
+
+pub use crate::agent::recommend::Recommendation;
+
+/// The outcome of one simulated run. Field order is the JSON's.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// `coordinated` (the agent) or `uncoordinated` (the baseline).
+    pub mode: &'static str,
+    pub from: DateTime<Utc>,
+    pub days: i64,
+    pub seed: u64,
+    pub overrun_rate: f64,
+    pub volumes: usize,
+    /// Window occurrences that were due in the period.
+    pub cycles_planned: u64,
+    pub cycles_completed: u64,
+    /// Completed or overrun at a start other than the window's configured start.
+    pub cycles_shifted: u64,
+    pub cycles_skipped: u64,
+    pub cycles_overrun: u64,
+    pub cycles_failed: u64,
+    /// Scheduled snapshots that captured a live SnapRestore clone of a backing snapshot.
+    pub chain_conflicts: u64,
+    /// Backing snapshots pinned by a scheduled snapshot, × hours.
+    pub locked_backing_snapshot_hours: f64,
+    pub max_locked_backing_snapshots: u64,
+    /// Backing snapshots still pinned at the end (recorded, released by a later start).
+    pub locked_at_end: u64,
+    pub scheduled_snapshots_taken: u64,
+    pub scheduled_snapshots_missed: u64,
+    /// Times a schedule kept more snapshots than its count because some were locked.
+    pub retention_violations: u64,
+    /// snapwarden-named objects left that belong to no open (locked) cycle.
+    pub leaked_objects: u64,
+    /// Non-snapwarden snapshots and LUNs that disappeared, beyond the schedules' rotation.
+    pub foreign_objects_deleted: u64,
+    /// Conflicts the agent itself recorded in its journal, by kind (empty for the baseline).
+    pub recorded_conflicts: BTreeMap<&'static str, u64>,
+    pub flexclone_recommendations: Vec<Recommendation>,
+}
+
+/// Objects in the world at one instant.
+#[derive(Debug, Default)]
+struct Census {
+    /// Snapshots not named by snapwarden.
+    foreign_snapshots: u64,
+    /// LUNs whose leaf is not snapwarden-named.
+    foreign_luns: u64,
+    /// snapwarden-named objects: (cluster, volume, snapshot name) and (cluster, LUN path).
+    our_snapshots: Vec<(String, String, String)>,
+    our_luns: Vec<(String, String)>,
+}
+
+fn census(w: &World, prefix: &str) -> Census {
+    let ours = format!("{prefix}.");
+    let mut c = Census::default();
+    for cl in &w.clusters {
+        for v in &cl.volumes {
+            for s in &v.snapshots {
+                if s.name.starts_with(&ours) {
+                    c.our_snapshots
+                        .push((cl.name.clone(), v.name.clone(), s.name.clone()));
+                } else {
+                    c.foreign_snapshots += 1;
+                }
+            }
+        }
+        for l in &cl.luns {
+            let leaf = l.name.rsplit('/').next().unwrap_or("");
+            if leaf.starts_with(&ours) {
+                c.our_luns.push((cl.name.clone(), l.name.clone()));
+            } else {
+                c.foreign_luns += 1;
+            }
+        }
+    }
+    c
+}
+
+/// Non-snapwarden objects gone between two censuses, beyond the snapshots rotation deleted.
+fn foreign_deleted(before: &Census, after: &Census, m: &Measured) -> u64 {
+    let expected = (before.foreign_snapshots + m.scheduled_snapshots_taken)
+        .saturating_sub(m.scheduled_snapshots_rotated);
+    expected.saturating_sub(after.foreign_snapshots)
+        + before.foreign_luns.saturating_sub(after.foreign_luns)
+}
+
+/// snapwarden objects left that no open cycle accounts for.
+fn leaked(
+    after: &Census,
+    open: &HashSet<(String, String, String)>,
+    open_luns: &HashSet<(String, String)>,
+) -> u64 {
+    let snaps = after
+        .our_snapshots
+        .iter()
+        .filter(|s| !open.contains(*s))
+        .count();
+    let luns = after
+        .our_luns
+        .iter()
+        .filter(|l| !open_luns.contains(*l))
+        .count();
+    u64::try_from(snaps + luns).unwrap_or(u64::MAX)
+}
+
+/// The world a policy describes, with a foreign snapshot on every volume.
+fn world(policy: &Policy, from: DateTime<Utc>) -> Result<Arc<Simulator>, SimulateError> {
+    if let Some(c) = policy
+        .clusters
+        .iter()
+        .find(|c| c.endpoint != Endpoint::Simulator)
+    {
+        return Err(SimulateError::RealCluster(c.name.clone()));
+    }
+    // The world begins a minute early so its foreign snapshots predate anything the run does
+    // (a snapshot stamped with the same instant as a clone would read as having captured it).
+    let sim = Simulator::from_policy(policy, ClockMode::Manual, Some(from - WORLD_LEAD))
+        .map_err(|e| SimulateError::World(e.to_string()))?;
+    sim.with(|w| {
+        for ci in 0..w.clusters.len() {
+            for vi in 0..w.clusters[ci].volumes.len() {
+                // A fresh volume has room; a refusal only means one foreign snapshot fewer.
+                let _ =
+                    w.create_snapshot(ci, vi, FOREIGN_SNAPSHOT, Some("taken by an admin".into()));
+            }
+        }
+    });
+    Ok(sim)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, SimulateError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(SimulateError::Runtime)
+}
+
+/// Window occurrences due in `[from, end)`: (window index, volume index, configured start).
+fn occurrences(
+    policy: &Policy,
+    from: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<(usize, usize, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    for (wi, w) in policy.windows.iter().enumerate() {
+        let mut t = w.start.next_after(w.timezone, from - TimeDelta::seconds(1));
+        while let Some(at) = t.filter(|at| *at < end) {
+            for &vi in &w.volumes {
+                out.push((wi, vi, at));
+            }
+            t = w.start.next_after(w.timezone, at);
+        }
+    }
+    out.sort_by_key(|(wi, vi, at)| (*at, *wi, *vi));
+    out
+}
+
+/// Runs the agent for the period and reports.
+pub fn coordinated(policy: &Policy, settings: &Settings) -> Result<Report, SimulateError> {
+    settings.validate()?;
+    let mut policy = policy.clone();
+    policy.agent.observe_interval = OBSERVE_INTERVAL;
+    let policy = Arc::new(policy);
+    let (state_dir, temporary) = match &settings.state_dir {
+        Some(d) => (d.clone(), false),
+        None => (temp_dir(), true),
+    };
+    std::fs::create_dir_all(&state_dir).map_err(|source| SimulateError::StateDir {
+        path: state_dir.clone(),
+        source,
+    })?;
+    let result = runtime()?.block_on(run_agent(policy.clone(), settings, state_dir.clone()));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    result
+}
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn temp_dir() -> PathBuf {
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "snapwarden-simulate-{}-{n}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ))
+}
+
+async fn run_agent(
+    policy: Arc<Policy>,
+    settings: &Settings,
+    state_dir: PathBuf,
+) -> Result<Report, SimulateError> {
+    let from = settings.from;
+    let end = settings.end();
+    let clock = Arc::new(TokioClock::starting_at(from));
+    let sim = world(&policy, from)?;
+    let prefix = policy.agent.snapshot_prefix.clone();
+    let before = sim.with(|w| census(w, &prefix));
+    let meter = Meter::new(sim.clone(), clock.clone());
+    let clients = policy
+        .clusters
+        .iter()
+        .map(|c| ClusterClient {
+            name: c.name.clone(),
+            ontap: meter.client(&c.name),
+        })
+        .collect();
+    let draws = settings.draws();
+    let windows = policy.clone();
+    let hooks: HookOverride = Arc::new(move |c: &Cycle| {
+        let w = windows.windows.iter().find(|w| w.name == c.window)?;
+        let backup = draws.backup(
+            &Occurrence {
+                cluster: &c.cluster,
+                svm: &c.svm,
+                volume: &c.volume,
+                window: &c.window,
+                start: c.window_start,
+            },
+            w.expected,
+            w.max,
+        );
+        Some(HookSpec::Simulated {
+            duration: backup.duration,
+            succeed: true,
+        })
+    });
+    let agent = Agent::new(
+        policy.clone(),
+        clients,
+        clock.clone(),
+        Options {
+            state_dir: state_dir.clone(),
+            triggers: Triggers::Clock,
+            hooks: Some(hooks),
+        },
+    )?;
+    let events = agent.events();
+    let journal = agent.journal();
+    let task = tokio::spawn(agent.run());
+    clock.sleep_until(end).await;
+    let _ = events.send(Event::Shutdown);
+    let left = task
+        .await
+        .map_err(|e| SimulateError::Task(e.to_string()))??;
+    meter.sync();
+    let measured = meter.measured();
+    let after = sim.with(|w| census(w, &prefix));
+
+    let cycles = journal
+        .recent_cycles(DateTime::<Utc>::MIN_UTC, None, usize::MAX >> 1)
+        .map_err(AgentError::from)?;
+    let mut report = base_report("coordinated", &policy, settings, &measured);
+    for c in cycles
+        .iter()
+        .filter(|c| c.window_start >= settings.from && c.window_start < end)
+    {
+        match c.result {
+            Some(CycleResult::Completed) => report.cycles_completed += 1,
+            Some(CycleResult::Overrun) => report.cycles_overrun += 1,
+            Some(CycleResult::Failed) => report.cycles_failed += 1,
+            Some(CycleResult::Skipped) => report.cycles_skipped += 1,
+            None => {}
+        }
+        if matches!(
+            c.result,
+            Some(CycleResult::Completed | CycleResult::Overrun)
+        ) && c.create_at != c.window_start
+        {
+            report.cycles_shifted += 1;
+        }
+    }
+    let conflicts = journal
+        .conflicts(DateTime::<Utc>::MIN_UTC, usize::MAX >> 1)
+        .map_err(AgentError::from)?;
+    for k in [
+        ConflictKind::ChainConflict,
+        ConflictKind::Locked,
+        ConflictKind::LateRelease,
+        ConflictKind::Foreign,
+        ConflictKind::Skipped,
+    ] {
+        let n = conflicts.iter().filter(|c| c.kind == k).count();
+        report
+            .recorded_conflicts
+            .insert(k.as_str(), u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    let licensed: Vec<(String, bool)> = sim.with(|w| {
+        w.clusters
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| (c.name.clone(), w.licensed(ci, "flexclone")))
+            .collect()
+    });
+    let rule = &policy.flexclone;
+    report.flexclone_recommendations = recommend::for_volumes(
+        &conflicts,
+        &cycles,
+        rule.recommend_after,
+        rule.within,
+        end,
+        &|cluster: &str| licensed.iter().find(|(c, _)| c == cluster).map(|(_, l)| *l),
+    );
+    let open: HashSet<(String, String, String)> = left
+        .iter()
+        .map(|c| {
+            (
+                c.cluster.clone(),
+                c.volume.clone(),
+                c.backing_snapshot.clone(),
+            )
+        })
+        .collect();
+    let open_luns: HashSet<(String, String)> = left
+        .iter()
+        .flat_map(|c| c.clones.iter().map(|l| (c.cluster.clone(), l.path.clone())))
+        .collect();
+    report.locked_at_end = u64::try_from(left.len()).unwrap_or(u64::MAX);
+    report.leaked_objects = leaked(&after, &open, &open_luns);
+    report.foreign_objects_deleted = foreign_deleted(&before, &after, &measured);
+    Ok(report)
+}
+
+fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Measured) -> Report {
+    let planned = occurrences(policy, settings.from, settings.end()).len();
+    Report {
+        mode,
+        from: settings.from,
+        days: settings.days,
+        seed: settings.seed,
+        overrun_rate: settings.overrun_rate,
+        volumes: policy.volumes.len(),
+        cycles_planned: u64::try_from(planned).unwrap_or(u64::MAX),
+        cycles_completed: 0,
+        cycles_shifted: 0,
+        cycles_skipped: 0,
+        cycles_overrun: 0,
+        cycles_failed: 0,
+        chain_conflicts: m.chain_conflicts,
+        // Hundredths of an hour: stable text in the JSON.
+        locked_backing_snapshot_hours: (m.locked_seconds / 36) as f64 / 100.0,
+        max_locked_backing_snapshots: m.max_locked,
+        locked_at_end: 0,
+        scheduled_snapshots_taken: m.scheduled_snapshots_taken,
+        scheduled_snapshots_missed: m.scheduled_snapshots_missed,
+        retention_violations: m.retention_violations,
+        leaked_objects: 0,
+        foreign_objects_deleted: 0,
+        recorded_conflicts: BTreeMap::new(),
+        flexclone_recommendations: Vec::new(),
+    }
+}
+
+/// Runs the uncoordinated baseline for the period and reports.
+pub fn uncoordinated(policy: &Policy, settings: &Settings) -> Result<Report, SimulateError> {
+    settings.validate()?;
+    let from = settings.from;
+    let end = settings.end();
+    runtime()?.block_on(async {
+        let clock = Arc::new(TokioClock::starting_at(from));
+        let sim = world(policy, from)?;
+        let prefix = policy.agent.snapshot_prefix.clone();
+        let before = sim.with(|w| census(w, &prefix));
+        let meter = Meter::new(sim.clone(), clock.clone());
+        let occurrences = occurrences(policy, from, end);
+        let tally = baseline::run(
+            policy,
+            &meter,
+            clock.as_ref(),
+            settings.draws(),
+            &occurrences,
+            end,
+        )
+        .await;
+        clock.sleep_until(end.max(clock.now())).await;
+        meter.sync();
+        let measured = meter.measured();
+        let after = sim.with(|w| census(w, &prefix));
+        let mut report = base_report("uncoordinated", policy, settings, &measured);
+        report.cycles_completed = tally.completed;
+        report.cycles_overrun = tally.overrun;
+        report.cycles_failed = tally.failed;
+        report.locked_at_end = u64::try_from(tally.locked.len()).unwrap_or(u64::MAX);
+        let open: HashSet<(String, String, String)> = tally.locked.into_iter().collect();
+        report.leaked_objects = leaked(&after, &open, &HashSet::new());
+        report.foreign_objects_deleted = foreign_deleted(&before, &after, &measured);
+        Ok(report)
+    })
+}
+
+/// Both runs, for `--compare`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Comparison {
+    pub coordinated: Report,
+    pub uncoordinated: Report,
+}
+
+pub fn compare(policy: &Policy, settings: &Settings) -> Result<Comparison, SimulateError> {
+    Ok(Comparison {
+        coordinated: coordinated(policy, settings)?,
+        uncoordinated: uncoordinated(policy, settings)?,
+    })
+}
