@@ -577,6 +577,27 @@ impl Agent {
                 .filter(|s| observe::has_prefix(&s.name, &prefix))
             {
                 let marker = s.comment.as_deref().and_then(cycle::cycle_id_in_comment);
+                // A cycle in memory that owns this very snapshot answers without the journal
+                // (every pass sees every live backing snapshot; only look-alikes and old cycles
+                // need a look-up).
+                let in_memory = marker.and_then(|id| {
+                    self.cycles
+                        .get(id)
+                        .or_else(|| self.recent.iter().find(|c| c.id == id))
+                        .filter(|c| {
+                            c.backing_snapshot == s.name
+                                && c.svm == s.svm
+                                && c.volume == s.volume_name
+                                && &c.cluster == name
+                        })
+                });
+                if let Some(c) = in_memory {
+                    let open = self.cycles.contains_key(&c.id);
+                    if !open && inv.at > c.released_at.unwrap_or(DateTime::<Utc>::MAX_UTC) {
+                        reopen.push((c.id.clone(), s.uuid.clone(), inv.at));
+                    }
+                    continue;
+                }
                 let owner = self
                     .ctx
                     .journal
@@ -612,12 +633,18 @@ impl Agent {
                 )),
                 }
             }
+            let open_clones: HashSet<&str> = self
+                .cycles
+                .values()
+                .filter(|c| &c.cluster == name)
+                .flat_map(|c| c.clones.iter().map(|k| k.path.as_str()))
+                .collect();
             for l in &inv.luns {
                 let leaf = l
                     .name
                     .strip_prefix(&format!("/vol/{}/", l.volume_name))
                     .unwrap_or("");
-                if observe::has_prefix(leaf, &prefix) {
+                if !open_clones.contains(l.name.as_str()) && observe::has_prefix(leaf, &prefix) {
                     let owner = self
                         .ctx
                         .journal
