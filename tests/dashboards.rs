@@ -349,3 +349,203 @@ async fn every_metric_the_rules_and_their_tests_name_is_exported() {
         "not exported: {unknown:?}; exported: {families:?}"
     );
 }
+
+const DASHBOARDS: [&str; 2] = ["snapwarden-overview.json", "snapwarden-volume.json"];
+
+fn dashboard(name: &str) -> serde_json::Value {
+    let path = dashboards().join("grafana").join(name);
+    serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The datasource of a panel, target or variable is the `DS_PROMETHEUS` variable.
+fn uses_datasource_variable(v: &serde_json::Value) -> bool {
+    v["datasource"]["uid"] == "${DS_PROMETHEUS}"
+}
+
+/// `(where, expr)` of every PromQL expression of a dashboard: variable queries and panel targets.
+fn dashboard_exprs(name: &str, d: &serde_json::Value) -> Vec<(String, String)> {
+    let mut exprs = Vec::new();
+    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+        if v["type"] == "query" {
+            let q = v["query"].as_str().unwrap_or_default();
+            exprs.push((format!("{name} variable {}", v["name"]), q.to_string()));
+        }
+    }
+    for p in d["panels"].as_array().into_iter().flatten() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let e = t["expr"].as_str().unwrap_or_default();
+            exprs.push((format!("{name} panel {}", p["title"]), e.to_string()));
+        }
+    }
+    exprs
+}
+
+#[test]
+fn dashboards_take_the_datasource_and_the_harvest_variables_chained() {
+    for name in DASHBOARDS {
+        let d = dashboard(name);
+        assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty()), "{name}");
+        assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()), "{name}");
+        let vars = d["templating"]["list"].as_array().expect("templating.list");
+        let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            ["DS_PROMETHEUS", "Datacenter", "Cluster", "SVM", "Volume"],
+            "{name}"
+        );
+        assert_eq!(vars[0]["type"], "datasource", "{name}");
+        assert_eq!(vars[0]["query"], "prometheus", "{name}");
+        // Each variable narrows by the one before it, multi-select with "All".
+        for (v, previous) in vars[1..]
+            .iter()
+            .zip(["", "$Datacenter", "$Cluster", "$SVM"])
+        {
+            let var = &v["name"];
+            assert_eq!(v["type"], "query", "{name} {var}");
+            assert!(uses_datasource_variable(v), "{name} {var}");
+            assert_eq!(v["multi"], true, "{name} {var}");
+            assert_eq!(v["includeAll"], true, "{name} {var}");
+            let q = v["query"].as_str().unwrap_or_default();
+            assert!(q.starts_with("label_values("), "{name} {var}: {q}");
+            assert!(
+                q.contains(previous),
+                "{name} {var} does not use {previous}: {q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_panel_has_the_datasource_variable_and_a_snapwarden_query() {
+    for name in DASHBOARDS {
+        let d = dashboard(name);
+        let panels = d["panels"].as_array().expect("panels");
+        assert!(!panels.is_empty(), "{name}");
+        for p in panels {
+            let title = &p["title"];
+            assert!(uses_datasource_variable(p), "{name} panel {title}");
+            let targets = p["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{name} panel {title}: no query");
+            for t in targets {
+                assert!(uses_datasource_variable(t), "{name} panel {title}");
+                let e = t["expr"].as_str().unwrap_or_default();
+                assert!(
+                    metric_names(e).iter().any(|m| m.starts_with("snapwarden_")),
+                    "{name} panel {title}: {e:?} names no snapwarden metric"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dashboards_show_what_the_issue_asks_for() {
+    // Overview: clusters up, cycles, conflicts, locked backing snapshots, recommendations,
+    // reload state. Per volume: next scheduled snapshots, live backing snapshots against their
+    // deadline, release slack, conflicts by kind.
+    let wants: [(&str, &[&str]); 2] = [
+        (
+            "snapwarden-overview.json",
+            &[
+                "snapwarden_ontap_up",
+                "snapwarden_cycles_total",
+                "snapwarden_conflicts_total",
+                "state=\"locked\"",
+                "snapwarden_flexclone_recommended",
+                "snapwarden_config_last_reload_successful",
+            ],
+        ),
+        (
+            "snapwarden-volume.json",
+            &[
+                "snapwarden_next_scheduled_snapshot_timestamp_seconds",
+                "snapwarden_backing_snapshot_oldest_age_seconds",
+                "state=~\"live|releasing\"",
+                "snapwarden_release_slack_seconds",
+                "sum by (volume, kind) (increase(snapwarden_conflicts_total",
+            ],
+        ),
+    ];
+    for (name, want) in wants {
+        let exprs = dashboard_exprs(name, &dashboard(name));
+        for w in want {
+            assert!(
+                exprs.iter().any(|(_, e)| e.contains(w)),
+                "{name}: no panel queries {w}"
+            );
+        }
+    }
+}
+
+/// Grafana's macros and variables replaced by values Prometheus accepts; a variable's
+/// `label_values(selector, label)` becomes its selector.
+fn grafana_to_promql(expr: &str) -> String {
+    let expr = match expr
+        .strip_prefix("label_values(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        Some(args) => args.rsplit_once(',').map_or(args, |(selector, _)| selector),
+        None => expr,
+    };
+    let mut e = expr
+        .replace("$__rate_interval", "5m")
+        .replace("$__range", "1d");
+    for v in ["$Datacenter", "$Cluster", "$SVM", "$Volume"] {
+        e = e.replace(v, ".*");
+    }
+    e
+}
+
+/// Writes every expression as a recording rule and has `promtool check rules` parse them.
+fn promtool_parses(what: &str, exprs: &[(String, String)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("groups:\n  - name: parse\n    rules:\n");
+    for (i, (_, e)) in exprs.iter().enumerate() {
+        let quoted = serde_json::to_string(&grafana_to_promql(e)).unwrap();
+        yaml.push_str(&format!(
+            "      - record: parse:expr_{i}\n        expr: {quoted}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("parse.yml"), &yaml).unwrap();
+    let out = Command::new(promtool())
+        .args(["check", "rules", "parse.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what}: an expression does not parse:\n{text}\n{}",
+        exprs
+            .iter()
+            .enumerate()
+            .map(|(i, (w, e))| format!("expr_{i}: {w}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn every_dashboard_query_parses() {
+    for name in DASHBOARDS {
+        promtool_parses(name, &dashboard_exprs(name, &dashboard(name)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_metric_the_dashboards_name_is_exported() {
+    let families = exported().await;
+    for name in DASHBOARDS {
+        for (what, e) in dashboard_exprs(name, &dashboard(name)) {
+            let unknown: Vec<String> = metric_names(&e)
+                .into_iter()
+                .filter(|n| n == "up" || !is_exported(&families, n))
+                .collect();
+            assert!(
+                unknown.is_empty(),
+                "{what}: not exported: {unknown:?} in {e}"
+            );
+        }
+    }
+}
