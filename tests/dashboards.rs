@@ -549,3 +549,101 @@ async fn every_metric_the_dashboards_name_is_exported() {
         }
     }
 }
+
+/// The Grafana alert-rule provisioning file: JSON (which is YAML) after its `#` comment lines.
+fn grafana_alerting() -> serde_json::Value {
+    let path = dashboards().join("grafana/alerting/snapwarden.yml");
+    let body: String = read(&path)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn non_empty_str(v: &serde_json::Value) -> bool {
+    v.as_str().is_some_and(|s| !s.trim().is_empty())
+}
+
+#[test]
+fn grafana_alert_provisioning_has_the_required_keys_and_the_same_alerts() {
+    let doc = grafana_alerting();
+    assert_eq!(doc["apiVersion"], 1);
+    let groups = doc["groups"].as_array().expect("groups");
+    assert!(!groups.is_empty());
+    let mut titles = BTreeSet::new();
+    let mut uids = BTreeSet::new();
+    let mut exprs = Vec::new();
+    for g in groups {
+        for key in ["name", "folder", "interval"] {
+            assert!(non_empty_str(&g[key]), "group {} without {key}", g["name"]);
+        }
+        let rules = g["rules"].as_array().expect("rules");
+        assert!(!rules.is_empty(), "group {} has no rules", g["name"]);
+        for r in rules {
+            for key in ["uid", "title", "condition"] {
+                assert!(non_empty_str(&r[key]), "rule {} without {key}", r["title"]);
+            }
+            let uid = r["uid"].as_str().unwrap_or_default();
+            // Grafana's limit on a uid's length.
+            assert!(uid.len() <= 40, "{uid}: longer than 40 characters");
+            assert!(uids.insert(uid.to_string()), "uid {uid} twice");
+            titles.insert(r["title"].as_str().unwrap_or_default().to_string());
+            let data = r["data"].as_array().expect("data");
+            assert!(!data.is_empty(), "{uid}: no data");
+            let refs: BTreeSet<&str> = data.iter().filter_map(|d| d["refId"].as_str()).collect();
+            assert_eq!(refs.len(), data.len(), "{uid}: refIds missing or repeated");
+            assert!(
+                refs.contains(r["condition"].as_str().unwrap_or_default()),
+                "{uid}: the condition is not one of its refIds"
+            );
+            for d in data {
+                assert!(non_empty_str(&d["datasourceUid"]), "{uid}: {d}");
+                assert_eq!(d["model"]["refId"], d["refId"], "{uid}: {d}");
+                if d["datasourceUid"] != "__expr__" {
+                    let e = d["model"]["expr"].as_str().unwrap_or_default();
+                    exprs.push((format!("{uid} {}", d["refId"]), e.to_string()));
+                }
+            }
+            for key in ["summary", "description", "runbook_url"] {
+                assert!(non_empty_str(&r["annotations"][key]), "{uid}: no {key}");
+            }
+        }
+    }
+    // The same alerts as the Prometheus rules, on the same expressions.
+    let rules = read(&dashboards().join("prometheus").join(RULES));
+    assert_eq!(titles, alert_names(&rules));
+    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for e in rule_exprs(&rules) {
+        let e = collapse(&e);
+        assert!(
+            exprs
+                .iter()
+                .any(|(_, g)| collapse(g) == format!("({e}) * 0 + 1")),
+            "no Grafana rule queries {e}"
+        );
+    }
+    promtool_parses("grafana alerting", &exprs);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_metric_the_grafana_alerts_name_is_exported() {
+    let families = exported().await;
+    let doc = grafana_alerting();
+    for g in doc["groups"].as_array().into_iter().flatten() {
+        for r in g["rules"].as_array().into_iter().flatten() {
+            for d in r["data"].as_array().into_iter().flatten() {
+                let e = d["model"]["expr"].as_str().unwrap_or_default();
+                let unknown: Vec<String> = metric_names(e)
+                    .into_iter()
+                    .filter(|n| !is_exported(&families, n))
+                    .collect();
+                assert!(
+                    unknown.is_empty(),
+                    "{}: not exported: {unknown:?}",
+                    r["uid"]
+                );
+            }
+        }
+    }
+}
