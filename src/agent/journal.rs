@@ -102,6 +102,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The oldest schema `open_read_only` reads.
+const READABLE_FROM: i64 = 1;
 
 /// What happened to a volume's FlexClone recommendation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,7 +329,9 @@ impl Journal {
                 supported: SCHEMA_VERSION,
             });
         }
-        if version < SCHEMA_VERSION {
+        // `history` and `report` read the tables of migration 1: a journal not yet migrated
+        // by this build's `run` is read as it is.
+        if version < READABLE_FROM {
             return Err(JournalError::Corrupt {
                 path,
                 detail: format!(
@@ -1030,6 +1034,13 @@ mod tests {
         )
         .unwrap();
         drop(conn);
+        // `history` and `report` read it before any `run` migrated it.
+        let ro = Journal::open_read_only(dir.path()).unwrap();
+        assert_eq!(
+            ro.conflicts(t("1970-01-01T00:00:00Z"), 10).unwrap().len(),
+            1
+        );
+        drop(ro);
         let j = Journal::open(dir.path()).unwrap();
         assert_eq!(j.user_version().unwrap(), 2);
         let kept = j.volume_conflicts("c", "s", "v").unwrap();
