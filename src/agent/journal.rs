@@ -86,10 +86,66 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX conflicts_by_at ON conflicts(at);",
+    // 2: FlexClone recommendations (C8): raised, switched and cleared, per volume.
+    "CREATE TABLE recommendations (
+        id INTEGER PRIMARY KEY,
+        cluster TEXT NOT NULL,
+        svm TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        event TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        evidence TEXT NOT NULL
+    );
+    CREATE INDEX recommendations_by_volume ON recommendations(cluster, svm, volume, id);
+    CREATE INDEX conflicts_by_volume ON conflicts(cluster, svm, volume);",
 ];
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The oldest schema `open_read_only` reads.
+const READABLE_FROM: i64 = 1;
+
+/// What happened to a volume's FlexClone recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecommendationKind {
+    /// Raised: `recommend_after` conflicts within `within`.
+    Raised,
+    /// The volume switched to FlexClone (`use_when_licensed`).
+    Switched,
+    /// Cleared after a conflict-free `within`.
+    Cleared,
+}
+
+impl RecommendationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecommendationKind::Raised => "raised",
+            RecommendationKind::Switched => "switched",
+            RecommendationKind::Cleared => "cleared",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RecommendationKind> {
+        match s {
+            "raised" => Some(RecommendationKind::Raised),
+            "switched" => Some(RecommendationKind::Switched),
+            "cleared" => Some(RecommendationKind::Cleared),
+            _ => None,
+        }
+    }
+}
+
+/// A journaled recommendation event. `at` is the raising conflict's instant for `raised`, the
+/// agent's clock otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecommendationEvent {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    pub event: RecommendationKind,
+    pub at: DateTime<Utc>,
+    pub evidence: String,
+}
 
 /// Kinds of ONTAP object a cycle owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -273,7 +329,9 @@ impl Journal {
                 supported: SCHEMA_VERSION,
             });
         }
-        if version < SCHEMA_VERSION {
+        // `history` and `report` read the tables of migration 1: a journal not yet migrated
+        // by this build's `run` is read as it is.
+        if version < READABLE_FROM {
             return Err(JournalError::Corrupt {
                 path,
                 detail: format!(
@@ -532,6 +590,71 @@ impl Journal {
         Ok(n == 1)
     }
 
+    /// Every conflict recorded on one volume, oldest first (what a recommendation is decided
+    /// from; the journal keeps 400 days).
+    pub fn volume_conflicts(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+    ) -> Result<Vec<ConflictRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key
+                 FROM conflicts WHERE cluster = ?1 AND svm = ?2 AND volume = ?3
+                 ORDER BY at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cluster, svm, volume], conflict_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records a recommendation event (raised, switched, cleared).
+    pub fn record_recommendation(&self, e: &RecommendationEvent) -> Result<(), JournalError> {
+        self.lock()
+            .execute(
+                "INSERT INTO recommendations (cluster, svm, volume, event, at, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.cluster,
+                    e.svm,
+                    e.volume,
+                    e.event.as_str(),
+                    ms(e.at),
+                    e.evidence
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every recommendation event, in the order they were recorded.
+    pub fn recommendation_events(&self) -> Result<Vec<RecommendationEvent>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT cluster, svm, volume, event, at, evidence FROM recommendations ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let event: String = r.get(3)?;
+                Ok(RecommendationEvent {
+                    cluster: r.get(0)?,
+                    svm: r.get(1)?,
+                    volume: r.get(2)?,
+                    event: RecommendationKind::parse(&event).unwrap_or(RecommendationKind::Raised),
+                    at: from_ms(r.get(4)?),
+                    evidence: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Conflicts at or after `since`, newest first, at most `limit`.
     pub fn conflicts(
         &self,
@@ -546,20 +669,7 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![ms(since), limit_i64(limit)], |r| {
-                let kind: String = r.get(0)?;
-                Ok(ObservedConflict {
-                    kind: ConflictKind::parse(&kind).unwrap_or(ConflictKind::ChainConflict),
-                    cluster: r.get(1)?,
-                    svm: r.get(2)?,
-                    volume: r.get(3)?,
-                    window: r.get(4)?,
-                    cycle: r.get(5)?,
-                    at: from_ms(r.get(6)?),
-                    detail: r.get(7)?,
-                    key: r.get(8)?,
-                })
-            })
+            .query_map(params![ms(since), limit_i64(limit)], conflict_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -718,6 +828,21 @@ fn classify(path: &Path, e: rusqlite::Error) -> JournalError {
             source: e,
         },
     }
+}
+
+fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ObservedConflict> {
+    let kind: String = r.get(0)?;
+    Ok(ObservedConflict {
+        kind: ConflictKind::parse(&kind).unwrap_or(ConflictKind::ChainConflict),
+        cluster: r.get(1)?,
+        svm: r.get(2)?,
+        volume: r.get(3)?,
+        window: r.get(4)?,
+        cycle: r.get(5)?,
+        at: from_ms(r.get(6)?),
+        detail: r.get(7)?,
+        key: r.get(8)?,
+    })
 }
 
 fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRecord> {
@@ -893,6 +1018,52 @@ mod tests {
         assert!(j.record_conflict(&c).unwrap());
         assert!(!j.record_conflict(&c).unwrap());
         assert_eq!(j.conflicts(t("2026-01-01T00:00:00Z"), 10).unwrap(), vec![c]);
+    }
+
+    #[test]
+    fn a_version_1_journal_migrates_to_recommendations_and_keeps_its_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        // A journal as the first release wrote it: migration 1 only, with one conflict.
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1i64).unwrap();
+        conn.execute(
+            "INSERT INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id, at, detail)
+             VALUES ('k', 'chain_conflict', 'c', 's', 'v', 'w', NULL, 0, 'd')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        // `history` and `report` read it before any `run` migrated it.
+        let ro = Journal::open_read_only(dir.path()).unwrap();
+        assert_eq!(
+            ro.conflicts(t("1970-01-01T00:00:00Z"), 10).unwrap().len(),
+            1
+        );
+        drop(ro);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.user_version().unwrap(), 2);
+        let kept = j.volume_conflicts("c", "s", "v").unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].key, "k");
+        assert!(j.volume_conflicts("c", "s", "other").unwrap().is_empty());
+        let raised = RecommendationEvent {
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: "v".into(),
+            event: RecommendationKind::Raised,
+            at: t("2027-01-02T00:00:00Z"),
+            evidence: "3 conflicts".into(),
+        };
+        let cleared = RecommendationEvent {
+            event: RecommendationKind::Cleared,
+            at: t("2027-01-09T00:00:00Z"),
+            evidence: String::new(),
+            ..raised.clone()
+        };
+        j.record_recommendation(&raised).unwrap();
+        j.record_recommendation(&cleared).unwrap();
+        assert_eq!(j.recommendation_events().unwrap(), vec![raised, cleared]);
     }
 
     #[test]

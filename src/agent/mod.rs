@@ -23,7 +23,7 @@ pub mod reload;
 pub mod status;
 mod trigger;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ use cycle::{CloneKind, CloneLun, ConflictKind, Cycle, CycleResult, CycleState, O
 use discovery::{Depth, Inventory};
 use executor::{ClusterConn, Ctx};
 use hook::{HookOutcome, HookSpec};
-use journal::{Journal, JournalError};
+use journal::{Journal, JournalError, RecommendationEvent, RecommendationKind};
 use metrics::Metrics;
 use status::{ClusterStatus, ConflictStatus, LiveCycle, RecentCycle, Status, StatusBoard};
 
@@ -130,6 +130,21 @@ const STUCK_PACE: TimeDelta = TimeDelta::seconds(5);
 const STATUS_RECENT: usize = 50;
 const STATUS_CONFLICTS: usize = 100;
 const STATUS_CONFLICT_AGE: TimeDelta = TimeDelta::days(7);
+/// How often every recommendation in force is decided again, so that it clears without a new
+/// conflict.
+const RECOMMEND_SWEEP: TimeDelta = TimeDelta::days(1);
+
+/// A volume: (cluster, svm, volume).
+type VolumeKey = (String, String, String);
+
+/// A FlexClone recommendation in force (C8).
+struct InForce {
+    since: DateTime<Utc>,
+    evidence: String,
+    licensed: Option<bool>,
+    /// The switch to FlexClone (`use_when_licensed`) was journaled.
+    switched: bool,
+}
 
 /// The running agent.
 pub struct Agent {
@@ -171,6 +186,11 @@ pub struct Agent {
     /// When this agent started: occurrences planned before it that can no longer run are not
     /// recorded as missed (they were never this run's to make).
     started_at: DateTime<Utc>,
+    /// FlexClone recommendations in force, as journaled.
+    recommended: BTreeMap<VolumeKey, InForce>,
+    /// Volumes with a new counting conflict since their recommendation was last decided.
+    reconsider: BTreeSet<VolumeKey>,
+    last_recommend_sweep: Option<DateTime<Utc>>,
 }
 
 impl Agent {
@@ -196,6 +216,30 @@ impl Agent {
         }
         let metrics = Arc::new(Metrics::new());
         metrics.config_loaded(&policy, now);
+        let mut recommended = BTreeMap::new();
+        for e in journal.recommendation_events()? {
+            let key = (e.cluster, e.svm, e.volume);
+            match e.event {
+                RecommendationKind::Raised => {
+                    metrics.set_flexclone_recommended(&key.0, &key.1, &key.2, true);
+                    let f = InForce {
+                        since: e.at,
+                        evidence: e.evidence,
+                        licensed: None,
+                        switched: false,
+                    };
+                    recommended.insert(key, f);
+                }
+                RecommendationKind::Switched => {
+                    if let Some(f) = recommended.get_mut(&key) {
+                        f.switched = true;
+                    }
+                }
+                RecommendationKind::Cleared => {
+                    recommended.remove(&key);
+                }
+            }
+        }
         let conns = policy
             .clusters
             .iter()
@@ -261,6 +305,9 @@ impl Agent {
             last_prune: None,
             shutting_down: false,
             started_at: now,
+            recommended,
+            reconsider: BTreeSet::new(),
+            last_recommend_sweep: None,
         })
     }
 
@@ -435,6 +482,7 @@ impl Agent {
             self.start_due(now, &observed).await;
         }
         self.release_due().await;
+        self.recommend();
         self.prune(now);
         self.publish();
         self.plan_board.set(self.policy.clone(), Arc::new(observed));
@@ -735,6 +783,10 @@ impl Agent {
         if let Ok(true) = recorded {
             self.metrics
                 .conflict(&self.policy, &c.cluster, &c.svm, &c.volume, c.kind);
+            if recommend::counts(c.kind) {
+                self.reconsider
+                    .insert((c.cluster.clone(), c.svm.clone(), c.volume.clone()));
+            }
         }
         match recorded {
             Ok(true) => tracing::warn!(
@@ -745,6 +797,128 @@ impl Agent {
             ),
             Ok(false) => {}
             Err(e) => tracing::error!("cannot record a conflict: {e}"),
+        }
+    }
+
+    /// The cluster's flexclone license, when its state is known.
+    fn licensed(&self, cluster: &str) -> Option<bool> {
+        match self.cluster_inventory(cluster)?.flexclone {
+            LicenseState::Compliant => Some(true),
+            LicenseState::Unknown => None,
+            LicenseState::Noncompliant | LicenseState::Unlicensed => Some(false),
+        }
+    }
+
+    /// Decides the FlexClone recommendation of the volumes with a new counting conflict, and
+    /// (daily) of those in force: journals, logs and sets the metric when one is raised or
+    /// cleared.
+    fn recommend(&mut self) {
+        let now = self.now();
+        let mut volumes = std::mem::take(&mut self.reconsider);
+        if self
+            .last_recommend_sweep
+            .is_none_or(|t| now - t >= RECOMMEND_SWEEP)
+        {
+            self.last_recommend_sweep = Some(now);
+            volumes.extend(self.recommended.keys().cloned());
+        }
+        let rule = self.policy.flexclone.clone();
+        for key in volumes {
+            let (cluster, svm, volume) = (&key.0, &key.1, &key.2);
+            let conflicts = match self.ctx.journal.volume_conflicts(cluster, svm, volume) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("cannot read the conflicts of {cluster}/{svm}/{volume}: {e}");
+                    continue;
+                }
+            };
+            // Evidence for FlexClone comes from SnapRestore cycles only: a FlexClone cycle's late
+            // release (after a switch) is no chain risk and does not keep it in force.
+            let mut cycles: BTreeMap<String, Cycle> = BTreeMap::new();
+            for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
+                if !cycles.contains_key(id) {
+                    if let Ok(Some(c)) = self.ctx.journal.cycle(id) {
+                        cycles.insert(id.to_string(), c);
+                    }
+                }
+            }
+            let conflicts: Vec<ObservedConflict> = conflicts
+                .into_iter()
+                .filter(|c| {
+                    c.cycle
+                        .as_deref()
+                        .and_then(|id| cycles.get(id))
+                        .is_none_or(|y| y.clone_kind == CloneKind::SnapRestore)
+                })
+                .collect();
+            let cycles: Vec<Cycle> = cycles.into_values().collect();
+            let licensed = self.licensed(cluster);
+            let raised = recommend::decide(&conflicts, rule.recommend_after, rule.within, now);
+            let previous = self.recommended.get(&key).map(|f| f.since);
+            if previous.is_some() && previous != raised.as_ref().map(|r| r.at) {
+                self.recommended.remove(&key);
+                self.metrics
+                    .set_flexclone_recommended(cluster, svm, volume, false);
+                self.journal_recommendation(&key, RecommendationKind::Cleared, now, String::new());
+                tracing::info!(cluster = %cluster, svm = %svm, volume = %volume,
+                    "FlexClone recommendation cleared: no counting conflict for {}",
+                    planner::human(rule.within));
+            }
+            let Some(raised) = raised else { continue };
+            let evidence = recommend::for_volumes(
+                &conflicts,
+                &cycles,
+                rule.recommend_after,
+                rule.within,
+                now,
+                &|_| licensed,
+            )
+            .into_iter()
+            .next()
+            .map(|r| r.evidence)
+            .unwrap_or_default();
+            if let Some(f) = self.recommended.get_mut(&key) {
+                f.evidence = evidence;
+                f.licensed = licensed;
+                continue;
+            }
+            self.metrics
+                .set_flexclone_recommended(cluster, svm, volume, true);
+            self.journal_recommendation(
+                &key,
+                RecommendationKind::Raised,
+                raised.at,
+                evidence.clone(),
+            );
+            tracing::warn!(cluster = %cluster, svm = %svm, volume = %volume,
+                "FlexClone recommended: {evidence}");
+            let f = InForce {
+                since: raised.at,
+                evidence,
+                licensed,
+                switched: false,
+            };
+            self.recommended.insert(key, f);
+        }
+    }
+
+    fn journal_recommendation(
+        &self,
+        key: &VolumeKey,
+        event: RecommendationKind,
+        at: DateTime<Utc>,
+        evidence: String,
+    ) {
+        let e = RecommendationEvent {
+            cluster: key.0.clone(),
+            svm: key.1.clone(),
+            volume: key.2.clone(),
+            event,
+            at,
+            evidence,
+        };
+        if let Err(err) = self.ctx.journal.record_recommendation(&e) {
+            tracing::error!("cannot journal a FlexClone recommendation: {err}");
         }
     }
 
@@ -865,8 +1039,9 @@ impl Agent {
         }
 
         let mut creates = Vec::new();
+        let policy = self.policy.clone();
         for (lc, vi) in to_start {
-            let volume = &self.policy.volumes[vi];
+            let volume = &policy.volumes[vi];
             let Some(inv) = self.views[volume.cluster].inventory.as_ref() else {
                 continue;
             };
@@ -878,8 +1053,20 @@ impl Agent {
                 name: info.name.clone(),
                 svm: info.svm.clone(),
             };
+            let licensed = inv.flexclone == LicenseState::Compliant;
+            let key: VolumeKey = (
+                self.conns[volume.cluster].name.clone(),
+                volume.svm.clone(),
+                volume.name.clone(),
+            );
+            // C8: `use_when_licensed` switches a SnapRestore volume with a recommendation in
+            // force to FlexClone (`auto` already uses FlexClone when licensed).
+            let switch = policy.flexclone.use_when_licensed
+                && licensed
+                && self.recommended.contains_key(&key);
             let kind = match volume.clone {
                 CloneMethod::FlexClone => CloneKind::FlexClone,
+                CloneMethod::SnapRestore if switch => CloneKind::FlexClone,
                 CloneMethod::SnapRestore => CloneKind::SnapRestore,
                 CloneMethod::Auto if inv.flexclone == LicenseState::Compliant => {
                     CloneKind::FlexClone
@@ -889,6 +1076,9 @@ impl Agent {
             let mut cycle = self.new_cycle(&lc, vi, kind, CycleState::Creating, lc.reason.clone());
             if lc.outcome == Outcome::Conflict {
                 cycle.detail = lc.reason.clone();
+            }
+            if switch && volume.clone == CloneMethod::SnapRestore {
+                self.switched(&key, &cycle.id, now);
             }
             self.started
                 .insert((cycle.window.clone(), vi, cycle.window_start));
@@ -915,6 +1105,24 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Journals and logs (once per recommendation) a volume's switch to FlexClone.
+    fn switched(&mut self, key: &VolumeKey, cycle: &str, now: DateTime<Utc>) {
+        let Some(f) = self.recommended.get_mut(key) else {
+            return;
+        };
+        if f.switched {
+            return;
+        }
+        f.switched = true;
+        let evidence = format!(
+            "use_when_licensed: clone = \"snaprestore\" switched to FlexClone from cycle {cycle}; {}",
+            f.evidence
+        );
+        tracing::warn!(cluster = %key.0, svm = %key.1, volume = %key.2, cycle = %cycle,
+            "FlexClone recommended and licensed: the volume switches to FlexClone (use_when_licensed)");
+        self.journal_recommendation(key, RecommendationKind::Switched, now, evidence);
     }
 
     fn new_cycle(
@@ -1265,6 +1473,18 @@ impl Agent {
                 })
                 .collect(),
             next_create_at: self.next_create,
+            flexclone_recommendations: self
+                .recommended
+                .iter()
+                .map(|(k, f)| status::FlexCloneRecommendation {
+                    cluster: k.0.clone(),
+                    svm: k.1.clone(),
+                    volume: k.2.clone(),
+                    since: f.since,
+                    evidence: f.evidence.clone(),
+                    licensed: f.licensed,
+                })
+                .collect(),
             shutting_down: self.shutting_down,
         });
     }

@@ -23,6 +23,22 @@ pub struct Status {
     pub next_create_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub shutting_down: bool,
+    /// FlexClone recommendations in force (C8), sorted by cluster, svm, volume.
+    #[serde(default)]
+    pub flexclone_recommendations: Vec<FlexCloneRecommendation>,
+}
+
+/// A volume's FlexClone recommendation in force.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlexCloneRecommendation {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    /// The conflict that raised it.
+    pub since: DateTime<Utc>,
+    pub evidence: String,
+    /// The cluster's flexclone license: `null` while its state is unknown.
+    pub licensed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -402,6 +402,19 @@ pub fn status_table(s: &Status) -> String {
             out.push_str(&format!("  {}: {}\n", e.volume, e.reason));
         }
     }
+    if !s.flexclone_recommendations.is_empty() {
+        out.push_str("\nFlexClone recommended\n");
+        for r in &s.flexclone_recommendations {
+            out.push_str(&format!(
+                "  {}/{}/{} since {}: {}\n",
+                r.cluster,
+                r.svm,
+                r.volume,
+                r.since.to_rfc3339(),
+                r.evidence
+            ));
+        }
+    }
     out
 }
 
