@@ -313,6 +313,29 @@ fn status_without_an_agent_and_history_without_a_journal_say_so() {
     );
 }
 
+/// A child process killed when the test ends, whether it passed or panicked.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Polls `cond` every 100 ms for at most `limit`.
 fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
@@ -341,6 +364,7 @@ fn run_serves_status_and_stops_cleanly_on_sigterm() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let mut status = serde_json::Value::Null;
@@ -433,13 +457,14 @@ password_env = "SNAPWARDEN_TEST_UNSET_PASSWORD"
 insecure = true
 "#;
     std::fs::write(&p, text).unwrap();
-    let mut child = bin()
+    let child = bin()
         .args(["run", "--config", p.to_str().unwrap(), "--state-dir"])
         .arg(dir.path().join("state"))
         .env_remove("SNAPWARDEN_TEST_UNSET_PASSWORD")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let mut status = serde_json::Value::Null;
@@ -465,8 +490,7 @@ insecure = true
         "{err}"
     );
     // No secret or password source content is served, only the variable's name.
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
