@@ -6,6 +6,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod process_support;
+
+use process_support::{free_port, quiet_policy, KillOnDrop};
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snapwarden"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -23,15 +27,6 @@ fn stderr(o: &Output) -> String {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `snapwarden simulator serve --tls` on a world file; killed on drop.
@@ -211,54 +206,10 @@ fn run_refuses_a_bad_policy_with_its_location() {
     );
 }
 
-/// A policy on the embedded simulator whose window never comes during a test.
-fn quiet_policy(dir: &Path, port: u16) -> std::path::PathBuf {
+/// The quiet policy written to `dir/quiet.toml`.
+fn quiet_policy_file(dir: &Path, port: u16) -> std::path::PathBuf {
     let p = dir.join("quiet.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[agent]
-listen = "127.0.0.1:{port}"
-
-[[cluster]]
-name = "lab"
-endpoint = "simulator"
-timezone = "UTC"
-
-[[schedule]]
-name = "hourly"
-cron = "5 * * * *"
-
-[[snapshot_policy]]
-name = "p"
-copies = [{{ schedule = "hourly", count = 6 }}]
-
-[[volume]]
-cluster = "lab"
-svm = "svm1"
-name = "vol_a"
-luns = ["/vol/vol_a/lun0"]
-snapshot_policy = "p"
-
-[[volume]]
-cluster = "lab"
-svm = "svm1"
-name = "vol_b"
-luns = ["/vol/vol_b/lun0"]
-snapshot_policy = "p"
-
-[[window]]
-name = "yearly"
-volumes = ["lab/svm1/vol_a"]
-start = "0 3 29 2 *"
-timezone = "UTC"
-expected = "10m"
-max = "20m"
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&p, quiet_policy(port, "")).unwrap();
     p
 }
 
@@ -267,7 +218,7 @@ fn run_refuses_a_state_directory_it_cannot_write() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"").unwrap();
-    let policy = quiet_policy(dir.path(), free_port());
+    let policy = quiet_policy_file(dir.path(), free_port());
     let state = blocker.join("state");
     let o = run(&[
         "run",
@@ -313,29 +264,6 @@ fn status_without_an_agent_and_history_without_a_journal_say_so() {
     );
 }
 
-/// A child process killed when the test ends, whether it passed or panicked.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
 /// Polls `cond` every 100 ms for at most `limit`.
 fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
@@ -349,7 +277,7 @@ fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 fn run_serves_status_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let policy = quiet_policy(dir.path(), port);
+    let policy = quiet_policy_file(dir.path(), port);
     let state = dir.path().join("state");
     let mut child = bin()
         .args([
@@ -446,7 +374,7 @@ fn run_serves_status_and_stops_cleanly_on_sigterm() {
 fn a_cluster_whose_password_cannot_be_read_is_reported_unreachable_and_the_agent_runs_on() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let p = quiet_policy(dir.path(), port);
+    let p = quiet_policy_file(dir.path(), port);
     let text = std::fs::read_to_string(&p).unwrap()
         + r#"
 [[cluster]]

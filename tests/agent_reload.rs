@@ -3,33 +3,18 @@
 //! says so in the log and the metrics, and a burst of edits ends on the last content. Every test
 //! waits on a condition with a bound, read from `/metrics`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod process_support;
 
-/// One HTTP/1.0 request on loopback: status code and body; `None` while nothing listens.
+use process_support::{free_port, http};
+
+/// One request without extra headers.
 fn call(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
+    http(port, method, path, &[])
 }
 
 /// A simulator policy: `volumes` on cluster lab, one window named `window` over the first.

@@ -3,10 +3,13 @@
 //! a virtual-time agent's registry after a whole cycle).
 
 mod agent_support;
+mod process_support;
+
+use process_support::promtool;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use agent_support::{policy, start, Setup};
@@ -20,22 +23,6 @@ fn dashboards() -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Fails with the way to install promtool when it is missing.
-fn promtool() -> &'static str {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "promtool is not installed: run scripts/test, which installs Debian's prometheus package \
-         (apt-get install -y --no-install-recommends prometheus)"
-    );
-    "promtool"
 }
 
 /// Runs `promtool <args>` in `dir`; panics with its output when it fails.

@@ -1,0 +1,145 @@
+//! Shared helpers of the tests that run the `snapwarden` binary as a process: a free loopback
+//! port, a child killed when the test ends, one HTTP/1.0 request, promtool, and a quiet policy.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when the test ends, whether it passed or panicked.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// One HTTP/1.0 request on loopback: status code and body; `None` while nothing listens.
+pub fn http(port: u16, method: &str, path: &str, headers: &[&str]) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+/// `promtool`, or a failure saying how to install it.
+pub fn promtool() -> &'static str {
+    let found = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "promtool is not installed: run scripts/test, which installs Debian's prometheus package \
+         (apt-get install -y --no-install-recommends prometheus)"
+    );
+    "promtool"
+}
+
+/// A policy on the embedded simulator listening on `port`, with extra `[agent]` lines: volumes
+/// `vol_a` and `vol_b`, and a window on `vol_a` that never comes during a test (Feb 29, 03:00).
+pub fn quiet_policy(port: u16, agent_lines: &str) -> String {
+    format!(
+        r#"
+[agent]
+listen = "127.0.0.1:{port}"
+{agent_lines}
+
+[[cluster]]
+name = "lab"
+endpoint = "simulator"
+timezone = "UTC"
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{{ schedule = "hourly", count = 6 }}]
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_a"
+luns = ["/vol/vol_a/lun0"]
+snapshot_policy = "p"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+
+[[window]]
+name = "yearly"
+volumes = ["lab/svm1/vol_a"]
+start = "0 3 29 2 *"
+timezone = "UTC"
+expected = "10m"
+max = "20m"
+"#
+    )
+}
+
+/// `snapwarden run --config policy --state-dir state`, waited on until `/readyz` answers 200 on
+/// `port` (at most 30 s); killed when the test ends.
+pub fn run_ready(policy: &Path, state: &Path, port: u16) -> KillOnDrop {
+    let agent = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_snapwarden"))
+            .args(["run", "--config"])
+            .arg(policy)
+            .arg("--state-dir")
+            .arg(state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let end = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", "/readyz", &[]).is_none_or(|(code, _)| code != 200) {
+        assert!(Instant::now() < end, "the agent did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent
+}
