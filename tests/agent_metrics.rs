@@ -12,51 +12,9 @@ use snapwarden::agent::cycle::CycleResult;
 use snapwarden::agent::hook::HookSpec;
 use snapwarden::agent::HookOverride;
 
-/// One UTC simulator cluster, hourly snapshots at :05 (keep 3), guard 5m, one window on vol_a.
+/// The lab policy (SnapRestore only) with window `nightly` on vol_a shaped by `window`.
 fn base(window: &str, clone: &str) -> String {
-    format!(
-        r#"
-[agent]
-guard = "5m"
-observe_interval = "1m"
-
-[[cluster]]
-name = "lab"
-endpoint = "simulator"
-timezone = "UTC"
-simulator = {{ version = "9.14.1", licenses = ["snaprestore"] }}
-
-[[schedule]]
-name = "hourly"
-cron = "5 * * * *"
-
-[[snapshot_policy]]
-name = "p"
-copies = [{{ schedule = "hourly", count = 3 }}]
-
-[[volume]]
-cluster = "lab"
-svm = "svm1"
-name = "vol_a"
-luns = ["/vol/vol_a/lun0", "/vol/vol_a/lun1"]
-snapshot_policy = "p"
-clone = "{clone}"
-
-[[volume]]
-cluster = "lab"
-svm = "svm1"
-name = "vol_b"
-luns = ["/vol/vol_b/lun0"]
-snapshot_policy = "p"
-clone = "{clone}"
-
-[[window]]
-name = "nightly"
-volumes = ["lab/svm1/vol_a"]
-timezone = "UTC"
-{window}
-"#
-    )
+    agent_support::lab_policy("\"snaprestore\"", clone, window, "")
 }
 
 fn simulated(minutes: i64) -> HookOverride {

@@ -15,53 +15,13 @@ use snapwarden::agent::cycle::{CloneKind, CycleResult, CycleState};
 use snapwarden::agent::hook::HookSpec;
 use snapwarden::agent::HookOverride;
 
-/// One UTC simulator cluster, hourly snapshots at :05 (keep 3), guard 5m, one window at 01:00.
+/// The lab policy with a window `nightly` at 01:10 (20m expected, 40m max) on vol_a.
 fn base(extra_window: &str, licenses: &str, clone: &str) -> String {
-    format!(
-        r#"
-[agent]
-guard = "5m"
-observe_interval = "1m"
-
-[[cluster]]
-name = "lab"
-endpoint = "simulator"
-timezone = "UTC"
-simulator = {{ version = "9.14.1", licenses = [{licenses}] }}
-
-[[schedule]]
-name = "hourly"
-cron = "5 * * * *"
-
-[[snapshot_policy]]
-name = "p"
-copies = [{{ schedule = "hourly", count = 3 }}]
-
-[[volume]]
-cluster = "lab"
-svm = "svm1"
-name = "vol_a"
-luns = ["/vol/vol_a/lun0", "/vol/vol_a/lun1"]
-snapshot_policy = "p"
-clone = "{clone}"
-
-[[volume]]
-cluster = "lab"
-svm = "svm1"
-name = "vol_b"
-luns = ["/vol/vol_b/lun0"]
-snapshot_policy = "p"
-clone = "{clone}"
-
-[[window]]
-name = "nightly"
-volumes = ["lab/svm1/vol_a"]
-start = "10 1 * * *"
-timezone = "UTC"
-expected = "20m"
-max = "40m"
-{extra_window}
-"#
+    agent_support::lab_policy(
+        licenses,
+        clone,
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        extra_window,
     )
 }
 

@@ -390,3 +390,53 @@ impl Ontap for Slow {
         self.around(self.inner.delete_lun(uuid, path, mapped)).await
     }
 }
+
+/// One UTC simulator cluster `lab` (`licenses`, a TOML list body), hourly snapshots at :05 (keep
+/// 3), guard 5m, volumes vol_a (two LUNs) and vol_b with `clone`, and a window `nightly` on vol_a
+/// whose start and durations are `nightly`; `extra` is appended (more windows).
+pub fn lab_policy(licenses: &str, clone: &str, nightly: &str, extra: &str) -> String {
+    format!(
+        r#"
+[agent]
+guard = "5m"
+observe_interval = "1m"
+
+[[cluster]]
+name = "lab"
+endpoint = "simulator"
+timezone = "UTC"
+simulator = {{ version = "9.14.1", licenses = [{licenses}] }}
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{{ schedule = "hourly", count = 3 }}]
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_a"
+luns = ["/vol/vol_a/lun0", "/vol/vol_a/lun1"]
+snapshot_policy = "p"
+clone = "{clone}"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+clone = "{clone}"
+
+[[window]]
+name = "nightly"
+volumes = ["lab/svm1/vol_a"]
+timezone = "UTC"
+{nightly}
+{extra}
+"#
+    )
+}
