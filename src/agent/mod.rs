@@ -832,8 +832,6 @@ impl Agent {
                     continue;
                 }
             };
-            // Evidence for FlexClone comes from SnapRestore cycles only: a FlexClone cycle's late
-            // release (after a switch) is no chain risk and does not keep it in force.
             let mut cycles: BTreeMap<String, Cycle> = BTreeMap::new();
             for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
                 if !cycles.contains_key(id) {
@@ -842,16 +840,8 @@ impl Agent {
                     }
                 }
             }
-            let conflicts: Vec<ObservedConflict> = conflicts
-                .into_iter()
-                .filter(|c| {
-                    c.cycle
-                        .as_deref()
-                        .and_then(|id| cycles.get(id))
-                        .is_none_or(|y| y.clone_kind == CloneKind::SnapRestore)
-                })
-                .collect();
             let cycles: Vec<Cycle> = cycles.into_values().collect();
+            let conflicts = recommend::evidence(conflicts, &cycles);
             let licensed = self.licensed(cluster);
             let raised = recommend::decide(&conflicts, rule.recommend_after, rule.within, now);
             let previous = self.recommended.get(&key).map(|f| f.since);

@@ -124,7 +124,23 @@ pub fn locked_hours(conflicts: &[ObservedConflict], cycles: &[Cycle], now: DateT
     (ms / 36_000) as f64 / 100.0
 }
 
-/// The recommendations in force at `now`, one per volume (sorted by cluster, svm, volume).
+/// The conflicts that are evidence for FlexClone: those of SnapRestore cycles, and those tied to
+/// no cycle. A FlexClone cycle's late release (after a switch) is no chain risk and must not keep
+/// a recommendation in force. A conflict whose cycle is not in `cycles` is kept.
+pub fn evidence(conflicts: Vec<ObservedConflict>, cycles: &[Cycle]) -> Vec<ObservedConflict> {
+    let flexclone: std::collections::HashSet<&str> = cycles
+        .iter()
+        .filter(|c| c.clone_kind == crate::agent::cycle::CloneKind::FlexClone)
+        .map(|c| c.id.as_str())
+        .collect();
+    conflicts
+        .into_iter()
+        .filter(|c| c.cycle.as_deref().is_none_or(|id| !flexclone.contains(id)))
+        .collect()
+}
+
+/// The recommendations in force at `now`, one per volume (sorted by cluster, svm, volume), from
+/// the [`evidence`] among `conflicts`.
 /// `licensed` answers the cluster's flexclone license state when it is known.
 pub fn for_volumes(
     conflicts: &[ObservedConflict],
@@ -134,8 +150,9 @@ pub fn for_volumes(
     now: DateTime<Utc>,
     licensed: &dyn Fn(&str) -> Option<bool>,
 ) -> Vec<Recommendation> {
+    let evidence = evidence(conflicts.to_vec(), cycles);
     let mut by_volume: BTreeMap<(&str, &str, &str), Vec<ObservedConflict>> = BTreeMap::new();
-    for c in conflicts {
+    for c in &evidence {
         by_volume
             .entry((&c.cluster, &c.svm, &c.volume))
             .or_default()
@@ -291,5 +308,51 @@ mod tests {
         let r = decide(&cs, 1, week, t("2027-01-04T00:00:00Z")).expect("one");
         assert_eq!(r.at, t("2027-01-01T12:00:00Z"));
         assert_eq!(decide(&[], 1, week, t("2027-01-04T00:00:00Z")), None);
+    }
+
+    #[test]
+    fn evidence_drops_conflicts_of_flexclone_cycles_only() {
+        use crate::agent::cycle::{CloneKind, CycleState};
+        let cycle = |id: &str, kind: CloneKind| Cycle {
+            id: id.into(),
+            window: "n".into(),
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: "v".into(),
+            window_start: t("2027-01-01T01:00:00Z"),
+            create_at: t("2027-01-01T01:00:00Z"),
+            release_by: t("2027-01-01T01:30:00Z"),
+            release_deadline: None,
+            backing_snapshot: format!("snapwarden.n.{id}"),
+            clone_kind: kind,
+            clones: Vec::new(),
+            state: CycleState::Released,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+        };
+        let cycles = [
+            cycle("sr", CloneKind::SnapRestore),
+            cycle("fc", CloneKind::FlexClone),
+        ];
+        let of = |id: Option<&str>, at: &str| {
+            let mut x = c(ConflictKind::LateRelease, at, "n");
+            x.cycle = id.map(str::to_string);
+            x
+        };
+        let all = vec![
+            of(Some("sr"), "2027-01-01T02:00:00Z"),
+            of(Some("fc"), "2027-01-02T02:00:00Z"),
+            of(None, "2027-01-03T02:00:00Z"),
+            of(Some("unknown"), "2027-01-04T02:00:00Z"),
+        ];
+        let kept: Vec<Option<String>> = evidence(all, &cycles)
+            .into_iter()
+            .map(|x| x.cycle)
+            .collect();
+        assert_eq!(kept, vec![Some("sr".into()), None, Some("unknown".into())]);
     }
 }
