@@ -301,6 +301,8 @@ fn check_deployment(deployment: &str, configmap: &str, replicas: u64, strategy: 
     );
     let file = token.file_name().unwrap().to_str().unwrap();
     let item = find(at(&secret_volume, "secret.items"), "path", file);
+    // Shipped empty: the agent refuses an empty token file, so nothing runs on a known token.
+    assert_eq!(str_at(&secret, "stringData.api-token"), "");
     let secret_keys: BTreeSet<&String> = at(&secret, "stringData")
         .as_object()
         .unwrap()
