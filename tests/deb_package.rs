@@ -138,7 +138,7 @@ fn deb_installs_keeps_its_edited_policy_and_purges_cleanly() {
     // The agent runs from the root and is the version this test was built as.
     let bin = root.join("usr/bin/snapwarden");
     assert_eq!(mode(&bin), 0o755);
-    let version = run(&mut Command::new(&bin).arg("--version"));
+    let version = run(Command::new(&bin).arg("--version"));
     assert_eq!(
         version.trim(),
         format!("snapwarden {}", env!("CARGO_PKG_VERSION"))
