@@ -109,7 +109,14 @@ fn build_deb(out: &Path) -> PathBuf {
         .arg(repo().join("Cargo.toml"))
         // The debug binary `cargo test` has just built (cargo-deb 3.8 warns that it prefers
         // release profiles); --fast: packing 40 MB with xz's best setting would take a minute.
-        .args(["--profile", "dev", "--no-build", "--strip", "--fast"])
+        .args([
+            "--profile",
+            "dev",
+            "--no-build",
+            "--strip",
+            "--fast",
+            "--locked",
+        ])
         .arg("--output")
         .arg(out));
     let debs: Vec<PathBuf> = std::fs::read_dir(out)
