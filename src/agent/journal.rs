@@ -312,10 +312,16 @@ impl Journal {
         if !path.exists() {
             return Err(JournalError::Missing { path });
         }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // Without a `-wal` beside it the journal is closed (no agent is writing): read it as
+        // immutable, so SQLite creates no `-wal`/`-shm`. Made by another user (root running
+        // `history`), those files would lock the agent's own service user out of its journal.
+        let wal = state_dir.join(format!("{FILE_NAME}-wal"));
+        let conn = if wal.exists() {
+            Connection::open_with_flags(&path, flags)
+        } else {
+            Connection::open_with_flags(immutable_uri(&path), flags | OpenFlags::SQLITE_OPEN_URI)
+        }
         .map_err(|e| classify(&path, e))?;
         let journal = Journal {
             path: path.clone(),
@@ -816,6 +822,23 @@ fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// `file:` URI of `path` opened as immutable; bytes outside the URI's unreserved set are
+/// percent-encoded (a state directory may hold `?`, `#` or `%`).
+fn immutable_uri(path: &Path) -> String {
+    use std::fmt::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn classify(path: &Path, e: rusqlite::Error) -> JournalError {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
@@ -1018,6 +1041,48 @@ mod tests {
         assert!(j.record_conflict(&c).unwrap());
         assert!(!j.record_conflict(&c).unwrap());
         assert_eq!(j.conflicts(t("2026-01-01T00:00:00Z"), 10).unwrap(), vec![c]);
+    }
+
+    #[test]
+    fn reading_a_closed_journal_creates_no_side_files_and_an_open_one_is_read_live() {
+        let root = tempfile::tempdir().unwrap();
+        // A state directory whose name needs escaping in a `file:` URI.
+        let dir = root.path().join("state ?#%dir");
+        std::fs::create_dir(&dir).unwrap();
+        let writer = Journal::open(&dir).unwrap();
+        writer
+            .insert_cycle(
+                &cycle("c1", "2026-01-01T00:00:00Z"),
+                t("2026-01-01T00:00:00Z"),
+            )
+            .unwrap();
+        drop(writer);
+        let side_files = |dir: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != FILE_NAME)
+                .collect();
+            names.sort();
+            names
+        };
+        assert!(side_files(&dir).is_empty(), "{:?}", side_files(&dir));
+        let ro = Journal::open_read_only(&dir).unwrap();
+        assert_eq!(ro.open_cycles().unwrap().len(), 1);
+        drop(ro);
+        // `history` run by another user must not leave files the agent's user cannot open.
+        assert!(side_files(&dir).is_empty(), "{:?}", side_files(&dir));
+
+        // While the agent writes, a reader sees its committed rows through the WAL.
+        let writer = Journal::open(&dir).unwrap();
+        writer
+            .insert_cycle(
+                &cycle("c2", "2026-01-02T00:00:00Z"),
+                t("2026-01-02T00:00:00Z"),
+            )
+            .unwrap();
+        let ro = Journal::open_read_only(&dir).unwrap();
+        assert_eq!(ro.open_cycles().unwrap().len(), 2);
     }
 
     #[test]
