@@ -32,6 +32,8 @@ pub(crate) fn captured<'a>(
         .iter()
         .filter(|s| s.svm == cycle.svm && s.volume_name == cycle.volume)
         .filter(|s| !is_snapwardens(s, prefix))
+        // A driver cycle's backing snapshot is a backup tool's, without snapwarden's marks.
+        .filter(|s| s.name != cycle.backing_snapshot)
         .filter(|s| {
             let t = s.create_time.with_timezone(&Utc);
             t >= from && t < until

@@ -1140,7 +1140,7 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
             name: "vbr".into(),
             url: "https://vbr.example.net:9419".into(),
             username: "svc".into(),
-            password: SecretSource::Env("VBR_PASSWORD".into()),
+            password: Some(SecretSource::Env("VBR_PASSWORD".into())),
             tls: TlsVerify::System,
             api_version: "1.1-rev0".into(),
         }]
@@ -1166,8 +1166,12 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
     assert_eq!(p.veeam[0].url, "https://b");
     assert_eq!(
         p.veeam[0].password,
-        SecretSource::File(PathBuf::from("vbr.pass"))
+        Some(SecretSource::File(PathBuf::from("vbr.pass")))
     );
+    // The embedded simulator needs no password.
+    let p = valid("[[veeam]]\nname = \"sim\"\nurl = \"simulator\"\nusername = \"u\"\n");
+    assert!(p.veeam[0].is_simulator());
+    assert_eq!(p.veeam[0].password, None);
     assert_eq!(p.veeam[0].tls, TlsVerify::PinSha256([0xab; 32]));
     assert_eq!(p.veeam[0].api_version, "1.3-rev1");
 }
