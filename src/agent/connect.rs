@@ -95,8 +95,12 @@ pub fn connect(
             );
         }
         // One manual world on the agent's wall clock: sessions and schedules in their order.
-        let sim = Simulator::from_policy(policy, ClockMode::Manual, Some(sim_start.unwrap_or_else(Utc::now)))
-            .map_err(|e| format!("{e}"))?;
+        let sim = Simulator::from_policy(
+            policy,
+            ClockMode::Manual,
+            Some(sim_start.unwrap_or_else(Utc::now)),
+        )
+        .map_err(|e| format!("{e}"))?;
         return embedded(policy, sim, Arc::new(super::SystemClock));
     }
     let simulator = if needs_sim {

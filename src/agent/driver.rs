@@ -112,7 +112,11 @@ pub async fn follow_veeam(
                 };
                 tracing::info!(server = %run.server, job = %job.name, cycle = %first,
                     session = %started.session().id, "Veeam job {how}");
-                journal_action("veeam-start", "ok", &format!("session {}", started.session().id));
+                journal_action(
+                    "veeam-start",
+                    "ok",
+                    &format!("session {}", started.session().id),
+                );
                 break (job, started.session().clone());
             }
             Err(e) => {
@@ -214,9 +218,7 @@ pub async fn follow_veeam(
     let result = match (&session.result, overran) {
         (Some(SessionResult::Failed), _) => Some(CycleResult::Failed),
         (Some(SessionResult::Success | SessionResult::Warning), false) => None,
-        (Some(SessionResult::Success | SessionResult::Warning), true) => {
-            Some(CycleResult::Overrun)
-        }
+        (Some(SessionResult::Success | SessionResult::Warning), true) => Some(CycleResult::Overrun),
         (_, _) => Some(CycleResult::Failed),
     };
     let verdict = session
@@ -241,7 +243,11 @@ pub async fn follow_veeam(
     }
     tracing::info!(server = %run.server, job = %job.name, cycle = %first, session = %session.id,
         "{detail}");
-    journal_action("veeam-session", result.map_or("ok", |r| r.as_str()), &detail);
+    journal_action(
+        "veeam-session",
+        result.map_or("ok", |r| r.as_str()),
+        &detail,
+    );
     Report {
         result,
         detail,

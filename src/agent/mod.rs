@@ -351,9 +351,7 @@ impl Agent {
                 s.name
             ));
         }
-        let c = Arc::new(
-            crate::veeam::VeeamClient::from_server(s).map_err(|e| error_chain(&e))?,
-        );
+        let c = Arc::new(crate::veeam::VeeamClient::from_server(s).map_err(|e| error_chain(&e))?);
         self.veeam.insert(s.name.clone(), c.clone());
         Ok(c)
     }
@@ -692,7 +690,8 @@ impl Agent {
                         c == name
                             && *svm == f.svm
                             && *vol == f.volume
-                            && f.detail.starts_with(&format!("foreign backing snapshot {snap} "))
+                            && f.detail
+                                .starts_with(&format!("foreign backing snapshot {snap} "))
                     })
                 }),
             );
@@ -893,13 +892,8 @@ impl Agent {
                         s.svm == c.svm && s.volume_name == c.volume && s.name == c.backing_snapshot
                     });
                 if alive && c.state != CycleState::Locked {
-                    let pins = observe::pins(
-                        &c,
-                        inv,
-                        &prefix,
-                        self.retention(observed, &c).as_ref(),
-                        now,
-                    );
+                    let pins =
+                        observe::pins(&c, inv, &prefix, self.retention(observed, &c).as_ref(), now);
                     c.state = CycleState::Locked;
                     changed = true;
                     conflict = Some(ObservedConflict {
@@ -1423,7 +1417,10 @@ impl Agent {
                     Driver::Veeam(job) => format!(
                         "Veeam job {:?} on server {}",
                         job.job,
-                        policy.veeam.get(job.server).map_or("?", |s| s.name.as_str())
+                        policy
+                            .veeam
+                            .get(job.server)
+                            .map_or("?", |s| s.name.as_str())
                     ),
                     _ => "the window's hook".to_string(),
                 };

@@ -593,10 +593,8 @@ impl VeeamClient {
                     .map_err(|e| transport(Box::new(e)))?;
                 let status = response.status();
                 let mut body = Vec::new();
-                while let Some(chunk) = response
-                    .chunk()
-                    .await
-                    .map_err(|e| transport(Box::new(e)))?
+                while let Some(chunk) =
+                    response.chunk().await.map_err(|e| transport(Box::new(e)))?
                 {
                     if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
                         return Err(self.too_large(target, context));

@@ -199,10 +199,15 @@ pub fn from_policy(policy: &crate::config::Policy) -> Result<Vec<PolicyVeeam>, S
             continue;
         }
         let password = match &server.password {
-            Some(source) => crate::ontap::secret::Secret::load(source)
-                .map_err(|e| format!("Veeam server {}: cannot load the password: {e}", server.name))?,
-            None => crate::ontap::secret::Secret::new(SIMULATOR_PASSWORD)
-                .expect("a non-empty constant"),
+            Some(source) => crate::ontap::secret::Secret::load(source).map_err(|e| {
+                format!(
+                    "Veeam server {}: cannot load the password: {e}",
+                    server.name
+                )
+            })?,
+            None => {
+                crate::ontap::secret::Secret::new(SIMULATOR_PASSWORD).expect("a non-empty constant")
+            }
         };
         let mut jobs: Vec<SimJob> = Vec::new();
         for w in &policy.windows {

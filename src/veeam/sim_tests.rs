@@ -454,7 +454,9 @@ async fn a_policy_server_reaches_the_served_simulator_over_pinned_tls() {
         .await
         .unwrap_err();
     assert!(matches!(err, VeeamError::Transport { .. }), "{err}");
-    server.password = Some(crate::config::SecretSource::Env("SNAPWARDEN_TEST_VBR_SURELY_UNSET".into()));
+    server.password = Some(crate::config::SecretSource::Env(
+        "SNAPWARDEN_TEST_VBR_SURELY_UNSET".into(),
+    ));
     let err = VeeamClient::from_server(&server).unwrap_err();
     assert_eq!(
         err.to_string(),
