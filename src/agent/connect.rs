@@ -44,7 +44,7 @@ fn embedded_veeam(
     sim: &Arc<Simulator>,
     clock: Arc<dyn super::Clock>,
 ) -> Result<Vec<VeeamConn>, String> {
-    let servers = crate::veeam::sim_config::from_policy(policy)?;
+    let servers = crate::veeam::sim_config::from_policy(policy, false)?;
     let sims: Vec<Arc<VeeamSim>> = servers
         .iter()
         .map(|s| VeeamSim::new(sim.clone(), s.world.clone()))

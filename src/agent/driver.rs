@@ -255,16 +255,20 @@ pub async fn follow_veeam(
     }
 }
 
+/// How far a cluster's clock may run behind the agent's when a tool's snapshot is matched to
+/// the start that made it.
+pub const CLOCK_SLACK: TimeDelta = TimeDelta::seconds(5);
+
 /// The tool's snapshot of `cycle` in `inv`: the first snapshot on its volume matching a foreign
-/// pattern, created from a little before the cycle's planned start (clock skew between agent and
-/// cluster) on, that no other cycle in `taken` claims.
+/// pattern, created from the cycle's planned start on (less [`CLOCK_SLACK`]; the tool is started
+/// then or later), that no other cycle in `taken` claims.
 pub fn attribute<'a>(
     cycle: &Cycle,
     inv: &'a Inventory,
     patterns: &[Regex],
     taken: &[(String, String, String)],
 ) -> Option<&'a crate::ontap::SnapshotInfo> {
-    let from = cycle.create_at - TimeDelta::minutes(1);
+    let from = cycle.create_at - CLOCK_SLACK;
     inv.snapshots
         .iter()
         .filter(|s| s.svm == cycle.svm && s.volume_name == cycle.volume)

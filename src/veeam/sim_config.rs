@@ -190,15 +190,20 @@ pub struct PolicyVeeam {
 /// `username`, with the password from its source when one is set, else [`SIMULATOR_PASSWORD`])
 /// and one job per distinct job its `driver = "veeam"` windows name: it protects those windows'
 /// volumes and LUNs and runs the first such window's `expected`. A job named by a UUID gets that
-/// id; the others get ids in the form `00000000-0000-4000-8000-<n>`.
-pub fn from_policy(policy: &crate::config::Policy) -> Result<Vec<PolicyVeeam>, String> {
+/// id; the others get ids in the form `00000000-0000-4000-8000-<n>`. With `every_server`
+/// (`simulate`), real servers are simulated too, with [`SIMULATOR_PASSWORD`] (their password
+/// source is not read).
+pub fn from_policy(
+    policy: &crate::config::Policy,
+    every_server: bool,
+) -> Result<Vec<PolicyVeeam>, String> {
     use crate::config::Driver;
     let mut out = Vec::new();
     for (si, server) in policy.veeam.iter().enumerate() {
-        if !server.is_simulator() {
+        if !server.is_simulator() && !every_server {
             continue;
         }
-        let password = match &server.password {
+        let password = match server.password.as_ref().filter(|_| server.is_simulator()) {
             Some(source) => crate::ontap::secret::Secret::load(source).map_err(|e| {
                 format!(
                     "Veeam server {}: cannot load the password: {e}",

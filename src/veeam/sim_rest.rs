@@ -42,7 +42,9 @@ impl VeeamSim {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, VeeamWorld> {
+    /// The Veeam state, for callers that bring several servers and the world along together
+    /// (lock order: Veeam states, then the world).
+    pub fn lock(&self) -> MutexGuard<'_, VeeamWorld> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
