@@ -200,6 +200,9 @@ pub struct Agent {
     /// Veeam clients by `[[veeam]]` name: the embedded simulator's ([`Agent::with_veeam`]), else
     /// built from the policy at first use.
     veeam: HashMap<String, Arc<crate::veeam::VeeamClient>>,
+    /// Clients built from the policy, with the `[[veeam]]` they were built from (a reload that
+    /// changes it builds a new one).
+    veeam_built: HashMap<String, (crate::config::VeeamServer, Arc<crate::veeam::VeeamClient>)>,
     /// Driver cycles whose tool has stopped: settled (released or locked) by the next listing.
     driver_ended: HashSet<String>,
 }
@@ -320,6 +323,7 @@ impl Agent {
             reconsider: BTreeSet::new(),
             last_recommend_sweep: None,
             veeam: HashMap::new(),
+            veeam_built: HashMap::new(),
             driver_ended: HashSet::new(),
         })
     }
@@ -351,8 +355,15 @@ impl Agent {
                 s.name
             ));
         }
+        if let Some((built_from, c)) = self.veeam_built.get(&s.name) {
+            if built_from == s {
+                return Ok(c.clone());
+            }
+        }
+        // Not cached when it fails: a fixed secret is picked up at the next start.
         let c = Arc::new(crate::veeam::VeeamClient::from_server(s).map_err(|e| error_chain(&e))?);
-        self.veeam.insert(s.name.clone(), c.clone());
+        self.veeam_built
+            .insert(s.name.clone(), (s.clone(), c.clone()));
         Ok(c)
     }
 
