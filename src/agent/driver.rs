@@ -285,6 +285,103 @@ pub fn attribute<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::cycle::{CloneKind, CycleState};
+    use crate::ontap::{ClusterInfo, LicenseState, SnapshotInfo};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn snap(name: &str, volume: &str, at: &str) -> SnapshotInfo {
+        SnapshotInfo {
+            uuid: format!("u-{name}"),
+            name: name.into(),
+            volume_uuid: "vu".into(),
+            volume_name: volume.into(),
+            svm: "svm1".into(),
+            comment: Some("Veeam Backup".into()),
+            create_time: t(at).fixed_offset(),
+            owners: Vec::new(),
+            size: 0,
+        }
+    }
+
+    #[test]
+    fn the_first_unclaimed_tool_snapshot_from_the_planned_start_is_the_cycles() {
+        let inv = Inventory {
+            info: ClusterInfo {
+                name: "c".into(),
+                uuid: "cu".into(),
+                version: "9.14.1".into(),
+                timezone: "UTC".into(),
+            },
+            volumes: Vec::new(),
+            snapshot_policies: Vec::new(),
+            schedules: Vec::new(),
+            flexclone: LicenseState::Unlicensed,
+            snaprestore: LicenseState::Compliant,
+            snapshots: vec![
+                // Older than the start less the slack: a previous run's.
+                snap("VeeamSourceSnapshot_old", "vol", "2027-01-01T01:09:54Z"),
+                snap("hourly.2027-01-01_0110", "vol", "2027-01-01T01:10:00Z"),
+                snap(
+                    "VeeamSourceSnapshot_other_volume",
+                    "vol_b",
+                    "2027-01-01T01:10:01Z",
+                ),
+                snap("VeeamSourceSnapshot_claimed", "vol", "2027-01-01T01:10:01Z"),
+                snap("VeeamSourceSnapshot_later", "vol", "2027-01-01T01:10:30Z"),
+                // Within the slack (the cluster's clock 4 s behind the agent's).
+                snap("VeeamSourceSnapshot_ours", "vol", "2027-01-01T01:09:56Z"),
+            ],
+            luns: Vec::new(),
+            at: t("2027-01-01T01:11:00Z"),
+        };
+        let cycle = Cycle {
+            id: "abc".into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "vol".into(),
+            window_start: t("2027-01-01T01:10:00Z"),
+            create_at: t("2027-01-01T01:10:00Z"),
+            release_by: t("2027-01-01T01:40:00Z"),
+            release_deadline: None,
+            backing_snapshot: String::new(),
+            clone_kind: CloneKind::SnapRestore,
+            clones: Vec::new(),
+            state: CycleState::Backup,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+        };
+        let patterns = [Regex::new("(?i)^(VeeamSourceSnapshot|VeeamAUX)").unwrap()];
+        let claimed = |names: &[&str]| -> Vec<(String, String, String)> {
+            names
+                .iter()
+                .map(|n| ("svm1".to_string(), "vol".to_string(), n.to_string()))
+                .collect()
+        };
+        let got = attribute(
+            &cycle,
+            &inv,
+            &patterns,
+            &claimed(&["VeeamSourceSnapshot_claimed"]),
+        );
+        assert_eq!(
+            got.map(|s| s.name.as_str()),
+            Some("VeeamSourceSnapshot_ours")
+        );
+        let taken = claimed(&["VeeamSourceSnapshot_claimed", "VeeamSourceSnapshot_ours"]);
+        let got = attribute(&cycle, &inv, &patterns, &taken);
+        assert_eq!(
+            got.map(|s| s.name.as_str()),
+            Some("VeeamSourceSnapshot_later")
+        );
+    }
 
     #[test]
     fn retries_double_up_to_two_minutes() {

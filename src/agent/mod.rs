@@ -688,24 +688,18 @@ impl Agent {
                 .map(|v| (v.svm.clone(), v.name.clone()))
                 .collect();
             // A tool's snapshot attributed to a driver cycle is that cycle's, not `foreign`.
-            found.extend(
-                observe::foreign(
-                    name,
-                    &volumes,
-                    inv,
-                    &self.policy.agent.foreign_snapshot_patterns,
-                )
-                .into_iter()
-                .filter(|f| {
-                    !claimed.iter().any(|(c, svm, vol, snap)| {
-                        c == name
-                            && *svm == f.svm
-                            && *vol == f.volume
-                            && f.detail
-                                .starts_with(&format!("foreign backing snapshot {snap} "))
-                    })
-                }),
-            );
+            let mine: Vec<(String, String, String)> = claimed
+                .iter()
+                .filter(|(c, _, _, _)| c == name)
+                .map(|(_, svm, vol, snap)| (svm.clone(), vol.clone(), snap.clone()))
+                .collect();
+            found.extend(observe::foreign(
+                name,
+                &volumes,
+                inv,
+                &self.policy.agent.foreign_snapshot_patterns,
+                &mine,
+            ));
             for c in self.cycles.values().filter(|c| &c.cluster == name) {
                 if c.state == CycleState::Locked && !self.driven(c) {
                     let pins =
