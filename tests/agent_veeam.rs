@@ -79,6 +79,7 @@ struct Harness {
     task: tokio::task::JoinHandle<Result<Vec<Cycle>, snapwarden::agent::AgentError>>,
     events: tokio::sync::mpsc::UnboundedSender<Event>,
     board: Arc<StatusBoard>,
+    metrics: Arc<snapwarden::agent::metrics::Metrics>,
     journal: Arc<Journal>,
     sim: Arc<Simulator>,
     veeam: Vec<VeeamConn>,
@@ -132,6 +133,7 @@ fn start_on(
     Harness {
         events: agent.events(),
         board: agent.status_board(),
+        metrics: agent.metrics(),
         journal: agent.journal(),
         task: tokio::spawn(agent.run()),
         sim,
@@ -360,7 +362,16 @@ async fn a_server_back_within_the_window_runs_the_job_late() {
         v.faults.down = true
     });
     h.run_until("2027-01-01T01:12:00Z").await;
-    assert_eq!(h.cycles()[0].state, CycleState::Backup);
+    // Reported while it is retried: the live cycle says why it has not started.
+    let live = &h.cycles()[0];
+    assert_eq!(live.state, CycleState::Backup);
+    assert!(
+        live.detail.contains(
+            "Veeam job not started yet (4 attempt(s), next at 2027-01-01T01:12:30+00:00)"
+        ),
+        "{}",
+        live.detail
+    );
     h.veeam[0].sim.with(|v, _| v.faults.down = false);
     h.run_until("2027-01-01T01:45:00Z").await;
     let c = &h.cycles()[0];
@@ -467,7 +478,15 @@ async fn the_veeam_demo_shows_a_coordinated_job_within_minutes() {
     }
     let kinds: Vec<String> = h.conflicts().into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, vec!["foreign".to_string()], "{:?}", h.conflicts());
-    // Status and history show the driver's cycles like any other.
+    // Status, the metrics and history show the driver's cycles like any other.
+    let metrics = h.metrics.render();
+    assert!(
+        metrics.contains(&format!(
+            "snapwarden_cycles_total{{result=\"completed\",window=\"sql-veeam\"}} {}",
+            cycles.len()
+        )),
+        "{metrics}"
+    );
     let status = serde_json::to_value(h.board.get()).unwrap();
     assert!(
         status["recent_cycles"]

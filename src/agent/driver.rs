@@ -75,11 +75,15 @@ pub struct VeeamRun {
     pub follow_until: DateTime<Utc>,
 }
 
+/// Says something about a run while it goes on (a failed attempt): the cycles' detail.
+pub type Note = Box<dyn Fn(String) + Send + Sync>;
+
 /// Starts the job and follows its session to `Stopped`.
 pub async fn follow_veeam(
     run: VeeamRun,
     clock: Arc<dyn Clock>,
     journal: Arc<Journal>,
+    note: Note,
     mut cancel: watch::Receiver<bool>,
 ) -> Report {
     let first = run.cycles.first().cloned().unwrap_or_default();
@@ -145,6 +149,10 @@ pub async fn follow_veeam(
                 tracing::error!(server = %run.server, job = %run.job, cycle = %first,
                     attempt = attempt, retry_in_seconds = wait.num_seconds(),
                     "Veeam job not started yet: {text}");
+                note(format!(
+                    "Veeam job not started yet ({attempt} attempt(s), next at {}): {text}",
+                    (now + wait).to_rfc3339()
+                ));
                 tokio::select! {
                     _ = clock.sleep_until(now + wait) => {}
                     _ = cancel.changed() => return fail("the agent stopped before the Veeam job started".into(), &clock),
@@ -205,6 +213,10 @@ pub async fn follow_veeam(
                 tracing::error!(server = %run.server, job = %job.name, cycle = %first,
                     session = %session.id, failures = failures,
                     "cannot read the Veeam session (retrying): {last_error}");
+                note(format!(
+                    "cannot read Veeam session {} ({failures} time(s), retrying): {last_error}",
+                    session.id
+                ));
             }
         }
     }

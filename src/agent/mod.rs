@@ -62,6 +62,9 @@ pub enum Event {
         cycles: Vec<String>,
         report: driver::Report,
     },
+    /// A driver window's tool run says something on the way (a failed attempt): the cycles'
+    /// detail, for `status`.
+    DriverNote { cycles: Vec<String>, detail: String },
 }
 
 /// How the loop is woken at planned instants.
@@ -445,6 +448,14 @@ impl Agent {
                     Event::DriverEnded { cycles, report } => {
                         for id in cycles {
                             self.driver_ended(&id, &report);
+                        }
+                    }
+                    Event::DriverNote { cycles, detail } => {
+                        for id in cycles {
+                            if let Some(c) = self.cycles.get_mut(&id) {
+                                c.detail = detail.clone();
+                                let _ = self.ctx.journal.update_cycle(c);
+                            }
                         }
                     }
                 }
@@ -1020,8 +1031,15 @@ impl Agent {
                     follow_until: first.release_by + window.max,
                 };
                 let journal = self.ctx.journal.clone();
+                let (notes, noted) = (events.clone(), ids.clone());
+                let note: driver::Note = Box::new(move |detail| {
+                    let _ = notes.send(Event::DriverNote {
+                        cycles: noted.clone(),
+                        detail,
+                    });
+                });
                 tokio::spawn(async move {
-                    let report = driver::follow_veeam(run, clock, journal, cancel).await;
+                    let report = driver::follow_veeam(run, clock, journal, note, cancel).await;
                     let _ = events.send(Event::DriverEnded {
                         cycles: ids,
                         report,
