@@ -86,7 +86,10 @@ struct Harness {
     clock: Arc<TokioClock>,
     /// The volume the tests look at: (cluster, volume).
     at: (&'static str, &'static str),
-    _dir: tempfile::TempDir,
+    policy: Arc<Policy>,
+    /// The cluster clients, kept for a restart on the same world.
+    ontap: Vec<(String, Arc<dyn snapwarden::ontap::Ontap>)>,
+    dir: tempfile::TempDir,
 }
 
 /// The agent on the embedded simulators at `epoch`; `prepare` changes the Veeam side first.
@@ -112,24 +115,12 @@ fn start_on(
             .unwrap();
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::new(
-        policy,
-        conns.clients,
-        clock.clone(),
-        Options {
-            state_dir: dir.path().join("state"),
-            triggers: Triggers::Clock,
-            hooks: None,
-        },
-    )
-    .expect("agent starts")
-    .with_veeam(
-        conns
-            .veeam
-            .iter()
-            .map(|v| (v.name.clone(), v.client.clone()))
-            .collect(),
-    );
+    let ontap: Vec<(String, Arc<dyn snapwarden::ontap::Ontap>)> = conns
+        .clients
+        .iter()
+        .map(|c| (c.name.clone(), c.ontap.clone()))
+        .collect();
+    let agent = agent(&policy, &ontap, &conns.veeam, &clock, &dir);
     Harness {
         events: agent.events(),
         board: agent.status_board(),
@@ -140,8 +131,42 @@ fn start_on(
         veeam: conns.veeam,
         clock,
         at,
-        _dir: dir,
+        policy,
+        ontap,
+        dir,
     }
+}
+
+fn agent(
+    policy: &Arc<Policy>,
+    ontap: &[(String, Arc<dyn snapwarden::ontap::Ontap>)],
+    veeam: &[VeeamConn],
+    clock: &Arc<TokioClock>,
+    dir: &tempfile::TempDir,
+) -> Agent {
+    Agent::new(
+        policy.clone(),
+        ontap
+            .iter()
+            .map(|(name, o)| snapwarden::agent::ClusterClient {
+                name: name.clone(),
+                ontap: o.clone(),
+            })
+            .collect(),
+        clock.clone(),
+        Options {
+            state_dir: dir.path().join("state"),
+            triggers: Triggers::Clock,
+            hooks: None,
+        },
+    )
+    .expect("agent starts")
+    .with_veeam(
+        veeam
+            .iter()
+            .map(|v| (v.name.clone(), v.client.clone()))
+            .collect(),
+    )
 }
 
 impl Harness {
@@ -209,6 +234,28 @@ impl Harness {
     async fn stop(self) {
         let _ = self.events.send(Event::Shutdown);
         self.task.await.expect("agent task").expect("agent ran");
+    }
+
+    /// Stops the agent and starts a new one on the same world, clients and journal.
+    async fn restart(mut self) -> Harness {
+        let _ = self.events.send(Event::Shutdown);
+        (&mut self.task)
+            .await
+            .expect("agent task")
+            .expect("agent ran");
+        let agent = agent(
+            &self.policy,
+            &self.ontap,
+            &self.veeam,
+            &self.clock,
+            &self.dir,
+        );
+        self.events = agent.events();
+        self.board = agent.status_board();
+        self.metrics = agent.metrics();
+        self.journal = agent.journal();
+        self.task = tokio::spawn(agent.run());
+        self
     }
 }
 
@@ -528,4 +575,31 @@ fn the_veeam_demo_compared_with_the_job_at_its_configured_time() {
     // Veeam's delete refused every time.
     assert_eq!((u.chain_conflicts, u.locked_at_end), (20, 20), "{u:?}");
     assert!(u.max_locked_backing_snapshots >= 5, "{u:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_follows_the_running_job_again_without_starting_it() {
+    let h = start(
+        policy("10 1 * * *", "shift"),
+        "2027-01-01T01:00:00Z",
+        |_| {},
+    );
+    h.run_until("2027-01-01T01:15:00Z").await;
+    assert_eq!(h.cycles()[0].state, CycleState::Backup);
+    let h = h.restart().await;
+    h.run_until("2027-01-01T01:45:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    let c = &cycles[0];
+    assert_eq!(
+        (c.state, c.result),
+        (CycleState::Released, Some(CycleResult::Completed)),
+        "{c:?}"
+    );
+    // The one session of 01:10, followed to its end at 01:30 by the second agent.
+    assert_eq!(h.veeam[0].sim.with(|v, _| v.sessions.len()), 1);
+    assert_eq!(c.clones_deleted_at, Some(t("2027-01-01T01:30:00Z")));
+    assert!(c.detail.contains("Success"), "{}", c.detail);
+    h.assert_foreign_kept();
+    h.stop().await;
 }

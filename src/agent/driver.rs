@@ -73,6 +73,8 @@ pub struct VeeamRun {
     pub release_by: DateTime<Utc>,
     /// After this the session is no longer followed.
     pub follow_until: DateTime<Utc>,
+    /// A restart: follow the job's running session, never start the job.
+    pub resume: bool,
 }
 
 /// Says something about a run while it goes on (a failed attempt): the cycles' detail.
@@ -92,15 +94,42 @@ pub async fn follow_veeam(
         detail,
         ended_at: clock.now(),
     };
-    let client = match run.client {
-        Ok(c) => c,
-        Err(e) => return fail(e, &clock),
+    let client = match &run.client {
+        Ok(c) => c.clone(),
+        Err(e) => return fail(e.clone(), &clock),
     };
     let journal_action = |what: &str, result: &str, detail: &str| {
         for id in &run.cycles {
             let _ = journal.record_action(Some(id), clock.now(), what, &run.job, result, detail);
         }
     };
+    if run.resume {
+        let found = match client.find_job(&run.job).await {
+            Ok(job) => client.running_session(&job).await.map(|s| (job, s)),
+            Err(e) => Err(e),
+        };
+        return match found {
+            Ok((job, Some(session))) => {
+                tracing::info!(server = %run.server, job = %job.name, cycle = %first,
+                    session = %session.id, "following the Veeam job's running session again");
+                follow(&run, &client, job, session, &clock, &journal, &note, cancel).await
+            }
+            Ok((job, None)) => fail(
+                format!(
+                    "the agent stopped while Veeam job {:?} ran; it is no longer running and its outcome is unknown",
+                    job.name
+                ),
+                &clock,
+            ),
+            Err(e) => fail(
+                format!(
+                    "the agent stopped while the Veeam job ran; its session cannot be found again: {}",
+                    error_chain(&e)
+                ),
+                &clock,
+            ),
+        };
+    }
     // Start (or find running), retried while the start still fits.
     let mut attempt = 0u32;
     let started = loop {
@@ -160,7 +189,28 @@ pub async fn follow_veeam(
             }
         }
     };
-    let (job, mut session) = started;
+    let (job, session) = started;
+    follow(&run, &client, job, session, &clock, &journal, &note, cancel).await
+}
+
+/// Polls `session` of `job` until `Stopped` (or `follow_until`); its outcome.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    run: &VeeamRun,
+    client: &VeeamClient,
+    job: crate::veeam::Job,
+    mut session: crate::veeam::Session,
+    clock: &Arc<dyn Clock>,
+    journal: &Journal,
+    note: &Note,
+    mut cancel: watch::Receiver<bool>,
+) -> Report {
+    let first = run.cycles.first().cloned().unwrap_or_default();
+    let fail = |detail: String| Report {
+        result: Some(CycleResult::Failed),
+        detail,
+        ended_at: clock.now(),
+    };
     let mut failures = 0u32;
     let mut last_error = String::new();
     loop {
@@ -199,7 +249,7 @@ pub async fn follow_veeam(
         };
         tokio::select! {
             _ = clock.sleep_until((now + wait).min(run.follow_until)) => {}
-            _ = cancel.changed() => return fail(format!("the agent stopped while following Veeam session {}", session.id), &clock),
+            _ = cancel.changed() => return fail(format!("the agent stopped while following Veeam session {}", session.id)),
         }
         match client.session(&job.name, &session.id).await {
             Ok(s) => {
@@ -255,11 +305,16 @@ pub async fn follow_veeam(
     }
     tracing::info!(server = %run.server, job = %job.name, cycle = %first, session = %session.id,
         "{detail}");
-    journal_action(
-        "veeam-session",
-        result.map_or("ok", |r| r.as_str()),
-        &detail,
-    );
+    for id in &run.cycles {
+        let _ = journal.record_action(
+            Some(id),
+            clock.now(),
+            "veeam-session",
+            &run.job,
+            result.map_or("ok", |r| r.as_str()),
+            &detail,
+        );
+    }
     Report {
         result,
         detail,

@@ -478,9 +478,29 @@ impl Agent {
     fn recover(&mut self) {
         let now = self.now();
         let ids: Vec<String> = self.cycles.keys().cloned().collect();
+        let mut resume: BTreeMap<(usize, DateTime<Utc>), Vec<Cycle>> = BTreeMap::new();
         for id in ids {
             let driven = self.driven(&self.cycles[&id]);
             let c = self.cycles.get_mut(&id).expect("listed");
+            let veeam_window = self
+                .policy
+                .windows
+                .iter()
+                .position(|w| w.name == c.window && matches!(w.driver, Driver::Veeam(_)));
+            if driven && c.state == CycleState::Backup && c.result.is_none() {
+                if let Some(wi) = veeam_window {
+                    // The job may still run: follow its running session again (never start it).
+                    tracing::warn!(
+                        cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                        cycle = %c.id, "Veeam cycle left open by the previous run: following the job's running session again"
+                    );
+                    resume
+                        .entry((wi, c.window_start))
+                        .or_default()
+                        .push(c.clone());
+                    continue;
+                }
+            }
             if driven {
                 // The tool's snapshot is the tool's: nothing to release; the next listing
                 // settles the cycle (released or locked).
@@ -522,6 +542,9 @@ impl Agent {
             }
             // Anything unconfirmed is settled by a listing taken from now on.
             self.settle_after.insert(id, now);
+        }
+        for ((wi, _), cycles) in resume {
+            self.start_driven(wi, cycles, true);
         }
     }
 
@@ -993,7 +1016,9 @@ impl Agent {
     }
 
     /// Starts a driver window's tool for one occurrence: `cycles` are its volumes' cycles.
-    fn start_driven(&mut self, wi: usize, cycles: Vec<Cycle>) {
+    /// With `resume` (a restart), the cycles are already journaled and open, and the job's running
+    /// session is followed without starting the job.
+    fn start_driven(&mut self, wi: usize, cycles: Vec<Cycle>, resume: bool) {
         let now = self.now();
         let Some(window) = self.policy.windows.get(wi).cloned() else {
             return;
@@ -1002,7 +1027,7 @@ impl Agent {
             return;
         };
         let ids: Vec<String> = cycles.iter().map(|c| c.id.clone()).collect();
-        for c in cycles {
+        for c in cycles.into_iter().filter(|_| !resume) {
             let _ = self.ctx.journal.insert_cycle(&c, now);
             tracing::info!(
                 cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
@@ -1029,6 +1054,7 @@ impl Agent {
                     start_by: first.release_by - window.expected,
                     release_by: first.release_by,
                     follow_until: first.release_by + window.max,
+                    resume,
                 };
                 let journal = self.ctx.journal.clone();
                 let (notes, noted) = (events.clone(), ids.clone());
@@ -1495,7 +1521,7 @@ impl Agent {
             creates.push((self.conns[volume.cluster].clone(), vref, cycle));
         }
         for ((wi, _), cycles) in driven {
-            self.start_driven(wi, cycles);
+            self.start_driven(wi, cycles, false);
         }
         let ctx = self.ctx.clone();
         let results =
