@@ -1,5 +1,8 @@
-//! Driver windows (issue 10) are validated but not coordinated yet: the agent starts nothing for a
-//! `driver = "veeam"` or `"hook"` window, while a snapwarden window beside them runs as usual.
+//! Driver windows (issue 10) beside a snapwarden window: a `driver = "hook"` window runs its hook
+//! at the planned start and makes nothing itself; a `driver = "veeam"` window whose server cannot
+//! be reached (its password variable is not set) is recorded as failed with that error, never
+//! skipped silently; the snapwarden window runs as usual. (The Veeam lifecycle itself, on the
+//! embedded Veeam simulator: `agent_veeam.rs`.)
 
 mod agent_support;
 
@@ -85,7 +88,7 @@ max = "30m"
 "#;
 
 #[tokio::test(start_paused = true)]
-async fn driver_windows_start_nothing_and_snapwarden_windows_run() {
+async fn driver_windows_run_their_tool_and_snapwarden_windows_run() {
     let mut setup = Setup::at("2027-01-01T00:50:00Z");
     setup.hooks = Some(Arc::new(|_c| {
         Some(HookSpec::Simulated {
@@ -95,12 +98,41 @@ async fn driver_windows_start_nothing_and_snapwarden_windows_run() {
     }));
     let h = start(policy(POLICY), setup);
     h.run_until("2027-01-01T01:45:00Z").await;
-    let cycles = h.cycles();
+    let mut cycles = h.cycles();
+    cycles.sort_by(|a, b| a.window.cmp(&b.window));
     let windows: Vec<(&str, Option<CycleResult>)> = cycles
         .iter()
         .map(|c| (c.window.as_str(), c.result))
         .collect();
-    assert_eq!(windows, [("ours", Some(CycleResult::Completed))]);
+    assert_eq!(
+        windows,
+        [
+            ("by-hook", Some(CycleResult::Completed)),
+            ("by-veeam", Some(CycleResult::Failed)),
+            ("ours", Some(CycleResult::Completed)),
+        ]
+    );
+    // The hook ran from the planned start for its 20 minutes; the tool's snapshot is the tool's.
+    let hook = &cycles[0];
+    assert_eq!(hook.create_at, agent_support::t("2027-01-01T01:10:00Z"));
+    assert_eq!(
+        hook.clones_deleted_at,
+        Some(agent_support::t("2027-01-01T01:30:00Z"))
+    );
+    assert!(
+        hook.detail.contains("simulated backup of 1200s succeeded"),
+        "{}",
+        hook.detail
+    );
+    let veeam = &cycles[1];
+    assert!(
+        veeam
+            .detail
+            .contains("Veeam server vbr: cannot load the password")
+            && veeam.detail.contains("SNAPWARDEN_TEST_VBR_PASSWORD_UNSET"),
+        "{}",
+        veeam.detail
+    );
     for volume in ["vol_a", "vol_c"] {
         assert!(
             !h.snapshots(volume)

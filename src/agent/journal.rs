@@ -439,7 +439,9 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?
             == 1;
-        if inserted && c.state != CycleState::Skipped {
+        // A driver cycle (a backup tool makes the snapshot; its name is empty until attributed)
+        // owns nothing: no object intents.
+        if inserted && c.state != CycleState::Skipped && !c.backing_snapshot.is_empty() {
             let mut stmt = tx
                 .prepare(
                     "INSERT INTO objects (cycle_id, kind, cluster, svm, volume, name, source, uuid,
@@ -480,7 +482,8 @@ impl Journal {
         self.lock()
             .execute(
                 "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
-                    clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9
+                    clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9,
+                    backing_snapshot = ?10
                  WHERE id = ?1",
                 params![
                     c.id,
@@ -492,6 +495,7 @@ impl Journal {
                     opt_ms(c.released_at),
                     c.detail,
                     c.clone_kind.as_str(),
+                    c.backing_snapshot,
                 ],
             )
             .map_err(|e| self.err(e))?;

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod connect;
 pub mod cycle;
 pub mod discovery;
+pub mod driver;
 mod executor;
 pub mod hook;
 pub mod http;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::config::{CloneMethod, HookAction, Policy};
+use crate::config::{CloneMethod, Driver, HookAction, Policy};
 use crate::ontap::{LicenseState, Ontap, VolumeRef};
 use crate::planner::{self, Observed, Outcome, VolumeRetention};
 
@@ -56,6 +57,14 @@ pub enum Event {
     Shutdown,
     /// A reloaded, validated policy to swap in ([`reload`]).
     Reload(Arc<Policy>),
+    /// A driver window's tool stopped (its Veeam session, or its hook): for each of `cycles`.
+    DriverEnded {
+        cycles: Vec<String>,
+        report: driver::Report,
+    },
+    /// A driver window's tool run says something on the way (a failed attempt): the cycles'
+    /// detail, for `status`.
+    DriverNote { cycles: Vec<String>, detail: String },
 }
 
 /// How the loop is woken at planned instants.
@@ -191,6 +200,14 @@ pub struct Agent {
     /// Volumes with a new counting conflict since their recommendation was last decided.
     reconsider: BTreeSet<VolumeKey>,
     last_recommend_sweep: Option<DateTime<Utc>>,
+    /// Veeam clients by `[[veeam]]` name: the embedded simulator's ([`Agent::with_veeam`]), else
+    /// built from the policy at first use.
+    veeam: HashMap<String, Arc<crate::veeam::VeeamClient>>,
+    /// Clients built from the policy, with the `[[veeam]]` they were built from (a reload that
+    /// changes it builds a new one).
+    veeam_built: HashMap<String, (crate::config::VeeamServer, Arc<crate::veeam::VeeamClient>)>,
+    /// Driver cycles whose tool has stopped: settled (released or locked) by the next listing.
+    driver_ended: HashSet<String>,
 }
 
 impl Agent {
@@ -308,7 +325,49 @@ impl Agent {
             recommended,
             reconsider: BTreeSet::new(),
             last_recommend_sweep: None,
+            veeam: HashMap::new(),
+            veeam_built: HashMap::new(),
+            driver_ended: HashSet::new(),
         })
+    }
+
+    /// Uses these Veeam clients (by `[[veeam]]` name) instead of building them from the policy:
+    /// the embedded simulator's (`connect::Connections::veeam`).
+    pub fn with_veeam(mut self, clients: Vec<(String, Arc<crate::veeam::VeeamClient>)>) -> Agent {
+        self.veeam.extend(clients);
+        self
+    }
+
+    /// A cycle whose backing snapshot a backup tool makes (a driver window): its snapshot is not
+    /// named with snapwarden's prefix (empty until attributed). Never released by snapwarden.
+    fn driven(&self, c: &Cycle) -> bool {
+        !observe::has_prefix(&c.backing_snapshot, &self.policy.agent.snapshot_prefix)
+    }
+
+    /// The Veeam client of `[[veeam]]` number `server`.
+    fn veeam_client(&mut self, server: usize) -> Result<Arc<crate::veeam::VeeamClient>, String> {
+        let Some(s) = self.policy.veeam.get(server) else {
+            return Err(format!("Veeam server #{server} is not in the policy"));
+        };
+        if let Some(c) = self.veeam.get(&s.name) {
+            return Ok(c.clone());
+        }
+        if s.is_simulator() {
+            return Err(format!(
+                "Veeam server {}: url = \"simulator\" needs the embedded simulator (clusters with endpoint = \"simulator\")",
+                s.name
+            ));
+        }
+        if let Some((built_from, c)) = self.veeam_built.get(&s.name) {
+            if built_from == s {
+                return Ok(c.clone());
+            }
+        }
+        // Not cached when it fails: a fixed secret is picked up at the next start.
+        let c = Arc::new(crate::veeam::VeeamClient::from_server(s).map_err(|e| error_chain(&e))?);
+        self.veeam_built
+            .insert(s.name.clone(), (s.clone(), c.clone()));
+        Ok(c)
     }
 
     /// Where the status is published (for the HTTP API).
@@ -386,6 +445,19 @@ impl Agent {
                         self.apply_policy(policy);
                         force = true;
                     }
+                    Event::DriverEnded { cycles, report } => {
+                        for id in cycles {
+                            self.driver_ended(&id, &report);
+                        }
+                    }
+                    Event::DriverNote { cycles, detail } => {
+                        for id in cycles {
+                            if let Some(c) = self.cycles.get_mut(&id) {
+                                c.detail = detail.clone();
+                                let _ = self.ctx.journal.update_cycle(c);
+                            }
+                        }
+                    }
                 }
             }
             if stop {
@@ -406,8 +478,51 @@ impl Agent {
     fn recover(&mut self) {
         let now = self.now();
         let ids: Vec<String> = self.cycles.keys().cloned().collect();
+        let mut resume: BTreeMap<(usize, DateTime<Utc>), Vec<Cycle>> = BTreeMap::new();
         for id in ids {
+            let driven = self.driven(&self.cycles[&id]);
             let c = self.cycles.get_mut(&id).expect("listed");
+            let veeam_window = self
+                .policy
+                .windows
+                .iter()
+                .position(|w| w.name == c.window && matches!(w.driver, Driver::Veeam(_)));
+            if driven && c.state == CycleState::Backup && c.result.is_none() {
+                if let Some(wi) = veeam_window {
+                    // The job may still run: follow its running session again (never start it).
+                    tracing::warn!(
+                        cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                        cycle = %c.id, "Veeam cycle left open by the previous run: following the job's running session again"
+                    );
+                    resume
+                        .entry((wi, c.window_start))
+                        .or_default()
+                        .push(c.clone());
+                    continue;
+                }
+            }
+            if driven {
+                // The tool's snapshot is the tool's: nothing to release; the next listing
+                // settles the cycle (released or locked).
+                if c.state != CycleState::Locked {
+                    tracing::warn!(
+                        cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                        cycle = %c.id, "driver cycle left open by the previous run: its tool was not followed to the end"
+                    );
+                    if c.result.is_none() {
+                        c.result = Some(CycleResult::Failed);
+                        c.detail = format!(
+                            "interrupted in state {} (the agent stopped while the tool ran); its outcome is unknown",
+                            c.state.as_str()
+                        );
+                    }
+                    c.clones_deleted_at.get_or_insert(now);
+                    let _ = self.ctx.journal.update_cycle(c);
+                    self.driver_ended.insert(id.clone());
+                }
+                self.settle_after.insert(id, now);
+                continue;
+            }
             if c.state != CycleState::Locked {
                 tracing::warn!(
                     cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
@@ -427,6 +542,9 @@ impl Agent {
             }
             // Anything unconfirmed is settled by a listing taken from now on.
             self.settle_after.insert(id, now);
+        }
+        for ((wi, _), cycles) in resume {
+            self.start_driven(wi, cycles, true);
         }
     }
 
@@ -578,6 +696,8 @@ impl Agent {
 
     /// Records what the listings show: conflicts, pins gone, look-alikes, objects back.
     fn observe(&mut self, now: DateTime<Utc>, observed: &Observed) {
+        self.observe_driven(now, observed);
+        let claimed = self.claimed();
         let prefix = self.policy.agent.snapshot_prefix.clone();
         let guard = self.policy.agent.guard;
         let mut found = Vec::new();
@@ -601,14 +721,21 @@ impl Agent {
                 .filter(|v| v.cluster == ci)
                 .map(|v| (v.svm.clone(), v.name.clone()))
                 .collect();
+            // A tool's snapshot attributed to a driver cycle is that cycle's, not `foreign`.
+            let mine: Vec<(String, String, String)> = claimed
+                .iter()
+                .filter(|(c, _, _, _)| c == name)
+                .map(|(_, svm, vol, snap)| (svm.clone(), vol.clone(), snap.clone()))
+                .collect();
             found.extend(observe::foreign(
                 name,
                 &volumes,
                 inv,
                 &self.policy.agent.foreign_snapshot_patterns,
+                &mine,
             ));
             for c in self.cycles.values().filter(|c| &c.cluster == name) {
-                if c.state == CycleState::Locked {
+                if c.state == CycleState::Locked && !self.driven(c) {
                     let pins =
                         observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
                     // Only a listing taken after the clones went can show every pin.
@@ -732,6 +859,276 @@ impl Agent {
         }
         for c in found {
             self.record_conflict(c);
+        }
+    }
+
+    /// The tool snapshots attributed to driver cycles (open and recent): (cluster, svm, volume,
+    /// snapshot).
+    fn claimed(&self) -> Vec<(String, String, String, String)> {
+        self.cycles
+            .values()
+            .chain(self.recent.iter())
+            .filter(|c| !c.backing_snapshot.is_empty() && self.driven(c))
+            .map(|c| {
+                (
+                    c.cluster.clone(),
+                    c.svm.clone(),
+                    c.volume.clone(),
+                    c.backing_snapshot.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Driver cycles: attributes the tool's snapshot on each cycle's volume, and settles the
+    /// cycles whose tool stopped — released when the snapshot is gone, `locked` (with its pins
+    /// and the unlock estimate) while the tool could not delete it. Deletes nothing.
+    fn observe_driven(&mut self, now: DateTime<Utc>, observed: &Observed) {
+        let patterns = self.policy.agent.foreign_snapshot_patterns.clone();
+        let prefix = self.policy.agent.snapshot_prefix.clone();
+        let ids: Vec<String> = self
+            .cycles
+            .values()
+            .filter(|c| self.driven(c))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in ids {
+            let mut c = self.cycles[&id].clone();
+            let Some(inv) = self.cluster_inventory(&c.cluster) else {
+                continue;
+            };
+            let mut changed = false;
+            let mut conflict = None;
+            if c.backing_snapshot.is_empty() {
+                let taken: Vec<(String, String, String)> = self
+                    .claimed()
+                    .into_iter()
+                    .filter(|(cl, _, _, _)| *cl == c.cluster)
+                    .map(|(_, svm, vol, snap)| (svm, vol, snap))
+                    .collect();
+                if let Some(s) = driver::attribute(&c, inv, &patterns, &taken) {
+                    let t = s.create_time.with_timezone(&Utc);
+                    c.backing_snapshot = s.name.clone();
+                    c.created_at = Some(t);
+                    if c.clone_kind == CloneKind::SnapRestore {
+                        // The tool clones right after its snapshot: from then on a scheduled
+                        // snapshot can capture the clone.
+                        c.clones_created_at = Some(t);
+                    }
+                    changed = true;
+                    tracing::info!(
+                        cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                        cycle = %c.id, snapshot = %c.backing_snapshot,
+                        "the tool's backing snapshot (created {}) is attributed to the cycle", t.to_rfc3339()
+                    );
+                }
+            }
+            let ended = self.driver_ended.contains(&id) || c.state == CycleState::Locked;
+            let fresh = c.clones_deleted_at.is_none_or(|t| inv.at > t);
+            if ended && fresh {
+                let alive = !c.backing_snapshot.is_empty()
+                    && inv.snapshots.iter().any(|s| {
+                        s.svm == c.svm && s.volume_name == c.volume && s.name == c.backing_snapshot
+                    });
+                if alive && c.state != CycleState::Locked {
+                    let pins =
+                        observe::pins(&c, inv, &prefix, self.retention(observed, &c).as_ref(), now);
+                    c.state = CycleState::Locked;
+                    changed = true;
+                    conflict = Some(ObservedConflict {
+                        kind: ConflictKind::Locked,
+                        cluster: c.cluster.clone(),
+                        svm: c.svm.clone(),
+                        volume: c.volume.clone(),
+                        window: Some(c.window.clone()),
+                        cycle: Some(c.id.clone()),
+                        at: inv.at,
+                        detail: format!(
+                            "backing snapshot {} is still there after the tool stopped at {} (the tool could not delete it; snapwarden never does); {}",
+                            c.backing_snapshot,
+                            c.clones_deleted_at.unwrap_or(now).to_rfc3339(),
+                            pins.describe()
+                        ),
+                        key: format!("locked:{}", c.id),
+                    });
+                } else if !alive {
+                    let was_locked = c.state == CycleState::Locked;
+                    let nothing_made = c.backing_snapshot.is_empty();
+                    c.state = if nothing_made && c.result == Some(CycleResult::Failed) {
+                        CycleState::Failed
+                    } else {
+                        CycleState::Released
+                    };
+                    c.released_at = Some(if was_locked {
+                        inv.at
+                    } else {
+                        c.clones_deleted_at.unwrap_or(inv.at)
+                    });
+                    if nothing_made {
+                        let note = "no backing snapshot of the tool was seen on the volume";
+                        c.detail = if c.detail.is_empty() {
+                            note.to_string()
+                        } else {
+                            format!("{}; {note}", c.detail)
+                        };
+                    }
+                    changed = true;
+                }
+            }
+            if let Some(conflict) = conflict {
+                self.record_conflict(conflict);
+            }
+            if !changed {
+                continue;
+            }
+            let _ = self.ctx.journal.update_cycle(&c);
+            if c.state.is_terminal() {
+                tracing::info!(
+                    cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                    cycle = %c.id, snapshot = %c.backing_snapshot, state = c.state.as_str(),
+                    result = c.result.map_or("completed", |r| r.as_str()), "driver cycle settled: {}", c.detail
+                );
+                self.cycles.remove(&id);
+                self.driver_ended.remove(&id);
+                self.settle_after.remove(&id);
+                if c.result.is_none() {
+                    c.result = Some(CycleResult::Completed);
+                    let _ = self.ctx.journal.update_cycle(&c);
+                }
+                self.remember(c);
+            } else {
+                self.cycles.insert(id, c);
+            }
+        }
+    }
+
+    /// A driver's tool stopped: its outcome on the cycle; the next listing settles it.
+    fn driver_ended(&mut self, id: &str, report: &driver::Report) {
+        let Some(c) = self.cycles.get_mut(id) else {
+            return;
+        };
+        c.result = report.result;
+        c.detail = report.detail.clone();
+        c.clones_deleted_at = Some(report.ended_at.max(c.create_at));
+        let _ = self.ctx.journal.update_cycle(c);
+        self.driver_ended.insert(id.to_string());
+        self.settle_after.insert(id.to_string(), report.ended_at);
+    }
+
+    /// Starts a driver window's tool for one occurrence: `cycles` are its volumes' cycles.
+    /// With `resume` (a restart), the cycles are already journaled and open, and the job's running
+    /// session is followed without starting the job.
+    fn start_driven(&mut self, wi: usize, cycles: Vec<Cycle>, resume: bool) {
+        let now = self.now();
+        let Some(window) = self.policy.windows.get(wi).cloned() else {
+            return;
+        };
+        let Some(first) = cycles.first().cloned() else {
+            return;
+        };
+        let ids: Vec<String> = cycles.iter().map(|c| c.id.clone()).collect();
+        for c in cycles.into_iter().filter(|_| !resume) {
+            let _ = self.ctx.journal.insert_cycle(&c, now);
+            tracing::info!(
+                cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
+                cycle = %c.id, "driver {}: {}", window.driver.as_str(), c.detail
+            );
+            self.cycles.insert(c.id.clone(), c);
+        }
+        let clock = self.ctx.clock.clone();
+        let events = self.events_tx.clone();
+        let cancel = self.stop_hooks.subscribe();
+        match &window.driver {
+            Driver::Veeam(job) => {
+                let client = self.veeam_client(job.server);
+                let run = driver::VeeamRun {
+                    client,
+                    server: self
+                        .policy
+                        .veeam
+                        .get(job.server)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default(),
+                    job: job.job.clone(),
+                    cycles: ids.clone(),
+                    start_by: first.release_by - window.expected,
+                    release_by: first.release_by,
+                    follow_until: first.release_by + window.max,
+                    resume,
+                };
+                let journal = self.ctx.journal.clone();
+                let (notes, noted) = (events.clone(), ids.clone());
+                let note: driver::Note = Box::new(move |detail| {
+                    let _ = notes.send(Event::DriverNote {
+                        cycles: noted.clone(),
+                        detail,
+                    });
+                });
+                tokio::spawn(async move {
+                    let report = driver::follow_veeam(run, clock, journal, note, cancel).await;
+                    let _ = events.send(Event::DriverEnded {
+                        cycles: ids,
+                        report,
+                    });
+                });
+            }
+            Driver::Hook => {
+                let Some(spec) = self.hook_spec(&first) else {
+                    let report = driver::Report {
+                        result: Some(CycleResult::Failed),
+                        detail: "driver = \"hook\" but the window has no hook".into(),
+                        ended_at: now,
+                    };
+                    for id in &ids {
+                        self.driver_ended(id, &report);
+                    }
+                    return;
+                };
+                let deadline = spec
+                    .timeout()
+                    .map_or(first.release_by, |t| (now + t).min(first.release_by));
+                let work_dir = self.options.state_dir.join("hooks");
+                let http = self.http.clone();
+                tokio::spawn(async move {
+                    let outcome =
+                        hook::run(&spec, &first, deadline, &clock, &work_dir, &http, cancel).await;
+                    let (result, detail) = hook_result(outcome);
+                    let detail = if detail.is_empty() {
+                        format!("hook {} succeeded", spec.describe())
+                    } else {
+                        format!("hook {}: {detail}", spec.describe())
+                    };
+                    let report = driver::Report {
+                        result,
+                        detail,
+                        ended_at: clock.now(),
+                    };
+                    let _ = events.send(Event::DriverEnded {
+                        cycles: ids,
+                        report,
+                    });
+                });
+            }
+            Driver::Snapwarden => {}
+        }
+    }
+
+    /// The hook a cycle runs: `simulate`'s override, else the window's.
+    fn hook_spec(&self, cycle: &Cycle) -> Option<HookSpec> {
+        let window = self.policy.windows.iter().find(|w| w.name == cycle.window);
+        match (&self.options.hooks, window) {
+            (Some(decide), _) => decide(cycle),
+            (None, Some(w)) => w.hook.as_ref().map(|h| match &h.action {
+                HookAction::Command(argv) => HookSpec::Command {
+                    argv: argv.clone(),
+                    timeout: h.timeout,
+                },
+                HookAction::Webhook(url) => HookSpec::Webhook {
+                    url: url.clone(),
+                    timeout: h.timeout,
+                },
+            }),
+            (None, None) => None,
         }
     }
 
@@ -941,6 +1338,23 @@ impl Agent {
         let mut next_create: Option<DateTime<Utc>> = None;
         let mut to_start = Vec::new();
         let mut skipped = Vec::new();
+        // A driver window's tool runs once per occurrence for all its volumes: it starts at the
+        // earliest planned start among them.
+        let mut due_occurrences: HashSet<(usize, DateTime<Utc>)> = HashSet::new();
+        for vp in &plan.volumes {
+            for lc in &vp.lifecycles {
+                let window = &self.policy.windows[lc.window];
+                if window.driver != Driver::Snapwarden
+                    && lc.create_at <= now
+                    && lc.outcome != Outcome::Skipped
+                    && !self
+                        .started
+                        .contains(&(window.name.clone(), vp.volume, lc.window_start))
+                {
+                    due_occurrences.insert((lc.window, lc.window_start));
+                }
+            }
+        }
         for vp in &plan.volumes {
             let vi = vp.volume;
             let volume = &self.policy.volumes[vi];
@@ -951,19 +1365,14 @@ impl Agent {
                 if self.started.contains(&key) {
                     continue;
                 }
-                if lc.create_at > now {
+                let due = lc.create_at <= now
+                    || (lc.outcome != Outcome::Skipped
+                        && due_occurrences.contains(&(lc.window, lc.window_start)));
+                if !due {
                     if lc.outcome != Outcome::Skipped {
                         next_create =
                             Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
                     }
-                    continue;
-                }
-                if window.driver != crate::config::Driver::Snapwarden {
-                    // Issue 10: driver windows are validated but not yet coordinated.
-                    tracing::info!(window = %window.name, volume = %self.policy.volume_id(vi),
-                        "driver {}: not coordinated yet; occurrence {} not started",
-                        window.driver.as_str(), lc.window_start.to_rfc3339());
-                    self.started.insert(key);
                     continue;
                 }
                 let too_late = now + window.expected > lc.release_by;
@@ -1029,6 +1438,7 @@ impl Agent {
         }
 
         let mut creates = Vec::new();
+        let mut driven: BTreeMap<(usize, DateTime<Utc>), Vec<Cycle>> = BTreeMap::new();
         let policy = self.policy.clone();
         for (lc, vi) in to_start {
             let volume = &policy.volumes[vi];
@@ -1044,6 +1454,42 @@ impl Agent {
                 svm: info.svm.clone(),
             };
             let licensed = inv.flexclone == LicenseState::Compliant;
+            let window = &policy.windows[lc.window];
+            if window.driver != Driver::Snapwarden {
+                // The tool clones with FlexClone when the cluster is licensed (Veeam does).
+                let kind = if licensed {
+                    CloneKind::FlexClone
+                } else {
+                    CloneKind::SnapRestore
+                };
+                let what = match &window.driver {
+                    Driver::Veeam(job) => format!(
+                        "Veeam job {:?} on server {}",
+                        job.job,
+                        policy
+                            .veeam
+                            .get(job.server)
+                            .map_or("?", |s| s.name.as_str())
+                    ),
+                    _ => "the window's hook".to_string(),
+                };
+                let mut cycle = self.new_cycle(
+                    &lc,
+                    vi,
+                    kind,
+                    CycleState::Backup,
+                    format!("{what} started at {}; {}", now.to_rfc3339(), lc.reason),
+                );
+                cycle.backing_snapshot = String::new();
+                cycle.clones.clear();
+                self.started
+                    .insert((cycle.window.clone(), vi, cycle.window_start));
+                driven
+                    .entry((lc.window, lc.window_start))
+                    .or_default()
+                    .push(cycle);
+                continue;
+            }
             let key: VolumeKey = (
                 self.conns[volume.cluster].name.clone(),
                 volume.svm.clone(),
@@ -1073,6 +1519,9 @@ impl Agent {
             self.started
                 .insert((cycle.window.clone(), vi, cycle.window_start));
             creates.push((self.conns[volume.cluster].clone(), vref, cycle));
+        }
+        for ((wi, _), cycles) in driven {
+            self.start_driven(wi, cycles, false);
         }
         let ctx = self.ctx.clone();
         let results =
@@ -1179,20 +1628,7 @@ impl Agent {
             return;
         };
         let window = self.policy.windows.iter().find(|w| w.name == cycle.window);
-        let spec = match (&self.options.hooks, window) {
-            (Some(decide), _) => decide(cycle),
-            (None, Some(w)) => w.hook.as_ref().map(|h| match &h.action {
-                HookAction::Command(argv) => HookSpec::Command {
-                    argv: argv.clone(),
-                    timeout: h.timeout,
-                },
-                HookAction::Webhook(url) => HookSpec::Webhook {
-                    url: url.clone(),
-                    timeout: h.timeout,
-                },
-            }),
-            (None, None) => None,
-        };
+        let spec = self.hook_spec(cycle);
         let now = self.now();
         let Some(spec) = spec else {
             let expected = window.map(|w| w.expected).unwrap_or_default();
@@ -1235,13 +1671,7 @@ impl Agent {
         let Some(c) = self.cycles.get_mut(id) else {
             return;
         };
-        let (result, detail) = match outcome {
-            HookOutcome::Succeeded => (None, String::new()),
-            HookOutcome::Failed(d) | HookOutcome::NotStarted(d) | HookOutcome::Interrupted(d) => {
-                (Some(CycleResult::Failed), d)
-            }
-            HookOutcome::Overrun(d) => (Some(CycleResult::Overrun), d),
-        };
+        let (result, detail) = hook_result(outcome);
         match result {
             None => tracing::info!(
                 cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
@@ -1273,6 +1703,9 @@ impl Agent {
         let mut due = Vec::new();
         let mut gone = Vec::new();
         for (id, c) in &self.cycles {
+            if self.driven(c) {
+                continue;
+            }
             let ready = match c.state {
                 CycleState::Releasing => true,
                 CycleState::Backup | CycleState::Live | CycleState::Creating => {
@@ -1505,7 +1938,10 @@ impl Agent {
         loop {
             self.retry.retain(|_, _| false);
             self.pass(false).await;
-            let pending = self.cycles.values().any(|c| c.state != CycleState::Locked);
+            let pending = self
+                .cycles
+                .values()
+                .any(|c| c.state != CycleState::Locked && !self.driven(c));
             let now = self.now();
             if !pending || now >= bound {
                 break;
@@ -1523,6 +1959,17 @@ impl Agent {
         }
         self.publish();
         left
+    }
+}
+
+/// A hook's outcome as a cycle result (`None`: succeeded) and detail.
+fn hook_result(outcome: HookOutcome) -> (Option<CycleResult>, String) {
+    match outcome {
+        HookOutcome::Succeeded => (None, String::new()),
+        HookOutcome::Failed(d) | HookOutcome::NotStarted(d) | HookOutcome::Interrupted(d) => {
+            (Some(CycleResult::Failed), d)
+        }
+        HookOutcome::Overrun(d) => (Some(CycleResult::Overrun), d),
     }
 }
 

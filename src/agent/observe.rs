@@ -32,6 +32,8 @@ pub(crate) fn captured<'a>(
         .iter()
         .filter(|s| s.svm == cycle.svm && s.volume_name == cycle.volume)
         .filter(|s| !is_snapwardens(s, prefix))
+        // A driver cycle's backing snapshot is a backup tool's, without snapwarden's marks.
+        .filter(|s| s.name != cycle.backing_snapshot)
         .filter(|s| {
             let t = s.create_time.with_timezone(&Utc);
             t >= from && t < until
@@ -174,12 +176,14 @@ pub(crate) fn conflicts(
     out
 }
 
-/// Foreign backing snapshots (a backup tool's own) on the given volumes of one cluster.
+/// Foreign backing snapshots (a backup tool's own) on the given volumes of one cluster, except
+/// those in `claimed` (svm, volume, snapshot): attributed to a driver cycle.
 pub(crate) fn foreign(
     cluster: &str,
     volumes: &[(String, String)],
     inv: &Inventory,
     patterns: &[Regex],
+    claimed: &[(String, String, String)],
 ) -> Vec<ObservedConflict> {
     if patterns.is_empty() {
         return Vec::new();
@@ -188,6 +192,11 @@ pub(crate) fn foreign(
         .iter()
         .filter(|s| volumes.iter().any(|(svm, v)| s.svm == *svm && s.volume_name == *v))
         .filter(|s| patterns.iter().any(|p| p.is_match(&s.name)))
+        .filter(|s| {
+            !claimed
+                .iter()
+                .any(|(svm, v, name)| *svm == s.svm && *v == s.volume_name && *name == s.name)
+        })
         .map(|s| ObservedConflict {
             kind: ConflictKind::Foreign,
             cluster: cluster.to_string(),
@@ -405,11 +414,22 @@ mod tests {
             other,
         ]);
         let patterns = [Regex::new("(?i)^(VeeamSourceSnapshot|VeeamAUX)").unwrap()];
-        let found = foreign("c", &[("svm1".into(), "vol".into())], &inv, &patterns);
+        let found = foreign("c", &[("svm1".into(), "vol".into())], &inv, &patterns, &[]);
         let names: Vec<&str> = found
             .iter()
             .map(|c| c.detail.split(' ').nth(3).unwrap())
             .collect();
         assert_eq!(names, vec!["VeeamSourceSnapshot_2027", "veeamaux_1"]);
+        // One attributed to a driver cycle is that cycle's, not foreign.
+        let claimed = [("svm1".into(), "vol".into(), "veeamaux_1".into())];
+        let found = foreign(
+            "c",
+            &[("svm1".into(), "vol".into())],
+            &inv,
+            &patterns,
+            &claimed,
+        );
+        assert_eq!(found.len(), 1);
+        assert!(found[0].detail.contains("VeeamSourceSnapshot_2027"));
     }
 }

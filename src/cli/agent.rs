@@ -103,7 +103,13 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
             hooks: None,
         },
     ) {
-        Ok(a) => a,
+        Ok(a) => a.with_veeam(
+            conns
+                .veeam
+                .iter()
+                .map(|v| (v.name.clone(), v.client.clone()))
+                .collect(),
+        ),
         Err(e) => {
             eprintln!("{e}");
             return EXIT_INVALID;

@@ -8,18 +8,31 @@ use super::model::{SecretSource, TlsVerify};
 /// published OpenAPI specification the client and the simulator follow (veeam-rest.md).
 pub const DEFAULT_VEEAM_API_VERSION: &str = "1.1-rev0";
 
+/// `url = "simulator"`: the Veeam simulator embedded in the agent, on the embedded ONTAP
+/// simulator's world (its jobs are the policy's `driver = "veeam"` windows).
+pub const VEEAM_SIMULATOR_URL: &str = "simulator";
+
 /// A Veeam Backup & Replication server's REST API (`[[veeam]]`).
 ///
-/// Invariants: `url` is `https://host[:port]` without credentials, path, query or fragment;
-/// `api_version` is `<major>.<minor>-rev<n>`.
+/// Invariants: `url` is `https://host[:port]` without credentials, path, query or fragment, or
+/// [`VEEAM_SIMULATOR_URL`]; `password` is `Some` for every real server; `api_version` is
+/// `<major>.<minor>-rev<n>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VeeamServer {
     pub name: String,
     pub url: String,
     pub username: String,
-    pub password: SecretSource,
+    /// Optional only for the embedded simulator.
+    pub password: Option<SecretSource>,
     pub tls: TlsVerify,
     pub api_version: String,
+}
+
+impl VeeamServer {
+    /// Whether this is the embedded simulator (`url = "simulator"`).
+    pub fn is_simulator(&self) -> bool {
+        self.url == VEEAM_SIMULATOR_URL
+    }
 }
 
 /// The Veeam job a `driver = "veeam"` window starts.

@@ -13,7 +13,9 @@ pub mod raw;
 mod validate;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use driver::{Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION};
+pub use driver::{
+    Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION, VEEAM_SIMULATOR_URL,
+};
 pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
 pub use model::*;
 pub use validate::{load, parse_str};

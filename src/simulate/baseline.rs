@@ -5,6 +5,10 @@
 //!
 //! It runs against the same metered simulator as the agent, so its chain conflicts and locks are
 //! the simulator's own, not a model of them.
+//!
+//! A `driver = "veeam"` window's occurrence starts its simulated Veeam job instead, once for all
+//! the window's volumes, at the configured start: the job makes and deletes its own snapshot and
+//! clone; a snapshot it could not delete stays (locked), as Veeam leaves it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -15,8 +19,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::draw::{Draws, Occurrence};
 use super::meter::Meter;
 use crate::agent::clock::Clock;
-use crate::config::{CloneMethod, Policy};
+use crate::config::{CloneMethod, Driver, Policy};
 use crate::ontap::{LicenseState, Ontap, VolumeRef};
+use crate::veeam::sim::SimState;
+use crate::veeam::sim_rest::VeeamSim;
 
 /// How often a refused delete is tried again.
 const RETRY: TimeDelta = TimeDelta::hours(1);
@@ -58,7 +64,12 @@ pub async fn run(
     draws: Draws,
     occurrences: &[(usize, usize, DateTime<Utc>)],
     end: DateTime<Utc>,
+    veeam: &[(String, Arc<VeeamSim>)],
 ) -> Tally {
+    // Veeam sessions started: (server index, session id, volumes of the window: one cycle each).
+    let mut sessions: Vec<(usize, String, u64)> = Vec::new();
+    let mut jobs_started: std::collections::HashSet<(usize, DateTime<Utc>)> =
+        std::collections::HashSet::new();
     let clients: Vec<Arc<dyn Ontap>> = policy
         .clusters
         .iter()
@@ -106,6 +117,31 @@ pub async fn run(
                 start,
             } => {
                 let w = &policy.windows[*window];
+                if let Driver::Veeam(job) = &w.driver {
+                    if !jobs_started.insert((*window, *start)) {
+                        continue;
+                    }
+                    let name = policy.veeam.get(job.server).map(|s| s.name.as_str());
+                    let Some(si) = veeam.iter().position(|(n, _)| Some(n.as_str()) == name) else {
+                        tally.failed += 1;
+                        continue;
+                    };
+                    meter.sync();
+                    let started = veeam[si].1.with(|state, world| {
+                        let id = state
+                            .jobs
+                            .iter()
+                            .find(|j| j.name == job.job || j.id.eq_ignore_ascii_case(&job.job))
+                            .map(|j| j.id.clone())
+                            .unwrap_or_default();
+                        state.start(world, &id).map(|s| s.id)
+                    });
+                    match started {
+                        Ok(id) => sessions.push((si, id, w.volumes.len() as u64)),
+                        Err(_) => tally.failed += w.volumes.len() as u64,
+                    }
+                    continue;
+                }
                 let v = &policy.volumes[*volume];
                 let cluster = &policy.clusters[v.cluster];
                 let Some(vref) = refs.get(&(v.cluster, v.svm.clone(), v.name.clone())) else {
@@ -203,6 +239,38 @@ pub async fn run(
                 }
             }
         }
+    }
+    meter.sync();
+    for (si, id, n) in sessions {
+        let vsim = &veeam[si].1;
+        let Some((state, result, made)) = vsim.with(|v, w| {
+            v.session(&id).map(|s| {
+                let kept: Vec<(String, String, String)> = s
+                    .made
+                    .iter()
+                    .filter(|m| {
+                        w.volume_by_name(m.cluster, &m.volume)
+                            .is_ok_and(|vi| w.snapshot_index(m.cluster, vi, &m.snapshot).is_ok())
+                    })
+                    .map(|m| {
+                        (
+                            w.clusters[m.cluster].name.clone(),
+                            m.volume.clone(),
+                            m.snapshot.clone(),
+                        )
+                    })
+                    .collect();
+                (s.state, s.result, kept)
+            })
+        }) else {
+            continue;
+        };
+        match (state, result) {
+            (SimState::Working, _) => tally.overrun += n,
+            (_, "Failed") => tally.failed += n,
+            _ => tally.completed += n,
+        }
+        tally.locked.extend(made);
     }
     for r in running.into_iter().flatten() {
         if r.overruns {

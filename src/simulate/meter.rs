@@ -9,6 +9,8 @@
 //! violations (a schedule that kept more snapshots than its count). Locked backing snapshots —
 //! pinned by a scheduled snapshot that captured their clone — are counted after every advance
 //! and integrated over virtual time between advances (both drivers call at least hourly).
+//! Veeam jobs (driver windows) run on the same world: their sessions end at their own instants
+//! within an advance, between the schedules' snapshots.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,7 @@ use crate::ontap::{
     SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 use crate::sim::{ClockSummary, SimClient, Simulator, World};
+use crate::veeam::sim_rest::VeeamSim;
 
 /// What was measured over a run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,10 +56,16 @@ pub struct Meter {
     sim: Arc<Simulator>,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    veeam: Vec<Arc<VeeamSim>>,
 }
 
 impl Meter {
-    pub fn new(sim: Arc<Simulator>, clock: Arc<dyn Clock>) -> Arc<Meter> {
+    /// A meter whose advances also end the sessions of these Veeam servers.
+    pub fn with_veeam(
+        sim: Arc<Simulator>,
+        clock: Arc<dyn Clock>,
+        veeam: Vec<Arc<VeeamSim>>,
+    ) -> Arc<Meter> {
         let mut state = State::default();
         sim.with(|w| {
             for (ci, c) in w.clusters.iter().enumerate() {
@@ -73,6 +82,7 @@ impl Meter {
             sim,
             clock,
             state: Mutex::new(state),
+            veeam,
         })
     }
 
@@ -88,6 +98,7 @@ impl Meter {
     pub fn sync(&self) {
         let now = self.clock.now();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut veeam: Vec<_> = self.veeam.iter().map(|v| v.lock()).collect();
         self.sim.with(|w| {
             // Time between the previous call and now at the count the previous call left.
             if let Some(last) = st.last.filter(|l| now > *l) {
@@ -98,8 +109,25 @@ impl Meter {
                 st.measured.locked_seconds = st.measured.locked_seconds.saturating_add(add);
             }
             if now > w.now() {
+                // Veeam sessions due within the advance end at their instants.
+                loop {
+                    for v in veeam.iter_mut() {
+                        v.step(w);
+                    }
+                    let next = veeam
+                        .iter()
+                        .filter_map(|v| v.next_end().map(|(_, at)| at))
+                        .filter(|at| *at <= now && *at > w.now())
+                        .min();
+                    let Some(at) = next else { break };
+                    let summary = w.advance_summarized(at, usize::MAX);
+                    st.read(w, &summary);
+                }
                 let summary = w.advance_summarized(now, usize::MAX);
                 st.read(w, &summary);
+                for v in veeam.iter_mut() {
+                    v.step(w);
+                }
                 // Captures and rotations change which backing snapshots are pinned.
                 let n = locked_backing_snapshots(w);
                 st.locked_now = n;

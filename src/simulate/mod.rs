@@ -8,6 +8,12 @@
 //! drawn backup ends, ignoring schedules. Both reach the world only through [`meter`]'s clients,
 //! which measure the schedules' side (taken, missed, chain conflicts, locks, retention) the same
 //! way for both; the cycle counts come from the agent's journal and the baseline's own tally.
+//!
+//! `driver = "veeam"` windows run a simulated Veeam job (every `[[veeam]]` is simulated, its
+//! jobs from the policy's windows: `veeam::sim_config::from_policy`) on the same world: the agent
+//! starts it at its planned start through its `VeeamClient` (answered in process); the baseline
+//! starts it at the window's configured start. Its duration is the window's `expected` (the
+//! simulated job's own), not a draw.
 
 mod baseline;
 pub mod draw;
@@ -30,6 +36,7 @@ use crate::agent::{
 };
 use crate::config::{Endpoint, Policy};
 use crate::sim::{ClockMode, Simulator, World};
+use crate::veeam::sim_rest::{InProcess, VeeamSim};
 
 use draw::{Draws, Occurrence};
 use meter::{Measured, Meter};
@@ -237,6 +244,19 @@ fn world(policy: &Policy, from: DateTime<Utc>) -> Result<Arc<Simulator>, Simulat
     Ok(sim)
 }
 
+/// Every `[[veeam]]` of the policy as a simulated server on `sim`: (name, state, password).
+fn veeam_servers(
+    policy: &Policy,
+    sim: &Arc<Simulator>,
+) -> Result<Vec<(String, Arc<VeeamSim>, crate::ontap::secret::Secret)>, SimulateError> {
+    let servers =
+        crate::veeam::sim_config::from_policy(policy, true).map_err(SimulateError::World)?;
+    Ok(servers
+        .into_iter()
+        .map(|s| (s.name, VeeamSim::new(sim.clone(), s.world), s.password))
+        .collect())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, SimulateError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -308,7 +328,30 @@ async fn run_agent(
     let sim = world(&policy, from)?;
     let prefix = policy.agent.snapshot_prefix.clone();
     let before = sim.with(|w| census(w, &prefix));
-    let meter = Meter::new(sim.clone(), clock.clone());
+    let servers = veeam_servers(&policy, &sim)?;
+    let meter = Meter::with_veeam(
+        sim.clone(),
+        clock.clone(),
+        servers.iter().map(|(_, v, _)| v.clone()).collect(),
+    );
+    let mut veeam_clients = Vec::new();
+    for (name, vsim, password) in servers {
+        let pc = policy.veeam.iter().find(|v| v.name == name);
+        let mut options = crate::veeam::VeeamOptions::new(
+            name.clone(),
+            "https://veeam-simulator.invalid",
+            pc.map(|p| p.username.clone()).unwrap_or_default(),
+            password,
+        );
+        if let Some(p) = pc {
+            options.api_version = p.api_version.clone();
+        }
+        let m = meter.clone();
+        let client = crate::veeam::VeeamClient::new(options)
+            .map_err(|e| SimulateError::World(e.to_string()))?
+            .with_local(Arc::new(InProcess::new(vsim, Box::new(move || m.sync()))));
+        veeam_clients.push((name, Arc::new(client)));
+    }
     let clients = policy
         .clusters
         .iter()
@@ -346,7 +389,8 @@ async fn run_agent(
             triggers: Triggers::Clock,
             hooks: Some(hooks),
         },
-    )?;
+    )?
+    .with_veeam(veeam_clients);
     let events = agent.events();
     let journal = agent.journal();
     let task = tokio::spawn(agent.run());
@@ -473,7 +517,14 @@ pub fn uncoordinated(policy: &Policy, settings: &Settings) -> Result<Report, Sim
         let sim = world(policy, from)?;
         let prefix = policy.agent.snapshot_prefix.clone();
         let before = sim.with(|w| census(w, &prefix));
-        let meter = Meter::new(sim.clone(), clock.clone());
+        let servers = veeam_servers(policy, &sim)?;
+        let veeam: Vec<(String, Arc<VeeamSim>)> =
+            servers.into_iter().map(|(n, v, _)| (n, v)).collect();
+        let meter = Meter::with_veeam(
+            sim.clone(),
+            clock.clone(),
+            veeam.iter().map(|(_, v)| v.clone()).collect(),
+        );
         let occurrences = occurrences(policy, from, end);
         let tally = baseline::run(
             policy,
@@ -482,6 +533,7 @@ pub fn uncoordinated(policy: &Policy, settings: &Settings) -> Result<Report, Sim
             settings.draws(),
             &occurrences,
             end,
+            &veeam,
         )
         .await;
         clock.sleep_until(end.max(clock.now())).await;

@@ -131,7 +131,7 @@ pub enum VeeamError {
         target: String,
         context: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("Veeam server {server}: {target}: sign-in refused (HTTP {http_status} {error_code}: {message}); check username and password")]
     Auth {
@@ -345,6 +345,18 @@ pub struct VeeamClient {
     token: Mutex<Option<Token>>,
     /// Pages of one collection read at most: [`MAX_PAGES`] (tests lower it).
     pub(super) max_pages: usize,
+    /// When set, requests go to this in-process server instead of the network.
+    local: Option<std::sync::Arc<dyn LocalTransport>>,
+}
+
+/// An in-process Veeam server (the embedded simulator): takes a built request, answers with the
+/// status and body, or fails like a dropped connection.
+#[async_trait::async_trait]
+pub trait LocalTransport: Send + Sync {
+    async fn send(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<(StatusCode, Vec<u8>), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 impl std::fmt::Debug for VeeamClient {
@@ -501,12 +513,26 @@ impl VeeamClient {
             polling: options.polling,
             token: Mutex::new(None),
             max_pages: MAX_PAGES,
+            local: None,
         })
+    }
+
+    /// The same client, its requests answered in process by `local` (the embedded simulator).
+    pub fn with_local(mut self, local: std::sync::Arc<dyn LocalTransport>) -> VeeamClient {
+        self.local = Some(local);
+        self
     }
 
     /// A client for a policy `[[veeam]]`: loads the password and builds the TLS settings.
     pub fn from_server(server: &VeeamServer) -> Result<VeeamClient, VeeamError> {
-        let password = load_password(&server.name, &server.password)?;
+        let Some(source) = &server.password else {
+            return Err(VeeamError::BadUrl {
+                server: server.name.clone(),
+                url: server.url.clone(),
+                detail: "no password source (only the embedded simulator goes without)".into(),
+            });
+        };
+        let password = load_password(&server.name, source)?;
         let mut options = VeeamOptions::new(
             server.name.clone(),
             server.url.clone(),
@@ -540,35 +566,57 @@ impl VeeamClient {
         context: &str,
     ) -> Result<Answer, VeeamError> {
         let started = Instant::now();
-        let transport = |source| VeeamError::Transport {
+        let transport = |source: Box<dyn std::error::Error + Send + Sync>| VeeamError::Transport {
             server: self.server.clone(),
             target: target.into(),
             context: context.into(),
             source,
         };
-        let mut response = request
+        let request = request
             .header("x-api-version", &self.api_version)
             .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
-                return Err(VeeamError::TooLarge {
-                    server: self.server.clone(),
-                    target: target.into(),
-                    context: context.into(),
-                    limit: MAX_BODY_BYTES,
-                });
+            .build()
+            .map_err(|e| transport(Box::new(e)))?;
+        let (status, body) = match &self.local {
+            Some(local) => {
+                let (status, body) = local.send(request).await.map_err(transport)?;
+                if body.len() > MAX_BODY_BYTES {
+                    return Err(self.too_large(target, context));
+                }
+                (status, body)
             }
-            body.extend_from_slice(&chunk);
-        }
+            None => {
+                let mut response = self
+                    .http
+                    .execute(request)
+                    .await
+                    .map_err(|e| transport(Box::new(e)))?;
+                let status = response.status();
+                let mut body = Vec::new();
+                while let Some(chunk) =
+                    response.chunk().await.map_err(|e| transport(Box::new(e)))?
+                {
+                    if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
+                        return Err(self.too_large(target, context));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                (status, body)
+            }
+        };
         tracing::debug!(server = %self.server, %context, status = status.as_u16(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "Veeam request");
         Ok(Answer { status, body })
+    }
+
+    fn too_large(&self, target: &str, context: &str) -> VeeamError {
+        VeeamError::TooLarge {
+            server: self.server.clone(),
+            target: target.into(),
+            context: context.into(),
+            limit: MAX_BODY_BYTES,
+        }
     }
 
     /// Veeam's `{errorCode, message}`, or the start of a body that is not one.

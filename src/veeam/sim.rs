@@ -273,8 +273,8 @@ impl VeeamWorld {
         world.advance_to(to);
     }
 
-    /// The working session that ends first.
-    fn next_end(&self) -> Option<(usize, DateTime<Utc>)> {
+    /// The working session that ends first, and when.
+    pub fn next_end(&self) -> Option<(usize, DateTime<Utc>)> {
         self.sessions
             .iter()
             .enumerate()

@@ -174,3 +174,97 @@ pub fn build(
         })
     }
 }
+
+/// The password of an embedded Veeam server whose `[[veeam]]` names no password source.
+pub const SIMULATOR_PASSWORD: &str = "simulator";
+
+/// One embedded Veeam server of a policy (`url = "simulator"`).
+pub struct PolicyVeeam {
+    pub name: String,
+    pub world: VeeamWorld,
+    /// The password its one user (the policy's `username`) signs in with.
+    pub password: crate::ontap::secret::Secret,
+}
+
+/// The policy's embedded Veeam servers, in policy order. Each has one user (the policy's
+/// `username`, with the password from its source when one is set, else [`SIMULATOR_PASSWORD`])
+/// and one job per distinct job its `driver = "veeam"` windows name: it protects those windows'
+/// volumes and LUNs and runs the first such window's `expected`. A job named by a UUID gets that
+/// id; the others get ids in the form `00000000-0000-4000-8000-<n>`. With `every_server`
+/// (`simulate`), real servers are simulated too, with [`SIMULATOR_PASSWORD`] (their password
+/// source is not read).
+pub fn from_policy(
+    policy: &crate::config::Policy,
+    every_server: bool,
+) -> Result<Vec<PolicyVeeam>, String> {
+    use crate::config::Driver;
+    let mut out = Vec::new();
+    for (si, server) in policy.veeam.iter().enumerate() {
+        if !server.is_simulator() && !every_server {
+            continue;
+        }
+        let password = match server.password.as_ref().filter(|_| server.is_simulator()) {
+            Some(source) => crate::ontap::secret::Secret::load(source).map_err(|e| {
+                format!(
+                    "Veeam server {}: cannot load the password: {e}",
+                    server.name
+                )
+            })?,
+            None => {
+                crate::ontap::secret::Secret::new(SIMULATOR_PASSWORD).expect("a non-empty constant")
+            }
+        };
+        let mut jobs: Vec<SimJob> = Vec::new();
+        for w in &policy.windows {
+            let Driver::Veeam(job) = &w.driver else {
+                continue;
+            };
+            if job.server != si {
+                continue;
+            }
+            let targets: Vec<SimTarget> = w
+                .volumes
+                .iter()
+                .map(|&vi| {
+                    let v = &policy.volumes[vi];
+                    SimTarget {
+                        cluster: policy.clusters[v.cluster].name.clone(),
+                        volume: v.name.clone(),
+                        luns: v.luns.clone(),
+                    }
+                })
+                .collect();
+            if let Some(existing) = jobs.iter_mut().find(|j| j.name == job.job) {
+                for t in targets {
+                    if !existing.targets.contains(&t) {
+                        existing.targets.push(t);
+                    }
+                }
+                continue;
+            }
+            let seconds = u64::try_from(w.expected.num_seconds().max(1)).unwrap_or(1);
+            let id = if uuid::Uuid::parse_str(&job.job).is_ok() {
+                job.job.to_lowercase()
+            } else {
+                format!("00000000-0000-4000-8000-{:012x}", jobs.len() + 1)
+            };
+            jobs.push(SimJob {
+                id,
+                name: job.job.clone(),
+                targets,
+                duration_min: seconds,
+                duration_max: seconds,
+            });
+        }
+        let world = VeeamWorld::new(
+            vec![(server.username.clone(), password.expose().to_string())],
+            jobs,
+        );
+        out.push(PolicyVeeam {
+            name: server.name.clone(),
+            world,
+            password,
+        });
+    }
+    Ok(out)
+}

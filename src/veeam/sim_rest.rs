@@ -42,7 +42,9 @@ impl VeeamSim {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, VeeamWorld> {
+    /// The Veeam state, for callers that bring several servers and the world along together
+    /// (lock order: Veeam states, then the world).
+    pub fn lock(&self) -> MutexGuard<'_, VeeamWorld> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -274,6 +276,78 @@ impl VeeamServerHandle {
             let _ = tx.send(());
         }
         let _ = self.task.await;
+    }
+}
+
+/// Moves the world to `to`, ending the sessions of every Veeam server in `veeams` at their own
+/// instants between the world's scheduled snapshots (the in-process form of
+/// [`VeeamSim::advance`] for several servers on one world). Lock order as everywhere: the Veeam
+/// states (in slice order), then the world.
+pub fn advance_all(sim: &Simulator, veeams: &[Arc<VeeamSim>], to: DateTime<Utc>) {
+    let mut states: Vec<MutexGuard<'_, VeeamWorld>> = veeams.iter().map(|v| v.lock()).collect();
+    sim.with(|w| {
+        loop {
+            for s in states.iter_mut() {
+                s.step(w);
+            }
+            let next = states
+                .iter()
+                .filter_map(|s| s.next_end().map(|(_, at)| at))
+                .filter(|at| *at <= to)
+                .min();
+            let Some(at) = next else { break };
+            if at > w.now() {
+                w.advance_summarized(at, 0);
+            }
+        }
+        if to > w.now() {
+            w.advance_summarized(to, 0);
+        }
+    });
+}
+
+/// The simulator's own router answering a [`VeeamClient`](super::VeeamClient) in process, after
+/// `before` (which brings the world to the caller's clock). Nothing touches the network, so it
+/// runs on a paused tokio clock (virtual time).
+pub struct InProcess {
+    router: Router,
+    before: Box<dyn Fn() + Send + Sync>,
+}
+
+impl InProcess {
+    pub fn new(veeam: Arc<VeeamSim>, before: Box<dyn Fn() + Send + Sync>) -> InProcess {
+        InProcess {
+            router: router(veeam),
+            before,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::client::LocalTransport for InProcess {
+    async fn send(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<(StatusCode, Vec<u8>), Box<dyn std::error::Error + Send + Sync>> {
+        (self.before)();
+        let mut builder = axum::http::Request::builder()
+            .method(request.method().clone())
+            .uri(request.url().as_str());
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        let body = request
+            .body()
+            .and_then(|b| b.as_bytes())
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        let req = builder.body(axum::body::Body::from(body))?;
+        let response = tower::ServiceExt::oneshot(self.router.clone(), req).await?;
+        let status = response.status();
+        // One byte over the client's bound is enough for it to refuse the answer.
+        let limit = super::client::MAX_BODY_BYTES.saturating_add(1);
+        let bytes = axum::body::to_bytes(response.into_body(), limit).await?;
+        Ok((status, bytes.to_vec()))
     }
 }
 

@@ -437,7 +437,7 @@ async fn a_policy_server_reaches_the_served_simulator_over_pinned_tls() {
         name: "vbr".into(),
         url,
         username: "svc".into(),
-        password: crate::config::SecretSource::File(password),
+        password: Some(crate::config::SecretSource::File(password)),
         tls: crate::config::TlsVerify::PinSha256(handle.fingerprint_sha256().unwrap()),
         api_version: "1.1-rev0".into(),
     };
@@ -454,7 +454,9 @@ async fn a_policy_server_reaches_the_served_simulator_over_pinned_tls() {
         .await
         .unwrap_err();
     assert!(matches!(err, VeeamError::Transport { .. }), "{err}");
-    server.password = crate::config::SecretSource::Env("SNAPWARDEN_TEST_VBR_SURELY_UNSET".into());
+    server.password = Some(crate::config::SecretSource::Env(
+        "SNAPWARDEN_TEST_VBR_SURELY_UNSET".into(),
+    ));
     let err = VeeamClient::from_server(&server).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -1140,7 +1140,7 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
             name: "vbr".into(),
             url: "https://vbr.example.net:9419".into(),
             username: "svc".into(),
-            password: SecretSource::Env("VBR_PASSWORD".into()),
+            password: Some(SecretSource::Env("VBR_PASSWORD".into())),
             tls: TlsVerify::System,
             api_version: "1.1-rev0".into(),
         }]
@@ -1166,10 +1166,15 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
     assert_eq!(p.veeam[0].url, "https://b");
     assert_eq!(
         p.veeam[0].password,
-        SecretSource::File(PathBuf::from("vbr.pass"))
+        Some(SecretSource::File(PathBuf::from("vbr.pass")))
     );
+
     assert_eq!(p.veeam[0].tls, TlsVerify::PinSha256([0xab; 32]));
     assert_eq!(p.veeam[0].api_version, "1.3-rev1");
+    // The embedded simulator needs no password.
+    let p = valid("[[veeam]]\nname = \"sim\"\nurl = \"simulator\"\nusername = \"u\"\n");
+    assert!(p.veeam[0].is_simulator());
+    assert_eq!(p.veeam[0].password, None);
 }
 
 #[test]
@@ -1270,7 +1275,7 @@ url = "https://vbr"
 p.toml:2:8: Veeam server name "a b" must be non-empty without '/' or spaces
   hint: windows name the server with veeam = { server = "NAME", … }
 p.toml:3:7: bad Veeam url "http://vbr:9419": Veeam's REST API is served over HTTPS; write https://…
-  hint: write "https://vbr.example.net:9419" (the REST API's default port is 9419)
+  hint: write "https://vbr.example.net:9419" (the REST API's default port is 9419), or "simulator" for the embedded simulator
 p.toml:4:12: `username` must be non-empty and at most 256 bytes
   hint: a Veeam user with the Backup Operator role, e.g. "DOMAIN\\snapwarden"
 p.toml:5:1: `password` is not allowed: secrets never live in the policy file
@@ -1286,7 +1291,7 @@ p.toml:11:1: in [[veeam]]: missing required key `username`
 p.toml:12:8: Veeam server "vbr" has no password source
   hint: add password_env = "NAME" or password_file = "/path"; secrets never live in the policy file
 p.toml:13:7: bad Veeam url "https://admin:pw@vbr/api": carries credentials; secrets never live in the policy file
-  hint: write "https://vbr.example.net:9419" (the REST API's default port is 9419)
+  hint: write "https://vbr.example.net:9419" (the REST API's default port is 9419), or "simulator" for the embedded simulator
 p.toml:14:1: in [[veeam]]: missing required keys `name`, `username`
   hint: config/reference.toml documents every key and its type
 p.toml:14:1: this Veeam server has no password source

@@ -5,7 +5,9 @@ use super::cluster::{password_source, tls_settings};
 use super::values::Required;
 use super::{Names, Reported, Subject};
 use crate::config::diag::{hint, Collector};
-use crate::config::driver::{Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION};
+use crate::config::driver::{
+    Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION, VEEAM_SIMULATOR_URL,
+};
 use crate::config::load::At;
 use crate::config::raw::{RawVeeam, RawWindow};
 
@@ -43,7 +45,9 @@ pub(super) fn build_veeam(cx: &mut Collector, at: &At<RawVeeam>) -> Option<Veeam
             );
         }
     }
+    let simulator = url.is_some_and(|u| u.get_ref() == VEEAM_SIMULATOR_URL);
     let url = url.and_then(|u| match server_url(u.get_ref()) {
+        _ if simulator => Some(VEEAM_SIMULATOR_URL.to_string()),
         Ok(url) => Some(url),
         Err(why) => {
             cx.error(
@@ -51,7 +55,7 @@ pub(super) fn build_veeam(cx: &mut Collector, at: &At<RawVeeam>) -> Option<Veeam
                 u.span(),
                 format!("bad Veeam url \"{}\": {why}", u.get_ref()),
                 hint(
-                    "write \"https://vbr.example.net:9419\" (the REST API's default port is 9419)",
+                    "write \"https://vbr.example.net:9419\" (the REST API's default port is 9419), or \"simulator\" for the embedded simulator",
                 ),
             );
             None
@@ -71,7 +75,14 @@ pub(super) fn build_veeam(cx: &mut Collector, at: &At<RawVeeam>) -> Option<Veeam
             Some(text.clone())
         }
     });
-    let password = password_source(cx, file, &v.password_env, &v.password_file, &at_name, true);
+    let password = password_source(
+        cx,
+        file,
+        &v.password_env,
+        &v.password_file,
+        &at_name,
+        !simulator,
+    );
     let tls = tls_settings(cx, file, &v.ca_file, &v.pin_sha256, &v.insecure);
     let api_version = match &v.api_version {
         None => Some(DEFAULT_VEEAM_API_VERSION.to_string()),
@@ -95,7 +106,7 @@ pub(super) fn build_veeam(cx: &mut Collector, at: &At<RawVeeam>) -> Option<Veeam
         name: name?.get_ref().clone(),
         url: url?,
         username: username?,
-        password: password.ok()??,
+        password: password.ok()?,
         tls: tls.ok()?,
         api_version: api_version?,
     })
