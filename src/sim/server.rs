@@ -516,28 +516,44 @@ fn serve_plain(std_listener: std::net::TcpListener, app: Router) -> anyhow::Resu
     })
 }
 
+/// Prints the start-up lines. A reader that closed stdout after the first line (a script
+/// waiting only for the address) must not stop the server, so a failed write is ignored.
+fn announce(lines: &[String]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
 /// `snapwarden simulator serve`: starts, prints where it listens (and the certificate
 /// fingerprint), runs until `shutdown` completes, then stops.
 pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let handle = start(opts).await?;
-    println!("snapwarden simulator listening on {}", handle.base_url());
+    let mut lines = vec![format!(
+        "snapwarden simulator listening on {}",
+        handle.base_url()
+    )];
     for (name, addr) in handle.clusters() {
-        println!("cluster {name}: {}", handle.url(*addr));
+        lines.push(format!("cluster {name}: {}", handle.url(*addr)));
     }
     for (name, url) in handle.veeam_servers() {
-        println!("veeam {name}: {url}");
+        lines.push(format!("veeam {name}: {url}"));
     }
     if let Some(fp) = handle.fingerprint() {
-        println!("certificate SHA-256 fingerprint: {fp}");
+        lines.push(format!("certificate SHA-256 fingerprint: {fp}"));
     }
     let default_logins = handle.simulator().with(|w| w.default_logins.clone());
     for user in default_logins {
-        println!(
+        lines.push(format!(
             "warning: user {user} logs in with the default password {}; configure [[users]] (or the policy's password) for anything but a demo",
             DEFAULT_USER.1
-        );
+        ));
     }
-    println!("ready; Ctrl-C stops the simulator");
+    lines.push("ready; Ctrl-C stops the simulator".to_string());
+    announce(&lines);
     shutdown.await;
     handle.stop().await;
     Ok(())
