@@ -34,6 +34,8 @@ struct Served {
     child: Child,
     url: String,
     fingerprint: String,
+    /// The world's first Veeam server, when it has one.
+    veeam_url: Option<String>,
 }
 
 impl Drop for Served {
@@ -58,7 +60,7 @@ fn serve(world: &Path) -> Served {
         .stderr(Stdio::null())
         .spawn()
         .expect("the simulator starts");
-    let (mut url, mut fingerprint) = (String::new(), String::new());
+    let (mut url, mut fingerprint, mut veeam_url) = (String::new(), String::new(), None);
     for line in BufReader::new(child.stdout.take().unwrap())
         .lines()
         .take(20)
@@ -66,6 +68,9 @@ fn serve(world: &Path) -> Served {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("cluster prod-a: ") {
             url = rest.trim().to_string();
+        }
+        if let Some((_, rest)) = line.strip_prefix("veeam ").and_then(|l| l.split_once(": ")) {
+            veeam_url.get_or_insert_with(|| rest.trim().to_string());
         }
         if let Some(rest) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
             fingerprint = rest.trim().to_string();
@@ -82,6 +87,7 @@ fn serve(world: &Path) -> Served {
         child,
         url,
         fingerprint,
+        veeam_url,
     }
 }
 
@@ -124,6 +130,89 @@ fn minimal_against(served: &Served, dir: &Path) -> std::path::PathBuf {
     let path = dir.join("minimal.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// `check` looks every Veeam window's job up on its server: a job the server lacks is an error
+/// at the policy's `job` (file:line:column) naming the jobs the server has; `--offline` skips it.
+#[test]
+fn check_finds_a_veeam_job_missing_from_its_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world.toml");
+    let veeam_world = r#"
+[[veeam]]
+name = "vbr"
+users = [{ name = "svc", password = "vpass" }]
+
+[[veeam.jobs]]
+name = "SQL nightly"
+duration = "20m"
+targets = [{ cluster = "prod-a", volume = "vol_sql", luns = ["lun0"] }]
+"#;
+    std::fs::write(&world, format!("{WORLD}{veeam_world}")).unwrap();
+    let served = serve(&world);
+    let veeam_url = served
+        .veeam_url
+        .clone()
+        .expect("the Veeam server's address");
+    let base = minimal_against(&served, dir.path());
+    let with_job = |job: &str| {
+        let text = std::fs::read_to_string(&base).unwrap().replace(
+            "max = \"50m\"",
+            &format!("max = \"50m\"\ndriver = \"veeam\"\nveeam = {{ server = \"vbr\", job = \"{job}\" }}"),
+        ) + &format!(
+            "\n[[veeam]]\nname = \"vbr\"\nurl = \"{veeam_url}\"\nusername = \"svc\"\npassword_env = \"VBR_PASSWORD\"\npin_sha256 = \"{}\"\n",
+            served.fingerprint
+        );
+        let path = dir.path().join(format!("veeam-{}.toml", job.len()));
+        std::fs::write(&path, &text).unwrap();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("veeam = {"))
+            .expect("the window's veeam line")
+            + 1;
+        (path, line)
+    };
+    let check = |path: &Path, extra: &[&str]| {
+        bin()
+            .arg("check")
+            .arg(path)
+            .args(["--from", "2027-01-01T00:00:00Z"])
+            .args(extra)
+            .env("SNAPWARDEN_PROD_A_PASSWORD", "s3cret")
+            .env("VBR_PASSWORD", "vpass")
+            .output()
+            .unwrap()
+    };
+
+    let (good, _) = with_job("SQL nightly");
+    let o = check(&good, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+
+    let (bad, line) = with_job("SQL nightlyy");
+    let o = check(&bad, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    // The column of the job's value in `veeam = { server = "vbr", job = "SQL nightlyy" }`.
+    let column = "veeam = { server = \"vbr\", job = ".chars().count() + 1;
+    assert!(
+        err.contains(&format!(
+            "{}:{line}:{column}: window \"sql-nightly\": Veeam server vbr has no job \"SQL nightlyy\"",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"SQL nightly\""),
+        "the server's jobs are listed: {err}"
+    );
+    // Offline nothing is asked of the Veeam server (this policy then stops at the cluster facts
+    // it needs, before any Veeam look-up).
+    let o = check(&bad, &["--offline"]);
+    assert!(
+        stderr(&o).contains("cannot plan offline") && !stderr(&o).contains("Veeam"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -147,7 +147,8 @@ fn reference_policy_has_a_veeam_driver_window() {
         window.driver,
         Driver::Veeam(VeeamJobRef {
             server: 0,
-            job: "Reports LUN backup".into()
+            job: "Reports LUN backup".into(),
+            at: Default::default(),
         })
     );
 }

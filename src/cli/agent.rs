@@ -514,6 +514,81 @@ pub fn history(
     EXIT_OK
 }
 
+/// Looks up every `driver = "veeam"` window's job on its (real) server, read-only: a job the
+/// server does not have is a located policy error listing the jobs it has; a server that cannot
+/// be asked is named with its error. The embedded simulator's jobs are the policy's own.
+pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
+    use crate::veeam::client::{VeeamClient, VeeamError};
+    let refs: Vec<(&config::Window, &config::VeeamJobRef)> = policy
+        .windows
+        .iter()
+        .filter_map(|w| match &w.driver {
+            config::Driver::Veeam(r) if !policy.veeam[r.server].is_simulator() => Some((w, r)),
+            _ => None,
+        })
+        .collect();
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            EXIT_INVALID
+        })?;
+    // One client per server, built once; `Err(())`: its error was printed already.
+    let mut clients: Vec<Option<Result<Arc<VeeamClient>, ()>>> =
+        (0..policy.veeam.len()).map(|_| None).collect();
+    let mut located = Vec::new();
+    let mut unreachable = false;
+    for (window, r) in refs {
+        let server = &policy.veeam[r.server];
+        let client = clients[r.server].get_or_insert_with(|| {
+            VeeamClient::from_server(server).map(Arc::new).map_err(|e| {
+                eprintln!("{}", agent::error_chain(&e));
+            })
+        });
+        let Ok(client) = client.clone() else {
+            unreachable = true;
+            continue;
+        };
+        match runtime.block_on(client.find_job(&r.job)) {
+            Ok(_) => {}
+            Err(VeeamError::JobNotFound { known, .. }) => located.push(r.at.diagnostic(
+                format!(
+                    "window \"{}\": Veeam server {} has no job {:?}",
+                    window.name, server.name, r.job
+                ),
+                Some(format!(
+                    "name one of the server's jobs (by name or id): {known}"
+                )),
+            )),
+            Err(VeeamError::JobAmbiguous { count, .. }) => located.push(r.at.diagnostic(
+                format!(
+                    "window \"{}\": Veeam server {} has {count} jobs named {:?}",
+                    window.name, server.name, r.job
+                ),
+                Some("name the job by its id (a UUID)".into()),
+            )),
+            Err(e) => {
+                eprintln!("{}", agent::error_chain(&e));
+                clients[r.server] = Some(Err(()));
+                unreachable = true;
+            }
+        }
+    }
+    if !located.is_empty() {
+        eprintln!("{}", config::Diagnostics(located));
+        return Err(EXIT_INVALID);
+    }
+    if unreachable {
+        eprintln!("(use --offline to check without the Veeam servers)");
+        return Err(EXIT_INVALID);
+    }
+    Ok(())
+}
+
 /// The read-only discovery `check` and `plan` do when the policy needs cluster facts: the
 /// clusters owning unresolved volumes are read (cluster, volumes, snapshot policies, schedules).
 /// An unreachable cluster is an error naming it.

@@ -286,6 +286,9 @@ fn plan_policy(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Po
         let observed = agent::discover_for_planning(&policy, &plan)?;
         plan = planner::plan(&policy, &observed, from, hours);
     }
+    if !horizon.offline {
+        agent::check_veeam_jobs(&policy)?;
+    }
     if !plan.unresolved.is_empty() {
         let how = if horizon.offline { "offline" } else { "" };
         eprintln!("{}: cannot plan {how}:", path.display());

@@ -40,6 +40,29 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Where a value sits in a policy file, kept on the model for the checks that can only be made
+/// after loading (a Veeam job looked up on its server at discovery).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Position {
+    pub file: PathBuf,
+    /// 1-based, as in [`Diagnostic`].
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Position {
+    /// A diagnostic at this position.
+    pub fn diagnostic(&self, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
+        Diagnostic {
+            file: self.file.clone(),
+            line: self.line,
+            column: self.column,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
 /// Every problem found in one load of a policy, sorted by file then position.
 ///
 /// Invariant: never empty when returned as an error.
@@ -167,6 +190,16 @@ impl Collector {
             message: message.into(),
             hint,
         });
+    }
+
+    /// The position of byte `offset` of `file`, to keep on the model.
+    pub(crate) fn position(&self, file: usize, offset: usize) -> Position {
+        let (line, column) = self.sources.line_col(file, offset);
+        Position {
+            file: self.sources.path(file).clone(),
+            line,
+            column,
+        }
     }
 
     /// A problem with `file` as a whole, such as an OS error reading it.

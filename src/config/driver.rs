@@ -2,6 +2,7 @@
 //!
 //! Validated domain types, read through `config::*` like the rest of `model`.
 
+use super::diag::Position;
 use super::model::{SecretSource, TlsVerify};
 
 /// The REST API version sent as `x-api-version` when `[[veeam]]` names none: the revision of the
@@ -36,14 +37,26 @@ impl VeeamServer {
 }
 
 /// The Veeam job a `driver = "veeam"` window starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Equality is the job's identity (server and job): moving the line in the file is no change.
+#[derive(Debug, Clone)]
 pub struct VeeamJobRef {
     /// Index into `Policy::veeam`.
     pub server: usize,
     /// The job's name or id (a UUID) as the policy writes it; resolved against the server's job
     /// list at discovery.
     pub job: String,
+    /// Where the policy names the job, for the error when the server has no such job.
+    pub at: Position,
 }
+
+impl PartialEq for VeeamJobRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.server == other.server && self.job == other.job
+    }
+}
+
+impl Eq for VeeamJobRef {}
 
 /// Who makes a window's backing snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

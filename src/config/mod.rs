@@ -12,7 +12,7 @@ pub mod model;
 pub mod raw;
 mod validate;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Diagnostic, Diagnostics, Position};
 pub use driver::{
     Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION, VEEAM_SIMULATOR_URL,
 };

@@ -1149,7 +1149,8 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
         p.windows[0].driver,
         Driver::Veeam(VeeamJobRef {
             server: 0,
-            job: "SQL nightly".into()
+            job: "SQL nightly".into(),
+            at: Default::default(),
         })
     );
     let p = valid(&driver_window(""));

@@ -201,6 +201,7 @@ pub(super) fn window_driver(
             need.report(cx);
             let server = server.and_then(|s| servers.resolve(cx, file, s));
             let job = job.and_then(|j| {
+                let at = cx.position(file, j.span().start);
                 let text = j.get_ref();
                 if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES {
                     cx.error(
@@ -211,11 +212,13 @@ pub(super) fn window_driver(
                     );
                     None
                 } else {
-                    Some(text.clone())
+                    Some((text.clone(), at))
                 }
             });
             match (server, job) {
-                (Some(server), Some(job)) if ok => Ok(Driver::Veeam(VeeamJobRef { server, job })),
+                (Some(server), Some((job, at))) if ok => {
+                    Ok(Driver::Veeam(VeeamJobRef { server, job, at }))
+                }
                 _ => Err(Reported),
             }
         }
