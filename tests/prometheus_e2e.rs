@@ -5,7 +5,8 @@
 //! variable query and every alert expression goes through Prometheus' `/api/v1/query`: each must
 //! parse, and every panel must return series at some point while the demo runs. The demo's
 //! locked backing snapshot and its FlexClone recommendation must reach Alertmanager
-//! (`/api/v2/alerts`).
+//! (`/api/v2/alerts`), and the release-late alert must fire on the late volume only (against the
+//! guard the agent exports).
 //!
 //! Prometheus and Alertmanager come from Debian's `prometheus` and `prometheus-alertmanager`
 //! packages, which `scripts/test` installs. Every process is killed when the test ends.
@@ -93,7 +94,7 @@ fn repo() -> &'static Path {
 }
 
 /// `command` is on PATH, or a failure saying how to install it.
-fn installed(command: &str, package: &str) -> &'static str {
+fn installed(command: &'static str, package: &str) -> &'static str {
     let found = Command::new(command)
         .arg("--version")
         .stdout(Stdio::null())
@@ -105,7 +106,7 @@ fn installed(command: &str, package: &str) -> &'static str {
         "{command} is not installed: run scripts/test, which installs Debian's {package} package \
          (apt-get install -y --no-install-recommends {package})"
     );
-    Box::leak(command.to_string().into_boxed_str())
+    command
 }
 
 /// Starts `command args…` with its output in `log`, killed when the test ends.
@@ -194,6 +195,15 @@ fn dashboard_queries() -> Vec<(String, String)> {
         }
     }
     queries
+}
+
+/// Whether `SnapwardenReleaseLate` fired for `volume` in the last 10 minutes (Prometheus keeps
+/// its alerts' states as the `ALERTS` series; the alert itself lasts only seconds in the demo).
+fn release_late(volume: &str) -> String {
+    format!(
+        "max_over_time(ALERTS{{alertname=\"SnapwardenReleaseLate\", alertstate=\"firing\", \
+         volume=\"{volume}\"}}[10m])"
+    )
 }
 
 /// Runs an instant query: `Ok(number of series)`, or `Err` with Prometheus' error (a parse
@@ -421,7 +431,8 @@ scrape_configs:
                 .iter()
                 .any(|a| a["labels"]["alertname"] == *name)
         });
-        if arrived && seen.values().all(|s| *s) {
+        let late = query(prom_port, &release_late("vol_files")).is_ok_and(|n| n > 0);
+        if arrived && late && seen.values().all(|s| *s) {
             break;
         }
         if Instant::now() >= end {
@@ -431,8 +442,8 @@ scrape_configs:
                 .map(|(w, e, _)| format!("{w}: {e}"))
                 .collect();
             panic!(
-                "timed out waiting for every panel to return series and the demo's alerts to \
-                 reach Alertmanager\npanels without series: {missing:#?}\nAlertmanager lists: \
+                "timed out waiting for every panel to return series, the demo's alerts to reach \
+                 Alertmanager and SnapwardenReleaseLate to fire on vol_files\npanels without series: {missing:#?}\nAlertmanager lists: \
                  {in_alertmanager:#?}\n{}",
                 logs()
             );
@@ -460,6 +471,10 @@ scrape_configs:
             "{a:#}"
         );
     }
+    // The release-late alert compares against the guard the agent exports (3 s here): it fired
+    // for vol_files (live from 5 s before the snapshot) but never for vol_sql, whose backing
+    // snapshot lives within 300 s (the default guard) of the snapshot but is gone 7 s before it.
+    assert_eq!(query(prom_port, &release_late("vol_sql")), Ok(0));
     // The fitting window's volume raised nothing.
     assert!(
         !in_alertmanager
