@@ -319,3 +319,84 @@ fn a_burst_of_100_edits_ends_on_the_last_content() {
         .collect();
     assert_eq!(windows, vec!["snapwarden_window_active{window=\"w99\"} 0"]);
 }
+
+/// `[[volume]]` entries on cluster lab.
+fn volumes_text(volumes: &[&str]) -> String {
+    volumes
+        .iter()
+        .map(|v| {
+            format!(
+                "\n[[volume]]\ncluster = \"lab\"\nsvm = \"svm1\"\nname = \"{v}\"\nluns = [\"/vol/{v}/lun0\"]\nsnapshot_policy = \"p\"\n"
+            )
+        })
+        .collect()
+}
+
+/// A `[[window]]` named `name` over `volume`, in the Feb 29 slot of [`policy_text`].
+fn window_text(name: &str, volume: &str) -> String {
+    format!(
+        "\n[[window]]\nname = \"{name}\"\nvolumes = [\"lab/svm1/{volume}\"]\nstart = \"0 3 29 2 *\"\ntimezone = \"UTC\"\nexpected = \"10m\"\nmax = \"20m\"\n"
+    )
+}
+
+#[test]
+fn edits_of_included_files_in_other_directories_are_picked_up_also_of_a_newly_included_one() {
+    // conf/policy.toml includes ../windows/w.toml; later also ../more/v.toml, a directory the
+    // agent did not watch when it started.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    for sub in ["conf", "windows", "more"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let policy = dir.path().join("conf/policy.toml");
+    let windows = dir.path().join("windows/w.toml");
+    let more = dir.path().join("more/v.toml");
+    let main = |includes: &[&str]| -> String {
+        let full = policy_text(port, &["vol_a"], "unused");
+        let head = &full[..full.find("\n[[window]]").unwrap()];
+        let list: Vec<String> = includes.iter().map(|i| format!("\"{i}\"")).collect();
+        format!("include = [{}]\n{head}", list.join(", "))
+    };
+    std::fs::write(&windows, window_text("yearly", "vol_a")).unwrap();
+    std::fs::write(&policy, main(&["../windows/w.toml"])).unwrap();
+    let a = Agent::start(dir.path(), &policy, port);
+    assert!(a.runs("vol_a", "yearly"), "{}", a.metrics());
+    // An included file written in place, in its own directory.
+    std::fs::write(&windows, window_text("leap", "vol_a")).unwrap();
+    a.wait("window leap in effect", || a.runs("vol_a", "leap"));
+    // A new include in a directory nobody watched so far …
+    std::fs::write(&more, volumes_text(&["vol_b"])).unwrap();
+    std::fs::write(&policy, main(&["../windows/w.toml", "../more/v.toml"])).unwrap();
+    a.wait("vol_b in effect", || a.runs("vol_b", "leap"));
+    // … is watched from then on: renaming a temporary file over it is picked up.
+    let tmp = more.with_file_name("v.toml.tmp");
+    std::fs::write(&tmp, volumes_text(&["vol_c"])).unwrap();
+    std::fs::rename(&tmp, &more).unwrap();
+    a.wait("vol_c in effect", || a.runs("vol_c", "leap"));
+    assert!(!a.runs("vol_b", "leap"), "{}", a.metrics());
+    assert_eq!(a.reloads("success"), 3.0);
+    assert_eq!(a.reloads("failure"), 0.0);
+}
+
+#[test]
+fn a_new_state_directory_is_refused_by_name_and_the_old_policy_keeps_running() {
+    let (dir, policy, port) = setup();
+    let a = Agent::start(dir.path(), &policy, port);
+    let hash = value(&a.metrics(), "snapwarden_config_hash");
+    let moved = policy_text(port, &["vol_a", "vol_b"], "yearly").replacen(
+        "[agent]\n",
+        "[agent]\nstate_dir = \"/var/lib/elsewhere\"\n",
+        1,
+    );
+    std::fs::write(&policy, &moved).unwrap();
+    a.wait("the refused reload", || a.reloads("failure") >= 1.0);
+    let m = a.metrics();
+    assert_eq!(value(&m, "snapwarden_config_last_reload_successful"), 0.0);
+    assert_eq!(value(&m, "snapwarden_config_hash"), hash);
+    assert!(a.runs("vol_a", "yearly") && !a.runs("vol_b", "yearly"));
+    let log = a.log();
+    assert!(
+        log.contains("policy reload refused") && log.contains("[agent] state_dir"),
+        "{log}"
+    );
+}

@@ -4,6 +4,7 @@
 //! `run` discovers on every pass (one bulk snapshot listing and one LUN listing per cluster);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -97,10 +98,35 @@ impl Inventory {
         self.volumes.iter().find(|v| v.svm == svm && v.name == name)
     }
 
+    /// The volumes and LUNs of this cluster by `(svm, name)`, to check many policy volumes
+    /// against it in one pass (a linear search per volume is quadratic: seconds at 10,000).
+    pub fn present(&self) -> Present<'_> {
+        Present {
+            volumes: self
+                .volumes
+                .iter()
+                .map(|v| (v.svm.as_str(), v.name.as_str()))
+                .collect(),
+            luns: self
+                .luns
+                .iter()
+                .map(|l| (l.svm.as_str(), l.name.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// An inventory's volumes and LUNs, indexed ([`Inventory::present`]).
+pub struct Present<'a> {
+    volumes: HashSet<(&'a str, &'a str)>,
+    luns: HashSet<(&'a str, &'a str)>,
+}
+
+impl Present<'_> {
     /// Why policy volume `vi` cannot run on this cluster (missing volume or LUNs), if it cannot.
     pub fn missing(&self, policy: &Policy, vi: usize) -> Option<String> {
         let v = &policy.volumes[vi];
-        if self.volume(&v.svm, &v.name).is_none() {
+        if !self.volumes.contains(&(v.svm.as_str(), v.name.as_str())) {
             return Some(format!(
                 "volume {} (svm {}) does not exist on cluster {}",
                 v.name, v.svm, policy.clusters[v.cluster].name
@@ -109,7 +135,7 @@ impl Inventory {
         let absent: Vec<&str> = v
             .luns
             .iter()
-            .filter(|lun| !self.luns.iter().any(|l| l.svm == v.svm && l.name == **lun))
+            .filter(|lun| !self.luns.contains(&(v.svm.as_str(), lun.as_str())))
             .map(|s| s.as_str())
             .collect();
         (!absent.is_empty()).then(|| {

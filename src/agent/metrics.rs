@@ -35,6 +35,16 @@ const RESULTS: [CycleResult; 4] = [
     CycleResult::Skipped,
 ];
 
+/// Every kind of conflict (the `kind` label of `snapwarden_conflicts_total`): each policy volume
+/// has all of them from the start, at 0, so that `increase()` sees a volume's first conflict.
+const CONFLICT_KINDS: [ConflictKind; 5] = [
+    ConflictKind::ChainConflict,
+    ConflictKind::Locked,
+    ConflictKind::LateRelease,
+    ConflictKind::Foreign,
+    ConflictKind::Skipped,
+];
+
 /// Backing-snapshot states of `snapwarden_backing_snapshots`.
 const BACKING_STATES: [&str; 3] = ["live", "releasing", "locked"];
 
@@ -77,6 +87,7 @@ pub struct Metrics {
     backing: IntGaugeVec,
     oldest_age: GaugeVec,
     release_slack: GaugeVec,
+    guard: GaugeVec,
     cycles: IntCounterVec,
     conflicts: IntCounterVec,
     flexclone_recommended: IntGaugeVec,
@@ -228,6 +239,12 @@ impl Metrics {
                 &r,
                 "snapwarden_release_slack_seconds",
                 "The volume's last released cycle: time from its release to the next scheduled snapshot.",
+                &VOLUME,
+            ),
+            guard: gauge_vec(
+                &r,
+                "snapwarden_guard_seconds",
+                "The guard kept before the volume's scheduled snapshots: its backing snapshot and clones must be gone this long before the next one (the policy's `[agent] guard`).",
                 &VOLUME,
             ),
             cycles: counter_vec(
@@ -449,6 +466,7 @@ impl Metrics {
             }
             let _ = self.oldest_age.remove_label_values(&l);
             let _ = self.release_slack.remove_label_values(&l);
+            let _ = self.guard.remove_label_values(&l);
             let _ = self.flexclone_recommended.remove_label_values(&l);
         }
         known.schedules.retain(|v, schedules| {
@@ -483,9 +501,15 @@ impl Metrics {
                 self.cycles.with_label_values(&[w.as_str(), r.as_str()]);
             }
         }
-        for v in volumes.difference(&known.volumes) {
+        let new: Vec<VolumeKey> = volumes.difference(&known.volumes).cloned().collect();
+        for v in new {
             self.flexclone_recommended
                 .with_label_values(&[&v[0], &v[1], &v[2]]);
+            for kind in CONFLICT_KINDS.map(ConflictKind::as_str) {
+                self.conflicts
+                    .with_label_values(&[&v[0], &v[1], &v[2], kind]);
+                known.conflicts.insert((v.clone(), kind));
+            }
         }
         known.clusters = clusters;
         known.volumes = volumes;
@@ -547,6 +571,7 @@ pub(super) fn publish(agent: &Agent) {
             slack.insert(vi, (released, margin));
         }
     }
+    let guard = policy.agent.guard.num_milliseconds() as f64 / 1000.0;
     for vi in 0..policy.volumes.len() {
         let Some(key) = volume_key(policy, vi) else {
             continue;
@@ -562,6 +587,7 @@ pub(super) fn publish(agent: &Agent) {
             ((now - *t).num_milliseconds().max(0) as f64) / 1000.0
         });
         m.oldest_age.with_label_values(&l).set(age);
+        m.guard.with_label_values(&l).set(guard);
         if let Some((_, margin)) = slack.get(&vi) {
             m.release_slack.with_label_values(&l).set(*margin);
         }
@@ -832,6 +858,43 @@ copies = [{ schedule = "hourly", count = 3 }]
                 "{family}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn every_policy_volume_has_every_conflict_kind_from_the_start_at_zero() {
+        // A counter that appears at 1 hides its first increment from `increase()`: the
+        // dashboards' "conflicts in range" would miss a volume's first conflict.
+        let m = Metrics::new();
+        let p = policy(&["vol_a", "vol_b"], false);
+        m.retain(&p);
+        let text = m.render();
+        let zeros = text
+            .lines()
+            .filter(|l| l.starts_with("snapwarden_conflicts_total{") && l.ends_with("} 0"))
+            .count();
+        assert_eq!(zeros, 2 * CONFLICT_KINDS.len(), "{text}");
+        for kind in [
+            "chain_conflict",
+            "locked",
+            "late_release",
+            "foreign",
+            "skipped",
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "snapwarden_conflicts_total{{cluster=\"lab\",kind=\"{kind}\",svm=\"svm1\",volume=\"vol_b\"}} 0"
+                )),
+                "{kind}: {text}"
+            );
+        }
+        m.conflict(&p, "lab", "svm1", "vol_a", ConflictKind::Locked);
+        m.retain(&p);
+        assert!(m.render().contains(
+            "snapwarden_conflicts_total{cluster=\"lab\",kind=\"locked\",svm=\"svm1\",volume=\"vol_a\"} 1"
+        ));
+        // A volume that leaves takes its zeros along.
+        m.retain(&policy(&["vol_a"], false));
+        assert!(!m.render().contains("vol_b"));
     }
 
     #[test]

@@ -1319,9 +1319,14 @@ impl Agent {
         for u in &plan.unresolved {
             self.excluded.insert(u.volume, u.reason.clone());
         }
+        let present: Vec<_> = self
+            .views
+            .iter()
+            .map(|view| view.inventory.as_ref().map(|inv| inv.present()))
+            .collect();
         for (vi, v) in self.policy.volumes.iter().enumerate() {
-            if let Some(inv) = &self.views[v.cluster].inventory {
-                if let Some(why) = inv.missing(&self.policy, vi) {
+            if let Some(Some(p)) = present.get(v.cluster) {
+                if let Some(why) = p.missing(&self.policy, vi) {
                     self.excluded.insert(vi, why);
                 }
             }
