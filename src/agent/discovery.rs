@@ -4,7 +4,8 @@
 //! `run` discovers on every pass (one bulk snapshot listing and one LUN listing per cluster);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -28,6 +29,20 @@ pub struct Inventory {
     pub luns: Vec<LunInfo>,
     /// When the listing was taken (agent clock, before the first call).
     pub at: DateTime<Utc>,
+    /// `snapshots` and `luns` by volume, built on first use (a listing is never changed).
+    pub index: ListingIndex,
+}
+
+/// Positions in an inventory's `snapshots` and `luns` per (SVM, volume), and its LUN names, so
+/// that a pass over every cycle or volume of a cluster reads each listing once instead of once
+/// per cycle (which made a pass quadratic in the estate).
+#[derive(Debug, Clone, Default)]
+pub struct ListingIndex(OnceLock<Built>);
+
+#[derive(Debug, Clone, Default)]
+struct Built {
+    snapshots: HashMap<(String, String), Vec<usize>>,
+    luns: HashSet<(String, String)>,
 }
 
 /// What discovery needs to read: everything (`run`), or only the facts planning uses.
@@ -78,6 +93,7 @@ pub async fn discover(
         snapshots,
         luns,
         at,
+        index: ListingIndex::default(),
     })
 }
 
@@ -91,6 +107,44 @@ impl Inventory {
             snapshot_policies: self.snapshot_policies.clone(),
             schedules: self.schedules.clone(),
         }
+    }
+
+    fn built(&self) -> &Built {
+        self.index.0.get_or_init(|| {
+            let mut b = Built::default();
+            for (i, s) in self.snapshots.iter().enumerate() {
+                b.snapshots
+                    .entry((s.svm.clone(), s.volume_name.clone()))
+                    .or_default()
+                    .push(i);
+            }
+            for l in &self.luns {
+                b.luns.insert((l.svm.clone(), l.name.clone()));
+            }
+            b
+        })
+    }
+
+    /// The snapshots of one volume, in listing order.
+    pub fn volume_snapshots<'a>(
+        &'a self,
+        svm: &str,
+        volume: &str,
+    ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
+        self.built()
+            .snapshots
+            .get(&(svm.to_string(), volume.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&i| self.snapshots.get(i))
+    }
+
+    /// Whether the listing has the LUN `name` in `svm`.
+    pub fn has_lun(&self, svm: &str, name: &str) -> bool {
+        self.built()
+            .luns
+            .contains(&(svm.to_string(), name.to_string()))
     }
 
     pub fn volume(&self, svm: &str, name: &str) -> Option<&VolumeInfo> {
@@ -109,7 +163,7 @@ impl Inventory {
         let absent: Vec<&str> = v
             .luns
             .iter()
-            .filter(|lun| !self.luns.iter().any(|l| l.svm == v.svm && l.name == **lun))
+            .filter(|lun| !self.has_lun(&v.svm, lun))
             .map(|s| s.as_str())
             .collect();
         (!absent.is_empty()).then(|| {
