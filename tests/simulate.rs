@@ -514,21 +514,29 @@ fn oracle(volumes: usize, days: i64, draws: simulate::draw::Draws) -> Oracle {
         baseline_captures: 0,
     };
     let clusters = ["east", "west", "tokyo"];
+    // Instants per (cluster, kind): volumes of one pair share them.
+    let mut memo: std::collections::HashMap<(usize, usize), (Vec<_>, Vec<_>)> =
+        std::collections::HashMap::new();
     for i in 0..volumes {
         let (ci, kind) = (i % 3, (i / 3) % 3);
         let zone = ZONES[ci];
         let volume = format!("{}_{i}", ["hourly", "daily", "weekly"][kind]);
         let (prefix, start, expected, max) = window_of(kind);
         let max = TimeDelta::minutes(max);
-        let snaps = brute_instants(
-            zone,
-            schedule_patterns(kind),
-            from - TimeDelta::days(1),
-            end + TimeDelta::days(2),
-        );
+        let (snaps, starts) = memo.entry((ci, kind)).or_insert_with(|| {
+            (
+                brute_instants(
+                    zone,
+                    schedule_patterns(kind),
+                    from - TimeDelta::days(1),
+                    end + TimeDelta::days(2),
+                ),
+                brute_instants(zone, &[start], from, end),
+            )
+        });
         let clear = |a, b| !snaps.iter().any(|x| *x >= a && *x <= b);
         let window = format!("{prefix}-{}", clusters[ci]);
-        for s in brute_instants(zone, &[start], from, end) {
+        for &s in starts.iter() {
             o.occurrences += 1;
             if s + shift_limit + max > end {
                 o.near_end += 1;

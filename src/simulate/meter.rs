@@ -46,6 +46,10 @@ struct State {
     last: Option<DateTime<Utc>>,
     /// (cluster, volume name) → world indices (several when names repeat across SVMs).
     volumes: HashMap<(String, String), Vec<(usize, usize)>>,
+    /// A mutating call went to the world since the locks were last counted (the count is a
+    /// function of the world, which only advances and mutating calls change: without either
+    /// it is still right, and counting walks every snapshot of the world).
+    dirty: bool,
 }
 
 /// The shared meter over one simulator.
@@ -57,7 +61,10 @@ pub struct Meter {
 
 impl Meter {
     pub fn new(sim: Arc<Simulator>, clock: Arc<dyn Clock>) -> Arc<Meter> {
-        let mut state = State::default();
+        let mut state = State {
+            dirty: true,
+            ..State::default()
+        };
         sim.with(|w| {
             for (ci, c) in w.clusters.iter().enumerate() {
                 for (vi, v) in c.volumes.iter().enumerate() {
@@ -101,9 +108,13 @@ impl Meter {
                 let summary = w.advance_summarized(now, usize::MAX);
                 st.read(w, &summary);
                 // Captures and rotations change which backing snapshots are pinned.
-                let n = locked_backing_snapshots(w);
-                st.locked_now = n;
-                st.measured.max_locked = st.measured.max_locked.max(n);
+                let fired = summary.taken > 0 || summary.deleted > 0 || summary.skipped > 0;
+                if fired || st.dirty {
+                    let n = locked_backing_snapshots(w);
+                    st.locked_now = n;
+                    st.measured.max_locked = st.measured.max_locked.max(n);
+                    st.dirty = false;
+                }
             }
             if st.last.is_none_or(|l| now >= l) {
                 st.last = Some(now);
@@ -214,6 +225,17 @@ impl Metered {
         self.meter.sync();
         &self.inner
     }
+
+    /// [`Metered::before`] for a call that may change the world.
+    fn mutating(&self) -> &SimClient {
+        self.meter.sync();
+        self.meter
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirty = true;
+        &self.inner
+    }
 }
 
 #[async_trait]
@@ -248,7 +270,7 @@ impl Ontap for Metered {
         name: &str,
         comment: &str,
     ) -> Result<SnapshotInfo, OntapError> {
-        self.before().create_snapshot(volume, name, comment).await
+        self.mutating().create_snapshot(volume, name, comment).await
     }
     async fn delete_snapshot(
         &self,
@@ -256,7 +278,7 @@ impl Ontap for Metered {
         snapshot_uuid: &str,
         snapshot_name: &str,
     ) -> Result<(), OntapError> {
-        self.before()
+        self.mutating()
             .delete_snapshot(volume, snapshot_uuid, snapshot_name)
             .await
     }
@@ -267,7 +289,7 @@ impl Ontap for Metered {
         source_lun: &str,
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
-        self.before()
+        self.mutating()
             .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
             .await
     }
@@ -278,7 +300,7 @@ impl Ontap for Metered {
         source_lun: &str,
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
-        self.before()
+        self.mutating()
             .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
             .await
     }
@@ -288,7 +310,7 @@ impl Ontap for Metered {
         lun_path: &str,
         allow_delete_while_mapped: bool,
     ) -> Result<(), OntapError> {
-        self.before()
+        self.mutating()
             .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
             .await
     }
