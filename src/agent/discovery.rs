@@ -39,10 +39,11 @@ pub struct Inventory {
 #[derive(Debug, Clone, Default)]
 pub struct ListingIndex(OnceLock<Built>);
 
+/// Keyed SVM first, then volume (or LUN) name, so that look-ups borrow instead of allocating.
 #[derive(Debug, Clone, Default)]
 struct Built {
-    snapshots: HashMap<(String, String), Vec<usize>>,
-    luns: HashSet<(String, String)>,
+    snapshots: HashMap<String, HashMap<String, Vec<usize>>>,
+    luns: HashMap<String, HashSet<String>>,
 }
 
 /// What discovery needs to read: everything (`run`), or only the facts planning uses.
@@ -114,12 +115,17 @@ impl Inventory {
             let mut b = Built::default();
             for (i, s) in self.snapshots.iter().enumerate() {
                 b.snapshots
-                    .entry((s.svm.clone(), s.volume_name.clone()))
+                    .entry(s.svm.clone())
+                    .or_default()
+                    .entry(s.volume_name.clone())
                     .or_default()
                     .push(i);
             }
             for l in &self.luns {
-                b.luns.insert((l.svm.clone(), l.name.clone()));
+                b.luns
+                    .entry(l.svm.clone())
+                    .or_default()
+                    .insert(l.name.clone());
             }
             b
         })
@@ -133,7 +139,8 @@ impl Inventory {
     ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
         self.built()
             .snapshots
-            .get(&(svm.to_string(), volume.to_string()))
+            .get(svm)
+            .and_then(|v| v.get(volume))
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
@@ -142,9 +149,7 @@ impl Inventory {
 
     /// Whether the listing has the LUN `name` in `svm`.
     pub fn has_lun(&self, svm: &str, name: &str) -> bool {
-        self.built()
-            .luns
-            .contains(&(svm.to_string(), name.to_string()))
+        self.built().luns.get(svm).is_some_and(|l| l.contains(name))
     }
 
     pub fn volume(&self, svm: &str, name: &str) -> Option<&VolumeInfo> {
