@@ -86,11 +86,10 @@ pub fn run(args: Args) -> u8 {
         return EXIT_INVALID;
     }
     // A progress line only for a person watching: stderr a terminal, and a table asked for.
-    let mut bar = Bar {
-        draw: args.output == Output::Table && std::io::stderr().is_terminal(),
-        total: settings.days,
-        started: None,
-    };
+    let mut bar = Bar::new(
+        args.output == Output::Table && std::io::stderr().is_terminal(),
+        settings.days,
+    );
     let on_day = &mut |mode, day| bar.day(mode, day);
     let text = match args.mode {
         Mode::Coordinated => simulate::coordinated_with(&policy, &settings, on_day)
@@ -125,38 +124,43 @@ pub fn run(args: Args) -> u8 {
 struct Bar {
     draw: bool,
     total: i64,
-    /// When the current run began (wall clock), and which run it is.
-    started: Option<(&'static str, Instant)>,
+    /// The run being drawn, when it began (wall clock), and the last day's instant.
+    mode: Option<&'static str>,
+    started: Instant,
+    last: Instant,
 }
 
 impl Bar {
+    fn new(draw: bool, total: i64) -> Bar {
+        let now = Instant::now();
+        Bar {
+            draw,
+            total,
+            mode: None,
+            started: now,
+            last: now,
+        }
+    }
+
     fn day(&mut self, mode: &'static str, day: i64) {
         if !self.draw {
             return;
         }
-        let began = match self.started {
-            Some((m, at)) if m == mode => at,
-            Some(_) => {
-                // The previous run's line stays, finished; the next one starts below it.
-                eprintln!();
-                let now = Instant::now();
-                self.started = Some((mode, now));
-                now
-            }
-            None => {
-                let now = Instant::now();
-                self.started = Some((mode, now));
-                now
-            }
-        };
-        let text = simulate::progress::line(mode, day, self.total, began.elapsed());
+        if self.mode.is_some_and(|m| m != mode) {
+            // The previous run's line stays, finished; the next run began when it ended.
+            eprintln!();
+            self.started = self.last;
+        }
+        self.mode = Some(mode);
+        self.last = Instant::now();
+        let text = simulate::progress::line(mode, day, self.total, self.started.elapsed());
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r{text}");
         let _ = err.flush();
     }
 
     fn finish(&self) {
-        if self.draw && self.started.is_some() {
+        if self.draw && self.mode.is_some() {
             eprintln!();
         }
     }
