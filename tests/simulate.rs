@@ -2,8 +2,9 @@
 //! of March 2027, hourly/daily/weekly policies) run by the agent in virtual time, beside the
 //! uncoordinated baseline on the same world with the same drawn backups.
 //!
-//! The default run uses 12 volumes (every cluster × policy pair) to stay within seconds in a
-//! debug build; `cargo bench --bench simulate` runs the same estate with 500 volumes.
+//! Most tests use 12 volumes (every cluster × policy pair); two run the month over 200 volumes
+//! against a brute-force oracle (minute-by-minute local times, no cron parser or timeline);
+//! `cargo bench --bench simulate` runs the same estate with 500 volumes.
 
 mod simulate_support;
 
@@ -197,6 +198,12 @@ fn the_table_shows_both_runs_side_by_side() {
     ]);
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // stderr is a pipe here, not a terminal: no progress line, nothing at all.
+    assert!(
+        out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -425,4 +432,270 @@ fn report_reads_a_simulated_journal_and_forwards_the_recommendation() {
         dir.path().join("none").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The estate's zones by cluster, as `simulate_support::estate` assigns them (volume `i` is on
+/// cluster `i % 3`, of kind `(i / 3) % 3`: hourly, daily, weekly).
+const ZONES: [&str; 3] = ["America/New_York", "Europe/Berlin", "Asia/Tokyo"];
+
+/// Local wall-clock patterns, checked minute by minute (an oracle independent of the cron
+/// parser and of `timeline`): `(minute, hour or any, Sunday only)`.
+type Pattern = (u32, Option<u32>, bool);
+
+/// Every UTC minute in `[from, until)` whose local time in `zone` matches one of `patterns`. A
+/// local time skipped by a DST change never matches, as ONTAP takes no snapshot then.
+fn brute_instants(
+    zone: &str,
+    patterns: &[Pattern],
+    from: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    use chrono::{Datelike, Timelike};
+    let tz: chrono_tz::Tz = zone.parse().unwrap();
+    let mut out = Vec::new();
+    let mut t = from;
+    while t < until {
+        let l = t.with_timezone(&tz);
+        if patterns.iter().any(|(m, h, sunday)| {
+            l.minute() == *m
+                && h.is_none_or(|h| l.hour() == h)
+                && (!sunday || l.weekday() == chrono::Weekday::Sun)
+        }) {
+            out.push(t);
+        }
+        t += chrono::TimeDelta::minutes(1);
+    }
+    out
+}
+
+/// The scheduled snapshots of a volume of `kind` (the estate's policies: hourly :05 + daily
+/// 00:00, daily 00:00, weekly Sunday 02:15).
+fn schedule_patterns(kind: usize) -> &'static [Pattern] {
+    match kind {
+        0 => &[(5, None, false), (0, Some(0), false)],
+        1 => &[(0, Some(0), false)],
+        _ => &[(15, Some(2), true)],
+    }
+}
+
+/// The estate's windows by kind: (name prefix, local start, expected, max).
+fn window_of(kind: usize) -> (&'static str, Pattern, i64, i64) {
+    match kind {
+        0 => ("h", (50, Some(0), false), 30, 45),
+        1 => ("d", (30, Some(23), false), 120, 240),
+        _ => ("w", (0, Some(1), true), 360, 600),
+    }
+}
+
+/// What a brute-force look at the estate says, per occurrence of every window on every volume.
+struct Oracle {
+    occurrences: u64,
+    /// Occurrences with a start within `shift_limit` after the configured one at which `max`
+    /// plus the guard on both sides holds no scheduled snapshot.
+    with_fitting_gap: u64,
+    /// Occurrences whose backup may still run at the end of the period (configured start plus
+    /// `shift_limit` and `max` past it): the agent stops those and records them failed.
+    near_end: u64,
+    /// Scheduled snapshots taken while the baseline's clone lives: strictly after the
+    /// configured start and before the drawn backup's end (capped at the end of the period).
+    baseline_captures: u64,
+}
+
+fn oracle(volumes: usize, days: i64, draws: simulate::draw::Draws) -> Oracle {
+    use chrono::TimeDelta;
+    let from: chrono::DateTime<chrono::Utc> = FROM.parse().unwrap();
+    let end = from + TimeDelta::days(days);
+    let guard = TimeDelta::minutes(5);
+    let shift_limit = TimeDelta::hours(2);
+    let mut o = Oracle {
+        occurrences: 0,
+        with_fitting_gap: 0,
+        near_end: 0,
+        baseline_captures: 0,
+    };
+    let clusters = ["east", "west", "tokyo"];
+    // Instants per (cluster, kind): volumes of one pair share them.
+    let mut memo: std::collections::HashMap<(usize, usize), (Vec<_>, Vec<_>)> =
+        std::collections::HashMap::new();
+    for i in 0..volumes {
+        let (ci, kind) = (i % 3, (i / 3) % 3);
+        let zone = ZONES[ci];
+        let volume = format!("{}_{i}", ["hourly", "daily", "weekly"][kind]);
+        let (prefix, start, expected, max) = window_of(kind);
+        let max = TimeDelta::minutes(max);
+        let (snaps, starts) = memo.entry((ci, kind)).or_insert_with(|| {
+            (
+                brute_instants(
+                    zone,
+                    schedule_patterns(kind),
+                    from - TimeDelta::days(1),
+                    end + TimeDelta::days(2),
+                ),
+                brute_instants(zone, &[start], from, end),
+            )
+        });
+        let clear = |a, b| !snaps.iter().any(|x| *x >= a && *x <= b);
+        let window = format!("{prefix}-{}", clusters[ci]);
+        for &s in starts.iter() {
+            o.occurrences += 1;
+            if s + shift_limit + max > end {
+                o.near_end += 1;
+            }
+            let mut t = s;
+            while t <= s + shift_limit {
+                if clear(t - guard, t + max + guard) {
+                    o.with_fitting_gap += 1;
+                    break;
+                }
+                t += TimeDelta::minutes(1);
+            }
+            let backup = draws.backup(
+                &simulate::draw::Occurrence {
+                    cluster: clusters[ci],
+                    svm: "svm1",
+                    volume: &volume,
+                    window: &window,
+                    start: s,
+                },
+                TimeDelta::minutes(expected),
+                max,
+            );
+            let until = (s + backup.duration).min(end);
+            o.baseline_captures += snaps.iter().filter(|x| **x > s && **x < until).count() as u64;
+        }
+    }
+    o
+}
+
+#[test]
+fn two_hundred_volumes_for_a_month_coordinated_against_a_brute_force_oracle() {
+    let policy = load(&estate(200, ""));
+    let s = settings(30, 11, 0.0);
+    let o = oracle(200, 30, s_draws(&s));
+    let c = simulate::compare(&policy, &s).unwrap();
+    show(&c.coordinated);
+    show(&c.uncoordinated);
+    eprintln!(
+        "oracle: {} occurrences, {} with a fitting gap, {} near the end; the baseline's clones capture {} scheduled snapshots",
+        o.occurrences, o.with_fitting_gap, o.near_end, o.baseline_captures
+    );
+    let (co, un) = (&c.coordinated, &c.uncoordinated);
+    assert_eq!(co.volumes, 200);
+    assert_eq!(co.cycles_planned, o.occurrences);
+    assert_eq!(un.cycles_planned, o.occurrences);
+    // Every occurrence of every window has a fitting gap (by the oracle, not the planner):
+    // the agent runs them all and no scheduled snapshot captures a clone.
+    assert_eq!(o.with_fitting_gap, o.occurrences);
+    // Completed, but for backups still running at the end of the period (stopped, failed).
+    assert_eq!(co.cycles_skipped + co.cycles_overrun, 0, "{co:?}");
+    assert_eq!(
+        co.cycles_completed + co.cycles_failed,
+        o.occurrences,
+        "{co:?}"
+    );
+    assert!(
+        co.cycles_failed <= o.near_end,
+        "{co:?} near the end: {}",
+        o.near_end
+    );
+    assert_eq!(co.chain_conflicts, 0, "{co:?}");
+    assert!(co.recorded_conflicts.values().all(|n| *n == 0), "{co:?}");
+    assert_eq!(co.max_locked_backing_snapshots, 0);
+    // The schedule-blind baseline collides exactly as often as the oracle counts.
+    assert!(un.chain_conflicts > 0);
+    assert_eq!(un.chain_conflicts, o.baseline_captures, "{un:?}");
+    assert!(un.locked_backing_snapshot_hours > 0.0);
+    for r in [co, un] {
+        assert_eq!(r.leaked_objects, 0, "{r:?}");
+        assert_eq!(r.foreign_objects_deleted, 0, "{r:?}");
+    }
+}
+
+fn s_draws(s: &Settings) -> simulate::draw::Draws {
+    simulate::draw::Draws {
+        seed: s.seed,
+        overrun_rate: s.overrun_rate,
+    }
+}
+
+#[test]
+fn two_hundred_volumes_overruns_and_a_gapless_window_recommend_then_switch_to_flexclone() {
+    // A week: the rule's period (3 within 7d), long enough to raise, switch and stay quiet.
+    const DAYS: i64 = 7;
+    // Overruns everywhere, and `long` on east/svm1/hourly_0 has no fitting gap at all: every
+    // day its clone lives over 03:05 (and 04:05 when it runs long).
+    let from: chrono::DateTime<chrono::Utc> = FROM.parse().unwrap();
+    let end = from + chrono::TimeDelta::days(DAYS);
+    let snaps = brute_instants(
+        ZONES[0],
+        schedule_patterns(0),
+        from,
+        end + chrono::TimeDelta::days(1),
+    );
+    let starts = brute_instants(ZONES[0], &[(0, Some(3), false)], from, end);
+    assert_eq!(starts.len(), DAYS as usize);
+    for s in &starts {
+        // No start in the next two hours keeps 90 minutes plus the guards clear of :05.
+        let fits = (0..=120).any(|m| {
+            let t = *s + chrono::TimeDelta::minutes(m);
+            let (a, b) = (
+                t - chrono::TimeDelta::minutes(5),
+                t + chrono::TimeDelta::minutes(95),
+            );
+            !snaps.iter().any(|x| *x >= a && *x <= b)
+        });
+        assert!(!fits, "{s}");
+    }
+    let text = estate(200, NO_GAP);
+    let unlicensed = simulate::coordinated(&load(&text), &settings(DAYS, 5, 0.2)).unwrap();
+    show(&unlicensed);
+    assert!(unlicensed.cycles_overrun > 0, "{unlicensed:?}");
+    // One a day at least, all on hourly_0: its occurrences are recorded as conflicts and raise
+    // a recommendation for that volume only.
+    assert!(unlicensed.chain_conflicts >= DAYS as u64, "{unlicensed:?}");
+    assert_eq!(
+        unlicensed.recorded_conflicts["chain_conflict"], unlicensed.chain_conflicts,
+        "{unlicensed:?}"
+    );
+    let recs = &unlicensed.flexclone_recommendations;
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].volume, "hourly_0");
+    assert!(
+        recs[0].evidence.contains("not licensed"),
+        "{}",
+        recs[0].evidence
+    );
+    assert_eq!(unlicensed.leaked_objects, 0, "{unlicensed:?}");
+    assert_eq!(unlicensed.foreign_objects_deleted, 0, "{unlicensed:?}");
+
+    // Licensed with `use_when_licensed`: after the third conflict the volume switches to
+    // FlexClone, and its conflicts stop (the rest of the week has none).
+    let switching = text
+        .replacen(
+            "licenses = [\"snaprestore\"]",
+            "licenses = [\"snaprestore\", \"flexclone\"]",
+            1,
+        )
+        .replace(
+            "within = \"7d\"",
+            "within = \"7d\"\nuse_when_licensed = true",
+        );
+    let switched = simulate::coordinated(&load(&switching), &settings(DAYS, 5, 0.2)).unwrap();
+    show(&switched);
+    // The switch comes once three counting conflicts (chain conflicts, locked backing
+    // snapshots, late releases) are journaled: the first days at most. After it, FlexClone
+    // clones capture nothing: far fewer chain conflicts than the unlicensed week's.
+    let counting: u64 = ["chain_conflict", "locked", "late_release"]
+        .iter()
+        .map(|k| switched.recorded_conflicts[*k])
+        .sum();
+    assert!(counting >= 3, "{switched:?}");
+    assert!(switched.chain_conflicts >= 1, "{switched:?}");
+    assert!(switched.chain_conflicts <= 4, "{switched:?}");
+    assert!(
+        switched.chain_conflicts * 2 < unlicensed.chain_conflicts,
+        "{switched:?} {unlicensed:?}"
+    );
+    assert_eq!(switched.leaked_objects, 0, "{switched:?}");
+    assert_eq!(switched.foreign_objects_deleted, 0, "{switched:?}");
 }

@@ -4,8 +4,8 @@
 //! `run` discovers on every pass (one bulk snapshot listing and one LUN listing per cluster);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -29,6 +29,21 @@ pub struct Inventory {
     pub luns: Vec<LunInfo>,
     /// When the listing was taken (agent clock, before the first call).
     pub at: DateTime<Utc>,
+    /// `snapshots` and `luns` by volume, built on first use (a listing is never changed).
+    pub index: ListingIndex,
+}
+
+/// Positions in an inventory's `snapshots` and `luns` per (SVM, volume), and its LUN names, so
+/// that a pass over every cycle or volume of a cluster reads each listing once instead of once
+/// per cycle (which made a pass quadratic in the estate).
+#[derive(Debug, Clone, Default)]
+pub struct ListingIndex(OnceLock<Built>);
+
+/// Keyed SVM first, then volume (or LUN) name, so that look-ups borrow instead of allocating.
+#[derive(Debug, Clone, Default)]
+struct Built {
+    snapshots: HashMap<String, HashMap<String, Vec<usize>>>,
+    luns: HashMap<String, HashSet<String>>,
 }
 
 /// What discovery needs to read: everything (`run`), or only the facts planning uses.
@@ -79,6 +94,7 @@ pub async fn discover(
         snapshots,
         luns,
         at,
+        index: ListingIndex::default(),
     })
 }
 
@@ -92,6 +108,48 @@ impl Inventory {
             snapshot_policies: self.snapshot_policies.clone(),
             schedules: self.schedules.clone(),
         }
+    }
+
+    fn built(&self) -> &Built {
+        self.index.0.get_or_init(|| {
+            let mut b = Built::default();
+            for (i, s) in self.snapshots.iter().enumerate() {
+                b.snapshots
+                    .entry(s.svm.clone())
+                    .or_default()
+                    .entry(s.volume_name.clone())
+                    .or_default()
+                    .push(i);
+            }
+            for l in &self.luns {
+                b.luns
+                    .entry(l.svm.clone())
+                    .or_default()
+                    .insert(l.name.clone());
+            }
+            b
+        })
+    }
+
+    /// The snapshots of one volume, in listing order.
+    pub fn volume_snapshots<'a>(
+        &'a self,
+        svm: &str,
+        volume: &str,
+    ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
+        self.built()
+            .snapshots
+            .get(svm)
+            .and_then(|v| v.get(volume))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&i| self.snapshots.get(i))
+    }
+
+    /// Whether the listing has the LUN `name` in `svm`.
+    pub fn has_lun(&self, svm: &str, name: &str) -> bool {
+        self.built().luns.get(svm).is_some_and(|l| l.contains(name))
     }
 
     pub fn volume(&self, svm: &str, name: &str) -> Option<&VolumeInfo> {

@@ -403,6 +403,7 @@ mod tests {
             ],
             luns: Vec::new(),
             at: t("2027-01-01T01:11:00Z"),
+            index: Default::default(),
         };
         let cycle = Cycle {
             id: "abc".into(),

@@ -732,6 +732,7 @@ mod tests {
             snapshots: Vec::new(),
             luns,
             at: Utc::now(),
+            index: Default::default(),
         }
     }
 

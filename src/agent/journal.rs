@@ -352,6 +352,15 @@ impl Journal {
         &self.path
     }
 
+    /// For a journal that lives only as long as its process (`simulate`): no fsync and no file
+    /// lock per transaction (the process holds the lock until it closes the journal). What is
+    /// written is unchanged; only a crash or a second writer could notice.
+    pub fn ephemeral(&self) -> Result<(), JournalError> {
+        self.lock()
+            .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;")
+            .map_err(|e| self.err(e))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }

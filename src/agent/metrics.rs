@@ -6,7 +6,7 @@
 //! so the series count is bounded by the policy. Series of volumes, schedules, windows and
 //! clusters that are no longer in the policy are removed at the next publish.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -532,9 +532,25 @@ pub(super) fn publish(agent: &Agent) {
     let mut counts: BTreeMap<usize, [i64; 3]> = BTreeMap::new();
     let mut oldest: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
     let mut active: BTreeSet<&str> = BTreeSet::new();
+    // One look-up table per pass instead of a scan of the policy per cycle.
+    let index: HashMap<(&str, &str, &str), usize> = policy
+        .volumes
+        .iter()
+        .enumerate()
+        .filter_map(|(vi, v)| {
+            let cluster = policy.clusters.get(v.cluster)?;
+            Some(((cluster.name.as_str(), v.svm.as_str(), v.name.as_str()), vi))
+        })
+        .rev()
+        .collect();
+    let volume_index = |c: &Cycle| {
+        index
+            .get(&(c.cluster.as_str(), c.svm.as_str(), c.volume.as_str()))
+            .copied()
+    };
     for c in agent.cycles.values() {
         active.insert(c.window.as_str());
-        let Some(vi) = super::volume_index(policy, &c.cluster, &c.svm, &c.volume) else {
+        let Some(vi) = volume_index(c) else {
             continue;
         };
         let state = match c.state {
@@ -562,7 +578,7 @@ pub(super) fn publish(agent: &Agent) {
         let (Some(released), Some(deadline)) = (c.released_at, c.release_deadline) else {
             continue;
         };
-        let Some(vi) = super::volume_index(policy, &c.cluster, &c.svm, &c.volume) else {
+        let Some(vi) = volume_index(c) else {
             continue;
         };
         let next_scheduled = deadline + policy.agent.guard;

@@ -3,6 +3,8 @@
 //! rotate out, late releases, foreign backing snapshots and look-alikes. Reads only; the agent
 //! decides what to do with what is found.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use regex::Regex;
 
@@ -28,9 +30,7 @@ pub(crate) fn captured<'a>(
         return Vec::new();
     };
     let until = cycle.clones_deleted_at.unwrap_or(now);
-    inv.snapshots
-        .iter()
-        .filter(|s| s.svm == cycle.svm && s.volume_name == cycle.volume)
+    inv.volume_snapshots(&cycle.svm, &cycle.volume)
         .filter(|s| !is_snapwardens(s, prefix))
         // A driver cycle's backing snapshot is a backup tool's, without snapwarden's marks.
         .filter(|s| s.name != cycle.backing_snapshot)
@@ -188,9 +188,13 @@ pub(crate) fn foreign(
     if patterns.is_empty() {
         return Vec::new();
     }
+    let volumes: HashSet<(&str, &str)> = volumes
+        .iter()
+        .map(|(svm, v)| (svm.as_str(), v.as_str()))
+        .collect();
     inv.snapshots
         .iter()
-        .filter(|s| volumes.iter().any(|(svm, v)| s.svm == *svm && s.volume_name == *v))
+        .filter(|s| volumes.contains(&(s.svm.as_str(), s.volume_name.as_str())))
         .filter(|s| patterns.iter().any(|p| p.is_match(&s.name)))
         .filter(|s| {
             !claimed
@@ -262,6 +266,7 @@ mod tests {
             snapshots,
             luns: Vec::new(),
             at: t("2027-01-01T02:00:00Z"),
+            index: Default::default(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! `snapwarden simulate`: the agent in virtual time on a simulated world, with the uncoordinated
 //! baseline beside it; a table for people, JSON for scripts.
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
@@ -83,16 +85,25 @@ pub fn run(args: Args) -> u8 {
         eprintln!("{}: {e}", args.policy.display());
         return EXIT_INVALID;
     }
+    // A progress line only for a person watching: stderr a terminal, and a table asked for.
+    let mut bar = Bar::new(
+        args.output == Output::Table && std::io::stderr().is_terminal(),
+        settings.days,
+    );
+    let on_day = &mut |mode, day| bar.day(mode, day);
     let text = match args.mode {
-        Mode::Coordinated => simulate::coordinated(&policy, &settings)
+        Mode::Coordinated => simulate::coordinated_with(&policy, &settings, on_day)
             .map(|r| render(args.output, &args.policy, &[&r], &r)),
-        Mode::Uncoordinated => simulate::uncoordinated(&policy, &settings)
+        Mode::Uncoordinated => simulate::uncoordinated_with(&policy, &settings, on_day)
             .map(|r| render(args.output, &args.policy, &[&r], &r)),
-        Mode::Compare => simulate::compare(&policy, &settings).map(|c| match args.output {
-            Output::Json => json(&c),
-            Output::Table => table(&args.policy, &[&c.coordinated, &c.uncoordinated]),
-        }),
+        Mode::Compare => {
+            simulate::compare_with(&policy, &settings, on_day).map(|c| match args.output {
+                Output::Json => json(&c),
+                Output::Table => table(&args.policy, &[&c.coordinated, &c.uncoordinated]),
+            })
+        }
     };
+    bar.finish();
     match text {
         Ok(t) => {
             super::print(&t);
@@ -105,6 +116,52 @@ pub fn run(args: Args) -> u8 {
                 crate::agent::error_chain(&e)
             );
             EXIT_INVALID
+        }
+    }
+}
+
+/// The progress line on stderr (see [`simulate::progress::line`]), redrawn in place each day.
+struct Bar {
+    draw: bool,
+    total: i64,
+    /// The run being drawn, when it began (wall clock), and the last day's instant.
+    mode: Option<&'static str>,
+    started: Instant,
+    last: Instant,
+}
+
+impl Bar {
+    fn new(draw: bool, total: i64) -> Bar {
+        let now = Instant::now();
+        Bar {
+            draw,
+            total,
+            mode: None,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn day(&mut self, mode: &'static str, day: i64) {
+        if !self.draw {
+            return;
+        }
+        if self.mode.is_some_and(|m| m != mode) {
+            // The previous run's line stays, finished; the next run began when it ended.
+            eprintln!();
+            self.started = self.last;
+        }
+        self.mode = Some(mode);
+        self.last = Instant::now();
+        let text = simulate::progress::line(mode, day, self.total, self.started.elapsed());
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{text}");
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.draw && self.mode.is_some() {
+            eprintln!();
         }
     }
 }

@@ -49,6 +49,10 @@ struct State {
     last: Option<DateTime<Utc>>,
     /// (cluster, volume name) → world indices (several when names repeat across SVMs).
     volumes: HashMap<(String, String), Vec<(usize, usize)>>,
+    /// A mutating call went to the world since the locks were last counted (the count is a
+    /// function of the world, which only advances and mutating calls change: without either
+    /// it is still right, and counting walks every snapshot of the world).
+    dirty: bool,
 }
 
 /// The shared meter over one simulator.
@@ -66,7 +70,10 @@ impl Meter {
         clock: Arc<dyn Clock>,
         veeam: Vec<Arc<VeeamSim>>,
     ) -> Arc<Meter> {
-        let mut state = State::default();
+        let mut state = State {
+            dirty: true,
+            ..State::default()
+        };
         sim.with(|w| {
             for (ci, c) in w.clusters.iter().enumerate() {
                 for (vi, v) in c.volumes.iter().enumerate() {
@@ -128,10 +135,18 @@ impl Meter {
                 for v in veeam.iter_mut() {
                     v.step(w);
                 }
+                // A Veeam session makes and deletes snapshots and clones as the clock moves.
+                if !veeam.is_empty() {
+                    st.dirty = true;
+                }
                 // Captures and rotations change which backing snapshots are pinned.
-                let n = locked_backing_snapshots(w);
-                st.locked_now = n;
-                st.measured.max_locked = st.measured.max_locked.max(n);
+                let fired = summary.taken > 0 || summary.deleted > 0 || summary.skipped > 0;
+                if fired || st.dirty {
+                    let n = locked_backing_snapshots(w);
+                    st.locked_now = n;
+                    st.measured.max_locked = st.measured.max_locked.max(n);
+                    st.dirty = false;
+                }
             }
             if st.last.is_none_or(|l| now >= l) {
                 st.last = Some(now);
@@ -242,6 +257,17 @@ impl Metered {
         self.meter.sync();
         &self.inner
     }
+
+    /// [`Metered::before`] for a call that may change the world.
+    fn mutating(&self) -> &SimClient {
+        self.meter.sync();
+        self.meter
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirty = true;
+        &self.inner
+    }
 }
 
 #[async_trait]
@@ -276,7 +302,7 @@ impl Ontap for Metered {
         name: &str,
         comment: &str,
     ) -> Result<SnapshotInfo, OntapError> {
-        self.before().create_snapshot(volume, name, comment).await
+        self.mutating().create_snapshot(volume, name, comment).await
     }
     async fn delete_snapshot(
         &self,
@@ -284,7 +310,7 @@ impl Ontap for Metered {
         snapshot_uuid: &str,
         snapshot_name: &str,
     ) -> Result<(), OntapError> {
-        self.before()
+        self.mutating()
             .delete_snapshot(volume, snapshot_uuid, snapshot_name)
             .await
     }
@@ -295,7 +321,7 @@ impl Ontap for Metered {
         source_lun: &str,
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
-        self.before()
+        self.mutating()
             .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
             .await
     }
@@ -306,7 +332,7 @@ impl Ontap for Metered {
         source_lun: &str,
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
-        self.before()
+        self.mutating()
             .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
             .await
     }
@@ -316,7 +342,7 @@ impl Ontap for Metered {
         lun_path: &str,
         allow_delete_while_mapped: bool,
     ) -> Result<(), OntapError> {
-        self.before()
+        self.mutating()
             .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
             .await
     }

@@ -18,6 +18,7 @@
 mod baseline;
 pub mod draw;
 mod meter;
+pub mod progress;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -285,8 +286,33 @@ fn occurrences(
     out
 }
 
+/// Told the run (`coordinated` or `uncoordinated`) and the days simulated so far, once per
+/// simulated day.
+pub type OnDay<'a> = &'a mut dyn FnMut(&'static str, i64);
+
 /// Runs the agent for the period and reports.
 pub fn coordinated(policy: &Policy, settings: &Settings) -> Result<Report, SimulateError> {
+    coordinated_with(policy, settings, &mut |_, _| {})
+}
+
+/// Sleeps on the virtual clock to the end of the period, telling `on_day` as each day passes.
+/// Its own timer: the agent's or baseline's instants are the same with or without it.
+async fn days_pass(clock: &TokioClock, settings: &Settings, mode: &'static str, on_day: OnDay<'_>) {
+    for day in 1..=settings.days {
+        let at = settings.from + TimeDelta::days(day);
+        if at > clock.now() {
+            clock.sleep_until(at).await;
+        }
+        on_day(mode, day);
+    }
+}
+
+/// [`coordinated`], telling `on_day` as each simulated day passes.
+pub fn coordinated_with(
+    policy: &Policy,
+    settings: &Settings,
+    on_day: OnDay<'_>,
+) -> Result<Report, SimulateError> {
     settings.validate()?;
     let mut policy = policy.clone();
     policy.agent.observe_interval = OBSERVE_INTERVAL;
@@ -299,7 +325,12 @@ pub fn coordinated(policy: &Policy, settings: &Settings) -> Result<Report, Simul
         path: state_dir.clone(),
         source,
     })?;
-    let result = runtime()?.block_on(run_agent(policy.clone(), settings, state_dir.clone()));
+    let result = runtime()?.block_on(run_agent(
+        policy.clone(),
+        settings,
+        state_dir.clone(),
+        on_day,
+    ));
     if temporary {
         let _ = std::fs::remove_dir_all(&state_dir);
     }
@@ -321,6 +352,7 @@ async fn run_agent(
     policy: Arc<Policy>,
     settings: &Settings,
     state_dir: PathBuf,
+    on_day: OnDay<'_>,
 ) -> Result<Report, SimulateError> {
     let from = settings.from;
     let end = settings.end();
@@ -393,7 +425,9 @@ async fn run_agent(
     .with_veeam(veeam_clients);
     let events = agent.events();
     let journal = agent.journal();
+    journal.ephemeral().map_err(AgentError::from)?;
     let task = tokio::spawn(agent.run());
+    days_pass(&clock, settings, "coordinated", on_day).await;
     clock.sleep_until(end).await;
     let _ = events.send(Event::Shutdown);
     let left = task
@@ -509,6 +543,15 @@ fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Mea
 
 /// Runs the uncoordinated baseline for the period and reports.
 pub fn uncoordinated(policy: &Policy, settings: &Settings) -> Result<Report, SimulateError> {
+    uncoordinated_with(policy, settings, &mut |_, _| {})
+}
+
+/// [`uncoordinated`], telling `on_day` as each simulated day passes.
+pub fn uncoordinated_with(
+    policy: &Policy,
+    settings: &Settings,
+    on_day: OnDay<'_>,
+) -> Result<Report, SimulateError> {
     settings.validate()?;
     let from = settings.from;
     let end = settings.end();
@@ -526,16 +569,18 @@ pub fn uncoordinated(policy: &Policy, settings: &Settings) -> Result<Report, Sim
             veeam.iter().map(|(_, v)| v.clone()).collect(),
         );
         let occurrences = occurrences(policy, from, end);
-        let tally = baseline::run(
-            policy,
-            &meter,
-            clock.as_ref(),
-            settings.draws(),
-            &occurrences,
-            end,
-            &veeam,
-        )
-        .await;
+        let (tally, ()) = tokio::join!(
+            baseline::run(
+                policy,
+                &meter,
+                clock.as_ref(),
+                settings.draws(),
+                &occurrences,
+                end,
+                &veeam,
+            ),
+            days_pass(&clock, settings, "uncoordinated", on_day)
+        );
         clock.sleep_until(end.max(clock.now())).await;
         meter.sync();
         let measured = meter.measured();
@@ -560,8 +605,17 @@ pub struct Comparison {
 }
 
 pub fn compare(policy: &Policy, settings: &Settings) -> Result<Comparison, SimulateError> {
+    compare_with(policy, settings, &mut |_, _| {})
+}
+
+/// [`compare`], telling `on_day` as each simulated day of each run passes.
+pub fn compare_with(
+    policy: &Policy,
+    settings: &Settings,
+    on_day: OnDay<'_>,
+) -> Result<Comparison, SimulateError> {
     Ok(Comparison {
-        coordinated: coordinated(policy, settings)?,
-        uncoordinated: uncoordinated(policy, settings)?,
+        coordinated: coordinated_with(policy, settings, on_day)?,
+        uncoordinated: uncoordinated_with(policy, settings, on_day)?,
     })
 }
