@@ -106,7 +106,7 @@ p.toml:2:1: unknown key `guad` in [agent]
 p.toml:3:1: unknown key `listn` in [agent]
   hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
 p.toml:4:2: unknown key `agnt` in the top level
-  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam
+  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam, ha
 p.toml:12:27: unknown key `timout` in the window's hook table
   hint: did you mean `timeout`? allowed keys: command, url, timeout
 "#,
