@@ -19,6 +19,7 @@ use super::cycle::{
 };
 use super::discovery::Inventory;
 use super::journal::{Journal, JournalError, ObjectKind, ObjectRecord, ObjectState};
+use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
 
 /// What the executor needs; shared by every cycle of a pass.
@@ -27,6 +28,8 @@ pub(crate) struct Ctx {
     pub journal: Arc<Journal>,
     /// `[agent] snapshot_prefix`.
     pub prefix: String,
+    /// With `[ha]`: the election, checked right before every ONTAP mutation.
+    pub fence: Option<Arc<dyn LeaderElector>>,
 }
 
 /// One cluster as the executor reaches it.
@@ -86,6 +89,21 @@ fn is_not_found(e: &OntapError) -> bool {
 impl Ctx {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Right before an ONTAP mutation: this replica leads and its lease holds (always true
+    /// without `[ha]`).
+    fn fence(&self, cycle: &Cycle, what: &str, object: &str) -> Result<(), NotLeader> {
+        let Some(elector) = &self.fence else {
+            return Ok(());
+        };
+        elector.check().map(|_| ()).inspect_err(|e| {
+            tracing::warn!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, cycle = %cycle.id,
+                "{what} {object} not attempted: {e}"
+            );
+        })
     }
 
     fn action(&self, cycle: &Cycle, action: &str, object: &str, outcome: &str, detail: &str) {
@@ -149,13 +167,30 @@ pub(crate) async fn create(
             return None;
         }
     }
+    let permit = conn.permit().await;
+    if let Err(e) = ctx.fence(&cycle, "create_snapshot", &cycle.backing_snapshot) {
+        drop(permit);
+        ctx.set_object(
+            &cycle,
+            ObjectKind::Snapshot,
+            &cycle.backing_snapshot,
+            None,
+            ObjectState::Absent,
+        );
+        return Some(fail(
+            ctx,
+            cycle,
+            CycleState::Failed,
+            e.to_string(),
+            "create_snapshot",
+        ));
+    }
     let comment = snapshot_comment(&cycle.id, &cycle.window);
-    let created = {
-        let _permit = conn.permit().await;
-        conn.ontap
-            .create_snapshot(vref, &cycle.backing_snapshot, &comment)
-            .await
-    };
+    let created = conn
+        .ontap
+        .create_snapshot(vref, &cycle.backing_snapshot, &comment)
+        .await;
+    drop(permit);
     match created {
         Ok(info) if info.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id) => {
             ctx.set_object(
@@ -224,8 +259,26 @@ pub(crate) async fn create(
     }
 
     for clone in cycle.clones.clone() {
+        let permit = conn.permit().await;
+        if let Err(e) = ctx.fence(&cycle, "create_clone", &clone.path) {
+            drop(permit);
+            ctx.set_object(
+                &cycle,
+                ObjectKind::Lun,
+                &clone.path,
+                None,
+                ObjectState::Absent,
+            );
+            return Some(fail(
+                ctx,
+                cycle,
+                CycleState::Releasing,
+                e.to_string(),
+                "create_clone",
+            ));
+        }
         let made = {
-            let _permit = conn.permit().await;
+            let _permit = permit;
             match cycle.clone_kind {
                 CloneKind::FlexClone => {
                     conn.ontap
@@ -434,6 +487,16 @@ pub(crate) async fn release(
     let uuid = snapshot.uuid.clone().unwrap_or_default();
     let deleted = {
         let _permit = conn.permit().await;
+        if ctx
+            .fence(&cycle, "delete_snapshot", &snapshot.name)
+            .is_err()
+        {
+            return Released {
+                cycle,
+                conflicts,
+                again: true,
+            };
+        }
         conn.ontap
             .delete_snapshot(vref, &uuid, &snapshot.name)
             .await
@@ -598,6 +661,9 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
     let uuid = object.uuid.clone().unwrap_or_default();
     let deleted = {
         let _permit = conn.permit().await;
+        if ctx.fence(cycle, "delete_clone", &object.name).is_err() {
+            return false;
+        }
         conn.ontap.delete_lun(&uuid, &object.name, true).await
     };
     match deleted {
@@ -713,6 +779,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: None,
             detail: String::new(),
+            replica: None,
         }
     }
 
@@ -756,6 +823,7 @@ mod tests {
             clock: Arc::new(SystemClock),
             journal: Arc::new(Journal::open(dir.path()).unwrap()),
             prefix: "snapwarden".into(),
+            fence: None,
         };
         let c = cycle();
         assert!(ctx.journal.insert_cycle(&c, ctx.now()).unwrap());
