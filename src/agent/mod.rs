@@ -541,11 +541,10 @@ impl Agent {
         if became {
             tracing::info!(
                 identity = %elector.identity(), revision = check.as_ref().ok().copied().unwrap_or_default(),
-                "leader: this replica leads; cycles in flight are adopted from ONTAP"
+                "leader: this replica leads; cycles another replica left in flight are adopted from ONTAP"
             );
             self.leading_since = Some(now);
             let _ = self.stop_hooks.send(false);
-            self.recover();
         } else if !leading && self.leading {
             tracing::warn!(
                 identity = %elector.identity(),
@@ -605,6 +604,11 @@ impl Agent {
                 else {
                     continue;
                 };
+                // Only a cycle the previous leader can have been running: its planned create
+                // lies within a pass's lookback. Older look-alikes are reported, never adopted.
+                if create_at > now || create_at < since - lookback(&self.policy) {
+                    continue;
+                }
                 let clones: Vec<(CloneLun, String)> = inv
                     .luns
                     .iter()
