@@ -45,7 +45,8 @@ const LEASE_TTL: u64 = 2;
 /// cycle no journal knows (outside any pass's lookback), a user snapshot, a clone-like LUN.
 const LOOKALIKE_NO_MARKER: &str = "snapwarden.w.20200101T000000Z";
 const LOOKALIKE_OLD_MARKER: &str = "snapwarden.w.20200101T000100Z";
-const OLD_MARKER: &str = "created-by=snapwarden cycle=6d1c7f4e-0000-4000-8000-000000000000 window=w";
+const OLD_MARKER: &str =
+    "created-by=snapwarden cycle=6d1c7f4e-0000-4000-8000-000000000000 window=w";
 const USER_SNAPSHOT: &str = "before-upgrade";
 const LOOKALIKE_LUN: &str = "snapwarden.w.20200101T000000Z.lun0";
 
@@ -178,7 +179,11 @@ impl Etcd {
             if ok {
                 return;
             }
-            assert!(poll.again().await, "etcd becomes healthy (see {})", self.dir.display());
+            assert!(
+                poll.again().await,
+                "etcd becomes healthy (see {})",
+                self.dir.display()
+            );
         }
     }
 
@@ -305,7 +310,9 @@ impl Sim {
         snaps
             .values()
             .map(|(n, _)| n.clone())
-            .filter(|n| n.starts_with(&format!("{PREFIX}.")) && !n.starts_with(&format!("{PREFIX}.w.2020")))
+            .filter(|n| {
+                n.starts_with(&format!("{PREFIX}.")) && !n.starts_with(&format!("{PREFIX}.w.2020"))
+            })
             .collect()
     }
 }
@@ -447,7 +454,9 @@ impl Replica {
     /// The replica's `/api/v1/status`, `None` while it does not answer.
     fn status(&self) -> Option<Value> {
         let (code, body) = http(self.port, "GET", "/api/v1/status", &[])?;
-        (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+        (code == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
     }
 
     fn role(&self) -> Option<String> {
@@ -603,7 +612,10 @@ impl Lab {
         loop {
             let (_, luns) = self.sim.objects().await;
             if let Some(s) = self.sim.backing().await.first() {
-                if luns.values().any(|p| p.starts_with(&format!("/vol/va/{s}."))) {
+                if luns
+                    .values()
+                    .any(|p| p.starts_with(&format!("/vol/va/{s}.")))
+                {
                     return s.clone();
                 }
             }
@@ -623,7 +635,9 @@ impl Lab {
             let (_, luns) = self.sim.objects().await;
             let clones = luns
                 .values()
-                .filter(|p| p.starts_with(&format!("/vol/va/{PREFIX}.")) && !p.ends_with(LOOKALIKE_LUN))
+                .filter(|p| {
+                    p.starts_with(&format!("/vol/va/{PREFIX}.")) && !p.ends_with(LOOKALIKE_LUN)
+                })
                 .count();
             if self.sim.backing().await.is_empty() && clones == 0 {
                 return;
@@ -643,7 +657,11 @@ impl Lab {
                 }
             }
         }
-        assert_eq!(creates.len(), cycles, "backing snapshots created: {creates:?}");
+        assert_eq!(
+            creates.len(),
+            cycles,
+            "backing snapshots created: {creates:?}"
+        );
         assert!(
             creates.values().all(|n| *n == 1),
             "each backing snapshot created once: {creates:?}"
@@ -682,7 +700,11 @@ async fn one_leader_and_one_lost_member_changes_nothing() {
     let changes = |lab: &Lab| -> Vec<u64> {
         lab.replicas
             .iter()
-            .map(|r| r.status().map_or(u64::MAX, |s| s["ha"]["leader_changes"].as_u64().unwrap_or(0)))
+            .map(|r| {
+                r.status().map_or(u64::MAX, |s| {
+                    s["ha"]["leader_changes"].as_u64().unwrap_or(0)
+                })
+            })
             .collect()
     };
     let before = changes(&lab);
@@ -691,18 +713,33 @@ async fn one_leader_and_one_lost_member_changes_nothing() {
     // Three lease periods with one member down: the leader renews on the other two.
     let watch = Poll::new(Duration::from_secs(3 * LEASE_TTL));
     while watch.again().await {
-        assert_eq!(lab.replicas[leader].role().as_deref(), Some("leader"), "{}", lab.keep());
+        assert_eq!(
+            lab.replicas[leader].role().as_deref(),
+            Some("leader"),
+            "{}",
+            lab.keep()
+        );
         assert_eq!(lab.replicas[1 - leader].role().as_deref(), Some("standby"));
     }
     assert_eq!(changes(&lab), before, "no change of leader");
-    let metrics = http(lab.replicas[leader].port, "GET", "/metrics", &[]).expect("metrics").1;
+    let metrics = http(lab.replicas[leader].port, "GET", "/metrics", &[])
+        .expect("metrics")
+        .1;
     assert!(
-        metrics.contains(&format!("snapwarden_leader{{identity=\"{}\"}} 1", lab.replicas[leader].name)),
+        metrics.contains(&format!(
+            "snapwarden_leader{{identity=\"{}\"}} 1",
+            lab.replicas[leader].name
+        )),
         "{metrics}"
     );
     assert!(metrics.contains("snapwarden_ha_backend_up 1"), "{metrics}");
-    let standby = http(lab.replicas[1 - leader].port, "GET", "/metrics", &[]).expect("metrics").1;
-    assert!(standby.contains(&format!("snapwarden_leader{{identity=\"{}\"}} 0", lab.replicas[1 - leader].name)));
+    let standby = http(lab.replicas[1 - leader].port, "GET", "/metrics", &[])
+        .expect("metrics")
+        .1;
+    assert!(standby.contains(&format!(
+        "snapwarden_leader{{identity=\"{}\"}} 0",
+        lab.replicas[1 - leader].name
+    )));
     lab.check_invariants(0).await;
 }
 
@@ -723,8 +760,11 @@ async fn a_killed_leader_is_replaced_and_its_cycle_released() {
         assert!(poll.again().await, "the standby leads ({})", lab.keep());
     }
     let leads = killed.elapsed();
-    lab.released(Duration::from_secs(30), "the new leader releases the orphaned cycle")
-        .await;
+    lab.released(
+        Duration::from_secs(30),
+        "the new leader releases the orphaned cycle",
+    )
+    .await;
     let acted = killed.elapsed();
     assert!(
         leads < Duration::from_secs(LEASE_TTL + 3),
@@ -738,7 +778,10 @@ async fn a_killed_leader_is_replaced_and_its_cycle_released() {
         .actions()
         .iter()
         .any(|(_, a, o, _)| a == "adopt" && *o == snapshot);
-    assert!(adopted, "the new leader journals the adoption of {snapshot}");
+    assert!(
+        adopted,
+        "the new leader journals the adoption of {snapshot}"
+    );
     lab.check_invariants(1).await;
 }
 
@@ -758,7 +801,8 @@ async fn a_paused_leader_changes_nothing_when_it_resumes() {
     while lab.replicas[standby].role().as_deref() != Some("leader") {
         assert!(poll.again().await, "the standby leads ({})", lab.keep());
     }
-    lab.released(Duration::from_secs(30), "the new leader releases the cycle").await;
+    lab.released(Duration::from_secs(30), "the new leader releases the cycle")
+        .await;
     // Resume only once the old leader's own release is due.
     let due = created + chrono::TimeDelta::seconds(i64::try_from(hold).unwrap_or(6) + 1);
     let wait = Poll::new(Duration::from_secs(hold + 5));
@@ -781,18 +825,29 @@ async fn a_paused_leader_changes_nothing_when_it_resumes() {
         if passed {
             break;
         }
-        assert!(poll.again().await, "the resumed replica reports itself standby ({})", lab.keep());
+        assert!(
+            poll.again().await,
+            "the resumed replica reports itself standby ({})",
+            lab.keep()
+        );
     }
     // Its campaign reads the key once more (a poll period) before the check.
     let settle = Poll::new(Duration::from_secs(1));
     while settle.again().await {}
-    assert_eq!(lab.sim.mutations().await, before, "the resumed old leader mutated nothing");
+    assert_eq!(
+        lab.sim.mutations().await,
+        before,
+        "the resumed old leader mutated nothing"
+    );
     let late: Vec<_> = lab.replicas[leader]
         .actions()
         .into_iter()
         .filter(|(at, _, _, _)| *at >= resumed)
         .collect();
-    assert!(late.is_empty(), "no action journaled after SIGCONT: {late:?}");
+    assert!(
+        late.is_empty(),
+        "no action journaled after SIGCONT: {late:?}"
+    );
     lab.check_invariants(1).await;
 }
 
@@ -820,10 +875,18 @@ async fn quorum_loss_stops_every_change_until_it_returns() {
     while Utc::now() < due {
         assert!(wait.again().await);
         for r in &lab.replicas {
-            assert_ne!(r.role().as_deref(), Some("leader"), "nobody leads without quorum");
+            assert_ne!(
+                r.role().as_deref(),
+                Some("leader"),
+                "nobody leads without quorum"
+            );
         }
     }
-    assert_eq!(lab.sim.mutations().await, before, "nothing mutated without quorum");
+    assert_eq!(
+        lab.sim.mutations().await,
+        before,
+        "nothing mutated without quorum"
+    );
     assert!(
         lab.sim.backing().await.contains(&snapshot),
         "the cycle whose release came due is still there"
@@ -832,8 +895,11 @@ async fn quorum_loss_stops_every_change_until_it_returns() {
         lab.etcd.run(m);
     }
     lab.one_leader(Duration::from_secs(30)).await;
-    lab.released(Duration::from_secs(30), "the release happens once quorum returns")
-        .await;
+    lab.released(
+        Duration::from_secs(30),
+        "the release happens once quorum returns",
+    )
+    .await;
     lab.check_invariants(1).await;
 }
 
