@@ -66,6 +66,10 @@ async fn exported_families_cover_the_issue_list() {
         "snapwarden_flexclone_recommended",
         "snapwarden_last_success_timestamp_seconds",
         "snapwarden_reconcile_orphans_total",
+        // Issue 11 (high availability).
+        "snapwarden_leader",
+        "snapwarden_leader_changes_total",
+        "snapwarden_ha_backend_up",
     ]
     .into_iter()
     .collect();
@@ -280,6 +284,8 @@ fn the_seven_alerts_of_the_issue_are_shipped_each_with_a_runbook() {
         "SnapwardenReleaseLate",
         "SnapwardenNoSuccessfulCycle",
         "SnapwardenFlexCloneRecommended",
+        // Issue 11 (high availability).
+        "SnapwardenNoLeader",
     ]
     .into_iter()
     .map(str::to_string)
