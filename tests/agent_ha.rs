@@ -960,3 +960,246 @@ async fn failover_time_is_within_the_lease_and_two_seconds() {
         "every failover under lease_ttl + 2 s: {ms:?}"
     );
 }
+
+/// Two in-process agents on one simulated world in virtual time, with the in-memory election
+/// deciding who leads: the same rules without etcd, and without waiting for wall-clock minutes.
+mod in_memory {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use snapwarden::agent::clock::Clock;
+    use snapwarden::agent::connect::{connect_virtual, ClockedSim};
+    use snapwarden::agent::journal::Journal;
+    use snapwarden::agent::{Agent, ClusterClient, Event, Options, TokioClock, Triggers};
+    use snapwarden::config;
+    use snapwarden::ha::memory::MemoryElection;
+    use snapwarden::ha::LeaderElector;
+    use snapwarden::ontap::Ontap;
+    use snapwarden::sim::Simulator;
+
+    const POLICY: &str = r#"
+[agent]
+guard = "5m"
+observe_interval = "1m"
+
+[[cluster]]
+name = "lab"
+endpoint = "simulator"
+timezone = "UTC"
+simulator = { version = "9.14.1", licenses = ["snaprestore", "flexclone"] }
+
+[[schedule]]
+name = "six-hourly"
+cron = "0 */6 * * *"
+
+[[snapshot_policy]]
+name = "p"
+copies = [{ schedule = "six-hourly", count = 3 }]
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_a"
+luns = ["/vol/vol_a/lun0"]
+snapshot_policy = "p"
+clone = "flexclone"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+clone = "flexclone"
+
+[[window]]
+name = "nightly"
+volumes = ["lab/svm1/vol_a"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "30m"
+max = "2h"
+
+[[window]]
+name = "late"
+volumes = ["lab/svm1/vol_b"]
+start = "0 3 * * *"
+timezone = "UTC"
+expected = "30m"
+max = "2h"
+"#;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().expect("an instant")
+    }
+
+    struct Replica {
+        journal: Arc<Journal>,
+        events: tokio::sync::mpsc::UnboundedSender<Event>,
+        task: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn replica(
+        policy: &Arc<config::Policy>,
+        clients: Vec<ClusterClient>,
+        clock: &Arc<TokioClock>,
+        elector: Arc<dyn LeaderElector>,
+    ) -> Replica {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let agent = Agent::new(
+            policy.clone(),
+            clients,
+            clock.clone(),
+            Options {
+                state_dir: dir.path().join("state"),
+                triggers: Triggers::Clock,
+                hooks: None,
+            },
+        )
+        .expect("the agent starts")
+        .with_elector(elector);
+        let journal = agent.journal();
+        let events = agent.events();
+        let task = tokio::spawn(async move {
+            agent.run().await.expect("the agent runs");
+        });
+        Replica {
+            journal,
+            events,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// snapwarden's backing snapshots and clones on the world.
+    fn ours(sim: &Simulator) -> (Vec<String>, Vec<String>) {
+        sim.with(|w| {
+            let c = &w.clusters[0];
+            (
+                c.volumes
+                    .iter()
+                    .flat_map(|v| v.snapshots.iter())
+                    .filter(|s| s.name.starts_with("snapwarden."))
+                    .map(|s| s.name.clone())
+                    .collect(),
+                c.luns
+                    .iter()
+                    .filter(|l| l.name.contains("/snapwarden."))
+                    .map(|l| l.name.clone())
+                    .collect(),
+            )
+        })
+    }
+
+    /// Actions of a journal at or after `since`: (action, object, outcome).
+    fn actions_since(j: &Journal, since: DateTime<Utc>) -> Vec<(String, String, String)> {
+        let path = j.path().to_path_buf();
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("the journal opens");
+        let mut stmt = conn
+            .prepare("SELECT action, object, outcome FROM actions WHERE at >= ?1 ORDER BY id")
+            .expect("actions");
+        stmt.query_map([since.timestamp_millis()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
+    async fn until(clock: &TokioClock, at: &str) {
+        while clock.now() < t(at) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The leader makes the cycle; a change of leader mid-cycle fences it off at once and the new
+    /// leader adopts and releases the cycle; with nobody leading (lost quorum) a due release
+    /// waits until a leader is elected again.
+    #[tokio::test(start_paused = true)]
+    async fn only_the_leader_acts_and_a_new_leader_adopts_the_cycle() {
+        let policy = Arc::new(
+            config::parse_str(POLICY, std::path::Path::new("ha.toml"))
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let clock = Arc::new(TokioClock::starting_at(t("2026-11-25T00:30:00Z")));
+        let conns = connect_virtual(&policy, clock.clone()).expect("the simulator");
+        let sim = conns.simulator.expect("a simulator");
+        let clients_b = vec![ClusterClient {
+            name: "lab".into(),
+            ontap: Arc::new(ClockedSim::new(sim.clone(), "lab", clock.clone())) as Arc<dyn Ontap>,
+        }];
+        let election = MemoryElection::new();
+        let a = replica(&policy, conns.clients, &clock, election.join("a"));
+        let b = replica(&policy, clients_b, &clock, election.join("b"));
+        election.elect("a");
+
+        // 01:00: a creates the nightly cycle; b, standing by, journals nothing.
+        until(&clock, "2026-11-25T01:05:00Z").await;
+        let (snaps, clones) = ours(&sim);
+        assert_eq!((snaps.len(), clones.len()), (1, 1), "{snaps:?} {clones:?}");
+        let first = snaps[0].clone();
+        assert!(actions_since(&b.journal, t("2000-01-01T00:00:00Z")).is_empty());
+
+        // 01:05: b is elected; a is fenced at once (its hold ends at 01:30 and does nothing),
+        // b adopts the cycle from ONTAP and releases it.
+        let handover = clock.now();
+        election.elect("b");
+        until(&clock, "2026-11-25T01:40:00Z").await;
+        assert_eq!(ours(&sim), (vec![], vec![]), "b released the adopted cycle");
+        let a_after = actions_since(&a.journal, handover);
+        assert!(
+            a_after.is_empty(),
+            "a acted after losing leadership: {a_after:?}"
+        );
+        let b_actions: Vec<String> = actions_since(&b.journal, handover)
+            .into_iter()
+            .map(|(action, object, _)| format!("{action} {object}"))
+            .collect();
+        assert_eq!(
+            b_actions,
+            vec![
+                format!("adopt {first}"),
+                format!("delete_clone /vol/vol_a/{first}.lun0"),
+                format!("delete_snapshot {first}"),
+            ]
+        );
+
+        // 03:00: b leads and creates the late cycle; at 03:05 nobody leads (quorum lost): the
+        // release due at 03:30 waits until b leads again at 04:00, then happens once.
+        until(&clock, "2026-11-25T03:05:00Z").await;
+        let (snaps, _) = ours(&sim);
+        assert_eq!(snaps.len(), 1, "b creates the late cycle: {snaps:?}");
+        election.depose();
+        until(&clock, "2026-11-25T03:59:00Z").await;
+        assert_eq!(ours(&sim).0, snaps, "nothing released while nobody leads");
+        let lost = t("2026-11-25T03:05:00Z");
+        assert!(actions_since(&a.journal, lost).is_empty());
+        assert!(actions_since(&b.journal, lost).is_empty());
+        election.elect("b");
+        until(&clock, "2026-11-25T04:05:00Z").await;
+        assert_eq!(ours(&sim), (vec![], vec![]), "released once b leads again");
+        let creates: Vec<String> = [&a.journal, &b.journal]
+            .iter()
+            .flat_map(|j| actions_since(j, t("2000-01-01T00:00:00Z")))
+            .filter(|(action, _, outcome)| action == "create_snapshot" && outcome == "ok")
+            .map(|(_, object, _)| object)
+            .collect();
+        assert_eq!(
+            creates.len(),
+            2,
+            "each cycle's snapshot created once: {creates:?}"
+        );
+        assert_ne!(creates[0], creates[1]);
+
+        for r in [a, b] {
+            let _ = r.events.send(Event::Shutdown);
+            r.task.await.expect("the agent stops");
+        }
+    }
+}

@@ -520,6 +520,9 @@ impl Agent {
             }
             self.release_due().await;
             self.recommend();
+        } else {
+            // Planned creates are the leader's: a standby is woken by the election instead.
+            self.next_create = None;
         }
         self.prune(now);
         self.publish();
