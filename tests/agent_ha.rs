@@ -2,8 +2,9 @@
 //! 3-member etcd cluster (Debian's `etcd-server`, started here on loopback with temporary data
 //! directories, killed when a test ends) and share one `snapwarden simulator serve` world.
 //!
-//! Each scenario is its own test with its own etcd, simulator and replicas, so they run side by
-//! side and the file costs about one wait for the next minute plus half a minute:
+//! Each scenario has its own etcd, simulator and replicas; the three with a cycle in flight run
+//! side by side in one test, so the file costs one wait for the next minute (cron's resolution)
+//! plus some 15 seconds: under 90 s.
 //!
 //! - one leader; stopping one etcd member changes nothing;
 //! - the leader killed with SIGKILL in the middle of a cycle: the standby leads within
@@ -691,6 +692,14 @@ fn etcd_available() {
     );
 }
 
+/// The scenarios with a cycle in flight, side by side: each waits for the next minute's cycle
+/// (cron's resolution), so together they cost one such wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_with_a_cycle_in_flight() {
+    etcd_available();
+    tokio::join!(killed_leader(), paused_leader(), quorum_loss());
+}
+
 /// One leader at a time; stopping one etcd member (of three) changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_and_one_lost_member_changes_nothing() {
@@ -745,9 +754,7 @@ async fn one_leader_and_one_lost_member_changes_nothing() {
 
 /// SIGKILL of the leader in the middle of a cycle: the standby leads within the lease and a pass,
 /// adopts the cycle from ONTAP and releases it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_leader_is_replaced_and_its_cycle_released() {
-    etcd_available();
+async fn killed_leader() {
     // The clone is held 20 s: the release that follows the kill is the new leader's.
     let mut lab = Lab::new(20).await;
     let leader = lab.start_and_elect().await;
@@ -787,9 +794,7 @@ async fn a_killed_leader_is_replaced_and_its_cycle_released() {
 
 /// SIGSTOP past the lease, then SIGCONT: the old leader's release came due while it slept, and
 /// it does nothing (the standby released the cycle already).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_leader_changes_nothing_when_it_resumes() {
-    etcd_available();
+async fn paused_leader() {
     let hold = 6;
     let mut lab = Lab::new(hold).await;
     let leader = lab.start_and_elect().await;
@@ -853,9 +858,7 @@ async fn a_paused_leader_changes_nothing_when_it_resumes() {
 
 /// Two of three etcd members stopped: the leader steps down and the release that comes due is
 /// not made until quorum returns.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quorum_loss_stops_every_change_until_it_returns() {
-    etcd_available();
+async fn quorum_loss() {
     let hold = 6;
     let mut lab = Lab::new(hold).await;
     let leader = lab.start_and_elect().await;
