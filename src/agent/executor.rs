@@ -864,3 +864,121 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fence_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::agent::clock::SystemClock;
+    use crate::agent::cycle::CloneLun;
+    use crate::ha::memory::MemoryElection;
+    use crate::ontap::{Resolve, Via};
+
+    /// Counts every ONTAP call; none should reach it.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Resolve for Counting {
+        fn resolve(&self) -> Result<Arc<dyn Ontap>, OntapError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(OntapError::Transport {
+                cluster: "c".into(),
+                context: "test".into(),
+                source: "unreachable in this test".into(),
+            })
+        }
+    }
+
+    fn cycle(state: CycleState) -> Cycle {
+        let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
+        Cycle {
+            id: "c1".into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: at,
+            create_at: at,
+            release_by: at + TimeDelta::minutes(30),
+            release_deadline: None,
+            backing_snapshot: "snapwarden.w.20270101T010000Z".into(),
+            clone_kind: CloneKind::FlexClone,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: "/vol/v/snapwarden.w.20270101T010000Z.lun0".into(),
+            }],
+            state,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+            replica: None,
+        }
+    }
+
+    /// A replica that does not lead (never elected, or deposed after it led) creates and deletes
+    /// nothing: the executor asks the elector right before each call.
+    #[tokio::test]
+    async fn a_replica_that_does_not_lead_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let election = MemoryElection::new();
+        let a = election.join("a");
+        let ctx = Ctx {
+            clock: Arc::new(SystemClock),
+            journal: Arc::new(Journal::open(dir.path()).unwrap()),
+            prefix: "snapwarden".into(),
+            fence: Some(a),
+        };
+        let calls = Arc::new(AtomicUsize::new(0));
+        let conn = ClusterConn {
+            name: "c".into(),
+            ontap: Arc::new(Via::new("c", Counting(calls.clone()))),
+            permits: Arc::new(Semaphore::new(1)),
+        };
+        let vref = VolumeRef {
+            uuid: "vu".into(),
+            name: "v".into(),
+            svm: "svm1".into(),
+        };
+        let made = create(&ctx, &conn, &vref, cycle(CycleState::Creating))
+            .await
+            .expect("journaled");
+        assert_eq!(made.state, CycleState::Failed);
+        assert!(made.detail.contains("is not the leader"), "{}", made.detail);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no ONTAP call");
+
+        // It led and made the snapshot and the clone; then it was deposed: no delete goes out.
+        let c = Cycle {
+            id: "c2".into(),
+            window_start: "2027-01-02T01:00:00Z".parse().unwrap(),
+            ..cycle(CycleState::Backup)
+        };
+        election.elect("a");
+        assert!(ctx.journal.insert_cycle(&c, ctx.now()).unwrap());
+        ctx.set_object(
+            &c,
+            ObjectKind::Snapshot,
+            &c.backing_snapshot,
+            Some("su"),
+            ObjectState::Created,
+        );
+        ctx.set_object(
+            &c,
+            ObjectKind::Lun,
+            &c.clones[0].path,
+            Some("lu"),
+            ObjectState::Created,
+        );
+        election.depose();
+        let r = release(&ctx, &conn, &vref, None, c).await;
+        assert!(r.again, "the release is left for a leader");
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no ONTAP call");
+        let objects = ctx.journal.objects("c2").unwrap();
+        assert!(
+            objects.iter().all(|o| o.state == ObjectState::Created),
+            "{objects:?}"
+        );
+    }
+}
