@@ -789,6 +789,31 @@ async fn killed_leader() {
         adopted,
         "the new leader journals the adoption of {snapshot}"
     );
+    // `history` says which replica acted.
+    let out = Command::new(env!("CARGO_BIN_EXE_snapwarden"))
+        .args(["history", "--output", "json", "--state-dir"])
+        .arg(&lab.replicas[standby].state)
+        .output()
+        .expect("history runs");
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+    let row = rows
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|c| c["backing_snapshot"] == snapshot.as_str())
+        })
+        .unwrap_or_else(|| panic!("the adopted cycle in history: {rows}"));
+    assert_eq!(row["replica"], lab.replicas[standby].name.as_str());
+    let table = Command::new(env!("CARGO_BIN_EXE_snapwarden"))
+        .args(["history", "--state-dir"])
+        .arg(&lab.replicas[standby].state)
+        .output()
+        .expect("history runs");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("REPLICA") && table.contains(&lab.replicas[standby].name),
+        "{table}"
+    );
     lab.check_invariants(1).await;
 }
 
