@@ -122,14 +122,16 @@ impl Leadership {
             held.valid_until = Some(valid_until);
         }
         self.tx.send_if_modified(|e| {
-            let changed = e.revision != Some(revision) || !e.backend_up;
+            let changed = e.revision != Some(revision)
+                || !e.backend_up
+                || e.leader.as_deref() != Some(self.identity.as_str());
             if e.revision.is_none() {
                 e.changes = e.changes.saturating_add(1);
             }
             e.revision = Some(revision);
             e.leader = Some(self.identity.clone());
             e.backend_up = true;
-            changed || e.leader.as_deref() != Some(&self.identity)
+            changed
         });
     }
 
