@@ -15,6 +15,9 @@
 //! - two etcd members stopped (quorum lost): the leader steps down and nothing is mutated, even
 //!   the release that comes due, until quorum returns; then the release happens.
 //!
+//! Also: the elector logs in to etcd with the policy's user and password (etcd's authentication
+//! turned on with `etcdctl`), and one with a wrong password never leads.
+//!
 //! In every scenario: each backing snapshot is created once (across both replicas' journals),
 //! nothing snapwarden-like is left on the cluster, and the look-alikes and the user snapshot are
 //! untouched (among them an old snapshot with snapwarden's marker, which a new leader must not
@@ -1230,4 +1233,78 @@ max = "2h"
             r.task.await.expect("the agent stops");
         }
     }
+}
+
+/// With etcd authentication on, the elector logs in with the policy's user and a password from
+/// the environment and leads; with a wrong password it never leads and reports the backend down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elector_authenticates_with_the_policy_credentials() {
+    use snapwarden::ha::LeaderElector;
+    etcd_available();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let etcd = Etcd::start(dir.path()).await;
+    let endpoint = etcd.endpoints()[0].clone();
+    let etcdctl = |args: &[&str]| {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(&endpoint)
+            .args(args)
+            .output()
+            .expect("etcdctl runs: scripts/test installs Debian's etcd-client package");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    etcdctl(&["role", "add", "root"]);
+    etcdctl(&["user", "add", "root:root-pw"]);
+    etcdctl(&["user", "grant-role", "root", "root"]);
+    etcdctl(&["user", "add", "snapwarden:sw-pw"]);
+    etcdctl(&["user", "grant-role", "snapwarden", "root"]);
+    etcdctl(&["auth", "enable"]);
+    let ha = |env: &str| {
+        let text = format!(
+            "[ha]\nbackend = \"etcd\"\nendpoints = [{}]\nlease_ttl = \"2s\"\nidentity = \"{env}\"\nusername = \"snapwarden\"\npassword_env = \"{env}\"\n[[cluster]]\nname = \"c\"\nendpoint = \"simulator\"\n[[schedule]]\nname = \"h\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"p\"\ncopies = [{{ schedule = \"h\", count = 3 }}]\n[[volume]]\ncluster = \"c\"\nsvm = \"s\"\nname = \"v\"\nluns = [\"/vol/v/l\"]\nsnapshot_policy = \"p\"\n",
+            etcd.endpoints()
+                .iter()
+                .map(|e| format!("\"{e}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        snapwarden::config::parse_str(&text, Path::new("auth.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .ha
+            .expect("[ha]")
+    };
+    std::env::set_var("SNAPWARDEN_HA_RIGHT_PW", "sw-pw");
+    std::env::set_var("SNAPWARDEN_HA_WRONG_PW", "not-the-password");
+    let wrong = snapwarden::ha::etcd::EtcdElector::start(&ha("SNAPWARDEN_HA_WRONG_PW"))
+        .expect("the elector starts");
+    let right = snapwarden::ha::etcd::EtcdElector::start(&ha("SNAPWARDEN_HA_RIGHT_PW"))
+        .expect("the elector starts");
+    let poll = Poll::new(Duration::from_secs(20));
+    while right.check().is_err() {
+        assert!(
+            poll.again().await,
+            "the elector with the right password leads"
+        );
+    }
+    // Four of its rounds (a quarter of the TTL each): logged in, it would at least see the
+    // leader; refused, it sees nothing and reports the backend down.
+    let rx = wrong.subscribe();
+    let watch = Poll::new(Duration::from_secs(LEASE_TTL));
+    while watch.again().await {
+        let e = rx.borrow().clone();
+        assert!(!e.backend_up && e.leader.is_none(), "{e:?}");
+        assert!(
+            wrong.check().is_err(),
+            "a replica that cannot log in never leads"
+        );
+    }
+    let seen = right.subscribe().borrow().clone();
+    assert_eq!(seen.leader.as_deref(), Some("SNAPWARDEN_HA_RIGHT_PW"));
+    right.resign().await;
+    assert!(right.check().is_err());
 }
