@@ -16,7 +16,8 @@
 //!   the release that comes due, until quorum returns; then the release happens.
 //!
 //! Also: the elector logs in to etcd with the policy's user and password (etcd's authentication
-//! turned on with `etcdctl`), and one with a wrong password never leads.
+//! turned on with `etcdctl`), and one with a wrong password never leads; over HTTPS it verifies
+//! the member's certificate with `ca_file`, and one pinned to another certificate never leads.
 //!
 //! In every scenario: each backing snapshot is created once (across both replicas' journals),
 //! nothing snapwarden-like is left on the cluster, and the look-alikes and the user snapshot are
@@ -1307,4 +1308,78 @@ async fn the_elector_authenticates_with_the_policy_credentials() {
     assert_eq!(seen.leader.as_deref(), Some("SNAPWARDEN_HA_RIGHT_PW"));
     right.resign().await;
     assert!(right.check().is_err());
+}
+
+/// etcd over HTTPS: the elector verifies the member's certificate against `ca_file` and leads;
+/// one pinned to another certificate never reaches etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elector_verifies_etcd_tls_like_a_cluster() {
+    use snapwarden::ha::LeaderElector;
+    etcd_available();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("a certificate");
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).expect("cert");
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).expect("key");
+    let (client, peer) = (free_port(), free_port());
+    let _etcd = KillOnDrop(
+        Command::new("etcd")
+            .args(["--name", "tls"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--listen-client-urls")
+            .arg(format!("https://127.0.0.1:{client}"))
+            .arg("--advertise-client-urls")
+            .arg(format!("https://127.0.0.1:{client}"))
+            .arg("--listen-peer-urls")
+            .arg(format!("http://127.0.0.1:{peer}"))
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://127.0.0.1:{peer}"))
+            .arg("--initial-cluster")
+            .arg(format!("tls=http://127.0.0.1:{peer}"))
+            .arg("--cert-file")
+            .arg(dir.path().join("cert.pem"))
+            .arg("--key-file")
+            .arg(dir.path().join("key.pem"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.path().join("etcd.log")).expect("log"))
+            .spawn()
+            .expect("etcd starts"),
+    );
+    let ha = |tls: &str, identity: &str| {
+        let text = format!(
+            "[ha]\nbackend = \"etcd\"\nendpoints = [\"https://127.0.0.1:{client}\"]\nlease_ttl = \"2s\"\nidentity = \"{identity}\"\n{tls}\n[[cluster]]\nname = \"c\"\nendpoint = \"simulator\"\n[[schedule]]\nname = \"h\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"p\"\ncopies = [{{ schedule = \"h\", count = 3 }}]\n[[volume]]\ncluster = \"c\"\nsvm = \"s\"\nname = \"v\"\nluns = [\"/vol/v/l\"]\nsnapshot_policy = \"p\"\n"
+        );
+        snapwarden::config::parse_str(&text, &dir.path().join("tls.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .ha
+            .expect("[ha]")
+    };
+    let pinned_elsewhere = snapwarden::ha::etcd::EtcdElector::start(&ha(
+        &format!("pin_sha256 = \"{}\"", "ab".repeat(32)),
+        "pinned",
+    ))
+    .expect("the elector starts");
+    let verified =
+        snapwarden::ha::etcd::EtcdElector::start(&ha("ca_file = \"cert.pem\"", "verified"))
+            .expect("the elector starts");
+    let poll = Poll::new(Duration::from_secs(30));
+    while verified.check().is_err() {
+        assert!(
+            poll.again().await,
+            "the elector that trusts the certificate leads"
+        );
+    }
+    let rx = pinned_elsewhere.subscribe();
+    let watch = Poll::new(Duration::from_secs(LEASE_TTL));
+    while watch.again().await {
+        let e = rx.borrow().clone();
+        assert!(!e.backend_up && e.leader.is_none(), "{e:?}");
+        assert!(pinned_elsewhere.check().is_err());
+    }
+    verified.resign().await;
 }
