@@ -746,6 +746,10 @@ async fn one_leader_and_one_lost_member_changes_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("snapwarden_ha_backend_up 1"), "{metrics}");
+    assert!(
+        metrics.contains("snapwarden_leader_changes_total 1"),
+        "became leader once: {metrics}"
+    );
     let standby = http(lab.replicas[1 - leader].port, "GET", "/metrics", &[])
         .expect("metrics")
         .1;

@@ -596,3 +596,35 @@ pub fn discover_for_planning(
     }
     Ok(observed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::status::HaStatus;
+
+    #[test]
+    fn the_status_table_names_the_role_and_the_leader_with_ha_only() {
+        let mut s = Status::default();
+        assert!(!status_table(&s).contains("high availability"));
+        s.ha = Some(HaStatus {
+            identity: "b".into(),
+            role: "standby".into(),
+            leader: Some("a".into()),
+            revision: None,
+            backend_up: true,
+            leader_changes: 0,
+        });
+        assert!(
+            status_table(&s).contains("high availability: this replica b is standby; leader: a\n"),
+            "{}",
+            status_table(&s)
+        );
+        s.ha = Some(HaStatus {
+            leader: None,
+            backend_up: false,
+            ..s.ha.clone().expect("set")
+        });
+        assert!(status_table(&s)
+            .contains("this replica b is standby; leader: none (election backend unreachable)"));
+    }
+}
