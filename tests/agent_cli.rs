@@ -542,6 +542,7 @@ fn history_filters_by_window_and_since_and_prints_recent_cycle_rows() {
             clones_deleted_at: Some(t + TimeDelta::minutes(20)),
             released_at: Some(t + TimeDelta::minutes(20)),
             detail: String::new(),
+            replica: None,
         }
     };
     let now = Utc::now();

@@ -15,6 +15,8 @@ use snapwarden::agent::journal::Journal;
 use snapwarden::agent::status::StatusBoard;
 use snapwarden::agent::{Agent, Event, Options, TokioClock, Triggers};
 use snapwarden::config::{self, Policy};
+use snapwarden::ha::memory::MemoryElection;
+use snapwarden::ha::LeaderElector;
 use snapwarden::sim::Simulator;
 use snapwarden::veeam::sim::VeeamWorld;
 
@@ -89,6 +91,8 @@ struct Harness {
     policy: Arc<Policy>,
     /// The cluster clients, kept for a restart on the same world.
     ontap: Vec<(String, Arc<dyn snapwarden::ontap::Ontap>)>,
+    /// With an election: this replica's elector (kept for a restart).
+    elector: Option<Arc<dyn LeaderElector>>,
     dir: tempfile::TempDir,
 }
 
@@ -102,6 +106,17 @@ fn start_on(
     epoch: &str,
     at: (&'static str, &'static str),
     prepare: impl FnOnce(&mut VeeamWorld),
+) -> Harness {
+    start_replica(policy, epoch, at, prepare, None)
+}
+
+/// As [`start_on`], as one replica of an election when `elector` is given.
+fn start_replica(
+    policy: Policy,
+    epoch: &str,
+    at: (&'static str, &'static str),
+    prepare: impl FnOnce(&mut VeeamWorld),
+    elector: Option<Arc<dyn LeaderElector>>,
 ) -> Harness {
     let policy = Arc::new(policy);
     let clock = Arc::new(TokioClock::starting_at(t(epoch)));
@@ -120,7 +135,7 @@ fn start_on(
         .iter()
         .map(|c| (c.name.clone(), c.ontap.clone()))
         .collect();
-    let agent = agent(&policy, &ontap, &conns.veeam, &clock, &dir);
+    let agent = agent(&policy, &ontap, &conns.veeam, &clock, &dir, elector.clone());
     Harness {
         events: agent.events(),
         board: agent.status_board(),
@@ -134,6 +149,7 @@ fn start_on(
         policy,
         ontap,
         dir,
+        elector,
     }
 }
 
@@ -143,8 +159,9 @@ fn agent(
     veeam: &[VeeamConn],
     clock: &Arc<TokioClock>,
     dir: &tempfile::TempDir,
+    elector: Option<Arc<dyn LeaderElector>>,
 ) -> Agent {
-    Agent::new(
+    let agent = Agent::new(
         policy.clone(),
         ontap
             .iter()
@@ -166,7 +183,11 @@ fn agent(
             .iter()
             .map(|v| (v.name.clone(), v.client.clone()))
             .collect(),
-    )
+    );
+    match elector {
+        Some(e) => agent.with_elector(e),
+        None => agent,
+    }
 }
 
 impl Harness {
@@ -249,6 +270,7 @@ impl Harness {
             &self.veeam,
             &self.clock,
             &self.dir,
+            self.elector.clone(),
         );
         self.events = agent.events();
         self.board = agent.status_board();
@@ -399,6 +421,42 @@ async fn a_server_down_is_retried_then_the_cycle_fails_never_skipped() {
     );
     assert!(c.detail.contains("unreachable"), "{}", c.detail);
     assert!(c.detail.contains("Veeam server vbr"), "{}", c.detail);
+    h.assert_foreign_kept();
+    h.stop().await;
+}
+
+/// A replica that stops leading while it retries a Veeam start never starts the job, even when
+/// the server comes back within the window (stepping down cancels the start; the start itself is
+/// also fenced, like an ONTAP mutation).
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_stops_leading_while_retrying_never_starts_the_job() {
+    let election = MemoryElection::new();
+    let replica = election.join("a");
+    election.elect("a");
+    let h = start_replica(
+        policy("10 1 * * *", "shift"),
+        "2027-01-01T01:00:00Z",
+        ("lab", "vol_a"),
+        |v| v.faults.down = true,
+        Some(replica),
+    );
+    h.run_until("2027-01-01T01:11:00Z").await;
+    // Retrying (the server is down); now another replica leads and the server comes back.
+    election.depose();
+    h.veeam[0].sim.with(|v, _| v.faults.down = false);
+    h.run_until("2027-01-01T01:45:00Z").await;
+    let sessions = h.veeam[0].sim.with(|v, _| v.sessions.len());
+    assert_eq!(sessions, 0, "the deposed replica started the job");
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert_eq!(cycles[0].result, Some(CycleResult::Failed), "{cycles:?}");
+    // Stepping down cancels the start: the job was never started.
+    assert!(
+        cycles[0].detail.contains("not started")
+            || cycles[0].detail.contains("before the Veeam job started"),
+        "{}",
+        cycles[0].detail
+    );
     h.assert_foreign_kept();
     h.stop().await;
 }

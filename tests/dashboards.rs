@@ -68,6 +68,10 @@ async fn exported_families_cover_the_issue_list() {
         "snapwarden_reconcile_orphans_total",
         // Not in the issue's list: the release-late alert compares against it.
         "snapwarden_guard_seconds",
+        // Issue 11 (high availability).
+        "snapwarden_leader",
+        "snapwarden_leader_changes_total",
+        "snapwarden_ha_backend_up",
     ]
     .into_iter()
     .collect();
@@ -302,6 +306,8 @@ fn the_seven_alerts_of_the_issue_are_shipped_each_with_a_runbook() {
         "SnapwardenReleaseLate",
         "SnapwardenNoSuccessfulCycle",
         "SnapwardenFlexCloneRecommended",
+        // Issue 11 (high availability).
+        "SnapwardenNoLeader",
     ]
     .into_iter()
     .map(str::to_string)

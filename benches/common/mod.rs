@@ -124,6 +124,7 @@ pub fn policy() -> Policy {
         volumes,
         windows,
         veeam: vec![],
+        ha: None,
     }
 }
 

@@ -174,6 +174,8 @@ pub struct Cycle {
     pub released_at: Option<DateTime<Utc>>,
     /// The latest thing worth saying about the cycle (an error, the hook's exit).
     pub detail: String,
+    /// With `[ha]`: the replica that journaled the cycle (started or adopted it).
+    pub replica: Option<String>,
 }
 
 /// The comment every backing snapshot carries: the ownership marker and the cycle id.

@@ -75,6 +75,9 @@ pub struct VeeamRun {
     pub follow_until: DateTime<Utc>,
     /// A restart: follow the job's running session, never start the job.
     pub resume: bool,
+    /// With `[ha]`: re-checked right before every start, which the retries may make after the
+    /// replica stepped down.
+    pub fence: Option<Arc<dyn crate::ha::LeaderElector>>,
 }
 
 /// Says something about a run while it goes on (a failed attempt): the cycles' detail.
@@ -133,6 +136,12 @@ pub async fn follow_veeam(
     // Start (or find running), retried while the start still fits.
     let mut attempt = 0u32;
     let started = loop {
+        if let Some(Err(e)) = run.fence.as_ref().map(|f| f.check()) {
+            tracing::warn!(server = %run.server, job = %run.job, cycle = %first,
+                "Veeam job not started: {e}");
+            journal_action("veeam-start", "not-leader", &e.to_string());
+            return fail(format!("Veeam job not started: {e}"), &clock);
+        }
         let outcome = match client.find_job(&run.job).await {
             Ok(job) => client.start_job(&job).await.map(|s| (job, s)),
             Err(e) => Err(e),
@@ -425,6 +434,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: None,
             detail: String::new(),
+            replica: None,
         };
         let patterns = [Regex::new("(?i)^(VeeamSourceSnapshot|VeeamAUX)").unwrap()];
         let claimed = |names: &[&str]| -> Vec<(String, String, String)> {

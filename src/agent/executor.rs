@@ -19,6 +19,7 @@ use super::cycle::{
 };
 use super::discovery::Inventory;
 use super::journal::{Journal, JournalError, ObjectKind, ObjectRecord, ObjectState};
+use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
 
 /// What the executor needs; shared by every cycle of a pass.
@@ -27,6 +28,8 @@ pub(crate) struct Ctx {
     pub journal: Arc<Journal>,
     /// `[agent] snapshot_prefix`.
     pub prefix: String,
+    /// With `[ha]`: the election, checked right before every ONTAP mutation.
+    pub fence: Option<Arc<dyn LeaderElector>>,
 }
 
 /// One cluster as the executor reaches it.
@@ -86,6 +89,21 @@ fn is_not_found(e: &OntapError) -> bool {
 impl Ctx {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Right before an ONTAP mutation: this replica leads and its lease holds (always true
+    /// without `[ha]`).
+    fn fence(&self, cycle: &Cycle, what: &str, object: &str) -> Result<(), NotLeader> {
+        let Some(elector) = &self.fence else {
+            return Ok(());
+        };
+        elector.check().map(|_| ()).inspect_err(|e| {
+            tracing::warn!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, cycle = %cycle.id,
+                "{what} {object} not attempted: {e}"
+            );
+        })
     }
 
     fn action(&self, cycle: &Cycle, action: &str, object: &str, outcome: &str, detail: &str) {
@@ -149,13 +167,30 @@ pub(crate) async fn create(
             return None;
         }
     }
+    let permit = conn.permit().await;
+    if let Err(e) = ctx.fence(&cycle, "create_snapshot", &cycle.backing_snapshot) {
+        drop(permit);
+        ctx.set_object(
+            &cycle,
+            ObjectKind::Snapshot,
+            &cycle.backing_snapshot,
+            None,
+            ObjectState::Absent,
+        );
+        return Some(fail(
+            ctx,
+            cycle,
+            CycleState::Failed,
+            e.to_string(),
+            "create_snapshot",
+        ));
+    }
     let comment = snapshot_comment(&cycle.id, &cycle.window);
-    let created = {
-        let _permit = conn.permit().await;
-        conn.ontap
-            .create_snapshot(vref, &cycle.backing_snapshot, &comment)
-            .await
-    };
+    let created = conn
+        .ontap
+        .create_snapshot(vref, &cycle.backing_snapshot, &comment)
+        .await;
+    drop(permit);
     match created {
         Ok(info) if info.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id) => {
             ctx.set_object(
@@ -224,8 +259,26 @@ pub(crate) async fn create(
     }
 
     for clone in cycle.clones.clone() {
+        let permit = conn.permit().await;
+        if let Err(e) = ctx.fence(&cycle, "create_clone", &clone.path) {
+            drop(permit);
+            ctx.set_object(
+                &cycle,
+                ObjectKind::Lun,
+                &clone.path,
+                None,
+                ObjectState::Absent,
+            );
+            return Some(fail(
+                ctx,
+                cycle,
+                CycleState::Releasing,
+                e.to_string(),
+                "create_clone",
+            ));
+        }
         let made = {
-            let _permit = conn.permit().await;
+            let _permit = permit;
             match cycle.clone_kind {
                 CloneKind::FlexClone => {
                     conn.ontap
@@ -434,6 +487,16 @@ pub(crate) async fn release(
     let uuid = snapshot.uuid.clone().unwrap_or_default();
     let deleted = {
         let _permit = conn.permit().await;
+        if ctx
+            .fence(&cycle, "delete_snapshot", &snapshot.name)
+            .is_err()
+        {
+            return Released {
+                cycle,
+                conflicts,
+                again: true,
+            };
+        }
         conn.ontap
             .delete_snapshot(vref, &uuid, &snapshot.name)
             .await
@@ -598,6 +661,9 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
     let uuid = object.uuid.clone().unwrap_or_default();
     let deleted = {
         let _permit = conn.permit().await;
+        if ctx.fence(cycle, "delete_clone", &object.name).is_err() {
+            return false;
+        }
         conn.ontap.delete_lun(&uuid, &object.name, true).await
     };
     match deleted {
@@ -713,6 +779,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: None,
             detail: String::new(),
+            replica: None,
         }
     }
 
@@ -757,6 +824,7 @@ mod tests {
             clock: Arc::new(SystemClock),
             journal: Arc::new(Journal::open(dir.path()).unwrap()),
             prefix: "snapwarden".into(),
+            fence: None,
         };
         let c = cycle();
         assert!(ctx.journal.insert_cycle(&c, ctx.now()).unwrap());
@@ -794,6 +862,124 @@ mod tests {
             settle(&ctx, &c, &intent, None),
             None,
             "no listing, no answer"
+        );
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::agent::clock::SystemClock;
+    use crate::agent::cycle::CloneLun;
+    use crate::ha::memory::MemoryElection;
+    use crate::ontap::{Resolve, Via};
+
+    /// Counts every ONTAP call; none should reach it.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Resolve for Counting {
+        fn resolve(&self) -> Result<Arc<dyn Ontap>, OntapError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(OntapError::Transport {
+                cluster: "c".into(),
+                context: "test".into(),
+                source: "unreachable in this test".into(),
+            })
+        }
+    }
+
+    fn cycle(state: CycleState) -> Cycle {
+        let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
+        Cycle {
+            id: "c1".into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: at,
+            create_at: at,
+            release_by: at + TimeDelta::minutes(30),
+            release_deadline: None,
+            backing_snapshot: "snapwarden.w.20270101T010000Z".into(),
+            clone_kind: CloneKind::FlexClone,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: "/vol/v/snapwarden.w.20270101T010000Z.lun0".into(),
+            }],
+            state,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+            replica: None,
+        }
+    }
+
+    /// A replica that does not lead (never elected, or deposed after it led) creates and deletes
+    /// nothing: the executor asks the elector right before each call.
+    #[tokio::test]
+    async fn a_replica_that_does_not_lead_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let election = MemoryElection::new();
+        let a = election.join("a");
+        let ctx = Ctx {
+            clock: Arc::new(SystemClock),
+            journal: Arc::new(Journal::open(dir.path()).unwrap()),
+            prefix: "snapwarden".into(),
+            fence: Some(a),
+        };
+        let calls = Arc::new(AtomicUsize::new(0));
+        let conn = ClusterConn {
+            name: "c".into(),
+            ontap: Arc::new(Via::new("c", Counting(calls.clone()))),
+            permits: Arc::new(Semaphore::new(1)),
+        };
+        let vref = VolumeRef {
+            uuid: "vu".into(),
+            name: "v".into(),
+            svm: "svm1".into(),
+        };
+        let made = create(&ctx, &conn, &vref, cycle(CycleState::Creating))
+            .await
+            .expect("journaled");
+        assert_eq!(made.state, CycleState::Failed);
+        assert!(made.detail.contains("is not the leader"), "{}", made.detail);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no ONTAP call");
+
+        // It led and made the snapshot and the clone; then it was deposed: no delete goes out.
+        let c = Cycle {
+            id: "c2".into(),
+            window_start: "2027-01-02T01:00:00Z".parse().unwrap(),
+            ..cycle(CycleState::Backup)
+        };
+        election.elect("a");
+        assert!(ctx.journal.insert_cycle(&c, ctx.now()).unwrap());
+        ctx.set_object(
+            &c,
+            ObjectKind::Snapshot,
+            &c.backing_snapshot,
+            Some("su"),
+            ObjectState::Created,
+        );
+        ctx.set_object(
+            &c,
+            ObjectKind::Lun,
+            &c.clones[0].path,
+            Some("lu"),
+            ObjectState::Created,
+        );
+        election.depose();
+        let r = release(&ctx, &conn, &vref, None, c).await;
+        assert!(r.again, "the release is left for a leader");
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no ONTAP call");
+        let objects = ctx.journal.objects("c2").unwrap();
+        assert!(
+            objects.iter().all(|o| o.state == ObjectState::Created),
+            "{objects:?}"
         );
     }
 }

@@ -532,6 +532,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: None,
             detail: String::new(),
+            replica: None,
         }
     }
 

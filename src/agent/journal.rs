@@ -98,6 +98,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX recommendations_by_volume ON recommendations(cluster, svm, volume, id);
     CREATE INDEX conflicts_by_volume ON conflicts(cluster, svm, volume);",
+    // 3: high availability: which replica acted, under which leader revision (fencing token).
+    "ALTER TABLE cycles ADD COLUMN replica TEXT;
+    ALTER TABLE cycles ADD COLUMN leader_revision INTEGER;
+    ALTER TABLE actions ADD COLUMN replica TEXT;
+    ALTER TABLE actions ADD COLUMN leader_revision INTEGER;",
 ];
 
 /// The schema this build writes.
@@ -260,6 +265,16 @@ pub enum JournalError {
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Who writes (with `[ha]`): the replica's identity and the leader revision it acts under,
+    /// recorded with every new cycle and action.
+    stamp: Mutex<Stamp>,
+}
+
+/// The replica and its fencing revision, as recorded with cycles and actions.
+#[derive(Debug, Default, Clone)]
+struct Stamp {
+    replica: Option<String>,
+    revision: Option<i64>,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -301,6 +316,7 @@ impl Journal {
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
+            stamp: Mutex::new(Stamp::default()),
         };
         journal.migrate()?;
         Ok(journal)
@@ -326,6 +342,7 @@ impl Journal {
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
+            stamp: Mutex::new(Stamp::default()),
         };
         let version = journal.user_version()?;
         if version > SCHEMA_VERSION {
@@ -359,6 +376,23 @@ impl Journal {
         self.lock()
             .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;")
             .map_err(|e| self.err(e))
+    }
+
+    /// Records `replica` with every cycle and action written from now on (`[ha]`).
+    pub fn set_replica(&self, replica: &str) {
+        self.stamp.lock().unwrap_or_else(|p| p.into_inner()).replica = Some(replica.to_string());
+    }
+
+    /// The leader revision this replica acts under (`None` while it does not lead).
+    pub fn set_revision(&self, revision: Option<i64>) {
+        self.stamp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .revision = revision;
+    }
+
+    fn stamp(&self) -> Stamp {
+        self.stamp.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -448,6 +482,14 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?
             == 1;
+        let stamp = self.stamp();
+        if inserted && stamp.replica.is_some() {
+            tx.execute(
+                "UPDATE cycles SET replica = ?2, leader_revision = ?3 WHERE id = ?1",
+                params![c.id, stamp.replica, stamp.revision],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         // A driver cycle (a backup tool makes the snapshot; its name is empty until attributed)
         // owns nothing: no object intents.
         if inserted && c.state != CycleState::Skipped && !c.backing_snapshot.is_empty() {
@@ -576,11 +618,22 @@ impl Journal {
         outcome: &str,
         detail: &str,
     ) -> Result<(), JournalError> {
+        let stamp = self.stamp();
         self.lock()
             .execute(
-                "INSERT INTO actions (cycle_id, at, action, object, outcome, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![cycle_id, ms(at), action, object, outcome, detail],
+                "INSERT INTO actions (cycle_id, at, action, object, outcome, detail, replica,
+                    leader_revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    cycle_id,
+                    ms(at),
+                    action,
+                    object,
+                    outcome,
+                    detail,
+                    stamp.replica,
+                    stamp.revision
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -768,7 +821,7 @@ impl Journal {
         let sql = format!(
             "SELECT id, window, cluster, svm, volume, window_start, create_at, release_by,
                 release_deadline, backing_snapshot, clone_kind, state, result, created_at,
-                clones_created_at, clones_deleted_at, released_at, detail FROM cycles {tail}"
+                clones_created_at, clones_deleted_at, released_at, detail, replica FROM cycles {tail}"
         );
         let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(args, cycle_row).map_err(|e| self.err(e))?;
@@ -925,6 +978,7 @@ fn cycle_row(r: &Row<'_>) -> rusqlite::Result<Cycle> {
         clones_deleted_at: opt(15)?,
         released_at: opt(16)?,
         detail: r.get(17)?,
+        replica: r.get(18)?,
     })
 }
 
@@ -960,6 +1014,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: None,
             detail: String::new(),
+            replica: None,
         }
     }
 
@@ -997,6 +1052,57 @@ mod tests {
                 .id,
             "a1"
         );
+    }
+
+    /// With `[ha]`, every cycle and action carries the replica and the leader revision it was
+    /// written under; without it, neither.
+    #[test]
+    fn cycles_and_actions_record_the_replica_and_its_leader_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let now = t("2026-11-25T10:00:00Z");
+        let alone = cycle("alone", "2026-11-25T09:00:00Z");
+        assert!(j.insert_cycle(&alone, now).unwrap());
+        j.record_action(Some("alone"), now, "create_snapshot", "s", "ok", "")
+            .unwrap();
+        j.set_replica("replica-a");
+        j.set_revision(Some(42));
+        let led = cycle("led", "2026-11-25T10:00:00Z");
+        assert!(j.insert_cycle(&led, now).unwrap());
+        j.record_action(Some("led"), now, "create_snapshot", "s", "ok", "")
+            .unwrap();
+        j.set_revision(None);
+        j.record_action(Some("led"), now, "hook", "s", "ok", "")
+            .unwrap();
+        assert_eq!(j.cycle("alone").unwrap().unwrap().replica, None);
+        assert_eq!(
+            j.cycle("led").unwrap().unwrap().replica.as_deref(),
+            Some("replica-a")
+        );
+        let conn = j.lock();
+        let rows: Vec<(String, Option<String>, Option<i64>)> = conn
+            .prepare("SELECT action, replica, leader_revision FROM actions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("create_snapshot".into(), None, None),
+                ("create_snapshot".into(), Some("replica-a".into()), Some(42)),
+                ("hook".into(), Some("replica-a".into()), None),
+            ]
+        );
+        let revision: Option<i64> = conn
+            .query_row(
+                "SELECT leader_revision FROM cycles WHERE id = 'led'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(revision, Some(42));
     }
 
     #[test]
@@ -1120,7 +1226,7 @@ mod tests {
         );
         drop(ro);
         let j = Journal::open(dir.path()).unwrap();
-        assert_eq!(j.user_version().unwrap(), 2);
+        assert_eq!(j.user_version().unwrap(), SCHEMA_VERSION);
         let kept = j.volume_conflicts("c", "s", "v").unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].key, "k");

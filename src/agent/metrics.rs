@@ -93,6 +93,11 @@ pub struct Metrics {
     flexclone_recommended: IntGaugeVec,
     last_success: GaugeVec,
     orphans: IntCounterVec,
+    leader: IntGaugeVec,
+    leader_changes: prometheus::IntCounter,
+    ha_backend_up: IntGauge,
+    /// The election's change count as last published (the counter follows it).
+    changes_seen: Mutex<u64>,
     known: Mutex<Known>,
     /// Cycles taken back from the released ones (found again on ONTAP): their end was counted
     /// once already and is not counted again.
@@ -100,6 +105,9 @@ pub struct Metrics {
     /// Orphans counted so far (look-alikes are few: the set stays small).
     orphans_seen: Mutex<HashSet<String>>,
 }
+
+/// The `identity` of `snapwarden_leader` when the agent runs alone (no `[ha]`).
+const STANDALONE: &str = "standalone";
 
 /// Builds and registers a metric; the names and labels are constants, so failure is a bug.
 fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M) -> M {
@@ -161,7 +169,34 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        let leader = int_gauge_vec(
+            &r,
+            "snapwarden_leader",
+            "Whether this replica leads (1) or stands by (0); identity \"standalone\" without [ha].",
+            &["identity"],
+        );
+        leader.with_label_values(&[STANDALONE]).set(1);
+        let ha_backend_up = register(
+            &r,
+            IntGauge::new(
+                "snapwarden_ha_backend_up",
+                "Whether the election backend answered this replica's last round (1) or not (0); 1 without [ha].",
+            )
+            .expect("valid"),
+        );
+        ha_backend_up.set(1);
         Metrics {
+            leader,
+            leader_changes: register(
+                &r,
+                prometheus::IntCounter::new(
+                    "snapwarden_leader_changes_total",
+                    "Times this replica became leader or stopped leading.",
+                )
+                .expect("valid"),
+            ),
+            ha_backend_up,
+            changes_seen: Mutex::new(0),
             reload_successful: register(
                 &r,
                 IntGauge::new(
@@ -274,7 +309,7 @@ impl Metrics {
             orphans: counter_vec(
                 &r,
                 "snapwarden_reconcile_orphans_total",
-                "Objects reconcile found that no open cycle explains, by kind (snapshot, lun, cycle) and action (ignored, released).",
+                "Objects reconcile found that no open cycle explains, by kind (snapshot, lun, cycle) and action (ignored, released, adopted).",
                 &["kind", "action"],
             ),
             registry: r,
@@ -305,6 +340,21 @@ impl Metrics {
         self.reload_successful.set(1);
         self.reload_success_timestamp.set(unix_seconds(at));
         self.config_hash.set(policy_hash(policy));
+    }
+
+    /// The election as this replica sees it (`[ha]`).
+    pub fn election(&self, e: &crate::ha::Election) {
+        // One identity per process: the label set is this replica's (never "standalone").
+        self.leader.reset();
+        self.leader
+            .with_label_values(&[&e.identity])
+            .set(i64::from(e.leading()));
+        self.ha_backend_up.set(i64::from(e.backend_up));
+        let mut seen = self.changes_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if e.changes > *seen {
+            self.leader_changes.inc_by(e.changes - *seen);
+            *seen = e.changes;
+        }
     }
 
     /// One reload attempt and its result.

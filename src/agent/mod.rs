@@ -32,6 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::{CloneMethod, Driver, HookAction, Policy};
+use crate::ha::{Election, LeaderElector};
 use crate::ontap::{LicenseState, Ontap, VolumeRef};
 use crate::planner::{self, Observed, Outcome, VolumeRetention};
 
@@ -208,6 +209,14 @@ pub struct Agent {
     veeam_built: HashMap<String, (crate::config::VeeamServer, Arc<crate::veeam::VeeamClient>)>,
     /// Driver cycles whose tool has stopped: settled (released or locked) by the next listing.
     driver_ended: HashSet<String>,
+    /// With `[ha]`: the election; only its leader changes anything.
+    elector: Option<Arc<dyn LeaderElector>>,
+    election: Option<watch::Receiver<Election>>,
+    /// Whether this replica led at its last pass (always, without `[ha]`).
+    leading: bool,
+    /// With `[ha]`: when this replica last became leader. Occurrences planned before it were
+    /// the previous leader's: they are adopted from ONTAP, never started again.
+    leading_since: Option<DateTime<Utc>>,
 }
 
 impl Agent {
@@ -294,6 +303,7 @@ impl Agent {
             clock,
             journal,
             prefix: policy.agent.snapshot_prefix.clone(),
+            fence: None,
         });
         Ok(Agent {
             policy,
@@ -328,7 +338,28 @@ impl Agent {
             veeam: HashMap::new(),
             veeam_built: HashMap::new(),
             driver_ended: HashSet::new(),
+            elector: None,
+            election: None,
+            leading: true,
+            leading_since: None,
         })
+    }
+
+    /// Runs as one replica of an election (`[ha]`): it changes nothing until it leads, and the
+    /// executor re-checks leadership right before every ONTAP mutation.
+    pub fn with_elector(mut self, elector: Arc<dyn LeaderElector>) -> Agent {
+        self.ctx.journal.set_replica(elector.identity());
+        self.ctx = Arc::new(Ctx {
+            clock: self.ctx.clock.clone(),
+            journal: self.ctx.journal.clone(),
+            prefix: self.ctx.prefix.clone(),
+            fence: Some(elector.clone()),
+        });
+        self.election = Some(elector.subscribe());
+        self.metrics.election(&elector.subscribe().borrow());
+        self.elector = Some(elector);
+        self.leading = false;
+        self
     }
 
     /// Uses these Veeam clients (by `[[veeam]]` name) instead of building them from the policy:
@@ -425,6 +456,7 @@ impl Agent {
             let first = tokio::select! {
                 ev = self.events_rx.recv() => ev,
                 _ = self.ctx.clock.sleep_until(wake_at) => None,
+                _ = election_changed(&mut self.election) => None,
             };
             let mut force = false;
             let mut stop = false;
@@ -590,20 +622,218 @@ impl Agent {
         self.policy.volumes.iter().any(|v| v.cluster == ci)
     }
 
-    /// One reconcile pass.
+    /// One reconcile pass. A standby (`[ha]`) only keeps its discovery warm and publishes.
     async fn pass(&mut self, force_discovery: bool) {
         let now = self.now();
-        self.refresh(now, force_discovery, None).await;
+        let (leading, became) = self.leadership(now);
+        self.refresh(now, force_discovery || became, None).await;
         let observed = self.observed();
-        self.observe(now, &observed);
-        if !self.shutting_down {
-            self.start_due(now, &observed).await;
+        if leading {
+            if self.elector.is_some() {
+                self.adopt(now);
+            }
+            self.observe(now, &observed);
+            if !self.shutting_down {
+                self.start_due(now, &observed).await;
+            }
+            self.release_due().await;
+            self.recommend();
+        } else {
+            // Planned creates are the leader's: a standby is woken by the election instead.
+            self.next_create = None;
         }
-        self.release_due().await;
-        self.recommend();
         self.prune(now);
         self.publish();
         self.plan_board.set(self.policy.clone(), Arc::new(observed));
+    }
+
+    /// Whether this replica leads now, and whether it just became leader; handles the change.
+    fn leadership(&mut self, now: DateTime<Utc>) -> (bool, bool) {
+        let Some(elector) = self.elector.clone() else {
+            return (true, false);
+        };
+        let check = elector.check();
+        self.ctx.journal.set_revision(check.as_ref().ok().copied());
+        if let Some(rx) = &self.election {
+            self.metrics.election(&rx.borrow());
+        }
+        let leading = check.is_ok();
+        let became = leading && !self.leading;
+        if became {
+            tracing::info!(
+                identity = %elector.identity(), revision = check.as_ref().ok().copied().unwrap_or_default(),
+                "leader: this replica leads; cycles another replica left in flight are adopted from ONTAP"
+            );
+            self.leading_since = Some(now);
+            let _ = self.stop_hooks.send(false);
+        } else if !leading && self.leading {
+            tracing::warn!(
+                identity = %elector.identity(),
+                "standby: this replica no longer leads; it changes nothing until it leads again ({})",
+                check.as_ref().err().map(|e| e.why.as_str()).unwrap_or("")
+            );
+            // Hooks drive backup tools, which only the leader touches.
+            let _ = self.stop_hooks.send(true);
+        }
+        self.leading = leading;
+        (leading, became)
+    }
+
+    /// A new leader takes over the cycles another replica left on ONTAP: a backing snapshot in a
+    /// policy volume with the prefix and the marker of a cycle this journal does not know is
+    /// journaled as this replica's (adopted, its clones found in the same listing) and released.
+    fn adopt(&mut self, now: DateTime<Utc>) {
+        let since = self.leading_since.unwrap_or(now);
+        let mut adopted = Vec::new();
+        for (ci, view) in self.views.iter().enumerate() {
+            let Some(inv) = view.inventory.as_ref().filter(|i| i.at >= since) else {
+                continue;
+            };
+            let cluster = &self.conns[ci].name;
+            for s in &inv.snapshots {
+                if !observe::has_prefix(&s.name, &self.policy.agent.snapshot_prefix) {
+                    continue;
+                }
+                let Some(comment) = s.comment.as_deref() else {
+                    continue;
+                };
+                let Some(id) = cycle::cycle_id_in_comment(comment) else {
+                    continue;
+                };
+                if self.cycles.contains_key(id) || self.recent.iter().any(|c| c.id == id) {
+                    continue;
+                }
+                if !matches!(self.ctx.journal.cycle(id), Ok(None)) {
+                    continue;
+                }
+                let Some(vi) = volume_index(&self.policy, cluster, &s.svm, &s.volume_name) else {
+                    continue;
+                };
+                let window = comment
+                    .split(' ')
+                    .find_map(|w| w.strip_prefix("window="))
+                    .unwrap_or("");
+                let Some(wi) = self.policy.windows.iter().position(|w| w.name == window) else {
+                    continue;
+                };
+                let Some(create_at) = s
+                    .name
+                    .rsplit('.')
+                    .next()
+                    .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok())
+                    .map(|t| t.and_utc())
+                else {
+                    continue;
+                };
+                // Only a cycle the previous leader can have been running: its planned create
+                // lies within a pass's lookback. Older look-alikes are reported, never adopted.
+                if create_at > now || create_at < since - lookback(&self.policy) {
+                    continue;
+                }
+                let clones: Vec<(CloneLun, String)> = inv
+                    .luns
+                    .iter()
+                    .filter(|l| {
+                        l.svm == s.svm
+                            && l.volume_name == s.volume_name
+                            && l.created_as_clone
+                            && l.name
+                                .strip_prefix(&format!("/vol/{}/{}.", s.volume_name, s.name))
+                                .is_some()
+                    })
+                    .map(|l| {
+                        let lun = CloneLun {
+                            source: String::new(),
+                            path: l.name.clone(),
+                        };
+                        (lun, l.uuid.clone())
+                    })
+                    .collect();
+                adopted.push((id.to_string(), vi, wi, create_at, s.clone(), clones));
+            }
+        }
+        for (id, vi, wi, create_at, snapshot, clones) in adopted {
+            let volume = &self.policy.volumes[vi];
+            let window = &self.policy.windows[wi];
+            let cycle = Cycle {
+                id: id.clone(),
+                window: window.name.clone(),
+                cluster: self.policy.clusters[volume.cluster].name.clone(),
+                svm: volume.svm.clone(),
+                volume: volume.name.clone(),
+                window_start: create_at,
+                create_at,
+                release_by: now,
+                release_deadline: None,
+                backing_snapshot: snapshot.name.clone(),
+                clone_kind: CloneKind::SnapRestore,
+                clones: clones.iter().map(|(c, _)| c.clone()).collect(),
+                state: CycleState::Releasing,
+                result: Some(CycleResult::Failed),
+                created_at: None,
+                clones_created_at: None,
+                clones_deleted_at: None,
+                released_at: None,
+                detail: format!(
+                    "adopted from ONTAP by {} after a change of leader: released",
+                    self.elector.as_ref().map_or("", |e| e.identity())
+                ),
+                replica: self.elector.as_ref().map(|e| e.identity().to_string()),
+            };
+            match self.ctx.journal.insert_cycle(&cycle, now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.warn_once(
+                        format!("adopt:{id}"),
+                        format!(
+                            "cluster {}: backing snapshot {} on volume {} (svm {}) of cycle {id} cannot be adopted: this journal already holds a cycle for that occurrence; never touched",
+                            cycle.cluster, cycle.backing_snapshot, cycle.volume, cycle.svm
+                        ),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!("cannot journal an adopted cycle: {e}");
+                    continue;
+                }
+            }
+            let _ = self.ctx.journal.set_object(
+                &id,
+                journal::ObjectKind::Snapshot,
+                &cycle.backing_snapshot,
+                Some(&snapshot.uuid),
+                journal::ObjectState::Created,
+                now,
+            );
+            for (lun, uuid) in &clones {
+                let _ = self.ctx.journal.set_object(
+                    &id,
+                    journal::ObjectKind::Lun,
+                    &lun.path,
+                    Some(uuid),
+                    journal::ObjectState::Created,
+                    now,
+                );
+            }
+            let _ = self.ctx.journal.record_action(
+                Some(&id),
+                now,
+                "adopt",
+                &cycle.backing_snapshot,
+                "ok",
+                &cycle.detail,
+            );
+            tracing::warn!(
+                cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+                window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %id,
+                clones = clones.len(),
+                "cycle left by the previous leader adopted from ONTAP: releasing it"
+            );
+            self.metrics.orphan("cycle", "adopted", &id);
+            self.started
+                .insert((cycle.window.clone(), vi, cycle.window_start));
+            self.cycles.insert(id, cycle);
+        }
     }
 
     /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle.
@@ -1055,6 +1285,7 @@ impl Agent {
                     release_by: first.release_by,
                     follow_until: first.release_by + window.max,
                     resume,
+                    fence: self.ctx.fence.clone(),
                 };
                 let journal = self.ctx.journal.clone();
                 let (notes, noted) = (events.clone(), ids.clone());
@@ -1370,6 +1601,15 @@ impl Agent {
                 if self.started.contains(&key) {
                     continue;
                 }
+                if self
+                    .leading_since
+                    .is_some_and(|t| lc.create_at < t && lc.create_at <= now)
+                {
+                    // The previous leader's: done, adopted from ONTAP, or lost with it; never
+                    // started twice.
+                    self.started.insert(key);
+                    continue;
+                }
                 let due = lc.create_at <= now
                     || (lc.outcome != Outcome::Skipped
                         && due_occurrences.contains(&(lc.window, lc.window_start)));
@@ -1624,6 +1864,7 @@ impl Agent {
             clones_deleted_at: None,
             released_at: None,
             detail,
+            replica: None,
         }
     }
 
@@ -1914,6 +2155,17 @@ impl Agent {
                 })
                 .collect(),
             shutting_down: self.shutting_down,
+            ha: self.election.as_ref().map(|rx| {
+                let e = rx.borrow();
+                status::HaStatus {
+                    identity: e.identity.clone(),
+                    role: if self.leading { "leader" } else { "standby" }.into(),
+                    leader: e.leader.clone(),
+                    revision: e.revision,
+                    backend_up: e.backend_up,
+                    leader_changes: e.changes,
+                }
+            }),
         });
     }
 
@@ -1943,6 +2195,10 @@ impl Agent {
         loop {
             self.retry.retain(|_, _| false);
             self.pass(false).await;
+            if !self.leading {
+                // A standby changes nothing; its open cycles wait for it to lead again.
+                break;
+            }
             let pending = self
                 .cycles
                 .values()
@@ -1976,6 +2232,16 @@ fn hook_result(outcome: HookOutcome) -> (Option<CycleResult>, String) {
         }
         HookOutcome::Overrun(d) => (Some(CycleResult::Overrun), d),
     }
+}
+
+/// Resolves when the election changes; never without an election (or once it is gone).
+async fn election_changed(rx: &mut Option<watch::Receiver<Election>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// An error and its sources, `outer: inner: innermost` (thiserror's `Display` shows one level).

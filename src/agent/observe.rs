@@ -294,6 +294,7 @@ mod tests {
             clones_deleted_at: Some(t("2027-01-01T01:20:00Z")),
             released_at: None,
             detail: String::new(),
+            replica: None,
         }
     }
 

@@ -333,6 +333,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: None,
             detail: String::new(),
+            replica: None,
         };
         let cycles = [
             cycle("sr", CloneKind::SnapRestore),

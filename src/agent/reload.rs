@@ -8,7 +8,7 @@
 //! Kubernetes ConfigMap swaps a `..data` symlink beside it; `Access` events are ignored (reading
 //! the policy must not trigger a reload of it). A bad edit changes nothing: the diagnostics (with
 //! file:line:column) are logged and the reload metrics say so. Settings that cannot change at run
-//! time (listen address, state directory, snapshot prefix, token file, clusters) are refused by
+//! time (listen address, state directory, snapshot prefix, token file, clusters, `[ha]`) are refused by
 //! name while the old policy keeps running.
 
 use std::collections::BTreeSet;
@@ -82,6 +82,10 @@ pub fn not_reloadable(old: &Policy, new: &Policy) -> Vec<String> {
     }
     if old.agent.token_file != new.agent.token_file {
         refused.push("[agent] token_file".into());
+    }
+    if old.ha != new.ha {
+        // Leaving, joining or moving the election while running could leave two leaders.
+        refused.push("[ha]".into());
     }
     let names = |p: &Policy| -> Vec<String> { p.clusters.iter().map(|c| c.name.clone()).collect() };
     if names(old) != names(new) {
@@ -367,6 +371,28 @@ mod tests {
         assert!(r[0].starts_with("[agent] listen (127.0.0.1:9464 → 127.0.0.1:1)"));
         assert!(r[1].starts_with("[agent] state_dir"));
         assert_eq!(r[2], "[agent] snapshot_prefix");
+    }
+
+    #[test]
+    fn ha_is_refused_by_name() {
+        let ha =
+            "[ha]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nidentity = \"a\"\n";
+        let with = |extra: &str| {
+            let mut p = policy("", &["a"], "/etc/sw/p.toml");
+            let text = format!("{ha}{extra}[agent]\n[[cluster]]\nname = \"lab\"\nendpoint = \"simulator\"\n[[schedule]]\nname = \"h\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"p\"\ncopies = [{{ schedule = \"h\", count = 3 }}]\n[[volume]]\ncluster = \"lab\"\nsvm = \"s\"\nname = \"a\"\nluns = [\"/vol/a/l\"]\nsnapshot_policy = \"p\"\n");
+            p.ha = config::parse_str(&text, Path::new("/etc/sw/p.toml"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .ha;
+            p
+        };
+        let old = policy("", &["a"], "/etc/sw/p.toml");
+        assert_eq!(not_reloadable(&old, &with("")), vec!["[ha]".to_string()]);
+        assert_eq!(not_reloadable(&with(""), &old), vec!["[ha]".to_string()]);
+        assert_eq!(
+            not_reloadable(&with(""), &with("lease_ttl = \"5s\"\n")),
+            vec!["[ha]".to_string()]
+        );
+        assert!(not_reloadable(&with(""), &with("")).is_empty());
     }
 
     #[test]

@@ -26,6 +26,24 @@ pub struct Status {
     /// FlexClone recommendations in force (C8), sorted by cluster, svm, volume.
     #[serde(default)]
     pub flexclone_recommendations: Vec<FlexCloneRecommendation>,
+    /// With `[ha]`: this replica, its role and who leads; absent when the agent runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaStatus>,
+}
+
+/// The election as this replica sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HaStatus {
+    /// This replica's identity.
+    pub identity: String,
+    /// `leader` or `standby`.
+    pub role: String,
+    /// Who leads as last seen; `null` when nobody does or the backend is unreachable.
+    pub leader: Option<String>,
+    /// The fencing revision while this replica leads.
+    pub revision: Option<i64>,
+    pub backend_up: bool,
+    pub leader_changes: u64,
 }
 
 /// A volume's FlexClone recommendation in force.
@@ -96,6 +114,9 @@ pub struct RecentCycle {
     pub state: String,
     #[serde(default)]
     pub detail: String,
+    /// With `[ha]`: the replica that acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,6 +176,7 @@ impl RecentCycle {
             create_at: Some(c.create_at),
             state: c.state.as_str().to_string(),
             detail: c.detail.clone(),
+            replica: c.replica.clone(),
         }
     }
 }

@@ -115,6 +115,18 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
             return EXIT_INVALID;
         }
     };
+    // [ha]: campaign from the start; the agent changes nothing until this replica leads.
+    let elector = match crate::ha::start(policy.ha.as_ref()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{}", agent::error_chain(&e));
+            return EXIT_INVALID;
+        }
+    };
+    let agent = match &elector {
+        Some(e) => agent.with_elector(e.clone()),
+        None => agent,
+    };
     tracing::info!(
         policy = %policy.source.display(), state_dir = %state_dir.display(),
         listen = %policy.agent.listen, clusters = policy.clusters.len(),
@@ -150,6 +162,9 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         forward_signals(events).await;
     });
     let result = agent.run().await;
+    if let Some(e) = &elector {
+        e.resign().await;
+    }
     let _ = http_stop_tx.send(());
     let _ = http.await;
     match result {
@@ -331,6 +346,19 @@ pub fn status_table(s: &Status) -> String {
         time(s.generated_at),
         if s.shutting_down { " (stopping)" } else { "" }
     ));
+    if let Some(ha) = &s.ha {
+        out.push_str(&format!(
+            "high availability: this replica {} is {}; leader: {}{}\n\n",
+            ha.identity,
+            ha.role,
+            ha.leader.as_deref().unwrap_or("none"),
+            if ha.backend_up {
+                ""
+            } else {
+                " (election backend unreachable)"
+            }
+        ));
+    }
     let rows: Vec<Vec<String>> = s
         .clusters
         .iter()
@@ -425,23 +453,33 @@ pub fn status_table(s: &Status) -> String {
 }
 
 fn cycles_table(cycles: &[RecentCycle]) -> String {
+    // With [ha], which replica acted (a column only when some cycle names one).
+    let replicas = cycles.iter().any(|c| c.replica.is_some());
     let rows: Vec<Vec<String>> = cycles
         .iter()
         .map(|c| {
-            vec![
+            let mut row = vec![
                 time(c.create_at.or(c.created_at)),
                 c.window.clone(),
                 format!("{}/{}/{}", c.cluster, c.svm, c.volume),
                 c.result.clone().unwrap_or_else(|| c.state.clone()),
                 time(c.released_at),
-                c.detail.clone(),
-            ]
+            ];
+            if replicas {
+                row.push(c.replica.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.push(c.detail.clone());
+            row
         })
         .collect();
-    table(
-        &["START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "DETAIL"],
-        &rows,
-    )
+    let header: &[&str] = if replicas {
+        &[
+            "START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "REPLICA", "DETAIL",
+        ]
+    } else {
+        &["START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "DETAIL"]
+    };
+    table(header, &rows)
 }
 
 /// `--since`: an RFC 3339 instant, or a duration meaning "that long ago" (`7d`, `PT12H`).
@@ -638,4 +676,36 @@ pub fn discover_for_planning(
         return Err(EXIT_INVALID);
     }
     Ok(observed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::status::HaStatus;
+
+    #[test]
+    fn the_status_table_names_the_role_and_the_leader_with_ha_only() {
+        let mut s = Status::default();
+        assert!(!status_table(&s).contains("high availability"));
+        s.ha = Some(HaStatus {
+            identity: "b".into(),
+            role: "standby".into(),
+            leader: Some("a".into()),
+            revision: None,
+            backend_up: true,
+            leader_changes: 0,
+        });
+        assert!(
+            status_table(&s).contains("high availability: this replica b is standby; leader: a\n"),
+            "{}",
+            status_table(&s)
+        );
+        s.ha = Some(HaStatus {
+            leader: None,
+            backend_up: false,
+            ..s.ha.clone().expect("set")
+        });
+        assert!(status_table(&s)
+            .contains("this replica b is standby; leader: none (election backend unreachable)"));
+    }
 }

@@ -277,6 +277,7 @@ mod tests {
             clones_deleted_at: None,
             released_at: result.map(|_| t(start) + TimeDelta::hours(3)),
             detail: String::new(),
+            replica: None,
         }
     }
 

@@ -73,6 +73,7 @@ pub(super) struct At<T> {
 pub(super) struct RawPolicy {
     pub(super) agent: Option<At<RawAgent>>,
     pub(super) flexclone: Option<At<RawFlexClone>>,
+    pub(super) ha: Option<At<RawHa>>,
     pub(super) clusters: Vec<At<RawCluster>>,
     pub(super) schedules: Vec<At<RawSchedule>>,
     pub(super) snapshot_policies: Vec<At<RawSnapshotPolicy>>,
@@ -124,6 +125,11 @@ const AGENT: Schema = Schema {
 const FLEXCLONE: Schema = Schema {
     what: "[flexclone]",
     fields: fields_of::<RawFlexClone>,
+    nested: &[],
+};
+const HA: Schema = Schema {
+    what: "[ha]",
+    fields: fields_of::<RawHa>,
     nested: &[],
 };
 const CLUSTER: Schema = Schema {
@@ -271,6 +277,13 @@ impl Loader {
                     let span = value.span();
                     if let Some(item) = self.typed::<RawFlexClone>(file, value, "[flexclone]") {
                         self.raw.flexclone = Some(At { file, span, item });
+                    }
+                }
+                "ha" => {
+                    self.strip_unknown(file, &mut value, &HA);
+                    let span = value.span();
+                    if let Some(item) = self.typed::<RawHa>(file, value, "[ha]") {
+                        self.raw.ha = Some(At { file, span, item });
                     }
                 }
                 "cluster" => {

@@ -27,6 +27,8 @@ pub struct Policy {
     pub windows: Vec<Window>,
     /// `[[veeam]]` servers, in file order.
     pub veeam: Vec<super::driver::VeeamServer>,
+    /// `[ha]`: leader election between replicas; `None` runs the agent alone.
+    pub ha: Option<Ha>,
 }
 
 impl Policy {
@@ -110,6 +112,32 @@ pub(crate) fn foreign_pattern(p: &str) -> Result<regex::Regex, String> {
                 .collect();
             format!("is not a valid regular expression ({})", short.trim())
         })
+}
+
+/// The `[ha]` section: replicas elect a leader; only the leader changes anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ha {
+    pub backend: HaBackend,
+    /// Client URLs of the election service's members (`http://` or `https://`), tried in turn.
+    pub endpoints: Vec<String>,
+    /// How long leadership outlives the leader's last keep-alive.
+    pub lease_ttl: TimeDelta,
+    /// The election key (default `/snapwarden/<policy file stem>/leader`).
+    pub key: String,
+    /// This replica's name in the election, in `status` and in the journal (default
+    /// `<host name>-<pid>`).
+    pub identity: String,
+    /// etcd user; with it, a password source is required.
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    /// How `https://` endpoints' certificates are verified.
+    pub tls: TlsVerify,
+}
+
+/// The election service behind `[ha]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaBackend {
+    Etcd,
 }
 
 /// The `[flexclone]` section: when to recommend FlexClone (C8).

@@ -25,10 +25,11 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "volume",
     "window",
     "veeam",
+    "ha",
 ];
 
 /// Top-level keys that only the main policy file may hold.
-pub const MAIN_FILE_ONLY: &[&str] = &["agent", "flexclone"];
+pub const MAIN_FILE_ONLY: &[&str] = &["agent", "flexclone", "ha"];
 
 /// `[agent]`.
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,25 @@ pub struct RawFlexClone {
     pub recommend_after: Option<Spanned<i64>>,
     pub within: Option<Spanned<String>>,
     pub use_when_licensed: Option<bool>,
+}
+
+/// `[ha]`: leader election between replicas.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHa {
+    /// Required.
+    pub backend: Option<Spanned<String>>,
+    /// Required.
+    pub endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    pub lease_ttl: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub identity: Option<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub pin_sha256: Option<Spanned<String>>,
+    pub insecure: Option<Spanned<bool>>,
 }
 
 /// One `[[cluster]]`.

@@ -122,6 +122,7 @@ impl Fixture {
                 .collect(),
             windows: self.windows.clone(),
             veeam: vec![],
+            ha: None,
         }
     }
 }

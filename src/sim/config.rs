@@ -542,6 +542,7 @@ mod policy_tests {
             ],
             windows: vec![],
             veeam: vec![],
+            ha: None,
         }
     }
 

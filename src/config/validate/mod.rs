@@ -9,11 +9,12 @@
 //!
 //! By concern: `values` (durations, zones, crons, paths shared by every section), `agent`
 //! (`[agent]`, `[flexclone]`), `cluster`, `schedule` (job schedules and snapshot policies),
-//! `volume`, `window` and `veeam` (Veeam servers and window drivers); this file holds the entry
+//! `volume`, `window`, `veeam` (Veeam servers and window drivers) and `ha` (leader election); this file holds the entry
 //! points, the pass over all sections and the name index used for duplicates and references.
 
 mod agent;
 mod cluster;
+mod ha;
 mod schedule;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use super::model::*;
 
 use agent::{build_agent, build_flexclone};
 use cluster::build_cluster;
+use ha::build_ha;
 use schedule::{build_schedule, build_snapshot_policy};
 use veeam::build_veeam;
 use volume::{build_volume, volume_id};
@@ -151,6 +153,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
     let raw = &raw;
     let agent = build_agent(cx, raw.agent.as_ref());
     let flexclone = build_flexclone(cx, raw.flexclone.as_ref());
+    let ha = build_ha(cx, raw.ha.as_ref());
     let named = |e: &Option<Spanned<String>>, file: usize| {
         e.as_ref().map(|e| (e.get_ref().clone(), file, e.span()))
     };
@@ -249,6 +252,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         volumes: volumes.into_iter().collect::<Option<_>>()?,
         windows: windows.into_iter().collect::<Option<_>>()?,
         veeam: veeam.into_iter().collect::<Option<_>>()?,
+        ha: ha.ok()?,
     })
 }
 

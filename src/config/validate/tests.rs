@@ -106,7 +106,7 @@ p.toml:2:1: unknown key `guad` in [agent]
 p.toml:3:1: unknown key `listn` in [agent]
   hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
 p.toml:4:2: unknown key `agnt` in the top level
-  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam
+  hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam, ha
 p.toml:12:27: unknown key `timout` in the window's hook table
   hint: did you mean `timeout`? allowed keys: command, url, timeout
 "#,
@@ -1308,6 +1308,121 @@ fn duplicate_veeam_servers_are_reported() {
         r#"
 p.toml:9:8: duplicate Veeam server name "vbr" (first defined at line 3)
   hint: each Veeam server name must be unique; rename or remove one
+"#,
+    );
+}
+
+#[test]
+fn ha_defaults_and_values_reach_the_model() {
+    let p = valid("");
+    assert!(p.ha.is_none(), "without [ha] the agent runs alone");
+    let p = valid("[ha]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379/\"]\n");
+    let ha = p.ha.expect("[ha]");
+    assert_eq!(ha.backend, HaBackend::Etcd);
+    assert_eq!(ha.endpoints, vec!["http://127.0.0.1:2379".to_string()]);
+    assert_eq!(ha.lease_ttl, TimeDelta::seconds(15));
+    assert_eq!(ha.key, "/snapwarden/p/leader");
+    assert_eq!(
+        ha.identity,
+        format!(
+            "{}-{}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim(),
+            std::process::id()
+        )
+    );
+    assert_eq!(ha.username, None);
+    assert_eq!(ha.tls, TlsVerify::System);
+    let p = valid(
+        r#"[ha]
+backend = "etcd"
+endpoints = ["https://e1:2379", "https://e2:2379", "https://e3:2379"]
+lease_ttl = "3s"
+key = "/sw/prod/leader"
+identity = "replica-a"
+username = "sw"
+password_file = "etcd.pass"
+ca_file = "ca.pem"
+"#,
+    );
+    let ha = p.ha.expect("[ha]");
+    assert_eq!(ha.endpoints.len(), 3);
+    assert_eq!(ha.lease_ttl, TimeDelta::seconds(3));
+    assert_eq!(ha.key, "/sw/prod/leader");
+    assert_eq!(ha.identity, "replica-a");
+    assert_eq!(ha.username.as_deref(), Some("sw"));
+    assert_eq!(
+        ha.password,
+        Some(SecretSource::File(PathBuf::from("etcd.pass")))
+    );
+    assert_eq!(ha.tls, TlsVerify::CaFile(PathBuf::from("ca.pem")));
+}
+
+#[test]
+fn ha_errors_are_located() {
+    check(
+        r#"[ha]
+backend = "zookeeper"
+endpoints = ["127.0.0.1:2379", "http://e1", "http://e2:99999", "http://e3:2379"]
+lease_ttl = "1s"
+key = "leader"
+identity = "two words"
+username = "sw"
+pin_sha256 = "00"
+"#,
+        r#"
+p.toml:1:1: [ha] has no password source
+  hint: add password_env = "NAME" or password_file = "/path"; secrets never live in the policy file
+p.toml:2:11: unknown `backend` "zookeeper"
+  hint: the election backend snapwarden supports is "etcd"
+p.toml:3:14: bad endpoint "127.0.0.1:2379": not an http:// or https:// URL
+  hint: an etcd client URL, for example "http://127.0.0.1:2379" or "https://etcd-1.example.net:2379"
+p.toml:3:32: bad endpoint "http://e1": no port
+  hint: an etcd client URL, for example "http://127.0.0.1:2379" or "https://etcd-1.example.net:2379"
+p.toml:3:45: bad endpoint "http://e2:99999": expected scheme://host:port
+  hint: an etcd client URL, for example "http://127.0.0.1:2379" or "https://etcd-1.example.net:2379"
+p.toml:4:13: `lease_ttl` "1s" is out of range 2s..=5m
+  hint: leadership lapses this long after the leader's last keep-alive: under 2s a busy host loses leadership between keep-alives, over 5 minutes a dead leader blocks every cycle for too long
+p.toml:5:7: bad `key` "leader"
+  hint: an absolute key, for example "/snapwarden/prod/leader"; at most 512 bytes
+p.toml:6:12: bad `identity` "two words"
+  hint: a name without spaces, for example "snapwarden-a"; at most 128 bytes
+p.toml:8:14: `pin_sha256` must be 64 hexadecimal digits (colons allowed)
+  hint: the SHA-256 of the certificate in DER form, e.g. from `openssl x509 -noout -fingerprint -sha256`
+"#,
+    );
+    check(
+        "[ha]\nendpoints = []\nlease_ttl = \"6m\"\npassword_env = \"X\"\n",
+        r#"
+p.toml:1:1: in [ha]: missing required key `backend`
+  hint: config/reference.toml documents every key and its type
+p.toml:1:1: [ha] has a password source but no `username`
+  hint: etcd authenticates a user name and a password: add username = "snapwarden"
+p.toml:2:13: `endpoints` must list 1 to 16 members
+  hint: for example ["http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2379"]
+p.toml:3:13: `lease_ttl` "6m" is out of range 2s..=5m
+  hint: leadership lapses this long after the leader's last keep-alive: under 2s a busy host loses leadership between keep-alives, over 5 minutes a dead leader blocks every cycle for too long
+"#,
+    );
+    check(
+        "[ha]\nbackend = \"etcd\"\nendpoints = [\"http://e:2379\"]\ninsecure = true\n",
+        r#"
+p.toml:4:12: TLS settings in [ha] but no `https://` endpoint
+  hint: write the endpoints as https://… or remove ca_file, pin_sha256 and insecure
+"#,
+    );
+    check_files(
+        &[
+            ("p.toml", &format!("include = [\"i.toml\"]\n{BASE}")),
+            (
+                "i.toml",
+                "[ha]\nbackend = \"etcd\"\nendpoints = [\"http://e:1\"]\n",
+            ),
+        ],
+        r#"
+i.toml:1:2: `ha` is only allowed in the main policy file
+  hint: included files may hold include, cluster, schedule, snapshot_policy, volume, window and veeam; move [ha] to the main file
 "#,
     );
 }
