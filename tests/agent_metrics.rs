@@ -469,9 +469,10 @@ async fn a_reload_mid_cycle_lets_the_cycle_finish_and_drops_the_series_of_the_vo
         .replace("10 1 * * *", "10 4 * * *");
     assert!(!reloaded.contains("vol_a"), "{reloaded}");
     h.events
-        .send(snapwarden::agent::Event::Reload(Arc::new(policy(
-            &reloaded,
-        ))))
+        .send(snapwarden::agent::Event::Reload {
+            policy: Arc::new(policy(&reloaded)),
+            applied: None,
+        })
         .unwrap();
     h.wait_for("the reload in the metrics", TimeDelta::minutes(1), |h| {
         metric(

@@ -56,8 +56,12 @@ pub enum Event {
     HookEnded { cycle: String, outcome: HookOutcome },
     /// SIGTERM/SIGINT or the embedding program: stop starting cycles, release, exit.
     Shutdown,
-    /// A reloaded, validated policy to swap in ([`reload`]).
-    Reload(Arc<Policy>),
+    /// A reloaded, validated policy to swap in ([`reload`]); `applied` is answered once it is
+    /// in effect (what `POST /-/reload` waits for).
+    Reload {
+        policy: Arc<Policy>,
+        applied: Option<tokio::sync::oneshot::Sender<()>>,
+    },
     /// A driver window's tool stopped (its Veeam session, or its hook): for each of `cycles`.
     DriverEnded {
         cycles: Vec<String>,
@@ -473,8 +477,11 @@ impl Agent {
                         force = true;
                     }
                     Event::HookEnded { cycle, outcome } => self.hook_ended(&cycle, outcome),
-                    Event::Reload(policy) => {
+                    Event::Reload { policy, applied } => {
                         self.apply_policy(policy);
+                        if let Some(applied) = applied {
+                            let _ = applied.send(());
+                        }
                         force = true;
                     }
                     Event::DriverEnded { cycles, report } => {

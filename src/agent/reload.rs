@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::executor::ClusterConn;
 use super::http::ReloadRequest;
@@ -29,6 +29,12 @@ use crate::config::{self, Policy};
 /// Quiet time after the last file event before the policy is read (an editor's save is several
 /// events; a burst of edits is read once it settles).
 const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// How long `POST /-/reload` waits for the agent to put a reloaded policy in effect.
+const APPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// What [`Reloader::check`] did, and, when it handed a policy over, when that is in effect.
+pub type Checked = (String, Option<oneshot::Receiver<()>>);
 
 /// The directories to watch: the main file's and every included file's, as the policy names them
 /// (not resolved through symlinks, so a ConfigMap's `..data` swap happens inside a watched one).
@@ -167,11 +173,12 @@ impl Reloader {
     }
 
     /// Reads the policy if its content changed (or always, when `force`), and hands a good one to
-    /// the agent. The answer says what changed, or why nothing did.
-    pub fn check(&mut self, force: bool, why: &str) -> Result<String, String> {
+    /// the agent. The answer says what changed, or why nothing did; with a handed-over policy, a
+    /// receiver answered once the agent has it in effect.
+    pub fn check(&mut self, force: bool, why: &str) -> Result<Checked, String> {
         let hash = content_hash(&self.path, &self.running.files);
         if !force && hash == self.hash {
-            return Ok("policy unchanged".into());
+            return Ok(("policy unchanged".into(), None));
         }
         self.hash = hash;
         let new = match config::load(&self.path) {
@@ -204,12 +211,17 @@ impl Reloader {
         }
         let diff = describe_diff(&self.running, &new);
         let new = Arc::new(new);
-        if self.events.send(Event::Reload(new.clone())).is_err() {
+        let (applied, in_effect) = oneshot::channel();
+        let event = Event::Reload {
+            policy: new.clone(),
+            applied: Some(applied),
+        };
+        if self.events.send(event).is_err() {
             return Err("the agent is stopping".into());
         }
         tracing::info!(policy = %self.path.display(), trigger = why, "policy reloaded: {diff}");
         self.running = new;
-        Ok(format!("policy reloaded: {diff}"))
+        Ok((format!("policy reloaded: {diff}"), Some(in_effect)))
     }
 
     /// Starts watching the directories and SIGHUP before it returns (so nothing written after
@@ -288,7 +300,21 @@ impl Reloader {
                 }
                 req = requests.recv() => {
                     let Some(reply) = req else { break };
-                    let answer = self.check(true, "POST /-/reload");
+                    let answer = match self.check(true, "POST /-/reload") {
+                        Ok((what, Some(in_effect))) => {
+                            // The caller's 200 means "in effect", unless a long pass holds the
+                            // agent: then it says so rather than keep the caller waiting.
+                            match tokio::time::timeout(APPLY_WAIT, in_effect).await {
+                                Ok(Ok(())) => Ok(what),
+                                Ok(Err(_)) => Err("the agent is stopping".into()),
+                                Err(_) => Ok(format!(
+                                    "{what} (takes effect after the pass in progress)"
+                                )),
+                            }
+                        }
+                        Ok((what, None)) => Ok(what),
+                        Err(e) => Err(e),
+                    };
                     let _ = reply.send(answer);
                 }
                 _ = events.closed() => break,
