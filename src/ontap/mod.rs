@@ -65,6 +65,8 @@ pub struct LunInfo {
     pub volume_name: String,
     pub mapped: bool,
     pub created_as_clone: bool,
+    /// `space.size` in bytes, when ONTAP said.
+    pub size: Option<u64>,
 }
 
 /// Everything that can go wrong talking to ONTAP, with the context an admin needs.

@@ -104,6 +104,7 @@ fn lun_info_in(w: &World, ci: usize, li: usize, volume_name: Option<&str>) -> Lu
         volume_name: volume_name.unwrap_or_default().to_string(),
         mapped: w.is_mapped(ci, &l.uuid),
         created_as_clone: l.created_as_clone,
+        size: Some(l.size),
     }
 }
 
