@@ -380,7 +380,7 @@ impl SnapshotWire {
             comment: self.comment.filter(|c| !c.is_empty()),
             create_time,
             owners: self.owners,
-            size: self.size.unwrap_or(0),
+            size: self.size,
             name,
         })
     }

@@ -79,7 +79,7 @@ fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
             .into_iter()
             .map(str::to_string)
             .collect(),
-        size: s.size,
+        size: Some(w.snapshot_size(ci, vi, si)),
     }
 }
 

@@ -235,7 +235,7 @@ fn add_volume(
             name: s.name.clone(),
             comment: s.comment.clone(),
             create_time: s.create_time.with_timezone(&Utc).min(start),
-            size: s.size,
+            size: s.size.unwrap_or(0),
             schedule_prefix,
             captures: Vec::new(),
         });
@@ -301,7 +301,7 @@ max = "50m"
                     comment: Some("seen".into()),
                     create_time: t.fixed_offset(),
                     owners: Vec::new(),
-                    size: 4096,
+                    size: Some(4096),
                 })
                 .collect(),
             luns: vec![LunInfo {
