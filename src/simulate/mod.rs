@@ -519,13 +519,18 @@ async fn run_agent(
             .collect()
     });
     let rule = &policy.flexclone;
-    report.flexclone_recommendations = recommend::for_volumes(
+    let space = journal.locked_space().map_err(AgentError::from)?;
+    report.flexclone_recommendations = recommend::with_locked_space(
+        recommend::for_volumes(
+            &conflicts,
+            &cycles,
+            rule.recommend_after,
+            rule.within,
+            end,
+            &|cluster: &str| licensed.iter().find(|(c, _)| c == cluster).map(|(_, l)| *l),
+        ),
         &conflicts,
-        &cycles,
-        rule.recommend_after,
-        rule.within,
-        end,
-        &|cluster: &str| licensed.iter().find(|(c, _)| c == cluster).map(|(_, l)| *l),
+        &space,
     );
     let open: HashSet<(String, String, String)> = left
         .iter()
