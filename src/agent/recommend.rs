@@ -229,13 +229,20 @@ pub fn with_locked_space(
             .collect();
         r.locked_bytes =
             (!sizes.is_empty()).then(|| sizes.iter().fold(0u64, |t, b| t.saturating_add(*b)));
-        r.evidence.push_str(&match r.locked_bytes {
+        let clause = match r.locked_bytes {
             Some(b) => format!(
                 "; locked backing snapshots hold {} ({b} bytes, ONTAP's snapshot size)",
                 human_bytes(b)
             ),
             None => "; space held by locked backing snapshots: not reported by ONTAP".to_string(),
-        });
+        };
+        // Beside the locked hours, before the license advice (which stays the last clause).
+        let at = r
+            .evidence
+            .find("backing snapshots locked ")
+            .and_then(|i| r.evidence[i..].find("; ").map(|j| i + j))
+            .unwrap_or(r.evidence.len());
+        r.evidence.insert_str(at, &clause);
     }
     recommendations
 }
@@ -460,12 +467,17 @@ mod tests {
             ],
         );
         assert_eq!(out[0].locked_bytes, Some(1_610_612_736));
-        assert!(
-            out[0].evidence.ends_with(
-                "; locked backing snapshots hold 1.50 GiB (1610612736 bytes, ONTAP's snapshot size)"
-            ),
-            "{}",
-            out[0].evidence
+        assert_eq!(
+            out[0].evidence,
+            "3 conflicts; locked backing snapshots hold 1.50 GiB (1610612736 bytes, ONTAP's snapshot size)"
+        );
+        // Beside the locked hours, before the license advice.
+        let mut r = rec("v");
+        r.evidence = "3 conflicts; backing snapshots locked 1.00 h; flexclone is licensed".into();
+        let out = with_locked_space(vec![r], &conflicts, &[space("y2", "v", 2048)]);
+        assert_eq!(
+            out[0].evidence,
+            "3 conflicts; backing snapshots locked 1.00 h; locked backing snapshots hold 2.00 KiB (2048 bytes, ONTAP's snapshot size); flexclone is licensed"
         );
         // Nothing reported for this volume's locked cycles: null, and said so.
         let out = with_locked_space(vec![rec("v")], &conflicts, &[space("y3", "other", 1)]);
