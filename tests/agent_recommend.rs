@@ -145,6 +145,33 @@ async fn recurring_overruns_on_a_snaprestore_volume_raise_a_recommendation() {
     assert_eq!(r.licensed, Some(false));
     assert!(r.evidence.contains("chain_conflict"), "{}", r.evidence);
     assert!(r.evidence.contains("not licensed"), "{}", r.evidence);
+    assert!(
+        r.evidence.contains("locked backing snapshots hold"),
+        "{}",
+        r.evidence
+    );
+    // The space night 1's locked backing snapshot held, as the simulator reported it at the
+    // last pass that saw it locked: its size when taken (4 KiB × 1..=64, by the volume's
+    // snapshot count) plus 0.1 % per hour held of the 10 GiB LUN.
+    let night1 = h
+        .cycles()
+        .into_iter()
+        .find(|c| c.window_start == t("2027-01-01T01:40:00Z"))
+        .expect("night 1's cycle");
+    let space = h.journal.locked_space().unwrap();
+    let held = space
+        .iter()
+        .find(|l| l.cycle_id == night1.id)
+        .expect("recorded while locked");
+    assert!(held.at >= t("2027-01-01T02:18:00Z"), "{held:?}");
+    let created = night1.created_at.expect("created");
+    let secs = u64::try_from((held.at - created).num_seconds()).unwrap();
+    let change = (10u64 << 30) * secs * 1000 / 3_600_000_000;
+    let base = held.bytes - change;
+    assert!(
+        base.is_multiple_of(4096) && (4096..=64 * 4096).contains(&base),
+        "{held:?}: {secs} s held, base {base}"
+    );
     assert_eq!(recommended_metric(&h, "vol_a").as_deref(), Some("1"));
     assert_eq!(recommended_metric(&h, "vol_b").as_deref(), Some("0"));
     let events = h.journal.recommendation_events().unwrap();

@@ -378,7 +378,7 @@ mod tests {
             comment: Some("Veeam Backup".into()),
             create_time: t(at).fixed_offset(),
             owners: Vec::new(),
-            size: 0,
+            size: None,
         }
     }
 

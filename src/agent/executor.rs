@@ -811,6 +811,7 @@ mod tests {
             volume_name: "v".into(),
             mapped: false,
             created_as_clone,
+            size: None,
         }
     }
 

@@ -103,7 +103,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cycles ADD COLUMN leader_revision INTEGER;
     ALTER TABLE actions ADD COLUMN replica TEXT;
     ALTER TABLE actions ADD COLUMN leader_revision INTEGER;",
+    // 4: the space a locked backing snapshot holds, as ONTAP last reported it (C8 evidence).
+    "CREATE TABLE locked_space (
+        cycle_id TEXT PRIMARY KEY,
+        cluster TEXT NOT NULL,
+        svm TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX locked_space_by_volume ON locked_space(cluster, svm, volume);",
 ];
+
+/// The schema version that added `locked_space`; older journals (read only) have none.
+const LOCKED_SPACE_FROM: i64 = 4;
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -232,6 +246,18 @@ pub struct ObjectRecord {
 
 /// A conflict as the journal holds it.
 pub type ConflictRecord = ObservedConflict;
+
+/// The bytes a locked backing snapshot held when last observed (ONTAP's snapshot `size`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedSpace {
+    pub cycle_id: String,
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    pub snapshot: String,
+    pub bytes: u64,
+    pub at: DateTime<Utc>,
+}
 
 /// Everything that can go wrong with the journal.
 #[derive(Debug, thiserror::Error)]
@@ -684,6 +710,59 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// Records the space a locked cycle's backing snapshot holds; a later report of the same
+    /// cycle replaces it (an unchanged size is not rewritten).
+    pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
+        self.lock()
+            .execute(
+                "INSERT INTO locked_space (cycle_id, cluster, svm, volume, snapshot, bytes, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(cycle_id) DO UPDATE SET bytes = excluded.bytes, at = excluded.at
+                 WHERE locked_space.bytes != excluded.bytes",
+                params![
+                    l.cycle_id,
+                    l.cluster,
+                    l.svm,
+                    l.volume,
+                    l.snapshot,
+                    i64::try_from(l.bytes).unwrap_or(i64::MAX),
+                    ms(l.at)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every locked-space record, by cluster, SVM, volume and cycle (none in a journal older
+    /// than migration 4, which `report` may read before `run` migrated it).
+    pub fn locked_space(&self) -> Result<Vec<LockedSpace>, JournalError> {
+        if self.user_version()? < LOCKED_SPACE_FROM {
+            return Ok(Vec::new());
+        }
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT cycle_id, cluster, svm, volume, snapshot, bytes, at FROM locked_space
+                 ORDER BY cluster, svm, volume, cycle_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let bytes: i64 = r.get(5)?;
+                Ok(LockedSpace {
+                    cycle_id: r.get(0)?,
+                    cluster: r.get(1)?,
+                    svm: r.get(2)?,
+                    volume: r.get(3)?,
+                    snapshot: r.get(4)?,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    at: from_ms(r.get(6)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Records a recommendation event (raised, switched, cleared).
     pub fn record_recommendation(&self, e: &RecommendationEvent) -> Result<(), JournalError> {
         self.lock()
@@ -869,6 +948,8 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?;
         tx.execute("DELETE FROM conflicts WHERE at < ?1", params![cut])
+            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM locked_space WHERE at < ?1", params![cut])
             .map_err(|e| self.err(e))?;
         tx.execute(
             "DELETE FROM actions WHERE cycle_id IS NULL AND at < ?1",
@@ -1322,5 +1403,44 @@ mod tests {
         assert!(j.cycle("old").unwrap().is_none());
         assert!(j.objects("old").unwrap().is_empty());
         assert!(j.cycle("stuck").unwrap().is_some());
+    }
+
+    #[test]
+    fn locked_space_is_kept_per_cycle_replaced_by_a_new_size_and_absent_before_migration_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let mut l = LockedSpace {
+            cycle_id: "c1".into(),
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: "v".into(),
+            snapshot: "snapwarden.w.1".into(),
+            bytes: 4096,
+            at: t("2027-01-01T01:00:00Z"),
+        };
+        j.record_locked_space(&l).unwrap();
+        l.bytes = 9338;
+        l.at = t("2027-01-01T06:00:00Z");
+        j.record_locked_space(&l).unwrap();
+        assert_eq!(j.locked_space().unwrap(), vec![l.clone()]);
+        // Pruned with the conflicts of its age.
+        j.prune(t("2027-01-02T00:00:00Z")).unwrap();
+        assert!(j.locked_space().unwrap().is_empty());
+
+        // A version-3 journal, read only, has no such table: nothing, not an error.
+        let old = tempfile::tempdir().unwrap();
+        let conn = Connection::open(old.path().join(FILE_NAME)).unwrap();
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3i64).unwrap();
+        drop(conn);
+        let ro = Journal::open_read_only(old.path()).unwrap();
+        assert!(ro.locked_space().unwrap().is_empty());
+        drop(ro);
+        // Opened to write, it migrates and records.
+        let j = Journal::open(old.path()).unwrap();
+        j.record_locked_space(&l).unwrap();
+        assert_eq!(j.locked_space().unwrap().len(), 1);
     }
 }

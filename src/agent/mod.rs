@@ -973,6 +973,25 @@ impl Agent {
             ));
             for c in self.cycles.values().filter(|c| &c.cluster == name) {
                 if c.state == CycleState::Locked && !self.driven(c) {
+                    // The space its backing snapshot holds, where ONTAP reports it (C8 evidence).
+                    if let Some(bytes) = inv
+                        .volume_snapshots(&c.svm, &c.volume)
+                        .find(|s| s.name == c.backing_snapshot)
+                        .and_then(|s| s.size)
+                    {
+                        let space = journal::LockedSpace {
+                            cycle_id: c.id.clone(),
+                            cluster: c.cluster.clone(),
+                            svm: c.svm.clone(),
+                            volume: c.volume.clone(),
+                            snapshot: c.backing_snapshot.clone(),
+                            bytes,
+                            at: now,
+                        };
+                        if let Err(e) = self.ctx.journal.record_locked_space(&space) {
+                            tracing::error!("cannot journal the space of cycle {}: {e}", c.id);
+                        }
+                    }
                     let pins =
                         observe::pins(c, inv, &prefix, self.retention(observed, c).as_ref(), now);
                     // Only a listing taken after the clones went can show every pin.
@@ -1497,11 +1516,16 @@ impl Agent {
                 rule.within,
                 now,
                 &|_| licensed,
-            )
-            .into_iter()
-            .next()
-            .map(|r| r.evidence)
-            .unwrap_or_default();
+            );
+            let space = self.ctx.journal.locked_space().unwrap_or_else(|e| {
+                tracing::error!("cannot read the locked space of {cluster}/{svm}/{volume}: {e}");
+                Vec::new()
+            });
+            let evidence = recommend::with_locked_space(evidence, &conflicts, &space)
+                .into_iter()
+                .next()
+                .map(|r| r.evidence)
+                .unwrap_or_default();
             if let Some(f) = self.recommended.get_mut(&key) {
                 f.evidence = evidence;
                 f.licensed = licensed;

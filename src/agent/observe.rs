@@ -246,7 +246,7 @@ mod tests {
             comment: comment.map(str::to_string),
             create_time: t(at).fixed_offset(),
             owners: Vec::new(),
-            size: 0,
+            size: None,
         }
     }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::cycle::{ConflictKind, Cycle, ObservedConflict};
+use super::journal::LockedSpace;
 
 /// Defaults of `[flexclone]` (`config/reference.toml`), for a journal read without its policy.
 pub const DEFAULT_RECOMMEND_AFTER: u32 = 3;
@@ -105,6 +106,9 @@ pub struct Recommendation {
     /// Counting conflicts in the episode that raised it.
     pub conflicts: u64,
     pub locked_hours: f64,
+    /// Bytes the volume's locked backing snapshots hold, as ONTAP last reported each (`size`);
+    /// `null` when ONTAP reported none of them.
+    pub locked_bytes: Option<u64>,
     pub evidence: String,
 }
 
@@ -182,6 +186,7 @@ pub fn for_volumes(
             volume: volume.to_string(),
             conflicts: raised.total(),
             locked_hours: hours,
+            locked_bytes: None,
             evidence: format!(
                 "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}; backing snapshots locked {hours:.2} h; {advice}",
                 raised.total(),
@@ -193,6 +198,68 @@ pub fn for_volumes(
         });
     }
     out
+}
+
+/// Adds to each recommendation the space its volume's locked backing snapshots hold: the sum,
+/// over the cycles with a `locked` conflict on that volume in `conflicts`, of the last size
+/// `space` recorded for them. A volume none of whose locked snapshots had a size reported keeps
+/// `locked_bytes = None`, and its evidence says so.
+pub fn with_locked_space(
+    mut recommendations: Vec<Recommendation>,
+    conflicts: &[ObservedConflict],
+    space: &[LockedSpace],
+) -> Vec<Recommendation> {
+    for r in &mut recommendations {
+        let mut cycles: Vec<&str> = conflicts
+            .iter()
+            .filter(|c| {
+                c.kind == ConflictKind::Locked
+                    && c.cluster == r.cluster
+                    && c.svm == r.svm
+                    && c.volume == r.volume
+            })
+            .filter_map(|c| c.cycle.as_deref())
+            .collect();
+        cycles.sort_unstable();
+        cycles.dedup();
+        let sizes: Vec<u64> = space
+            .iter()
+            .filter(|l| cycles.binary_search(&l.cycle_id.as_str()).is_ok())
+            .map(|l| l.bytes)
+            .collect();
+        r.locked_bytes =
+            (!sizes.is_empty()).then(|| sizes.iter().fold(0u64, |t, b| t.saturating_add(*b)));
+        let clause = match r.locked_bytes {
+            Some(b) => format!(
+                "; locked backing snapshots hold {} ({b} bytes, ONTAP's snapshot size)",
+                human_bytes(b)
+            ),
+            None => "; space held by locked backing snapshots: not reported by ONTAP".to_string(),
+        };
+        // Beside the locked hours, before the license advice (which stays the last clause).
+        let at = r
+            .evidence
+            .find("backing snapshots locked ")
+            .and_then(|i| r.evidence[i..].find("; ").map(|j| i + j))
+            .unwrap_or(r.evidence.len());
+        r.evidence.insert_str(at, &clause);
+    }
+    recommendations
+}
+
+/// Bytes in binary units with two decimals (`1.50 GiB`), bytes below 1 KiB.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.2} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -355,5 +422,68 @@ mod tests {
             .map(|x| x.cycle)
             .collect();
         assert_eq!(kept, vec![Some("sr".into()), None, Some("unknown".into())]);
+    }
+
+    #[test]
+    fn locked_bytes_sum_the_last_size_of_each_locked_cycle_or_stay_null() {
+        let locked = |cycle: &str, at: &str| ObservedConflict {
+            cycle: Some(cycle.into()),
+            key: format!("{cycle}{at}"),
+            ..c(ConflictKind::Locked, at, "w")
+        };
+        let conflicts = vec![
+            locked("y1", "2027-01-01T02:00:00Z"),
+            // The same cycle refused twice counts once.
+            locked("y1", "2027-01-01T03:00:00Z"),
+            locked("y2", "2027-01-02T02:00:00Z"),
+            c(CHAIN, "2027-01-03T01:05:00Z", "w"),
+        ];
+        let space = |cycle: &str, volume: &str, bytes: u64| LockedSpace {
+            cycle_id: cycle.into(),
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: volume.into(),
+            snapshot: format!("snapwarden.w.{cycle}"),
+            bytes,
+            at: t("2027-01-03T00:00:00Z"),
+        };
+        let rec = |volume: &str| Recommendation {
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: volume.into(),
+            conflicts: 3,
+            locked_hours: 1.0,
+            locked_bytes: None,
+            evidence: "3 conflicts".into(),
+        };
+        // y1 holds 1 GiB, y2 512 MiB; y3 is another volume's and not counted.
+        let out = with_locked_space(
+            vec![rec("v")],
+            &conflicts,
+            &[
+                space("y1", "v", 1 << 30),
+                space("y2", "v", 512 << 20),
+                space("y3", "other", 1 << 40),
+            ],
+        );
+        assert_eq!(out[0].locked_bytes, Some(1_610_612_736));
+        assert_eq!(
+            out[0].evidence,
+            "3 conflicts; locked backing snapshots hold 1.50 GiB (1610612736 bytes, ONTAP's snapshot size)"
+        );
+        // Beside the locked hours, before the license advice.
+        let mut r = rec("v");
+        r.evidence = "3 conflicts; backing snapshots locked 1.00 h; flexclone is licensed".into();
+        let out = with_locked_space(vec![r], &conflicts, &[space("y2", "v", 2048)]);
+        assert_eq!(
+            out[0].evidence,
+            "3 conflicts; backing snapshots locked 1.00 h; locked backing snapshots hold 2.00 KiB (2048 bytes, ONTAP's snapshot size); flexclone is licensed"
+        );
+        // Nothing reported for this volume's locked cycles: null, and said so.
+        let out = with_locked_space(vec![rec("v")], &conflicts, &[space("y3", "other", 1)]);
+        assert_eq!(out[0].locked_bytes, None);
+        assert!(out[0].evidence.contains("not reported by ONTAP"));
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.50 KiB");
     }
 }

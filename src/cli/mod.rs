@@ -128,7 +128,8 @@ pub enum Command {
     /// What-if in virtual time: the agent over N days of a simulated world, beside a backup
     /// tool unaware of schedules (exit 0; 2 on a bad policy or argument).
     Simulate {
-        /// The policy TOML file; every cluster must have `endpoint = "simulator"`.
+        /// The policy TOML file; its clusters have `endpoint = "simulator"`, or real ones are
+        /// read with `--from-cluster`.
         policy: PathBuf,
         /// How many days to simulate (1 to 366).
         #[arg(long, value_parser = simulate::parse_days, allow_hyphen_values = true)]
@@ -152,6 +153,10 @@ pub enum Command {
         /// Keep the simulated agent's journal here (for `history`); default: a temporary one.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Build the world of the policy's real clusters from a read-only discovery of them
+        /// (GETs only; the simulation never calls them again).
+        #[arg(long)]
+        from_cluster: bool,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -251,6 +256,7 @@ pub fn main() -> ExitCode {
             uncoordinated,
             compare,
             state_dir,
+            from_cluster,
             output,
         } => simulate::run(simulate::Args {
             policy,
@@ -264,6 +270,7 @@ pub fn main() -> ExitCode {
                 (false, false) => simulate::Mode::Coordinated,
             },
             state_dir,
+            from_cluster,
             output,
         }),
         Command::Simulator { command } => simulator::run(command),

@@ -12,6 +12,7 @@ use super::agent::SinceArg;
 use super::{Output, EXIT_INVALID, EXIT_OK};
 use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
 use crate::agent::journal::Journal;
+use crate::agent::journal::LockedSpace;
 use crate::agent::recommend::{self, Recommendation};
 use crate::config;
 
@@ -27,6 +28,9 @@ pub struct VolumeReport {
     pub conflicts: BTreeMap<&'static str, u64>,
     /// Hours its backing snapshots spent locked since `since`.
     pub locked_hours: f64,
+    /// Bytes its backing snapshots locked since `since` hold, as ONTAP last reported each
+    /// (snapshot `size`); `null` when ONTAP reported none (or none was locked).
+    pub locked_bytes: Option<u64>,
     /// In force at `generated_at` (decided over the whole journal, not only since `since`).
     pub recommendation: Option<Recommendation>,
 }
@@ -56,6 +60,7 @@ pub fn build(
     conflicts: &[ObservedConflict],
     recommend_after: u32,
     within: TimeDelta,
+    space: &[LockedSpace],
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Report {
@@ -66,6 +71,7 @@ pub fn build(
         cycles: RESULTS.iter().map(|r| (*r, 0)).collect(),
         conflicts: KINDS.iter().map(|k| (k.as_str(), 0)).collect(),
         locked_hours: 0.0,
+        locked_bytes: None,
         recommendation: None,
     };
     // Every volume the journal knows, even without anything since `since`.
@@ -94,8 +100,11 @@ pub fn build(
         .filter(|c| c.at >= since)
         .cloned()
         .collect();
-    let recommendations =
-        recommend::for_volumes(conflicts, cycles, recommend_after, within, now, &|_| None);
+    let recommendations = recommend::with_locked_space(
+        recommend::for_volumes(conflicts, cycles, recommend_after, within, now, &|_| None),
+        conflicts,
+        space,
+    );
     for page in pages.values_mut() {
         let mine: Vec<ObservedConflict> = recent
             .iter()
@@ -103,6 +112,18 @@ pub fn build(
             .cloned()
             .collect();
         page.locked_hours = recommend::locked_hours(&mine, cycles, now);
+        let probe = Recommendation {
+            cluster: page.cluster.clone(),
+            svm: page.svm.clone(),
+            volume: page.volume.clone(),
+            conflicts: 0,
+            locked_hours: 0.0,
+            locked_bytes: None,
+            evidence: String::new(),
+        };
+        page.locked_bytes = recommend::with_locked_space(vec![probe], &mine, space)
+            .pop()
+            .and_then(|r| r.locked_bytes);
         page.recommendation = recommendations
             .iter()
             .find(|r| r.cluster == page.cluster && r.svm == page.svm && r.volume == page.volume)
@@ -154,9 +175,10 @@ pub fn run(
             Ok((
                 c,
                 journal.conflicts(DateTime::<Utc>::MIN_UTC, usize::MAX >> 1)?,
+                journal.locked_space()?,
             ))
         });
-    let (cycles, conflicts) = match read {
+    let (cycles, conflicts, space) = match read {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -175,7 +197,7 @@ pub fn run(
         SinceArg::At(t) => t,
         SinceArg::Ago(d) => now - d,
     };
-    let report = build(&cycles, &conflicts, rule.0, rule.1, since, now);
+    let report = build(&cycles, &conflicts, rule.0, rule.1, &space, since, now);
     let text = match output {
         Output::Json => {
             let mut s = serde_json::to_string_pretty(&report).unwrap_or_default();
@@ -198,7 +220,7 @@ pub fn table(r: &Report) -> String {
         r.within
     );
     out.push_str(&format!(
-        "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8}  {}\n",
+        "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8} {:>10}  {}\n",
         "volume",
         "completed",
         "overrun",
@@ -209,12 +231,13 @@ pub fn table(r: &Report) -> String {
         "locked",
         "late",
         "locked h",
+        "held",
         "flexclone"
     ));
     for v in &r.volumes {
         let n = |m: &BTreeMap<&str, u64>, k: &str| m.get(k).copied().unwrap_or(0);
         out.push_str(&format!(
-            "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8.2}  {}\n",
+            "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8.2} {:>10}  {}\n",
             format!("{}/{}/{}", v.cluster, v.svm, v.volume),
             n(&v.cycles, "completed"),
             n(&v.cycles, "overrun"),
@@ -225,6 +248,8 @@ pub fn table(r: &Report) -> String {
             n(&v.conflicts, "locked"),
             n(&v.conflicts, "late_release"),
             v.locked_hours,
+            v.locked_bytes
+                .map_or_else(|| "-".to_string(), recommend::human_bytes),
             if v.recommendation.is_some() {
                 "recommended"
             } else {
@@ -319,11 +344,22 @@ mod tests {
             conflict(ConflictKind::Locked, "a", "a3", "2027-01-03T02:00:00Z"),
             conflict(ConflictKind::Foreign, "b", "b1", "2027-01-01T05:00:00Z"),
         ];
+        // a3's backing snapshot was reported holding 3 GiB while locked; a2's size never was.
+        let space = [LockedSpace {
+            cycle_id: "a3".into(),
+            cluster: "c".into(),
+            svm: "s".into(),
+            volume: "a".into(),
+            snapshot: "snapwarden.nightly.a3".into(),
+            bytes: 3 << 30,
+            at: t("2027-01-03T02:00:00Z"),
+        }];
         let r = build(
             &cycles,
             &conflicts,
             3,
             TimeDelta::days(7),
+            &space,
             t("2027-01-01T00:00:00Z"),
             t("2027-01-04T00:00:00Z"),
         );
@@ -339,6 +375,7 @@ mod tests {
             (1, 2)
         );
         assert_eq!(a.locked_hours, 23.0);
+        assert_eq!(a.locked_bytes, Some(3 << 30));
         let rec = a
             .recommendation
             .as_ref()
@@ -358,8 +395,19 @@ mod tests {
         assert_eq!((b.cycles["completed"], b.cycles["failed"]), (1, 0));
         assert_eq!(b.conflicts["foreign"], 1);
         assert_eq!(b.recommendation, None);
+        assert_eq!(b.locked_bytes, None);
+        assert_eq!(rec.locked_bytes, Some(3 << 30));
+        assert!(rec.evidence.contains("hold 3.00 GiB"), "{}", rec.evidence);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["volumes"][0]["locked_bytes"], 3u64 << 30);
+        assert_eq!(
+            json["volumes"][0]["recommendation"]["locked_bytes"],
+            3u64 << 30
+        );
+        assert!(json["volumes"][1]["locked_bytes"].is_null());
         let text = table(&r);
         assert!(text.contains("c/s/a"), "{text}");
+        assert!(text.contains("3.00 GiB"), "{text}");
         assert!(text.contains("FlexClone recommended for c/s/a"), "{text}");
     }
 }

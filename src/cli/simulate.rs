@@ -3,12 +3,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use super::{Output, EXIT_INVALID, EXIT_OK};
 use crate::config;
+use crate::ontap::Ontap;
 use crate::simulate::{self, Report, Settings};
 
 /// Which runs to make.
@@ -57,6 +59,8 @@ pub struct Args {
     pub overrun_rate: f64,
     pub mode: Mode,
     pub state_dir: Option<PathBuf>,
+    /// `--from-cluster`: discover the real clusters (read-only) and simulate them.
+    pub from_cluster: bool,
     pub output: Output,
 }
 
@@ -85,6 +89,18 @@ pub fn run(args: Args) -> u8 {
         eprintln!("{}: {e}", args.policy.display());
         return EXIT_INVALID;
     }
+    let estate = if args.from_cluster {
+        match discover(&policy) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                eprintln!("{}: {e}", args.policy.display());
+                return EXIT_INVALID;
+            }
+        }
+    } else {
+        None
+    };
+    let estate = estate.as_ref();
     // A progress line only for a person watching: stderr a terminal, and a table asked for.
     let mut bar = Bar::new(
         args.output == Output::Table && std::io::stderr().is_terminal(),
@@ -92,12 +108,12 @@ pub fn run(args: Args) -> u8 {
     );
     let on_day = &mut |mode, day| bar.day(mode, day);
     let text = match args.mode {
-        Mode::Coordinated => simulate::coordinated_with(&policy, &settings, on_day)
+        Mode::Coordinated => simulate::coordinated_on(&policy, &settings, estate, on_day)
             .map(|r| render(args.output, &args.policy, &[&r], &r)),
-        Mode::Uncoordinated => simulate::uncoordinated_with(&policy, &settings, on_day)
+        Mode::Uncoordinated => simulate::uncoordinated_on(&policy, &settings, estate, on_day)
             .map(|r| render(args.output, &args.policy, &[&r], &r)),
         Mode::Compare => {
-            simulate::compare_with(&policy, &settings, on_day).map(|c| match args.output {
+            simulate::compare_on(&policy, &settings, estate, on_day).map(|c| match args.output {
                 Output::Json => json(&c),
                 Output::Table => table(&args.policy, &[&c.coordinated, &c.uncoordinated]),
             })
@@ -118,6 +134,28 @@ pub fn run(args: Args) -> u8 {
             EXIT_INVALID
         }
     }
+}
+
+/// `--from-cluster`: one read-only discovery of each real cluster of the policy, in real time.
+fn discover(policy: &config::Policy) -> Result<simulate::Estate, String> {
+    let clients: Vec<(usize, Arc<dyn Ontap>)> = policy
+        .clusters
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.endpoint != config::Endpoint::Simulator)
+        .map(|(ci, c)| {
+            let ontap: Arc<dyn Ontap> = Arc::new(crate::agent::connect::LazyRest::new(
+                c.clone(),
+                policy.agent.concurrency,
+            ));
+            (ci, ontap)
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(simulate::estate::discover(policy, &clients, Utc::now()))
 }
 
 /// The progress line on stderr (see [`simulate::progress::line`]), redrawn in place each day.

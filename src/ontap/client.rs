@@ -79,8 +79,9 @@ const SNAPSHOT_FIELDS: Fields =
     Fields::new("uuid,name,comment,create_time,owners,size,volume.uuid,volume.name,svm.name");
 const VOLUME_FIELDS: Fields = Fields::new("uuid,name,svm.name,snapshot_policy.name");
 /// `status.mapped` and `clone.created_as_clone` are gettable LUN fields (reference §3.1).
-const LUN_FIELDS: Fields =
-    Fields::new("uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone");
+const LUN_FIELDS: Fields = Fields::new(
+    "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone,space.size",
+);
 const JOB_FIELDS: Fields = Fields::new("uuid,state,code,message,error");
 const CLUSTER_FIELDS: Fields = Fields::new("name,uuid,version,timezone");
 const POLICY_FIELDS: Fields = Fields::new("name,copies");

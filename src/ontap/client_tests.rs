@@ -20,7 +20,7 @@ use crate::timeline::{CronSpec, Recurrence};
 const SNAPSHOT_FIELDS: &str =
     "uuid,name,comment,create_time,owners,size,volume.uuid,volume.name,svm.name";
 const LUN_FIELDS: &str =
-    "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone";
+    "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone,space.size";
 
 /// Matches a GET whose `fields=` is missing, empty or `**`.
 struct GetWithoutExplicitFields;

@@ -53,7 +53,9 @@ pub struct SnapshotInfo {
     pub create_time: DateTime<FixedOffset>,
     /// Lock owners (`owners`), for example `lun_clone`, `volume_clone`.
     pub owners: Vec<String>,
-    pub size: u64,
+    /// `size`: the bytes the snapshot holds (its blocks no longer in the active file system);
+    /// `None` when ONTAP did not say.
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub struct LunInfo {
     pub volume_name: String,
     pub mapped: bool,
     pub created_as_clone: bool,
+    /// `space.size` in bytes, when ONTAP said.
+    pub size: Option<u64>,
 }
 
 /// Everything that can go wrong talking to ONTAP, with the context an admin needs.

@@ -380,7 +380,7 @@ impl SnapshotWire {
             comment: self.comment.filter(|c| !c.is_empty()),
             create_time,
             owners: self.owners,
-            size: self.size.unwrap_or(0),
+            size: self.size,
             name,
         })
     }
@@ -397,6 +397,13 @@ pub struct LunWire {
     pub location: Option<LunLocationWire>,
     pub status: Option<LunStatusWire>,
     pub clone: Option<LunCloneWire>,
+    pub space: Option<LunSpaceWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LunSpaceWire {
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -431,6 +438,7 @@ impl LunWire {
             .map_err(|e| format!("lun {name}: {e}"))?,
             mapped: self.status.and_then(|s| s.mapped).unwrap_or(false),
             created_as_clone: self.clone.and_then(|c| c.created_as_clone).unwrap_or(false),
+            size: self.space.and_then(|s| s.size),
             name,
         })
     }

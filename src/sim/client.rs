@@ -79,7 +79,7 @@ fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
             .into_iter()
             .map(str::to_string)
             .collect(),
-        size: s.size,
+        size: Some(w.snapshot_size(ci, vi, si)),
     }
 }
 
@@ -104,6 +104,7 @@ fn lun_info_in(w: &World, ci: usize, li: usize, volume_name: Option<&str>) -> Lu
         volume_name: volume_name.unwrap_or_default().to_string(),
         mapped: w.is_mapped(ci, &l.uuid),
         created_as_clone: l.created_as_clone,
+        size: Some(l.size),
     }
 }
 

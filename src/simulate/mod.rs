@@ -17,6 +17,7 @@
 
 mod baseline;
 pub mod draw;
+pub mod estate;
 mod meter;
 pub mod progress;
 
@@ -40,6 +41,7 @@ use crate::sim::{ClockMode, Simulator, World};
 use crate::veeam::sim_rest::{InProcess, VeeamSim};
 
 use draw::{Draws, Occurrence};
+pub use estate::Estate;
 use meter::{Measured, Meter};
 
 /// The longest simulation, in days (a year of every schedule; longer is not a what-if).
@@ -74,7 +76,7 @@ pub enum SimulateError {
     Days(i64),
     #[error("--overrun-rate {0}: expected a share from 0 to 1 (0.1 is one backup in ten)")]
     OverrunRate(f64),
-    #[error("cluster {0} is a real cluster: simulate needs every cluster to have endpoint = \"simulator\"")]
+    #[error("cluster {0} is a real cluster: give --from-cluster to build the simulated world from a read-only discovery of it, or endpoint = \"simulator\" to simulate it from the policy")]
     RealCluster(String),
     #[error("cannot build the simulated world: {0}")]
     World(String),
@@ -220,19 +222,41 @@ fn leaked(
     u64::try_from(snaps + luns).unwrap_or(u64::MAX)
 }
 
-/// The world a policy describes, with a foreign snapshot on every volume.
-fn world(policy: &Policy, from: DateTime<Utc>) -> Result<Arc<Simulator>, SimulateError> {
-    if let Some(c) = policy
-        .clusters
-        .iter()
-        .find(|c| c.endpoint != Endpoint::Simulator)
+/// The world a policy describes, with a foreign snapshot on every volume. Real clusters come
+/// from `estate` (`--from-cluster`); without it they are refused.
+fn world(
+    policy: &Policy,
+    from: DateTime<Utc>,
+    estate: Option<&Estate>,
+) -> Result<Arc<Simulator>, SimulateError> {
+    if let Some((_, c)) =
+        policy.clusters.iter().enumerate().find(|(ci, c)| {
+            c.endpoint != Endpoint::Simulator && !estate.is_some_and(|e| e.has(*ci))
+        })
     {
         return Err(SimulateError::RealCluster(c.name.clone()));
     }
     // The world begins a minute early so its foreign snapshots predate anything the run does
     // (a snapshot stamped with the same instant as a clone would read as having captured it).
-    let sim = Simulator::from_policy(policy, ClockMode::Manual, Some(from - WORLD_LEAD))
-        .map_err(|e| SimulateError::World(e.to_string()))?;
+    let start = from - WORLD_LEAD;
+    let sim = match estate {
+        None => Simulator::from_policy(policy, ClockMode::Manual, Some(start))
+            .map_err(|e| SimulateError::World(e.to_string()))?,
+        Some(estate) => {
+            let simulated = policy
+                .clusters
+                .iter()
+                .any(|c| c.endpoint == Endpoint::Simulator);
+            let mut w = if simulated {
+                crate::sim::config::world_from_policy(policy, start)
+                    .map_err(|e| SimulateError::World(e.to_string()))?
+            } else {
+                World::new(start, Default::default())
+            };
+            estate::add_to_world(&mut w, policy, estate).map_err(SimulateError::World)?;
+            Simulator::new(w, ClockMode::Manual)
+        }
+    };
     sim.with(|w| {
         for ci in 0..w.clusters.len() {
             for vi in 0..w.clusters[ci].volumes.len() {
@@ -313,6 +337,16 @@ pub fn coordinated_with(
     settings: &Settings,
     on_day: OnDay<'_>,
 ) -> Result<Report, SimulateError> {
+    coordinated_on(policy, settings, None, on_day)
+}
+
+/// [`coordinated_with`] on a world that holds `estate`'s discovered clusters too.
+pub fn coordinated_on(
+    policy: &Policy,
+    settings: &Settings,
+    estate: Option<&Estate>,
+    on_day: OnDay<'_>,
+) -> Result<Report, SimulateError> {
     settings.validate()?;
     let mut policy = policy.clone();
     policy.agent.observe_interval = OBSERVE_INTERVAL;
@@ -329,6 +363,7 @@ pub fn coordinated_with(
         policy.clone(),
         settings,
         state_dir.clone(),
+        estate,
         on_day,
     ));
     if temporary {
@@ -352,12 +387,13 @@ async fn run_agent(
     policy: Arc<Policy>,
     settings: &Settings,
     state_dir: PathBuf,
+    estate: Option<&Estate>,
     on_day: OnDay<'_>,
 ) -> Result<Report, SimulateError> {
     let from = settings.from;
     let end = settings.end();
     let clock = Arc::new(TokioClock::starting_at(from));
-    let sim = world(&policy, from)?;
+    let sim = world(&policy, from, estate)?;
     let prefix = policy.agent.snapshot_prefix.clone();
     let before = sim.with(|w| census(w, &prefix));
     let servers = veeam_servers(&policy, &sim)?;
@@ -483,13 +519,18 @@ async fn run_agent(
             .collect()
     });
     let rule = &policy.flexclone;
-    report.flexclone_recommendations = recommend::for_volumes(
+    let space = journal.locked_space().map_err(AgentError::from)?;
+    report.flexclone_recommendations = recommend::with_locked_space(
+        recommend::for_volumes(
+            &conflicts,
+            &cycles,
+            rule.recommend_after,
+            rule.within,
+            end,
+            &|cluster: &str| licensed.iter().find(|(c, _)| c == cluster).map(|(_, l)| *l),
+        ),
         &conflicts,
-        &cycles,
-        rule.recommend_after,
-        rule.within,
-        end,
-        &|cluster: &str| licensed.iter().find(|(c, _)| c == cluster).map(|(_, l)| *l),
+        &space,
     );
     let open: HashSet<(String, String, String)> = left
         .iter()
@@ -552,12 +593,22 @@ pub fn uncoordinated_with(
     settings: &Settings,
     on_day: OnDay<'_>,
 ) -> Result<Report, SimulateError> {
+    uncoordinated_on(policy, settings, None, on_day)
+}
+
+/// [`uncoordinated_with`] on a world that holds `estate`'s discovered clusters too.
+pub fn uncoordinated_on(
+    policy: &Policy,
+    settings: &Settings,
+    estate: Option<&Estate>,
+    on_day: OnDay<'_>,
+) -> Result<Report, SimulateError> {
     settings.validate()?;
     let from = settings.from;
     let end = settings.end();
     runtime()?.block_on(async {
         let clock = Arc::new(TokioClock::starting_at(from));
-        let sim = world(policy, from)?;
+        let sim = world(policy, from, estate)?;
         let prefix = policy.agent.snapshot_prefix.clone();
         let before = sim.with(|w| census(w, &prefix));
         let servers = veeam_servers(policy, &sim)?;
@@ -614,8 +665,18 @@ pub fn compare_with(
     settings: &Settings,
     on_day: OnDay<'_>,
 ) -> Result<Comparison, SimulateError> {
+    compare_on(policy, settings, None, on_day)
+}
+
+/// [`compare_with`] on a world that holds `estate`'s discovered clusters too.
+pub fn compare_on(
+    policy: &Policy,
+    settings: &Settings,
+    estate: Option<&Estate>,
+    on_day: OnDay<'_>,
+) -> Result<Comparison, SimulateError> {
     Ok(Comparison {
-        coordinated: coordinated_with(policy, settings, on_day)?,
-        uncoordinated: uncoordinated_with(policy, settings, on_day)?,
+        coordinated: coordinated_on(policy, settings, estate, on_day)?,
+        uncoordinated: uncoordinated_on(policy, settings, estate, on_day)?,
     })
 }

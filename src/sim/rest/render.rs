@@ -68,7 +68,7 @@ pub(super) fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Val
     let mut r = json!({
         "uuid": s.uuid, "name": s.name,
         "create_time": w.local(ci, s.create_time).to_rfc3339(),
-        "size": s.size, "state": "valid",
+        "size": w.snapshot_size(ci, vi, si), "state": "valid",
         "volume": {"uuid": v.uuid, "name": v.name, "_links": links(&format!("/api/storage/volumes/{}", v.uuid))},
         "svm": svm_ref(w, ci, &v.svm),
         "_links": links(&format!("/api/storage/volumes/{}/snapshots/{}", v.uuid, s.uuid)),

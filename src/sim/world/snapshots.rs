@@ -12,6 +12,10 @@ pub const OWNER_VOLUME_CLONE: &str = "volume_clone";
 /// Longest snapshot name ONTAP accepts, in bytes.
 pub const MAX_SNAPSHOT_NAME: usize = 255;
 
+/// Share of a volume's LUN bytes overwritten per hour, in parts per million (0.1 %): what a
+/// snapshot comes to hold the longer it is kept ([`World::snapshot_size`]).
+pub const CHANGE_PER_HOUR_PPM: u64 = 1000;
+
 /// Why `name` cannot name a snapshot, or `None` when it can. One rule set for create, rename and
 /// the snapshot part of a `clone.source.name` path: not empty, at most 255 bytes, no `/` (a path
 /// separator), not `.` or `..` (directory entries of `.snapshot`), no NUL or other control
@@ -108,6 +112,27 @@ impl World {
             captures,
         });
         c.volumes[vi].snapshots.len() - 1
+    }
+
+    /// The bytes snapshot `si` holds now: its size when taken, plus the blocks the volume's
+    /// LUNs overwrote since — [`CHANGE_PER_HOUR_PPM`] of their size per hour held, capped at
+    /// their size. Deterministic: a function of the LUN sizes and the world's clock.
+    pub fn snapshot_size(&self, ci: usize, vi: usize, si: usize) -> u64 {
+        let c = &self.clusters[ci];
+        let v = &c.volumes[vi];
+        let s = &v.snapshots[si];
+        let luns: u64 = c
+            .luns
+            .iter()
+            .filter(|l| l.volume_uuid == v.uuid && !l.created_as_clone)
+            .fold(0u64, |t, l| t.saturating_add(l.size));
+        let held = u128::try_from((self.now - s.create_time).num_seconds().max(0)).unwrap_or(0);
+        let changed = u128::from(luns)
+            .saturating_mul(held)
+            .saturating_mul(u128::from(CHANGE_PER_HOUR_PPM))
+            / (3600 * 1_000_000);
+        let changed = u64::try_from(changed).unwrap_or(u64::MAX).min(luns);
+        s.size.saturating_add(changed)
     }
 
     pub(super) fn remove_snapshot(&mut self, ci: usize, vi: usize, si: usize) {

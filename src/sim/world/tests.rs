@@ -388,3 +388,20 @@ fn the_lun_name_index_matches_a_scan() {
     check(&w);
     assert!(w.lun_index(0, "/vol/vol2/l1").is_err());
 }
+
+#[test]
+fn a_snapshot_holds_more_the_longer_it_is_kept() {
+    let mut w = world(3, &[]);
+    w.create_snapshot(0, 0, "manual", None).unwrap();
+    let si = w.snapshot_index(0, 0, "manual").unwrap();
+    // Taken as the volume's first snapshot: 4 KiB.
+    assert_eq!(w.snapshot_size(0, 0, si), 4096);
+    w.advance_to(t("2026-03-01T05:00:00Z"));
+    let si = w.snapshot_index(0, 0, "manual").unwrap();
+    // 5 h of 0.1 %/h of the 1 MiB LUN: 1048576 × 5 × 3600 × 1000 / 3.6e9 = 5242.88 → 5242.
+    assert_eq!(w.snapshot_size(0, 0, si), 4096 + 5242);
+    // Never more than the LUNs' own size (1000 h would be 100 %; 2000 h is capped).
+    w.advance_to(t("2026-06-01T00:00:00Z"));
+    let si = w.snapshot_index(0, 0, "manual").unwrap();
+    assert_eq!(w.snapshot_size(0, 0, si), 4096 + (1 << 20));
+}
