@@ -303,6 +303,21 @@ struct Stamp {
     revision: Option<i64>,
 }
 
+/// How many prepared statements a connection keeps: every statement the journal runs, so that
+/// a pass parses none of them again (`simulate` makes tens of thousands of passes).
+const STATEMENT_CACHE: usize = 64;
+
+/// `execute` through the connection's statement cache (parsed once, not per call).
+trait CachedExec {
+    fn exec_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+}
+
+impl CachedExec for Connection {
+    fn exec_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -339,6 +354,7 @@ impl Journal {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(&path, e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
@@ -365,6 +381,7 @@ impl Journal {
             Connection::open_with_flags(immutable_uri(&path), flags | OpenFlags::SQLITE_OPEN_URI)
         }
         .map_err(|e| classify(&path, e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
@@ -480,7 +497,7 @@ impl Journal {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let inserted = tx
-            .execute(
+            .exec_cached(
                 "INSERT OR IGNORE INTO cycles (id, window, cluster, svm, volume, window_start,
                     create_at, release_by, release_deadline, backing_snapshot, clone_kind, state,
                     result, created_at, clones_created_at, clones_deleted_at, released_at, detail)
@@ -510,7 +527,7 @@ impl Journal {
             == 1;
         let stamp = self.stamp();
         if inserted && stamp.replica.is_some() {
-            tx.execute(
+            tx.exec_cached(
                 "UPDATE cycles SET replica = ?2, leader_revision = ?3 WHERE id = ?1",
                 params![c.id, stamp.replica, stamp.revision],
             )
@@ -520,7 +537,7 @@ impl Journal {
         // owns nothing: no object intents.
         if inserted && c.state != CycleState::Skipped && !c.backing_snapshot.is_empty() {
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO objects (cycle_id, kind, cluster, svm, volume, name, source, uuid,
                         state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 'intent', ?8)",
                 )
@@ -557,7 +574,7 @@ impl Journal {
     /// Writes a cycle's mutable fields (state, result, times, detail).
     pub fn update_cycle(&self, c: &Cycle) -> Result<(), JournalError> {
         self.lock()
-            .execute(
+            .exec_cached(
                 "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
                     clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9,
                     backing_snapshot = ?10
@@ -590,7 +607,7 @@ impl Journal {
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
         self.lock()
-            .execute(
+            .exec_cached(
                 "UPDATE objects SET state = ?4, uuid = COALESCE(?5, uuid), updated_at = ?6
                  WHERE cycle_id = ?1 AND kind = ?2 AND name = ?3",
                 params![cycle_id, kind.as_str(), name, state.as_str(), uuid, ms(now)],
@@ -603,7 +620,7 @@ impl Journal {
     pub fn objects(&self, cycle_id: &str) -> Result<Vec<ObjectRecord>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT cycle_id, kind, cluster, svm, volume, name, uuid, state FROM objects
                  WHERE cycle_id = ?1 ORDER BY kind DESC, name",
             )
@@ -624,9 +641,13 @@ impl Journal {
         name: &str,
     ) -> Result<Option<ObjectRecord>, JournalError> {
         let conn = self.lock();
-        conn.query_row(
-            "SELECT cycle_id, kind, cluster, svm, volume, name, uuid, state FROM objects
-             WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND kind = ?4 AND name = ?5",
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT cycle_id, kind, cluster, svm, volume, name, uuid, state FROM objects
+                 WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND kind = ?4 AND name = ?5",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_row(
             params![cluster, svm, volume, kind.as_str(), name],
             object_row,
         )
@@ -646,7 +667,7 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let stamp = self.stamp();
         self.lock()
-            .execute(
+            .exec_cached(
                 "INSERT INTO actions (cycle_id, at, action, object, outcome, detail, replica,
                     leader_revision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -669,7 +690,7 @@ impl Journal {
     pub fn record_conflict(&self, c: &ObservedConflict) -> Result<bool, JournalError> {
         let n = self
             .lock()
-            .execute(
+            .exec_cached(
                 "INSERT OR IGNORE INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id,
                     at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
@@ -698,7 +719,7 @@ impl Journal {
     ) -> Result<Vec<ConflictRecord>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key
                  FROM conflicts WHERE cluster = ?1 AND svm = ?2 AND volume = ?3
                  ORDER BY at, id",
@@ -766,7 +787,7 @@ impl Journal {
     /// Records a recommendation event (raised, switched, cleared).
     pub fn record_recommendation(&self, e: &RecommendationEvent) -> Result<(), JournalError> {
         self.lock()
-            .execute(
+            .exec_cached(
                 "INSERT INTO recommendations (cluster, svm, volume, event, at, evidence)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -786,7 +807,7 @@ impl Journal {
     pub fn recommendation_events(&self) -> Result<Vec<RecommendationEvent>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT cluster, svm, volume, event, at, evidence FROM recommendations ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -814,7 +835,7 @@ impl Journal {
     ) -> Result<Vec<ConflictRecord>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key
                  FROM conflicts WHERE at >= ?1 ORDER BY at DESC, id DESC LIMIT ?2",
             )
@@ -837,7 +858,7 @@ impl Journal {
         let ids: Vec<String> = {
             let conn = self.lock();
             let mut stmt = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT id FROM cycles WHERE window = ?1 AND cluster = ?2 AND svm = ?3
                      AND volume = ?4 AND window_start = ?5",
                 )
@@ -902,13 +923,13 @@ impl Journal {
                 release_deadline, backing_snapshot, clone_kind, state, result, created_at,
                 clones_created_at, clones_deleted_at, released_at, detail, replica FROM cycles {tail}"
         );
-        let mut stmt = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(args, cycle_row).map_err(|e| self.err(e))?;
         let mut cycles = rows
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))?;
         let mut clones = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT source, name FROM objects WHERE cycle_id = ?1 AND kind = 'lun'
                  ORDER BY rowid",
             )
@@ -935,23 +956,23 @@ impl Journal {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let cut = ms(before);
-        tx.execute(
+        tx.exec_cached(
             "DELETE FROM actions WHERE cycle_id IN (SELECT id FROM cycles
                WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped'))",
             params![cut],
         )
         .map_err(|e| self.err(e))?;
         let n = tx
-            .execute(
+            .exec_cached(
                 "DELETE FROM cycles WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped')",
                 params![cut],
             )
             .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM conflicts WHERE at < ?1", params![cut])
+        tx.exec_cached("DELETE FROM conflicts WHERE at < ?1", params![cut])
             .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM locked_space WHERE at < ?1", params![cut])
+        tx.exec_cached("DELETE FROM locked_space WHERE at < ?1", params![cut])
             .map_err(|e| self.err(e))?;
-        tx.execute(
+        tx.exec_cached(
             "DELETE FROM actions WHERE cycle_id IS NULL AND at < ?1",
             params![cut],
         )
@@ -1162,7 +1183,7 @@ mod tests {
         );
         let conn = j.lock();
         let rows: Vec<(String, Option<String>, Option<i64>)> = conn
-            .prepare("SELECT action, replica, leader_revision FROM actions ORDER BY id")
+            .prepare_cached("SELECT action, replica, leader_revision FROM actions ORDER BY id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
