@@ -172,6 +172,14 @@ async fn recurring_overruns_on_a_snaprestore_volume_raise_a_recommendation() {
         base.is_multiple_of(4096) && (4096..=64 * 4096).contains(&base),
         "{held:?}: {secs} s held, base {base}"
     );
+    // `status` carries the figure the evidence states, as a number: when the recommendation was
+    // raised, night 1's was the volume's only locked backing snapshot.
+    assert_eq!(r.locked_bytes, Some(held.bytes), "{space:?}");
+    assert!(
+        r.evidence.contains(&format!("({} bytes", held.bytes)),
+        "{}",
+        r.evidence
+    );
     assert_eq!(recommended_metric(&h, "vol_a").as_deref(), Some("1"));
     assert_eq!(recommended_metric(&h, "vol_b").as_deref(), Some("0"));
     let events = h.journal.recommendation_events().unwrap();

@@ -155,6 +155,9 @@ type VolumeKey = (String, String, String);
 struct InForce {
     since: DateTime<Utc>,
     evidence: String,
+    /// The space the volume's locked backing snapshots hold, as last evaluated (`None`: ONTAP
+    /// reported none, or not evaluated since the agent started).
+    locked_bytes: Option<u64>,
     licensed: Option<bool>,
     /// The switch to FlexClone (`use_when_licensed`) was journaled.
     switched: bool,
@@ -255,6 +258,7 @@ impl Agent {
                     let f = InForce {
                         since: e.at,
                         evidence: e.evidence,
+                        locked_bytes: None,
                         licensed: None,
                         switched: false,
                     };
@@ -1521,13 +1525,15 @@ impl Agent {
                 tracing::error!("cannot read the locked space of {cluster}/{svm}/{volume}: {e}");
                 Vec::new()
             });
-            let evidence = recommend::with_locked_space(evidence, &conflicts, &space)
-                .into_iter()
-                .next()
-                .map(|r| r.evidence)
-                .unwrap_or_default();
+            let (evidence, locked_bytes) =
+                recommend::with_locked_space(evidence, &conflicts, &space)
+                    .into_iter()
+                    .next()
+                    .map(|r| (r.evidence, r.locked_bytes))
+                    .unwrap_or_default();
             if let Some(f) = self.recommended.get_mut(&key) {
                 f.evidence = evidence;
+                f.locked_bytes = locked_bytes;
                 f.licensed = licensed;
                 continue;
             }
@@ -1544,6 +1550,7 @@ impl Agent {
             let f = InForce {
                 since: raised.at,
                 evidence,
+                locked_bytes,
                 licensed,
                 switched: false,
             };
@@ -2182,6 +2189,7 @@ impl Agent {
                     volume: k.2.clone(),
                     since: f.since,
                     evidence: f.evidence.clone(),
+                    locked_bytes: f.locked_bytes,
                     licensed: f.licensed,
                 })
                 .collect(),

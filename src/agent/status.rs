@@ -55,6 +55,10 @@ pub struct FlexCloneRecommendation {
     /// The conflict that raised it.
     pub since: DateTime<Utc>,
     pub evidence: String,
+    /// Bytes the volume's locked backing snapshots hold, as ONTAP last reported each snapshot's
+    /// size: `null` when ONTAP reported none (or not yet evaluated since the agent started).
+    #[serde(default)]
+    pub locked_bytes: Option<u64>,
     /// The cluster's flexclone license: `null` while its state is unknown.
     pub licensed: Option<bool>,
 }
