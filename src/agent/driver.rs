@@ -345,9 +345,7 @@ pub fn attribute<'a>(
     taken: &[(String, String, String)],
 ) -> Option<&'a crate::ontap::SnapshotInfo> {
     let from = cycle.create_at - CLOCK_SLACK;
-    inv.snapshots
-        .iter()
-        .filter(|s| s.svm == cycle.svm && s.volume_name == cycle.volume)
+    inv.volume_snapshots(&cycle.svm, &cycle.volume)
         .filter(|s| patterns.iter().any(|p| p.is_match(&s.name)))
         .filter(|s| s.create_time.with_timezone(&Utc) >= from)
         .filter(|s| {

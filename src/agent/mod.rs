@@ -1187,9 +1187,9 @@ impl Agent {
             let fresh = c.clones_deleted_at.is_none_or(|t| inv.at > t);
             if ended && fresh {
                 let alive = !c.backing_snapshot.is_empty()
-                    && inv.snapshots.iter().any(|s| {
-                        s.svm == c.svm && s.volume_name == c.volume && s.name == c.backing_snapshot
-                    });
+                    && inv
+                        .volume_snapshots(&c.svm, &c.volume)
+                        .any(|s| s.name == c.backing_snapshot);
                 if alive && c.state != CycleState::Locked {
                     let pins =
                         observe::pins(&c, inv, &prefix, self.retention(observed, &c).as_ref(), now);

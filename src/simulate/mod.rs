@@ -316,7 +316,7 @@ pub type OnDay<'a> = &'a mut dyn FnMut(&'static str, i64);
 
 /// Runs the agent for the period and reports.
 pub fn coordinated(policy: &Policy, settings: &Settings) -> Result<Report, SimulateError> {
-    coordinated_with(policy, settings, &mut |_, _| {})
+    coordinated_on(policy, settings, None, &mut |_, _| {})
 }
 
 /// Sleeps on the virtual clock to the end of the period, telling `on_day` as each day passes.
@@ -331,16 +331,8 @@ async fn days_pass(clock: &TokioClock, settings: &Settings, mode: &'static str, 
     }
 }
 
-/// [`coordinated`], telling `on_day` as each simulated day passes.
-pub fn coordinated_with(
-    policy: &Policy,
-    settings: &Settings,
-    on_day: OnDay<'_>,
-) -> Result<Report, SimulateError> {
-    coordinated_on(policy, settings, None, on_day)
-}
-
-/// [`coordinated_with`] on a world that holds `estate`'s discovered clusters too.
+/// [`coordinated`] on a world that holds `estate`'s discovered clusters too, telling `on_day` as each
+/// simulated day passes.
 pub fn coordinated_on(
     policy: &Policy,
     settings: &Settings,
@@ -584,19 +576,10 @@ fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Mea
 
 /// Runs the uncoordinated baseline for the period and reports.
 pub fn uncoordinated(policy: &Policy, settings: &Settings) -> Result<Report, SimulateError> {
-    uncoordinated_with(policy, settings, &mut |_, _| {})
+    uncoordinated_on(policy, settings, None, &mut |_, _| {})
 }
 
-/// [`uncoordinated`], telling `on_day` as each simulated day passes.
-pub fn uncoordinated_with(
-    policy: &Policy,
-    settings: &Settings,
-    on_day: OnDay<'_>,
-) -> Result<Report, SimulateError> {
-    uncoordinated_on(policy, settings, None, on_day)
-}
-
-/// [`uncoordinated_with`] on a world that holds `estate`'s discovered clusters too.
+/// [`uncoordinated`] on a world that holds `estate`'s discovered clusters too.
 pub fn uncoordinated_on(
     policy: &Policy,
     settings: &Settings,
@@ -656,19 +639,10 @@ pub struct Comparison {
 }
 
 pub fn compare(policy: &Policy, settings: &Settings) -> Result<Comparison, SimulateError> {
-    compare_with(policy, settings, &mut |_, _| {})
+    compare_on(policy, settings, None, &mut |_, _| {})
 }
 
-/// [`compare`], telling `on_day` as each simulated day of each run passes.
-pub fn compare_with(
-    policy: &Policy,
-    settings: &Settings,
-    on_day: OnDay<'_>,
-) -> Result<Comparison, SimulateError> {
-    compare_on(policy, settings, None, on_day)
-}
-
-/// [`compare_with`] on a world that holds `estate`'s discovered clusters too.
+/// [`compare`] on a world that holds `estate`'s discovered clusters too.
 pub fn compare_on(
     policy: &Policy,
     settings: &Settings,
