@@ -1,14 +1,13 @@
 //! `run`, `status`, `history`, and the discovery `check`/`plan` do, through the binary: exit
 //! codes, the messages a user sees on bad input, and the status JSON contract.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod process_support;
 
-use process_support::{free_port, quiet_policy, KillOnDrop};
+use process_support::{free_port, quiet_policy, KillOnDrop, TlsSimulator};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snapwarden"));
@@ -31,63 +30,21 @@ fn stdout(o: &Output) -> String {
 
 /// `snapwarden simulator serve --tls` on a world file; killed on drop.
 struct Served {
-    child: Child,
+    _sim: TlsSimulator,
+    /// Cluster prod-a's URL.
     url: String,
     fingerprint: String,
     /// The world's first Veeam server, when it has one.
     veeam_url: Option<String>,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(world: &Path) -> Served {
-    let mut child = bin()
-        .args([
-            "simulator",
-            "serve",
-            "--tls",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(world)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the simulator starts");
-    let (mut url, mut fingerprint, mut veeam_url) = (String::new(), String::new(), None);
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .take(20)
-    {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("cluster prod-a: ") {
-            url = rest.trim().to_string();
-        }
-        if let Some((_, rest)) = line.strip_prefix("veeam ").and_then(|l| l.split_once(": ")) {
-            veeam_url.get_or_insert_with(|| rest.trim().to_string());
-        }
-        if let Some(rest) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
-            fingerprint = rest.trim().to_string();
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    assert!(
-        !url.is_empty() && !fingerprint.is_empty(),
-        "simulator start-up output"
-    );
+    let sim = TlsSimulator::start(world, &[], Stdio::null());
     Served {
-        child,
-        url,
-        fingerprint,
-        veeam_url,
+        url: sim.cluster("prod-a"),
+        fingerprint: sim.fingerprint.clone(),
+        veeam_url: sim.veeam.first().map(|(_, u)| u.clone()),
+        _sim: sim,
     }
 }
 

@@ -30,14 +30,17 @@
 //! before the agent's first call of the minute, so no clone is captured; only the (predicted)
 //! conflicts and late releases are recorded, and they are not what this test checks.
 
+mod process_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
+use process_support::TlsSimulator;
 use serde_json::{json, Value};
 use snapwarden::agent::cycle::{Cycle, CycleState};
 use snapwarden::agent::journal::{Journal, ObjectKind};
@@ -251,7 +254,7 @@ impl Drop for Proc {
 
 /// `snapwarden simulator serve` and a REST client for it.
 struct Sim {
-    _proc: Proc,
+    _proc: TlsSimulator,
     url: String,
     fingerprint: String,
     http: reqwest::Client,
@@ -259,42 +262,12 @@ struct Sim {
 
 impl Sim {
     fn start(world: &Path, log: File) -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_snapwarden"))
-            .args(["simulator", "serve", "--tls", "--listen", "127.0.0.1:0"])
-            .args(["--clock", "real", "--config"])
-            .arg(world)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("the simulator starts");
-        let stdout = child.stdout.take().expect("piped");
-        let proc = Proc(child);
-        let (mut url, mut fingerprint) = (None, None);
-        // The last start-up line is "ready; …"; reading waits for it (bounded by the line count).
-        for line in BufReader::new(stdout).lines().take(20) {
-            let line = line.expect("simulator output");
-            if let Some(u) = line.strip_prefix("snapwarden simulator listening on ") {
-                url = Some(u.trim().to_string());
-            }
-            if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
-                fingerprint = Some(f.trim().to_string());
-            }
-            if line.starts_with("ready") {
-                break;
-            }
-        }
-        let http = reqwest::Client::builder()
-            // The test only reads what it asks; the agent under test pins the certificate.
-            .tls_danger_accept_invalid_certs(true)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("a client");
+        let sim = TlsSimulator::start(world, &["--clock", "real"], log);
         Sim {
-            _proc: proc,
-            url: url.expect("the simulator prints its URL"),
-            fingerprint: fingerprint.expect("the simulator prints its fingerprint"),
-            http,
+            url: sim.url.clone(),
+            fingerprint: sim.fingerprint.clone(),
+            http: TlsSimulator::reader(),
+            _proc: sim,
         }
     }
 

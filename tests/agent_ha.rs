@@ -32,13 +32,12 @@ mod process_support;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use process_support::{free_port, http, KillOnDrop};
+use process_support::{free_port, http, KillOnDrop, TlsSimulator};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "ha-test-pw";
@@ -213,7 +212,7 @@ impl Etcd {
 
 /// `snapwarden simulator serve` (HTTPS, real clock) and a client for its REST and admin APIs.
 struct Sim {
-    _proc: KillOnDrop,
+    _proc: TlsSimulator,
     url: String,
     fingerprint: String,
     http: reqwest::Client,
@@ -221,40 +220,12 @@ struct Sim {
 
 impl Sim {
     fn start(world: &Path, log: File) -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_snapwarden"))
-            .args(["simulator", "serve", "--tls", "--listen", "127.0.0.1:0"])
-            .args(["--clock", "real", "--config"])
-            .arg(world)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("the simulator starts");
-        let stdout = child.stdout.take().expect("piped");
-        let proc = KillOnDrop(child);
-        let (mut url, mut fingerprint) = (None, None);
-        for line in BufReader::new(stdout).lines().take(20) {
-            let line = line.expect("simulator output");
-            if let Some(u) = line.strip_prefix("snapwarden simulator listening on ") {
-                url = Some(u.trim().to_string());
-            }
-            if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
-                fingerprint = Some(f.trim().to_string());
-            }
-            if line.starts_with("ready") {
-                break;
-            }
-        }
+        let sim = TlsSimulator::start(world, &["--clock", "real"], log);
         Sim {
-            _proc: proc,
-            url: url.expect("the simulator prints its URL"),
-            fingerprint: fingerprint.expect("the simulator prints its fingerprint"),
-            http: reqwest::Client::builder()
-                // The test only reads what it asks; the agents pin the certificate.
-                .tls_danger_accept_invalid_certs(true)
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("a client"),
+            url: sim.url.clone(),
+            fingerprint: sim.fingerprint.clone(),
+            http: TlsSimulator::reader(),
+            _proc: sim,
         }
     }
 

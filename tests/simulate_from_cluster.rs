@@ -3,16 +3,14 @@
 //! licenses, LUN sizes, existing snapshots), and the discovery made GET requests only (the
 //! simulator's own request counts). Without the flag, a real cluster is refused naming it.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 mod process_support;
 
-use process_support::KillOnDrop;
+use process_support::TlsSimulator;
 
 const PASSWORD: &str = "s3cret";
 
@@ -55,7 +53,7 @@ fn stderr(o: &Output) -> String {
 }
 
 struct Served {
-    _child: KillOnDrop,
+    _child: TlsSimulator,
     url: String,
     fingerprint: String,
     http: reqwest::Client,
@@ -63,54 +61,16 @@ struct Served {
 
 impl Served {
     fn start(world: &Path) -> Served {
-        let mut child = bin()
-            .args([
-                "simulator",
-                "serve",
-                "--tls",
-                "--listen",
-                "127.0.0.1:0",
-                "--clock",
-                "manual",
-                "--start",
-                "2027-01-01T00:00:00Z",
-                "--config",
-            ])
-            .arg(world)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the simulator starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let child = KillOnDrop(child);
-        let (mut url, mut fingerprint) = (String::new(), String::new());
-        for line in BufReader::new(stdout).lines().take(20) {
-            let line = line.expect("a line");
-            if let Some(rest) = line.strip_prefix("cluster prod-a: ") {
-                url = rest.trim().to_string();
-            }
-            if let Some(rest) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
-                fingerprint = rest.trim().to_string();
-            }
-            if line.starts_with("ready") {
-                break;
-            }
-        }
-        assert!(
-            !url.is_empty() && !fingerprint.is_empty(),
-            "start-up output"
+        let sim = TlsSimulator::start(
+            world,
+            &["--clock", "manual", "--start", "2027-01-01T00:00:00Z"],
+            Stdio::null(),
         );
-        let http = reqwest::Client::builder()
-            // The test reads the simulator; the snapwarden under test pins the certificate.
-            .tls_danger_accept_invalid_certs(true)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("a client");
         Served {
-            _child: child,
-            url,
-            fingerprint,
-            http,
+            url: sim.cluster("prod-a"),
+            fingerprint: sim.fingerprint.clone(),
+            http: TlsSimulator::reader(),
+            _child: sim,
         }
     }
 

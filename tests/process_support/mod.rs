@@ -143,3 +143,80 @@ pub fn run_ready(policy: &Path, state: &Path, port: u16) -> KillOnDrop {
     }
     agent
 }
+
+/// `snapwarden simulator serve --tls` on a world file, read up to its "ready" line.
+pub struct TlsSimulator {
+    pub child: KillOnDrop,
+    /// The base URL (`snapwarden simulator listening on …`).
+    pub url: String,
+    /// Each cluster's URL by name, as printed.
+    pub clusters: Vec<(String, String)>,
+    /// Each Veeam server's URL by name, as printed.
+    pub veeam: Vec<(String, String)>,
+    pub fingerprint: String,
+}
+
+impl TlsSimulator {
+    /// Starts it with `clock` (e.g. `["--clock", "real"]`), its stderr to `stderr`.
+    pub fn start(world: &Path, clock: &[&str], stderr: impl Into<Stdio>) -> TlsSimulator {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snapwarden"))
+            .args(["simulator", "serve", "--tls", "--listen", "127.0.0.1:0"])
+            .args(clock)
+            .arg("--config")
+            .arg(world)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("the simulator starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = KillOnDrop(child);
+        let (mut url, mut fingerprint) = (None, None);
+        let (mut clusters, mut veeam) = (Vec::new(), Vec::new());
+        // The last start-up line is "ready; …"; reading waits for it (bounded by the line count).
+        for line in BufReader::new(stdout).lines().take(64) {
+            let line = line.expect("simulator output");
+            let named = |rest: &str| {
+                rest.split_once(": ")
+                    .map(|(n, u)| (n.to_string(), u.trim().to_string()))
+            };
+            if let Some(u) = line.strip_prefix("snapwarden simulator listening on ") {
+                url = Some(u.trim().to_string());
+            } else if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
+                fingerprint = Some(f.trim().to_string());
+            } else if let Some(c) = line.strip_prefix("cluster ").and_then(named) {
+                clusters.push(c);
+            } else if let Some(v) = line.strip_prefix("veeam ").and_then(named) {
+                veeam.push(v);
+            } else if line.starts_with("ready") {
+                break;
+            }
+        }
+        TlsSimulator {
+            child,
+            url: url.expect("the simulator prints its URL"),
+            clusters,
+            veeam,
+            fingerprint: fingerprint.expect("the simulator prints its fingerprint"),
+        }
+    }
+
+    /// The printed URL of cluster `name`.
+    pub fn cluster(&self, name: &str) -> String {
+        self.clusters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| panic!("the simulator serves no cluster {name}"))
+    }
+
+    /// A client for the test's own reads (the snapwarden under test pins the certificate).
+    pub fn reader() -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a client")
+    }
+}
