@@ -180,6 +180,68 @@ async fn an_overrun_is_terminated_at_max_and_released_in_time() {
     h.stop().await;
 }
 
+/// `base` with the window's overruns left to finish.
+fn finishing(licenses: &str) -> String {
+    base("", licenses, "snaprestore")
+        .replace("max = \"40m\"", "max = \"40m\"\non_overrun = \"finish\"")
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overrun_left_to_finish_holds_the_clones_and_its_conflicts_are_recorded() {
+    // 01:10 create, max 40m (01:50), a 60-minute backup left to finish: it ends at 02:10, after
+    // the release deadline (02:00) and the 02:05 scheduled snapshot, which captures the clone.
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(60, true));
+    let h = start(policy(&finishing("\"snaprestore\"")), setup);
+    h.run_until("2027-01-01T02:08:00Z").await;
+    // Still backing up past max: the clones are held.
+    let live = h.status().live_cycles;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0].state, "backup");
+    assert!(h
+        .luns()
+        .iter()
+        .any(|l| l.contains("snapwarden.nightly.20270101T011000Z")));
+    h.run_until("2027-01-01T02:12:00Z").await;
+    let c = &h.cycles()[0];
+    assert_eq!(c.result, Some(CycleResult::Overrun));
+    assert!(c.detail.contains("ran 20m past max"), "{}", c.detail);
+    assert!(c.detail.contains("left to finish"), "{}", c.detail);
+    // The clones went at 02:10; the 02:05 snapshot pins the backing snapshot.
+    assert!(h.luns().iter().all(|l| !l.contains("snapwarden")));
+    assert_eq!(c.state, CycleState::Locked);
+    let kinds: Vec<String> = h
+        .status()
+        .conflicts
+        .iter()
+        .map(|c| c.kind.clone())
+        .collect();
+    for kind in ["late_release", "chain_conflict", "locked"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind}: {kinds:?}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_left_to_finish_is_still_ended_at_twice_max() {
+    // Without a hook timeout, a finishing backup ends at twice max: 01:10 + 80m = 02:30.
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(300, true));
+    let h = start(policy(&finishing("\"snaprestore\"")), setup);
+    h.run_until("2027-01-01T02:29:00Z").await;
+    assert_eq!(h.status().live_cycles.len(), 1);
+    h.run_until("2027-01-01T02:32:00Z").await;
+    let c = &h.cycles()[0];
+    assert_eq!(c.result, Some(CycleResult::Overrun));
+    assert!(
+        c.detail.contains("still running at the deadline"),
+        "{}",
+        c.detail
+    );
+    assert!(h.luns().iter().all(|l| !l.contains("snapwarden")));
+    h.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_clone_captured_by_a_scheduled_snapshot_is_a_chain_conflict_and_the_lock_is_explained() {
     // on_conflict = run, a 40-minute backup from 01:40: the 02:05 scheduled snapshot captures the

@@ -3,7 +3,8 @@
 //! uncoordinated baseline on the same world with the same drawn backups.
 //!
 //! Most tests use 12 volumes (every cluster × policy pair); two run the month over 200 volumes
-//! against a brute-force oracle (minute-by-minute local times, no cron parser or timeline);
+//! against a brute-force oracle (minute-by-minute local times, no cron parser or timeline), one
+//! 60 volumes for a week with overrunning backups left to finish (`on_overrun = "finish"`);
 //! `cargo bench --bench simulate` runs the same estate with 500 volumes.
 
 mod simulate_support;
@@ -696,6 +697,216 @@ fn two_hundred_volumes_overruns_and_a_gapless_window_recommend_then_switch_to_fl
         switched.chain_conflicts * 2 < unlicensed.chain_conflicts,
         "{switched:?} {unlicensed:?}"
     );
+    assert_eq!(switched.leaked_objects, 0, "{switched:?}");
+    assert_eq!(switched.foreign_objects_deleted, 0, "{switched:?}");
+}
+
+/// `estate(volumes)` with every window left to finish when it overruns, and `[flexclone]`
+/// recommending after `after` counting conflicts within a week.
+fn finishing_estate(volumes: usize, after: u64, licensed: bool) -> String {
+    let mut text = estate(
+        volumes,
+        &format!(
+            "\n[flexclone]\nrecommend_after = {after}\nwithin = \"7d\"\nuse_when_licensed = true\n"
+        ),
+    )
+    .replace(
+        "shift_limit = \"2h\"",
+        "shift_limit = \"2h\"\non_overrun = \"finish\"",
+    );
+    if licensed {
+        text = text.replace(
+            "licenses = [\"snaprestore\"]",
+            "licenses = [\"snaprestore\", \"flexclone\"]",
+        );
+    }
+    text
+}
+
+/// What a brute-force look predicts for backups left to finish, per hourly-policy volume (the
+/// only kind whose overruns can reach a scheduled snapshot: see the assertion in the oracle).
+#[derive(Debug, Default)]
+struct Finishing {
+    /// Scheduled snapshots taken while a SnapRestore clone lived, all runs on SnapRestore.
+    captures: u64,
+    /// Backups configured in the period (what the report counts) that ran past `max` and ended
+    /// inside the period.
+    overruns: u64,
+    /// Backups configured in the period that ran past `max` whose `max` ended inside the period
+    /// (ended there when not left to finish).
+    cut_overruns: u64,
+    /// Per volume: counting conflicts (captures are chain conflicts, plus a late release and a
+    /// locked backing snapshot; an overrun that captures nothing but ends past the release
+    /// deadline is a late release), in occurrence order, and the captures of each occurrence.
+    per_volume: std::collections::BTreeMap<String, Vec<(u64, u64)>>,
+}
+
+fn finishing_oracle(volumes: usize, days: i64, draws: simulate::draw::Draws) -> Finishing {
+    use chrono::TimeDelta;
+    let from: chrono::DateTime<chrono::Utc> = FROM.parse().unwrap();
+    let end = from + TimeDelta::days(days);
+    let guard = TimeDelta::minutes(5);
+    let shift_limit = TimeDelta::hours(2);
+    let clusters = ["east", "west", "tokyo"];
+    let mut f = Finishing::default();
+    for i in 0..volumes {
+        let (ci, kind) = (i % 3, (i / 3) % 3);
+        let volume = format!("{}_{i}", ["hourly", "daily", "weekly"][kind]);
+        let (prefix, start, expected, max) = window_of(kind);
+        let max = TimeDelta::minutes(max);
+        let snaps = brute_instants(
+            ZONES[ci],
+            schedule_patterns(kind),
+            from - TimeDelta::days(1),
+            end + TimeDelta::days(2),
+        );
+        let window = format!("{prefix}-{}", clusters[ci]);
+        let mut mine = Vec::new();
+        // The agent runs an occurrence configured before the period whose start it shifts
+        // into the period.
+        for s in brute_instants(ZONES[ci], &[start], from - shift_limit, end) {
+            // The nearest fitting start, earlier or later (no ties in this estate): no
+            // scheduled snapshot from the start until `max` and the guard after it.
+            let fits = |t| !snaps.iter().any(|x| *x >= t && *x < t + max + guard);
+            let (mut later, mut earlier) = (None, None);
+            let mut d = TimeDelta::zero();
+            while d <= shift_limit && later.is_none() && earlier.is_none() {
+                later = fits(s + d).then_some(s + d);
+                earlier = fits(s - d).then_some(s - d);
+                d += TimeDelta::minutes(1);
+            }
+            assert!(later.is_none() || earlier.is_none() || d == TimeDelta::minutes(1));
+            let at = later
+                .or(earlier)
+                .expect("every occurrence has a fitting gap");
+            let backup = draws.backup(
+                &simulate::draw::Occurrence {
+                    cluster: clusters[ci],
+                    svm: "svm1",
+                    volume: &volume,
+                    window: &window,
+                    start: s,
+                },
+                TimeDelta::minutes(expected),
+                max,
+            );
+            if at < from || at >= end {
+                // Shifted out of the period: not run.
+                continue;
+            }
+            let ends = at + backup.duration;
+            // A backup still running at the end of the period is stopped there (failed).
+            // The report counts cycles by their configured start (the world's counts are all).
+            let in_period = s >= from;
+            if backup.overruns && in_period && at + max < end {
+                f.cut_overruns += 1;
+            }
+            if ends >= end {
+                assert_ne!(kind, 0, "{volume}: hourly backups end inside the period");
+                continue;
+            }
+            let next = snaps.iter().find(|x| **x > at).copied();
+            let captures = snaps.iter().filter(|x| **x > at && **x < ends).count() as u64;
+            if kind != 0 {
+                assert_eq!(captures, 0, "{volume} at {at}");
+            }
+            // Released when the backup ends; late past the next snapshot less the guard.
+            let counting = match (captures, next.is_some_and(|n| ends > n - guard)) {
+                (0, false) => 0,
+                (0, true) => 1,
+                (n, _) => n + 2,
+            };
+            f.overruns += u64::from(backup.overruns && in_period);
+            f.captures += captures;
+            mine.push((counting, captures));
+        }
+        if kind == 0 {
+            f.per_volume.insert(volume, mine);
+        }
+    }
+    f
+}
+
+#[test]
+fn overruns_left_to_finish_are_recorded_conflicts_that_recommend_then_switch_to_flexclone() {
+    const VOLUMES: usize = 60;
+    const DAYS: i64 = 7;
+    const AFTER: u64 = 4;
+    let s = settings(DAYS, 3, 0.5);
+    let o = finishing_oracle(VOLUMES, DAYS, s_draws(&s));
+    eprintln!("oracle: {o:?}");
+    assert!(o.captures > 0 && o.overruns > o.captures, "{o:?}");
+
+    // The default (`on_overrun = "release"`) ends those same backups at max: no conflicts.
+    let cut = simulate::coordinated(&load(&estate(VOLUMES, "")), &s).unwrap();
+    show(&cut);
+    assert_eq!(cut.cycles_overrun, o.cut_overruns, "{cut:?}");
+    assert_eq!(cut.chain_conflicts, 0, "{cut:?}");
+
+    // Left to finish, every capture the oracle counts happens and is journaled.
+    let text = finishing_estate(VOLUMES, AFTER, false);
+    let fin = simulate::coordinated(&load(&text), &s).unwrap();
+    show(&fin);
+    assert_eq!(fin.cycles_overrun, o.overruns, "{fin:?}");
+    assert_eq!(fin.chain_conflicts, o.captures, "{fin:?}");
+    assert_eq!(
+        fin.recorded_conflicts["chain_conflict"], o.captures,
+        "{fin:?}"
+    );
+    assert_eq!(fin.recorded_conflicts["locked"], o.captures, "{fin:?}");
+    let late: u64 = o
+        .per_volume
+        .values()
+        .flatten()
+        .filter(|(c, _)| *c > 0)
+        .count() as u64;
+    assert_eq!(fin.recorded_conflicts["late_release"], late, "{fin:?}");
+    assert!(fin.locked_backing_snapshot_hours > 0.0, "{fin:?}");
+    // Recurring: a volume is recommended exactly when its conflicts reach `recommend_after`.
+    let want: Vec<(&str, u64)> = o
+        .per_volume
+        .iter()
+        .map(|(v, occ)| (v.as_str(), occ.iter().map(|(c, _)| c).sum::<u64>()))
+        .filter(|(_, n)| *n >= AFTER)
+        .collect();
+    assert!(!want.is_empty(), "{o:?}");
+    let got: Vec<(&str, u64)> = fin
+        .flexclone_recommendations
+        .iter()
+        .map(|r| (r.volume.as_str(), r.conflicts))
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    assert_eq!(got_sorted, want, "{fin:?}");
+    for r in [&cut, &fin] {
+        assert_eq!(r.leaked_objects, 0, "{r:?}");
+        assert_eq!(r.foreign_objects_deleted, 0, "{r:?}");
+    }
+
+    // Licensed with `use_when_licensed`: a volume switches to FlexClone at the first start after
+    // its recommendation, and its captures stop there.
+    let switched =
+        simulate::coordinated(&load(&finishing_estate(VOLUMES, AFTER, true)), &s).unwrap();
+    show(&switched);
+    let until_switch: u64 = o
+        .per_volume
+        .values()
+        .map(|occ| {
+            let mut counted = 0;
+            let mut captures = 0;
+            for (c, n) in occ {
+                if counted >= AFTER {
+                    break;
+                }
+                counted += c;
+                captures += n;
+            }
+            captures
+        })
+        .sum();
+    assert!(until_switch < o.captures, "{o:?}");
+    assert_eq!(switched.chain_conflicts, until_switch, "{switched:?}");
+    assert_eq!(switched.cycles_overrun, o.overruns, "{switched:?}");
     assert_eq!(switched.leaked_objects, 0, "{switched:?}");
     assert_eq!(switched.foreign_objects_deleted, 0, "{switched:?}");
 }

@@ -555,7 +555,13 @@ pub(crate) async fn release(
                      it is retried once the scheduled snapshots that pin it are gone"
                 );
                 cycle.state = CycleState::Locked;
-                cycle.detail = super::error_chain(&e);
+                // The backup's own outcome (an overrun, a failure) stays in front of the lock.
+                cycle.detail = match (cycle.result, cycle.detail.is_empty()) {
+                    (Some(CycleResult::Overrun | CycleResult::Failed), false) => {
+                        format!("{}; {}", cycle.detail, super::error_chain(&e))
+                    }
+                    _ => super::error_chain(&e),
+                };
                 ctx.save(&cycle);
                 conflicts.push(ObservedConflict {
                     kind: ConflictKind::Locked,

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::config::{CloneMethod, Driver, HookAction, Policy};
+use crate::config::{CloneMethod, Driver, HookAction, OnOverrun, Policy, Window};
 use crate::ha::{Election, LeaderElector};
 use crate::ontap::{LicenseState, Ontap, VolumeRef};
 use crate::planner::{self, Observed, Outcome, VolumeRetention};
@@ -1345,15 +1345,19 @@ impl Agent {
                     }
                     return;
                 };
-                let deadline = spec
-                    .timeout()
-                    .map_or(first.release_by, |t| (now + t).min(first.release_by));
+                let deadline = backup_deadline(&window, &spec, first.release_by, now);
                 let work_dir = self.options.state_dir.join("hooks");
                 let http = self.http.clone();
+                let on_overrun = window.on_overrun;
                 tokio::spawn(async move {
                     let outcome =
                         hook::run(&spec, &first, deadline, &clock, &work_dir, &http, cancel).await;
-                    let (result, detail) = hook_result(outcome);
+                    let (result, detail) = finished_late(
+                        hook_result(outcome),
+                        on_overrun,
+                        first.release_by,
+                        clock.now(),
+                    );
                     let detail = if detail.is_empty() {
                         format!("hook {} succeeded", spec.describe())
                     } else {
@@ -1925,9 +1929,10 @@ impl Agent {
             self.hold_until.insert(id.to_string(), until);
             return;
         };
-        let deadline = spec
-            .timeout()
-            .map_or(cycle.release_by, |t| (now + t).min(cycle.release_by));
+        let Some(window) = window else {
+            return;
+        };
+        let deadline = backup_deadline(window, &spec, cycle.release_by, now);
         tracing::info!(
             cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
             window = %cycle.window, snapshot = %cycle.backing_snapshot,
@@ -1952,10 +1957,17 @@ impl Agent {
 
     fn hook_ended(&mut self, id: &str, outcome: HookOutcome) {
         self.running_hooks.remove(id);
+        let now = self.now();
         let Some(c) = self.cycles.get_mut(id) else {
             return;
         };
-        let (result, detail) = hook_result(outcome);
+        let on_overrun = self
+            .policy
+            .windows
+            .iter()
+            .find(|w| w.name == c.window)
+            .map_or(OnOverrun::Release, |w| w.on_overrun);
+        let (result, detail) = finished_late(hook_result(outcome), on_overrun, c.release_by, now);
         match result {
             None => tracing::info!(
                 cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,
@@ -2271,6 +2283,48 @@ fn hook_result(outcome: HookOutcome) -> (Option<CycleResult>, String) {
         }
         HookOutcome::Overrun(d) => (Some(CycleResult::Overrun), d),
     }
+}
+
+/// When a backup's hook is ended: at its own `timeout`, and with `on_overrun = "release"` at the
+/// latest at `release_by` (the start plus `max`), so that the release comes before the next
+/// scheduled snapshot. Left to finish, a simulated backup (no timeout of its own) is ended at
+/// twice `max`, the default timeout of a finishing hook.
+fn backup_deadline(
+    window: &Window,
+    spec: &HookSpec,
+    release_by: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let limit = spec.timeout().unwrap_or_else(|| match window.on_overrun {
+        OnOverrun::Release => window.max,
+        OnOverrun::Finish => window.max.checked_mul(2).unwrap_or(window.max),
+    });
+    let end = now.checked_add_signed(limit).unwrap_or(release_by);
+    match window.on_overrun {
+        OnOverrun::Release => end.min(release_by),
+        OnOverrun::Finish => end,
+    }
+}
+
+/// A backup left to finish (`on_overrun = "finish"`) that succeeded after `release_by` is an
+/// overrun all the same: the cycle says how far past `max` it ran.
+fn finished_late(
+    (result, detail): (Option<CycleResult>, String),
+    on_overrun: OnOverrun,
+    release_by: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+) -> (Option<CycleResult>, String) {
+    if result.is_some() || on_overrun != OnOverrun::Finish || ended_at <= release_by {
+        return (result, detail);
+    }
+    let past = ended_at.signed_duration_since(release_by);
+    (
+        Some(CycleResult::Overrun),
+        format!(
+            "the backup ran {} past max and was left to finish (on_overrun = \"finish\")",
+            planner::human(past)
+        ),
+    )
 }
 
 /// Resolves when the election changes; never without an election (or once it is gone).

@@ -285,10 +285,32 @@ impl OnConflict {
     }
 }
 
+/// What happens to a backup still running at the window's `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOverrun {
+    /// End it (SIGTERM, then SIGKILL) and release before the next scheduled snapshot: the
+    /// schedule stays clean, the backup is recorded as an overrun.
+    Release,
+    /// Let it finish (up to the hook's `timeout`) and hold the clones meanwhile: a scheduled
+    /// snapshot taken before the release is a recorded chain conflict.
+    Finish,
+}
+
+impl OnOverrun {
+    /// The policy file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnOverrun::Release => "release",
+            OnOverrun::Finish => "finish",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Hook {
     pub action: HookAction,
-    /// The backup is ended (an overrun) when it runs longer, and at the latest at `max`.
+    /// The backup is ended (an overrun) when it runs longer; with `on_overrun = "release"` also
+    /// at the latest at `max`.
     pub timeout: TimeDelta,
 }
 
@@ -314,6 +336,8 @@ pub struct Window {
     pub expected: TimeDelta,
     pub max: TimeDelta,
     pub on_conflict: OnConflict,
+    /// What happens to a backup still running at `max` (a `veeam` driver's job always finishes).
+    pub on_overrun: OnOverrun,
     /// How far `shift` may move the start, earlier or later.
     pub shift_limit: TimeDelta,
     pub hook: Option<Hook>,

@@ -204,6 +204,7 @@ pub struct RawWindow {
     /// Required.
     pub max: Option<Spanned<String>>,
     pub on_conflict: Option<Spanned<String>>,
+    pub on_overrun: Option<Spanned<String>>,
     pub shift_limit: Option<Spanned<String>>,
     pub hook: Option<Spanned<RawHook>>,
     /// `snapwarden` (default), `veeam` or `hook`: who makes the backing snapshot.

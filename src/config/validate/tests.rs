@@ -1426,3 +1426,53 @@ i.toml:1:2: `ha` is only allowed in the main policy file
 "#,
     );
 }
+
+#[test]
+fn on_overrun_releases_by_default_and_a_finishing_hook_gets_twice_max() {
+    let p = valid(&driver_window("hook = { command = [\"x\"] }\n"));
+    let w = &p.windows[0];
+    assert_eq!(w.on_overrun, OnOverrun::Release);
+    assert_eq!(w.hook.as_ref().unwrap().timeout, TimeDelta::minutes(6));
+    let p = valid(&driver_window(
+        "on_overrun = \"finish\"\nhook = { command = [\"x\"] }\n",
+    ));
+    let w = &p.windows[0];
+    assert_eq!(w.on_overrun, OnOverrun::Finish);
+    assert_eq!(w.hook.as_ref().unwrap().timeout, TimeDelta::minutes(12));
+    // An explicit timeout wins; twice a week's max stays a week.
+    let p = valid(&driver_window(
+        "on_overrun = \"finish\"\nhook = { command = [\"x\"], timeout = \"1h\" }\n",
+    ));
+    assert_eq!(
+        p.windows[0].hook.as_ref().unwrap().timeout,
+        TimeDelta::hours(1)
+    );
+    let p = valid(
+        &driver_window("on_overrun = \"finish\"\nhook = { command = [\"x\"] }\n")
+            .replace("max = \"6m\"", "max = \"7d\""),
+    );
+    assert_eq!(
+        p.windows[0].hook.as_ref().unwrap().timeout,
+        TimeDelta::days(7)
+    );
+}
+
+#[test]
+fn on_overrun_errors_are_located() {
+    check(
+        &driver_window("on_overrun = \"wait\"\n"),
+        r#"
+p.toml:8:14: unknown on_overrun "wait"
+  hint: use release (end the backup at max) or finish (let it finish, at the risk of a chain conflict)
+"#,
+    );
+    check(
+        &driver_window(
+            "driver = \"veeam\"\nveeam = { server = \"vbr\", job = \"j\" }\non_overrun = \"release\"\n",
+        ),
+        r#"
+p.toml:10:14: window "w" has driver = "veeam" and `on_overrun`
+  hint: snapwarden never stops a Veeam job: a Veeam window always finishes; remove on_overrun
+"#,
+    );
+}

@@ -1,5 +1,5 @@
-//! `[[window]]`: a backup window's volumes, start, zone, durations, conflict rule and hook (its
-//! driver is checked in `veeam`).
+//! `[[window]]`: a backup window's volumes, start, zone, durations, conflict and overrun rules
+//! and hook (its driver is checked in `veeam`).
 
 use chrono::TimeDelta;
 
@@ -137,6 +137,31 @@ pub(super) fn build_window(
             None
         }
     };
+    let on_overrun = match w.on_overrun.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("release") => Some(OnOverrun::Release),
+        Some("finish") => Some(OnOverrun::Finish),
+        Some(other) => {
+            let span = w.on_overrun.as_ref().map(|c| c.span()).unwrap_or_default();
+            cx.error(
+                file,
+                span,
+                format!("unknown on_overrun \"{other}\""),
+                hint("use release (end the backup at max) or finish (let it finish, at the risk of a chain conflict)"),
+            );
+            None
+        }
+    };
+    if let (Some(o), Some(d)) = (&w.on_overrun, &w.driver) {
+        if d.get_ref() == "veeam" {
+            ok = false;
+            cx.error(
+                file,
+                o.span(),
+                format!("{label} has driver = \"veeam\" and `on_overrun`"),
+                hint("snapwarden never stops a Veeam job: a Veeam window always finishes; remove on_overrun"),
+            );
+        }
+    }
     let shift_limit = match &w.shift_limit {
         None => Some(TimeDelta::seconds(DEFAULT_SHIFT_LIMIT_SECONDS)),
         Some(s) => bounded_duration(cx, file, s, "shift_limit", &SHIFT_LIMIT),
@@ -198,6 +223,10 @@ pub(super) fn build_window(
                 }
             };
             let timeout = match &h.timeout {
+                // Left to finish, a backup may run until twice `max` (at most a week).
+                None if on_overrun == Some(OnOverrun::Finish) => max
+                    .and_then(|m| m.checked_mul(2))
+                    .map(|m| m.min(TimeDelta::seconds(WEEK_SECONDS))),
                 None => max,
                 Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT),
             };
@@ -216,6 +245,7 @@ pub(super) fn build_window(
         expected: expected?,
         max: max?,
         on_conflict: on_conflict?,
+        on_overrun: on_overrun?,
         shift_limit: shift_limit?,
         hook: hook?,
         driver: driver.ok()?,
