@@ -271,3 +271,45 @@ async fn use_when_licensed_switches_to_flexclone_the_conflicts_stop_and_it_clear
     assert!(raised_at <= last);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_shows_the_recommendation_as_it_was_with_its_locked_space() {
+    let h = start(policy(&text("\"snaprestore\"", false)), setup());
+    advance(&h, "2027-01-02T03:00:00Z").await;
+    let before = h.status().flexclone_recommendations;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(before[0].locked_bytes.is_some(), "{before:?}");
+    // A crash, and the agent again on the same world and journal.
+    h.task.abort();
+    let (sim, dir, epoch) = (h.sim.clone(), h.dir.clone(), h.now());
+    drop(h);
+    let mut again = setup();
+    again.epoch = epoch;
+    again.sim = Some(sim);
+    again.dir = Some(dir);
+    let h = start(policy(&text("\"snaprestore\"", false)), again);
+    h.wait_for("the first pass", TimeDelta::minutes(2), |h| {
+        !h.status().clusters.is_empty()
+    })
+    .await;
+    let after = h.status().flexclone_recommendations;
+    assert_eq!(after.len(), 1, "{after:?}");
+    // Restored from the journal and evaluated again at the first pass: the same recommendation,
+    // its space figure present (grown with the time held since it was evaluated).
+    let (b, a) = (&before[0], &after[0]);
+    assert_eq!(
+        (&a.volume, a.since, a.licensed),
+        (&b.volume, b.since, b.licensed)
+    );
+    let (held_before, held_after) = (b.locked_bytes.unwrap(), a.locked_bytes.expect("evaluated"));
+    assert!(held_after >= held_before, "{b:?} {a:?}");
+    let counts = |e: &str| e.split(" since ").next().unwrap().to_string();
+    assert_eq!(counts(&a.evidence), counts(&b.evidence));
+    assert!(
+        a.evidence.contains(&format!("({held_after} bytes")),
+        "{}",
+        a.evidence
+    );
+    assert_eq!(recommended_metric(&h, "vol_a").as_deref(), Some("1"));
+    h.stop().await;
+}
