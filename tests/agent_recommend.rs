@@ -145,6 +145,18 @@ async fn recurring_overruns_on_a_snaprestore_volume_raise_a_recommendation() {
     assert_eq!(r.licensed, Some(false));
     assert!(r.evidence.contains("chain_conflict"), "{}", r.evidence);
     assert!(r.evidence.contains("not licensed"), "{}", r.evidence);
+    // The schedule whose retention broke: the hourly snapshots (ONTAP names them
+    // hourly.<date>_<time>) that captured the clones, one per chain conflict.
+    let chains = counting(&h)
+        .iter()
+        .filter(|c| c.0 == "chain_conflict" && c.1 <= h.now())
+        .count();
+    assert!(
+        r.evidence
+            .contains(&format!("retention disrupted: hourly {chains} (")),
+        "{chains}: {}",
+        r.evidence
+    );
     assert!(
         r.evidence.contains("locked backing snapshots hold"),
         "{}",

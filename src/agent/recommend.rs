@@ -34,6 +34,19 @@ pub struct Raised {
     pub by_kind: BTreeMap<&'static str, u64>,
     /// Windows whose cycles had those conflicts, sorted.
     pub windows: Vec<String>,
+    /// Schedules whose retention those conflicts disrupted: the name prefix of each scheduled
+    /// snapshot that captured a clone (ONTAP names them `<prefix>.<date>_<time>`), with how many.
+    pub schedules: BTreeMap<String, u64>,
+}
+
+/// The schedule prefix of the scheduled snapshot a chain conflict names (its journal key is
+/// `chain:<cycle>:<snapshot>`).
+fn captured_by(c: &ObservedConflict) -> Option<&str> {
+    if c.kind != ConflictKind::ChainConflict {
+        return None;
+    }
+    let (_, snapshot) = c.key.strip_prefix("chain:")?.split_once(':')?;
+    snapshot.rsplit_once('.').map(|(prefix, _)| prefix)
 }
 
 impl Raised {
@@ -82,8 +95,12 @@ pub fn decide(
     }
     let mut by_kind = BTreeMap::new();
     let mut windows: Vec<String> = Vec::new();
+    let mut schedules = BTreeMap::new();
     for c in &relevant[first..] {
         *by_kind.entry(c.kind.as_str()).or_insert(0) += 1;
+        if let Some(s) = captured_by(c) {
+            *schedules.entry(s.to_string()).or_insert(0) += 1;
+        }
         if let Some(w) = &c.window {
             windows.push(w.clone());
         }
@@ -94,6 +111,7 @@ pub fn decide(
         at: relevant[at].at,
         by_kind,
         windows,
+        schedules,
     })
 }
 
@@ -180,6 +198,19 @@ pub fn for_volumes(
             }
             None => "the cluster's flexclone license state is not in the journal (`status` shows it)",
         };
+        let retention = if raised.schedules.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = raised
+                .schedules
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            format!(
+                "; retention disrupted: {} (scheduled snapshots that captured a clone and keep its backing snapshot until they rotate out)",
+                list.join(", ")
+            )
+        };
         out.push(Recommendation {
             cluster: cluster.to_string(),
             svm: svm.to_string(),
@@ -188,7 +219,7 @@ pub fn for_volumes(
             locked_hours: hours,
             locked_bytes: None,
             evidence: format!(
-                "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}; backing snapshots locked {hours:.2} h; {advice}",
+                "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}{retention}; backing snapshots locked {hours:.2} h; {advice}",
                 raised.total(),
                 kinds.join(", "),
                 raised.at.to_rfc3339(),
@@ -305,6 +336,49 @@ mod tests {
         assert_eq!(r.windows, vec!["m".to_string(), "n".to_string()]);
         // Not yet at a `now` before the third.
         assert_eq!(decide(&three, 3, week, t("2027-01-07T22:00:00Z")), None);
+    }
+
+    #[test]
+    fn the_evidence_names_the_schedules_whose_snapshots_captured_a_clone() {
+        // Keys as the agent writes them: the cycle's UUID, then the snapshot's name.
+        let chain = |at: &str, snapshot: &str| ObservedConflict {
+            key: format!("chain:0b6e7d1c-5a3f-4c2e-9d8a-{}:{snapshot}", &at[11..13]),
+            ..c(CHAIN, at, "n")
+        };
+        let list = [
+            chain("2027-01-01T02:05:00Z", "hourly.2027-01-01_0205"),
+            c(ConflictKind::Locked, "2027-01-01T02:18:00Z", "n"),
+            chain("2027-01-02T00:00:00Z", "daily.2027-01-02_0000"),
+            chain("2027-01-02T02:05:00Z", "hourly.2027-01-02_0205"),
+            // A snapshot name without ONTAP's date suffix names no schedule.
+            chain("2027-01-02T03:00:00Z", "manual"),
+        ];
+        let now = t("2027-01-03T00:00:00Z");
+        let r = decide(&list, 3, TimeDelta::days(7), now).expect("raised");
+        let want: BTreeMap<String, u64> = [("daily".to_string(), 1), ("hourly".to_string(), 2)]
+            .into_iter()
+            .collect();
+        assert_eq!(r.schedules, want);
+        let out = for_volumes(&list, &[], 3, TimeDelta::days(7), now, &|_| Some(false));
+        assert!(
+            out[0]
+                .evidence
+                .contains("; retention disrupted: daily 1, hourly 2 (scheduled snapshots"),
+            "{}",
+            out[0].evidence
+        );
+        // Without a chain conflict there is no retention clause.
+        let locked = [
+            c(ConflictKind::Locked, "2027-01-01T00:00:00Z", "n"),
+            c(ConflictKind::LateRelease, "2027-01-01T01:00:00Z", "n"),
+            c(ConflictKind::Locked, "2027-01-01T02:00:00Z", "n"),
+        ];
+        let out = for_volumes(&locked, &[], 3, TimeDelta::days(7), now, &|_| None);
+        assert!(
+            !out[0].evidence.contains("retention"),
+            "{}",
+            out[0].evidence
+        );
     }
 
     #[test]
