@@ -9,7 +9,7 @@ mod agent_support;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use agent_support::{leftovers, policy, start, t, Setup};
+use agent_support::{leftovers, policy, start, t, Harness, Setup};
 use chrono::TimeDelta;
 use snapwarden::agent::cycle::{CloneKind, CycleResult, CycleState};
 use snapwarden::agent::hook::HookSpec;
@@ -180,19 +180,21 @@ async fn an_overrun_is_terminated_at_max_and_released_in_time() {
     h.stop().await;
 }
 
-/// `base` with the window's overruns left to finish.
-fn finishing(licenses: &str) -> String {
-    base("", licenses, "snaprestore")
-        .replace("max = \"40m\"", "max = \"40m\"\non_overrun = \"finish\"")
+/// The agent at 00:50 on `base` (SnapRestore) with the window's overruns left to finish, and a
+/// simulated backup of `minutes`.
+fn finishing(minutes: i64) -> Harness {
+    let text = base("", "\"snaprestore\"", "snaprestore")
+        .replace("max = \"40m\"", "max = \"40m\"\non_overrun = \"finish\"");
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(minutes, true));
+    start(policy(&text), setup)
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_overrun_left_to_finish_holds_the_clones_and_its_conflicts_are_recorded() {
     // 01:10 create, max 40m (01:50), a 60-minute backup left to finish: it ends at 02:10, after
     // the release deadline (02:00) and the 02:05 scheduled snapshot, which captures the clone.
-    let mut setup = Setup::at("2027-01-01T00:50:00Z");
-    setup.hooks = Some(simulated(60, true));
-    let h = start(policy(&finishing("\"snaprestore\"")), setup);
+    let h = finishing(60);
     h.run_until("2027-01-01T02:08:00Z").await;
     // Still backing up past max: the clones are held.
     let live = h.status().live_cycles;
@@ -225,9 +227,7 @@ async fn an_overrun_left_to_finish_holds_the_clones_and_its_conflicts_are_record
 #[tokio::test(start_paused = true)]
 async fn a_backup_left_to_finish_is_still_ended_at_twice_max() {
     // Without a hook timeout, a finishing backup ends at twice max: 01:10 + 80m = 02:30.
-    let mut setup = Setup::at("2027-01-01T00:50:00Z");
-    setup.hooks = Some(simulated(300, true));
-    let h = start(policy(&finishing("\"snaprestore\"")), setup);
+    let h = finishing(300);
     h.run_until("2027-01-01T02:29:00Z").await;
     assert_eq!(h.status().live_cycles.len(), 1);
     h.run_until("2027-01-01T02:32:00Z").await;

@@ -502,6 +502,29 @@ struct Oracle {
     baseline_captures: u64,
 }
 
+/// The backup drawn for the occurrence of `window` on `volume` configured at `start`.
+fn drawn(
+    draws: &simulate::draw::Draws,
+    cluster: &str,
+    volume: &str,
+    window: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    expected_minutes: i64,
+    max: chrono::TimeDelta,
+) -> simulate::draw::Backup {
+    draws.backup(
+        &simulate::draw::Occurrence {
+            cluster,
+            svm: "svm1",
+            volume,
+            window,
+            start,
+        },
+        chrono::TimeDelta::minutes(expected_minutes),
+        max,
+    )
+}
+
 fn oracle(volumes: usize, days: i64, draws: simulate::draw::Draws) -> Oracle {
     use chrono::TimeDelta;
     let from: chrono::DateTime<chrono::Utc> = FROM.parse().unwrap();
@@ -550,17 +573,7 @@ fn oracle(volumes: usize, days: i64, draws: simulate::draw::Draws) -> Oracle {
                 }
                 t += TimeDelta::minutes(1);
             }
-            let backup = draws.backup(
-                &simulate::draw::Occurrence {
-                    cluster: clusters[ci],
-                    svm: "svm1",
-                    volume: &volume,
-                    window: &window,
-                    start: s,
-                },
-                TimeDelta::minutes(expected),
-                max,
-            );
+            let backup = drawn(&draws, clusters[ci], &volume, &window, s, expected, max);
             let until = (s + backup.duration).min(end);
             o.baseline_captures += snaps.iter().filter(|x| **x > s && **x < until).count() as u64;
         }
@@ -779,17 +792,7 @@ fn finishing_oracle(volumes: usize, days: i64, draws: simulate::draw::Draws) -> 
             let at = later
                 .or(earlier)
                 .expect("every occurrence has a fitting gap");
-            let backup = draws.backup(
-                &simulate::draw::Occurrence {
-                    cluster: clusters[ci],
-                    svm: "svm1",
-                    volume: &volume,
-                    window: &window,
-                    start: s,
-                },
-                TimeDelta::minutes(expected),
-                max,
-            );
+            let backup = drawn(&draws, clusters[ci], &volume, &window, s, expected, max);
             if at < from || at >= end {
                 // Shifted out of the period: not run.
                 continue;
