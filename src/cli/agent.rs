@@ -249,15 +249,9 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
             return EXIT_INVALID;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match current_thread() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let endpoint = format!("{base}/api/v1/status");
     let body = runtime.block_on(async {
@@ -552,6 +546,18 @@ pub fn history(
     EXIT_OK
 }
 
+/// The runtime of a one-shot command's network calls (`status`, `check`, `plan`); its error is
+/// printed and answered with the exit code.
+fn current_thread() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            EXIT_INVALID
+        })
+}
+
 /// Looks up every `driver = "veeam"` window's job on its (real) server, read-only: a job the
 /// server does not have is a located policy error listing the jobs it has; a server that cannot
 /// be asked is named with its error. The embedded simulator's jobs are the policy's own.
@@ -568,13 +574,7 @@ pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
     if refs.is_empty() {
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("cannot start the async runtime: {e}");
-            EXIT_INVALID
-        })?;
+    let runtime = current_thread()?;
     // One client per server, built once; `Err(())`: its error was printed already.
     let mut clients: Vec<Option<Result<Arc<VeeamClient>, ()>>> =
         (0..policy.veeam.len()).map(|_| None).collect();
@@ -659,13 +659,7 @@ pub fn discover_for_planning(
             )
         })
         .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("cannot start the async runtime: {e}");
-            EXIT_INVALID
-        })?;
+    let runtime = current_thread()?;
     let (observed, errors) =
         runtime.block_on(agent::discovery::observe_for_planning(&clients, Utc::now()));
     if !errors.is_empty() {
