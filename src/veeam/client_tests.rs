@@ -50,6 +50,25 @@ async fn password_grant(server: &MockServer, access: &str, expires_in: i64) {
         .await;
 }
 
+/// The job the start tests start: "SQL nightly" with [`JOB_ID`].
+fn sql_nightly(is_disabled: bool) -> Job {
+    Job {
+        id: JOB_ID.into(),
+        name: "SQL nightly".into(),
+        kind: "Backup".into(),
+        is_disabled,
+    }
+}
+
+/// Every `GET path` is answered with `template`.
+async fn answer(server: &MockServer, at: &str, template: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(template)
+        .mount(server)
+        .await;
+}
+
 fn job(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "type": "Backup", "isDisabled": false, "description": ""})
 }
@@ -287,22 +306,18 @@ async fn starting_a_job_returns_its_session_and_polling_ends_at_stopped() {
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/sessions/s1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(session(
+    answer(
+        &server,
+        "/api/v1/sessions/s1",
+        ResponseTemplate::new(200).set_body_json(session(
             "s1",
             "Stopped",
             Some(("Failed", "Snapshot creation failed")),
-        )))
-        .mount(&server)
-        .await;
+        )),
+    )
+    .await;
     let c = client(&server);
-    let job = Job {
-        id: JOB_ID.into(),
-        name: "SQL nightly".into(),
-        kind: "Backup".into(),
-        is_disabled: false,
-    };
+    let job = sql_nightly(false);
     let started = c.start_job(&job).await.unwrap();
     let Started::New(s) = &started else {
         panic!("expected a new session: {started:?}")
@@ -327,30 +342,26 @@ async fn starting_a_job_returns_its_session_and_polling_ends_at_stopped() {
 async fn a_running_job_is_not_started_twice() {
     let server = MockServer::start().await;
     password_grant(&server, "A1", 900).await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/sessions"))
-        .respond_with(page(
+    answer(
+        &server,
+        "/api/v1/sessions",
+        page(
             vec![
                 session("old", "Stopped", Some(("Success", ""))),
                 session("running", "Working", None),
             ],
             2,
             0,
-        ))
-        .mount(&server)
-        .await;
+        ),
+    )
+    .await;
     Mock::given(method("POST"))
         .and(path(format!("/api/v1/jobs/{JOB_ID}/start")))
         .respond_with(ResponseTemplate::new(201).set_body_json(session("s2", "Starting", None)))
         .expect(0)
         .mount(&server)
         .await;
-    let job = Job {
-        id: JOB_ID.into(),
-        name: "SQL nightly".into(),
-        kind: "Backup".into(),
-        is_disabled: false,
-    };
+    let job = sql_nightly(false);
     let started = client(&server).start_job(&job).await.unwrap();
     assert!(
         matches!(&started, Started::AlreadyRunning(s) if s.id == "running"),
@@ -363,11 +374,7 @@ async fn a_running_job_is_not_started_twice() {
 async fn veeam_error_bodies_name_server_job_code_and_message() {
     let server = MockServer::start().await;
     password_grant(&server, "A1", 900).await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/sessions"))
-        .respond_with(page(vec![], 0, 0))
-        .mount(&server)
-        .await;
+    answer(&server, "/api/v1/sessions", page(vec![], 0, 0)).await;
     Mock::given(method("POST"))
         .and(path(format!("/api/v1/jobs/{JOB_ID}/start")))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({
@@ -375,12 +382,7 @@ async fn veeam_error_bodies_name_server_job_code_and_message() {
         })))
         .mount(&server)
         .await;
-    let job = Job {
-        id: JOB_ID.into(),
-        name: "SQL nightly".into(),
-        kind: "Backup".into(),
-        is_disabled: true,
-    };
+    let job = sql_nightly(true);
     let err = client(&server).start_job(&job).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -395,11 +397,12 @@ async fn veeam_error_bodies_name_server_job_code_and_message() {
 async fn a_session_that_never_stops_times_out_at_the_bound() {
     let server = MockServer::start().await;
     password_grant(&server, "A1", 900).await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/sessions/s1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(session("s1", "Working", None)))
-        .mount(&server)
-        .await;
+    answer(
+        &server,
+        "/api/v1/sessions/s1",
+        ResponseTemplate::new(200).set_body_json(session("s1", "Working", None)),
+    )
+    .await;
     let mut o = options(&server);
     o.polling = SessionPolling {
         interval: Duration::from_millis(5),
@@ -447,11 +450,12 @@ async fn no_body_makes_the_client_panic() {
     let mut s = session("s1", "Levitating", Some(("Maybe", "")));
     s["progressPercent"] = json!(-7);
     s["name"] = json!("x".repeat(5000));
-    Mock::given(method("GET"))
-        .and(path("/api/v1/sessions/s1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(s))
-        .mount(&server)
-        .await;
+    answer(
+        &server,
+        "/api/v1/sessions/s1",
+        ResponseTemplate::new(200).set_body_json(s),
+    )
+    .await;
     let got = client(&server).session("SQL", "s1").await.unwrap();
     assert_eq!(got.state, SessionState::Other("Levitating".into()));
     assert_eq!(got.result, Some(SessionResult::Other("Maybe".into())));
