@@ -1,8 +1,9 @@
 //! Driver windows (issue 10) beside a snapwarden window: a `driver = "hook"` window runs its hook
 //! at the planned start and makes nothing itself; a `driver = "veeam"` window whose server cannot
 //! be reached (its password variable is not set) is recorded as failed with that error, never
-//! skipped silently; the snapwarden window runs as usual. (The Veeam lifecycle itself, on the
-//! embedded Veeam simulator: `agent_veeam.rs`.)
+//! skipped silently; the snapwarden window runs as usual; a hook-driven backup left to finish
+//! (`on_overrun = "finish"`) runs past `max`. (The Veeam lifecycle itself, on the embedded Veeam
+//! simulator: `agent_veeam.rs`.)
 
 mod agent_support;
 
@@ -142,6 +143,51 @@ async fn driver_windows_run_their_tool_and_snapwarden_windows_run() {
             h.snapshots(volume)
         );
     }
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_driven_backup_left_to_finish_runs_past_max_and_is_an_overrun() {
+    // 40-minute backups against max 30m: by-hook left to finish, ours ended at max.
+    let text = POLICY.replace(
+        "driver = \"hook\"",
+        "driver = \"hook\"\non_overrun = \"finish\"",
+    );
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(Arc::new(|_c| {
+        Some(HookSpec::Simulated {
+            duration: TimeDelta::minutes(40),
+            succeed: true,
+        })
+    }));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T01:55:00Z").await;
+    let cycles = h.cycles();
+    let of = |w: &str| cycles.iter().find(|c| c.window == w).expect(w).clone();
+    let (hook, ours) = (of("by-hook"), of("ours"));
+    assert_eq!(hook.result, Some(CycleResult::Overrun));
+    assert!(
+        hook.detail
+            .contains("ran 10m past max and was left to finish"),
+        "{}",
+        hook.detail
+    );
+    assert_eq!(
+        hook.clones_deleted_at,
+        Some(agent_support::t("2027-01-01T01:50:00Z"))
+    );
+    assert_eq!(ours.result, Some(CycleResult::Overrun));
+    assert!(
+        ours.detail.contains("still running at the deadline"),
+        "{}",
+        ours.detail
+    );
+    let released = ours.released_at.expect("released");
+    assert!(
+        released < agent_support::t("2027-01-01T01:41:00Z"),
+        "{released}"
+    );
     assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
     h.stop().await;
 }
