@@ -226,6 +226,8 @@ pub struct Agent {
     leading_since: Option<DateTime<Utc>>,
     /// The status board's recent cycles and conflicts, read from the journal when it changed.
     journal_lists: status::JournalLists,
+    /// The plan kept between passes (`planner::Rolling`).
+    rolling: planner::Rolling,
 }
 
 impl Agent {
@@ -353,6 +355,7 @@ impl Agent {
             leading: true,
             leading_since: None,
             journal_lists: status::JournalLists::default(),
+            rolling: planner::Rolling::default(),
         })
     }
 
@@ -1585,7 +1588,10 @@ impl Agent {
     /// run.
     async fn start_due(&mut self, now: DateTime<Utc>, observed: &Observed) {
         let back = lookback(&self.policy);
-        let plan = planner::plan(&self.policy, observed, now - back, back + LOOKAHEAD);
+        // `planner::plan` without conflicts and suggestions, reusing the previous passes' work.
+        let plan = self
+            .rolling
+            .plan(&self.policy, observed, now - back, back + LOOKAHEAD);
         self.metrics.scheduled(&self.policy, &plan, now);
         self.excluded.clear();
         for u in &plan.unresolved {
