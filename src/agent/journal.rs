@@ -296,6 +296,13 @@ pub struct Journal {
     stamp: Mutex<Stamp>,
 }
 
+/// What [`Journal::revision`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision {
+    own: u64,
+    others: i64,
+}
+
 /// The replica and its fencing revision, as recorded with cycles and actions.
 #[derive(Debug, Default, Clone)]
 struct Stamp {
@@ -890,6 +897,21 @@ impl Journal {
             "WHERE state NOT IN ('released', 'failed', 'skipped') ORDER BY create_at, id",
             params![],
         )
+    }
+
+    /// A stamp that changes whenever the journal's content may have changed: the rows this
+    /// connection inserted, updated or deleted (SQLite's total changes) and the commits of
+    /// other connections (`PRAGMA data_version`). Equal stamps: what was read is still current.
+    pub fn revision(&self) -> Result<Revision, JournalError> {
+        let conn = self.lock();
+        let others: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        Ok(Revision {
+            own: conn.total_changes(),
+            others,
+        })
     }
 
     /// Cycles created at or after `since` (optionally of one window), newest first, at most

@@ -70,6 +70,35 @@ struct Known {
     requests: BTreeSet<(String, &'static str, String)>,
     /// `(cluster, method)` of request durations.
     durations: BTreeSet<(String, &'static str)>,
+    /// A request series was added since the last [`Metrics::retain`] (its cluster may have left
+    /// the policy): the next publish retains again even if the policy is the same.
+    new_requests: bool,
+    /// The policy the series were last brought in line with: the same policy again (and no
+    /// new request series) leaves nothing for [`Metrics::retain`] to do.
+    retained: Option<Arc<Policy>>,
+    /// Per volume of `gauges.0`: the values `publish` last set.
+    gauges: (Option<Arc<Policy>>, Vec<Option<VolumeGauges>>),
+    /// Per volume of `next.0`: the next scheduled snapshot by schedule as
+    /// [`Metrics::scheduled`] last set them.
+    next: (Option<Arc<Policy>>, Vec<Option<NextScheduled>>),
+}
+
+/// A volume's next scheduled snapshot by schedule name, in name order.
+type NextScheduled = Vec<(String, DateTime<Utc>)>;
+
+/// One policy volume's gauges as last published: unchanged values are not set again.
+#[derive(Debug, Clone, PartialEq)]
+struct VolumeGauges {
+    backing: [i64; 3],
+    oldest_age: f64,
+    guard: f64,
+    /// `None`: never set (a volume without a recent release has no series).
+    release_slack: Option<f64>,
+}
+
+/// Whether `cached` was made for this very policy (the same `Arc`, not an equal one).
+fn same_policy(cached: &Option<Arc<Policy>>, policy: &Arc<Policy>) -> bool {
+    cached.as_ref().is_some_and(|p| Arc::ptr_eq(p, policy))
 }
 
 /// Every metric the agent exports.
@@ -375,8 +404,9 @@ impl Metrics {
             .with_label_values(&[cluster, method])
             .observe(seconds);
         let mut known = self.known();
-        known.durations.insert((cluster.to_string(), method));
-        known.requests.insert((cluster.to_string(), method, code));
+        let new_duration = known.durations.insert((cluster.to_string(), method));
+        let new_request = known.requests.insert((cluster.to_string(), method, code));
+        known.new_requests |= new_duration || new_request;
     }
 
     /// A cycle reached its end (released, failed or skipped).
@@ -451,19 +481,37 @@ impl Metrics {
             .set(i64::from(yes));
     }
 
-    /// The next scheduled snapshot of every planned volume and schedule after `now`.
-    pub fn scheduled(&self, policy: &Policy, plan: &Plan, now: DateTime<Utc>) {
+    /// The next scheduled snapshot of every planned volume and schedule after `now`. A volume
+    /// whose next snapshots are those last set (for the same policy) is left as it is.
+    pub fn scheduled(&self, policy: &Arc<Policy>, plan: &Plan, now: DateTime<Utc>) {
         let mut known = self.known();
+        let known = &mut *known;
+        if !same_policy(&known.next.0, policy) {
+            known.next = (Some(policy.clone()), vec![None; policy.volumes.len()]);
+        }
         for vp in &plan.volumes {
-            let Some(key) = volume_key(policy, vp.volume) else {
-                continue;
-            };
             let mut next: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
             for s in vp.scheduled.iter().filter(|s| s.at > now) {
                 next.entry(vp.schedule_name(s))
                     .and_modify(|t| *t = (*t).min(s.at))
                     .or_insert(s.at);
             }
+            let Some(last) = known.next.1.get_mut(vp.volume) else {
+                continue;
+            };
+            let unchanged = last.as_ref().is_some_and(|l| {
+                l.len() == next.len()
+                    && l.iter()
+                        .zip(&next)
+                        .all(|((ls, lt), (s, t))| ls == s && lt == t)
+            });
+            if unchanged {
+                continue;
+            }
+            *last = Some(next.iter().map(|(s, t)| (s.to_string(), *t)).collect());
+            let Some(key) = volume_key(policy, vp.volume) else {
+                continue;
+            };
             let previous = known.schedules.remove(&key).unwrap_or_default();
             for gone in previous.iter().filter(|p| !next.contains_key(p.as_str())) {
                 let _ = self
@@ -481,6 +529,19 @@ impl Metrics {
         }
     }
 
+    /// [`Metrics::retain`] unless it was done for this very policy and no request series was
+    /// added since.
+    fn retain_if_changed(&self, policy: &Arc<Policy>) {
+        let retained = {
+            let known = self.known();
+            same_policy(&known.retained, policy) && !known.new_requests
+        };
+        if !retained {
+            self.retain(policy);
+            self.known().retained = Some(policy.clone());
+        }
+    }
+
     /// Removes every series whose cluster, volume or window left the policy, and sets the
     /// series every policy object has (zeros included) so that they exist from the start.
     fn retain(&self, policy: &Policy) {
@@ -490,6 +551,7 @@ impl Metrics {
             .collect();
         let windows: BTreeSet<String> = policy.windows.iter().map(|w| w.name.clone()).collect();
         let mut known = self.known();
+        known.new_requests = false;
         for c in known.clusters.difference(&clusters) {
             let _ = self.ontap_up.remove_label_values(&[c]);
         }
@@ -567,12 +629,14 @@ impl Metrics {
     }
 }
 
-/// The agent's state as metrics: called at the end of every pass.
+/// The agent's state as metrics: called at the end of every pass. Series are brought in line
+/// with the policy when it (or the set of request series) changed, and a volume's gauges are
+/// set when their values changed.
 pub(super) fn publish(agent: &Agent) {
     let m = &agent.metrics;
     let policy = &agent.policy;
     let now = agent.now();
-    m.retain(policy);
+    m.retain_if_changed(policy);
     for (view, conn) in agent.views.iter().zip(&agent.conns) {
         m.ontap_up
             .with_label_values(&[conn.name.as_str()])
@@ -638,25 +702,41 @@ pub(super) fn publish(agent: &Agent) {
         }
     }
     let guard = policy.agent.guard.num_milliseconds() as f64 / 1000.0;
-    for vi in 0..policy.volumes.len() {
+    let mut known = m.known();
+    let known = &mut *known;
+    if !same_policy(&known.gauges.0, policy) {
+        known.gauges = (Some(policy.clone()), vec![None; policy.volumes.len()]);
+    }
+    for (vi, last) in known.gauges.1.iter_mut().enumerate() {
+        let n = counts.get(&vi).copied().unwrap_or_default();
+        let age = oldest.get(&vi).map_or(0.0, |t| {
+            ((now - *t).num_milliseconds().max(0) as f64) / 1000.0
+        });
+        let margin = slack.get(&vi).map(|(_, margin)| *margin);
+        let values = VolumeGauges {
+            backing: n,
+            oldest_age: age,
+            guard,
+            release_slack: margin.or(last.as_ref().and_then(|g| g.release_slack)),
+        };
+        if last.as_ref() == Some(&values) {
+            continue;
+        }
         let Some(key) = volume_key(policy, vi) else {
             continue;
         };
         let l = [key[0].as_str(), key[1].as_str(), key[2].as_str()];
-        let n = counts.get(&vi).copied().unwrap_or_default();
         for (state, value) in BACKING_STATES.iter().zip(n) {
             m.backing
                 .with_label_values(&[l[0], l[1], l[2], state])
                 .set(value);
         }
-        let age = oldest.get(&vi).map_or(0.0, |t| {
-            ((now - *t).num_milliseconds().max(0) as f64) / 1000.0
-        });
         m.oldest_age.with_label_values(&l).set(age);
         m.guard.with_label_values(&l).set(guard);
-        if let Some((_, margin)) = slack.get(&vi) {
-            m.release_slack.with_label_values(&l).set(*margin);
+        if let Some(margin) = margin {
+            m.release_slack.with_label_values(&l).set(margin);
         }
+        *last = Some(values);
     }
 }
 
@@ -975,6 +1055,31 @@ copies = [{ schedule = "hourly", count = 3 }]
         let text = m.render();
         assert!(!text.contains("cluster=\"gone\""), "{text}");
         assert!(text.contains("cluster=\"lab\""), "{text}");
+    }
+
+    #[test]
+    fn retaining_again_for_the_same_policy_still_removes_a_new_request_series_of_a_cluster_gone() {
+        let m = Metrics::new();
+        let p = Arc::new(policy(&["vol_a"], false));
+        m.retain_if_changed(&p);
+        m.retain_if_changed(&p);
+        // A call to a cluster that left the policy (a client still in flight after a reload).
+        m.ontap_request("gone", "volumes", "ok".into(), 0.01);
+        m.ontap_request("lab", "volumes", "ok".into(), 0.01);
+        assert!(m.render().contains("cluster=\"gone\""));
+        m.retain_if_changed(&p);
+        let text = m.render();
+        assert!(!text.contains("cluster=\"gone\""), "{text}");
+        assert!(text.contains("cluster=\"lab\""), "{text}");
+        // An equal policy that is another load still counts as a change: its volumes' series
+        // come back after a removal.
+        let without = Arc::new(policy(&["vol_b"], false));
+        m.retain_if_changed(&without);
+        assert!(!m.render().contains("vol_a"));
+        m.retain_if_changed(&Arc::new(policy(&["vol_a"], false)));
+        assert!(m.render().contains(
+            "snapwarden_conflicts_total{cluster=\"lab\",kind=\"locked\",svm=\"svm1\",volume=\"vol_a\"} 0"
+        ));
     }
 
     #[test]

@@ -43,7 +43,7 @@ use executor::{ClusterConn, Ctx};
 use hook::{HookOutcome, HookSpec};
 use journal::{Journal, JournalError, RecommendationEvent, RecommendationKind};
 use metrics::Metrics;
-use status::{ClusterStatus, ConflictStatus, LiveCycle, RecentCycle, Status, StatusBoard};
+use status::{ClusterStatus, LiveCycle, Status, StatusBoard};
 
 pub use clock::{SystemClock, TokioClock};
 
@@ -224,6 +224,10 @@ pub struct Agent {
     /// With `[ha]`: when this replica last became leader. Occurrences planned before it were
     /// the previous leader's: they are adopted from ONTAP, never started again.
     leading_since: Option<DateTime<Utc>>,
+    /// The status board's recent cycles and conflicts, read from the journal when it changed.
+    journal_lists: status::JournalLists,
+    /// The plan kept between passes (`planner::Rolling`).
+    rolling: planner::Rolling,
 }
 
 impl Agent {
@@ -350,6 +354,8 @@ impl Agent {
             election: None,
             leading: true,
             leading_since: None,
+            journal_lists: status::JournalLists::default(),
+            rolling: planner::Rolling::default(),
         })
     }
 
@@ -1586,7 +1592,10 @@ impl Agent {
     /// run.
     async fn start_due(&mut self, now: DateTime<Utc>, observed: &Observed) {
         let back = lookback(&self.policy);
-        let plan = planner::plan(&self.policy, observed, now - back, back + LOOKAHEAD);
+        // `planner::plan` without conflicts and suggestions, reusing the previous passes' work.
+        let plan = self
+            .rolling
+            .plan(&self.policy, observed, now - back, back + LOOKAHEAD);
         self.metrics.scheduled(&self.policy, &plan, now);
         self.excluded.clear();
         for u in &plan.unresolved {
@@ -2147,7 +2156,7 @@ impl Agent {
     }
 
     /// Publishes the status for the HTTP API.
-    fn publish(&self) {
+    fn publish(&mut self) {
         metrics::publish(self);
         let now = self.now();
         let clusters = self
@@ -2167,22 +2176,18 @@ impl Agent {
                     .map(|i| format!("{:?}", i.flexclone).to_lowercase()),
             })
             .collect();
-        let recent = self
-            .ctx
-            .journal
-            .recent_cycles(DateTime::<Utc>::MIN_UTC, None, STATUS_RECENT)
-            .unwrap_or_default();
-        let conflicts = self
-            .ctx
-            .journal
-            .conflicts(now - STATUS_CONFLICT_AGE, STATUS_CONFLICTS)
-            .unwrap_or_default();
+        self.journal_lists.update(
+            &self.ctx.journal,
+            STATUS_RECENT,
+            now - STATUS_CONFLICT_AGE,
+            STATUS_CONFLICTS,
+        );
         self.board.set(Status {
             generated_at: Some(now),
             clusters,
             live_cycles: self.cycles.values().map(LiveCycle::of).collect(),
-            recent_cycles: recent.iter().map(RecentCycle::of).collect(),
-            conflicts: conflicts.iter().map(ConflictStatus::of).collect(),
+            recent_cycles: self.journal_lists.recent.clone(),
+            conflicts: self.journal_lists.conflicts.clone(),
             excluded_volumes: self
                 .excluded
                 .iter()

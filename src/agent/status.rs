@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::cycle::{Cycle, ObservedConflict};
+use super::journal::{Journal, Revision};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -200,6 +201,52 @@ impl ConflictStatus {
     }
 }
 
+/// The status board's lists that come from the journal, kept between passes: read again only
+/// when the journal changed since (its [`Revision`]) or the oldest conflict shown aged out, so
+/// they are always what a fresh read would answer.
+#[derive(Debug, Default)]
+pub struct JournalLists {
+    /// The journal's revision the lists were read at; `None`: read again at the next pass.
+    revision: Option<Revision>,
+    pub recent: Vec<RecentCycle>,
+    pub conflicts: Vec<ConflictStatus>,
+}
+
+impl JournalLists {
+    /// Brings the lists up to date: the newest `recent` cycles and the newest `conflicts`
+    /// conflicts at or after `since`. A failed read leaves an empty list and is tried again.
+    pub fn update(
+        &mut self,
+        journal: &Journal,
+        recent: usize,
+        since: DateTime<Utc>,
+        conflicts: usize,
+    ) {
+        let revision = journal.revision().ok();
+        // The journal keeps instants in milliseconds and compares them so.
+        let aged = self
+            .conflicts
+            .last()
+            .is_some_and(|c| c.at.timestamp_millis() < since.timestamp_millis());
+        if revision.is_some() && revision == self.revision && !aged {
+            return;
+        }
+        let cycles = journal.recent_cycles(DateTime::<Utc>::MIN_UTC, None, recent);
+        let found = journal.conflicts(since, conflicts);
+        self.revision = revision.filter(|_| cycles.is_ok() && found.is_ok());
+        self.recent = cycles
+            .unwrap_or_default()
+            .iter()
+            .map(RecentCycle::of)
+            .collect();
+        self.conflicts = found
+            .unwrap_or_default()
+            .iter()
+            .map(ConflictStatus::of)
+            .collect();
+    }
+}
+
 /// The latest status, written by the agent after every pass and read by the HTTP API.
 #[derive(Debug, Default)]
 pub struct StatusBoard {
@@ -222,5 +269,119 @@ impl StatusBoard {
     pub fn ready(&self) -> bool {
         let s = self.status.read().unwrap_or_else(|e| e.into_inner());
         s.generated_at.is_some() && s.clusters.iter().all(|c| c.reached_once)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::agent::cycle::{CloneKind, CloneLun, ConflictKind, CycleResult, CycleState};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn cycle(id: &str, start: &str) -> Cycle {
+        Cycle {
+            id: id.into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: t(start),
+            create_at: t(start),
+            release_by: t(start) + TimeDelta::minutes(30),
+            release_deadline: None,
+            backing_snapshot: format!("snapwarden.w.{id}"),
+            clone_kind: CloneKind::SnapRestore,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: format!("/vol/v/snapwarden.w.{id}.lun0"),
+            }],
+            state: CycleState::Creating,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+            replica: None,
+        }
+    }
+
+    fn conflict(key: &str, at: &str) -> ObservedConflict {
+        ObservedConflict {
+            kind: ConflictKind::Locked,
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window: Some("w".into()),
+            cycle: None,
+            at: t(at),
+            detail: format!("pinned ({key})"),
+            key: key.into(),
+        }
+    }
+
+    /// The kept lists after every kind of journal change equal a fresh read (the oracle): a
+    /// kept list that missed an invalidation would show the state before the change.
+    #[test]
+    fn kept_lists_follow_every_journal_change_and_the_age_of_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let mut kept = JournalLists::default();
+        let check = |kept: &mut JournalLists, since: DateTime<Utc>, recent: usize| {
+            kept.update(&j, 2, since, 2);
+            let mut fresh = JournalLists::default();
+            fresh.update(&j, 2, since, 2);
+            assert_eq!(kept.recent, fresh.recent);
+            assert_eq!(kept.conflicts, fresh.conflicts);
+            assert_eq!(kept.recent.len(), recent);
+            kept.conflicts.len()
+        };
+        let early = t("2027-01-01T00:00:00Z");
+        assert_eq!(check(&mut kept, early, 0), 0);
+        let mut a = cycle("a", "2027-01-01T01:00:00Z");
+        assert!(j.insert_cycle(&a, early).unwrap());
+        assert_eq!(check(&mut kept, early, 1), 0);
+        // A state change of a cycle already shown.
+        a.state = CycleState::Released;
+        a.result = Some(CycleResult::Completed);
+        a.released_at = Some(t("2027-01-01T01:20:00Z"));
+        j.update_cycle(&a).unwrap();
+        check(&mut kept, early, 1);
+        assert_eq!(kept.recent[0].state, "released");
+        assert_eq!(kept.recent[0].result.as_deref(), Some("completed"));
+        // A newer cycle goes first; a third pushes the oldest out of the two shown.
+        for (id, start) in [("b", "2027-01-01T02:00:00Z"), ("c", "2027-01-01T03:00:00Z")] {
+            assert!(j.insert_cycle(&cycle(id, start), early).unwrap());
+        }
+        check(&mut kept, early, 2);
+        assert_eq!(kept.recent[0].id, "c");
+        assert_eq!(kept.recent[1].id, "b");
+        // Conflicts, then the oldest ages out without any journal write.
+        assert!(j
+            .record_conflict(&conflict("k1", "2027-01-01T01:10:00Z"))
+            .unwrap());
+        assert!(j
+            .record_conflict(&conflict("k2", "2027-01-01T02:10:00Z"))
+            .unwrap());
+        assert_eq!(check(&mut kept, early, 2), 2);
+        assert_eq!(check(&mut kept, t("2027-01-01T01:10:00Z"), 2), 2);
+        assert_eq!(check(&mut kept, t("2027-01-01T01:10:00.001Z"), 2), 1);
+        assert_eq!(kept.conflicts[0].detail, "pinned (k2)");
+        // A write through another connection to the same journal.
+        let other = Journal::open(dir.path()).unwrap();
+        assert!(other
+            .insert_cycle(&cycle("d", "2027-01-01T04:00:00Z"), early)
+            .unwrap());
+        check(&mut kept, t("2027-01-01T01:10:00.001Z"), 2);
+        assert_eq!(kept.recent[0].id, "d");
+        // Pruning deletes what was shown.
+        assert_eq!(j.prune(t("2027-01-02T00:00:00Z")).unwrap(), 1);
+        check(&mut kept, early, 2);
+        assert!(kept.recent.iter().all(|c| c.id != "a"));
     }
 }

@@ -45,13 +45,13 @@ pub struct ScheduleInfo {
 }
 
 /// What discovery learned from the clusters; empty when planning offline.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub clusters: Vec<ObservedCluster>,
 }
 
 /// One cluster as `/api/cluster`, volumes, snapshot policies and schedules described it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedCluster {
     /// The policy's name for the cluster.
     pub name: String,

@@ -20,12 +20,14 @@ use crate::domain::limits;
 use crate::timeline::{self, CronSpec, Recurrence, ScheduledSnapshot};
 
 mod retention;
+mod rolling;
 mod suggest;
 #[cfg(test)]
 mod tests;
 
 pub use crate::domain::{Observed, ObservedCluster};
 pub use retention::{volume_retention, RetainedSchedule, VolumeRetention};
+pub use rolling::Rolling;
 pub use suggest::Suggestion;
 
 /// What a lifecycle turned out to be.
@@ -163,10 +165,62 @@ pub struct Plan {
 /// [`limits`] (which validation refuses) make the volumes they concern unresolved instead of
 /// overflowing.
 pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: TimeDelta) -> Plan {
+    let (from, until) = range(now, horizon);
+    let built = build(policy, observed, from, until, true);
+    let volumes = built
+        .volumes
+        .into_iter()
+        .map(|mut pv| {
+            pv.lifecycles.sort_by_key(|l| (l.create_at, l.window));
+            let scheduled = pv.timeline.horizon.clone();
+            VolumePlan {
+                volume: pv.volume,
+                timezone: pv.resolved.tz,
+                schedule_names: pv.resolved.names.clone(),
+                scheduled,
+                lifecycles: pv.lifecycles,
+            }
+        })
+        .collect();
+    Plan {
+        from,
+        until,
+        guard: policy.agent.guard,
+        volumes,
+        conflicts: built.conflicts,
+        suggestions: built.suggestions,
+        unresolved: built.unresolved,
+    }
+}
+
+/// The `[from, until)` that `plan(_, _, now, horizon)` plans.
+fn range(now: DateTime<Utc>, horizon: TimeDelta) -> (DateTime<Utc>, DateTime<Utc>) {
     let from = now.trunc_subsecs(0);
     let horizon =
         TimeDelta::seconds(horizon.num_seconds()).clamp(TimeDelta::zero(), limits::HORIZON_MAX);
-    let until = later(from, horizon);
+    (from, later(from, horizon))
+}
+
+/// What [`build`] placed: the planned volumes (with their timelines, for placing again) in
+/// policy order, lifecycles in the order placed.
+struct Built {
+    volumes: Vec<PlannedVolume>,
+    /// Empty unless `build` was asked for conflicts.
+    conflicts: Vec<Conflict>,
+    suggestions: Vec<Suggestion>,
+    unresolved: Vec<Unresolved>,
+}
+
+/// Places every window occurrence in `[from, until)` (whole seconds); with `with_conflicts`,
+/// also lists the conflicts and suggests starts (what `plan` reports and the agent does not
+/// read).
+fn build(
+    policy: &Policy,
+    observed: &Observed,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    with_conflicts: bool,
+) -> Built {
     let guard = policy.agent.guard;
     let mut unresolved = Vec::new();
     if !limits::GUARD.contains(guard) {
@@ -177,10 +231,7 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
                 reason: reason.clone(),
             })
             .collect();
-        return Plan {
-            from,
-            until,
-            guard,
+        return Built {
             volumes: Vec::new(),
             conflicts: Vec::new(),
             suggestions: Vec::new(),
@@ -273,13 +324,13 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
             for &start in &starts {
                 let (lifecycle, conflict) = place(wi, window, vi, pv, start, from, guard);
                 any_misfit |= lifecycle.outcome != Outcome::Fits;
-                if let Some(c) = conflict {
+                if let Some(c) = conflict.filter(|_| with_conflicts) {
                     window_conflicts.push(c);
                 }
                 pv.lifecycles.push(lifecycle);
             }
         }
-        if any_misfit {
+        if any_misfit && with_conflicts {
             let windows_volumes: Vec<&PlannedVolume> = window
                 .volumes
                 .iter()
@@ -294,25 +345,8 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
         conflicts.extend(window_conflicts);
     }
 
-    let volumes = volumes
-        .into_iter()
-        .map(|mut pv| {
-            pv.lifecycles.sort_by_key(|l| (l.create_at, l.window));
-            let scheduled = pv.timeline.horizon.clone();
-            VolumePlan {
-                volume: pv.volume,
-                timezone: pv.resolved.tz,
-                schedule_names: pv.resolved.names.clone(),
-                scheduled,
-                lifecycles: pv.lifecycles,
-            }
-        })
-        .collect();
     conflicts.sort_by_key(|c| (c.at, c.window, c.volume));
-    Plan {
-        from,
-        until,
-        guard,
+    Built {
         volumes,
         conflicts,
         suggestions,
@@ -670,8 +704,7 @@ fn nearest_fit(
     let start_s = start.timestamp();
     let span_s = ceil_seconds(span);
     let limit_s = limit.num_seconds();
-    let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
-    let lower = ceil60((start_s - limit_s).max(from_s));
+    let lower = earliest_shift(start, limit, from);
     let upper = floor60(start_s + limit_s);
     let mut best: Option<i64> = None;
     if lower > upper {
@@ -697,6 +730,13 @@ fn nearest_fit(
         }
     });
     best.and_then(|t| DateTime::from_timestamp(t, 0))
+}
+
+/// The earliest start (Unix seconds, a whole minute) a shift of the occurrence at `start` may
+/// take: at most `limit` earlier and not before `from`. The only way `from` enters a placement.
+fn earliest_shift(start: DateTime<Utc>, limit: TimeDelta, from: DateTime<Utc>) -> i64 {
+    let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
+    ceil60((start.timestamp() - limit.num_seconds()).max(from_s))
 }
 
 impl Timeline {

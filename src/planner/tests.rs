@@ -1,6 +1,7 @@
 //! Planner tests: rendered scenarios compared with expected text, and the no-overlap property.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -879,4 +880,107 @@ proptest! {
             prop_assert_eq!(g.length().num_seconds() * 1_000_000_000, exact_ns);
         }
     }
+}
+
+/// `Rolling`'s answer as the agent reads it: every planned volume (lifecycles, scheduled
+/// snapshots, zone, names) and the unresolved volumes.
+fn rolled(plan: &Plan) -> String {
+    format!(
+        "{:?}\n{:?}\n{} {}",
+        plan.volumes, plan.unresolved, plan.from, plan.until
+    )
+}
+
+proptest! {
+    #![proptest_config(persisted(64))]
+
+    /// A rolling plan answers exactly what `plan` answers (volumes and unresolved) for a `now`
+    /// that moves forward in uneven steps (sometimes back), across occurrences entering the
+    /// horizon and shifts whose earliest start `now` clamps.
+    #[test]
+    fn a_rolling_plan_answers_what_plan_answers(
+        schedules in proptest::collection::vec(arb_schedule(), 1..4),
+        windows in proptest::collection::vec(arb_window(), 1..4),
+        zone in 0..ZONES.len(),
+        guard in 0i64..20,
+        start_min in 0i64..(366 * 24 * 60),
+        hours in 1i64..40,
+        steps in proptest::collection::vec(-600i64..20_000, 1..40),
+    ) {
+        let f = Fixture {
+            tz: ZONES[zone].parse().unwrap(),
+            guard: TimeDelta::minutes(guard),
+            schedules: schedules.iter().enumerate().map(|(i, r)| (format!("s{i}"), r.clone())).collect(),
+            volumes: vec!["v".into(), "w".into()],
+            windows: windows.into_iter().map(|mut w| { w.volumes = vec![0, 1]; w }).collect(),
+        };
+        let policy = Arc::new(f.policy());
+        let observed = Observed::offline();
+        let mut rolling = Rolling::default();
+        let mut now = utc("2026-01-01T00:00:00Z") + TimeDelta::minutes(start_min) + TimeDelta::milliseconds(250);
+        for step in steps {
+            now += TimeDelta::seconds(step);
+            let expected = plan(&policy, &observed, now, TimeDelta::hours(hours));
+            let got = rolling.plan(&policy, &observed, now, TimeDelta::hours(hours));
+            prop_assert_eq!(rolled(&got), rolled(&expected));
+        }
+    }
+}
+
+/// The rolling plan places again when the policy (another load) or what was observed changed:
+/// each answer equals `plan` on the new inputs, which differ from the old ones' answer.
+#[test]
+fn a_rolling_plan_follows_a_new_policy_and_new_observations() {
+    let f = Fixture::demo();
+    let mut base = f.policy();
+    base.clusters[0].endpoint = Endpoint::Url("https://cluster.example".into());
+    base.volumes[0].schedules = VolumeSchedules::Ontap;
+    let observed = |cron: &str| Observed {
+        clusters: vec![ObservedCluster {
+            name: "demo".into(),
+            info: ClusterInfo {
+                name: "c1".into(),
+                uuid: "u".into(),
+                version: "9.14.1".into(),
+                timezone: "Europe/Berlin".into(),
+            },
+            volumes: vec![VolumeInfo {
+                uuid: "v".into(),
+                name: "vol_sql".into(),
+                svm: "svm1".into(),
+                snapshot_policy: Some("p".into()),
+            }],
+            snapshot_policies: vec![SnapshotPolicyInfo {
+                name: "p".into(),
+                copies: vec![crate::domain::PolicyCopies {
+                    schedule: "s".into(),
+                    count: 3,
+                    prefix: None,
+                }],
+            }],
+            schedules: vec![ScheduleInfo {
+                name: "s".into(),
+                recurrence: Recurrence::Cron(CronSpec::parse(cron).unwrap()),
+            }],
+        }],
+    };
+    let now = utc("2026-03-07T11:00:00Z");
+    let horizon = TimeDelta::hours(30);
+    let mut rolling = Rolling::default();
+    let first = Arc::new(base.clone());
+    let (a, b) = (observed("5 * * * *"), observed("10 1 * * *"));
+    let got = rolling.plan(&first, &a, now, horizon);
+    assert_eq!(rolled(&got), rolled(&plan(&first, &a, now, horizon)));
+    // The cluster's schedule changed: vol_sql's lifecycle at 01:10 no longer fits as before.
+    let later = now + TimeDelta::minutes(7);
+    let got = rolling.plan(&first, &b, later, horizon);
+    assert_eq!(rolled(&got), rolled(&plan(&first, &b, later, horizon)));
+    assert_ne!(rolled(&got), rolled(&plan(&first, &a, later, horizon)));
+    // A reload moves the window: the new policy is planned, not the kept one.
+    let mut moved = base.clone();
+    moved.windows[0].start = CronSpec::parse("40 3 * * *").unwrap();
+    let moved = Arc::new(moved);
+    let got = rolling.plan(&moved, &b, later, horizon);
+    assert_eq!(rolled(&got), rolled(&plan(&moved, &b, later, horizon)));
+    assert_ne!(rolled(&got), rolled(&plan(&first, &b, later, horizon)));
 }

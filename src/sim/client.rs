@@ -64,6 +64,11 @@ impl SimClient {
 }
 
 fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
+    snapshot_info_over(w, ci, vi, si, w.volume_lun_bytes(ci, vi))
+}
+
+/// [`snapshot_info`] with the volume's LUN bytes summed once for a whole listing.
+fn snapshot_info_over(w: &World, ci: usize, vi: usize, si: usize, luns: u64) -> SnapshotInfo {
     let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     SnapshotInfo {
@@ -79,7 +84,7 @@ fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
             .into_iter()
             .map(str::to_string)
             .collect(),
-        size: Some(w.snapshot_size(ci, vi, si)),
+        size: Some(w.snapshot_size_over(ci, vi, si, luns)),
     }
 }
 
@@ -206,8 +211,9 @@ impl Ontap for SimClient {
             |w, ci| {
                 let mut out = Vec::new();
                 for vi in 0..w.clusters[ci].volumes.len() {
+                    let luns = w.volume_lun_bytes(ci, vi);
                     for si in 0..w.clusters[ci].volumes[vi].snapshots.len() {
-                        out.push(snapshot_info(w, ci, vi, si));
+                        out.push(snapshot_info_over(w, ci, vi, si, luns));
                     }
                 }
                 Ok(out)

@@ -118,14 +118,23 @@ impl World {
     /// LUNs overwrote since — [`CHANGE_PER_HOUR_PPM`] of their size per hour held, capped at
     /// their size. Deterministic: a function of the LUN sizes and the world's clock.
     pub fn snapshot_size(&self, ci: usize, vi: usize, si: usize) -> u64 {
+        self.snapshot_size_over(ci, vi, si, self.volume_lun_bytes(ci, vi))
+    }
+
+    /// The size of the LUNs of volume `vi` (clones not counted): what its snapshots' growth
+    /// is a share of. A listing sums it once per volume, not once per snapshot.
+    pub fn volume_lun_bytes(&self, ci: usize, vi: usize) -> u64 {
         let c = &self.clusters[ci];
         let v = &c.volumes[vi];
-        let s = &v.snapshots[si];
-        let luns: u64 = c
-            .luns
+        c.luns
             .iter()
             .filter(|l| l.volume_uuid == v.uuid && !l.created_as_clone)
-            .fold(0u64, |t, l| t.saturating_add(l.size));
+            .fold(0u64, |t, l| t.saturating_add(l.size))
+    }
+
+    /// [`World::snapshot_size`] with the volume's [`World::volume_lun_bytes`] given.
+    pub fn snapshot_size_over(&self, ci: usize, vi: usize, si: usize, luns: u64) -> u64 {
+        let s = &self.clusters[ci].volumes[vi].snapshots[si];
         let held = u128::try_from((self.now - s.create_time).num_seconds().max(0)).unwrap_or(0);
         let changed = u128::from(luns)
             .saturating_mul(held)
