@@ -138,6 +138,40 @@ pub struct CloneLun {
     pub path: String,
 }
 
+#[cfg(test)]
+impl Cycle {
+    /// A test cycle of window `w` on `c/svm1/v` planned at `start` for 30 minutes: a SnapRestore
+    /// clone of `lun0`, names derived from `id`, nothing created yet. Tests change what they need
+    /// with struct update syntax.
+    pub(crate) fn sample(id: &str, start: DateTime<Utc>) -> Cycle {
+        Cycle {
+            id: id.into(),
+            window: "w".into(),
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: "v".into(),
+            window_start: start,
+            create_at: start,
+            release_by: start + chrono::TimeDelta::minutes(30),
+            release_deadline: None,
+            backing_snapshot: format!("snapwarden.w.{id}"),
+            clone_kind: CloneKind::SnapRestore,
+            clones: vec![CloneLun {
+                source: "/vol/v/lun0".into(),
+                path: format!("/vol/v/snapwarden.w.{id}.lun0"),
+            }],
+            state: CycleState::Creating,
+            result: None,
+            created_at: None,
+            clones_created_at: None,
+            clones_deleted_at: None,
+            released_at: None,
+            detail: String::new(),
+            replica: None,
+        }
+    }
+}
+
 /// One backing-snapshot lifecycle on one volume.
 ///
 /// Invariant: `backing_snapshot` starts with the policy's `snapshot_prefix` and a dot, and every

@@ -33,6 +33,35 @@ pub struct Inventory {
     pub index: ListingIndex,
 }
 
+#[cfg(test)]
+impl Inventory {
+    /// A test listing of cluster `c` (9.14.1, UTC, SnapRestore licensed, FlexClone not) holding
+    /// only `snapshots` and `luns`, taken at `at`.
+    pub(crate) fn sample(
+        snapshots: Vec<SnapshotInfo>,
+        luns: Vec<LunInfo>,
+        at: DateTime<Utc>,
+    ) -> Inventory {
+        Inventory {
+            info: ClusterInfo {
+                name: "c".into(),
+                uuid: "cu".into(),
+                version: "9.14.1".into(),
+                timezone: "UTC".into(),
+            },
+            volumes: Vec::new(),
+            snapshot_policies: Vec::new(),
+            schedules: Vec::new(),
+            flexclone: LicenseState::Unlicensed,
+            snaprestore: LicenseState::Compliant,
+            snapshots,
+            luns,
+            at,
+            index: Default::default(),
+        }
+    }
+}
+
 /// Positions in an inventory's `snapshots` and `luns` per (SVM, volume), and its LUN names, so
 /// that a pass over every cycle or volume of a cluster reads each listing once instead of once
 /// per cycle (which made a pass quadratic in the estate).

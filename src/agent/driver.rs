@@ -359,8 +359,8 @@ pub fn attribute<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::cycle::{CloneKind, CycleState};
-    use crate::ontap::{ClusterInfo, LicenseState, SnapshotInfo};
+    use crate::agent::cycle::CycleState;
+    use crate::ontap::SnapshotInfo;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -382,19 +382,8 @@ mod tests {
 
     #[test]
     fn the_first_unclaimed_tool_snapshot_from_the_planned_start_is_the_cycles() {
-        let inv = Inventory {
-            info: ClusterInfo {
-                name: "c".into(),
-                uuid: "cu".into(),
-                version: "9.14.1".into(),
-                timezone: "UTC".into(),
-            },
-            volumes: Vec::new(),
-            snapshot_policies: Vec::new(),
-            schedules: Vec::new(),
-            flexclone: LicenseState::Unlicensed,
-            snaprestore: LicenseState::Compliant,
-            snapshots: vec![
+        let inv = Inventory::sample(
+            vec![
                 // Older than the start less the slack: a previous run's.
                 snap("VeeamSourceSnapshot_old", "vol", "2027-01-01T01:09:54Z"),
                 snap("hourly.2027-01-01_0110", "vol", "2027-01-01T01:10:00Z"),
@@ -408,31 +397,15 @@ mod tests {
                 // Within the slack (the cluster's clock 4 s behind the agent's).
                 snap("VeeamSourceSnapshot_ours", "vol", "2027-01-01T01:09:56Z"),
             ],
-            luns: Vec::new(),
-            at: t("2027-01-01T01:11:00Z"),
-            index: Default::default(),
-        };
+            Vec::new(),
+            t("2027-01-01T01:11:00Z"),
+        );
         let cycle = Cycle {
-            id: "abc".into(),
-            window: "w".into(),
-            cluster: "c".into(),
-            svm: "svm1".into(),
             volume: "vol".into(),
-            window_start: t("2027-01-01T01:10:00Z"),
-            create_at: t("2027-01-01T01:10:00Z"),
-            release_by: t("2027-01-01T01:40:00Z"),
-            release_deadline: None,
             backing_snapshot: String::new(),
-            clone_kind: CloneKind::SnapRestore,
             clones: Vec::new(),
             state: CycleState::Backup,
-            result: None,
-            created_at: None,
-            clones_created_at: None,
-            clones_deleted_at: None,
-            released_at: None,
-            detail: String::new(),
-            replica: None,
+            ..Cycle::sample("abc", t("2027-01-01T01:10:00Z"))
         };
         let patterns = [Regex::new("(?i)^(VeeamSourceSnapshot|VeeamAUX)").unwrap()];
         let claimed = |names: &[&str]| -> Vec<(String, String, String)> {

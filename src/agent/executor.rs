@@ -758,55 +758,24 @@ mod tests {
     use super::*;
     use crate::agent::clock::SystemClock;
     use crate::agent::cycle::CloneLun;
-    use crate::ontap::{ClusterInfo, LicenseState, LunInfo};
+    use crate::ontap::LunInfo;
 
     fn cycle() -> Cycle {
         let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
         Cycle {
-            id: "c1".into(),
-            window: "w".into(),
-            cluster: "c".into(),
-            svm: "svm1".into(),
-            volume: "v".into(),
-            window_start: at,
-            create_at: at,
-            release_by: at + TimeDelta::minutes(30),
-            release_deadline: None,
             backing_snapshot: "snapwarden.w.20270101T010000Z".into(),
-            clone_kind: CloneKind::SnapRestore,
             clones: vec![CloneLun {
                 source: "/vol/v/lun0".into(),
                 path: "/vol/v/snapwarden.w.20270101T010000Z.lun0".into(),
             }],
             state: CycleState::Releasing,
-            result: None,
             created_at: Some(at),
-            clones_created_at: None,
-            clones_deleted_at: None,
-            released_at: None,
-            detail: String::new(),
-            replica: None,
+            ..Cycle::sample("c1", at)
         }
     }
 
     fn listing(luns: Vec<LunInfo>) -> Inventory {
-        Inventory {
-            info: ClusterInfo {
-                name: "c".into(),
-                uuid: "cu".into(),
-                version: "9.14.1".into(),
-                timezone: "UTC".into(),
-            },
-            volumes: Vec::new(),
-            snapshot_policies: Vec::new(),
-            schedules: Vec::new(),
-            flexclone: LicenseState::Unlicensed,
-            snaprestore: LicenseState::Compliant,
-            snapshots: Vec::new(),
-            luns,
-            at: Utc::now(),
-            index: Default::default(),
-        }
+        Inventory::sample(Vec::new(), luns, Utc::now())
     }
 
     fn lun_at_clone_path(created_as_clone: bool) -> LunInfo {
@@ -900,15 +869,6 @@ mod fence_tests {
     fn cycle(state: CycleState) -> Cycle {
         let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
         Cycle {
-            id: "c1".into(),
-            window: "w".into(),
-            cluster: "c".into(),
-            svm: "svm1".into(),
-            volume: "v".into(),
-            window_start: at,
-            create_at: at,
-            release_by: at + TimeDelta::minutes(30),
-            release_deadline: None,
             backing_snapshot: "snapwarden.w.20270101T010000Z".into(),
             clone_kind: CloneKind::FlexClone,
             clones: vec![CloneLun {
@@ -916,13 +876,7 @@ mod fence_tests {
                 path: "/vol/v/snapwarden.w.20270101T010000Z.lun0".into(),
             }],
             state,
-            result: None,
-            created_at: None,
-            clones_created_at: None,
-            clones_deleted_at: None,
-            released_at: None,
-            detail: String::new(),
-            replica: None,
+            ..Cycle::sample("c1", at)
         }
     }
 

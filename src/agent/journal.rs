@@ -1116,29 +1116,8 @@ mod tests {
 
     fn cycle(id: &str, start: &str) -> Cycle {
         Cycle {
-            id: id.into(),
-            window: "w".into(),
-            cluster: "c".into(),
-            svm: "svm1".into(),
-            volume: "v".into(),
-            window_start: t(start),
-            create_at: t(start),
-            release_by: t(start) + TimeDelta::minutes(30),
             release_deadline: Some(t(start) + TimeDelta::minutes(55)),
-            backing_snapshot: format!("snapwarden.w.{id}"),
-            clone_kind: CloneKind::SnapRestore,
-            clones: vec![CloneLun {
-                source: "/vol/v/lun0".into(),
-                path: format!("/vol/v/snapwarden.w.{id}.lun0"),
-            }],
-            state: CycleState::Creating,
-            result: None,
-            created_at: None,
-            clones_created_at: None,
-            clones_deleted_at: None,
-            released_at: None,
-            detail: String::new(),
-            replica: None,
+            ..Cycle::sample(id, t(start))
         }
     }
 

@@ -228,7 +228,6 @@ pub(crate) fn foreign(
 mod tests {
     use super::*;
     use crate::agent::cycle::{CloneLun, CycleResult};
-    use crate::ontap::{ClusterInfo, LicenseState};
     use crate::planner::RetainedSchedule;
     use crate::timeline::{CronSpec, Recurrence};
 
@@ -251,50 +250,25 @@ mod tests {
     }
 
     fn inventory(snapshots: Vec<SnapshotInfo>) -> Inventory {
-        Inventory {
-            info: ClusterInfo {
-                name: "c".into(),
-                uuid: "cu".into(),
-                version: "9.14.1".into(),
-                timezone: "UTC".into(),
-            },
-            volumes: Vec::new(),
-            snapshot_policies: Vec::new(),
-            schedules: Vec::new(),
-            flexclone: LicenseState::Unlicensed,
-            snaprestore: LicenseState::Compliant,
-            snapshots,
-            luns: Vec::new(),
-            at: t("2027-01-01T02:00:00Z"),
-            index: Default::default(),
-        }
+        Inventory::sample(snapshots, Vec::new(), t("2027-01-01T02:00:00Z"))
     }
 
     fn cycle() -> Cycle {
+        let start = t("2027-01-01T00:50:00Z");
         Cycle {
-            id: "abc".into(),
-            window: "w".into(),
-            cluster: "c".into(),
-            svm: "svm1".into(),
             volume: "vol".into(),
-            window_start: t("2027-01-01T00:50:00Z"),
-            create_at: t("2027-01-01T00:50:00Z"),
-            release_by: t("2027-01-01T01:20:00Z"),
             release_deadline: Some(t("2027-01-01T02:00:00Z")),
             backing_snapshot: "snapwarden.w.20270101T005000Z".into(),
-            clone_kind: CloneKind::SnapRestore,
             clones: vec![CloneLun {
                 source: "/vol/vol/lun0".into(),
                 path: "/vol/vol/snapwarden.w.20270101T005000Z.lun0".into(),
             }],
             state: CycleState::Locked,
             result: Some(CycleResult::Overrun),
-            created_at: Some(t("2027-01-01T00:50:00Z")),
+            created_at: Some(start),
             clones_created_at: Some(t("2027-01-01T00:50:01Z")),
             clones_deleted_at: Some(t("2027-01-01T01:20:00Z")),
-            released_at: None,
-            detail: String::new(),
-            replica: None,
+            ..Cycle::sample("abc", start)
         }
     }
 
