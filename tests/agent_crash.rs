@@ -40,7 +40,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
-use process_support::TlsSimulator;
+use process_support::{SimRest, TlsSimulator};
 use serde_json::{json, Value};
 use snapwarden::agent::cycle::{Cycle, CycleState};
 use snapwarden::agent::journal::{Journal, ObjectKind};
@@ -257,7 +257,15 @@ struct Sim {
     _proc: TlsSimulator,
     url: String,
     fingerprint: String,
-    http: reqwest::Client,
+    rest: SimRest,
+}
+
+/// Its REST calls are [`SimRest`]'s.
+impl std::ops::Deref for Sim {
+    type Target = SimRest;
+    fn deref(&self) -> &SimRest {
+        &self.rest
+    }
 }
 
 impl Sim {
@@ -266,31 +274,9 @@ impl Sim {
         Sim {
             url: sim.url.clone(),
             fingerprint: sim.fingerprint.clone(),
-            http: TlsSimulator::reader(),
+            rest: SimRest::new(&sim.url, "admin", PASSWORD),
             _proc: sim,
         }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .basic_auth("admin", Some(PASSWORD));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status();
-        let text = resp.text().await.expect("a body");
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await
     }
 
     async fn now(&self) -> DateTime<Utc> {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 mod process_support;
 
-use process_support::TlsSimulator;
+use process_support::{SimRest, TlsSimulator};
 
 const PASSWORD: &str = "s3cret";
 
@@ -56,7 +56,15 @@ struct Served {
     _child: TlsSimulator,
     url: String,
     fingerprint: String,
-    http: reqwest::Client,
+    rest: SimRest,
+}
+
+/// Its REST calls are [`SimRest`]'s.
+impl std::ops::Deref for Served {
+    type Target = SimRest;
+    fn deref(&self) -> &SimRest {
+        &self.rest
+    }
 }
 
 impl Served {
@@ -66,30 +74,13 @@ impl Served {
             &["--clock", "manual", "--start", "2027-01-01T00:00:00Z"],
             Stdio::null(),
         );
+        let url = sim.cluster("prod-a");
         Served {
-            url: sim.cluster("prod-a"),
+            rest: SimRest::new(&url, "snapwarden", PASSWORD),
+            url,
             fingerprint: sim.fingerprint.clone(),
-            http: TlsSimulator::reader(),
             _child: sim,
         }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .basic_auth("snapwarden", Some(PASSWORD));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status();
-        let text = resp.text().await.expect("a body");
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
     async fn requests(&self) -> Value {

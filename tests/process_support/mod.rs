@@ -1,5 +1,6 @@
 //! Shared helpers of the tests that run the `snapwarden` binary as a process: a free loopback
-//! port, a child killed when the test ends, one HTTP/1.0 request, promtool, and a quiet policy.
+//! port, a child killed when the test ends, one HTTP/1.0 request, promtool, a quiet policy, and
+//! `simulator serve --tls` with a REST client for it.
 
 #![allow(dead_code)]
 
@@ -218,5 +219,52 @@ impl TlsSimulator {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("a client")
+    }
+}
+
+/// The test's own REST client of a served simulator: requests to `base` with HTTP Basic
+/// credentials, answers as JSON (`null` for an empty body); a failed request fails the test.
+pub struct SimRest {
+    base: String,
+    user: String,
+    password: String,
+    http: reqwest::Client,
+}
+
+impl SimRest {
+    pub fn new(base: &str, user: &str, password: &str) -> SimRest {
+        SimRest {
+            base: base.to_string(),
+            user: user.to_string(),
+            password: password.to_string(),
+            http: TlsSimulator::reader(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .basic_auth(&self.user, Some(&self.password));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.expect("a body");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        self.call(reqwest::Method::GET, path, None).await
     }
 }
