@@ -152,6 +152,40 @@ fn window(
     }
 }
 
+/// What discovery reads of cluster `demo` (Europe/Berlin): `vol_sql` on snapshot policy
+/// `policy`, which keeps 3 copies of the job schedule `schedule` firing on `cron`.
+fn one_volume_observed(policy: &str, schedule: &str, cron: &str) -> Observed {
+    Observed {
+        clusters: vec![ObservedCluster {
+            name: "demo".into(),
+            info: ClusterInfo {
+                name: "c1".into(),
+                uuid: "u".into(),
+                version: "9.14.1".into(),
+                timezone: "Europe/Berlin".into(),
+            },
+            volumes: vec![VolumeInfo {
+                uuid: "v".into(),
+                name: "vol_sql".into(),
+                svm: "svm1".into(),
+                snapshot_policy: Some(policy.into()),
+            }],
+            snapshot_policies: vec![SnapshotPolicyInfo {
+                name: policy.into(),
+                copies: vec![crate::domain::PolicyCopies {
+                    schedule: schedule.into(),
+                    count: 3,
+                    prefix: None,
+                }],
+            }],
+            schedules: vec![ScheduleInfo {
+                name: schedule.into(),
+                recurrence: Recurrence::Cron(CronSpec::parse(cron).unwrap()),
+            }],
+        }],
+    }
+}
+
 /// One line per lifecycle and conflict, in the volume's zone.
 fn render(policy: &Policy, plan: &Plan) -> String {
     let mut out = String::new();
@@ -308,35 +342,7 @@ fn observed_schedules_and_zone_are_used_when_the_policy_defers_to_the_cluster() 
     policy.clusters[0].endpoint = Endpoint::Url("https://cluster.example".into());
     policy.clusters[0].timezone = ClusterTimezone::Auto;
     policy.volumes[0].schedules = VolumeSchedules::Ontap;
-    let observed = Observed {
-        clusters: vec![ObservedCluster {
-            name: "demo".into(),
-            info: ClusterInfo {
-                name: "c1".into(),
-                uuid: "u".into(),
-                version: "9.14.1".into(),
-                timezone: "Europe/Berlin".into(),
-            },
-            volumes: vec![VolumeInfo {
-                uuid: "v".into(),
-                name: "vol_sql".into(),
-                svm: "svm1".into(),
-                snapshot_policy: Some("every20".into()),
-            }],
-            snapshot_policies: vec![SnapshotPolicyInfo {
-                name: "every20".into(),
-                copies: vec![crate::domain::PolicyCopies {
-                    schedule: "20min".into(),
-                    count: 3,
-                    prefix: None,
-                }],
-            }],
-            schedules: vec![ScheduleInfo {
-                name: "20min".into(),
-                recurrence: Recurrence::Cron(CronSpec::parse("*/20 * * * *").unwrap()),
-            }],
-        }],
-    };
+    let observed = one_volume_observed("every20", "20min", "*/20 * * * *");
     let plan = plan(
         &policy,
         &observed,
@@ -935,35 +941,7 @@ fn a_rolling_plan_follows_a_new_policy_and_new_observations() {
     let mut base = f.policy();
     base.clusters[0].endpoint = Endpoint::Url("https://cluster.example".into());
     base.volumes[0].schedules = VolumeSchedules::Ontap;
-    let observed = |cron: &str| Observed {
-        clusters: vec![ObservedCluster {
-            name: "demo".into(),
-            info: ClusterInfo {
-                name: "c1".into(),
-                uuid: "u".into(),
-                version: "9.14.1".into(),
-                timezone: "Europe/Berlin".into(),
-            },
-            volumes: vec![VolumeInfo {
-                uuid: "v".into(),
-                name: "vol_sql".into(),
-                svm: "svm1".into(),
-                snapshot_policy: Some("p".into()),
-            }],
-            snapshot_policies: vec![SnapshotPolicyInfo {
-                name: "p".into(),
-                copies: vec![crate::domain::PolicyCopies {
-                    schedule: "s".into(),
-                    count: 3,
-                    prefix: None,
-                }],
-            }],
-            schedules: vec![ScheduleInfo {
-                name: "s".into(),
-                recurrence: Recurrence::Cron(CronSpec::parse(cron).unwrap()),
-            }],
-        }],
-    };
+    let observed = |cron: &str| one_volume_observed("p", "s", cron);
     let now = utc("2026-03-07T11:00:00Z");
     let horizon = TimeDelta::hours(30);
     let mut rolling = Rolling::default();
