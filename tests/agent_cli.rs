@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod process_support;
 
-use process_support::{free_port, quiet_policy, KillOnDrop, TlsSimulator};
+use process_support::{free_port, quiet_policy, KillOnDrop, TlsSimulator, MINIMAL_WORLD};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snapwarden"));
@@ -48,29 +48,6 @@ fn serve(world: &Path) -> Served {
     }
 }
 
-const WORLD: &str = r#"
-[[users]]
-name = "snapwarden"
-password = "s3cret"
-
-[[clusters]]
-name = "prod-a"
-version = "9.15.1"
-timezone = "Europe/Berlin"
-licenses = ["snaprestore"]
-
-[[clusters.svms]]
-name = "svm1"
-
-[[clusters.svms.volumes]]
-name = "vol_sql"
-snapshot_policy = "default"
-
-[[clusters.svms.volumes.luns]]
-name = "lun0"
-size = 10737418240
-"#;
-
 /// `config/minimal.toml`, pointed at the simulator.
 fn minimal_against(served: &Served, dir: &Path) -> std::path::PathBuf {
     let text =
@@ -105,7 +82,7 @@ name = "SQL nightly"
 duration = "20m"
 targets = [{ cluster = "prod-a", volume = "vol_sql", luns = ["lun0"] }]
 "#;
-    std::fs::write(&world, format!("{WORLD}{veeam_world}")).unwrap();
+    std::fs::write(&world, format!("{MINIMAL_WORLD}{veeam_world}")).unwrap();
     let served = serve(&world);
     let veeam_url = served
         .veeam_url
@@ -176,7 +153,7 @@ targets = [{ cluster = "prod-a", volume = "vol_sql", luns = ["lun0"] }]
 fn check_and_plan_read_the_cluster_when_the_policy_needs_its_facts() {
     let dir = tempfile::tempdir().unwrap();
     let world = dir.path().join("world.toml");
-    std::fs::write(&world, WORLD).unwrap();
+    std::fs::write(&world, MINIMAL_WORLD).unwrap();
     let served = serve(&world);
     let policy = minimal_against(&served, dir.path());
     let p = policy.to_str().unwrap();

@@ -10,32 +10,9 @@ use serde_json::{json, Value};
 
 mod process_support;
 
-use process_support::{SimRest, TlsSimulator};
+use process_support::{SimRest, TlsSimulator, MINIMAL_WORLD};
 
 const PASSWORD: &str = "s3cret";
-
-const WORLD: &str = r#"
-[[users]]
-name = "snapwarden"
-password = "s3cret"
-
-[[clusters]]
-name = "prod-a"
-version = "9.15.1"
-timezone = "Europe/Berlin"
-licenses = ["snaprestore"]
-
-[[clusters.svms]]
-name = "svm1"
-
-[[clusters.svms.volumes]]
-name = "vol_sql"
-snapshot_policy = "default"
-
-[[clusters.svms.volumes.luns]]
-name = "lun0"
-size = 10737418240
-"#;
 
 /// A snapshot already on the volume, named like snapwarden's but made by someone else (no
 /// journal entry, no ownership marker): neither run may delete it.
@@ -134,7 +111,7 @@ fn json_of(o: &Output) -> Value {
 async fn from_cluster_simulates_the_discovered_estate_with_gets_only() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let world = dir.path().join("world.toml");
-    std::fs::write(&world, WORLD).expect("world written");
+    std::fs::write(&world, MINIMAL_WORLD).expect("world written");
     let served = Served::start(&world);
     let policy = minimal_against(&served, dir.path());
 

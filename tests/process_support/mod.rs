@@ -145,6 +145,31 @@ pub fn run_ready(policy: &Path, state: &Path, port: u16) -> KillOnDrop {
     agent
 }
 
+/// A simulator world with what `config/minimal.toml` names: cluster `prod-a` (user
+/// `snapwarden`, password `s3cret`), `svm1/vol_sql` with a 10 GiB `lun0`.
+pub const MINIMAL_WORLD: &str = r#"
+[[users]]
+name = "snapwarden"
+password = "s3cret"
+
+[[clusters]]
+name = "prod-a"
+version = "9.15.1"
+timezone = "Europe/Berlin"
+licenses = ["snaprestore"]
+
+[[clusters.svms]]
+name = "svm1"
+
+[[clusters.svms.volumes]]
+name = "vol_sql"
+snapshot_policy = "default"
+
+[[clusters.svms.volumes.luns]]
+name = "lun0"
+size = 10737418240
+"#;
+
 /// `snapwarden simulator serve --tls` on a world file, read up to its "ready" line.
 pub struct TlsSimulator {
     pub child: KillOnDrop,
