@@ -37,7 +37,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use process_support::{free_port, http, KillOnDrop, SimRest, TlsSimulator};
+use process_support::{free_port, http, installed, KillOnDrop, SimRest, TlsSimulator};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "ha-test-pw";
@@ -641,16 +641,7 @@ impl Lab {
 }
 
 fn etcd_available() {
-    let found = Command::new("etcd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "etcd is not installed: run scripts/test, which installs Debian's etcd-server package"
-    );
+    installed("etcd", "etcd-server");
 }
 
 /// The scenarios with a cycle in flight, side by side: each waits for the next minute's cycle

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process_support::{free_port, http, quiet_policy, KillOnDrop};
+use process_support::{free_port, http, installed, quiet_policy, KillOnDrop};
 
 /// Where the unit expects the binary, the policy and the journal (the .deb installs them there).
 const BINARY: &str = "/usr/bin/snapwarden";
@@ -66,17 +66,7 @@ fn one(all: &[(String, String, String)], section: &str, key: &str) -> String {
 
 /// `systemd-analyze`, or a failure saying how to install it.
 fn systemd_analyze() -> &'static str {
-    let found = Command::new("systemd-analyze")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "systemd-analyze is not installed: run scripts/test, which installs Debian's systemd package"
-    );
-    "systemd-analyze"
+    installed("systemd-analyze", "systemd")
 }
 
 /// A copy of the unit text in a temporary directory, named `snapwarden.service`, whose

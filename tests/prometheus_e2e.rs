@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process_support::{free_port, http, KillOnDrop};
+use process_support::{free_port, http, installed, KillOnDrop};
 
 /// The test's copy of `config/demo.toml`, at second scale so that it plays out within a minute of
 /// the agent's start. The cluster takes a scheduled snapshot at 8 s past every minute; both
@@ -91,22 +91,6 @@ hook = {{ command = ["sleep", "10"] }}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `command` is on PATH, or a failure saying how to install it.
-fn installed(command: &'static str, package: &str) -> &'static str {
-    let found = Command::new(command)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "{command} is not installed: run scripts/test, which installs Debian's {package} package \
-         (apt-get install -y --no-install-recommends {package})"
-    );
-    command
 }
 
 /// Starts `command args…` with its output in `log`, killed when the test ends.

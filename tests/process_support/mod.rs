@@ -59,9 +59,9 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[&str]) -> Option<(u1
     Some((code, body.to_string()))
 }
 
-/// `promtool`, or a failure saying how to install it.
-pub fn promtool() -> &'static str {
-    let found = Command::new("promtool")
+/// `command` is on PATH, or a failure saying which Debian package `scripts/test` installs for it.
+pub fn installed(command: &'static str, package: &str) -> &'static str {
+    let found = Command::new(command)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -69,10 +69,15 @@ pub fn promtool() -> &'static str {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "promtool is not installed: run scripts/test, which installs Debian's prometheus package \
-         (apt-get install -y --no-install-recommends prometheus)"
+        "{command} is not installed: run scripts/test, which installs Debian's {package} package \
+         (apt-get install -y --no-install-recommends {package})"
     );
-    "promtool"
+    command
+}
+
+/// `promtool`, or a failure saying how to install it.
+pub fn promtool() -> &'static str {
+    installed("promtool", "prometheus")
 }
 
 /// A policy on the embedded simulator listening on `port`, with extra `[agent]` lines: volumes
