@@ -3,8 +3,10 @@
 //! a virtual-time agent's registry after a whole cycle).
 
 mod agent_support;
+mod grafana_support;
 mod process_support;
 
+use grafana_support::{dashboard_exprs, grafana_to_promql};
 use process_support::promtool;
 
 use std::collections::BTreeSet;
@@ -377,24 +379,6 @@ fn uses_datasource_variable(v: &serde_json::Value) -> bool {
     v["datasource"]["uid"] == "${DS_PROMETHEUS}"
 }
 
-/// `(where, expr)` of every PromQL expression of a dashboard: variable queries and panel targets.
-fn dashboard_exprs(name: &str, d: &serde_json::Value) -> Vec<(String, String)> {
-    let mut exprs = Vec::new();
-    for v in d["templating"]["list"].as_array().into_iter().flatten() {
-        if v["type"] == "query" {
-            let q = v["query"].as_str().unwrap_or_default();
-            exprs.push((format!("{name} variable {}", v["name"]), q.to_string()));
-        }
-    }
-    for p in d["panels"].as_array().into_iter().flatten() {
-        for t in p["targets"].as_array().into_iter().flatten() {
-            let e = t["expr"].as_str().unwrap_or_default();
-            exprs.push((format!("{name} panel {}", p["title"]), e.to_string()));
-        }
-    }
-    exprs
-}
-
 #[test]
 fn dashboards_take_the_datasource_and_the_harvest_variables_chained() {
     for name in DASHBOARDS {
@@ -492,31 +476,12 @@ fn the_dashboards_show_what_the_issue_asks_for() {
     }
 }
 
-/// Grafana's macros and variables replaced by values Prometheus accepts; a variable's
-/// `label_values(selector, label)` becomes its selector.
-fn grafana_to_promql(expr: &str) -> String {
-    let expr = match expr
-        .strip_prefix("label_values(")
-        .and_then(|rest| rest.strip_suffix(')'))
-    {
-        Some(args) => args.rsplit_once(',').map_or(args, |(selector, _)| selector),
-        None => expr,
-    };
-    let mut e = expr
-        .replace("$__rate_interval", "5m")
-        .replace("$__range", "1d");
-    for v in ["$Datacenter", "$Cluster", "$SVM", "$Volume"] {
-        e = e.replace(v, ".*");
-    }
-    e
-}
-
 /// Writes every expression as a recording rule and has `promtool check rules` parse them.
 fn promtool_parses(what: &str, exprs: &[(String, String)]) {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::from("groups:\n  - name: parse\n    rules:\n");
     for (i, (_, e)) in exprs.iter().enumerate() {
-        let quoted = serde_json::to_string(&grafana_to_promql(e)).unwrap();
+        let quoted = serde_json::to_string(&grafana_to_promql(e, "5m", "1d")).unwrap();
         yaml.push_str(&format!(
             "      - record: parse:expr_{i}\n        expr: {quoted}\n"
         ));

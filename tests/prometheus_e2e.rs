@@ -11,13 +11,15 @@
 //! Prometheus and Alertmanager come from Debian's `prometheus` and `prometheus-alertmanager`
 //! packages, which `scripts/test` installs. Every process is killed when the test ends.
 
+mod grafana_support;
 mod process_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use grafana_support::{dashboard_exprs, dashboard_files, grafana_to_promql};
 use process_support::{free_port, http, installed, KillOnDrop};
 
 /// The test's copy of `config/demo.toml`, at second scale so that it plays out within a minute of
@@ -127,58 +129,14 @@ fn get_json(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
     Some((code, serde_json::from_str(&body).ok()?))
 }
 
-/// Grafana's macros and template variables replaced the way Grafana expands them with "All"
-/// selected (`.*`), and a variable's `label_values(selector, label)` by its selector (what
-/// Grafana asks Prometheus for the label's values).
-fn grafana_to_promql(expr: &str) -> String {
-    let expr = match expr
-        .strip_prefix("label_values(")
-        .and_then(|rest| rest.strip_suffix(')'))
-    {
-        Some(args) => args.rsplit_once(',').map_or(args, |(selector, _)| selector),
-        None => expr,
-    };
-    let mut e = expr
-        .replace("$__rate_interval", "1m")
-        .replace("$__range", "1h");
-    for v in ["$Datacenter", "$Cluster", "$SVM", "$Volume"] {
-        e = e.replace(v, ".*");
-    }
-    e
-}
-
 /// `(where, expr)` of every query of the shipped Grafana dashboards: variables and panel targets.
 fn dashboard_queries() -> Vec<(String, String)> {
-    let dir = repo().join("dashboards/grafana");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 2, "{names:?}");
-    let mut queries = Vec::new();
-    for path in names {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let d: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        for v in d["templating"]["list"].as_array().into_iter().flatten() {
-            if v["type"] == "query" {
-                let q = v["query"].as_str().unwrap_or_default();
-                queries.push((format!("{name} variable {}", v["name"]), q.to_string()));
-            }
-        }
-        for p in d["panels"].as_array().into_iter().flatten() {
-            for (i, t) in p["targets"].as_array().into_iter().flatten().enumerate() {
-                let e = t["expr"].as_str().unwrap_or_default();
-                queries.push((
-                    format!("{name} panel {} target {i}", p["title"]),
-                    e.to_string(),
-                ));
-            }
-        }
-    }
-    queries
+    let files = dashboard_files();
+    assert!(files.len() >= 2, "{} dashboards", files.len());
+    files
+        .iter()
+        .flat_map(|(name, d)| dashboard_exprs(name, d))
+        .collect()
 }
 
 /// Whether `SnapwardenReleaseLate` fired for `volume` in the last 10 minutes (Prometheus keeps
@@ -378,7 +336,7 @@ scrape_configs:
     let queries: Vec<(String, String, String)> = dashboard_queries()
         .into_iter()
         .map(|(w, e)| {
-            let q = grafana_to_promql(&e);
+            let q = grafana_to_promql(&e, "1m", "1h");
             (w, e, q)
         })
         .collect();
