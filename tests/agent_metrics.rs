@@ -17,6 +17,21 @@ fn base(window: &str, clone: &str) -> String {
     agent_support::lab_policy("\"snaprestore\"", clone, window, "")
 }
 
+/// The lab policy with a nightly window at 01:10 (20 minutes expected, 40 at most).
+fn nightly() -> String {
+    base(
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "auto",
+    )
+}
+
+/// The agent on `text` from 00:50, every backup taking 20 minutes.
+fn twenty_minute_backups(text: &str) -> Harness {
+    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    setup.hooks = Some(simulated(20));
+    start(policy(text), setup)
+}
+
 fn simulated(minutes: i64) -> HookOverride {
     Arc::new(move |_c| {
         Some(HookSpec::Simulated {
@@ -82,13 +97,8 @@ fn with<'a>(base: &[(&'a str, &'a str)], extra: (&'a str, &'a str)) -> Vec<(&'a 
 #[tokio::test(start_paused = true)]
 async fn a_lifecycle_shows_in_the_cycle_volume_schedule_request_and_config_families() {
     // 01:10 create, 20 minutes of backup, release at 01:30; the next hourly snapshot is 02:05.
-    let text = base(
-        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
-        "auto",
-    );
-    let mut setup = Setup::at("2027-01-01T00:50:00Z");
-    setup.hooks = Some(simulated(20));
-    let h = start(policy(&text), setup);
+    let text = nightly();
+    let h = twenty_minute_backups(&text);
     h.run_until("2027-01-01T01:15:00Z").await;
 
     // Build and config: loaded at the start, no reload yet.
@@ -362,10 +372,7 @@ async fn an_occurrence_that_does_not_fit_counts_as_skipped() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cluster_down_is_ontap_up_zero_and_its_failed_calls_are_counted_as_transport() {
-    let text = base(
-        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
-        "auto",
-    );
+    let text = nightly();
     let mut setup = Setup::at("2027-01-01T00:00:00Z");
     let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
     setup.down = Some(down.clone());
@@ -450,13 +457,8 @@ async fn look_alike_objects_count_as_orphans_ignored() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reload_mid_cycle_lets_the_cycle_finish_and_drops_the_series_of_the_volume_that_left() {
-    let text = base(
-        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
-        "auto",
-    );
-    let mut setup = Setup::at("2027-01-01T00:50:00Z");
-    setup.hooks = Some(simulated(20));
-    let h = start(policy(&text), setup);
+    let text = nightly();
+    let h = twenty_minute_backups(&text);
     h.run_until("2027-01-01T01:15:00Z").await;
     assert_eq!(h.status().live_cycles.len(), 1);
     // The new policy drops vol_a; its window now runs on vol_b at 04:10.
@@ -535,13 +537,8 @@ fn vol_a_series() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
 /// again, not be skipped as unchanged.
 #[tokio::test(start_paused = true)]
 async fn a_volume_that_leaves_and_comes_back_by_reload_gets_every_series_again() {
-    let text = base(
-        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
-        "auto",
-    );
-    let mut setup = Setup::at("2027-01-01T00:50:00Z");
-    setup.hooks = Some(simulated(20));
-    let h = start(policy(&text), setup);
+    let text = nightly();
+    let h = twenty_minute_backups(&text);
     h.run_until("2027-01-01T01:35:00Z").await;
     assert_eq!(h.cycles().len(), 1);
     let before: Vec<Option<f64>> = vol_a_series()
