@@ -1491,6 +1491,9 @@ impl Agent {
             volumes.extend(self.recommended.keys().cloned());
         }
         let rule = self.policy.flexclone.clone();
+        // Read once per decision round, on the first volume that is in force (most rounds have
+        // none), not once per volume.
+        let mut space: Option<Vec<journal::LockedSpace>> = None;
         for key in volumes {
             let (cluster, svm, volume) = (&key.0, &key.1, &key.2);
             let conflicts = match self.ctx.journal.volume_conflicts(cluster, svm, volume) {
@@ -1531,12 +1534,14 @@ impl Agent {
                 now,
                 &|_| licensed,
             );
-            let space = self.ctx.journal.locked_space().unwrap_or_else(|e| {
-                tracing::error!("cannot read the locked space of {cluster}/{svm}/{volume}: {e}");
-                Vec::new()
+            let space = space.get_or_insert_with(|| {
+                self.ctx.journal.locked_space().unwrap_or_else(|e| {
+                    tracing::error!("cannot read the space locked backing snapshots hold: {e}");
+                    Vec::new()
+                })
             });
             let (evidence, locked_bytes) =
-                recommend::with_locked_space(evidence, &conflicts, &space)
+                recommend::with_locked_space(evidence, &conflicts, space)
                     .into_iter()
                     .next()
                     .map(|r| (r.evidence, r.locked_bytes))
