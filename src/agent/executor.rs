@@ -170,20 +170,7 @@ pub(crate) async fn create(
     let permit = conn.permit().await;
     if let Err(e) = ctx.fence(&cycle, "create_snapshot", &cycle.backing_snapshot) {
         drop(permit);
-        ctx.set_object(
-            &cycle,
-            ObjectKind::Snapshot,
-            &cycle.backing_snapshot,
-            None,
-            ObjectState::Absent,
-        );
-        return Some(fail(
-            ctx,
-            cycle,
-            CycleState::Failed,
-            e.to_string(),
-            "create_snapshot",
-        ));
+        return Some(snapshot_not_made(ctx, cycle, e.to_string()));
     }
     let comment = snapshot_comment(&cycle.id, &cycle.window);
     let created = conn
@@ -219,40 +206,19 @@ pub(crate) async fn create(
                 cycle.volume,
                 info.comment.unwrap_or_default()
             );
-            ctx.set_object(
-                &cycle,
-                ObjectKind::Snapshot,
-                &cycle.backing_snapshot,
-                None,
-                ObjectState::Absent,
-            );
-            return Some(fail(
-                ctx,
-                cycle,
-                CycleState::Failed,
-                detail,
-                "create_snapshot",
-            ));
+            return Some(snapshot_not_made(ctx, cycle, detail));
         }
         Err(e) => {
-            let state = if surely_not_applied(&e) {
-                ctx.set_object(
-                    &cycle,
-                    ObjectKind::Snapshot,
-                    &cycle.backing_snapshot,
-                    None,
-                    ObjectState::Absent,
-                );
-                CycleState::Failed
-            } else {
-                // It may exist: the release looks it up by name in the next listing.
-                CycleState::Releasing
-            };
+            let detail = super::error_chain(&e);
+            if surely_not_applied(&e) {
+                return Some(snapshot_not_made(ctx, cycle, detail));
+            }
+            // It may exist: the release looks it up by name in the next listing.
             return Some(fail(
                 ctx,
                 cycle,
-                state,
-                super::error_chain(&e),
+                CycleState::Releasing,
+                detail,
                 "create_snapshot",
             ));
         }
@@ -350,6 +316,19 @@ pub(crate) async fn create(
     cycle.state = CycleState::Backup;
     ctx.save(&cycle);
     Some(cycle)
+}
+
+/// The backing snapshot was surely not created: its intent is settled absent and the cycle
+/// fails (nothing of it exists to release).
+fn snapshot_not_made(ctx: &Ctx, cycle: Cycle, detail: String) -> Cycle {
+    ctx.set_object(
+        &cycle,
+        ObjectKind::Snapshot,
+        &cycle.backing_snapshot,
+        None,
+        ObjectState::Absent,
+    );
+    fail(ctx, cycle, CycleState::Failed, detail, "create_snapshot")
 }
 
 fn fail(ctx: &Ctx, mut cycle: Cycle, state: CycleState, detail: String, action: &str) -> Cycle {
