@@ -2297,18 +2297,17 @@ fn hook_result(outcome: HookOutcome) -> (Option<CycleResult>, String) {
 
 /// When a backup's hook is ended: at its own `timeout`, and with `on_overrun = "release"` at the
 /// latest at `release_by` (the start plus `max`), so that the release comes before the next
-/// scheduled snapshot. Left to finish, a simulated backup (no timeout of its own) is ended at
-/// twice `max`, the default timeout of a finishing hook.
+/// scheduled snapshot. A simulated backup (no timeout of its own) gets the default timeout of
+/// the window's hooks (`OnOverrun::backup_limit`).
 fn backup_deadline(
     window: &Window,
     spec: &HookSpec,
     release_by: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let limit = spec.timeout().unwrap_or_else(|| match window.on_overrun {
-        OnOverrun::Release => window.max,
-        OnOverrun::Finish => window.max.checked_mul(2).unwrap_or(window.max),
-    });
+    let limit = spec
+        .timeout()
+        .unwrap_or_else(|| window.on_overrun.backup_limit(window.max));
     let end = now.checked_add_signed(limit).unwrap_or(release_by);
     match window.on_overrun {
         OnOverrun::Release => end.min(release_by),

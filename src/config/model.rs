@@ -297,6 +297,17 @@ pub enum OnOverrun {
 }
 
 impl OnOverrun {
+    /// How long a backup may run when its hook sets no `timeout`: `max`, or left to finish twice
+    /// `max` (at most a week, the bound of every backup duration).
+    pub fn backup_limit(self, max: TimeDelta) -> TimeDelta {
+        match self {
+            OnOverrun::Release => max,
+            OnOverrun::Finish => max
+                .checked_mul(2)
+                .map_or(max, |twice| twice.min(TimeDelta::days(7)).max(max)),
+        }
+    }
+
     /// The policy file's spelling.
     pub fn as_str(self) -> &'static str {
         match self {

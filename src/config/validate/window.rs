@@ -223,11 +223,7 @@ pub(super) fn build_window(
                 }
             };
             let timeout = match &h.timeout {
-                // Left to finish, a backup may run until twice `max` (at most a week).
-                None if on_overrun == Some(OnOverrun::Finish) => max
-                    .and_then(|m| m.checked_mul(2))
-                    .map(|m| m.min(TimeDelta::seconds(WEEK_SECONDS))),
-                None => max,
+                None => max.zip(on_overrun).map(|(m, o)| o.backup_limit(m)),
                 Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT),
             };
             match (action, timeout) {
