@@ -427,6 +427,25 @@ impl Replica {
     }
 
     /// Actions this replica journaled: (at, action, object, outcome).
+    /// The journaled state of the cycle whose backing snapshot is `snapshot`, if journaled.
+    fn cycle_state(&self, snapshot: &str) -> Option<String> {
+        let path = self.state.join(snapwarden::agent::journal::FILE_NAME);
+        if !path.exists() {
+            return None;
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .ok()?;
+        conn.query_row(
+            "SELECT state FROM cycles WHERE backing_snapshot = ?1",
+            [snapshot],
+            |r| r.get(0),
+        )
+        .ok()
+    }
+
     fn actions(&self) -> Vec<(DateTime<Utc>, String, String, String)> {
         let path = self.state.join(snapwarden::agent::journal::FILE_NAME);
         if !path.exists() {
@@ -568,16 +587,18 @@ impl Lab {
         }
     }
 
-    /// Waits until `leader` has a backing snapshot with its clone on the cluster; its name.
+    /// Waits until `leader` has a backing snapshot with its clone on the cluster and has
+    /// journaled the cycle in its backup stage (the clone's create answered and recorded: nothing
+    /// of the create is left to journal); the snapshot's name.
     async fn live_cycle(&self, leader: usize) -> String {
         let poll = Poll::new(Duration::from_secs(90));
         loop {
             let (_, luns) = self.sim.objects().await;
             if let Some(s) = self.sim.backing().await.first() {
-                if luns
+                let cloned = luns
                     .values()
-                    .any(|p| p.starts_with(&format!("/vol/va/{s}.")))
-                {
+                    .any(|p| p.starts_with(&format!("/vol/va/{s}.")));
+                if cloned && self.replicas[leader].cycle_state(s).as_deref() == Some("backup") {
                     return s.clone();
                 }
             }
