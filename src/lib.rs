@@ -6,6 +6,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod ha;
 pub mod ontap;
 pub mod planner;

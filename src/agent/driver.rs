@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use super::clock::Clock;
 use super::cycle::{Cycle, CycleResult};
 use super::discovery::Inventory;
-use super::error_chain;
 use super::journal::Journal;
+use crate::error::error_chain;
 use crate::veeam::{SessionResult, SessionState, VeeamClient, VeeamError};
 
 /// How often a running session is polled.

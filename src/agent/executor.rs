@@ -19,6 +19,7 @@ use super::cycle::{
 };
 use super::discovery::Inventory;
 use super::journal::{Journal, JournalError, ObjectKind, ObjectRecord, ObjectState};
+use crate::error::error_chain;
 use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
 
@@ -209,7 +210,7 @@ pub(crate) async fn create(
             return Some(snapshot_not_made(ctx, cycle, detail));
         }
         Err(e) => {
-            let detail = super::error_chain(&e);
+            let detail = error_chain(&e);
             if surely_not_applied(&e) {
                 return Some(snapshot_not_made(ctx, cycle, detail));
             }
@@ -301,7 +302,7 @@ pub(crate) async fn create(
                         ObjectState::Absent,
                     );
                 }
-                let detail = super::error_chain(&e);
+                let detail = error_chain(&e);
                 return Some(fail(
                     ctx,
                     cycle,
@@ -511,7 +512,7 @@ pub(crate) async fn release(
                 "delete_snapshot",
                 &snapshot.name,
                 "gone",
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             finish(ctx, &mut cycle);
             again = false;
@@ -524,7 +525,7 @@ pub(crate) async fn release(
                 "delete_snapshot",
                 &snapshot.name,
                 "locked",
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             if cycle.state != CycleState::Locked {
                 tracing::warn!(
@@ -537,9 +538,9 @@ pub(crate) async fn release(
                 // The backup's own outcome (an overrun, a failure) stays in front of the lock.
                 cycle.detail = match (cycle.result, cycle.detail.is_empty()) {
                     (Some(CycleResult::Overrun | CycleResult::Failed), false) => {
-                        format!("{}; {}", cycle.detail, super::error_chain(&e))
+                        format!("{}; {}", cycle.detail, error_chain(&e))
                     }
-                    _ => super::error_chain(&e),
+                    _ => error_chain(&e),
                 };
                 ctx.save(&cycle);
                 conflicts.push(ObservedConflict {
@@ -567,14 +568,14 @@ pub(crate) async fn release(
                 "delete_snapshot",
                 &snapshot.name,
                 "error",
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
-                "deleting the backing snapshot failed, will retry: {}", super::error_chain(&e)
+                "deleting the backing snapshot failed, will retry: {}", error_chain(&e)
             );
-            cycle.detail = super::error_chain(&e);
+            cycle.detail = error_chain(&e);
             ctx.save(&cycle);
             again = true;
         }
@@ -681,7 +682,7 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 "delete_clone",
                 &object.name,
                 "gone",
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             true
         }
@@ -691,12 +692,12 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 "delete_clone",
                 &object.name,
                 "error",
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
-                "deleting the LUN clone failed, will retry: {}", super::error_chain(&e)
+                "deleting the LUN clone failed, will retry: {}", error_chain(&e)
             );
             false
         }

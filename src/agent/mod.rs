@@ -32,6 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::{CloneMethod, Driver, HookAction, OnOverrun, Policy, Window};
+use crate::error::error_chain;
 use crate::ha::{Election, LeaderElector};
 use crate::ontap::{LicenseState, Ontap, VolumeRef};
 use crate::planner::{self, Observed, Outcome, VolumeRetention};
@@ -2344,21 +2345,6 @@ async fn election_changed(rx: &mut Option<watch::Receiver<Election>>) {
         }
     }
     std::future::pending().await
-}
-
-/// An error and its sources, `outer: inner: innermost` (thiserror's `Display` shows one level).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
 }
 
 /// The policy volume at `cluster/svm/volume`.

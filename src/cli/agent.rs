@@ -14,6 +14,7 @@ use crate::agent::status::{RecentCycle, Status};
 use crate::agent::{self, connect, Agent, Event, Options, SystemClock, Triggers};
 use crate::config::{self, Policy};
 use crate::domain::duration::parse_duration;
+use crate::error::error_chain;
 use crate::sim::ClockMode;
 
 /// Log line format of `run`.
@@ -119,7 +120,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     let elector = match crate::ha::start(policy.ha.as_ref()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("{}", agent::error_chain(&e));
+            eprintln!("{}", error_chain(&e));
             return EXIT_INVALID;
         }
     };
@@ -263,12 +264,12 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
             .get(&endpoint)
             .send()
             .await
-            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", agent::error_chain(&e)))?;
+            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("{endpoint} answered HTTP {}", resp.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| agent::error_chain(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
             if body.len() + chunk.len() > MAX_STATUS_BYTES {
                 return Err(format!("{endpoint}: answer larger than {MAX_STATUS_BYTES} bytes"));
             }
@@ -584,7 +585,7 @@ pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
         let server = &policy.veeam[r.server];
         let client = clients[r.server].get_or_insert_with(|| {
             VeeamClient::from_server(server).map(Arc::new).map_err(|e| {
-                eprintln!("{}", agent::error_chain(&e));
+                eprintln!("{}", error_chain(&e));
             })
         });
         let Ok(client) = client.clone() else {
@@ -610,7 +611,7 @@ pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
                 Some("name the job by its id (a UUID)".into()),
             )),
             Err(e) => {
-                eprintln!("{}", agent::error_chain(&e));
+                eprintln!("{}", error_chain(&e));
                 clients[r.server] = Some(Err(()));
                 unreachable = true;
             }
@@ -664,7 +665,7 @@ pub fn discover_for_planning(
         runtime.block_on(agent::discovery::observe_for_planning(&clients, Utc::now()));
     if !errors.is_empty() {
         for e in &errors {
-            eprintln!("{}", agent::error_chain(e));
+            eprintln!("{}", error_chain(e));
         }
         eprintln!("(use --offline to plan without the clusters)");
         return Err(EXIT_INVALID);
