@@ -10,6 +10,7 @@ pub mod error;
 pub mod ha;
 pub mod ontap;
 pub mod planner;
+pub mod render;
 pub mod sim;
 pub mod simulate;
 pub mod timeline;

@@ -155,7 +155,7 @@ async fn plan(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
     let rendered = tokio::task::spawn_blocking(move || {
         let plan = planner::plan(&policy, &observed, now, chrono::TimeDelta::hours(hours));
         let mut out = Vec::new();
-        crate::cli::render::write_plan_json(&mut out, &policy, &plan).map(|()| out)
+        crate::render::write_plan_json(&mut out, &policy, &plan).map(|()| out)
     })
     .await;
     match rendered {

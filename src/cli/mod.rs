@@ -13,15 +13,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
+use crate::render::{check_report, plan_table, write_plan_json};
 
 mod agent;
-pub(crate) mod render;
 mod report;
 mod simulate;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};
-pub use render::{check_report, plan_table, write_plan_json};
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;
@@ -339,7 +338,7 @@ fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
 /// MB). A closed pipe (`| head`) ends the output quietly, like [`print`].
 fn print_json(policy: &Policy, plan: &Plan) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let _ = render::write_plan_json(&mut out, policy, plan)
+    let _ = write_plan_json(&mut out, policy, plan)
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());
