@@ -17,8 +17,8 @@ use snapwarden::agent::{Agent, Event, Options, TokioClock, Triggers};
 use snapwarden::config::{self, Policy};
 use snapwarden::ha::memory::MemoryElection;
 use snapwarden::ha::LeaderElector;
+use snapwarden::sim::veeam::VeeamWorld;
 use snapwarden::sim::Simulator;
-use snapwarden::veeam::sim::VeeamWorld;
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("RFC 3339")
@@ -537,7 +537,7 @@ async fn a_job_already_running_is_followed_not_started_twice() {
     );
     h.run_until("2027-01-01T01:05:00Z").await;
     let vsim = h.veeam[0].sim.clone();
-    snapwarden::veeam::sim_rest::advance_all(&h.sim, &[vsim], h.clock.now());
+    snapwarden::sim::veeam::advance_all(&h.sim, &[vsim], h.clock.now());
     let console = h.veeam[0].sim.with(|v, w| {
         let id = v.jobs[0].id.clone();
         v.start(w, &id).expect("starts").id

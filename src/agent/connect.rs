@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use super::ClusterClient;
 use crate::config::{Cluster, Endpoint, Policy};
 use crate::ontap::{ClientOverrides, Ontap, OntapError, Resolve, RestClient, Via};
+use crate::sim::veeam::{advance_all, InProcess, VeeamSim};
 use crate::sim::{ClockMode, SimClient, Simulator};
-use crate::veeam::sim_rest::{advance_all, InProcess, VeeamSim};
 use crate::veeam::{VeeamClient, VeeamOptions};
 
 /// The clients of a policy, and the embedded simulator when the policy has simulator clusters.
@@ -44,7 +44,7 @@ fn embedded_veeam(
     sim: &Arc<Simulator>,
     clock: Arc<dyn super::Clock>,
 ) -> Result<Vec<VeeamConn>, String> {
-    let servers = crate::veeam::sim_config::from_policy(policy, false)?;
+    let servers = crate::sim::veeam::config::from_policy(policy, false)?;
     let sims: Vec<Arc<VeeamSim>> = servers
         .iter()
         .map(|s| VeeamSim::new(sim.clone(), s.world.clone()))

@@ -37,10 +37,10 @@ pub struct WorldFile {
     #[serde(default)]
     pub users: Vec<User>,
     pub clusters: Vec<ClusterFile>,
-    /// Veeam B&R servers served beside the clusters (`crate::veeam::sim_config`); `build`
+    /// Veeam B&R servers served beside the clusters (`super::veeam::config`); `build`
     /// leaves them to the server.
     #[serde(default)]
-    pub veeam: Vec<crate::veeam::sim_config::VeeamFile>,
+    pub veeam: Vec<super::veeam::config::VeeamFile>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,8 @@
 //! Layout: `world` (state and typed operations, no I/O), `config` (world TOML and
 //! `from_policy`), `query` (ONTAP collection query semantics), `rest` (the `/api` and
 //! `/simulator/v1` handlers), `server` (HTTP(S) serving, auth, faults, the real clock), and
-//! `client` (`SimClient`, the in-process `Ontap` implementation). See `docs/simulator.md`.
+//! `client` (`SimClient`, the in-process `Ontap` implementation), and `veeam`, the Veeam B&R
+//! simulator acting on the same world. See `docs/simulator.md`.
 
 pub mod world;
 
@@ -13,6 +14,7 @@ pub mod config;
 pub mod query;
 pub mod rest;
 pub mod server;
+pub mod veeam;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

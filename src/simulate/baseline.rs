@@ -21,8 +21,8 @@ use super::meter::Meter;
 use crate::agent::clock::Clock;
 use crate::config::{CloneMethod, Driver, Policy};
 use crate::ontap::{LicenseState, Ontap, VolumeRef};
-use crate::veeam::sim::SimState;
-use crate::veeam::sim_rest::VeeamSim;
+use crate::sim::veeam::world::SimState;
+use crate::sim::veeam::VeeamSim;
 
 /// How often a refused delete is tried again.
 const RETRY: TimeDelta = TimeDelta::hours(1);

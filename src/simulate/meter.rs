@@ -23,8 +23,8 @@ use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
     SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
+use crate::sim::veeam::VeeamSim;
 use crate::sim::{ClockSummary, SimClient, Simulator, World};
-use crate::veeam::sim_rest::VeeamSim;
 
 /// What was measured over a run.
 #[derive(Debug, Clone, Default, PartialEq)]

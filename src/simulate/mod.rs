@@ -10,7 +10,7 @@
 //! way for both; the cycle counts come from the agent's journal and the baseline's own tally.
 //!
 //! `driver = "veeam"` windows run a simulated Veeam job (every `[[veeam]]` is simulated, its
-//! jobs from the policy's windows: `veeam::sim_config::from_policy`) on the same world: the agent
+//! jobs from the policy's windows: `sim::veeam::config::from_policy`) on the same world: the agent
 //! starts it at its planned start through its `VeeamClient` (answered in process); the baseline
 //! starts it at the window's configured start. Its duration is the window's `expected` (the
 //! simulated job's own), not a draw.
@@ -37,8 +37,8 @@ use crate::agent::{
     Agent, AgentError, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers,
 };
 use crate::config::{Endpoint, Policy};
+use crate::sim::veeam::{InProcess, VeeamSim};
 use crate::sim::{ClockMode, Simulator, World};
-use crate::veeam::sim_rest::{InProcess, VeeamSim};
 
 use draw::{Draws, Occurrence};
 pub use estate::Estate;
@@ -275,7 +275,7 @@ fn veeam_servers(
     sim: &Arc<Simulator>,
 ) -> Result<Vec<(String, Arc<VeeamSim>, crate::ontap::secret::Secret)>, SimulateError> {
     let servers =
-        crate::veeam::sim_config::from_policy(policy, true).map_err(SimulateError::World)?;
+        crate::sim::veeam::config::from_policy(policy, true).map_err(SimulateError::World)?;
     Ok(servers
         .into_iter()
         .map(|s| (s.name, VeeamSim::new(sim.clone(), s.world), s.password))
