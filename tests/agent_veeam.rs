@@ -8,8 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use snapwarden::agent::clock::Clock;
-use snapwarden::agent::connect::{connect_virtual, VeeamConn};
+use snapwarden::agent::clock::{reader, Clock};
 use snapwarden::agent::cycle::{Cycle, CycleResult, CycleState};
 use snapwarden::agent::journal::Journal;
 use snapwarden::agent::status::StatusBoard;
@@ -17,6 +16,7 @@ use snapwarden::agent::{Agent, Event, Options, TokioClock, Triggers};
 use snapwarden::config::{self, Policy};
 use snapwarden::ha::memory::MemoryElection;
 use snapwarden::ha::LeaderElector;
+use snapwarden::sim::embedded::{connect_virtual, VeeamConn};
 use snapwarden::sim::veeam::VeeamWorld;
 use snapwarden::sim::Simulator;
 
@@ -120,7 +120,7 @@ fn start_replica(
 ) -> Harness {
     let policy = Arc::new(policy);
     let clock = Arc::new(TokioClock::starting_at(t(epoch)));
-    let conns = connect_virtual(&policy, clock.clone()).expect("simulators");
+    let conns = connect_virtual(&policy, reader(clock.clone())).expect("simulators");
     let sim = conns.simulator.clone().expect("a simulator");
     conns.veeam[0].sim.with(|v, _| prepare(v));
     sim.with(|w| {
@@ -133,7 +133,7 @@ fn start_replica(
     let ontap: Vec<(String, Arc<dyn snapwarden::ontap::Ontap>)> = conns
         .clients
         .iter()
-        .map(|c| (c.name.clone(), c.ontap.clone()))
+        .map(|c| (c.cluster_name().to_string(), c.clone()))
         .collect();
     let agent = agent(&policy, &ontap, &conns.veeam, &clock, &dir, elector.clone());
     Harness {

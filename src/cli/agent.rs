@@ -15,7 +15,7 @@ use crate::agent::{self, connect, Agent, Event, Options, SystemClock, Triggers};
 use crate::config::{self, Policy};
 use crate::domain::duration::parse_duration;
 use crate::error::error_chain;
-use crate::sim::ClockMode;
+use crate::sim::{embedded, ClockMode};
 
 /// Log line format of `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,14 +75,14 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
             tracing::warn!(cluster = %c.name, "TLS verification is off (insecure = true)");
         }
     }
-    let conns = match connect::connect(&policy, ClockMode::Real, None) {
+    let embedded = match embedded::connect(&policy, ClockMode::Real, None) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return EXIT_INVALID;
         }
     };
-    if conns.simulator.is_some() {
+    if embedded.simulator.is_some() {
         tracing::info!(
             "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time"
         );
@@ -96,7 +96,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     };
     let agent = match Agent::new(
         policy.clone(),
-        conns.clients,
+        connect::connect(&policy, |name| embedded.client(name)),
         Arc::new(SystemClock),
         Options {
             state_dir: state_dir.clone(),
@@ -105,7 +105,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         },
     ) {
         Ok(a) => a.with_veeam(
-            conns
+            embedded
                 .veeam
                 .iter()
                 .map(|v| (v.name.clone(), v.client.clone()))
