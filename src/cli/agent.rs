@@ -563,7 +563,7 @@ fn current_thread() -> Result<tokio::runtime::Runtime, u8> {
 /// server does not have is a located policy error listing the jobs it has; a server that cannot
 /// be asked is named with its error. The embedded simulator's jobs are the policy's own.
 pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
-    use crate::veeam::client::{VeeamClient, VeeamError};
+    use crate::veeam::{VeeamClient, VeeamError};
     let refs: Vec<(&config::Window, &config::VeeamJobRef)> = policy
         .windows
         .iter()

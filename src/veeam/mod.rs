@@ -6,11 +6,12 @@
 //! module imports nothing from it.
 
 pub mod client;
+pub mod error;
+pub mod session;
 
 #[cfg(test)]
 mod client_tests;
 
-pub use client::{
-    Job, Session, SessionPolling, SessionResult, SessionState, Started, VeeamClient, VeeamError,
-    VeeamOptions,
-};
+pub use client::{SessionPolling, VeeamClient, VeeamOptions};
+pub use error::VeeamError;
+pub use session::{Job, Session, SessionResult, SessionState, Started};

@@ -13,6 +13,7 @@ use crate::ontap::Secret;
 use crate::sim::config::WorldFile;
 use crate::sim::{ClockMode, Simulator};
 use crate::veeam::client::*;
+use crate::veeam::*;
 
 const JOB_ID: &str = "6a1f2c3d-0000-4000-8000-000000000001";
 
