@@ -25,7 +25,6 @@ const FILES_ALLOWED_LONGER: &[&str] = &[
     "src/agent/journal.rs",
     // The agent's metrics: the registry and `publish`.
     "src/agent/metrics.rs",
-    "src/planner/mod.rs",
 ];
 
 /// Functions (`file:name`) allowed over [`MAX_FN_LINES`] for now. Remove an entry once it fits.
@@ -45,7 +44,6 @@ const FNS_ALLOWED_LONGER: &[&str] = &[
     "src/config/validate/agent.rs:build_agent",
     "src/config/validate/ha.rs:build_ha",
     "src/config/validate/window.rs:build_window",
-    "src/planner/mod.rs:build",
     "src/sim/config.rs:build",
     "src/simulate/baseline.rs:run",
     "src/simulate/mod.rs:run_agent",
