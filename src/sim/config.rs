@@ -219,21 +219,7 @@ impl WorldFile {
                 w.add_license(ci, l);
             }
             for s in c.schedules {
-                let rec = match (s.cron, s.interval) {
-                    (Some(cron), None) => CronSpec::parse(&cron)
-                        .map(Recurrence::Cron)
-                        .map_err(|e| format!("{e}")),
-                    (None, Some(iv)) => parse_iso8601_duration(&iv).and_then(|every| {
-                        (every > TimeDelta::zero())
-                            .then_some(Recurrence::Interval {
-                                every,
-                                anchor: start,
-                            })
-                            .ok_or_else(|| format!("interval \"{iv}\" must be longer than zero"))
-                    }),
-                    _ => Err("exactly one of `cron` or `interval` is required".to_string()),
-                };
-                match rec {
+                match s.recurrence(start) {
                     Ok(rec) => {
                         if let Err(e) = w.add_schedule(ci, &s.name, rec) {
                             problems.push(format!("{at}.schedules.{}: {e}", s.name));
@@ -262,49 +248,7 @@ impl WorldFile {
                 }
             }
             for svm in c.svms {
-                let sat = format!("{at}.svms.{}", svm.name);
-                if let Err(e) = w.add_svm(ci, &svm.name) {
-                    problems.push(format!("{sat}: {e}"));
-                    continue;
-                }
-                for g in svm.igroups {
-                    if let Err(e) = w.create_igroup(
-                        ci,
-                        &svm.name,
-                        &g.name,
-                        &g.os_type,
-                        &g.protocol,
-                        g.initiators,
-                    ) {
-                        problems.push(format!("{sat}.igroups.{}: {e}", g.name));
-                    }
-                }
-                for v in svm.volumes {
-                    let vat = format!("{sat}.volumes.{}", v.name);
-                    let vol =
-                        match w.create_volume(ci, &svm.name, &v.name, v.size, &v.snapshot_policy) {
-                            Ok(uuid) => uuid,
-                            Err(e) => {
-                                problems.push(format!("{vat}: {e}"));
-                                continue;
-                            }
-                        };
-                    let vi = w.volume_index(ci, &vol).expect("just created");
-                    w.clusters[ci].volumes[vi].snapshot_clone_dependency =
-                        v.snapshot_clone_dependency;
-                    for l in v.luns {
-                        let path = format!("/vol/{}/{}", v.name, l.name);
-                        if let Err(e) = w.create_lun(ci, &path, l.size, &l.os_type) {
-                            problems.push(format!("{vat}.luns.{}: {e}", l.name));
-                            continue;
-                        }
-                        for g in &l.mapped_to {
-                            if let Err(e) = w.map_lun(ci, &path, g) {
-                                problems.push(format!("{vat}.luns.{}.mapped_to {g}: {e}", l.name));
-                            }
-                        }
-                    }
-                }
+                svm.add_to(&mut w, ci, &at, &mut problems);
             }
         }
         if problems.is_empty() {
@@ -314,6 +258,74 @@ impl WorldFile {
                 source_name: source_name.to_string(),
                 problems,
             })
+        }
+    }
+}
+
+impl ScheduleFile {
+    /// The schedule's recurrence; an interval is anchored at the world's `start`.
+    fn recurrence(&self, start: DateTime<Utc>) -> Result<Recurrence, String> {
+        match (&self.cron, &self.interval) {
+            (Some(cron), None) => CronSpec::parse(cron)
+                .map(Recurrence::Cron)
+                .map_err(|e| format!("{e}")),
+            (None, Some(iv)) => parse_iso8601_duration(iv).and_then(|every| {
+                (every > TimeDelta::zero())
+                    .then_some(Recurrence::Interval {
+                        every,
+                        anchor: start,
+                    })
+                    .ok_or_else(|| format!("interval \"{iv}\" must be longer than zero"))
+            }),
+            _ => Err("exactly one of `cron` or `interval` is required".to_string()),
+        }
+    }
+}
+
+impl SvmFile {
+    /// Adds the SVM with its igroups, volumes and LUNs to cluster `ci`; problems are located
+    /// under `at` (the cluster's path in the file).
+    fn add_to(self, w: &mut World, ci: usize, at: &str, problems: &mut Vec<String>) {
+        let sat = format!("{at}.svms.{}", self.name);
+        if let Err(e) = w.add_svm(ci, &self.name) {
+            problems.push(format!("{sat}: {e}"));
+            return;
+        }
+        for g in self.igroups {
+            if let Err(e) = w.create_igroup(
+                ci,
+                &self.name,
+                &g.name,
+                &g.os_type,
+                &g.protocol,
+                g.initiators,
+            ) {
+                problems.push(format!("{sat}.igroups.{}: {e}", g.name));
+            }
+        }
+        for v in self.volumes {
+            let vat = format!("{sat}.volumes.{}", v.name);
+            let vol = match w.create_volume(ci, &self.name, &v.name, v.size, &v.snapshot_policy) {
+                Ok(uuid) => uuid,
+                Err(e) => {
+                    problems.push(format!("{vat}: {e}"));
+                    continue;
+                }
+            };
+            let vi = w.volume_index(ci, &vol).expect("just created");
+            w.clusters[ci].volumes[vi].snapshot_clone_dependency = v.snapshot_clone_dependency;
+            for l in v.luns {
+                let path = format!("/vol/{}/{}", v.name, l.name);
+                if let Err(e) = w.create_lun(ci, &path, l.size, &l.os_type) {
+                    problems.push(format!("{vat}.luns.{}: {e}", l.name));
+                    continue;
+                }
+                for g in &l.mapped_to {
+                    if let Err(e) = w.map_lun(ci, &path, g) {
+                        problems.push(format!("{vat}.luns.{}.mapped_to {g}: {e}", l.name));
+                    }
+                }
+            }
         }
     }
 }
