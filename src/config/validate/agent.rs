@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use chrono::TimeDelta;
+use toml::Spanned;
 
 use super::values::{bounded_duration, is_snapshot_charset, resolve_path, Bounds};
 use crate::config::diag::{hint, Collector};
@@ -146,34 +147,47 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         }
     }
     if let Some(list) = &item.foreign_snapshot_patterns {
-        if list.get_ref().len() > MAX_PATTERNS {
-            ok = false;
-            cx.error(
-                file,
-                list.span(),
-                format!("at most {MAX_PATTERNS} `foreign_snapshot_patterns`"),
-                hint("combine patterns with |, for example \"^(VeeamSourceSnapshot|VeeamAUX)\""),
-            );
-        } else {
-            let mut patterns = Vec::new();
-            for p in list.get_ref() {
-                match foreign_pattern(p.get_ref()) {
-                    Ok(re) => patterns.push(re),
-                    Err(why) => {
-                        ok = false;
-                        cx.error(
-                            file,
-                            p.span(),
-                            format!("foreign snapshot pattern \"{}\" {why}", p.get_ref().chars().take(80).collect::<String>()),
-                            hint("a regular expression matched case-insensitively against snapshot names, for example \"^VeeamSourceSnapshot\""),
-                        );
-                    }
-                }
-            }
-            agent.foreign_snapshot_patterns = patterns;
+        match foreign_patterns(cx, file, list) {
+            Some(patterns) => agent.foreign_snapshot_patterns = patterns,
+            None => ok = false,
         }
     }
     ok.then_some(agent)
+}
+
+/// `foreign_snapshot_patterns`: at most [`MAX_PATTERNS`] regular expressions, each usable;
+/// `None` when not so (every problem reported).
+fn foreign_patterns(
+    cx: &mut Collector,
+    file: usize,
+    list: &Spanned<Vec<Spanned<String>>>,
+) -> Option<Vec<regex::Regex>> {
+    if list.get_ref().len() > MAX_PATTERNS {
+        cx.error(
+            file,
+            list.span(),
+            format!("at most {MAX_PATTERNS} `foreign_snapshot_patterns`"),
+            hint("combine patterns with |, for example \"^(VeeamSourceSnapshot|VeeamAUX)\""),
+        );
+        return None;
+    }
+    let mut ok = true;
+    let mut patterns = Vec::new();
+    for p in list.get_ref() {
+        match foreign_pattern(p.get_ref()) {
+            Ok(re) => patterns.push(re),
+            Err(why) => {
+                ok = false;
+                cx.error(
+                    file,
+                    p.span(),
+                    format!("foreign snapshot pattern \"{}\" {why}", p.get_ref().chars().take(80).collect::<String>()),
+                    hint("a regular expression matched case-insensitively against snapshot names, for example \"^VeeamSourceSnapshot\""),
+                );
+            }
+        }
+    }
+    ok.then_some(patterns)
 }
 
 pub(super) fn build_flexclone(
