@@ -17,17 +17,19 @@ const MAX_FILE_LINES: usize = 800;
 const MAX_FN_LINES: usize = 120;
 
 /// Files allowed over [`MAX_FILE_LINES`] for now: the agent's loop, executor and journal are being
-/// rewritten (a decide/act split) and shrink with it. Remove an entry once its file fits.
+/// rewritten (a decide/act split) and shrink with it; the agent's other files are left to that
+/// rewrite too. Remove an entry once its file fits (this test says when).
 const FILES_ALLOWED_LONGER: &[&str] = &[
     // The reconcile loop, being split into deciding and acting.
     "src/agent/mod.rs",
     // The journal, rewritten with the split.
     "src/agent/journal.rs",
-    // The agent's metrics: the registry and `publish`.
+    // The agent's metrics: the registry and `publish`, a little over.
     "src/agent/metrics.rs",
 ];
 
-/// Functions (`file:name`) allowed over [`MAX_FN_LINES`] for now. Remove an entry once it fits.
+/// Functions (`file:name`) allowed over [`MAX_FN_LINES`] for now, all in the agent (see above).
+/// Remove an entry once it fits (this test says when).
 const FNS_ALLOWED_LONGER: &[&str] = &[
     // The reconcile loop's steps, being split into deciding and acting.
     "src/agent/mod.rs:new",
