@@ -12,7 +12,7 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 use snapwarden::config::{
     Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
-    OnConflict, OnOverrun, Policy, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
+    OnConflict, Policy, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
 use snapwarden::timeline::{CronSpec, Recurrence};
 
@@ -76,10 +76,9 @@ pub fn policy() -> Policy {
             expected: TimeDelta::minutes(30),
             max: TimeDelta::minutes(35 + (i % 30) as i64),
             on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][i % 3],
-            on_overrun: OnOverrun::Release,
             shift_limit: TimeDelta::hours(2),
             hook: None,
-            driver: snapwarden::config::Driver::Snapwarden,
+            driver: snapwarden::config::Driver::default(),
         })
         .collect();
     Policy {

@@ -347,12 +347,11 @@ pub struct Window {
     pub expected: TimeDelta,
     pub max: TimeDelta,
     pub on_conflict: OnConflict,
-    /// What happens to a backup still running at `max` (a `veeam` driver's job always finishes).
-    pub on_overrun: OnOverrun,
     /// How far `shift` may move the start, earlier or later.
     pub shift_limit: TimeDelta,
     pub hook: Option<Hook>,
-    /// Who makes the backing snapshot; `Hook` implies `hook` is `Some`.
+    /// Who makes the backing snapshot, and what happens to a backup still running at `max`
+    /// (`Driver::on_overrun`); `Hook` implies `hook` is `Some`.
     pub driver: super::driver::Driver,
 }
 

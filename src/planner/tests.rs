@@ -10,8 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::{
     Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
-    OnConflict, OnOverrun, SimulatedCluster, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules,
-    Window,
+    OnConflict, SimulatedCluster, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
 use crate::domain::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 use crate::timeline::CronSpec;
@@ -145,10 +144,9 @@ fn window(
         expected: TimeDelta::minutes(expected),
         max: TimeDelta::minutes(max),
         on_conflict,
-        on_overrun: OnOverrun::Release,
         shift_limit: TimeDelta::hours(2),
         hook: None,
-        driver: crate::config::Driver::Snapwarden,
+        driver: crate::config::Driver::default(),
     }
 }
 
@@ -408,10 +406,9 @@ fn arb_window() -> impl Strategy<Value = Window> {
             expected: TimeDelta::minutes(max),
             max: TimeDelta::minutes(max),
             on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][oc],
-            on_overrun: OnOverrun::Release,
             shift_limit: TimeDelta::minutes(limit),
             hook: None,
-            driver: crate::config::Driver::Snapwarden,
+            driver: crate::config::Driver::default(),
         })
 }
 

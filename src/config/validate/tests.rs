@@ -1154,11 +1154,11 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
         })
     );
     let p = valid(&driver_window(""));
-    assert_eq!(p.windows[0].driver, Driver::Snapwarden);
+    assert_eq!(p.windows[0].driver, Driver::Snapwarden(OnOverrun::Release));
     let p = valid(&driver_window(
         "driver = \"hook\"\nhook = { command = [\"/usr/bin/true\"] }\n",
     ));
-    assert_eq!(p.windows[0].driver, Driver::Hook);
+    assert_eq!(p.windows[0].driver, Driver::Hook(OnOverrun::Release));
     let p = valid(&format!(
         "[[veeam]]\nname = \"b\"\nurl = \"https://b/\"\nusername = \"u\"\n\
          password_file = \"vbr.pass\"\npin_sha256 = \"{}\"\napi_version = \"1.3-rev1\"\n",
@@ -1431,13 +1431,13 @@ i.toml:1:2: `ha` is only allowed in the main policy file
 fn on_overrun_releases_by_default_and_a_finishing_hook_gets_twice_max() {
     let p = valid(&driver_window("hook = { command = [\"x\"] }\n"));
     let w = &p.windows[0];
-    assert_eq!(w.on_overrun, OnOverrun::Release);
+    assert_eq!(w.driver.on_overrun(), OnOverrun::Release);
     assert_eq!(w.hook.as_ref().unwrap().timeout, TimeDelta::minutes(6));
     let p = valid(&driver_window(
         "on_overrun = \"finish\"\nhook = { command = [\"x\"] }\n",
     ));
     let w = &p.windows[0];
-    assert_eq!(w.on_overrun, OnOverrun::Finish);
+    assert_eq!(w.driver.on_overrun(), OnOverrun::Finish);
     assert_eq!(w.hook.as_ref().unwrap().timeout, TimeDelta::minutes(12));
     // An explicit timeout wins; twice a week's max stays a week.
     let p = valid(&driver_window(
