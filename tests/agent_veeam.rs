@@ -1,4 +1,4 @@
-//! Veeam-driven windows (issue 10) in virtual time: the agent starts the job through the
+//! Veeam-driven windows in virtual time: the agent starts the job through the
 //! `VeeamClient` at the planned start against the embedded Veeam simulator (same world as the
 //! ONTAP simulator, answered in process), follows its session, attributes the job's
 //! `VeeamSourceSnapshot_…` to the cycle, and reports locks with their pins. Every test also
