@@ -1,4 +1,5 @@
-//! Driver windows: a backup tool makes the backing snapshot, snapwarden starts the
+//! Driver windows (Veeam-driven and hook-driven): a backup tool makes the backing snapshot,
+//! snapwarden starts the
 //! tool at the planned start and watches what it makes.
 //!
 //! `driver = "veeam"`: [`follow_veeam`] looks the job up, starts it (or follows its running

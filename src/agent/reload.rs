@@ -1,4 +1,4 @@
-//! Hot reload (C10): the policy's directories are watched (notify, debounced), and SIGHUP and
+//! Hot reload: the policy's directories are watched (notify, debounced), and SIGHUP and
 //! `POST /-/reload` ask for a reload too. A changed policy (by content hash) goes through the
 //! same load and validation as `check`, is diffed against the running one and handed to the agent
 //! loop, which swaps it in between passes ([`Agent::apply_policy`]); cycles in flight keep the

@@ -24,7 +24,7 @@ pub struct Status {
     pub next_create_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub shutting_down: bool,
-    /// FlexClone recommendations in force (C8), sorted by cluster, svm, volume.
+    /// FlexClone recommendations in force, sorted by cluster, svm, volume.
     #[serde(default)]
     pub flexclone_recommendations: Vec<FlexCloneRecommendation>,
     /// With `[ha]`: this replica, its role and who leads; absent when the agent runs alone.

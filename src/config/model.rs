@@ -140,7 +140,7 @@ pub enum HaBackend {
     Etcd,
 }
 
-/// The `[flexclone]` section: when to recommend FlexClone (C8).
+/// The `[flexclone]` section: when to recommend FlexClone (the FlexClone recommendation).
 #[derive(Debug, Clone)]
 pub struct FlexCloneRule {
     pub recommend_after: u32,

@@ -1,4 +1,4 @@
-//! Bounds on policy durations (issue 7 item 5), each with its reason.
+//! Bounds on policy durations, each with its reason.
 //!
 //! Policy validation refuses values outside them with a located error; the planner refuses them
 //! too (as unresolved volumes) instead of overflowing or building huge timelines, so a policy that

@@ -892,7 +892,7 @@ fn interval_anchors_are_bounded_to_years_1970_through_9999() {
 
 #[test]
 fn missing_keys_and_bad_values_of_one_window_are_reported_together() {
-    // The case from issue 7: no `timezone`, no `expected` and a bad cron, all in one run.
+    // A first policy's typical mistakes: no `timezone`, no `expected` and a bad cron, all in one run.
     check(
         &format!("{WINDOW_HEAD}start = \"0 25 * * *\"\nmax = \"1h\"\n"),
         r#"
