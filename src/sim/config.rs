@@ -520,7 +520,9 @@ mod policy_tests {
                     schedule: 0,
                     count: 4,
                     prefix: "qh".into(),
+                    snapmirror_label: None,
                 }],
+                max_defer: DEFAULT_MAX_DEFER,
             }],
             volumes: vec![
                 Volume {
@@ -529,6 +531,7 @@ mod policy_tests {
                     name: "vol1".into(),
                     luns: vec!["/vol/vol1/lun1".into()],
                     schedules: VolumeSchedules::Policy(0),
+                    managed: None,
                     clone: CloneMethod::Auto,
                 },
                 Volume {
@@ -537,6 +540,7 @@ mod policy_tests {
                     name: "elsewhere".into(),
                     luns: vec![],
                     schedules: VolumeSchedules::Ontap,
+                    managed: None,
                     clone: CloneMethod::Auto,
                 },
             ],
