@@ -68,6 +68,8 @@ async fn exported_families_are_the_documented_ones() {
         "snapwarden_flexclone_recommended",
         "snapwarden_last_success_timestamp_seconds",
         "snapwarden_reconcile_orphans_total",
+        "snapwarden_journal_errors_total",
+        "snapwarden_journal_writable",
         // The release-late alert compares against it.
         "snapwarden_guard_seconds",
         // High availability.
@@ -310,6 +312,8 @@ fn every_alert_is_shipped_with_a_runbook() {
         "SnapwardenFlexCloneRecommended",
         // High availability.
         "SnapwardenNoLeader",
+        // The journal refuses writes.
+        "SnapwardenJournalWriteFailing",
     ]
     .into_iter()
     .map(str::to_string)

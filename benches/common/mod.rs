@@ -62,6 +62,7 @@ pub fn policy() -> Policy {
             name: format!("vol{i:05}"),
             luns: vec![format!("/vol/vol{i:05}/lun0")],
             schedules: VolumeSchedules::Policy(0),
+            managed: None,
             clone: CloneMethod::Auto,
         })
         .collect();
@@ -118,8 +119,10 @@ pub fn policy() -> Policy {
                     schedule: s,
                     count: 6,
                     prefix: String::new(),
+                    snapmirror_label: None,
                 })
                 .collect(),
+            max_defer: snapwarden::config::model::DEFAULT_MAX_DEFER,
         }],
         volumes,
         windows,

@@ -184,7 +184,10 @@ pub(crate) async fn create(
     let comment = snapshot_comment(&cycle.id, &cycle.window);
     let created = conn
         .ontap
-        .create_snapshot(vref, &cycle.backing_snapshot, &comment)
+        .create_snapshot(
+            vref,
+            &crate::ontap::NewSnapshot::new(&cycle.backing_snapshot, &comment),
+        )
         .await;
     drop(permit);
     match created {

@@ -895,14 +895,10 @@ impl Ontap for Counted {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &crate::ontap::NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
-        self.count(
-            "create_snapshot",
-            self.inner.create_snapshot(volume, name, comment),
-        )
-        .await
+        self.count("create_snapshot", self.inner.create_snapshot(volume, new))
+            .await
     }
     async fn delete_snapshot(
         &self,

@@ -246,6 +246,7 @@ mod tests {
             create_time: t(at).fixed_offset(),
             owners: Vec::new(),
             size: None,
+            snapmirror_label: None,
         }
     }
 

@@ -231,13 +231,30 @@ pub struct Copies {
     pub count: u32,
     /// Scheduled snapshots are named `<prefix>.<YYYY-MM-DD_HHMM>`; defaults to the schedule name.
     pub prefix: String,
+    /// The label SnapMirror and SnapVault select this copy's snapshots by (ONTAP: 1–31
+    /// characters); `None` takes them unlabelled.
+    pub snapmirror_label: Option<String>,
 }
 
+/// An inline snapshot policy: what ONTAP takes for the volumes whose `snapshot_policy` names it,
+/// or what snapwarden takes for those whose `managed_snapshots` names it.
+///
+/// Invariant: `max_defer` is within `domain::limits::MAX_DEFER`; when a volume manages this
+/// policy, its copies have distinct prefixes, none of them snapwarden's own backing-snapshot
+/// prefix.
 #[derive(Debug, Clone)]
 pub struct SnapshotPolicy {
     pub name: String,
+    /// May be empty: ONTAP then takes nothing, like its built-in `none` policy.
     pub copies: Vec<Copies>,
+    /// How long a managed snapshot of this policy may wait for a live clone on its volume.
+    pub max_defer: TimeDelta,
 }
+
+/// `max_defer` when the policy does not say: four hours, long enough for a nightly backup of a
+/// few hours to finish before the deferred snapshot is taken, short enough that an hourly
+/// schedule misses at most a few of its instants.
+pub const DEFAULT_MAX_DEFER: TimeDelta = TimeDelta::hours(4);
 
 /// Where a volume's snapshot schedules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +281,12 @@ pub struct Volume {
     /// LUN paths, `/vol/<volume>/<lun>`.
     pub luns: Vec<String>,
     pub schedules: VolumeSchedules,
+    /// `managed_snapshots`: index into `Policy::snapshot_policies` of the inline policy whose
+    /// copies snapwarden takes itself; `None`: ONTAP takes every scheduled snapshot.
+    ///
+    /// Invariant: no copy of it shares a prefix with a copy of `schedules`' inline policy (never
+    /// two schedulers for one prefix).
+    pub managed: Option<usize>,
     pub clone: CloneMethod,
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
+    ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
     SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 
@@ -66,13 +66,9 @@ impl<R: Resolve> Ontap for Via<R> {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
-        self.resolver
-            .resolve()?
-            .create_snapshot(volume, name, comment)
-            .await
+        self.resolver.resolve()?.create_snapshot(volume, new).await
     }
     async fn delete_snapshot(
         &self,

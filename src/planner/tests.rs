@@ -106,8 +106,10 @@ impl Fixture {
                         schedule: i,
                         count: 2,
                         prefix: self.schedules[i].0.clone(),
+                        snapmirror_label: None,
                     })
                     .collect(),
+                max_defer: crate::config::model::DEFAULT_MAX_DEFER,
             }],
             volumes: self
                 .volumes
@@ -118,6 +120,7 @@ impl Fixture {
                     name: name.clone(),
                     luns: vec![format!("/vol/{name}/lun0")],
                     schedules: VolumeSchedules::Policy(0),
+                    managed: None,
                     clone: CloneMethod::Auto,
                 })
                 .collect(),
@@ -674,7 +677,8 @@ proptest! {
         policy.clusters.push(cluster);
         policy.snapshot_policies.push(SnapshotPolicy {
             name: "second".into(),
-            copies: second.iter().map(|&i| Copies { schedule: i, count: 2, prefix: String::new() }).collect(),
+            copies: second.iter().map(|&i| Copies { schedule: i, count: 2, prefix: String::new(), snapmirror_label: None }).collect(),
+            max_defer: crate::config::model::DEFAULT_MAX_DEFER,
         });
         let mut v1 = policy.volumes[0].clone();
         v1.cluster = 1;

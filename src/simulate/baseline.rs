@@ -20,7 +20,7 @@ use super::draw::{Draws, Occurrence};
 use super::meter::Meter;
 use crate::agent::clock::Clock;
 use crate::config::{CloneMethod, Driver, Policy};
-use crate::ontap::{LicenseState, Ontap, VolumeRef};
+use crate::ontap::{LicenseState, NewSnapshot, Ontap, VolumeRef};
 use crate::veeam::sim::SimState;
 use crate::veeam::sim_rest::VeeamSim;
 
@@ -162,7 +162,10 @@ pub async fn run(
                 let client = &clients[v.cluster];
                 let name = format!("{prefix}.{}.{}", w.name, start.format("%Y%m%dT%H%M%SZ"));
                 let snap = match client
-                    .create_snapshot(vref, &name, "created-by=backup-tool (uncoordinated)")
+                    .create_snapshot(
+                        vref,
+                        &NewSnapshot::new(&name, "created-by=backup-tool (uncoordinated)"),
+                    )
                     .await
                 {
                     Ok(s) => s,

@@ -299,10 +299,9 @@ impl Ontap for Metered {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &crate::ontap::NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
-        self.mutating().create_snapshot(volume, name, comment).await
+        self.mutating().create_snapshot(volume, new).await
     }
     async fn delete_snapshot(
         &self,

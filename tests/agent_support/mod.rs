@@ -345,11 +345,9 @@ impl Ontap for Slow {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &snapwarden::ontap::NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
-        self.around(self.inner.create_snapshot(volume, name, comment))
-            .await
+        self.around(self.inner.create_snapshot(volume, new)).await
     }
     async fn delete_snapshot(
         &self,

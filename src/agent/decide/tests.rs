@@ -147,6 +147,7 @@ fn snap(name: &str, volume: &str, at: &str, comment: Option<&str>) -> SnapshotIn
         create_time: t(at).fixed_offset(),
         owners: Vec::new(),
         size: None,
+        snapmirror_label: None,
     }
 }
 

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 
 use super::values::{
-    bounded_duration, cron_hint, cron_string, is_snapshot_charset, satisfiable, Bounds, Required,
+    bounded_duration, cron_hint, cron_string, is_snapmirror_label, is_snapshot_charset,
+    satisfiable, Bounds, Required, MAX_SNAPMIRROR_LABEL,
 };
 use super::Names;
 use crate::config::diag::{hint, Collector};
@@ -179,6 +180,9 @@ fn cron_lists(
     }
 }
 
+/// `max_defer`: the bound of `domain::limits`.
+const MAX_DEFER: Bounds = Bounds::of(&crate::domain::limits::MAX_DEFER);
+
 /// ONTAP accepts 1 to 1023 copies per schedule in a snapshot policy.
 const MAX_COPIES: u32 = 1023;
 
@@ -205,22 +209,18 @@ pub(super) fn build_snapshot_policy(
     let label = name.map_or("this snapshot policy".into(), |n| {
         format!("snapshot policy \"{}\"", n.get_ref())
     });
+    // `copies = []` is ONTAP's `none`: the volumes naming it get no scheduled snapshots from
+    // ONTAP (those handing every copy to snapwarden name such a policy).
     let listed: &[Spanned<RawCopies>] = match listed {
-        Some(l) if l.get_ref().is_empty() => {
-            ok = false;
-            cx.error(
-                file,
-                l.span(),
-                format!("{label} has no copies"),
-                hint("add copies = [ { schedule = \"hourly\", count = 6 } ]"),
-            );
-            &[]
-        }
         Some(l) => l.get_ref(),
         None => {
             ok = false;
             &[]
         }
+    };
+    let max_defer = match &p.max_defer {
+        None => Some(DEFAULT_MAX_DEFER),
+        Some(d) => bounded_duration(cx, file, d, "max_defer", &MAX_DEFER),
     };
     let mut copies = Vec::new();
     let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
@@ -279,15 +279,46 @@ pub(super) fn build_snapshot_policy(
                 );
             }
         }
-        match (index, count, prefix) {
-            (Some(schedule), Some(count), Some((prefix, _))) => copies.push(Copies {
+        let mirror = c.snapmirror_label.as_ref().map(|l| {
+            let valid = is_snapmirror_label(l.get_ref());
+            if !valid {
+                cx.error(
+                    file,
+                    l.span(),
+                    format!(
+                        "`snapmirror_label` \"{}\" is not an ONTAP SnapMirror label",
+                        l.get_ref()
+                    ),
+                    hint(format!(
+                        "1 to {MAX_SNAPMIRROR_LABEL} of A-Z a-z 0-9 _ . -, for example \"hourly\""
+                    )),
+                );
+            }
+            valid.then(|| l.get_ref().clone())
+        });
+        match (index, count, prefix, mirror) {
+            (Some(schedule), Some(count), Some((prefix, _)), None) => copies.push(Copies {
                 schedule,
                 count,
                 prefix,
+                snapmirror_label: None,
             }),
+            (Some(schedule), Some(count), Some((prefix, _)), Some(Some(label))) => {
+                copies.push(Copies {
+                    schedule,
+                    count,
+                    prefix,
+                    snapmirror_label: Some(label),
+                })
+            }
             _ => ok = false,
         }
     }
     let name = name?.get_ref().clone();
-    ok.then_some(SnapshotPolicy { name, copies })
+    let max_defer = max_defer?;
+    ok.then_some(SnapshotPolicy {
+        name,
+        copies,
+        max_defer,
+    })
 }
