@@ -21,7 +21,7 @@
 //! 4. restart: SIGTERM, wait for the exit, start the agent again on the edited policy and wait
 //!    for its first published pass (fewer rounds: each is a whole start).
 //!
-//! Prints p50, p95 and max per approach and size. Targets (issue 9): p50 under 300 ms with a few
+//! Prints p50, p95 and max per approach and size. Targets: p50 under 300 ms with a few
 //! volumes, under 1 s with 10,000.
 
 use std::path::Path;

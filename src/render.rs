@@ -33,9 +33,9 @@ fn zones(plan: &Plan) -> HashMap<usize, Tz> {
         .collect()
 }
 
-/// Writes the documented `--output json` shape (README: "plan --output json"), pretty-printed,
-/// straight to `out`: the document is streamed volume by volume, never built as a tree. Keys are
-/// in alphabetical order (the order the format has always had).
+/// Writes the documented `--output json` shape (docs/planning.md, "plan --output json"),
+/// pretty-printed, straight to `out`: the document is streamed volume by volume, never built as a
+/// tree. Keys are in alphabetical order (the order the format has always had).
 pub fn write_plan_json<W: std::io::Write>(
     out: W,
     policy: &Policy,

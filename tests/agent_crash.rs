@@ -1,4 +1,4 @@
-//! The crash test (issue 6, *Proof*): `snapwarden run` against `snapwarden simulator serve` (HTTPS,
+//! The crash test: `snapwarden run` against `snapwarden simulator serve` (HTTPS,
 //! real clock, injected latency) is killed with SIGKILL at random points of its cycles and
 //! restarted; afterwards no snapwarden object is left that the journal does not show as live, and
 //! nothing foreign — look-alikes, a user snapshot, the scheduled snapshots — was touched.

@@ -1,4 +1,4 @@
-//! Driver windows (issue 10) beside a snapwarden window: a `driver = "hook"` window runs its hook
+//! Driver windows (Veeam-driven and hook-driven) beside a snapwarden window: a `driver = "hook"` window runs its hook
 //! at the planned start and makes nothing itself; a `driver = "veeam"` window whose server cannot
 //! be reached (its password variable is not set) is recorded as failed with that error, never
 //! skipped silently; the snapwarden window runs as usual; a hook-driven backup left to finish

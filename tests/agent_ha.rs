@@ -1,4 +1,4 @@
-//! High availability (issue 11, *Proof*): two `snapwarden run` replicas elect a leader on a real
+//! High availability: two `snapwarden run` replicas elect a leader on a real
 //! 3-member etcd cluster (Debian's `etcd-server`, started here on loopback with temporary data
 //! directories, killed when a test ends) and share one `snapwarden simulator serve` world.
 //!

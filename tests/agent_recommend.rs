@@ -1,4 +1,4 @@
-//! The live agent's FlexClone recommendation (C8) in virtual time: recurring overruns on a
+//! The live agent's FlexClone recommendation in virtual time: recurring overruns on a
 //! SnapRestore volume raise it (status, metric, journal); with `use_when_licensed` and a
 //! flexclone license the volume switches and its conflicts stop; a conflict-free `within`
 //! clears it.

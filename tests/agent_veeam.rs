@@ -1,4 +1,4 @@
-//! Veeam-driven windows (issue 10) in virtual time: the agent starts the job through the
+//! Veeam-driven windows in virtual time: the agent starts the job through the
 //! `VeeamClient` at the planned start against the embedded Veeam simulator (same world as the
 //! ONTAP simulator, answered in process), follows its session, attributes the job's
 //! `VeeamSourceSnapshot_…` to the cycle, and reports locks with their pins. Every test also
@@ -559,7 +559,7 @@ fn demo() -> Policy {
         .expect("the Veeam demo loads")
 }
 
-/// The README's promise: within minutes the demo shows the job started in a gap by the agent,
+/// The promise of docs/veeam.md (Demo): within minutes the demo shows the job started in a gap by the agent,
 /// followed to Success, its snapshot attributed, no conflict; `simulate --compare` shows that the
 /// job at its configured time gets every run's snapshot captured and locked.
 #[tokio::test(start_paused = true)]

@@ -285,7 +285,7 @@ fn simulator_serve_builds_its_world_from_a_policy() {
     }
 }
 
-/// Issue 7 item 13: the streamed JSON of a policy with several volumes parses to exactly the
+/// The streamed JSON of a policy with several volumes parses to exactly the
 /// hand-computed document (hourly at :05 in UTC; a 01:00 window of 40 minutes plus a 5-minute
 /// guard collides with 01:05 on both volumes; the first start that fits is 01:06).
 #[test]
@@ -411,7 +411,7 @@ on_conflict = "run"
     );
 }
 
-/// Issue 7 item 18: counts read as English ("shifted once", "its only occurrence").
+/// Counts read as English ("shifted once", "its only occurrence").
 #[test]
 fn a_single_shift_and_occurrence_read_as_english() {
     let dir = tempfile::tempdir().unwrap();

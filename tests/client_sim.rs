@@ -15,8 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use snapwarden::config::TlsVerify;
 use snapwarden::ontap::{
-    ClientOptions, JobPolling, LicenseState, LunInfo, Ontap, OntapError, RestClient, RetryPolicy,
-    Secret, SnapshotInfo, VolumeRef, SNAPSHOT_LOCKED,
+    ClientOptions, JobPolling, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, RestClient,
+    RetryPolicy, Secret, SnapshotInfo, VolumeRef, SNAPSHOT_LOCKED,
 };
 use snapwarden::sim::world::codes;
 use snapwarden::sim::{start, ClockMode, ServeOptions, ServerHandle, SimClient, WorldSource};
@@ -148,7 +148,10 @@ async fn snaprestore_backing_snapshot_lifecycle() {
     let ontap = client(&sim);
     let vol = volume(&ontap, "vol1").await;
 
-    let created = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let created = ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
     assert_eq!(created.name, BACKING);
     assert_eq!(created.comment.as_deref(), Some(COMMENT));
     assert_eq!(created.volume_name, "vol1");
@@ -201,7 +204,10 @@ async fn flexclone_backing_snapshot_lifecycle() {
     let ontap = client(&sim);
     let vol = volume(&ontap, "vol1").await;
 
-    let created = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let created = ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
     let clone = ontap
         .clone_lun_flexclone(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
         .await
@@ -249,7 +255,10 @@ async fn snaprestore_chain_lock_holds_until_the_pinning_snapshot_is_deleted() {
     let sim = Sim::start(&cluster("\"snaprestore\""), START).await;
     let ontap = client(&sim);
     let vol = volume(&ontap, "vol1").await;
-    let backing = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let backing = ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
     let clone = ontap
         .clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
         .await
@@ -309,7 +318,10 @@ async fn flexclone_without_its_license_is_refused() {
         ontap.license("snaprestore").await.unwrap(),
         LicenseState::Compliant
     );
-    ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
     let err = ontap
         .clone_lun_flexclone(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
         .await
@@ -471,7 +483,7 @@ async fn injected_faults_are_typed_retried_and_recovered_from() {
     // A failed job is final (not retried) and carries the job's code; nothing was created.
     set_faults(&sim, json!({ "job_failure_rate": 1.0 })).await;
     let err = ontap
-        .create_snapshot(&vol, BACKING, COMMENT)
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
         .await
         .unwrap_err();
     match &err {
@@ -493,7 +505,10 @@ async fn injected_faults_are_typed_retried_and_recovered_from() {
     assert!(!err.is_transient());
     clear_faults(&sim).await;
     assert!(snapshot(&ontap, BACKING).await.is_none());
-    ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
 }
 
 /// How many more applied mutations the `drop_after_apply` fault will leave unanswered.
@@ -529,9 +544,12 @@ async fn every_create_and_delete_survives_an_answer_lost_after_it_was_applied() 
         let ontap = client(&sim);
         let vol = volume(&ontap, "vol1").await;
 
-        let created = with_lost_answer(&sim, ontap.create_snapshot(&vol, BACKING, COMMENT))
-            .await
-            .unwrap();
+        let created = with_lost_answer(
+            &sim,
+            ontap.create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT)),
+        )
+        .await
+        .unwrap();
         assert_eq!(created.name, BACKING);
         assert_eq!(created.comment.as_deref(), Some(COMMENT));
         let listed: Vec<SnapshotInfo> = ontap
@@ -599,7 +617,7 @@ async fn a_same_named_object_that_is_something_else_is_never_adopted() {
     let vol = volume(&ontap, "vol1").await;
     let other = "snapwarden.nightly.20260309T1000Z";
     ontap
-        .create_snapshot(&vol, other, "made by someone else")
+        .create_snapshot(&vol, &NewSnapshot::new(other, "made by someone else"))
         .await
         .unwrap();
     // Clones of the other snapshot at the paths the next calls ask for.
@@ -615,12 +633,15 @@ async fn a_same_named_object_that_is_something_else_is_never_adopted() {
         .simulator()
         .advance(TimeDelta::seconds(61))
         .unwrap();
-    ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
     set_faults(&sim, json!({ "drop_after_apply": 1 })).await;
 
     // The same name with another comment.
     let err = ontap
-        .create_snapshot(&vol, other, COMMENT)
+        .create_snapshot(&vol, &NewSnapshot::new(other, COMMENT))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(codes::SNAPSHOT_EXISTS), "{err}");
@@ -729,7 +750,10 @@ fn domain(s: &SnapshotInfo) -> (String, Option<String>, String, Vec<String>) {
 /// delete clone and snapshot and list again.
 async fn scenario(ontap: &dyn Ontap) -> Observed {
     let vol = volume(ontap, "vol1").await;
-    let created = ontap.create_snapshot(&vol, BACKING, COMMENT).await.unwrap();
+    let created = ontap
+        .create_snapshot(&vol, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
     let clone = ontap
         .clone_lun_snaprestore(&vol, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
         .await
@@ -808,4 +832,56 @@ async fn rest_client_and_in_process_client_agree() {
         a.listed
     );
     assert!(a.after_delete.is_empty(), "{:?}", a.after_delete);
+}
+
+/// A labelled create through the REST client: the label reaches the simulator and comes back in
+/// the answer and in listings, the same as the in-process client reads it; a create whose answer
+/// was lost after it was applied takes its own snapshot on the retry; a same-named snapshot with
+/// another label is not adopted.
+#[tokio::test]
+async fn a_labelled_snapshot_over_rest_matches_the_in_process_client() {
+    for async_mutations in [true, false] {
+        let sim = Sim::start(
+            &format!(
+                "[knobs]\nasync_mutations = {async_mutations}\n{}",
+                cluster("\"snaprestore\"")
+            ),
+            START,
+        )
+        .await;
+        let ontap = client(&sim);
+        let vol = volume(&ontap, "vol1").await;
+        let name = "hourly.2026-03-09_1005";
+        let new = NewSnapshot::new(name, COMMENT).labelled(Some("hourly"));
+        let created = with_lost_answer(&sim, ontap.create_snapshot(&vol, &new))
+            .await
+            .unwrap();
+        assert_eq!(created.snapmirror_label.as_deref(), Some("hourly"));
+        let over_rest = snapshot(&ontap, name).await.unwrap();
+        let in_process = SimClient::new(sim.handle.simulator().clone(), "c1");
+        let seen = snapshot(&in_process, name).await.unwrap();
+        assert_eq!(over_rest, created);
+        assert_eq!(seen.snapmirror_label, over_rest.snapmirror_label);
+        let err = ontap
+            .create_snapshot(&vol, &new.labelled(Some("daily")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(codes::SNAPSHOT_EXISTS), "{err}");
+        // In process: the same label goes in and comes out.
+        let other = in_process
+            .create_snapshot(
+                &vol,
+                &NewSnapshot::new("daily.2026-03-09_0010", COMMENT).labelled(Some("daily")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            snapshot(&ontap, &other.name)
+                .await
+                .unwrap()
+                .snapmirror_label,
+            Some("daily".into())
+        );
+        sim.handle.stop().await;
+    }
 }

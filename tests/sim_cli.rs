@@ -1,4 +1,4 @@
-//! `snapwarden simulator serve` arguments (issue 7, item 17): a world is required and named in the
+//! `snapwarden simulator serve` arguments: a world is required and named in the
 //! usage, a policy must have simulator clusters, `--start` needs a manual clock, and the
 //! default-password warning appears only when the world chose no users.
 

@@ -1,4 +1,4 @@
-//! The simulator under hostile or careless input (issue 7, items 7–9): bounded clock advances that
+//! The simulator under hostile or careless input: bounded clock advances that
 //! answer a summary, range-checked knobs and faults, one snapshot-name rule for create and rename,
 //! ONTAP's error envelope on every error, `Accept: application/json`, and ONTAP's `Location` for a
 //! created snapshot.

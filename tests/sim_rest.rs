@@ -521,3 +521,278 @@ async fn request_counter_counts_api_requests_by_method() {
     );
     sim.handle.stop().await;
 }
+
+/// A snapshot's `snapmirror_label`: sent in the POST body, listed (bulk and per volume), asked
+/// for with `fields=`, filtered on, changed by PATCH; refused when out of ONTAP's 1–31.
+#[tokio::test]
+async fn the_snapmirror_label_round_trips() {
+    let sim = Sim::start(WORLD, START).await;
+    let vol = sim.volume_uuid("vol1").await;
+    let snapshots = format!("/api/storage/volumes/{vol}/snapshots");
+    sim.ok_job(
+        Method::POST,
+        &snapshots,
+        Some(json!({"name": "hourly.2026-01-05_0005", "comment": "managed", "snapmirror_label": "hourly"})),
+    )
+    .await;
+    sim.ok_job(Method::POST, &snapshots, Some(json!({"name": "plain"})))
+        .await;
+    let listed = sim
+        .get("/api/storage/volumes/*/snapshots?fields=snapmirror_label,comment&order_by=name")
+        .await;
+    let records = listed["records"].as_array().unwrap();
+    assert_eq!(records[0]["name"], "hourly.2026-01-05_0005");
+    assert_eq!(records[0]["snapmirror_label"], "hourly");
+    assert_eq!(records[0]["volume"]["name"], "vol1");
+    assert!(
+        records[1].get("snapmirror_label").is_none(),
+        "no label, no field: {}",
+        records[1]
+    );
+    let filtered = sim
+        .get(&format!("{snapshots}?snapmirror_label=hourly&fields=name"))
+        .await;
+    assert_eq!(filtered["num_records"], 1, "{filtered}");
+    let uuid = filtered["records"][0]["uuid"].as_str().unwrap().to_string();
+    // Only the fields asked for.
+    let one = sim
+        .get(&format!("{snapshots}/{uuid}?fields=snapmirror_label"))
+        .await;
+    assert_eq!(one["snapmirror_label"], "hourly");
+    assert!(one.get("comment").is_none(), "{one}");
+    let patched = sim
+        .call(
+            Method::PATCH,
+            &format!("{snapshots}/{uuid}"),
+            Some(json!({"snapmirror_label": "daily"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(
+        sim.get(&format!("{snapshots}/{uuid}")).await["snapmirror_label"],
+        "daily"
+    );
+    for bad in [
+        json!(""),
+        json!("a-label-of-thirty-two-characters"),
+        json!(7),
+    ] {
+        let r = sim
+            .call(
+                Method::POST,
+                &snapshots,
+                Some(json!({"name": "refused", "snapmirror_label": bad})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert_eq!(r.body["error"]["target"], "snapmirror_label");
+    }
+    assert_eq!(sim.snapshot_names(&vol).await.len(), 2);
+    sim.handle.stop().await;
+}
+
+/// Knob `reserved_snapshot_prefixes`: a POST whose name begins with a reserved prefix and a dot
+/// is refused at once with 1638477 in ONTAP's envelope; other names are created; the schedule
+/// still takes its own snapshots with that prefix.
+#[tokio::test]
+async fn reserved_prefixes_answer_1638477_and_leave_other_names_alone() {
+    let world = format!(
+        "[knobs]\nreserved_snapshot_prefixes = [\"five\"]\n{}",
+        WORLD.replace("snapshot_policy = \"none\"", "snapshot_policy = \"dense\"")
+    );
+    let sim = Sim::start(&world, START).await;
+    assert_eq!(
+        sim.get("/simulator/v1/knobs").await["reserved_snapshot_prefixes"],
+        json!(["five"])
+    );
+    let vol = sim.volume_uuid("vol1").await;
+    let snapshots = format!("/api/storage/volumes/{vol}/snapshots");
+    let refused = sim
+        .call(
+            Method::POST,
+            &snapshots,
+            Some(json!({"name": "five.2026-01-05_0005"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.body["error"]["code"], "1638477");
+    assert_eq!(refused.body["error"]["target"], "name");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot begin with the specified prefix \"five.\""),
+        "{}",
+        refused.body
+    );
+    for name in ["five", "fiver.1", "weekly.five.1"] {
+        sim.ok_job(Method::POST, &snapshots, Some(json!({ "name": name })))
+            .await;
+    }
+    sim.advance(300).await;
+    let names = sim.snapshot_names(&vol).await;
+    assert!(
+        names.contains(&"five.2026-01-05_0005".to_string()),
+        "{names:?}"
+    );
+    // The knob is an admin setting like the others: clearing it lets the name through.
+    let knobs = sim
+        .call(
+            Method::POST,
+            "/simulator/v1/knobs",
+            Some(json!({"reserved_snapshot_prefixes": []})),
+        )
+        .await;
+    assert_eq!(knobs.status, StatusCode::OK);
+    sim.ok_job(Method::POST, &snapshots, Some(json!({"name": "five.mine"})))
+        .await;
+    let bad = sim
+        .call(
+            Method::POST,
+            "/simulator/v1/knobs",
+            Some(json!({"reserved_snapshot_prefixes": ["a/b"]})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["target"], "reserved_snapshot_prefixes");
+    sim.handle.stop().await;
+}
+
+/// A name the volume holds already: 409 at once with code "525059" in ONTAP's envelope, the
+/// existing snapshot untouched — also with `return_timeout` and with synchronous mutations.
+#[tokio::test]
+async fn a_taken_snapshot_name_answers_525059() {
+    let sim = Sim::start(WORLD, START).await;
+    let vol = sim.volume_uuid("vol1").await;
+    let snapshots = format!("/api/storage/volumes/{vol}/snapshots");
+    sim.ok_job(
+        Method::POST,
+        &snapshots,
+        Some(json!({"name": "taken", "comment": "first"})),
+    )
+    .await;
+    for (query, knobs) in [
+        ("", json!({})),
+        ("?return_timeout=15", json!({})),
+        ("", json!({"async_mutations": false})),
+    ] {
+        sim.call(Method::POST, "/simulator/v1/knobs", Some(knobs))
+            .await;
+        let dup = sim
+            .call(
+                Method::POST,
+                &format!("{snapshots}{query}"),
+                Some(json!({"name": "taken", "comment": "second", "snapmirror_label": "x"})),
+            )
+            .await;
+        assert_eq!(dup.status, StatusCode::CONFLICT, "{query}");
+        assert_eq!(
+            dup.body,
+            json!({"error": {
+                "message": "Snapshot copy \"taken\" already exists on volume \"vol1\".",
+                "code": "525059",
+                "target": "name"}}),
+        );
+    }
+    let kept = sim.snapshot(&vol, "taken").await;
+    assert_eq!(kept["comment"], "first");
+    sim.handle.stop().await;
+}
+
+/// A snapshot held by SnapMirror (world file or admin API) lists the owner and refuses its
+/// delete in a failed job, with the knob's code; released, it deletes.
+#[tokio::test]
+async fn a_snapshot_busy_with_a_snapmirror_owner_refuses_its_delete() {
+    let world = WORLD.replace(
+        "luns = [{ name = \"lun1\" }]",
+        "luns = [{ name = \"lun1\" }]\n\
+         [[clusters.svms.volumes.snapshots]]\n\
+         name = \"vault.1\"\n\
+         snapmirror_label = \"weekly\"\n\
+         owners = [\"snapmirror\"]",
+    );
+    let sim = Sim::start(&world, START).await;
+    let vol = sim.volume_uuid("vol1").await;
+    let snapshots = format!("/api/storage/volumes/{vol}/snapshots");
+    let vault = sim.snapshot(&vol, "vault.1").await;
+    assert_eq!(vault["owners"], json!(["snapmirror"]));
+    let vault_uuid = vault["uuid"].as_str().unwrap().to_string();
+    let job = sim
+        .failed_job(Method::DELETE, &format!("{snapshots}/{vault_uuid}"))
+        .await;
+    assert_eq!(job["code"], 1_638_555);
+    assert!(job["message"]
+        .as_str()
+        .unwrap()
+        .contains("has not expired or is locked"));
+    // The admin API holds another snapshot, by names, on the answering cluster.
+    sim.ok_job(Method::POST, &snapshots, Some(json!({"name": "dumped"})))
+        .await;
+    let owners = "/simulator/v1/volumes/vol1/snapshots/dumped/owners";
+    let held = sim
+        .call(
+            Method::POST,
+            owners,
+            Some(json!({"owners": ["dump", "snapmirror"]})),
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::OK, "{}", held.body);
+    assert_eq!(held.body["owners"], json!(["dump", "snapmirror"]));
+    assert_eq!(
+        sim.snapshot(&vol, "dumped").await["owners"],
+        json!(["dump", "snapmirror"])
+    );
+    sim.call(
+        Method::POST,
+        "/simulator/v1/knobs",
+        Some(json!({"locked_delete_code": 1_638_543})),
+    )
+    .await;
+    let dumped = sim.snapshot(&vol, "dumped").await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = sim
+        .failed_job(Method::DELETE, &format!("{snapshots}/{dumped}"))
+        .await;
+    assert_eq!(job["code"], 1_638_543);
+    // Unknown owners, snapshots and volumes are refused; nothing changes.
+    for (path, body, status, target) in [
+        (owners, json!({"owners": ["backup-tool"]}), 400, "owners"),
+        (owners, json!({"owners": "dump"}), 400, "owners"),
+        (owners, json!({}), 400, "owners"),
+        (
+            "/simulator/v1/volumes/vol1/snapshots/nope/owners",
+            json!({"owners": []}),
+            404,
+            "snapshot",
+        ),
+        (
+            "/simulator/v1/volumes/nope/snapshots/dumped/owners",
+            json!({"owners": []}),
+            404,
+            "volume",
+        ),
+    ] {
+        let r = sim.call(Method::POST, path, Some(body)).await;
+        assert_eq!(r.status.as_u16(), status, "{path}: {}", r.body);
+        assert_eq!(r.body["error"]["target"], target);
+    }
+    // Released by the volume's and snapshot's uuids, it deletes.
+    let released = sim
+        .call(
+            Method::POST,
+            &format!("/simulator/v1/volumes/{vol}/snapshots/{dumped}/owners"),
+            Some(json!({"owners": []})),
+        )
+        .await;
+    assert_eq!(released.body["owners"], json!([]));
+    assert_eq!(
+        sim.get(owners).await["held_by"],
+        json!([]),
+        "GET reads them back"
+    );
+    sim.ok_job(Method::DELETE, &format!("{snapshots}/{dumped}"), None)
+        .await;
+    sim.handle.stop().await;
+}

@@ -12,7 +12,7 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 use snapwarden::config::{
     Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
-    OnConflict, OnOverrun, Policy, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
+    OnConflict, Policy, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
 use snapwarden::timeline::{CronSpec, Recurrence};
 
@@ -62,6 +62,7 @@ pub fn policy() -> Policy {
             name: format!("vol{i:05}"),
             luns: vec![format!("/vol/vol{i:05}/lun0")],
             schedules: VolumeSchedules::Policy(0),
+            managed: None,
             clone: CloneMethod::Auto,
         })
         .collect();
@@ -76,10 +77,9 @@ pub fn policy() -> Policy {
             expected: TimeDelta::minutes(30),
             max: TimeDelta::minutes(35 + (i % 30) as i64),
             on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][i % 3],
-            on_overrun: OnOverrun::Release,
             shift_limit: TimeDelta::hours(2),
             hook: None,
-            driver: snapwarden::config::Driver::Snapwarden,
+            driver: snapwarden::config::Driver::default(),
         })
         .collect();
     Policy {
@@ -119,8 +119,10 @@ pub fn policy() -> Policy {
                     schedule: s,
                     count: 6,
                     prefix: String::new(),
+                    snapmirror_label: None,
                 })
                 .collect(),
+            max_defer: snapwarden::config::model::DEFAULT_MAX_DEFER,
         }],
         volumes,
         windows,

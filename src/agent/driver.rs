@@ -1,4 +1,5 @@
-//! Driver windows (issue 10): a backup tool makes the backing snapshot, snapwarden starts the
+//! Driver windows (Veeam-driven and hook-driven): a backup tool makes the backing snapshot,
+//! snapwarden starts the
 //! tool at the planned start and watches what it makes.
 //!
 //! `driver = "veeam"`: [`follow_veeam`] looks the job up, starts it (or follows its running
@@ -18,10 +19,13 @@ use tokio::sync::watch;
 use super::clock::Clock;
 use super::cycle::{Cycle, CycleResult};
 use super::discovery::Inventory;
-use super::journal::Journal;
+use super::journal::{ActionKind, ActionOutcome, Journal};
 use crate::error::error_chain;
 use crate::veeam::{SessionResult, SessionState, VeeamClient, VeeamError};
 
+/// How long past the window's `max` a Veeam job is followed: snapwarden never stops it, and a
+/// week is the bound of every backup duration.
+pub const FOLLOW_LIMIT: TimeDelta = TimeDelta::days(7);
 /// How often a running session is polled.
 pub const POLL: TimeDelta = TimeDelta::seconds(10);
 /// First wait before a failed start or poll is tried again; doubles up to [`MAX_RETRY`].
@@ -101,9 +105,13 @@ pub async fn follow_veeam(
         Ok(c) => c.clone(),
         Err(e) => return fail(e.clone(), &clock),
     };
-    let journal_action = |what: &str, result: &str, detail: &str| {
+    let journal_action = |what: ActionKind, result: ActionOutcome, detail: &str| {
         for id in &run.cycles {
-            let _ = journal.record_action(Some(id), clock.now(), what, &run.job, result, detail);
+            if let Err(e) =
+                journal.record_action(Some(id), clock.now(), what, &run.job, result, detail)
+            {
+                tracing::error!(cycle = %id, job = %run.job, "journal write failed for {}: {e}", what.as_str());
+            }
         }
     };
     if run.resume {
@@ -139,7 +147,11 @@ pub async fn follow_veeam(
         if let Some(Err(e)) = run.fence.as_ref().map(|f| f.check()) {
             tracing::warn!(server = %run.server, job = %run.job, cycle = %first,
                 "Veeam job not started: {e}");
-            journal_action("veeam-start", "not-leader", &e.to_string());
+            journal_action(
+                ActionKind::VeeamStart,
+                ActionOutcome::NotLeader,
+                &e.to_string(),
+            );
             return fail(format!("Veeam job not started: {e}"), &clock);
         }
         let outcome = match client.find_job(&run.job).await {
@@ -155,15 +167,15 @@ pub async fn follow_veeam(
                 tracing::info!(server = %run.server, job = %job.name, cycle = %first,
                     session = %started.session().id, "Veeam job {how}");
                 journal_action(
-                    "veeam-start",
-                    "ok",
+                    ActionKind::VeeamStart,
+                    ActionOutcome::Ok,
                     &format!("session {}", started.session().id),
                 );
                 break (job, started.session().clone());
             }
             Err(e) => {
                 let text = error_chain(&e);
-                journal_action("veeam-start", "error", &text);
+                journal_action(ActionKind::VeeamStart, ActionOutcome::Error, &text);
                 let now = clock.now();
                 if permanent(&e) {
                     tracing::error!(server = %run.server, job = %run.job, cycle = %first,
@@ -315,14 +327,16 @@ async fn follow(
     tracing::info!(server = %run.server, job = %job.name, cycle = %first, session = %session.id,
         "{detail}");
     for id in &run.cycles {
-        let _ = journal.record_action(
+        if let Err(e) = journal.record_action(
             Some(id),
             clock.now(),
-            "veeam-session",
+            ActionKind::VeeamSession,
             &run.job,
-            result.map_or("ok", |r| r.as_str()),
+            ActionOutcome::of_result(result),
             &detail,
-        );
+        ) {
+            tracing::error!(cycle = %id, job = %run.job, "journal write failed for the Veeam session: {e}");
+        }
     }
     Report {
         result,
@@ -377,6 +391,7 @@ mod tests {
             create_time: t(at).fixed_offset(),
             owners: Vec::new(),
             size: None,
+            snapmirror_label: None,
         }
     }
 

@@ -18,7 +18,9 @@ use super::cycle::{
     ObservedConflict,
 };
 use super::discovery::Inventory;
-use super::journal::{Journal, JournalError, ObjectKind, ObjectRecord, ObjectState};
+use super::journal::{
+    ActionKind, ActionOutcome, Journal, JournalError, ObjectKind, ObjectRecord, ObjectState,
+};
 use crate::error::error_chain;
 use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
@@ -107,7 +109,14 @@ impl Ctx {
         })
     }
 
-    fn action(&self, cycle: &Cycle, action: &str, object: &str, outcome: &str, detail: &str) {
+    fn action(
+        &self,
+        cycle: &Cycle,
+        action: ActionKind,
+        object: &str,
+        outcome: ActionOutcome,
+        detail: &str,
+    ) {
         if let Err(e) =
             self.journal
                 .record_action(Some(&cycle.id), self.now(), action, object, outcome, detail)
@@ -176,7 +185,10 @@ pub(crate) async fn create(
     let comment = snapshot_comment(&cycle.id, &cycle.window);
     let created = conn
         .ontap
-        .create_snapshot(vref, &cycle.backing_snapshot, &comment)
+        .create_snapshot(
+            vref,
+            &crate::ontap::NewSnapshot::new(&cycle.backing_snapshot, &comment),
+        )
         .await;
     drop(permit);
     match created {
@@ -191,7 +203,13 @@ pub(crate) async fn create(
             cycle.created_at = Some(ctx.now());
             cycle.state = CycleState::Live;
             ctx.save(&cycle);
-            ctx.action(&cycle, "create_snapshot", &cycle.backing_snapshot, "ok", "");
+            ctx.action(
+                &cycle,
+                ActionKind::CreateSnapshot,
+                &cycle.backing_snapshot,
+                ActionOutcome::Ok,
+                "",
+            );
             tracing::info!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
@@ -220,7 +238,7 @@ pub(crate) async fn create(
                 cycle,
                 CycleState::Releasing,
                 detail,
-                "create_snapshot",
+                ActionKind::CreateSnapshot,
             ));
         }
     }
@@ -241,7 +259,7 @@ pub(crate) async fn create(
                 cycle,
                 CycleState::Releasing,
                 e.to_string(),
-                "create_clone",
+                ActionKind::CreateClone,
             ));
         }
         let made = {
@@ -280,9 +298,9 @@ pub(crate) async fn create(
                 );
                 ctx.action(
                     &cycle,
-                    "create_clone",
+                    ActionKind::CreateClone,
                     &clone.path,
-                    "ok",
+                    ActionOutcome::Ok,
                     cycle.clone_kind.as_str(),
                 );
                 tracing::info!(
@@ -308,7 +326,7 @@ pub(crate) async fn create(
                     cycle,
                     CycleState::Releasing,
                     detail,
-                    "create_clone",
+                    ActionKind::CreateClone,
                 ));
             }
         }
@@ -329,20 +347,32 @@ fn snapshot_not_made(ctx: &Ctx, cycle: Cycle, detail: String) -> Cycle {
         None,
         ObjectState::Absent,
     );
-    fail(ctx, cycle, CycleState::Failed, detail, "create_snapshot")
+    fail(
+        ctx,
+        cycle,
+        CycleState::Failed,
+        detail,
+        ActionKind::CreateSnapshot,
+    )
 }
 
-fn fail(ctx: &Ctx, mut cycle: Cycle, state: CycleState, detail: String, action: &str) -> Cycle {
+fn fail(
+    ctx: &Ctx,
+    mut cycle: Cycle,
+    state: CycleState,
+    detail: String,
+    action: ActionKind,
+) -> Cycle {
     tracing::error!(
         cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
         window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
-        "{action} failed: {detail}"
+        "{} failed: {detail}", action.as_str()
     );
     ctx.action(
         &cycle,
         action,
         &cycle.backing_snapshot.clone(),
-        "error",
+        ActionOutcome::Error,
         &detail,
     );
     cycle.state = state;
@@ -490,7 +520,13 @@ pub(crate) async fn release(
                 None,
                 ObjectState::Deleted,
             );
-            ctx.action(&cycle, "delete_snapshot", &snapshot.name, "ok", "");
+            ctx.action(
+                &cycle,
+                ActionKind::DeleteSnapshot,
+                &snapshot.name,
+                ActionOutcome::Ok,
+                "",
+            );
             tracing::info!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
@@ -509,9 +545,9 @@ pub(crate) async fn release(
             );
             ctx.action(
                 &cycle,
-                "delete_snapshot",
+                ActionKind::DeleteSnapshot,
                 &snapshot.name,
-                "gone",
+                ActionOutcome::Gone,
                 &error_chain(&e),
             );
             finish(ctx, &mut cycle);
@@ -522,9 +558,9 @@ pub(crate) async fn release(
         {
             ctx.action(
                 &cycle,
-                "delete_snapshot",
+                ActionKind::DeleteSnapshot,
                 &snapshot.name,
-                "locked",
+                ActionOutcome::Locked,
                 &error_chain(&e),
             );
             if cycle.state != CycleState::Locked {
@@ -565,9 +601,9 @@ pub(crate) async fn release(
             // next pass tries again; a release past its deadline is reported by observation.
             ctx.action(
                 &cycle,
-                "delete_snapshot",
+                ActionKind::DeleteSnapshot,
                 &snapshot.name,
-                "error",
+                ActionOutcome::Error,
                 &error_chain(&e),
             );
             tracing::warn!(
@@ -661,7 +697,13 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 None,
                 ObjectState::Deleted,
             );
-            ctx.action(cycle, "delete_clone", &object.name, "ok", "");
+            ctx.action(
+                cycle,
+                ActionKind::DeleteClone,
+                &object.name,
+                ActionOutcome::Ok,
+                "",
+            );
             tracing::info!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
@@ -679,9 +721,9 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
             );
             ctx.action(
                 cycle,
-                "delete_clone",
+                ActionKind::DeleteClone,
                 &object.name,
-                "gone",
+                ActionOutcome::Gone,
                 &error_chain(&e),
             );
             true
@@ -689,9 +731,9 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
         Err(e) => {
             ctx.action(
                 cycle,
-                "delete_clone",
+                ActionKind::DeleteClone,
                 &object.name,
-                "error",
+                ActionOutcome::Error,
                 &error_chain(&e),
             );
             tracing::warn!(

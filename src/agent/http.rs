@@ -102,14 +102,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(api): State<Api>) -> Response {
-    if api.board.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
+    match api.board.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: not every cluster was reached yet\n",
+            format!("not ready: {why}\n"),
         )
-            .into_response()
+            .into_response(),
     }
 }
 

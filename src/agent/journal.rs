@@ -11,7 +11,8 @@
 //! killed (the protection snapwarden needs), not necessarily a power loss of the host.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -286,11 +287,128 @@ pub enum JournalError {
     },
 }
 
+/// Whether the journal can be written: every write says how it went. While the last write
+/// failed the agent is not ready (`/readyz`), and every failure is counted
+/// (`snapwarden_journal_errors_total`).
+#[derive(Debug, Default)]
+pub struct JournalHealth {
+    errors: AtomicU64,
+    failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl JournalHealth {
+    fn note<T>(&self, r: &Result<T, JournalError>) {
+        match r {
+            Ok(_) => self.failing.store(false, Ordering::SeqCst),
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::SeqCst);
+                self.failing.store(true, Ordering::SeqCst);
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Failed writes since the journal was opened.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::SeqCst)
+    }
+
+    /// The last write succeeded (or none was made yet).
+    pub fn writable(&self) -> bool {
+        !self.failing.load(Ordering::SeqCst)
+    }
+
+    /// The last failure's message, while writes fail.
+    pub fn last_error(&self) -> Option<String> {
+        if self.writable() {
+            return None;
+        }
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// What the journal records an action as (`actions.action`): the spelling is the journal's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    CreateSnapshot,
+    CreateClone,
+    Hook,
+    DeleteClone,
+    DeleteSnapshot,
+    /// A new leader took over another replica's cycle.
+    Adopt,
+    /// A driver window's Veeam job was started (or found running).
+    VeeamStart,
+    /// A driver window's Veeam session stopped.
+    VeeamSession,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::CreateSnapshot => "create_snapshot",
+            ActionKind::CreateClone => "create_clone",
+            ActionKind::Hook => "hook",
+            ActionKind::DeleteClone => "delete_clone",
+            ActionKind::DeleteSnapshot => "delete_snapshot",
+            ActionKind::Adopt => "adopt",
+            ActionKind::VeeamStart => "veeam-start",
+            ActionKind::VeeamSession => "veeam-session",
+        }
+    }
+}
+
+/// How an action went (`actions.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionOutcome {
+    Ok,
+    /// ONTAP (or the tool) refused or failed; the detail says why.
+    Error,
+    /// The object was gone already (a delete answered 404).
+    Gone,
+    /// The backing snapshot's delete answered 1638555.
+    Locked,
+    /// A backup (hook, job) failed.
+    Failed,
+    /// A backup ran past its window's `max`.
+    Overrun,
+    /// Not attempted: this replica does not lead.
+    NotLeader,
+}
+
+impl ActionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Ok => "ok",
+            ActionOutcome::Error => "error",
+            ActionOutcome::Gone => "gone",
+            ActionOutcome::Locked => "locked",
+            ActionOutcome::Failed => "failed",
+            ActionOutcome::Overrun => "overrun",
+            ActionOutcome::NotLeader => "not-leader",
+        }
+    }
+
+    /// A backup's outcome from its cycle's result (`None`: it succeeded).
+    pub fn of_result(result: Option<CycleResult>) -> ActionOutcome {
+        match result {
+            None | Some(CycleResult::Completed) => ActionOutcome::Ok,
+            Some(CycleResult::Overrun) => ActionOutcome::Overrun,
+            Some(CycleResult::Failed | CycleResult::Skipped) => ActionOutcome::Failed,
+        }
+    }
+}
+
 /// The journal. Cheap operations behind one mutex (never held across an `.await`).
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    health: Arc<JournalHealth>,
     /// Who writes (with `[ha]`): the replica's identity and the leader revision it acts under,
     /// recorded with every new cycle and action.
     stamp: Mutex<Stamp>,
@@ -365,6 +483,7 @@ impl Journal {
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
+            health: Arc::default(),
             stamp: Mutex::new(Stamp::default()),
         };
         journal.migrate()?;
@@ -392,6 +511,7 @@ impl Journal {
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
+            health: Arc::default(),
             stamp: Mutex::new(Stamp::default()),
         };
         let version = journal.user_version()?;
@@ -417,6 +537,17 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How the writes went ([`JournalHealth`]).
+    pub fn health(&self) -> Arc<JournalHealth> {
+        self.health.clone()
+    }
+
+    /// A write's result, noted in the journal's health.
+    fn wrote<T>(&self, r: Result<T, JournalError>) -> Result<T, JournalError> {
+        self.health.note(&r);
+        r
     }
 
     /// For a journal that lives only as long as its process (`simulate`): no fsync and no file
@@ -501,106 +632,110 @@ impl Journal {
     /// Records a new cycle and the intents of every object it will create, in one transaction.
     /// Returns `false` (and writes nothing) when the occurrence already has a cycle.
     pub fn insert_cycle(&self, c: &Cycle, now: DateTime<Utc>) -> Result<bool, JournalError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let inserted = tx
-            .exec_cached(
-                "INSERT OR IGNORE INTO cycles (id, window, cluster, svm, volume, window_start,
-                    create_at, release_by, release_deadline, backing_snapshot, clone_kind, state,
-                    result, created_at, clones_created_at, clones_deleted_at, released_at, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
-                    c.id,
-                    c.window,
-                    c.cluster,
-                    c.svm,
-                    c.volume,
-                    ms(c.window_start),
-                    ms(c.create_at),
-                    ms(c.release_by),
-                    opt_ms(c.release_deadline),
-                    c.backing_snapshot,
-                    c.clone_kind.as_str(),
-                    c.state.as_str(),
-                    c.result.map(|r| r.as_str()),
-                    opt_ms(c.created_at),
-                    opt_ms(c.clones_created_at),
-                    opt_ms(c.clones_deleted_at),
-                    opt_ms(c.released_at),
-                    c.detail,
-                ],
-            )
-            .map_err(|e| self.err(e))?
-            == 1;
-        let stamp = self.stamp();
-        if inserted && stamp.replica.is_some() {
-            tx.exec_cached(
-                "UPDATE cycles SET replica = ?2, leader_revision = ?3 WHERE id = ?1",
-                params![c.id, stamp.replica, stamp.revision],
-            )
-            .map_err(|e| self.err(e))?;
-        }
-        // A driver cycle (a backup tool makes the snapshot; its name is empty until attributed)
-        // owns nothing: no object intents.
-        if inserted && c.state != CycleState::Skipped && !c.backing_snapshot.is_empty() {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO objects (cycle_id, kind, cluster, svm, volume, name, source, uuid,
-                        state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 'intent', ?8)",
+        self.wrote((|| {
+            let mut conn = self.lock();
+            let tx = conn.transaction().map_err(|e| self.err(e))?;
+            let inserted = tx
+                .exec_cached(
+                    "INSERT OR IGNORE INTO cycles (id, window, cluster, svm, volume, window_start,
+                        create_at, release_by, release_deadline, backing_snapshot, clone_kind, state,
+                        result, created_at, clones_created_at, clones_deleted_at, released_at, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    params![
+                        c.id,
+                        c.window,
+                        c.cluster,
+                        c.svm,
+                        c.volume,
+                        ms(c.window_start),
+                        ms(c.create_at),
+                        ms(c.release_by),
+                        opt_ms(c.release_deadline),
+                        c.backing_snapshot,
+                        c.clone_kind.as_str(),
+                        c.state.as_str(),
+                        c.result.map(|r| r.as_str()),
+                        opt_ms(c.created_at),
+                        opt_ms(c.clones_created_at),
+                        opt_ms(c.clones_deleted_at),
+                        opt_ms(c.released_at),
+                        c.detail,
+                    ],
+                )
+                .map_err(|e| self.err(e))?
+                == 1;
+            let stamp = self.stamp();
+            if inserted && stamp.replica.is_some() {
+                tx.exec_cached(
+                    "UPDATE cycles SET replica = ?2, leader_revision = ?3 WHERE id = ?1",
+                    params![c.id, stamp.replica, stamp.revision],
                 )
                 .map_err(|e| self.err(e))?;
-            stmt.execute(params![
-                c.id,
-                ObjectKind::Snapshot.as_str(),
-                c.cluster,
-                c.svm,
-                c.volume,
-                c.backing_snapshot,
-                Option::<String>::None,
-                ms(now)
-            ])
-            .map_err(|e| self.err(e))?;
-            for clone in &c.clones {
+            }
+            // A driver cycle (a backup tool makes the snapshot; its name is empty until attributed)
+            // owns nothing: no object intents.
+            if inserted && c.state != CycleState::Skipped && !c.backing_snapshot.is_empty() {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO objects (cycle_id, kind, cluster, svm, volume, name, source, uuid,
+                            state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 'intent', ?8)",
+                    )
+                    .map_err(|e| self.err(e))?;
                 stmt.execute(params![
                     c.id,
-                    ObjectKind::Lun.as_str(),
+                    ObjectKind::Snapshot.as_str(),
                     c.cluster,
                     c.svm,
                     c.volume,
-                    clone.path,
-                    clone.source,
+                    c.backing_snapshot,
+                    Option::<String>::None,
                     ms(now)
                 ])
                 .map_err(|e| self.err(e))?;
+                for clone in &c.clones {
+                    stmt.execute(params![
+                        c.id,
+                        ObjectKind::Lun.as_str(),
+                        c.cluster,
+                        c.svm,
+                        c.volume,
+                        clone.path,
+                        clone.source,
+                        ms(now)
+                    ])
+                    .map_err(|e| self.err(e))?;
+                }
             }
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(inserted)
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(inserted)
+        })())
     }
 
     /// Writes a cycle's mutable fields (state, result, times, detail).
     pub fn update_cycle(&self, c: &Cycle) -> Result<(), JournalError> {
-        self.lock()
-            .exec_cached(
-                "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
-                    clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9,
-                    backing_snapshot = ?10
-                 WHERE id = ?1",
-                params![
-                    c.id,
-                    c.state.as_str(),
-                    c.result.map(|r| r.as_str()),
-                    opt_ms(c.created_at),
-                    opt_ms(c.clones_created_at),
-                    opt_ms(c.clones_deleted_at),
-                    opt_ms(c.released_at),
-                    c.detail,
-                    c.clone_kind.as_str(),
-                    c.backing_snapshot,
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        self.wrote((|| {
+            self.lock()
+                .exec_cached(
+                    "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
+                        clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9,
+                        backing_snapshot = ?10
+                     WHERE id = ?1",
+                    params![
+                        c.id,
+                        c.state.as_str(),
+                        c.result.map(|r| r.as_str()),
+                        opt_ms(c.created_at),
+                        opt_ms(c.clones_created_at),
+                        opt_ms(c.clones_deleted_at),
+                        opt_ms(c.released_at),
+                        c.detail,
+                        c.clone_kind.as_str(),
+                        c.backing_snapshot,
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
     }
 
     /// Sets an owned object's state (and its uuid once known).
@@ -613,14 +748,16 @@ impl Journal {
         state: ObjectState,
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        self.lock()
-            .exec_cached(
-                "UPDATE objects SET state = ?4, uuid = COALESCE(?5, uuid), updated_at = ?6
-                 WHERE cycle_id = ?1 AND kind = ?2 AND name = ?3",
-                params![cycle_id, kind.as_str(), name, state.as_str(), uuid, ms(now)],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        self.wrote((|| {
+            self.lock()
+                .exec_cached(
+                    "UPDATE objects SET state = ?4, uuid = COALESCE(?5, uuid), updated_at = ?6
+                     WHERE cycle_id = ?1 AND kind = ?2 AND name = ?3",
+                    params![cycle_id, kind.as_str(), name, state.as_str(), uuid, ms(now)],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
     }
 
     /// The objects of one cycle.
@@ -667,53 +804,57 @@ impl Journal {
         &self,
         cycle_id: Option<&str>,
         at: DateTime<Utc>,
-        action: &str,
+        action: ActionKind,
         object: &str,
-        outcome: &str,
+        outcome: ActionOutcome,
         detail: &str,
     ) -> Result<(), JournalError> {
-        let stamp = self.stamp();
-        self.lock()
-            .exec_cached(
-                "INSERT INTO actions (cycle_id, at, action, object, outcome, detail, replica,
-                    leader_revision)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    cycle_id,
-                    ms(at),
-                    action,
-                    object,
-                    outcome,
-                    detail,
-                    stamp.replica,
-                    stamp.revision
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        self.wrote((|| {
+            let stamp = self.stamp();
+            self.lock()
+                .exec_cached(
+                    "INSERT INTO actions (cycle_id, at, action, object, outcome, detail, replica,
+                        leader_revision)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        cycle_id,
+                        ms(at),
+                        action.as_str(),
+                        object,
+                        outcome.as_str(),
+                        detail,
+                        stamp.replica,
+                        stamp.revision
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
     }
 
     /// Records a conflict; `false` when the same conflict (by key) was recorded before.
     pub fn record_conflict(&self, c: &ObservedConflict) -> Result<bool, JournalError> {
-        let n = self
-            .lock()
-            .exec_cached(
-                "INSERT OR IGNORE INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id,
-                    at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    c.key,
-                    c.kind.as_str(),
-                    c.cluster,
-                    c.svm,
-                    c.volume,
-                    c.window,
-                    c.cycle,
-                    ms(c.at),
-                    c.detail
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(n == 1)
+        self.wrote((|| {
+            let n = self
+                .lock()
+                .exec_cached(
+                    "INSERT OR IGNORE INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id,
+                        at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        c.key,
+                        c.kind.as_str(),
+                        c.cluster,
+                        c.svm,
+                        c.volume,
+                        c.window,
+                        c.cycle,
+                        ms(c.at),
+                        c.detail
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(n == 1)
+        })())
     }
 
     /// Every conflict recorded on one volume, oldest first (what a recommendation is decided
@@ -741,24 +882,26 @@ impl Journal {
     /// Records the space a locked cycle's backing snapshot holds; a later report of the same
     /// cycle replaces it (an unchanged size is not rewritten).
     pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
-        self.lock()
-            .execute(
-                "INSERT INTO locked_space (cycle_id, cluster, svm, volume, snapshot, bytes, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(cycle_id) DO UPDATE SET bytes = excluded.bytes, at = excluded.at
-                 WHERE locked_space.bytes != excluded.bytes",
-                params![
-                    l.cycle_id,
-                    l.cluster,
-                    l.svm,
-                    l.volume,
-                    l.snapshot,
-                    i64::try_from(l.bytes).unwrap_or(i64::MAX),
-                    ms(l.at)
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        self.wrote((|| {
+            self.lock()
+                .execute(
+                    "INSERT INTO locked_space (cycle_id, cluster, svm, volume, snapshot, bytes, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(cycle_id) DO UPDATE SET bytes = excluded.bytes, at = excluded.at
+                     WHERE locked_space.bytes != excluded.bytes",
+                    params![
+                        l.cycle_id,
+                        l.cluster,
+                        l.svm,
+                        l.volume,
+                        l.snapshot,
+                        i64::try_from(l.bytes).unwrap_or(i64::MAX),
+                        ms(l.at)
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
     }
 
     /// Every locked-space record, by cluster, SVM, volume and cycle (none in a journal older
@@ -793,21 +936,23 @@ impl Journal {
 
     /// Records a recommendation event (raised, switched, cleared).
     pub fn record_recommendation(&self, e: &RecommendationEvent) -> Result<(), JournalError> {
-        self.lock()
-            .exec_cached(
-                "INSERT INTO recommendations (cluster, svm, volume, event, at, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    e.cluster,
-                    e.svm,
-                    e.volume,
-                    e.event.as_str(),
-                    ms(e.at),
-                    e.evidence
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        self.wrote((|| {
+            self.lock()
+                .exec_cached(
+                    "INSERT INTO recommendations (cluster, svm, volume, event, at, evidence)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        e.cluster,
+                        e.svm,
+                        e.volume,
+                        e.event.as_str(),
+                        ms(e.at),
+                        e.evidence
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
     }
 
     /// Every recommendation event, in the order they were recorded.
@@ -975,32 +1120,34 @@ impl Journal {
     /// Deletes terminal cycles (with their objects and actions) and conflicts older than
     /// `before`; returns how many cycles went.
     pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, JournalError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let cut = ms(before);
-        tx.exec_cached(
-            "DELETE FROM actions WHERE cycle_id IN (SELECT id FROM cycles
-               WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped'))",
-            params![cut],
-        )
-        .map_err(|e| self.err(e))?;
-        let n = tx
-            .exec_cached(
-                "DELETE FROM cycles WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped')",
+        self.wrote((|| {
+            let mut conn = self.lock();
+            let tx = conn.transaction().map_err(|e| self.err(e))?;
+            let cut = ms(before);
+            tx.exec_cached(
+                "DELETE FROM actions WHERE cycle_id IN (SELECT id FROM cycles
+                   WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped'))",
                 params![cut],
             )
             .map_err(|e| self.err(e))?;
-        tx.exec_cached("DELETE FROM conflicts WHERE at < ?1", params![cut])
+            let n = tx
+                .exec_cached(
+                    "DELETE FROM cycles WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped')",
+                    params![cut],
+                )
+                .map_err(|e| self.err(e))?;
+            tx.exec_cached("DELETE FROM conflicts WHERE at < ?1", params![cut])
+                .map_err(|e| self.err(e))?;
+            tx.exec_cached("DELETE FROM locked_space WHERE at < ?1", params![cut])
+                .map_err(|e| self.err(e))?;
+            tx.exec_cached(
+                "DELETE FROM actions WHERE cycle_id IS NULL AND at < ?1",
+                params![cut],
+            )
             .map_err(|e| self.err(e))?;
-        tx.exec_cached("DELETE FROM locked_space WHERE at < ?1", params![cut])
-            .map_err(|e| self.err(e))?;
-        tx.exec_cached(
-            "DELETE FROM actions WHERE cycle_id IS NULL AND at < ?1",
-            params![cut],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(n)
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(n)
+        })())
     }
 }
 
@@ -1166,17 +1313,38 @@ mod tests {
         let now = t("2026-11-25T10:00:00Z");
         let alone = cycle("alone", "2026-11-25T09:00:00Z");
         assert!(j.insert_cycle(&alone, now).unwrap());
-        j.record_action(Some("alone"), now, "create_snapshot", "s", "ok", "")
-            .unwrap();
+        j.record_action(
+            Some("alone"),
+            now,
+            ActionKind::CreateSnapshot,
+            "s",
+            ActionOutcome::Ok,
+            "",
+        )
+        .unwrap();
         j.set_replica("replica-a");
         j.set_revision(Some(42));
         let led = cycle("led", "2026-11-25T10:00:00Z");
         assert!(j.insert_cycle(&led, now).unwrap());
-        j.record_action(Some("led"), now, "create_snapshot", "s", "ok", "")
-            .unwrap();
+        j.record_action(
+            Some("led"),
+            now,
+            ActionKind::CreateSnapshot,
+            "s",
+            ActionOutcome::Ok,
+            "",
+        )
+        .unwrap();
         j.set_revision(None);
-        j.record_action(Some("led"), now, "hook", "s", "ok", "")
-            .unwrap();
+        j.record_action(
+            Some("led"),
+            now,
+            ActionKind::Hook,
+            "s",
+            ActionOutcome::Ok,
+            "",
+        )
+        .unwrap();
         assert_eq!(j.cycle("alone").unwrap().unwrap().replica, None);
         assert_eq!(
             j.cycle("led").unwrap().unwrap().replica.as_deref(),

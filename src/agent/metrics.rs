@@ -19,7 +19,8 @@ use prometheus::{
 use sha2::{Digest, Sha256};
 
 use super::cycle::{ConflictKind, Cycle, CycleResult, CycleState};
-use super::Agent;
+use super::journal::JournalHealth;
+use super::state::{ClusterView, Memory};
 use crate::config::Policy;
 use crate::ontap::{Call, Layer, Ontap, OntapError, Via};
 use crate::planner::Plan;
@@ -130,6 +131,10 @@ pub struct Metrics {
     recounted: Mutex<HashSet<String>>,
     /// Orphans counted so far (look-alikes are few: the set stays small).
     orphans_seen: Mutex<HashSet<String>>,
+    journal_errors: prometheus::IntCounter,
+    journal_writable: IntGauge,
+    /// The journal whose writes the two above follow, and the errors counted so far.
+    journal: Mutex<Option<(Arc<JournalHealth>, u64)>>,
 }
 
 /// The `identity` of `snapwarden_leader` when the agent runs alone (no `[ha]`).
@@ -338,11 +343,46 @@ impl Metrics {
                 "Objects reconcile found that no open cycle explains, by kind (snapshot, lun, cycle) and action (ignored, released, adopted).",
                 &["kind", "action"],
             ),
+            journal_errors: register(
+                &r,
+                prometheus::IntCounter::new(
+                    "snapwarden_journal_errors_total",
+                    "Journal writes that failed (the agent is not ready while the last one failed).",
+                )
+                .expect("valid metric"),
+            ),
+            journal_writable: register(
+                &r,
+                IntGauge::new(
+                    "snapwarden_journal_writable",
+                    "1 while the journal's last write succeeded, 0 while writes fail.",
+                )
+                .expect("valid metric"),
+            ),
             registry: r,
             known: Mutex::new(Known::default()),
             recounted: Mutex::new(HashSet::new()),
             orphans_seen: Mutex::new(HashSet::new()),
+            journal: Mutex::new(None),
         }
+    }
+
+    /// Follows this journal's writes (`snapwarden_journal_errors_total`,
+    /// `snapwarden_journal_writable`), brought up to date at every render.
+    pub fn watch_journal(&self, health: Arc<JournalHealth>) {
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = Some((health, 0));
+        self.sync_journal();
+    }
+
+    fn sync_journal(&self) {
+        let mut slot = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((health, counted)) = slot.as_mut() else {
+            return;
+        };
+        let errors = health.errors();
+        self.journal_errors.inc_by(errors.saturating_sub(*counted));
+        *counted = errors.max(*counted);
+        self.journal_writable.set(i64::from(health.writable()));
     }
 
     /// The registry (tests read it; `/metrics` encodes it).
@@ -352,6 +392,7 @@ impl Metrics {
 
     /// Every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
+        self.sync_journal();
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|e| format!("# cannot encode the metrics: {e}\n"))
@@ -447,7 +488,7 @@ impl Metrics {
         volume: &str,
         kind: ConflictKind,
     ) {
-        if super::volume_index(policy, cluster, svm, volume).is_none() {
+        if super::state::volume_index(policy, cluster, svm, volume).is_none() {
             return;
         }
         let kind = kind.as_str();
@@ -629,14 +670,18 @@ impl Metrics {
 /// The agent's state as metrics: called at the end of every pass. Series are brought in line
 /// with the policy when it (or the set of request series) changed, and a volume's gauges are
 /// set when their values changed.
-pub(super) fn publish(agent: &Agent) {
-    let m = &agent.metrics;
-    let policy = &agent.policy;
-    let now = agent.now();
+pub(super) fn publish(
+    m: &Metrics,
+    policy: &Arc<Policy>,
+    views: &[ClusterView],
+    memory: &Memory,
+    now: DateTime<Utc>,
+) {
+    m.sync_journal();
     m.retain_if_changed(policy);
-    for (view, conn) in agent.views.iter().zip(&agent.conns) {
+    for (view, cluster) in views.iter().zip(&policy.clusters) {
         m.ontap_up
-            .with_label_values(&[conn.name.as_str()])
+            .with_label_values(&[cluster.name.as_str()])
             .set(i64::from(view.reachable));
     }
     // Open cycles per volume and state, oldest first instant, and windows in progress.
@@ -659,7 +704,7 @@ pub(super) fn publish(agent: &Agent) {
             .get(&(c.cluster.as_str(), c.svm.as_str(), c.volume.as_str()))
             .copied()
     };
-    for c in agent.cycles.values() {
+    for c in memory.open.values().map(|o| &o.cycle) {
         active.insert(c.window.as_str());
         let Some(vi) = volume_index(c) else {
             continue;
@@ -685,7 +730,7 @@ pub(super) fn publish(agent: &Agent) {
     }
     // The last release of each volume among the recently released cycles.
     let mut slack: BTreeMap<usize, (DateTime<Utc>, f64)> = BTreeMap::new();
-    for c in &agent.recent {
+    for c in &memory.recent {
         let (Some(released), Some(deadline)) = (c.released_at, c.release_deadline) else {
             continue;
         };

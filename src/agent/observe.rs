@@ -1,4 +1,4 @@
-//! Observation (C6): what a cluster's snapshot and LUN listings say about snapwarden's cycles —
+//! Observation: what a cluster's snapshot and LUN listings say about snapwarden's cycles —
 //! chain conflicts, the scheduled snapshots pinning a locked backing snapshot and when they
 //! rotate out, late releases, foreign backing snapshots and look-alikes. Reads only; the agent
 //! decides what to do with what is found.
@@ -246,6 +246,7 @@ mod tests {
             create_time: t(at).fixed_offset(),
             owners: Vec::new(),
             size: None,
+            snapmirror_label: None,
         }
     }
 

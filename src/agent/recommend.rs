@@ -1,4 +1,4 @@
-//! The FlexClone recommendation (C8), decided purely from one volume's journaled conflicts and
+//! The FlexClone recommendation, decided purely from one volume's journaled conflicts and
 //! `now`: `recommend_after` conflicts within `within` raise it; a conflict-free stretch of
 //! `within` clears it.
 //!

@@ -1,4 +1,4 @@
-//! Hot reload (C10): the policy's directories are watched (notify, debounced), and SIGHUP and
+//! Hot reload: the policy's directories are watched (notify, debounced), and SIGHUP and
 //! `POST /-/reload` ask for a reload too. A changed policy (by content hash) goes through the
 //! same load and validation as `check`, is diffed against the running one and handed to the agent
 //! loop, which swaps it in between passes ([`Agent::apply_policy`]); cycles in flight keep the
@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::executor::ClusterConn;
 use super::http::ReloadRequest;
 use super::metrics::Metrics;
-use super::{volume_index, Agent, Event};
+use super::{Agent, Event};
 use crate::config::{self, Policy};
 
 /// Quiet time after the last file event before the policy is read (an editor's save is several
@@ -331,19 +331,10 @@ impl Reloader {
 
 impl Agent {
     /// Swaps in a reloaded policy between passes. Occurrences already started keep their place
-    /// (remapped to the new volume order); cycles in flight keep their own deadlines and hooks.
+    /// (they are named, not numbered); cycles in flight keep their own deadlines and hooks.
     pub(super) fn apply_policy(&mut self, new: Arc<Policy>) {
         let old = std::mem::replace(&mut self.policy, new);
-        let remap = |vi: usize| -> Option<usize> {
-            let v = old.volumes.get(vi)?;
-            let cluster = &old.clusters.get(v.cluster)?.name;
-            volume_index(&self.policy, cluster, &v.svm, &v.name)
-        };
-        self.started = std::mem::take(&mut self.started)
-            .into_iter()
-            .filter_map(|(w, vi, at)| remap(vi).map(|n| (w, n, at)))
-            .collect();
-        self.excluded.clear();
+        self.memory.excluded.clear();
         if old.agent.concurrency != self.policy.agent.concurrency {
             self.conns = self
                 .conns
@@ -359,7 +350,7 @@ impl Agent {
                 })
                 .collect();
         }
-        let now = self.now();
+        let now = self.ctx.clock.now();
         self.metrics.config_loaded(&self.policy, now);
         self.metrics.reload_attempted(true);
     }

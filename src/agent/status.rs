@@ -1,13 +1,13 @@
 //! What the running agent is doing, as `/api/v1/status` serves it and `snapwarden status` prints
 //! it. The JSON field names are a contract scripts rely on: add fields, never rename.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::cycle::{Cycle, ObservedConflict};
-use super::journal::{Journal, Revision};
+use super::journal::{Journal, JournalHealth, Revision};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -24,12 +24,37 @@ pub struct Status {
     pub next_create_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub shutting_down: bool,
-    /// FlexClone recommendations in force (C8), sorted by cluster, svm, volume.
+    /// FlexClone recommendations in force, sorted by cluster, svm, volume.
     #[serde(default)]
     pub flexclone_recommendations: Vec<FlexCloneRecommendation>,
     /// With `[ha]`: this replica, its role and who leads; absent when the agent runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaStatus>,
+    /// Whether the journal can be written.
+    #[serde(default)]
+    pub journal: Option<JournalStatus>,
+}
+
+/// The journal's writes as the agent sees them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JournalStatus {
+    /// The last write succeeded (the agent is not ready while it did not).
+    pub writable: bool,
+    /// Writes that failed since the agent started.
+    pub errors_total: u64,
+    /// Why the last write failed, while writes fail.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl JournalStatus {
+    pub fn of(health: &JournalHealth) -> JournalStatus {
+        JournalStatus {
+            writable: health.writable(),
+            errors_total: health.errors(),
+            last_error: health.last_error(),
+        }
+    }
 }
 
 /// The election as this replica sees it.
@@ -251,6 +276,8 @@ impl JournalLists {
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     status: RwLock<Status>,
+    /// The journal whose writes decide readiness too.
+    journal: RwLock<Option<Arc<JournalHealth>>>,
 }
 
 impl StatusBoard {
@@ -265,10 +292,33 @@ impl StatusBoard {
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
-    /// Ready once every cluster was reached at least once.
-    pub fn ready(&self) -> bool {
+    /// Readiness also follows this journal's writes.
+    pub fn watch_journal(&self, health: Arc<JournalHealth>) {
+        *self.journal.write().unwrap_or_else(|e| e.into_inner()) = Some(health);
+    }
+
+    /// Ready once every cluster was reached at least once, while the journal can be written;
+    /// otherwise why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        let journal = self.journal.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = journal.as_ref().filter(|h| !h.writable()) {
+            return Err(format!(
+                "the journal cannot be written ({} failed writes; last: {})",
+                h.errors(),
+                h.last_error().unwrap_or_default()
+            ));
+        }
         let s = self.status.read().unwrap_or_else(|e| e.into_inner());
-        s.generated_at.is_some() && s.clusters.iter().all(|c| c.reached_once)
+        if s.generated_at.is_some() && s.clusters.iter().all(|c| c.reached_once) {
+            Ok(())
+        } else {
+            Err("not every cluster was reached yet".into())
+        }
+    }
+
+    /// Ready ([`StatusBoard::readiness`]).
+    pub fn ready(&self) -> bool {
+        self.readiness().is_ok()
     }
 }
 

@@ -3,7 +3,7 @@
 //! Validated domain types, read through `config::*` like the rest of `model`.
 
 use super::diag::Position;
-use super::model::{SecretSource, TlsVerify};
+use super::model::{OnOverrun, SecretSource, TlsVerify};
 
 /// The REST API version sent as `x-api-version` when `[[veeam]]` names none: the revision of the
 /// published OpenAPI specification the client and the simulator follow (veeam-rest.md).
@@ -58,25 +58,47 @@ impl PartialEq for VeeamJobRef {
 
 impl Eq for VeeamJobRef {}
 
-/// Who makes a window's backing snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Who makes a window's backing snapshot, and what happens to a backup still running at the
+/// window's `max` (which only a driver snapwarden can stop has a choice about).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Driver {
     /// snapwarden's own lifecycle: snapshot, clones, hook or hold, release.
-    #[default]
-    Snapwarden,
+    Snapwarden(OnOverrun),
     /// A Veeam job started at the planned start; Veeam makes (and deletes) its own snapshots.
+    /// snapwarden never stops the job: it always finishes, and its clones are followed until
+    /// it does.
     Veeam(VeeamJobRef),
     /// The window's hook runs at the planned start; the hook's tool makes its own snapshots.
-    Hook,
+    Hook(OnOverrun),
+}
+
+impl Default for Driver {
+    fn default() -> Driver {
+        Driver::Snapwarden(OnOverrun::Release)
+    }
 }
 
 impl Driver {
     /// The policy file's spelling.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Driver::Snapwarden => "snapwarden",
+            Driver::Snapwarden(_) => "snapwarden",
             Driver::Veeam(_) => "veeam",
-            Driver::Hook => "hook",
+            Driver::Hook(_) => "hook",
+        }
+    }
+
+    /// snapwarden's own lifecycle (not a backup tool's).
+    pub fn is_snapwarden(&self) -> bool {
+        matches!(self, Driver::Snapwarden(_))
+    }
+
+    /// What happens to a backup still running at `max`: the window's `on_overrun`; a Veeam job
+    /// always finishes.
+    pub fn on_overrun(&self) -> OnOverrun {
+        match self {
+            Driver::Snapwarden(o) | Driver::Hook(o) => *o,
+            Driver::Veeam(_) => OnOverrun::Finish,
         }
     }
 }

@@ -140,7 +140,7 @@ pub enum HaBackend {
     Etcd,
 }
 
-/// The `[flexclone]` section: when to recommend FlexClone (C8).
+/// The `[flexclone]` section: when to recommend FlexClone (the FlexClone recommendation).
 #[derive(Debug, Clone)]
 pub struct FlexCloneRule {
     pub recommend_after: u32,
@@ -231,13 +231,30 @@ pub struct Copies {
     pub count: u32,
     /// Scheduled snapshots are named `<prefix>.<YYYY-MM-DD_HHMM>`; defaults to the schedule name.
     pub prefix: String,
+    /// The label SnapMirror and SnapVault select this copy's snapshots by (ONTAP: 1–31
+    /// characters); `None` takes them unlabelled.
+    pub snapmirror_label: Option<String>,
 }
 
+/// An inline snapshot policy: what ONTAP takes for the volumes whose `snapshot_policy` names it,
+/// or what snapwarden takes for those whose `managed_snapshots` names it.
+///
+/// Invariant: `max_defer` is within `domain::limits::MAX_DEFER`; when a volume manages this
+/// policy, its copies have distinct prefixes, none of them snapwarden's own backing-snapshot
+/// prefix.
 #[derive(Debug, Clone)]
 pub struct SnapshotPolicy {
     pub name: String,
+    /// May be empty: ONTAP then takes nothing, like its built-in `none` policy.
     pub copies: Vec<Copies>,
+    /// How long a managed snapshot of this policy may wait for a live clone on its volume.
+    pub max_defer: TimeDelta,
 }
+
+/// `max_defer` when the policy does not say: four hours, long enough for a nightly backup of a
+/// few hours to finish before the deferred snapshot is taken, short enough that an hourly
+/// schedule misses at most a few of its instants.
+pub const DEFAULT_MAX_DEFER: TimeDelta = TimeDelta::hours(4);
 
 /// Where a volume's snapshot schedules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +281,12 @@ pub struct Volume {
     /// LUN paths, `/vol/<volume>/<lun>`.
     pub luns: Vec<String>,
     pub schedules: VolumeSchedules,
+    /// `managed_snapshots`: index into `Policy::snapshot_policies` of the inline policy whose
+    /// copies snapwarden takes itself; `None`: ONTAP takes every scheduled snapshot.
+    ///
+    /// Invariant: no copy of it shares a prefix with a copy of `schedules`' inline policy (never
+    /// two schedulers for one prefix).
+    pub managed: Option<usize>,
     pub clone: CloneMethod,
 }
 
@@ -347,12 +370,11 @@ pub struct Window {
     pub expected: TimeDelta,
     pub max: TimeDelta,
     pub on_conflict: OnConflict,
-    /// What happens to a backup still running at `max` (a `veeam` driver's job always finishes).
-    pub on_overrun: OnOverrun,
     /// How far `shift` may move the start, earlier or later.
     pub shift_limit: TimeDelta,
     pub hook: Option<Hook>,
-    /// Who makes the backing snapshot; `Hook` implies `hook` is `Some`.
+    /// Who makes the backing snapshot, and what happens to a backup still running at `max`
+    /// (`Driver::on_overrun`); `Hook` implies `hook` is `Some`.
     pub driver: super::driver::Driver,
 }
 

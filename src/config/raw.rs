@@ -155,8 +155,10 @@ impl<'de> Deserialize<'de> for RawCron {
 pub struct RawSnapshotPolicy {
     /// Required.
     pub name: Option<Spanned<String>>,
-    /// Required.
+    /// Required; may be empty (ONTAP takes nothing, like its built-in `none`).
     pub copies: Option<Spanned<Vec<Spanned<RawCopies>>>>,
+    /// How long a managed snapshot of this policy may wait for a live clone.
+    pub max_defer: Option<Spanned<String>>,
 }
 
 /// One entry of `copies`.
@@ -168,6 +170,7 @@ pub struct RawCopies {
     /// Required.
     pub count: Option<Spanned<i64>>,
     pub prefix: Option<Spanned<String>>,
+    pub snapmirror_label: Option<Spanned<String>>,
 }
 
 /// One `[[volume]]`.
@@ -184,6 +187,8 @@ pub struct RawVolume {
     pub luns: Option<Spanned<Vec<Spanned<String>>>>,
     /// Required.
     pub snapshot_policy: Option<Spanned<String>>,
+    /// A `[[snapshot_policy]]` whose copies snapwarden takes itself.
+    pub managed_snapshots: Option<Spanned<String>>,
     pub clone: Option<Spanned<String>>,
 }
 

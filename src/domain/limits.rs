@@ -1,4 +1,4 @@
-//! Bounds on policy durations (issue 7 item 5), each with its reason.
+//! Bounds on policy durations, each with its reason.
 //!
 //! Policy validation refuses values outside them with a located error; the planner refuses them
 //! too (as unresolved volumes) instead of overflowing or building huge timelines, so a policy that
@@ -87,6 +87,16 @@ pub const FLEXCLONE_WITHIN: Bound = Bound {
     why: "conflicts are counted over at most a year",
 };
 
+/// `[[snapshot_policy]] max_defer`: how long a managed snapshot may wait for a live clone.
+pub const MAX_DEFER: Bound = Bound {
+    key: "max_defer",
+    min: TimeDelta::minutes(1),
+    max: TimeDelta::days(1),
+    range: "1m..=1d",
+    why: "snapshot names carry the minute, so a shorter deferral is no deferral; a snapshot \
+          deferred for more than a day leaves a daily schedule without its copy",
+};
+
 /// The longest horizon the planner plans (the CLI's `--hours` bound, 366 days).
 pub const HORIZON_MAX: TimeDelta = TimeDelta::hours(24 * 366);
 
@@ -104,5 +114,9 @@ mod tests {
         assert!(!INTERVAL.contains(TimeDelta::seconds(59)));
         assert_eq!(WINDOW_EXPECTED.key, "expected");
         assert_eq!(WINDOW_EXPECTED.range, WINDOW_MAX.range);
+        assert!(MAX_DEFER.contains(TimeDelta::minutes(1)));
+        assert!(MAX_DEFER.contains(TimeDelta::days(1)));
+        assert!(!MAX_DEFER.contains(TimeDelta::seconds(59)));
+        assert!(!MAX_DEFER.contains(TimeDelta::days(1) + TimeDelta::seconds(1)));
     }
 }

@@ -13,12 +13,14 @@ use wiremock::matchers::{
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use super::client::{ClientOptions, JobPolling, RestClient, RetryPolicy};
-use super::{LicenseState, Ontap, OntapError, Secret, VolumeRef, LUN_MAPPED, SNAPSHOT_LOCKED};
+use super::{
+    LicenseState, NewSnapshot, Ontap, OntapError, Secret, VolumeRef, LUN_MAPPED, SNAPSHOT_LOCKED,
+};
 use crate::config::TlsVerify;
 use crate::timeline::{CronSpec, Recurrence};
 
 const SNAPSHOT_FIELDS: &str =
-    "uuid,name,comment,create_time,owners,size,volume.uuid,volume.name,svm.name";
+    "uuid,name,comment,create_time,owners,size,snapmirror_label,volume.uuid,volume.name,svm.name";
 const LUN_FIELDS: &str =
     "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone,space.size";
 
@@ -253,7 +255,10 @@ async fn create_snapshot_202_polls_job_through_running_then_reads_snapshot() {
         .mount(&server)
         .await;
     let snap = client(&server)
-        .create_snapshot(&vol(), "snapwarden.w.20240313T1700Z", "made by snapwarden")
+        .create_snapshot(
+            &vol(),
+            &NewSnapshot::new("snapwarden.w.20240313T1700Z", "made by snapwarden"),
+        )
         .await
         .unwrap();
     assert_eq!(snap.name, "snapwarden.w.20240313T1700Z");
@@ -295,7 +300,7 @@ async fn create_snapshot_takes_the_record_from_the_answer_without_reading_back()
         .mount(&server)
         .await;
     let snap = client(&server)
-        .create_snapshot(&vol(), name, "made by snapwarden")
+        .create_snapshot(&vol(), &NewSnapshot::new(name, "made by snapwarden"))
         .await
         .unwrap();
     assert_eq!(snap.uuid, "snap-uuid-1");
@@ -328,10 +333,101 @@ async fn create_snapshot_reads_back_when_the_answer_record_is_incomplete() {
             .mount(&server)
             .await;
         let snap = client(&server)
-            .create_snapshot(&vol(), name, "made by snapwarden")
+            .create_snapshot(&vol(), &NewSnapshot::new(name, "made by snapwarden"))
             .await
             .unwrap();
         assert_eq!(snap.comment.as_deref(), Some("made by snapwarden"));
+    }
+}
+
+/// Matches a request whose JSON body lacks a key.
+struct BodyWithout(&'static str);
+
+impl Match for BodyWithout {
+    fn matches(&self, request: &Request) -> bool {
+        serde_json::from_slice::<serde_json::Value>(&request.body)
+            .is_ok_and(|b| b.get(self.0).is_none())
+    }
+}
+
+/// A label goes into the POST body only when the create has one, and comes back in the
+/// snapshot the create answers.
+#[tokio::test]
+async fn create_snapshot_sends_the_snapmirror_label_only_when_set() {
+    let server = server().await;
+    let mut labelled = snapshot_record("hourly.2024-03-13_1305");
+    labelled["comment"] = json!("managed by snapwarden");
+    labelled["snapmirror_label"] = json!("hourly");
+    Mock::given(method("POST"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .and(body_partial_json(json!({"name":"hourly.2024-03-13_1305",
+            "comment":"managed by snapwarden","snapmirror_label":"hourly"})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"num_records":1,"records":[labelled]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut plain = snapshot_record("snapwarden.x");
+    plain["comment"] = json!("snapwarden");
+    Mock::given(method("POST"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .and(body_partial_json(json!({"name":"snapwarden.x"})))
+        .and(BodyWithout("snapmirror_label"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"num_records":1,"records":[plain]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let new = NewSnapshot::new("hourly.2024-03-13_1305", "managed by snapwarden")
+        .labelled(Some("hourly"));
+    let snap = c.create_snapshot(&vol(), &new).await.unwrap();
+    assert_eq!(snap.snapmirror_label.as_deref(), Some("hourly"));
+    let snap = c
+        .create_snapshot(&vol(), &NewSnapshot::new("snapwarden.x", "snapwarden"))
+        .await
+        .unwrap();
+    assert_eq!(snap.snapmirror_label, None);
+}
+
+/// After "already exists" (525059) a labelled create takes the existing snapshot only when its
+/// comment and its label are the ones asked for.
+#[tokio::test]
+async fn a_labelled_create_adopts_only_a_snapshot_with_its_label() {
+    let server = server().await;
+    let name = "hourly.2024-03-13_1305";
+    Mock::given(method("POST"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error":{
+            "code":"525059","message":"Snapshot copy \"hourly.2024-03-13_1305\" already exists."}})))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let mut existing = snapshot_record(name);
+    existing["snapmirror_label"] = json!("hourly");
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .and(query_param("name", name))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"records":[existing]})))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let asked = NewSnapshot::new(name, "snapwarden");
+    let snap = c
+        .create_snapshot(&vol(), &asked.labelled(Some("hourly")))
+        .await
+        .unwrap();
+    assert_eq!(snap.snapmirror_label.as_deref(), Some("hourly"));
+    for other in [Some("daily"), None] {
+        let err = c
+            .create_snapshot(&vol(), &asked.labelled(other))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(525_059), "{err}");
+        assert!(err.to_string().contains("label \"hourly\""), "{err}");
     }
 }
 
@@ -998,13 +1094,13 @@ async fn temporarily_locked_is_retried_and_existing_own_snapshot_is_taken() {
         .await;
     let c = client(&server);
     let snap = c
-        .create_snapshot(&vol(), "snapwarden.x", "snapwarden")
+        .create_snapshot(&vol(), &NewSnapshot::new("snapwarden.x", "snapwarden"))
         .await
         .unwrap();
     assert_eq!(snap.uuid, "snap-uuid-1");
     // A different comment means someone else's snapshot: the error stands.
     let err = c
-        .create_snapshot(&vol(), "snapwarden.x", "other")
+        .create_snapshot(&vol(), &NewSnapshot::new("snapwarden.x", "other"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(525_059));

@@ -56,6 +56,40 @@ pub struct SnapshotInfo {
     /// `size`: the bytes the snapshot holds (its blocks no longer in the active file system);
     /// `None` when ONTAP did not say.
     pub size: Option<u64>,
+    /// `snapmirror_label`: the label SnapMirror and SnapVault select snapshots by; `None` when
+    /// the snapshot has none.
+    pub snapmirror_label: Option<String>,
+}
+
+/// A snapshot to create (`POST /api/storage/volumes/{uuid}/snapshots`): what
+/// [`Ontap::create_snapshot`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSnapshot<'a> {
+    pub name: &'a str,
+    /// The comment that marks the snapshot as snapwarden's; a create retried after a lost answer
+    /// takes a same-named snapshot as its own only when it carries this comment.
+    pub comment: &'a str,
+    /// `snapmirror_label`, sent only when set.
+    pub snapmirror_label: Option<&'a str>,
+}
+
+impl<'a> NewSnapshot<'a> {
+    /// A snapshot without a SnapMirror label.
+    pub fn new(name: &'a str, comment: &'a str) -> NewSnapshot<'a> {
+        NewSnapshot {
+            name,
+            comment,
+            snapmirror_label: None,
+        }
+    }
+
+    /// The same snapshot with `label` as its `snapmirror_label`.
+    pub fn labelled(self, label: Option<&'a str>) -> NewSnapshot<'a> {
+        NewSnapshot {
+            snapmirror_label: label,
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +210,7 @@ pub trait Ontap: Send + Sync {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError>;
     async fn delete_snapshot(
         &self,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
+    ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
     SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 
@@ -194,11 +194,10 @@ impl<L: Layer> Ontap for Via<L> {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
         let e = self.enter(Call::CreateSnapshot).await?;
-        let r = e.next.create_snapshot(volume, name, comment).await;
+        let r = e.next.create_snapshot(volume, new).await;
         self.leave(e, r)
     }
     async fn delete_snapshot(
@@ -306,8 +305,7 @@ mod tests {
         async fn create_snapshot(
             &self,
             _: &VolumeRef,
-            _: &str,
-            _: &str,
+            _: &NewSnapshot<'_>,
         ) -> Result<SnapshotInfo, OntapError> {
             Err(Bottom::fail("create_snapshot"))
         }
@@ -424,7 +422,10 @@ mod tests {
         };
         let err = client.delete_lun("u", "/vol/v/l", false).await.unwrap_err();
         assert_eq!(err.to_string(), "cluster c: fenced");
-        assert!(client.create_snapshot(&vref, "n", "c").await.is_err());
+        assert!(client
+            .create_snapshot(&vref, &NewSnapshot::new("n", "c"))
+            .await
+            .is_err());
         assert_eq!(
             *log.lock().unwrap(),
             [

@@ -357,6 +357,7 @@ pub struct SnapshotWire {
     pub size: Option<u64>,
     pub volume: Option<NameRef>,
     pub svm: Option<NameRef>,
+    pub snapmirror_label: Option<String>,
 }
 
 impl SnapshotWire {
@@ -381,6 +382,7 @@ impl SnapshotWire {
             create_time,
             owners: self.owners,
             size: self.size,
+            snapmirror_label: self.snapmirror_label.filter(|l| !l.is_empty()),
             name,
         })
     }

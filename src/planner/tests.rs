@@ -10,8 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::{
     Agent, CloneMethod, Cluster, ClusterTimezone, Copies, Endpoint, FlexCloneRule, JobSchedule,
-    OnConflict, OnOverrun, SimulatedCluster, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules,
-    Window,
+    OnConflict, SimulatedCluster, SnapshotPolicy, TlsVerify, Volume, VolumeSchedules, Window,
 };
 use crate::domain::{ClusterInfo, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
 use crate::timeline::CronSpec;
@@ -107,8 +106,10 @@ impl Fixture {
                         schedule: i,
                         count: 2,
                         prefix: self.schedules[i].0.clone(),
+                        snapmirror_label: None,
                     })
                     .collect(),
+                max_defer: crate::config::model::DEFAULT_MAX_DEFER,
             }],
             volumes: self
                 .volumes
@@ -119,6 +120,7 @@ impl Fixture {
                     name: name.clone(),
                     luns: vec![format!("/vol/{name}/lun0")],
                     schedules: VolumeSchedules::Policy(0),
+                    managed: None,
                     clone: CloneMethod::Auto,
                 })
                 .collect(),
@@ -145,10 +147,9 @@ fn window(
         expected: TimeDelta::minutes(expected),
         max: TimeDelta::minutes(max),
         on_conflict,
-        on_overrun: OnOverrun::Release,
         shift_limit: TimeDelta::hours(2),
         hook: None,
-        driver: crate::config::Driver::Snapwarden,
+        driver: crate::config::Driver::default(),
     }
 }
 
@@ -408,10 +409,9 @@ fn arb_window() -> impl Strategy<Value = Window> {
             expected: TimeDelta::minutes(max),
             max: TimeDelta::minutes(max),
             on_conflict: [OnConflict::Shift, OnConflict::Skip, OnConflict::Run][oc],
-            on_overrun: OnOverrun::Release,
             shift_limit: TimeDelta::minutes(limit),
             hook: None,
-            driver: crate::config::Driver::Snapwarden,
+            driver: crate::config::Driver::default(),
         })
 }
 
@@ -480,7 +480,7 @@ proptest! {
     }
 }
 
-/// Issue 7 item 1: hourly at :05, a 55-minute window with a 5-minute guard needs a 61-minute gap
+/// Hourly at :05, a 55-minute window with a 5-minute guard needs a 61-minute gap
 /// and the gaps are 60 minutes, so no start can fit. The suggestion used to test starts outside
 /// the computed timeline, where everything looked free ("start 9h55m earlier", 18:05, exactly on
 /// a snapshot; from 06:00 "6 10 * * *", which hits 11:05).
@@ -524,7 +524,7 @@ fn no_suggestion_when_no_start_can_fit() {
     }
 }
 
-/// Issue 7 item 3: a fractional `now` plans exactly like its whole second, and nothing in the
+/// A fractional `now` plans exactly like its whole second, and nothing in the
 /// plan lies before that second.
 #[test]
 fn a_fractional_now_is_truncated_to_its_second() {
@@ -543,7 +543,7 @@ fn a_fractional_now_is_truncated_to_its_second() {
     assert_eq!(render(&policy, &frac), render(&policy, &exact));
 }
 
-/// Issue 7 item 5: durations beyond the bounds make the volumes they concern unresolved (the CLI
+/// Durations beyond the bounds make the volumes they concern unresolved (the CLI
 /// exits 2 with the reason) instead of panicking or building huge timelines.
 #[test]
 fn durations_beyond_the_bounds_are_refused_not_planned() {
@@ -632,7 +632,7 @@ fn firing_minutes(
 proptest! {
     #![proptest_config(persisted(96))]
 
-    /// Issue 7 item 1: a suggested offset fits every occurrence on every volume (checked against
+    /// A suggested offset fits every occurrence on every volume (checked against
     /// minute-by-minute brute force), it is the smallest such offset (ties: later), there is none
     /// exactly when brute force finds none, and the suggested `start`, planned again, fits.
     #[test]
@@ -677,7 +677,8 @@ proptest! {
         policy.clusters.push(cluster);
         policy.snapshot_policies.push(SnapshotPolicy {
             name: "second".into(),
-            copies: second.iter().map(|&i| Copies { schedule: i, count: 2, prefix: String::new() }).collect(),
+            copies: second.iter().map(|&i| Copies { schedule: i, count: 2, prefix: String::new(), snapmirror_label: None }).collect(),
+            max_defer: crate::config::model::DEFAULT_MAX_DEFER,
         });
         let mut v1 = policy.volumes[0].clone();
         v1.cluster = 1;
@@ -768,7 +769,7 @@ fn arb_instant() -> impl Strategy<Value = DateTime<Utc>> {
 proptest! {
     #![proptest_config(persisted(256))]
 
-    /// Issue 7 item 5: whatever durations, anchors, `now` and horizon the planner gets, it
+    /// Whatever durations, anchors, `now` and horizon the planner gets, it
     /// neither panics nor builds more than a bounded timeline; out-of-bounds values are reported.
     #[test]
     fn any_duration_or_anchor_plans_without_panicking(
@@ -803,7 +804,7 @@ proptest! {
     }
 }
 
-/// Issue 7 item 2: a daily interval anchored in 2030 (after the horizon): the lifecycle's next
+/// A daily interval anchored in 2030 (after the horizon): the lifecycle's next
 /// scheduled snapshot is the coming midnight, with a fractional `now` as the CLI passes it and at
 /// the timeline's end (hand-computed: 12:00 + 1h max + 5m guard leaves 10h55m before 00:00).
 #[test]
@@ -849,7 +850,7 @@ fn an_interval_anchored_after_the_horizon_is_not_one_interval_late() {
 proptest! {
     #![proptest_config(persisted(128))]
 
-    /// Issue 7 item 3: a fractional `now` plans exactly like its whole second (the one rule at the
+    /// A fractional `now` plans exactly like its whole second (the one rule at the
     /// planner's edge); nothing in the plan precedes `Plan::from`; every free gap's whole seconds
     /// equal its end minus its start exactly.
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::world::{SimError, World};
 use super::Simulator;
 use crate::ontap::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, PolicyCopies, ScheduleInfo,
+    ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, PolicyCopies, ScheduleInfo,
     SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 
@@ -85,6 +85,7 @@ fn snapshot_info_over(w: &World, ci: usize, vi: usize, si: usize, luns: u64) -> 
             .map(str::to_string)
             .collect(),
         size: Some(w.snapshot_size_over(ci, vi, si, luns)),
+        snapmirror_label: s.snapmirror_label.clone(),
     }
 }
 
@@ -244,15 +245,16 @@ impl Ontap for SimClient {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
+        let name = new.name;
         self.run(
             || format!("volume {} snapshot {name}", volume.name),
             |w, ci| {
                 let vi = Self::volume_index(w, ci, volume)?;
-                let comment = (!comment.is_empty()).then(|| comment.to_string());
-                let uuid = w.create_snapshot(ci, vi, name, comment)?;
+                let comment = (!new.comment.is_empty()).then(|| new.comment.to_string());
+                let label = new.snapmirror_label.map(str::to_string);
+                let uuid = w.create_labelled_snapshot(ci, vi, name, comment, label)?;
                 let si = w.snapshot_index(ci, vi, &uuid)?;
                 Ok(snapshot_info(w, ci, vi, si))
             },
@@ -377,7 +379,7 @@ mod tests {
             svm: vol.svm,
         };
         let b = c
-            .create_snapshot(&vref, "backing", "snapwarden")
+            .create_snapshot(&vref, &NewSnapshot::new("backing", "snapwarden"))
             .await
             .unwrap();
         assert_eq!(b.create_time.offset().local_minus_utc(), -4 * 3600);

@@ -86,6 +86,8 @@ pub struct CopyFile {
     pub schedule: String,
     pub count: u32,
     pub prefix: Option<String>,
+    /// Given to every snapshot the copy takes.
+    pub snapmirror_label: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +112,26 @@ pub struct VolumeFile {
     pub snapshot_clone_dependency: bool,
     #[serde(default)]
     pub luns: Vec<LunFile>,
+    /// Snapshots the volume holds when the world begins.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotFile>,
+}
+
+/// A snapshot a volume already holds when the world begins (never one a schedule took, so
+/// rotation leaves it alone).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotFile {
+    pub name: String,
+    pub comment: Option<String>,
+    pub snapmirror_label: Option<String>,
+    /// RFC 3339, not after the world's start; default the start. A volume's snapshots are
+    /// listed oldest first whatever their order here.
+    pub create_time: Option<String>,
+    /// ONTAP owners it is busy with (`snapmirror`, `dump`, …; reference notes §1.4): listed in
+    /// `owners`, and its delete fails as a locked snapshot's does.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +259,7 @@ impl WorldFile {
                         schedule: c.schedule,
                         count: c.count,
                         prefix: c.prefix,
+                        snapmirror_label: c.snapmirror_label,
                     })
                     .collect();
                 if let Err(e) = w.add_policy(ci, &p.name, &p.comment, copies) {
@@ -283,8 +306,8 @@ impl ScheduleFile {
 }
 
 impl SvmFile {
-    /// Adds the SVM with its igroups, volumes and LUNs to cluster `ci`; problems are located
-    /// under `at` (the cluster's path in the file).
+    /// Adds the SVM with its igroups, volumes (and their snapshots) and LUNs to cluster `ci`;
+    /// problems are located under `at` (the cluster's path in the file).
     fn add_to(self, w: &mut World, ci: usize, at: &str, problems: &mut Vec<String>) {
         let sat = format!("{at}.svms.{}", self.name);
         if let Err(e) = w.add_svm(ci, &self.name) {
@@ -314,6 +337,7 @@ impl SvmFile {
             };
             let vi = w.volume_index(ci, &vol).expect("just created");
             w.clusters[ci].volumes[vi].snapshot_clone_dependency = v.snapshot_clone_dependency;
+            add_snapshots(w, ci, vi, v.snapshots, &vat, problems);
             for l in v.luns {
                 let path = format!("/vol/{}/{}", v.name, l.name);
                 if let Err(e) = w.create_lun(ci, &path, l.size, &l.os_type) {
@@ -330,10 +354,77 @@ impl SvmFile {
     }
 }
 
+/// A volume's existing snapshots (`snapshots` in the world file), oldest first; each problem is
+/// added to `problems` under `at`.
+fn add_snapshots(
+    w: &mut World,
+    ci: usize,
+    vi: usize,
+    snapshots: Vec<SnapshotFile>,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    let start = w.now();
+    let mut timed = Vec::new();
+    for s in snapshots {
+        let time = match &s.create_time {
+            None => start,
+            Some(t) => match DateTime::parse_from_rfc3339(t) {
+                Ok(t) => t.with_timezone(&Utc),
+                Err(e) => {
+                    problems.push(format!(
+                        "{at}.snapshots.{}.create_time: \"{t}\" is not RFC 3339: {e}",
+                        s.name
+                    ));
+                    continue;
+                }
+            },
+        };
+        timed.push((time, s));
+    }
+    timed.sort_by_key(|(time, _)| *time);
+    for (time, s) in timed {
+        let sat = format!("{at}.snapshots.{}", s.name);
+        let added = w.add_existing_snapshot(ci, vi, &s.name, s.comment, s.snapmirror_label, time);
+        match added {
+            Ok(si) => {
+                if let Err(e) = w.hold_snapshot(ci, vi, si, s.owners) {
+                    problems.push(format!("{sat}.owners: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("{sat}: {e}")),
+        }
+    }
+}
+
+/// Who takes the copies of a volume's `managed_snapshots` in a world built from a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManagedCopies {
+    /// snapwarden does, as the policy says: ONTAP's policy on the volume is its
+    /// `snapshot_policy` alone.
+    #[default]
+    Snapwarden,
+    /// ONTAP does, as before they were handed over (what `simulate`'s baseline compares with):
+    /// the volume's ONTAP policy is its `snapshot_policy`'s copies followed by the managed
+    /// policy's, a managed copy replacing a copy with the same prefix (possible only when the
+    /// volume's schedules come from ONTAP, whose `default` policy it then gets).
+    Ontap,
+}
+
 /// The world a snapwarden policy describes for its clusters whose endpoint is `"simulator"`:
 /// their schedules, snapshot policies, volumes and LUNs, licenses and version.
-/// Volumes whose schedules come from ONTAP get ONTAP's built-in `default` policy.
+/// Volumes whose schedules come from ONTAP get ONTAP's built-in `default` policy; managed copies
+/// are left to snapwarden ([`ManagedCopies::Snapwarden`]).
 pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World, WorldConfigError> {
+    world_from_policy_with(policy, start, ManagedCopies::Snapwarden)
+}
+
+/// [`world_from_policy`], with `managed` saying who takes the volumes' managed copies.
+pub fn world_from_policy_with(
+    policy: &Policy,
+    start: DateTime<Utc>,
+    managed: ManagedCopies,
+) -> Result<World, WorldConfigError> {
     let mut problems = Vec::new();
     let mut w = World::new(start, Knobs::default());
     let mut index = vec![None; policy.clusters.len()];
@@ -353,32 +444,7 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
         for l in &sim.licenses {
             w.add_license(ci, l);
         }
-        for s in &policy.schedules {
-            if let Err(e) = w.add_schedule(ci, &s.name, s.recurrence.clone()) {
-                problems.push(format!("cluster {}: schedule {}: {e}", c.name, s.name));
-            }
-        }
-        for p in &policy.snapshot_policies {
-            let copies = p
-                .copies
-                .iter()
-                .map(|copy| {
-                    let schedule = policy.schedules[copy.schedule].name.clone();
-                    let prefix = (copy.prefix != schedule).then(|| copy.prefix.clone());
-                    PolicyCopy {
-                        schedule,
-                        count: copy.count,
-                        prefix,
-                    }
-                })
-                .collect();
-            if let Err(e) = w.add_policy(ci, &p.name, "", copies) {
-                problems.push(format!(
-                    "cluster {}: snapshot policy {}: {e}",
-                    c.name, p.name
-                ));
-            }
-        }
+        add_policy_schedules(&mut w, ci, policy, &c.name, &mut problems);
         // After the policy's own: a policy may redefine `default`, `hourly` and the other built-ins.
         w.add_builtins(ci);
         // The policy's credentials for this cluster log in; without a password source the
@@ -419,10 +485,19 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
         if w.svm_index(ci, &v.svm).is_err() {
             w.add_svm(ci, &v.svm).expect("svm is new");
         }
-        let snapshot_policy = match v.schedules {
+        let mut snapshot_policy = match v.schedules {
             VolumeSchedules::Policy(i) => policy.snapshot_policies[i].name.clone(),
             VolumeSchedules::Ontap => "default".to_string(),
         };
+        if let (ManagedCopies::Ontap, Some(m)) = (managed, v.managed) {
+            match with_managed_copies(&mut w, ci, policy, &snapshot_policy, m) {
+                Ok(name) => snapshot_policy = name,
+                Err(e) => {
+                    problems.push(format!("volume {}: {e}", v.name));
+                    continue;
+                }
+            }
+        }
         if let Err(e) =
             w.create_volume(ci, &v.svm, &v.name, default_volume_size(), &snapshot_policy)
         {
@@ -443,6 +518,102 @@ pub fn world_from_policy(policy: &Policy, start: DateTime<Utc>) -> Result<World,
             problems,
         })
     }
+}
+
+/// The policy's schedules and snapshot policies on simulator cluster `ci` (named `cluster` in
+/// problems).
+fn add_policy_schedules(
+    w: &mut World,
+    ci: usize,
+    policy: &Policy,
+    cluster: &str,
+    problems: &mut Vec<String>,
+) {
+    for s in &policy.schedules {
+        if let Err(e) = w.add_schedule(ci, &s.name, s.recurrence.clone()) {
+            problems.push(format!("cluster {}: schedule {}: {e}", cluster, s.name));
+        }
+    }
+    for p in &policy.snapshot_policies {
+        let copies = p
+            .copies
+            .iter()
+            .map(|copy| {
+                let schedule = policy.schedules[copy.schedule].name.clone();
+                let prefix = (copy.prefix != schedule).then(|| copy.prefix.clone());
+                PolicyCopy {
+                    schedule,
+                    count: copy.count,
+                    prefix,
+                    snapmirror_label: copy.snapmirror_label.clone(),
+                }
+            })
+            .collect();
+        if let Err(e) = w.add_policy(ci, &p.name, "", copies) {
+            problems.push(format!(
+                "cluster {}: snapshot policy {}: {e}",
+                cluster, p.name
+            ));
+        }
+    }
+}
+
+/// The ONTAP policy that takes `base`'s copies and those of the policy's snapshot policy
+/// `managed` ([`ManagedCopies::Ontap`]): `<base>-with-<managed>` (a number appended when a policy
+/// has that name already), added once per cluster and pair.
+fn with_managed_copies(
+    w: &mut World,
+    ci: usize,
+    policy: &Policy,
+    base: &str,
+    managed: usize,
+) -> Result<String, String> {
+    let handed = &policy.snapshot_policies[managed];
+    let name = format!("{base}-with-{}", handed.name);
+    let comment = format!("{base} and the copies of {} (managed)", handed.name);
+    let policies = &w.clusters[ci].policies;
+    if let Some(p) = policies
+        .iter()
+        .find(|p| p.name.starts_with(&name) && p.comment == comment)
+    {
+        return Ok(p.name.clone());
+    }
+    let name = (0..)
+        .map(|n| match n {
+            0 => name.clone(),
+            n => format!("{name}-{n}"),
+        })
+        .find(|n| policies.iter().all(|p| p.name != *n))
+        .expect("some suffix is free");
+    let ours: Vec<PolicyCopy> = handed
+        .copies
+        .iter()
+        .map(|copy| {
+            let schedule = policy.schedules[copy.schedule].name.clone();
+            PolicyCopy {
+                prefix: (copy.prefix != schedule).then(|| copy.prefix.clone()),
+                schedule,
+                count: copy.count,
+                snapmirror_label: copy.snapmirror_label.clone(),
+            }
+        })
+        .collect();
+    let kept = policies
+        .iter()
+        .find(|p| p.name == base)
+        .map(|p| p.copies.clone())
+        .ok_or_else(|| format!("snapshot policy {base} does not exist"))?;
+    let mut copies: Vec<PolicyCopy> = kept
+        .into_iter()
+        .filter(|k| {
+            ours.iter()
+                .all(|o| o.effective_prefix() != k.effective_prefix())
+        })
+        .collect();
+    copies.extend(ours);
+    w.add_policy(ci, &name, &comment, copies)
+        .map_err(|e| format!("snapshot policy {name}: {e}"))?;
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -480,6 +651,102 @@ mod tests {
             .build(Utc::now(), "t")
             .unwrap_err();
         assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    const LABELLED: &str = r#"
+        [knobs]
+        reserved_snapshot_prefixes = ["hourly"]
+        [[clusters]]
+        name = "c"
+        [[clusters.schedules]]
+        name = "hourly"
+        cron = "5 * * * *"
+        [[clusters.snapshot_policies]]
+        name = "p"
+        copies = [{ schedule = "hourly", count = 2, snapmirror_label = "hourly" }]
+        [[clusters.svms]]
+        name = "s"
+        [[clusters.svms.volumes]]
+        name = "v"
+        snapshot_policy = "p"
+        [[clusters.svms.volumes.snapshots]]
+        name = "mirror.2"
+        snapmirror_label = "weekly"
+        owners = ["snapmirror"]
+        [[clusters.svms.volumes.snapshots]]
+        name = "hourly.2026-05-31_2305"
+        comment = "taken by ONTAP before the world began"
+        create_time = "2026-05-31T23:05:00Z"
+    "#;
+
+    #[test]
+    fn a_world_file_holds_labelled_and_busy_snapshots_and_reserved_prefixes() {
+        let start: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+        let mut w = WorldFile::parse(LABELLED, "t")
+            .unwrap()
+            .build(start, "t")
+            .unwrap();
+        assert_eq!(w.knobs.reserved_snapshot_prefixes, ["hourly"]);
+        let v = &w.clusters[0].volumes[0];
+        let shown: Vec<(&str, Option<&str>, &[String])> = v
+            .snapshots
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.snapmirror_label.as_deref(),
+                    &s.held_by[..],
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("hourly.2026-05-31_2305", None, &[][..]),
+                ("mirror.2", Some("weekly"), &["snapmirror".to_string()][..]),
+            ],
+            "oldest first"
+        );
+        assert_eq!(w.owners(0, 0, 1), ["snapmirror"]);
+        assert_eq!(
+            w.delete_snapshot(0, 0, 1).unwrap_err().code(),
+            crate::ontap::SNAPSHOT_LOCKED
+        );
+        w.advance_to("2026-06-01T00:10:00Z".parse().unwrap());
+        let taken = w.clusters[0].volumes[0].snapshots.last().unwrap();
+        assert_eq!(
+            (taken.name.as_str(), taken.snapmirror_label.as_deref()),
+            ("hourly.2026-06-01_0005", Some("hourly"))
+        );
+    }
+
+    #[test]
+    fn bad_snapshots_labels_and_prefixes_are_collected() {
+        let text = LABELLED
+            .replace("[\"hourly\"]\n", "[\"a/b\"]\n")
+            .replace(
+                "[[clusters.svms]]",
+                "[[clusters.snapshot_policies]]\nname = \"q\"\n\
+                 copies = [{ schedule = \"hourly\", count = 1, snapmirror_label = \"\" }]\n\
+                 [[clusters.svms]]",
+            )
+            .replace("[\"snapmirror\"]", "[\"backup-tool\"]")
+            .replace("2026-05-31T23:05:00Z", "yesterday")
+            + "[[clusters.svms.volumes.snapshots]]\nname = \"mirror.2\"\n";
+        let err = WorldFile::parse(&text, "t")
+            .unwrap()
+            .build("2026-06-01T00:00:00Z".parse().unwrap(), "t")
+            .unwrap_err();
+        let all = err.problems.join("\n");
+        for expected in [
+            "knobs.reserved_snapshot_prefixes",
+            "clusters.c.snapshot_policies.q: \"snapmirror_label\" must be 1 to 31 characters",
+            "clusters.c.svms.s.volumes.v.snapshots.mirror.2.owners",
+            "clusters.c.svms.s.volumes.v.snapshots.hourly.2026-05-31_2305.create_time",
+            "already exists",
+        ] {
+            assert!(all.contains(expected), "{expected} in:\n{all}");
+        }
     }
 }
 
@@ -532,7 +799,9 @@ mod policy_tests {
                     schedule: 0,
                     count: 4,
                     prefix: "qh".into(),
+                    snapmirror_label: None,
                 }],
+                max_defer: DEFAULT_MAX_DEFER,
             }],
             volumes: vec![
                 Volume {
@@ -541,6 +810,7 @@ mod policy_tests {
                     name: "vol1".into(),
                     luns: vec!["/vol/vol1/lun1".into()],
                     schedules: VolumeSchedules::Policy(0),
+                    managed: None,
                     clone: CloneMethod::Auto,
                 },
                 Volume {
@@ -549,6 +819,7 @@ mod policy_tests {
                     name: "elsewhere".into(),
                     luns: vec![],
                     schedules: VolumeSchedules::Ontap,
+                    managed: None,
                     clone: CloneMethod::Auto,
                 },
             ],
@@ -600,5 +871,183 @@ mod policy_tests {
                 "qh.2026-06-01_1400"
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod managed_tests {
+    use super::*;
+    use crate::sim::{ClockMode, Simulator};
+
+    /// `all` hands every copy over (its ONTAP policy takes nothing), `some` keeps hourly with
+    /// ONTAP and hands daily over, `read` reads its policy from ONTAP and hands hourly over.
+    const POLICY: &str = r#"
+[[cluster]]
+name = "c"
+endpoint = "simulator"
+timezone = "UTC"
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+[[schedule]]
+name = "daily"
+cron = "10 0 * * *"
+[[snapshot_policy]]
+name = "none-here"
+copies = []
+[[snapshot_policy]]
+name = "kept"
+copies = [{ schedule = "hourly", count = 6 }]
+[[snapshot_policy]]
+name = "handed"
+copies = [
+  { schedule = "hourly", count = 24, snapmirror_label = "hourly" },
+  { schedule = "daily", count = 7, prefix = "nightly", snapmirror_label = "daily" },
+]
+[[snapshot_policy]]
+name = "daily-handed"
+copies = [{ schedule = "daily", count = 7, prefix = "nightly", snapmirror_label = "daily" }]
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "all"
+luns = ["/vol/all/lun0"]
+snapshot_policy = "none-here"
+managed_snapshots = "handed"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "some"
+luns = ["/vol/some/lun0"]
+snapshot_policy = "kept"
+managed_snapshots = "daily-handed"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "read"
+luns = ["/vol/read/lun0"]
+snapshot_policy = "ontap"
+managed_snapshots = "handed"
+"#;
+
+    fn policy() -> Policy {
+        crate::config::parse_str(POLICY, Path::new("p.toml")).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    /// (prefix, SnapMirror label) of each copy of a policy.
+    type Copies = Vec<(String, Option<String>)>;
+
+    /// Each volume's name, ONTAP policy and that policy's copies.
+    fn ontap_policies(w: &World) -> Vec<(String, String, Copies)> {
+        let c = &w.clusters[0];
+        c.volumes
+            .iter()
+            .map(|v| {
+                let p = c
+                    .policies
+                    .iter()
+                    .find(|p| p.name == v.snapshot_policy)
+                    .unwrap();
+                let copies = p
+                    .copies
+                    .iter()
+                    .map(|k| (k.effective_prefix().to_string(), k.snapmirror_label.clone()))
+                    .collect();
+                (v.name.clone(), p.name.clone(), copies)
+            })
+            .collect()
+    }
+
+    fn copies(list: &[(&str, Option<&str>)]) -> Copies {
+        list.iter()
+            .map(|(p, l)| (p.to_string(), l.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn a_managed_volume_gets_its_snapshot_policy_only() {
+        let start = "2026-06-01T00:00:00Z".parse().unwrap();
+        let sim = Simulator::from_policy(&policy(), ClockMode::Manual, Some(start)).unwrap();
+        let got = sim.with(|w| ontap_policies(w));
+        let expected = [
+            ("all", "none-here", copies(&[])),
+            ("some", "kept", copies(&[("hourly", None)])),
+            (
+                "read",
+                "default",
+                copies(&[("hourly", None), ("daily", None), ("weekly", None)]),
+            ),
+        ]
+        .map(|(v, p, c)| (v.to_string(), p.to_string(), c));
+        assert_eq!(got, expected);
+        // ONTAP takes nothing on `all` while the clock runs.
+        sim.advance(TimeDelta::days(1)).unwrap();
+        sim.with(|w| assert!(w.clusters[0].volumes[0].snapshots.is_empty()));
+    }
+
+    #[test]
+    fn the_baseline_world_has_ontap_take_the_managed_copies_too() {
+        let start = "2026-06-01T00:00:00Z".parse().unwrap();
+        let sim = Simulator::from_policy_with(
+            &policy(),
+            ClockMode::Manual,
+            Some(start),
+            ManagedCopies::Ontap,
+        )
+        .unwrap();
+        let got = sim.with(|w| ontap_policies(w));
+        let expected = [
+            (
+                "all",
+                "none-here-with-handed",
+                copies(&[("hourly", Some("hourly")), ("nightly", Some("daily"))]),
+            ),
+            (
+                "some",
+                "kept-with-daily-handed",
+                copies(&[("hourly", None), ("nightly", Some("daily"))]),
+            ),
+            // `default`'s hourly gives way to the managed hourly copy (same prefix).
+            (
+                "read",
+                "default-with-handed",
+                copies(&[
+                    ("daily", None),
+                    ("weekly", None),
+                    ("hourly", Some("hourly")),
+                    ("nightly", Some("daily")),
+                ]),
+            ),
+        ]
+        .map(|(v, p, c)| (v.to_string(), p.to_string(), c));
+        assert_eq!(got, expected);
+        sim.advance(TimeDelta::minutes(15)).unwrap();
+        sim.with(|w| {
+            let s = &w.clusters[0].volumes[0].snapshots;
+            let taken: Vec<(&str, Option<&str>)> = s
+                .iter()
+                .map(|s| (s.name.as_str(), s.snapmirror_label.as_deref()))
+                .collect();
+            assert_eq!(
+                taken,
+                [
+                    ("hourly.2026-06-01_0005", Some("hourly")),
+                    ("nightly.2026-06-01_0010", Some("daily"))
+                ]
+            );
+        });
+        // A second volume with the same pair shares the policy.
+        let mut p = policy();
+        let mut twin = p.volumes[0].clone();
+        twin.name = "twin".into();
+        twin.luns = vec!["/vol/twin/lun0".into()];
+        p.volumes.push(twin);
+        let w = world_from_policy_with(&p, start, ManagedCopies::Ontap).unwrap();
+        let names: Vec<&str> = w.clusters[0]
+            .volumes
+            .iter()
+            .map(|v| v.snapshot_policy.as_str())
+            .collect();
+        assert_eq!(names[0], names[3]);
     }
 }

@@ -83,15 +83,26 @@ impl Simulator {
     }
 
     /// The world a policy describes (clusters with `endpoint = "simulator"`), for in-process use.
-    /// `start` defaults to now.
+    /// `start` defaults to now. Volumes' managed copies are left to snapwarden.
     pub fn from_policy(
         policy: &Policy,
         clock: ClockMode,
         start: Option<DateTime<Utc>>,
     ) -> Result<Arc<Simulator>, config::WorldConfigError> {
+        Simulator::from_policy_with(policy, clock, start, config::ManagedCopies::Snapwarden)
+    }
+
+    /// [`Simulator::from_policy`], with `managed` saying who takes the volumes' managed copies
+    /// (`ManagedCopies::Ontap`: ONTAP, as before they were handed over).
+    pub fn from_policy_with(
+        policy: &Policy,
+        clock: ClockMode,
+        start: Option<DateTime<Utc>>,
+        managed: config::ManagedCopies,
+    ) -> Result<Arc<Simulator>, config::WorldConfigError> {
         let start = start.unwrap_or_else(Utc::now);
         Ok(Simulator::new(
-            config::world_from_policy(policy, start)?,
+            config::world_from_policy_with(policy, start, managed)?,
             clock,
         ))
     }

@@ -20,7 +20,7 @@ use super::draw::{Draws, Occurrence};
 use super::meter::Meter;
 use crate::agent::clock::Clock;
 use crate::config::{CloneMethod, Driver, Policy, VeeamJobRef};
-use crate::ontap::{LicenseState, Ontap, VolumeRef};
+use crate::ontap::{LicenseState, NewSnapshot, Ontap, VolumeRef};
 use crate::sim::veeam::world::SimState;
 use crate::sim::veeam::VeeamSim;
 
@@ -238,7 +238,10 @@ impl<'a> Baseline<'a> {
         let prefix = &policy.agent.snapshot_prefix;
         let name = format!("{prefix}.{}.{}", w.name, start.format("%Y%m%dT%H%M%SZ"));
         let snap = match client
-            .create_snapshot(vref, &name, "created-by=backup-tool (uncoordinated)")
+            .create_snapshot(
+                vref,
+                &NewSnapshot::new(&name, "created-by=backup-tool (uncoordinated)"),
+            )
             .await
         {
             Ok(s) => s,

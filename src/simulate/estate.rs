@@ -133,6 +133,7 @@ pub fn add_to_world(w: &mut World, policy: &Policy, estate: &Estate) -> Result<(
                     schedule: c.schedule.clone(),
                     count: c.count,
                     prefix: c.prefix.clone().filter(|x| *x != c.schedule),
+                    snapmirror_label: None,
                 })
                 .collect();
             w.add_policy(ci, &p.name, "", copies)
@@ -238,6 +239,8 @@ fn add_volume(
             size: s.size.unwrap_or(0),
             schedule_prefix,
             captures: Vec::new(),
+            snapmirror_label: s.snapmirror_label.clone(),
+            held_by: Vec::new(),
         });
     }
     Ok(())
@@ -302,6 +305,7 @@ max = "50m"
                     create_time: t.fixed_offset(),
                     owners: Vec::new(),
                     size: Some(4096),
+                    snapmirror_label: None,
                 })
                 .collect(),
             luns: vec![LunInfo {

@@ -250,7 +250,7 @@ fn interval_schedules_step_from_their_anchor() {
     );
 }
 
-/// Issue 7 item 2: a daily interval anchored after the horizon, asked just before midnight (the
+/// A daily interval anchored after the horizon, asked just before midnight (the
 /// planner asks "at or after t" as "strictly after t - 1 ns"): the next instant is that midnight,
 /// not the one after (hand-computed: the anchor is a whole number of days away).
 #[test]
@@ -278,7 +278,7 @@ fn an_anchor_in_the_future_is_floored_not_truncated() {
     );
 }
 
-/// Issue 7 item 5: extreme instants, anchors and intervals give `None` or an instant, never a
+/// Extreme instants, anchors and intervals give `None` or an instant, never a
 /// panic (chrono's range ends in year ±262,143).
 #[test]
 fn extreme_values_do_not_panic() {
@@ -429,7 +429,7 @@ proptest! {
         prop_assert_eq!(got, brute_force(&spec, tz, from, until));
     }
 
-    /// Issue 7 items 2 and 3: an interval's next instant equals exact integer arithmetic on
+    /// An interval's next instant equals exact integer arithmetic on
     /// nanoseconds, for anchors before, inside and after the horizon and `after` with any
     /// sub-second part.
     #[test]
@@ -452,7 +452,7 @@ proptest! {
         prop_assert_eq!(got, Some(want));
     }
 
-    /// Issue 7 item 3: with a fractional `from`, no occurrence lies before it, and the set equals
+    /// With a fractional `from`, no occurrence lies before it, and the set equals
     /// the one from the next whole second (instants are whole seconds).
     #[test]
     fn fractional_from_returns_nothing_before_it(

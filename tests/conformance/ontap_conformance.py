@@ -2,8 +2,10 @@
 """Conformance of the snapwarden ONTAP simulator with NetApp's official Python client.
 
 Drives a running simulator through `netapp_ontap` (PyPI `netapp-ontap==9.19.1.0`): list, create
-with job polling, get with fields, delete, and the busy-snapshot failure (job code 1638555) as the
-client surfaces it. Exits non-zero at the first incompatibility.
+with job polling, get with fields, delete, the busy-snapshot failure (job code 1638555) as the
+client surfaces it, a snapshot's `snapmirror_label`, and the create errors 525059 (name taken) and
+1638477 (reserved prefix, through the simulator's knob). Exits non-zero at the first
+incompatibility.
 
 The world must hold cluster SVM `svm1`, volume `vol1` with LUN `/vol/vol1/lun1`, the built-in
 `default` policy on `vol1`, the `snaprestore` license and not `flexclone` (as
@@ -155,6 +157,55 @@ def main():
     check(sorted(names) == [f"page{i}" for i in range(5)], "get_collection follows _links.next with max_records=2")
     jobs = list(Job.get_collection(fields="state"))
     check(len(jobs) > 0 and all(j.state in ("success", "failure") for j in jobs), "Job.get_collection")
+
+    def admin(path, body):
+        r = requests.post(f"{base}/simulator/v1/{path}", json=body, auth=(user, password), verify=False, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def error_code(err):
+        return (err.response_body or {}).get("error", {}).get("code")
+
+    # --- snapmirror_label: created, read back, listed and filtered on ---
+    labelled = Snapshot(vol.uuid, name="hourly.2026-03-10_1105", comment="managed by snapwarden", snapmirror_label="hourly")
+    labelled.post(poll=True)
+    labelled = Snapshot(vol.uuid, uuid=labelled.uuid)
+    labelled.get(fields="name,comment,snapmirror_label")
+    check(labelled.snapmirror_label == "hourly", "Snapshot.post with snapmirror_label, read back with get(fields=snapmirror_label)")
+    found = [s.name for s in Snapshot.get_collection(vol.uuid, snapmirror_label="hourly", fields="snapmirror_label")]
+    check(found == ["hourly.2026-03-10_1105"], f"get_collection(snapmirror_label=...) filters on the label ({found})")
+
+    # --- a name the volume holds already: error 525059 ---
+    try:
+        Snapshot(vol.uuid, name="hourly.2026-03-10_1105", comment="again").post(poll=True)
+        raise Incompatible("creating a snapshot with a taken name succeeded")
+    except NetAppRestError as err:
+        check(error_code(err) == "525059", f"a taken name raises NetAppRestError with code \"525059\" ({err})")
+
+    # --- a reserved prefix (simulator knob): error 1638477; other names still work ---
+    admin("knobs", {"reserved_snapshot_prefixes": ["weekly"]})
+    try:
+        Snapshot(vol.uuid, name="weekly.2026-03-10_1105").post(poll=True)
+        raise Incompatible("creating a snapshot with a reserved prefix succeeded")
+    except NetAppRestError as err:
+        check(error_code(err) == "1638477", f"a reserved prefix raises NetAppRestError with code \"1638477\" ({err})")
+    Snapshot(vol.uuid, name="weekly-ish.1").post(poll=True)
+    check(True, "a name outside the reserved prefixes is created")
+    admin("knobs", {"reserved_snapshot_prefixes": []})
+
+    # --- busy with a SnapMirror owner (admin API): owners lists it, the delete fails ---
+    held = admin("volumes/vol1/snapshots/weekly-ish.1/owners", {"owners": ["snapmirror"]})
+    check(held["owners"] == ["snapmirror"], "the admin API holds a snapshot for SnapMirror")
+    busy = next(iter(Snapshot.get_collection(vol.uuid, name="weekly-ish.1", fields="owners")))
+    check(list(busy.owners) == ["snapmirror"], "Snapshot.get_collection shows the snapmirror owner")
+    try:
+        busy.delete(poll=True)
+        raise Incompatible("deleting a snapshot busy with SnapMirror succeeded")
+    except NetAppRestError as err:
+        check("has not expired or is locked" in str(err), f"deleting it raises NetAppRestError: {err}")
+    admin("volumes/vol1/snapshots/weekly-ish.1/owners", {"owners": []})
+    busy.delete(poll=True)
+    check(True, "released, it deletes")
     print("conformance: OK")
 
 

@@ -9,12 +9,14 @@
 //!
 //! By concern: `values` (durations, zones, crons, paths shared by every section), `agent`
 //! (`[agent]`, `[flexclone]`), `cluster`, `schedule` (job schedules and snapshot policies),
-//! `volume`, `window`, `veeam` (Veeam servers and window drivers) and `ha` (leader election); this file holds the entry
-//! points, the pass over all sections and the name index used for duplicates and references.
+//! `volume`, `managed` (the policies volumes hand to snapwarden), `window`, `veeam` (Veeam
+//! servers and window drivers) and `ha` (leader election); this file holds the entry points, the
+//! pass over all sections and the name index used for duplicates and references.
 
 mod agent;
 mod cluster;
 mod ha;
+mod managed;
 mod schedule;
 #[cfg(test)]
 mod tests;
@@ -36,6 +38,7 @@ use super::model::*;
 use agent::{build_agent, build_flexclone};
 use cluster::build_cluster;
 use ha::build_ha;
+use managed::check_managed;
 use schedule::{build_schedule, build_snapshot_policy};
 use veeam::build_veeam;
 use volume::{build_volume, volume_id};
@@ -210,6 +213,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         .iter()
         .map(|v| build_volume(cx, v, &cluster_names, &policy_names))
         .collect();
+    check_managed(cx, raw, &volumes);
     if raw.volumes.is_empty() && !raw.broken.contains_key("volume") {
         cx.error(
             0,

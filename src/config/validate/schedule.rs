@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 
 use super::values::{
-    bounded_duration, cron_hint, cron_string, is_snapshot_charset, satisfiable, Bounds, Required,
+    bounded_duration, cron_hint, cron_string, is_snapmirror_label, is_snapshot_charset,
+    satisfiable, Bounds, Required, MAX_SNAPMIRROR_LABEL,
 };
 use super::Names;
 use crate::config::diag::{hint, Collector};
@@ -179,8 +180,46 @@ fn cron_lists(
     }
 }
 
+/// `max_defer`: the bound of `domain::limits`.
+const MAX_DEFER: Bounds = Bounds::of(&crate::domain::limits::MAX_DEFER);
+
 /// ONTAP accepts 1 to 1023 copies per schedule in a snapshot policy.
 const MAX_COPIES: u32 = 1023;
+
+/// A copies entry's `count`: 1 ..= [`MAX_COPIES`]; `None` when out of range (reported).
+fn copy_count(cx: &mut Collector, file: usize, n: &Spanned<i64>) -> Option<u32> {
+    let valid = u32::try_from(*n.get_ref())
+        .ok()
+        .filter(|n| (1..=MAX_COPIES).contains(n));
+    if valid.is_none() {
+        cx.error(
+            file,
+            n.span(),
+            format!("count {} is out of range 1..=1023", n.get_ref()),
+            hint("ONTAP keeps between 1 and 1023 copies per schedule"),
+        );
+    }
+    valid
+}
+
+/// A copies entry's `snapmirror_label`; `None` when it is not a SnapMirror label (reported).
+fn snapmirror_label(cx: &mut Collector, file: usize, l: &Spanned<String>) -> Option<String> {
+    let valid = is_snapmirror_label(l.get_ref());
+    if !valid {
+        cx.error(
+            file,
+            l.span(),
+            format!(
+                "`snapmirror_label` \"{}\" is not an ONTAP SnapMirror label",
+                l.get_ref()
+            ),
+            hint(format!(
+                "1 to {MAX_SNAPMIRROR_LABEL} of A-Z a-z 0-9 _ . -, for example \"hourly\""
+            )),
+        );
+    }
+    valid.then(|| l.get_ref().clone())
+}
 
 pub(super) fn build_snapshot_policy(
     cx: &mut Collector,
@@ -205,22 +244,18 @@ pub(super) fn build_snapshot_policy(
     let label = name.map_or("this snapshot policy".into(), |n| {
         format!("snapshot policy \"{}\"", n.get_ref())
     });
+    // `copies = []` is ONTAP's `none`: the volumes naming it get no scheduled snapshots from
+    // ONTAP (those handing every copy to snapwarden name such a policy).
     let listed: &[Spanned<RawCopies>] = match listed {
-        Some(l) if l.get_ref().is_empty() => {
-            ok = false;
-            cx.error(
-                file,
-                l.span(),
-                format!("{label} has no copies"),
-                hint("add copies = [ { schedule = \"hourly\", count = 6 } ]"),
-            );
-            &[]
-        }
         Some(l) => l.get_ref(),
         None => {
             ok = false;
             &[]
         }
+    };
+    let max_defer = match &p.max_defer {
+        None => Some(DEFAULT_MAX_DEFER),
+        Some(d) => bounded_duration(cx, file, d, "max_defer", &MAX_DEFER),
     };
     let mut copies = Vec::new();
     let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
@@ -249,20 +284,7 @@ pub(super) fn build_snapshot_policy(
             }
         }
         let index = schedule.and_then(|s| schedules.resolve(cx, file, s));
-        let count = count.and_then(|n| {
-            let valid = u32::try_from(*n.get_ref())
-                .ok()
-                .filter(|n| (1..=MAX_COPIES).contains(n));
-            if valid.is_none() {
-                cx.error(
-                    file,
-                    n.span(),
-                    format!("count {} is out of range 1..=1023", n.get_ref()),
-                    hint("ONTAP keeps between 1 and 1023 copies per schedule"),
-                );
-            }
-            valid
-        });
+        let count = count.and_then(|n| copy_count(cx, file, n));
         let prefix = match (&c.prefix, schedule) {
             (Some(p), _) => Some((p.get_ref().clone(), p.span())),
             (None, Some(s)) => Some((s.get_ref().clone(), s.span())),
@@ -279,15 +301,33 @@ pub(super) fn build_snapshot_policy(
                 );
             }
         }
-        match (index, count, prefix) {
-            (Some(schedule), Some(count), Some((prefix, _))) => copies.push(Copies {
+        let mirror = c
+            .snapmirror_label
+            .as_ref()
+            .map(|l| snapmirror_label(cx, file, l));
+        match (index, count, prefix, mirror) {
+            (Some(schedule), Some(count), Some((prefix, _)), None) => copies.push(Copies {
                 schedule,
                 count,
                 prefix,
+                snapmirror_label: None,
             }),
+            (Some(schedule), Some(count), Some((prefix, _)), Some(Some(label))) => {
+                copies.push(Copies {
+                    schedule,
+                    count,
+                    prefix,
+                    snapmirror_label: Some(label),
+                })
+            }
             _ => ok = false,
         }
     }
     let name = name?.get_ref().clone();
-    ok.then_some(SnapshotPolicy { name, copies })
+    let max_defer = max_defer?;
+    ok.then_some(SnapshotPolicy {
+        name,
+        copies,
+        max_defer,
+    })
 }

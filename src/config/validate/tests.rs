@@ -133,7 +133,7 @@ p.toml:4:35: unknown key `licences` in the cluster's simulator table
 p.toml:7:10: unknown key `minute` in the cron table
   hint: did you mean `minutes`? allowed keys: minutes, hours, days, weekdays, months
 p.toml:10:45: unknown key `keep` in a copies entry
-  hint: allowed keys: schedule, count, prefix
+  hint: allowed keys: schedule, count, prefix, snapmirror_label
 "#,
     );
 }
@@ -461,8 +461,6 @@ p.toml:16:8: schedule "empty" has neither `cron` nor `interval`
   hint: add cron = "5 * * * *" or interval = "PT30M"
 p.toml:18:8: snapshot policy name "ontap" is reserved or empty
   hint: volumes use snapshot_policy = "ontap" to read the policy from the cluster; pick another name
-p.toml:19:10: snapshot policy "ontap" has no copies
-  hint: add copies = [ { schedule = "hourly", count = 6 } ]
 p.toml:22:11: window "w" names no volumes
   hint: add volumes = ["cluster/svm/volume"]
 p.toml:27:20: hook `command` needs a program
@@ -824,6 +822,14 @@ fn every_duration_is_bounded_and_the_bounds_are_inclusive() {
             reason: "0s never shifts",
         },
         Bound {
+            snippet: "[[snapshot_policy]]\nname = \"m\"\ncopies = []\nmax_defer = \"{v}\"\n",
+            key: "max_defer",
+            at: &["1m", "PT1M", "4h", "1d", "PT24H"],
+            past: &["59s", "0s", "1d1s", "2d"],
+            range: "1m..=1d",
+            reason: "snapshot names carry the minute",
+        },
+        Bound {
             snippet: "[[window]]\nname = \"w\"\nvolumes = [\"c/s/v\"]\nstart = \"0 1 * * *\"\n\
                       timezone = \"UTC\"\nexpected = \"1m\"\nmax = \"1h\"\n\
                       hook = { command = [\"x\"], timeout = \"{v}\" }\n",
@@ -892,7 +898,7 @@ fn interval_anchors_are_bounded_to_years_1970_through_9999() {
 
 #[test]
 fn missing_keys_and_bad_values_of_one_window_are_reported_together() {
-    // The case from issue 7: no `timezone`, no `expected` and a bad cron, all in one run.
+    // A first policy's typical mistakes: no `timezone`, no `expected` and a bad cron, all in one run.
     check(
         &format!("{WINDOW_HEAD}start = \"0 25 * * *\"\nmax = \"1h\"\n"),
         r#"
@@ -1154,11 +1160,11 @@ fn veeam_servers_and_driver_windows_reach_the_model() {
         })
     );
     let p = valid(&driver_window(""));
-    assert_eq!(p.windows[0].driver, Driver::Snapwarden);
+    assert_eq!(p.windows[0].driver, Driver::Snapwarden(OnOverrun::Release));
     let p = valid(&driver_window(
         "driver = \"hook\"\nhook = { command = [\"/usr/bin/true\"] }\n",
     ));
-    assert_eq!(p.windows[0].driver, Driver::Hook);
+    assert_eq!(p.windows[0].driver, Driver::Hook(OnOverrun::Release));
     let p = valid(&format!(
         "[[veeam]]\nname = \"b\"\nurl = \"https://b/\"\nusername = \"u\"\n\
          password_file = \"vbr.pass\"\npin_sha256 = \"{}\"\napi_version = \"1.3-rev1\"\n",
@@ -1431,13 +1437,13 @@ i.toml:1:2: `ha` is only allowed in the main policy file
 fn on_overrun_releases_by_default_and_a_finishing_hook_gets_twice_max() {
     let p = valid(&driver_window("hook = { command = [\"x\"] }\n"));
     let w = &p.windows[0];
-    assert_eq!(w.on_overrun, OnOverrun::Release);
+    assert_eq!(w.driver.on_overrun(), OnOverrun::Release);
     assert_eq!(w.hook.as_ref().unwrap().timeout, TimeDelta::minutes(6));
     let p = valid(&driver_window(
         "on_overrun = \"finish\"\nhook = { command = [\"x\"] }\n",
     ));
     let w = &p.windows[0];
-    assert_eq!(w.on_overrun, OnOverrun::Finish);
+    assert_eq!(w.driver.on_overrun(), OnOverrun::Finish);
     assert_eq!(w.hook.as_ref().unwrap().timeout, TimeDelta::minutes(12));
     // An explicit timeout wins; twice a week's max stays a week.
     let p = valid(&driver_window(
@@ -1473,6 +1479,272 @@ p.toml:8:14: unknown on_overrun "wait"
         r#"
 p.toml:10:14: window "w" has driver = "veeam" and `on_overrun`
   hint: snapwarden never stops a Veeam job: a Veeam window always finishes; remove on_overrun
+"#,
+    );
+}
+
+/// Managed schedules: a policy with copies = [] (ONTAP's `none`), one handed to snapwarden, and
+/// volumes that hand over everything, some copies, or copies beside a policy read from ONTAP.
+const MANAGED: &str = r#"[[schedule]]
+name = "daily"
+cron = "10 0 * * *"
+[[snapshot_policy]]
+name = "none-here"
+copies = []
+[[snapshot_policy]]
+name = "handed"
+max_defer = "90m"
+copies = [
+  { schedule = "hourly", count = 24, snapmirror_label = "hourly" },
+  { schedule = "daily", count = 7, prefix = "nightly", snapmirror_label = "sv.daily-1" },
+]
+[[snapshot_policy]]
+name = "daily-only"
+copies = [{ schedule = "daily", count = 7 }]
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "all"
+luns = ["/vol/all/lun0"]
+snapshot_policy = "none-here"
+managed_snapshots = "handed"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "some"
+luns = ["/vol/some/lun0"]
+snapshot_policy = "p"
+managed_snapshots = "daily-only"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "discovered"
+luns = ["/vol/discovered/lun0"]
+snapshot_policy = "ontap"
+managed_snapshots = "handed"
+"#;
+
+#[test]
+fn managed_snapshots_reach_the_model() {
+    let p = valid(MANAGED);
+    let index = |name: &str| {
+        p.snapshot_policies
+            .iter()
+            .position(|sp| sp.name == name)
+            .unwrap()
+    };
+    let volume = |name: &str| p.volumes.iter().find(|v| v.name == name).unwrap();
+    assert!(p.snapshot_policies[index("none-here")].copies.is_empty());
+    assert_eq!(volume("all").managed, Some(index("handed")));
+    assert_eq!(
+        volume("all").schedules,
+        VolumeSchedules::Policy(index("none-here"))
+    );
+    assert_eq!(volume("some").managed, Some(index("daily-only")));
+    assert_eq!(volume("discovered").managed, Some(index("handed")));
+    assert_eq!(volume("discovered").schedules, VolumeSchedules::Ontap);
+    assert_eq!(volume("v").managed, None, "a volume without the key");
+    let handed = &p.snapshot_policies[index("handed")];
+    assert_eq!(handed.max_defer, TimeDelta::minutes(90));
+    let copies: Vec<(&str, Option<&str>)> = handed
+        .copies
+        .iter()
+        .map(|c| (c.prefix.as_str(), c.snapmirror_label.as_deref()))
+        .collect();
+    assert_eq!(
+        copies,
+        [("hourly", Some("hourly")), ("nightly", Some("sv.daily-1"))]
+    );
+    // The default, and it is inside the documented bound.
+    assert_eq!(
+        p.snapshot_policies[index("p")].max_defer,
+        TimeDelta::hours(4)
+    );
+    assert!(crate::domain::limits::MAX_DEFER.contains(DEFAULT_MAX_DEFER));
+    // Labels and max_defer are accepted on a policy no volume manages (ONTAP's have labels too).
+    let p = valid(
+        "[[snapshot_policy]]\nname = \"labelled\"\nmax_defer = \"1d\"\n\
+         copies = [{ schedule = \"hourly\", count = 2, snapmirror_label = \"h\" }]\n",
+    );
+    assert_eq!(
+        p.snapshot_policies[0].copies[0].snapmirror_label.as_deref(),
+        Some("h")
+    );
+}
+
+#[test]
+fn managed_snapshots_names_an_inline_policy() {
+    check(
+        r#"[[volume]]
+cluster = "c"
+svm = "s"
+name = "a"
+luns = ["/vol/a/lun0"]
+snapshot_policy = "p"
+managed_snapshots = "nope"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "b"
+luns = ["/vol/b/lun0"]
+snapshot_policy = "p"
+managed_snapshots = "ontap"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "c"
+luns = ["/vol/c/lun0"]
+snapshot_policy = "p"
+managed_snapshots = "p"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "d"
+luns = ["/vol/d/lun0"]
+snapshot_policy = "ontap"
+managed_snapshots = "empty"
+[[snapshot_policy]]
+name = "empty"
+copies = []
+"#,
+        r#"
+p.toml:7:21: managed snapshot policy "nope" is not defined
+  hint: defined: empty, p
+p.toml:14:21: `managed_snapshots` cannot be "ontap": snapwarden takes only copies the policy file defines
+  hint: name an inline [[snapshot_policy]] holding the copies snapwarden takes instead of ONTAP
+p.toml:21:21: volume "c/s/c" names snapshot policy "p" in both `snapshot_policy` and `managed_snapshots`
+  hint: snapshot_policy says what ONTAP still takes and managed_snapshots what snapwarden takes instead; point snapshot_policy at a policy without the handed-over copies (copies = [] when ONTAP takes none)
+p.toml:31:10: managed snapshot policy "empty" has no copies for snapwarden to take
+  hint: add copies = [ { schedule = "hourly", count = 24 } ], or remove managed_snapshots from the volumes naming it
+"#,
+    );
+}
+
+#[test]
+fn managed_prefixes_are_distinct_and_never_snapwardens_own() {
+    check(
+        r#"[agent]
+snapshot_prefix = "sw"
+[[schedule]]
+name = "daily"
+cron = "10 0 * * *"
+[[schedule]]
+name = "weekly"
+cron = "15 0 * * 0"
+[[snapshot_policy]]
+name = "twice"
+copies = [
+  { schedule = "hourly", count = 24 },
+  { schedule = "daily", count = 7, prefix = "hourly" },
+  { schedule = "weekly", count = 2, prefix = "sw" },
+]
+[[snapshot_policy]]
+name = "odd"
+copies = [
+  { schedule = "hourly", count = 24, prefix = "sw.managed" },
+  { schedule = "daily", count = 7, prefix = ".daily" },
+  { schedule = "weekly", count = 2, prefix = "-weekly" },
+]
+[[snapshot_policy]]
+name = "unused"
+copies = [{ schedule = "hourly", count = 1, prefix = "sw" }, { schedule = "daily", count = 1, prefix = "sw" }]
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "a"
+luns = ["/vol/a/lun0"]
+snapshot_policy = "ontap"
+managed_snapshots = "twice"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "b"
+luns = ["/vol/b/lun0"]
+snapshot_policy = "ontap"
+managed_snapshots = "twice"
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "c"
+luns = ["/vol/c/lun0"]
+snapshot_policy = "ontap"
+managed_snapshots = "odd"
+"#,
+        r#"
+p.toml:13:45: copies of managed snapshot policy "twice" share the prefix "hourly" (first at line 12)
+  hint: snapwarden keeps each copy's count by its prefix; give each copy its own `prefix`
+p.toml:14:46: managed prefix "sw" is taken by [agent] snapshot_prefix "sw"
+  hint: backing snapshots are named sw.<window>.<UTC timestamp>; set another `prefix` on this copy
+p.toml:19:47: managed prefix "sw.managed" is taken by [agent] snapshot_prefix "sw"
+  hint: backing snapshots are named sw.<window>.<UTC timestamp>; set another `prefix` on this copy
+p.toml:20:45: managed prefix ".daily" cannot start an ONTAP snapshot name
+  hint: snapwarden names these snapshots <prefix>.<YYYY-MM-DD_HHMM>: start the prefix with a letter, a digit or _ and keep it to 239 bytes
+p.toml:21:46: managed prefix "-weekly" cannot start an ONTAP snapshot name
+  hint: snapwarden names these snapshots <prefix>.<YYYY-MM-DD_HHMM>: start the prefix with a letter, a digit or _ and keep it to 239 bytes
+"#,
+    );
+}
+
+#[test]
+fn a_prefix_is_never_taken_by_ontap_and_snapwarden_both() {
+    check(
+        r#"[[schedule]]
+name = "daily"
+cron = "10 0 * * *"
+[[snapshot_policy]]
+name = "kept"
+copies = [{ schedule = "hourly", count = 6 }, { schedule = "daily", count = 2, prefix = "nightly" }]
+[[snapshot_policy]]
+name = "handed"
+copies = [{ schedule = "hourly", count = 24, prefix = "hourly" }, { schedule = "daily", count = 7, prefix = "nightly" }]
+[[volume]]
+cluster = "c"
+svm = "s"
+name = "a"
+luns = ["/vol/a/lun0"]
+snapshot_policy = "kept"
+managed_snapshots = "handed"
+"#,
+        r#"
+p.toml:16:21: volume "c/s/a": prefix "hourly" would have two schedulers: ONTAP (snapshot policy "kept", schedule "hourly") and snapwarden (managed snapshot policy "handed", schedule "hourly")
+  hint: remove that copy from the volume's ONTAP policy on the cluster and from [[snapshot_policy]] "kept" (snapwarden never edits ONTAP's policies), or keep it with ONTAP and remove it from "handed"
+p.toml:16:21: volume "c/s/a": prefix "nightly" would have two schedulers: ONTAP (snapshot policy "kept", schedule "daily") and snapwarden (managed snapshot policy "handed", schedule "daily")
+  hint: remove that copy from the volume's ONTAP policy on the cluster and from [[snapshot_policy]] "kept" (snapwarden never edits ONTAP's policies), or keep it with ONTAP and remove it from "handed"
+"#,
+    );
+}
+
+#[test]
+fn snapmirror_labels_and_max_defer_are_checked() {
+    check(
+        r#"[[snapshot_policy]]
+name = "m"
+max_defer = "soon"
+copies = [
+  { schedule = "hourly", count = 2, snapmirror_label = "" },
+  { schedule = "daily", count = 2, snapmirror_label = "has space" },
+  { schedule = "weekly", count = 2, snapmirror_label = "a-label-of-thirty-two-characters" },
+  { schedule = "monthly", count = 2, snapmirror_label = "thirty-one-characters-is-enough" },
+]
+[[schedule]]
+name = "daily"
+cron = "10 0 * * *"
+[[schedule]]
+name = "weekly"
+cron = "15 0 * * 0"
+[[schedule]]
+name = "monthly"
+cron = "0 0 1 * *"
+"#,
+        r#"
+p.toml:3:13: bad duration for `max_defer`: "soon" is not a duration; write a number and a unit (w, d, h, m, s) such as "90s", "5m", "1h30m", "7d", or an ISO-8601 duration such as "PT30M"
+  hint: human units are w, d, h, m, s (largest first); ISO-8601 is PnWnDTnHnMnS
+p.toml:5:56: `snapmirror_label` "" is not an ONTAP SnapMirror label
+  hint: 1 to 31 of A-Z a-z 0-9 _ . -, for example "hourly"
+p.toml:6:55: `snapmirror_label` "has space" is not an ONTAP SnapMirror label
+  hint: 1 to 31 of A-Z a-z 0-9 _ . -, for example "hourly"
+p.toml:7:56: `snapmirror_label` "a-label-of-thirty-two-characters" is not an ONTAP SnapMirror label
+  hint: 1 to 31 of A-Z a-z 0-9 _ . -, for example "hourly"
 "#,
     );
 }

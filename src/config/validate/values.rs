@@ -109,6 +109,17 @@ pub(super) struct Bounds {
     pub(super) why: &'static str,
 }
 
+impl Bounds {
+    /// The same bounds as a `domain::limits` bound, with its reason.
+    pub(super) const fn of(bound: &crate::domain::limits::Bound) -> Bounds {
+        Bounds {
+            min_seconds: bound.min.num_seconds(),
+            max_seconds: bound.max.num_seconds(),
+            why: bound.why,
+        }
+    }
+}
+
 /// A duration within `bounds`; a value outside is reported at the value with the bounds' reason.
 pub(super) fn bounded_duration(
     cx: &mut Collector,
@@ -160,6 +171,16 @@ pub(super) fn is_snapshot_charset(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Longest `snapmirror_label` ONTAP accepts, in characters (reference notes §2.2).
+pub(super) const MAX_SNAPMIRROR_LABEL: usize = 31;
+
+/// A SnapMirror label: 1 to 31 of `[A-Za-z0-9_.-]`. ONTAP documents only the length; the
+/// characters are the ones snapshot names take, which every label ONTAP's own policies use
+/// (`hourly`, `daily`, `weekly`, `5min`) keeps to.
+pub(super) fn is_snapmirror_label(s: &str) -> bool {
+    is_snapshot_charset(s) && s.len() <= MAX_SNAPMIRROR_LABEL
 }
 
 /// Parses an IANA zone name; the error is (message, hint) with a close match when one exists.

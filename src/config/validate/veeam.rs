@@ -9,6 +9,7 @@ use crate::config::driver::{
     Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION, VEEAM_SIMULATOR_URL,
 };
 use crate::config::load::At;
+use crate::config::model::OnOverrun;
 use crate::config::raw::{RawVeeam, RawWindow};
 
 /// Longest URL, user name, job and API version accepted: typo guards, far above real values.
@@ -155,6 +156,7 @@ pub(super) fn window_driver(
     w: &RawWindow,
     label: &str,
     servers: &Names<'_>,
+    on_overrun: OnOverrun,
 ) -> Result<Driver, Reported> {
     let driver = w.driver.as_ref().map(|d| (d.get_ref().as_str(), d.span()));
     let kind = match driver {
@@ -242,8 +244,8 @@ pub(super) fn window_driver(
             );
             Err(Reported)
         }
-        ("hook", None) => Ok(Driver::Hook),
-        _ => Ok(Driver::Snapwarden),
+        ("hook", None) => Ok(Driver::Hook(on_overrun)),
+        _ => Ok(Driver::Snapwarden(on_overrun)),
     }
 }
 

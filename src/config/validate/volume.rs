@@ -55,6 +55,10 @@ pub(super) fn build_volume(
             policies.resolve(cx, file, p).map(VolumeSchedules::Policy)
         }
     });
+    let managed = match &v.managed_snapshots {
+        None => Some(None),
+        Some(m) => managed_policy(cx, file, m, policies).map(Some),
+    };
     let name = name.map(|n| n.get_ref());
     let luns = luns.map(|luns| {
         ok &= check_luns(cx, file, luns, name);
@@ -81,9 +85,52 @@ pub(super) fn build_volume(
         name: name?.clone(),
         luns: luns?,
         schedules: schedules?,
+        managed: managed?,
         clone: clone?,
     })
     .filter(|_| ok)
+}
+
+/// The inline policy `managed_snapshots` names; reported when it is `"ontap"` or undefined.
+fn managed_policy(
+    cx: &mut Collector,
+    file: usize,
+    value: &Spanned<String>,
+    policies: &Names<'_>,
+) -> Option<usize> {
+    let name = value.get_ref();
+    if name == "ontap" {
+        cx.error(
+            file,
+            value.span(),
+            "`managed_snapshots` cannot be \"ontap\": snapwarden takes only copies the policy file defines",
+            hint("name an inline [[snapshot_policy]] holding the copies snapwarden takes instead of ONTAP"),
+        );
+        return None;
+    }
+    if let Some(&i) = policies.index.get(name.as_str()) {
+        return Some(i);
+    }
+    if !policies.raw.is_broken(policies.section, name) {
+        let inline: Vec<&str> = policies
+            .defined
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != "ontap")
+            .collect();
+        let list = if inline.is_empty() {
+            "none are defined; add a [[snapshot_policy]] with the copies snapwarden takes".into()
+        } else {
+            format!("defined: {}", inline.join(", "))
+        };
+        cx.error(
+            file,
+            value.span(),
+            format!("managed snapshot policy \"{name}\" is not defined"),
+            hint(list),
+        );
+    }
+    None
 }
 
 /// At least one LUN, each once, each under `/vol/<name>/` (when the volume's name is known);

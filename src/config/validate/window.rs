@@ -121,7 +121,9 @@ pub(super) fn build_window(
             hook.map(Some)
         }
     };
-    let driver = super::veeam::window_driver(cx, file, w, &label, veeam_servers);
+    let driver = on_overrun
+        .ok_or(super::Reported)
+        .and_then(|o| super::veeam::window_driver(cx, file, w, &label, veeam_servers, o));
     Some(Window {
         name: name?.get_ref().clone(),
         volumes,
@@ -130,7 +132,6 @@ pub(super) fn build_window(
         expected: expected?,
         max: max?,
         on_conflict: on_conflict?,
-        on_overrun: on_overrun?,
         shift_limit: shift_limit?,
         hook: hook?,
         driver: driver.ok()?,

@@ -13,8 +13,8 @@ use crate::ontap::wire::{
     VolumeWire,
 };
 use crate::ontap::{
-    lun_in_snapshot, path_in_volume, ClusterInfo, LicenseState, LunInfo, Ontap, OntapError,
-    ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    lun_in_snapshot, path_in_volume, ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap,
+    OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 
 /// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
@@ -271,34 +271,38 @@ impl Ontap for RestClient {
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
-        name: &str,
-        comment: &str,
+        new: &NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
+        let (name, comment) = (new.name, new.comment);
         let target = format!("{} snapshot {name}", volume_target(volume));
+        let mut body = json!({ "name": name, "comment": comment });
+        if let Some(label) = new.snapmirror_label {
+            body["snapmirror_label"] = json!(label);
+        }
         let created = self
             .mutate_for_records(
                 Method::POST,
                 &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
                 &[("return_records", "true")],
-                Some(json!({ "name": name, "comment": comment })),
+                Some(body),
                 &target,
             )
             .await;
         match created {
             // The answer's record, when it is complete, saves reading the snapshot back (one
             // GET per create; ONTAP may return only some fields, then the GET is made).
-            Ok(records) => match created_snapshot(records, volume, name, comment) {
+            Ok(records) => match created_snapshot(records, volume, new) {
                 Some(info) => Ok(info),
                 None => self.find_snapshot(volume, name, &target).await,
             },
             // A POST retried after its answer was lost may find its own first attempt's
-            // snapshot, and a pass after a crash its predecessor's. Same name and same comment:
-            // that is the snapshot asked for, so the create is idempotent. Anything else keeps
-            // the error: a same-named snapshot that is not this one is never adopted.
+            // snapshot, and a pass after a crash its predecessor's. Same name, same comment and
+            // same label: that is the snapshot asked for, so the create is idempotent. Anything
+            // else keeps the error: a same-named snapshot that is not this one is never adopted.
             Err(failure) if failure.error.code() == Some(SNAPSHOT_EXISTS) => {
                 let found = self.find_snapshot(volume, name, &target).await;
                 match found {
-                    Ok(found) if found.comment.as_deref().unwrap_or("") == comment => {
+                    Ok(found) if is_asked(&found, new) => {
                         tracing::debug!(cluster = %self.cluster, target = %target,
                             "snapshot already exists with this comment; taking it as created");
                         Ok(found)
@@ -306,8 +310,11 @@ impl Ontap for RestClient {
                     Ok(found) => Err(with_note(
                         failure.error,
                         &format!(
-                            "the existing snapshot's comment is {:?}, not {comment:?}: it is not this create's",
-                            found.comment.as_deref().unwrap_or("")
+                            "the existing snapshot's comment is {:?} and label {:?}, not {comment:?} \
+                             and {:?}: it is not this create's",
+                            found.comment.as_deref().unwrap_or(""),
+                            found.snapmirror_label.as_deref().unwrap_or(""),
+                            new.snapmirror_label.unwrap_or("")
                         ),
                     )),
                     Err(_) => Err(failure.error),
@@ -435,16 +442,20 @@ impl Ontap for RestClient {
 fn created_snapshot(
     records: Vec<Value>,
     volume: &VolumeRef,
-    name: &str,
-    comment: &str,
+    new: &NewSnapshot<'_>,
 ) -> Option<SnapshotInfo> {
     let record = records.into_iter().next()?;
     let info = serde_json::from_value::<SnapshotWire>(record)
         .ok()?
         .into_domain()
         .ok()?;
-    let asked = info.name == name
-        && info.volume_uuid == volume.uuid
-        && info.comment.as_deref().unwrap_or("") == comment;
-    asked.then_some(info)
+    (info.volume_uuid == volume.uuid && is_asked(&info, new)).then_some(info)
+}
+
+/// Whether `found` is the snapshot `new` asks for: same name, comment and SnapMirror label (a
+/// record without the label, such as a partial answer, is not taken for a labelled create).
+fn is_asked(found: &SnapshotInfo, new: &NewSnapshot<'_>) -> bool {
+    found.name == new.name
+        && found.comment.as_deref().unwrap_or("") == new.comment
+        && found.snapmirror_label.as_deref() == new.snapmirror_label
 }

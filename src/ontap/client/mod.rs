@@ -32,6 +32,8 @@
 //! Layout: `options` (what a client is built from, and why a build fails), `http` (one exchange,
 //! retries, GETs of objects and pages, mutations and their jobs) and `calls` (the [`Ontap`] trait:
 //! each call's path, fields and target, and the idempotent creates and deletes).
+//!
+//! [`Ontap`]: super::Ontap
 
 mod calls;
 mod http;
@@ -77,8 +79,9 @@ impl Fields {
 }
 
 /// `fields=` of every snapshot read (bulk listing and the look-up after a create).
-const SNAPSHOT_FIELDS: Fields =
-    Fields::new("uuid,name,comment,create_time,owners,size,volume.uuid,volume.name,svm.name");
+const SNAPSHOT_FIELDS: Fields = Fields::new(
+    "uuid,name,comment,create_time,owners,size,snapmirror_label,volume.uuid,volume.name,svm.name",
+);
 const VOLUME_FIELDS: Fields = Fields::new("uuid,name,svm.name,snapshot_policy.name");
 /// `status.mapped` and `clone.created_as_clone` are gettable LUN fields (reference §3.1).
 const LUN_FIELDS: Fields = Fields::new(

@@ -1,4 +1,5 @@
-//! The `/simulator/v1` admin API: clock, faults, knobs and request counts, world-wide.
+//! The `/simulator/v1` admin API: clock, faults, knobs and request counts, world-wide; and the
+//! owners a snapshot of the answering cluster is held by.
 
 use super::*;
 use crate::sim::world::{Faults, Knobs, SettingError, MAX_ADVANCE_SECONDS};
@@ -128,8 +129,88 @@ pub(super) async fn set_knobs(State(sim): State<AppState>, body: Bytes) -> ApiRe
     })
 }
 
+/// The volume (uuid or name) and snapshot (uuid or name) of an owners call, on the answering
+/// cluster.
+fn held_snapshot(
+    w: &crate::sim::World,
+    ci: usize,
+    vol: &str,
+    snap: &str,
+) -> Result<(usize, usize), ApiError> {
+    let vi = w
+        .volume_index(ci, vol)
+        .or_else(|_| w.volume_by_name(ci, vol))
+        .map_err(|_| not_found("volume"))?;
+    let si = w.snapshot_index(ci, vi, snap).map_err(|_| {
+        ApiError::new(
+            404,
+            codes::SNAPSHOT_NOT_FOUND,
+            "entry doesn't exist",
+            "snapshot",
+        )
+    })?;
+    Ok((vi, si))
+}
+
+fn render_owners(w: &crate::sim::World, ci: usize, vi: usize, si: usize) -> Value {
+    let v = &w.clusters[ci].volumes[vi];
+    let s = &v.snapshots[si];
+    json!({
+        "volume": {"uuid": v.uuid, "name": v.name},
+        "snapshot": {"uuid": s.uuid, "name": s.name},
+        "held_by": s.held_by,
+        "owners": w.owners(ci, vi, si),
+    })
+}
+
+/// `GET /simulator/v1/volumes/{volume}/snapshots/{snapshot}/owners`: the owners `owners` shows
+/// and those the snapshot is held by (world file or the POST below).
+pub(super) async fn get_owners(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path((vol, snap)): Path<(String, String)>,
+) -> ApiResult {
+    sim.with(|w| {
+        let (vi, si) = held_snapshot(w, ci, &vol, &snap)?;
+        ok(render_owners(w, ci, vi, si))
+    })
+}
+
+/// `POST /simulator/v1/volumes/{volume}/snapshots/{snapshot}/owners` `{"owners": [...]}`: holds
+/// the snapshot by exactly these ONTAP owners (`[]` releases it); clones' owners stay.
+pub(super) async fn set_owners(
+    State(ClusterState { sim, ci }): State<ClusterState>,
+    Path((vol, snap)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let b = parse_body(&body)?;
+    let owners: Vec<String> = match b.get("owners") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|o| o.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::invalid("owners", "\"owners\" must be an array of strings"))?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "owners",
+                "\"owners\" must be an array of strings",
+            ))
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "owners",
+                "Missing value for required field \"owners\".",
+            ))
+        }
+    };
+    sim.with(|w| {
+        let (vi, si) = held_snapshot(w, ci, &vol, &snap)?;
+        w.hold_snapshot(ci, vi, si, owners)?;
+        ok(render_owners(w, ci, vi, si))
+    })
+}
+
 /// The `/simulator/v1` admin router (clock, faults, knobs): world-wide, whichever cluster's
-/// listener it is mounted on.
+/// listener it is mounted on; the owners calls act on that listener's cluster.
 pub fn admin_router() -> Router<ClusterState> {
     Router::new()
         .route("/simulator/v1/clock", get(get_clock))
@@ -140,4 +221,8 @@ pub fn admin_router() -> Router<ClusterState> {
         )
         .route("/simulator/v1/knobs", get(get_knobs).post(set_knobs))
         .route("/simulator/v1/requests", get(get_requests))
+        .route(
+            "/simulator/v1/volumes/{vol}/snapshots/{snap}/owners",
+            get(get_owners).post(set_owners),
+        )
 }

@@ -76,6 +76,9 @@ pub(super) fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Val
     if let Some(c) = &s.comment {
         r["comment"] = json!(c);
     }
+    if let Some(label) = &s.snapmirror_label {
+        r["snapmirror_label"] = json!(label);
+    }
     let owners = w.owners(ci, vi, si);
     if !owners.is_empty() {
         r["owners"] = json!(owners);
@@ -160,7 +163,11 @@ pub(super) fn render_policy(w: &World, ci: usize, i: usize) -> Value {
         .iter()
         .map(|copy| {
             let uuid = c.schedules.iter().find(|s| s.name == copy.schedule).map(|s| s.uuid.clone());
-            json!({"schedule": {"name": copy.schedule, "uuid": uuid}, "count": copy.count, "prefix": copy.effective_prefix()})
+            let mut r = json!({"schedule": {"name": copy.schedule, "uuid": uuid}, "count": copy.count, "prefix": copy.effective_prefix()});
+            if let Some(label) = &copy.snapmirror_label {
+                r["snapmirror_label"] = json!(label);
+            }
+            r
         })
         .collect();
     json!({

@@ -82,6 +82,7 @@ pub(super) async fn post_snapshot(
     let params = Params::new(q);
     let name = required(&b, "name")?;
     let comment = optional(&b, "comment")?;
+    let label = optional(&b, "snapmirror_label")?;
     sim.with(|w| {
         let vi = w
             .volume_index(ci, &vol)
@@ -94,7 +95,7 @@ pub(super) async fn post_snapshot(
             format!("POST /api/storage/volumes/{vol}/snapshots/?name={name}"),
             svm,
             |w| {
-                let uuid = w.create_snapshot(ci, vi, &name, comment)?;
+                let uuid = w.create_labelled_snapshot(ci, vi, &name, comment, label)?;
                 let si = w.snapshot_index(ci, vi, &uuid)?;
                 // ONTAP's Location for a new snapshot is a query on the collection (reference
                 // notes §6.1); a GET on it answers the snapshot as a one-record collection.
@@ -118,9 +119,10 @@ pub(super) async fn patch_snapshot(
 ) -> ApiResult {
     let b = parse_body(&body)?;
     let (name, comment) = (optional(&b, "name")?, optional(&b, "comment")?);
+    let label = optional(&b, "snapmirror_label")?;
     sim.with(|w| {
         let (vi, si) = find_snapshot(w, ci, &vol, &snap)?;
-        w.modify_snapshot(ci, vi, si, name.as_deref(), comment)?;
+        w.modify_snapshot(ci, vi, si, name.as_deref(), comment, label)?;
         ok(json!({}))
     })
 }

@@ -202,6 +202,7 @@ pub(super) async fn post_policy(
             schedule,
             count,
             prefix: optional(&c, "prefix")?,
+            snapmirror_label: optional(&c, "snapmirror_label")?,
         });
     }
     sim.with(|w| {

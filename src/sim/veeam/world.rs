@@ -14,9 +14,9 @@
 //! [`VeeamWorld::advance`] interleaves session ends with the ONTAP world's scheduled snapshots, so
 //! a schedule firing after a session ended never sees its clone.
 //!
-//! Assumptions (the real server's behaviour is not documented for these; README lists them):
-//! the `x-api-version` is accepted when it has the `<major>.<minor>-rev<n>` form; a start of a
-//! running job is refused with 400 `UnexpectedContent`; an unknown or expired token gets 401
+//! Assumptions (the real server's behaviour is not documented for these; docs/veeam.md lists
+//! them): the `x-api-version` is accepted when it has the `<major>.<minor>-rev<n>` form; a start
+//! of a running job is refused with 400 `UnexpectedContent`; an unknown or expired token gets 401
 //! `ExpiredToken`/`InvalidToken`; a failed session still deletes what it made.
 
 use std::collections::HashMap;

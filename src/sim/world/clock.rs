@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::snapshots::NewSnap;
 use super::{ClockEvent, LockedOldest, World};
 
 /// The longest single clock advance, in seconds: 366 days, so one call covers a full (leap) year
@@ -164,8 +165,10 @@ impl World {
         ours.sort_by_key(|&i| v.snapshots[i].create_time);
         let count = usize::try_from(copy.count.max(1)).unwrap_or(usize::MAX);
         // Owners are only possible with clones around; skip the lookup otherwise (fast path).
-        let maybe_locked =
-            volume_clones || !c.restore_clones.is_empty() || !c.block_sharing.is_empty();
+        let maybe_locked = volume_clones
+            || !c.restore_clones.is_empty()
+            || !c.block_sharing.is_empty()
+            || v.snapshots.iter().any(|s| !s.held_by.is_empty());
         let locked: Vec<bool> = ours
             .iter()
             .map(|&i| maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
@@ -222,7 +225,13 @@ impl World {
             self.remove_snapshot(ci, vi, i);
         }
         events.extend(deleted);
-        self.push_snapshot(ci, vi, taken_uuid, &name, None, Some(prefix));
+        let taken_snapshot = NewSnap {
+            name: &name,
+            comment: None,
+            snapmirror_label: copy.snapmirror_label.clone(),
+            schedule_prefix: Some(prefix),
+        };
+        self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
         events.push(taken);
     }
 }

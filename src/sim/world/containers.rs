@@ -57,6 +57,7 @@ impl World {
             schedule: schedule.to_string(),
             count,
             prefix: None,
+            snapmirror_label: None,
         };
         let policies = [
             (
@@ -148,6 +149,13 @@ impl World {
                     code: 1_638_413,
                     target: format!("copies.schedule.name {}", copy.schedule),
                 });
+            }
+            if let Some(problem) = copy
+                .snapmirror_label
+                .as_deref()
+                .and_then(super::snapmirror_label_problem)
+            {
+                return Err(SimError::invalid("copies.snapmirror_label", problem));
             }
         }
         let uuid = World::new_uuid();

@@ -56,6 +56,14 @@ pub enum SimError {
         name: String,
         reason: &'static str,
     },
+    /// A user-created name beginning with a reserved prefix (knob `reserved_snapshot_prefixes`):
+    /// code 1638477 on create and rename.
+    #[error("User-created Snapshot copy names cannot begin with the specified prefix \"{prefix}.\" (snapshot \"{}\").", name.escape_debug())]
+    ReservedPrefix {
+        code: u64,
+        name: String,
+        prefix: String,
+    },
     /// Injected by the `job_failure_rate` fault.
     #[error("simulated job failure (fault injection)")]
     InjectedJobFailure,
@@ -66,7 +74,11 @@ pub mod codes {
     pub const NOT_FOUND: u64 = 4;
     pub const INVALID: u64 = 2;
     pub const SNAPSHOT_NOT_FOUND: u64 = 1_638_600;
+    /// "A snapshot with that name already exists" (reference notes §2.4, POST codes).
     pub const SNAPSHOT_EXISTS: u64 = 525_059;
+    /// "User-created snapshot names cannot begin with the specified prefix" (reference notes
+    /// §2.4, POST and PATCH codes).
+    pub const SNAPSHOT_PREFIX_RESERVED: u64 = 1_638_477;
     /// "Failed to delete snapshot because it has an owner" (reference notes §2.4).
     pub const SNAPSHOT_HAS_OWNER: u64 = 1_638_543;
     /// "Invalid snapshot name" on create (reference notes §2.4, POST codes).
@@ -99,7 +111,8 @@ impl SimError {
             | SimError::SnapshotLocked { code, .. }
             | SimError::Unlicensed { code, .. }
             | SimError::InUse { code, .. }
-            | SimError::InvalidSnapshotName { code, .. } => *code,
+            | SimError::InvalidSnapshotName { code, .. }
+            | SimError::ReservedPrefix { code, .. } => *code,
             SimError::Invalid { .. } => codes::INVALID,
             SimError::BlockSharing { .. } => codes::BLOCK_SHARING,
             SimError::LunMapped { .. } => crate::ontap::LUN_MAPPED,
@@ -115,6 +128,7 @@ impl SimError {
             SimError::NotFound { .. } => 404,
             SimError::Invalid { .. }
             | SimError::InvalidSnapshotName { .. }
+            | SimError::ReservedPrefix { .. }
             | SimError::LunMapped { .. }
             | SimError::Unlicensed { .. } => 400,
             SimError::InjectedJobFailure => 500,
@@ -134,7 +148,9 @@ impl SimError {
             | SimError::TooManySnapshots { volume, .. }
             | SimError::HasClones { volume } => volume.clone(),
             SimError::LunMapped { lun } => lun.clone(),
-            SimError::InvalidSnapshotName { .. } => "name".to_string(),
+            SimError::InvalidSnapshotName { .. } | SimError::ReservedPrefix { .. } => {
+                "name".to_string()
+            }
             SimError::Unlicensed { package, .. } => package.clone(),
             SimError::InjectedJobFailure => String::new(),
         }

@@ -26,7 +26,10 @@ pub use model::*;
 pub use settings::{
     Faults, Knobs, LockedOldest, SettingError, MAX_LATENCY_MS, MAX_SETTING_SECONDS,
 };
-pub use snapshots::{OWNER_FILE_CLONE, OWNER_LUN_CLONE, OWNER_VOLUME_CLONE};
+pub use snapshots::{
+    snapmirror_label_problem, MAX_SNAPMIRROR_LABEL, ONTAP_OWNERS, OWNER_FILE_CLONE,
+    OWNER_LUN_CLONE, OWNER_VOLUME_CLONE,
+};
 
 use chrono::{DateTime, FixedOffset, Utc};
 

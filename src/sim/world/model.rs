@@ -28,6 +28,8 @@ pub struct PolicyCopy {
     pub count: u32,
     /// `None`: snapshots are named after the schedule.
     pub prefix: Option<String>,
+    /// Given to every snapshot this copy takes (ONTAP's `copies.snapmirror_label`).
+    pub snapmirror_label: Option<String>,
 }
 
 impl PolicyCopy {
@@ -56,6 +58,12 @@ pub struct Snapshot {
     pub schedule_prefix: Option<String>,
     /// SnapRestore clones (by clone LUN uuid) this snapshot captured: they pin their backing snapshot.
     pub captures: Vec<String>,
+    /// `snapmirror_label`: the create's, or the policy copy's for a scheduled snapshot.
+    pub snapmirror_label: Option<String>,
+    /// Owners from outside the clone model (world file, admin API), such as `snapmirror` or
+    /// `dump`: shown in `owners` after the clones' and making the snapshot busy the same way.
+    /// Invariant: each an ONTAP owner name ([`super::ONTAP_OWNERS`]), each once.
+    pub held_by: Vec<String>,
 }
 
 /// A FlexClone volume's parent link.

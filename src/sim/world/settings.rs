@@ -29,6 +29,11 @@ pub struct Knobs {
     pub job_retention_seconds: u64,
     /// FlexVol limit from ONTAP 9.4 (reference notes §2.1).
     pub max_snapshots_per_volume: usize,
+    /// Name prefixes user-created snapshots may not begin with: a create or rename whose name
+    /// is one of them followed by a dot fails with 1638477, as real ONTAP refuses the prefixes
+    /// of its own schedules on some versions. The schedules' own snapshots are not affected.
+    /// Default none.
+    pub reserved_snapshot_prefixes: Vec<String>,
 }
 
 impl Default for Knobs {
@@ -40,6 +45,7 @@ impl Default for Knobs {
             block_sharing_seconds: 60,
             job_retention_seconds: 300,
             max_snapshots_per_volume: 1023,
+            reserved_snapshot_prefixes: Vec::new(),
         }
     }
 }
@@ -71,6 +77,9 @@ pub struct SettingError {
     pub field: &'static str,
     pub message: String,
 }
+
+/// Most reserved snapshot prefixes a world may list: ONTAP's own schedules use a handful.
+pub const MAX_RESERVED_PREFIXES: usize = 64;
 
 /// The longest duration a knob or fault may set, in seconds: 366 days, the longest clock
 /// advance, so every such duration ends within one advance of its start.
@@ -135,6 +144,28 @@ impl Knobs {
                 message: format!(
                     "{} is out of range: 1 ..= 1023 (ONTAP's FlexVol limit)",
                     self.max_snapshots_per_volume
+                ),
+            });
+        }
+        let prefixes = &self.reserved_snapshot_prefixes;
+        if prefixes.len() > MAX_RESERVED_PREFIXES {
+            return Err(SettingError {
+                field: "reserved_snapshot_prefixes",
+                message: format!(
+                    "{} prefixes: at most {MAX_RESERVED_PREFIXES}",
+                    prefixes.len()
+                ),
+            });
+        }
+        if let Some((prefix, problem)) = prefixes
+            .iter()
+            .find_map(|p| super::snapshots::snapshot_name_problem(p).map(|why| (p, why)))
+        {
+            return Err(SettingError {
+                field: "reserved_snapshot_prefixes",
+                message: format!(
+                    "\"{}\" cannot begin a snapshot name: {problem}",
+                    prefix.escape_debug()
                 ),
             });
         }

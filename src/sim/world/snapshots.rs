@@ -1,4 +1,6 @@
-//! Snapshots: create, rename, delete, and their lock owners.
+//! Snapshots: create, rename, delete, and their lock owners (clones' and held ones).
+
+use chrono::{DateTime, Utc};
 
 use super::{codes, SimError, SimResult, SnapAt, Snapshot, World};
 
@@ -8,6 +10,36 @@ pub const OWNER_LUN_CLONE: &str = "lun_clone";
 pub const OWNER_FILE_CLONE: &str = "file_clone_dependent";
 /// Lock owner shown on the parent snapshot of a FlexClone volume (reference notes §4.1).
 pub const OWNER_VOLUME_CLONE: &str = "volume_clone";
+
+/// ONTAP's `owners` values (reference notes §1.4): what a snapshot may be held by through the
+/// world file or the admin API.
+pub const ONTAP_OWNERS: &[&str] = &[
+    "unknown",
+    "snapmirror",
+    "snapmirror_dependent",
+    "sync_mirror",
+    "volume_clone",
+    "volume_clone_dependent",
+    "snap_restore",
+    "snap_restore_dependent",
+    "dump",
+    "cifs_share",
+    "volume_copy",
+    "ndmp",
+    "worm_volume",
+    "sis_clone",
+    "s2c_iron",
+    "lun_clone",
+    "backup_dependent",
+    "snaplock_dependent",
+    "file_clone_dependent",
+    "volume_move_dependent",
+    "svmdr_dependent",
+    "anti_ransomware_backup",
+];
+
+/// Longest `snapmirror_label` ONTAP accepts, in characters (reference notes §2.2).
+pub const MAX_SNAPMIRROR_LABEL: usize = 31;
 
 /// Longest snapshot name ONTAP accepts, in bytes.
 pub const MAX_SNAPSHOT_NAME: usize = 255;
@@ -34,6 +66,30 @@ pub fn snapshot_name_problem(name: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Why `label` cannot be a `snapmirror_label`, or `None` when it can: 1 to 31 characters (ONTAP's
+/// documented length), no control character.
+pub fn snapmirror_label_problem(label: &str) -> Option<String> {
+    let chars = label.chars().count();
+    if !(1..=MAX_SNAPMIRROR_LABEL).contains(&chars) {
+        Some(format!(
+            "\"snapmirror_label\" must be 1 to {MAX_SNAPMIRROR_LABEL} characters, not {chars}."
+        ))
+    } else if label.chars().any(char::is_control) {
+        Some("\"snapmirror_label\" contains a control character.".into())
+    } else {
+        None
+    }
+}
+
+/// What [`World::push_snapshot`] records besides the uuid.
+pub(super) struct NewSnap<'a> {
+    pub(super) name: &'a str,
+    pub(super) comment: Option<String>,
+    pub(super) snapmirror_label: Option<String>,
+    /// The policy prefix when a schedule takes it.
+    pub(super) schedule_prefix: Option<String>,
 }
 
 /// [`snapshot_name_problem`] as the error ONTAP answers, with the operation's code.
@@ -81,14 +137,30 @@ impl World {
         Ok(())
     }
 
+    /// The reserved prefix (knob `reserved_snapshot_prefixes`) a user-created name begins with:
+    /// `name` starts with the prefix followed by a dot, exactly (case-sensitive), as ONTAP's own
+    /// schedules name their snapshots `<prefix>.<YYYY-MM-DD_HHMM>`.
+    fn check_reserved_prefix(&self, name: &str, code: u64) -> SimResult<()> {
+        let reserved = self.knobs.reserved_snapshot_prefixes.iter().find(|p| {
+            name.strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
+        match reserved {
+            None => Ok(()),
+            Some(prefix) => Err(SimError::ReservedPrefix {
+                code,
+                name: name.to_string(),
+                prefix: prefix.clone(),
+            }),
+        }
+    }
+
     pub(super) fn push_snapshot(
         &mut self,
         ci: usize,
         vi: usize,
         uuid: String,
-        name: &str,
-        comment: Option<String>,
-        schedule_prefix: Option<String>,
+        new: NewSnap<'_>,
     ) -> usize {
         let now = self.now;
         let c = &mut self.clusters[ci];
@@ -104,12 +176,14 @@ impl World {
         let size = 4096 * (1 + (c.volumes[vi].snapshots.len() % 64) as u64);
         c.volumes[vi].snapshots.push(Snapshot {
             uuid,
-            name: name.to_string(),
-            comment,
+            name: new.name.to_string(),
+            comment: new.comment,
             create_time: now,
             size,
-            schedule_prefix,
+            schedule_prefix: new.schedule_prefix,
             captures,
+            snapmirror_label: new.snapmirror_label,
+            held_by: Vec::new(),
         });
         c.volumes[vi].snapshots.len() - 1
     }
@@ -167,12 +241,13 @@ impl World {
             .ok_or_else(|| SimError::not_found(codes::SNAPSHOT_NOT_FOUND, uuid_or_name))
     }
 
-    /// The lock owners of a snapshot, as `owners` shows them.
-    pub fn owners(&self, ci: usize, vi: usize, si: usize) -> Vec<&'static str> {
+    /// The lock owners of a snapshot, as `owners` shows them: the clones' first, then those it
+    /// is held by.
+    pub fn owners(&self, ci: usize, vi: usize, si: usize) -> Vec<&str> {
         self.owners_at((ci, vi, si))
     }
 
-    pub(super) fn owners_at(&self, (ci, vi, si): SnapAt) -> Vec<&'static str> {
+    pub(super) fn owners_at(&self, (ci, vi, si): SnapAt) -> Vec<&str> {
         let c = &self.clusters[ci];
         let v = &c.volumes[vi];
         let s = &v.snapshots[si];
@@ -200,10 +275,46 @@ impl World {
         }) {
             owners.push(OWNER_VOLUME_CLONE);
         }
+        for held in &s.held_by {
+            if !owners.contains(&held.as_str()) {
+                owners.push(held);
+            }
+        }
         owners
     }
 
-    /// `POST /api/storage/volumes/{uuid}/snapshots`: returns the new snapshot's uuid.
+    /// Makes snapshot `si` busy with `owners` as ONTAP shows them (`snapmirror`, `dump`, …), in
+    /// place of the owners it was held by; `[]` releases it. Its clones' owners are not
+    /// affected. Each must be one of [`ONTAP_OWNERS`]; a repeated one counts once.
+    pub fn hold_snapshot(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        si: usize,
+        owners: Vec<String>,
+    ) -> SimResult<()> {
+        let mut held: Vec<String> = Vec::new();
+        for owner in owners {
+            if !ONTAP_OWNERS.contains(&owner.as_str()) {
+                return Err(SimError::invalid(
+                    "owners",
+                    format!(
+                        "\"{}\" is not an ONTAP snapshot owner; owners are {}.",
+                        owner.escape_debug(),
+                        ONTAP_OWNERS.join(", ")
+                    ),
+                ));
+            }
+            if !held.contains(&owner) {
+                held.push(owner);
+            }
+        }
+        self.clusters[ci].volumes[vi].snapshots[si].held_by = held;
+        Ok(())
+    }
+
+    /// `POST /api/storage/volumes/{uuid}/snapshots` without a SnapMirror label: returns the new
+    /// snapshot's uuid.
     pub fn create_snapshot(
         &mut self,
         ci: usize,
@@ -211,11 +322,91 @@ impl World {
         name: &str,
         comment: Option<String>,
     ) -> SimResult<String> {
+        self.create_labelled_snapshot(ci, vi, name, comment, None)
+    }
+
+    /// `POST /api/storage/volumes/{uuid}/snapshots`: returns the new snapshot's uuid. Refused,
+    /// in this order: a bad name (1638518), a reserved prefix (1638477), a bad label, a name the
+    /// volume holds already (525059), block sharing, the snapshot limit.
+    pub fn create_labelled_snapshot(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        name: &str,
+        comment: Option<String>,
+        snapmirror_label: Option<String>,
+    ) -> SimResult<String> {
         check_snapshot_name(name, codes::SNAPSHOT_NAME_INVALID)?;
+        self.check_reserved_prefix(name, codes::SNAPSHOT_PREFIX_RESERVED)?;
+        if let Some(problem) = snapmirror_label
+            .as_deref()
+            .and_then(snapmirror_label_problem)
+        {
+            return Err(SimError::invalid("snapmirror_label", problem));
+        }
         self.check_can_snapshot(ci, vi, name)?;
         let uuid = World::new_uuid();
-        self.push_snapshot(ci, vi, uuid.clone(), name, comment, None);
+        let new = NewSnap {
+            name,
+            comment,
+            snapmirror_label,
+            schedule_prefix: None,
+        };
+        self.push_snapshot(ci, vi, uuid.clone(), new);
         Ok(uuid)
+    }
+
+    /// A snapshot the volume already held when the world began (world file): taken at
+    /// `create_time` (not after now), never by a schedule, so neither the reserved prefixes nor
+    /// block sharing nor the snapshot limit apply. Returns its index.
+    ///
+    /// Invariant kept: the caller adds a volume's existing snapshots oldest first, before any
+    /// other.
+    pub fn add_existing_snapshot(
+        &mut self,
+        ci: usize,
+        vi: usize,
+        name: &str,
+        comment: Option<String>,
+        snapmirror_label: Option<String>,
+        create_time: DateTime<Utc>,
+    ) -> SimResult<usize> {
+        check_snapshot_name(name, codes::SNAPSHOT_NAME_INVALID)?;
+        if let Some(problem) = snapmirror_label
+            .as_deref()
+            .and_then(snapmirror_label_problem)
+        {
+            return Err(SimError::invalid("snapmirror_label", problem));
+        }
+        let v = &self.clusters[ci].volumes[vi];
+        if v.snapshots.iter().any(|s| s.name == name) {
+            return Err(SimError::Duplicate {
+                code: codes::SNAPSHOT_EXISTS,
+                target: "name".into(),
+                message: format!(
+                    "Snapshot copy \"{name}\" already exists on volume \"{}\".",
+                    v.name
+                ),
+            });
+        }
+        if create_time > self.now {
+            return Err(SimError::invalid(
+                "create_time",
+                format!(
+                    "an existing snapshot is taken before the world begins ({}), not at {create_time}",
+                    self.now
+                ),
+            ));
+        }
+        let new = NewSnap {
+            name,
+            comment,
+            snapmirror_label,
+            schedule_prefix: None,
+        };
+        let si = self.push_snapshot(ci, vi, World::new_uuid(), new);
+        self.clusters[ci].volumes[vi].snapshots[si].create_time = create_time;
+        Ok(si)
     }
 
     /// Checks that a snapshot may be deleted (no owners).
@@ -239,7 +430,8 @@ impl World {
         Ok(())
     }
 
-    /// `PATCH` of a snapshot's `name` and/or `comment`.
+    /// `PATCH` of a snapshot's `name`, `comment` and/or `snapmirror_label`; nothing changes on
+    /// an error.
     pub fn modify_snapshot(
         &mut self,
         ci: usize,
@@ -247,9 +439,17 @@ impl World {
         si: usize,
         name: Option<&str>,
         comment: Option<String>,
+        snapmirror_label: Option<String>,
     ) -> SimResult<()> {
+        if let Some(problem) = snapmirror_label
+            .as_deref()
+            .and_then(snapmirror_label_problem)
+        {
+            return Err(SimError::invalid("snapmirror_label", problem));
+        }
         if let Some(name) = name {
             check_snapshot_name(name, codes::SNAPSHOT_RENAME_INVALID)?;
+            self.check_reserved_prefix(name, codes::SNAPSHOT_PREFIX_RESERVED)?;
             let v = &self.clusters[ci].volumes[vi];
             if v.snapshots
                 .iter()
@@ -266,6 +466,9 @@ impl World {
         }
         if let Some(comment) = comment {
             self.clusters[ci].volumes[vi].snapshots[si].comment = Some(comment);
+        }
+        if let Some(label) = snapmirror_label {
+            self.clusters[ci].volumes[vi].snapshots[si].snapmirror_label = Some(label);
         }
         Ok(())
     }

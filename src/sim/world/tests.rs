@@ -31,6 +31,7 @@ fn world(count: u32, licenses: &[&str]) -> World {
             schedule: "hourly".into(),
             count,
             prefix: None,
+            snapmirror_label: None,
         }],
     )
     .unwrap();
@@ -333,7 +334,9 @@ fn snapshot_names_follow_one_rule() {
     let err = w.create_snapshot(0, 0, "..", None).unwrap_err();
     assert_eq!(err.code(), codes::SNAPSHOT_NAME_INVALID);
     w.create_snapshot(0, 0, "ok", None).unwrap();
-    let err = w.modify_snapshot(0, 0, 0, Some("a/b"), None).unwrap_err();
+    let err = w
+        .modify_snapshot(0, 0, 0, Some("a/b"), None, None)
+        .unwrap_err();
     assert_eq!(err.code(), codes::SNAPSHOT_RENAME_INVALID);
     assert_eq!(err.http_status(), 400);
     assert_eq!(names(&w), ["ok"]);
@@ -404,4 +407,216 @@ fn a_snapshot_holds_more_the_longer_it_is_kept() {
     w.advance_to(t("2026-06-01T00:00:00Z"));
     let si = w.snapshot_index(0, 0, "manual").unwrap();
     assert_eq!(w.snapshot_size(0, 0, si), 4096 + (1 << 20));
+}
+
+#[test]
+fn a_snapmirror_label_is_kept_from_the_create_and_from_the_policy_copy() {
+    let mut w = world(3, &[]);
+    w.clusters[0].policies[0].copies[0].snapmirror_label = Some("hourly".into());
+    w.create_labelled_snapshot(0, 0, "mine", None, Some("weekly".into()))
+        .unwrap();
+    w.create_snapshot(0, 0, "plain", None).unwrap();
+    w.advance_to(t("2026-03-01T00:10:00Z"));
+    let labels: Vec<(&str, Option<&str>)> = w.clusters[0].volumes[0]
+        .snapshots
+        .iter()
+        .map(|s| (s.name.as_str(), s.snapmirror_label.as_deref()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("mine", Some("weekly")),
+            ("plain", None),
+            ("hourly.2026-03-01_0105", Some("hourly"))
+        ]
+    );
+    // ONTAP's 1 to 31 characters; nothing is created or changed on a bad label.
+    for bad in ["", "a-label-of-thirty-two-characters", "tab\there"] {
+        let err = w
+            .create_labelled_snapshot(0, 0, "x", None, Some(bad.into()))
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.target()),
+            (codes::INVALID, "snapmirror_label".into())
+        );
+        let err = w
+            .modify_snapshot(0, 0, 0, Some("renamed"), None, Some(bad.into()))
+            .unwrap_err();
+        assert_eq!(err.code(), codes::INVALID);
+    }
+    assert_eq!(names(&w)[..2], ["mine", "plain"]);
+    w.modify_snapshot(0, 0, 1, None, None, Some("daily".into()))
+        .unwrap();
+    assert_eq!(
+        w.clusters[0].volumes[0].snapshots[1]
+            .snapmirror_label
+            .as_deref(),
+        Some("daily")
+    );
+}
+
+#[test]
+fn a_taken_name_is_refused_with_525059() {
+    let mut w = world(3, &[]);
+    w.create_snapshot(0, 0, "backing", Some("first".into()))
+        .unwrap();
+    let err = w
+        .create_labelled_snapshot(0, 0, "backing", Some("second".into()), Some("x".into()))
+        .unwrap_err();
+    assert_eq!(err.code(), 525_059);
+    assert_eq!(err.http_status(), 409);
+    assert!(!err.is_job_failure(), "answered at once, not through a job");
+    assert_eq!(
+        err.to_string(),
+        "Snapshot copy \"backing\" already exists on volume \"vol1\"."
+    );
+    assert_eq!(names(&w), ["backing"]);
+    assert_eq!(
+        w.clusters[0].volumes[0].snapshots[0].comment.as_deref(),
+        Some("first")
+    );
+}
+
+#[test]
+fn reserved_prefixes_refuse_user_names_with_1638477_but_not_the_schedules() {
+    let mut w = world(3, &[]);
+    w.knobs.reserved_snapshot_prefixes = vec!["hourly".into(), "daily".into()];
+    assert_eq!(w.knobs.validate(), Ok(()));
+    for name in ["hourly.2026-03-01_0105", "daily.x"] {
+        let err = w.create_snapshot(0, 0, name, None).unwrap_err();
+        assert_eq!(
+            (err.code(), err.http_status(), err.target()),
+            (1_638_477, 400, "name".into()),
+            "{name}"
+        );
+        assert!(!err.is_job_failure());
+    }
+    assert_eq!(
+        w.create_snapshot(0, 0, "hourly.x", None)
+            .unwrap_err()
+            .to_string(),
+        "User-created Snapshot copy names cannot begin with the specified prefix \"hourly.\" \
+         (snapshot \"hourly.x\")."
+    );
+    // Only `<prefix>.` is reserved, exactly: other names, other cases and other separators pass.
+    for name in [
+        "hourly",
+        "hourlyx.1",
+        "Hourly.1",
+        "hourly-1",
+        "my.hourly.1",
+        "weekly.1",
+    ] {
+        w.create_snapshot(0, 0, name, None).unwrap();
+    }
+    // A rename into a reserved prefix is refused the same way (a documented PATCH code).
+    let err = w
+        .modify_snapshot(0, 0, 0, Some("daily.1"), None, None)
+        .unwrap_err();
+    assert_eq!(err.code(), 1_638_477);
+    // The schedule's own snapshots are not user-created.
+    let taken = w.advance_to(t("2026-03-01T00:10:00Z"));
+    assert_eq!(taken[0].kind, "taken", "{taken:?}");
+    assert_eq!(taken[0].snapshot, "hourly.2026-03-01_0105");
+}
+
+#[test]
+fn reserved_prefixes_are_range_checked() {
+    let bad = |prefixes: Vec<String>| {
+        Knobs {
+            reserved_snapshot_prefixes: prefixes,
+            ..Knobs::default()
+        }
+        .validate()
+        .unwrap_err()
+        .field
+    };
+    assert_eq!(bad(vec!["".into()]), "reserved_snapshot_prefixes");
+    assert_eq!(bad(vec!["a/b".into()]), "reserved_snapshot_prefixes");
+    assert_eq!(
+        bad((0..65).map(|i| format!("p{i}")).collect()),
+        "reserved_snapshot_prefixes"
+    );
+}
+
+#[test]
+fn a_held_snapshot_is_busy_like_a_clones_backing_snapshot() {
+    for code in [1_638_555, 1_638_543] {
+        let mut w = world(2, &[]);
+        w.knobs.locked_delete_code = code;
+        w.create_snapshot(0, 0, "mirrored", None).unwrap();
+        w.hold_snapshot(0, 0, 0, vec!["snapmirror".into(), "snapmirror".into()])
+            .unwrap();
+        assert_eq!(w.owners(0, 0, 0), vec!["snapmirror"]);
+        let err = w.delete_snapshot(0, 0, 0).unwrap_err();
+        assert_eq!(err.code(), code);
+        assert!(err.is_job_failure(), "a busy delete fails inside its job");
+        assert!(err.to_string().contains("has not expired or is locked"));
+        // Held and clone owners together; the clone's come first and stay when released.
+        w.add_license(0, "snaprestore");
+        w.clone_lun_snaprestore(0, 0, "mirrored", "/lun1", "/clone1")
+            .unwrap();
+        w.hold_snapshot(0, 0, 0, vec!["dump".into(), "lun_clone".into()])
+            .unwrap();
+        assert_eq!(w.owners(0, 0, 0), vec![OWNER_LUN_CLONE, "dump"]);
+        w.hold_snapshot(0, 0, 0, Vec::new()).unwrap();
+        assert_eq!(w.owners(0, 0, 0), vec![OWNER_LUN_CLONE]);
+        let li = w.lun_index(0, "/vol/vol1/clone1").unwrap();
+        w.delete_lun(0, li, true).unwrap();
+        w.delete_snapshot(0, 0, 0).unwrap();
+    }
+    let mut w = world(2, &[]);
+    w.create_snapshot(0, 0, "s", None).unwrap();
+    let err = w
+        .hold_snapshot(0, 0, 0, vec!["snapmirror".into(), "backup-tool".into()])
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.target()),
+        (codes::INVALID, "owners".into())
+    );
+    assert!(w.owners(0, 0, 0).is_empty(), "nothing changes on an error");
+}
+
+#[test]
+fn rotation_keeps_a_held_scheduled_snapshot_like_a_locked_one() {
+    let mut w = world(2, &[]);
+    w.advance_to(t("2026-03-01T00:10:00Z"));
+    w.hold_snapshot(0, 0, 0, vec!["snapmirror".into()]).unwrap();
+    w.advance_to(t("2026-03-01T03:10:00Z"));
+    // Knob `skip`: the held oldest stays and is not counted; the unlocked ones rotate to 2.
+    assert_eq!(
+        names(&w),
+        [
+            "hourly.2026-03-01_0105",
+            "hourly.2026-03-01_0305",
+            "hourly.2026-03-01_0405"
+        ]
+    );
+}
+
+#[test]
+fn existing_snapshots_keep_their_time_and_skip_the_reserved_rule() {
+    let mut w = world(2, &[]);
+    w.knobs.reserved_snapshot_prefixes = vec!["hourly".into()];
+    let si = w
+        .add_existing_snapshot(
+            0,
+            0,
+            "hourly.2026-02-28_2305",
+            None,
+            Some("hourly".into()),
+            t("2026-02-28T22:05:00Z"),
+        )
+        .unwrap();
+    let s = &w.clusters[0].volumes[0].snapshots[si];
+    assert_eq!(s.create_time, t("2026-02-28T22:05:00Z"));
+    assert_eq!(s.schedule_prefix, None, "not one the schedule took");
+    let later = w
+        .add_existing_snapshot(0, 0, "future", None, None, t("2026-03-02T00:00:00Z"))
+        .unwrap_err();
+    assert_eq!(later.target(), "create_time");
+    let dup = w
+        .add_existing_snapshot(0, 0, "hourly.2026-02-28_2305", None, None, w.now())
+        .unwrap_err();
+    assert_eq!(dup.code(), 525_059);
 }

@@ -1,0 +1,98 @@
+//! The recommend stage: the FlexClone recommendation of each volume with a new counting
+//! conflict since it was last decided (and, once a day, of every volume with one in force, so
+//! that it clears without a new conflict) — raised with its evidence, brought up to date, or
+//! cleared. The rule itself is `agent::recommend`'s, a pure function of the volume's journaled
+//! conflicts.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{Action, View};
+use crate::agent::cycle::{Cycle, ObservedConflict};
+use crate::agent::recommend as rule;
+use crate::agent::state::{Memory, VolumeKey};
+use crate::ontap::LicenseState;
+
+/// How often every recommendation in force is decided again, so that it clears without a new
+/// conflict.
+pub(crate) const SWEEP: TimeDelta = TimeDelta::days(1);
+
+/// One volume's journaled conflicts (with the cycles they name), as the stage decides from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeConflicts {
+    pub conflicts: Vec<ObservedConflict>,
+    pub cycles: Vec<Cycle>,
+}
+
+/// The volumes whose recommendation is decided now: those with a new counting conflict, and
+/// every one in force when the daily sweep is due (`true`: it is).
+pub(crate) fn candidates(memory: &Memory, now: DateTime<Utc>) -> (BTreeSet<VolumeKey>, bool) {
+    let mut volumes = memory.reconsider.clone();
+    let sweep = memory.last_recommend_sweep.is_none_or(|t| now - t >= SWEEP);
+    if sweep {
+        volumes.extend(memory.recommended.keys().cloned());
+    }
+    (volumes, sweep)
+}
+
+pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
+    let rule_of = &view.policy.flexclone;
+    let mut actions = Vec::new();
+    for (key, found) in &view.journal.conflicts {
+        let licensed = view
+            .cluster(&key.cluster)
+            .and_then(|(_, cv)| cv.inventory.as_ref())
+            .and_then(|inv| match inv.flexclone {
+                LicenseState::Compliant => Some(true),
+                LicenseState::Unknown => None,
+                LicenseState::Noncompliant | LicenseState::Unlicensed => Some(false),
+            });
+        let raised = rule::decide(
+            &found.conflicts,
+            rule_of.recommend_after,
+            rule_of.within,
+            now,
+        );
+        let previous = view.memory.recommended.get(key).map(|f| f.since);
+        let cleared = previous.is_some() && previous != raised.as_ref().map(|r| r.at);
+        if cleared {
+            actions.push(Action::Clear {
+                volume: key.clone(),
+                within: rule_of.within,
+            });
+        }
+        let Some(raised) = raised else { continue };
+        let evidence = rule::for_volumes(
+            &found.conflicts,
+            &found.cycles,
+            rule_of.recommend_after,
+            rule_of.within,
+            now,
+            &|_| licensed,
+        );
+        let (evidence, locked_bytes) =
+            rule::with_locked_space(evidence, &found.conflicts, &view.journal.locked_space)
+                .into_iter()
+                .next()
+                .map(|r| (r.evidence, r.locked_bytes))
+                .unwrap_or_default();
+        if previous.is_some() && !cleared {
+            actions.push(Action::Refresh {
+                volume: key.clone(),
+                evidence,
+                locked_bytes,
+                licensed,
+            });
+        } else {
+            actions.push(Action::Raise {
+                volume: key.clone(),
+                since: raised.at,
+                evidence,
+                locked_bytes,
+                licensed,
+            });
+        }
+    }
+    actions
+}

@@ -1,0 +1,330 @@
+//! The start stage: what the plan says is due. Each lifecycle whose create has come is
+//! started with its clone method, or recorded as skipped with the reason; a driver window's
+//! tool starts once per occurrence for all its volumes, at the earliest planned start among
+//! them; volumes the clusters lack are left out; the next planned create arms the trigger.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{Action, ForgetWhy, View};
+use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
+use crate::agent::state::{Occurrence, VolumeKey};
+use crate::config::{CloneMethod, Driver, Policy};
+use crate::ontap::{LicenseState, VolumeRef};
+use crate::planner::{self, Lifecycle, Outcome};
+
+/// A driver window's occurrence: (window, configured start).
+type ToolRun = (usize, DateTime<Utc>);
+
+/// How far ahead each pass plans (the next trigger is the first create in this range).
+pub(crate) const LOOKAHEAD: TimeDelta = TimeDelta::hours(26);
+
+/// Lookback of every pass: occurrences whose lifecycle may still be live, or was missed.
+pub(crate) fn lookback(policy: &Policy) -> TimeDelta {
+    let longest = policy
+        .windows
+        .iter()
+        .map(|w| w.shift_limit + w.shift_limit + w.max)
+        .max()
+        .unwrap_or_default();
+    longest + policy.agent.guard + TimeDelta::hours(1)
+}
+
+/// Volumes the pass leaves out, in policy order, and why: schedules the planner could not
+/// resolve, then a volume or LUN the cluster lacks (which says more).
+fn excluded(view: &View<'_>) -> Vec<(usize, String)> {
+    let mut out: Vec<Option<String>> = vec![None; view.policy.volumes.len()];
+    if let Some(plan) = view.plan {
+        for u in &plan.unresolved {
+            if let Some(slot) = out.get_mut(u.volume) {
+                *slot = Some(u.reason.clone());
+            }
+        }
+    }
+    let present: Vec<_> = view
+        .clusters
+        .iter()
+        .map(|cv| cv.inventory.as_ref().map(|inv| inv.present()))
+        .collect();
+    for (vi, v) in view.policy.volumes.iter().enumerate() {
+        if let Some(Some(p)) = present.get(v.cluster) {
+            if let Some(why) = p.missing(view.policy, vi) {
+                out[vi] = Some(why);
+            }
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .filter_map(|(vi, why)| why.map(|w| (vi, w)))
+        .collect()
+}
+
+pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
+    let Some(plan) = view.plan else {
+        return Vec::new();
+    };
+    let policy = view.policy;
+    let mut actions = Vec::new();
+    let excluded = excluded(view);
+    for (vi, why) in &excluded {
+        if let Some(volume) = VolumeKey::of_policy(policy, *vi) {
+            actions.push(Action::Exclude {
+                volume,
+                why: why.clone(),
+            });
+        }
+    }
+    let excluded_why = |vi: usize| excluded.iter().find(|(v, _)| *v == vi).map(|(_, w)| w);
+    let occurrence = |wi: usize, vi: usize, start: DateTime<Utc>| Occurrence {
+        window: policy.windows[wi].name.clone(),
+        volume: VolumeKey::of_policy(policy, vi).expect("planned volumes are the policy's"),
+        start,
+    };
+    let started = |o: &Occurrence| view.memory.started.contains(o);
+
+    // A driver window's tool runs once per occurrence for all its volumes: it starts at the
+    // earliest planned start among them.
+    let mut due_tools: HashSet<(usize, DateTime<Utc>)> = HashSet::new();
+    for vp in &plan.volumes {
+        for lc in &vp.lifecycles {
+            if !policy.windows[lc.window].driver.is_snapwarden()
+                && lc.create_at <= now
+                && lc.outcome != Outcome::Skipped
+                && !started(&occurrence(lc.window, vp.volume, lc.window_start))
+            {
+                due_tools.insert((lc.window, lc.window_start));
+            }
+        }
+    }
+
+    let mut next_create: Option<DateTime<Utc>> = None;
+    let mut skipped = Vec::new();
+    let mut to_start = Vec::new();
+    for vp in &plan.volumes {
+        let vi = vp.volume;
+        let ci = policy.volumes[vi].cluster;
+        for lc in &vp.lifecycles {
+            let window = &policy.windows[lc.window];
+            let key = occurrence(lc.window, vi, lc.window_start);
+            if started(&key) {
+                continue;
+            }
+            if view
+                .leading_since
+                .is_some_and(|t| lc.create_at < t && lc.create_at <= now)
+            {
+                actions.push(Action::Forget {
+                    occurrence: key,
+                    why: ForgetWhy::PreviousLeader,
+                });
+                continue;
+            }
+            let due = lc.create_at <= now
+                || (lc.outcome != Outcome::Skipped
+                    && due_tools.contains(&(lc.window, lc.window_start)));
+            if !due {
+                if lc.outcome != Outcome::Skipped {
+                    next_create = Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
+                }
+                continue;
+            }
+            let too_late = now + window.expected > lc.release_by;
+            let cluster = &view.clusters[ci];
+            let skip = if lc.outcome == Outcome::Skipped {
+                Some(lc.reason.clone())
+            } else if let Some(why) = excluded_why(vi) {
+                Some(format!("not run: {why}"))
+            } else if !cluster.reachable {
+                // Waits for the cluster while the window still fits.
+                too_late.then(|| {
+                    format!(
+                        "not run: cluster {} was unreachable from the planned start until it was too late ({})",
+                        policy.clusters[ci].name,
+                        cluster.last_error.clone().unwrap_or_default()
+                    )
+                })
+            } else if too_late {
+                Some(format!(
+                    "not run: the agent was not running at the planned start {} and the window's expected {} no longer fits before {}",
+                    lc.create_at.to_rfc3339(),
+                    planner::human(window.expected),
+                    lc.release_by.to_rfc3339()
+                ))
+            } else {
+                to_start.push((lc, vi));
+                continue;
+            };
+            let Some(reason) = skip else { continue };
+            if lc.create_at >= view.started_at {
+                skipped.push((lc, vi, reason));
+            } else {
+                // Before this run: not recorded, and not looked at again.
+                actions.push(Action::Forget {
+                    occurrence: key,
+                    why: ForgetWhy::BeforeStart,
+                });
+            }
+        }
+    }
+    for (lc, vi, reason) in skipped {
+        let cycle = new_cycle(
+            policy,
+            lc,
+            vi,
+            CloneKind::SnapRestore,
+            CycleState::Skipped,
+            reason,
+        );
+        actions.push(Action::Skip { cycle });
+    }
+    // Per (window, configured start): the driver cycles of its volumes.
+    let mut tools: Vec<(ToolRun, Vec<Cycle>)> = Vec::new();
+    for (lc, vi) in to_start {
+        let volume = &policy.volumes[vi];
+        let Some(inv) = view.clusters[volume.cluster].inventory.as_ref() else {
+            continue;
+        };
+        let Some(info) = inv.volume(&volume.svm, &volume.name) else {
+            continue;
+        };
+        let licensed = inv.flexclone == LicenseState::Compliant;
+        let window = &policy.windows[lc.window];
+        if !window.driver.is_snapwarden() {
+            // The tool clones with FlexClone when the cluster is licensed (Veeam does).
+            let kind = if licensed {
+                CloneKind::FlexClone
+            } else {
+                CloneKind::SnapRestore
+            };
+            let what = match &window.driver {
+                Driver::Veeam(job) => format!(
+                    "Veeam job {:?} on server {}",
+                    job.job,
+                    policy
+                        .veeam
+                        .get(job.server)
+                        .map_or("?", |s| s.name.as_str())
+                ),
+                _ => "the window's hook".to_string(),
+            };
+            let mut cycle = new_cycle(
+                policy,
+                lc,
+                vi,
+                kind,
+                CycleState::Backup,
+                format!("{what} started at {}; {}", now.to_rfc3339(), lc.reason),
+            );
+            cycle.backing_snapshot = String::new();
+            cycle.clones.clear();
+            let group = (lc.window, lc.window_start);
+            match tools.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, cycles)) => cycles.push(cycle),
+                None => tools.push((group, vec![cycle])),
+            }
+            continue;
+        }
+        let key = VolumeKey::of_policy(policy, vi).expect("planned volumes are the policy's");
+        // `use_when_licensed` switches a SnapRestore volume with a recommendation in force to
+        // FlexClone (`auto` already uses FlexClone when licensed).
+        let switch = policy.flexclone.use_when_licensed
+            && licensed
+            && view.memory.recommended.contains_key(&key);
+        let kind = match volume.clone {
+            CloneMethod::FlexClone => CloneKind::FlexClone,
+            CloneMethod::SnapRestore if switch => CloneKind::FlexClone,
+            CloneMethod::SnapRestore => CloneKind::SnapRestore,
+            CloneMethod::Auto if licensed => CloneKind::FlexClone,
+            CloneMethod::Auto => CloneKind::SnapRestore,
+        };
+        let cycle = new_cycle(
+            policy,
+            lc,
+            vi,
+            kind,
+            CycleState::Creating,
+            lc.reason.clone(),
+        );
+        let switched = (switch && volume.clone == CloneMethod::SnapRestore).then_some(key);
+        actions.push(Action::Start {
+            cycle,
+            volume: VolumeRef {
+                uuid: info.uuid.clone(),
+                name: info.name.clone(),
+                svm: info.svm.clone(),
+            },
+            switched,
+        });
+    }
+    tools.sort_by_key(|(g, _)| *g);
+    for ((wi, _), cycles) in tools {
+        actions.push(Action::StartTool {
+            window: policy.windows[wi].name.clone(),
+            cycles,
+            resume: false,
+        });
+    }
+    actions.push(Action::Arm { at: next_create });
+    actions
+}
+
+/// A cycle for lifecycle `lc` on policy volume `vi`, not yet journaled: its id is given when it
+/// is (the executor's journal insert), its names follow the policy's prefix.
+pub(crate) fn new_cycle(
+    policy: &Policy,
+    lc: &Lifecycle,
+    vi: usize,
+    kind: CloneKind,
+    state: CycleState,
+    detail: String,
+) -> Cycle {
+    let volume = &policy.volumes[vi];
+    let window = &policy.windows[lc.window];
+    let name = format!(
+        "{}.{}.{}",
+        policy.agent.snapshot_prefix,
+        window.name,
+        lc.create_at.format("%Y%m%dT%H%M%SZ")
+    );
+    let mut leaves: HashSet<String> = HashSet::new();
+    let clones = volume
+        .luns
+        .iter()
+        .enumerate()
+        .map(|(i, lun)| {
+            let leaf = lun.rsplit('/').next().unwrap_or("lun").to_string();
+            let leaf = if leaves.insert(leaf.clone()) {
+                leaf
+            } else {
+                format!("{i}.{leaf}")
+            };
+            CloneLun {
+                source: lun.clone(),
+                path: format!("/vol/{}/{name}.{leaf}", volume.name),
+            }
+        })
+        .collect();
+    Cycle {
+        id: String::new(),
+        window: window.name.clone(),
+        cluster: policy.clusters[volume.cluster].name.clone(),
+        svm: volume.svm.clone(),
+        volume: volume.name.clone(),
+        window_start: lc.window_start,
+        create_at: lc.create_at,
+        release_by: lc.release_by,
+        release_deadline: lc.next_scheduled.map(|n| n.at - policy.agent.guard),
+        backing_snapshot: name,
+        clone_kind: kind,
+        clones,
+        state,
+        result: (state == CycleState::Skipped).then_some(CycleResult::Skipped),
+        created_at: None,
+        clones_created_at: None,
+        clones_deleted_at: None,
+        released_at: None,
+        detail,
+        replica: None,
+    }
+}

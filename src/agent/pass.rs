@@ -1,0 +1,392 @@
+//! One pass of the loop: read the clock once, take leadership into account, rediscover what
+//! needs it, then for each stage build the view (asking the journal beforehand what the stage
+//! will need), decide, and apply; at the end, housekeeping and the status.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::decide::{self, JournalFacts, Stage, View};
+use super::discovery::{self, Depth};
+use super::journal;
+use super::state::VolumeKey;
+use super::status::{self, ClusterStatus, LiveCycle, Status};
+use super::Agent;
+use crate::error::error_chain;
+use crate::planner::Observed;
+
+/// First retry of an unreachable cluster; doubles up to [`MAX_CLUSTER_BACKOFF`].
+const CLUSTER_BACKOFF: TimeDelta = TimeDelta::seconds(10);
+const MAX_CLUSTER_BACKOFF: TimeDelta = TimeDelta::minutes(5);
+/// Recent cycles and conflicts in the status.
+const STATUS_RECENT: usize = 50;
+const STATUS_CONFLICTS: usize = 100;
+const STATUS_CONFLICT_AGE: TimeDelta = TimeDelta::days(7);
+
+impl Agent {
+    /// One reconcile pass. A standby (`[ha]`) only keeps its discovery warm and publishes.
+    pub(super) async fn pass(&mut self, force_discovery: bool) {
+        let now = self.ctx.clock.now();
+        let (leading, became) = self.leadership(now);
+        self.refresh(now, force_discovery || became, None).await;
+        let observed = self.observed();
+        if leading {
+            if self.ha.is_some() {
+                self.stage(Stage::Adopt, now, &observed).await;
+            }
+            self.stage(Stage::Observe, now, &observed).await;
+            if !self.shutting_down {
+                self.stage(Stage::Start, now, &observed).await;
+            }
+            self.stage(Stage::Release, now, &observed).await;
+            self.stage(Stage::Recommend, now, &observed).await;
+        } else {
+            // Planned creates are the leader's: a standby is woken by the election instead.
+            self.memory.next_create = None;
+        }
+        self.prune(now);
+        self.publish(now);
+        self.plan_board.set(self.policy.clone(), Arc::new(observed));
+    }
+
+    /// At start: what becomes of the cycles the journal left open (before any discovery).
+    pub(super) async fn recover(&mut self) {
+        let now = self.ctx.clock.now();
+        let observed = Observed::default();
+        self.stage(Stage::Recover, now, &observed).await;
+    }
+
+    /// Decides one stage from a fresh view and applies what it decided.
+    async fn stage(&mut self, stage: Stage, now: DateTime<Utc>, observed: &Observed) {
+        let plan = (stage == Stage::Start).then(|| {
+            let back = decide::lookback(&self.policy);
+            // `planner::plan` without conflicts and suggestions, reusing the previous passes'
+            // work.
+            let plan =
+                self.rolling
+                    .plan(&self.policy, observed, now - back, back + decide::LOOKAHEAD);
+            self.metrics.scheduled(&self.policy, &plan, now);
+            plan
+        });
+        let facts = self.facts(stage, now);
+        let actions = {
+            let view = View {
+                stage,
+                policy: &self.policy,
+                clusters: &self.views,
+                memory: &self.memory,
+                plan: plan.as_ref(),
+                journal: &facts,
+                observed,
+                started_at: self.started_at,
+                leading_since: self.ha.as_ref().and_then(|h| h.leading_since),
+                replica: self.ha.as_ref().map(|h| h.elector.identity()),
+            };
+            decide::decide(&view, now)
+        };
+        self.apply(stage, actions, now).await;
+    }
+
+    /// What the journal says that the stage will need (the stage itself never asks).
+    fn facts(&mut self, stage: Stage, now: DateTime<Utc>) -> JournalFacts {
+        let journal = &self.ctx.journal;
+        let mut facts = JournalFacts::default();
+        match stage {
+            Stage::Adopt | Stage::Observe => {
+                let lookups = decide::journal_lookups(&self.policy, &self.views, &self.memory);
+                if stage == Stage::Observe {
+                    for key in lookups.owners {
+                        let owner = journal
+                            .owner(&key.cluster, &key.svm, &key.volume, key.kind, &key.name)
+                            .ok()
+                            .flatten()
+                            .map(|o| o.cycle_id);
+                        facts.owners.insert(key, owner);
+                    }
+                } else {
+                    for id in lookups.cycles {
+                        // Unknown only when the journal says so; a failed read adopts nothing.
+                        if !matches!(journal.cycle(&id), Ok(None)) {
+                            facts.known_cycles.insert(id);
+                        }
+                    }
+                }
+            }
+            Stage::Recommend => {
+                let (volumes, swept) = decide::candidates(&self.memory, now);
+                if swept {
+                    self.memory.last_recommend_sweep = Some(now);
+                }
+                self.memory.reconsider.clear();
+                let rule = &self.policy.flexclone;
+                let mut any_raised = false;
+                for key in volumes {
+                    let Some(found) = self.volume_conflicts(&key) else {
+                        continue;
+                    };
+                    any_raised |= super::recommend::decide(
+                        &found.conflicts,
+                        rule.recommend_after,
+                        rule.within,
+                        now,
+                    )
+                    .is_some();
+                    facts.conflicts.insert(key, found);
+                }
+                // Read once per round, and only when a volume is in force (most rounds have
+                // none).
+                if any_raised {
+                    facts.locked_space = journal.locked_space().unwrap_or_else(|e| {
+                        tracing::error!("cannot read the space locked backing snapshots hold: {e}");
+                        Vec::new()
+                    });
+                }
+            }
+            Stage::Recover | Stage::Start | Stage::Release => {}
+        }
+        facts
+    }
+
+    /// A volume's journaled conflicts with the cycles they name (`None`: the journal could not
+    /// say, logged).
+    fn volume_conflicts(&self, key: &VolumeKey) -> Option<decide::VolumeConflicts> {
+        let journal = &self.ctx.journal;
+        let conflicts = match journal.volume_conflicts(&key.cluster, &key.svm, &key.volume) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot read the conflicts of {key}: {e}");
+                return None;
+            }
+        };
+        let mut cycles: std::collections::BTreeMap<String, super::cycle::Cycle> =
+            std::collections::BTreeMap::new();
+        for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
+            if !cycles.contains_key(id) {
+                if let Ok(Some(c)) = journal.cycle(id) {
+                    cycles.insert(id.to_string(), c);
+                }
+            }
+        }
+        let cycles: Vec<super::cycle::Cycle> = cycles.into_values().collect();
+        Some(decide::VolumeConflicts {
+            conflicts: super::recommend::evidence(conflicts, &cycles),
+            cycles,
+        })
+    }
+
+    /// Whether this replica leads now, and whether it just became leader; handles the change.
+    fn leadership(&mut self, now: DateTime<Utc>) -> (bool, bool) {
+        let Some(ha) = self.ha.as_mut() else {
+            return (true, false);
+        };
+        let check = ha.elector.check();
+        self.ctx.journal.set_revision(check.as_ref().ok().copied());
+        self.metrics.election(&ha.election.borrow());
+        let leading = check.is_ok();
+        let became = leading && !self.leading;
+        if became {
+            tracing::info!(
+                identity = %ha.elector.identity(), revision = check.as_ref().ok().copied().unwrap_or_default(),
+                "leader: this replica leads; cycles another replica left in flight are adopted from ONTAP"
+            );
+            ha.leading_since = Some(now);
+            // No hook may be running at this point: nobody to tell otherwise.
+            let _ = self.stop_hooks.send(false);
+        } else if !leading && self.leading {
+            tracing::warn!(
+                identity = %ha.elector.identity(),
+                "standby: this replica no longer leads; it changes nothing until it leads again ({})",
+                check.as_ref().err().map(|e| e.why.as_str()).unwrap_or("")
+            );
+            // Hooks drive backup tools, which only the leader touches (none may run).
+            let _ = self.stop_hooks.send(true);
+        }
+        self.leading = leading;
+        (leading, became)
+    }
+
+    /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle
+    /// (`only`: those clusters, forced).
+    pub(super) async fn refresh(
+        &mut self,
+        now: DateTime<Utc>,
+        force: bool,
+        only: Option<&[usize]>,
+    ) {
+        let mut due = Vec::new();
+        for (ci, view) in self.views.iter().enumerate() {
+            if only.is_some_and(|o| !o.contains(&ci)) {
+                continue;
+            }
+            if view.retry_at.is_some_and(|r| r > now) {
+                continue;
+            }
+            let stale = view
+                .inventory
+                .as_ref()
+                .is_none_or(|inv| now - inv.at >= self.policy.agent.observe_interval);
+            let settling = self.memory.open.values().any(|o| {
+                o.cycle.cluster == self.conns[ci].name
+                    && o.settle_after
+                        .is_some_and(|s| view.inventory.as_ref().is_none_or(|inv| inv.at <= s))
+            });
+            if force || stale || settling || view.retry_at.is_some() {
+                due.push(ci);
+            }
+        }
+        let rounds = due.iter().map(|&ci| {
+            let conn = self.conns[ci].clone();
+            async move {
+                let r = discovery::discover(conn.ontap.as_ref(), Depth::Full, now).await;
+                (ci, r)
+            }
+        });
+        for (ci, result) in futures_util::future::join_all(rounds).await {
+            let name = self.conns[ci].name.clone();
+            let view = &mut self.views[ci];
+            match result {
+                Ok(inv) => {
+                    if !view.reachable && view.failures > 0 {
+                        tracing::info!(cluster = %name, "cluster reachable again");
+                    } else if !view.reached_once {
+                        tracing::info!(
+                            cluster = %name, version = %inv.info.version,
+                            timezone = %inv.info.timezone,
+                            flexclone = ?inv.flexclone,
+                            "cluster discovered"
+                        );
+                    }
+                    view.inventory = Some(inv);
+                    view.reachable = true;
+                    view.reached_once = true;
+                    view.failures = 0;
+                    view.retry_at = None;
+                    view.last_error = None;
+                }
+                Err(e) => {
+                    view.failures = view.failures.saturating_add(1);
+                    let backoff = CLUSTER_BACKOFF
+                        .checked_mul(1 << view.failures.min(10).saturating_sub(1))
+                        .unwrap_or(MAX_CLUSTER_BACKOFF)
+                        .min(MAX_CLUSTER_BACKOFF);
+                    view.retry_at = Some(now + backoff);
+                    view.reachable = false;
+                    view.last_error = Some(error_chain(&e));
+                    tracing::error!(
+                        cluster = %name, retry_in_seconds = backoff.num_seconds(),
+                        "cluster unreachable: {}; its volumes wait, the other clusters go on", error_chain(&e)
+                    );
+                }
+            }
+        }
+    }
+
+    /// The planner's view of every cluster that was discovered (last known if now unreachable).
+    pub(super) fn observed(&self) -> Observed {
+        let mut observed = Observed::default();
+        for (ci, v) in self.views.iter().enumerate() {
+            if let Some(inv) = &v.inventory {
+                observed.clusters.push(inv.observed(&self.conns[ci].name));
+            }
+        }
+        observed
+    }
+
+    /// Daily: occurrences older than any pass looks at are forgotten, warnings may repeat, and
+    /// the journal drops what is past its retention.
+    fn prune(&mut self, now: DateTime<Utc>) {
+        if self
+            .memory
+            .last_prune
+            .is_some_and(|t| now - t < TimeDelta::days(1))
+        {
+            return;
+        }
+        self.memory.last_prune = Some(now);
+        let horizon = now - decide::lookback(&self.policy) - TimeDelta::days(1);
+        self.memory.started.retain(|o| o.start >= horizon);
+        self.memory.warned.clear();
+        match self.ctx.journal.prune(now - journal::RETENTION) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("journal: pruned {n} cycles older than 400 days"),
+            Err(e) => tracing::error!("journal prune failed: {e}"),
+        }
+    }
+
+    /// Publishes the status for the HTTP API and the metrics.
+    pub(super) fn publish(&mut self, now: DateTime<Utc>) {
+        super::metrics::publish(&self.metrics, &self.policy, &self.views, &self.memory, now);
+        let clusters = self
+            .views
+            .iter()
+            .zip(&self.conns)
+            .map(|(v, c)| ClusterStatus {
+                name: c.name.clone(),
+                reachable: v.reachable,
+                version: v.inventory.as_ref().map(|i| i.info.version.clone()),
+                timezone: v.inventory.as_ref().map(|i| i.info.timezone.clone()),
+                reached_once: v.reached_once,
+                last_error: v.last_error.clone(),
+                flexclone_license: v
+                    .inventory
+                    .as_ref()
+                    .map(|i| format!("{:?}", i.flexclone).to_lowercase()),
+            })
+            .collect();
+        self.journal_lists.update(
+            &self.ctx.journal,
+            STATUS_RECENT,
+            now - STATUS_CONFLICT_AGE,
+            STATUS_CONFLICTS,
+        );
+        self.board.set(Status {
+            generated_at: Some(now),
+            clusters,
+            live_cycles: self
+                .memory
+                .open
+                .values()
+                .map(|o| LiveCycle::of(&o.cycle))
+                .collect(),
+            recent_cycles: self.journal_lists.recent.clone(),
+            conflicts: self.journal_lists.conflicts.clone(),
+            excluded_volumes: self
+                .memory
+                .excluded
+                .iter()
+                .map(|(volume, reason)| status::ExcludedVolume {
+                    volume: volume.to_string(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            next_create_at: self.memory.next_create,
+            flexclone_recommendations: self
+                .memory
+                .recommended
+                .iter()
+                .map(|(k, f)| status::FlexCloneRecommendation {
+                    cluster: k.cluster.clone(),
+                    svm: k.svm.clone(),
+                    volume: k.volume.clone(),
+                    since: f.since,
+                    evidence: f.evidence.clone(),
+                    locked_bytes: f.locked_bytes,
+                    licensed: f.licensed,
+                })
+                .collect(),
+            shutting_down: self.shutting_down,
+            journal: Some(status::JournalStatus::of(&self.ctx.journal.health())),
+            ha: self.ha.as_ref().map(|ha| {
+                let e = ha.election.borrow();
+                status::HaStatus {
+                    identity: e.identity.clone(),
+                    role: if self.leading { "leader" } else { "standby" }.into(),
+                    leader: e.leader.clone(),
+                    revision: e.revision,
+                    backend_up: e.backend_up,
+                    leader_changes: e.changes,
+                }
+            }),
+        });
+    }
+}

@@ -1,0 +1,298 @@
+//! The agent's memory between passes: one record per open cycle (a typed state machine), the
+//! occurrences already accounted for, the clusters as last discovered, and the FlexClone
+//! recommendations in force — keyed by names, never by positions in a policy that a reload can
+//! reorder.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::cycle::{Cycle, CycleState};
+use super::discovery::Inventory;
+use crate::config::Policy;
+
+/// A volume by name: `cluster/svm/volume`, as windows and `status` name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VolumeKey {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+}
+
+impl VolumeKey {
+    /// Policy volume number `vi` (`None` when out of range).
+    pub fn of_policy(policy: &Policy, vi: usize) -> Option<VolumeKey> {
+        let v = policy.volumes.get(vi)?;
+        Some(VolumeKey {
+            cluster: policy.clusters.get(v.cluster)?.name.clone(),
+            svm: v.svm.clone(),
+            volume: v.name.clone(),
+        })
+    }
+
+    /// The volume a cycle runs on.
+    pub fn of_cycle(c: &Cycle) -> VolumeKey {
+        VolumeKey {
+            cluster: c.cluster.clone(),
+            svm: c.svm.clone(),
+            volume: c.volume.clone(),
+        }
+    }
+
+    /// Its position in `policy`, if the policy names it.
+    pub fn index_in(&self, policy: &Policy) -> Option<usize> {
+        volume_index(policy, &self.cluster, &self.svm, &self.volume)
+    }
+}
+
+impl fmt::Display for VolumeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.cluster, self.svm, self.volume)
+    }
+}
+
+/// The policy volume at `cluster/svm/volume`.
+pub fn volume_index(policy: &Policy, cluster: &str, svm: &str, volume: &str) -> Option<usize> {
+    policy.volumes.iter().position(|v| {
+        v.svm == svm && v.name == volume && policy.clusters[v.cluster].name == cluster
+    })
+}
+
+/// One window occurrence on one volume: the identity of a cycle (the journal's unique key).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Occurrence {
+    pub window: String,
+    pub volume: VolumeKey,
+    /// The window's configured start this occurrence serves.
+    pub start: DateTime<Utc>,
+}
+
+impl Occurrence {
+    pub fn of_cycle(c: &Cycle) -> Occurrence {
+        Occurrence {
+            window: c.window.clone(),
+            volume: VolumeKey::of_cycle(c),
+            start: c.window_start,
+        }
+    }
+}
+
+/// A release attempt that must be made again, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub at: DateTime<Utc>,
+    /// Attempts that failed so far, less one (the backoff's exponent).
+    pub attempt: u32,
+}
+
+/// What an open cycle waits for: the loop's side of the cycle's state.
+///
+/// `Held`/`Hook` while the backup reads the clones, `Release`/`Retry` while releasing,
+/// `Locked` while a scheduled snapshot pins the backing snapshot; a driver window's cycle is
+/// `Tool` while its backup tool runs and `ToolEnded` until a listing settles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// No hook: the clones are held until `until`, then released.
+    Held { until: DateTime<Utc> },
+    /// The backup hook runs; its end arrives as an event.
+    Hook,
+    /// Release at the next chance (the backup ended, a create failed, a restart).
+    Release,
+    /// A release attempt failed; the next one is due at `retry.at`.
+    Retry(Retry),
+    /// The backing snapshot's delete was refused (ONTAP error 1638555). `unpinned` once a listing
+    /// taken after the clones went shows nothing pinning it; `retry` only wakes the loop.
+    Locked {
+        unpinned: bool,
+        retry: Option<Retry>,
+    },
+    /// A driver window's tool runs.
+    Tool,
+    /// The tool stopped (its outcome is on the cycle): a listing settles the cycle, released or
+    /// locked. The tool's snapshot is never deleted by snapwarden.
+    ToolEnded,
+}
+
+impl Step {
+    /// The first step of a cycle whose clones exist: `hook` or hold until `until`.
+    pub fn backup(hook: bool, until: DateTime<Utc>) -> Step {
+        if hook {
+            Step::Hook
+        } else {
+            Step::Held { until }
+        }
+    }
+
+    /// When the loop must look at the cycle again on its own, if ever.
+    pub fn wake_at(self) -> Option<DateTime<Utc>> {
+        match self {
+            Step::Held { until } => Some(until),
+            Step::Retry(r) => Some(r.at),
+            Step::Locked { retry, .. } => retry.map(|r| r.at),
+            _ => None,
+        }
+    }
+}
+
+/// An open cycle: the journaled cycle and what the loop waits for.
+///
+/// Invariant: `cycle.state` is not terminal; a driver cycle's step is `Tool` or `ToolEnded`,
+/// any other cycle's is never either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Open {
+    pub cycle: Cycle,
+    pub step: Step,
+    /// A listing must be taken after this instant (when creating stopped, or the tool ended)
+    /// to settle the cycle's unconfirmed objects.
+    pub settle_after: Option<DateTime<Utc>>,
+}
+
+impl Open {
+    pub fn id(&self) -> &str {
+        &self.cycle.id
+    }
+}
+
+/// What the agent knows of one cluster between passes.
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    pub inventory: Option<Inventory>,
+    pub reachable: bool,
+    pub reached_once: bool,
+    pub failures: u32,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// A FlexClone recommendation in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InForce {
+    pub since: DateTime<Utc>,
+    pub evidence: String,
+    /// The space the volume's locked backing snapshots hold, as last evaluated (`None`: ONTAP
+    /// reported none, or not evaluated since the agent started).
+    pub locked_bytes: Option<u64>,
+    pub licensed: Option<bool>,
+    /// The switch to FlexClone (`use_when_licensed`) was journaled.
+    pub switched: bool,
+}
+
+/// Released cycles kept in memory for conflict detection after release and "verify gone".
+pub const RECENT_KEEP: TimeDelta = TimeDelta::hours(24);
+
+/// Everything the agent carries from one pass to the next about cycles and recommendations.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Open cycles (not terminal), by id.
+    pub open: BTreeMap<String, Open>,
+    /// Released within [`RECENT_KEEP`], oldest first.
+    pub recent: VecDeque<Cycle>,
+    /// Occurrences already started, skipped or given up: never looked at again.
+    pub started: HashSet<Occurrence>,
+    /// Volumes left out at the last pass, in policy order, and why.
+    pub excluded: Vec<(VolumeKey, String)>,
+    /// The next planned create (what wakes the loop for a start).
+    pub next_create: Option<DateTime<Utc>>,
+    /// Warnings given once (cleared daily, so they repeat).
+    pub warned: HashSet<String>,
+    /// FlexClone recommendations in force, as journaled.
+    pub recommended: BTreeMap<VolumeKey, InForce>,
+    /// Volumes with a new counting conflict since their recommendation was last decided.
+    pub reconsider: BTreeSet<VolumeKey>,
+    pub last_recommend_sweep: Option<DateTime<Utc>>,
+    pub last_prune: Option<DateTime<Utc>>,
+}
+
+impl Memory {
+    /// A cycle that ended: kept in `recent` while it may still show conflicts; older ones go.
+    pub fn remember(&mut self, cycle: Cycle, now: DateTime<Utc>) {
+        self.recent.push_back(cycle);
+        while self
+            .recent
+            .front()
+            .is_some_and(|c| c.released_at.is_none_or(|t| now - t > RECENT_KEEP))
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// An open or recent cycle by id.
+    pub fn cycle(&self, id: &str) -> Option<&Cycle> {
+        self.open
+            .get(id)
+            .map(|o| &o.cycle)
+            .or_else(|| self.recent.iter().find(|c| c.id == id))
+    }
+
+    /// Open cycles that are locked (for metrics and status).
+    pub fn locked(&self) -> impl Iterator<Item = &Cycle> {
+        self.open
+            .values()
+            .map(|o| &o.cycle)
+            .filter(|c| c.state == CycleState::Locked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_wakes_the_loop_only_when_it_waits_for_an_instant() {
+        let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
+        let retry = Retry { at, attempt: 2 };
+        assert_eq!(Step::Held { until: at }.wake_at(), Some(at));
+        assert_eq!(Step::Retry(retry).wake_at(), Some(at));
+        assert_eq!(
+            Step::Locked {
+                unpinned: false,
+                retry: Some(retry)
+            }
+            .wake_at(),
+            Some(at)
+        );
+        for s in [
+            Step::Hook,
+            Step::Release,
+            Step::Tool,
+            Step::ToolEnded,
+            Step::Locked {
+                unpinned: true,
+                retry: None,
+            },
+        ] {
+            assert_eq!(s.wake_at(), None, "{s:?}");
+        }
+        assert_eq!(Step::backup(true, at), Step::Hook);
+        assert_eq!(Step::backup(false, at), Step::Held { until: at });
+    }
+
+    #[test]
+    fn recent_cycles_older_than_a_day_are_forgotten() {
+        let t = |s: &str| -> DateTime<Utc> { s.parse().unwrap() };
+        let mut m = Memory::default();
+        let released = |id: &str, at: &str| Cycle {
+            released_at: Some(t(at)),
+            ..Cycle::sample(id, t("2027-01-01T00:00:00Z"))
+        };
+        m.remember(
+            released("a", "2027-01-01T01:00:00Z"),
+            t("2027-01-01T02:00:00Z"),
+        );
+        m.remember(
+            released("b", "2027-01-01T03:00:00Z"),
+            t("2027-01-02T02:00:00Z"),
+        );
+        // a was released 25 h before b ended: gone; b is 23 h old: kept.
+        let ids: Vec<&str> = m.recent.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b"]);
+        m.remember(
+            released("c", "2027-01-02T04:00:00Z"),
+            t("2027-01-02T04:00:00Z"),
+        );
+        let ids: Vec<&str> = m.recent.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c"], "b is 25 h old now");
+        assert!(m.cycle("c").is_some() && m.cycle("b").is_none());
+    }
+}
