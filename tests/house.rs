@@ -75,7 +75,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `src/agent/http.rs` → `["agent", "http"]`; `src/agent/mod.rs` → `["agent"]`; `src/lib.rs` → `[]`.
+/// `src/agent/http.rs` → `["agent", "http"]`; `src/agent/mod.rs` → `["agent"]`;
+/// `src/lib.rs` → `[]`.
 fn module_path(rel: &str) -> Vec<String> {
     let inner = rel.strip_prefix("src/").expect("under src/");
     let inner = inner.strip_suffix(".rs").expect("a .rs file");

@@ -103,7 +103,7 @@ pub struct Session {
     pub message: Option<String>,
 }
 
-/// How [`VeeamClient::start_job`] got its session.
+/// How [`VeeamClient::start_job`](super::VeeamClient::start_job) got its session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {
     /// The job was started by this call.

@@ -15,7 +15,8 @@ pub const DEFAULT_MAX_RECORDS: u32 = 1_000;
 /// How a job is polled after a 202.
 ///
 /// Invariant: `initial <= max_interval`; the wait between polls starts at `initial` and doubles
-/// up to `max_interval`; after `bound` in total the call fails with [`OntapError::JobTimeout`].
+/// up to `max_interval`; after `bound` in total the call fails with
+/// [`OntapError::JobTimeout`](crate::ontap::OntapError::JobTimeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobPolling {
     pub initial: Duration,
@@ -59,7 +60,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Everything a [`RestClient`] needs.
+/// Everything a [`RestClient`](super::RestClient) needs.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// The policy's name for the cluster; in every error and log line.
@@ -105,8 +106,8 @@ impl ClientOptions {
     }
 }
 
-/// Tuning that [`RestClient::from_cluster`] takes on top of the policy's `Cluster`; `None` keeps
-/// the default of [`ClientOptions::new`].
+/// Tuning that [`RestClient::from_cluster`](super::RestClient::from_cluster) takes on top of the
+/// policy's `Cluster`; `None` keeps the default of [`ClientOptions::new`].
 #[derive(Debug, Clone, Default)]
 pub struct ClientOverrides {
     pub max_concurrency: Option<usize>,
