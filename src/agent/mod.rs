@@ -21,6 +21,7 @@ pub mod hook;
 pub mod http;
 pub mod journal;
 mod lifecycle;
+pub mod managed;
 pub mod metrics;
 mod observe;
 mod pass;
@@ -28,6 +29,7 @@ pub mod recommend;
 pub mod reload;
 pub mod state;
 pub mod status;
+mod take;
 mod trigger;
 
 use std::collections::HashMap;
@@ -200,6 +202,17 @@ impl Agent {
             };
             memory.open.insert(open.cycle.id.clone(), open);
         }
+        for m in journal.managed(now - managed::LOOKBACK, true)? {
+            let key = managed::CopyKey {
+                volume: VolumeKey {
+                    cluster: m.cluster,
+                    svm: m.svm,
+                    volume: m.volume,
+                },
+                prefix: m.prefix,
+            };
+            memory.managed.entry(key).or_default().pending = Some((m.name, m.asked_at));
+        }
         let since = now - decide::lookback(&policy) - TimeDelta::days(1);
         for c in journal.recent_cycles(since, None, 1_000_000)? {
             memory.started.insert(Occurrence::of_cycle(&c));
@@ -365,7 +378,11 @@ impl Agent {
         while !stop {
             let now = self.ctx.clock.now();
             let deadline = self.next_deadline(now);
-            let wake_at = match (&mut cron, self.memory.next_create) {
+            let planned = [self.memory.next_create, self.memory.next_managed]
+                .into_iter()
+                .flatten()
+                .min();
+            let wake_at = match (&mut cron, planned) {
                 (Some(cron), Some(at)) => {
                     cron.arm(at, now).await;
                     deadline.min(at + TRIGGER_BACKSTOP)
@@ -410,10 +427,10 @@ impl Agent {
             if stop {
                 break;
             }
-            if self
-                .memory
-                .next_create
-                .is_some_and(|at| at <= self.ctx.clock.now())
+            if [self.memory.next_create, self.memory.next_managed]
+                .into_iter()
+                .flatten()
+                .any(|at| at <= self.ctx.clock.now())
             {
                 force = true;
             }
