@@ -280,3 +280,231 @@ async fn an_ontap_policy_that_also_takes_the_managed_copy_leaves_the_volume_out(
         .contains("snapwarden_volume_excluded{cluster=\"lab\",reason=\"double_schedule\",svm=\"svm1\",volume=\"vol_a\"} 1"));
     let (_, _, _) = h.stop().await;
 }
+
+/// Runs `f` on the world's `vol_a` (cluster 0) before the agent starts.
+fn on_vol_a(
+    f: impl FnOnce(&mut snapwarden::sim::World, usize) + 'static,
+) -> agent_support::Prepare {
+    Box::new(move |sim| {
+        sim.with(|w| {
+            let vi = w.clusters[0]
+                .volumes
+                .iter()
+                .position(|v| v.name == "vol_a")
+                .expect("vol_a");
+            f(w, vi)
+        })
+    })
+}
+
+/// The series as ONTAP took it before the hand-over: hourly at :05 from 21:05 to 23:05 on the
+/// last day of 2026, unmarked.
+fn ontaps_series(w: &mut snapwarden::sim::World, vi: usize) {
+    for h in 21..=23 {
+        let name = format!("hourly.2026-12-31_{h}05");
+        let at = t(&format!("2026-12-31T{h}:05:00Z"));
+        w.add_existing_snapshot(0, vi, &name, None, Some("hourly".into()), at)
+            .expect("a snapshot");
+    }
+}
+
+fn status_of(h: &agent_support::Harness) -> snapwarden::agent::managed::CopyStatus {
+    h.status()
+        .managed_snapshots
+        .into_iter()
+        .next()
+        .expect("the managed copy")
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_series_ontap_took_before_the_hand_over_continues_and_rotates() {
+    let mut setup = Setup::at("2027-01-01T00:00:00Z");
+    setup.prepare = Some(on_vol_a(ontaps_series));
+    let h = start(policy(&managed("4h")), setup);
+    // 23:05 was taken (by ONTAP): nothing overdue at start; 00:05 taken, 21:05 rotated out.
+    h.run_until("2027-01-01T00:06:00Z").await;
+    let names: Vec<String> = hourly(&h).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "hourly.2026-12-31_2205",
+            "hourly.2026-12-31_2305",
+            "hourly.2027-01-01_0005"
+        ]
+    );
+    let (_, _, _) = h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_oldest_snapshot_is_never_deleted_and_the_excess_is_reported_until_it_is_free() {
+    let mut setup = Setup::at("2027-01-01T00:00:00Z");
+    setup.prepare = Some(on_vol_a(|w, vi| {
+        ontaps_series(w, vi);
+        // SnapMirror holds the oldest.
+        w.hold_snapshot(0, vi, 0, vec!["snapmirror".into()])
+            .expect("held");
+    }));
+    let h = start(policy(&managed("4h")), setup);
+    h.run_until("2027-01-01T00:30:00Z").await;
+    let names: Vec<String> = hourly(&h).into_iter().map(|(n, _, _)| n).collect();
+    // 00:05 taken: one beyond the count of 3, the oldest, which is busy: it stays, and no newer
+    // one is deleted in its place.
+    assert_eq!(
+        names,
+        [
+            "hourly.2026-12-31_2105",
+            "hourly.2026-12-31_2205",
+            "hourly.2026-12-31_2305",
+            "hourly.2027-01-01_0005"
+        ]
+    );
+    assert_eq!(status_of(&h).over_count, 1);
+    assert!(h.metrics.render().contains(
+        "snapwarden_managed_snapshots_over_count{cluster=\"lab\",schedule=\"hourly\",svm=\"svm1\",volume=\"vol_a\"} 1"
+    ));
+    // SnapMirror lets go: the next pass trims the series to its count.
+    h.sim.with(|w| {
+        let vi = w.clusters[0]
+            .volumes
+            .iter()
+            .position(|v| v.name == "vol_a")
+            .unwrap();
+        w.hold_snapshot(0, vi, 0, Vec::new()).expect("released");
+    });
+    h.wait_for("the series at its count", TimeDelta::minutes(5), |h| {
+        hourly(h).len() == 3
+    })
+    .await;
+    let names: Vec<String> = hourly(&h).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "hourly.2026-12-31_2205",
+            "hourly.2026-12-31_2305",
+            "hourly.2027-01-01_0005"
+        ]
+    );
+    let (_, _, _) = h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn look_alike_names_are_never_deleted() {
+    let mut setup = Setup::at("2027-01-01T00:00:00Z");
+    setup.prepare = Some(on_vol_a(|w, vi| {
+        let old = t("2026-12-01T00:00:00Z");
+        for name in [
+            "hourly.2026-12-01_0105x",
+            "hourly.backup",
+            "hourly-long.2026-12-01_0105",
+        ] {
+            w.add_existing_snapshot(0, vi, name, None, None, old)
+                .expect("a snapshot");
+        }
+    }));
+    let h = start(policy(&managed("4h")), setup);
+    h.run_until("2027-01-01T05:06:00Z").await;
+    let names: Vec<String> = h.snapshots("vol_a");
+    for kept in [
+        "hourly.2026-12-01_0105x",
+        "hourly.backup",
+        "hourly-long.2026-12-01_0105",
+    ] {
+        assert!(
+            names.contains(&kept.to_string()),
+            "{kept} deleted: {names:?}"
+        );
+    }
+    // The series itself is kept at 3.
+    assert_eq!(
+        hourly(&h).iter().filter(|(n, _, _)| n.len() == 22).count(),
+        3
+    );
+    let (_, _, _) = h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reserved_prefix_is_refused_by_ontap_and_named_with_its_fix() {
+    let mut setup = Setup::at("2027-01-01T00:00:00Z");
+    setup.prepare = Some(Box::new(|sim| {
+        sim.with(|w| w.knobs.reserved_snapshot_prefixes = vec!["hourly".into()])
+    }));
+    let h = start(policy(&managed("4h")), setup);
+    h.run_until("2027-01-01T00:06:00Z").await;
+    assert!(hourly(&h).is_empty(), "{:?}", hourly(&h));
+    let error = status_of(&h).last_error.unwrap_or_default();
+    assert!(
+        error.contains("1638477")
+            && error.contains("set `prefix`")
+            && error.contains("\"hourly.\""),
+        "{error}"
+    );
+    assert!(h.metrics.render().contains(
+        "snapwarden_managed_snapshots_total{cluster=\"lab\",result=\"failed\",schedule=\"hourly\",svm=\"svm1\",volume=\"vol_a\"}"
+    ));
+    let (_, _, _) = h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_that_exists_is_taken_as_ours_only_with_our_marker() {
+    // Somebody made hourly.2027-01-01_0005 by hand before 00:05: snapwarden's create of that
+    // name meets 525059, leaves it alone, and takes one a minute later.
+    let mut setup = Setup::at("2027-01-01T00:03:00Z");
+    setup.prepare = Some(on_vol_a(|w, vi| {
+        ontaps_series(w, vi);
+        w.add_existing_snapshot(
+            0,
+            vi,
+            "hourly.2027-01-01_0005",
+            Some("made by hand".into()),
+            None,
+            t("2027-01-01T00:03:00Z"),
+        )
+        .expect("a snapshot");
+    }));
+    let h = start(policy(&managed("4h")), setup);
+    h.run_until("2027-01-01T00:07:00Z").await;
+    let mine = h.journal.managed(t("2027-01-01T00:00:00Z"), false).unwrap();
+    let outcome: Vec<(String, ObjectState)> =
+        mine.iter().map(|m| (m.name.clone(), m.state)).collect();
+    assert_eq!(
+        outcome,
+        [
+            ("hourly.2027-01-01_0005".to_string(), ObjectState::Absent),
+            ("hourly.2027-01-01_0006".to_string(), ObjectState::Created),
+        ]
+    );
+    assert!(mine[0].detail.contains("525059") && mine[0].detail.contains("not snapwarden's"));
+    // The hand-made one is untouched (it follows the pattern, so rotation may age it out later,
+    // as ONTAP's own would be).
+    let comment = hourly(&h)
+        .into_iter()
+        .find(|(n, _, _)| n == "hourly.2027-01-01_0005")
+        .and_then(|(_, _, c)| c);
+    assert_eq!(comment.as_deref(), Some("made by hand"));
+    let (_, _, _) = h.stop().await;
+
+    // With snapwarden's marker (its own create whose answer was lost): taken as made.
+    let mut setup = Setup::at("2027-01-01T00:03:00Z");
+    setup.prepare = Some(on_vol_a(|w, vi| {
+        ontaps_series(w, vi);
+        w.add_existing_snapshot(
+            0,
+            vi,
+            "hourly.2027-01-01_0005",
+            Some("created-by=snapwarden schedule=hourly".into()),
+            Some("hourly".into()),
+            t("2027-01-01T00:03:00Z"),
+        )
+        .expect("a snapshot");
+    }));
+    let h = start(policy(&managed("4h")), setup);
+    h.run_until("2027-01-01T00:07:00Z").await;
+    let mine = h.journal.managed(t("2027-01-01T00:00:00Z"), false).unwrap();
+    let outcome: Vec<(String, ObjectState)> =
+        mine.iter().map(|m| (m.name.clone(), m.state)).collect();
+    assert_eq!(
+        outcome,
+        [("hourly.2027-01-01_0005".to_string(), ObjectState::Created)]
+    );
+    let (_, _, _) = h.stop().await;
+}
