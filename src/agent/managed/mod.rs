@@ -149,6 +149,13 @@ pub fn is_marked(comment: Option<&str>, prefix: &str) -> bool {
         .is_some_and(|p| p == prefix)
 }
 
+/// Whether a comment is the marker of any managed snapshot (of whichever copy).
+pub fn marked_by_snapwarden(comment: Option<&str>) -> bool {
+    comment
+        .and_then(|c| c.strip_prefix(MARKER))
+        .is_some_and(|c| c.starts_with(" schedule="))
+}
+
 /// Whether `name` is exactly `<prefix>.YYYY-MM-DD_HHMM` — the only names retention deletes.
 pub fn follows_pattern(prefix: &str, name: &str) -> bool {
     let Some(stamp) = name
