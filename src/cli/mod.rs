@@ -83,6 +83,9 @@ pub enum Command {
         /// The agent's base URL, for example http://127.0.0.1:9464.
         #[arg(long)]
         url: Option<String>,
+        /// A file holding the agent's API token (default: the policy's `[agent] token_file`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -223,8 +226,9 @@ pub fn main() -> ExitCode {
         Command::Status {
             config,
             url,
+            token_file,
             output,
-        } => agent::status(config.as_deref(), url, output),
+        } => agent::status(config.as_deref(), url, token_file.as_deref(), output),
         Command::History {
             config,
             state_dir,
