@@ -80,7 +80,23 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         }
     }
     if let Some(prefix) = &item.snapshot_prefix {
-        if is_snapshot_charset(prefix.get_ref()) {
+        let starts_well = prefix
+            .get_ref()
+            .starts_with(|c: char| c.is_ascii_alphanumeric());
+        if is_snapshot_charset(prefix.get_ref()) && !starts_well {
+            // Clone LUNs are named `<prefix>.<window>.<timestamp>.<lun>`; ONTAP's LUN names
+            // start with a letter or digit (see `names`).
+            ok = false;
+            cx.error(
+                file,
+                prefix.span(),
+                format!(
+                    "`snapshot_prefix` \"{}\" must start with a letter or digit",
+                    prefix.get_ref()
+                ),
+                hint("clone LUNs are named after the backing snapshot, and ONTAP's LUN names start with a letter or digit; for example \"snapwarden\""),
+            );
+        } else if is_snapshot_charset(prefix.get_ref()) {
             agent.snapshot_prefix = prefix.get_ref().clone();
         } else {
             ok = false;
