@@ -400,3 +400,26 @@ fn a_new_state_directory_is_refused_by_name_and_the_old_policy_keeps_running() {
         "{log}"
     );
 }
+
+#[test]
+fn an_edit_that_includes_a_fifo_fails_at_once_and_the_next_good_edit_is_picked_up() {
+    let (dir, policy, port) = setup();
+    let a = Agent::start(dir.path(), &policy, port);
+    let fifo = policy.with_file_name("windows.toml");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; nobody ever writes to the FIFO.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let good = policy_text(port, &["vol_a", "vol_b"], "yearly");
+    std::fs::write(&policy, format!("include = [\"windows.toml\"]\n{good}")).unwrap();
+    a.wait("the failed reload", || a.reloads("failure") >= 1.0);
+    let log = a.log();
+    assert!(
+        log.contains("policy reload failed")
+            && log.contains("policy.toml:1:12: cannot read included file")
+            && log.contains("FIFO"),
+        "{log}"
+    );
+    // The reloader did not block on the FIFO: the next good edit is picked up.
+    std::fs::write(&policy, &good).unwrap();
+    a.wait("vol_b in effect", || a.runs("vol_b", "yearly"));
+}

@@ -1848,3 +1848,49 @@ p.toml:2:19: `snapshot_prefix` "_sw" must start with a letter or digit
 "#,
     );
 }
+
+#[test]
+fn files_are_bounded_each_and_together() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Sparse files: 15 MiB each reads fast. Four fit the 64 MiB total; the fifth does not.
+    let names: Vec<String> = (0..5).map(|i| format!("big{i}.toml")).collect();
+    for name in &names {
+        std::fs::File::create(dir.path().join(name))
+            .and_then(|f| f.set_len(15 << 20))
+            .expect("a sparse file");
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let main = dir.path().join("main.toml");
+    std::fs::write(&main, format!("include = [{}]\n{BASE}", list.join(", "))).expect("write");
+    let diags = load(&main).expect_err("over the total");
+    let total: Vec<String> = diags
+        .iter()
+        .filter(|d| d.message.contains("together"))
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect();
+    assert_eq!(
+        total,
+        [format!(
+            "1:64: cannot read included file {}: the policy's files would hold more than 64 MiB together",
+            dir.path().join("big4.toml").display()
+        )]
+    );
+
+    // One file over the bound, as an include: refused before it is read, located.
+    std::fs::File::create(dir.path().join("huge.toml"))
+        .and_then(|f| f.set_len((16 << 20) + 1))
+        .expect("a sparse file");
+    std::fs::write(&main, format!("include = [\"huge.toml\"]\n{BASE}")).expect("write");
+    let diags = load(&main).expect_err("over the bound");
+    assert_eq!(diags.len(), 1, "{diags}");
+    assert_eq!(
+        diags.0[0].to_string(),
+        format!(
+            "{}:1:12: cannot read included file {}: it holds more than 16 MiB (16777216 bytes)\n  \
+             hint: a policy file holds at most 16 MiB and all of a policy's files at most 64 MiB \
+             together; check that the path names a policy, or split it with include",
+            main.display(),
+            dir.path().join("huge.toml").display()
+        )
+    );
+}
