@@ -107,12 +107,64 @@ fn check_exits_2_with_located_errors_for_an_invalid_policy() {
 }
 
 #[test]
-fn a_policy_that_reads_schedules_from_ontap_needs_a_cluster() {
+fn a_policy_that_reads_schedules_from_ontap_is_checked_offline_as_far_as_it_can_be() {
+    // Offline, minimal.toml is valid: what needs the cluster (its zone, the volume's schedules)
+    // is listed as not checked, and the exit code speaks of what was checked.
     let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM, "--offline"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("config/minimal.toml: valid (1 cluster(s), 1 volume(s), 1 window(s))"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "not checked offline (these need the cluster; run check without --offline to check them):\n  \
+             cluster prod-a: its time zone (timezone = \"auto\") and the snapshot schedules of vol_sql \
+             (snapshot_policy = \"ontap\"); not planned: prod-a/svm1/vol_sql\n"
+        ),
+        "{out}"
+    );
+    // JSON keeps stdout to the plan; the note goes to stderr.
+    let o = snapwarden(&[
+        "check",
+        "config/minimal.toml",
+        "--from",
+        FROM,
+        "--offline",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
+    assert_eq!(plan["volumes"], serde_json::json!([]));
+    assert!(
+        stderr(&o).contains("not planned: prod-a/svm1/vol_sql"),
+        "{}",
+        stderr(&o)
+    );
+    // An error elsewhere is still an error offline.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string("config/minimal.toml").unwrap();
+    std::fs::write(&bad, text.replace("max = \"50m\"", "max = \"50\"")).unwrap();
+    let o = snapwarden(&["check", bad.to_str().unwrap(), "--from", FROM, "--offline"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad duration for `max`"),
+        "{}",
+        stderr(&o)
+    );
+    // `plan` cannot plan what it cannot resolve: it refuses, and says what check can do.
+    let o = snapwarden(&["plan", "config/minimal.toml", "--from", FROM, "--offline"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("cannot plan offline"), "{err}");
     assert!(err.contains("snapshot_policy = \"ontap\""), "{err}");
+    assert!(
+        err.contains("check --offline validates everything else"),
+        "{err}"
+    );
     // Without --offline the cluster is asked; its password cannot be read here.
     let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM]);
     assert_eq!(o.status.code(), Some(2));
