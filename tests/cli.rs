@@ -486,3 +486,37 @@ fn a_single_shift_and_occurrence_read_as_english() {
         "{out}"
     );
 }
+
+#[test]
+fn names_ontap_or_a_label_would_refuse_are_errors_of_check() {
+    // A cluster label with a combining accent and a zero-width space, and a volume name ONTAP
+    // refuses: both located, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.toml");
+    // The planning demo's cluster is "demo"; its first volume "vol_sql".
+    let text = std::fs::read_to_string("config/planning-demo.toml").unwrap();
+    let bad = text
+        .replace("\"demo\"", "\"prod-e\u{301}\u{200B}\"")
+        .replace("demo/", "prod-e\u{301}\u{200B}/")
+        .replacen("name = \"vol_sql\"", "name = \"vol_é中\"", 1);
+    std::fs::write(&path, bad).unwrap();
+    let o = snapwarden(&["check", path.to_str().unwrap(), "--from", FROM]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "cluster name \"prod-e\\u{301}\\u{200b}\" has characters it cannot hold: U+0301 (a combining mark), U+200B (an invisible format character)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "volume name \"vol_é中\" has characters it cannot hold: 'é' (U+00E9), '中' (U+4E2D)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ONTAP volume names are 1 to 203"),
+        "{err}"
+    );
+}
