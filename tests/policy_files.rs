@@ -6,19 +6,21 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+mod process_support;
+
+use process_support::output_within;
 
 /// How long a refusal may take: it is immediate; the bound only covers a loaded machine.
 const BOUND: Duration = Duration::from_secs(15);
 
-/// Runs the binary with `args`; panics when it has not ended within [`BOUND`] (and kills it).
+/// Runs the binary with `args` under a 2 GiB address-space limit; panics when it has not ended
+/// within [`BOUND`] (and kills it).
 fn bounded(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_snapwarden"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args);
     // SAFETY: setrlimit(2) only, between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -32,19 +34,7 @@ fn bounded(args: &[&str]) -> Output {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().expect("the snapwarden binary runs");
-    let end = Instant::now() + BOUND;
-    loop {
-        if child.try_wait().expect("waitpid").is_some() {
-            return child.wait_with_output().expect("its output");
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("snapwarden {args:?} did not end within {BOUND:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    output_within(cmd, BOUND)
 }
 
 fn stderr(o: &Output) -> String {
