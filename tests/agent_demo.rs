@@ -16,6 +16,54 @@ use snapwarden::agent::hook::HookSpec;
 use snapwarden::agent::Triggers;
 use snapwarden::config::{self, HookAction};
 
+/// `config/managed-demo.toml` in virtual time, its hook's `sleep` as the backup's duration: within
+/// ten minutes a backup longer than the gap completes with no chain conflict, the managed
+/// snapshots due during it wait for its release and are taken as one, and the series is kept
+/// at its count.
+#[tokio::test(start_paused = true)]
+async fn the_managed_demo_runs_a_backup_longer_than_the_gap_with_no_chain_conflict() {
+    let policy =
+        config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/managed-demo.toml"))
+            .expect("the managed demo loads");
+    let Some(HookAction::Command(argv)) = policy.windows[0].hook.as_ref().map(|h| &h.action) else {
+        panic!("the demo's window has a command hook")
+    };
+    assert_eq!(argv[0], "sleep");
+    let secs: i64 = argv[1].parse().unwrap();
+    let mut setup = Setup::at("2027-03-01T09:58:30Z");
+    setup.hooks = Some(Arc::new(move |_| {
+        Some(HookSpec::Simulated {
+            duration: TimeDelta::seconds(secs),
+            succeed: true,
+        })
+    }));
+    let h = start(policy, setup);
+    h.run_until("2027-03-01T10:08:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert_eq!(cycles[0].result, Some(CycleResult::Completed));
+    let status = h.status();
+    assert!(status.conflicts.is_empty(), "{:?}", status.conflicts);
+    let taken = h.journal.managed(t("2027-03-01T00:00:00Z"), false).unwrap();
+    let deferred: Vec<_> = taken.iter().filter(|m| m.reason == "deferred").collect();
+    // 10:02 and 10:04 passed during the 10:00–10:05 backup: one snapshot after its release.
+    assert_eq!(deferred.len(), 1, "{taken:?}");
+    assert_eq!(deferred[0].instants, 2, "{taken:?}");
+    assert!(
+        deferred[0].name.starts_with("two_min.2027-03-01_1005"),
+        "{taken:?}"
+    );
+    let series: Vec<String> = h
+        .snapshots("vol_db")
+        .into_iter()
+        .filter(|s| s.starts_with("two_min."))
+        .collect();
+    assert!(series.len() <= 6, "{series:?}");
+    assert_eq!(leftovers(&h, "snapwarden"), Vec::<String>::new());
+    let (left, _, _) = h.stop().await;
+    assert!(left.is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_demo_shows_completed_shifted_and_conflicting_cycles_within_five_minutes() {
     let policy = config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))

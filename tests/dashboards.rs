@@ -70,6 +70,16 @@ async fn exported_families_are_the_documented_ones() {
         "snapwarden_reconcile_orphans_total",
         "snapwarden_journal_errors_total",
         "snapwarden_journal_writable",
+        // Managed schedules.
+        "snapwarden_managed_snapshots_total",
+        "snapwarden_managed_instants_coalesced_total",
+        "snapwarden_managed_snapshot_deferral_seconds",
+        "snapwarden_managed_rotations_total",
+        "snapwarden_managed_snapshot_last_timestamp_seconds",
+        "snapwarden_managed_snapshot_deadline_timestamp_seconds",
+        "snapwarden_managed_snapshot_waiting",
+        "snapwarden_managed_snapshots_over_count",
+        "snapwarden_volume_excluded",
         // The release-late alert compares against it.
         "snapwarden_guard_seconds",
         // High availability.
@@ -114,11 +124,34 @@ cron = "5 * * * *"
 name = "p"
 copies = [{ schedule = "hourly", count = 3 }]
 
+[[snapshot_policy]]
+name = "nothing"
+copies = []
+
+[[snapshot_policy]]
+name = "handed-over"
+copies = [{ schedule = "hourly", count = 1, snapmirror_label = "hourly" }]
+
 [[volume]]
 cluster = "lab"
 svm = "svm1"
 name = "vol_a"
 luns = ["/vol/vol_a/lun0"]
+snapshot_policy = "p"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_m"
+luns = ["/vol/vol_m/lun0"]
+snapshot_policy = "nothing"
+managed_snapshots = "handed-over"
+
+[[volume]]
+cluster = "lab"
+svm = "svm1"
+name = "vol_gone"
+luns = ["/vol/vol_gone/lun0"]
 snapshot_policy = "p"
 
 [[window]]
@@ -128,8 +161,24 @@ timezone = "UTC"
 start = "10 1 * * *"
 expected = "20m"
 max = "40m"
+
+[[window]]
+name = "managed-nightly"
+volumes = ["lab/svm1/vol_m"]
+timezone = "UTC"
+start = "0 1 * * *"
+expected = "20m"
+max = "40m"
 "#;
     let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    // vol_gone's LUN is not on the cluster: the volume is left out.
+    setup.prepare = Some(Box::new(|sim| {
+        sim.with(|w| {
+            w.clusters[0]
+                .luns
+                .retain(|l| !l.name.starts_with("/vol/vol_gone/"))
+        })
+    }));
     setup.hooks = Some(Arc::new(|_c| {
         Some(HookSpec::Simulated {
             duration: TimeDelta::minutes(20),
@@ -138,7 +187,8 @@ max = "40m"
     }));
     let p = policy(text);
     let h = start(p.clone(), setup);
-    // 01:10 create, 20 minutes of backup, released by 01:35.
+    // 01:10 create, 20 minutes of backup, released by 01:35. vol_m: its 23:05 snapshot taken
+    // at start (overdue), 01:05 deferred by the 01:00 backup to 01:20, the older one rotated.
     h.run_until("2027-01-01T01:45:00Z").await;
     h.metrics
         .conflict(&p, "lab", "svm1", "vol_a", ConflictKind::Foreign);
@@ -159,7 +209,11 @@ async fn the_guard_is_exported_per_volume_as_the_policy_sets_it() {
         .collect();
     assert_eq!(
         guard,
-        ["snapwarden_guard_seconds{cluster=\"lab\",svm=\"svm1\",volume=\"vol_a\"} 300"],
+        [
+            "snapwarden_guard_seconds{cluster=\"lab\",svm=\"svm1\",volume=\"vol_a\"} 300",
+            "snapwarden_guard_seconds{cluster=\"lab\",svm=\"svm1\",volume=\"vol_gone\"} 300",
+            "snapwarden_guard_seconds{cluster=\"lab\",svm=\"svm1\",volume=\"vol_m\"} 300"
+        ],
         "{text}"
     );
 }
@@ -314,6 +368,8 @@ fn every_alert_is_shipped_with_a_runbook() {
         "SnapwardenNoLeader",
         // The journal refuses writes.
         "SnapwardenJournalWriteFailing",
+        // Managed schedules.
+        "SnapwardenManagedSnapshotOverdue",
     ]
     .into_iter()
     .map(str::to_string)

@@ -29,6 +29,8 @@ use process_support::{free_port, http, installed, KillOnDrop};
 /// SnapRestore clone (chain conflict), its backing snapshot's delete is refused (locked, 1638555),
 /// and two conflicts (`recommend_after = 2`, the late release and the lock, without waiting
 /// for the next observation to see the chain conflict) make snapwarden recommend FlexClone.
+/// `vol_logs` hands its snapshots (30 s past every minute) to snapwarden: its `logs` backup (40 s)
+/// holds the one due at 30 s until its clone is gone.
 fn demo_policy(port: u16) -> String {
     format!(
         r#"
@@ -54,6 +56,37 @@ anchor = "2026-01-01T00:00:08Z"
 [[snapshot_policy]]
 name = "demo"
 copies = [{{ schedule = "minutely", count = 5 }}]
+
+[[schedule]]
+name = "minutely-managed"
+interval = "1m"
+anchor = "2026-01-01T00:00:30Z"
+
+[[snapshot_policy]]
+name = "nothing"
+copies = []
+
+[[snapshot_policy]]
+name = "handed-over"
+max_defer = "1m"
+copies = [{{ schedule = "minutely-managed", count = 3 }}]
+
+[[volume]]
+cluster = "demo"
+svm = "svm1"
+name = "vol_logs"
+luns = ["/vol/vol_logs/lun0"]
+snapshot_policy = "nothing"
+managed_snapshots = "handed-over"
+
+[[window]]
+name = "logs"
+volumes = ["demo/svm1/vol_logs"]
+start = "* * * * *"
+timezone = "UTC"
+expected = "40s"
+max = "50s"
+hook = {{ command = ["sleep", "40"] }}
 
 [[volume]]
 cluster = "demo"

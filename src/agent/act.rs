@@ -22,6 +22,9 @@ impl Agent {
         if stage == Stage::Start {
             self.memory.excluded.clear();
         }
+        if stage == Stage::Managed {
+            self.forget_deleted();
+        }
         let mut creates = Vec::new();
         let mut releases = Vec::new();
         for action in actions {
@@ -95,12 +98,12 @@ impl Agent {
                     snapshot_uuid,
                     clones,
                 } => self.adopt(cycle, &snapshot_uuid, &clones, now),
-                Action::Exclude { volume, why } => {
+                Action::Exclude { volume, kind, why } => {
                     self.warn_once(
                         format!("excluded:{volume}:{why}"),
                         format!("volume {volume} is left out: {why}"),
                     );
-                    self.memory.excluded.push((volume, why));
+                    self.memory.excluded.push((volume, kind, why));
                 }
                 Action::Forget { occurrence, .. } => {
                     self.memory.started.insert(occurrence);
@@ -172,6 +175,24 @@ impl Agent {
                         f.licensed = licensed;
                     }
                 }
+                Action::TakeManaged(take) => self.take_managed(*take, now).await,
+                Action::Defer { copy, since, why } => {
+                    tracing::info!(
+                        cluster = %copy.volume.cluster, svm = %copy.volume.svm,
+                        volume = %copy.volume.volume,
+                        "managed snapshot of {copy} due at {} waits: {why}", since.to_rfc3339()
+                    );
+                    self.state(&copy).waiting = Some((since, why));
+                }
+                Action::Rotate {
+                    copy,
+                    volume,
+                    snapshots,
+                } => self.rotate(&copy, &volume, &snapshots, now).await,
+                Action::SettleManaged { copy, name, uuid } => {
+                    self.settle_managed(&copy, &name, uuid.as_deref())
+                }
+                Action::ArmManaged { at } => self.memory.next_managed = at,
                 Action::Clear { volume, within } => {
                     self.memory.recommended.remove(&volume);
                     self.metrics.set_flexclone_recommended(
@@ -197,6 +218,25 @@ impl Agent {
         }
         if !releases.is_empty() {
             self.release_all(releases, now).await;
+        }
+    }
+
+    /// Snapshots a rotation deleted that the listings no longer show need no remembering.
+    fn forget_deleted(&mut self) {
+        let views = &self.views;
+        let conns = &self.conns;
+        for (key, state) in self.memory.managed.iter_mut() {
+            let listed: std::collections::HashSet<&str> = conns
+                .iter()
+                .position(|c| c.name == key.volume.cluster)
+                .and_then(|ci| views[ci].inventory.as_ref())
+                .map(|inv| {
+                    inv.volume_snapshots(&key.volume.svm, &key.volume.volume)
+                        .map(|s| s.uuid.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            state.deleted.retain(|uuid| listed.contains(uuid.as_str()));
         }
     }
 

@@ -43,7 +43,7 @@ pub(crate) struct ClusterConn {
 }
 
 impl ClusterConn {
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+    pub(crate) async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         // The semaphore is never closed.
         self.permits
             .acquire()
@@ -70,7 +70,7 @@ fn log_journal_error(cycle: &Cycle, e: &JournalError) {
 
 /// An error that proves the operation was not applied (ONTAP refused it, synchronously or in a
 /// failed job); anything else (transport, timeout, 5xx) may have been applied.
-fn surely_not_applied(e: &OntapError) -> bool {
+pub(crate) fn surely_not_applied(e: &OntapError) -> bool {
     match e {
         OntapError::Api { http_status, .. } => http_status.is_none_or(|s| s < 500),
         OntapError::Auth { .. } => true,
@@ -78,7 +78,7 @@ fn surely_not_applied(e: &OntapError) -> bool {
     }
 }
 
-fn is_not_found(e: &OntapError) -> bool {
+pub(crate) fn is_not_found(e: &OntapError) -> bool {
     matches!(
         e,
         OntapError::Api {
@@ -91,6 +91,15 @@ fn is_not_found(e: &OntapError) -> bool {
 impl Ctx {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Right before an ONTAP mutation that is not a cycle's: this replica leads (always true
+    /// without `[ha]`).
+    pub(crate) fn leads(&self) -> Result<(), NotLeader> {
+        match &self.fence {
+            Some(elector) => elector.check().map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// Right before an ONTAP mutation: this replica leads and its lease holds (always true

@@ -125,7 +125,29 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     CREATE INDEX locked_space_by_volume ON locked_space(cluster, svm, volume);",
+    // 5: managed snapshots: each one snapwarden took (or meant to take) of a copy it manages.
+    "CREATE TABLE managed_snapshots (
+        id INTEGER PRIMARY KEY,
+        cluster TEXT NOT NULL,
+        svm TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        name TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        instants INTEGER NOT NULL,
+        waited_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        state TEXT NOT NULL,
+        uuid TEXT,
+        asked_at INTEGER NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        UNIQUE (cluster, svm, volume, name)
+    );
+    CREATE INDEX managed_by_copy ON managed_snapshots(cluster, svm, volume, prefix, asked_at);",
 ];
+
+/// The schema version that added `managed_snapshots`.
+const MANAGED_FROM: i64 = 5;
 
 /// The schema version that added `locked_space`; older journals (read only) have none.
 const LOCKED_SPACE_FROM: i64 = 4;
@@ -370,6 +392,8 @@ pub enum ActionKind {
     VeeamStart,
     /// A driver window's Veeam session stopped.
     VeeamSession,
+    /// A managed copy's series was trimmed to its count (the oldest deleted).
+    RotateSnapshot,
 }
 
 impl ActionKind {
@@ -383,6 +407,7 @@ impl ActionKind {
             ActionKind::Adopt => "adopt",
             ActionKind::VeeamStart => "veeam-start",
             ActionKind::VeeamSession => "veeam-session",
+            ActionKind::RotateSnapshot => "rotate_snapshot",
         }
     }
 }
@@ -403,6 +428,8 @@ pub enum ActionOutcome {
     Overrun,
     /// Not attempted: this replica does not lead.
     NotLeader,
+    /// Not deleted: the snapshot has owners (busy).
+    Busy,
 }
 
 impl ActionOutcome {
@@ -415,6 +442,7 @@ impl ActionOutcome {
             ActionOutcome::Failed => "failed",
             ActionOutcome::Overrun => "overrun",
             ActionOutcome::NotLeader => "not-leader",
+            ActionOutcome::Busy => "busy",
         }
     }
 
@@ -1144,6 +1172,11 @@ impl Journal {
                 .map_err(|e| self.err(e))?;
             tx.exec_cached("DELETE FROM conflicts WHERE at < ?1", params![cut])
                 .map_err(|e| self.err(e))?;
+            tx.exec_cached(
+                "DELETE FROM managed_snapshots WHERE asked_at < ?1",
+                params![cut],
+            )
+            .map_err(|e| self.err(e))?;
             tx.exec_cached("DELETE FROM locked_space WHERE at < ?1", params![cut])
                 .map_err(|e| self.err(e))?;
             tx.exec_cached(
@@ -1154,6 +1187,143 @@ impl Journal {
             tx.commit().map_err(|e| self.err(e))?;
             Ok(n)
         })())
+    }
+}
+
+/// One managed snapshot as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedRecord {
+    pub cluster: String,
+    pub svm: String,
+    pub volume: String,
+    /// The copy's prefix.
+    pub prefix: String,
+    pub name: String,
+    /// The first instant of the copy it covers.
+    pub due_at: DateTime<Utc>,
+    /// How many of the copy's instants it covers.
+    pub instants: u32,
+    /// How long it waited for a clone to go.
+    pub waited: TimeDelta,
+    /// `on_time`, `deferred`, `max_defer`, `overdue`.
+    pub reason: String,
+    /// Intent (asked, answer unknown), created, or absent (never made).
+    pub state: ObjectState,
+    pub uuid: Option<String>,
+    /// When the create was asked.
+    pub asked_at: DateTime<Utc>,
+    pub detail: String,
+}
+
+impl Journal {
+    /// Records the intent to take a managed snapshot, before the call that makes it; `false`
+    /// when the journal holds that name on that volume already, asked or made (one never made
+    /// is asked again).
+    pub fn insert_managed(&self, m: &ManagedRecord) -> Result<bool, JournalError> {
+        self.wrote((|| {
+            let n = self
+                .lock()
+                .exec_cached(
+                    "INSERT INTO managed_snapshots (cluster, svm, volume, prefix, name,
+                        due_at, instants, waited_ms, reason, state, uuid, asked_at, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     ON CONFLICT (cluster, svm, volume, name) DO UPDATE SET
+                        due_at = excluded.due_at, instants = excluded.instants,
+                        waited_ms = excluded.waited_ms, reason = excluded.reason,
+                        state = excluded.state, asked_at = excluded.asked_at,
+                        detail = excluded.detail
+                     WHERE managed_snapshots.state = 'absent'",
+                    params![
+                        m.cluster,
+                        m.svm,
+                        m.volume,
+                        m.prefix,
+                        m.name,
+                        ms(m.due_at),
+                        m.instants,
+                        m.waited.num_milliseconds(),
+                        m.reason,
+                        m.state.as_str(),
+                        m.uuid,
+                        ms(m.asked_at),
+                        m.detail
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(n == 1)
+        })())
+    }
+
+    /// Settles a managed snapshot's intent: created (with its uuid) or absent, with a detail.
+    pub fn settle_managed(
+        &self,
+        volume: &super::state::VolumeKey,
+        name: &str,
+        state: ObjectState,
+        uuid: Option<&str>,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        self.wrote((|| {
+            self.lock()
+                .exec_cached(
+                    "UPDATE managed_snapshots SET state = ?5, uuid = COALESCE(?6, uuid),
+                        detail = ?7
+                     WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND name = ?4",
+                    params![
+                        volume.cluster,
+                        volume.svm,
+                        volume.volume,
+                        name,
+                        state.as_str(),
+                        uuid,
+                        detail
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
+    }
+
+    /// Managed snapshots asked at or after `since`, oldest first; with `pending`, only the
+    /// intents whose answer is unknown. None in a journal older than migration 5.
+    pub fn managed(
+        &self,
+        since: DateTime<Utc>,
+        pending: bool,
+    ) -> Result<Vec<ManagedRecord>, JournalError> {
+        if self.user_version()? < MANAGED_FROM {
+            return Ok(Vec::new());
+        }
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT cluster, svm, volume, prefix, name, due_at, instants, waited_ms, reason,
+                    state, uuid, asked_at, detail FROM managed_snapshots
+                 WHERE asked_at >= ?1 AND (?2 = 0 OR state = 'intent')
+                 ORDER BY asked_at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![ms(since), i64::from(pending)], |r| {
+                let state: String = r.get(9)?;
+                Ok(ManagedRecord {
+                    cluster: r.get(0)?,
+                    svm: r.get(1)?,
+                    volume: r.get(2)?,
+                    prefix: r.get(3)?,
+                    name: r.get(4)?,
+                    due_at: from_ms(r.get(5)?),
+                    instants: r.get(6)?,
+                    waited: TimeDelta::milliseconds(r.get(7)?),
+                    reason: r.get(8)?,
+                    state: ObjectState::parse(&state).unwrap_or(ObjectState::Intent),
+                    uuid: r.get(10)?,
+                    asked_at: from_ms(r.get(11)?),
+                    detail: r.get(12)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 }
 

@@ -136,6 +136,8 @@ pub struct Metrics {
     orphans_seen: Mutex<HashSet<String>>,
     journal_errors: prometheus::IntCounter,
     journal_writable: IntGauge,
+    /// The managed schedules' metrics.
+    pub managed: super::managed::metrics::ManagedMetrics,
     /// The journal whose writes the two above follow, and the errors counted so far.
     journal: Mutex<Option<(Arc<JournalHealth>, u64)>>,
 }
@@ -362,6 +364,7 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            managed: super::managed::metrics::ManagedMetrics::new(&r),
             registry: r,
             known: Mutex::new(Known::default()),
             recounted: Mutex::new(HashSet::new()),

@@ -21,6 +21,7 @@ pub mod hook;
 pub mod http;
 pub mod journal;
 mod lifecycle;
+pub mod managed;
 pub mod metrics;
 mod observe;
 mod pass;
@@ -28,6 +29,7 @@ pub mod recommend;
 pub mod reload;
 pub mod state;
 pub mod status;
+mod take;
 mod trigger;
 
 use std::collections::HashMap;
@@ -200,6 +202,17 @@ impl Agent {
             };
             memory.open.insert(open.cycle.id.clone(), open);
         }
+        for m in journal.managed(now - managed::LOOKBACK, true)? {
+            let key = managed::CopyKey {
+                volume: VolumeKey {
+                    cluster: m.cluster,
+                    svm: m.svm,
+                    volume: m.volume,
+                },
+                prefix: m.prefix,
+            };
+            memory.managed.entry(key).or_default().pending = Some((m.name, m.asked_at));
+        }
         let since = now - decide::lookback(&policy) - TimeDelta::days(1);
         for c in journal.recent_cycles(since, None, 1_000_000)? {
             memory.started.insert(Occurrence::of_cycle(&c));
@@ -356,12 +369,20 @@ impl Agent {
             ),
             Triggers::Clock => None,
         };
+        // The loop owns the receiver, so that a pass can be raced against a shutdown.
+        let (_, idle) = mpsc::unbounded_channel();
+        let mut rx = std::mem::replace(&mut self.events_rx, idle);
+        let mut kept: Vec<Event> = Vec::new();
         self.recover().await;
-        self.pass(true).await;
-        loop {
+        let mut stop = self.pass_unless_stopped(true, &mut rx, &mut kept).await;
+        while !stop {
             let now = self.ctx.clock.now();
             let deadline = self.next_deadline(now);
-            let wake_at = match (&mut cron, self.memory.next_create) {
+            let planned = [self.memory.next_create, self.memory.next_managed]
+                .into_iter()
+                .flatten()
+                .min();
+            let wake_at = match (&mut cron, planned) {
                 (Some(cron), Some(at)) => {
                     cron.arm(at, now).await;
                     deadline.min(at + TRIGGER_BACKSTOP)
@@ -369,15 +390,19 @@ impl Agent {
                 (None, Some(at)) => deadline.min(at),
                 (_, None) => deadline,
             };
-            let first = tokio::select! {
-                ev = self.events_rx.recv() => ev,
-                _ = self.ctx.clock.sleep_until(wake_at) => None,
-                _ = election_changed(&mut self.ha) => None,
+            let first = if kept.is_empty() {
+                tokio::select! {
+                    ev = rx.recv() => ev,
+                    _ = self.ctx.clock.sleep_until(wake_at) => None,
+                    _ = election_changed(&mut self.ha) => None,
+                }
+            } else {
+                None
             };
             let mut force = false;
-            let mut stop = false;
-            let mut pending: Vec<Event> = first.into_iter().collect();
-            while let Ok(ev) = self.events_rx.try_recv() {
+            let mut pending: Vec<Event> = std::mem::take(&mut kept);
+            pending.extend(first);
+            while let Ok(ev) = rx.try_recv() {
                 pending.push(ev);
             }
             for ev in pending {
@@ -402,19 +427,41 @@ impl Agent {
             if stop {
                 break;
             }
-            if self
-                .memory
-                .next_create
-                .is_some_and(|at| at <= self.ctx.clock.now())
+            if [self.memory.next_create, self.memory.next_managed]
+                .into_iter()
+                .flatten()
+                .any(|at| at <= self.ctx.clock.now())
             {
                 force = true;
             }
-            self.pass(force).await;
+            stop = self.pass_unless_stopped(force, &mut rx, &mut kept).await;
         }
         if let Some(cron) = cron {
             cron.stop().await;
         }
-        Ok(self.shutdown().await)
+        Ok(self.shutdown(&mut rx).await)
+    }
+
+    /// Runs a pass unless a shutdown comes first; other events that arrive meanwhile are kept for
+    /// the loop. `true`: stop (the pass may have been cut short — everything it had begun is in
+    /// the journal, intent first, for the shutdown's release or the next start).
+    async fn pass_unless_stopped(
+        &mut self,
+        force: bool,
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+        kept: &mut Vec<Event>,
+    ) -> bool {
+        let pass = self.pass(force);
+        tokio::pin!(pass);
+        loop {
+            tokio::select! {
+                _ = &mut pass => return false,
+                ev = rx.recv() => match ev {
+                    Some(Event::Shutdown) | None => return true,
+                    Some(other) => kept.push(other),
+                },
+            }
+        }
     }
 
     /// The next instant the loop must act on its own (not counting planned creates).
@@ -451,7 +498,7 @@ impl Agent {
 
     /// Stops hooks, releases what is in flight within `shutdown_timeout`, and returns what is
     /// left open for the next start.
-    async fn shutdown(&mut self) -> Vec<Cycle> {
+    async fn shutdown(&mut self, rx: &mut mpsc::UnboundedReceiver<Event>) -> Vec<Cycle> {
         self.shutting_down = true;
         let bound = self.ctx.clock.now() + self.policy.agent.shutdown_timeout;
         tracing::info!(
@@ -465,7 +512,7 @@ impl Agent {
             && self.ctx.clock.now() < bound
         {
             let ev = tokio::select! {
-                ev = self.events_rx.recv() => ev,
+                ev = rx.recv() => ev,
                 _ = self.ctx.clock.sleep_until(bound) => None,
             };
             match ev {
@@ -486,7 +533,19 @@ impl Agent {
                     other => other,
                 };
             }
-            self.pass(false).await;
+            // A cluster that hangs must not hold the agent past its deadline: the pass is cut
+            // short there (what it began is in the journal for the next start).
+            let clock = self.ctx.clock.clone();
+            let in_time = tokio::select! {
+                _ = self.pass(false) => true,
+                _ = clock.sleep_until(bound) => false,
+            };
+            if !in_time {
+                tracing::warn!(
+                    "shutdown_timeout reached while releasing: the rest is left for the next start"
+                );
+                break;
+            }
             if !self.leading {
                 // A standby changes nothing; its open cycles wait for it to lead again.
                 break;
@@ -502,7 +561,11 @@ impl Agent {
             let next = (now + TimeDelta::seconds(2)).min(bound);
             self.ctx.clock.sleep_until(next).await;
         }
-        let left: Vec<Cycle> = self.memory.open.values().map(|o| o.cycle.clone()).collect();
+        // The journal's open cycles: those in memory, and any whose create a shutdown cut short.
+        let left: Vec<Cycle> = self.ctx.journal.open_cycles().unwrap_or_else(|e| {
+            tracing::error!("cannot read the open cycles from the journal: {e}");
+            self.memory.open.values().map(|o| o.cycle.clone()).collect()
+        });
         for c in &left {
             tracing::warn!(
                 cluster = %c.cluster, svm = %c.svm, volume = %c.volume, window = %c.window,

@@ -36,7 +36,11 @@ pub(crate) fn captured<'a>(
         .filter(|s| s.name != cycle.backing_snapshot)
         .filter(|s| {
             let t = s.create_time.with_timezone(&Utc);
-            t >= from && t < until
+            // A managed snapshot of the same instant as the clone was taken first: the agent
+            // takes the snapshots due before it starts the cycles due (ONTAP's own, of the same
+            // second, may have come either way and count).
+            let first = t == from && super::managed::marked_by_snapwarden(s.comment.as_deref());
+            t >= from && t < until && !first
         })
         .collect()
 }

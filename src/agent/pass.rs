@@ -35,13 +35,18 @@ impl Agent {
             }
             self.stage(Stage::Observe, now, &observed).await;
             if !self.shutting_down {
+                self.stage(Stage::Managed, now, &observed).await;
                 self.stage(Stage::Start, now, &observed).await;
             }
             self.stage(Stage::Release, now, &observed).await;
+            if !self.shutting_down {
+                self.stage(Stage::ManagedAfterRelease, now, &observed).await;
+            }
             self.stage(Stage::Recommend, now, &observed).await;
         } else {
             // Planned creates are the leader's: a standby is woken by the election instead.
             self.memory.next_create = None;
+            self.memory.next_managed = None;
         }
         self.prune(now);
         self.publish(now);
@@ -141,7 +146,11 @@ impl Agent {
                     });
                 }
             }
-            Stage::Recover | Stage::Start | Stage::Release => {}
+            Stage::Recover
+            | Stage::Managed
+            | Stage::ManagedAfterRelease
+            | Stage::Start
+            | Stage::Release => {}
         }
         facts
     }
@@ -315,6 +324,9 @@ impl Agent {
     /// Publishes the status for the HTTP API and the metrics.
     pub(super) fn publish(&mut self, now: DateTime<Utc>) {
         super::metrics::publish(&self.metrics, &self.policy, &self.views, &self.memory, now);
+        let copies =
+            super::managed::statuses(&self.policy, &self.observed(), &self.views, &self.memory);
+        self.metrics.managed.publish(&copies, &self.memory.excluded);
         let clusters = self
             .views
             .iter()
@@ -353,7 +365,7 @@ impl Agent {
                 .memory
                 .excluded
                 .iter()
-                .map(|(volume, reason)| status::ExcludedVolume {
+                .map(|(volume, _, reason)| status::ExcludedVolume {
                     volume: volume.to_string(),
                     reason: reason.clone(),
                 })
@@ -374,6 +386,7 @@ impl Agent {
                 })
                 .collect(),
             shutting_down: self.shutting_down,
+            managed_snapshots: copies,
             journal: Some(status::JournalStatus::of(&self.ctx.journal.health())),
             ha: self.ha.as_ref().map(|ha| {
                 let e = ha.election.borrow();

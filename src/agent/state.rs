@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::cycle::{Cycle, CycleState};
 use super::discovery::Inventory;
+use super::managed::CopyKey;
 use crate::config::Policy;
 
 /// A volume by name: `cluster/svm/volume`, as windows and `status` name it.
@@ -191,7 +192,7 @@ pub struct Memory {
     /// Occurrences already started, skipped or given up: never looked at again.
     pub started: HashSet<Occurrence>,
     /// Volumes left out at the last pass, in policy order, and why.
-    pub excluded: Vec<(VolumeKey, String)>,
+    pub excluded: Vec<(VolumeKey, super::decide::ExcludeKind, String)>,
     /// The next planned create (what wakes the loop for a start).
     pub next_create: Option<DateTime<Utc>>,
     /// Warnings given once (cleared daily, so they repeat).
@@ -202,6 +203,27 @@ pub struct Memory {
     pub reconsider: BTreeSet<VolumeKey>,
     pub last_recommend_sweep: Option<DateTime<Utc>>,
     pub last_prune: Option<DateTime<Utc>>,
+    /// Per managed copy: what the agent knows of its snapshots beyond the listings.
+    pub managed: BTreeMap<CopyKey, CopyState>,
+    /// The next managed instant (or deferral deadline) that wakes the loop.
+    pub next_managed: Option<DateTime<Utc>>,
+}
+
+/// What the agent knows of one managed copy between passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyState {
+    /// A due snapshot waits for a clone to go: the first instant it covers, and why it waits.
+    pub waiting: Option<(DateTime<Utc>, String)>,
+    /// The last snapshot the agent took (when, name): it covers the copy's instants until a
+    /// listing shows it.
+    pub last_taken: Option<(DateTime<Utc>, String)>,
+    /// A create whose answer is unknown (name, asked at): a listing taken later settles it.
+    pub pending: Option<(String, DateTime<Utc>)>,
+    /// After a failed create: not tried again before this.
+    pub retry_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Snapshots of the series deleted since the listing was taken (uuids).
+    pub deleted: BTreeSet<String>,
 }
 
 impl Memory {

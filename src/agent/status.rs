@@ -33,6 +33,10 @@ pub struct Status {
     /// Whether the journal can be written.
     #[serde(default)]
     pub journal: Option<JournalStatus>,
+    /// The managed copies (`managed_snapshots` volumes): their newest snapshot, the next one
+    /// due and its deadline, a snapshot waiting for a clone, a series over its count.
+    #[serde(default)]
+    pub managed_snapshots: Vec<super::managed::CopyStatus>,
 }
 
 /// The journal's writes as the agent sees them.

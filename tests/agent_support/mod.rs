@@ -58,6 +58,8 @@ pub struct Setup {
     pub down: Option<Arc<AtomicBool>>,
     /// Every mutating call takes this long (virtual time) and is counted per cluster.
     pub slow: Option<(std::time::Duration, Arc<InFlight>)>,
+    /// While this is set, every mutating call hangs (a cluster that accepts and never answers).
+    pub hang: Option<Arc<AtomicBool>>,
     /// How planned instants wake the loop (default: the clock; `Cron` needs real time).
     pub triggers: Triggers,
 }
@@ -79,6 +81,7 @@ impl Setup {
             sim: None,
             down: None,
             slow: None,
+            hang: None,
             triggers: Triggers::Clock,
         }
     }
@@ -130,16 +133,27 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
             }
         })
         .collect();
-    let clients: Vec<ClusterClient> = match &setup.slow {
+    let slow = match (&setup.slow, &setup.hang) {
+        (Some((delay, counts)), _) => Some((*delay, counts.clone(), None)),
+        // A year is as good as forever in a test.
+        (None, Some(gate)) => Some((
+            std::time::Duration::from_secs(366 * 86_400),
+            Arc::new(InFlight::default()),
+            Some(gate.clone()),
+        )),
+        (None, None) => None,
+    };
+    let clients: Vec<ClusterClient> = match slow {
         None => clients,
-        Some((delay, counts)) => clients
+        Some((delay, counts, gate)) => clients
             .into_iter()
             .map(|c| ClusterClient {
                 name: c.name,
                 ontap: Arc::new(Slow {
                     inner: c.ontap,
-                    delay: *delay,
+                    delay,
                     counts: counts.clone(),
+                    gate: gate.clone(),
                 }),
             })
             .collect(),
@@ -291,11 +305,13 @@ impl Resolve for Switch {
     }
 }
 
-/// Mutating calls take `delay` and are counted while in flight.
+/// Mutating calls take `delay` (only while `gate` is set, when there is one) and are counted
+/// while in flight.
 pub struct Slow {
     inner: Arc<dyn Ontap>,
     delay: std::time::Duration,
     counts: Arc<InFlight>,
+    gate: Option<Arc<AtomicBool>>,
 }
 
 impl Slow {
@@ -309,7 +325,9 @@ impl Slow {
             let m = max.entry(name.clone()).or_default();
             *m = (*m).max(*n);
         }
-        tokio::time::sleep(self.delay).await;
+        if self.gate.as_ref().is_none_or(|g| g.load(Ordering::SeqCst)) {
+            tokio::time::sleep(self.delay).await;
+        }
         let out = call.await;
         *self.counts.now.lock().unwrap().get_mut(&name).unwrap() -= 1;
         out

@@ -13,6 +13,9 @@
 //! the bottom drive each stage from hand-written views.
 
 mod adopt;
+mod managed;
+#[cfg(test)]
+mod managed_tests;
 mod observe;
 mod recommend;
 mod recover;
@@ -28,11 +31,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::cycle::{CloneLun, Cycle, ObservedConflict};
 use super::journal::{LockedSpace, ObjectKind};
+use super::managed::CopyKey;
 use super::state::{ClusterView, Memory, Occurrence, Step, VolumeKey};
 use crate::config::Policy;
 use crate::ontap::VolumeRef;
 use crate::planner::Plan;
 
+pub use managed::{Take, TakeWhy};
 pub(crate) use observe::journal_lookups;
 pub(crate) use recommend::candidates;
 pub use recommend::VolumeConflicts;
@@ -47,10 +52,15 @@ pub enum Stage {
     Adopt,
     /// What the listings say: conflicts, pins gone, look-alikes, the tools' snapshots.
     Observe,
+    /// The managed snapshots due before this pass's starts (taken first), deferred while a
+    /// clone is alive; series over their count trimmed.
+    Managed,
     /// What the plan says is due: starts, skips, the next planned create.
     Start,
     /// Which open cycles to release now.
     Release,
+    /// The managed snapshots the releases of this pass let go.
+    ManagedAfterRelease,
     /// The FlexClone recommendations of the volumes with new conflicts.
     Recommend,
 }
@@ -177,7 +187,11 @@ pub enum Action {
         clones: Vec<(CloneLun, String)>,
     },
     /// Leave a volume out this pass.
-    Exclude { volume: VolumeKey, why: String },
+    Exclude {
+        volume: VolumeKey,
+        kind: ExcludeKind,
+        why: String,
+    },
     /// Neither run nor record this occurrence.
     Forget {
         occurrence: Occurrence,
@@ -230,6 +244,52 @@ pub enum Action {
         volume: VolumeKey,
         within: TimeDelta,
     },
+    /// Take a managed snapshot now (intent journaled first), then delete its series' oldest
+    /// beyond the count.
+    TakeManaged(Box<Take>),
+    /// A due managed snapshot waits for a clone to go (`since`: its first instant).
+    Defer {
+        copy: CopyKey,
+        since: DateTime<Utc>,
+        why: String,
+    },
+    /// Delete a series' oldest snapshots beyond its count (uuid, name), oldest first.
+    Rotate {
+        copy: CopyKey,
+        volume: VolumeRef,
+        snapshots: Vec<(String, String)>,
+    },
+    /// A managed create whose answer was lost, settled by a later listing: made (its uuid) or
+    /// never made.
+    SettleManaged {
+        copy: CopyKey,
+        name: String,
+        uuid: Option<String>,
+    },
+    /// The next managed instant or deferral deadline, which wakes the loop.
+    ArmManaged { at: Option<DateTime<Utc>> },
+}
+
+/// Why a volume is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExcludeKind {
+    /// Its schedules or zone could not be resolved.
+    Unresolved,
+    /// The cluster lacks the volume or one of its LUNs.
+    Missing,
+    /// ONTAP's own policy on the volume also takes a copy it hands to snapwarden.
+    DoubleSchedule,
+}
+
+impl ExcludeKind {
+    /// The metric's and status's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExcludeKind::Unresolved => "unresolved",
+            ExcludeKind::Missing => "missing",
+            ExcludeKind::DoubleSchedule => "double_schedule",
+        }
+    }
 }
 
 /// The actions of the view's stage, in the order they are to be applied.
@@ -238,6 +298,7 @@ pub fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         Stage::Recover => recover::decide(view, now),
         Stage::Adopt => adopt::decide(view, now),
         Stage::Observe => observe::decide(view, now),
+        Stage::Managed | Stage::ManagedAfterRelease => managed::decide(view, now),
         Stage::Start => start::decide(view, now),
         Stage::Release => release::decide(view, now),
         Stage::Recommend => recommend::decide(view, now),
@@ -303,7 +364,9 @@ impl fmt::Display for Action {
                 cycle.backing_snapshot,
                 clones.len()
             ),
-            Action::Exclude { volume, why } => write!(f, "exclude {volume}: {why}"),
+            Action::Exclude { volume, kind, why } => {
+                write!(f, "exclude {volume} ({}): {why}", kind.as_str())
+            }
             Action::Forget { occurrence, why } => write!(
                 f,
                 "forget {} {} {} ({why:?})",
@@ -372,6 +435,43 @@ impl fmt::Display for Action {
                 volume, evidence, ..
             } => write!(f, "refresh {volume}: {evidence}"),
             Action::Clear { volume, .. } => write!(f, "clear {volume}"),
+            Action::TakeManaged(take) => write!(
+                f,
+                "take {} {} (due {}, {} instant(s), {}{}){}",
+                take.copy,
+                take.name,
+                t(&take.due),
+                take.instants,
+                take.why.as_str(),
+                match take.why.waited() {
+                    w if w > TimeDelta::zero() => format!(" {}", crate::planner::human(w)),
+                    _ => String::new(),
+                },
+                if take.rotate.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<&str> = take.rotate.iter().map(|(_, n)| n.as_str()).collect();
+                    format!(" then delete {}", names.join(", "))
+                }
+            ),
+            Action::Defer { copy, since, why } => {
+                write!(f, "defer {copy} (due {}): {why}", t(since))
+            }
+            Action::Rotate {
+                copy, snapshots, ..
+            } => {
+                let names: Vec<&str> = snapshots.iter().map(|(_, n)| n.as_str()).collect();
+                write!(f, "rotate {copy}: delete {}", names.join(", "))
+            }
+            Action::SettleManaged { copy, name, uuid } => write!(
+                f,
+                "settle {copy} {name}: {}",
+                if uuid.is_some() { "made" } else { "never made" }
+            ),
+            Action::ArmManaged { at } => match at {
+                Some(at) => write!(f, "arm-managed {}", t(at)),
+                None => f.write_str("arm-managed none"),
+            },
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Action, ForgetWhy, View};
+use super::{Action, ExcludeKind, ForgetWhy, View};
 use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
 use crate::agent::state::{Occurrence, VolumeKey};
 use crate::config::{CloneMethod, Driver, Policy};
@@ -32,13 +32,14 @@ pub(crate) fn lookback(policy: &Policy) -> TimeDelta {
 }
 
 /// Volumes the pass leaves out, in policy order, and why: schedules the planner could not
-/// resolve, then a volume or LUN the cluster lacks (which says more).
-fn excluded(view: &View<'_>) -> Vec<(usize, String)> {
-    let mut out: Vec<Option<String>> = vec![None; view.policy.volumes.len()];
+/// resolve, then a volume or LUN the cluster lacks (which says more), then ONTAP's own policy
+/// taking a copy the volume hands to snapwarden.
+pub(super) fn excluded(view: &View<'_>) -> Vec<(usize, ExcludeKind, String)> {
+    let mut out: Vec<Option<(ExcludeKind, String)>> = vec![None; view.policy.volumes.len()];
     if let Some(plan) = view.plan {
         for u in &plan.unresolved {
             if let Some(slot) = out.get_mut(u.volume) {
-                *slot = Some(u.reason.clone());
+                *slot = Some((ExcludeKind::Unresolved, u.reason.clone()));
             }
         }
     }
@@ -50,14 +51,58 @@ fn excluded(view: &View<'_>) -> Vec<(usize, String)> {
     for (vi, v) in view.policy.volumes.iter().enumerate() {
         if let Some(Some(p)) = present.get(v.cluster) {
             if let Some(why) = p.missing(view.policy, vi) {
-                out[vi] = Some(why);
+                out[vi] = Some((ExcludeKind::Missing, why));
+                continue;
             }
+        }
+        if let Some(why) = double_schedule(view, vi) {
+            out[vi] = Some((ExcludeKind::DoubleSchedule, why));
         }
     }
     out.into_iter()
         .enumerate()
-        .filter_map(|(vi, why)| why.map(|w| (vi, w)))
+        .filter_map(|(vi, why)| why.map(|(k, w)| (vi, k, w)))
         .collect()
+}
+
+/// Whether ONTAP's own snapshot policy on a managed volume (as discovered) also takes one of the
+/// copies the volume hands to snapwarden: two schedulers of one series. The fix, never made by
+/// snapwarden: give the volume an ONTAP policy without that copy.
+fn double_schedule(view: &View<'_>, vi: usize) -> Option<String> {
+    let volume = &view.policy.volumes[vi];
+    let managed = &view.policy.snapshot_policies[volume.managed?];
+    let inv = view.clusters.get(volume.cluster)?.inventory.as_ref()?;
+    let info = inv.volume(&volume.svm, &volume.name)?;
+    let ontap_policy = info.snapshot_policy.as_deref()?;
+    let copies = &inv
+        .snapshot_policies
+        .iter()
+        .find(|p| p.name == ontap_policy)?
+        .copies;
+    let both: Vec<&str> = copies
+        .iter()
+        .map(|c| c.prefix.as_deref().unwrap_or(&c.schedule))
+        .filter(|p| managed.copies.iter().any(|m| m.prefix == *p))
+        .collect();
+    if both.is_empty() {
+        return None;
+    }
+    Some(format!(
+        concat!(
+            "double_schedule: ONTAP's snapshot policy {:?} on volume {} also takes the {} ",
+            "snapshots that managed policy {:?} hands to snapwarden; give the volume an ONTAP ",
+            "policy without them (snapwarden never changes ONTAP policies): `volume modify ",
+            "-vserver {} -volume {} -snapshot-policy <policy>`, or PATCH ",
+            "/api/storage/volumes/{} with {{\"snapshot_policy\": {{\"name\": \"<policy>\"}}}}"
+        ),
+        ontap_policy,
+        volume.name,
+        both.join(", "),
+        managed.name,
+        volume.svm,
+        volume.name,
+        info.uuid
+    ))
 }
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
@@ -67,15 +112,21 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let policy = view.policy;
     let mut actions = Vec::new();
     let excluded = excluded(view);
-    for (vi, why) in &excluded {
+    for (vi, kind, why) in &excluded {
         if let Some(volume) = VolumeKey::of_policy(policy, *vi) {
             actions.push(Action::Exclude {
                 volume,
+                kind: *kind,
                 why: why.clone(),
             });
         }
     }
-    let excluded_why = |vi: usize| excluded.iter().find(|(v, _)| *v == vi).map(|(_, w)| w);
+    let excluded_why = |vi: usize| {
+        excluded
+            .iter()
+            .find(|(v, _, _)| *v == vi)
+            .map(|(_, _, w)| w)
+    };
     let occurrence = |wi: usize, vi: usize, start: DateTime<Utc>| Occurrence {
         window: policy.windows[wi].name.clone(),
         volume: VolumeKey::of_policy(policy, vi).expect("planned volumes are the policy's"),

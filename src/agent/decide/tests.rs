@@ -110,8 +110,11 @@ impl Fixture {
         }
     }
 
+    /// The listing, to change by hand (its per-volume index is built again on next use).
     fn listing(&mut self) -> &mut Inventory {
-        self.clusters[0].inventory.as_mut().unwrap()
+        let inv = self.clusters[0].inventory.as_mut().unwrap();
+        inv.index = Default::default();
+        inv
     }
 
     fn open(&mut self, cycle: Cycle, step: Step) {
@@ -351,7 +354,7 @@ shift_limit = "10m"
         Stage::Start,
         &fx,
         "2027-01-01T01:10:00Z",
-        "exclude c/svm1/v2: volume v2 (svm svm1) does not exist on cluster c
+        "exclude c/svm1/v2 (missing): volume v2 (svm svm1) does not exist on cluster c
          skip w c/svm1/v2 2027-01-01T01:10Z: not run: volume v2 (svm svm1) does not exist on cluster c
          start w c/svm1/v1 2027-01-01T01:10Z at 2027-01-01T01:10Z snaprestore: release by 01:50 + guard 5m is before hourly at 02:05
          arm 2027-01-02T01:10Z",
@@ -364,7 +367,7 @@ shift_limit = "10m"
         Stage::Start,
         &fx,
         "2027-01-01T01:10:00Z",
-        "exclude c/svm1/v2: LUN /vol/v2/lun0 does not exist on volume v2 (svm svm1) of cluster c
+        "exclude c/svm1/v2 (missing): LUN /vol/v2/lun0 does not exist on volume v2 (svm svm1) of cluster c
          skip w c/svm1/v2 2027-01-01T01:10Z: not run: LUN /vol/v2/lun0 does not exist on volume v2 (svm svm1) of cluster c
          start w c/svm1/v1 2027-01-01T01:10Z at 2027-01-01T01:10Z snaprestore: release by 01:50 + guard 5m is before hourly at 02:05
          arm 2027-01-02T01:10Z",
@@ -453,7 +456,7 @@ max = "40m"
         Stage::Start,
         &fx,
         "2027-01-01T01:00:00Z",
-        "exclude c/svm1/v3: volume v3 (svm svm1) does not exist on cluster c
+        "exclude c/svm1/v3 (missing): volume v3 (svm svm1) does not exist on cluster c
          arm 2027-01-01T01:10Z",
     );
 }
