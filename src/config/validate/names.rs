@@ -2,22 +2,23 @@
 //! rules, and snapwarden's own labels (cluster and window names) checked for what no label should
 //! hold, so that `check` refuses what ONTAP, a metric or a terminal would mangle.
 //!
-//! ONTAP's rules, from NetApp's documentation (docs.netapp.com):
-//! - **volume**: "must start with an alphabetic character (a to z or A to Z) and be 203 or fewer
-//!   characters" (ONTAP command reference, `volume rename -newname`); letters, digits and
-//!   underscores only ("a maximum of 203 alphanumeric characters, plus the underscore", Amazon FSx
-//!   for NetApp ONTAP's volume API). A leading underscore is accepted as well, as `volume create`
-//!   takes it.
-//! - **SVM**: "maximum number of characters supported is 47", and "all" is reserved (ONTAP command
-//!   reference, `vserver create -vserver`); letters, digits, `.`, `-` and `_`, not starting with a
-//!   hyphen, period or digit (ONTAP System Manager's SVM naming rule).
-//! - **LUN**: "one to 255 characters. Spaces are not allowed", "the letters A through Z, a through
-//!   z, numbers 0 through 9, hyphen (-), underscore (_), right bracket (}), left bracket ({) and
-//!   period (.)", "must start with a letter or number" (ONTAP command reference, `lun modify
-//!   -lun`); a LUN lives "at the root of a volume or qtree" (`lun create`).
-//! - **qtree**: "cannot contain a forward slash (/)", "cannot be more than 64 characters long"
-//!   (`volume qtree create -qtree`). ONTAP says nothing of its characters: snapwarden accepts
-//!   visible ASCII only (no space, no control, invisible or non-ASCII character) — conservative.
+//! ONTAP's rules, as NetApp's documentation states them (paraphrased; the pages named are on
+//! docs.netapp.com unless said otherwise):
+//! - **volume**: starts with a letter and is at most 203 characters (ONTAP command reference,
+//!   `volume rename`, parameter `-newname`); letters, digits and underscores only (Amazon FSx for
+//!   NetApp ONTAP's volume API, which states the 203 too). The rename page names only a letter as
+//!   the first character; a leading underscore is accepted too (other statements of the rule
+//!   allow it, and refusing a volume ONTAP holds would leave it out of every window), the one
+//!   place snapwarden may be more lenient than ONTAP.
+//! - **SVM**: at most 47 characters, and `all` is reserved (ONTAP command reference, `vserver
+//!   create`, parameter `-vserver`); letters, digits, `.`, `-` and `_`, not starting with a
+//!   hyphen, a period or a digit (NetApp's SVM naming rule as given for System Manager).
+//! - **LUN**: 1 to 255 characters, no spaces, only letters, digits, `-`, `_`, `{`, `}` and `.`,
+//!   starting with a letter or digit (ONTAP command reference, `lun modify`, parameter `-lun`); a
+//!   LUN sits at the root of a volume or of a qtree (`lun create`).
+//! - **qtree**: no `/`, at most 64 characters (`volume qtree create`, parameter `-qtree`). ONTAP
+//!   says nothing of its characters: snapwarden takes visible ASCII only (no space, control,
+//!   invisible or non-ASCII character) — a conservative choice of ours.
 //!
 //! Cluster names are snapwarden's labels (in volume ids, status, logs and Prometheus label values),
 //! not ONTAP's cluster names: any visible characters, but no control, invisible (zero-width,
