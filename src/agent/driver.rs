@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use super::clock::Clock;
 use super::cycle::{Cycle, CycleResult};
 use super::discovery::Inventory;
-use super::error_chain;
 use super::journal::{ActionKind, ActionOutcome, Journal};
+use crate::error::error_chain;
 use crate::veeam::{SessionResult, SessionState, VeeamClient, VeeamError};
 
 /// How long past the window's `max` a Veeam job is followed: snapwarden never stops it, and a

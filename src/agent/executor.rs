@@ -21,6 +21,7 @@ use super::discovery::Inventory;
 use super::journal::{
     ActionKind, ActionOutcome, Journal, JournalError, ObjectKind, ObjectRecord, ObjectState,
 };
+use crate::error::error_chain;
 use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
 
@@ -236,7 +237,7 @@ pub(crate) async fn create(
             return Some(snapshot_not_made(ctx, cycle, detail));
         }
         Err(e) => {
-            let detail = super::error_chain(&e);
+            let detail = error_chain(&e);
             if surely_not_applied(&e) {
                 return Some(snapshot_not_made(ctx, cycle, detail));
             }
@@ -328,7 +329,7 @@ pub(crate) async fn create(
                         ObjectState::Absent,
                     );
                 }
-                let detail = super::error_chain(&e);
+                let detail = error_chain(&e);
                 return Some(fail(
                     ctx,
                     cycle,
@@ -556,7 +557,7 @@ pub(crate) async fn release(
                 ActionKind::DeleteSnapshot,
                 &snapshot.name,
                 ActionOutcome::Gone,
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             finish(ctx, &mut cycle);
             again = false;
@@ -569,7 +570,7 @@ pub(crate) async fn release(
                 ActionKind::DeleteSnapshot,
                 &snapshot.name,
                 ActionOutcome::Locked,
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             if cycle.state != CycleState::Locked {
                 tracing::warn!(
@@ -582,9 +583,9 @@ pub(crate) async fn release(
                 // The backup's own outcome (an overrun, a failure) stays in front of the lock.
                 cycle.detail = match (cycle.result, cycle.detail.is_empty()) {
                     (Some(CycleResult::Overrun | CycleResult::Failed), false) => {
-                        format!("{}; {}", cycle.detail, super::error_chain(&e))
+                        format!("{}; {}", cycle.detail, error_chain(&e))
                     }
-                    _ => super::error_chain(&e),
+                    _ => error_chain(&e),
                 };
                 ctx.save(&cycle);
                 conflicts.push(ObservedConflict {
@@ -612,14 +613,14 @@ pub(crate) async fn release(
                 ActionKind::DeleteSnapshot,
                 &snapshot.name,
                 ActionOutcome::Error,
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
-                "deleting the backing snapshot failed, will retry: {}", super::error_chain(&e)
+                "deleting the backing snapshot failed, will retry: {}", error_chain(&e)
             );
-            cycle.detail = super::error_chain(&e);
+            cycle.detail = error_chain(&e);
             ctx.save(&cycle);
             again = true;
         }
@@ -732,7 +733,7 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 ActionKind::DeleteClone,
                 &object.name,
                 ActionOutcome::Gone,
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             true
         }
@@ -742,12 +743,12 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
                 ActionKind::DeleteClone,
                 &object.name,
                 ActionOutcome::Error,
-                &super::error_chain(&e),
+                &error_chain(&e),
             );
             tracing::warn!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
-                "deleting the LUN clone failed, will retry: {}", super::error_chain(&e)
+                "deleting the LUN clone failed, will retry: {}", error_chain(&e)
             );
             false
         }

@@ -14,8 +14,9 @@ use super::hook::{self, HookOutcome, HookSpec};
 use super::journal::{ActionKind, ActionOutcome};
 use super::observe;
 use super::state::{Occurrence, Open, Retry, Step, VolumeKey};
-use super::{driver, error_chain, Agent, Event};
+use super::{driver, Agent, Event};
 use crate::config::{Driver, HookAction, OnOverrun, Window};
+use crate::error::error_chain;
 use crate::ontap::VolumeRef;
 use crate::planner;
 

@@ -1,5 +1,5 @@
 //! The agent's Prometheus metrics (`/metrics`): one [`Registry`] per agent, updated by the loop
-//! after every pass and by the ONTAP call decorator ([`Counted`]).
+//! after every pass and by [`Counted`], the layer over every cluster client.
 //!
 //! Label names follow NetApp Harvest (`cluster`, `svm`, `volume`, `schedule`) so series join with
 //! Harvest's; label values come only from policy names and closed enums (never snapshot names),
@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,10 +22,7 @@ use super::cycle::{ConflictKind, Cycle, CycleResult, CycleState};
 use super::journal::JournalHealth;
 use super::state::{ClusterView, Memory};
 use crate::config::Policy;
-use crate::ontap::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
-};
+use crate::ontap::{Call, Layer, Ontap, OntapError, Via};
 use crate::planner::Plan;
 
 /// Every result a cycle can end with (the `result` label of `snapwarden_cycles_total`).
@@ -822,10 +819,10 @@ pub fn policy_hash(policy: &Policy) -> f64 {
     n as f64
 }
 
-/// The `code` label of one ONTAP call's outcome.
-fn outcome<T>(r: &Result<T, OntapError>) -> String {
+/// The `code` label of an ONTAP call's outcome: `ok`, ONTAP's error code, or the kind of failure.
+fn outcome(r: Result<(), &OntapError>) -> String {
     match r {
-        Ok(_) => "ok".into(),
+        Ok(()) => "ok".into(),
         Err(OntapError::Api { code, .. }) => code.to_string(),
         Err(OntapError::Auth { .. }) => "auth".into(),
         Err(OntapError::Transport { .. }) => "transport".into(),
@@ -834,7 +831,7 @@ fn outcome<T>(r: &Result<T, OntapError>) -> String {
     }
 }
 
-/// An [`Ontap`] that counts and times every call in the metrics, by method and outcome.
+/// The [`Layer`] that counts and times every call in the metrics, by method and outcome.
 pub struct Counted {
     inner: Arc<dyn Ontap>,
     metrics: Arc<Metrics>,
@@ -842,120 +839,32 @@ pub struct Counted {
 }
 
 impl Counted {
-    /// `cluster` is the policy's name for it (the `cluster` label).
-    pub fn new(inner: Arc<dyn Ontap>, metrics: Arc<Metrics>, cluster: &str) -> Counted {
-        Counted {
-            inner,
-            metrics,
-            cluster: cluster.to_string(),
-        }
-    }
-
-    async fn count<T>(
-        &self,
-        method: &'static str,
-        call: impl std::future::Future<Output = Result<T, OntapError>>,
-    ) -> Result<T, OntapError> {
-        let start = Instant::now();
-        let r = call.await;
-        self.metrics.ontap_request(
-            &self.cluster,
-            method,
-            outcome(&r),
-            start.elapsed().as_secs_f64(),
-        );
-        r
+    /// `inner`, counted; `cluster` is the policy's name for it (the `cluster` label).
+    pub fn new(inner: Arc<dyn Ontap>, metrics: Arc<Metrics>, cluster: &str) -> Via<Counted> {
+        Via::new(
+            inner.cluster_name().to_string(),
+            Counted {
+                inner,
+                metrics,
+                cluster: cluster.to_string(),
+            },
+        )
     }
 }
 
 #[async_trait]
-impl Ontap for Counted {
-    fn cluster_name(&self) -> &str {
-        self.inner.cluster_name()
+impl Layer for Counted {
+    async fn before(&self, _call: Call) -> Result<Arc<dyn Ontap>, OntapError> {
+        Ok(self.inner.clone())
     }
-    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
-        self.count("cluster", self.inner.cluster()).await
-    }
-    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-        self.count("volumes", self.inner.volumes()).await
-    }
-    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-        self.count("snapshot_policies", self.inner.snapshot_policies())
-            .await
-    }
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-        self.count("schedules", self.inner.schedules()).await
-    }
-    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
-        self.count("license", self.inner.license(package)).await
-    }
-    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.count("snapshots", self.inner.snapshots()).await
-    }
-    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-        self.count("luns", self.inner.luns()).await
-    }
-    async fn create_snapshot(
-        &self,
-        volume: &VolumeRef,
-        new: &crate::ontap::NewSnapshot<'_>,
-    ) -> Result<SnapshotInfo, OntapError> {
-        self.count("create_snapshot", self.inner.create_snapshot(volume, new))
-            .await
-    }
-    async fn delete_snapshot(
-        &self,
-        volume: &VolumeRef,
-        snapshot_uuid: &str,
-        snapshot_name: &str,
-    ) -> Result<(), OntapError> {
-        self.count(
-            "delete_snapshot",
-            self.inner
-                .delete_snapshot(volume, snapshot_uuid, snapshot_name),
-        )
-        .await
-    }
-    async fn clone_lun_flexclone(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.count(
-            "clone_lun_flexclone",
-            self.inner
-                .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path),
-        )
-        .await
-    }
-    async fn clone_lun_snaprestore(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.count(
-            "clone_lun_snaprestore",
-            self.inner
-                .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path),
-        )
-        .await
-    }
-    async fn delete_lun(
-        &self,
-        lun_uuid: &str,
-        lun_path: &str,
-        allow_delete_while_mapped: bool,
-    ) -> Result<(), OntapError> {
-        self.count(
-            "delete_lun",
-            self.inner
-                .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped),
-        )
-        .await
+
+    fn after(&self, call: Call, r: Result<(), &OntapError>, elapsed: Duration) {
+        self.metrics.ontap_request(
+            &self.cluster,
+            call.name(),
+            outcome(r),
+            elapsed.as_secs_f64(),
+        );
     }
 }
 
@@ -1135,13 +1044,13 @@ copies = [{ schedule = "hourly", count = 3 }]
             message: "locked".into(),
             http_status: Some(409),
         });
-        assert_eq!(outcome(&api), "1638555");
-        assert_eq!(outcome(&Ok::<(), OntapError>(())), "ok");
+        assert_eq!(outcome(api.as_ref().map(|_| ())), "1638555");
+        assert_eq!(outcome(Ok(())), "ok");
         let auth: Result<(), OntapError> = Err(OntapError::Auth {
             cluster: "lab".into(),
             http_status: 401,
         });
-        assert_eq!(outcome(&auth), "auth");
+        assert_eq!(outcome(auth.as_ref().map(|_| ())), "auth");
     }
 
     #[test]

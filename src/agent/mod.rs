@@ -587,18 +587,3 @@ async fn election_changed(ha: &mut Option<Ha>) {
     }
     std::future::pending().await
 }
-
-/// An error and its sources, `outer: inner: innermost` (thiserror's `Display` shows one level).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
-}

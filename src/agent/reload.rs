@@ -118,6 +118,9 @@ pub fn not_reloadable(old: &Policy, new: &Policy) -> Vec<String> {
     if old.agent.token_file != new.agent.token_file {
         refused.push("[agent] token_file".into());
     }
+    if old.agent.listen_without_token != new.agent.listen_without_token {
+        refused.push("[agent] listen_without_token".into());
+    }
     if old.ha != new.ha {
         // Leaving, joining or moving the election while running could leave two leaders.
         refused.push("[ha]".into());
@@ -438,6 +441,12 @@ mod tests {
         assert!(r[0].starts_with("[agent] listen (127.0.0.1:9464 → 127.0.0.1:1)"));
         assert!(r[1].starts_with("[agent] state_dir"));
         assert_eq!(r[2], "[agent] snapshot_prefix");
+        // Whether an open API is meant is decided when the listener is bound.
+        let r = not_reloadable(
+            &old,
+            &policy("listen_without_token = true", &["a"], "/etc/sw/p.toml"),
+        );
+        assert_eq!(r, vec!["[agent] listen_without_token".to_string()]);
     }
 
     #[test]

@@ -13,15 +13,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
+use crate::render::{check_report, plan_table, write_plan_json};
 
 mod agent;
-pub(crate) mod render;
 mod report;
 mod simulate;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};
-pub use render::{check_report, plan_table, write_plan_json};
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;
@@ -84,6 +83,9 @@ pub enum Command {
         /// The agent's base URL, for example http://127.0.0.1:9464.
         #[arg(long)]
         url: Option<String>,
+        /// A file holding the agent's API token (default: the policy's `[agent] token_file`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -224,8 +226,9 @@ pub fn main() -> ExitCode {
         Command::Status {
             config,
             url,
+            token_file,
             output,
-        } => agent::status(config.as_deref(), url, output),
+        } => agent::status(config.as_deref(), url, token_file.as_deref(), output),
         Command::History {
             config,
             state_dir,
@@ -444,7 +447,7 @@ fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
 /// MB). A closed pipe (`| head`) ends the output quietly, like [`print`].
 fn print_json(policy: &Policy, plan: &Plan) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let _ = render::write_plan_json(&mut out, policy, plan)
+    let _ = write_plan_json(&mut out, policy, plan)
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());

@@ -102,9 +102,9 @@ hook = { command = ["x"], timout = "1m" }
 "#,
         r#"
 p.toml:2:1: unknown key `guad` in [agent]
-  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
+  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file, listen_without_token
 p.toml:3:1: unknown key `listn` in [agent]
-  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
+  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file, listen_without_token
 p.toml:4:2: unknown key `agnt` in the top level
   hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam, ha
 p.toml:12:27: unknown key `timout` in the window's hook table
@@ -654,6 +654,7 @@ fn valid_values_reach_the_model() {
     let p = valid(
         r#"[agent]
 listen = "0.0.0.0:9000"
+listen_without_token = true
 state_dir = "state"
 [flexclone]
 recommend_after = 2
@@ -684,6 +685,7 @@ hook = { command = ["/bin/backup", "--all"] }
     );
     assert_eq!(p.agent.state_dir, PathBuf::from("state"));
     assert_eq!(p.agent.token_file, None);
+    assert!(p.agent.listen_without_token);
     assert_eq!(p.flexclone.within, TimeDelta::days(7));
     let prod = &p.clusters[0];
     assert_eq!(
@@ -1113,6 +1115,54 @@ fn token_file_resolves_beside_the_policy_and_an_empty_one_is_located() {
     assert!(
         err.contains("p.toml:2:") && err.contains("`token_file` is empty"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_listen_address_off_loopback_needs_a_token_or_says_it_is_meant_open() {
+    let open = "off loopback and no `token_file` is set: anyone who reaches it would read the \
+                status and the plan\n  hint: set `token_file` to a file holding a bearer token, \
+                listen on 127.0.0.1, or add `listen_without_token = true` if the network is trusted";
+    check(
+        "[agent]\nlisten = \"0.0.0.0:9464\"\n",
+        &format!("p.toml:2:10: `listen` address \"0.0.0.0:9464\" is {open}"),
+    );
+    check(
+        "[agent]\nlisten = \"[::]:9464\"\n",
+        &format!("p.toml:2:10: `listen` address \"[::]:9464\" is {open}"),
+    );
+    check(
+        "[agent]\nlisten = \"192.0.2.7:9464\"\nlisten_without_token = false\n",
+        &format!("p.toml:2:10: `listen` address \"192.0.2.7:9464\" is {open}"),
+    );
+    // Loopback in every spelling, a token, or the explicit opt-in: valid.
+    for listen in [
+        "127.0.0.1:9464",
+        "127.8.9.10:1",
+        "[::1]:9464",
+        "[::ffff:127.0.0.1]:9464",
+    ] {
+        let p = valid(&format!("[agent]\nlisten = \"{listen}\"\n"));
+        assert!(!p.agent.listen_without_token, "{listen}");
+    }
+    let p = valid("[agent]\nlisten = \"0.0.0.0:9464\"\ntoken_file = \"t\"\n");
+    assert_eq!(p.agent.token_file, Some(PathBuf::from("t")));
+    let p = valid("[agent]\nlisten = \"0.0.0.0:9464\"\nlisten_without_token = true\n");
+    assert!(p.agent.listen_without_token);
+    // The opt-in and a token contradict each other; a non-boolean is a type error; both located.
+    check(
+        "[agent]\nlisten = \"0.0.0.0:9464\"\ntoken_file = \"t\"\nlisten_without_token = true\n",
+        r#"
+p.toml:4:24: `listen_without_token = true` contradicts `token_file`: with a token, every /api/v1 caller must send it
+  hint: remove one of the two
+"#,
+    );
+    check(
+        "[agent]\nlisten_without_token = \"yes\"\n",
+        r#"
+p.toml:2:24: in [agent]: invalid type: string "yes", expected a boolean
+  hint: config/reference.toml documents every key and its type
+"#,
     );
 }
 

@@ -1,4 +1,7 @@
 //! Renders a plan for people (tables, the `check` report) and for scripts (the documented JSON).
+//!
+//! Below both edges that show a plan — `cli` (`check`, `plan`) and the agent's `/api/v1/plan` —
+//! so that neither imports the other. Pure formatting: the JSON is written to any `impl Write`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
