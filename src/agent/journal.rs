@@ -9,6 +9,11 @@
 //!
 //! Durability: WAL with `synchronous = NORMAL` — a committed write survives the process being
 //! killed (the protection snapwarden needs), not necessarily a power loss of the host.
+//!
+//! Opening: the file is identified read-only first (`identify`): nothing is written to a file
+//! that is not a snapwarden journal, to one of a newer or mismatched schema, or to a damaged one
+//! (`PRAGMA quick_check` at start); only an identified journal is switched to WAL and migrated.
+//! New journals carry [`APPLICATION_ID`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +25,11 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use super::cycle::{
     CloneKind, CloneLun, ConflictKind, Cycle, CycleResult, CycleState, ObservedConflict,
 };
+
+mod identify;
+
+use identify::Found;
+pub use identify::{APPLICATION_ID, INTEGRITY_BUDGET};
 
 /// File name of the journal inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -144,8 +154,6 @@ const LOCKED_SPACE_FROM: i64 = 4;
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-/// The oldest schema `open_read_only` reads.
-const READABLE_FROM: i64 = 1;
 
 /// What happened to a volume's FlexClone recommendation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,16 +299,33 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("journal {} is not a snapwarden journal or is damaged ({detail}); it was left untouched — move it aside to start a new one", path.display())]
-    Corrupt { path: PathBuf, detail: String },
+    /// Not a snapwarden journal: another program's database, or not SQLite at all.
+    #[error("journal {} is not a snapwarden journal ({detail}); it was left untouched — move it aside (or point --state-dir elsewhere) to start a new journal", path.display())]
+    Foreign { path: PathBuf, detail: String },
+    /// A snapwarden journal with damaged pages.
+    #[error("journal {p} is damaged ({detail}); it was left untouched — move it aside (mv {p} {p}.damaged) to start a new journal; backing snapshots and clones only the damaged one records are then left alone (logged as look-alikes) for you to release", p = path.display())]
+    Damaged { path: PathBuf, detail: String },
     #[error("journal {} has schema version {found}, newer than this snapwarden understands ({supported}); it was left untouched — run a newer snapwarden", path.display())]
     NewerSchema {
         path: PathBuf,
         found: i64,
         supported: i64,
     },
-    #[error("journal {} does not exist (has the agent run with this state directory?)", path.display())]
+    /// A snapwarden journal whose tables are not those its schema version says.
+    #[error("journal {} says schema version {found}, but {detail}; it was left untouched — move it aside to start a new journal", path.display())]
+    MismatchedSchema {
+        path: PathBuf,
+        found: i64,
+        detail: String,
+    },
+    #[error("journal {} does not exist or holds no journal yet (has the agent run with this state directory?)", path.display())]
     Missing { path: PathBuf },
+    #[error("journal {}: cannot read it: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("journal {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -484,8 +509,10 @@ fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal in `state_dir`, applying migrations. A file that is
-    /// not a journal, or one written by a newer snapwarden, is refused and left as it is.
+    /// Opens (creating if needed) the journal in `state_dir`, applying migrations. The file is
+    /// identified read-only first: one that is not a journal, is of a newer or mismatched
+    /// schema, or is damaged (`PRAGMA quick_check`, within [`INTEGRITY_BUDGET`]) is refused and
+    /// left as it is, byte for byte.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
         std::fs::create_dir_all(state_dir).map_err(|source| JournalError::StateDir {
             dir: state_dir.to_path_buf(),
@@ -500,11 +527,15 @@ impl Journal {
                 dir: state_dir.to_path_buf(),
                 source,
             })?;
+        let found = identify::identify(&path, true)?;
+        let create = if found == Found::Absent {
+            OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::empty()
+        };
         let conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(&path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -518,49 +549,27 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Opens an existing journal for reading (`history`, `report`); never creates or migrates.
+    /// Opens an existing journal for reading (`history`, `report`); never creates, migrates or
+    /// writes, and refuses a file that is not a journal or is of a newer or mismatched schema.
     pub fn open_read_only(state_dir: &Path) -> Result<Journal, JournalError> {
         let path = state_dir.join(FILE_NAME);
-        if !path.exists() {
-            return Err(JournalError::Missing { path });
+        match identify::identify(&path, false)? {
+            Found::Absent | Found::Empty => return Err(JournalError::Missing { path }),
+            // `history` and `report` read the tables of migration 1: a journal not yet migrated
+            // by this build's `run` is read as it is.
+            Found::Journal { .. } => {}
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         // Without a `-wal` beside it the journal is closed (no agent is writing): read it as
         // immutable, so SQLite creates no `-wal`/`-shm`. Made by another user (root running
         // `history`), those files would lock the agent's own service user out of its journal.
-        let wal = state_dir.join(format!("{FILE_NAME}-wal"));
-        let conn = if wal.exists() {
-            Connection::open_with_flags(&path, flags)
-        } else {
-            Connection::open_with_flags(immutable_uri(&path), flags | OpenFlags::SQLITE_OPEN_URI)
-        }
-        .map_err(|e| classify(&path, e))?;
+        let conn = identify::open_read_only(&path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let journal = Journal {
-            path: path.clone(),
+        Ok(Journal {
+            path,
             conn: Mutex::new(conn),
             health: Arc::default(),
             stamp: Mutex::new(Stamp::default()),
-        };
-        let version = journal.user_version()?;
-        if version > SCHEMA_VERSION {
-            return Err(JournalError::NewerSchema {
-                path,
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        // `history` and `report` read the tables of migration 1: a journal not yet migrated
-        // by this build's `run` is read as it is.
-        if version < READABLE_FROM {
-            return Err(JournalError::Corrupt {
-                path,
-                detail: format!(
-                    "schema version {version}; open it once with `snapwarden run` to migrate"
-                ),
-            });
-        }
-        Ok(journal)
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -618,6 +627,9 @@ impl Journal {
             .map_err(|e| self.err(e))
     }
 
+    /// Brings an identified journal (or an empty file) to this build's schema: WAL, foreign keys,
+    /// the migrations it lacks (each in its own transaction with its `user_version`), and
+    /// [`APPLICATION_ID`].
     fn migrate(&self) -> Result<(), JournalError> {
         let version = self.user_version()?;
         if version > SCHEMA_VERSION {
@@ -632,20 +644,6 @@ impl Journal {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )
         .map_err(|e| classify(&self.path, e))?;
-        if version == 0 {
-            // A file with tables but no version is somebody else's database.
-            let tables: i64 = conn
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                .map_err(|e| classify(&self.path, e))?;
-            if tables > 0 {
-                return Err(JournalError::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!(
-                        "an SQLite database with {tables} objects but no snapwarden schema version"
-                    ),
-                });
-            }
-        }
         let start = usize::try_from(version).unwrap_or(0);
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
             let tx = conn.transaction().map_err(|e| classify(&self.path, e))?;
@@ -653,6 +651,14 @@ impl Journal {
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(|e| classify(&self.path, e))?;
             tx.commit().map_err(|e| classify(&self.path, e))?;
+        }
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| classify(&self.path, e))?;
+        if app_id != APPLICATION_ID {
+            // Journals written before the id was set are identified by their tables.
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| classify(&self.path, e))?;
         }
         Ok(())
     }
@@ -1346,10 +1352,11 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
+/// A SQLite error as a journal error: a file SQLite finds malformed is [`JournalError::Damaged`].
 fn classify(path: &Path, e: rusqlite::Error) -> JournalError {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => JournalError::Corrupt {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => JournalError::Damaged {
             path: path.to_path_buf(),
             detail: e.to_string(),
         },
@@ -1698,8 +1705,12 @@ mod tests {
         let garbage = b"this is not sqlite, it is somebody's notes\n".repeat(100);
         std::fs::write(&path, &garbage).unwrap();
         let err = Journal::open(dir.path()).unwrap_err();
-        assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
-        assert!(err.to_string().contains("left untouched"), "{err}");
+        assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
+        assert!(
+            err.to_string().contains("(not an SQLite database)")
+                && err.to_string().contains("left untouched"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), garbage);
     }
 
@@ -1730,7 +1741,7 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = Journal::open(dir.path()).unwrap_err();
-        assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+        assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
         let kept: String = conn
             .query_row("SELECT x FROM notes", [], |r| r.get(0))
@@ -1802,5 +1813,191 @@ mod tests {
         let j = Journal::open(old.path()).unwrap();
         j.record_locked_space(&l).unwrap();
         assert_eq!(j.locked_space().unwrap().len(), 1);
+    }
+
+    /// The file's bytes, and whether SQLite left a side file beside it.
+    fn snapshot_of(dir: &Path) -> (Vec<u8>, Vec<String>) {
+        let bytes = std::fs::read(dir.join(FILE_NAME)).unwrap();
+        let mut side: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != FILE_NAME)
+            .collect();
+        side.sort();
+        (bytes, side)
+    }
+
+    /// A closed journal of this build with a few cycles (so its tables have pages of their own).
+    fn written_journal(dir: &Path) {
+        let j = Journal::open(dir).unwrap();
+        for i in 0..20 {
+            j.insert_cycle(
+                &cycle(&format!("c{i}"), &format!("2026-01-01T{:02}:00:00Z", i)),
+                t("2026-01-01T00:00:00Z"),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_journal_with_damaged_pages_is_refused_at_open_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        written_journal(dir.path());
+        let path = dir.path().join(FILE_NAME);
+        // Pages 2 to 4 (the first tables' roots) overwritten, as a bad disk or a stray write
+        // would: page 1 (the header and the schema) still reads.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+        assert!(bytes.len() >= 4 * page, "{} bytes", bytes.len());
+        for b in &mut bytes[page..4 * page] {
+            *b = 0xA5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let before = snapshot_of(dir.path());
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Damaged { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "journal {} is damaged (quick_check: ",
+                path.display()
+            )) && text.contains("left untouched")
+                && text.contains(&format!("mv {0} {0}.damaged", path.display())),
+            "{text}"
+        );
+        assert_eq!(snapshot_of(dir.path()), before);
+        assert!(before.1.is_empty(), "{:?}", before.1);
+    }
+
+    #[test]
+    fn a_foreign_database_is_identified_read_only_and_never_changed() {
+        // Another program's database, in rollback-journal mode, and one marked with its own
+        // application_id in WAL mode: not a byte changes, no WAL switch.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep'); \
+             CREATE TABLE tags (t TEXT);",
+        )
+        .unwrap();
+        drop(conn);
+        let before = snapshot_of(dir.path());
+        assert_eq!(before.0[18..20], [1, 1], "rollback-journal mode");
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "journal {} is not a snapwarden journal (an SQLite database with 2 table(s) \
+                 (notes, tags) and no snapwarden journal in it); it was left untouched — move it \
+                 aside (or point --state-dir elsewhere) to start a new journal",
+                path.display()
+            )
+        );
+        assert_eq!(snapshot_of(dir.path()), before);
+        let err = Journal::open_read_only(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
+        assert_eq!(snapshot_of(dir.path()), before);
+
+        std::fs::remove_file(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA application_id = 1234; \
+             CREATE TABLE cycles (id TEXT);",
+        )
+        .unwrap();
+        drop(conn);
+        let before = snapshot_of(dir.path());
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("an SQLite database of another program (application_id 0x000004D2)"),
+            "{err}"
+        );
+        assert_eq!(snapshot_of(dir.path()), before);
+    }
+
+    #[test]
+    fn a_journal_of_a_mismatched_schema_says_so_and_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        written_journal(dir.path());
+        // Version 2 in the header, the tables of version 4 (migration 3 would fail with
+        // "duplicate column name: replica").
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", 2i64).unwrap();
+        drop(conn);
+        let before = snapshot_of(dir.path());
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "journal {} says schema version 2, but its tables are those of schema version \
+                 {SCHEMA_VERSION}; it was left untouched",
+                dir.path().join(FILE_NAME).display()
+            )),
+            "{err}"
+        );
+        assert_eq!(snapshot_of(dir.path()), before);
+
+        // A column dropped from a table: named.
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch("ALTER TABLE actions DROP COLUMN leader_revision;")
+            .unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .unwrap();
+        drop(conn);
+        let err = Journal::open_read_only(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "its tables are not those of schema version {SCHEMA_VERSION}: table actions \
+                 lacks leader_revision"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_new_journal_is_marked_and_an_old_one_gains_the_mark_when_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path()).unwrap());
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(
+            i32::from_be_bytes([bytes[68], bytes[69], bytes[70], bytes[71]]),
+            APPLICATION_ID
+        );
+        // A journal from before the mark (application_id 0) is recognised by its tables.
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "application_id", 0).unwrap();
+        drop(conn);
+        drop(Journal::open_read_only(dir.path()).unwrap());
+        let j = Journal::open(dir.path()).unwrap();
+        let id: i32 = j
+            .lock()
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+        // An empty file is no journal to read, but one to start.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join(FILE_NAME), b"").unwrap();
+        assert!(matches!(
+            Journal::open_read_only(empty.path()).unwrap_err(),
+            JournalError::Missing { .. }
+        ));
+        drop(Journal::open(empty.path()).unwrap());
+    }
+
+    #[test]
+    fn a_journal_of_a_newer_snapwarden_is_left_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        written_journal(dir.path());
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let before = snapshot_of(dir.path());
+        assert!(matches!(
+            Journal::open(dir.path()).unwrap_err(),
+            JournalError::NewerSchema { .. }
+        ));
+        assert_eq!(snapshot_of(dir.path()), before);
     }
 }
