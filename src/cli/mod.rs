@@ -316,8 +316,8 @@ fn plan_policy(
         not_checked.extend(veeam_jobs_not_looked_up(&policy));
     }
     if !plan.unresolved.is_empty() {
-        let how = if horizon.offline { "offline" } else { "" };
-        eprintln!("{}: cannot plan {how}:", path.display());
+        let how = if horizon.offline { " offline" } else { "" };
+        eprintln!("{}: cannot plan{how}:", path.display());
         for u in &plan.unresolved {
             eprintln!("  {}", u.reason);
         }
