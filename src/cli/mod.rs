@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
-use crate::render::{check_report, plan_table, write_plan_json};
+use crate::render::{check_report, plan_table, write_plan_json, CHECK_LISTED};
 
 mod agent;
 mod report;
@@ -48,6 +48,10 @@ pub enum Command {
         policy: PathBuf,
         #[command(flatten)]
         horizon: Horizon,
+        /// List every predicted conflict in the table, not only the first 20 (the summary
+        /// counts them all; the JSON always has every one).
+        #[arg(long)]
+        all: bool,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -211,8 +215,9 @@ pub fn main() -> ExitCode {
         Command::Check {
             policy,
             horizon,
+            all,
             output,
-        } => check(&policy, &horizon, output),
+        } => check(&policy, &horizon, all, output),
         Command::Plan {
             policy,
             horizon,
@@ -310,13 +315,16 @@ fn plan_policy(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Po
     Ok((policy, plan))
 }
 
-fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
+fn check(path: &Path, horizon: &Horizon, all: bool, output: Output) -> u8 {
     let (policy, plan) = match plan_policy(path, horizon, 168) {
         Ok(p) => p,
         Err(code) => return code,
     };
     match output {
-        Output::Table => print(&check_report(&policy, &plan)),
+        Output::Table => {
+            let listed = (!all).then_some(CHECK_LISTED);
+            print(&check_report(&policy, &plan, listed))
+        }
         Output::Json => print_json(&policy, &plan),
     }
     if plan.conflicts.is_empty() {
