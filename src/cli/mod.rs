@@ -19,8 +19,10 @@ mod agent;
 mod report;
 mod simulate;
 mod simulator;
+mod tables;
 
-pub use agent::{status_table, LogFormat};
+pub use agent::LogFormat;
+pub use tables::status_table;
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;

@@ -1,0 +1,213 @@
+//! The tables `status`, `history` and `report` print: left-aligned columns under upper-case
+//! headers, instants as `YYYY-MM-DD HH:MM:SSZ`.
+
+use chrono::{DateTime, Utc};
+
+use crate::agent::status::{RecentCycle, Status};
+
+/// An instant as every table shows it (UTC, to the second); `-` when there is none.
+pub(super) fn time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Left-aligned columns, two spaces apart.
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+pub fn status_table(s: &Status) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "snapwarden status at {}{}\n\nclusters\n",
+        time(s.generated_at),
+        if s.shutting_down { " (stopping)" } else { "" }
+    ));
+    if let Some(ha) = &s.ha {
+        out.push_str(&format!(
+            "high availability: this replica {} is {}; leader: {}{}\n\n",
+            ha.identity,
+            ha.role,
+            ha.leader.as_deref().unwrap_or("none"),
+            if ha.backend_up {
+                ""
+            } else {
+                " (election backend unreachable)"
+            }
+        ));
+    }
+    let rows: Vec<Vec<String>> = s
+        .clusters
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                if c.reachable {
+                    "reachable"
+                } else {
+                    "UNREACHABLE"
+                }
+                .into(),
+                c.version.clone().unwrap_or_else(|| "-".into()),
+                c.timezone.clone().unwrap_or_else(|| "-".into()),
+                c.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["NAME", "STATE", "VERSION", "TIMEZONE", "ERROR"],
+        &rows,
+    ));
+    if let Some(at) = s.next_create_at {
+        out.push_str(&format!("\nnext backing snapshot at {}\n", time(Some(at))));
+    }
+    out.push_str(&format!("\nlive cycles ({})\n", s.live_cycles.len()));
+    let rows: Vec<Vec<String>> = s
+        .live_cycles
+        .iter()
+        .map(|c| {
+            vec![
+                c.window.clone(),
+                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
+                c.backing_snapshot.clone(),
+                c.state.clone(),
+                time(c.created_at),
+                time(Some(c.release_by)),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "WINDOW",
+            "VOLUME",
+            "BACKING SNAPSHOT",
+            "STATE",
+            "CREATED",
+            "RELEASE BY",
+        ],
+        &rows,
+    ));
+    out.push_str(&format!("\nrecent cycles ({})\n", s.recent_cycles.len()));
+    out.push_str(&cycles_table(&s.recent_cycles));
+    out.push_str(&format!(
+        "\nconflicts, last 7 days ({})\n",
+        s.conflicts.len()
+    ));
+    let rows: Vec<Vec<String>> = s
+        .conflicts
+        .iter()
+        .map(|c| {
+            vec![
+                time(Some(c.at)),
+                c.kind.clone(),
+                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
+                c.window.clone().unwrap_or_else(|| "-".into()),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["AT", "KIND", "VOLUME", "WINDOW", "DETAIL"], &rows));
+    if !s.excluded_volumes.is_empty() {
+        out.push_str("\nvolumes left out\n");
+        for e in &s.excluded_volumes {
+            out.push_str(&format!("  {}: {}\n", e.volume, e.reason));
+        }
+    }
+    if !s.flexclone_recommendations.is_empty() {
+        out.push_str("\nFlexClone recommended\n");
+        for r in &s.flexclone_recommendations {
+            out.push_str(&format!(
+                "  {}/{}/{} since {}: {}\n",
+                r.cluster,
+                r.svm,
+                r.volume,
+                r.since.to_rfc3339(),
+                r.evidence
+            ));
+        }
+    }
+    out
+}
+
+pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
+    // With [ha], which replica acted (a column only when some cycle names one).
+    let replicas = cycles.iter().any(|c| c.replica.is_some());
+    let rows: Vec<Vec<String>> = cycles
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                time(c.create_at.or(c.created_at)),
+                c.window.clone(),
+                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
+                c.result.clone().unwrap_or_else(|| c.state.clone()),
+                time(c.released_at),
+            ];
+            if replicas {
+                row.push(c.replica.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.push(c.detail.clone());
+            row
+        })
+        .collect();
+    let header: &[&str] = if replicas {
+        &[
+            "START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "REPLICA", "DETAIL",
+        ]
+    } else {
+        &["START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "DETAIL"]
+    };
+    table(header, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::status::HaStatus;
+
+    #[test]
+    fn the_status_table_names_the_role_and_the_leader_with_ha_only() {
+        let mut s = Status::default();
+        assert!(!status_table(&s).contains("high availability"));
+        s.ha = Some(HaStatus {
+            identity: "b".into(),
+            role: "standby".into(),
+            leader: Some("a".into()),
+            revision: None,
+            backend_up: true,
+            leader_changes: 0,
+        });
+        assert!(
+            status_table(&s).contains("high availability: this replica b is standby; leader: a\n"),
+            "{}",
+            status_table(&s)
+        );
+        s.ha = Some(HaStatus {
+            leader: None,
+            backend_up: false,
+            ..s.ha.clone().expect("set")
+        });
+        assert!(status_table(&s)
+            .contains("this replica b is standby; leader: none (election backend unreachable)"));
+    }
+}
