@@ -126,6 +126,12 @@ pub struct LiveCycle {
     pub clone_method: String,
     #[serde(default)]
     pub detail: String,
+    /// The window's configured start of the occurrence this cycle serves.
+    #[serde(default)]
+    pub window_start: Option<DateTime<Utc>>,
+    /// When the planner placed the create: differs from `window_start` when it moved the start.
+    #[serde(default)]
+    pub create_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,6 +196,8 @@ impl LiveCycle {
             release_deadline: c.release_deadline,
             clone_method: c.clone_kind.as_str().to_string(),
             detail: c.detail.clone(),
+            window_start: Some(c.window_start),
+            create_at: Some(c.create_at),
         }
     }
 }

@@ -92,6 +92,7 @@ pub fn status_table(s: &Status) -> String {
                 format!("{}/{}/{}", c.cluster, c.svm, c.volume),
                 c.backing_snapshot.clone(),
                 c.state.clone(),
+                time(c.window_start),
                 time(c.created_at),
                 time(Some(c.release_by)),
             ]
@@ -103,6 +104,7 @@ pub fn status_table(s: &Status) -> String {
             "VOLUME",
             "BACKING SNAPSHOT",
             "STATE",
+            "CONFIGURED START",
             "CREATED",
             "RELEASE BY",
         ],
@@ -150,6 +152,8 @@ pub fn status_table(s: &Status) -> String {
     out
 }
 
+/// Past cycles, newest first: the start the planner placed beside the window's configured start
+/// (they differ when the planner moved it), the result, the release.
 pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
     // With [ha], which replica acted (a column only when some cycle names one).
     let replicas = cycles.iter().any(|c| c.replica.is_some());
@@ -158,6 +162,7 @@ pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
         .map(|c| {
             let mut row = vec![
                 time(c.create_at.or(c.created_at)),
+                time(c.window_start),
                 c.window.clone(),
                 format!("{}/{}/{}", c.cluster, c.svm, c.volume),
                 c.result.clone().unwrap_or_else(|| c.state.clone()),
@@ -172,10 +177,25 @@ pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
         .collect();
     let header: &[&str] = if replicas {
         &[
-            "START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "REPLICA", "DETAIL",
+            "START",
+            "CONFIGURED START",
+            "WINDOW",
+            "VOLUME",
+            "RESULT",
+            "RELEASED",
+            "REPLICA",
+            "DETAIL",
         ]
     } else {
-        &["START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "DETAIL"]
+        &[
+            "START",
+            "CONFIGURED START",
+            "WINDOW",
+            "VOLUME",
+            "RESULT",
+            "RELEASED",
+            "DETAIL",
+        ]
     };
     table(header, &rows)
 }
@@ -183,7 +203,75 @@ pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::status::HaStatus;
+    use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleState};
+    use crate::agent::status::{HaStatus, LiveCycle};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// The demo's `exchange` cycle: configured at 10:02, moved by the planner to 10:01.
+    fn moved() -> Cycle {
+        Cycle {
+            id: "c1".into(),
+            window: "exchange".into(),
+            cluster: "demo".into(),
+            svm: "svm1".into(),
+            volume: "vol_exch".into(),
+            window_start: t("2027-03-01T10:02:00Z"),
+            create_at: t("2027-03-01T10:01:00Z"),
+            release_by: t("2027-03-01T10:02:00Z"),
+            release_deadline: None,
+            backing_snapshot: "snapwarden.exchange.20270301T100100Z".into(),
+            clone_kind: CloneKind::SnapRestore,
+            clones: vec![CloneLun {
+                source: "/vol/vol_exch/lun0".into(),
+                path: "/vol/vol_exch/snapwarden.exchange.20270301T100100Z.lun0".into(),
+            }],
+            state: CycleState::Backup,
+            result: None,
+            created_at: Some(t("2027-03-01T10:01:00.250Z")),
+            clones_created_at: Some(t("2027-03-01T10:01:00.500Z")),
+            clones_deleted_at: None,
+            released_at: None,
+            detail: "shifted 1m earlier to 10:01".into(),
+            replica: None,
+        }
+    }
+
+    #[test]
+    fn a_moved_start_shows_its_configured_start_beside_the_actual_one() {
+        let cycle = moved();
+        let status = Status {
+            live_cycles: vec![LiveCycle::of(&cycle)],
+            ..Status::default()
+        };
+        let text = status_table(&status);
+        let live = text.split_once("live cycles (1)\n").unwrap().1;
+        let mut lines = live.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "WINDOW    VOLUME              BACKING SNAPSHOT                      STATE   \
+             CONFIGURED START      CREATED               RELEASE BY"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "exchange  demo/svm1/vol_exch  snapwarden.exchange.20270301T100100Z  backup  \
+             2027-03-01 10:02:00Z  2027-03-01 10:01:00Z  2027-03-01 10:02:00Z"
+        );
+        let mut done = cycle;
+        done.state = CycleState::Released;
+        done.result = Some(crate::agent::cycle::CycleResult::Completed);
+        done.released_at = Some(t("2027-03-01T10:01:30Z"));
+        done.detail = "hook exited 0".into();
+        assert_eq!(
+            cycles_table(&[RecentCycle::of(&done)]),
+            "\
+START                 CONFIGURED START      WINDOW    VOLUME              RESULT     RELEASED              DETAIL
+2027-03-01 10:01:00Z  2027-03-01 10:02:00Z  exchange  demo/svm1/vol_exch  completed  2027-03-01 10:01:30Z  hook exited 0
+"
+        );
+    }
 
     #[test]
     fn the_status_table_names_the_role_and_the_leader_with_ha_only() {
