@@ -10,7 +10,7 @@ use clap::ValueEnum;
 
 use super::tables::{cycles_table, status_table};
 use super::{Output, EXIT_INVALID, EXIT_OK};
-use crate::agent::journal::Journal;
+use crate::agent::journal::{Journal, JournalError};
 use crate::agent::status::{RecentCycle, Status};
 use crate::agent::{self, connect, Agent, Event, Options, SystemClock, Triggers};
 use crate::config::{self, Policy};
@@ -354,6 +354,52 @@ pub enum SinceArg {
     Ago(TimeDelta),
 }
 
+/// `[agent] state_dir` when neither `--state-dir` nor a policy names one.
+pub(super) const DEFAULT_STATE_DIR: &str = "/var/lib/snapwarden";
+
+/// Where `history` and `report` took the journal's directory from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DirFrom {
+    /// `--state-dir`.
+    Flag,
+    /// The `--config` policy's `[agent] state_dir` (its default when the policy sets none).
+    Policy,
+    /// Neither was given.
+    Default,
+}
+
+/// Opens the journal read-only for `history` and `report`. A journal that is not there is
+/// explained: where the directory came from, and how to name the one `snapwarden run` used.
+pub(super) fn open_journal(dir: &Path, from: DirFrom) -> Result<Journal, u8> {
+    Journal::open_read_only(dir).map_err(|e| {
+        eprintln!("{e}");
+        if matches!(e, JournalError::Missing { .. }) {
+            eprintln!("{}", missing_journal_hint(dir, from));
+        }
+        EXIT_INVALID
+    })
+}
+
+/// What to do when there is no journal in `dir`.
+fn missing_journal_hint(dir: &Path, from: DirFrom) -> String {
+    let whence = match from {
+        DirFrom::Flag => "the --state-dir given".to_string(),
+        DirFrom::Policy => format!(
+            "the [agent] state_dir of the --config policy ({DEFAULT_STATE_DIR} when it sets none)"
+        ),
+        DirFrom::Default => {
+            "the default: neither --state-dir nor --config (whose [agent] state_dir would name \
+             it) was given"
+                .to_string()
+        }
+    };
+    format!(
+        "hint: {} is {whence}. Pass --state-dir DIR naming the directory `snapwarden run` kept its \
+         journal in: its --state-dir, else its policy's [agent] state_dir.",
+        dir.display()
+    )
+}
+
 /// `snapwarden history`.
 pub fn history(
     policy: Option<&Path>,
@@ -363,23 +409,20 @@ pub fn history(
     limit: usize,
     output: Output,
 ) -> u8 {
-    let dir = match (state_dir, policy) {
-        (Some(d), _) => d,
+    let (dir, from) = match (state_dir, policy) {
+        (Some(d), _) => (d, DirFrom::Flag),
         (None, Some(p)) => match config::load(p) {
-            Ok(policy) => policy.agent.state_dir,
+            Ok(policy) => (policy.agent.state_dir, DirFrom::Policy),
             Err(errors) => {
                 eprintln!("{errors}");
                 return EXIT_INVALID;
             }
         },
-        (None, None) => PathBuf::from("/var/lib/snapwarden"),
+        (None, None) => (PathBuf::from(DEFAULT_STATE_DIR), DirFrom::Default),
     };
-    let journal = match Journal::open_read_only(&dir) {
+    let journal = match open_journal(&dir, from) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("{e}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let since = match since.unwrap_or(SinceArg::Ago(TimeDelta::days(7))) {
         SinceArg::At(t) => t,

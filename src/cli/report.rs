@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::agent::SinceArg;
+use super::agent::{open_journal, DirFrom, SinceArg, DEFAULT_STATE_DIR};
 use super::{Output, EXIT_INVALID, EXIT_OK};
 use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
-use crate::agent::journal::Journal;
 use crate::agent::journal::LockedSpace;
 use crate::agent::recommend::{self, Recommendation};
 use crate::config;
@@ -145,9 +144,9 @@ pub fn run(
     since: Option<SinceArg>,
     output: Output,
 ) -> u8 {
-    let (dir, rule) = match policy.map(config::load) {
+    let (policy_dir, rule) = match policy.map(config::load) {
         Some(Ok(p)) => (
-            state_dir.unwrap_or_else(|| p.agent.state_dir.clone()),
+            Some(p.agent.state_dir.clone()),
             (p.flexclone.recommend_after, p.flexclone.within),
         ),
         Some(Err(errors)) => {
@@ -155,19 +154,21 @@ pub fn run(
             return EXIT_INVALID;
         }
         None => (
-            state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/snapwarden")),
+            None,
             (
                 recommend::DEFAULT_RECOMMEND_AFTER,
                 recommend::DEFAULT_WITHIN,
             ),
         ),
     };
-    let journal = match Journal::open_read_only(&dir) {
+    let (dir, from) = match (state_dir, policy_dir) {
+        (Some(d), _) => (d, DirFrom::Flag),
+        (None, Some(d)) => (d, DirFrom::Policy),
+        (None, None) => (PathBuf::from(DEFAULT_STATE_DIR), DirFrom::Default),
+    };
+    let journal = match open_journal(&dir, from) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("{e}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let read = journal
         .recent_cycles(DateTime::<Utc>::MIN_UTC, None, usize::MAX >> 1)
