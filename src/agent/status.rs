@@ -189,7 +189,13 @@ impl LiveCycle {
             svm: c.svm.clone(),
             volume: c.volume.clone(),
             backing_snapshot: c.backing_snapshot.clone(),
-            clones: c.clones.iter().map(|l| l.path.clone()).collect(),
+            // Once the clones were deleted (a locked cycle waits for its backing snapshot
+            // only), none is listed.
+            clones: if c.clones_deleted_at.is_some() {
+                Vec::new()
+            } else {
+                c.clones.iter().map(|l| l.path.clone()).collect()
+            },
             created_at: c.created_at,
             release_by: c.release_by,
             state: c.state.as_str().to_string(),

@@ -85,7 +85,9 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     };
     if embedded.simulator.is_some() {
         tracing::info!(
-            "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time"
+            "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time, \
+             on a new world: cycles an earlier run left open find none of their objects and are \
+             released without a delete"
         );
     }
     let listener = match agent::http::bind(policy.agent.listen).await {

@@ -152,6 +152,15 @@ pub fn status_table(s: &Status) -> String {
     out
 }
 
+/// A cycle's result; one not ended yet has none, and shows its state: `open (locked)`.
+fn result(c: &RecentCycle) -> String {
+    match &c.result {
+        Some(r) => r.clone(),
+        None if c.state.is_empty() => "open".to_string(),
+        None => format!("open ({})", c.state),
+    }
+}
+
 /// Past cycles, newest first: the start the planner placed beside the window's configured start
 /// (they differ when the planner moved it), the result, the release.
 pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
@@ -165,7 +174,7 @@ pub(super) fn cycles_table(cycles: &[RecentCycle]) -> String {
                 time(c.window_start),
                 c.window.clone(),
                 format!("{}/{}/{}", c.cluster, c.svm, c.volume),
-                c.result.clone().unwrap_or_else(|| c.state.clone()),
+                result(c),
                 time(c.released_at),
             ];
             if replicas {
@@ -297,5 +306,39 @@ START                 CONFIGURED START      WINDOW    VOLUME              RESULT
         });
         assert!(status_table(&s)
             .contains("this replica b is standby; leader: none (election backend unreachable)"));
+    }
+
+    /// RESULT shows results; a cycle without one yet is `open`, with its state. A locked cycle
+    /// (its clones deleted, its backing snapshot refused) lists no clone in the status.
+    #[test]
+    fn results_are_results_and_a_locked_cycle_lists_no_deleted_clone() {
+        let backup = moved();
+        let mut locked = moved();
+        locked.state = CycleState::Locked;
+        locked.clones_deleted_at = Some(t("2027-01-01T10:01:40Z"));
+        let mut failed = moved();
+        failed.state = CycleState::Released;
+        failed.result = Some(crate::agent::cycle::CycleResult::Failed);
+        let rows: Vec<RecentCycle> = [&backup, &locked, &failed]
+            .into_iter()
+            .map(RecentCycle::of)
+            .collect();
+        let results: Vec<String> = cycles_table(&rows)
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split("  ")
+                    .filter(|c| !c.is_empty())
+                    .nth(4)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(results, ["open (backup)", "open (locked)", "failed"]);
+        assert_eq!(
+            LiveCycle::of(&backup).clones,
+            ["/vol/vol_exch/snapwarden.exchange.20270301T100100Z.lun0"]
+        );
+        assert!(LiveCycle::of(&locked).clones.is_empty());
     }
 }
