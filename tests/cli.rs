@@ -200,6 +200,59 @@ fn plan_json_has_the_documented_shape() {
     assert_eq!(c["scheduled_at"], "2026-11-28T23:05:00+01:00");
 }
 
+/// A volume that hands its schedule to snapwarden: its managed snapshots and the ones each
+/// lifecycle holds back are in the JSON (keys only such volumes have), the window fits, and a
+/// `max_defer` too short for the backup is a predicted conflict (exit 1).
+#[test]
+fn plan_and_check_show_the_managed_snapshots_a_lifecycle_holds_back() {
+    let o = snapwarden(&[
+        "plan",
+        "config/managed-demo.toml",
+        "--from",
+        "2027-03-01T10:00:00Z",
+        "--hours",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let vol = &v["volumes"][0];
+    assert_eq!(vol["scheduled_snapshots"].as_array().map(Vec::len), Some(0));
+    assert_eq!(vol["managed_snapshots"].as_array().map(Vec::len), Some(30));
+    assert_eq!(vol["lifecycles"][0]["outcome"], "fits");
+    // The 10:00 backup may hold its clone until 10:07 (max 7m): 10:02 waits 5m10s at most.
+    let d = &vol["deferrals"][0];
+    assert_eq!(d["at"], "2027-03-01T10:02:00+00:00");
+    assert_eq!(d["until"], "2027-03-01T10:07:10+00:00");
+    assert_eq!(d["seconds"], 310);
+    assert_eq!(d["exceeds_max_defer"], false);
+    assert_eq!(d["window"], "db");
+
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/managed-demo.toml"),
+    )
+    .unwrap()
+    .replace("max_defer = \"8m\"", "max_defer = \"5m\"");
+    std::fs::write(&short, text).unwrap();
+    let o = snapwarden(&[
+        "check",
+        short.to_str().unwrap(),
+        "--from",
+        "2027-03-01T10:00:00Z",
+        "--hours",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("max_defer: two_min at 10:02"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 #[test]
 fn plan_table_reads_as_a_timeline() {
     let o = snapwarden(&[

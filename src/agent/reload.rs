@@ -135,8 +135,22 @@ pub fn describe_diff(old: &Policy, new: &Policy) -> String {
             s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
         }
     };
+    // What each volume hands to snapwarden: the managed policy's name and its copies as written.
+    let managed = |p: &Policy| -> BTreeSet<(String, String)> {
+        (0..p.volumes.len())
+            .filter_map(|i| {
+                let sp = &p.snapshot_policies[p.volumes[i].managed?];
+                Some((
+                    p.volume_id(i),
+                    format!("{}{:?}{:?}", sp.name, sp.copies, sp.max_defer),
+                ))
+            })
+            .collect()
+    };
+    let (om, nm) = (managed(old), managed(new));
+    let handed: BTreeSet<&String> = om.symmetric_difference(&nm).map(|(v, _)| v).collect();
     format!(
-        "volumes added: {}; volumes removed: {}; windows added: {}; windows removed: {}; windows changed: {}",
+        "volumes added: {}; volumes removed: {}; windows added: {}; windows removed: {}; windows changed: {}; managed snapshots changed on: {}",
         list(nv.difference(&ov).collect()),
         list(ov.difference(&nv).collect()),
         list(nw.difference(&ow).collect()),
@@ -145,7 +159,8 @@ pub fn describe_diff(old: &Policy, new: &Policy) -> String {
             "none".to_string()
         } else {
             changed_windows.join(", ")
-        }
+        },
+        list(handed.into_iter().collect())
     )
 }
 
@@ -419,6 +434,22 @@ mod tests {
             vec!["[ha]".to_string()]
         );
         assert!(not_reloadable(&with(""), &with("")).is_empty());
+    }
+
+    #[test]
+    fn the_diff_names_the_volumes_whose_managed_snapshots_change() {
+        let text = |managed: &str| {
+            format!(
+                "[[cluster]]\nname = \"lab\"\nendpoint = \"simulator\"\ntimezone = \"UTC\"\n[[schedule]]\nname = \"hourly\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"none\"\ncopies = []\n[[snapshot_policy]]\nname = \"m\"\ncopies = [{{ schedule = \"hourly\", count = 3 }}]\n[[volume]]\ncluster = \"lab\"\nsvm = \"svm1\"\nname = \"a\"\nluns = [\"/vol/a/l\"]\nsnapshot_policy = \"none\"\n{managed}"
+            )
+        };
+        let before = config::parse_str(&text(""), Path::new("p.toml")).unwrap();
+        let after =
+            config::parse_str(&text("managed_snapshots = \"m\"\n"), Path::new("p.toml")).unwrap();
+        assert!(
+            describe_diff(&before, &after).ends_with("managed snapshots changed on: lab/svm1/a")
+        );
+        assert!(describe_diff(&after, &after).ends_with("managed snapshots changed on: none"));
     }
 
     #[test]
