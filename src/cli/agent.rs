@@ -356,8 +356,10 @@ pub enum SinceArg {
     Ago(TimeDelta),
 }
 
-/// `[agent] state_dir` when neither `--state-dir` nor a policy names one.
-pub(super) const DEFAULT_STATE_DIR: &str = "/var/lib/snapwarden";
+/// `[agent] state_dir` when neither `--state-dir` nor a policy names one: the policy's default.
+pub(super) fn default_state_dir() -> PathBuf {
+    config::Agent::default().state_dir
+}
 
 /// Where `history` and `report` took the journal's directory from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,7 +389,8 @@ fn missing_journal_hint(dir: &Path, from: DirFrom) -> String {
     let whence = match from {
         DirFrom::Flag => "the --state-dir given".to_string(),
         DirFrom::Policy => format!(
-            "the [agent] state_dir of the --config policy ({DEFAULT_STATE_DIR} when it sets none)"
+            "the [agent] state_dir of the --config policy ({} when it sets none)",
+            default_state_dir().display()
         ),
         DirFrom::Default => {
             "the default: neither --state-dir nor --config (whose [agent] state_dir would name \
@@ -420,7 +423,7 @@ pub fn history(
                 return EXIT_INVALID;
             }
         },
-        (None, None) => (PathBuf::from(DEFAULT_STATE_DIR), DirFrom::Default),
+        (None, None) => (default_state_dir(), DirFrom::Default),
     };
     let journal = match open_journal(&dir, from) {
         Ok(j) => j,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::agent::{open_journal, DirFrom, SinceArg, DEFAULT_STATE_DIR};
+use super::agent::{default_state_dir, open_journal, DirFrom, SinceArg};
 use super::tables::{self, time};
 use super::{Output, EXIT_INVALID, EXIT_OK};
 use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
@@ -165,7 +165,7 @@ pub fn run(
     let (dir, from) = match (state_dir, policy_dir) {
         (Some(d), _) => (d, DirFrom::Flag),
         (None, Some(d)) => (d, DirFrom::Policy),
-        (None, None) => (PathBuf::from(DEFAULT_STATE_DIR), DirFrom::Default),
+        (None, None) => (default_state_dir(), DirFrom::Default),
     };
     let journal = match open_journal(&dir, from) {
         Ok(j) => j,
