@@ -268,6 +268,11 @@ mod tests {
             "exchange  demo/svm1/vol_exch  snapwarden.exchange.20270301T100100Z  backup  \
              2027-03-01 10:02:00Z  2027-03-01 10:01:00Z  2027-03-01 10:02:00Z"
         );
+        // The JSON gains both fields (added, nothing renamed).
+        let json = serde_json::to_value(LiveCycle::of(&cycle)).unwrap();
+        assert_eq!(json["window_start"], "2027-03-01T10:02:00Z");
+        assert_eq!(json["create_at"], "2027-03-01T10:01:00Z");
+        assert_eq!(json["created_at"], "2027-03-01T10:01:00.250Z");
         let mut done = cycle;
         done.state = CycleState::Released;
         done.result = Some(crate::agent::cycle::CycleResult::Completed);
