@@ -311,7 +311,7 @@ fn sort_luns(
             )
         } else {
             single::lun_path(&l.name, volume).and_then(|()| {
-                single::window_derived_names(SNAPSHOT_PREFIX, window, &[l.name.clone()])
+                single::window_derived_names(SNAPSHOT_PREFIX, window, std::slice::from_ref(&l.name))
             })
         };
         match problem {

@@ -264,7 +264,10 @@ fn credentials_and_tls_are_written_as_references() {
     let var = "PASS\"WORD\\\u{7}\n = 1";
     odd[0].0.password = SecretSource::Env(var.into());
     let (_, policy) = written(&draft(odd, &[], &window()).unwrap());
-    assert_eq!(policy.clusters[0].password, Some(SecretSource::Env(var.into())));
+    assert_eq!(
+        policy.clusters[0].password,
+        Some(SecretSource::Env(var.into()))
+    );
     let mut insecure = self::estate();
     insecure[0].0.tls = TlsVerify::Insecure;
     let (_, policy) = written(&draft(insecure, &[], &window()).unwrap());

@@ -106,7 +106,7 @@ pub fn window_length(key: &str, text: &str) -> Result<TimeDelta, String> {
 
 /// A `[[window]] timezone`: an IANA zone name.
 pub fn timezone(text: &str) -> Result<Tz, String> {
-    one(text, |cx, file, v| super::values::timezone(cx, file, v))
+    one(text, super::values::timezone)
 }
 
 /// A `[[cluster]] pin_sha256`: 64 hexadecimal digits, colons allowed.
