@@ -35,7 +35,9 @@ fn world_toml() -> String {
     for svm in 0..4 {
         w.push_str(&format!("\n[[clusters.svms]]\nname = \"svm{svm}\"\n"));
         for i in (svm..VOLUMES).step_by(4) {
-            w.push_str(&format!("\n[[clusters.svms.volumes]]\nname = \"vol{i:04}\"\n"));
+            w.push_str(&format!(
+                "\n[[clusters.svms.volumes]]\nname = \"vol{i:04}\"\n"
+            ));
             if i % 10 != 9 {
                 w.push_str("luns = [{ name = \"data\" }, { name = \"log\" }]\n");
             }

@@ -320,74 +320,35 @@ async fn bad_input_is_exit_2_naming_the_problem_and_writes_nothing() {
     let before = served.requests().await;
 
     // Arguments: each refused before any cluster is asked.
-    refused(d, &with("prod-a", &[]), &pw, "has no '='");
-    refused(
-        d,
-        &with("=https://127.0.0.1:1", &[]),
-        &pw,
-        "name before '=' is empty",
-    );
-    refused(
-        d,
-        &with("prod-a=http://127.0.0.1:1", &[]),
-        &pw,
-        "served over HTTPS",
-    );
     let long = format!("{}=https://127.0.0.1:1", "c".repeat(300));
-    refused(
-        d,
-        &with(&long, &[]),
-        &pw,
-        "is 300 characters long, more than 255",
-    );
-    refused(
-        d,
-        &with("prod a=https://h", &[]),
-        &pw,
-        "cluster name \"prod a\"",
-    );
-    refused(
-        d,
-        &with(&good, &[]),
-        &[],
-        &format!("environment variable {PASSWORD_ENV} is not set"),
-    );
-    refused(
-        d,
-        &with(&good, &["--expected", "10x"]),
-        &pw,
-        "bad duration for `expected`",
-    );
-    refused(
-        d,
-        &with(&good, &["--max", "8d"]),
-        &pw,
-        "`max` \"8d\" is out of range 1s..=7d",
-    );
-    refused(
-        d,
-        &with(&good, &["--window-start", "61 * * * *"]),
-        &pw,
-        "bad cron in `start`",
-    );
-    refused(
-        d,
-        &with(&good, &["--window-start", "0 0 31 2 *"]),
-        &pw,
-        "never fires",
-    );
-    refused(
-        d,
-        &with(&good, &["--expected", "2h", "--max", "1h"]),
-        &pw,
-        "--expected 2h is longer than --max 1h",
-    );
-    refused(
-        d,
-        &with(&good, &["--timezone", "Mars/Olympus"]),
-        &pw,
-        "unknown time zone",
-    );
+    let clusters: &[(&str, &str)] = &[
+        ("prod-a", "has no '='"),
+        ("=https://127.0.0.1:1", "name before '=' is empty"),
+        ("prod-a=http://127.0.0.1:1", "served over HTTPS"),
+        (&long, "is 300 characters long, more than 255"),
+        ("prod a=https://h", "cluster name \"prod a\""),
+    ];
+    for (cluster, says) in clusters {
+        refused(d, &with(cluster, &[]), &pw, says);
+    }
+    let unset = format!("environment variable {PASSWORD_ENV} is not set");
+    refused(d, &with(&good, &[]), &[], &unset);
+    let window: &[(&[&str], &str)] = &[
+        (&["--expected", "10x"], "bad duration for `expected`"),
+        (&["--max", "8d"], "`max` \"8d\" is out of range 1s..=7d"),
+        (&["--window-start", "61 * * * *"], "bad cron in `start`"),
+        (&["--window-start", "0 0 31 2 *"], "never fires"),
+        (
+            &["--expected", "2h", "--max", "1h"],
+            "--expected 2h is longer than --max 1h",
+        ),
+        (&["--timezone", "Mars/Olympus"], "unknown time zone"),
+        (&["--window-name", "night ly"], "window name \"night ly\""),
+        (&["--svm", "all"], "SVM name \"all\" is reserved"),
+    ];
+    for (extra, says) in window {
+        refused(d, &with(&good, extra), &pw, says);
+    }
     let after = served.requests().await;
     assert_eq!(after["total"], before["total"], "{after}");
 

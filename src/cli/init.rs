@@ -478,6 +478,75 @@ mod tests {
         assert!(e("c=https://").contains("https://"));
     }
 
+    /// `init`'s arguments as clap reads them.
+    fn args(line: &[&str]) -> Result<Args, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            args: Args,
+        }
+        use clap::Parser;
+        Line::try_parse_from(std::iter::once("init").chain(line.iter().copied())).map(|l| l.args)
+    }
+
+    #[test]
+    fn pins_go_to_every_cluster_or_one_each_and_passwords_are_named_not_read_into_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "s3cret\n").unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let base = |pins: &[&str]| {
+            let mut l = vec![
+                "--cluster",
+                "x=https://x",
+                "--cluster",
+                "y=https://y",
+                "--username",
+                "u",
+                "--password-file",
+                pass.to_str().unwrap(),
+            ];
+            for p in pins {
+                l.extend(["--pin-sha256", p]);
+            }
+            args(&l).unwrap()
+        };
+        let t = targets(&base(&[&a, &b])).unwrap();
+        assert_eq!(t[0].tls, TlsVerify::PinSha256([0xaa; 32]));
+        assert_eq!(t[1].tls, TlsVerify::PinSha256([0xbb; 32]));
+        assert_eq!(t[1].password, SecretSource::File(pass.clone()));
+        let t = targets(&base(&[&a])).unwrap();
+        assert!(t.iter().all(|t| t.tls == TlsVerify::PinSha256([0xaa; 32])));
+        let e = targets(&base(&[&a, &b, &a])).unwrap_err();
+        assert!(e.contains("3 --pin-sha256 for 2 --cluster"), "{e}");
+        // One kind of TLS choice, one password source.
+        assert!(args(&[
+            "--cluster",
+            "x=https://x",
+            "--username",
+            "u",
+            "--password-env",
+            "P",
+            "--insecure",
+            "--ca-file",
+            "ca.pem"
+        ])
+        .is_err());
+        assert!(args(&["--cluster", "x=https://x", "--username", "u"]).is_err());
+        let twice = args(&[
+            "--cluster",
+            "x=https://x",
+            "--cluster",
+            "x=https://y",
+            "--username",
+            "u",
+            "--password-file",
+            pass.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert!(targets(&twice).unwrap_err().contains("given twice"));
+    }
+
     #[test]
     fn an_existing_file_is_not_replaced_without_force() {
         let dir = tempfile::tempdir().unwrap();

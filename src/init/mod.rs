@@ -183,26 +183,26 @@ pub fn draft(
         let also = if out.left_out.is_empty() {
             String::new()
         } else {
-            format!(
-                "; left out: {}",
-                out.left_out
-                    .iter()
-                    .map(|(id, why)| {
-                        format!(
-                            "{} ({})",
-                            render::shown(id),
-                            why.lines().next().unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("; left out: {}", summary(&out.left_out, " (", ")", ", "))
         };
         return Err(format!(
             "{names}{scope}: no volume holds a LUN the policy can list{also}"
         ));
     }
     Ok(out)
+}
+
+/// `what (the first line of why)` for each item, on one line: `open` and `close` around the
+/// reason, `sep` between items (names kept on the line by `render::shown`).
+fn summary(items: &[(String, String)], open: &str, close: &str, sep: &str) -> String {
+    items
+        .iter()
+        .map(|(what, why)| {
+            let why = why.lines().next().unwrap_or_default();
+            format!("{}{open}{why}{close}", render::shown(what))
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn cluster_list(read: &[(Target, Listing)]) -> String {
@@ -259,17 +259,7 @@ fn add_cluster(
                 format!(
                     "none of its {n} LUN{} can be listed: {}",
                     if n == 1 { "" } else { "s" },
-                    left_out_luns
-                        .iter()
-                        .map(|(p, why)| {
-                            format!(
-                                "{}: {}",
-                                render::shown(p),
-                                why.lines().next().unwrap_or_default()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    summary(&left_out_luns, ": ", "", "; ")
                 ),
             ));
             continue;
