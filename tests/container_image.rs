@@ -1,15 +1,16 @@
 //! The container image, built and run with podman: `deploy/container/Containerfile` is built
 //! with `--pull=never` on a Debian base made here by mmdebstrap and imported under the name its
-//! `FROM` uses (no registry is reached), with this test build's binary in the place of the
-//! release binary. The image runs the README's demo (`config/demo.toml`, listening off loopback
-//! with an API token) as a non-root user with a read-only root, the policy and the token mounted
-//! read-only and the journal on a named volume; `/healthz`, `/readyz` and `/api/v1/status` are
-//! read from the host through a published port; `podman stop` ends it gracefully (exit 0, the
-//! shutdown in its log) and the journal outlives the container.
+//! `FROM` uses (no registry is reached), with this test build's binary (its debug information
+//! stripped) in the place of the release binary. The image runs the README's demo
+//! (`config/demo.toml`, listening off loopback with an API token) as a non-root user with a
+//! read-only root, the policy and the token mounted read-only and the journal on a named volume;
+//! `/healthz`, `/readyz` and `/api/v1/status` are read from the host through a published port;
+//! `podman stop` ends it gracefully (exit 0, the shutdown in its log) and the journal outlives the
+//! container.
 //!
-//! podman, runc and mmdebstrap come from Debian (`scripts/test` installs them); the test fails,
-//! never skips, when one is missing. Its podman keeps its images under the target directory, not
-//! in the machine's store, and removes what it made even when it fails.
+//! podman, runc, mmdebstrap and strip (binutils) come from Debian (`scripts/test` installs them);
+//! the test fails, never skips, when one is missing. Its podman keeps its images under the target
+//! directory, not in the machine's store, and removes what it made even when it fails.
 
 mod container_support;
 mod process_support;
@@ -246,7 +247,8 @@ fn readable_dir(parent: &Path, files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 /// The build context as the recipe expects it from the repository root: `.dockerignore` and
-/// `target/release/snapwarden`, here this test build's binary (a hard link where it can be).
+/// `target/release/snapwarden`, here this test build's binary without its debug information
+/// (a release build has none; a quarter of the size to copy into the image).
 fn build_context() -> tempfile::TempDir {
     let ctx = tempfile::tempdir_in(work_dir()).unwrap();
     std::fs::copy(
@@ -256,10 +258,14 @@ fn build_context() -> tempfile::TempDir {
     .unwrap();
     let release = ctx.path().join("target/release");
     std::fs::create_dir_all(&release).unwrap();
-    let binary = Path::new(env!("CARGO_BIN_EXE_snapwarden"));
-    if std::fs::hard_link(binary, release.join("snapwarden")).is_err() {
-        std::fs::copy(binary, release.join("snapwarden")).unwrap();
-    }
+    let mut strip = Command::new(installed("strip", "binutils"));
+    strip
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(release.join("snapwarden"))
+        .arg(env!("CARGO_BIN_EXE_snapwarden"));
+    let out = output_within(strip, BOUND);
+    assert!(out.status.success(), "strip:\n{}", text(&out));
     ctx
 }
 
