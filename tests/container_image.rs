@@ -304,37 +304,17 @@ fn wait_for_200(podman: &Podman, container: &str, port: u16, path: &str, bound: 
     }
 }
 
-#[test]
-fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() {
-    let recipe = Recipe::load();
-    let base = recipe.base();
-    let suite = base_suite(&base);
+/// Imports the base under the recipe's `FROM` name and builds the recipe on it as `image`,
+/// pulling nothing.
+fn build(podman: &Podman, base: &str, image: &str) {
+    let suite = base_suite(base);
     let tarball = base_tarball(&suite);
-    let podman = Podman::new();
-    let unique = format!(
-        "snapwarden-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
+    podman.run(
+        &["import", "--quiet", &tarball.to_string_lossy(), base],
+        BOUND,
     );
-    let image = format!("localhost/{unique}:{}", env!("CARGO_PKG_VERSION"));
-    let container = unique.clone();
-    let state = format!("{unique}-state");
-    let mut made = Made {
-        podman: &podman,
-        containers: Vec::new(),
-        volumes: Vec::new(),
-        images: Vec::new(),
-    };
-
-    // The base under the name the recipe's FROM uses; the build pulls nothing.
-    let tar = tarball.to_string_lossy();
-    podman.run(&["import", "--quiet", &tar, &base], BOUND);
     let ctx = build_context();
     let recipe_path = container_support::path();
-    made.images.push(image.clone());
     podman.run(
         &[
             OsStr::new("build"),
@@ -342,15 +322,17 @@ fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() 
             OsStr::new("--file"),
             recipe_path.as_os_str(),
             OsStr::new("--tag"),
-            OsStr::new(&image),
+            OsStr::new(image),
             ctx.path().as_os_str(),
         ],
         Duration::from_secs(600),
     );
+}
 
-    // The image podman built says what the recipe says (the Kubernetes manifests are held to
-    // the recipe by tests/deploy_kubernetes.rs).
-    let config = &podman.inspect("image", &image)["Config"];
+/// The image podman built says what the recipe says (the Kubernetes manifests are held to the
+/// recipe by tests/deploy_kubernetes.rs).
+fn assert_built_as_written(podman: &Podman, image: &str, recipe: &Recipe) {
+    let config = &podman.inspect("image", image)["Config"];
     let (uid, gid) = recipe.user();
     assert_ne!(uid, 0, "the image runs as root");
     assert_eq!(config["User"], format!("{uid}:{gid}"));
@@ -368,62 +350,13 @@ fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() 
         config["Labels"]["org.opencontainers.image.version"],
         env!("CARGO_PKG_VERSION")
     );
-    let exposed = recipe.one("EXPOSE");
-    assert!(
-        config["ExposedPorts"]
-            .get(format!("{exposed}/tcp"))
-            .is_some(),
-        "{config}"
-    );
+    let exposed = format!("{}/tcp", recipe.one("EXPOSE"));
+    assert!(config["ExposedPorts"].get(&exposed).is_some(), "{config}");
+}
 
-    // The demo: its policy and the token mounted read-only, the journal on a named volume (it
-    // starts as the image's /var/lib/snapwarden, owned by the image's user), the root file system
-    // read-only and no capabilities, as the Kubernetes manifests run it.
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let policy_dir = readable_dir(&work_dir(), &[("policy.toml", &demo_policy())]);
-    let secrets_dir = readable_dir(&work_dir(), &[("api-token", &token)]);
-    made.volumes.push(state.clone());
-    podman.run(&["volume", "create", &state], BOUND);
-    let port = free_port();
-    made.containers.push(container.clone());
-    podman.run(
-        &[
-            "run".to_string(),
-            "--detach".to_string(),
-            format!("--name={container}"),
-            "--read-only".to_string(),
-            "--cap-drop=ALL".to_string(),
-            "--security-opt=no-new-privileges".to_string(),
-            format!("--publish=127.0.0.1:{port}:{exposed}"),
-            format!(
-                "--volume={}:/etc/snapwarden:ro",
-                policy_dir.path().display()
-            ),
-            format!(
-                "--volume={}:/run/secrets/snapwarden:ro",
-                secrets_dir.path().display()
-            ),
-            format!("--volume={state}:/var/lib/snapwarden"),
-            image.clone(),
-        ],
-        BOUND,
-    );
-
-    wait_for_200(
-        &podman,
-        &container,
-        port,
-        "/healthz",
-        Duration::from_secs(60),
-    );
-    // Ready: the demo's simulated cluster was reached and the journal on the volume is writable.
-    wait_for_200(
-        &podman,
-        &container,
-        port,
-        "/readyz",
-        Duration::from_secs(60),
-    );
+/// `/api/v1/status` from the host: refused without the token; with it, the demo's cluster
+/// reached and the journal on the volume writable.
+fn assert_status(port: u16, token: &str) {
     let (code, _) = http(port, "GET", "/api/v1/status", &[]).expect("an answer");
     assert_eq!(code, 401, "/api/v1/status answered without the token");
     let bearer = format!("Authorization: Bearer {token}");
@@ -436,9 +369,12 @@ fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() 
     assert_eq!(clusters[0]["reachable"], true, "{status}");
     assert_eq!(status["journal"]["writable"], true, "{status}");
     assert_eq!(status["shutting_down"], false, "{status}");
+}
 
-    // The agent is the container's first process and runs as the image's user.
-    let proc1 = podman.run(&["exec", &container, "cat", "/proc/1/status"], BOUND);
+/// The agent is the container's first process and runs as `uid`:`gid` (real, effective, saved
+/// and file-system ids).
+fn assert_first_process_runs_as(podman: &Podman, container: &str, uid: u32, gid: u32) {
+    let proc1 = podman.run(&["exec", container, "cat", "/proc/1/status"], BOUND);
     let ids = |field: &str| -> Vec<u32> {
         let line = proc1
             .lines()
@@ -451,14 +387,17 @@ fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() 
     assert!(proc1.contains("Name:\tsnapwarden"), "{proc1}");
     assert_eq!(ids("Uid:"), vec![uid; 4], "{proc1}");
     assert_eq!(ids("Gid:"), vec![gid; 4], "{proc1}");
+}
 
-    // `podman stop`: SIGTERM, and the agent exits 0 by itself, long before podman would kill it.
+/// `podman stop`: SIGTERM, and the agent exits 0 by itself, long before podman would kill it,
+/// its log saying so in order and logging no error.
+fn assert_stops_gracefully(podman: &Podman, container: &str) {
     podman.run(
-        &["stop", &format!("--time={STOP_TIMEOUT_SECS}"), &container],
+        &["stop", &format!("--time={STOP_TIMEOUT_SECS}"), container],
         Duration::from_secs(STOP_TIMEOUT_SECS + 60),
     );
-    let stopped = podman.inspect("container", &container);
-    let log = text(&podman.output(&["logs", &container], BOUND));
+    let stopped = podman.inspect("container", container);
+    let log = text(&podman.output(&["logs", container], BOUND));
     assert_eq!(stopped["State"]["Status"], "exited", "{log}");
     assert_eq!(stopped["State"]["ExitCode"], 0, "{log}");
     let messages = log_messages(&log);
@@ -479,6 +418,71 @@ fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() 
         .map(|(i, (_, m))| (i, m))
         .collect();
     assert!(errors.is_empty(), "errors logged: {errors:?}\n{log}");
+}
+
+#[test]
+fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() {
+    let recipe = Recipe::load();
+    let podman = Podman::new();
+    let unique = format!(
+        "snapwarden-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let image = format!("localhost/{unique}:{}", env!("CARGO_PKG_VERSION"));
+    let container = unique.clone();
+    let state = format!("{unique}-state");
+    let made = Made {
+        podman: &podman,
+        containers: vec![container.clone()],
+        volumes: vec![state.clone()],
+        images: vec![image.clone()],
+    };
+
+    build(&podman, &recipe.base(), &image);
+    assert_built_as_written(&podman, &image, &recipe);
+
+    // The demo: its policy and the token mounted read-only, the journal on a named volume (it
+    // starts as the image's /var/lib/snapwarden, owned by the image's user), the root file system
+    // read-only and no capabilities, as the Kubernetes manifests run it.
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let policy_dir = readable_dir(&work_dir(), &[("policy.toml", &demo_policy())]);
+    let secrets_dir = readable_dir(&work_dir(), &[("api-token", &token)]);
+    podman.run(&["volume", "create", &state], BOUND);
+    let port = free_port();
+    podman.run(
+        &[
+            "run".to_string(),
+            "--detach".to_string(),
+            format!("--name={container}"),
+            "--read-only".to_string(),
+            "--cap-drop=ALL".to_string(),
+            "--security-opt=no-new-privileges".to_string(),
+            format!("--publish=127.0.0.1:{port}:{}", recipe.one("EXPOSE")),
+            format!(
+                "--volume={}:/etc/snapwarden:ro",
+                policy_dir.path().display()
+            ),
+            format!(
+                "--volume={}:/run/secrets/snapwarden:ro",
+                secrets_dir.path().display()
+            ),
+            format!("--volume={state}:/var/lib/snapwarden"),
+            image.clone(),
+        ],
+        BOUND,
+    );
+    let bound = Duration::from_secs(60);
+    wait_for_200(&podman, &container, port, "/healthz", bound);
+    // Ready: the demo's simulated cluster was reached and the journal can be written.
+    wait_for_200(&podman, &container, port, "/readyz", bound);
+    assert_status(port, &token);
+    let (uid, gid) = recipe.user();
+    assert_first_process_runs_as(&podman, &container, uid, gid);
+    assert_stops_gracefully(&podman, &container);
 
     // The journal outlives the container: a new one on the same volume reads it.
     let history = podman.run(
@@ -498,4 +502,5 @@ fn the_image_runs_the_demo_as_a_non_root_user_and_stops_gracefully_on_sigterm() 
     );
     let history: Value = serde_json::from_str(&history).expect("history's JSON");
     assert!(history.is_array(), "{history}");
+    drop(made);
 }
