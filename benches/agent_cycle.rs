@@ -27,13 +27,17 @@
 //! job poll (its jobs end at once, so one poll sees the end): 8 with the default
 //! `async_mutations = true`. Reading anything else (uuids, discovery) is above the minimum.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::Value;
+
+mod common;
+
+use common::{start_simulator, Proc};
 
 const VOLUMES: usize = 1_000;
 const USER: &str = "bench";
@@ -99,16 +103,6 @@ fn policy_toml(
     p
 }
 
-/// A running child process, killed when dropped (the benchmark never leaves one behind).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -141,39 +135,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz.max(1.0)
-}
-
-/// Starts the simulator and reads its cluster URL and certificate fingerprint from stdout.
-fn start_simulator(bin: &Path, world: &Path) -> (Proc, String, String) {
-    let mut child = Command::new(bin)
-        .args(["simulator", "serve", "--config"])
-        .arg(world)
-        .args(["--tls", "--listen", "127.0.0.1:0", "--clock", "real"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("snapwarden simulator serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut url, mut pin) = (None, None);
-    for line in lines.by_ref() {
-        let line = line.expect("simulator stdout");
-        if let Some(u) = line.strip_prefix("cluster bench: ") {
-            url = Some(u.trim().to_string());
-        }
-        if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
-            pin = Some(f.trim().to_string());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    // Keep draining stdout so the simulator never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (
-        Proc(child),
-        url.expect("simulator printed its URL"),
-        pin.expect("simulator printed its fingerprint"),
-    )
 }
 
 /// The simulator's admin API, over HTTPS with its self-signed certificate.
@@ -464,7 +425,7 @@ fn main() {
     let far = Utc::now() + TimeDelta::hours(12);
     let world = dir.path().join("world.toml");
     std::fs::write(&world, world_toml(far.hour(), far.minute())).expect("write world");
-    let (sim, url, pin) = start_simulator(&bin, &world);
+    let (sim, url, pin) = start_simulator(&bin, &world, "bench");
     let admin = Admin {
         rt: tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ha;
+pub mod init;
 pub mod ontap;
 pub mod planner;
 pub mod render;

@@ -1,4 +1,5 @@
-//! Shared by the benchmarks: the 10,000-volume policy, peak-memory reading and child processes.
+//! Shared by the benchmarks: the 10,000-volume policy, peak-memory reading, child processes and
+//! `simulator serve --tls` started on a world file.
 //!
 //! Each volume has ONTAP's default schedules (hourly at :05, daily at 00:10, weekly Sunday 00:15),
 //! lives on one of 20 clusters in 20 time zones, and has one backup window.
@@ -6,7 +7,9 @@
 #![allow(dead_code)] // each bench uses a part
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use chrono::TimeDelta;
 use chrono_tz::Tz;
@@ -202,4 +205,49 @@ pub fn policy_toml(policy: &Policy) -> String {
         );
     }
     t
+}
+
+/// A running child process, killed when dropped (a benchmark never leaves one behind).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `bin simulator serve --tls --clock real` on `world` and reads cluster `cluster`'s URL
+/// and the certificate fingerprint from its stdout.
+pub fn start_simulator(bin: &Path, world: &Path, cluster: &str) -> (Proc, String, String) {
+    let mut child = Command::new(bin)
+        .args(["simulator", "serve", "--config"])
+        .arg(world)
+        .args(["--tls", "--listen", "127.0.0.1:0", "--clock", "real"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snapwarden simulator serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut url, mut pin) = (None, None);
+    let prefix = format!("cluster {cluster}: ");
+    for line in lines.by_ref() {
+        let line = line.expect("simulator stdout");
+        if let Some(u) = line.strip_prefix(&prefix) {
+            url = Some(u.trim().to_string());
+        }
+        if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
+            pin = Some(f.trim().to_string());
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    // Keep draining stdout so the simulator never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (
+        Proc(child),
+        url.expect("simulator printed its URL"),
+        pin.expect("simulator printed its fingerprint"),
+    )
 }

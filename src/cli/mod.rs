@@ -1,5 +1,5 @@
-//! Command-line interface: `check`, `plan`, `run`, `status`, `history`, `report`, `simulate`,
-//! `simulator serve`.
+//! Command-line interface: `init`, `check`, `plan`, `run`, `status`, `history`, `report`,
+//! `simulate`, `simulator serve`.
 //!
 //! The imperative edge: it reads the clock and files, calls the pure core, prints, and maps
 //! outcomes to exit codes (0 ok, 1 conflicts predicted, 2 invalid input).
@@ -16,6 +16,7 @@ use crate::planner::{self, Observed, Plan};
 use crate::render::{check_report, plan_table, write_plan_json, CHECK_LISTED};
 
 mod agent;
+mod init;
 mod report;
 mod simulate;
 mod simulator;
@@ -44,6 +45,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Draft a policy from what the clusters hold (GETs only): every volume with LUNs, one
+    /// window over them (exit 0 written; 2 bad argument or unreadable cluster, nothing written).
+    /// Draft a policy from what the clusters hold (GETs only): every volume with LUNs, one
+    /// window over them (exit 0 written; 2 bad argument or unreadable cluster, nothing written).
+    Init(Box<init::Args>),
     /// Validate a policy and predict conflicts (exit 0: none, 1: conflicts, 2: invalid).
     Check {
         /// The policy TOML file (includes are read relative to it); see config/reference.toml.
@@ -214,6 +220,7 @@ pub fn main() -> ExitCode {
         _ => agent::init_logging(LogFormat::Text, "warn"),
     }
     let code = match cli.command {
+        Command::Init(args) => init::run(*args),
         Command::Check {
             policy,
             horizon,

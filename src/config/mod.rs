@@ -19,4 +19,4 @@ pub use driver::{
 pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
 pub use load::{read_policy_file, ReadRefused, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
-pub use validate::{load, parse_str};
+pub use validate::{load, parse_str, single};

@@ -332,7 +332,7 @@ fn simulator_settings(
 }
 
 /// 64 hex digits, optionally separated by colons, as 32 bytes.
-fn parse_pin(text: &str) -> Option<[u8; 32]> {
+pub(super) fn parse_pin(text: &str) -> Option<[u8; 32]> {
     let hex: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
     if hex.len() != 64 {
         return None;

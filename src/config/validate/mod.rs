@@ -20,6 +20,7 @@ mod ha;
 mod managed;
 mod names;
 mod schedule;
+pub mod single;
 #[cfg(test)]
 mod tests;
 mod values;

@@ -62,7 +62,7 @@ pub(super) struct NameRule {
     max_chars: usize,
     reserved: &'static [&'static str],
     /// The rule in one line, with an example.
-    hint: &'static str,
+    pub(super) hint: &'static str,
 }
 
 pub(super) const VOLUME: NameRule = NameRule {
@@ -159,7 +159,7 @@ fn unfit(c: char) -> Option<&'static str> {
 }
 
 /// A character a label may hold: visible, not a separator, not `/`.
-fn is_label_char(c: char) -> bool {
+pub(super) fn is_label_char(c: char) -> bool {
     c != '/' && unfit(c).is_none()
 }
 
@@ -279,49 +279,71 @@ pub(super) fn check_derived_lengths(
     volumes: &[Option<Volume>],
     windows: &[Option<Window>],
 ) {
-    let prefix = &agent.snapshot_prefix;
     for (at, window) in raw.windows.iter().zip(windows) {
         let (Some(window), Some(name)) = (window, at.item.name.as_ref()) else {
             continue;
         };
-        let snapshot = prefix.len() + 1 + window.name.len() + 1 + TIMESTAMP_CHARS;
-        if snapshot > MAX_SNAPSHOT_BYTES {
-            cx.error(
-                at.file,
-                name.span(),
-                format!(
-                    "window {:?}: its backing snapshots would be named with {snapshot} bytes \
-                     (\"{prefix}.{}.YYYYMMDDTHHMMSSZ\"), more than the {MAX_SNAPSHOT_BYTES} ONTAP \
-                     allows a snapshot name",
-                    window.name, window.name
-                ),
-                hint("shorten the window's name (or [agent] snapshot_prefix)"),
-            );
-            continue;
-        }
-        let longest = window
+        let luns = window
             .volumes
             .iter()
             .filter_map(|&vi| volumes.get(vi)?.as_ref())
-            .flat_map(|v| clone_leaves(&v.luns))
-            .max_by_key(|leaf| leaf.len());
-        if let Some(leaf) = longest {
-            let clone = snapshot + 1 + leaf.len();
-            if clone > MAX_LUN_CHARS {
-                cx.error(
-                    at.file,
-                    name.span(),
-                    format!(
-                        "window {:?}: the clone of LUN {leaf:?} would be named with {clone} \
-                         characters (\"{prefix}.{}.YYYYMMDDTHHMMSSZ.{leaf}\"), more than the \
-                         {MAX_LUN_CHARS} ONTAP allows a LUN name",
-                        window.name, window.name
-                    ),
-                    hint("shorten the window's name (or [agent] snapshot_prefix, or the LUN's)"),
-                );
-            }
+            .map(|v| v.luns.as_slice());
+        if let Some((message, h)) =
+            derived_length_problem(&agent.snapshot_prefix, &window.name, luns)
+        {
+            cx.error(at.file, name.span(), message, hint(h));
         }
     }
+}
+
+/// Why the backing snapshot or a clone LUN window `window` makes (under `prefix`) from the LUNs
+/// of its volumes (one slice per volume) would break ONTAP's name lengths, or `None`: the
+/// message and hint.
+pub(super) fn derived_length_problem<'a>(
+    prefix: &str,
+    window: &str,
+    volumes: impl Iterator<Item = &'a [String]>,
+) -> Option<(String, String)> {
+    let snapshot = prefix.len() + 1 + window.len() + 1 + TIMESTAMP_CHARS;
+    if snapshot > MAX_SNAPSHOT_BYTES {
+        return Some((
+            format!(
+                "window {window:?}: its backing snapshots would be named with {snapshot} bytes \
+                 (\"{prefix}.{window}.YYYYMMDDTHHMMSSZ\"), more than the {MAX_SNAPSHOT_BYTES} ONTAP \
+                 allows a snapshot name"
+            ),
+            "shorten the window's name (or [agent] snapshot_prefix)".into(),
+        ));
+    }
+    let leaf = volumes
+        .flat_map(clone_leaves)
+        .max_by_key(|leaf| leaf.len())?;
+    let clone = snapshot + 1 + leaf.len();
+    (clone > MAX_LUN_CHARS).then(|| {
+        (
+            format!(
+                "window {window:?}: the clone of LUN {leaf:?} would be named with {clone} \
+                 characters (\"{prefix}.{window}.YYYYMMDDTHHMMSSZ.{leaf}\"), more than the \
+                 {MAX_LUN_CHARS} ONTAP allows a LUN name"
+            ),
+            "shorten the window's name (or [agent] snapshot_prefix, or the LUN's)".into(),
+        )
+    })
+}
+
+/// Why `name` cannot name a window, or `None`: the message and hint. (Its length is checked
+/// with the names it becomes, [`derived_length_problem`].)
+pub(super) fn window_name_problem(name: &str) -> Option<(String, String)> {
+    let fits = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (!fits).then(|| {
+        (
+            format!("window name \"{name}\" may only use A-Z a-z 0-9 _ -"),
+            "window names become part of backing snapshot names, e.g. \"sql-nightly\"".into(),
+        )
+    })
 }
 
 /// The last part of each clone's name, as the agent names clones: the LUN's own name, with its

@@ -3,6 +3,7 @@
 
 use chrono::TimeDelta;
 
+use super::names;
 use super::values::{bounded_duration, cron_string, timezone, Bounds, Required};
 use super::Names;
 use crate::config::diag::{hint, Collector};
@@ -19,7 +20,7 @@ const DEFAULT_SHIFT_LIMIT_SECONDS: i64 = 2 * 3600;
 const WEEK_SECONDS: i64 = 7 * 86_400;
 
 /// `expected` and `max`: 1s ..= 7d.
-const LENGTH: Bounds = Bounds {
+pub(super) const LENGTH: Bounds = Bounds {
     min_seconds: 1,
     max_seconds: WEEK_SECONDS,
     why: "a backup takes at least a second, and one longer than a week (7d) cannot sit between \
@@ -57,19 +58,9 @@ pub(super) fn build_window(
     need.report(cx);
     let mut ok = true;
     if let Some(n) = name {
-        let name = n.get_ref();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if let Some((message, h)) = names::window_name_problem(n.get_ref()) {
             ok = false;
-            cx.error(
-                file,
-                n.span(),
-                format!("window name \"{name}\" may only use A-Z a-z 0-9 _ -"),
-                hint("window names become part of backing snapshot names, e.g. \"sql-nightly\""),
-            );
+            cx.error(file, n.span(), message, hint(h));
         }
     }
     let label = name.map_or("this window".into(), |n| {
