@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::snapshots::NewSnap;
-use super::{ClockEvent, LockedOldest, World};
+use super::{ClockEvent, LockedOldest, NamingScheme, World};
 
 /// The longest single clock advance, in seconds: 366 days, so one call covers a full (leap) year
 /// of every schedule while the work and memory of one call stay bounded. Longer spans take
@@ -147,7 +147,13 @@ impl World {
         };
         let prefix = copy.effective_prefix().to_string();
         let local = now.with_timezone(&c.tz);
-        let name = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
+        let ordinal = v.naming == NamingScheme::Ordinal;
+        // Ordinal naming: the newest is `<prefix>.0`; the older ones are renumbered below.
+        let name = if ordinal {
+            format!("{prefix}.0")
+        } else {
+            format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"))
+        };
         let event =
             |kind, snapshot: &str, uuid: Option<String>, reason: Option<String>| ClockEvent {
                 cluster: c.name.clone(),
@@ -171,7 +177,10 @@ impl World {
             || v.snapshots.iter().any(|s| !s.held_by.is_empty());
         let locked: Vec<bool> = ours
             .iter()
-            .map(|&i| maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
+            .map(|&i| {
+                self.snaplocked(ci, vi, i)
+                    || (maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
+            })
             .collect();
         let mut doomed = Vec::new();
         match self.knobs.locked_oldest {
@@ -208,7 +217,13 @@ impl World {
                 }
             }
         }
-        if let Err(err) = self.check_can_snapshot(ci, vi, &name) {
+        // Under ordinal naming the new name is always taken (by the newest); renumbering frees it.
+        let checked = if ordinal {
+            format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"))
+        } else {
+            name.clone()
+        };
+        if let Err(err) = self.check_can_snapshot(ci, vi, &checked) {
             events.push(event("skipped", &name, None, Some(err.to_string())));
             return;
         }
@@ -231,7 +246,28 @@ impl World {
             snapmirror_label: copy.snapmirror_label.clone(),
             schedule_prefix: Some(prefix),
         };
-        self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
+        if ordinal {
+            self.renumber_ordinal(ci, vi, taken_snapshot.schedule_prefix.as_deref());
+        }
+        let si = self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
+        let v = &mut self.clusters[ci].volumes[vi];
+        if v.snapshot_locking {
+            v.snapshots[si].snaplock_expiry = copy.retention_period.map(|r| saturating_add(now, r));
+        }
         events.push(taken);
+    }
+
+    /// Ordinal naming: the scheduled snapshots of `prefix` on a volume, newest first, become
+    /// `<prefix>.1`, `<prefix>.2`, … (the one about to be taken is `<prefix>.0`).
+    fn renumber_ordinal(&mut self, ci: usize, vi: usize, prefix: Option<&str>) {
+        let Some(prefix) = prefix else { return };
+        let v = &mut self.clusters[ci].volumes[vi];
+        let mut ours: Vec<usize> = (0..v.snapshots.len())
+            .filter(|&i| v.snapshots[i].schedule_prefix.as_deref() == Some(prefix))
+            .collect();
+        ours.sort_by_key(|&i| std::cmp::Reverse(v.snapshots[i].create_time));
+        for (n, i) in ours.into_iter().enumerate() {
+            v.snapshots[i].name = format!("{prefix}.{}", n + 1);
+        }
     }
 }
