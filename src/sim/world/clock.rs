@@ -148,7 +148,7 @@ impl World {
         let prefix = copy.effective_prefix().to_string();
         let local = now.with_timezone(&c.tz);
         let ordinal = v.naming == NamingScheme::Ordinal;
-        // Ordinal naming: the newest is `<prefix>.0`; the older ones are renumbered below.
+        // Ordinal naming: the newest is `<prefix>.0`; the previous `.0` is renamed below.
         let name = if ordinal {
             format!("{prefix}.0")
         } else {
@@ -217,7 +217,8 @@ impl World {
                 }
             }
         }
-        // Under ordinal naming the new name is always taken (by the newest); renumbering frees it.
+        // Under ordinal naming `.0` is taken by the newest; renaming it frees the name, and the
+        // create-time name it gets must be free.
         let checked = if ordinal {
             format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"))
         } else {
@@ -247,7 +248,7 @@ impl World {
             schedule_prefix: Some(prefix),
         };
         if ordinal {
-            self.renumber_ordinal(ci, vi, taken_snapshot.schedule_prefix.as_deref());
+            self.rename_previous_ordinal(ci, vi, taken_snapshot.schedule_prefix.as_deref());
         }
         let si = self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
         let v = &mut self.clusters[ci].volumes[vi];
@@ -257,17 +258,22 @@ impl World {
         events.push(taken);
     }
 
-    /// Ordinal naming: the scheduled snapshots of `prefix` on a volume, newest first, become
-    /// `<prefix>.1`, `<prefix>.2`, … (the one about to be taken is `<prefix>.0`).
-    fn renumber_ordinal(&mut self, ci: usize, vi: usize, prefix: Option<&str>) {
+    /// Ordinal naming: the newest scheduled snapshot of `prefix` is `<prefix>.0`; when a new one
+    /// takes that name, the previous `.0` gets the create-time name of its own creation
+    /// (`<prefix>.<YYYY-MM-DD_HHMM>`, cluster-local), as ONTAP's `ordinal` scheme describes it
+    /// (NetApp's Python client, `resources/volume.py`, `scheduled_snapshot_naming_scheme`).
+    fn rename_previous_ordinal(&mut self, ci: usize, vi: usize, prefix: Option<&str>) {
         let Some(prefix) = prefix else { return };
+        let tz = self.clusters[ci].tz;
+        let zero = format!("{prefix}.0");
         let v = &mut self.clusters[ci].volumes[vi];
-        let mut ours: Vec<usize> = (0..v.snapshots.len())
-            .filter(|&i| v.snapshots[i].schedule_prefix.as_deref() == Some(prefix))
-            .collect();
-        ours.sort_by_key(|&i| std::cmp::Reverse(v.snapshots[i].create_time));
-        for (n, i) in ours.into_iter().enumerate() {
-            v.snapshots[i].name = format!("{prefix}.{}", n + 1);
+        if let Some(s) = v
+            .snapshots
+            .iter_mut()
+            .find(|s| s.name == zero && s.schedule_prefix.as_deref() == Some(prefix))
+        {
+            let local = s.create_time.with_timezone(&tz);
+            s.name = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
         }
     }
 }

@@ -135,8 +135,8 @@ impl Default for Autodelete {
 }
 
 /// `scheduled_snapshot_naming_scheme`: `create_time` names a scheduled snapshot
-/// `<prefix>.<YYYY-MM-DD_HHMM>`; `ordinal` names the newest `<prefix>.0` and renumbers the
-/// older ones at every take (reference notes §5.3).
+/// `<prefix>.<YYYY-MM-DD_HHMM>`; `ordinal` names the newest `<prefix>.0`, the older ones
+/// by their create time (NetApp's Python client, `resources/volume.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NamingScheme {
     #[default]

@@ -623,14 +623,21 @@ fn existing_snapshots_keep_their_time_and_skip_the_reserved_rule() {
 }
 
 #[test]
-fn ordinal_naming_keeps_the_newest_at_zero_and_renumbers_the_rest() {
+fn ordinal_naming_keeps_the_newest_at_zero_and_the_rest_by_create_time() {
     let mut w = world(3, &[]);
     w.clusters[0].volumes[0].naming = NamingScheme::Ordinal;
     w.advance_to(t("2026-03-01T05:00:00Z"));
-    // Five fires, count 3: the three newest, newest first by number.
+    // Five fires, count 3: the three newest; the latest is `.0` (Berlin local names).
     let mut got = names(&w);
     got.sort();
-    assert_eq!(got, ["hourly.0", "hourly.1", "hourly.2"]);
+    assert_eq!(
+        got,
+        [
+            "hourly.0",
+            "hourly.2026-03-01_0305",
+            "hourly.2026-03-01_0405"
+        ]
+    );
     let v = &w.clusters[0].volumes[0];
     let newest = v.snapshots.iter().max_by_key(|s| s.create_time).unwrap();
     assert_eq!(newest.name, "hourly.0");
