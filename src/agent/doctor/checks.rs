@@ -727,7 +727,7 @@ fn space(
 }
 
 /// The reserve percentage that would hold `used` (rounded up, at most 90, ONTAP's limit).
-fn reserve_percent_for(used: u64, reserve: u64, percent: u64) -> u64 {
+pub(super) fn reserve_percent_for(used: u64, reserve: u64, percent: u64) -> u64 {
     if reserve == 0 || percent == 0 {
         return 5;
     }
