@@ -19,6 +19,7 @@ use crate::planner::{Observed, Plan};
 mod checks;
 mod read;
 pub mod render;
+mod snapshots;
 #[cfg(test)]
 mod tests;
 

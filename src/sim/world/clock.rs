@@ -148,12 +148,7 @@ impl World {
         let prefix = copy.effective_prefix().to_string();
         let local = now.with_timezone(&c.tz);
         let ordinal = v.naming == NamingScheme::Ordinal;
-        // Ordinal naming: the newest is `<prefix>.0`; the previous `.0` is renamed below.
-        let name = if ordinal {
-            format!("{prefix}.0")
-        } else {
-            format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"))
-        };
+        let (name, checked) = scheduled_names(ordinal, &prefix, &local);
         let event =
             |kind, snapshot: &str, uuid: Option<String>, reason: Option<String>| ClockEvent {
                 cluster: c.name.clone(),
@@ -217,13 +212,6 @@ impl World {
                 }
             }
         }
-        // Under ordinal naming `.0` is taken by the newest; renaming it frees the name, and the
-        // create-time name it gets must be free.
-        let checked = if ordinal {
-            format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"))
-        } else {
-            name.clone()
-        };
         if let Err(err) = self.check_can_snapshot(ci, vi, &checked) {
             events.push(event("skipped", &name, None, Some(err.to_string())));
             return;
@@ -251,11 +239,18 @@ impl World {
             self.rename_previous_ordinal(ci, vi, taken_snapshot.schedule_prefix.as_deref());
         }
         let si = self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
+        self.lock_for_retention(ci, vi, si, copy.retention_period);
+        events.push(taken);
+    }
+
+    /// On a volume with snapshot locking, a scheduled snapshot is tamper-proof for its copy's
+    /// `retention_period`.
+    fn lock_for_retention(&mut self, ci: usize, vi: usize, si: usize, period: Option<TimeDelta>) {
+        let now = self.now;
         let v = &mut self.clusters[ci].volumes[vi];
         if v.snapshot_locking {
-            v.snapshots[si].snaplock_expiry = copy.retention_period.map(|r| saturating_add(now, r));
+            v.snapshots[si].snaplock_expiry = period.map(|r| saturating_add(now, r));
         }
-        events.push(taken);
     }
 
     /// Ordinal naming: the newest scheduled snapshot of `prefix` is `<prefix>.0`; when a new one
@@ -275,5 +270,22 @@ impl World {
             let local = s.create_time.with_timezone(&tz);
             s.name = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
         }
+    }
+}
+
+/// The name a scheduled snapshot of `prefix` taken at `local` gets, and the name the take is
+/// checked with: `<prefix>.<YYYY-MM-DD_HHMM>` for both, but under ordinal naming the snapshot
+/// is `<prefix>.0` (the previous `.0` is renamed first, so `.0` is always taken and the check
+/// uses the create-time name).
+fn scheduled_names(
+    ordinal: bool,
+    prefix: &str,
+    local: &DateTime<chrono_tz::Tz>,
+) -> (String, String) {
+    let timed = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
+    if ordinal {
+        (format!("{prefix}.0"), timed)
+    } else {
+        (timed.clone(), timed)
     }
 }
