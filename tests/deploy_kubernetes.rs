@@ -1,16 +1,20 @@
 //! `deploy/kubernetes/`: every manifest passes `kubernetes-validate --strict` against the
 //! Kubernetes 1.37 schemas, the single-replica ConfigMap's policy passes `snapwarden check
 //! --offline`, and each Deployment fits its policy, Secret, Service and volumes (listen address
-//! off loopback with a token, ports, probes, mounts, non-root, read-only root). The HA variant's
-//! policy is the single replica's with an `[ha]` block in front.
+//! off loopback with a token, ports, probes, mounts, non-root, read-only root) and the image of
+//! `deploy/container/Containerfile` (its tag, user, volumes, entrypoint, command and port). The HA
+//! variant's policy is the single replica's with an `[ha]` block in front.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use container_support::Recipe;
 use serde_json::Value;
 use snapwarden::config::{Policy, SecretSource};
+
+mod container_support;
 
 /// The Kubernetes release whose schemas the manifests are validated against (kubernetes-validate
 /// 1.37.0 ships them).
@@ -348,6 +352,37 @@ fn check_deployment(deployment: &str, configmap: &str, replicas: u64, strategy: 
     // SIGTERM leaves the agent its shutdown_timeout to release cycles in flight.
     let grace = at(pod, "terminationGracePeriodSeconds").as_i64().unwrap();
     assert!(grace > policy.agent.shutdown_timeout.num_seconds());
+
+    check_image(c, pod, &args, &mounted);
+}
+
+/// The container `c` of `pod` runs deploy/container/Containerfile's image as it is built: the
+/// tag is the crate's version, the image's entrypoint runs (no `command`) with its default command
+/// as `args`, as the image's user, with every volume of the image mounted and its port named.
+fn check_image(c: &Value, pod: &Value, args: &[&str], mounted: &dyn Fn(&Path) -> Value) {
+    let recipe = Recipe::load();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(str_at(c, "image"), format!("snapwarden:{version}"));
+    assert_eq!(recipe.label("org.opencontainers.image.version"), version);
+    assert_eq!(recipe.list("ENTRYPOINT"), ["/usr/bin/snapwarden"]);
+    assert!(
+        c.get("command").is_none(),
+        "command replaces the image's entrypoint"
+    );
+    assert_eq!(
+        args,
+        recipe.list("CMD"),
+        "args differ from the image's command"
+    );
+    let (uid, gid) = recipe.user();
+    assert_eq!(at(pod, "securityContext.runAsUser"), uid);
+    assert_eq!(at(pod, "securityContext.runAsGroup"), gid);
+    assert_eq!(at(pod, "securityContext.fsGroup"), gid);
+    for volume in recipe.list("VOLUME") {
+        mounted(Path::new(&volume));
+    }
+    let port = find(at(c, "ports"), "name", "http");
+    assert_eq!(at(port, "containerPort").to_string(), recipe.one("EXPOSE"));
 }
 
 #[test]

@@ -300,17 +300,33 @@ impl SimRest {
 }
 
 /// Runs `cmd` (stdin closed, output captured) and returns its output once it ends; kills it and
-/// panics when it has not ended within `bound`.
+/// panics when it has not ended, or its output has not closed, within `bound`. The output is read
+/// while it runs, so a command that prints more than a pipe holds does not stall.
 pub fn output_within(mut cmd: Command, bound: Duration) -> std::process::Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let shown = format!("{cmd:?}");
-    let mut child = cmd.spawn().expect("the command runs");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{shown}: {e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child.stdout.take().map(|p| Box::new(p) as _),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ];
+    for (i, pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            let _ = tx.send((i, bytes));
+        });
+    }
     let end = Instant::now() + bound;
-    loop {
-        if child.try_wait().expect("waitpid").is_some() {
-            return child.wait_with_output().expect("its output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waitpid") {
+            break status;
         }
         if Instant::now() >= end {
             let _ = child.kill();
@@ -318,5 +334,20 @@ pub fn output_within(mut cmd: Command, bound: Duration) -> std::process::Output 
             panic!("{shown} did not end within {bound:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        let (i, bytes) = rx
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| {
+                panic!("{shown} ended, but a process it started held its output past {bound:?}")
+            });
+        out[i] = bytes;
+    }
+    let [stdout, stderr] = out;
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
     }
 }
