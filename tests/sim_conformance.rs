@@ -21,6 +21,19 @@ name = "svm1"
 [[clusters.svms.volumes]]
 name = "vol1"
 luns = [{ name = "lun1" }]
+[[clusters.svms.volumes]]
+name = "vol_hazard"
+snapshot_locking_enabled = true
+scheduled_snapshot_naming_scheme = "ordinal"
+snapshot_reserve_percent = 10
+autodelete = { enabled = true, commitment = "destroy", trigger = "snap_reserve" }
+luns = [{ name = "lun1" }]
+[[clusters.svms.volumes.snapshots]]
+name = "held"
+create_time = "2026-03-10T09:00:00Z"
+owners = ["snapmirror", "dump"]
+size = 1048576
+snaplock_expiry_time = "2030-01-01T00:00:00Z"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

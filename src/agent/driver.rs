@@ -451,6 +451,7 @@ mod tests {
             owners: Vec::new(),
             size: None,
             snapmirror_label: None,
+            snaplock_expiry: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod connect;
 pub mod cycle;
 pub mod decide;
 pub mod discovery;
+pub mod doctor;
 pub mod driver;
 mod executor;
 pub mod hook;

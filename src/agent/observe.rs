@@ -251,6 +251,7 @@ mod tests {
             owners: Vec::new(),
             size: None,
             snapmirror_label: None,
+            snaplock_expiry: None,
         }
     }
 

@@ -372,6 +372,11 @@ pub(super) enum DirFrom {
     Default,
 }
 
+/// Opens the journal in `--state-dir` read-only (`doctor`).
+pub(super) fn open_journal_dir(dir: &Path) -> Result<Journal, u8> {
+    open_journal(dir, DirFrom::Flag)
+}
+
 /// Opens the journal read-only for `history` and `report`. A journal that is not there is
 /// explained: where the directory came from, and how to name the one `snapwarden run` used.
 pub(super) fn open_journal(dir: &Path, from: DirFrom) -> Result<Journal, u8> {

@@ -1,4 +1,4 @@
-//! Command-line interface: `init`, `check`, `plan`, `run`, `status`, `history`, `report`,
+//! Command-line interface: `init`, `check`, `plan`, `doctor`, `run`, `status`, `history`, `report`,
 //! `simulate`, `simulator serve`.
 //!
 //! The imperative edge: it reads the clock and files, calls the pure core, prints, and maps
@@ -16,6 +16,7 @@ use crate::planner::{self, Observed, Plan};
 use crate::render::{check_report, plan_table, write_plan_json, CHECK_LISTED};
 
 mod agent;
+mod doctor;
 mod init;
 mod report;
 mod simulate;
@@ -175,6 +176,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Audit the policy's clusters read-only (GETs only) for what will break backups: each
+    /// finding with a severity, a code and the fix (exit 0: nothing above info, 1: warnings,
+    /// 2: critical, or the audit could not run).
+    Doctor {
+        /// The policy TOML file; see config/reference.toml.
+        policy: PathBuf,
+        /// Table for people, JSON for scripts (docs/doctor.md).
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// A backing snapshot older than this is an orphan unless an open cycle holds it
+        /// (`24h`, `3d`, `PT36H`; above zero, at most a year).
+        #[arg(long, default_value = "24h", value_parser = doctor::parse_older_than, allow_hyphen_values = true)]
+        older_than: TimeDelta,
+        /// The agent's journal directory: its open cycles' backing snapshots are not orphans
+        /// (without it, every old backing snapshot of snapwarden's is).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Run the ONTAP simulator.
     Simulator {
         #[command(subcommand)]
@@ -289,6 +308,17 @@ pub fn main() -> ExitCode {
             state_dir,
             from_cluster,
             output,
+        }),
+        Command::Doctor {
+            policy,
+            output,
+            older_than,
+            state_dir,
+        } => doctor::run(doctor::Args {
+            policy,
+            output,
+            older_than,
+            state_dir,
         }),
         Command::Simulator { command } => simulator::run(command),
     };

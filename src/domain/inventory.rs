@@ -25,6 +25,40 @@ pub struct VolumeInfo {
     pub snapshot_policy: Option<String>,
 }
 
+/// What a volume's settings say about the snapshots a backup relies on
+/// (`GET /api/storage/volumes` with the space, locking and naming fields): what `doctor` reads
+/// besides the planning inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSettings {
+    pub uuid: String,
+    pub name: String,
+    pub svm: String,
+    /// `space.snapshot.autodelete`.
+    pub autodelete: Autodelete,
+    /// `snapshot_locking_enabled`: tamper-proof snapshots (their `snaplock_expiry_time`).
+    pub snapshot_locking: bool,
+    /// `scheduled_snapshot_naming_scheme`: `create_time` or `ordinal`; `None` when ONTAP did
+    /// not say.
+    pub naming_scheme: Option<String>,
+    /// `space.snapshot.reserve_percent`.
+    pub reserve_percent: Option<u64>,
+    /// `space.snapshot.reserve_size`, bytes.
+    pub reserve_size: Option<u64>,
+    /// `space.snapshot.used`: bytes all the volume's snapshots take.
+    pub snapshot_used: Option<u64>,
+}
+
+/// `space.snapshot.autodelete` (`autodelete_enabled`, `autodelete.commitment`,
+/// `autodelete.trigger`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Autodelete {
+    pub enabled: bool,
+    /// `try`, `disrupt` or `destroy`; `None` when ONTAP did not say.
+    pub commitment: Option<String>,
+    /// `volume` or `snap_reserve`; `None` when ONTAP did not say.
+    pub trigger: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotPolicyInfo {
     pub name: String,

@@ -11,6 +11,6 @@ pub mod limits;
 
 pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
 pub use inventory::{
-    ClusterInfo, Observed, ObservedCluster, PolicyCopies, ScheduleInfo, SnapshotPolicyInfo,
-    VolumeInfo,
+    Autodelete, ClusterInfo, Observed, ObservedCluster, PolicyCopies, ScheduleInfo,
+    SnapshotPolicyInfo, VolumeInfo, VolumeSettings,
 };

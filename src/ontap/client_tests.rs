@@ -20,7 +20,8 @@ use crate::config::TlsVerify;
 use crate::timeline::{CronSpec, Recurrence};
 
 const SNAPSHOT_FIELDS: &str =
-    "uuid,name,comment,create_time,owners,size,snapmirror_label,volume.uuid,volume.name,svm.name";
+    "uuid,name,comment,create_time,owners,size,snapmirror_label,snaplock_expiry_time,volume.uuid,\
+     volume.name,svm.name";
 const LUN_FIELDS: &str =
     "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone,space.size";
 

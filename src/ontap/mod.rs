@@ -21,7 +21,10 @@ pub use via::{Call, Layer, Resolve, Via};
 
 use chrono::{DateTime, FixedOffset};
 
-pub use crate::domain::{ClusterInfo, PolicyCopies, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo};
+pub use crate::domain::{
+    Autodelete, ClusterInfo, PolicyCopies, ScheduleInfo, SnapshotPolicyInfo, VolumeInfo,
+    VolumeSettings,
+};
 
 /// A volume as the mutating calls need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,9 @@ pub struct SnapshotInfo {
     /// `snapmirror_label`: the label SnapMirror and SnapVault select snapshots by; `None` when
     /// the snapshot has none.
     pub snapmirror_label: Option<String>,
+    /// `snaplock_expiry_time`: a tamper-proof snapshot (on a volume with snapshot locking)
+    /// cannot be deleted before it; `None` when it has none.
+    pub snaplock_expiry: Option<DateTime<FixedOffset>>,
 }
 
 /// A snapshot to create (`POST /api/storage/volumes/{uuid}/snapshots`): what
@@ -206,6 +212,9 @@ pub trait Ontap: Send + Sync {
     /// Every snapshot of every volume, in one bulk call (`/api/storage/volumes/*/snapshots`).
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError>;
     async fn luns(&self) -> Result<Vec<LunInfo>, OntapError>;
+    /// Every volume's autodelete, snapshot locking, naming scheme and snapshot reserve
+    /// (`GET /api/storage/volumes` with those fields): what `doctor` audits.
+    async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError>;
 
     async fn create_snapshot(
         &self,

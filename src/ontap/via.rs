@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use super::{
     ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    SnapshotPolicyInfo, VolumeInfo, VolumeRef, VolumeSettings,
 };
 
 /// One method of the [`Ontap`] trait (other than `cluster_name`), as a layer sees it.
@@ -28,6 +28,7 @@ pub enum Call {
     License,
     Snapshots,
     Luns,
+    VolumeSettings,
     CreateSnapshot,
     DeleteSnapshot,
     CloneLunFlexclone,
@@ -37,7 +38,7 @@ pub enum Call {
 
 impl Call {
     /// Every call, in the trait's order.
-    pub const ALL: [Call; 12] = [
+    pub const ALL: [Call; 13] = [
         Call::Cluster,
         Call::Volumes,
         Call::SnapshotPolicies,
@@ -45,6 +46,7 @@ impl Call {
         Call::License,
         Call::Snapshots,
         Call::Luns,
+        Call::VolumeSettings,
         Call::CreateSnapshot,
         Call::DeleteSnapshot,
         Call::CloneLunFlexclone,
@@ -62,6 +64,7 @@ impl Call {
             Call::License => "license",
             Call::Snapshots => "snapshots",
             Call::Luns => "luns",
+            Call::VolumeSettings => "volume_settings",
             Call::CreateSnapshot => "create_snapshot",
             Call::DeleteSnapshot => "delete_snapshot",
             Call::CloneLunFlexclone => "clone_lun_flexclone",
@@ -191,6 +194,11 @@ impl<L: Layer> Ontap for Via<L> {
         let r = e.next.luns().await;
         self.leave(e, r)
     }
+    async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
+        let e = self.enter(Call::VolumeSettings).await?;
+        let r = e.next.volume_settings().await;
+        self.leave(e, r)
+    }
     async fn create_snapshot(
         &self,
         volume: &VolumeRef,
@@ -301,6 +309,9 @@ mod tests {
         }
         async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
             Err(Bottom::fail("luns"))
+        }
+        async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
+            Err(Bottom::fail("volume_settings"))
         }
         async fn create_snapshot(
             &self,

@@ -10,8 +10,8 @@ use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::{
-    ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo,
+    Autodelete, ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
+    SnapshotPolicyInfo, VolumeInfo, VolumeSettings,
 };
 use crate::domain::duration::parse_iso8601_duration;
 use crate::timeline::{CronSpec, Recurrence};
@@ -224,6 +224,71 @@ impl VolumeWire {
     }
 }
 
+/// A volume with the fields of `VOLUME_SETTINGS_FIELDS`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VolumeSettingsWire {
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub svm: Option<NameRef>,
+    pub space: Option<VolumeSpaceWire>,
+    pub snapshot_locking_enabled: Option<bool>,
+    pub scheduled_snapshot_naming_scheme: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VolumeSpaceWire {
+    pub snapshot: Option<VolumeSpaceSnapshotWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VolumeSpaceSnapshotWire {
+    pub autodelete_enabled: Option<bool>,
+    pub autodelete: Option<AutodeleteWire>,
+    pub reserve_percent: Option<u64>,
+    pub reserve_size: Option<u64>,
+    pub used: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AutodeleteWire {
+    /// Only patchable in NetApp's client, but some releases return it: taken when
+    /// `autodelete_enabled` is absent.
+    pub enabled: Option<bool>,
+    pub commitment: Option<String>,
+    pub trigger: Option<String>,
+}
+
+impl VolumeSettingsWire {
+    pub fn into_domain(self) -> Result<VolumeSettings, String> {
+        let name = required(self.name, "volume name")?;
+        let snapshot = self.space.and_then(|s| s.snapshot).unwrap_or_default();
+        let autodelete = snapshot.autodelete.unwrap_or_default();
+        let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        Ok(VolumeSettings {
+            uuid: required(self.uuid, "volume uuid").map_err(|e| format!("{name}: {e}"))?,
+            svm: required(name_of(self.svm), "svm.name").map_err(|e| format!("{name}: {e}"))?,
+            autodelete: Autodelete {
+                enabled: snapshot
+                    .autodelete_enabled
+                    .or(autodelete.enabled)
+                    .unwrap_or(false),
+                commitment: non_empty(autodelete.commitment),
+                trigger: non_empty(autodelete.trigger),
+            },
+            snapshot_locking: self.snapshot_locking_enabled.unwrap_or(false),
+            naming_scheme: non_empty(self.scheduled_snapshot_naming_scheme),
+            reserve_percent: snapshot.reserve_percent,
+            reserve_size: snapshot.reserve_size,
+            snapshot_used: snapshot.used,
+            name,
+        })
+    }
+}
+
 // ---- snapshot policies ----
 
 #[derive(Debug, Default, Deserialize)]
@@ -358,6 +423,7 @@ pub struct SnapshotWire {
     pub volume: Option<NameRef>,
     pub svm: Option<NameRef>,
     pub snapmirror_label: Option<String>,
+    pub snaplock_expiry_time: Option<String>,
 }
 
 impl SnapshotWire {
@@ -383,6 +449,14 @@ impl SnapshotWire {
             owners: self.owners,
             size: self.size,
             snapmirror_label: self.snapmirror_label.filter(|l| !l.is_empty()),
+            snaplock_expiry: self
+                .snaplock_expiry_time
+                .as_deref()
+                .map(|t| {
+                    DateTime::<FixedOffset>::parse_from_rfc3339(t)
+                        .map_err(|e| format!("snapshot {name}: snaplock_expiry_time {t:?}: {e}"))
+                })
+                .transpose()?,
             name,
         })
     }

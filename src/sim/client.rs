@@ -10,7 +10,7 @@ use super::world::{SimError, World};
 use super::Simulator;
 use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, PolicyCopies, ScheduleInfo,
-    SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef, VolumeSettings,
 };
 
 /// One cluster of a simulator, seen through the [`Ontap`] trait.
@@ -86,6 +86,7 @@ fn snapshot_info_over(w: &World, ci: usize, vi: usize, si: usize, luns: u64) -> 
             .collect(),
         size: Some(w.snapshot_size_over(ci, vi, si, luns)),
         snapmirror_label: s.snapmirror_label.clone(),
+        snaplock_expiry: s.snaplock_expiry.map(|t| w.local(ci, t)),
     }
 }
 
@@ -236,6 +237,35 @@ impl Ontap for SimClient {
                     .map(|li| {
                         let volume = names.get(c.luns[li].volume_uuid.as_str()).copied();
                         lun_info_in(w, ci, li, volume)
+                    })
+                    .collect())
+            },
+        )
+    }
+
+    async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
+        self.run(
+            || "volume settings".into(),
+            |w, ci| {
+                Ok((0..w.clusters[ci].volumes.len())
+                    .map(|vi| {
+                        let v = &w.clusters[ci].volumes[vi];
+                        let space = w.snapshot_space(ci, vi);
+                        VolumeSettings {
+                            uuid: v.uuid.clone(),
+                            name: v.name.clone(),
+                            svm: v.svm.clone(),
+                            autodelete: crate::ontap::Autodelete {
+                                enabled: v.autodelete.enabled,
+                                commitment: Some(v.autodelete.commitment.clone()),
+                                trigger: Some(v.autodelete.trigger.clone()),
+                            },
+                            snapshot_locking: v.snapshot_locking,
+                            naming_scheme: Some(v.naming.as_str().to_string()),
+                            reserve_percent: Some(u64::from(v.snapshot_reserve_percent)),
+                            reserve_size: Some(space.reserve_size),
+                            snapshot_used: Some(space.used),
+                        }
                     })
                     .collect())
             },

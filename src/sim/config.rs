@@ -88,6 +88,9 @@ pub struct CopyFile {
     pub prefix: Option<String>,
     /// Given to every snapshot the copy takes.
     pub snapmirror_label: Option<String>,
+    /// ISO-8601 (`"P7D"`): on a volume with `snapshot_locking_enabled`, each snapshot the copy
+    /// takes is tamper-proof this long (its `snaplock_expiry_time`).
+    pub retention_period: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +113,15 @@ pub struct VolumeFile {
     pub snapshot_policy: String,
     #[serde(default)]
     pub snapshot_clone_dependency: bool,
+    /// `space.snapshot.reserve_percent` (0 to 90; default 5).
+    pub snapshot_reserve_percent: Option<u8>,
+    /// `snapshot_locking_enabled`.
+    #[serde(default)]
+    pub snapshot_locking_enabled: bool,
+    /// `create_time` (default) or `ordinal`.
+    pub scheduled_snapshot_naming_scheme: Option<String>,
+    /// `space.snapshot.autodelete`; default disabled, `try`, `volume`.
+    pub autodelete: Option<AutodeleteFile>,
     #[serde(default)]
     pub luns: Vec<LunFile>,
     /// Snapshots the volume holds when the world begins.
@@ -132,6 +144,23 @@ pub struct SnapshotFile {
     /// `owners`, and its delete fails as a locked snapshot's does.
     #[serde(default)]
     pub owners: Vec<String>,
+    /// Bytes it holds when the world begins (default: a few KiB); it grows as the volume's
+    /// LUNs change.
+    pub size: Option<u64>,
+    /// RFC 3339: the snapshot is tamper-proof (`snaplock_expiry_time`) until then.
+    pub snaplock_expiry_time: Option<String>,
+}
+
+/// A volume's `space.snapshot.autodelete` in a world file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutodeleteFile {
+    #[serde(default)]
+    pub enabled: bool,
+    /// `try`, `disrupt` or `destroy`.
+    pub commitment: Option<String>,
+    /// `volume` or `snap_reserve`.
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +175,18 @@ pub struct LunFile {
     /// igroups (of the same SVM) the LUN is mapped to.
     #[serde(default)]
     pub mapped_to: Vec<String>,
+    /// Makes this LUN a SnapRestore clone of another LUN of the volume as a snapshot of it
+    /// holds it (`{ snapshot = "…", lun = "lun0" }`): the snapshot is then busy (`lun_clone`).
+    pub clone_of: Option<CloneOfFile>,
+}
+
+/// The source of a LUN clone planted in a world file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloneOfFile {
+    pub snapshot: String,
+    /// The source LUN's name inside the volume.
+    pub lun: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,16 +293,27 @@ impl WorldFile {
             }
             w.add_builtins(ci);
             for p in c.snapshot_policies {
-                let copies = p
-                    .copies
-                    .into_iter()
-                    .map(|c| PolicyCopy {
+                let mut copies = Vec::new();
+                for c in p.copies {
+                    let retention_period = match c.retention_period.as_deref().map(|r| {
+                        parse_iso8601_duration(r)
+                            .map_err(|e| format!("copies.retention_period \"{r}\": {e}"))
+                    }) {
+                        Some(Err(e)) => {
+                            problems.push(format!("{at}.snapshot_policies.{}.{e}", p.name));
+                            None
+                        }
+                        Some(Ok(d)) => Some(d),
+                        None => None,
+                    };
+                    copies.push(PolicyCopy {
                         schedule: c.schedule,
                         count: c.count,
                         prefix: c.prefix,
                         snapmirror_label: c.snapmirror_label,
-                    })
-                    .collect();
+                        retention_period,
+                    });
+                }
                 if let Err(e) = w.add_policy(ci, &p.name, &p.comment, copies) {
                     problems.push(format!(
                         "{at}.snapshot_policies.{}: {e} ({})",
@@ -337,8 +389,12 @@ impl SvmFile {
             };
             let vi = w.volume_index(ci, &vol).expect("just created");
             w.clusters[ci].volumes[vi].snapshot_clone_dependency = v.snapshot_clone_dependency;
+            settings_of(&v, &mut w.clusters[ci].volumes[vi], &vat, problems);
             add_snapshots(w, ci, vi, v.snapshots, &vat, problems);
-            for l in v.luns {
+            // Clones last: their sources are the volume's other LUNs.
+            let (clones, luns): (Vec<LunFile>, Vec<LunFile>) =
+                v.luns.into_iter().partition(|l| l.clone_of.is_some());
+            for l in luns {
                 let path = format!("/vol/{}/{}", v.name, l.name);
                 if let Err(e) = w.create_lun(ci, &path, l.size, &l.os_type) {
                     problems.push(format!("{vat}.luns.{}: {e}", l.name));
@@ -350,8 +406,64 @@ impl SvmFile {
                     }
                 }
             }
+            for l in clones {
+                let Some(from) = &l.clone_of else { continue };
+                if let Err(e) = w.clone_lun_snaprestore(ci, vi, &from.snapshot, &from.lun, &l.name)
+                {
+                    problems.push(format!("{vat}.luns.{}.clone_of: {e}", l.name));
+                }
+            }
         }
     }
+}
+
+/// A volume's autodelete, locking, naming and reserve from its world-file entry.
+fn settings_of(
+    v: &VolumeFile,
+    vol: &mut super::world::Volume,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    use super::world::{NamingScheme, AUTODELETE_COMMITMENTS, AUTODELETE_TRIGGERS};
+    vol.snapshot_locking = v.snapshot_locking_enabled;
+    if let Some(p) = v.snapshot_reserve_percent {
+        // ONTAP's `-percent-snapshot-space` tops out at 90.
+        match p {
+            0..=90 => vol.snapshot_reserve_percent = p,
+            _ => problems.push(format!("{at}.snapshot_reserve_percent: {p} is over 90")),
+        }
+    }
+    if let Some(s) = &v.scheduled_snapshot_naming_scheme {
+        match NamingScheme::parse(s) {
+            Some(n) => vol.naming = n,
+            None => problems.push(format!(
+                "{at}.scheduled_snapshot_naming_scheme: \"{s}\" is not create_time or ordinal"
+            )),
+        }
+    }
+    let Some(a) = &v.autodelete else { return };
+    vol.autodelete.enabled = a.enabled;
+    let mut one_of =
+        |value: &Option<String>, allowed: &[&str], key: &str, slot: &mut String| match value {
+            Some(x) if allowed.contains(&x.as_str()) => *slot = x.clone(),
+            Some(x) => problems.push(format!(
+                "{at}.autodelete.{key}: \"{x}\" is not one of {}",
+                allowed.join(", ")
+            )),
+            None => {}
+        };
+    one_of(
+        &a.commitment,
+        AUTODELETE_COMMITMENTS,
+        "commitment",
+        &mut vol.autodelete.commitment,
+    );
+    one_of(
+        &a.trigger,
+        AUTODELETE_TRIGGERS,
+        "trigger",
+        &mut vol.autodelete.trigger,
+    );
 }
 
 /// A volume's existing snapshots (`snapshots` in the world file), oldest first; each problem is
@@ -390,6 +502,21 @@ fn add_snapshots(
             Ok(si) => {
                 if let Err(e) = w.hold_snapshot(ci, vi, si, s.owners) {
                     problems.push(format!("{sat}.owners: {e}"));
+                }
+                let snap = &mut w.clusters[ci].volumes[vi].snapshots[si];
+                if let Some(size) = s.size {
+                    snap.size = size;
+                }
+                match s
+                    .snaplock_expiry_time
+                    .as_deref()
+                    .map(DateTime::parse_from_rfc3339)
+                {
+                    Some(Ok(t)) => snap.snaplock_expiry = Some(t.with_timezone(&Utc)),
+                    Some(Err(e)) => {
+                        problems.push(format!("{sat}.snaplock_expiry_time: not RFC 3339: {e}"))
+                    }
+                    None => {}
                 }
             }
             Err(e) => problems.push(format!("{sat}: {e}")),
@@ -546,6 +673,7 @@ fn add_policy_schedules(
                     count: copy.count,
                     prefix,
                     snapmirror_label: copy.snapmirror_label.clone(),
+                    retention_period: None,
                 }
             })
             .collect();
@@ -595,6 +723,7 @@ fn with_managed_copies(
                 schedule,
                 count: copy.count,
                 snapmirror_label: copy.snapmirror_label.clone(),
+                retention_period: None,
             }
         })
         .collect();

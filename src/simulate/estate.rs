@@ -134,6 +134,7 @@ pub fn add_to_world(w: &mut World, policy: &Policy, estate: &Estate) -> Result<(
                     count: c.count,
                     prefix: c.prefix.clone().filter(|x| *x != c.schedule),
                     snapmirror_label: None,
+                    retention_period: None,
                 })
                 .collect();
             w.add_policy(ci, &p.name, "", copies)
@@ -241,6 +242,7 @@ fn add_volume(
             captures: Vec::new(),
             snapmirror_label: s.snapmirror_label.clone(),
             held_by: Vec::new(),
+            snaplock_expiry: s.snaplock_expiry.map(|t| t.with_timezone(&Utc)),
         });
     }
     Ok(())
@@ -306,6 +308,7 @@ max = "50m"
                     owners: Vec::new(),
                     size: Some(4096),
                     snapmirror_label: None,
+                    snaplock_expiry: None,
                 })
                 .collect(),
             luns: vec![LunInfo {

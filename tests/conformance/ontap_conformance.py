@@ -115,7 +115,7 @@ def main():
     vol.patch(poll=True, **{"restore_to.snapshot.name": "backing", "restore_to.path": "/lun1", "restore_to.restore_path": "/lun1_clone"})
     backing.get(fields="owners")
     check(list(getattr(backing, "owners", [])) == ["lun_clone"], "the backing snapshot is owned by the clone")
-    taken = [e for e in advance(600)["events"] if e["kind"] == "taken"]
+    taken = [e for e in advance(600)["events"] if e["kind"] == "taken" and e["volume"] == "vol1"]
     check(len(taken) == 1 and taken[0]["snapshot"].startswith("hourly."), "a scheduled snapshot fired in virtual time")
 
     # --- delete of a locked snapshot: job failure 1638555 ---
@@ -206,6 +206,31 @@ def main():
     admin("volumes/vol1/snapshots/weekly-ish.1/owners", {"owners": []})
     busy.delete(poll=True)
     check(True, "released, it deletes")
+
+    # --- what doctor reads: autodelete, locking, naming, reserve; owners, size, SnapLock expiry ---
+    hz = Volume.find(name="vol_hazard", fields=(
+        "size,space.snapshot.autodelete_enabled,space.snapshot.autodelete.commitment,"
+        "space.snapshot.autodelete.trigger,space.snapshot.reserve_percent,space.snapshot.reserve_size,"
+        "space.snapshot.used,snapshot_locking_enabled,scheduled_snapshot_naming_scheme"))
+    check(hz is not None, "Volume.find(name=vol_hazard)")
+    snap = hz.space.snapshot
+    check(snap.autodelete_enabled is True, "space.snapshot.autodelete_enabled")
+    check(snap.autodelete.commitment == "destroy" and snap.autodelete.trigger == "snap_reserve",
+          "space.snapshot.autodelete.commitment and trigger")
+    check(snap.reserve_percent == 10 and snap.reserve_size == hz.size // 10,
+          f"space.snapshot.reserve_percent and reserve_size ({snap.reserve_percent}, {snap.reserve_size})")
+    check(snap.used >= 1048576, f"space.snapshot.used counts the held snapshot ({snap.used})")
+    check(hz.snapshot_locking_enabled is True, "snapshot_locking_enabled")
+    check(hz.scheduled_snapshot_naming_scheme == "ordinal", "scheduled_snapshot_naming_scheme")
+    held = next(iter(Snapshot.get_collection(hz.uuid, name="held", fields="owners,size,snaplock_expiry_time")))
+    check(list(held.owners) == ["snapmirror", "dump"], f"owners snapmirror and dump ({held.owners})")
+    check(held.size >= 1048576, "the planted size")
+    check(held.snaplock_expiry_time.year == 2030, f"snaplock_expiry_time ({held.snaplock_expiry_time})")
+    try:
+        held.delete(poll=True)
+        raise Incompatible("deleting a held, tamper-proof snapshot succeeded")
+    except NetAppRestError as err:
+        check("has not expired or is locked" in str(err), f"deleting it raises NetAppRestError: {err}")
     print("conformance: OK")
 
 

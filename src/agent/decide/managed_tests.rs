@@ -174,6 +174,7 @@ fn snap(name: &str, at: &str, comment: Option<&str>) -> SnapshotInfo {
         owners: Vec::new(),
         size: None,
         snapmirror_label: None,
+        snaplock_expiry: None,
     }
 }
 

@@ -21,6 +21,7 @@ mod recommend;
 mod recover;
 mod release;
 mod start;
+pub(crate) use start::double_scheduled;
 #[cfg(test)]
 mod tests;
 

@@ -70,23 +70,8 @@ pub(super) fn excluded(view: &View<'_>) -> Vec<(usize, ExcludeKind, String)> {
 /// snapwarden: give the volume an ONTAP policy without that copy.
 fn double_schedule(view: &View<'_>, vi: usize) -> Option<String> {
     let volume = &view.policy.volumes[vi];
-    let managed = &view.policy.snapshot_policies[volume.managed?];
     let inv = view.clusters.get(volume.cluster)?.inventory.as_ref()?;
-    let info = inv.volume(&volume.svm, &volume.name)?;
-    let ontap_policy = info.snapshot_policy.as_deref()?;
-    let copies = &inv
-        .snapshot_policies
-        .iter()
-        .find(|p| p.name == ontap_policy)?
-        .copies;
-    let both: Vec<&str> = copies
-        .iter()
-        .map(|c| c.prefix.as_deref().unwrap_or(&c.schedule))
-        .filter(|p| managed.copies.iter().any(|m| m.prefix == *p))
-        .collect();
-    if both.is_empty() {
-        return None;
-    }
+    let d = double_scheduled(view.policy, vi, inv)?;
     Some(format!(
         concat!(
             "double_schedule: ONTAP's snapshot policy {:?} on volume {} also takes the {} ",
@@ -95,14 +80,55 @@ fn double_schedule(view: &View<'_>, vi: usize) -> Option<String> {
             "-vserver {} -volume {} -snapshot-policy <policy>`, or PATCH ",
             "/api/storage/volumes/{} with {{\"snapshot_policy\": {{\"name\": \"<policy>\"}}}}"
         ),
-        ontap_policy,
+        d.ontap_policy,
         volume.name,
-        both.join(", "),
-        managed.name,
+        d.prefixes.join(", "),
+        d.managed,
         volume.svm,
         volume.name,
-        info.uuid
+        d.volume_uuid
     ))
+}
+
+/// Two schedulers of one series: the ONTAP policy of a managed volume and the prefixes it
+/// takes that the volume's managed policy hands to snapwarden.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DoubleSchedule {
+    pub ontap_policy: String,
+    pub prefixes: Vec<String>,
+    /// The policy's managed snapshot policy.
+    pub managed: String,
+    pub volume_uuid: String,
+}
+
+/// [`DoubleSchedule`] of policy volume `vi` in a cluster's listing, if its ONTAP policy fires a
+/// managed prefix (what the start stage leaves the volume out for, and `doctor` reports).
+pub(crate) fn double_scheduled(
+    policy: &crate::config::Policy,
+    vi: usize,
+    inv: &crate::agent::discovery::Inventory,
+) -> Option<DoubleSchedule> {
+    let volume = &policy.volumes[vi];
+    let managed = &policy.snapshot_policies[volume.managed?];
+    let info = inv.volume(&volume.svm, &volume.name)?;
+    let ontap_policy = info.snapshot_policy.as_deref()?;
+    let copies = &inv
+        .snapshot_policies
+        .iter()
+        .find(|p| p.name == ontap_policy)?
+        .copies;
+    let prefixes: Vec<String> = copies
+        .iter()
+        .map(|c| c.prefix.as_deref().unwrap_or(&c.schedule))
+        .filter(|p| managed.copies.iter().any(|m| m.prefix == *p))
+        .map(str::to_string)
+        .collect();
+    (!prefixes.is_empty()).then(|| DoubleSchedule {
+        ontap_policy: ontap_policy.to_string(),
+        prefixes,
+        managed: managed.name.clone(),
+        volume_uuid: info.uuid.clone(),
+    })
 }
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {

@@ -151,6 +151,7 @@ fn snap(name: &str, volume: &str, at: &str, comment: Option<&str>) -> SnapshotIn
         owners: Vec::new(),
         size: None,
         snapmirror_label: None,
+        snaplock_expiry: None,
     }
 }
 

@@ -9,15 +9,16 @@ use serde::Deserialize;
 
 use super::{
     Failure, RestClient, CLUSTER_FIELDS, LICENSE_FIELDS, LUN_BORN_FIELDS, LUN_FIELDS,
-    POLICY_FIELDS, SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS,
+    POLICY_FIELDS, SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS, VOLUME_SETTINGS_FIELDS,
 };
 use crate::ontap::wire::{
     ClusterWire, LicensePackageWire, LunWire, ScheduleWire, SnapshotPolicyWire, SnapshotWire,
-    VolumeWire,
+    VolumeSettingsWire, VolumeWire,
 };
 use crate::ontap::{
     lun_in_snapshot, path_in_volume, ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap,
     OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    VolumeSettings,
 };
 
 /// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
@@ -350,6 +351,18 @@ impl Ontap for RestClient {
             .get_collection("/api/storage/luns", LUN_FIELDS, &[], "luns")
             .await?;
         self.convert(records, "luns", LunWire::into_domain)
+    }
+
+    async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
+        let records: Vec<VolumeSettingsWire> = self
+            .get_collection(
+                "/api/storage/volumes",
+                VOLUME_SETTINGS_FIELDS,
+                &[],
+                "volume settings",
+            )
+            .await?;
+        self.convert(records, "volume settings", VolumeSettingsWire::into_domain)
     }
 
     async fn create_snapshot(

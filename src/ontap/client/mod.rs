@@ -81,7 +81,16 @@ impl Fields {
 
 /// `fields=` of every snapshot read (bulk listing and the look-up after a create).
 const SNAPSHOT_FIELDS: Fields = Fields::new(
-    "uuid,name,comment,create_time,owners,size,snapmirror_label,volume.uuid,volume.name,svm.name",
+    "uuid,name,comment,create_time,owners,size,snapmirror_label,snaplock_expiry_time,volume.uuid,\
+     volume.name,svm.name",
+);
+/// `fields=` of `doctor`'s volume read: autodelete (`autodelete_enabled` is the gettable
+/// spelling; `autodelete.enabled` is only patchable), snapshot locking, the naming scheme and
+/// the snapshot reserve (NetApp's Python client, `models/volume_space_snapshot*.py`).
+const VOLUME_SETTINGS_FIELDS: Fields = Fields::new(
+    "uuid,name,svm.name,space.snapshot.autodelete_enabled,space.snapshot.autodelete.commitment,\
+     space.snapshot.autodelete.trigger,space.snapshot.reserve_percent,space.snapshot.reserve_size,\
+     space.snapshot.used,snapshot_locking_enabled,scheduled_snapshot_naming_scheme",
 );
 const VOLUME_FIELDS: Fields = Fields::new("uuid,name,svm.name,snapshot_policy.name");
 /// `status.mapped` and `clone.created_as_clone` are gettable LUN fields (reference §3.1).

@@ -36,7 +36,10 @@ use snapshots::*;
 use storage::*;
 
 use super::query::{collection, encode, project, Params};
-use super::world::{codes, Cluster, JobState, PolicyCopy, SimError, SimResult, Svm, World};
+use super::world::{
+    codes, Cluster, JobState, NamingScheme, PolicyCopy, SimError, SimResult, Svm, World,
+    AUTODELETE_COMMITMENTS, AUTODELETE_TRIGGERS,
+};
 use super::{ClockMode, Simulator};
 use crate::config::{format_iso8601_duration, parse_iso8601_duration};
 use crate::timeline::{CronField, CronSpec, Recurrence};
@@ -189,6 +192,17 @@ fn optional_bool(v: &Value, path: &str) -> Result<Option<bool>, ApiError> {
 /// An optional non-negative integer field (see [`optional_as`]).
 fn optional_u64(v: &Value, path: &str) -> Result<Option<u64>, ApiError> {
     optional_as(v, path, "a non-negative integer", Value::as_u64)
+}
+
+/// An optional ISO-8601 duration field such as `copies.retention_period` (`"P30D"`); one that
+/// does not parse is a 400 naming it.
+fn optional_duration(v: &Value, path: &str) -> Result<Option<chrono::TimeDelta>, ApiError> {
+    optional(v, path)?
+        .map(|s| {
+            crate::domain::duration::parse_iso8601_duration(&s)
+                .map_err(|e| ApiError::invalid(path, format!("\"{s}\": {e}")))
+        })
+        .transpose()
 }
 
 /// The first of two optional string fields that is present (`svm.name`, else `svm.uuid`).

@@ -56,10 +56,41 @@ pub(super) fn render_volume(w: &World, ci: usize, vi: usize) -> Value {
         "create_time": w.local(ci, v.create_time).to_rfc3339(),
         "snapshot_policy": {"name": v.snapshot_policy, "uuid": policy_uuid},
         "snapshot_count": v.snapshots.len(),
-        "scheduled_snapshot_naming_scheme": "create_time",
+        "scheduled_snapshot_naming_scheme": v.naming.as_str(),
+        "snapshot_locking_enabled": v.snapshot_locking,
+        "space": render_volume_space(w, ci, vi),
         "clone": clone,
         "_links": links(&format!("/api/storage/volumes/{}", v.uuid)),
     })
+}
+
+/// `space.snapshot` of a volume: reserve, what snapshots use of it, and autodelete (both the
+/// deprecated `autodelete_enabled`/`autodelete_trigger` and the `autodelete` object, as ONTAP
+/// 9.13 and later answer).
+fn render_volume_space(w: &World, ci: usize, vi: usize) -> Value {
+    let v = &w.clusters[ci].volumes[vi];
+    let space = w.snapshot_space(ci, vi);
+    let used_percent = space
+        .used
+        .saturating_mul(100)
+        .checked_div(space.reserve_size)
+        .unwrap_or(0);
+    json!({"snapshot": {
+        "reserve_percent": v.snapshot_reserve_percent,
+        "reserve_size": space.reserve_size,
+        "reserve_available": space.reserve_size.saturating_sub(space.used),
+        "used": space.used,
+        "space_used_percent": used_percent,
+        "autodelete_enabled": v.autodelete.enabled,
+        "autodelete_trigger": v.autodelete.trigger,
+        "autodelete": {
+            "enabled": v.autodelete.enabled,
+            "commitment": v.autodelete.commitment,
+            "trigger": v.autodelete.trigger,
+            "delete_order": "oldest_first",
+            "defer_delete": "user_created",
+        },
+    }})
 }
 
 pub(super) fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Value {
@@ -82,6 +113,11 @@ pub(super) fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Val
     let owners = w.owners(ci, vi, si);
     if !owners.is_empty() {
         r["owners"] = json!(owners);
+    }
+    if let Some(t) = s.snaplock_expiry {
+        let at = w.local(ci, t).to_rfc3339();
+        r["snaplock_expiry_time"] = json!(at);
+        r["snaplock"] = json!({"expiry_time": at, "expired": w.now() >= t});
     }
     r
 }
@@ -166,6 +202,9 @@ pub(super) fn render_policy(w: &World, ci: usize, i: usize) -> Value {
             let mut r = json!({"schedule": {"name": copy.schedule, "uuid": uuid}, "count": copy.count, "prefix": copy.effective_prefix()});
             if let Some(label) = &copy.snapmirror_label {
                 r["snapmirror_label"] = json!(label);
+            }
+            if let Some(period) = copy.retention_period {
+                r["retention_period"] = json!(crate::domain::format_iso8601_duration(period));
             }
             r
         })

@@ -100,6 +100,7 @@ pub(super) async fn patch_volume(
     let policy = optional(&b, "snapshot_policy.name")?;
     let split = optional_bool(&b, "clone.split_initiated")?;
     let dependency = optional_bool(&b, "snapshot_clone_dependency")?;
+    let settings = VolumeSettingsPatch::parse(&b)?;
     sim.with(|w| {
         let vi = w.volume_index(ci, &uuid).map_err(|_| not_found("uuid"))?;
         let svm = svm_of(w, ci, &w.clusters[ci].volumes[vi].svm.clone());
@@ -120,9 +121,80 @@ pub(super) async fn patch_volume(
             if let Some(dep) = dependency {
                 w.clusters[ci].volumes[vi].snapshot_clone_dependency = dep;
             }
+            settings.apply(&mut w.clusters[ci].volumes[vi]);
             Done::ok()
         })
     })
+}
+
+/// The volume settings a PATCH may change: `space.snapshot.autodelete.{enabled,commitment,
+/// trigger}` (and the older `space.snapshot.autodelete_enabled`), `space.snapshot.reserve_percent`
+/// and `scheduled_snapshot_naming_scheme`; each value checked before anything changes.
+struct VolumeSettingsPatch {
+    enabled: Option<bool>,
+    commitment: Option<String>,
+    trigger: Option<String>,
+    reserve_percent: Option<u8>,
+    naming: Option<NamingScheme>,
+}
+
+impl VolumeSettingsPatch {
+    fn parse(b: &Value) -> Result<VolumeSettingsPatch, ApiError> {
+        let one_of = |key: &str, allowed: &[&str]| -> Result<Option<String>, ApiError> {
+            match optional(b, key)? {
+                Some(v) if !allowed.contains(&v.as_str()) => Err(ApiError::invalid(
+                    key,
+                    format!("\"{v}\" is not one of {}.", allowed.join(", ")),
+                )),
+                v => Ok(v),
+            }
+        };
+        let reserve_percent = match optional_u64(b, "space.snapshot.reserve_percent")? {
+            Some(p) if p > 90 => {
+                return Err(ApiError::invalid(
+                    "space.snapshot.reserve_percent",
+                    format!("{p} is out of range: at most 90."),
+                ))
+            }
+            p => p.and_then(|p| u8::try_from(p).ok()),
+        };
+        let naming = one_of(
+            "scheduled_snapshot_naming_scheme",
+            &["create_time", "ordinal"],
+        )?
+        .and_then(|n| NamingScheme::parse(&n));
+        Ok(VolumeSettingsPatch {
+            enabled: match optional_bool(b, "space.snapshot.autodelete.enabled")? {
+                Some(e) => Some(e),
+                None => optional_bool(b, "space.snapshot.autodelete_enabled")?,
+            },
+            commitment: one_of(
+                "space.snapshot.autodelete.commitment",
+                AUTODELETE_COMMITMENTS,
+            )?,
+            trigger: one_of("space.snapshot.autodelete.trigger", AUTODELETE_TRIGGERS)?,
+            reserve_percent,
+            naming,
+        })
+    }
+
+    fn apply(self, v: &mut crate::sim::world::Volume) {
+        if let Some(e) = self.enabled {
+            v.autodelete.enabled = e;
+        }
+        if let Some(c) = self.commitment {
+            v.autodelete.commitment = c;
+        }
+        if let Some(t) = self.trigger {
+            v.autodelete.trigger = t;
+        }
+        if let Some(p) = self.reserve_percent {
+            v.snapshot_reserve_percent = p;
+        }
+        if let Some(n) = self.naming {
+            v.naming = n;
+        }
+    }
 }
 
 pub(super) async fn delete_volume(
@@ -203,6 +275,7 @@ pub(super) async fn post_policy(
             count,
             prefix: optional(&c, "prefix")?,
             snapmirror_label: optional(&c, "snapmirror_label")?,
+            retention_period: optional_duration(&c, "retention_period")?,
         });
     }
     sim.with(|w| {

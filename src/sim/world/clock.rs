@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::snapshots::NewSnap;
-use super::{ClockEvent, LockedOldest, World};
+use super::{ClockEvent, LockedOldest, NamingScheme, World};
 
 /// The longest single clock advance, in seconds: 366 days, so one call covers a full (leap) year
 /// of every schedule while the work and memory of one call stay bounded. Longer spans take
@@ -147,7 +147,8 @@ impl World {
         };
         let prefix = copy.effective_prefix().to_string();
         let local = now.with_timezone(&c.tz);
-        let name = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
+        let ordinal = v.naming == NamingScheme::Ordinal;
+        let (name, checked) = scheduled_names(ordinal, &prefix, &local);
         let event =
             |kind, snapshot: &str, uuid: Option<String>, reason: Option<String>| ClockEvent {
                 cluster: c.name.clone(),
@@ -171,7 +172,10 @@ impl World {
             || v.snapshots.iter().any(|s| !s.held_by.is_empty());
         let locked: Vec<bool> = ours
             .iter()
-            .map(|&i| maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
+            .map(|&i| {
+                self.snaplocked(ci, vi, i)
+                    || (maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
+            })
             .collect();
         let mut doomed = Vec::new();
         match self.knobs.locked_oldest {
@@ -208,7 +212,7 @@ impl World {
                 }
             }
         }
-        if let Err(err) = self.check_can_snapshot(ci, vi, &name) {
+        if let Err(err) = self.check_can_snapshot(ci, vi, &checked) {
             events.push(event("skipped", &name, None, Some(err.to_string())));
             return;
         }
@@ -231,7 +235,57 @@ impl World {
             snapmirror_label: copy.snapmirror_label.clone(),
             schedule_prefix: Some(prefix),
         };
-        self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
+        if ordinal {
+            self.rename_previous_ordinal(ci, vi, taken_snapshot.schedule_prefix.as_deref());
+        }
+        let si = self.push_snapshot(ci, vi, taken_uuid, taken_snapshot);
+        self.lock_for_retention(ci, vi, si, copy.retention_period);
         events.push(taken);
+    }
+
+    /// On a volume with snapshot locking, a scheduled snapshot is tamper-proof for its copy's
+    /// `retention_period`.
+    fn lock_for_retention(&mut self, ci: usize, vi: usize, si: usize, period: Option<TimeDelta>) {
+        let now = self.now;
+        let v = &mut self.clusters[ci].volumes[vi];
+        if v.snapshot_locking {
+            v.snapshots[si].snaplock_expiry = period.map(|r| saturating_add(now, r));
+        }
+    }
+
+    /// Ordinal naming: the newest scheduled snapshot of `prefix` is `<prefix>.0`; when a new one
+    /// takes that name, the previous `.0` gets the create-time name of its own creation
+    /// (`<prefix>.<YYYY-MM-DD_HHMM>`, cluster-local), as ONTAP's `ordinal` scheme describes it
+    /// (NetApp's Python client, `resources/volume.py`, `scheduled_snapshot_naming_scheme`).
+    fn rename_previous_ordinal(&mut self, ci: usize, vi: usize, prefix: Option<&str>) {
+        let Some(prefix) = prefix else { return };
+        let tz = self.clusters[ci].tz;
+        let zero = format!("{prefix}.0");
+        let v = &mut self.clusters[ci].volumes[vi];
+        if let Some(s) = v
+            .snapshots
+            .iter_mut()
+            .find(|s| s.name == zero && s.schedule_prefix.as_deref() == Some(prefix))
+        {
+            let local = s.create_time.with_timezone(&tz);
+            s.name = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
+        }
+    }
+}
+
+/// The name a scheduled snapshot of `prefix` taken at `local` gets, and the name the take is
+/// checked with: `<prefix>.<YYYY-MM-DD_HHMM>` for both, but under ordinal naming the snapshot
+/// is `<prefix>.0` (the previous `.0` is renamed first, so `.0` is always taken and the check
+/// uses the create-time name).
+fn scheduled_names(
+    ordinal: bool,
+    prefix: &str,
+    local: &DateTime<chrono_tz::Tz>,
+) -> (String, String) {
+    let timed = format!("{prefix}.{}", local.format("%Y-%m-%d_%H%M"));
+    if ordinal {
+        (format!("{prefix}.0"), timed)
+    } else {
+        (timed.clone(), timed)
     }
 }

@@ -58,6 +58,7 @@ impl World {
             count,
             prefix: None,
             snapmirror_label: None,
+            retention_period: None,
         };
         let policies = [
             (

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::timeline::Recurrence;
@@ -30,6 +30,9 @@ pub struct PolicyCopy {
     pub prefix: Option<String>,
     /// Given to every snapshot this copy takes (ONTAP's `copies.snapmirror_label`).
     pub snapmirror_label: Option<String>,
+    /// `copies.retention_period`: on a volume with snapshot locking, each snapshot this copy
+    /// takes is locked (`snaplock_expiry_time`) for this long.
+    pub retention_period: Option<TimeDelta>,
 }
 
 impl PolicyCopy {
@@ -64,6 +67,8 @@ pub struct Snapshot {
     /// `dump`: shown in `owners` after the clones' and making the snapshot busy the same way.
     /// Invariant: each an ONTAP owner name ([`super::ONTAP_OWNERS`]), each once.
     pub held_by: Vec<String>,
+    /// `snaplock_expiry_time`: a tamper-proof snapshot cannot be deleted before it.
+    pub snaplock_expiry: Option<DateTime<Utc>>,
 }
 
 /// A FlexClone volume's parent link.
@@ -89,7 +94,76 @@ pub struct Volume {
     /// Next fire instant of each `copies` entry of the policy (same order); `None`: never.
     pub next_fires: Vec<Option<DateTime<Utc>>>,
     pub clone_parent: Option<CloneParent>,
+    /// `space.snapshot.autodelete`.
+    pub autodelete: Autodelete,
+    /// `snapshot_locking_enabled`: scheduled snapshots of copies with a `retention_period` are
+    /// locked until it passes.
+    pub snapshot_locking: bool,
+    /// `scheduled_snapshot_naming_scheme`.
+    pub naming: NamingScheme,
+    /// `space.snapshot.reserve_percent`.
+    pub snapshot_reserve_percent: u8,
 }
+
+/// `space.snapshot.autodelete` of a volume: whether ONTAP deletes snapshots when space runs
+/// low, which locked ones it may delete (`commitment`) and what sets it off (`trigger`).
+/// The simulator reports it; it never runs short of space, so it never deletes by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autodelete {
+    pub enabled: bool,
+    /// `try`, `disrupt` or `destroy` ([`AUTODELETE_COMMITMENTS`]).
+    pub commitment: String,
+    /// `volume` or `snap_reserve` ([`AUTODELETE_TRIGGERS`]).
+    pub trigger: String,
+}
+
+/// ONTAP's `space.snapshot.autodelete.commitment` values (NetApp's Python client,
+/// `models/volume_space_snapshot_autodelete.py`).
+pub const AUTODELETE_COMMITMENTS: &[&str] = &["try", "disrupt", "destroy"];
+/// ONTAP's `space.snapshot.autodelete.trigger` values (same source).
+pub const AUTODELETE_TRIGGERS: &[&str] = &["volume", "snap_reserve"];
+
+impl Default for Autodelete {
+    /// ONTAP's defaults: disabled, `try`, `volume` (same source).
+    fn default() -> Autodelete {
+        Autodelete {
+            enabled: false,
+            commitment: "try".into(),
+            trigger: "volume".into(),
+        }
+    }
+}
+
+/// `scheduled_snapshot_naming_scheme`: `create_time` names a scheduled snapshot
+/// `<prefix>.<YYYY-MM-DD_HHMM>`; `ordinal` names the newest `<prefix>.0`, the older ones
+/// by their create time (NetApp's Python client, `resources/volume.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NamingScheme {
+    #[default]
+    CreateTime,
+    Ordinal,
+}
+
+impl NamingScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamingScheme::CreateTime => "create_time",
+            NamingScheme::Ordinal => "ordinal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NamingScheme> {
+        match s {
+            "create_time" => Some(NamingScheme::CreateTime),
+            "ordinal" => Some(NamingScheme::Ordinal),
+            _ => None,
+        }
+    }
+}
+
+/// The snapshot reserve a new volume gets, in percent: "by default 5%" (NetApp docs,
+/// `data-protection/manage-snapshot-copy-reserve-concept`).
+pub const DEFAULT_SNAPSHOT_RESERVE_PERCENT: u8 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Lun {

@@ -104,6 +104,13 @@ fn check_snapshot_name(name: &str, code: u64) -> SimResult<()> {
     }
 }
 
+/// `space.snapshot.reserve_size` and `space.snapshot.used` of a volume, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSpace {
+    pub reserve_size: u64,
+    pub used: u64,
+}
+
 impl World {
     // ----- snapshots -----
 
@@ -184,6 +191,7 @@ impl World {
             captures,
             snapmirror_label: new.snapmirror_label,
             held_by: Vec::new(),
+            snaplock_expiry: None,
         });
         c.volumes[vi].snapshots.len() - 1
     }
@@ -409,9 +417,29 @@ impl World {
         Ok(si)
     }
 
-    /// Checks that a snapshot may be deleted (no owners).
+    /// Whether snapshot `si` is tamper-proof now: its `snaplock_expiry_time` is still ahead.
+    pub fn snaplocked(&self, ci: usize, vi: usize, si: usize) -> bool {
+        self.clusters[ci].volumes[vi].snapshots[si]
+            .snaplock_expiry
+            .is_some_and(|t| self.now < t)
+    }
+
+    /// The space a volume's snapshots take against its reserve, as `space.snapshot` reports it.
+    pub fn snapshot_space(&self, ci: usize, vi: usize) -> SnapshotSpace {
+        let v = &self.clusters[ci].volumes[vi];
+        let luns = self.volume_lun_bytes(ci, vi);
+        let used = (0..v.snapshots.len()).fold(0u64, |t, si| {
+            t.saturating_add(self.snapshot_size_over(ci, vi, si, luns))
+        });
+        let reserve_size =
+            u64::try_from(u128::from(v.size) * u128::from(v.snapshot_reserve_percent) / 100)
+                .unwrap_or(u64::MAX);
+        SnapshotSpace { reserve_size, used }
+    }
+
+    /// Checks that a snapshot may be deleted (no owners, no SnapLock expiry ahead).
     pub fn check_delete_snapshot(&self, ci: usize, vi: usize, si: usize) -> SimResult<()> {
-        if self.owners_at((ci, vi, si)).is_empty() {
+        if self.owners_at((ci, vi, si)).is_empty() && !self.snaplocked(ci, vi, si) {
             return Ok(());
         }
         let v = &self.clusters[ci].volumes[vi];

@@ -32,6 +32,7 @@ fn world(count: u32, licenses: &[&str]) -> World {
             count,
             prefix: None,
             snapmirror_label: None,
+            retention_period: None,
         }],
     )
     .unwrap();
@@ -619,4 +620,68 @@ fn existing_snapshots_keep_their_time_and_skip_the_reserved_rule() {
         .add_existing_snapshot(0, 0, "hourly.2026-02-28_2305", None, None, w.now())
         .unwrap_err();
     assert_eq!(dup.code(), 525_059);
+}
+
+#[test]
+fn ordinal_naming_keeps_the_newest_at_zero_and_the_rest_by_create_time() {
+    let mut w = world(3, &[]);
+    w.clusters[0].volumes[0].naming = NamingScheme::Ordinal;
+    w.advance_to(t("2026-03-01T05:00:00Z"));
+    // Five fires, count 3: the three newest; the latest is `.0` (Berlin local names).
+    let mut got = names(&w);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "hourly.0",
+            "hourly.2026-03-01_0305",
+            "hourly.2026-03-01_0405"
+        ]
+    );
+    let v = &w.clusters[0].volumes[0];
+    let newest = v.snapshots.iter().max_by_key(|s| s.create_time).unwrap();
+    assert_eq!(newest.name, "hourly.0");
+    assert_eq!(newest.create_time, t("2026-03-01T04:05:00Z"));
+}
+
+#[test]
+fn a_locked_volume_locks_its_scheduled_snapshots_for_the_copys_retention_period() {
+    let mut w = world(2, &[]);
+    w.clusters[0].volumes[0].snapshot_locking = true;
+    w.clusters[0].policies[0].copies[0].retention_period = Some(TimeDelta::hours(3));
+    w.advance_to(t("2026-03-01T00:10:00Z"));
+    let s = &w.clusters[0].volumes[0].snapshots[0];
+    assert_eq!(s.snaplock_expiry, Some(t("2026-03-01T03:05:00Z")));
+    assert!(w.snaplocked(0, 0, 0));
+    assert!(matches!(
+        w.delete_snapshot(0, 0, 0),
+        Err(SimError::SnapshotLocked { .. })
+    ));
+    // Rotation keeps the locked ones and does not count them (count 2, LockedOldest::Skip):
+    // at 02:05 UTC all three are locked. At 04:05 the 00:05 and 01:05 ones have expired: with
+    // the new one they are three unlocked, so the oldest (named 01:05 Berlin time) goes.
+    w.advance_to(t("2026-03-01T02:10:00Z"));
+    assert_eq!(names(&w).len(), 3, "{:?}", names(&w));
+    w.advance_to(t("2026-03-01T04:10:00Z"));
+    assert!(
+        !names(&w).contains(&"hourly.2026-03-01_0105".to_string()),
+        "{:?}",
+        names(&w)
+    );
+    assert!(!w.snaplocked(0, 0, 0), "the oldest left has expired");
+    assert!(w.delete_snapshot(0, 0, 0).is_ok());
+}
+
+#[test]
+fn the_snapshot_space_is_the_reserve_share_and_the_sum_of_the_sizes() {
+    let mut w = world(3, &[]);
+    w.clusters[0].volumes[0].snapshot_reserve_percent = 10;
+    w.advance_to(t("2026-03-01T02:00:00Z"));
+    let space = w.snapshot_space(0, 0);
+    assert_eq!(space.reserve_size, (1u64 << 30) / 10);
+    let sum: u64 = (0..w.clusters[0].volumes[0].snapshots.len())
+        .map(|si| w.snapshot_size(0, 0, si))
+        .sum();
+    assert_eq!(space.used, sum);
+    assert!(space.used > 0);
 }

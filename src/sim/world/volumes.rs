@@ -1,6 +1,9 @@
 //! Volumes: create, policy changes and their next fire instants, FlexClone volumes, delete.
 
-use super::{codes, CloneParent, SimError, SimResult, Volume, World};
+use super::{
+    codes, Autodelete, CloneParent, NamingScheme, SimError, SimResult, Volume, World,
+    DEFAULT_SNAPSHOT_RESERVE_PERCENT,
+};
 
 impl World {
     pub fn volume_index(&self, ci: usize, uuid: &str) -> SimResult<usize> {
@@ -55,6 +58,10 @@ impl World {
             snapshots: Vec::new(),
             next_fires: Vec::new(),
             clone_parent: None,
+            autodelete: Autodelete::default(),
+            snapshot_locking: false,
+            naming: NamingScheme::CreateTime,
+            snapshot_reserve_percent: DEFAULT_SNAPSHOT_RESERVE_PERCENT,
         });
         let vi = self.clusters[ci].volumes.len() - 1;
         self.reschedule(ci, vi);
