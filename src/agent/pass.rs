@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::decide::{self, JournalFacts, Stage, View};
 use super::discovery::{self, Depth};
+use super::doctor::Severity;
 use super::journal;
 use super::state::VolumeKey;
 use super::status::{self, ClusterStatus, LiveCycle, Status};
@@ -28,8 +29,14 @@ impl Agent {
     pub(super) async fn pass(&mut self, force_discovery: bool) {
         let now = self.ctx.clock.now();
         let (leading, became) = self.leadership(now);
-        self.refresh(now, force_discovery || became, None).await;
+        // An audit reads the listing this pass takes: a fresh one.
+        let audit_due = leading
+            && !self.shutting_down
+            && self.audits.due(self.policy.agent.audit_interval, now);
+        self.refresh(now, force_discovery || became || audit_due, None)
+            .await;
         let observed = self.observed();
+        self.audit(now, &observed, leading, audit_due).await;
         if leading {
             if self.ha.is_some() {
                 self.stage(Stage::Adopt, now, &observed).await;
@@ -388,6 +395,15 @@ impl Agent {
                 .collect(),
             shutting_down: self.shutting_down,
             managed_snapshots: copies,
+            hazards: self.audits.counts().map(|(audited_at, counts)| {
+                let of = |s: Severity| counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
+                status::HazardsStatus {
+                    audited_at,
+                    critical: of(Severity::Critical),
+                    warning: of(Severity::Warning),
+                    info: of(Severity::Info),
+                }
+            }),
             journal: Some(status::JournalStatus::of(&self.ctx.journal.health())),
             ha: self.ha.as_ref().map(|ha| {
                 let e = ha.election.borrow();
