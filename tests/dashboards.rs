@@ -82,6 +82,12 @@ async fn exported_families_are_the_documented_ones() {
         "snapwarden_volume_excluded",
         // The release-late alert compares against it.
         "snapwarden_guard_seconds",
+        // The audit.
+        "snapwarden_hazards",
+        "snapwarden_hazard_findings",
+        "snapwarden_hazards_truncated",
+        "snapwarden_audit_last_run_timestamp_seconds",
+        "snapwarden_audit_errors_total",
         // High availability.
         "snapwarden_leader",
         "snapwarden_leader_changes_total",
@@ -370,6 +376,8 @@ fn every_alert_is_shipped_with_a_runbook() {
         "SnapwardenJournalWriteFailing",
         // Managed schedules.
         "SnapwardenManagedSnapshotOverdue",
+        // The agent's audit.
+        "SnapwardenCriticalHazard",
     ]
     .into_iter()
     .map(str::to_string)

@@ -14,7 +14,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::doctor::{self, ClusterListing, Finding};
+use super::doctor::{self, ClusterListing, Finding, Severity};
+use super::status::HazardsStatus;
 use super::Agent;
 use crate::error::error_chain;
 use crate::planner::{self, Observed};
@@ -44,9 +45,15 @@ impl Audits {
         interval.is_some() && self.next_at(interval).is_none_or(|at| at <= now)
     }
 
-    /// The findings per severity, most severe first (for the status).
-    pub(super) fn counts(&self) -> Option<(DateTime<Utc>, [(doctor::Severity, usize); 3])> {
-        Some((self.last_run?, doctor::counts(&self.findings)))
+    /// The last audit's findings per severity, for the status (`None`: none ran).
+    pub(super) fn status(&self) -> Option<HazardsStatus> {
+        let of = |s: Severity| self.findings.iter().filter(|f| f.severity == s).count();
+        Some(HazardsStatus {
+            audited_at: self.last_run?,
+            critical: of(Severity::Critical),
+            warning: of(Severity::Warning),
+            info: of(Severity::Info),
+        })
     }
 
     /// Forgets when the audit ran, so that the next pass audits (a new policy).
@@ -173,16 +180,22 @@ fn log_changes(before: &[Finding], after: &[Finding]) {
     // Info findings (a SnapRestore volume, the reserve's use) are the status's, not the log's.
     let appeared: Vec<&Finding> = after
         .iter()
-        .filter(|f| f.severity > doctor::Severity::Info && !old.contains(&identity(f)))
+        .filter(|f| f.severity > Severity::Info && !old.contains(&identity(f)))
         .collect();
     for f in appeared.iter().take(LOGGED) {
         let at = format!(
             "{}{}{}",
             f.cluster,
-            f.svm.as_deref().map(|s| format!("/{s}")).unwrap_or_default(),
-            f.volume.as_deref().map(|v| format!("/{v}")).unwrap_or_default()
+            f.svm
+                .as_deref()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default(),
+            f.volume
+                .as_deref()
+                .map(|v| format!("/{v}"))
+                .unwrap_or_default()
         );
-        if f.severity == doctor::Severity::Critical {
+        if f.severity == Severity::Critical {
             tracing::error!(code = f.code.as_str(), at = %at, "hazard (critical): {} — {}", f.detail, f.impact);
         } else {
             tracing::warn!(code = f.code.as_str(), at = %at, "hazard: {} — {}", f.detail, f.impact);

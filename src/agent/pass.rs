@@ -8,7 +8,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::decide::{self, JournalFacts, Stage, View};
 use super::discovery::{self, Depth};
-use super::doctor::Severity;
 use super::journal;
 use super::state::VolumeKey;
 use super::status::{self, ClusterStatus, LiveCycle, Status};
@@ -395,15 +394,7 @@ impl Agent {
                 .collect(),
             shutting_down: self.shutting_down,
             managed_snapshots: copies,
-            hazards: self.audits.counts().map(|(audited_at, counts)| {
-                let of = |s: Severity| counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
-                status::HazardsStatus {
-                    audited_at,
-                    critical: of(Severity::Critical),
-                    warning: of(Severity::Warning),
-                    info: of(Severity::Info),
-                }
-            }),
+            hazards: self.audits.status(),
             journal: Some(status::JournalStatus::of(&self.ctx.journal.health())),
             ha: self.ha.as_ref().map(|ha| {
                 let e = ha.election.borrow();

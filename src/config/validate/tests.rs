@@ -1038,7 +1038,12 @@ fn audit_interval_defaults_to_a_quarter_hour_and_0s_turns_it_off() {
     assert_eq!(p.agent.audit_interval, Some(TimeDelta::seconds(10)));
     let p = valid("[agent]\naudit_interval = \"1d\"\n");
     assert_eq!(p.agent.audit_interval, Some(TimeDelta::days(1)));
-    for (bad, col) in [("\"5s\"", 18), ("\"25h\"", 18), ("\"-1m\"", 18), ("\"soon\"", 18)] {
+    for (bad, col) in [
+        ("\"5s\"", 18),
+        ("\"25h\"", 18),
+        ("\"-1m\"", 18),
+        ("\"soon\"", 18),
+    ] {
         let r = parse_str(
             &format!("[agent]\naudit_interval = {bad}\n{BASE}"),
             Path::new("p.toml"),
