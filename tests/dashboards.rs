@@ -508,7 +508,7 @@ fn every_panel_has_the_datasource_variable_and_a_snapwarden_query() {
 #[test]
 fn the_dashboards_show_what_the_docs_describe() {
     // Overview: clusters up, cycles, conflicts, locked backing snapshots, recommendations,
-    // reload state. Per volume: next scheduled snapshots, live backing snapshots against their
+    // reload state, the audit's hazards. Per volume: next scheduled snapshots, live backing snapshots against their
     // deadline, release slack, conflicts by kind.
     let wants: [(&str, &[&str]); 2] = [
         (
@@ -520,6 +520,7 @@ fn the_dashboards_show_what_the_docs_describe() {
                 "state=\"locked\"",
                 "snapwarden_flexclone_recommended",
                 "snapwarden_config_last_reload_successful",
+                "snapwarden_hazards{",
             ],
         ),
         (
