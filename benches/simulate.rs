@@ -85,9 +85,17 @@ fn run(mode: &str, policy: &snapwarden::config::Policy, settings: &Settings) -> 
     .expect("simulation runs")
 }
 
+/// The managed estate's volume count: [`MANAGED_VOLUMES`] or `SNAPWARDEN_BENCH_VOLUMES`.
+fn managed_volumes() -> usize {
+    std::env::var("SNAPWARDEN_BENCH_VOLUMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MANAGED_VOLUMES)
+}
+
 /// One run of the managed estate: the table's row.
 fn managed_child(mode: &str) {
-    let text = simulate_support::managed::estate(MANAGED_VOLUMES, MANAGED_ZONES);
+    let text = simulate_support::managed::estate(managed_volumes(), MANAGED_ZONES);
     let policy = snapwarden::config::parse_str(&text, Path::new("bench.toml")).expect("policy");
     let settings = Settings {
         days: DAYS,
@@ -126,7 +134,8 @@ fn main() {
     let managed = std::env::args().skip(1).any(|a| a == "managed");
     if managed {
         println!(
-            "simulate, the shop handed over: {DAYS} days × {MANAGED_VOLUMES} volumes in {MANAGED_ZONES} zones from {MANAGED_FROM}, overrun rate {MANAGED_OVERRUN_RATE}\n"
+            "simulate, the shop handed over: {DAYS} days × {} volumes in {MANAGED_ZONES} zones from {MANAGED_FROM}, overrun rate {MANAGED_OVERRUN_RATE}\n",
+            managed_volumes()
         );
         println!("| run | wall time | peak RSS | backups run | of which overrun | skipped | chain conflicts | snapshots taken | deferred | coalesced | locked backing-snapshot hours | max deferral | retention violations | leaked | foreign deleted |");
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
