@@ -12,7 +12,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::config::Policy;
-use crate::planner::{human, Outcome, Plan, VolumePlan};
+use crate::planner::{human, Conflict, Outcome, Plan, VolumePlan};
 use crate::timeline;
 
 fn at(t: DateTime<Utc>, tz: Tz) -> String {
@@ -147,8 +147,25 @@ impl Serialize for VolumeJson<'_> {
         let v = &policy.volumes[vp.volume];
         let tz = vp.timezone;
         let gaps = timeline::gaps(&vp.scheduled, plan.from, plan.until);
-        let mut m = s.serialize_map(Some(7))?;
+        let managed = !vp.managed.is_empty();
+        let mut m = s.serialize_map(Some(if managed { 9 } else { 7 }))?;
         m.serialize_entry("cluster", &policy.clusters[v.cluster].name)?;
+        if managed {
+            m.serialize_entry(
+                "deferrals",
+                &Seq(|| {
+                    vp.deferrals.iter().map(|d| DeferralJson {
+                        at: at(d.at, tz),
+                        exceeds_max_defer: d.exceeds(),
+                        schedule: &d.prefix,
+                        seconds: d.by().num_seconds(),
+                        until: at(d.until, tz),
+                        window: &policy.windows[d.window].name,
+                        window_start: at(d.window_start, tz),
+                    })
+                }),
+            )?;
+        }
         m.serialize_entry(
             "free_gaps",
             &Seq(|| {
@@ -175,6 +192,17 @@ impl Serialize for VolumeJson<'_> {
                 })
             }),
         )?;
+        if managed {
+            m.serialize_entry(
+                "managed_snapshots",
+                &Seq(|| {
+                    vp.managed.iter().map(|i| ScheduledJson {
+                        at: at(i.at, tz),
+                        schedule: &i.prefix,
+                    })
+                }),
+            )?;
+        }
         m.serialize_entry(
             "scheduled_snapshots",
             &Seq(|| {
@@ -212,6 +240,17 @@ struct LifecycleJson<'a> {
 }
 
 #[derive(Serialize)]
+struct DeferralJson<'a> {
+    at: String,
+    exceeds_max_defer: bool,
+    schedule: &'a str,
+    seconds: i64,
+    until: String,
+    window: &'a str,
+    window_start: String,
+}
+
+#[derive(Serialize)]
 struct ScheduledJson<'a> {
     at: String,
     schedule: &'a str,
@@ -234,9 +273,18 @@ pub fn plan_table(policy: &Policy, plan: &Plan) -> String {
             .iter()
             .map(|g| g.length())
             .max();
+        let managed = if vp.managed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} managed by snapwarden ({} deferred)",
+                vp.managed.len(),
+                vp.deferrals.len()
+            )
+        };
         let _ = writeln!(
             out,
-            "\n{}  ({}; {} scheduled snapshots, largest free gap {})",
+            "\n{}  ({}; {} scheduled snapshots{managed}, largest free gap {})",
             policy.volume_id(vp.volume),
             vp.timezone,
             vp.scheduled.len(),
@@ -267,6 +315,32 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
                 when(s.at),
                 vp.schedule_name(s)
             ),
+        ));
+    }
+    for i in &vp.managed {
+        let held = vp
+            .deferrals
+            .iter()
+            .filter(|d| d.at == i.at && d.prefix == i.prefix)
+            .max_by_key(|d| d.until);
+        let note = match held {
+            Some(d) => format!(
+                "  [held back by {} until {} at the latest ({}){}]",
+                policy.windows[d.window].name,
+                when(d.until),
+                human(d.by()),
+                if d.exceeds() {
+                    format!(": exceeds max_defer {}", human(d.max_defer))
+                } else {
+                    String::new()
+                }
+            ),
+            None => String::new(),
+        };
+        events.push((
+            i.at,
+            0,
+            format!("{}  managed snapshot    {}{note}", when(i.at), i.prefix),
         ));
     }
     for l in &vp.lifecycles {
@@ -313,7 +387,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
 fn conflict_report(policy: &Policy, plan: &Plan) -> String {
     let mut out = String::new();
     let zones = zones(plan);
-    let mut by_window: BTreeMap<usize, Vec<&crate::planner::Conflict>> = BTreeMap::new();
+    let mut by_window: BTreeMap<usize, Vec<&Conflict>> = BTreeMap::new();
     for c in &plan.conflicts {
         by_window.entry(c.window).or_default().push(c);
     }
@@ -347,10 +421,20 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
             let _ = writeln!(out, "    suggestion: {}", c.suggestion);
         }
     }
+    out.push_str(&shifted_report(policy, plan, |w| {
+        by_window.contains_key(&w)
+    }));
+    out
+}
+
+/// The windows shifted at least once and not in conflict (`conflicted` says which are), each
+/// with how often and its suggestion.
+fn shifted_report(policy: &Policy, plan: &Plan, conflicted: impl Fn(usize) -> bool) -> String {
+    let mut out = String::new();
     let shifted: Vec<_> = plan
         .suggestions
         .iter()
-        .filter(|s| !by_window.contains_key(&s.window))
+        .filter(|s| !conflicted(s.window))
         .collect();
     if !shifted.is_empty() {
         let mut shifts: HashMap<usize, usize> = HashMap::new();
@@ -380,8 +464,14 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
     out
 }
 
-/// What `check` prints: a one-line verdict, then conflicts with suggestions.
-pub fn check_report(policy: &Policy, plan: &Plan) -> String {
+/// How many conflicts `check` lists one by one unless asked for every one (`--all`): a screenful
+/// under the summary, which counts them all.
+pub const CHECK_LISTED: usize = 20;
+
+/// What `check` prints: a one-line verdict; a summary of the conflicts per window and kind (how
+/// many, the first, the window's suggestion) and of the shifted windows; then the conflicts one
+/// by one in time order, at most `listed` of them (`None`: every one).
+pub fn check_report(policy: &Policy, plan: &Plan, listed: Option<usize>) -> String {
     let lifecycles: usize = plan.volumes.iter().map(|v| v.lifecycles.len()).sum();
     let mut out = format!(
         "{}: valid ({} cluster(s), {} volume(s), {} window(s)); {} lifecycle(s) planned {} → {}\n",
@@ -396,6 +486,88 @@ pub fn check_report(policy: &Policy, plan: &Plan) -> String {
     if plan.conflicts.is_empty() {
         out.push_str("no conflicts predicted\n");
     }
-    out.push_str(&conflict_report(policy, plan));
+    let zones = zones(plan);
+    // Per window, per kind: how many and the first.
+    let mut summary: BTreeMap<usize, BTreeMap<&str, (usize, &Conflict)>> = BTreeMap::new();
+    for c in &plan.conflicts {
+        let entry = summary
+            .entry(c.window)
+            .or_default()
+            .entry(c.kind.as_str())
+            .or_insert((0, c));
+        entry.0 += 1;
+        if (c.at, c.volume) < (entry.1.at, entry.1.volume) {
+            entry.1 = c;
+        }
+    }
+    if !summary.is_empty() {
+        let _ = writeln!(out, "{} conflict(s) predicted:", plan.conflicts.len());
+    }
+    for (wi, kinds) in &summary {
+        let _ = writeln!(out, "  {}:", window_heading(policy, *wi));
+        for (kind, (count, first)) in kinds {
+            let tz = zones[&first.volume];
+            let _ = writeln!(
+                out,
+                "    {kind}: {count}, the first {} on {} ({} at {})",
+                first.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
+                policy.volume_id(first.volume),
+                first.schedule,
+                first.scheduled.at.with_timezone(&tz).format("%H:%M"),
+            );
+        }
+        let suggestion = kinds
+            .values()
+            .map(|(_, c)| *c)
+            .min_by_key(|c| (c.at, c.volume));
+        if let Some(c) = suggestion {
+            let _ = writeln!(out, "    suggestion: {}", c.suggestion);
+        }
+    }
+    out.push_str(&shifted_report(policy, plan, |w| summary.contains_key(&w)));
+    if plan.conflicts.is_empty() {
+        return out;
+    }
+    let mut ordered: Vec<&Conflict> = plan.conflicts.iter().collect();
+    ordered.sort_by_key(|c| (c.at, c.window, c.volume));
+    let shown = listed.unwrap_or(usize::MAX).min(ordered.len());
+    if shown < ordered.len() {
+        let _ = writeln!(
+            out,
+            "\nthe first {shown} of {} conflicts in time order (check --all lists every one):",
+            ordered.len()
+        );
+    } else {
+        let _ = writeln!(out, "\nconflicts in time order:");
+    }
+    for c in &ordered[..shown] {
+        let tz = zones[&c.volume];
+        let _ = writeln!(
+            out,
+            "  {}  window {}  {}  {}: {} at {} falls inside the lifecycle",
+            c.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
+            policy.windows[c.window].name,
+            policy.volume_id(c.volume),
+            c.kind.as_str(),
+            c.schedule,
+            c.scheduled.at.with_timezone(&tz).format("%H:%M"),
+        );
+    }
+    if shown < ordered.len() {
+        let _ = writeln!(out, "  … and {} more", ordered.len() - shown);
+    }
     out
+}
+
+/// `window <name> (<start> <zone>, max <max>, on_conflict <rule>)`.
+fn window_heading(policy: &Policy, wi: usize) -> String {
+    let w = &policy.windows[wi];
+    format!(
+        "window {} ({} {}, max {}, on_conflict {})",
+        w.name,
+        w.start,
+        w.timezone,
+        human(w.max),
+        w.on_conflict.as_str()
+    )
 }

@@ -18,6 +18,7 @@ use crate::config::model::{Policy, VolumeSchedules};
 use crate::domain::limits;
 use crate::timeline::{self, CronSpec, Recurrence, ScheduledSnapshot};
 
+mod deferral;
 mod human;
 mod place;
 mod retention;
@@ -27,6 +28,7 @@ mod suggest;
 mod tests;
 
 pub use crate::domain::{Observed, ObservedCluster};
+pub use deferral::{Deferral, ManagedInstant, MANAGED_SETTLE};
 pub use human::{human, Human};
 use place::{ceil_seconds, earliest_shift, place};
 pub use retention::{volume_retention, RetainedSchedule, VolumeRetention};
@@ -96,6 +98,11 @@ pub struct VolumePlan {
     /// and zone.
     pub scheduled: Arc<[ScheduledSnapshot]>,
     pub lifecycles: Vec<Lifecycle>,
+    /// The instants of the copies the volume hands to snapwarden (`managed_snapshots`) in the
+    /// range: movable, so not among `scheduled` (`plan` only; empty in the agent's plan).
+    pub managed: Vec<ManagedInstant>,
+    /// The managed snapshots the lifecycles hold back (`plan` only).
+    pub deferrals: Vec<Deferral>,
 }
 
 impl VolumePlan {
@@ -114,6 +121,9 @@ pub enum ConflictKind {
     /// `on_conflict = "shift"` found no fitting start within `shift_limit`; the occurrence does
     /// not run.
     NoGap,
+    /// A managed snapshot would wait for the lifecycle's clone longer than its `max_defer`: the
+    /// agent takes it anyway, and it captures the clone.
+    MaxDefer,
 }
 
 impl ConflictKind {
@@ -122,6 +132,7 @@ impl ConflictKind {
             ConflictKind::ChainConflict => "chain_conflict",
             ConflictKind::Skipped => "skipped",
             ConflictKind::NoGap => "no_gap",
+            ConflictKind::MaxDefer => "max_defer",
         }
     }
 }
@@ -182,10 +193,12 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
                 schedule_names: pv.resolved.names.clone(),
                 scheduled,
                 lifecycles: pv.lifecycles,
+                managed: Vec::new(),
+                deferrals: Vec::new(),
             }
         })
         .collect();
-    Plan {
+    let mut plan = Plan {
         from,
         until,
         guard: policy.agent.guard,
@@ -193,7 +206,9 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
         conflicts: built.conflicts,
         suggestions: built.suggestions,
         unresolved: built.unresolved,
-    }
+    };
+    deferral::defer(policy, &mut plan);
+    plan
 }
 
 /// The `[from, until)` that `plan(_, _, now, horizon)` plans.

@@ -81,19 +81,9 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         }
     }
     if let Some(prefix) = &item.snapshot_prefix {
-        if is_snapshot_charset(prefix.get_ref()) {
-            agent.snapshot_prefix = prefix.get_ref().clone();
-        } else {
-            ok = false;
-            cx.error(
-                file,
-                prefix.span(),
-                format!(
-                    "`snapshot_prefix` \"{}\" is not a valid ONTAP snapshot name",
-                    prefix.get_ref()
-                ),
-                hint("use one or more of A-Z a-z 0-9 _ . -, for example \"snapwarden\""),
-            );
+        match snapshot_prefix(cx, file, prefix) {
+            Some(p) => agent.snapshot_prefix = p,
+            None => ok = false,
         }
     }
     if let Some(guard) = &item.guard {
@@ -229,6 +219,35 @@ fn open_listen(cx: &mut Collector, file: usize, item: &RawAgent, agent: &mut Age
         ),
     );
     false
+}
+
+/// `snapshot_prefix`: ONTAP snapshot-name characters, starting with a letter or digit (clone
+/// LUNs are named `<prefix>.<window>.<timestamp>.<lun>`, and ONTAP's LUN names start so; see
+/// `names`). Reported at the value when it is not.
+fn snapshot_prefix(cx: &mut Collector, file: usize, prefix: &Spanned<String>) -> Option<String> {
+    let value = prefix.get_ref();
+    if !is_snapshot_charset(value) {
+        cx.error(
+            file,
+            prefix.span(),
+            format!("`snapshot_prefix` \"{value}\" is not a valid ONTAP snapshot name"),
+            hint("use one or more of A-Z a-z 0-9 _ . -, for example \"snapwarden\""),
+        );
+        return None;
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        cx.error(
+            file,
+            prefix.span(),
+            format!("`snapshot_prefix` \"{value}\" must start with a letter or digit"),
+            hint(
+                "clone LUNs are named after the backing snapshot, and ONTAP's LUN names start \
+                 with a letter or digit; for example \"snapwarden\"",
+            ),
+        );
+        return None;
+    }
+    Some(value.clone())
 }
 
 pub(super) fn build_flexclone(

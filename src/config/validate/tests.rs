@@ -1798,3 +1798,149 @@ p.toml:7:56: `snapmirror_label` "a-label-of-thirty-two-characters" is not an ONT
 "#,
     );
 }
+
+#[test]
+fn names_ontap_would_refuse_are_located_all_at_once_with_the_rule() {
+    // A cluster label with a combining accent and a zero-width space, a volume and an SVM ONTAP
+    // refuses, LUN paths with a bad LUN and qtree name, and a window name too long for the
+    // backing snapshot's name.
+    let window = "w".repeat(230);
+    check_exact(
+        &format!(
+            r#"[[cluster]]
+name = "prod-e\u0301\u200B"
+endpoint = "simulator"
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+[[snapshot_policy]]
+name = "p"
+copies = [{{ schedule = "hourly", count = 6 }}]
+[[volume]]
+cluster = "prod-e\u0301\u200B"
+svm = "1svm"
+name = "vol_é中"
+luns = ["/vol/vol_é中/lun0"]
+snapshot_policy = "p"
+[[volume]]
+cluster = "prod-e\u0301\u200B"
+svm = "svm1"
+name = "vol_ok"
+luns = ["/vol/vol_ok/lün 0", "/vol/vol_ok/q\u200B/lun1", "/vol/vol_ok/a/b/lun2"]
+snapshot_policy = "p"
+[[volume]]
+cluster = "prod-e\u0301\u200B"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+[[window]]
+name = "{window}"
+volumes = ["prod-e\u0301\u200B/svm1/vol_b"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "6m"
+"#
+        ),
+        &format!(
+            r#"
+p.toml:2:8: cluster name "prod-e\u{{301}}\u{{200b}}" has characters it cannot hold: U+0301 (a combining mark), U+200B (an invisible format character)
+  hint: cluster names label volume ids (cluster/svm/volume), logs and metrics: visible characters without spaces or '/', for example "prod-a"; write an accented letter precomposed (é as one character, not e plus a combining accent)
+p.toml:12:7: SVM name "1svm" starts with '1', not a letter or _
+  hint: ONTAP SVM names are 1 to 47 of A-Z a-z 0-9 . - _, not starting with a digit, . or -, and not "all", for example "svm1" or "svm.example.net"
+p.toml:13:8: volume name "vol_é中" has characters it cannot hold: 'é' (U+00E9), '中' (U+4E2D)
+  hint: ONTAP volume names are 1 to 203 of A-Z a-z 0-9 _, starting with a letter or _, for example "vol_sql"
+p.toml:20:9: LUN path "/vol/vol_ok/lün 0": LUN name "lün 0" has characters it cannot hold: 'ü' (U+00FC), U+0020 (a space)
+  hint: ONTAP LUN names are 1 to 255 of A-Z a-z 0-9 - _ {{ }} ., starting with a letter or digit; a LUN path is /vol/<volume>/<lun> or /vol/<volume>/<qtree>/<lun>
+p.toml:20:30: LUN path "/vol/vol_ok/q\u{{200b}}/lun1": qtree name "q\u{{200b}}" has characters it cannot hold: U+200B (an invisible format character)
+  hint: ONTAP qtree names are at most 64 characters without /; snapwarden takes visible ASCII (no space), for example "q1"
+p.toml:20:58: LUN path "/vol/vol_ok/a/b/lun2" has 3 levels below /vol/vol_ok/: ONTAP keeps a LUN at the root of a volume or of a qtree
+  hint: LUN paths of this volume look like "/vol/vol_ok/lun0" or "/vol/vol_ok/q1/lun0"
+p.toml:29:8: window "{window}": its backing snapshots would be named with 258 bytes ("snapwarden.{window}.YYYYMMDDTHHMMSSZ"), more than the 255 ONTAP allows a snapshot name
+  hint: shorten the window's name (or [agent] snapshot_prefix)
+"#
+        ),
+    );
+}
+
+#[test]
+fn a_window_name_that_fits_a_snapshot_but_not_a_clone_lun_is_refused() {
+    // snapwarden.<w>.<16> is 228 bytes; with ".lun_with_a_long_name" the clone's name is 250
+    // characters, with a longer LUN name 256.
+    let window = "w".repeat(200);
+    let policy = |lun: &str| {
+        format!(
+            "[[window]]\nname = \"{window}\"\nvolumes = [\"c/s/v2\"]\nstart = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"5m\"\nmax = \"6m\"\n\
+             [[volume]]\ncluster = \"c\"\nsvm = \"s\"\nname = \"v2\"\nluns = [\"/vol/v2/{lun}\"]\nsnapshot_policy = \"p\"\n"
+        )
+    };
+    valid(&policy(&"l".repeat(26)));
+    check(
+        &policy(&"l".repeat(27)),
+        &format!(
+            r#"
+p.toml:2:8: window "{window}": the clone of LUN "{lun}" would be named with 256 characters ("snapwarden.{window}.YYYYMMDDTHHMMSSZ.{lun}"), more than the 255 ONTAP allows a LUN name
+  hint: shorten the window's name (or [agent] snapshot_prefix, or the LUN's)
+"#,
+            lun = "l".repeat(27)
+        ),
+    );
+}
+
+#[test]
+fn a_snapshot_prefix_starts_with_a_letter_or_digit() {
+    check(
+        "[agent]\nsnapshot_prefix = \"_sw\"\n",
+        r#"
+p.toml:2:19: `snapshot_prefix` "_sw" must start with a letter or digit
+  hint: clone LUNs are named after the backing snapshot, and ONTAP's LUN names start with a letter or digit; for example "snapwarden"
+"#,
+    );
+}
+
+#[test]
+fn files_are_bounded_each_and_together() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Sparse files: 15 MiB each reads fast. Four fit the 64 MiB total; the fifth does not.
+    let names: Vec<String> = (0..5).map(|i| format!("big{i}.toml")).collect();
+    for name in &names {
+        std::fs::File::create(dir.path().join(name))
+            .and_then(|f| f.set_len(15 << 20))
+            .expect("a sparse file");
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let main = dir.path().join("main.toml");
+    std::fs::write(&main, format!("include = [{}]\n{BASE}", list.join(", "))).expect("write");
+    let diags = load(&main).expect_err("over the total");
+    let total: Vec<String> = diags
+        .iter()
+        .filter(|d| d.message.contains("together"))
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect();
+    assert_eq!(
+        total,
+        [format!(
+            "1:64: cannot read included file {}: the policy's files would hold more than 64 MiB together",
+            dir.path().join("big4.toml").display()
+        )]
+    );
+
+    // One file over the bound, as an include: refused before it is read, located.
+    std::fs::File::create(dir.path().join("huge.toml"))
+        .and_then(|f| f.set_len((16 << 20) + 1))
+        .expect("a sparse file");
+    std::fs::write(&main, format!("include = [\"huge.toml\"]\n{BASE}")).expect("write");
+    let diags = load(&main).expect_err("over the bound");
+    assert_eq!(diags.len(), 1, "{diags}");
+    assert_eq!(
+        diags.0[0].to_string(),
+        format!(
+            "{}:1:12: cannot read included file {}: it holds more than 16 MiB (16777216 bytes)\n  \
+             hint: a policy file holds at most 16 MiB and all of a policy's files at most 64 MiB \
+             together; check that the path names a policy, or split it with include",
+            main.display(),
+            dir.path().join("huge.toml").display()
+        )
+    );
+}
