@@ -36,7 +36,7 @@ use snapshots::*;
 use storage::*;
 
 use super::query::{collection, encode, project, Params};
-use super::world::{codes, Cluster, JobState, PolicyCopy, SimError, SimResult, Svm, World};
+use super::world::{codes, Cluster, JobState, Pins, PolicyCopy, SimError, SimResult, Svm, World};
 use super::{ClockMode, Simulator};
 use crate::config::{format_iso8601_duration, parse_iso8601_duration};
 use crate::timeline::{CronField, CronSpec, Recurrence};
