@@ -21,6 +21,7 @@ use super::discovery::Inventory;
 use super::journal::{
     ActionKind, ActionOutcome, Journal, JournalError, ObjectKind, ObjectRecord, ObjectState,
 };
+use super::stage::{self, Stage};
 use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
 
@@ -191,6 +192,7 @@ pub(crate) async fn create(
         return Some(snapshot_not_made(ctx, cycle, e.to_string()));
     }
     let comment = snapshot_comment(&cycle.id, &cycle.window);
+    let in_stage = stage::enter(Stage::SnapshotCreate, &cycle.backing_snapshot);
     let created = conn
         .ontap
         .create_snapshot(
@@ -250,6 +252,7 @@ pub(crate) async fn create(
             ));
         }
     }
+    drop(in_stage);
 
     for clone in cycle.clones.clone() {
         let permit = conn.permit().await;
@@ -270,6 +273,7 @@ pub(crate) async fn create(
                 ActionKind::CreateClone,
             ));
         }
+        let in_stage = stage::enter(Stage::CloneCreate, &clone.path);
         let made = {
             let _permit = permit;
             match cycle.clone_kind {
@@ -338,6 +342,7 @@ pub(crate) async fn create(
                 ));
             }
         }
+        drop(in_stage);
     }
     cycle.clones_created_at = Some(ctx.now());
     cycle.state = CycleState::Backup;
@@ -503,6 +508,10 @@ pub(crate) async fn release(
         }
     }
     let uuid = snapshot.uuid.clone().unwrap_or_default();
+    let _in_stage = match cycle.state {
+        CycleState::Locked => stage::enter(Stage::LockedRetry, &snapshot.name),
+        _ => stage::enter(Stage::SnapshotDelete, &snapshot.name),
+    };
     let deleted = {
         let _permit = conn.permit().await;
         if ctx
@@ -689,6 +698,7 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
         return false;
     }
     let uuid = object.uuid.clone().unwrap_or_default();
+    let _in_stage = stage::enter(Stage::CloneDelete, &object.name);
     let deleted = {
         let _permit = conn.permit().await;
         if ctx.fence(cycle, "delete_clone", &object.name).is_err() {

@@ -27,6 +27,7 @@ mod observe;
 mod pass;
 pub mod recommend;
 pub mod reload;
+pub mod stage;
 pub mod state;
 pub mod status;
 mod take;

@@ -11,6 +11,7 @@ use super::decide::{Take, TakeWhy};
 use super::executor::{is_not_found, surely_not_applied};
 use super::journal::{ActionKind, ActionOutcome, ManagedRecord, ObjectState};
 use super::managed::{self, CopyKey};
+use super::stage::{self, Stage};
 use super::state::CopyState;
 use super::{error_chain, Agent};
 use crate::ontap::{NewSnapshot, OntapError, VolumeRef, SNAPSHOT_LOCKED};
@@ -63,6 +64,7 @@ impl Agent {
                 return;
             }
         }
+        let in_stage = stage::enter(Stage::ManagedCreate, &take.name);
         let made = self.create_managed(&take).await;
         let (cluster, svm, volume) = (&record.cluster, &record.svm, &record.volume);
         let vkey = &key.volume;
@@ -83,6 +85,7 @@ impl Agent {
                 state.last_error = None;
                 self.metrics.managed.taken(&key, &take.why, take.instants);
                 log_take(&take);
+                drop(in_stage);
                 self.rotate(&key, &take.volume, &take.rotate, now).await;
             }
             Made::No(why) => {
@@ -212,6 +215,7 @@ impl Agent {
                 tracing::error!(snapshot = %name, "not a snapshot of {key}'s series: not deleted");
                 return;
             }
+            let in_stage = stage::enter(Stage::ManagedRotate, name);
             let deleted = {
                 let _permit = conn.permit().await;
                 if let Err(e) = self.ctx.leads() {
@@ -237,6 +241,7 @@ impl Agent {
                 &format!("{key}: {detail}"),
             );
             self.journaled(r, || format!("the rotation of {name}"));
+            drop(in_stage);
             if stop {
                 tracing::warn!(
                     cluster = %key.volume.cluster, svm = %key.volume.svm,
