@@ -4,7 +4,7 @@
 //! foreign — look-alikes, a user snapshot, the scheduled snapshots — was touched, and the
 //! snapshots the agent takes itself for two volumes (managed schedules) kept their invariants.
 //!
-//! `cargo test --test agent_crash` runs the bounded form (6 kills, a minute or two);
+//! `cargo test --test agent_crash` runs the bounded form (6 kills, about a minute);
 //! `scripts/crash-campaign` runs the same scenario with `CRASH_KILLS` kills and prints the kills
 //! per stage. `CRASH_SEED` changes the kill delays; `CRASH_KEEP=1` keeps the working directory
 //! (world, policy, journal, `agent.log` with every run's log, `sim.log`) for inspection.
@@ -13,16 +13,28 @@
 //! leaves it (`snapwarden::agent::stage`: a backing snapshot's create, a clone's create, the
 //! backup hook, a clone's delete, the backing snapshot's delete, a locked snapshot's retried
 //! delete, the creation of a cycle the FlexClone recommendation switched to FlexClone, a managed
-//! snapshot's create, a managed series' rotation). Each run is watched through its log: once a
-//! stage the campaign wants is entered and not yet left, the run is killed after a random delay
-//! within that stage's usual length (every ONTAP call waits 200 ms of injected latency before the
-//! simulator acts, so a delay of up to 600 ms lands before the call is applied as often as after
-//! it, its answer lost). A kill counts for every stage entered and not left when it landed — the
-//! log says so, not the timing. The wanted stages are the least covered ones; a run that meets
-//! none of them for 20 s takes any stage still below its goal, after 45 s any stage, and after
-//! 90 s it is killed wherever it is. The bounded form wants each of eight stages once (all but
-//! the switch, which needs three minutes of conflicts) and stops at 6 kills once 3 stages were
-//! hit; a campaign wants `CRASH_KILLS / 9` kills in every stage.
+//! snapshot's create, a managed series' rotation). Each run is watched through its log (every
+//! 10 ms): once a wanted stage is entered and not yet left, the run is killed after a random
+//! delay within that stage's usual length — 400 ms for a create or delete (the request and its
+//! job poll, each behind 200 ms of injected latency; ONTAP acts 200 ms after the request, so the
+//! kill lands before it acted about as often as after, its answer lost), 600 ms for a clone's
+//! create (three requests), 1 s for a switched cycle's creation, 1.5 s into the 4 s hook (while
+//! the later volumes' creates still run beside it). A kill counts for every stage entered and not
+//! left when it landed: the log says where it landed, not the timing.
+//!
+//! Each stage has a goal: a campaign wants `CRASH_KILLS / 9` kills in each; the bounded form
+//! wants each stage once but the switch (which needs three minutes of conflicts), and stops at 6
+//! kills once 3 stages were hit (at most 14 kills). A run wants, of the stages below their goal,
+//! the least hit (the bounded form: the first in its order — managed create, rotation, hook,
+//! clone delete, snapshot delete, locked retry, clone create, snapshot create). A kill during a
+//! cycle's creates ends the minute's work (every cycle of the minute is journaled before the
+//! first create, and fails with it), so a campaign aims at the creates — the clone's, the
+//! switched cycle's, the snapshot's — only once every other stage met its goal (kills aimed at
+//! the hook land in them too); the locked retry and the switch are waited for only once a run
+//! entered them (a held snapshot, three conflicts). A run that meets no wanted stage for 70 s (a
+//! minute and more) takes any below its goal, after 100 s any stage, and after 130 s it is
+//! killed wherever it is. A campaign stops once it made `CRASH_KILLS` kills and met every goal
+//! (at most twice as many kills).
 //!
 //! **The scenario.** One cluster (UTC, SnapRestore and FlexClone licensed) with a snapshot
 //! schedule every minute on six volumes, and a window on them every minute (`max` 40 s, `guard`
@@ -40,8 +52,9 @@
 //! Two more volumes hand their schedule to snapwarden (`managed_snapshots`; ONTAP's policy on
 //! them is `none`): a copy every minute at second 6 (an interval schedule with an anchor), count
 //! 3, prefix `managed`, each volume starting with three snapshots ONTAP took before the
-//! hand-over. m1 is also in the window, first: its clone exists at second 6 or was deleted less
-//! than 10 s before, so its snapshot is deferred most minutes; m2 has no window. The watcher
+//! hand-over. m1 is also in the window, first: once its cycle got that far in a minute, its
+//! clone exists at second 6 or was deleted less than 10 s before, and its snapshot waits
+//! (deferred); m2 has no window. The watcher
 //! lists the cluster every second; the managed invariants are `crash_support::checks::
 //! check_managed`'s (one snapshot per instant, count exact when quiet and never below it,
 //! journal and cluster agree, ONTAP's shape) and the watcher's (rotation oldest first, never one
@@ -70,7 +83,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
 use crash_support::checks::{self, Lookalikes, ManagedCopy};
-use crash_support::markers::RunLog;
+use crash_support::markers::{Marker, RunLog};
 use crash_support::watch::{Holds, ManagedSeries, Watcher};
 use crash_support::{
     assert_no_hook_outlives_its_agent, env_number, journal, live, spawn_agent, Files, Poll, Rng,
@@ -106,15 +119,20 @@ const BOUNDED_WANTS: [Stage; 8] = [
     Stage::SnapshotCreate,
 ];
 /// Stages whose kill ends a minute's work: every cycle of the minute is journaled before the
-/// first create, and a kill during the creates fails them all. A campaign aims at them last: the
-/// kills it aims at the hook land in them too (the later volumes' creates run beside the first
-/// hooks).
-const ENDS_THE_MINUTE: [Stage; 3] = [Stage::SnapshotCreate, Stage::CloneCreate, Stage::Switch];
+/// first create, and a kill during the creates fails them all. A campaign aims at them last, the
+/// latest in the minute first: the kills it aims at the hook land in them too (the later
+/// volumes' creates run beside the first hooks).
+const ENDS_THE_MINUTE: [Stage; 3] = [Stage::CloneCreate, Stage::Switch, Stage::SnapshotCreate];
+/// Stages that come only once the scenario got there: a locked retry needs a held (or captured)
+/// backing snapshot, the switch three conflicts. One is waited for once a run entered it in the
+/// last `RECENT` (they come again within a minute then).
+const COMES_LATER: [Stage; 2] = [Stage::LockedRetry, Stage::Switch];
+const RECENT: Duration = Duration::from_secs(180);
 /// How long a run waits for a wanted stage before it takes any stage below its goal, any stage
 /// at all, and then none (killed wherever it is).
-const WIDEN: Duration = Duration::from_secs(30);
-const ANY_STAGE: Duration = Duration::from_secs(60);
-const KILL_ANYWAY: Duration = Duration::from_secs(90);
+const WIDEN: Duration = Duration::from_secs(70);
+const ANY_STAGE: Duration = Duration::from_secs(100);
+const KILL_ANYWAY: Duration = Duration::from_secs(130);
 
 /// The managed copy: every minute at second 6, count 3.
 const MANAGED_PREFIX: &str = "managed";
@@ -337,8 +355,8 @@ hook = {{ command = ["sleep", "4"] }}
 /// the kill lands inside it most of the time, half of the time before ONTAP acted.
 fn width_ms(stage: Stage) -> u64 {
     match stage {
-        // `sleep 4`.
-        Stage::Hook => 3_500,
+        // `sleep 4`; early in it, while the later volumes' creates still run beside it.
+        Stage::Hook => 1_500,
         // The switched cycle's snapshot create (two requests), then its clone create.
         Stage::Switch => 5 * LATENCY_MS,
         // The clone request, the job poll, the LUN read back: three requests.
@@ -358,6 +376,8 @@ struct Coverage {
     hit: BTreeMap<Stage, usize>,
     /// Kills aimed at each stage.
     aimed: BTreeMap<Stage, usize>,
+    /// When a run last entered each stage.
+    last_seen: BTreeMap<Stage, Instant>,
 }
 
 impl Coverage {
@@ -367,6 +387,7 @@ impl Coverage {
             order,
             hit: BTreeMap::new(),
             aimed: BTreeMap::new(),
+            last_seen: BTreeMap::new(),
         }
     }
 
@@ -389,10 +410,21 @@ impl Coverage {
         self.hit.values().filter(|n| **n > 0).count()
     }
 
-    /// The stages a run that has waited `waited` may be killed in: the least hit (or the first
-    /// in `order`) of those below their goal; after `WIDEN` any below its goal; after `ANY_STAGE`
-    /// any at all. Until then a stage that ends the minute's work is wanted only when no other
-    /// below its goal is.
+    /// Notes the stages a run entered (wanted or not): they can come again.
+    fn saw(&mut self, stages: impl IntoIterator<Item = Stage>) {
+        let now = Instant::now();
+        for s in stages {
+            self.last_seen.insert(s, now);
+        }
+    }
+
+    /// The stages a run that has waited `waited` may be killed in.
+    ///
+    /// Until `WIDEN`: of the stages below their goal (all, once every goal is met), those that
+    /// can come (one of `COMES_LATER` only once a run entered it in the last `RECENT`), and of
+    /// those the first in `order` (bounded form) or the least hit (campaign). A campaign aims at a stage that ends the minute's work only when no
+    /// other is left, the latest of them in the minute first. After `WIDEN`: any of them; after
+    /// `ANY_STAGE`: any stage at all.
     fn wanted(&self, waited: Duration) -> BTreeSet<Stage> {
         if waited >= ANY_STAGE {
             return Stage::ALL.into_iter().collect();
@@ -403,26 +435,35 @@ impl Coverage {
         } else {
             below
         };
-        if let Some(order) = &self.order {
-            if waited >= WIDEN {
-                return pool.into_iter().collect();
-            }
-            return order
-                .iter()
-                .find(|s| pool.contains(s))
-                .map(|s| BTreeSet::from([*s]))
-                .unwrap_or_default();
-        }
-        if pool.iter().any(|s| !ENDS_THE_MINUTE.contains(s)) {
+        if self.order.is_none() && pool.iter().any(|s| !ENDS_THE_MINUTE.contains(s)) {
             pool.retain(|s| !ENDS_THE_MINUTE.contains(s));
+        }
+        let ready = |s: &Stage| {
+            !COMES_LATER.contains(s) || self.last_seen.get(s).is_some_and(|t| t.elapsed() < RECENT)
+        };
+        if pool.iter().any(ready) {
+            pool.retain(ready);
         }
         if waited >= WIDEN {
             return pool.into_iter().collect();
         }
+        let order: &[Stage] = match &self.order {
+            Some(order) => order,
+            None if pool.iter().all(|s| ENDS_THE_MINUTE.contains(s)) => &ENDS_THE_MINUTE,
+            None => {
+                let least = pool.iter().map(|s| self.hits(*s)).min().unwrap_or(0);
+                return pool
+                    .into_iter()
+                    .filter(|s| self.hits(*s) == least)
+                    .collect();
+            }
+        };
         let least = pool.iter().map(|s| self.hits(*s)).min().unwrap_or(0);
-        pool.into_iter()
-            .filter(|s| self.hits(*s) == least)
-            .collect()
+        order
+            .iter()
+            .find(|s| pool.contains(s) && (self.order.is_some() || self.hits(**s) == least))
+            .map(|s| BTreeSet::from([*s]))
+            .unwrap_or_default()
     }
 }
 
@@ -436,12 +477,15 @@ struct Kill {
 
 /// Runs the agent until a wanted stage is entered (or `KILL_ANYWAY`), kills it inside, and says
 /// where the kill landed.
-async fn kill_in_a_stage(files: &Files, n: usize, coverage: &Coverage, rng: &mut Rng) -> Kill {
+async fn kill_in_a_stage(files: &Files, n: usize, coverage: &mut Coverage, rng: &mut Rng) -> Kill {
     let (agent, offset) = spawn_agent(files, &format!("run {n}"));
     let mut log = RunLog::new(&files.log, offset);
     let begun = Instant::now();
     let aimed = loop {
-        log.read();
+        coverage.saw(log.read().into_iter().filter_map(|m| match m {
+            Marker::Entered { stage, .. } => Some(stage),
+            Marker::Left { .. } => None,
+        }));
         let wanted = coverage.wanted(begun.elapsed());
         if let Some(stage) = log.in_flight().into_keys().find(|s| wanted.contains(s)) {
             break Some(stage);
@@ -625,7 +669,7 @@ async fn killed_in_every_stage_the_agent_leaks_nothing_and_touches_nothing_forei
             break;
         }
         let n = kills.len() + 1;
-        let kill = kill_in_a_stage(&files, n, &coverage, &mut rng).await;
+        let kill = kill_in_a_stage(&files, n, &mut coverage, &mut rng).await;
         assert_no_hook_outlives_its_agent(&files.state).await;
         let aimed = match kill.aimed {
             Some((s, delay)) => format!("aimed at {} (+{delay} ms)", s.as_str()),

@@ -215,14 +215,17 @@ impl Agent {
                 tracing::error!(snapshot = %name, "not a snapshot of {key}'s series: not deleted");
                 return;
             }
-            let in_stage = stage::enter(Stage::ManagedRotate, name);
-            let deleted = {
+            let (deleted, in_stage) = {
                 let _permit = conn.permit().await;
                 if let Err(e) = self.ctx.leads() {
                     tracing::warn!("rotation of {key} not attempted: {e}");
                     return;
                 }
-                conn.ontap.delete_snapshot(volume, uuid, name).await
+                let in_stage = stage::enter(Stage::ManagedRotate, name);
+                (
+                    conn.ontap.delete_snapshot(volume, uuid, name).await,
+                    in_stage,
+                )
             };
             let (outcome, detail, stop) = match &deleted {
                 Ok(()) => (ActionOutcome::Ok, String::new(), false),
