@@ -143,6 +143,11 @@ const MANAGED_VOLUMES: [&str; 2] = ["m1", "m2"];
 /// The comment of every managed snapshot snapwarden takes.
 const MANAGED_MARKER: &str = "created-by=snapwarden schedule=managed";
 
+/// The seconds of a minute in which the last run may be stopped: after the minute's cycles and
+/// its managed snapshots (deferred ones included), before the next minute's.
+const QUIET_FROM: u32 = 30;
+const QUIET_UNTIL: u32 = 55;
+
 /// The volume whose first SnapRestore cycles' backing snapshots are held busy, and how many.
 const HOLD_VOLUME: &str = "v6";
 const HOLDS: usize = 2;
@@ -374,8 +379,8 @@ struct Coverage {
     order: Option<Vec<Stage>>,
     /// Kills that landed in each stage.
     hit: BTreeMap<Stage, usize>,
-    /// Kills aimed at each stage.
-    aimed: BTreeMap<Stage, usize>,
+    /// Kills aimed at each stage, and how they landed.
+    aimed: BTreeMap<Stage, Aimed>,
     /// When a run last entered each stage.
     last_seen: BTreeMap<Stage, Instant>,
 }
@@ -467,7 +472,19 @@ impl Coverage {
     }
 }
 
-/// One SIGKILL: when, what it was aimed at, and the stages it landed in.
+/// The kills aimed at one stage.
+#[derive(Debug, Default, Clone, Copy)]
+struct Aimed {
+    aimed: usize,
+    /// Landed in it.
+    there: usize,
+    /// Landed in it less than the latency after it began (its marker's time stamp): before
+    /// ONTAP acted on the call.
+    early: usize,
+}
+
+/// One SIGKILL: when, what it was aimed at (and how long after that stage began it struck), and
+/// the stages it landed in.
 struct Kill {
     at: DateTime<Utc>,
     aimed: Option<(Stage, u64)>,
@@ -499,17 +516,25 @@ async fn kill_in_a_stage(files: &Files, n: usize, coverage: &mut Coverage, rng: 
     tokio::time::sleep(Duration::from_millis(delay)).await;
     agent.kill();
     let at = Utc::now();
+    // How long after the stage began (its marker's time stamp) the kill struck.
+    let after = |s: Stage| {
+        log.entered_last(s).map_or(0, |t| {
+            u64::try_from((at - t).num_milliseconds()).unwrap_or(0)
+        })
+    };
+    let aimed = aimed.map(|s| (s, after(s)));
     log.read();
     Kill {
         at,
-        aimed: aimed.map(|s| (s, delay)),
+        aimed,
         landed: log.in_flight(),
         open: live(&files.state).cycles.len(),
     }
 }
 
 /// The last run: lets it settle everything, reads what must hold while it is quiet (the
-/// cluster's listing and the journal's managed takes), then stops it with SIGTERM.
+/// cluster's listing and the journal's managed takes), then stops it with SIGTERM between
+/// `QUIET_FROM` and `QUIET_UNTIL`.
 async fn settle(
     sim: &Sim,
     files: &Files,
@@ -550,7 +575,15 @@ async fn settle(
                 (n != MANAGED_COUNT).then(|| format!("{v}: {n}"))
             })
             .collect();
-        if open.is_empty() && leaks.is_empty() && unsettled.is_empty() && off_count.is_empty() {
+        // Stopped away from the minute's starts and takes, so that SIGTERM interrupts none.
+        let second = sim.now().await.second();
+        let calm = (QUIET_FROM..QUIET_UNTIL).contains(&second);
+        if open.is_empty()
+            && leaks.is_empty()
+            && unsettled.is_empty()
+            && off_count.is_empty()
+            && calm
+        {
             agent.stop_gracefully();
             return (objects, records);
         }
@@ -672,7 +705,7 @@ async fn killed_in_every_stage_the_agent_leaks_nothing_and_touches_nothing_forei
         let kill = kill_in_a_stage(&files, n, &mut coverage, &mut rng).await;
         assert_no_hook_outlives_its_agent(&files.state).await;
         let aimed = match kill.aimed {
-            Some((s, delay)) => format!("aimed at {} (+{delay} ms)", s.as_str()),
+            Some((s, after)) => format!("aimed at {} (+{after} ms)", s.as_str()),
             None => "aimed at nothing (no stage came)".into(),
         };
         let landed: Vec<&str> = kill.landed.keys().map(|s| s.as_str()).collect();
@@ -687,8 +720,13 @@ async fn killed_in_every_stage_the_agent_leaks_nothing_and_touches_nothing_forei
             },
             kill.open
         );
-        if let Some((s, _)) = kill.aimed {
-            *coverage.aimed.entry(s).or_default() += 1;
+        if let Some((s, after)) = kill.aimed {
+            let tally = coverage.aimed.entry(s).or_default();
+            tally.aimed += 1;
+            if kill.landed.contains_key(&s) {
+                tally.there += 1;
+                tally.early += usize::from(after < LATENCY_MS);
+            }
         }
         for s in kill.landed.keys() {
             *coverage.hit.entry(*s).or_default() += 1;
@@ -774,17 +812,35 @@ async fn killed_in_every_stage_the_agent_leaks_nothing_and_touches_nothing_forei
         (Some(a), Some(b)) => (b.at - a.at).num_seconds(),
         _ => 0,
     };
-    println!("\nkills per stage (a kill counts once for each stage entered and not left when it landed):");
-    println!("  {:<16} {:>6} {:>6}", "stage", "aimed", "landed");
+    println!(
+        "\nkills per stage: aimed at it; of those, landed in it, and before ONTAP acted (less than \
+         the {LATENCY_MS} ms latency after the stage began); landed in it in all (a kill counts \
+         once for each stage entered and not left when it landed):"
+    );
+    println!(
+        "  {:<16} {:>6} {:>6} {:>7} {:>7}",
+        "stage", "aimed", "there", "early", "landed"
+    );
     for s in Stage::ALL {
+        let a = coverage.aimed.get(&s).copied().unwrap_or_default();
+        let early = if matches!(s, Stage::Hook | Stage::Switch) {
+            "-".to_string()
+        } else {
+            a.early.to_string()
+        };
         println!(
-            "  {:<16} {:>6} {:>6}",
+            "  {:<16} {:>6} {:>6} {:>7} {:>7}",
             s.as_str(),
-            coverage.aimed.get(&s).copied().unwrap_or(0),
+            a.aimed,
+            a.there,
+            early,
             coverage.hits(s)
         );
     }
-    println!("  {:<16} {:>6} {:>6}", "(no stage)", "-", nowhere);
+    println!(
+        "  {:<16} {:>6} {:>6} {:>7} {:>7}",
+        "(no stage)", "-", "-", "-", nowhere
+    );
     println!(
         "{} kills over {span} s; {} cycles: {results:?}; {switched} volumes switched to FlexClone; {} held snapshots let go; {} still open (locked by the schedule); {} listings watched",
         kills.len(),

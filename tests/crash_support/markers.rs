@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use snapwarden::agent::stage::Stage;
 
 /// One marker line.
@@ -17,6 +18,8 @@ pub enum Marker {
         stage: Stage,
         id: u64,
         object: String,
+        /// The line's time stamp (the agent's clock, the test's too).
+        at: DateTime<Utc>,
     },
     Left {
         stage: Stage,
@@ -27,7 +30,8 @@ pub enum Marker {
 impl Marker {
     /// The marker on a log line, if it holds one.
     pub fn parse(line: &str) -> Option<Marker> {
-        let (_, rest) = line.split_once(" snapwarden::agent::stage: stage ")?;
+        let (head, rest) = line.split_once(" snapwarden::agent::stage: stage ")?;
+        let at = head.split_whitespace().next()?.parse().ok()?;
         let (what, fields) = rest.split_once(' ')?;
         let field = |name: &str| {
             fields
@@ -42,6 +46,7 @@ impl Marker {
                 stage,
                 id,
                 object: field("object").unwrap_or_default().to_string(),
+                at,
             }),
             "left" => Some(Marker::Left { stage, id }),
             _ => None,
@@ -54,8 +59,8 @@ pub struct RunLog {
     path: PathBuf,
     offset: u64,
     partial: String,
-    /// Entered stages by id: stage and object.
-    entered: BTreeMap<u64, (Stage, String)>,
+    /// Entered stages by id: stage, object, when.
+    entered: BTreeMap<u64, (Stage, String, DateTime<Utc>)>,
     left: BTreeSet<u64>,
 }
 
@@ -86,8 +91,13 @@ impl RunLog {
                 continue;
             };
             match &marker {
-                Marker::Entered { stage, id, object } => {
-                    self.entered.insert(*id, (*stage, object.clone()));
+                Marker::Entered {
+                    stage,
+                    id,
+                    object,
+                    at,
+                } => {
+                    self.entered.insert(*id, (*stage, object.clone(), *at));
                 }
                 Marker::Left { id, .. } => {
                     self.left.insert(*id);
@@ -101,7 +111,7 @@ impl RunLog {
     /// The stages entered and not left, each with the objects it was working on.
     pub fn in_flight(&self) -> BTreeMap<Stage, Vec<String>> {
         let mut out: BTreeMap<Stage, Vec<String>> = BTreeMap::new();
-        for (id, (stage, object)) in &self.entered {
+        for (id, (stage, object, _)) in &self.entered {
             if !self.left.contains(id) {
                 out.entry(*stage).or_default().push(object.clone());
             }
@@ -109,9 +119,13 @@ impl RunLog {
         out
     }
 
-    /// Whether the stage entered as `id` has been left.
-    pub fn has_left(&self, id: u64) -> bool {
-        self.left.contains(&id)
+    /// When `stage` was last entered of the times it is in now.
+    pub fn entered_last(&self, stage: Stage) -> Option<DateTime<Utc>> {
+        self.entered
+            .iter()
+            .filter(|(id, (s, _, _))| *s == stage && !self.left.contains(id))
+            .map(|(_, (_, _, at))| *at)
+            .max()
     }
 }
 
@@ -127,7 +141,8 @@ mod tests {
             Some(Marker::Entered {
                 stage: Stage::CloneCreate,
                 id: 7,
-                object: "/vol/v1/snapwarden.w.20261206T135800Z.lun0".into()
+                object: "/vol/v1/snapwarden.w.20261206T135800Z.lun0".into(),
+                at: "2026-12-06T13:58:01.641035Z".parse().unwrap(),
             })
         );
         let left = "2026-12-06T13:58:01.9Z DEBUG snapwarden::agent::stage: stage left stage=clone_create id=7";
