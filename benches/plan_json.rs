@@ -12,8 +12,8 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use snapwarden::cli::write_plan_json;
 use snapwarden::planner::{plan, Observed};
+use snapwarden::render::write_plan_json;
 
 use common::{in_child, peak_rss_mib, policy, policy_toml, VOLUMES};
 

@@ -139,14 +139,19 @@ targets = [{ cluster = "prod-a", volume = "vol_sql", luns = ["lun0"] }]
         err.contains("\"SQL nightly\""),
         "the server's jobs are listed: {err}"
     );
-    // Offline nothing is asked of the Veeam server (this policy then stops at the cluster facts
-    // it needs, before any Veeam look-up).
+    // Offline nothing is asked of the Veeam server: the job is listed as not looked up, beside
+    // the cluster facts the policy needs, and everything else is valid.
     let o = check(&bad, &["--offline"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
     assert!(
-        stderr(&o).contains("cannot plan offline") && !stderr(&o).contains("Veeam"),
-        "{}",
-        stderr(&o)
+        out.contains("not checked offline")
+            && out.contains(
+                "window sql-nightly: Veeam job \"SQL nightlyy\" on server vbr (not looked up)"
+            ),
+        "{out}"
     );
+    assert!(!stderr(&o).contains("has no job"), "{}", stderr(&o));
 }
 
 #[test]
@@ -193,9 +198,20 @@ fn check_and_plan_read_the_cluster_when_the_policy_needs_its_facts() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 
+    // Offline the cluster is not asked: the volume is listed as not checked, nothing planned.
     let o = bin()
         .args(["check", p, "--from", from, "--offline"])
         .env("SNAPWARDEN_PROD_A_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("not planned: prod-a/svm1/vol_sql"),
+        "{}",
+        stdout(&o)
+    );
+    let o = bin()
+        .args(["plan", p, "--from", from, "--offline"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

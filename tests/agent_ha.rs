@@ -973,14 +973,14 @@ mod in_memory {
     use std::time::Duration;
 
     use chrono::{DateTime, Utc};
-    use snapwarden::agent::clock::Clock;
-    use snapwarden::agent::connect::{connect_virtual, ClockedSim};
+    use snapwarden::agent::clock::{reader, Clock};
     use snapwarden::agent::journal::Journal;
     use snapwarden::agent::{Agent, ClusterClient, Event, Options, TokioClock, Triggers};
     use snapwarden::config;
     use snapwarden::ha::memory::MemoryElection;
     use snapwarden::ha::LeaderElector;
     use snapwarden::ontap::Ontap;
+    use snapwarden::sim::embedded::{connect_virtual, ClockedSim};
     use snapwarden::sim::Simulator;
 
     const POLICY: &str = r#"
@@ -1133,14 +1133,23 @@ max = "2h"
                 .unwrap_or_else(|e| panic!("{e}")),
         );
         let clock = Arc::new(TokioClock::starting_at(t("2026-11-25T00:30:00Z")));
-        let conns = connect_virtual(&policy, clock.clone()).expect("the simulator");
+        let conns = connect_virtual(&policy, reader(clock.clone())).expect("the simulator");
         let sim = conns.simulator.expect("a simulator");
         let clients_b = vec![ClusterClient {
             name: "lab".into(),
-            ontap: Arc::new(ClockedSim::new(sim.clone(), "lab", clock.clone())) as Arc<dyn Ontap>,
+            ontap: Arc::new(ClockedSim::new(sim.clone(), "lab", reader(clock.clone())))
+                as Arc<dyn Ontap>,
         }];
         let election = MemoryElection::new();
-        let a = replica(&policy, conns.clients, &clock, election.join("a"));
+        let clients_a = conns
+            .clients
+            .into_iter()
+            .map(|ontap| ClusterClient {
+                name: ontap.cluster_name().to_string(),
+                ontap,
+            })
+            .collect();
+        let a = replica(&policy, clients_a, &clock, election.join("a"));
         let b = replica(&policy, clients_b, &clock, election.join("b"));
         election.elect("a");
 

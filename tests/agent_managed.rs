@@ -508,3 +508,44 @@ async fn a_name_that_exists_is_taken_as_ours_only_with_our_marker() {
     );
     let (_, _, _) = h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_locked_oldest_snapshot_is_never_deleted_and_the_excess_is_reported() {
+    // Somebody restored a LUN from the oldest snapshot of the series (a SnapRestore clone): it is
+    // locked (owner lun_clone) while the clone lives.
+    let mut setup = Setup::at("2027-01-01T00:00:00Z");
+    setup.prepare = Some(on_vol_a(|w, vi| {
+        ontaps_series(w, vi);
+        w.clone_lun_snaprestore(
+            0,
+            vi,
+            "hourly.2026-12-31_2105",
+            "/vol/vol_a/lun0",
+            "/vol/vol_a/restored",
+        )
+        .expect("a SnapRestore clone");
+    }));
+    let h = start(policy(&managed("4h")), setup);
+    h.run_until("2027-01-01T00:30:00Z").await;
+    let names: Vec<String> = hourly(&h).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "hourly.2026-12-31_2105",
+            "hourly.2026-12-31_2205",
+            "hourly.2026-12-31_2305",
+            "hourly.2027-01-01_0005"
+        ]
+    );
+    assert_eq!(status_of(&h).over_count, 1);
+    // No delete of it was even tried: the listing shows its owner.
+    let rotations: i64 = h
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("snapwarden_managed_rotations_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum();
+    assert_eq!(rotations, 0);
+    let (_, _, _) = h.stop().await;
+}

@@ -400,3 +400,63 @@ fn a_new_state_directory_is_refused_by_name_and_the_old_policy_keeps_running() {
         "{log}"
     );
 }
+
+#[test]
+fn a_symlinked_policy_is_reloaded_when_its_target_elsewhere_changes_and_when_the_link_moves() {
+    // conf/policy.toml -> ../real1/policy.toml: the target lives in a directory of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    for sub in ["conf", "real1", "real2"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let first = dir.path().join("real1/policy.toml");
+    let second = dir.path().join("real2/other.toml");
+    let link = dir.path().join("conf/policy.toml");
+    std::fs::write(&first, policy_text(port, &["vol_a"], "yearly")).unwrap();
+    std::os::unix::fs::symlink("../real1/policy.toml", &link).unwrap();
+    let a = Agent::start(dir.path(), &link, port);
+    assert!(a.runs("vol_a", "yearly"), "{}", a.metrics());
+
+    // The target written in place, in its own directory.
+    std::fs::write(&first, policy_text(port, &["vol_a", "vol_b"], "yearly")).unwrap();
+    a.wait("vol_b in effect", || a.runs("vol_b", "yearly"));
+
+    // The link re-pointed (as `ln -sfn` does: a new link renamed over it) at a file in a third
+    // directory.
+    std::fs::write(&second, policy_text(port, &["vol_a", "vol_c"], "yearly")).unwrap();
+    let tmp = dir.path().join("conf/.policy.toml.new");
+    std::os::unix::fs::symlink("../real2/other.toml", &tmp).unwrap();
+    std::fs::rename(&tmp, &link).unwrap();
+    a.wait("vol_c in effect", || {
+        a.runs("vol_c", "yearly") && !a.runs("vol_b", "yearly")
+    });
+
+    // The new target is watched from then on.
+    std::fs::write(&second, policy_text(port, &["vol_a", "vol_d"], "yearly")).unwrap();
+    a.wait("vol_d in effect", || a.runs("vol_d", "yearly"));
+    assert_eq!(a.reloads("success"), 3.0);
+    assert_eq!(a.reloads("failure"), 0.0);
+}
+
+#[test]
+fn an_edit_that_includes_a_fifo_fails_at_once_and_the_next_good_edit_is_picked_up() {
+    let (dir, policy, port) = setup();
+    let a = Agent::start(dir.path(), &policy, port);
+    let fifo = policy.with_file_name("windows.toml");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; nobody ever writes to the FIFO.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let good = policy_text(port, &["vol_a", "vol_b"], "yearly");
+    std::fs::write(&policy, format!("include = [\"windows.toml\"]\n{good}")).unwrap();
+    a.wait("the failed reload", || a.reloads("failure") >= 1.0);
+    let log = a.log();
+    assert!(
+        log.contains("policy reload failed")
+            && log.contains("policy.toml:1:12: cannot read included file")
+            && log.contains("FIFO"),
+        "{log}"
+    );
+    // The reloader did not block on the FIFO: the next good edit is picked up.
+    std::fs::write(&policy, &good).unwrap();
+    a.wait("vol_b in effect", || a.runs("vol_b", "yearly"));
+}

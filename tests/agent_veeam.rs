@@ -8,8 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use snapwarden::agent::clock::Clock;
-use snapwarden::agent::connect::{connect_virtual, VeeamConn};
+use snapwarden::agent::clock::{reader, Clock};
 use snapwarden::agent::cycle::{Cycle, CycleResult, CycleState};
 use snapwarden::agent::journal::Journal;
 use snapwarden::agent::status::StatusBoard;
@@ -17,8 +16,9 @@ use snapwarden::agent::{Agent, Event, Options, TokioClock, Triggers};
 use snapwarden::config::{self, Policy};
 use snapwarden::ha::memory::MemoryElection;
 use snapwarden::ha::LeaderElector;
+use snapwarden::sim::embedded::{connect_virtual, VeeamConn};
+use snapwarden::sim::veeam::VeeamWorld;
 use snapwarden::sim::Simulator;
-use snapwarden::veeam::sim::VeeamWorld;
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("RFC 3339")
@@ -120,7 +120,7 @@ fn start_replica(
 ) -> Harness {
     let policy = Arc::new(policy);
     let clock = Arc::new(TokioClock::starting_at(t(epoch)));
-    let conns = connect_virtual(&policy, clock.clone()).expect("simulators");
+    let conns = connect_virtual(&policy, reader(clock.clone())).expect("simulators");
     let sim = conns.simulator.clone().expect("a simulator");
     conns.veeam[0].sim.with(|v, _| prepare(v));
     sim.with(|w| {
@@ -133,7 +133,7 @@ fn start_replica(
     let ontap: Vec<(String, Arc<dyn snapwarden::ontap::Ontap>)> = conns
         .clients
         .iter()
-        .map(|c| (c.name.clone(), c.ontap.clone()))
+        .map(|c| (c.cluster_name().to_string(), c.clone()))
         .collect();
     let agent = agent(&policy, &ontap, &conns.veeam, &clock, &dir, elector.clone());
     Harness {
@@ -537,7 +537,7 @@ async fn a_job_already_running_is_followed_not_started_twice() {
     );
     h.run_until("2027-01-01T01:05:00Z").await;
     let vsim = h.veeam[0].sim.clone();
-    snapwarden::veeam::sim_rest::advance_all(&h.sim, &[vsim], h.clock.now());
+    snapwarden::sim::veeam::advance_all(&h.sim, &[vsim], h.clock.now());
     let console = h.veeam[0].sim.with(|v, w| {
         let id = v.jobs[0].id.clone();
         v.start(w, &id).expect("starts").id

@@ -107,12 +107,64 @@ fn check_exits_2_with_located_errors_for_an_invalid_policy() {
 }
 
 #[test]
-fn a_policy_that_reads_schedules_from_ontap_needs_a_cluster() {
+fn a_policy_that_reads_schedules_from_ontap_is_checked_offline_as_far_as_it_can_be() {
+    // Offline, minimal.toml is valid: what needs the cluster (its zone, the volume's schedules)
+    // is listed as not checked, and the exit code speaks of what was checked.
     let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM, "--offline"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("config/minimal.toml: valid (1 cluster(s), 1 volume(s), 1 window(s))"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "not checked offline (these need the cluster; run check without --offline to check them):\n  \
+             cluster prod-a: its time zone (timezone = \"auto\") and the snapshot schedules of vol_sql \
+             (snapshot_policy = \"ontap\"); not planned: prod-a/svm1/vol_sql\n"
+        ),
+        "{out}"
+    );
+    // JSON keeps stdout to the plan; the note goes to stderr.
+    let o = snapwarden(&[
+        "check",
+        "config/minimal.toml",
+        "--from",
+        FROM,
+        "--offline",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
+    assert_eq!(plan["volumes"], serde_json::json!([]));
+    assert!(
+        stderr(&o).contains("not planned: prod-a/svm1/vol_sql"),
+        "{}",
+        stderr(&o)
+    );
+    // An error elsewhere is still an error offline.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string("config/minimal.toml").unwrap();
+    std::fs::write(&bad, text.replace("max = \"50m\"", "max = \"50\"")).unwrap();
+    let o = snapwarden(&["check", bad.to_str().unwrap(), "--from", FROM, "--offline"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad duration for `max`"),
+        "{}",
+        stderr(&o)
+    );
+    // `plan` cannot plan what it cannot resolve: it refuses, and says what check can do.
+    let o = snapwarden(&["plan", "config/minimal.toml", "--from", FROM, "--offline"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("cannot plan offline"), "{err}");
     assert!(err.contains("snapshot_policy = \"ontap\""), "{err}");
+    assert!(
+        err.contains("check --offline validates everything else"),
+        "{err}"
+    );
     // Without --offline the cluster is asked; its password cannot be read here.
     let o = snapwarden(&["check", "config/minimal.toml", "--from", FROM]);
     assert_eq!(o.status.code(), Some(2));
@@ -198,6 +250,59 @@ fn plan_json_has_the_documented_shape() {
     assert_eq!(c["window"], "files-weekly");
     assert_eq!(c["kind"], "chain_conflict");
     assert_eq!(c["scheduled_at"], "2026-11-28T23:05:00+01:00");
+}
+
+/// A volume that hands its schedule to snapwarden: its managed snapshots and the ones each
+/// lifecycle holds back are in the JSON (keys only such volumes have), the window fits, and a
+/// `max_defer` too short for the backup is a predicted conflict (exit 1).
+#[test]
+fn plan_and_check_show_the_managed_snapshots_a_lifecycle_holds_back() {
+    let o = snapwarden(&[
+        "plan",
+        "config/managed-demo.toml",
+        "--from",
+        "2027-03-01T10:00:00Z",
+        "--hours",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let vol = &v["volumes"][0];
+    assert_eq!(vol["scheduled_snapshots"].as_array().map(Vec::len), Some(0));
+    assert_eq!(vol["managed_snapshots"].as_array().map(Vec::len), Some(30));
+    assert_eq!(vol["lifecycles"][0]["outcome"], "fits");
+    // The 10:00 backup may hold its clone until 10:07 (max 7m): 10:02 waits 5m10s at most.
+    let d = &vol["deferrals"][0];
+    assert_eq!(d["at"], "2027-03-01T10:02:00+00:00");
+    assert_eq!(d["until"], "2027-03-01T10:07:10+00:00");
+    assert_eq!(d["seconds"], 310);
+    assert_eq!(d["exceeds_max_defer"], false);
+    assert_eq!(d["window"], "db");
+
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/managed-demo.toml"),
+    )
+    .unwrap()
+    .replace("max_defer = \"8m\"", "max_defer = \"5m\"");
+    std::fs::write(&short, text).unwrap();
+    let o = snapwarden(&[
+        "check",
+        short.to_str().unwrap(),
+        "--from",
+        "2027-03-01T10:00:00Z",
+        "--hours",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("max_defer: two_min at 10:02"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -432,5 +537,39 @@ fn a_single_shift_and_occurrence_read_as_english() {
              (start = \"20 2 * * *\") and window exchange fits its only occurrence in the next 24 h"
         ),
         "{out}"
+    );
+}
+
+#[test]
+fn names_ontap_or_a_label_would_refuse_are_errors_of_check() {
+    // A cluster label with a combining accent and a zero-width space, and a volume name ONTAP
+    // refuses: both located, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.toml");
+    // The planning demo's cluster is "demo"; its first volume "vol_sql".
+    let text = std::fs::read_to_string("config/planning-demo.toml").unwrap();
+    let bad = text
+        .replace("\"demo\"", "\"prod-e\u{301}\u{200B}\"")
+        .replace("demo/", "prod-e\u{301}\u{200B}/")
+        .replacen("name = \"vol_sql\"", "name = \"vol_é中\"", 1);
+    std::fs::write(&path, bad).unwrap();
+    let o = snapwarden(&["check", path.to_str().unwrap(), "--from", FROM]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "cluster name \"prod-e\\u{301}\\u{200b}\" has characters it cannot hold: U+0301 (a combining mark), U+200B (an invisible format character)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "volume name \"vol_é中\" has characters it cannot hold: 'é' (U+00E9), '中' (U+4E2D)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ONTAP volume names are 1 to 203"),
+        "{err}"
     );
 }

@@ -163,7 +163,7 @@ fn the_example_worlds_veeam_server_builds() {
         .build(chrono::Utc::now(), "example")
         .expect("world builds");
     let servers =
-        snapwarden::veeam::sim_config::build(veeam, &world, "example").expect("veeam builds");
+        snapwarden::sim::veeam::config::build(veeam, &world, "example").expect("veeam builds");
     assert_eq!(servers.len(), 1);
     assert_eq!(servers[0].0, "vbr");
     assert_eq!(servers[0].1.jobs[0].targets[0].luns, ["/vol/vmfs01/lun1"]);

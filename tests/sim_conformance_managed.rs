@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
-use process_support::{netapp_python, KillOnDrop, TlsSimulator};
+use process_support::{netapp_python, output_within, KillOnDrop, TlsSimulator};
 use serde_json::json;
 use snapwarden::agent::journal::{Journal, ManagedRecord, ObjectState};
 
@@ -33,6 +33,8 @@ const PASSWORD_ENV: &str = "SNAPWARDEN_MANAGED_CONFORMANCE_PASSWORD";
 const ZONE: &str = "Asia/Kolkata";
 const UTC_OFFSET_MINUTES: i64 = 330;
 const HANDED_OVER_COMMENT: &str = "taken by ONTAP before the hand-over";
+/// How long the Python script may take (it lists a dozen snapshots).
+const SCRIPT_BOUND: Duration = Duration::from_secs(120);
 /// Names beside the series that follow no copy's exact pattern.
 const LOOKALIKES: [&str; 3] = [
     "minutely.backup",
@@ -320,18 +322,17 @@ async fn the_official_python_client_sees_the_managed_snapshots() {
         .trim_end_matches('/')
         .to_string();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args([
-                script,
-                "127.0.0.1",
-                &port,
-                USER,
-                PASSWORD,
-                "https",
-                &expected,
-            ])
-            .output()
-            .expect("SNAPWARDEN_TEST_PYTHON runs")
+        let mut cmd = Command::new(python);
+        cmd.args([
+            script,
+            "127.0.0.1",
+            &port,
+            USER,
+            PASSWORD,
+            "https",
+            &expected,
+        ]);
+        output_within(cmd, SCRIPT_BOUND)
     })
     .await
     .expect("the script ran");

@@ -15,6 +15,13 @@ use super::state::{InForce, Occurrence, Open, Step, VolumeKey};
 use super::{recommend, Agent};
 use crate::planner::human as planner_human;
 
+/// A stage's creates and releases, run as one concurrent batch each.
+#[derive(Default)]
+struct Batch {
+    creates: Vec<(super::cycle::Cycle, crate::ontap::VolumeRef)>,
+    releases: Vec<(String, crate::ontap::VolumeRef, bool)>,
+}
+
 impl Agent {
     /// Applies one stage's actions in order; creates and releases run as one concurrent batch
     /// each, after the stage's other actions.
@@ -25,200 +32,211 @@ impl Agent {
         if stage == Stage::Managed {
             self.forget_deleted();
         }
-        let mut creates = Vec::new();
-        let mut releases = Vec::new();
+        let mut batch = Batch::default();
         for action in actions {
             tracing::debug!(stage = ?stage, "{action}");
-            match action {
-                Action::RecordConflict(c) => self.record_conflict(c),
-                Action::RecordLockedSpace(space) => {
-                    let r = self.ctx.journal.record_locked_space(&space);
-                    self.journaled(r, || {
-                        format!("the space of locked cycle {}", space.cycle_id)
-                    });
+            self.apply_one(action, now, &mut batch).await;
+        }
+        if !batch.creates.is_empty() {
+            self.create_all(batch.creates).await;
+        }
+        if !batch.releases.is_empty() {
+            self.release_all(batch.releases, now).await;
+        }
+    }
+
+    /// One action; a create or a release joins the stage's batch.
+    async fn apply_one(&mut self, action: Action, now: DateTime<Utc>, batch: &mut Batch) {
+        match action {
+            Action::RecordConflict(c) => self.record_conflict(c),
+            Action::RecordLockedSpace(space) => {
+                let r = self.ctx.journal.record_locked_space(&space);
+                self.journaled(r, || {
+                    format!("the space of locked cycle {}", space.cycle_id)
+                });
+            }
+            Action::Warn {
+                key,
+                message,
+                orphan,
+            } => self.warn_orphan(key, message, orphan),
+            Action::Unpinned { cycle } => self.unpin(&cycle),
+            Action::Reopen {
+                cycle,
+                uuid,
+                seen_at,
+            } => self.reopen(&cycle, &uuid, seen_at, now),
+            Action::Update { cycle, why } => self.update(cycle, &why),
+            Action::Settle { cycle } => self.settle(cycle, now),
+            Action::Resume {
+                cycle,
+                step,
+                why,
+                orphan,
+            } => self.resume(cycle, step, &why, orphan, now),
+            Action::Adopt {
+                cycle,
+                snapshot_uuid,
+                clones,
+            } => self.adopt(cycle, &snapshot_uuid, &clones, now),
+            Action::Exclude { volume, kind, why } => {
+                self.warn_once(
+                    format!("excluded:{volume}:{why}"),
+                    format!("volume {volume} is left out: {why}"),
+                );
+                self.memory.excluded.push((volume, kind, why));
+            }
+            Action::Forget { occurrence, .. } => {
+                self.memory.started.insert(occurrence);
+            }
+            Action::Skip { cycle } => self.skip(cycle, now),
+            Action::Start {
+                mut cycle,
+                volume,
+                switched,
+            } => {
+                cycle.id = uuid::Uuid::new_v4().to_string();
+                if let Some(key) = switched {
+                    self.switched(&key, &cycle.id, now);
                 }
-                Action::Warn {
-                    key,
-                    message,
-                    orphan,
-                } => {
-                    if let Some(kind) = orphan {
-                        self.metrics.orphan(kind, "ignored", &key);
-                    }
-                    self.warn_once(key, message);
-                }
-                Action::Unpinned { cycle } => {
-                    if let Some(o) = self.memory.open.get_mut(&cycle) {
-                        if let Step::Locked { retry, .. } = o.step {
-                            o.step = Step::Locked {
-                                unpinned: true,
-                                retry,
-                            };
-                        }
-                    }
-                }
-                Action::Reopen {
-                    cycle,
-                    uuid,
-                    seen_at,
-                } => self.reopen(&cycle, &uuid, seen_at, now),
-                Action::Update { cycle, why } => {
-                    let r = self.ctx.journal.update_cycle(&cycle);
-                    self.journaled(r, || format!("cycle {}", cycle.id));
-                    tracing::info!(
-                        cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
-                        window = %cycle.window, cycle = %cycle.id, snapshot = %cycle.backing_snapshot,
-                        "{why}"
-                    );
-                    if let Some(o) = self.memory.open.get_mut(&cycle.id) {
-                        o.cycle = cycle;
-                    }
-                }
-                Action::Settle { cycle } => {
-                    let r = self.ctx.journal.update_cycle(&cycle);
-                    self.journaled(r, || format!("cycle {}", cycle.id));
-                    tracing::info!(
-                        cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
-                        window = %cycle.window, cycle = %cycle.id, snapshot = %cycle.backing_snapshot,
-                        state = cycle.state.as_str(),
-                        result = cycle.result.map_or("completed", |r| r.as_str()),
-                        "driver cycle settled: {}", cycle.detail
-                    );
-                    self.memory.open.remove(&cycle.id);
-                    self.remember(cycle, now);
-                }
-                Action::Resume {
-                    cycle,
-                    step,
-                    why,
-                    orphan,
-                } => self.resume(cycle, step, &why, orphan, now),
-                Action::Adopt {
-                    cycle,
-                    snapshot_uuid,
-                    clones,
-                } => self.adopt(cycle, &snapshot_uuid, &clones, now),
-                Action::Exclude { volume, kind, why } => {
-                    self.warn_once(
-                        format!("excluded:{volume}:{why}"),
-                        format!("volume {volume} is left out: {why}"),
-                    );
-                    self.memory.excluded.push((volume, kind, why));
-                }
-                Action::Forget { occurrence, .. } => {
-                    self.memory.started.insert(occurrence);
-                }
-                Action::Skip { cycle } => self.skip(cycle, now),
-                Action::Start {
-                    mut cycle,
-                    volume,
-                    switched,
-                } => {
-                    cycle.id = uuid::Uuid::new_v4().to_string();
-                    if let Some(key) = switched {
-                        self.switched(&key, &cycle.id, now);
-                    }
-                    self.memory.started.insert(Occurrence::of_cycle(&cycle));
-                    creates.push((cycle, volume));
-                }
-                Action::StartTool {
-                    window,
-                    cycles,
-                    resume,
-                } => self.start_tool(&window, cycles, resume, now),
-                Action::Arm { at } => self.memory.next_create = at,
-                Action::Release {
-                    cycle,
-                    volume,
-                    fresh,
-                    ..
-                } => releases.push((cycle, volume, fresh)),
-                Action::Raise {
-                    volume,
+                self.memory.started.insert(Occurrence::of_cycle(&cycle));
+                batch.creates.push((cycle, volume));
+            }
+            Action::StartTool {
+                window,
+                cycles,
+                resume,
+            } => self.start_tool(&window, cycles, resume, now),
+            Action::Arm { at } => self.memory.next_create = at,
+            Action::Release {
+                cycle,
+                volume,
+                fresh,
+                ..
+            } => batch.releases.push((cycle, volume, fresh)),
+            Action::Raise {
+                volume,
+                since,
+                evidence,
+                locked_bytes,
+                licensed,
+            } => {
+                let f = InForce {
                     since,
                     evidence,
                     locked_bytes,
                     licensed,
-                } => {
-                    self.metrics.set_flexclone_recommended(
-                        &volume.cluster,
-                        &volume.svm,
-                        &volume.volume,
-                        true,
-                    );
-                    self.journal_recommendation(
-                        &volume,
-                        RecommendationKind::Raised,
-                        since,
-                        evidence.clone(),
-                    );
-                    tracing::warn!(cluster = %volume.cluster, svm = %volume.svm, volume = %volume.volume,
-                        "FlexClone recommended: {evidence}");
-                    let f = InForce {
-                        since,
-                        evidence,
-                        locked_bytes,
-                        licensed,
-                        switched: false,
-                    };
-                    self.memory.recommended.insert(volume, f);
-                }
-                Action::Refresh {
-                    volume,
-                    evidence,
-                    locked_bytes,
-                    licensed,
-                } => {
-                    if let Some(f) = self.memory.recommended.get_mut(&volume) {
-                        f.evidence = evidence;
-                        f.locked_bytes = locked_bytes;
-                        f.licensed = licensed;
-                    }
-                }
-                Action::TakeManaged(take) => self.take_managed(*take, now).await,
-                Action::Defer { copy, since, why } => {
-                    tracing::info!(
-                        cluster = %copy.volume.cluster, svm = %copy.volume.svm,
-                        volume = %copy.volume.volume,
-                        "managed snapshot of {copy} due at {} waits: {why}", since.to_rfc3339()
-                    );
-                    self.state(&copy).waiting = Some((since, why));
-                }
-                Action::Rotate {
-                    copy,
-                    volume,
-                    snapshots,
-                } => self.rotate(&copy, &volume, &snapshots, now).await,
-                Action::SettleManaged { copy, name, uuid } => {
-                    self.settle_managed(&copy, &name, uuid.as_deref())
-                }
-                Action::ArmManaged { at } => self.memory.next_managed = at,
-                Action::Clear { volume, within } => {
-                    self.memory.recommended.remove(&volume);
-                    self.metrics.set_flexclone_recommended(
-                        &volume.cluster,
-                        &volume.svm,
-                        &volume.volume,
-                        false,
-                    );
-                    self.journal_recommendation(
-                        &volume,
-                        RecommendationKind::Cleared,
-                        now,
-                        String::new(),
-                    );
-                    tracing::info!(cluster = %volume.cluster, svm = %volume.svm, volume = %volume.volume,
-                        "FlexClone recommendation cleared: no counting conflict for {}",
-                        planner_human(within));
+                    switched: false,
+                };
+                self.raise(volume, f);
+            }
+            Action::Refresh {
+                volume,
+                evidence,
+                locked_bytes,
+                licensed,
+            } => {
+                if let Some(f) = self.memory.recommended.get_mut(&volume) {
+                    (f.evidence, f.locked_bytes, f.licensed) = (evidence, locked_bytes, licensed);
                 }
             }
+            Action::Clear { volume, within } => self.clear(volume, within, now),
+            Action::TakeManaged(take) => self.take_managed(*take, now).await,
+            Action::Defer { copy, since, why } => self.defer(&copy, since, why),
+            Action::Rotate {
+                copy,
+                volume,
+                snapshots,
+            } => self.rotate(&copy, &volume, &snapshots, now).await,
+            Action::SettleManaged { copy, name, uuid } => {
+                self.settle_managed(&copy, &name, uuid.as_deref())
+            }
+            Action::ArmManaged { at } => self.memory.next_managed = at,
         }
-        if !creates.is_empty() {
-            self.create_all(creates).await;
+    }
+
+    /// Something looks like snapwarden's but is not (counted once as an ignored orphan).
+    fn warn_orphan(&mut self, key: String, message: String, orphan: Option<&'static str>) {
+        if let Some(kind) = orphan {
+            self.metrics.orphan(kind, "ignored", &key);
         }
-        if !releases.is_empty() {
-            self.release_all(releases, now).await;
+        self.warn_once(key, message);
+    }
+
+    /// A due managed snapshot waits for a clone to go.
+    fn defer(&mut self, copy: &super::managed::CopyKey, since: DateTime<Utc>, why: String) {
+        tracing::info!(
+            cluster = %copy.volume.cluster, svm = %copy.volume.svm, volume = %copy.volume.volume,
+            "managed snapshot of {copy} due at {} waits: {why}", since.to_rfc3339()
+        );
+        self.state(copy).waiting = Some((since, why));
+    }
+
+    /// A locked cycle's pins are gone: its release is tried again.
+    fn unpin(&mut self, id: &str) {
+        if let Some(o) = self.memory.open.get_mut(id) {
+            if let Step::Locked { retry, .. } = o.step {
+                o.step = Step::Locked {
+                    unpinned: true,
+                    retry,
+                };
+            }
         }
+    }
+
+    /// A cycle's new record, journaled and kept.
+    fn update(&mut self, cycle: super::cycle::Cycle, why: &str) {
+        let r = self.ctx.journal.update_cycle(&cycle);
+        self.journaled(r, || format!("cycle {}", cycle.id));
+        tracing::info!(
+            cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+            window = %cycle.window, cycle = %cycle.id, snapshot = %cycle.backing_snapshot,
+            "{why}"
+        );
+        if let Some(o) = self.memory.open.get_mut(&cycle.id) {
+            o.cycle = cycle;
+        }
+    }
+
+    /// A driver cycle ends: its last record journaled, kept as recent.
+    fn settle(&mut self, cycle: super::cycle::Cycle, now: DateTime<Utc>) {
+        let r = self.ctx.journal.update_cycle(&cycle);
+        self.journaled(r, || format!("cycle {}", cycle.id));
+        tracing::info!(
+            cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+            window = %cycle.window, cycle = %cycle.id, snapshot = %cycle.backing_snapshot,
+            state = cycle.state.as_str(),
+            result = cycle.result.map_or("completed", |r| r.as_str()),
+            "driver cycle settled: {}", cycle.detail
+        );
+        self.memory.open.remove(&cycle.id);
+        self.remember(cycle, now);
+    }
+
+    /// A FlexClone recommendation raised: metric, journal, log.
+    fn raise(&mut self, volume: VolumeKey, f: InForce) {
+        self.metrics
+            .set_flexclone_recommended(&volume.cluster, &volume.svm, &volume.volume, true);
+        self.journal_recommendation(
+            &volume,
+            RecommendationKind::Raised,
+            f.since,
+            f.evidence.clone(),
+        );
+        tracing::warn!(cluster = %volume.cluster, svm = %volume.svm, volume = %volume.volume,
+            "FlexClone recommended: {}", f.evidence);
+        self.memory.recommended.insert(volume, f);
+    }
+
+    /// A FlexClone recommendation cleared: metric, journal, log.
+    fn clear(&mut self, volume: VolumeKey, within: chrono::TimeDelta, now: DateTime<Utc>) {
+        self.memory.recommended.remove(&volume);
+        self.metrics
+            .set_flexclone_recommended(&volume.cluster, &volume.svm, &volume.volume, false);
+        self.journal_recommendation(&volume, RecommendationKind::Cleared, now, String::new());
+        tracing::info!(cluster = %volume.cluster, svm = %volume.svm, volume = %volume.volume,
+            "FlexClone recommendation cleared: no counting conflict for {}",
+            planner_human(within));
     }
 
     /// Snapshots a rotation deleted that the listings no longer show need no remembering.

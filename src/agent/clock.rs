@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -20,6 +21,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
     /// Resolves once `now() >= at` (at once when `at` is already past).
     fn sleep_until(&self, at: DateTime<Utc>) -> Sleep;
+}
+
+/// `clock`'s `now` as a plain function, for what follows the agent's time without knowing the
+/// agent (the embedded simulator's clients, `sim::embedded`).
+pub fn reader<C: Clock + ?Sized>(clock: Arc<C>) -> Arc<dyn Fn() -> DateTime<Utc> + Send + Sync> {
+    Arc::new(move || clock.now())
 }
 
 /// Longest single tokio sleep; longer waits re-check the clock (tokio timers cap at about 2 years,

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use super::clock::Clock;
 use super::cycle::{Cycle, CycleResult};
 use super::discovery::Inventory;
-use super::error_chain;
 use super::journal::{ActionKind, ActionOutcome, Journal};
+use crate::error::error_chain;
 use crate::veeam::{SessionResult, SessionState, VeeamClient, VeeamError};
 
 /// How long past the window's `max` a Veeam job is followed: snapwarden never stops it, and a
@@ -95,15 +95,15 @@ pub async fn follow_veeam(
     note: Note,
     mut cancel: watch::Receiver<bool>,
 ) -> Report {
-    let first = run.cycles.first().cloned().unwrap_or_default();
-    let fail = |detail: String, clock: &Arc<dyn Clock>| Report {
-        result: Some(CycleResult::Failed),
-        detail,
-        ended_at: clock.now(),
-    };
     let client = match &run.client {
         Ok(c) => c.clone(),
-        Err(e) => return fail(e.clone(), &clock),
+        Err(e) => {
+            return Report {
+                result: Some(CycleResult::Failed),
+                detail: e.clone(),
+                ended_at: clock.now(),
+            }
+        }
     };
     let journal_action = |what: ActionKind, result: ActionOutcome, detail: &str| {
         for id in &run.cycles {
@@ -115,35 +115,70 @@ pub async fn follow_veeam(
         }
     };
     if run.resume {
-        let found = match client.find_job(&run.job).await {
-            Ok(job) => client.running_session(&job).await.map(|s| (job, s)),
-            Err(e) => Err(e),
-        };
-        return match found {
-            Ok((job, Some(session))) => {
-                tracing::info!(server = %run.server, job = %job.name, cycle = %first,
-                    session = %session.id, "following the Veeam job's running session again");
-                follow(&run, &client, job, session, &clock, &journal, &note, cancel).await
-            }
-            Ok((job, None)) => fail(
-                format!(
-                    "the agent stopped while Veeam job {:?} ran; it is no longer running and its outcome is unknown",
-                    job.name
-                ),
-                &clock,
-            ),
-            Err(e) => fail(
-                format!(
-                    "the agent stopped while the Veeam job ran; its session cannot be found again: {}",
-                    error_chain(&e)
-                ),
-                &clock,
-            ),
-        };
+        return resume(&run, &client, &clock, &journal, &note, cancel).await;
     }
-    // Start (or find running), retried while the start still fits.
+    let (job, session) =
+        match start_job(&run, &client, &clock, &journal_action, &note, &mut cancel).await {
+            Ok(started) => started,
+            Err(report) => return report,
+        };
+    follow(&run, &client, job, session, &clock, &journal, &note, cancel).await
+}
+
+/// A restart: follows the job's running session again (never starts the job).
+async fn resume(
+    run: &VeeamRun,
+    client: &VeeamClient,
+    clock: &Arc<dyn Clock>,
+    journal: &Journal,
+    note: &Note,
+    cancel: watch::Receiver<bool>,
+) -> Report {
+    let first = run.cycles.first().cloned().unwrap_or_default();
+    let fail = |detail: String| Report {
+        result: Some(CycleResult::Failed),
+        detail,
+        ended_at: clock.now(),
+    };
+    let found = match client.find_job(&run.job).await {
+        Ok(job) => client.running_session(&job).await.map(|s| (job, s)),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((job, Some(session))) => {
+            tracing::info!(server = %run.server, job = %job.name, cycle = %first,
+                session = %session.id, "following the Veeam job's running session again");
+            follow(run, client, job, session, clock, journal, note, cancel).await
+        }
+        Ok((job, None)) => fail(format!(
+            "the agent stopped while Veeam job {:?} ran; it is no longer running and its outcome is unknown",
+            job.name
+        )),
+        Err(e) => fail(format!(
+            "the agent stopped while the Veeam job ran; its session cannot be found again: {}",
+            error_chain(&e)
+        )),
+    }
+}
+
+/// Starts the job (or finds it running), retried with backoff while the start still fits; the
+/// job and its session, or the failed run's report.
+async fn start_job(
+    run: &VeeamRun,
+    client: &VeeamClient,
+    clock: &Arc<dyn Clock>,
+    journal_action: &(dyn Fn(ActionKind, ActionOutcome, &str) + Sync),
+    note: &Note,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<(crate::veeam::Job, crate::veeam::Session), Report> {
+    let first = run.cycles.first().cloned().unwrap_or_default();
+    let fail = |detail: String| Report {
+        result: Some(CycleResult::Failed),
+        detail,
+        ended_at: clock.now(),
+    };
     let mut attempt = 0u32;
-    let started = loop {
+    loop {
         if let Some(Err(e)) = run.fence.as_ref().map(|f| f.check()) {
             tracing::warn!(server = %run.server, job = %run.job, cycle = %first,
                 "Veeam job not started: {e}");
@@ -152,13 +187,13 @@ pub async fn follow_veeam(
                 ActionOutcome::NotLeader,
                 &e.to_string(),
             );
-            return fail(format!("Veeam job not started: {e}"), &clock);
+            return Err(fail(format!("Veeam job not started: {e}")));
         }
         let outcome = match client.find_job(&run.job).await {
             Ok(job) => client.start_job(&job).await.map(|s| (job, s)),
             Err(e) => Err(e),
         };
-        match outcome {
+        let e = match outcome {
             Ok((job, started)) => {
                 let how = match &started {
                     crate::veeam::Started::New(_) => "started",
@@ -171,47 +206,41 @@ pub async fn follow_veeam(
                     ActionOutcome::Ok,
                     &format!("session {}", started.session().id),
                 );
-                break (job, started.session().clone());
+                return Ok((job, started.session().clone()));
             }
-            Err(e) => {
-                let text = error_chain(&e);
-                journal_action(ActionKind::VeeamStart, ActionOutcome::Error, &text);
-                let now = clock.now();
-                if permanent(&e) {
-                    tracing::error!(server = %run.server, job = %run.job, cycle = %first,
-                        "Veeam job not started: {text}");
-                    return fail(format!("Veeam job not started: {text}"), &clock);
-                }
-                let wait = retry_after(attempt);
-                attempt = attempt.saturating_add(1);
-                if now + wait > run.start_by {
-                    tracing::error!(server = %run.server, job = %run.job, cycle = %first,
-                        attempts = attempt, "Veeam job not started, no retry fits before {}: {text}",
-                        run.start_by.to_rfc3339());
-                    return fail(
-                        format!(
-                            "Veeam job not started after {attempt} attempt(s) (the last start that fits was {}): {text}",
-                            run.start_by.to_rfc3339()
-                        ),
-                        &clock,
-                    );
-                }
-                tracing::error!(server = %run.server, job = %run.job, cycle = %first,
-                    attempt = attempt, retry_in_seconds = wait.num_seconds(),
-                    "Veeam job not started yet: {text}");
-                note(format!(
-                    "Veeam job not started yet ({attempt} attempt(s), next at {}): {text}",
-                    (now + wait).to_rfc3339()
-                ));
-                tokio::select! {
-                    _ = clock.sleep_until(now + wait) => {}
-                    _ = cancel.changed() => return fail("the agent stopped before the Veeam job started".into(), &clock),
-                }
-            }
+            Err(e) => e,
+        };
+        let text = error_chain(&e);
+        journal_action(ActionKind::VeeamStart, ActionOutcome::Error, &text);
+        let now = clock.now();
+        if permanent(&e) {
+            tracing::error!(server = %run.server, job = %run.job, cycle = %first,
+                "Veeam job not started: {text}");
+            return Err(fail(format!("Veeam job not started: {text}")));
         }
-    };
-    let (job, session) = started;
-    follow(&run, &client, job, session, &clock, &journal, &note, cancel).await
+        let wait = retry_after(attempt);
+        attempt = attempt.saturating_add(1);
+        if now + wait > run.start_by {
+            tracing::error!(server = %run.server, job = %run.job, cycle = %first,
+                attempts = attempt, "Veeam job not started, no retry fits before {}: {text}",
+                run.start_by.to_rfc3339());
+            return Err(fail(format!(
+                "Veeam job not started after {attempt} attempt(s) (the last start that fits was {}): {text}",
+                run.start_by.to_rfc3339()
+            )));
+        }
+        tracing::error!(server = %run.server, job = %run.job, cycle = %first,
+            attempt = attempt, retry_in_seconds = wait.num_seconds(),
+            "Veeam job not started yet: {text}");
+        note(format!(
+            "Veeam job not started yet ({attempt} attempt(s), next at {}): {text}",
+            (now + wait).to_rfc3339()
+        ));
+        tokio::select! {
+            _ = clock.sleep_until(now + wait) => {}
+            _ = cancel.changed() => return Err(fail("the agent stopped before the Veeam job started".into())),
+        }
+    }
 }
 
 /// Polls `session` of `job` until `Stopped` (or `follow_until`); its outcome.
@@ -220,12 +249,29 @@ async fn follow(
     run: &VeeamRun,
     client: &VeeamClient,
     job: crate::veeam::Job,
-    mut session: crate::veeam::Session,
+    session: crate::veeam::Session,
     clock: &Arc<dyn Clock>,
     journal: &Journal,
     note: &Note,
-    mut cancel: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
 ) -> Report {
+    match until_stopped(run, client, &job, session, clock, note, cancel).await {
+        Ok(session) => stopped(run, &job, session, clock, journal),
+        Err(report) => report,
+    }
+}
+
+/// Polls the session until it stops: the stopped session, or the report of a run no longer
+/// followed (past `follow_until`, or the agent stopping).
+async fn until_stopped(
+    run: &VeeamRun,
+    client: &VeeamClient,
+    job: &crate::veeam::Job,
+    mut session: crate::veeam::Session,
+    clock: &Arc<dyn Clock>,
+    note: &Note,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<crate::veeam::Session, Report> {
     let first = run.cycles.first().cloned().unwrap_or_default();
     let fail = |detail: String| Report {
         result: Some(CycleResult::Failed),
@@ -252,7 +298,7 @@ async fn follow(
             } else {
                 CycleResult::Failed
             };
-            return Report {
+            return Err(Report {
                 result: Some(result),
                 detail: format!(
                     "Veeam session {} of job {:?} {why} at {}; no longer followed",
@@ -261,7 +307,7 @@ async fn follow(
                     now.to_rfc3339()
                 ),
                 ended_at: now,
-            };
+            });
         }
         let wait = if failures == 0 {
             POLL
@@ -270,7 +316,7 @@ async fn follow(
         };
         tokio::select! {
             _ = clock.sleep_until((now + wait).min(run.follow_until)) => {}
-            _ = cancel.changed() => return fail(format!("the agent stopped while following Veeam session {}", session.id)),
+            _ = cancel.changed() => return Err(fail(format!("the agent stopped while following Veeam session {}", session.id))),
         }
         match client.session(&job.name, &session.id).await {
             Ok(s) => {
@@ -291,6 +337,19 @@ async fn follow(
             }
         }
     }
+    Ok(session)
+}
+
+/// The report of a stopped session: its result (an overrun when it ended past `release_by`),
+/// journaled for each cycle.
+fn stopped(
+    run: &VeeamRun,
+    job: &crate::veeam::Job,
+    session: crate::veeam::Session,
+    clock: &Arc<dyn Clock>,
+    journal: &Journal,
+) -> Report {
+    let first = run.cycles.first().cloned().unwrap_or_default();
     let ended_at = session
         .end_time
         .as_deref()

@@ -479,7 +479,7 @@ async fn run_webhook(
             deadline.to_rfc3339()
         )),
         Err(e) if e.is_builder() => HookOutcome::NotStarted(format!("webhook {url}: {e}")),
-        Err(e) => HookOutcome::Failed(format!("webhook {url}: {}", super::error_chain(&e))),
+        Err(e) => HookOutcome::Failed(format!("webhook {url}: {}", crate::error::error_chain(&e))),
     }
 }
 

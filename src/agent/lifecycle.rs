@@ -15,8 +15,9 @@ use super::journal::{ActionKind, ActionOutcome};
 use super::observe;
 use super::stage::{self, Stage};
 use super::state::{Occurrence, Open, Retry, Step, VolumeKey};
-use super::{driver, error_chain, Agent, Event};
+use super::{driver, Agent, Event};
 use crate::config::{CloneMethod, Driver, HookAction, OnOverrun, Window};
+use crate::error::error_chain;
 use crate::ontap::VolumeRef;
 use crate::planner;
 
@@ -292,88 +293,110 @@ impl Agent {
         else {
             return;
         };
+        match &window.driver {
+            Driver::Veeam(job) => self.spawn_veeam(&window, job, ids, &first, resume),
+            Driver::Hook(on_overrun) => self.spawn_hook(&window, *on_overrun, ids, first, now),
+            Driver::Snapwarden(_) => {}
+        }
+    }
+
+    /// Follows a Veeam job for one occurrence's cycles (`ids`) in a task of its own.
+    fn spawn_veeam(
+        &mut self,
+        window: &Window,
+        job: &crate::config::VeeamJobRef,
+        ids: Vec<String>,
+        first: &Cycle,
+        resume: bool,
+    ) {
         let clock = self.ctx.clock.clone();
         let events = self.events_tx.clone();
         let cancel = self.stop_hooks.subscribe();
-        match &window.driver {
-            Driver::Veeam(job) => {
-                let client = self.veeam_client(job.server);
-                let run = driver::VeeamRun {
-                    client,
-                    server: self
-                        .policy
-                        .veeam
-                        .get(job.server)
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default(),
-                    job: job.job.clone(),
-                    cycles: ids.clone(),
-                    start_by: first.release_by - window.expected,
-                    release_by: first.release_by,
-                    follow_until: first.release_by + driver::FOLLOW_LIMIT,
-                    resume,
-                    fence: self.ctx.fence.clone(),
-                };
-                let journal = self.ctx.journal.clone();
-                let (notes, noted) = (events.clone(), ids.clone());
-                let note: driver::Note = Box::new(move |detail| {
-                    // The loop is gone only when the agent stopped: nobody to tell.
-                    let _ = notes.send(Event::DriverNote {
-                        cycles: noted.clone(),
-                        detail,
-                    });
-                });
-                tokio::spawn(async move {
-                    let report = driver::follow_veeam(run, clock, journal, note, cancel).await;
-                    let _ = events.send(Event::DriverEnded {
-                        cycles: ids,
-                        report,
-                    });
-                });
+        let client = self.veeam_client(job.server);
+        let run = driver::VeeamRun {
+            client,
+            server: self
+                .policy
+                .veeam
+                .get(job.server)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            job: job.job.clone(),
+            cycles: ids.clone(),
+            start_by: first.release_by - window.expected,
+            release_by: first.release_by,
+            follow_until: first.release_by + driver::FOLLOW_LIMIT,
+            resume,
+            fence: self.ctx.fence.clone(),
+        };
+        let journal = self.ctx.journal.clone();
+        let (notes, noted) = (events.clone(), ids.clone());
+        let note: driver::Note = Box::new(move |detail| {
+            // The loop is gone only when the agent stopped: nobody to tell.
+            let _ = notes.send(Event::DriverNote {
+                cycles: noted.clone(),
+                detail,
+            });
+        });
+        tokio::spawn(async move {
+            let report = driver::follow_veeam(run, clock, journal, note, cancel).await;
+            let _ = events.send(Event::DriverEnded {
+                cycles: ids,
+                report,
+            });
+        });
+    }
+
+    /// Runs a hook-driven window's hook for one occurrence's cycles (`ids`) in a task of its own.
+    fn spawn_hook(
+        &mut self,
+        window: &Window,
+        on_overrun: OnOverrun,
+        ids: Vec<String>,
+        first: Cycle,
+        now: DateTime<Utc>,
+    ) {
+        let Some(spec) = self.hook_spec(&first) else {
+            let report = driver::Report {
+                result: Some(CycleResult::Failed),
+                detail: "driver = \"hook\" but the window has no hook".into(),
+                ended_at: now,
+            };
+            for id in &ids {
+                self.driver_ended(id, &report);
             }
-            Driver::Hook(on_overrun) => {
-                let on_overrun = *on_overrun;
-                let Some(spec) = self.hook_spec(&first) else {
-                    let report = driver::Report {
-                        result: Some(CycleResult::Failed),
-                        detail: "driver = \"hook\" but the window has no hook".into(),
-                        ended_at: now,
-                    };
-                    for id in &ids {
-                        self.driver_ended(id, &report);
-                    }
-                    return;
-                };
-                let deadline = backup_deadline(&window, &spec, first.release_by, now);
-                let work_dir = self.options.state_dir.join("hooks");
-                let http = self.http.clone();
-                tokio::spawn(async move {
-                    let outcome =
-                        hook::run(&spec, &first, deadline, &clock, &work_dir, &http, cancel).await;
-                    let (result, detail) = finished_late(
-                        hook_result(outcome),
-                        on_overrun,
-                        first.release_by,
-                        clock.now(),
-                    );
-                    let detail = if detail.is_empty() {
-                        format!("hook {} succeeded", spec.describe())
-                    } else {
-                        format!("hook {}: {detail}", spec.describe())
-                    };
-                    let report = driver::Report {
-                        result,
-                        detail,
-                        ended_at: clock.now(),
-                    };
-                    let _ = events.send(Event::DriverEnded {
-                        cycles: ids,
-                        report,
-                    });
-                });
-            }
-            Driver::Snapwarden(_) => {}
-        }
+            return;
+        };
+        let clock = self.ctx.clock.clone();
+        let events = self.events_tx.clone();
+        let cancel = self.stop_hooks.subscribe();
+        let deadline = backup_deadline(window, &spec, first.release_by, now);
+        let work_dir = self.options.state_dir.join("hooks");
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            let outcome =
+                hook::run(&spec, &first, deadline, &clock, &work_dir, &http, cancel).await;
+            let (result, detail) = finished_late(
+                hook_result(outcome),
+                on_overrun,
+                first.release_by,
+                clock.now(),
+            );
+            let detail = if detail.is_empty() {
+                format!("hook {} succeeded", spec.describe())
+            } else {
+                format!("hook {}: {detail}", spec.describe())
+            };
+            let report = driver::Report {
+                result,
+                detail,
+                ended_at: clock.now(),
+            };
+            let _ = events.send(Event::DriverEnded {
+                cycles: ids,
+                report,
+            });
+        });
     }
 
     /// The Veeam client of `[[veeam]]` number `server`.

@@ -28,6 +28,7 @@ mod pass;
 pub mod recommend;
 pub mod reload;
 pub mod stage;
+mod startup;
 pub mod state;
 pub mod status;
 mod take;
@@ -38,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Policy;
 use crate::ha::{Election, LeaderElector};
@@ -48,9 +49,9 @@ use clock::Clock;
 use cycle::{Cycle, CycleState};
 use executor::{ClusterConn, Ctx};
 use hook::{HookOutcome, HookSpec};
-use journal::{Journal, JournalError, RecommendationKind};
+use journal::{Journal, JournalError};
 use metrics::Metrics;
-use state::{ClusterView, InForce, Memory, Occurrence, Open, Step, VolumeKey};
+use state::{ClusterView, Memory, Step};
 use status::StatusBoard;
 
 pub use clock::{SystemClock, TokioClock};
@@ -182,91 +183,14 @@ impl Agent {
     ) -> Result<Agent, AgentError> {
         let journal = Arc::new(Journal::open(&options.state_dir)?);
         let now = clock.now();
-        let prefix = &policy.agent.snapshot_prefix;
-        let mut memory = Memory::default();
-        for c in journal.open_cycles()? {
-            // What the recover stage will decide; until then, nothing runs.
-            let step = if !observe::has_prefix(&c.backing_snapshot, prefix) {
-                Step::ToolEnded
-            } else if c.state == CycleState::Locked {
-                Step::Locked {
-                    unpinned: false,
-                    retry: None,
-                }
-            } else {
-                Step::Release
-            };
-            let open = Open {
-                cycle: c,
-                step,
-                settle_after: Some(now),
-            };
-            memory.open.insert(open.cycle.id.clone(), open);
-        }
-        for m in journal.managed(now - managed::LOOKBACK, true)? {
-            let key = managed::CopyKey {
-                volume: VolumeKey {
-                    cluster: m.cluster,
-                    svm: m.svm,
-                    volume: m.volume,
-                },
-                prefix: m.prefix,
-            };
-            memory.managed.entry(key).or_default().pending = Some((m.name, m.asked_at));
-        }
-        let since = now - decide::lookback(&policy) - TimeDelta::days(1);
-        for c in journal.recent_cycles(since, None, 1_000_000)? {
-            memory.started.insert(Occurrence::of_cycle(&c));
-        }
+        let memory = startup::memory(&journal, &policy, now)?;
         let metrics = Arc::new(Metrics::new());
         metrics.config_loaded(&policy, now);
         metrics.watch_journal(journal.health());
-        for e in journal.recommendation_events()? {
-            let key = VolumeKey {
-                cluster: e.cluster,
-                svm: e.svm,
-                volume: e.volume,
-            };
-            match e.event {
-                RecommendationKind::Raised => {
-                    metrics.set_flexclone_recommended(&key.cluster, &key.svm, &key.volume, true);
-                    let f = InForce {
-                        since: e.at,
-                        evidence: e.evidence,
-                        locked_bytes: None,
-                        licensed: None,
-                        switched: false,
-                    };
-                    memory.recommended.insert(key, f);
-                }
-                RecommendationKind::Switched => {
-                    if let Some(f) = memory.recommended.get_mut(&key) {
-                        f.switched = true;
-                    }
-                }
-                RecommendationKind::Cleared => {
-                    memory.recommended.remove(&key);
-                }
-            }
+        for key in memory.recommended.keys() {
+            metrics.set_flexclone_recommended(&key.cluster, &key.svm, &key.volume, true);
         }
-        let conns = policy
-            .clusters
-            .iter()
-            .map(|pc| {
-                let ontap = clusters
-                    .iter()
-                    .find(|c| c.name == pc.name)
-                    .map(|c| c.ontap.clone())
-                    .expect("a client for every policy cluster");
-                let ontap: Arc<dyn Ontap> =
-                    Arc::new(metrics::Counted::new(ontap, metrics.clone(), &pc.name));
-                Arc::new(ClusterConn {
-                    name: pc.name.clone(),
-                    ontap,
-                    permits: Arc::new(Semaphore::new(policy.agent.concurrency)),
-                })
-            })
-            .collect();
+        let conns = startup::connections(&policy, &clusters, &metrics);
         let views = policy
             .clusters
             .iter()
@@ -587,19 +511,4 @@ async fn election_changed(ha: &mut Option<Ha>) {
         }
     }
     std::future::pending().await
-}
-
-/// An error and its sources, `outer: inner: innermost` (thiserror's `Display` shows one level).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
 }

@@ -11,7 +11,8 @@ use super::discovery::{self, Depth};
 use super::journal;
 use super::state::VolumeKey;
 use super::status::{self, ClusterStatus, LiveCycle, Status};
-use super::{error_chain, Agent};
+use super::Agent;
+use crate::error::error_chain;
 use crate::planner::Observed;
 
 /// First retry of an unreachable cluster; doubles up to [`MAX_CLUSTER_BACKOFF`].

@@ -36,32 +36,61 @@ const APPLY_WAIT: Duration = Duration::from_secs(30);
 /// What [`Reloader::check`] did, and, when it handed a policy over, when that is in effect.
 pub type Checked = (String, Option<oneshot::Receiver<()>>);
 
-/// The directories to watch: the main file's and every included file's, as the policy names them
-/// (not resolved through symlinks, so a ConfigMap's `..data` swap happens inside a watched one).
+/// How many symbolic links a chain may hold before [`watched_dirs`] stops following it (Linux's
+/// own bound, `MAXSYMLINKS`, is 40).
+const MAX_LINK_HOPS: usize = 40;
+
+/// The directories to watch for the main file and every included file: each one's directory as
+/// the policy names it (not resolved, so a ConfigMap's `..data` swap happens inside a watched
+/// one), the directory of every symbolic link on the way to the file (a link re-pointed is an
+/// event there), and the directory of the file the path resolves to (an edit of the target is an
+/// event there, wherever it lives). Computed again after every event, so a link re-pointed into
+/// a third directory is followed.
 pub fn watched_dirs(policy: &Policy) -> Vec<PathBuf> {
     let mut dirs = BTreeSet::new();
     for f in std::iter::once(&policy.source).chain(&policy.files) {
-        let dir = match f.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        dirs.insert(dir);
+        dirs.insert(dir_of(f));
+        // Each link of the chain, as it points now.
+        let mut at = f.clone();
+        for _ in 0..MAX_LINK_HOPS {
+            let Ok(target) = std::fs::read_link(&at) else {
+                break;
+            };
+            at = dir_of(&at).join(target);
+            dirs.insert(dir_of(&at));
+        }
+        // Links among the directories too (`..data/policy.toml`): where the file really is.
+        if let Ok(real) = std::fs::canonicalize(f) {
+            dirs.insert(dir_of(&real));
+        }
     }
     dirs.into_iter().collect()
 }
 
-/// SHA-256 over the policy's files as they are now (a missing file hashes as missing).
+/// The directory `f` is in, `.` for a bare file name.
+fn dir_of(f: &Path) -> PathBuf {
+    match f.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// SHA-256 over the policy's files as they are now (a file that cannot be read hashes as such,
+/// by why). Read as `config::load` reads them: never a FIFO or a device, never past the bound.
 fn content_hash(main: &Path, files: &[PathBuf]) -> [u8; 32] {
     let mut h = Sha256::new();
     for f in std::iter::once(main).chain(files.iter().map(PathBuf::as_path)) {
         h.update(f.as_os_str().as_encoded_bytes());
-        match std::fs::read(f) {
+        match config::read_policy_file(f, config::MAX_FILE_BYTES) {
             Ok(bytes) => {
                 h.update([1]);
                 h.update((bytes.len() as u64).to_le_bytes());
                 h.update(&bytes);
             }
-            Err(_) => h.update([0]),
+            Err(why) => {
+                h.update([0]);
+                h.update(why.to_string().as_bytes());
+            }
         }
     }
     h.finalize().into()
@@ -88,6 +117,9 @@ pub fn not_reloadable(old: &Policy, new: &Policy) -> Vec<String> {
     }
     if old.agent.token_file != new.agent.token_file {
         refused.push("[agent] token_file".into());
+    }
+    if old.agent.listen_without_token != new.agent.listen_without_token {
+        refused.push("[agent] listen_without_token".into());
     }
     if old.ha != new.ha {
         // Leaving, joining or moving the election while running could leave two leaders.
@@ -132,8 +164,22 @@ pub fn describe_diff(old: &Policy, new: &Policy) -> String {
             s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
         }
     };
+    // What each volume hands to snapwarden: the managed policy's name and its copies as written.
+    let managed = |p: &Policy| -> BTreeSet<(String, String)> {
+        (0..p.volumes.len())
+            .filter_map(|i| {
+                let sp = &p.snapshot_policies[p.volumes[i].managed?];
+                Some((
+                    p.volume_id(i),
+                    format!("{}{:?}{:?}", sp.name, sp.copies, sp.max_defer),
+                ))
+            })
+            .collect()
+    };
+    let (om, nm) = (managed(old), managed(new));
+    let handed: BTreeSet<&String> = om.symmetric_difference(&nm).map(|(v, _)| v).collect();
     format!(
-        "volumes added: {}; volumes removed: {}; windows added: {}; windows removed: {}; windows changed: {}",
+        "volumes added: {}; volumes removed: {}; windows added: {}; windows removed: {}; windows changed: {}; managed snapshots changed on: {}",
         list(nv.difference(&ov).collect()),
         list(ov.difference(&nv).collect()),
         list(nw.difference(&ow).collect()),
@@ -142,7 +188,8 @@ pub fn describe_diff(old: &Policy, new: &Policy) -> String {
             "none".to_string()
         } else {
             changed_windows.join(", ")
-        }
+        },
+        list(handed.into_iter().collect())
     )
 }
 
@@ -249,15 +296,9 @@ impl Reloader {
                 None
             }
         };
+        let mut watched = BTreeSet::new();
         if let Some(w) = watcher.as_mut() {
-            for dir in watched_dirs(&self.running) {
-                if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
-                    tracing::error!(
-                        "cannot watch {} ({e}); reload with SIGHUP or POST /-/reload",
-                        dir.display()
-                    );
-                }
-            }
+            rewatch(w, &mut watched, &self.running);
         }
         let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(h) => Some(h),
@@ -266,12 +307,13 @@ impl Reloader {
                 None
             }
         };
-        tokio::spawn(self.serve(watcher, fs_rx, hup, requests))
+        tokio::spawn(self.serve(watcher, watched, fs_rx, hup, requests))
     }
 
     async fn serve(
         mut self,
         mut watcher: Option<notify::RecommendedWatcher>,
+        mut watched: BTreeSet<PathBuf>,
         mut fs_rx: mpsc::UnboundedReceiver<()>,
         mut hup: Option<tokio::signal::unix::Signal>,
         mut requests: mpsc::UnboundedReceiver<ReloadRequest>,
@@ -319,14 +361,40 @@ impl Reloader {
                 }
                 _ = events.closed() => break,
             }
-            // New included files may live in new directories.
+            // New included files may live in new directories, and a link may point elsewhere
+            // now (whether or not the policy was reloaded: the new target may read the same).
             if let Some(w) = watcher.as_mut() {
-                for dir in watched_dirs(&self.running) {
-                    let _ = w.watch(&dir, RecursiveMode::NonRecursive);
-                }
+                rewatch(w, &mut watched, &self.running);
             }
         }
     }
+}
+
+/// Brings the watched directories to [`watched_dirs`] of `policy`: each one watched again (a
+/// directory removed and made again needs a new watch; watching a watched one is cheap), those no
+/// longer needed left. A directory that cannot be watched is logged when it first fails.
+fn rewatch(w: &mut notify::RecommendedWatcher, watched: &mut BTreeSet<PathBuf>, policy: &Policy) {
+    let want: BTreeSet<PathBuf> = watched_dirs(policy).into_iter().collect();
+    for gone in watched.difference(&want) {
+        // A directory that was removed is no longer watched anyway.
+        let _ = w.unwatch(gone);
+    }
+    let mut now = BTreeSet::new();
+    for dir in want {
+        match w.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                now.insert(dir);
+            }
+            Err(e) if watched.contains(&dir) => {
+                tracing::warn!("{} is no longer watched ({e})", dir.display());
+            }
+            Err(e) => tracing::error!(
+                "cannot watch {} ({e}); reload with SIGHUP or POST /-/reload",
+                dir.display()
+            ),
+        }
+    }
+    *watched = now;
 }
 
 impl Agent {
@@ -388,6 +456,12 @@ mod tests {
         assert!(r[0].starts_with("[agent] listen (127.0.0.1:9464 → 127.0.0.1:1)"));
         assert!(r[1].starts_with("[agent] state_dir"));
         assert_eq!(r[2], "[agent] snapshot_prefix");
+        // Whether an open API is meant is decided when the listener is bound.
+        let r = not_reloadable(
+            &old,
+            &policy("listen_without_token = true", &["a"], "/etc/sw/p.toml"),
+        );
+        assert_eq!(r, vec!["[agent] listen_without_token".to_string()]);
     }
 
     #[test]
@@ -413,6 +487,22 @@ mod tests {
     }
 
     #[test]
+    fn the_diff_names_the_volumes_whose_managed_snapshots_change() {
+        let text = |managed: &str| {
+            format!(
+                "[[cluster]]\nname = \"lab\"\nendpoint = \"simulator\"\ntimezone = \"UTC\"\n[[schedule]]\nname = \"hourly\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"none\"\ncopies = []\n[[snapshot_policy]]\nname = \"m\"\ncopies = [{{ schedule = \"hourly\", count = 3 }}]\n[[volume]]\ncluster = \"lab\"\nsvm = \"svm1\"\nname = \"a\"\nluns = [\"/vol/a/l\"]\nsnapshot_policy = \"none\"\n{managed}"
+            )
+        };
+        let before = config::parse_str(&text(""), Path::new("p.toml")).unwrap();
+        let after =
+            config::parse_str(&text("managed_snapshots = \"m\"\n"), Path::new("p.toml")).unwrap();
+        assert!(
+            describe_diff(&before, &after).ends_with("managed snapshots changed on: lab/svm1/a")
+        );
+        assert!(describe_diff(&after, &after).ends_with("managed snapshots changed on: none"));
+    }
+
+    #[test]
     fn the_diff_names_volumes_added_and_removed() {
         let old = policy("", &["a", "b"], "p.toml");
         let new = policy("", &["b", "c"], "p.toml");
@@ -433,5 +523,42 @@ mod tests {
             watched_dirs(&policy("", &["a"], "/etc/sw/p.toml")),
             vec![PathBuf::from("/etc/sw")]
         );
+    }
+
+    #[test]
+    fn a_symlinked_policy_is_watched_where_it_points_and_at_every_link() {
+        // conf/policy.toml -> ../links/current.toml -> ../real/policy.toml
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        for sub in ["conf", "links", "real", "other"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        let text = "[[cluster]]\nname = \"lab\"\nendpoint = \"simulator\"\ntimezone = \"UTC\"\n[[schedule]]\nname = \"h\"\ncron = \"5 * * * *\"\n[[snapshot_policy]]\nname = \"p\"\ncopies = [{ schedule = \"h\", count = 3 }]\n[[volume]]\ncluster = \"lab\"\nsvm = \"s\"\nname = \"a\"\nluns = [\"/vol/a/l\"]\nsnapshot_policy = \"p\"\n";
+        std::fs::write(root.join("real/policy.toml"), text).unwrap();
+        std::fs::write(root.join("other/policy.toml"), text).unwrap();
+        std::os::unix::fs::symlink("../real/policy.toml", root.join("links/current.toml")).unwrap();
+        std::os::unix::fs::symlink("../links/current.toml", root.join("conf/policy.toml")).unwrap();
+        let policy = config::load(&root.join("conf/policy.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let dirs = |p: &Policy| -> Vec<String> {
+            watched_dirs(p)
+                .iter()
+                .map(|d| {
+                    std::fs::canonicalize(d)
+                        .unwrap()
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        assert_eq!(dirs(&policy), ["conf", "links", "real"]);
+        // The middle link re-pointed: the same policy (paths as named) is now watched in `other`.
+        std::fs::remove_file(root.join("links/current.toml")).unwrap();
+        std::os::unix::fs::symlink("../other/policy.toml", root.join("links/current.toml"))
+            .unwrap();
+        assert_eq!(dirs(&policy), ["conf", "links", "other"]);
     }
 }

@@ -13,7 +13,8 @@ use super::journal::{ActionKind, ActionOutcome, ManagedRecord, ObjectState};
 use super::managed::{self, CopyKey};
 use super::stage::{self, Stage};
 use super::state::CopyState;
-use super::{error_chain, Agent};
+use super::Agent;
+use crate::error::error_chain;
 use crate::ontap::{NewSnapshot, OntapError, VolumeRef, SNAPSHOT_LOCKED};
 
 /// ONTAP: "User-created Snapshot copy names cannot begin with the specified prefix".

@@ -14,7 +14,8 @@ use crate::agent::status::{RecentCycle, Status};
 use crate::agent::{self, connect, Agent, Event, Options, SystemClock, Triggers};
 use crate::config::{self, Policy};
 use crate::domain::duration::parse_duration;
-use crate::sim::ClockMode;
+use crate::error::error_chain;
+use crate::sim::{embedded, ClockMode};
 
 /// Log line format of `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,14 +75,14 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
             tracing::warn!(cluster = %c.name, "TLS verification is off (insecure = true)");
         }
     }
-    let conns = match connect::connect(&policy, ClockMode::Real, None) {
+    let embedded = match embedded::connect(&policy, ClockMode::Real, None) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return EXIT_INVALID;
         }
     };
-    if conns.simulator.is_some() {
+    if embedded.simulator.is_some() {
         tracing::info!(
             "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time"
         );
@@ -95,7 +96,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     };
     let agent = match Agent::new(
         policy.clone(),
-        conns.clients,
+        connect::connect(&policy, |name| embedded.client(name)),
         Arc::new(SystemClock),
         Options {
             state_dir: state_dir.clone(),
@@ -104,7 +105,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
         },
     ) {
         Ok(a) => a.with_veeam(
-            conns
+            embedded
                 .veeam
                 .iter()
                 .map(|v| (v.name.clone(), v.client.clone()))
@@ -119,7 +120,7 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     let elector = match crate::ha::start(policy.ha.as_ref()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("{}", agent::error_chain(&e));
+            eprintln!("{}", error_chain(&e));
             return EXIT_INVALID;
         }
     };
@@ -214,13 +215,13 @@ async fn forward_signals(events: tokio::sync::mpsc::UnboundedSender<Event>) {
     }
 }
 
-/// Where `status` finds the agent.
-fn status_url(policy: Option<&Path>, url: Option<String>) -> Result<String, String> {
+/// Where `status` finds the agent: `url`, else the policy's `[agent] listen`, else the default.
+fn status_url(policy: Option<&Policy>, url: Option<String>) -> String {
     if let Some(u) = url {
-        return Ok(u.trim_end_matches('/').to_string());
+        return u.trim_end_matches('/').to_string();
     }
     let listen: SocketAddr = match policy {
-        Some(p) => config::load(p).map_err(|e| e.to_string())?.agent.listen,
+        Some(p) => p.agent.listen,
         None => "127.0.0.1:9464".parse().expect("default address"),
     };
     let host = match listen.ip() {
@@ -234,16 +235,31 @@ fn status_url(policy: Option<&Path>, url: Option<String>) -> Result<String, Stri
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    Ok(format!("http://{host}:{}", listen.port()))
+    format!("http://{host}:{}", listen.port())
 }
 
 /// Largest status answer read (a bounded read of a reply from outside).
 const MAX_STATUS_BYTES: usize = 64 << 20;
 
-/// `snapwarden status`.
-pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 {
-    let base = match status_url(policy, url) {
-        Ok(u) => u,
+/// `snapwarden status`: the policy (for its address and token file), or the agent's URL and the
+/// token file, if it has one.
+pub fn status(
+    policy: Option<&Path>,
+    url: Option<String>,
+    token_file: Option<&Path>,
+    output: Output,
+) -> u8 {
+    let policy = match policy.map(config::load).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let base = status_url(policy.as_ref(), url);
+    let token_file = token_file.or(policy.as_ref().and_then(|p| p.agent.token_file.as_deref()));
+    let token = match token_file.map(agent::http::read_token).transpose() {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
             return EXIT_INVALID;
@@ -254,28 +270,7 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
         Err(code) => return code,
     };
     let endpoint = format!("{base}/api/v1/status");
-    let body = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut resp = client
-            .get(&endpoint)
-            .send()
-            .await
-            .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", agent::error_chain(&e)))?;
-        if !resp.status().is_success() {
-            return Err(format!("{endpoint} answered HTTP {}", resp.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| agent::error_chain(&e))? {
-            if body.len() + chunk.len() > MAX_STATUS_BYTES {
-                return Err(format!("{endpoint}: answer larger than {MAX_STATUS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    });
+    let body = runtime.block_on(fetch_status(&endpoint, token.as_deref()));
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -300,6 +295,43 @@ pub fn status(policy: Option<&Path>, url: Option<String>, output: Output) -> u8 
     };
     super::print(&text);
     EXIT_OK
+}
+
+/// `GET endpoint` with the bearer token, if any: the body, read up to [`MAX_STATUS_BYTES`].
+async fn fetch_status(endpoint: &str, token: Option<&str>) -> Result<Vec<u8>, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut request = client.get(endpoint);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut resp = request
+        .send()
+        .await
+        .map_err(|e| format!("no snapwarden agent answers at {endpoint}: {}; is `snapwarden run` running, and is this its [agent] listen address?", error_chain(&e)))?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        let why = if token.is_some() {
+            "the agent refused the token: is it the one in the agent's [agent] token_file?"
+        } else {
+            "the agent asks for its API token: pass --config with the agent's policy, or --token-file FILE"
+        };
+        return Err(format!("{endpoint} answered HTTP 401: {why}"));
+    }
+    if !resp.status().is_success() {
+        return Err(format!("{endpoint} answered HTTP {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > MAX_STATUS_BYTES {
+            return Err(format!(
+                "{endpoint}: answer larger than {MAX_STATUS_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
@@ -562,7 +594,7 @@ fn current_thread() -> Result<tokio::runtime::Runtime, u8> {
 /// server does not have is a located policy error listing the jobs it has; a server that cannot
 /// be asked is named with its error. The embedded simulator's jobs are the policy's own.
 pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
-    use crate::veeam::client::{VeeamClient, VeeamError};
+    use crate::veeam::{VeeamClient, VeeamError};
     let refs: Vec<(&config::Window, &config::VeeamJobRef)> = policy
         .windows
         .iter()
@@ -584,7 +616,7 @@ pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
         let server = &policy.veeam[r.server];
         let client = clients[r.server].get_or_insert_with(|| {
             VeeamClient::from_server(server).map(Arc::new).map_err(|e| {
-                eprintln!("{}", agent::error_chain(&e));
+                eprintln!("{}", error_chain(&e));
             })
         });
         let Ok(client) = client.clone() else {
@@ -610,7 +642,7 @@ pub fn check_veeam_jobs(policy: &Policy) -> Result<(), u8> {
                 Some("name the job by its id (a UUID)".into()),
             )),
             Err(e) => {
-                eprintln!("{}", agent::error_chain(&e));
+                eprintln!("{}", error_chain(&e));
                 clients[r.server] = Some(Err(()));
                 unreachable = true;
             }
@@ -664,7 +696,7 @@ pub fn discover_for_planning(
         runtime.block_on(agent::discovery::observe_for_planning(&clients, Utc::now()));
     if !errors.is_empty() {
         for e in &errors {
-            eprintln!("{}", agent::error_chain(e));
+            eprintln!("{}", error_chain(e));
         }
         eprintln!("(use --offline to plan without the clusters)");
         return Err(EXIT_INVALID);

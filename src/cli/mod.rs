@@ -13,15 +13,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
+use crate::render::{check_report, plan_table, write_plan_json};
 
 mod agent;
-pub(crate) mod render;
 mod report;
 mod simulate;
 mod simulator;
 
 pub use agent::{status_table, LogFormat};
-pub use render::{check_report, plan_table, write_plan_json};
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;
@@ -84,6 +83,9 @@ pub enum Command {
         /// The agent's base URL, for example http://127.0.0.1:9464.
         #[arg(long)]
         url: Option<String>,
+        /// A file holding the agent's API token (default: the policy's `[agent] token_file`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -224,8 +226,9 @@ pub fn main() -> ExitCode {
         Command::Status {
             config,
             url,
+            token_file,
             output,
-        } => agent::status(config.as_deref(), url, output),
+        } => agent::status(config.as_deref(), url, token_file.as_deref(), output),
         Command::History {
             config,
             state_dir,
@@ -278,10 +281,19 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Loads the policy and plans offline; prints errors and returns the exit code on failure.
 /// Loads the policy and plans it, from the policy alone or — when volumes need cluster facts
 /// and `--offline` is not given — after a read-only discovery of the clusters that own them.
-fn plan_policy(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Policy, Plan), u8> {
+///
+/// With `partial` (`check --offline`), volumes that only a cluster can resolve (on a real
+/// cluster, with `timezone = "auto"` or `snapshot_policy = "ontap"`) are left out of the plan
+/// rather than refused, and the returned lines say what was not checked; anything else that
+/// cannot be planned is still exit 2.
+fn plan_policy(
+    path: &Path,
+    horizon: &Horizon,
+    default_hours: u32,
+    partial: bool,
+) -> Result<(Policy, Plan, Vec<String>), u8> {
     let policy = config::load(path).map_err(|errors| {
         eprintln!("{errors}");
         EXIT_INVALID
@@ -296,26 +308,122 @@ fn plan_policy(path: &Path, horizon: &Horizon, default_hours: u32) -> Result<(Po
     if !horizon.offline {
         agent::check_veeam_jobs(&policy)?;
     }
+    let mut not_checked = Vec::new();
+    if partial && horizon.offline {
+        not_checked = needs_clusters(&policy);
+        plan.unresolved
+            .retain(|u| !needs_cluster_facts(&policy, u.volume));
+        not_checked.extend(veeam_jobs_not_looked_up(&policy));
+    }
     if !plan.unresolved.is_empty() {
         let how = if horizon.offline { "offline" } else { "" };
         eprintln!("{}: cannot plan {how}:", path.display());
         for u in &plan.unresolved {
             eprintln!("  {}", u.reason);
         }
+        if horizon.offline && !partial {
+            eprintln!("(check --offline validates everything else without the clusters)");
+        }
         return Err(EXIT_INVALID);
     }
-    Ok((policy, plan))
+    Ok((policy, plan, not_checked))
+}
+
+/// Whether volume `vi` is planned only from facts its (real) cluster gives: its time zone
+/// (`timezone = "auto"`) or its schedules (`snapshot_policy = "ontap"`).
+fn needs_cluster_facts(policy: &Policy, vi: usize) -> bool {
+    let volume = &policy.volumes[vi];
+    let cluster = &policy.clusters[volume.cluster];
+    cluster.endpoint != config::Endpoint::Simulator
+        && (cluster.known_timezone().is_none()
+            || volume.schedules == config::VolumeSchedules::Ontap)
+}
+
+/// What `check --offline` leaves to the clusters, one line per cluster: the facts it would read
+/// and the volumes that need them.
+fn needs_clusters(policy: &Policy) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (ci, cluster) in policy.clusters.iter().enumerate() {
+        let volumes: Vec<usize> = (0..policy.volumes.len())
+            .filter(|&vi| policy.volumes[vi].cluster == ci && needs_cluster_facts(policy, vi))
+            .collect();
+        if volumes.is_empty() {
+            continue;
+        }
+        let mut facts = Vec::new();
+        if cluster.known_timezone().is_none() {
+            facts.push("its time zone (timezone = \"auto\")".to_string());
+        }
+        let ontap: Vec<String> = volumes
+            .iter()
+            .filter(|&&vi| policy.volumes[vi].schedules == config::VolumeSchedules::Ontap)
+            .map(|&vi| policy.volumes[vi].name.clone())
+            .collect();
+        if !ontap.is_empty() {
+            facts.push(format!(
+                "the snapshot schedules of {} (snapshot_policy = \"ontap\")",
+                ontap.join(", ")
+            ));
+        }
+        let ids: Vec<String> = volumes.iter().map(|&vi| policy.volume_id(vi)).collect();
+        lines.push(format!(
+            "cluster {}: {}; not planned: {}",
+            cluster.name,
+            facts.join(" and "),
+            ids.join(", ")
+        ));
+    }
+    lines
+}
+
+/// The Veeam windows whose job `check` looks up on its (real) server unless `--offline`.
+fn veeam_jobs_not_looked_up(policy: &Policy) -> Vec<String> {
+    policy
+        .windows
+        .iter()
+        .filter_map(|w| match &w.driver {
+            config::Driver::Veeam(r) if !policy.veeam[r.server].is_simulator() => Some(format!(
+                "window {}: Veeam job {:?} on server {} (not looked up)",
+                w.name, r.job, policy.veeam[r.server].name
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The note `check --offline` ends with when something needs the clusters.
+fn not_checked_note(lines: &[String]) -> String {
+    let mut out = String::from(
+        "not checked offline (these need the cluster; run check without --offline to check them):\n",
+    );
+    for l in lines {
+        out.push_str(&format!("  {l}\n"));
+    }
+    out
 }
 
 fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
-    let (policy, plan) = match plan_policy(path, horizon, 168) {
+    let (policy, plan, not_checked) = match plan_policy(path, horizon, 168, true) {
         Ok(p) => p,
         Err(code) => return code,
     };
     match output {
-        Output::Table => print(&check_report(&policy, &plan)),
-        Output::Json => print_json(&policy, &plan),
+        Output::Table => {
+            let mut text = check_report(&policy, &plan);
+            if !not_checked.is_empty() {
+                text.push_str(&not_checked_note(&not_checked));
+            }
+            print(&text);
+        }
+        Output::Json => {
+            print_json(&policy, &plan);
+            // stdout stays the documented JSON.
+            if !not_checked.is_empty() {
+                eprint!("{}", not_checked_note(&not_checked));
+            }
+        }
     }
+    // What could not be checked offline does not change the code: 0 and 1 speak of what was.
     if plan.conflicts.is_empty() {
         EXIT_OK
     } else {
@@ -324,7 +432,7 @@ fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
 }
 
 fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
-    let (policy, plan) = match plan_policy(path, horizon, 24) {
+    let (policy, plan, _) = match plan_policy(path, horizon, 24, false) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -339,7 +447,7 @@ fn plan(path: &Path, horizon: &Horizon, output: Output) -> u8 {
 /// MB). A closed pipe (`| head`) ends the output quietly, like [`print`].
 fn print_json(policy: &Policy, plan: &Plan) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let _ = render::write_plan_json(&mut out, policy, plan)
+    let _ = write_plan_json(&mut out, policy, plan)
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());

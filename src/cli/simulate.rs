@@ -129,7 +129,7 @@ pub fn run(args: Args) -> u8 {
             eprintln!(
                 "{}: {}",
                 args.policy.display(),
-                crate::agent::error_chain(&e)
+                crate::error::error_chain(&e)
             );
             EXIT_INVALID
         }

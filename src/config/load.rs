@@ -14,8 +14,16 @@
 //!
 //! Includes nest at most [`MAX_INCLUDE_DEPTH`] files deep, so the recursive reader's stack stays
 //! small whatever the files say; messages that print an include chain print only its ends.
+//!
+//! Only regular files are read (symbolic links are followed): the file type is checked before the
+//! file is opened and again on the open handle, which is opened non-blocking, so a FIFO, a device
+//! (`/dev/zero`, `/dev/urandom`) or a directory is refused at once instead of blocking or growing
+//! without end. A file holds at most [`MAX_FILE_BYTES`] and all files of a policy together at most
+//! [`MAX_TOTAL_BYTES`]; reads stop one byte past the bound, so a file that grows while it is read
+//! is refused too.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +40,118 @@ use super::raw::*;
 /// cluster → volumes) need a handful; the bound keeps the recursive reader's stack small.
 pub(super) const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// Largest policy file read, in bytes (16 MiB). The largest estate measured (`benches/`: 10,000
+/// volumes with a window each, written as one file) is about 4 MB; the bound leaves four times
+/// that and keeps a load's memory small whatever a path names.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Largest total of all files of one policy (the main file and its includes), in bytes (64 MiB).
+pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+
+/// Why a policy file was not read.
+#[derive(Debug)]
+pub enum ReadRefused {
+    /// The OS refused (missing, permission, …).
+    Io(std::io::Error),
+    /// Not a regular file: what it is ("a FIFO (named pipe)", "a character device", …).
+    NotRegular(&'static str),
+    /// More than `limit` bytes.
+    TooLarge { limit: u64 },
+}
+
+impl std::fmt::Display for ReadRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadRefused::Io(e) => write!(f, "{e}"),
+            ReadRefused::NotRegular(what) => write!(f, "it is {what}, not a regular file"),
+            ReadRefused::TooLarge { limit } => {
+                write!(f, "it holds more than {} ({limit} bytes)", mib(*limit))
+            }
+        }
+    }
+}
+
+/// `bytes` in MiB when whole, for messages.
+fn mib(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// What a file that is not regular is, for messages.
+fn kind_of(t: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    }
+}
+
+/// Reads the regular file at `path` (symbolic links followed), at most `limit` bytes, without ever
+/// blocking on a FIFO or reading a device: the type is checked before opening and again on the
+/// handle (opened with `O_NONBLOCK`, so opening a FIFO returns at once), and the read stops one
+/// byte past `limit`. The one way the policy's files are read (load and the reload's hash).
+pub fn read_policy_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadRefused> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let checked = |meta: &std::fs::Metadata| -> Result<(), ReadRefused> {
+        if let Some(what) = kind_of(meta.file_type()) {
+            return Err(ReadRefused::NotRegular(what));
+        }
+        if meta.len() > limit {
+            return Err(ReadRefused::TooLarge { limit });
+        }
+        Ok(())
+    };
+    checked(&std::fs::metadata(path).map_err(ReadRefused::Io)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(ReadRefused::Io)?;
+    // The path may have been replaced between the two looks: the handle is what is read.
+    let meta = file.metadata().map_err(ReadRefused::Io)?;
+    checked(&meta)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ReadRefused::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadRefused::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// The hint of a refused read.
+fn refusal_hint(refused: &ReadRefused) -> String {
+    match refused {
+        ReadRefused::NotRegular(_) => "a policy file is a regular file (symbolic links to one are \
+                                       followed); devices, FIFOs and directories are refused"
+            .into(),
+        ReadRefused::TooLarge { .. } => format!(
+            "a policy file holds at most {} and all of a policy's files at most {} together; \
+             check that the path names a policy, or split it with include",
+            mib(MAX_FILE_BYTES),
+            mib(MAX_TOTAL_BYTES)
+        ),
+        ReadRefused::Io(_) => {
+            "pass the path of a policy TOML file; config/reference.toml documents one".into()
+        }
+    }
+}
+
 /// Stages 1–3 for `text`, read as the file at `path`, and every file it includes.
 ///
 /// Returns `None` for the raw policy when any file has a TOML syntax error.
@@ -45,14 +165,17 @@ pub(super) fn read(text: &str, path: &Path) -> (Collector, Option<RawPolicy>) {
 /// one diagnostic naming the file and the OS error.
 pub(super) fn read_path(path: &Path) -> (Collector, Option<RawPolicy>) {
     let mut loader = Loader::start(path);
-    match std::fs::read(path) {
-        Ok(bytes) => loader.load_bytes(path.to_path_buf(), bytes, true),
-        Err(e) => {
+    match read_policy_file(path, MAX_FILE_BYTES) {
+        Ok(bytes) => {
+            loader.bytes_read = bytes.len() as u64;
+            loader.load_bytes(path.to_path_buf(), bytes, true)
+        }
+        Err(refused) => {
             let file = loader.cx.sources.add(path.to_path_buf(), Arc::from(""));
             loader.cx.file_error(
                 file,
-                format!("cannot read the policy file: {e}"),
-                hint("pass the path of a policy TOML file; config/reference.toml documents one"),
+                format!("cannot read the policy file: {refused}"),
+                hint(refusal_hint(&refused)),
             );
             loader.syntax_error = true;
         }
@@ -176,6 +299,8 @@ struct Loader {
     stack: Vec<PathBuf>,
     /// Canonical paths of every file read so far.
     loaded: HashSet<PathBuf>,
+    /// Bytes of every file read so far (at most [`MAX_TOTAL_BYTES`]).
+    bytes_read: u64,
     syntax_error: bool,
 }
 
@@ -494,11 +619,7 @@ impl Loader {
             );
             return;
         }
-        let bytes = match std::fs::read(&canonical) {
-            Ok(bytes) => bytes,
-            Err(e) => return cannot_read(&mut self.cx, e),
-        };
-        if !self.loaded.insert(canonical.clone()) {
+        if self.loaded.contains(&canonical) {
             self.cx.error(
                 from,
                 span,
@@ -507,6 +628,36 @@ impl Loader {
             );
             return;
         }
+        let left = MAX_TOTAL_BYTES.saturating_sub(self.bytes_read);
+        let bytes = match read_policy_file(&canonical, MAX_FILE_BYTES.min(left)) {
+            Ok(bytes) => bytes,
+            Err(ReadRefused::Io(e)) => return cannot_read(&mut self.cx, e),
+            Err(ReadRefused::TooLarge { .. }) if left < MAX_FILE_BYTES => {
+                self.cx.error(
+                    from,
+                    span,
+                    format!(
+                        "cannot read included file {}: the policy's files would hold more than \
+                         {} together",
+                        path.display(),
+                        mib(MAX_TOTAL_BYTES)
+                    ),
+                    hint(refusal_hint(&ReadRefused::TooLarge { limit: left })),
+                );
+                return;
+            }
+            Err(refused) => {
+                self.cx.error(
+                    from,
+                    span,
+                    format!("cannot read included file {}: {refused}", path.display()),
+                    hint(refusal_hint(&refused)),
+                );
+                return;
+            }
+        };
+        self.bytes_read += bytes.len() as u64;
+        self.loaded.insert(canonical.clone());
         self.stack.push(canonical);
         self.load_bytes(path, bytes, false);
         self.stack.pop();

@@ -17,5 +17,6 @@ pub use driver::{
     Driver, VeeamJobRef, VeeamServer, DEFAULT_VEEAM_API_VERSION, VEEAM_SIMULATOR_URL,
 };
 pub use duration::{format_iso8601_duration, parse_duration, parse_iso8601_duration};
+pub use load::{read_policy_file, ReadRefused, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
 pub use validate::{load, parse_str};

@@ -1,6 +1,6 @@
 //! Validated policy: the domain types every other module reads (never the raw serde types).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use chrono::TimeDelta;
@@ -56,9 +56,13 @@ pub struct Agent {
     pub observe_interval: TimeDelta,
     /// Backup tools' own backing snapshots (case-insensitive): reported, never touched.
     pub foreign_snapshot_patterns: Vec<regex::Regex>,
-    /// A file holding the bearer token of the HTTP API's mutating endpoints; without it they
-    /// answer loopback callers only.
+    /// A file holding the bearer token every `/api/v1` endpoint and `POST /-/reload` then ask
+    /// for; without it `/api/v1` answers whoever reaches `listen` and `/-/reload` loopback
+    /// callers only.
     pub token_file: Option<PathBuf>,
+    /// The operator means `listen` to be off loopback without a token (validation refuses that
+    /// otherwise). Invariant: never true together with `token_file`.
+    pub listen_without_token: bool,
 }
 
 impl Default for Agent {
@@ -79,6 +83,19 @@ impl Default for Agent {
                 foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
             ],
             token_file: None,
+            listen_without_token: false,
+        }
+    }
+}
+
+/// An address only this host reaches: IPv4 `127.0.0.0/8`, IPv6 `::1`, or an IPv4-mapped IPv6
+/// loopback address (`::ffff:127.0.0.1`, what a dual-stack socket reports for an IPv4 caller).
+/// The unspecified addresses (`0.0.0.0`, `::`) are not: they listen on every interface.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
 }

@@ -44,6 +44,7 @@ pub struct RawAgent {
     pub observe_interval: Option<Spanned<String>>,
     pub foreign_snapshot_patterns: Option<Spanned<Vec<Spanned<String>>>>,
     pub token_file: Option<Spanned<String>>,
+    pub listen_without_token: Option<Spanned<bool>>,
 }
 
 /// `[flexclone]`.

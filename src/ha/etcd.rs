@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use super::{lease_end, Election, LeaderElector, Leadership, NotLeader};
 use crate::config::Ha;
+use crate::error::error_chain;
 use crate::ontap::secret::{Secret, SecretError};
 use crate::ontap::tls::{self, TlsError};
 
@@ -180,7 +181,7 @@ impl LeaderElector for EtcdElector {
                 Ok(_) => tracing::info!("high availability: leadership given up"),
                 Err(e) => tracing::warn!(
                     "high availability: could not give leadership up ({}); it lapses with the lease",
-                    crate::agent::error_chain(&e)
+                    error_chain(&e)
                 ),
             }
         }
@@ -237,7 +238,7 @@ impl Inner {
             Err(e) => {
                 tracing::error!(identity = %self.identity(),
                     "high availability: keep-alive failed on every etcd member: stepping down ({})",
-                    crate::agent::error_chain(&e));
+                    error_chain(&e));
                 self.leadership.follow(None, false);
                 return self.poll();
             }
@@ -257,7 +258,7 @@ impl Inner {
             Err(e) => {
                 tracing::error!(identity = %self.identity(),
                     "high availability: cannot read the election key back: stepping down ({})",
-                    crate::agent::error_chain(&e));
+                    error_chain(&e));
                 self.leadership.follow(None, false);
                 self.poll()
             }
@@ -271,7 +272,7 @@ impl Inner {
             Err(e) => {
                 tracing::warn!(identity = %self.identity(),
                     "high availability: etcd unreachable, no leadership ({})",
-                    crate::agent::error_chain(&e));
+                    error_chain(&e));
                 self.leadership.follow(None, false);
                 return self.poll();
             }
@@ -296,7 +297,7 @@ impl Inner {
             Ok(false) => self.poll(),
             Err(e) => {
                 tracing::warn!(identity = %self.identity(),
-                    "high availability: campaign failed ({})", crate::agent::error_chain(&e));
+                    "high availability: campaign failed ({})", error_chain(&e));
                 self.leadership.follow(None, false);
                 self.poll()
             }
@@ -398,7 +399,7 @@ impl Inner {
                     self.preferred.store(at, Ordering::Relaxed);
                     return Ok(v);
                 }
-                Err(e) => errors.push(crate::agent::error_chain(&e)),
+                Err(e) => errors.push(error_chain(&e)),
             }
         }
         Err(EtcdError::Unreachable {
@@ -425,16 +426,13 @@ impl Inner {
                 path,
                 message,
             };
-            let mut response = request
-                .send()
-                .await
-                .map_err(|e| failed(crate::agent::error_chain(&e)))?;
+            let mut response = request.send().await.map_err(|e| failed(error_chain(&e)))?;
             let status = response.status();
             let mut bytes = Vec::new();
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| failed(crate::agent::error_chain(&e)))?
+                .map_err(|e| failed(error_chain(&e)))?
             {
                 if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
                     return Err(failed(format!(
@@ -487,12 +485,12 @@ impl Inner {
             .json(&json!({ "name": user, "password": password.expose() }))
             .send()
             .await
-            .map_err(|e| failed(crate::agent::error_chain(&e)))?;
+            .map_err(|e| failed(error_chain(&e)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| failed(crate::agent::error_chain(&e)))?;
+            .map_err(|e| failed(error_chain(&e)))?;
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err(failed("answer too large".into()));
         }

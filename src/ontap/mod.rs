@@ -17,7 +17,7 @@ pub use client::{
     DEFAULT_MAX_RECORDS,
 };
 pub use secret::{Secret, SecretError};
-pub use via::{Resolve, Via};
+pub use via::{Call, Layer, Resolve, Via};
 
 use chrono::{DateTime, FixedOffset};
 

@@ -8,17 +8,19 @@
 //! `check`, logs and the status API can explain themselves.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use crate::config::model::{OnConflict, Policy, VolumeSchedules, Window};
+use crate::config::model::{Policy, VolumeSchedules};
 use crate::domain::limits;
 use crate::timeline::{self, CronSpec, Recurrence, ScheduledSnapshot};
 
+mod deferral;
+mod human;
+mod place;
 mod retention;
 mod rolling;
 mod suggest;
@@ -26,6 +28,9 @@ mod suggest;
 mod tests;
 
 pub use crate::domain::{Observed, ObservedCluster};
+pub use deferral::{Deferral, ManagedInstant, MANAGED_SETTLE};
+pub use human::{human, Human};
+use place::{ceil_seconds, earliest_shift, place};
 pub use retention::{volume_retention, RetainedSchedule, VolumeRetention};
 pub use rolling::Rolling;
 pub use suggest::Suggestion;
@@ -93,6 +98,11 @@ pub struct VolumePlan {
     /// and zone.
     pub scheduled: Arc<[ScheduledSnapshot]>,
     pub lifecycles: Vec<Lifecycle>,
+    /// The instants of the copies the volume hands to snapwarden (`managed_snapshots`) in the
+    /// range: movable, so not among `scheduled` (`plan` only; empty in the agent's plan).
+    pub managed: Vec<ManagedInstant>,
+    /// The managed snapshots the lifecycles hold back (`plan` only).
+    pub deferrals: Vec<Deferral>,
 }
 
 impl VolumePlan {
@@ -111,6 +121,9 @@ pub enum ConflictKind {
     /// `on_conflict = "shift"` found no fitting start within `shift_limit`; the occurrence does
     /// not run.
     NoGap,
+    /// A managed snapshot would wait for the lifecycle's clone longer than its `max_defer`: the
+    /// agent takes it anyway, and it captures the clone.
+    MaxDefer,
 }
 
 impl ConflictKind {
@@ -119,6 +132,7 @@ impl ConflictKind {
             ConflictKind::ChainConflict => "chain_conflict",
             ConflictKind::Skipped => "skipped",
             ConflictKind::NoGap => "no_gap",
+            ConflictKind::MaxDefer => "max_defer",
         }
     }
 }
@@ -179,10 +193,12 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
                 schedule_names: pv.resolved.names.clone(),
                 scheduled,
                 lifecycles: pv.lifecycles,
+                managed: Vec::new(),
+                deferrals: Vec::new(),
             }
         })
         .collect();
-    Plan {
+    let mut plan = Plan {
         from,
         until,
         guard: policy.agent.guard,
@@ -190,7 +206,9 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
         conflicts: built.conflicts,
         suggestions: built.suggestions,
         unresolved: built.unresolved,
-    }
+    };
+    deferral::defer(policy, &mut plan);
+    plan
 }
 
 /// The `[from, until)` that `plan(_, _, now, horizon)` plans.
@@ -238,67 +256,11 @@ fn build(
             unresolved,
         };
     }
-    // Windows whose durations are out of bounds are not planned; their volumes are unresolved.
-    let plannable: Vec<bool> = policy
-        .windows
-        .iter()
-        .map(|w| {
-            let bad: Vec<String> = [
-                (&limits::WINDOW_MAX, w.max),
-                (&limits::WINDOW_EXPECTED, w.expected),
-                (&limits::SHIFT_LIMIT, w.shift_limit),
-            ]
-            .into_iter()
-            .filter(|(bound, d)| !bound.contains(*d))
-            .map(|(bound, d)| out_of_bounds(&format!("window {}", w.name), bound, d))
-            .collect();
-            for &volume in &w.volumes {
-                for reason in &bad {
-                    unresolved.push(Unresolved {
-                        volume,
-                        reason: reason.clone(),
-                    });
-                }
-            }
-            bad.is_empty()
-        })
-        .collect();
-    // The timeline must cover every instant a lifecycle or a suggestion may test: a start moved
-    // by up to `shift_limit` (placing) or `suggest::SEARCH` (suggesting) from an occurrence in
-    // `[from, until)`, plus `max` and the guard. Bounded durations keep this under 16 days.
-    let reach = policy
-        .windows
-        .iter()
-        .zip(&plannable)
-        .filter(|(_, ok)| **ok)
-        .map(|(w, _)| w.shift_limit.max(suggest::SEARCH) + w.max)
-        .max()
-        .unwrap_or_default()
-        + guard
-        + TimeDelta::minutes(1);
-
-    let mut cache = TimelineCache::default();
-    let mut volumes = Vec::with_capacity(policy.volumes.len());
-    let mut by_volume: HashMap<usize, usize> = HashMap::new();
-    for (vi, _) in policy.volumes.iter().enumerate() {
-        match resolve(policy, observed, vi) {
-            Ok(resolved) => {
-                let timeline = cache.get(
-                    &resolved,
-                    (earlier(from, reach), later(until, reach)),
-                    (from, until),
-                );
-                by_volume.insert(vi, volumes.len());
-                volumes.push(PlannedVolume {
-                    volume: vi,
-                    resolved,
-                    timeline,
-                    lifecycles: Vec::new(),
-                });
-            }
-            Err(reason) => unresolved.push(Unresolved { volume: vi, reason }),
-        }
-    }
+    let plannable = plannable_windows(policy, &mut unresolved);
+    let reach = timeline_reach(policy, &plannable);
+    let covered = (earlier(from, reach), later(until, reach));
+    let (mut volumes, by_volume) =
+        planned_volumes(policy, observed, covered, (from, until), &mut unresolved);
 
     let mut conflicts = Vec::new();
     let mut suggestions = Vec::new();
@@ -352,6 +314,83 @@ fn build(
         suggestions,
         unresolved,
     }
+}
+
+/// Which windows can be planned: those whose durations are within bounds. The volumes of the
+/// others are unresolved, with every bound their window breaks.
+fn plannable_windows(policy: &Policy, unresolved: &mut Vec<Unresolved>) -> Vec<bool> {
+    policy
+        .windows
+        .iter()
+        .map(|w| {
+            let bad: Vec<String> = [
+                (&limits::WINDOW_MAX, w.max),
+                (&limits::WINDOW_EXPECTED, w.expected),
+                (&limits::SHIFT_LIMIT, w.shift_limit),
+            ]
+            .into_iter()
+            .filter(|(bound, d)| !bound.contains(*d))
+            .map(|(bound, d)| out_of_bounds(&format!("window {}", w.name), bound, d))
+            .collect();
+            for &volume in &w.volumes {
+                for reason in &bad {
+                    unresolved.push(Unresolved {
+                        volume,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            bad.is_empty()
+        })
+        .collect()
+}
+
+/// How far beyond `[from, until)` the timelines reach. They must cover every instant a lifecycle
+/// or a suggestion may test: a start moved by up to `shift_limit` (placing) or `suggest::SEARCH`
+/// (suggesting) from an occurrence in `[from, until)`, plus `max` and the guard. Bounded
+/// durations keep this under 16 days.
+fn timeline_reach(policy: &Policy, plannable: &[bool]) -> TimeDelta {
+    policy
+        .windows
+        .iter()
+        .zip(plannable)
+        .filter(|(_, ok)| **ok)
+        .map(|(w, _)| w.shift_limit.max(suggest::SEARCH) + w.max)
+        .max()
+        .unwrap_or_default()
+        + policy.agent.guard
+        + TimeDelta::minutes(1)
+}
+
+/// Every volume whose schedules and zone resolve, with its timeline over `covered` (shared by
+/// the volumes of one schedule set and zone), in policy order, and the index of each by policy
+/// volume; the others are unresolved.
+fn planned_volumes(
+    policy: &Policy,
+    observed: &Observed,
+    covered: (DateTime<Utc>, DateTime<Utc>),
+    horizon: (DateTime<Utc>, DateTime<Utc>),
+    unresolved: &mut Vec<Unresolved>,
+) -> (Vec<PlannedVolume>, HashMap<usize, usize>) {
+    let mut cache = TimelineCache::default();
+    let mut volumes = Vec::with_capacity(policy.volumes.len());
+    let mut by_volume: HashMap<usize, usize> = HashMap::new();
+    for (vi, _) in policy.volumes.iter().enumerate() {
+        match resolve(policy, observed, vi) {
+            Ok(resolved) => {
+                let timeline = cache.get(&resolved, covered, horizon);
+                by_volume.insert(vi, volumes.len());
+                volumes.push(PlannedVolume {
+                    volume: vi,
+                    resolved,
+                    timeline,
+                    lifecycles: Vec::new(),
+                });
+            }
+            Err(reason) => unresolved.push(Unresolved { volume: vi, reason }),
+        }
+    }
+    (volumes, by_volume)
 }
 
 /// A volume's schedules and zone, resolved from the policy or from what was observed.
@@ -547,6 +586,26 @@ impl Timeline {
         let end = later(start, length);
         self.first_at_or_after(start).filter(|s| s.at < end)
     }
+
+    /// Calls `f(previous, next)` for each consecutive pair of scheduled instants (Unix seconds,
+    /// floored) whose gap overlaps `[lo, hi)`, in order; `None` stands for "no snapshot on that
+    /// side within the computed range". Flooring a sub-second instant is conservative for
+    /// callers that start after `previous + 1 s` and end by `next`.
+    fn for_each_gap(&self, lo: i64, hi: i64, mut f: impl FnMut(Option<i64>, Option<i64>)) {
+        let first = self.snapshots.partition_point(|s| s.at.timestamp() < lo);
+        let mut prev = first
+            .checked_sub(1)
+            .map(|i| self.snapshots[i].at.timestamp());
+        for s in &self.snapshots[first..] {
+            let t = s.at.timestamp();
+            f(prev, Some(t));
+            prev = Some(t);
+            if t >= hi {
+                return;
+            }
+        }
+        f(prev, None);
+    }
 }
 
 #[derive(Default)]
@@ -587,229 +646,6 @@ struct PlannedVolume {
     lifecycles: Vec<Lifecycle>,
 }
 
-/// Places one window occurrence on one volume.
-fn place(
-    wi: usize,
-    window: &Window,
-    vi: usize,
-    pv: &PlannedVolume,
-    start: DateTime<Utc>,
-    from: DateTime<Utc>,
-    guard: TimeDelta,
-) -> (Lifecycle, Option<Conflict>) {
-    let tl = &pv.timeline;
-    let tz = pv.resolved.tz;
-    let names = &pv.resolved.names;
-    let span = window.max + guard;
-    let local = |t: DateTime<Utc>| Hhmm(tz, t);
-    let lifecycle = |create_at: DateTime<Utc>, outcome: Outcome, reason: String| Lifecycle {
-        window: wi,
-        window_start: start,
-        create_at,
-        release_by: later(create_at, window.max),
-        next_scheduled: tl.first_at_or_after(create_at),
-        outcome,
-        reason,
-    };
-
-    let Some(hit) = tl.collision(start, span) else {
-        let mut fits = lifecycle(start, Outcome::Fits, String::new());
-        fits.reason = match fits.next_scheduled {
-            Some(n) => format!(
-                "release by {} + guard {} is before {} at {}",
-                local(fits.release_by),
-                Human(guard),
-                names[n.schedule],
-                local(n.at)
-            ),
-            None => "no scheduled snapshot follows".to_string(),
-        };
-        return (fits, None);
-    };
-
-    let why = Why {
-        schedule: &names[hit.schedule],
-        at: local(hit.at),
-        start: local(start),
-        end: local(later(start, span)),
-        max: Human(window.max),
-        guard: Human(guard),
-    };
-    let conflict = |kind: ConflictKind| Conflict {
-        window: wi,
-        volume: vi,
-        at: start,
-        scheduled: hit,
-        schedule: names[hit.schedule].clone(),
-        kind,
-        suggestion: String::new(),
-    };
-    match window.on_conflict {
-        OnConflict::Run => (
-            lifecycle(
-                start,
-                Outcome::Conflict,
-                format!("runs anyway (on_conflict = run): {why}; the clone will be captured"),
-            ),
-            Some(conflict(ConflictKind::ChainConflict)),
-        ),
-        OnConflict::Skip => (
-            lifecycle(
-                start,
-                Outcome::Skipped,
-                format!("skipped (on_conflict = skip): {why}"),
-            ),
-            Some(conflict(ConflictKind::Skipped)),
-        ),
-        OnConflict::Shift => match nearest_fit(tl, start, span, window.shift_limit, from) {
-            Some(shifted) => {
-                let delta = shifted - start;
-                let reason = format!(
-                    "shifted {} {} to {}: {why}",
-                    Human(delta.abs()),
-                    if delta > TimeDelta::zero() {
-                        "later"
-                    } else {
-                        "earlier"
-                    },
-                    local(shifted)
-                );
-                (lifecycle(shifted, Outcome::Shifted, reason), None)
-            }
-            None => (
-                lifecycle(
-                    start,
-                    Outcome::Skipped,
-                    format!(
-                        "skipped: no start within {} fits; {why}",
-                        Human(window.shift_limit)
-                    ),
-                ),
-                Some(conflict(ConflictKind::NoGap)),
-            ),
-        },
-    }
-}
-
-/// The start nearest to `start` (ties: the later one), whole minutes, not before `from` and at
-/// most `limit` away, such that `[s, s + span)` holds no scheduled snapshot.
-fn nearest_fit(
-    tl: &Timeline,
-    start: DateTime<Utc>,
-    span: TimeDelta,
-    limit: TimeDelta,
-    from: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    // In Unix seconds: bounded durations and chrono's range keep every sum far from overflow.
-    let start_s = start.timestamp();
-    let span_s = ceil_seconds(span);
-    let limit_s = limit.num_seconds();
-    let lower = earliest_shift(start, limit, from);
-    let upper = floor60(start_s + limit_s);
-    let mut best: Option<i64> = None;
-    if lower > upper {
-        return None;
-    }
-    tl.for_each_gap(lower, upper + span_s, |a, b| {
-        // A start must come after the previous snapshot `a` and end (with guard) by the next `b`.
-        let lo = a.map_or(lower, |a| ceil60(a + 1)).max(lower);
-        let hi = b.map_or(upper, |b| floor60(b - span_s)).min(upper);
-        if lo > hi {
-            return;
-        }
-        let candidate = start_s.clamp(lo, hi);
-        let better = match best {
-            None => true,
-            Some(cur) => {
-                let (d_new, d_cur) = ((candidate - start_s).abs(), (cur - start_s).abs());
-                d_new < d_cur || (d_new == d_cur && candidate > cur)
-            }
-        };
-        if better {
-            best = Some(candidate);
-        }
-    });
-    best.and_then(|t| DateTime::from_timestamp(t, 0))
-}
-
-/// The earliest start (Unix seconds, a whole minute) a shift of the occurrence at `start` may
-/// take: at most `limit` earlier and not before `from`. The only way `from` enters a placement.
-fn earliest_shift(start: DateTime<Utc>, limit: TimeDelta, from: DateTime<Utc>) -> i64 {
-    let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
-    ceil60((start.timestamp() - limit.num_seconds()).max(from_s))
-}
-
-impl Timeline {
-    /// Calls `f(previous, next)` for each consecutive pair of scheduled instants (Unix seconds,
-    /// floored) whose gap overlaps `[lo, hi)`, in order; `None` stands for "no snapshot on that
-    /// side within the computed range". Flooring a sub-second instant is conservative for
-    /// callers that start after `previous + 1 s` and end by `next`.
-    fn for_each_gap(&self, lo: i64, hi: i64, mut f: impl FnMut(Option<i64>, Option<i64>)) {
-        let first = self.snapshots.partition_point(|s| s.at.timestamp() < lo);
-        let mut prev = first
-            .checked_sub(1)
-            .map(|i| self.snapshots[i].at.timestamp());
-        for s in &self.snapshots[first..] {
-            let t = s.at.timestamp();
-            f(prev, Some(t));
-            prev = Some(t);
-            if t >= hi {
-                return;
-            }
-        }
-        f(prev, None);
-    }
-}
-
-/// Whole seconds, rounded up (policy durations are whole seconds already).
-fn ceil_seconds(d: TimeDelta) -> i64 {
-    d.num_seconds() + i64::from(d.subsec_nanos() > 0)
-}
-
-/// Unix seconds rounded down / up to a whole minute.
-fn floor60(t: i64) -> i64 {
-    t.div_euclid(60) * 60
-}
-
-fn ceil60(t: i64) -> i64 {
-    floor60(t + 59)
-}
-
-/// `HH:MM` on the wall clock of the zone, as reasons print instants (written without strftime:
-/// reasons are made for every occurrence of large policies).
-#[derive(Clone, Copy)]
-struct Hhmm(Tz, DateTime<Utc>);
-
-impl fmt::Display for Hhmm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match crate::timeline::cron::local_time(self.0, self.1) {
-            Some(l) => write!(f, "{:02}:{:02}", l.hour(), l.minute()),
-            None => write!(f, "{} UTC", self.1.format("%H:%M")),
-        }
-    }
-}
-
-/// Why an occurrence does not fit as configured: "hourly at 03:05 falls inside 02:30–03:15 (max
-/// 40m + guard 5m)".
-struct Why<'a> {
-    schedule: &'a str,
-    at: Hhmm,
-    start: Hhmm,
-    end: Hhmm,
-    max: Human,
-    guard: Human,
-}
-
-impl fmt::Display for Why<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at {} falls inside {}–{} (max {} + guard {})",
-            self.schedule, self.at, self.start, self.end, self.max, self.guard
-        )
-    }
-}
-
 /// `t + d`, saturating at chrono's range ends (only instants within weeks of year ±262,143 get
 /// there; bounded durations keep every realistic instant exact).
 fn later(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
@@ -837,38 +673,4 @@ fn out_of_bounds(owner: &str, bound: &limits::Bound, value: TimeDelta) -> String
         bound.range,
         bound.why
     )
-}
-
-/// `1h30m`, `45m`, `90s` — how durations read in reasons.
-pub fn human(d: TimeDelta) -> String {
-    Human(d).to_string()
-}
-
-/// A duration as [`human`] writes it, without allocating.
-#[derive(Debug, Clone, Copy)]
-pub struct Human(pub TimeDelta);
-
-impl fmt::Display for Human {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = self.0.num_seconds();
-        if total < 0 {
-            f.write_str("-")?;
-        }
-        let total = total.unsigned_abs();
-        let parts = [
-            (total / 86_400, "d"),
-            (total / 3_600 % 24, "h"),
-            (total / 60 % 60, "m"),
-            (total % 60, "s"),
-        ];
-        if total == 0 {
-            return f.write_str("0m");
-        }
-        for (v, unit) in parts {
-            if v != 0 {
-                write!(f, "{v}{unit}")?;
-            }
-        }
-        Ok(())
-    }
 }

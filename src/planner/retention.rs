@@ -118,6 +118,20 @@ pub fn volume_retention(
             out
         }
     };
+    // The copies snapwarden takes itself rotate by their counts as well (a deferral that
+    // reached max_defer leaves one pinning a backing snapshot).
+    let managed = volume
+        .managed
+        .map(|pi| policy.snapshot_policies[pi].copies.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| RetainedSchedule {
+            name: policy.schedules[c.schedule].name.clone(),
+            prefix: c.prefix.clone(),
+            count: c.count,
+            recurrence: policy.schedules[c.schedule].recurrence.clone(),
+        });
+    let schedules: Vec<RetainedSchedule> = schedules.into_iter().chain(managed).collect();
     Ok(VolumeRetention { tz, schedules })
 }
 

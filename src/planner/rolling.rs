@@ -149,6 +149,9 @@ impl Kept {
                 schedule_names: pv.resolved.names.clone(),
                 scheduled,
                 lifecycles,
+                // The agent takes managed snapshots by its own rule; it reads no deferral here.
+                managed: Vec::new(),
+                deferrals: Vec::new(),
             });
         }
         Plan {

@@ -37,10 +37,10 @@ pub struct WorldFile {
     #[serde(default)]
     pub users: Vec<User>,
     pub clusters: Vec<ClusterFile>,
-    /// Veeam B&R servers served beside the clusters (`crate::veeam::sim_config`); `build`
+    /// Veeam B&R servers served beside the clusters (`super::veeam::config`); `build`
     /// leaves them to the server.
     #[serde(default)]
-    pub veeam: Vec<crate::veeam::sim_config::VeeamFile>,
+    pub veeam: Vec<super::veeam::config::VeeamFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,21 +241,7 @@ impl WorldFile {
                 w.add_license(ci, l);
             }
             for s in c.schedules {
-                let rec = match (s.cron, s.interval) {
-                    (Some(cron), None) => CronSpec::parse(&cron)
-                        .map(Recurrence::Cron)
-                        .map_err(|e| format!("{e}")),
-                    (None, Some(iv)) => parse_iso8601_duration(&iv).and_then(|every| {
-                        (every > TimeDelta::zero())
-                            .then_some(Recurrence::Interval {
-                                every,
-                                anchor: start,
-                            })
-                            .ok_or_else(|| format!("interval \"{iv}\" must be longer than zero"))
-                    }),
-                    _ => Err("exactly one of `cron` or `interval` is required".to_string()),
-                };
-                match rec {
+                match s.recurrence(start) {
                     Ok(rec) => {
                         if let Err(e) = w.add_schedule(ci, &s.name, rec) {
                             problems.push(format!("{at}.schedules.{}: {e}", s.name));
@@ -285,50 +271,7 @@ impl WorldFile {
                 }
             }
             for svm in c.svms {
-                let sat = format!("{at}.svms.{}", svm.name);
-                if let Err(e) = w.add_svm(ci, &svm.name) {
-                    problems.push(format!("{sat}: {e}"));
-                    continue;
-                }
-                for g in svm.igroups {
-                    if let Err(e) = w.create_igroup(
-                        ci,
-                        &svm.name,
-                        &g.name,
-                        &g.os_type,
-                        &g.protocol,
-                        g.initiators,
-                    ) {
-                        problems.push(format!("{sat}.igroups.{}: {e}", g.name));
-                    }
-                }
-                for v in svm.volumes {
-                    let vat = format!("{sat}.volumes.{}", v.name);
-                    let vol =
-                        match w.create_volume(ci, &svm.name, &v.name, v.size, &v.snapshot_policy) {
-                            Ok(uuid) => uuid,
-                            Err(e) => {
-                                problems.push(format!("{vat}: {e}"));
-                                continue;
-                            }
-                        };
-                    let vi = w.volume_index(ci, &vol).expect("just created");
-                    w.clusters[ci].volumes[vi].snapshot_clone_dependency =
-                        v.snapshot_clone_dependency;
-                    add_snapshots(&mut w, ci, vi, v.snapshots, &vat, &mut problems);
-                    for l in v.luns {
-                        let path = format!("/vol/{}/{}", v.name, l.name);
-                        if let Err(e) = w.create_lun(ci, &path, l.size, &l.os_type) {
-                            problems.push(format!("{vat}.luns.{}: {e}", l.name));
-                            continue;
-                        }
-                        for g in &l.mapped_to {
-                            if let Err(e) = w.map_lun(ci, &path, g) {
-                                problems.push(format!("{vat}.luns.{}.mapped_to {g}: {e}", l.name));
-                            }
-                        }
-                    }
-                }
+                svm.add_to(&mut w, ci, &at, &mut problems);
             }
         }
         if problems.is_empty() {
@@ -338,6 +281,75 @@ impl WorldFile {
                 source_name: source_name.to_string(),
                 problems,
             })
+        }
+    }
+}
+
+impl ScheduleFile {
+    /// The schedule's recurrence; an interval is anchored at the world's `start`.
+    fn recurrence(&self, start: DateTime<Utc>) -> Result<Recurrence, String> {
+        match (&self.cron, &self.interval) {
+            (Some(cron), None) => CronSpec::parse(cron)
+                .map(Recurrence::Cron)
+                .map_err(|e| format!("{e}")),
+            (None, Some(iv)) => parse_iso8601_duration(iv).and_then(|every| {
+                (every > TimeDelta::zero())
+                    .then_some(Recurrence::Interval {
+                        every,
+                        anchor: start,
+                    })
+                    .ok_or_else(|| format!("interval \"{iv}\" must be longer than zero"))
+            }),
+            _ => Err("exactly one of `cron` or `interval` is required".to_string()),
+        }
+    }
+}
+
+impl SvmFile {
+    /// Adds the SVM with its igroups, volumes (and their snapshots) and LUNs to cluster `ci`;
+    /// problems are located under `at` (the cluster's path in the file).
+    fn add_to(self, w: &mut World, ci: usize, at: &str, problems: &mut Vec<String>) {
+        let sat = format!("{at}.svms.{}", self.name);
+        if let Err(e) = w.add_svm(ci, &self.name) {
+            problems.push(format!("{sat}: {e}"));
+            return;
+        }
+        for g in self.igroups {
+            if let Err(e) = w.create_igroup(
+                ci,
+                &self.name,
+                &g.name,
+                &g.os_type,
+                &g.protocol,
+                g.initiators,
+            ) {
+                problems.push(format!("{sat}.igroups.{}: {e}", g.name));
+            }
+        }
+        for v in self.volumes {
+            let vat = format!("{sat}.volumes.{}", v.name);
+            let vol = match w.create_volume(ci, &self.name, &v.name, v.size, &v.snapshot_policy) {
+                Ok(uuid) => uuid,
+                Err(e) => {
+                    problems.push(format!("{vat}: {e}"));
+                    continue;
+                }
+            };
+            let vi = w.volume_index(ci, &vol).expect("just created");
+            w.clusters[ci].volumes[vi].snapshot_clone_dependency = v.snapshot_clone_dependency;
+            add_snapshots(w, ci, vi, v.snapshots, &vat, problems);
+            for l in v.luns {
+                let path = format!("/vol/{}/{}", v.name, l.name);
+                if let Err(e) = w.create_lun(ci, &path, l.size, &l.os_type) {
+                    problems.push(format!("{vat}.luns.{}: {e}", l.name));
+                    continue;
+                }
+                for g in &l.mapped_to {
+                    if let Err(e) = w.map_lun(ci, &path, g) {
+                        problems.push(format!("{vat}.luns.{}.mapped_to {g}: {e}", l.name));
+                    }
+                }
+            }
         }
     }
 }
@@ -432,33 +444,7 @@ pub fn world_from_policy_with(
         for l in &sim.licenses {
             w.add_license(ci, l);
         }
-        for s in &policy.schedules {
-            if let Err(e) = w.add_schedule(ci, &s.name, s.recurrence.clone()) {
-                problems.push(format!("cluster {}: schedule {}: {e}", c.name, s.name));
-            }
-        }
-        for p in &policy.snapshot_policies {
-            let copies = p
-                .copies
-                .iter()
-                .map(|copy| {
-                    let schedule = policy.schedules[copy.schedule].name.clone();
-                    let prefix = (copy.prefix != schedule).then(|| copy.prefix.clone());
-                    PolicyCopy {
-                        schedule,
-                        count: copy.count,
-                        prefix,
-                        snapmirror_label: copy.snapmirror_label.clone(),
-                    }
-                })
-                .collect();
-            if let Err(e) = w.add_policy(ci, &p.name, "", copies) {
-                problems.push(format!(
-                    "cluster {}: snapshot policy {}: {e}",
-                    c.name, p.name
-                ));
-            }
-        }
+        add_policy_schedules(&mut w, ci, policy, &c.name, &mut problems);
         // After the policy's own: a policy may redefine `default`, `hourly` and the other built-ins.
         w.add_builtins(ci);
         // The policy's credentials for this cluster log in; without a password source the
@@ -531,6 +517,44 @@ pub fn world_from_policy_with(
             source_name: "policy".into(),
             problems,
         })
+    }
+}
+
+/// The policy's schedules and snapshot policies on simulator cluster `ci` (named `cluster` in
+/// problems).
+fn add_policy_schedules(
+    w: &mut World,
+    ci: usize,
+    policy: &Policy,
+    cluster: &str,
+    problems: &mut Vec<String>,
+) {
+    for s in &policy.schedules {
+        if let Err(e) = w.add_schedule(ci, &s.name, s.recurrence.clone()) {
+            problems.push(format!("cluster {}: schedule {}: {e}", cluster, s.name));
+        }
+    }
+    for p in &policy.snapshot_policies {
+        let copies = p
+            .copies
+            .iter()
+            .map(|copy| {
+                let schedule = policy.schedules[copy.schedule].name.clone();
+                let prefix = (copy.prefix != schedule).then(|| copy.prefix.clone());
+                PolicyCopy {
+                    schedule,
+                    count: copy.count,
+                    prefix,
+                    snapmirror_label: copy.snapmirror_label.clone(),
+                }
+            })
+            .collect();
+        if let Err(e) = w.add_policy(ci, &p.name, "", copies) {
+            problems.push(format!(
+                "cluster {}: snapshot policy {}: {e}",
+                cluster, p.name
+            ));
+        }
     }
 }
 

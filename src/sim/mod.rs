@@ -3,16 +3,20 @@
 //! Layout: `world` (state and typed operations, no I/O), `config` (world TOML and
 //! `from_policy`), `query` (ONTAP collection query semantics), `rest` (the `/api` and
 //! `/simulator/v1` handlers), `server` (HTTP(S) serving, auth, faults, the real clock), and
-//! `client` (`SimClient`, the in-process `Ontap` implementation). See `docs/simulator.md`.
+//! `client` (`SimClient`, the in-process `Ontap` implementation), `veeam`, the Veeam B&R simulator
+//! acting on the same world, and `embedded`, a policy's simulator clusters and Veeam servers as
+//! in-process clients. See `docs/simulator.md`.
 
 pub mod world;
 
 pub use world::{Faults, Knobs, LockedOldest, SimError, World};
 pub mod client;
 pub mod config;
+pub mod embedded;
 pub mod query;
 pub mod rest;
 pub mod server;
+pub mod veeam;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

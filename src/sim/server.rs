@@ -4,7 +4,7 @@
 //!
 //! Cluster 0 listens on `listen`, cluster `i` on `listen.port() + i` (port 0: each on its own
 //! free port). Every listener also serves the world-wide admin API (one clock, one set of faults).
-//! A world file's Veeam servers (`[[veeam]]`, `crate::veeam::sim_rest`) listen on the ports after
+//! A world file's Veeam servers (`[[veeam]]`, `veeam::rest`) listen on the ports after
 //! the clusters', in world order, over the same HTTP or HTTPS.
 //!
 //! Plain HTTP is allowed only on loopback addresses (tests and local demos); anything else needs
@@ -29,10 +29,9 @@ use tokio::task::JoinHandle;
 
 use super::config::{WorldFile, DEFAULT_USER};
 use super::rest::{admin_router, api_router, envelope, ApiError, AppState, ClusterState};
+use super::veeam::{VeeamSim, VeeamWorld};
 use super::world::{codes, World};
 use super::{ClockMode, Simulator};
-use crate::veeam::sim::VeeamWorld;
-use crate::veeam::sim_rest::VeeamSim;
 
 /// Where the world comes from.
 #[derive(Debug, Clone)]
@@ -176,7 +175,7 @@ fn build_world(opts: &ServeOptions) -> anyhow::Result<(World, Vec<(String, Veeam
     };
     let veeam = std::mem::take(&mut file.veeam);
     let world = file.build(start, &name)?;
-    let veeam = crate::veeam::sim_config::build(veeam, &world, &name)?;
+    let veeam = super::veeam::config::build(veeam, &world, &name)?;
     Ok((world, veeam))
 }
 
@@ -445,7 +444,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<ServerHandle> {
         });
     }
     for ((_, _, state), std_listener) in veeam.iter().zip(veeam_listeners) {
-        let app = crate::veeam::sim_rest::router(state.clone());
+        let app = super::veeam::rest::router(state.clone());
         listeners.push(match &tls {
             Some((rustls_config, _)) => serve_tls(std_listener, rustls_config.clone(), app),
             None => serve_plain(std_listener, app)?,

@@ -19,12 +19,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::agent::clock::Clock;
-use crate::ontap::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
-};
+use crate::ontap::{Call, Layer, Ontap, OntapError, Via};
+use crate::sim::veeam::VeeamSim;
 use crate::sim::{ClockSummary, SimClient, Simulator, World};
-use crate::veeam::sim_rest::VeeamSim;
 
 /// What was measured over a run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -95,10 +92,13 @@ impl Meter {
 
     /// A client of one cluster.
     pub fn client(self: &Arc<Meter>, cluster: &str) -> Arc<dyn Ontap> {
-        Arc::new(Metered {
-            inner: SimClient::new(self.sim.clone(), cluster),
-            meter: self.clone(),
-        })
+        Arc::new(Via::new(
+            cluster,
+            Metered {
+                inner: Arc::new(SimClient::new(self.sim.clone(), cluster)),
+                meter: self.clone(),
+            },
+        ))
     }
 
     /// Brings the world to the clock and measures (what [`Metered`] does before every call).
@@ -246,103 +246,24 @@ fn locked_backing_snapshots(w: &World) -> u64 {
     u64::try_from(locked.len()).unwrap_or(u64::MAX)
 }
 
-/// A cluster's client: the simulator, advanced and measured around every call.
+/// A cluster's client: the simulator, advanced and measured before every call.
 struct Metered {
-    inner: SimClient,
+    inner: Arc<dyn Ontap>,
     meter: Arc<Meter>,
 }
 
-impl Metered {
-    fn before(&self) -> &SimClient {
-        self.meter.sync();
-        &self.inner
-    }
-
-    /// [`Metered::before`] for a call that may change the world.
-    fn mutating(&self) -> &SimClient {
-        self.meter.sync();
-        self.meter
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .dirty = true;
-        &self.inner
-    }
-}
-
 #[async_trait]
-impl Ontap for Metered {
-    fn cluster_name(&self) -> &str {
-        self.inner.cluster_name()
-    }
-    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
-        self.before().cluster().await
-    }
-    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-        self.before().volumes().await
-    }
-    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-        self.before().snapshot_policies().await
-    }
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-        self.before().schedules().await
-    }
-    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
-        self.before().license(package).await
-    }
-    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.before().snapshots().await
-    }
-    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-        self.before().luns().await
-    }
-    async fn create_snapshot(
-        &self,
-        volume: &VolumeRef,
-        new: &crate::ontap::NewSnapshot<'_>,
-    ) -> Result<SnapshotInfo, OntapError> {
-        self.mutating().create_snapshot(volume, new).await
-    }
-    async fn delete_snapshot(
-        &self,
-        volume: &VolumeRef,
-        snapshot_uuid: &str,
-        snapshot_name: &str,
-    ) -> Result<(), OntapError> {
-        self.mutating()
-            .delete_snapshot(volume, snapshot_uuid, snapshot_name)
-            .await
-    }
-    async fn clone_lun_flexclone(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.mutating()
-            .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
-            .await
-    }
-    async fn clone_lun_snaprestore(
-        &self,
-        volume: &VolumeRef,
-        snapshot_name: &str,
-        source_lun: &str,
-        clone_path: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.mutating()
-            .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
-            .await
-    }
-    async fn delete_lun(
-        &self,
-        lun_uuid: &str,
-        lun_path: &str,
-        allow_delete_while_mapped: bool,
-    ) -> Result<(), OntapError> {
-        self.mutating()
-            .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
-            .await
+impl Layer for Metered {
+    async fn before(&self, call: Call) -> Result<Arc<dyn Ontap>, OntapError> {
+        self.meter.sync();
+        if call.mutates() {
+            // The call may change the world: count the locks again at the next advance.
+            self.meter
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .dirty = true;
+        }
+        Ok(self.inner.clone())
     }
 }

@@ -10,7 +10,7 @@
 //! way for both; the cycle counts come from the agent's journal and the baseline's own tally.
 //!
 //! `driver = "veeam"` windows run a simulated Veeam job (every `[[veeam]]` is simulated, its
-//! jobs from the policy's windows: `veeam::sim_config::from_policy`) on the same world: the agent
+//! jobs from the policy's windows: `sim::veeam::config::from_policy`) on the same world: the agent
 //! starts it at its planned start through its `VeeamClient` (answered in process); the baseline
 //! starts it at the window's configured start. Its duration is the window's `expected` (the
 //! simulated job's own), not a draw.
@@ -30,15 +30,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::agent::clock::Clock;
-use crate::agent::cycle::{ConflictKind, Cycle, CycleResult};
+use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
 use crate::agent::hook::HookSpec;
 use crate::agent::recommend;
 use crate::agent::{
     Agent, AgentError, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers,
 };
 use crate::config::{Endpoint, Policy};
+use crate::sim::veeam::{InProcess, VeeamSim};
 use crate::sim::{ClockMode, Simulator, World};
-use crate::veeam::sim_rest::{InProcess, VeeamSim};
 
 use draw::{Draws, Occurrence};
 pub use estate::Estate;
@@ -275,7 +275,7 @@ fn veeam_servers(
     sim: &Arc<Simulator>,
 ) -> Result<Vec<(String, Arc<VeeamSim>, crate::ontap::secret::Secret)>, SimulateError> {
     let servers =
-        crate::veeam::sim_config::from_policy(policy, true).map_err(SimulateError::World)?;
+        crate::sim::veeam::config::from_policy(policy, true).map_err(SimulateError::World)?;
     Ok(servers
         .into_iter()
         .map(|s| (s.name, VeeamSim::new(sim.clone(), s.world), s.password))
@@ -394,24 +394,7 @@ async fn run_agent(
         clock.clone(),
         servers.iter().map(|(_, v, _)| v.clone()).collect(),
     );
-    let mut veeam_clients = Vec::new();
-    for (name, vsim, password) in servers {
-        let pc = policy.veeam.iter().find(|v| v.name == name);
-        let mut options = crate::veeam::VeeamOptions::new(
-            name.clone(),
-            "https://veeam-simulator.invalid",
-            pc.map(|p| p.username.clone()).unwrap_or_default(),
-            password,
-        );
-        if let Some(p) = pc {
-            options.api_version = p.api_version.clone();
-        }
-        let m = meter.clone();
-        let client = crate::veeam::VeeamClient::new(options)
-            .map_err(|e| SimulateError::World(e.to_string()))?
-            .with_local(Arc::new(InProcess::new(vsim, Box::new(move || m.sync()))));
-        veeam_clients.push((name, Arc::new(client)));
-    }
+    let veeam_clients = metered_veeam_clients(&policy, &meter, servers)?;
     let clients = policy
         .clusters
         .iter()
@@ -420,26 +403,7 @@ async fn run_agent(
             ontap: meter.client(&c.name),
         })
         .collect();
-    let draws = settings.draws();
-    let windows = policy.clone();
-    let hooks: HookOverride = Arc::new(move |c: &Cycle| {
-        let w = windows.windows.iter().find(|w| w.name == c.window)?;
-        let backup = draws.backup(
-            &Occurrence {
-                cluster: &c.cluster,
-                svm: &c.svm,
-                volume: &c.volume,
-                window: &c.window,
-                start: c.window_start,
-            },
-            w.expected,
-            w.max,
-        );
-        Some(HookSpec::Simulated {
-            duration: backup.duration,
-            succeed: true,
-        })
-    });
+    let hooks = drawn_backups(policy.clone(), settings.draws());
     let agent = Agent::new(
         policy.clone(),
         clients,
@@ -469,40 +433,11 @@ async fn run_agent(
         .recent_cycles(DateTime::<Utc>::MIN_UTC, None, usize::MAX >> 1)
         .map_err(AgentError::from)?;
     let mut report = base_report("coordinated", &policy, settings, &measured);
-    for c in cycles
-        .iter()
-        .filter(|c| c.window_start >= settings.from && c.window_start < end)
-    {
-        match c.result {
-            Some(CycleResult::Completed) => report.cycles_completed += 1,
-            Some(CycleResult::Overrun) => report.cycles_overrun += 1,
-            Some(CycleResult::Failed) => report.cycles_failed += 1,
-            Some(CycleResult::Skipped) => report.cycles_skipped += 1,
-            None => {}
-        }
-        if matches!(
-            c.result,
-            Some(CycleResult::Completed | CycleResult::Overrun)
-        ) && c.create_at != c.window_start
-        {
-            report.cycles_shifted += 1;
-        }
-    }
+    count_cycles(&mut report, &cycles, settings.from, end);
     let conflicts = journal
         .conflicts(DateTime::<Utc>::MIN_UTC, usize::MAX >> 1)
         .map_err(AgentError::from)?;
-    for k in [
-        ConflictKind::ChainConflict,
-        ConflictKind::Locked,
-        ConflictKind::LateRelease,
-        ConflictKind::Foreign,
-        ConflictKind::Skipped,
-    ] {
-        let n = conflicts.iter().filter(|c| c.kind == k).count();
-        report
-            .recorded_conflicts
-            .insert(k.as_str(), u64::try_from(n).unwrap_or(u64::MAX));
-    }
+    count_conflicts(&mut report, &conflicts);
     let licensed: Vec<(String, bool)> = sim.with(|w| {
         w.clusters
             .iter()
@@ -542,6 +477,94 @@ async fn run_agent(
     report.leaked_objects = leaked(&after, &open, &open_luns);
     report.foreign_objects_deleted = foreign_deleted(&before, &after, &measured);
     Ok(report)
+}
+
+/// The agent's clients of the simulated Veeam servers, answered in process after a meter sync.
+fn metered_veeam_clients(
+    policy: &Policy,
+    meter: &Arc<Meter>,
+    servers: Vec<(String, Arc<VeeamSim>, crate::ontap::secret::Secret)>,
+) -> Result<Vec<(String, Arc<crate::veeam::VeeamClient>)>, SimulateError> {
+    let mut veeam_clients = Vec::new();
+    for (name, vsim, password) in servers {
+        let pc = policy.veeam.iter().find(|v| v.name == name);
+        let mut options = crate::veeam::VeeamOptions::new(
+            name.clone(),
+            "https://veeam-simulator.invalid",
+            pc.map(|p| p.username.clone()).unwrap_or_default(),
+            password,
+        );
+        if let Some(p) = pc {
+            options.api_version = p.api_version.clone();
+        }
+        let m = meter.clone();
+        let client = crate::veeam::VeeamClient::new(options)
+            .map_err(|e| SimulateError::World(e.to_string()))?
+            .with_local(Arc::new(InProcess::new(vsim, Box::new(move || m.sync()))));
+        veeam_clients.push((name, Arc::new(client)));
+    }
+    Ok(veeam_clients)
+}
+
+/// The agent's hooks replaced: each backup takes its drawn duration and succeeds.
+fn drawn_backups(policy: Arc<Policy>, draws: Draws) -> HookOverride {
+    Arc::new(move |c: &Cycle| {
+        let w = policy.windows.iter().find(|w| w.name == c.window)?;
+        let backup = draws.backup(
+            &Occurrence {
+                cluster: &c.cluster,
+                svm: &c.svm,
+                volume: &c.volume,
+                window: &c.window,
+                start: c.window_start,
+            },
+            w.expected,
+            w.max,
+        );
+        Some(HookSpec::Simulated {
+            duration: backup.duration,
+            succeed: true,
+        })
+    })
+}
+
+/// The journaled cycles of occurrences in `[from, end)`, by result, and the shifted ones.
+fn count_cycles(report: &mut Report, cycles: &[Cycle], from: DateTime<Utc>, end: DateTime<Utc>) {
+    for c in cycles
+        .iter()
+        .filter(|c| c.window_start >= from && c.window_start < end)
+    {
+        match c.result {
+            Some(CycleResult::Completed) => report.cycles_completed += 1,
+            Some(CycleResult::Overrun) => report.cycles_overrun += 1,
+            Some(CycleResult::Failed) => report.cycles_failed += 1,
+            Some(CycleResult::Skipped) => report.cycles_skipped += 1,
+            None => {}
+        }
+        if matches!(
+            c.result,
+            Some(CycleResult::Completed | CycleResult::Overrun)
+        ) && c.create_at != c.window_start
+        {
+            report.cycles_shifted += 1;
+        }
+    }
+}
+
+/// The journaled conflicts by kind, every kind named (0 when none).
+fn count_conflicts(report: &mut Report, conflicts: &[ObservedConflict]) {
+    for k in [
+        ConflictKind::ChainConflict,
+        ConflictKind::Locked,
+        ConflictKind::LateRelease,
+        ConflictKind::Foreign,
+        ConflictKind::Skipped,
+    ] {
+        let n = conflicts.iter().filter(|c| c.kind == k).count();
+        report
+            .recorded_conflicts
+            .insert(k.as_str(), u64::try_from(n).unwrap_or(u64::MAX));
+    }
 }
 
 fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Measured) -> Report {

@@ -7,6 +7,8 @@ use wiremock::matchers::{body_string_contains, header, method, path, query_param
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use super::client::*;
+use super::session::MAX_TEXT;
+use super::*;
 use crate::ontap::Secret;
 
 const JOB_ID: &str = "0c4b5b26-6c0d-4f2b-9f4b-1a2b3c4d5e6f";

@@ -9,16 +9,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use snapwarden::agent::connect::{connect_virtual, ClockedSim};
+use snapwarden::agent::clock::reader;
 use snapwarden::agent::cycle::{Cycle, CycleResult};
 use snapwarden::agent::journal::Journal;
 use snapwarden::agent::status::{Status, StatusBoard};
 use snapwarden::agent::{Agent, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers};
 use snapwarden::config::{self, Policy};
-use snapwarden::ontap::{
-    ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, Resolve, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, Via, VolumeInfo, VolumeRef,
-};
+use snapwarden::ontap::{Call, Layer, Ontap, OntapError, Resolve, Via};
+use snapwarden::sim::embedded::{connect_virtual, ClockedSim};
 use snapwarden::sim::Simulator;
 
 pub fn t(s: &str) -> DateTime<Utc> {
@@ -90,7 +88,7 @@ impl Setup {
 pub fn start(policy: Policy, setup: Setup) -> Harness {
     let policy = Arc::new(policy);
     let clock = Arc::new(TokioClock::starting_at(setup.epoch));
-    let (clients, sim) = match setup.sim {
+    let (clients, sim): (Vec<ClusterClient>, _) = match setup.sim {
         Some(sim) => {
             // Same world, a new agent: clients over the existing simulator.
             let clients = policy
@@ -98,15 +96,24 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
                 .iter()
                 .map(|c| ClusterClient {
                     name: c.name.clone(),
-                    ontap: Arc::new(ClockedSim::new(sim.clone(), &c.name, clock.clone()))
+                    ontap: Arc::new(ClockedSim::new(sim.clone(), &c.name, reader(clock.clone())))
                         as Arc<dyn Ontap>,
                 })
                 .collect();
             (clients, sim)
         }
         None => {
-            let conns = connect_virtual(&policy, clock.clone()).expect("simulator clusters");
-            (conns.clients, conns.simulator.expect("a simulator"))
+            let conns =
+                connect_virtual(&policy, reader(clock.clone())).expect("simulator clusters");
+            let clients = conns
+                .clients
+                .into_iter()
+                .map(|ontap| ClusterClient {
+                    name: ontap.cluster_name().to_string(),
+                    ontap,
+                })
+                .collect();
+            (clients, conns.simulator.expect("a simulator"))
         }
     };
     if let Some(prepare) = setup.prepare {
@@ -148,13 +155,16 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
         Some((delay, counts, gate)) => clients
             .into_iter()
             .map(|c| ClusterClient {
+                ontap: Arc::new(Via::new(
+                    c.name.clone(),
+                    Slow {
+                        inner: c.ontap,
+                        delay,
+                        counts: counts.clone(),
+                        gate: gate.clone(),
+                    },
+                )),
                 name: c.name,
-                ontap: Arc::new(Slow {
-                    inner: c.ontap,
-                    delay,
-                    counts: counts.clone(),
-                    gate: gate.clone(),
-                }),
             })
             .collect(),
     };
@@ -314,96 +324,31 @@ pub struct Slow {
     gate: Option<Arc<AtomicBool>>,
 }
 
-impl Slow {
-    async fn around<T>(&self, call: impl std::future::Future<Output = T>) -> T {
-        let name = self.inner.cluster_name().to_string();
-        {
-            let mut now = self.counts.now.lock().unwrap();
-            let n = now.entry(name.clone()).or_default();
-            *n += 1;
-            let mut max = self.counts.max.lock().unwrap();
-            let m = max.entry(name.clone()).or_default();
-            *m = (*m).max(*n);
-        }
-        if self.gate.as_ref().is_none_or(|g| g.load(Ordering::SeqCst)) {
-            tokio::time::sleep(self.delay).await;
-        }
-        let out = call.await;
-        *self.counts.now.lock().unwrap().get_mut(&name).unwrap() -= 1;
-        out
-    }
-}
-
 #[async_trait]
-impl Ontap for Slow {
-    fn cluster_name(&self) -> &str {
-        self.inner.cluster_name()
+impl Layer for Slow {
+    async fn before(&self, call: Call) -> Result<Arc<dyn Ontap>, OntapError> {
+        if call.mutates() {
+            let name = self.inner.cluster_name().to_string();
+            {
+                let mut now = self.counts.now.lock().unwrap();
+                let n = now.entry(name.clone()).or_default();
+                *n += 1;
+                let mut max = self.counts.max.lock().unwrap();
+                let m = max.entry(name).or_default();
+                *m = (*m).max(*n);
+            }
+            if self.gate.as_ref().is_none_or(|g| g.load(Ordering::SeqCst)) {
+                tokio::time::sleep(self.delay).await;
+            }
+        }
+        Ok(self.inner.clone())
     }
-    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
-        self.inner.cluster().await
-    }
-    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-        self.inner.volumes().await
-    }
-    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-        self.inner.snapshot_policies().await
-    }
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-        self.inner.schedules().await
-    }
-    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
-        self.inner.license(package).await
-    }
-    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.inner.snapshots().await
-    }
-    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-        self.inner.luns().await
-    }
-    async fn create_snapshot(
-        &self,
-        volume: &VolumeRef,
-        new: &snapwarden::ontap::NewSnapshot<'_>,
-    ) -> Result<SnapshotInfo, OntapError> {
-        self.around(self.inner.create_snapshot(volume, new)).await
-    }
-    async fn delete_snapshot(
-        &self,
-        volume: &VolumeRef,
-        uuid: &str,
-        name: &str,
-    ) -> Result<(), OntapError> {
-        self.around(self.inner.delete_snapshot(volume, uuid, name))
-            .await
-    }
-    async fn clone_lun_flexclone(
-        &self,
-        volume: &VolumeRef,
-        snapshot: &str,
-        source: &str,
-        clone: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.around(
-            self.inner
-                .clone_lun_flexclone(volume, snapshot, source, clone),
-        )
-        .await
-    }
-    async fn clone_lun_snaprestore(
-        &self,
-        volume: &VolumeRef,
-        snapshot: &str,
-        source: &str,
-        clone: &str,
-    ) -> Result<LunInfo, OntapError> {
-        self.around(
-            self.inner
-                .clone_lun_snaprestore(volume, snapshot, source, clone),
-        )
-        .await
-    }
-    async fn delete_lun(&self, uuid: &str, path: &str, mapped: bool) -> Result<(), OntapError> {
-        self.around(self.inner.delete_lun(uuid, path, mapped)).await
+
+    fn after(&self, call: Call, _: Result<(), &OntapError>, _: std::time::Duration) {
+        if call.mutates() {
+            let name = self.inner.cluster_name();
+            *self.counts.now.lock().unwrap().get_mut(name).unwrap() -= 1;
+        }
     }
 }
 

@@ -319,3 +319,25 @@ pub fn netapp_python() -> std::ffi::OsString {
     );
     python
 }
+
+/// Runs `cmd` (stdin closed, output captured) and returns its output once it ends; kills it and
+/// panics when it has not ended within `bound`.
+pub fn output_within(mut cmd: Command, bound: Duration) -> std::process::Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd.spawn().expect("the command runs");
+    let end = Instant::now() + bound;
+    loop {
+        if child.try_wait().expect("waitpid").is_some() {
+            return child.wait_with_output().expect("its output");
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} did not end within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -275,11 +275,12 @@ fn a_live_clone_defers_the_snapshot_which_is_taken_once_for_every_instant_when_i
     );
     // The clones went at 01:50: ten seconds later the snapshot is taken, covering 01:05.
     fx.clone_alive("2027-01-01T01:00:00Z", Some("2027-01-01T01:50:00Z"));
+    // Still settling: woken again when it has (01:50:10).
     check(
         Stage::ManagedAfterRelease,
         &fx,
         "2027-01-01T01:50:05Z",
-        "arm-managed 2027-01-01T02:05Z",
+        "arm-managed 2027-01-01T01:50Z",
     );
     check(
         Stage::ManagedAfterRelease,

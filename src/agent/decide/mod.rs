@@ -374,49 +374,9 @@ impl fmt::Display for Action {
                 occurrence.volume,
                 t(&occurrence.start)
             ),
-            Action::Skip { cycle } => write!(
-                f,
-                "skip {} {}/{}/{} {}: {}",
-                cycle.window,
-                cycle.cluster,
-                cycle.svm,
-                cycle.volume,
-                t(&cycle.window_start),
-                cycle.detail
-            ),
-            Action::Start {
-                cycle, switched, ..
-            } => write!(
-                f,
-                "start {} {}/{}/{} {} at {} {}{}: {}",
-                cycle.window,
-                cycle.cluster,
-                cycle.svm,
-                cycle.volume,
-                t(&cycle.window_start),
-                t(&cycle.create_at),
-                cycle.clone_kind.as_str(),
-                if switched.is_some() {
-                    " (switched)"
-                } else {
-                    ""
-                },
-                cycle.detail
-            ),
-            Action::StartTool {
-                window,
-                cycles,
-                resume,
-            } => write!(
-                f,
-                "{} {window} for {}",
-                if *resume { "follow-tool" } else { "start-tool" },
-                cycles
-                    .iter()
-                    .map(|c| format!("{}/{}/{}", c.cluster, c.svm, c.volume))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Action::Skip { .. } | Action::Start { .. } | Action::StartTool { .. } => {
+                start_line(self, f)
+            }
             Action::Arm { at } => match at {
                 Some(at) => write!(f, "arm {}", t(at)),
                 None => f.write_str("arm none"),
@@ -435,43 +395,107 @@ impl fmt::Display for Action {
                 volume, evidence, ..
             } => write!(f, "refresh {volume}: {evidence}"),
             Action::Clear { volume, .. } => write!(f, "clear {volume}"),
-            Action::TakeManaged(take) => write!(
-                f,
-                "take {} {} (due {}, {} instant(s), {}{}){}",
-                take.copy,
-                take.name,
-                t(&take.due),
-                take.instants,
-                take.why.as_str(),
-                match take.why.waited() {
-                    w if w > TimeDelta::zero() => format!(" {}", crate::planner::human(w)),
-                    _ => String::new(),
-                },
-                if take.rotate.is_empty() {
-                    String::new()
-                } else {
-                    let names: Vec<&str> = take.rotate.iter().map(|(_, n)| n.as_str()).collect();
-                    format!(" then delete {}", names.join(", "))
-                }
-            ),
-            Action::Defer { copy, since, why } => {
-                write!(f, "defer {copy} (due {}): {why}", t(since))
-            }
-            Action::Rotate {
-                copy, snapshots, ..
-            } => {
-                let names: Vec<&str> = snapshots.iter().map(|(_, n)| n.as_str()).collect();
-                write!(f, "rotate {copy}: delete {}", names.join(", "))
-            }
-            Action::SettleManaged { copy, name, uuid } => write!(
-                f,
-                "settle {copy} {name}: {}",
-                if uuid.is_some() { "made" } else { "never made" }
-            ),
-            Action::ArmManaged { at } => match at {
-                Some(at) => write!(f, "arm-managed {}", t(at)),
-                None => f.write_str("arm-managed none"),
-            },
+            Action::TakeManaged(_)
+            | Action::Defer { .. }
+            | Action::Rotate { .. }
+            | Action::SettleManaged { .. }
+            | Action::ArmManaged { .. } => managed_line(self, f),
         }
+    }
+}
+
+/// The managed stages' actions, one line each.
+fn managed_line(action: &Action, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let t = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+    match action {
+        Action::TakeManaged(take) => write!(
+            f,
+            "take {} {} (due {}, {} instant(s), {}{}){}",
+            take.copy,
+            take.name,
+            t(&take.due),
+            take.instants,
+            take.why.as_str(),
+            match take.why.waited() {
+                w if w > TimeDelta::zero() => format!(" {}", crate::planner::human(w)),
+                _ => String::new(),
+            },
+            if take.rotate.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = take.rotate.iter().map(|(_, n)| n.as_str()).collect();
+                format!(" then delete {}", names.join(", "))
+            }
+        ),
+        Action::Defer { copy, since, why } => {
+            write!(f, "defer {copy} (due {}): {why}", t(since))
+        }
+        Action::Rotate {
+            copy, snapshots, ..
+        } => {
+            let names: Vec<&str> = snapshots.iter().map(|(_, n)| n.as_str()).collect();
+            write!(f, "rotate {copy}: delete {}", names.join(", "))
+        }
+        Action::SettleManaged { copy, name, uuid } => write!(
+            f,
+            "settle {copy} {name}: {}",
+            if uuid.is_some() { "made" } else { "never made" }
+        ),
+        Action::ArmManaged { at } => match at {
+            Some(at) => write!(f, "arm-managed {}", t(at)),
+            None => f.write_str("arm-managed none"),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The start stage's skips and starts, one line each.
+fn start_line(action: &Action, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let t = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+    match action {
+        Action::Skip { cycle } => write!(
+            f,
+            "skip {} {}/{}/{} {}: {}",
+            cycle.window,
+            cycle.cluster,
+            cycle.svm,
+            cycle.volume,
+            t(&cycle.window_start),
+            cycle.detail
+        ),
+        Action::Start {
+            cycle, switched, ..
+        } => write!(
+            f,
+            "start {} {}/{}/{} {} at {} {}{}: {}",
+            cycle.window,
+            cycle.cluster,
+            cycle.svm,
+            cycle.volume,
+            t(&cycle.window_start),
+            t(&cycle.create_at),
+            cycle.clone_kind.as_str(),
+            if switched.is_some() {
+                " (switched)"
+            } else {
+                ""
+            },
+            cycle.detail
+        ),
+        Action::StartTool {
+            window,
+            cycles,
+            resume,
+        } => write!(
+            f,
+            "{} {window} for {}",
+            if *resume { "follow-tool" } else { "start-tool" },
+            cycles
+                .iter()
+                .map(|c| format!("{}/{}/{}", c.cluster, c.svm, c.volume))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => Ok(()),
     }
 }

@@ -385,85 +385,29 @@ fn drivers<'v>(
         };
         let mut why = String::new();
         if c.backing_snapshot.is_empty() {
-            let taken: Vec<(String, String, String)> = attributed
-                .iter()
-                .filter(|(cl, _, _, _)| *cl == c.cluster)
-                .map(|(_, svm, vol, snap)| (svm.clone(), vol.clone(), snap.clone()))
-                .collect();
-            if let Some(s) = driver::attribute(&c, inv, patterns, &taken) {
-                let t = s.create_time.with_timezone(&Utc);
-                c.backing_snapshot = s.name.clone();
-                c.created_at = Some(t);
-                if c.clone_kind == CloneKind::SnapRestore {
-                    // The tool clones right after its snapshot: from then on a scheduled
-                    // snapshot can capture the clone.
-                    c.clones_created_at = Some(t);
-                }
+            if let Some(attributed) = attribute(&mut c, inv, patterns, &attributed) {
+                why = attributed;
+            }
+            if !c.backing_snapshot.is_empty() {
                 attributed.push((
                     c.cluster.clone(),
                     c.svm.clone(),
                     c.volume.clone(),
                     c.backing_snapshot.clone(),
                 ));
-                why = format!(
-                    "the tool's backing snapshot (created {}) is attributed to the cycle",
-                    t.to_rfc3339()
-                );
             }
         }
         let ended = o.step == Step::ToolEnded || c.state == CycleState::Locked;
         let fresh = c.clones_deleted_at.is_none_or(|t| inv.at > t);
         let mut settles = false;
         if ended && fresh {
-            let alive = !c.backing_snapshot.is_empty()
-                && inv
-                    .volume_snapshots(&c.svm, &c.volume)
-                    .any(|s| s.name == c.backing_snapshot);
-            if alive && c.state != CycleState::Locked {
-                let pins = listing::pins(&c, inv, prefix, retention(view, &c).as_ref(), now);
-                c.state = CycleState::Locked;
-                why = "the tool could not delete its backing snapshot: locked".into();
-                actions.push(Action::RecordConflict(ObservedConflict {
-                    kind: ConflictKind::Locked,
-                    cluster: c.cluster.clone(),
-                    svm: c.svm.clone(),
-                    volume: c.volume.clone(),
-                    window: Some(c.window.clone()),
-                    cycle: Some(c.id.clone()),
-                    at: inv.at,
-                    detail: format!(
-                        "backing snapshot {} is still there after the tool stopped at {} (the tool could not delete it; snapwarden never does); {}",
-                        c.backing_snapshot,
-                        c.clones_deleted_at.unwrap_or(now).to_rfc3339(),
-                        pins.describe()
-                    ),
-                    key: format!("locked:{}", c.id),
-                }));
-            } else if !alive {
-                let was_locked = c.state == CycleState::Locked;
-                let nothing_made = c.backing_snapshot.is_empty();
-                c.state = if nothing_made && c.result == Some(CycleResult::Failed) {
-                    CycleState::Failed
-                } else {
-                    CycleState::Released
-                };
-                c.released_at = Some(if was_locked {
-                    inv.at
-                } else {
-                    c.clones_deleted_at.unwrap_or(inv.at)
-                });
-                if nothing_made {
-                    let note = "no backing snapshot of the tool was seen on the volume";
-                    c.detail = if c.detail.is_empty() {
-                        note.to_string()
-                    } else {
-                        format!("{}; {note}", c.detail)
-                    };
+            match settle_tool(view, &mut c, inv, now) {
+                Settled::Locked(conflict) => {
+                    why = "the tool could not delete its backing snapshot: locked".into();
+                    actions.push(Action::RecordConflict(conflict));
                 }
-                if c.result.is_none() {
-                    c.result = Some(CycleResult::Completed);
-                }
-                settles = true;
+                Settled::Released => settles = true,
+                Settled::No => {}
             }
         }
         if settles {
@@ -476,4 +420,96 @@ fn drivers<'v>(
         }
     }
     (updated, settled)
+}
+
+/// Ties the tool's snapshot on the cycle's volume to it (none another cycle claims): why, when
+/// one is found.
+fn attribute(
+    c: &mut Cycle,
+    inv: &Inventory,
+    patterns: &[regex::Regex],
+    claimed: &[(String, String, String, String)],
+) -> Option<String> {
+    let taken: Vec<(String, String, String)> = claimed
+        .iter()
+        .filter(|(cl, _, _, _)| *cl == c.cluster)
+        .map(|(_, svm, vol, snap)| (svm.clone(), vol.clone(), snap.clone()))
+        .collect();
+    let s = driver::attribute(c, inv, patterns, &taken)?;
+    let t = s.create_time.with_timezone(&Utc);
+    c.backing_snapshot = s.name.clone();
+    c.created_at = Some(t);
+    if c.clone_kind == CloneKind::SnapRestore {
+        // The tool clones right after its snapshot: from then on a scheduled snapshot can
+        // capture the clone.
+        c.clones_created_at = Some(t);
+    }
+    Some(format!(
+        "the tool's backing snapshot (created {}) is attributed to the cycle",
+        t.to_rfc3339()
+    ))
+}
+
+/// How a driver cycle whose tool stopped stands in a listing taken after.
+enum Settled {
+    /// Its snapshot is still there: the tool could not delete it.
+    Locked(ObservedConflict),
+    /// Its snapshot is gone (or none was made): the cycle ends.
+    Released,
+    /// Nothing new.
+    No,
+}
+
+fn settle_tool(view: &View<'_>, c: &mut Cycle, inv: &Inventory, now: DateTime<Utc>) -> Settled {
+    let alive = !c.backing_snapshot.is_empty()
+        && inv
+            .volume_snapshots(&c.svm, &c.volume)
+            .any(|s| s.name == c.backing_snapshot);
+    if alive && c.state != CycleState::Locked {
+        let pins = listing::pins(c, inv, view.prefix(), retention(view, c).as_ref(), now);
+        c.state = CycleState::Locked;
+        return Settled::Locked(ObservedConflict {
+            kind: ConflictKind::Locked,
+            cluster: c.cluster.clone(),
+            svm: c.svm.clone(),
+            volume: c.volume.clone(),
+            window: Some(c.window.clone()),
+            cycle: Some(c.id.clone()),
+            at: inv.at,
+            detail: format!(
+                "backing snapshot {} is still there after the tool stopped at {} (the tool could not delete it; snapwarden never does); {}",
+                c.backing_snapshot,
+                c.clones_deleted_at.unwrap_or(now).to_rfc3339(),
+                pins.describe()
+            ),
+            key: format!("locked:{}", c.id),
+        });
+    }
+    if alive {
+        return Settled::No;
+    }
+    let was_locked = c.state == CycleState::Locked;
+    let nothing_made = c.backing_snapshot.is_empty();
+    c.state = if nothing_made && c.result == Some(CycleResult::Failed) {
+        CycleState::Failed
+    } else {
+        CycleState::Released
+    };
+    c.released_at = Some(if was_locked {
+        inv.at
+    } else {
+        c.clones_deleted_at.unwrap_or(inv.at)
+    });
+    if nothing_made {
+        let note = "no backing snapshot of the tool was seen on the volume";
+        c.detail = if c.detail.is_empty() {
+            note.to_string()
+        } else {
+            format!("{}; {note}", c.detail)
+        };
+    }
+    if c.result.is_none() {
+        c.result = Some(CycleResult::Completed);
+    }
+    Settled::Released
 }

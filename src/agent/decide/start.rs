@@ -12,7 +12,7 @@ use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
 use crate::agent::state::{Occurrence, VolumeKey};
 use crate::config::{CloneMethod, Driver, Policy};
 use crate::ontap::{LicenseState, VolumeRef};
-use crate::planner::{self, Lifecycle, Outcome};
+use crate::planner::{self, Lifecycle, Outcome, Plan};
 
 /// A driver window's occurrence: (window, configured start).
 type ToolRun = (usize, DateTime<Utc>);
@@ -125,40 +125,17 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         excluded
             .iter()
             .find(|(v, _, _)| *v == vi)
-            .map(|(_, _, w)| w)
+            .map(|(_, _, w)| w.as_str())
     };
-    let occurrence = |wi: usize, vi: usize, start: DateTime<Utc>| Occurrence {
-        window: policy.windows[wi].name.clone(),
-        volume: VolumeKey::of_policy(policy, vi).expect("planned volumes are the policy's"),
-        start,
-    };
-    let started = |o: &Occurrence| view.memory.started.contains(o);
-
-    // A driver window's tool runs once per occurrence for all its volumes: it starts at the
-    // earliest planned start among them.
-    let mut due_tools: HashSet<(usize, DateTime<Utc>)> = HashSet::new();
-    for vp in &plan.volumes {
-        for lc in &vp.lifecycles {
-            if !policy.windows[lc.window].driver.is_snapwarden()
-                && lc.create_at <= now
-                && lc.outcome != Outcome::Skipped
-                && !started(&occurrence(lc.window, vp.volume, lc.window_start))
-            {
-                due_tools.insert((lc.window, lc.window_start));
-            }
-        }
-    }
-
+    let tools = due_tools(view, plan, now);
     let mut next_create: Option<DateTime<Utc>> = None;
     let mut skipped = Vec::new();
     let mut to_start = Vec::new();
     for vp in &plan.volumes {
         let vi = vp.volume;
-        let ci = policy.volumes[vi].cluster;
         for lc in &vp.lifecycles {
-            let window = &policy.windows[lc.window];
-            let key = occurrence(lc.window, vi, lc.window_start);
-            if started(&key) {
+            let key = occurrence(policy, lc.window, vi, lc.window_start);
+            if view.memory.started.contains(&key) {
                 continue;
             }
             if view
@@ -173,48 +150,24 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             }
             let due = lc.create_at <= now
                 || (lc.outcome != Outcome::Skipped
-                    && due_tools.contains(&(lc.window, lc.window_start)));
+                    && tools.contains(&(lc.window, lc.window_start)));
             if !due {
                 if lc.outcome != Outcome::Skipped {
                     next_create = Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
                 }
                 continue;
             }
-            let too_late = now + window.expected > lc.release_by;
-            let cluster = &view.clusters[ci];
-            let skip = if lc.outcome == Outcome::Skipped {
-                Some(lc.reason.clone())
-            } else if let Some(why) = excluded_why(vi) {
-                Some(format!("not run: {why}"))
-            } else if !cluster.reachable {
-                // Waits for the cluster while the window still fits.
-                too_late.then(|| {
-                    format!(
-                        "not run: cluster {} was unreachable from the planned start until it was too late ({})",
-                        policy.clusters[ci].name,
-                        cluster.last_error.clone().unwrap_or_default()
-                    )
-                })
-            } else if too_late {
-                Some(format!(
-                    "not run: the agent was not running at the planned start {} and the window's expected {} no longer fits before {}",
-                    lc.create_at.to_rfc3339(),
-                    planner::human(window.expected),
-                    lc.release_by.to_rfc3339()
-                ))
-            } else {
-                to_start.push((lc, vi));
-                continue;
-            };
-            let Some(reason) = skip else { continue };
-            if lc.create_at >= view.started_at {
-                skipped.push((lc, vi, reason));
-            } else {
+            match due_now(view, lc, vi, excluded_why(vi), now) {
+                Due::Start => to_start.push((lc, vi)),
+                Due::Wait => {}
+                Due::Skip(reason) if lc.create_at >= view.started_at => {
+                    skipped.push((lc, vi, reason))
+                }
                 // Before this run: not recorded, and not looked at again.
-                actions.push(Action::Forget {
+                Due::Skip(_) => actions.push(Action::Forget {
                     occurrence: key,
                     why: ForgetWhy::BeforeStart,
-                });
+                }),
             }
         }
     }
@@ -229,6 +182,92 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         );
         actions.push(Action::Skip { cycle });
     }
+    actions.extend(starts(view, to_start, now));
+    actions.push(Action::Arm { at: next_create });
+    actions
+}
+
+/// Occurrence `start` of window `wi` on policy volume `vi`.
+fn occurrence(policy: &Policy, wi: usize, vi: usize, start: DateTime<Utc>) -> Occurrence {
+    Occurrence {
+        window: policy.windows[wi].name.clone(),
+        volume: VolumeKey::of_policy(policy, vi).expect("planned volumes are the policy's"),
+        start,
+    }
+}
+
+/// The driver windows' occurrences due now: a tool runs once per occurrence for all its volumes,
+/// from the earliest planned start among them.
+fn due_tools(view: &View<'_>, plan: &Plan, now: DateTime<Utc>) -> HashSet<ToolRun> {
+    let mut due = HashSet::new();
+    for vp in &plan.volumes {
+        for lc in &vp.lifecycles {
+            if !view.policy.windows[lc.window].driver.is_snapwarden()
+                && lc.create_at <= now
+                && lc.outcome != Outcome::Skipped
+                && !view.memory.started.contains(&occurrence(
+                    view.policy,
+                    lc.window,
+                    vp.volume,
+                    lc.window_start,
+                ))
+            {
+                due.insert((lc.window, lc.window_start));
+            }
+        }
+    }
+    due
+}
+
+/// What becomes of a lifecycle whose create has come.
+enum Due {
+    Start,
+    /// Its cluster is unreachable and the window still fits: looked at again.
+    Wait,
+    Skip(String),
+}
+
+fn due_now(
+    view: &View<'_>,
+    lc: &Lifecycle,
+    vi: usize,
+    excluded: Option<&str>,
+    now: DateTime<Utc>,
+) -> Due {
+    let policy = view.policy;
+    let window = &policy.windows[lc.window];
+    let ci = policy.volumes[vi].cluster;
+    let cluster = &view.clusters[ci];
+    let too_late = now + window.expected > lc.release_by;
+    if lc.outcome == Outcome::Skipped {
+        Due::Skip(lc.reason.clone())
+    } else if let Some(why) = excluded {
+        Due::Skip(format!("not run: {why}"))
+    } else if !cluster.reachable && !too_late {
+        Due::Wait
+    } else if !cluster.reachable {
+        Due::Skip(format!(
+            "not run: cluster {} was unreachable from the planned start until it was too late ({})",
+            policy.clusters[ci].name,
+            cluster.last_error.clone().unwrap_or_default()
+        ))
+    } else if too_late {
+        Due::Skip(format!(
+            "not run: the agent was not running at the planned start {} and the window's expected {} no longer fits before {}",
+            lc.create_at.to_rfc3339(),
+            planner::human(window.expected),
+            lc.release_by.to_rfc3339()
+        ))
+    } else {
+        Due::Start
+    }
+}
+
+/// The starts of the lifecycles due: snapwarden's own with their clone method, and one tool
+/// start per driver window occurrence (its volumes' cycles together), after them.
+fn starts(view: &View<'_>, to_start: Vec<(&Lifecycle, usize)>, now: DateTime<Utc>) -> Vec<Action> {
+    let policy = view.policy;
+    let mut actions = Vec::new();
     // Per (window, configured start): the driver cycles of its volumes.
     let mut tools: Vec<(ToolRun, Vec<Cycle>)> = Vec::new();
     for (lc, vi) in to_start {
@@ -240,35 +279,8 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             continue;
         };
         let licensed = inv.flexclone == LicenseState::Compliant;
-        let window = &policy.windows[lc.window];
-        if !window.driver.is_snapwarden() {
-            // The tool clones with FlexClone when the cluster is licensed (Veeam does).
-            let kind = if licensed {
-                CloneKind::FlexClone
-            } else {
-                CloneKind::SnapRestore
-            };
-            let what = match &window.driver {
-                Driver::Veeam(job) => format!(
-                    "Veeam job {:?} on server {}",
-                    job.job,
-                    policy
-                        .veeam
-                        .get(job.server)
-                        .map_or("?", |s| s.name.as_str())
-                ),
-                _ => "the window's hook".to_string(),
-            };
-            let mut cycle = new_cycle(
-                policy,
-                lc,
-                vi,
-                kind,
-                CycleState::Backup,
-                format!("{what} started at {}; {}", now.to_rfc3339(), lc.reason),
-            );
-            cycle.backing_snapshot = String::new();
-            cycle.clones.clear();
+        if !policy.windows[lc.window].driver.is_snapwarden() {
+            let cycle = tool_cycle(policy, lc, vi, licensed, now);
             let group = (lc.window, lc.window_start);
             match tools.iter_mut().find(|(g, _)| *g == group) {
                 Some((_, cycles)) => cycles.push(cycle),
@@ -316,8 +328,45 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             resume: false,
         });
     }
-    actions.push(Action::Arm { at: next_create });
     actions
+}
+
+/// A driver window's cycle on one volume: the tool makes the snapshot (its name is empty until
+/// attributed) and clones with FlexClone when the cluster is licensed (Veeam does).
+fn tool_cycle(
+    policy: &Policy,
+    lc: &Lifecycle,
+    vi: usize,
+    licensed: bool,
+    now: DateTime<Utc>,
+) -> Cycle {
+    let kind = if licensed {
+        CloneKind::FlexClone
+    } else {
+        CloneKind::SnapRestore
+    };
+    let what = match &policy.windows[lc.window].driver {
+        Driver::Veeam(job) => format!(
+            "Veeam job {:?} on server {}",
+            job.job,
+            policy
+                .veeam
+                .get(job.server)
+                .map_or("?", |s| s.name.as_str())
+        ),
+        _ => "the window's hook".to_string(),
+    };
+    let mut cycle = new_cycle(
+        policy,
+        lc,
+        vi,
+        kind,
+        CycleState::Backup,
+        format!("{what} started at {}; {}", now.to_rfc3339(), lc.reason),
+    );
+    cycle.backing_snapshot = String::new();
+    cycle.clones.clear();
+    cycle
 }
 
 /// A cycle for lifecycle `lc` on policy volume `vi`, not yet journaled: its id is given when it

@@ -18,8 +18,8 @@ use crate::planner::{self, Observed};
 use crate::timeline::Recurrence;
 
 /// How long after a clone is deleted a managed snapshot still waits, so that ONTAP has let go
-/// of the clone's blocks before the snapshot is taken.
-pub const SETTLE: TimeDelta = TimeDelta::seconds(10);
+/// of the clone's blocks before the snapshot is taken (the planner predicts with the same).
+pub const SETTLE: TimeDelta = planner::MANAGED_SETTLE;
 
 /// How far back a copy's missed instants are looked for: a week (the longest outage a managed
 /// schedule is expected to ride out); older ones are not counted.

@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 
 use chrono::TimeDelta;
+use toml::Spanned;
 
 use super::values::{bounded_duration, is_snapshot_charset, resolve_path, Bounds};
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
-use crate::config::model::{foreign_pattern, Agent, FlexCloneRule, MAX_PATTERNS};
+use crate::config::model::{foreign_pattern, is_loopback, Agent, FlexCloneRule, MAX_PATTERNS};
 use crate::config::raw::{RawAgent, RawFlexClone};
 
 /// `[agent] guard`: 0s ..= 1d.
@@ -80,19 +81,9 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
         }
     }
     if let Some(prefix) = &item.snapshot_prefix {
-        if is_snapshot_charset(prefix.get_ref()) {
-            agent.snapshot_prefix = prefix.get_ref().clone();
-        } else {
-            ok = false;
-            cx.error(
-                file,
-                prefix.span(),
-                format!(
-                    "`snapshot_prefix` \"{}\" is not a valid ONTAP snapshot name",
-                    prefix.get_ref()
-                ),
-                hint("use one or more of A-Z a-z 0-9 _ . -, for example \"snapwarden\""),
-            );
+        match snapshot_prefix(cx, file, prefix) {
+            Some(p) => agent.snapshot_prefix = p,
+            None => ok = false,
         }
     }
     if let Some(guard) = &item.guard {
@@ -145,35 +136,118 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
             agent.token_file = Some(resolve_path(cx, file, path.get_ref()));
         }
     }
+    ok &= open_listen(cx, file, item, &mut agent);
     if let Some(list) = &item.foreign_snapshot_patterns {
-        if list.get_ref().len() > MAX_PATTERNS {
-            ok = false;
-            cx.error(
-                file,
-                list.span(),
-                format!("at most {MAX_PATTERNS} `foreign_snapshot_patterns`"),
-                hint("combine patterns with |, for example \"^(VeeamSourceSnapshot|VeeamAUX)\""),
-            );
-        } else {
-            let mut patterns = Vec::new();
-            for p in list.get_ref() {
-                match foreign_pattern(p.get_ref()) {
-                    Ok(re) => patterns.push(re),
-                    Err(why) => {
-                        ok = false;
-                        cx.error(
-                            file,
-                            p.span(),
-                            format!("foreign snapshot pattern \"{}\" {why}", p.get_ref().chars().take(80).collect::<String>()),
-                            hint("a regular expression matched case-insensitively against snapshot names, for example \"^VeeamSourceSnapshot\""),
-                        );
-                    }
-                }
-            }
-            agent.foreign_snapshot_patterns = patterns;
+        match foreign_patterns(cx, file, list) {
+            Some(patterns) => agent.foreign_snapshot_patterns = patterns,
+            None => ok = false,
         }
     }
     ok.then_some(agent)
+}
+
+/// `foreign_snapshot_patterns`: at most [`MAX_PATTERNS`] regular expressions, each usable;
+/// `None` when not so (every problem reported).
+fn foreign_patterns(
+    cx: &mut Collector,
+    file: usize,
+    list: &Spanned<Vec<Spanned<String>>>,
+) -> Option<Vec<regex::Regex>> {
+    if list.get_ref().len() > MAX_PATTERNS {
+        cx.error(
+            file,
+            list.span(),
+            format!("at most {MAX_PATTERNS} `foreign_snapshot_patterns`"),
+            hint("combine patterns with |, for example \"^(VeeamSourceSnapshot|VeeamAUX)\""),
+        );
+        return None;
+    }
+    let mut ok = true;
+    let mut patterns = Vec::new();
+    for p in list.get_ref() {
+        match foreign_pattern(p.get_ref()) {
+            Ok(re) => patterns.push(re),
+            Err(why) => {
+                ok = false;
+                cx.error(
+                    file,
+                    p.span(),
+                    format!("foreign snapshot pattern \"{}\" {why}", p.get_ref().chars().take(80).collect::<String>()),
+                    hint("a regular expression matched case-insensitively against snapshot names, for example \"^VeeamSourceSnapshot\""),
+                );
+            }
+        }
+    }
+    ok.then_some(patterns)
+}
+
+/// `listen_without_token`, and the rule it opts out of: a `listen` address off loopback serves the
+/// status and the plan to the network, so it needs `token_file`, or `listen_without_token = true`
+/// to say an open API is meant. Runs after `listen` and `token_file` are read into `agent`.
+fn open_listen(cx: &mut Collector, file: usize, item: &RawAgent, agent: &mut Agent) -> bool {
+    if let Some(flag) = &item.listen_without_token {
+        agent.listen_without_token = *flag.get_ref();
+        if agent.listen_without_token && agent.token_file.is_some() {
+            cx.error(
+                file,
+                flag.span(),
+                "`listen_without_token = true` contradicts `token_file`: with a token, every \
+                 /api/v1 caller must send it",
+                hint("remove one of the two"),
+            );
+            return false;
+        }
+    }
+    let Some(listen) = &item.listen else {
+        // The default address is on loopback.
+        return true;
+    };
+    if is_loopback(agent.listen.ip()) || agent.token_file.is_some() || agent.listen_without_token {
+        return true;
+    }
+    cx.error(
+        file,
+        listen.span(),
+        format!(
+            "`listen` address \"{}\" is off loopback and no `token_file` is set: anyone who \
+             reaches it would read the status and the plan",
+            agent.listen
+        ),
+        hint(
+            "set `token_file` to a file holding a bearer token, listen on 127.0.0.1, or add \
+             `listen_without_token = true` if the network is trusted",
+        ),
+    );
+    false
+}
+
+/// `snapshot_prefix`: ONTAP snapshot-name characters, starting with a letter or digit (clone
+/// LUNs are named `<prefix>.<window>.<timestamp>.<lun>`, and ONTAP's LUN names start so; see
+/// `names`). Reported at the value when it is not.
+fn snapshot_prefix(cx: &mut Collector, file: usize, prefix: &Spanned<String>) -> Option<String> {
+    let value = prefix.get_ref();
+    if !is_snapshot_charset(value) {
+        cx.error(
+            file,
+            prefix.span(),
+            format!("`snapshot_prefix` \"{value}\" is not a valid ONTAP snapshot name"),
+            hint("use one or more of A-Z a-z 0-9 _ . -, for example \"snapwarden\""),
+        );
+        return None;
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        cx.error(
+            file,
+            prefix.span(),
+            format!("`snapshot_prefix` \"{value}\" must start with a letter or digit"),
+            hint(
+                "clone LUNs are named after the backing snapshot, and ONTAP's LUN names start \
+                 with a letter or digit; for example \"snapwarden\"",
+            ),
+        );
+        return None;
+    }
+    Some(value.clone())
 }
 
 pub(super) fn build_flexclone(

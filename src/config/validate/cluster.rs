@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::names;
 use super::values::{parse_tz, resolve_path, Required};
 use super::{Reported, Subject};
 use crate::config::diag::{hint, Collector};
@@ -46,16 +47,7 @@ pub(super) fn build_cluster(cx: &mut Collector, at: &At<RawCluster>) -> Option<C
     };
     let mut ok = name.is_some();
     if let Some(n) = name {
-        let name = n.get_ref();
-        if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-            ok = false;
-            cx.error(
-                file,
-                n.span(),
-                format!("cluster name \"{name}\" must be non-empty without '/' or spaces"),
-                hint("volume ids are written cluster/svm/volume, so names cannot contain '/'"),
-            );
-        }
+        ok &= names::check(cx, file, n.span(), &names::CLUSTER, n.get_ref());
     }
     let endpoint = endpoint.map_or(Err(Reported), |e| cluster_endpoint(cx, file, e));
     // With an unusable endpoint, checks that depend on its kind are skipped (they would guess).

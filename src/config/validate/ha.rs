@@ -56,36 +56,9 @@ pub(super) fn build_ha(
         }
     }
 
-    let mut urls = Vec::new();
-    let mut any_https = false;
-    if let Some(list) = endpoints {
-        if list.get_ref().is_empty() || list.get_ref().len() > MAX_ENDPOINTS {
-            ok = false;
-            cx.error(
-                file,
-                list.span(),
-                format!("`endpoints` must list 1 to {MAX_ENDPOINTS} members"),
-                hint("for example [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379\", \"http://10.0.0.3:2379\"]"),
-            );
-        }
-        for e in list.get_ref() {
-            match endpoint(e) {
-                Ok(url) => {
-                    any_https |= url.starts_with("https://");
-                    urls.push(url);
-                }
-                Err(message) => {
-                    ok = false;
-                    cx.error(
-                        file,
-                        e.span(),
-                        message,
-                        hint("an etcd client URL, for example \"http://127.0.0.1:2379\" or \"https://etcd-1.example.net:2379\""),
-                    );
-                }
-            }
-        }
-    }
+    let (urls, urls_ok) = endpoints.map_or((Vec::new(), true), |l| members(cx, file, l));
+    ok &= urls_ok;
+    let any_https = urls.iter().any(|u| u.starts_with("https://"));
 
     let lease_ttl = match &h.lease_ttl {
         None => Some(chrono::TimeDelta::seconds(DEFAULT_LEASE_TTL_SECONDS)),
@@ -124,19 +97,7 @@ pub(super) fn build_ha(
         span: at.span.clone(),
         text: "[ha]".into(),
     };
-    let username = match &h.username {
-        Some(u) if u.get_ref().is_empty() => {
-            cx.error(
-                file,
-                u.span(),
-                "`username` is empty",
-                hint("an etcd user, for example \"snapwarden\""),
-            );
-            Err(Reported)
-        }
-        Some(u) => Ok(Some(u.get_ref().clone())),
-        None => Ok(None),
-    };
+    let username = username(cx, file, &h.username);
     let with_user = matches!(username, Ok(Some(_)));
     let password = password_source(
         cx,
@@ -159,19 +120,7 @@ pub(super) fn build_ha(
     if let Ok(t) = &tls {
         if *t != TlsVerify::System && !any_https && !urls.is_empty() {
             ok = false;
-            let span = [&h.ca_file, &h.pin_sha256]
-                .into_iter()
-                .flatten()
-                .map(|v| v.span())
-                .chain(h.insecure.as_ref().map(|v| v.span()))
-                .next()
-                .unwrap_or(at.span.clone());
-            cx.error(
-                file,
-                span,
-                "TLS settings in [ha] but no `https://` endpoint",
-                hint("write the endpoints as https://… or remove ca_file, pin_sha256 and insecure"),
-            );
+            tls_without_https(cx, at);
         }
     }
     if !ok {
@@ -187,6 +136,80 @@ pub(super) fn build_ha(
         password: password?,
         tls: tls?,
     }))
+}
+
+/// `username`: not empty when given.
+fn username(
+    cx: &mut Collector,
+    file: usize,
+    raw: &Option<Spanned<String>>,
+) -> Result<Option<String>, Reported> {
+    match raw {
+        Some(u) if u.get_ref().is_empty() => {
+            cx.error(
+                file,
+                u.span(),
+                "`username` is empty",
+                hint("an etcd user, for example \"snapwarden\""),
+            );
+            Err(Reported)
+        }
+        Some(u) => Ok(Some(u.get_ref().clone())),
+        None => Ok(None),
+    }
+}
+
+/// Reports TLS settings given while no member is reached over `https://`, at the first of them.
+fn tls_without_https(cx: &mut Collector, at: &At<RawHa>) {
+    let h = &at.item;
+    let span = [&h.ca_file, &h.pin_sha256]
+        .into_iter()
+        .flatten()
+        .map(|v| v.span())
+        .chain(h.insecure.as_ref().map(|v| v.span()))
+        .next()
+        .unwrap_or(at.span.clone());
+    cx.error(
+        at.file,
+        span,
+        "TLS settings in [ha] but no `https://` endpoint",
+        hint("write the endpoints as https://… or remove ca_file, pin_sha256 and insecure"),
+    );
+}
+
+/// `endpoints`: 1 to [`MAX_ENDPOINTS`] etcd client URLs, each usable; `false` when not so
+/// (every problem reported).
+fn members(
+    cx: &mut Collector,
+    file: usize,
+    list: &Spanned<Vec<Spanned<String>>>,
+) -> (Vec<String>, bool) {
+    let mut ok = true;
+    let mut urls = Vec::new();
+    if list.get_ref().is_empty() || list.get_ref().len() > MAX_ENDPOINTS {
+        ok = false;
+        cx.error(
+            file,
+            list.span(),
+            format!("`endpoints` must list 1 to {MAX_ENDPOINTS} members"),
+            hint("for example [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379\", \"http://10.0.0.3:2379\"]"),
+        );
+    }
+    for e in list.get_ref() {
+        match endpoint(e) {
+            Ok(url) => urls.push(url),
+            Err(message) => {
+                ok = false;
+                cx.error(
+                    file,
+                    e.span(),
+                    message,
+                    hint("an etcd client URL, for example \"http://127.0.0.1:2379\" or \"https://etcd-1.example.net:2379\""),
+                );
+            }
+        }
+    }
+    (urls, ok)
 }
 
 /// An etcd client URL: `http(s)://host:port` with nothing after the port but an optional `/`.

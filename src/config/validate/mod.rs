@@ -10,13 +10,15 @@
 //! By concern: `values` (durations, zones, crons, paths shared by every section), `agent`
 //! (`[agent]`, `[flexclone]`), `cluster`, `schedule` (job schedules and snapshot policies),
 //! `volume`, `managed` (the policies volumes hand to snapwarden), `window`, `veeam` (Veeam
-//! servers and window drivers) and `ha` (leader election); this file holds the entry points, the
+//! servers and window drivers), `ha` (leader election) and `names` (ONTAP's naming rules and
+//! snapwarden's labels); this file holds the entry points, the
 //! pass over all sections and the name index used for duplicates and references.
 
 mod agent;
 mod cluster;
 mod ha;
 mod managed;
+mod names;
 mod schedule;
 #[cfg(test)]
 mod tests;
@@ -244,6 +246,9 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         .iter()
         .map(|w| build_window(cx, w, &volume_names, &veeam_names))
         .collect();
+    if let Some(agent) = &agent {
+        names::check_derived_lengths(cx, raw, agent, &volumes, &windows);
+    }
 
     Some(Policy {
         source: cx.sources.path(0).clone(),

@@ -186,6 +186,41 @@ const MAX_DEFER: Bounds = Bounds::of(&crate::domain::limits::MAX_DEFER);
 /// ONTAP accepts 1 to 1023 copies per schedule in a snapshot policy.
 const MAX_COPIES: u32 = 1023;
 
+/// A copies entry's `count`: 1 ..= [`MAX_COPIES`]; `None` when out of range (reported).
+fn copy_count(cx: &mut Collector, file: usize, n: &Spanned<i64>) -> Option<u32> {
+    let valid = u32::try_from(*n.get_ref())
+        .ok()
+        .filter(|n| (1..=MAX_COPIES).contains(n));
+    if valid.is_none() {
+        cx.error(
+            file,
+            n.span(),
+            format!("count {} is out of range 1..=1023", n.get_ref()),
+            hint("ONTAP keeps between 1 and 1023 copies per schedule"),
+        );
+    }
+    valid
+}
+
+/// A copies entry's `snapmirror_label`; `None` when it is not a SnapMirror label (reported).
+fn snapmirror_label(cx: &mut Collector, file: usize, l: &Spanned<String>) -> Option<String> {
+    let valid = is_snapmirror_label(l.get_ref());
+    if !valid {
+        cx.error(
+            file,
+            l.span(),
+            format!(
+                "`snapmirror_label` \"{}\" is not an ONTAP SnapMirror label",
+                l.get_ref()
+            ),
+            hint(format!(
+                "1 to {MAX_SNAPMIRROR_LABEL} of A-Z a-z 0-9 _ . -, for example \"hourly\""
+            )),
+        );
+    }
+    valid.then(|| l.get_ref().clone())
+}
+
 pub(super) fn build_snapshot_policy(
     cx: &mut Collector,
     at: &At<RawSnapshotPolicy>,
@@ -249,20 +284,7 @@ pub(super) fn build_snapshot_policy(
             }
         }
         let index = schedule.and_then(|s| schedules.resolve(cx, file, s));
-        let count = count.and_then(|n| {
-            let valid = u32::try_from(*n.get_ref())
-                .ok()
-                .filter(|n| (1..=MAX_COPIES).contains(n));
-            if valid.is_none() {
-                cx.error(
-                    file,
-                    n.span(),
-                    format!("count {} is out of range 1..=1023", n.get_ref()),
-                    hint("ONTAP keeps between 1 and 1023 copies per schedule"),
-                );
-            }
-            valid
-        });
+        let count = count.and_then(|n| copy_count(cx, file, n));
         let prefix = match (&c.prefix, schedule) {
             (Some(p), _) => Some((p.get_ref().clone(), p.span())),
             (None, Some(s)) => Some((s.get_ref().clone(), s.span())),
@@ -279,23 +301,10 @@ pub(super) fn build_snapshot_policy(
                 );
             }
         }
-        let mirror = c.snapmirror_label.as_ref().map(|l| {
-            let valid = is_snapmirror_label(l.get_ref());
-            if !valid {
-                cx.error(
-                    file,
-                    l.span(),
-                    format!(
-                        "`snapmirror_label` \"{}\" is not an ONTAP SnapMirror label",
-                        l.get_ref()
-                    ),
-                    hint(format!(
-                        "1 to {MAX_SNAPMIRROR_LABEL} of A-Z a-z 0-9 _ . -, for example \"hourly\""
-                    )),
-                );
-            }
-            valid.then(|| l.get_ref().clone())
-        });
+        let mirror = c
+            .snapmirror_label
+            .as_ref()
+            .map(|l| snapmirror_label(cx, file, l));
         match (index, count, prefix, mirror) {
             (Some(schedule), Some(count), Some((prefix, _)), None) => copies.push(Copies {
                 schedule,

@@ -102,9 +102,9 @@ hook = { command = ["x"], timout = "1m" }
 "#,
         r#"
 p.toml:2:1: unknown key `guad` in [agent]
-  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
+  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file, listen_without_token
 p.toml:3:1: unknown key `listn` in [agent]
-  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file
+  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file, listen_without_token
 p.toml:4:2: unknown key `agnt` in the top level
   hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam, ha
 p.toml:12:27: unknown key `timout` in the window's hook table
@@ -654,6 +654,7 @@ fn valid_values_reach_the_model() {
     let p = valid(
         r#"[agent]
 listen = "0.0.0.0:9000"
+listen_without_token = true
 state_dir = "state"
 [flexclone]
 recommend_after = 2
@@ -684,6 +685,7 @@ hook = { command = ["/bin/backup", "--all"] }
     );
     assert_eq!(p.agent.state_dir, PathBuf::from("state"));
     assert_eq!(p.agent.token_file, None);
+    assert!(p.agent.listen_without_token);
     assert_eq!(p.flexclone.within, TimeDelta::days(7));
     let prod = &p.clusters[0];
     assert_eq!(
@@ -1113,6 +1115,54 @@ fn token_file_resolves_beside_the_policy_and_an_empty_one_is_located() {
     assert!(
         err.contains("p.toml:2:") && err.contains("`token_file` is empty"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_listen_address_off_loopback_needs_a_token_or_says_it_is_meant_open() {
+    let open = "off loopback and no `token_file` is set: anyone who reaches it would read the \
+                status and the plan\n  hint: set `token_file` to a file holding a bearer token, \
+                listen on 127.0.0.1, or add `listen_without_token = true` if the network is trusted";
+    check(
+        "[agent]\nlisten = \"0.0.0.0:9464\"\n",
+        &format!("p.toml:2:10: `listen` address \"0.0.0.0:9464\" is {open}"),
+    );
+    check(
+        "[agent]\nlisten = \"[::]:9464\"\n",
+        &format!("p.toml:2:10: `listen` address \"[::]:9464\" is {open}"),
+    );
+    check(
+        "[agent]\nlisten = \"192.0.2.7:9464\"\nlisten_without_token = false\n",
+        &format!("p.toml:2:10: `listen` address \"192.0.2.7:9464\" is {open}"),
+    );
+    // Loopback in every spelling, a token, or the explicit opt-in: valid.
+    for listen in [
+        "127.0.0.1:9464",
+        "127.8.9.10:1",
+        "[::1]:9464",
+        "[::ffff:127.0.0.1]:9464",
+    ] {
+        let p = valid(&format!("[agent]\nlisten = \"{listen}\"\n"));
+        assert!(!p.agent.listen_without_token, "{listen}");
+    }
+    let p = valid("[agent]\nlisten = \"0.0.0.0:9464\"\ntoken_file = \"t\"\n");
+    assert_eq!(p.agent.token_file, Some(PathBuf::from("t")));
+    let p = valid("[agent]\nlisten = \"0.0.0.0:9464\"\nlisten_without_token = true\n");
+    assert!(p.agent.listen_without_token);
+    // The opt-in and a token contradict each other; a non-boolean is a type error; both located.
+    check(
+        "[agent]\nlisten = \"0.0.0.0:9464\"\ntoken_file = \"t\"\nlisten_without_token = true\n",
+        r#"
+p.toml:4:24: `listen_without_token = true` contradicts `token_file`: with a token, every /api/v1 caller must send it
+  hint: remove one of the two
+"#,
+    );
+    check(
+        "[agent]\nlisten_without_token = \"yes\"\n",
+        r#"
+p.toml:2:24: in [agent]: invalid type: string "yes", expected a boolean
+  hint: config/reference.toml documents every key and its type
+"#,
     );
 }
 
@@ -1746,5 +1796,151 @@ p.toml:6:55: `snapmirror_label` "has space" is not an ONTAP SnapMirror label
 p.toml:7:56: `snapmirror_label` "a-label-of-thirty-two-characters" is not an ONTAP SnapMirror label
   hint: 1 to 31 of A-Z a-z 0-9 _ . -, for example "hourly"
 "#,
+    );
+}
+
+#[test]
+fn names_ontap_would_refuse_are_located_all_at_once_with_the_rule() {
+    // A cluster label with a combining accent and a zero-width space, a volume and an SVM ONTAP
+    // refuses, LUN paths with a bad LUN and qtree name, and a window name too long for the
+    // backing snapshot's name.
+    let window = "w".repeat(230);
+    check_exact(
+        &format!(
+            r#"[[cluster]]
+name = "prod-e\u0301\u200B"
+endpoint = "simulator"
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+[[snapshot_policy]]
+name = "p"
+copies = [{{ schedule = "hourly", count = 6 }}]
+[[volume]]
+cluster = "prod-e\u0301\u200B"
+svm = "1svm"
+name = "vol_é中"
+luns = ["/vol/vol_é中/lun0"]
+snapshot_policy = "p"
+[[volume]]
+cluster = "prod-e\u0301\u200B"
+svm = "svm1"
+name = "vol_ok"
+luns = ["/vol/vol_ok/lün 0", "/vol/vol_ok/q\u200B/lun1", "/vol/vol_ok/a/b/lun2"]
+snapshot_policy = "p"
+[[volume]]
+cluster = "prod-e\u0301\u200B"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "p"
+[[window]]
+name = "{window}"
+volumes = ["prod-e\u0301\u200B/svm1/vol_b"]
+start = "0 1 * * *"
+timezone = "UTC"
+expected = "5m"
+max = "6m"
+"#
+        ),
+        &format!(
+            r#"
+p.toml:2:8: cluster name "prod-e\u{{301}}\u{{200b}}" has characters it cannot hold: U+0301 (a combining mark), U+200B (an invisible format character)
+  hint: cluster names label volume ids (cluster/svm/volume), logs and metrics: visible characters without spaces or '/', for example "prod-a"; write an accented letter precomposed (é as one character, not e plus a combining accent)
+p.toml:12:7: SVM name "1svm" starts with '1', not a letter or _
+  hint: ONTAP SVM names are 1 to 47 of A-Z a-z 0-9 . - _, not starting with a digit, . or -, and not "all", for example "svm1" or "svm.example.net"
+p.toml:13:8: volume name "vol_é中" has characters it cannot hold: 'é' (U+00E9), '中' (U+4E2D)
+  hint: ONTAP volume names are 1 to 203 of A-Z a-z 0-9 _, starting with a letter or _, for example "vol_sql"
+p.toml:20:9: LUN path "/vol/vol_ok/lün 0": LUN name "lün 0" has characters it cannot hold: 'ü' (U+00FC), U+0020 (a space)
+  hint: ONTAP LUN names are 1 to 255 of A-Z a-z 0-9 - _ {{ }} ., starting with a letter or digit; a LUN path is /vol/<volume>/<lun> or /vol/<volume>/<qtree>/<lun>
+p.toml:20:30: LUN path "/vol/vol_ok/q\u{{200b}}/lun1": qtree name "q\u{{200b}}" has characters it cannot hold: U+200B (an invisible format character)
+  hint: ONTAP qtree names are at most 64 characters without /; snapwarden takes visible ASCII (no space), for example "q1"
+p.toml:20:58: LUN path "/vol/vol_ok/a/b/lun2" has 3 levels below /vol/vol_ok/: ONTAP keeps a LUN at the root of a volume or of a qtree
+  hint: LUN paths of this volume look like "/vol/vol_ok/lun0" or "/vol/vol_ok/q1/lun0"
+p.toml:29:8: window "{window}": its backing snapshots would be named with 258 bytes ("snapwarden.{window}.YYYYMMDDTHHMMSSZ"), more than the 255 ONTAP allows a snapshot name
+  hint: shorten the window's name (or [agent] snapshot_prefix)
+"#
+        ),
+    );
+}
+
+#[test]
+fn a_window_name_that_fits_a_snapshot_but_not_a_clone_lun_is_refused() {
+    // snapwarden.<w>.<16> is 228 bytes; with ".lun_with_a_long_name" the clone's name is 250
+    // characters, with a longer LUN name 256.
+    let window = "w".repeat(200);
+    let policy = |lun: &str| {
+        format!(
+            "[[window]]\nname = \"{window}\"\nvolumes = [\"c/s/v2\"]\nstart = \"0 1 * * *\"\ntimezone = \"UTC\"\nexpected = \"5m\"\nmax = \"6m\"\n\
+             [[volume]]\ncluster = \"c\"\nsvm = \"s\"\nname = \"v2\"\nluns = [\"/vol/v2/{lun}\"]\nsnapshot_policy = \"p\"\n"
+        )
+    };
+    valid(&policy(&"l".repeat(26)));
+    check(
+        &policy(&"l".repeat(27)),
+        &format!(
+            r#"
+p.toml:2:8: window "{window}": the clone of LUN "{lun}" would be named with 256 characters ("snapwarden.{window}.YYYYMMDDTHHMMSSZ.{lun}"), more than the 255 ONTAP allows a LUN name
+  hint: shorten the window's name (or [agent] snapshot_prefix, or the LUN's)
+"#,
+            lun = "l".repeat(27)
+        ),
+    );
+}
+
+#[test]
+fn a_snapshot_prefix_starts_with_a_letter_or_digit() {
+    check(
+        "[agent]\nsnapshot_prefix = \"_sw\"\n",
+        r#"
+p.toml:2:19: `snapshot_prefix` "_sw" must start with a letter or digit
+  hint: clone LUNs are named after the backing snapshot, and ONTAP's LUN names start with a letter or digit; for example "snapwarden"
+"#,
+    );
+}
+
+#[test]
+fn files_are_bounded_each_and_together() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Sparse files: 15 MiB each reads fast. Four fit the 64 MiB total; the fifth does not.
+    let names: Vec<String> = (0..5).map(|i| format!("big{i}.toml")).collect();
+    for name in &names {
+        std::fs::File::create(dir.path().join(name))
+            .and_then(|f| f.set_len(15 << 20))
+            .expect("a sparse file");
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let main = dir.path().join("main.toml");
+    std::fs::write(&main, format!("include = [{}]\n{BASE}", list.join(", "))).expect("write");
+    let diags = load(&main).expect_err("over the total");
+    let total: Vec<String> = diags
+        .iter()
+        .filter(|d| d.message.contains("together"))
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect();
+    assert_eq!(
+        total,
+        [format!(
+            "1:64: cannot read included file {}: the policy's files would hold more than 64 MiB together",
+            dir.path().join("big4.toml").display()
+        )]
+    );
+
+    // One file over the bound, as an include: refused before it is read, located.
+    std::fs::File::create(dir.path().join("huge.toml"))
+        .and_then(|f| f.set_len((16 << 20) + 1))
+        .expect("a sparse file");
+    std::fs::write(&main, format!("include = [\"huge.toml\"]\n{BASE}")).expect("write");
+    let diags = load(&main).expect_err("over the bound");
+    assert_eq!(diags.len(), 1, "{diags}");
+    assert_eq!(
+        diags.0[0].to_string(),
+        format!(
+            "{}:1:12: cannot read included file {}: it holds more than 16 MiB (16777216 bytes)\n  \
+             hint: a policy file holds at most 16 MiB and all of a policy's files at most 64 MiB \
+             together; check that the path names a policy, or split it with include",
+            main.display(),
+            dir.path().join("huge.toml").display()
+        )
     );
 }

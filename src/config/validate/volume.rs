@@ -2,6 +2,7 @@
 
 use toml::Spanned;
 
+use super::names;
 use super::values::Required;
 use super::Names;
 use crate::config::diag::{hint, Collector};
@@ -34,17 +35,9 @@ pub(super) fn build_volume(
     let snapshot_policy = need.key("snapshot_policy", &v.snapshot_policy);
     need.report(cx);
     let mut ok = true;
-    for (key, value) in [("svm", svm), ("name", name)] {
-        let Some(value) = value else { continue };
-        let s = value.get_ref();
-        if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
-            ok = false;
-            cx.error(
-                file,
-                value.span(),
-                format!("volume `{key}` \"{s}\" must be non-empty without '/' or spaces"),
-                hint("volume ids are written cluster/svm/volume"),
-            );
+    for (rule, value) in [(&names::SVM, svm), (&names::VOLUME, name)] {
+        if let Some(value) = value {
+            ok &= names::check(cx, file, value.span(), rule, value.get_ref());
         }
     }
     let cluster = cluster.and_then(|c| clusters.resolve(cx, file, c));
@@ -133,8 +126,8 @@ fn managed_policy(
     None
 }
 
-/// At least one LUN, each once, each under `/vol/<name>/` (when the volume's name is known);
-/// false when a problem was reported.
+/// At least one LUN, each once, each `/vol/<name>/[<qtree>/]<lun>` with names ONTAP takes (when
+/// the volume's name is known); false when a problem was reported.
 fn check_luns(
     cx: &mut Collector,
     file: usize,
@@ -165,18 +158,9 @@ fn check_luns(
             );
         }
         let Some(name) = name else { continue };
-        let prefix = format!("/vol/{name}/");
-        let rest = path.strip_prefix(&prefix);
-        if rest.is_none_or(|r| r.is_empty() || r.ends_with('/')) {
+        if let Some((message, h)) = names::lun_path_problem(path, name) {
             ok = false;
-            cx.error(
-                file,
-                lun.span(),
-                format!("LUN path \"{path}\" is not under {prefix}"),
-                hint(format!(
-                    "LUN paths of this volume look like \"{prefix}lun0\""
-                )),
-            );
+            cx.error(file, lun.span(), message, hint(h));
         }
     }
     ok

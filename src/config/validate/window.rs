@@ -8,7 +8,8 @@ use super::Names;
 use crate::config::diag::{hint, Collector};
 use crate::config::load::At;
 use crate::config::model::*;
-use crate::config::raw::RawWindow;
+use crate::config::raw::{RawHook, RawWindow};
+use toml::Spanned;
 
 /// Two hours: room to move a nightly window past a couple of hourly snapshots.
 const DEFAULT_SHIFT_LIMIT_SECONDS: i64 = 2 * 3600;
@@ -74,6 +75,121 @@ pub(super) fn build_window(
     let label = name.map_or("this window".into(), |n| {
         format!("window \"{}\"", n.get_ref())
     });
+    let (volumes, volumes_ok) = window_volumes(cx, file, listed, &label, volumes_by_id);
+    ok &= volumes_ok;
+    let start = start.and_then(|s| cron_string(cx, file, s, "start"));
+    let timezone = zone.and_then(|z| timezone(cx, file, z));
+    let expected = expected_raw.and_then(|e| bounded_duration(cx, file, e, "expected", &LENGTH));
+    let max = max_raw.and_then(|m| bounded_duration(cx, file, m, "max", &LENGTH));
+    if let (Some(e), Some(m), Some(e_raw), Some(m_raw)) = (expected, max, expected_raw, max_raw) {
+        if e > m {
+            ok = false;
+            cx.error(
+                file,
+                e_raw.span(),
+                format!(
+                    "`expected` ({}) is longer than `max` ({})",
+                    e_raw.get_ref(),
+                    m_raw.get_ref()
+                ),
+                hint("`max` bounds the backup; raise it or lower `expected`"),
+            );
+        }
+    }
+    let on_conflict = on_conflict(cx, file, &w.on_conflict);
+    let on_overrun = on_overrun(cx, file, &w.on_overrun);
+    if let (Some(o), Some(d)) = (&w.on_overrun, &w.driver) {
+        if d.get_ref() == "veeam" {
+            ok = false;
+            cx.error(
+                file,
+                o.span(),
+                format!("{label} has driver = \"veeam\" and `on_overrun`"),
+                hint("snapwarden never stops a Veeam job: a Veeam window always finishes; remove on_overrun"),
+            );
+        }
+    }
+    let shift_limit = match &w.shift_limit {
+        None => Some(TimeDelta::seconds(DEFAULT_SHIFT_LIMIT_SECONDS)),
+        Some(s) => bounded_duration(cx, file, s, "shift_limit", &SHIFT_LIMIT),
+    };
+    let hook = match &w.hook {
+        None => Some(None),
+        Some(spanned) => {
+            let (hook, hook_ok) = window_hook(cx, file, spanned, max, on_overrun);
+            ok &= hook_ok;
+            hook.map(Some)
+        }
+    };
+    let driver = on_overrun
+        .ok_or(super::Reported)
+        .and_then(|o| super::veeam::window_driver(cx, file, w, &label, veeam_servers, o));
+    Some(Window {
+        name: name?.get_ref().clone(),
+        volumes,
+        start: start?,
+        timezone: timezone?,
+        expected: expected?,
+        max: max?,
+        on_conflict: on_conflict?,
+        shift_limit: shift_limit?,
+        hook: hook?,
+        driver: driver.ok()?,
+    })
+    .filter(|_| ok)
+}
+
+/// `on_conflict`: `shift` (the default), `skip` or `run`; `None` when unknown (reported).
+fn on_conflict(
+    cx: &mut Collector,
+    file: usize,
+    raw: &Option<Spanned<String>>,
+) -> Option<OnConflict> {
+    match raw.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("shift") => Some(OnConflict::Shift),
+        Some("skip") => Some(OnConflict::Skip),
+        Some("run") => Some(OnConflict::Run),
+        Some(other) => {
+            let span = raw.as_ref().map(|c| c.span()).unwrap_or_default();
+            cx.error(
+                file,
+                span,
+                format!("unknown on_conflict \"{other}\""),
+                hint("use shift, skip or run"),
+            );
+            None
+        }
+    }
+}
+
+/// `on_overrun`: `release` (the default) or `finish`; `None` when unknown (reported).
+fn on_overrun(cx: &mut Collector, file: usize, raw: &Option<Spanned<String>>) -> Option<OnOverrun> {
+    match raw.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("release") => Some(OnOverrun::Release),
+        Some("finish") => Some(OnOverrun::Finish),
+        Some(other) => {
+            let span = raw.as_ref().map(|c| c.span()).unwrap_or_default();
+            cx.error(
+                file,
+                span,
+                format!("unknown on_overrun \"{other}\""),
+                hint("use release (end the backup at max) or finish (let it finish, at the risk of a chain conflict)"),
+            );
+            None
+        }
+    }
+}
+
+/// The window's volumes, by policy index: the list is not empty, and each volume is known and
+/// listed once. `false` when it is not so (every problem reported).
+fn window_volumes(
+    cx: &mut Collector,
+    file: usize,
+    listed: Option<&Spanned<Vec<Spanned<String>>>>,
+    label: &str,
+    volumes_by_id: &Names<'_>,
+) -> (Vec<usize>, bool) {
+    let mut ok = true;
     let mut volumes = Vec::new();
     match listed {
         Some(l) if l.get_ref().is_empty() => {
@@ -103,151 +219,82 @@ pub(super) fn build_window(
             None => ok = false,
         }
     }
-    let start = start.and_then(|s| cron_string(cx, file, s, "start"));
-    let timezone = zone.and_then(|z| timezone(cx, file, z));
-    let expected = expected_raw.and_then(|e| bounded_duration(cx, file, e, "expected", &LENGTH));
-    let max = max_raw.and_then(|m| bounded_duration(cx, file, m, "max", &LENGTH));
-    if let (Some(e), Some(m), Some(e_raw), Some(m_raw)) = (expected, max, expected_raw, max_raw) {
-        if e > m {
-            ok = false;
-            cx.error(
-                file,
-                e_raw.span(),
-                format!(
-                    "`expected` ({}) is longer than `max` ({})",
-                    e_raw.get_ref(),
-                    m_raw.get_ref()
-                ),
-                hint("`max` bounds the backup; raise it or lower `expected`"),
-            );
-        }
-    }
-    let on_conflict = match w.on_conflict.as_ref().map(|c| c.get_ref().as_str()) {
-        None | Some("shift") => Some(OnConflict::Shift),
-        Some("skip") => Some(OnConflict::Skip),
-        Some("run") => Some(OnConflict::Run),
-        Some(other) => {
-            let span = w.on_conflict.as_ref().map(|c| c.span()).unwrap_or_default();
-            cx.error(
-                file,
-                span,
-                format!("unknown on_conflict \"{other}\""),
-                hint("use shift, skip or run"),
-            );
-            None
-        }
-    };
-    let on_overrun = match w.on_overrun.as_ref().map(|c| c.get_ref().as_str()) {
-        None | Some("release") => Some(OnOverrun::Release),
-        Some("finish") => Some(OnOverrun::Finish),
-        Some(other) => {
-            let span = w.on_overrun.as_ref().map(|c| c.span()).unwrap_or_default();
-            cx.error(
-                file,
-                span,
-                format!("unknown on_overrun \"{other}\""),
-                hint("use release (end the backup at max) or finish (let it finish, at the risk of a chain conflict)"),
-            );
-            None
-        }
-    };
-    if let (Some(o), Some(d)) = (&w.on_overrun, &w.driver) {
-        if d.get_ref() == "veeam" {
-            ok = false;
-            cx.error(
-                file,
-                o.span(),
-                format!("{label} has driver = \"veeam\" and `on_overrun`"),
-                hint("snapwarden never stops a Veeam job: a Veeam window always finishes; remove on_overrun"),
-            );
-        }
-    }
-    let shift_limit = match &w.shift_limit {
-        None => Some(TimeDelta::seconds(DEFAULT_SHIFT_LIMIT_SECONDS)),
-        Some(s) => bounded_duration(cx, file, s, "shift_limit", &SHIFT_LIMIT),
-    };
-    let hook = match &w.hook {
-        None => Some(None),
-        Some(spanned) => {
-            let h = spanned.get_ref();
-            let action = match (&h.command, &h.url) {
-                (Some(command), None) => {
-                    let argv: Vec<String> = command
-                        .get_ref()
-                        .iter()
-                        .map(|c| c.get_ref().clone())
-                        .collect();
-                    if argv.first().is_none_or(String::is_empty) {
-                        ok = false;
-                        cx.error(
-                            file,
-                            command.span(),
-                            "hook `command` needs a program",
-                            hint("command = [\"/usr/local/bin/run-backup\", \"--arg\"]"),
-                        );
-                    }
-                    Some(HookAction::Command(argv))
-                }
-                (None, Some(url)) => match webhook_url(url.get_ref()) {
-                    Ok(u) => Some(HookAction::Webhook(u)),
-                    Err(why) => {
-                        ok = false;
-                        cx.error(
-                            file,
-                            url.span(),
-                            format!("hook `url` \"{}\" {why}", url.get_ref()),
-                            hint("url = \"https://backup.example.net/api/snapwarden\""),
-                        );
-                        None
-                    }
-                },
-                (Some(_), Some(url)) => {
-                    ok = false;
-                    cx.error(
-                        file,
-                        url.span(),
-                        "a hook has either `command` or `url`, not both",
-                        hint("keep `command` to run a program, or `url` to call a webhook"),
-                    );
-                    None
-                }
-                (None, None) => {
-                    ok = false;
-                    cx.error(
-                        file,
-                        spanned.span(),
-                        "a hook needs `command` (a program) or `url` (a webhook)",
-                        hint("hook = { command = [\"/usr/local/bin/run-backup\"] }"),
-                    );
-                    None
-                }
-            };
-            let timeout = match &h.timeout {
-                None => max.zip(on_overrun).map(|(m, o)| o.backup_limit(m)),
-                Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT),
-            };
-            match (action, timeout) {
-                (Some(action), Some(timeout)) => Some(Some(Hook { action, timeout })),
-                _ => None,
+    (volumes, ok)
+}
+
+/// A window's `hook`: a program or a webhook, and its `timeout` (by default the window's
+/// backup limit). The hook is `None` when its action or timeout is unusable; `false` when the
+/// hook is invalid (every problem reported).
+fn window_hook(
+    cx: &mut Collector,
+    file: usize,
+    spanned: &Spanned<RawHook>,
+    max: Option<TimeDelta>,
+    on_overrun: Option<OnOverrun>,
+) -> (Option<Hook>, bool) {
+    let mut ok = true;
+    let h = spanned.get_ref();
+    let action = match (&h.command, &h.url) {
+        (Some(command), None) => {
+            let argv: Vec<String> = command
+                .get_ref()
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect();
+            if argv.first().is_none_or(String::is_empty) {
+                ok = false;
+                cx.error(
+                    file,
+                    command.span(),
+                    "hook `command` needs a program",
+                    hint("command = [\"/usr/local/bin/run-backup\", \"--arg\"]"),
+                );
             }
+            Some(HookAction::Command(argv))
+        }
+        (None, Some(url)) => match webhook_url(url.get_ref()) {
+            Ok(u) => Some(HookAction::Webhook(u)),
+            Err(why) => {
+                ok = false;
+                cx.error(
+                    file,
+                    url.span(),
+                    format!("hook `url` \"{}\" {why}", url.get_ref()),
+                    hint("url = \"https://backup.example.net/api/snapwarden\""),
+                );
+                None
+            }
+        },
+        (Some(_), Some(url)) => {
+            ok = false;
+            cx.error(
+                file,
+                url.span(),
+                "a hook has either `command` or `url`, not both",
+                hint("keep `command` to run a program, or `url` to call a webhook"),
+            );
+            None
+        }
+        (None, None) => {
+            ok = false;
+            cx.error(
+                file,
+                spanned.span(),
+                "a hook needs `command` (a program) or `url` (a webhook)",
+                hint("hook = { command = [\"/usr/local/bin/run-backup\"] }"),
+            );
+            None
         }
     };
-    let driver = on_overrun
-        .ok_or(super::Reported)
-        .and_then(|o| super::veeam::window_driver(cx, file, w, &label, veeam_servers, o));
-    Some(Window {
-        name: name?.get_ref().clone(),
-        volumes,
-        start: start?,
-        timezone: timezone?,
-        expected: expected?,
-        max: max?,
-        on_conflict: on_conflict?,
-        shift_limit: shift_limit?,
-        hook: hook?,
-        driver: driver.ok()?,
-    })
-    .filter(|_| ok)
+    let timeout = match &h.timeout {
+        None => max.zip(on_overrun).map(|(m, o)| o.backup_limit(m)),
+        Some(t) => bounded_duration(cx, file, t, "timeout", &HOOK_TIMEOUT),
+    };
+    let hook = match (action, timeout) {
+        (Some(action), Some(timeout)) => Some(Hook { action, timeout }),
+        _ => None,
+    };
+    (hook, ok)
 }
 
 /// Longest webhook URL accepted (a typo guard; real endpoints are far shorter).

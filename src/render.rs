@@ -1,4 +1,7 @@
 //! Renders a plan for people (tables, the `check` report) and for scripts (the documented JSON).
+//!
+//! Below both edges that show a plan — `cli` (`check`, `plan`) and the agent's `/api/v1/plan` —
+//! so that neither imports the other. Pure formatting: the JSON is written to any `impl Write`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -144,8 +147,25 @@ impl Serialize for VolumeJson<'_> {
         let v = &policy.volumes[vp.volume];
         let tz = vp.timezone;
         let gaps = timeline::gaps(&vp.scheduled, plan.from, plan.until);
-        let mut m = s.serialize_map(Some(7))?;
+        let managed = !vp.managed.is_empty();
+        let mut m = s.serialize_map(Some(if managed { 9 } else { 7 }))?;
         m.serialize_entry("cluster", &policy.clusters[v.cluster].name)?;
+        if managed {
+            m.serialize_entry(
+                "deferrals",
+                &Seq(|| {
+                    vp.deferrals.iter().map(|d| DeferralJson {
+                        at: at(d.at, tz),
+                        exceeds_max_defer: d.exceeds(),
+                        schedule: &d.prefix,
+                        seconds: d.by().num_seconds(),
+                        until: at(d.until, tz),
+                        window: &policy.windows[d.window].name,
+                        window_start: at(d.window_start, tz),
+                    })
+                }),
+            )?;
+        }
         m.serialize_entry(
             "free_gaps",
             &Seq(|| {
@@ -172,6 +192,17 @@ impl Serialize for VolumeJson<'_> {
                 })
             }),
         )?;
+        if managed {
+            m.serialize_entry(
+                "managed_snapshots",
+                &Seq(|| {
+                    vp.managed.iter().map(|i| ScheduledJson {
+                        at: at(i.at, tz),
+                        schedule: &i.prefix,
+                    })
+                }),
+            )?;
+        }
         m.serialize_entry(
             "scheduled_snapshots",
             &Seq(|| {
@@ -209,6 +240,17 @@ struct LifecycleJson<'a> {
 }
 
 #[derive(Serialize)]
+struct DeferralJson<'a> {
+    at: String,
+    exceeds_max_defer: bool,
+    schedule: &'a str,
+    seconds: i64,
+    until: String,
+    window: &'a str,
+    window_start: String,
+}
+
+#[derive(Serialize)]
 struct ScheduledJson<'a> {
     at: String,
     schedule: &'a str,
@@ -231,9 +273,18 @@ pub fn plan_table(policy: &Policy, plan: &Plan) -> String {
             .iter()
             .map(|g| g.length())
             .max();
+        let managed = if vp.managed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} managed by snapwarden ({} deferred)",
+                vp.managed.len(),
+                vp.deferrals.len()
+            )
+        };
         let _ = writeln!(
             out,
-            "\n{}  ({}; {} scheduled snapshots, largest free gap {})",
+            "\n{}  ({}; {} scheduled snapshots{managed}, largest free gap {})",
             policy.volume_id(vp.volume),
             vp.timezone,
             vp.scheduled.len(),
@@ -264,6 +315,32 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
                 when(s.at),
                 vp.schedule_name(s)
             ),
+        ));
+    }
+    for i in &vp.managed {
+        let held = vp
+            .deferrals
+            .iter()
+            .filter(|d| d.at == i.at && d.prefix == i.prefix)
+            .max_by_key(|d| d.until);
+        let note = match held {
+            Some(d) => format!(
+                "  [held back by {} until {} at the latest ({}){}]",
+                policy.windows[d.window].name,
+                when(d.until),
+                human(d.by()),
+                if d.exceeds() {
+                    format!(": exceeds max_defer {}", human(d.max_defer))
+                } else {
+                    String::new()
+                }
+            ),
+            None => String::new(),
+        };
+        events.push((
+            i.at,
+            0,
+            format!("{}  managed snapshot    {}{note}", when(i.at), i.prefix),
         ));
     }
     for l in &vp.lifecycles {

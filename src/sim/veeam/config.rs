@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::sim::{SimJob, SimTarget, VeeamFaults, VeeamWorld};
+use super::world::{SimJob, SimTarget, VeeamFaults, VeeamWorld};
 use crate::config::parse_duration;
 use crate::sim::config::WorldConfigError;
 use crate::sim::World;

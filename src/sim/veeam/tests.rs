@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::client::*;
-use super::sim::{SimJob, SimTarget, VeeamWorld};
-use super::sim_rest::{start_server, VeeamServerHandle, VeeamSim};
+use super::rest::{start_server, VeeamServerHandle, VeeamSim};
+use super::world::{SimJob, SimTarget, VeeamWorld};
 use crate::ontap::Secret;
 use crate::sim::config::WorldFile;
 use crate::sim::{ClockMode, Simulator};
+use crate::veeam::client::*;
+use crate::veeam::*;
 
 const JOB_ID: &str = "6a1f2c3d-0000-4000-8000-000000000001";
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use super::sim::{SimSession, SimState, VeeamFault, VeeamWorld};
+use super::world::{SimSession, SimState, VeeamFault, VeeamWorld};
 use crate::sim::{ClockError, ClockMode, Simulator, World};
 
 /// Largest page of a collection: an assumption (the specification states no maximum).
@@ -306,9 +306,9 @@ pub fn advance_all(sim: &Simulator, veeams: &[Arc<VeeamSim>], to: DateTime<Utc>)
     });
 }
 
-/// The simulator's own router answering a [`VeeamClient`](super::VeeamClient) in process, after
-/// `before` (which brings the world to the caller's clock). Nothing touches the network, so it
-/// runs on a paused tokio clock (virtual time).
+/// The simulator's own router answering a [`VeeamClient`](crate::veeam::VeeamClient) in process,
+/// after `before` (which brings the world to the caller's clock). Nothing touches the network, so
+/// it runs on a paused tokio clock (virtual time).
 pub struct InProcess {
     router: Router,
     before: Box<dyn Fn() + Send + Sync>,
@@ -324,7 +324,7 @@ impl InProcess {
 }
 
 #[async_trait::async_trait]
-impl super::client::LocalTransport for InProcess {
+impl crate::veeam::client::LocalTransport for InProcess {
     async fn send(
         &self,
         request: reqwest::Request,
@@ -345,7 +345,7 @@ impl super::client::LocalTransport for InProcess {
         let response = tower::ServiceExt::oneshot(self.router.clone(), req).await?;
         let status = response.status();
         // One byte over the client's bound is enough for it to refuse the answer.
-        let limit = super::client::MAX_BODY_BYTES.saturating_add(1);
+        let limit = crate::veeam::client::MAX_BODY_BYTES.saturating_add(1);
         let bytes = axum::body::to_bytes(response.into_body(), limit).await?;
         Ok((status, bytes.to_vec()))
     }

@@ -1,0 +1,172 @@
+//! The journal's records beside cycles: conflicts, the space locked backing snapshots hold,
+//! FlexClone recommendation events.
+
+use super::*;
+
+impl Journal {
+    /// Records a conflict; `false` when the same conflict (by key) was recorded before.
+    pub fn record_conflict(&self, c: &ObservedConflict) -> Result<bool, JournalError> {
+        self.wrote((|| {
+            let n = self
+                .lock()
+                .exec_cached(
+                    "INSERT OR IGNORE INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id,
+                        at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        c.key,
+                        c.kind.as_str(),
+                        c.cluster,
+                        c.svm,
+                        c.volume,
+                        c.window,
+                        c.cycle,
+                        ms(c.at),
+                        c.detail
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(n == 1)
+        })())
+    }
+
+    /// Every conflict recorded on one volume, oldest first (what a recommendation is decided
+    /// from; the journal keeps 400 days).
+    pub fn volume_conflicts(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+    ) -> Result<Vec<ConflictRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key
+                 FROM conflicts WHERE cluster = ?1 AND svm = ?2 AND volume = ?3
+                 ORDER BY at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cluster, svm, volume], conflict_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records the space a locked cycle's backing snapshot holds; a later report of the same
+    /// cycle replaces it (an unchanged size is not rewritten).
+    pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
+        self.wrote((|| {
+            self.lock()
+                .execute(
+                    "INSERT INTO locked_space (cycle_id, cluster, svm, volume, snapshot, bytes, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(cycle_id) DO UPDATE SET bytes = excluded.bytes, at = excluded.at
+                     WHERE locked_space.bytes != excluded.bytes",
+                    params![
+                        l.cycle_id,
+                        l.cluster,
+                        l.svm,
+                        l.volume,
+                        l.snapshot,
+                        i64::try_from(l.bytes).unwrap_or(i64::MAX),
+                        ms(l.at)
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
+    }
+
+    /// Every locked-space record, by cluster, SVM, volume and cycle (none in a journal older
+    /// than migration 4, which `report` may read before `run` migrated it).
+    pub fn locked_space(&self) -> Result<Vec<LockedSpace>, JournalError> {
+        if self.user_version()? < LOCKED_SPACE_FROM {
+            return Ok(Vec::new());
+        }
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT cycle_id, cluster, svm, volume, snapshot, bytes, at FROM locked_space
+                 ORDER BY cluster, svm, volume, cycle_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let bytes: i64 = r.get(5)?;
+                Ok(LockedSpace {
+                    cycle_id: r.get(0)?,
+                    cluster: r.get(1)?,
+                    svm: r.get(2)?,
+                    volume: r.get(3)?,
+                    snapshot: r.get(4)?,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    at: from_ms(r.get(6)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records a recommendation event (raised, switched, cleared).
+    pub fn record_recommendation(&self, e: &RecommendationEvent) -> Result<(), JournalError> {
+        self.wrote((|| {
+            self.lock()
+                .exec_cached(
+                    "INSERT INTO recommendations (cluster, svm, volume, event, at, evidence)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        e.cluster,
+                        e.svm,
+                        e.volume,
+                        e.event.as_str(),
+                        ms(e.at),
+                        e.evidence
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })())
+    }
+
+    /// Every recommendation event, in the order they were recorded.
+    pub fn recommendation_events(&self) -> Result<Vec<RecommendationEvent>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT cluster, svm, volume, event, at, evidence FROM recommendations ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let event: String = r.get(3)?;
+                Ok(RecommendationEvent {
+                    cluster: r.get(0)?,
+                    svm: r.get(1)?,
+                    volume: r.get(2)?,
+                    event: RecommendationKind::parse(&event).unwrap_or(RecommendationKind::Raised),
+                    at: from_ms(r.get(4)?),
+                    evidence: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Conflicts at or after `since`, newest first, at most `limit`.
+    pub fn conflicts(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ConflictRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key
+                 FROM conflicts WHERE at >= ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![ms(since), limit_i64(limit)], conflict_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}

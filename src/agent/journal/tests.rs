@@ -1,0 +1,571 @@
+//! The journal's tests: cycles and their intents, conflicts, recommendations, locked space,
+//! managed snapshots, pruning, identification and migration of older and foreign files.
+
+use super::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn cycle(id: &str, start: &str) -> Cycle {
+    Cycle {
+        release_deadline: Some(t(start) + TimeDelta::minutes(55)),
+        ..Cycle::sample(id, t(start))
+    }
+}
+
+#[test]
+fn a_cycle_and_its_intents_round_trip_and_an_occurrence_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let c = cycle("a1", "2027-01-01T01:00:00Z");
+    assert!(j.insert_cycle(&c, t("2027-01-01T01:00:00Z")).unwrap());
+    let mut again = cycle("a2", "2027-01-01T01:00:00Z");
+    again.backing_snapshot = "other".into();
+    assert!(!j.insert_cycle(&again, t("2027-01-01T01:00:00Z")).unwrap());
+
+    let read = j.cycle("a1").unwrap().unwrap();
+    assert_eq!(read, c);
+    let objects = j.objects("a1").unwrap();
+    assert_eq!(objects.len(), 2);
+    assert!(objects.iter().all(|o| o.state == ObjectState::Intent));
+    assert_eq!(
+        j.owner("c", "svm1", "v", ObjectKind::Snapshot, "snapwarden.w.a1")
+            .unwrap()
+            .unwrap()
+            .cycle_id,
+        "a1"
+    );
+    assert!(j
+        .owner("c", "svm1", "v", ObjectKind::Snapshot, "snapwarden.w.zz")
+        .unwrap()
+        .is_none());
+    assert!(j.cycle("a2").unwrap().is_none());
+    assert_eq!(
+        j.cycle_for("w", "c", "svm1", "v", t("2027-01-01T01:00:00Z"))
+            .unwrap()
+            .unwrap()
+            .id,
+        "a1"
+    );
+}
+
+/// With `[ha]`, every cycle and action carries the replica and the leader revision it was
+/// written under; without it, neither.
+#[test]
+fn cycles_and_actions_record_the_replica_and_its_leader_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let now = t("2026-11-25T10:00:00Z");
+    let alone = cycle("alone", "2026-11-25T09:00:00Z");
+    assert!(j.insert_cycle(&alone, now).unwrap());
+    j.record_action(
+        Some("alone"),
+        now,
+        ActionKind::CreateSnapshot,
+        "s",
+        ActionOutcome::Ok,
+        "",
+    )
+    .unwrap();
+    j.set_replica("replica-a");
+    j.set_revision(Some(42));
+    let led = cycle("led", "2026-11-25T10:00:00Z");
+    assert!(j.insert_cycle(&led, now).unwrap());
+    j.record_action(
+        Some("led"),
+        now,
+        ActionKind::CreateSnapshot,
+        "s",
+        ActionOutcome::Ok,
+        "",
+    )
+    .unwrap();
+    j.set_revision(None);
+    j.record_action(
+        Some("led"),
+        now,
+        ActionKind::Hook,
+        "s",
+        ActionOutcome::Ok,
+        "",
+    )
+    .unwrap();
+    assert_eq!(j.cycle("alone").unwrap().unwrap().replica, None);
+    assert_eq!(
+        j.cycle("led").unwrap().unwrap().replica.as_deref(),
+        Some("replica-a")
+    );
+    let conn = j.lock();
+    let rows: Vec<(String, Option<String>, Option<i64>)> = conn
+        .prepare_cached("SELECT action, replica, leader_revision FROM actions ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("create_snapshot".into(), None, None),
+            ("create_snapshot".into(), Some("replica-a".into()), Some(42)),
+            ("hook".into(), Some("replica-a".into()), None),
+        ]
+    );
+    let revision: Option<i64> = conn
+        .query_row(
+            "SELECT leader_revision FROM cycles WHERE id = 'led'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(revision, Some(42));
+}
+
+#[test]
+fn open_cycles_are_those_that_may_still_own_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let now = t("2027-01-01T00:00:00Z");
+    let mut a = cycle("a", "2027-01-01T01:00:00Z");
+    let mut b = cycle("b", "2027-01-01T02:00:00Z");
+    j.insert_cycle(&a, now).unwrap();
+    j.insert_cycle(&b, now).unwrap();
+    a.state = CycleState::Released;
+    a.result = Some(CycleResult::Completed);
+    a.released_at = Some(now);
+    j.update_cycle(&a).unwrap();
+    b.state = CycleState::Locked;
+    j.update_cycle(&b).unwrap();
+    let open: Vec<String> = j.open_cycles().unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(open, vec!["b"]);
+    assert_eq!(j.cycle("a").unwrap().unwrap(), a);
+    j.set_object(
+        "b",
+        ObjectKind::Snapshot,
+        "snapwarden.w.b",
+        Some("u-1"),
+        ObjectState::Created,
+        now,
+    )
+    .unwrap();
+    let objects = j.objects("b").unwrap();
+    let snap = objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Snapshot)
+        .unwrap();
+    assert_eq!(snap.kind, ObjectKind::Snapshot);
+    assert_eq!(snap.uuid.as_deref(), Some("u-1"));
+    assert_eq!(snap.state, ObjectState::Created);
+}
+
+#[test]
+fn conflicts_are_recorded_once_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let c = ObservedConflict {
+        kind: ConflictKind::Locked,
+        cluster: "c".into(),
+        svm: "s".into(),
+        volume: "v".into(),
+        window: Some("w".into()),
+        cycle: Some("a".into()),
+        at: t("2027-01-01T00:00:00Z"),
+        detail: "pinned by hourly.2027-01-01_0005".into(),
+        key: "locked:a".into(),
+    };
+    assert!(j.record_conflict(&c).unwrap());
+    assert!(!j.record_conflict(&c).unwrap());
+    assert_eq!(j.conflicts(t("2026-01-01T00:00:00Z"), 10).unwrap(), vec![c]);
+}
+
+#[test]
+fn reading_a_closed_journal_creates_no_side_files_and_an_open_one_is_read_live() {
+    let root = tempfile::tempdir().unwrap();
+    // A state directory whose name needs escaping in a `file:` URI.
+    let dir = root.path().join("state ?#%dir");
+    std::fs::create_dir(&dir).unwrap();
+    let writer = Journal::open(&dir).unwrap();
+    writer
+        .insert_cycle(
+            &cycle("c1", "2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:00Z"),
+        )
+        .unwrap();
+    drop(writer);
+    let side_files = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != FILE_NAME)
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(side_files(&dir).is_empty(), "{:?}", side_files(&dir));
+    let ro = Journal::open_read_only(&dir).unwrap();
+    assert_eq!(ro.open_cycles().unwrap().len(), 1);
+    drop(ro);
+    // `history` run by another user must not leave files the agent's user cannot open.
+    assert!(side_files(&dir).is_empty(), "{:?}", side_files(&dir));
+
+    // While the agent writes, a reader sees its committed rows through the WAL.
+    let writer = Journal::open(&dir).unwrap();
+    writer
+        .insert_cycle(
+            &cycle("c2", "2026-01-02T00:00:00Z"),
+            t("2026-01-02T00:00:00Z"),
+        )
+        .unwrap();
+    let ro = Journal::open_read_only(&dir).unwrap();
+    assert_eq!(ro.open_cycles().unwrap().len(), 2);
+}
+
+#[test]
+fn a_version_1_journal_migrates_to_recommendations_and_keeps_its_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A journal as the first release wrote it: migration 1 only, with one conflict.
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.execute_batch(MIGRATIONS[0]).unwrap();
+    conn.pragma_update(None, "user_version", 1i64).unwrap();
+    conn.execute(
+        "INSERT INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id, at, detail)
+         VALUES ('k', 'chain_conflict', 'c', 's', 'v', 'w', NULL, 0, 'd')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    // `history` and `report` read it before any `run` migrated it.
+    let ro = Journal::open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        ro.conflicts(t("1970-01-01T00:00:00Z"), 10).unwrap().len(),
+        1
+    );
+    drop(ro);
+    let j = Journal::open(dir.path()).unwrap();
+    assert_eq!(j.user_version().unwrap(), SCHEMA_VERSION);
+    let kept = j.volume_conflicts("c", "s", "v").unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].key, "k");
+    assert!(j.volume_conflicts("c", "s", "other").unwrap().is_empty());
+    let raised = RecommendationEvent {
+        cluster: "c".into(),
+        svm: "s".into(),
+        volume: "v".into(),
+        event: RecommendationKind::Raised,
+        at: t("2027-01-02T00:00:00Z"),
+        evidence: "3 conflicts".into(),
+    };
+    let cleared = RecommendationEvent {
+        event: RecommendationKind::Cleared,
+        at: t("2027-01-09T00:00:00Z"),
+        evidence: String::new(),
+        ..raised.clone()
+    };
+    j.record_recommendation(&raised).unwrap();
+    j.record_recommendation(&cleared).unwrap();
+    assert_eq!(j.recommendation_events().unwrap(), vec![raised, cleared]);
+}
+
+#[test]
+fn a_file_that_is_not_a_journal_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let garbage = b"this is not sqlite, it is somebody's notes\n".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
+    assert!(
+        err.to_string().contains("(not an SQLite database)")
+            && err.to_string().contains("left untouched"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+}
+
+#[test]
+fn a_journal_from_a_newer_snapwarden_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Journal::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, JournalError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+        "{err}"
+    );
+    assert!(matches!(
+        Journal::open_read_only(dir.path()).unwrap_err(),
+        JournalError::NewerSchema { .. }
+    ));
+}
+
+#[test]
+fn another_programs_database_is_not_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.execute_batch("CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep');")
+        .unwrap();
+    drop(conn);
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    let kept: String = conn
+        .query_row("SELECT x FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "keep");
+}
+
+#[test]
+fn an_unwritable_state_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Journal::open(&file.join("state")).unwrap_err();
+    assert!(matches!(err, JournalError::StateDir { .. }), "{err}");
+    assert!(err.to_string().contains("plain-file"), "{err}");
+}
+
+#[test]
+fn prune_drops_old_terminal_cycles_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let now = t("2027-01-01T00:00:00Z");
+    let mut old = cycle("old", "2025-01-01T01:00:00Z");
+    let stuck = cycle("stuck", "2025-01-02T01:00:00Z");
+    j.insert_cycle(&old, now).unwrap();
+    j.insert_cycle(&stuck, now).unwrap();
+    old.state = CycleState::Released;
+    j.update_cycle(&old).unwrap();
+    assert_eq!(j.prune(now - RETENTION).unwrap(), 1);
+    assert!(j.cycle("old").unwrap().is_none());
+    assert!(j.objects("old").unwrap().is_empty());
+    assert!(j.cycle("stuck").unwrap().is_some());
+}
+
+#[test]
+fn locked_space_is_kept_per_cycle_replaced_by_a_new_size_and_absent_before_migration_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let mut l = LockedSpace {
+        cycle_id: "c1".into(),
+        cluster: "c".into(),
+        svm: "s".into(),
+        volume: "v".into(),
+        snapshot: "snapwarden.w.1".into(),
+        bytes: 4096,
+        at: t("2027-01-01T01:00:00Z"),
+    };
+    j.record_locked_space(&l).unwrap();
+    l.bytes = 9338;
+    l.at = t("2027-01-01T06:00:00Z");
+    j.record_locked_space(&l).unwrap();
+    assert_eq!(j.locked_space().unwrap(), vec![l.clone()]);
+    // Pruned with the conflicts of its age.
+    j.prune(t("2027-01-02T00:00:00Z")).unwrap();
+    assert!(j.locked_space().unwrap().is_empty());
+
+    // A version-3 journal, read only, has no such table: nothing, not an error.
+    let old = tempfile::tempdir().unwrap();
+    let conn = Connection::open(old.path().join(FILE_NAME)).unwrap();
+    for m in &MIGRATIONS[..3] {
+        conn.execute_batch(m).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 3i64).unwrap();
+    drop(conn);
+    let ro = Journal::open_read_only(old.path()).unwrap();
+    assert!(ro.locked_space().unwrap().is_empty());
+    drop(ro);
+    // Opened to write, it migrates and records.
+    let j = Journal::open(old.path()).unwrap();
+    j.record_locked_space(&l).unwrap();
+    assert_eq!(j.locked_space().unwrap().len(), 1);
+}
+
+/// The file's bytes, and whether SQLite left a side file beside it.
+fn snapshot_of(dir: &Path) -> (Vec<u8>, Vec<String>) {
+    let bytes = std::fs::read(dir.join(FILE_NAME)).unwrap();
+    let mut side: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != FILE_NAME)
+        .collect();
+    side.sort();
+    (bytes, side)
+}
+
+/// A closed journal of this build with a few cycles (so its tables have pages of their own).
+fn written_journal(dir: &Path) {
+    let j = Journal::open(dir).unwrap();
+    for i in 0..20 {
+        j.insert_cycle(
+            &cycle(&format!("c{i}"), &format!("2026-01-01T{:02}:00:00Z", i)),
+            t("2026-01-01T00:00:00Z"),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_journal_with_damaged_pages_is_refused_at_open_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    written_journal(dir.path());
+    let path = dir.path().join(FILE_NAME);
+    // Pages 2 to 4 (the first tables' roots) overwritten, as a bad disk or a stray write
+    // would: page 1 (the header and the schema) still reads.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    assert!(bytes.len() >= 4 * page, "{} bytes", bytes.len());
+    for b in &mut bytes[page..4 * page] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let before = snapshot_of(dir.path());
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::Damaged { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "journal {} is damaged (quick_check: ",
+            path.display()
+        )) && text.contains("left untouched")
+            && text.contains(&format!("mv {0} {0}.damaged", path.display())),
+        "{text}"
+    );
+    assert_eq!(snapshot_of(dir.path()), before);
+    assert!(before.1.is_empty(), "{:?}", before.1);
+}
+
+#[test]
+fn a_foreign_database_is_identified_read_only_and_never_changed() {
+    // Another program's database, in rollback-journal mode, and one marked with its own
+    // application_id in WAL mode: not a byte changes, no WAL switch.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep'); \
+         CREATE TABLE tags (t TEXT);",
+    )
+    .unwrap();
+    drop(conn);
+    let before = snapshot_of(dir.path());
+    assert_eq!(before.0[18..20], [1, 1], "rollback-journal mode");
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "journal {} is not a snapwarden journal (an SQLite database with 2 table(s) \
+             (notes, tags) and no snapwarden journal in it); it was left untouched — move it \
+             aside (or point --state-dir elsewhere) to start a new journal",
+            path.display()
+        )
+    );
+    assert_eq!(snapshot_of(dir.path()), before);
+    let err = Journal::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
+    assert_eq!(snapshot_of(dir.path()), before);
+
+    std::fs::remove_file(&path).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA application_id = 1234; \
+         CREATE TABLE cycles (id TEXT);",
+    )
+    .unwrap();
+    drop(conn);
+    let before = snapshot_of(dir.path());
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("an SQLite database of another program (application_id 0x000004D2)"),
+        "{err}"
+    );
+    assert_eq!(snapshot_of(dir.path()), before);
+}
+
+#[test]
+fn a_journal_of_a_mismatched_schema_says_so_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    written_journal(dir.path());
+    // Version 2 in the header, the tables of version 4 (migration 3 would fail with
+    // "duplicate column name: replica").
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.pragma_update(None, "user_version", 2i64).unwrap();
+    drop(conn);
+    let before = snapshot_of(dir.path());
+    let err = Journal::open(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "journal {} says schema version 2, but its tables are those of schema version \
+             {SCHEMA_VERSION}; it was left untouched",
+            dir.path().join(FILE_NAME).display()
+        )),
+        "{err}"
+    );
+    assert_eq!(snapshot_of(dir.path()), before);
+
+    // A column dropped from a table: named.
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.execute_batch("ALTER TABLE actions DROP COLUMN leader_revision;")
+        .unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .unwrap();
+    drop(conn);
+    let err = Journal::open_read_only(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "its tables are not those of schema version {SCHEMA_VERSION}: table actions \
+             lacks leader_revision"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_new_journal_is_marked_and_an_old_one_gains_the_mark_when_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Journal::open(dir.path()).unwrap());
+    let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+    assert_eq!(
+        i32::from_be_bytes([bytes[68], bytes[69], bytes[70], bytes[71]]),
+        APPLICATION_ID
+    );
+    // A journal from before the mark (application_id 0) is recognised by its tables.
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.pragma_update(None, "application_id", 0).unwrap();
+    drop(conn);
+    drop(Journal::open_read_only(dir.path()).unwrap());
+    let j = Journal::open(dir.path()).unwrap();
+    let id: i32 = j
+        .lock()
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(id, APPLICATION_ID);
+    // An empty file is no journal to read, but one to start.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join(FILE_NAME), b"").unwrap();
+    assert!(matches!(
+        Journal::open_read_only(empty.path()).unwrap_err(),
+        JournalError::Missing { .. }
+    ));
+    drop(Journal::open(empty.path()).unwrap());
+}
+
+#[test]
+fn a_journal_of_a_newer_snapwarden_is_left_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    written_journal(dir.path());
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let before = snapshot_of(dir.path());
+    assert!(matches!(
+        Journal::open(dir.path()).unwrap_err(),
+        JournalError::NewerSchema { .. }
+    ));
+    assert_eq!(snapshot_of(dir.path()), before);
+}

@@ -1,0 +1,461 @@
+//! The [`Ontap`] trait over the REST client: each call's path, `fields=` and target, and creates
+//! and deletes that stay idempotent across a retry whose first answer was lost.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{
+    Failure, RestClient, CLUSTER_FIELDS, LICENSE_FIELDS, LUN_FIELDS, POLICY_FIELDS,
+    SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS,
+};
+use crate::ontap::wire::{
+    ClusterWire, LicensePackageWire, LunWire, ScheduleWire, SnapshotPolicyWire, SnapshotWire,
+    VolumeWire,
+};
+use crate::ontap::{
+    lun_in_snapshot, path_in_volume, ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap,
+    OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+};
+
+/// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
+const SNAPSHOT_EXISTS: u64 = 525_059;
+/// "A LUN or namespace already exists at path" (5374242) and "destination exists" (1260136),
+/// the answers to a LUN create onto a taken path (reference §3.2). ONTAP documents no code of
+/// its own for a SnapRestore onto a taken path (§3.4 names only the generic 524511); the
+/// simulator answers 5374242 there, as a LUN create does.
+const LUN_EXISTS: [u64; 2] = [5_374_242, 1_260_136];
+
+impl RestClient {
+    fn convert<W, D>(
+        &self,
+        records: Vec<W>,
+        context: &str,
+        f: impl Fn(W) -> Result<D, String>,
+    ) -> Result<Vec<D>, OntapError> {
+        records
+            .into_iter()
+            .map(|r| {
+                f(r).map_err(|detail| OntapError::Decode {
+                    cluster: self.cluster.clone(),
+                    context: context.to_string(),
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_snapshot(
+        &self,
+        volume: &VolumeRef,
+        name: &str,
+        target: &str,
+    ) -> Result<SnapshotInfo, OntapError> {
+        let records: Vec<SnapshotWire> = self
+            .get_collection(
+                &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
+                SNAPSHOT_FIELDS,
+                &[("name", name)],
+                target,
+            )
+            .await?;
+        let found = self.convert(records, target, SnapshotWire::into_domain)?;
+        found
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| OntapError::Decode {
+                cluster: self.cluster.clone(),
+                context: target.to_string(),
+                detail: "created snapshot not found by name".into(),
+            })
+    }
+
+    async fn find_lun(&self, svm: &str, path: &str, target: &str) -> Result<LunInfo, OntapError> {
+        let records: Vec<LunWire> = self
+            .get_collection(
+                "/api/storage/luns",
+                LUN_FIELDS,
+                &[("name", path), ("svm.name", svm)],
+                target,
+            )
+            .await?;
+        let found = self.convert(records, target, LunWire::into_domain)?;
+        found
+            .into_iter()
+            .find(|l| l.name == path)
+            .ok_or_else(|| OntapError::Decode {
+                cluster: self.cluster.clone(),
+                context: target.to_string(),
+                detail: "created LUN not found by name".into(),
+            })
+    }
+
+    /// A LUN clone create that failed: when the path is taken ("already exists") after an
+    /// earlier attempt of this very call may have been applied, the clone that attempt made is
+    /// the one asked for — if the LUN there is a clone in the same volume and SVM. ONTAP's GET
+    /// does not say which snapshot backs a clone (reference §3.1), so a taken path is never
+    /// adopted when this call's first answer was "already exists": that LUN existed before.
+    async fn retried_clone(
+        &self,
+        failure: Failure,
+        volume: &VolumeRef,
+        clone_path: &str,
+        target: &str,
+    ) -> Result<LunInfo, OntapError> {
+        if !failure
+            .error
+            .code()
+            .is_some_and(|code| LUN_EXISTS.contains(&code))
+        {
+            return Err(failure.error);
+        }
+        if !failure.earlier_attempt_may_have_applied {
+            return Err(with_note(
+                failure.error,
+                "the path was taken before this create; that LUN is not taken as its clone",
+            ));
+        }
+        let Ok(found) = self.find_lun(&volume.svm, clone_path, target).await else {
+            return Err(failure.error);
+        };
+        if found.created_as_clone && found.volume_name == volume.name && found.svm == volume.svm {
+            tracing::debug!(cluster = %self.cluster, target = %target,
+                "clone already exists after a retry whose first answer was lost; taking it as created");
+            return Ok(found);
+        }
+        Err(with_note(
+            failure.error,
+            &format!(
+                "the LUN at that path is not a clone in volume {} of svm {}; it is not this create's",
+                volume.name, volume.svm
+            ),
+        ))
+    }
+
+    /// A delete's outcome: a 404 after an earlier attempt of this call may have been applied
+    /// means that attempt deleted the object, so the delete has done its work.
+    fn gone_after_retry(
+        &self,
+        deleted: Result<(), Failure>,
+        target: &str,
+    ) -> Result<(), OntapError> {
+        match deleted {
+            Ok(()) => Ok(()),
+            Err(Failure {
+                error:
+                    OntapError::Api {
+                        http_status: Some(404),
+                        ..
+                    },
+                earlier_attempt_may_have_applied: true,
+            }) => {
+                tracing::debug!(cluster = %self.cluster, target = %target,
+                    "already gone after a retry whose first answer was lost; taking it as deleted");
+                Ok(())
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+}
+
+/// `error` with `note` added to its message, when it is an ONTAP answer (keeping its code).
+fn with_note(error: OntapError, note: &str) -> OntapError {
+    match error {
+        OntapError::Api {
+            cluster,
+            target,
+            code,
+            message,
+            http_status,
+        } => OntapError::Api {
+            cluster,
+            target,
+            code,
+            message: format!("{message} ({note})"),
+            http_status,
+        },
+        other => other,
+    }
+}
+
+fn volume_target(volume: &VolumeRef) -> String {
+    format!("volume {} (svm {})", volume.name, volume.svm)
+}
+
+#[async_trait::async_trait]
+impl Ontap for RestClient {
+    fn cluster_name(&self) -> &str {
+        &self.cluster
+    }
+
+    async fn cluster(&self) -> Result<ClusterInfo, OntapError> {
+        let wire: ClusterWire = self
+            .get_object("/api/cluster", CLUSTER_FIELDS, "cluster")
+            .await?;
+        wire.into_domain().map_err(|detail| OntapError::Decode {
+            cluster: self.cluster.clone(),
+            context: "GET /api/cluster".into(),
+            detail,
+        })
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
+        let records: Vec<VolumeWire> = self
+            .get_collection("/api/storage/volumes", VOLUME_FIELDS, &[], "volumes")
+            .await?;
+        self.convert(records, "volumes", VolumeWire::into_domain)
+    }
+
+    async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
+        let records: Vec<SnapshotPolicyWire> = self
+            .get_collection(
+                "/api/storage/snapshot-policies",
+                POLICY_FIELDS,
+                &[],
+                "snapshot policies",
+            )
+            .await?;
+        self.convert(
+            records,
+            "snapshot policies",
+            SnapshotPolicyWire::into_domain,
+        )
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
+        let records: Vec<ScheduleWire> = self
+            .get_collection("/api/cluster/schedules", SCHEDULE_FIELDS, &[], "schedules")
+            .await?;
+        self.convert(records, "schedules", ScheduleWire::into_domain)
+    }
+
+    /// `GET /api/cluster/licensing/licenses/{package}`: 404 means the package is not installed
+    /// (unlicensed packages are hidden by default, reference §4.2).
+    async fn license(&self, package: &str) -> Result<LicenseState, OntapError> {
+        let target = format!("license {package}");
+        match self
+            .get_object::<LicensePackageWire>(
+                &format!("/api/cluster/licensing/licenses/{package}"),
+                LICENSE_FIELDS,
+                &target,
+            )
+            .await
+        {
+            Ok(wire) => Ok(wire.state()),
+            Err(OntapError::Api {
+                http_status: Some(404),
+                ..
+            }) => Ok(LicenseState::Unlicensed),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
+        let records: Vec<SnapshotWire> = self
+            .get_collection(
+                "/api/storage/volumes/*/snapshots",
+                SNAPSHOT_FIELDS,
+                &[],
+                "snapshots",
+            )
+            .await?;
+        self.convert(records, "snapshots", SnapshotWire::into_domain)
+    }
+
+    async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
+        let records: Vec<LunWire> = self
+            .get_collection("/api/storage/luns", LUN_FIELDS, &[], "luns")
+            .await?;
+        self.convert(records, "luns", LunWire::into_domain)
+    }
+
+    async fn create_snapshot(
+        &self,
+        volume: &VolumeRef,
+        new: &NewSnapshot<'_>,
+    ) -> Result<SnapshotInfo, OntapError> {
+        let (name, comment) = (new.name, new.comment);
+        let target = format!("{} snapshot {name}", volume_target(volume));
+        let mut body = json!({ "name": name, "comment": comment });
+        if let Some(label) = new.snapmirror_label {
+            body["snapmirror_label"] = json!(label);
+        }
+        let created = self
+            .mutate_for_records(
+                Method::POST,
+                &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
+                &[("return_records", "true")],
+                Some(body),
+                &target,
+            )
+            .await;
+        match created {
+            // The answer's record, when it is complete, saves reading the snapshot back (one
+            // GET per create; ONTAP may return only some fields, then the GET is made).
+            Ok(records) => match created_snapshot(records, volume, new) {
+                Some(info) => Ok(info),
+                None => self.find_snapshot(volume, name, &target).await,
+            },
+            // A POST retried after its answer was lost may find its own first attempt's
+            // snapshot, and a pass after a crash its predecessor's. Same name, same comment and
+            // same label: that is the snapshot asked for, so the create is idempotent. Anything
+            // else keeps the error: a same-named snapshot that is not this one is never adopted.
+            Err(failure) if failure.error.code() == Some(SNAPSHOT_EXISTS) => {
+                let found = self.find_snapshot(volume, name, &target).await;
+                match found {
+                    Ok(found) if is_asked(&found, new) => {
+                        tracing::debug!(cluster = %self.cluster, target = %target,
+                            "snapshot already exists with this comment; taking it as created");
+                        Ok(found)
+                    }
+                    Ok(found) => Err(with_note(
+                        failure.error,
+                        &format!(
+                            "the existing snapshot's comment is {:?} and label {:?}, not {comment:?} \
+                             and {:?}: it is not this create's",
+                            found.comment.as_deref().unwrap_or(""),
+                            found.snapmirror_label.as_deref().unwrap_or(""),
+                            new.snapmirror_label.unwrap_or("")
+                        ),
+                    )),
+                    Err(_) => Err(failure.error),
+                }
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    async fn delete_snapshot(
+        &self,
+        volume: &VolumeRef,
+        snapshot_uuid: &str,
+        snapshot_name: &str,
+    ) -> Result<(), OntapError> {
+        let target = format!("{} snapshot {snapshot_name}", volume_target(volume));
+        let deleted = self
+            .mutate(
+                Method::DELETE,
+                &format!(
+                    "/api/storage/volumes/{}/snapshots/{snapshot_uuid}",
+                    volume.uuid
+                ),
+                &[],
+                None,
+                &target,
+            )
+            .await;
+        self.gone_after_retry(deleted, &target)
+    }
+
+    async fn clone_lun_flexclone(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        let target = format!("lun {clone_path}");
+        let source = lun_in_snapshot(&volume.name, snapshot_name, source_lun);
+        let created = self
+            .mutate(
+                Method::POST,
+                "/api/storage/luns",
+                &[],
+                Some(json!({
+                    "svm": { "name": volume.svm },
+                    "name": clone_path,
+                    "clone": { "source": { "name": source } },
+                })),
+                &target,
+            )
+            .await;
+        match created {
+            Ok(()) => self.find_lun(&volume.svm, clone_path, &target).await,
+            Err(failure) => {
+                self.retried_clone(failure, volume, clone_path, &target)
+                    .await
+            }
+        }
+    }
+
+    async fn clone_lun_snaprestore(
+        &self,
+        volume: &VolumeRef,
+        snapshot_name: &str,
+        source_lun: &str,
+        clone_path: &str,
+    ) -> Result<LunInfo, OntapError> {
+        let target = format!("lun {clone_path}");
+        let path = path_in_volume(&volume.name, source_lun);
+        let restore_path = path_in_volume(&volume.name, clone_path);
+        let created = self
+            .mutate(
+                Method::PATCH,
+                &format!("/api/storage/volumes/{}", volume.uuid),
+                &[
+                    ("restore_to.snapshot.name", snapshot_name),
+                    ("restore_to.path", &path),
+                    ("restore_to.restore_path", &restore_path),
+                ],
+                Some(json!({})),
+                &target,
+            )
+            .await;
+        match created {
+            Ok(()) => self.find_lun(&volume.svm, clone_path, &target).await,
+            Err(failure) => {
+                self.retried_clone(failure, volume, clone_path, &target)
+                    .await
+            }
+        }
+    }
+
+    async fn delete_lun(
+        &self,
+        lun_uuid: &str,
+        lun_path: &str,
+        allow_delete_while_mapped: bool,
+    ) -> Result<(), OntapError> {
+        let target = format!("lun {lun_path}");
+        let deleted = self
+            .mutate(
+                Method::DELETE,
+                &format!("/api/storage/luns/{lun_uuid}"),
+                &[(
+                    "allow_delete_while_mapped",
+                    if allow_delete_while_mapped {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                )],
+                None,
+                &target,
+            )
+            .await;
+        self.gone_after_retry(deleted, &target)
+    }
+}
+
+/// The snapshot a create's answer carried (`return_records=true`), when its record is complete
+/// and is the snapshot asked for: the name and comment asked for, on the volume asked for.
+/// `None` sends the caller to read the snapshot back.
+fn created_snapshot(
+    records: Vec<Value>,
+    volume: &VolumeRef,
+    new: &NewSnapshot<'_>,
+) -> Option<SnapshotInfo> {
+    let record = records.into_iter().next()?;
+    let info = serde_json::from_value::<SnapshotWire>(record)
+        .ok()?
+        .into_domain()
+        .ok()?;
+    (info.volume_uuid == volume.uuid && is_asked(&info, new)).then_some(info)
+}
+
+/// Whether `found` is the snapshot `new` asks for: same name, comment and SnapMirror label (a
+/// record without the label, such as a partial answer, is not taken for a labelled create).
+fn is_asked(found: &SnapshotInfo, new: &NewSnapshot<'_>) -> bool {
+    found.name == new.name
+        && found.comment.as_deref().unwrap_or("") == new.comment
+        && found.snapmirror_label.as_deref() == new.snapmirror_label
+}
