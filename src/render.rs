@@ -12,7 +12,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::config::Policy;
-use crate::planner::{human, Outcome, Plan, VolumePlan};
+use crate::planner::{human, Conflict, Outcome, Plan, VolumePlan};
 use crate::timeline;
 
 fn at(t: DateTime<Utc>, tz: Tz) -> String {
@@ -387,7 +387,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
 fn conflict_report(policy: &Policy, plan: &Plan) -> String {
     let mut out = String::new();
     let zones = zones(plan);
-    let mut by_window: BTreeMap<usize, Vec<&crate::planner::Conflict>> = BTreeMap::new();
+    let mut by_window: BTreeMap<usize, Vec<&Conflict>> = BTreeMap::new();
     for c in &plan.conflicts {
         by_window.entry(c.window).or_default().push(c);
     }
@@ -421,10 +421,20 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
             let _ = writeln!(out, "    suggestion: {}", c.suggestion);
         }
     }
+    out.push_str(&shifted_report(policy, plan, |w| {
+        by_window.contains_key(&w)
+    }));
+    out
+}
+
+/// The windows shifted at least once and not in conflict (`conflicted` says which are), each
+/// with how often and its suggestion.
+fn shifted_report(policy: &Policy, plan: &Plan, conflicted: impl Fn(usize) -> bool) -> String {
+    let mut out = String::new();
     let shifted: Vec<_> = plan
         .suggestions
         .iter()
-        .filter(|s| !by_window.contains_key(&s.window))
+        .filter(|s| !conflicted(s.window))
         .collect();
     if !shifted.is_empty() {
         let mut shifts: HashMap<usize, usize> = HashMap::new();
@@ -454,8 +464,14 @@ fn conflict_report(policy: &Policy, plan: &Plan) -> String {
     out
 }
 
-/// What `check` prints: a one-line verdict, then conflicts with suggestions.
-pub fn check_report(policy: &Policy, plan: &Plan) -> String {
+/// How many conflicts `check` lists one by one unless asked for every one (`--all`): a screenful
+/// under the summary, which counts them all.
+pub const CHECK_LISTED: usize = 20;
+
+/// What `check` prints: a one-line verdict; a summary of the conflicts per window and kind (how
+/// many, the first, the window's suggestion) and of the shifted windows; then the conflicts one
+/// by one in time order, at most `listed` of them (`None`: every one).
+pub fn check_report(policy: &Policy, plan: &Plan, listed: Option<usize>) -> String {
     let lifecycles: usize = plan.volumes.iter().map(|v| v.lifecycles.len()).sum();
     let mut out = format!(
         "{}: valid ({} cluster(s), {} volume(s), {} window(s)); {} lifecycle(s) planned {} → {}\n",
@@ -470,6 +486,88 @@ pub fn check_report(policy: &Policy, plan: &Plan) -> String {
     if plan.conflicts.is_empty() {
         out.push_str("no conflicts predicted\n");
     }
-    out.push_str(&conflict_report(policy, plan));
+    let zones = zones(plan);
+    // Per window, per kind: how many and the first.
+    let mut summary: BTreeMap<usize, BTreeMap<&str, (usize, &Conflict)>> = BTreeMap::new();
+    for c in &plan.conflicts {
+        let entry = summary
+            .entry(c.window)
+            .or_default()
+            .entry(c.kind.as_str())
+            .or_insert((0, c));
+        entry.0 += 1;
+        if (c.at, c.volume) < (entry.1.at, entry.1.volume) {
+            entry.1 = c;
+        }
+    }
+    if !summary.is_empty() {
+        let _ = writeln!(out, "{} conflict(s) predicted:", plan.conflicts.len());
+    }
+    for (wi, kinds) in &summary {
+        let _ = writeln!(out, "  {}:", window_heading(policy, *wi));
+        for (kind, (count, first)) in kinds {
+            let tz = zones[&first.volume];
+            let _ = writeln!(
+                out,
+                "    {kind}: {count}, the first {} on {} ({} at {})",
+                first.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
+                policy.volume_id(first.volume),
+                first.schedule,
+                first.scheduled.at.with_timezone(&tz).format("%H:%M"),
+            );
+        }
+        let suggestion = kinds
+            .values()
+            .map(|(_, c)| *c)
+            .min_by_key(|c| (c.at, c.volume));
+        if let Some(c) = suggestion {
+            let _ = writeln!(out, "    suggestion: {}", c.suggestion);
+        }
+    }
+    out.push_str(&shifted_report(policy, plan, |w| summary.contains_key(&w)));
+    if plan.conflicts.is_empty() {
+        return out;
+    }
+    let mut ordered: Vec<&Conflict> = plan.conflicts.iter().collect();
+    ordered.sort_by_key(|c| (c.at, c.window, c.volume));
+    let shown = listed.unwrap_or(usize::MAX).min(ordered.len());
+    if shown < ordered.len() {
+        let _ = writeln!(
+            out,
+            "\nthe first {shown} of {} conflicts in time order (check --all lists every one):",
+            ordered.len()
+        );
+    } else {
+        let _ = writeln!(out, "\nconflicts in time order:");
+    }
+    for c in &ordered[..shown] {
+        let tz = zones[&c.volume];
+        let _ = writeln!(
+            out,
+            "  {}  window {}  {}  {}: {} at {} falls inside the lifecycle",
+            c.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
+            policy.windows[c.window].name,
+            policy.volume_id(c.volume),
+            c.kind.as_str(),
+            c.schedule,
+            c.scheduled.at.with_timezone(&tz).format("%H:%M"),
+        );
+    }
+    if shown < ordered.len() {
+        let _ = writeln!(out, "  … and {} more", ordered.len() - shown);
+    }
     out
+}
+
+/// `window <name> (<start> <zone>, max <max>, on_conflict <rule>)`.
+fn window_heading(policy: &Policy, wi: usize) -> String {
+    let w = &policy.windows[wi];
+    format!(
+        "window {} ({} {}, max {}, on_conflict {})",
+        w.name,
+        w.start,
+        w.timezone,
+        human(w.max),
+        w.on_conflict.as_str()
+    )
 }

@@ -185,6 +185,11 @@ fn deb_installs_keeps_its_edited_policy_and_purges_cleanly() {
         read(&root.join("usr/share/doc/snapwarden/README.md")),
         read(&repo().join("README.md"))
     );
+    // The pages README.md links to sit beside it, at the same relative paths.
+    assert_eq!(
+        files_under(&root.join("usr/share/doc/snapwarden/docs")),
+        files_under(&repo().join("docs"))
+    );
 
     // An admin edits the policy; installing the package again keeps the edit (a conffile the
     // admin changed and the package did not is never replaced, and dpkg does not ask).

@@ -218,9 +218,7 @@ fn check_deployment(deployment: &str, configmap: &str, replicas: u64, strategy: 
     let cm = manifest(configmap);
     let secret = manifest("secret.yaml");
     let service = manifest("service.yaml");
-    // The policy of the HA variant carries [ha], which the policy schema may not know yet: the
-    // checks below read the single replica's, which the test above holds equal to the rest.
-    let (_, _, policy) = policy_of(&manifest("configmap.yaml"), dir.path());
+    let (_, _, policy) = policy_of(&cm, dir.path());
 
     assert_eq!(at(&dep, "spec.replicas"), replicas);
     assert_eq!(str_at(&dep, "spec.strategy.type"), strategy);

@@ -100,13 +100,19 @@ impl Agent {
                     self.switched(&key, &cycle.id, now);
                 }
                 self.memory.started.insert(Occurrence::of_cycle(&cycle));
+                log_moved_start(&cycle);
                 batch.creates.push((cycle, volume));
             }
             Action::StartTool {
                 window,
                 cycles,
                 resume,
-            } => self.start_tool(&window, cycles, resume, now),
+            } => {
+                if !resume {
+                    cycles.iter().for_each(log_moved_start);
+                }
+                self.start_tool(&window, cycles, resume, now)
+            }
             Action::Arm { at } => self.memory.next_create = at,
             Action::Release {
                 cycle,
@@ -525,4 +531,20 @@ impl Agent {
             format!("the FlexClone recommendation of {key} ({})", event.as_str())
         });
     }
+}
+
+/// Says so when a cycle starts away from its window's configured start (the planner shifted it
+/// to fit between scheduled snapshots), with the planner's reason, which is the cycle's detail
+/// when it starts.
+fn log_moved_start(cycle: &super::cycle::Cycle) {
+    if cycle.create_at == cycle.window_start {
+        return;
+    }
+    tracing::info!(
+        cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
+        window = %cycle.window,
+        configured_start = %cycle.window_start.to_rfc3339(),
+        start = %cycle.create_at.to_rfc3339(),
+        "start moved by the planner: {}", cycle.detail
+    );
 }

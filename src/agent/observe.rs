@@ -171,7 +171,7 @@ pub(crate) fn conflicts(
                     deadline.to_rfc3339(),
                     (deadline + guard).to_rfc3339(),
                     cycle.state.as_str(),
-                    if cycle.detail.is_empty() { String::new() } else { format!("; last error: {}", cycle.detail) }
+                    if cycle.detail.is_empty() { String::new() } else { format!("; detail: {}", cycle.detail) }
                 ),
                 key: format!("late:{}", cycle.id),
             });
@@ -416,5 +416,35 @@ mod tests {
         );
         assert_eq!(found.len(), 1);
         assert!(found[0].detail.contains("VeeamSourceSnapshot_2027"));
+    }
+
+    /// The cycle's detail is what was last said of it (the planner's reason at its start, a
+    /// hook's exit, an error): a late release quotes it as such, not as an error.
+    #[test]
+    fn a_late_release_quotes_the_cycles_detail_as_its_detail() {
+        let late = Cycle {
+            state: CycleState::Backup,
+            result: None,
+            clones_deleted_at: None,
+            detail: "release by 01:20 + guard 5m is before hourly at 02:05".into(),
+            ..cycle()
+        };
+        let found = conflicts(
+            &[&late],
+            &inventory(Vec::new()),
+            "snapwarden",
+            t("2027-01-01T02:01:00Z"),
+            TimeDelta::minutes(5),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, ConflictKind::LateRelease);
+        assert!(
+            found[0].detail.ends_with(
+                "; state backup; detail: release by 01:20 + guard 5m is before hourly at 02:05"
+            ),
+            "{}",
+            found[0].detail
+        );
+        assert!(!found[0].detail.contains("error"), "{}", found[0].detail);
     }
 }

@@ -126,6 +126,12 @@ pub struct LiveCycle {
     pub clone_method: String,
     #[serde(default)]
     pub detail: String,
+    /// The window's configured start of the occurrence this cycle serves.
+    #[serde(default)]
+    pub window_start: Option<DateTime<Utc>>,
+    /// When the planner placed the create: differs from `window_start` when it moved the start.
+    #[serde(default)]
+    pub create_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -183,13 +189,21 @@ impl LiveCycle {
             svm: c.svm.clone(),
             volume: c.volume.clone(),
             backing_snapshot: c.backing_snapshot.clone(),
-            clones: c.clones.iter().map(|l| l.path.clone()).collect(),
+            // Once the clones were deleted (a locked cycle waits for its backing snapshot
+            // only), none is listed.
+            clones: if c.clones_deleted_at.is_some() {
+                Vec::new()
+            } else {
+                c.clones.iter().map(|l| l.path.clone()).collect()
+            },
             created_at: c.created_at,
             release_by: c.release_by,
             state: c.state.as_str().to_string(),
             release_deadline: c.release_deadline,
             clone_method: c.clone_kind.as_str().to_string(),
             detail: c.detail.clone(),
+            window_start: Some(c.window_start),
+            create_at: Some(c.create_at),
         }
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::ValueEnum;
 
+use super::tables::{cycles_table, status_table};
 use super::{Output, EXIT_INVALID, EXIT_OK};
-use crate::agent::journal::Journal;
+use crate::agent::journal::{Journal, JournalError};
 use crate::agent::status::{RecentCycle, Status};
 use crate::agent::{self, connect, Agent, Event, Options, SystemClock, Triggers};
 use crate::config::{self, Policy};
@@ -84,7 +85,9 @@ async fn run_agent(policy: Arc<Policy>, state_dir: Option<PathBuf>) -> u8 {
     };
     if embedded.simulator.is_some() {
         tracing::info!(
-            "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time"
+            "clusters with endpoint = \"simulator\" run in the embedded simulator, in real time, \
+             on a new world: cycles an earlier run left open find none of their objects and are \
+             released without a delete"
         );
     }
     let listener = match agent::http::bind(policy.agent.listen).await {
@@ -334,180 +337,6 @@ async fn fetch_status(endpoint: &str, token: Option<&str>) -> Result<Vec<u8>, St
     Ok(body)
 }
 
-fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "-".into())
-}
-
-/// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out.push_str(&line(r.clone()));
-    }
-    out
-}
-
-pub fn status_table(s: &Status) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "snapwarden status at {}{}\n\nclusters\n",
-        time(s.generated_at),
-        if s.shutting_down { " (stopping)" } else { "" }
-    ));
-    if let Some(ha) = &s.ha {
-        out.push_str(&format!(
-            "high availability: this replica {} is {}; leader: {}{}\n\n",
-            ha.identity,
-            ha.role,
-            ha.leader.as_deref().unwrap_or("none"),
-            if ha.backend_up {
-                ""
-            } else {
-                " (election backend unreachable)"
-            }
-        ));
-    }
-    let rows: Vec<Vec<String>> = s
-        .clusters
-        .iter()
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                if c.reachable {
-                    "reachable"
-                } else {
-                    "UNREACHABLE"
-                }
-                .into(),
-                c.version.clone().unwrap_or_else(|| "-".into()),
-                c.timezone.clone().unwrap_or_else(|| "-".into()),
-                c.last_error.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &["NAME", "STATE", "VERSION", "TIMEZONE", "ERROR"],
-        &rows,
-    ));
-    if let Some(at) = s.next_create_at {
-        out.push_str(&format!("\nnext backing snapshot at {}\n", time(Some(at))));
-    }
-    out.push_str(&format!("\nlive cycles ({})\n", s.live_cycles.len()));
-    let rows: Vec<Vec<String>> = s
-        .live_cycles
-        .iter()
-        .map(|c| {
-            vec![
-                c.window.clone(),
-                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
-                c.backing_snapshot.clone(),
-                c.state.clone(),
-                time(c.created_at),
-                time(Some(c.release_by)),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            "WINDOW",
-            "VOLUME",
-            "BACKING SNAPSHOT",
-            "STATE",
-            "CREATED",
-            "RELEASE BY",
-        ],
-        &rows,
-    ));
-    out.push_str(&format!("\nrecent cycles ({})\n", s.recent_cycles.len()));
-    out.push_str(&cycles_table(&s.recent_cycles));
-    out.push_str(&format!(
-        "\nconflicts, last 7 days ({})\n",
-        s.conflicts.len()
-    ));
-    let rows: Vec<Vec<String>> = s
-        .conflicts
-        .iter()
-        .map(|c| {
-            vec![
-                time(Some(c.at)),
-                c.kind.clone(),
-                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
-                c.window.clone().unwrap_or_else(|| "-".into()),
-                c.detail.clone(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(&["AT", "KIND", "VOLUME", "WINDOW", "DETAIL"], &rows));
-    if !s.excluded_volumes.is_empty() {
-        out.push_str("\nvolumes left out\n");
-        for e in &s.excluded_volumes {
-            out.push_str(&format!("  {}: {}\n", e.volume, e.reason));
-        }
-    }
-    if !s.flexclone_recommendations.is_empty() {
-        out.push_str("\nFlexClone recommended\n");
-        for r in &s.flexclone_recommendations {
-            out.push_str(&format!(
-                "  {}/{}/{} since {}: {}\n",
-                r.cluster,
-                r.svm,
-                r.volume,
-                r.since.to_rfc3339(),
-                r.evidence
-            ));
-        }
-    }
-    out
-}
-
-fn cycles_table(cycles: &[RecentCycle]) -> String {
-    // With [ha], which replica acted (a column only when some cycle names one).
-    let replicas = cycles.iter().any(|c| c.replica.is_some());
-    let rows: Vec<Vec<String>> = cycles
-        .iter()
-        .map(|c| {
-            let mut row = vec![
-                time(c.create_at.or(c.created_at)),
-                c.window.clone(),
-                format!("{}/{}/{}", c.cluster, c.svm, c.volume),
-                c.result.clone().unwrap_or_else(|| c.state.clone()),
-                time(c.released_at),
-            ];
-            if replicas {
-                row.push(c.replica.clone().unwrap_or_else(|| "-".into()));
-            }
-            row.push(c.detail.clone());
-            row
-        })
-        .collect();
-    let header: &[&str] = if replicas {
-        &[
-            "START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "REPLICA", "DETAIL",
-        ]
-    } else {
-        &["START", "WINDOW", "VOLUME", "RESULT", "RELEASED", "DETAIL"]
-    };
-    table(header, &rows)
-}
-
 /// `--since`: an RFC 3339 instant, or a duration meaning "that long ago" (`7d`, `PT12H`).
 pub fn parse_since(s: &str) -> Result<SinceArg, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -527,6 +356,55 @@ pub enum SinceArg {
     Ago(TimeDelta),
 }
 
+/// `[agent] state_dir` when neither `--state-dir` nor a policy names one: the policy's default.
+pub(super) fn default_state_dir() -> PathBuf {
+    config::Agent::default().state_dir
+}
+
+/// Where `history` and `report` took the journal's directory from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DirFrom {
+    /// `--state-dir`.
+    Flag,
+    /// The `--config` policy's `[agent] state_dir` (its default when the policy sets none).
+    Policy,
+    /// Neither was given.
+    Default,
+}
+
+/// Opens the journal read-only for `history` and `report`. A journal that is not there is
+/// explained: where the directory came from, and how to name the one `snapwarden run` used.
+pub(super) fn open_journal(dir: &Path, from: DirFrom) -> Result<Journal, u8> {
+    Journal::open_read_only(dir).map_err(|e| {
+        eprintln!("{e}");
+        if matches!(e, JournalError::Missing { .. }) {
+            eprintln!("{}", missing_journal_hint(dir, from));
+        }
+        EXIT_INVALID
+    })
+}
+
+/// What to do when there is no journal in `dir`.
+fn missing_journal_hint(dir: &Path, from: DirFrom) -> String {
+    let whence = match from {
+        DirFrom::Flag => "the --state-dir given".to_string(),
+        DirFrom::Policy => format!(
+            "the [agent] state_dir of the --config policy ({} when it sets none)",
+            default_state_dir().display()
+        ),
+        DirFrom::Default => {
+            "the default: neither --state-dir nor --config (whose [agent] state_dir would name \
+             it) was given"
+                .to_string()
+        }
+    };
+    format!(
+        "hint: {} is {whence}. Pass --state-dir DIR naming the directory `snapwarden run` kept its \
+         journal in: its --state-dir, else its policy's [agent] state_dir.",
+        dir.display()
+    )
+}
+
 /// `snapwarden history`.
 pub fn history(
     policy: Option<&Path>,
@@ -536,23 +414,20 @@ pub fn history(
     limit: usize,
     output: Output,
 ) -> u8 {
-    let dir = match (state_dir, policy) {
-        (Some(d), _) => d,
+    let (dir, from) = match (state_dir, policy) {
+        (Some(d), _) => (d, DirFrom::Flag),
         (None, Some(p)) => match config::load(p) {
-            Ok(policy) => policy.agent.state_dir,
+            Ok(policy) => (policy.agent.state_dir, DirFrom::Policy),
             Err(errors) => {
                 eprintln!("{errors}");
                 return EXIT_INVALID;
             }
         },
-        (None, None) => PathBuf::from("/var/lib/snapwarden"),
+        (None, None) => (default_state_dir(), DirFrom::Default),
     };
-    let journal = match Journal::open_read_only(&dir) {
+    let journal = match open_journal(&dir, from) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("{e}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let since = match since.unwrap_or(SinceArg::Ago(TimeDelta::days(7))) {
         SinceArg::At(t) => t,
@@ -702,36 +577,4 @@ pub fn discover_for_planning(
         return Err(EXIT_INVALID);
     }
     Ok(observed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::agent::status::HaStatus;
-
-    #[test]
-    fn the_status_table_names_the_role_and_the_leader_with_ha_only() {
-        let mut s = Status::default();
-        assert!(!status_table(&s).contains("high availability"));
-        s.ha = Some(HaStatus {
-            identity: "b".into(),
-            role: "standby".into(),
-            leader: Some("a".into()),
-            revision: None,
-            backend_up: true,
-            leader_changes: 0,
-        });
-        assert!(
-            status_table(&s).contains("high availability: this replica b is standby; leader: a\n"),
-            "{}",
-            status_table(&s)
-        );
-        s.ha = Some(HaStatus {
-            leader: None,
-            backend_up: false,
-            ..s.ha.clone().expect("set")
-        });
-        assert!(status_table(&s)
-            .contains("this replica b is standby; leader: none (election backend unreachable)"));
-    }
 }

@@ -13,14 +13,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Policy};
 use crate::planner::{self, Observed, Plan};
-use crate::render::{check_report, plan_table, write_plan_json};
+use crate::render::{check_report, plan_table, write_plan_json, CHECK_LISTED};
 
 mod agent;
 mod report;
 mod simulate;
 mod simulator;
+mod tables;
 
-pub use agent::{status_table, LogFormat};
+pub use agent::LogFormat;
+pub use tables::status_table;
 
 /// Exit code: valid and nothing to report.
 pub const EXIT_OK: u8 = 0;
@@ -48,6 +50,10 @@ pub enum Command {
         policy: PathBuf,
         #[command(flatten)]
         horizon: Horizon,
+        /// List every predicted conflict in the table, not only the first 20 (the summary
+        /// counts them all; the JSON always has every one).
+        #[arg(long)]
+        all: bool,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -211,8 +217,9 @@ pub fn main() -> ExitCode {
         Command::Check {
             policy,
             horizon,
+            all,
             output,
-        } => check(&policy, &horizon, output),
+        } => check(&policy, &horizon, all, output),
         Command::Plan {
             policy,
             horizon,
@@ -316,8 +323,8 @@ fn plan_policy(
         not_checked.extend(veeam_jobs_not_looked_up(&policy));
     }
     if !plan.unresolved.is_empty() {
-        let how = if horizon.offline { "offline" } else { "" };
-        eprintln!("{}: cannot plan {how}:", path.display());
+        let how = if horizon.offline { " offline" } else { "" };
+        eprintln!("{}: cannot plan{how}:", path.display());
         for u in &plan.unresolved {
             eprintln!("  {}", u.reason);
         }
@@ -402,14 +409,15 @@ fn not_checked_note(lines: &[String]) -> String {
     out
 }
 
-fn check(path: &Path, horizon: &Horizon, output: Output) -> u8 {
+fn check(path: &Path, horizon: &Horizon, all: bool, output: Output) -> u8 {
     let (policy, plan, not_checked) = match plan_policy(path, horizon, 168, true) {
         Ok(p) => p,
         Err(code) => return code,
     };
     match output {
         Output::Table => {
-            let mut text = check_report(&policy, &plan);
+            let listed = (!all).then_some(CHECK_LISTED);
+            let mut text = check_report(&policy, &plan, listed);
             if !not_checked.is_empty() {
                 text.push_str(&not_checked_note(&not_checked));
             }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::agent::SinceArg;
+use super::agent::{default_state_dir, open_journal, DirFrom, SinceArg};
+use super::tables::{self, time};
 use super::{Output, EXIT_INVALID, EXIT_OK};
 use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
-use crate::agent::journal::Journal;
 use crate::agent::journal::LockedSpace;
 use crate::agent::recommend::{self, Recommendation};
 use crate::config;
@@ -145,9 +145,9 @@ pub fn run(
     since: Option<SinceArg>,
     output: Output,
 ) -> u8 {
-    let (dir, rule) = match policy.map(config::load) {
+    let (policy_dir, rule) = match policy.map(config::load) {
         Some(Ok(p)) => (
-            state_dir.unwrap_or_else(|| p.agent.state_dir.clone()),
+            Some(p.agent.state_dir.clone()),
             (p.flexclone.recommend_after, p.flexclone.within),
         ),
         Some(Err(errors)) => {
@@ -155,19 +155,21 @@ pub fn run(
             return EXIT_INVALID;
         }
         None => (
-            state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/snapwarden")),
+            None,
             (
                 recommend::DEFAULT_RECOMMEND_AFTER,
                 recommend::DEFAULT_WITHIN,
             ),
         ),
     };
-    let journal = match Journal::open_read_only(&dir) {
+    let (dir, from) = match (state_dir, policy_dir) {
+        (Some(d), _) => (d, DirFrom::Flag),
+        (None, Some(d)) => (d, DirFrom::Policy),
+        (None, None) => (default_state_dir(), DirFrom::Default),
+    };
+    let journal = match open_journal(&dir, from) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("{e}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let read = journal
         .recent_cycles(DateTime::<Utc>::MIN_UTC, None, usize::MAX >> 1)
@@ -214,49 +216,55 @@ pub fn run(
 pub fn table(r: &Report) -> String {
     let mut out = format!(
         "since {} (as of {}); FlexClone recommended after {} conflicts within {}\n\n",
-        r.since.to_rfc3339(),
-        r.generated_at.to_rfc3339(),
+        time(Some(r.since)),
+        time(Some(r.generated_at)),
         r.recommend_after,
         r.within
     );
-    out.push_str(&format!(
-        "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8} {:>10}  {}\n",
-        "volume",
-        "completed",
-        "overrun",
-        "failed",
-        "skipped",
-        "open",
-        "chain",
-        "locked",
-        "late",
-        "locked h",
-        "held",
-        "flexclone"
+    let rows: Vec<Vec<String>> = r
+        .volumes
+        .iter()
+        .map(|v| {
+            let n = |m: &BTreeMap<&str, u64>, k: &str| m.get(k).copied().unwrap_or(0).to_string();
+            vec![
+                format!("{}/{}/{}", v.cluster, v.svm, v.volume),
+                n(&v.cycles, "completed"),
+                n(&v.cycles, "overrun"),
+                n(&v.cycles, "failed"),
+                n(&v.cycles, "skipped"),
+                n(&v.cycles, "open"),
+                n(&v.conflicts, "chain_conflict"),
+                n(&v.conflicts, "locked"),
+                n(&v.conflicts, "late_release"),
+                format!("{:.2}", v.locked_hours),
+                v.locked_bytes
+                    .map_or_else(|| "-".to_string(), recommend::human_bytes),
+                if v.recommendation.is_some() {
+                    "recommended"
+                } else {
+                    "-"
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&tables::table(
+        &[
+            "VOLUME",
+            "COMPLETED",
+            "OVERRUN",
+            "FAILED",
+            "SKIPPED",
+            "OPEN",
+            "CHAIN",
+            "LOCKED",
+            "LATE",
+            "LOCKED HOURS",
+            "HELD",
+            "FLEXCLONE",
+        ],
+        &rows,
     ));
-    for v in &r.volumes {
-        let n = |m: &BTreeMap<&str, u64>, k: &str| m.get(k).copied().unwrap_or(0);
-        out.push_str(&format!(
-            "{:<40} {:>9} {:>7} {:>6} {:>7} {:>4}  {:>5} {:>6} {:>4}  {:>8.2} {:>10}  {}\n",
-            format!("{}/{}/{}", v.cluster, v.svm, v.volume),
-            n(&v.cycles, "completed"),
-            n(&v.cycles, "overrun"),
-            n(&v.cycles, "failed"),
-            n(&v.cycles, "skipped"),
-            n(&v.cycles, "open"),
-            n(&v.conflicts, "chain_conflict"),
-            n(&v.conflicts, "locked"),
-            n(&v.conflicts, "late_release"),
-            v.locked_hours,
-            v.locked_bytes
-                .map_or_else(|| "-".to_string(), recommend::human_bytes),
-            if v.recommendation.is_some() {
-                "recommended"
-            } else {
-                "-"
-            }
-        ));
-    }
     for v in &r.volumes {
         if let Some(rec) = &v.recommendation {
             out.push_str(&format!(
@@ -409,5 +417,38 @@ mod tests {
         assert!(text.contains("c/s/a"), "{text}");
         assert!(text.contains("3.00 GiB"), "{text}");
         assert!(text.contains("FlexClone recommended for c/s/a"), "{text}");
+    }
+
+    /// The header's instants to the second and upper-case column names, like `status` and
+    /// `history`; the JSON keeps its instants whole.
+    #[test]
+    fn the_table_formats_instants_and_columns_like_the_other_tables() {
+        let now = t("2027-01-31T12:00:00.123456789Z");
+        let cycles = [cycle(
+            "x",
+            "a",
+            "2027-01-30T01:10:00Z",
+            Some(CycleResult::Completed),
+        )];
+        let r = build(
+            &cycles,
+            &[],
+            3,
+            TimeDelta::days(7),
+            &[],
+            now - TimeDelta::days(30),
+            now,
+        );
+        assert_eq!(
+            table(&r),
+            "\
+since 2027-01-01 12:00:00Z (as of 2027-01-31 12:00:00Z); FlexClone recommended after 3 conflicts within 7d
+
+VOLUME  COMPLETED  OVERRUN  FAILED  SKIPPED  OPEN  CHAIN  LOCKED  LATE  LOCKED HOURS  HELD  FLEXCLONE
+c/s/a   1          0        0       0        0     0      0       0     0.00          -     -
+"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["generated_at"], "2027-01-31T12:00:00.123456789Z");
     }
 }

@@ -1249,65 +1249,127 @@ async fn the_page_count_is_capped() {
     );
 }
 
+const LUN_BORN_FIELDS: &str = "uuid,name,svm.name,location.volume.name,status.mapped,\
+                               clone.created_as_clone,space.size,create_time";
+
 /// A clone create whose first attempt got a 5xx (the cluster may have acted) and whose retry
-/// meets "already exists": the LUN at the path is taken only when it is a clone in the volume.
-#[tokio::test]
-async fn retried_clone_create_takes_its_clone_but_never_a_lun_that_is_something_else() {
-    let cases = [
-        (lun_record("/vol/vol_sql/lun0_clone", false), true),
-        (
-            json!({"uuid":"lun-uuid-9","name":"/vol/vol_sql/lun0_clone","svm":{"name":"svm1"},
-                   "location":{"volume":{"name":"vol_sql"}}}),
-            false,
-        ),
-        (
-            json!({"uuid":"lun-uuid-9","name":"/vol/vol_sql/lun0_clone","svm":{"name":"svm1"},
-                   "location":{"volume":{"name":"vol_other"}},"clone":{"created_as_clone":true}}),
-            false,
-        ),
-    ];
-    for (existing, taken) in cases {
-        let server = server().await;
-        Mock::given(method("POST"))
-            .and(path("/api/storage/luns"))
-            .respond_with(
-                ResponseTemplate::new(500)
-                    .set_body_json(json!({"error":{"code":"1","message":"internal error"}})),
-            )
-            .up_to_n_times(1)
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/api/storage/luns"))
-            .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error":{
-                "code":"5374242",
-                "message":"A LUN or NVMe namespace already exists at path \"/vol/vol_sql/lun0_clone\"."}})))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/api/storage/luns"))
-            .and(query_param("name", "/vol/vol_sql/lun0_clone"))
-            .and(query_param("fields", LUN_FIELDS))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"records":[existing]})))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let result = client(&server)
-            .clone_lun_flexclone(&vol(), "snapwarden.x", "lun0", "/vol/vol_sql/lun0_clone")
-            .await;
-        if taken {
-            assert_eq!(result.unwrap().uuid, "lun-uuid-9");
-        } else {
-            let err = result.unwrap_err();
-            assert_eq!(err.code(), Some(5_374_242), "{err}");
-            assert!(
-                err.to_string().contains("not a clone in volume vol_sql"),
-                "{err}"
-            );
-        }
+/// meets "already exists", with `existing` at the path and `snapwarden.x` (created
+/// 2024-03-13T17:05:00Z) as the backing snapshot: the clone `clone` asks for, taken or refused.
+async fn retried_into(
+    existing: serde_json::Value,
+    flexclone: bool,
+    snapshot_reads: u64,
+) -> Result<super::LunInfo, OntapError> {
+    let server = server().await;
+    let (verb, at) = if flexclone {
+        ("POST", "/api/storage/luns")
+    } else {
+        ("PATCH", "/api/storage/volumes/vol-uuid-1")
+    };
+    Mock::given(method(verb))
+        .and(path(at))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error":{"code":"1","message":"internal error"}})),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method(verb))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error":{
+            "code":"5374242",
+            "message":"A LUN or NVMe namespace already exists at path \"/vol/vol_sql/lun0_clone\"."}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/luns"))
+        .and(query_param("name", "/vol/vol_sql/lun0_clone"))
+        .and(query_param("fields", LUN_BORN_FIELDS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"records":[existing]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/storage/volumes/vol-uuid-1/snapshots"))
+        .and(query_param("name", "snapwarden.x"))
+        .and(query_param("fields", SNAPSHOT_FIELDS))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"records":[snapshot_record("snapwarden.x")]})),
+        )
+        .expect(snapshot_reads)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    if flexclone {
+        c.clone_lun_flexclone(&vol(), "snapwarden.x", "lun0", "/vol/vol_sql/lun0_clone")
+            .await
+    } else {
+        c.clone_lun_snaprestore(&vol(), "snapwarden.x", "lun0", "/vol/vol_sql/lun0_clone")
+            .await
     }
+}
+
+/// `lun_record`'s clone at the clone path, created at `born` (or with no `create_time`).
+fn clone_born(born: Option<&str>) -> serde_json::Value {
+    let mut lun = lun_record("/vol/vol_sql/lun0_clone", false);
+    if let Some(born) = born {
+        lun["create_time"] = json!(born);
+    }
+    lun
+}
+
+/// A clone create whose first attempt got a 5xx (the cluster may have acted) and whose retry
+/// meets "already exists": the LUN at the path is taken only when it is a clone in the volume —
+/// and, for a FlexClone LUN, one created no earlier than the backing snapshot it clones.
+#[tokio::test]
+async fn retried_flexclone_create_takes_only_a_clone_of_its_backing_snapshot() {
+    // The backing snapshot was created at 17:05:00Z; the clone at its time or after.
+    for born in ["2024-03-13T17:05:30Z", "2024-03-13T13:05:00-04:00"] {
+        let taken = retried_into(clone_born(Some(born)), true, 1).await;
+        assert_eq!(taken.unwrap().uuid, "lun-uuid-9", "{born}");
+    }
+    // A clone that was there before the backing snapshot existed is not its clone.
+    let err = retried_into(clone_born(Some("2024-03-13T17:04:59Z")), true, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(5_374_242), "{err}");
+    assert!(
+        err.to_string().contains(
+            "created at 2024-03-13T17:04:59+00:00, before backing snapshot snapwarden.x \
+             (2024-03-13T13:05:00-04:00): it is not a clone of it"
+        ),
+        "{err}"
+    );
+    // Without a creation time nothing tells it from a LUN that was there before.
+    let err = retried_into(clone_born(None), true, 0).await.unwrap_err();
+    assert!(err.to_string().contains("did not say when"), "{err}");
+    // Not a clone, or a clone in another volume: not even the snapshot is read.
+    for existing in [
+        json!({"uuid":"lun-uuid-9","name":"/vol/vol_sql/lun0_clone","svm":{"name":"svm1"},
+               "location":{"volume":{"name":"vol_sql"}},"create_time":"2024-03-13T17:06:00Z"}),
+        json!({"uuid":"lun-uuid-9","name":"/vol/vol_sql/lun0_clone","svm":{"name":"svm1"},
+               "location":{"volume":{"name":"vol_other"}},"clone":{"created_as_clone":true},
+               "create_time":"2024-03-13T17:06:00Z"}),
+    ] {
+        let err = retried_into(existing, true, 0).await.unwrap_err();
+        assert_eq!(err.code(), Some(5_374_242), "{err}");
+        assert!(
+            err.to_string().contains("not a clone in volume vol_sql"),
+            "{err}"
+        );
+    }
+}
+
+/// A SnapRestore clone is told by its path, volume and SVM only: a restored file may keep the
+/// times of the LUN it came from, so its creation time proves nothing (and no snapshot is read).
+#[tokio::test]
+async fn retried_snaprestore_create_takes_a_clone_in_its_volume_whatever_its_time() {
+    let taken = retried_into(clone_born(Some("2020-01-01T00:00:00Z")), false, 0).await;
+    assert_eq!(taken.unwrap().uuid, "lun-uuid-9");
 }
 
 /// A delete whose first attempt got a 5xx and whose retry finds the object gone has done its

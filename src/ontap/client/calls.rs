@@ -4,9 +4,12 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+
 use super::{
-    Failure, RestClient, CLUSTER_FIELDS, LICENSE_FIELDS, LUN_FIELDS, POLICY_FIELDS,
-    SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS,
+    Failure, RestClient, CLUSTER_FIELDS, LICENSE_FIELDS, LUN_BORN_FIELDS, LUN_FIELDS,
+    POLICY_FIELDS, SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS,
 };
 use crate::ontap::wire::{
     ClusterWire, LicensePackageWire, LunWire, ScheduleWire, SnapshotPolicyWire, SnapshotWire,
@@ -89,15 +92,52 @@ impl RestClient {
             })
     }
 
+    /// The LUN at `path` and when ONTAP says it was created (`None`: it did not say).
+    async fn find_lun_born(
+        &self,
+        svm: &str,
+        path: &str,
+        target: &str,
+    ) -> Result<(LunInfo, Option<DateTime<FixedOffset>>), OntapError> {
+        let records: Vec<LunBornWire> = self
+            .get_collection(
+                "/api/storage/luns",
+                LUN_BORN_FIELDS,
+                &[("name", path), ("svm.name", svm)],
+                target,
+            )
+            .await?;
+        let found = self.convert(records, target, |r| {
+            let born = r
+                .create_time
+                .as_deref()
+                .map(DateTime::parse_from_rfc3339)
+                .transpose()
+                .map_err(|e| format!("lun {path}: create_time: {e}"))?;
+            Ok((r.lun.into_domain()?, born))
+        })?;
+        found
+            .into_iter()
+            .find(|(l, _)| l.name == path)
+            .ok_or_else(|| OntapError::Decode {
+                cluster: self.cluster.clone(),
+                context: target.to_string(),
+                detail: "created LUN not found by name".into(),
+            })
+    }
+
     /// A LUN clone create that failed: when the path is taken ("already exists") after an
     /// earlier attempt of this very call may have been applied, the clone that attempt made is
-    /// the one asked for — if the LUN there is a clone in the same volume and SVM. ONTAP's GET
-    /// does not say which snapshot backs a clone (reference §3.1), so a taken path is never
+    /// the one asked for — if the LUN there is a clone in the same volume and SVM, and, for a
+    /// FlexClone LUN (`from_snapshot`, the backing snapshot it clones), was created no earlier
+    /// than that snapshot: ONTAP's GET does not say which snapshot backs a clone (reference
+    /// §3.1), but a LUN older than the snapshot cannot be a clone of it. A taken path is never
     /// adopted when this call's first answer was "already exists": that LUN existed before.
     async fn retried_clone(
         &self,
         failure: Failure,
         volume: &VolumeRef,
+        from_snapshot: Option<&str>,
         clone_path: &str,
         target: &str,
     ) -> Result<LunInfo, OntapError> {
@@ -114,21 +154,65 @@ impl RestClient {
                 "the path was taken before this create; that LUN is not taken as its clone",
             ));
         }
-        let Ok(found) = self.find_lun(&volume.svm, clone_path, target).await else {
+        let Ok((found, born)) = self.find_lun_born(&volume.svm, clone_path, target).await else {
             return Err(failure.error);
         };
-        if found.created_as_clone && found.volume_name == volume.name && found.svm == volume.svm {
-            tracing::debug!(cluster = %self.cluster, target = %target,
-                "clone already exists after a retry whose first answer was lost; taking it as created");
-            return Ok(found);
+        if !(found.created_as_clone && found.volume_name == volume.name && found.svm == volume.svm)
+        {
+            return Err(with_note(
+                failure.error,
+                &format!(
+                    "the LUN at that path is not a clone in volume {} of svm {}; it is not this \
+                     create's",
+                    volume.name, volume.svm
+                ),
+            ));
         }
-        Err(with_note(
-            failure.error,
-            &format!(
-                "the LUN at that path is not a clone in volume {} of svm {}; it is not this create's",
-                volume.name, volume.svm
-            ),
-        ))
+        if let Some(snapshot) = from_snapshot {
+            if let Err(why) = self.born_after(volume, snapshot, born, target).await {
+                return Err(with_note(failure.error, &why));
+            }
+        }
+        tracing::debug!(cluster = %self.cluster, target = %target,
+            "clone already exists after a retry whose first answer was lost; taking it as created");
+        Ok(found)
+    }
+
+    /// Whether a LUN created at `born` can be a clone of `snapshot` on `volume`: created no
+    /// earlier than the snapshot. `Err`: why it is not taken as one.
+    async fn born_after(
+        &self,
+        volume: &VolumeRef,
+        snapshot: &str,
+        born: Option<DateTime<FixedOffset>>,
+        target: &str,
+    ) -> Result<(), String> {
+        let Some(born) = born else {
+            return Err(
+                "ONTAP did not say when the LUN at that path was created, so it cannot be told \
+                 from a LUN that was there before; it is not taken as this create's"
+                    .into(),
+            );
+        };
+        let snapshot = self
+            .find_snapshot(volume, snapshot, target)
+            .await
+            .map_err(|e| {
+                format!(
+                    "backing snapshot {snapshot} could not be read ({e}); the LUN at that path is \
+                     not taken as its clone"
+                )
+            })?;
+        if born < snapshot.create_time {
+            return Err(format!(
+                "the LUN at that path was created at {}, before backing snapshot {} ({}): it is \
+                 not a clone of it",
+                born.to_rfc3339(),
+                snapshot.name,
+                snapshot.create_time.to_rfc3339()
+            ));
+        }
+        Ok(())
     }
 
     /// A delete's outcome: a 404 after an earlier attempt of this call may have been applied
@@ -371,7 +455,7 @@ impl Ontap for RestClient {
         match created {
             Ok(()) => self.find_lun(&volume.svm, clone_path, &target).await,
             Err(failure) => {
-                self.retried_clone(failure, volume, clone_path, &target)
+                self.retried_clone(failure, volume, Some(snapshot_name), clone_path, &target)
                     .await
             }
         }
@@ -402,8 +486,10 @@ impl Ontap for RestClient {
             .await;
         match created {
             Ok(()) => self.find_lun(&volume.svm, clone_path, &target).await,
+            // A restored file may keep the times of the LUN it was restored from: only the path,
+            // volume and SVM tell a SnapRestore clone.
             Err(failure) => {
-                self.retried_clone(failure, volume, clone_path, &target)
+                self.retried_clone(failure, volume, None, clone_path, &target)
                     .await
             }
         }
@@ -458,4 +544,13 @@ fn is_asked(found: &SnapshotInfo, new: &NewSnapshot<'_>) -> bool {
     found.name == new.name
         && found.comment.as_deref().unwrap_or("") == new.comment
         && found.snapmirror_label.as_deref() == new.snapmirror_label
+}
+
+/// A LUN record with its `create_time` ([`LUN_BORN_FIELDS`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LunBornWire {
+    #[serde(flatten)]
+    lun: LunWire,
+    create_time: Option<String>,
 }

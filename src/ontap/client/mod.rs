@@ -26,7 +26,8 @@
 //!    answer was lost: "already exists" is answered by reading the object that was asked for and
 //!    taking it when it is that object (a snapshot with the same name and comment; a LUN clone at
 //!    the same path, in the same volume, when an earlier attempt of this very call may have made
-//!    it), never a same-named object that is something else. A retried delete that finds its
+//!    it — and, for a FlexClone LUN, created no earlier than the backing snapshot it clones),
+//!    never a same-named object that is something else. A retried delete that finds its
 //!    object gone (404) after such a lost answer has done its work.
 //!
 //! Layout: `options` (what a client is built from, and why a build fails), `http` (one exchange,
@@ -86,6 +87,13 @@ const VOLUME_FIELDS: Fields = Fields::new("uuid,name,svm.name,snapshot_policy.na
 /// `status.mapped` and `clone.created_as_clone` are gettable LUN fields (reference §3.1).
 const LUN_FIELDS: Fields = Fields::new(
     "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone,space.size",
+);
+/// `fields=` of the look-up of a FlexClone LUN's path after a lost answer: [`LUN_FIELDS`] and
+/// when the LUN was created, which tells a clone that call made from a LUN that was there
+/// before its backing snapshot.
+const LUN_BORN_FIELDS: Fields = Fields::new(
+    "uuid,name,svm.name,location.volume.name,status.mapped,clone.created_as_clone,space.size,\
+     create_time",
 );
 const JOB_FIELDS: Fields = Fields::new("uuid,state,code,message,error");
 const CLUSTER_FIELDS: Fields = Fields::new("name,uuid,version,timezone");
