@@ -28,6 +28,7 @@ mod observe;
 mod pass;
 pub mod recommend;
 pub mod reload;
+pub mod stage;
 mod startup;
 pub mod state;
 pub mod status;
