@@ -1,70 +1,156 @@
-//! The crash test: `snapwarden run` against `snapwarden simulator serve` (HTTPS,
-//! real clock, injected latency) is killed with SIGKILL at random points of its cycles and
-//! restarted; afterwards no snapwarden object is left that the journal does not show as live, and
-//! nothing foreign — look-alikes, a user snapshot, the scheduled snapshots — was touched.
+//! The crash test: `snapwarden run` against `snapwarden simulator serve` (HTTPS, real clock,
+//! injected latency) is killed with SIGKILL inside each stage of its work and restarted;
+//! afterwards no snapwarden object is left that the journal does not show as live, nothing
+//! foreign — look-alikes, a user snapshot, the scheduled snapshots — was touched, and the
+//! snapshots the agent takes itself for two volumes (managed schedules) kept their invariants.
 //!
-//! `cargo test --test agent_crash` runs the bounded form (4 kills, about a minute);
+//! `cargo test --test agent_crash` runs the bounded form (6 kills, about a minute);
 //! `scripts/crash-campaign` runs the same scenario with `CRASH_KILLS` kills and prints the kills
-//! per stage. `CRASH_SEED` changes the random kill times; `CRASH_KEEP=1` keeps the working
-//! directory (world, policy, journal, `agent.log` with every run's log) for inspection.
+//! per stage. `CRASH_SEED` changes the kill delays; `CRASH_KEEP=1` keeps the working directory
+//! (world, policy, journal, `agent.log` with every run's log, `sim.log`) for inspection.
 //!
-//! Timing. Windows and the snapshot schedule are minute crons, so one cycle per volume starts per
-//! minute: at the minute, or late when the agent (re)starts before `:30` (`expected` 10 s still
-//! fits before `release_by` at `:40`). The kills come in rounds: a round starts when the
-//! occurrence of the current minute can still start (second ≤ 20, else it waits for the next
-//! minute), kills until second 35, then a settling run releases what is left before the next
-//! scheduled snapshot at `:00` (a SnapRestore clone alive across it would lock the backing
-//! snapshot for the schedule's 4 minutes). The first run of a round creates (creating, clone,
-//! hook stages); the next ones recover (releasing). A campaign (more kills than the bounded
-//! form's) also ends a round at the first kill that finds the minute's cycles over, so that few
-//! kills hit an idle agent; it makes about 3 kills a minute.
+//! **Placing the kills.** The agent logs a debug line when it enters a stage and one when it
+//! leaves it (`snapwarden::agent::stage`: a backing snapshot's create, a clone's create, the
+//! backup hook, a clone's delete, the backing snapshot's delete, a locked snapshot's retried
+//! delete, the creation of a cycle the FlexClone recommendation switched to FlexClone, a managed
+//! snapshot's create, a managed series' rotation). Each run is watched through its log (every
+//! 10 ms): once a wanted stage is entered and not yet left, the run is killed after a random
+//! delay within that stage's usual length — 400 ms for a create or delete (the request and its
+//! job poll, each behind 200 ms of injected latency; ONTAP acts 200 ms after the request, so the
+//! kill lands before it acted about as often as after, its answer lost), 600 ms for a clone's
+//! create (three requests), 1 s for a switched cycle's creation, 1.5 s into the 4 s hook (while
+//! the later volumes' creates still run beside it). A kill counts for every stage entered and not
+//! left when it landed: the log says where it landed, not the timing.
+//!
+//! Each stage has a goal: a campaign wants `CRASH_KILLS / 9` kills in each; the bounded form
+//! wants each stage once but the switch (which needs three minutes of conflicts), and stops at 6
+//! kills once 3 stages were hit (at most 14 kills). A run wants, of the stages below their goal,
+//! the least hit (the bounded form: the first in its order — managed create, rotation, hook,
+//! clone delete, snapshot delete, locked retry, clone create, snapshot create). A kill during a
+//! cycle's creates ends the minute's work (every cycle of the minute is journaled before the
+//! first create, and fails with it), so a campaign aims at the creates — the clone's, the
+//! switched cycle's, the snapshot's — only once every other stage met its goal (kills aimed at
+//! the hook land in them too); the locked retry and the switch are waited for only once a run
+//! entered them (a held snapshot, three conflicts). A run that meets no wanted stage for 70 s (a
+//! minute and more) takes any below its goal, after 100 s any stage, and after 130 s it is
+//! killed wherever it is. A campaign stops once it made `CRASH_KILLS` kills and met every goal
+//! (at most twice as many kills).
+//!
+//! **The scenario.** One cluster (UTC, SnapRestore and FlexClone licensed) with a snapshot
+//! schedule every minute on six volumes, and a window on them every minute (`max` 40 s, `guard`
+//! 5 s, hook `sleep 4`, `on_conflict = "run"`: the window meets a scheduled snapshot at every
+//! start, which ONTAP takes before the agent's first call of the minute). Every cycle is released
+//! after the scheduled snapshot it started with, so each counts as a late release; after three,
+//! the FlexClone recommendation is in force and `use_when_licensed` switches the SnapRestore
+//! volumes to FlexClone (the switch stage, every minute from then on). A watcher task plays
+//! SnapMirror on v6: it holds the backing snapshots of v6's first two SnapRestore cycles busy, so
+//! their deletes are refused as locked and retried on every pass (the locked-retry stage) until
+//! the end of the campaign lets them go. A kill that leaves a SnapRestore clone alive across a
+//! minute lets the schedule capture it: that cycle is locked until the capturing snapshot
+//! rotates out, and may stay open (locked) at the end.
+//!
+//! Two more volumes hand their schedule to snapwarden (`managed_snapshots`; ONTAP's policy on
+//! them is `none`): a copy every minute at second 6 (an interval schedule with an anchor), count
+//! 3, prefix `managed`, each volume starting with three snapshots ONTAP took before the
+//! hand-over. m1 is also in the window, first: once its cycle got that far in a minute, its
+//! clone exists at second 6 or was deleted less than 10 s before, and its snapshot waits
+//! (deferred); m2 has no window. The watcher
+//! lists the cluster every second; the managed invariants are `crash_support::checks::
+//! check_managed`'s (one snapshot per instant, count exact when quiet and never below it,
+//! journal and cluster agree, ONTAP's shape) and the watcher's (rotation oldest first, never one
+//! too many).
 //!
 //! Look-alikes made before the first run: a snapshot with the prefix and no marker, one with the
-//! marker of a cycle no journal knows, a user snapshot, a plain LUN at a clone-like path, and
-//! plain LUNs at the exact paths v3's clones will want (those cycles fail at the clone and
-//! release their backing snapshot; a kill during that create tests that the next start does not
-//! take the plain LUN for the cycle's clone).
+//! marker of a cycle no journal knows, a user snapshot, a plain LUN at a clone-like path, plain
+//! LUNs at the exact paths v3's clones will want (those cycles fail at the clone and release
+//! their backing snapshot; a kill during that create tests that the next start does not take the
+//! plain LUN for the cycle's clone), and beside the managed series `managed.backup`,
+//! `managed.2020-01-01_0000.keep` (with the managed marker), `managedx.…`, `Managed.…`, and on v1
+//! (which keeps its ONTAP schedule) `managed.2020-01-01_0000` with the managed marker. None may
+//! change; nothing may disappear but snapwarden's released objects, rotated scheduled snapshots
+//! and a managed series' oldest.
 //!
-//! The window meets a scheduled snapshot at every start (both every minute), which the planner
-//! calls a conflict; `on_conflict = "run"` runs it anyway. ONTAP takes the scheduled snapshot
-//! before the agent's first call of the minute, so no clone is captured; only the (predicted)
-//! conflicts and late releases are recorded, and they are not what this test checks.
+//! The end: the held snapshots are let go, a last run settles everything (nothing open but
+//! locked cycles, the held ones released, no take unsettled, each managed series at its count),
+//! the state is read, and the run is stopped with SIGTERM.
 
+mod crash_support;
 mod process_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::fs::File;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
-use process_support::{SimRest, TlsSimulator};
-use serde_json::{json, Value};
-use snapwarden::agent::cycle::{Cycle, CycleState};
-use snapwarden::agent::journal::{Journal, ObjectKind};
+use crash_support::checks::{self, Lookalikes, ManagedCopy};
+use crash_support::markers::{Marker, RunLog};
+use crash_support::watch::{Holds, ManagedSeries, Watcher};
+use crash_support::{
+    assert_no_hook_outlives_its_agent, env_number, journal, live, spawn_agent, Files, Poll, Rng,
+    Sim, PASSWORD, PASSWORD_ENV, PREFIX, USER,
+};
+use serde_json::json;
+use snapwarden::agent::cycle::CycleState;
+use snapwarden::agent::journal::{Journal, ObjectState};
+use snapwarden::agent::stage::Stage;
 
-const PASSWORD: &str = "crash-test-pw";
-const PASSWORD_ENV: &str = "SNAPWARDEN_CRASH_TEST_PASSWORD";
-/// `[agent] snapshot_prefix` (the default).
-const PREFIX: &str = "snapwarden";
-/// Scheduled snapshots kept per volume (the world's snapshot policy).
+/// Scheduled snapshots kept per volume (the world's snapshot policy, prefix `minutely`).
 const SCHEDULE_COUNT: usize = 4;
-/// Injected latency of every `/api` request: each lifecycle step lasts long enough to be hit
-/// (a snapshot create with its job polls takes about a second).
+const SCHEDULE_PREFIX: &str = "minutely";
+/// Injected latency of every `/api` request: each ONTAP call lasts long enough to be hit (a
+/// create or delete with its job poll takes at least twice this).
 const LATENCY_MS: u64 = 200;
-/// Bounds of a run before its SIGKILL (the brief's 0.2–8 s).
-const RUN_MS: (u64, u64) = (200, 8_000);
-/// A round starts only while the minute's occurrence can still start (`expected` 10 s must fit
-/// before `release_by` at second 40, after about a second of discovery).
-const ROUND_LATEST_START: u32 = 20;
-/// No new run after this second: the settling run must be done before the scheduled snapshot.
-const ROUND_END: u32 = 35;
-/// Kills of the bounded form.
-const DEFAULT_KILLS: usize = 4;
-/// Extra kills allowed when the first ones all hit the same stage.
+/// Kills of the bounded form, extra kills it may make while fewer than `BOUNDED_STAGES` stages
+/// were hit, and the stages it wants once each.
+const DEFAULT_KILLS: usize = 6;
 const EXTRA_KILLS: usize = 8;
+const BOUNDED_STAGES: usize = 3;
+/// In the order the bounded form wants them: a minute's work is over once a kill lands in a
+/// backing snapshot's create (every cycle of the minute is journaled then, and fails), so the
+/// stages that follow it come first.
+const BOUNDED_WANTS: [Stage; 8] = [
+    Stage::ManagedCreate,
+    Stage::ManagedRotate,
+    Stage::Hook,
+    Stage::CloneDelete,
+    Stage::SnapshotDelete,
+    Stage::LockedRetry,
+    Stage::CloneCreate,
+    Stage::SnapshotCreate,
+];
+/// Stages whose kill ends a minute's work: every cycle of the minute is journaled before the
+/// first create, and a kill during the creates fails them all. A campaign aims at them last, the
+/// latest in the minute first: the kills it aims at the hook land in them too (the later
+/// volumes' creates run beside the first hooks).
+const ENDS_THE_MINUTE: [Stage; 3] = [Stage::CloneCreate, Stage::Switch, Stage::SnapshotCreate];
+/// Stages that come only once the scenario got there: a locked retry needs a held (or captured)
+/// backing snapshot, the switch three conflicts. One is waited for once a run entered it in the
+/// last `RECENT` (they come again within a minute then).
+const COMES_LATER: [Stage; 2] = [Stage::LockedRetry, Stage::Switch];
+const RECENT: Duration = Duration::from_secs(180);
+/// How long a run waits for a wanted stage before it takes any stage below its goal, any stage
+/// at all, and then none (killed wherever it is).
+const WIDEN: Duration = Duration::from_secs(70);
+const ANY_STAGE: Duration = Duration::from_secs(100);
+const KILL_ANYWAY: Duration = Duration::from_secs(130);
+
+/// The managed copy: every minute at second 6, count 3.
+const MANAGED_PREFIX: &str = "managed";
+const MANAGED_COUNT: usize = 3;
+const MANAGED_LABEL: &str = "every_minute";
+const MANAGED_SECOND: u32 = 6;
+const MANAGED_VOLUMES: [&str; 2] = ["m1", "m2"];
+/// The comment of every managed snapshot snapwarden takes.
+const MANAGED_MARKER: &str = "created-by=snapwarden schedule=managed";
+
+/// The seconds of a minute in which the last run may be stopped: after the minute's cycles and
+/// its managed snapshots (deferred ones included), before the next minute's.
+const QUIET_FROM: u32 = 30;
+const QUIET_UNTIL: u32 = 55;
+
+/// The volume whose first SnapRestore cycles' backing snapshots are held busy, and how many.
+const HOLD_VOLUME: &str = "v6";
+const HOLDS: usize = 2;
 
 /// The look-alikes: objects named like snapwarden's that are not its own.
 const LOOKALIKE_NO_MARKER: &str = "snapwarden.w.20200101T000000Z";
@@ -73,21 +159,38 @@ const FOREIGN_MARKER: &str =
     "created-by=snapwarden cycle=6d1c7f4e-0000-4000-8000-000000000000 window=w";
 const USER_SNAPSHOT: &str = "before-upgrade";
 const LOOKALIKE_LUN: &str = "/vol/v1/snapwarden.w.20200101T000000Z.lun0";
+/// Snapshots in the world file beside the managed series (volume, name, comment): none follows
+/// the series' exact pattern on a managed volume.
+const MANAGED_LOOKALIKES: [(&str, &str, &str); 5] = [
+    ("m1", "managed.backup", "made by hand"),
+    ("m1", "managed.2020-01-01_0000.keep", MANAGED_MARKER),
+    ("m1", "managedx.2020-01-01_0000", "another schedule"),
+    ("m1", "Managed.2020-01-01_0000", "another schedule"),
+    ("v1", "managed.2020-01-01_0000", MANAGED_MARKER),
+];
 /// Plain LUNs at the exact paths of v3's clones for this many minutes from the start: each of
 /// those clone creates fails, and one killed before its answer leaves an intent for a path where
 /// a LUN that is not the cycle's exists.
-const COLLISION_MINUTES: i64 = 40;
+const COLLISION_MINUTES: i64 = 90;
 
-/// The policy's volumes: name, LUNs (`lun0`, `lun1`, …), clone method. Six volumes with two
-/// clones at most in flight (`concurrency = 2`) spread a cycle's steps over some 15 seconds.
-const VOLUMES: [(&str, usize, &str); 6] = [
-    ("v1", 2, "snaprestore"),
-    ("v2", 1, "flexclone"),
-    ("v3", 1, "snaprestore"),
-    ("v4", 2, "snaprestore"),
-    ("v5", 2, "flexclone"),
-    ("v6", 1, "snaprestore"),
+/// The policy's volumes in window order: name, LUNs (`lun0`, `lun1`, …), clone method, whether
+/// it keeps its ONTAP schedule, whether the window backs it up. m1 comes first, so that its
+/// clone exists at its managed instant (second 6).
+const VOLUMES: [(&str, usize, &str, bool, bool); 8] = [
+    ("m1", 1, "snaprestore", false, true),
+    ("v1", 2, "snaprestore", true, true),
+    ("v2", 1, "flexclone", true, true),
+    ("v3", 1, "snaprestore", true, true),
+    ("v4", 2, "snaprestore", true, true),
+    ("v5", 2, "flexclone", true, true),
+    ("v6", 1, "snaprestore", true, true),
+    ("m2", 1, "snaprestore", false, false),
 ];
+
+/// The volumes that keep ONTAP's schedule.
+fn scheduled_volumes() -> Vec<&'static str> {
+    VOLUMES.iter().filter(|v| v.3).map(|v| v.0).collect()
+}
 
 /// The paths of v3's clones from `from`'s minute on, taken by plain LUNs.
 fn collisions(from: DateTime<Utc>) -> Vec<String> {
@@ -102,19 +205,67 @@ fn collisions(from: DateTime<Utc>) -> Vec<String> {
         .collect()
 }
 
-fn world(collisions: &[String]) -> String {
-    let v3_luns: String = collisions
-        .iter()
-        .filter_map(|path| path.strip_prefix("/vol/v3/"))
-        .map(|leaf| format!(", {{ name = \"{leaf}\" }}"))
-        .collect();
+/// The managed snapshots ONTAP took on each managed volume before the hand-over: the three
+/// instants before `now`'s minute less two.
+fn handed_over(now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
+    let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("a minute");
+    (3..6)
+        .rev()
+        .map(|i| {
+            let at = minute - TimeDelta::minutes(i) + TimeDelta::seconds(MANAGED_SECOND.into());
+            (
+                format!("{MANAGED_PREFIX}.{}", at.format("%Y-%m-%d_%H%M")),
+                at,
+            )
+        })
+        .collect()
+}
+
+fn world(collisions: &[String], handed_over: &[(String, DateTime<Utc>)]) -> String {
+    let mut volumes = String::new();
+    for (name, luns, _, scheduled, _) in VOLUMES {
+        let mut lun_list: Vec<String> = (0..luns)
+            .map(|i| format!("{{ name = \"lun{i}\" }}"))
+            .collect();
+        if name == "v1" {
+            lun_list.push("{ name = \"snapwarden.w.20200101T000000Z.lun0\" }".into());
+        }
+        if name == "v3" {
+            lun_list.extend(
+                collisions
+                    .iter()
+                    .filter_map(|p| p.strip_prefix("/vol/v3/"))
+                    .map(|leaf| format!("{{ name = \"{leaf}\" }}")),
+            );
+        }
+        let policy = if scheduled { "every-minute" } else { "none" };
+        volumes.push_str(&format!(
+            "[[clusters.svms.volumes]]\nname = \"{name}\"\nsnapshot_policy = \"{policy}\"\nluns = [{}]\n\n",
+            lun_list.join(", ")
+        ));
+        if !scheduled {
+            for (snapshot, at) in handed_over {
+                volumes.push_str(&format!(
+                    "[[clusters.svms.volumes.snapshots]]\nname = \"{snapshot}\"\ncomment = \"taken by ONTAP before the hand-over\"\nsnapmirror_label = \"{MANAGED_LABEL}\"\ncreate_time = \"{}\"\n\n",
+                    at.to_rfc3339()
+                ));
+            }
+        }
+        for (volume, snapshot, comment) in MANAGED_LOOKALIKES {
+            if volume == name {
+                volumes.push_str(&format!(
+                    "[[clusters.svms.volumes.snapshots]]\nname = \"{snapshot}\"\ncomment = \"{comment}\"\n\n"
+                ));
+            }
+        }
+    }
     format!(
         r#"[knobs]
 async_mutations = true
 block_sharing_seconds = 1
 
 [[users]]
-name = "admin"
+name = "{USER}"
 password = "{PASSWORD}"
 
 [[clusters]]
@@ -128,51 +279,36 @@ cron = "* * * * *"
 
 [[clusters.snapshot_policies]]
 name = "every-minute"
-copies = [{{ schedule = "minutely", count = {SCHEDULE_COUNT}, prefix = "minutely" }}]
+copies = [{{ schedule = "minutely", count = {SCHEDULE_COUNT}, prefix = "{SCHEDULE_PREFIX}" }}]
 
 [[clusters.svms]]
 name = "svm1"
 
-[[clusters.svms.volumes]]
-name = "v1"
-snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}, {{ name = "lun1" }}, {{ name = "snapwarden.w.20200101T000000Z.lun0" }}]
-
-[[clusters.svms.volumes]]
-name = "v2"
-snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}]
-
-[[clusters.svms.volumes]]
-name = "v3"
-snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}{v3_luns}]
-
-[[clusters.svms.volumes]]
-name = "v4"
-snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}, {{ name = "lun1" }}]
-
-[[clusters.svms.volumes]]
-name = "v5"
-snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}, {{ name = "lun1" }}]
-
-[[clusters.svms.volumes]]
-name = "v6"
-snapshot_policy = "every-minute"
-luns = [{{ name = "lun0" }}]
-"#
+{volumes}"#
     )
 }
 
 fn policy(url: &str, fingerprint: &str) -> String {
-    let volume = |name: &str, luns: &str, clone: &str| {
-        format!(
-            "[[volume]]\ncluster = \"c1\"\nsvm = \"svm1\"\nname = \"{name}\"\nluns = [{luns}]\n\
-             snapshot_policy = \"ontap\"\nclone = \"{clone}\"\n\n"
-        )
-    };
+    let mut volumes = String::new();
+    for (name, luns, clone, scheduled, _) in VOLUMES {
+        let luns: Vec<String> = (0..luns)
+            .map(|i| format!("\"/vol/{name}/lun{i}\""))
+            .collect();
+        let schedule = if scheduled {
+            "snapshot_policy = \"ontap\"\n".to_string()
+        } else {
+            "snapshot_policy = \"none\"\nmanaged_snapshots = \"handed-over\"\n".to_string()
+        };
+        volumes.push_str(&format!(
+            "[[volume]]\ncluster = \"c1\"\nsvm = \"svm1\"\nname = \"{name}\"\nluns = [{}]\n{schedule}clone = \"{clone}\"\n\n",
+            luns.join(", ")
+        ));
+    }
+    let windowed: Vec<String> = VOLUMES
+        .iter()
+        .filter(|v| v.4)
+        .map(|v| format!("\"c1/svm1/{}\"", v.0))
+        .collect();
     format!(
         r#"[agent]
 listen = "127.0.0.1:0"
@@ -180,15 +316,32 @@ guard = "5s"
 concurrency = 2
 observe_interval = "10s"
 
+[flexclone]
+use_when_licensed = true
+
 [[cluster]]
 name = "c1"
 endpoint = "{url}"
-username = "admin"
+username = "{USER}"
 password_env = "{PASSWORD_ENV}"
 pin_sha256 = "{fingerprint}"
 timezone = "auto"
 
-{}[[window]]
+[[schedule]]
+name = "minutely_at_06"
+interval = "PT1M"
+anchor = "2026-01-01T00:00:{MANAGED_SECOND:02}Z"
+
+[[snapshot_policy]]
+name = "none"
+copies = []
+
+[[snapshot_policy]]
+name = "handed-over"
+max_defer = "10m"
+copies = [{{ schedule = "minutely_at_06", count = {MANAGED_COUNT}, prefix = "{MANAGED_PREFIX}", snapmirror_label = "{MANAGED_LABEL}" }}]
+
+{volumes}[[window]]
 name = "w"
 volumes = [{}]
 start = "* * * * *"
@@ -199,734 +352,539 @@ shift_limit = "0s"
 on_conflict = "run"
 hook = {{ command = ["sleep", "4"] }}
 "#,
-        VOLUMES
-            .iter()
-            .map(|(name, luns, clone)| {
-                let luns: Vec<String> = (0..*luns)
-                    .map(|i| format!("\"/vol/{name}/lun{i}\""))
-                    .collect();
-                volume(name, &luns.join(", "), clone)
-            })
-            .collect::<String>(),
-        VOLUMES
-            .iter()
-            .map(|(name, _, _)| format!("\"c1/svm1/{name}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        windowed.join(", ")
     )
 }
 
-/// splitmix64: a seeded, reproducible source of kill times.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
+/// How long after entering a stage a kill may land, at most: the stage's usual length, so that
+/// the kill lands inside it most of the time, half of the time before ONTAP acted.
+fn width_ms(stage: Stage) -> u64 {
+    match stage {
+        // `sleep 4`; early in it, while the later volumes' creates still run beside it.
+        Stage::Hook => 1_500,
+        // The switched cycle's snapshot create (two requests), then its clone create.
+        Stage::Switch => 5 * LATENCY_MS,
+        // The clone request, the job poll, the LUN read back: three requests.
+        Stage::CloneCreate => 3 * LATENCY_MS,
+        // A create or delete and its job poll: two requests, ONTAP acting after the first's
+        // latency.
+        _ => 2 * LATENCY_MS,
     }
 }
 
-/// A child process killed when dropped (a failing assertion leaves nothing running).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The kills wanted per stage and made so far.
+struct Coverage {
+    goal: BTreeMap<Stage, usize>,
+    /// The order in which stages below their goal are wanted; none: the least hit first.
+    order: Option<Vec<Stage>>,
+    /// Kills that landed in each stage.
+    hit: BTreeMap<Stage, usize>,
+    /// Kills aimed at each stage, and how they landed.
+    aimed: BTreeMap<Stage, Aimed>,
+    /// When a run last entered each stage.
+    last_seen: BTreeMap<Stage, Instant>,
 }
 
-/// `snapwarden simulator serve` and a REST client for it.
-struct Sim {
-    _proc: TlsSimulator,
-    url: String,
-    fingerprint: String,
-    rest: SimRest,
-}
-
-/// Its REST calls are [`SimRest`]'s.
-impl std::ops::Deref for Sim {
-    type Target = SimRest;
-    fn deref(&self) -> &SimRest {
-        &self.rest
-    }
-}
-
-impl Sim {
-    fn start(world: &Path, log: File) -> Sim {
-        let sim = TlsSimulator::start(world, &["--clock", "real"], log);
-        Sim {
-            url: sim.url.clone(),
-            fingerprint: sim.fingerprint.clone(),
-            rest: SimRest::new(&sim.url, "admin", PASSWORD),
-            _proc: sim,
+impl Coverage {
+    fn new(goal: impl Fn(Stage) -> usize, order: Option<Vec<Stage>>) -> Coverage {
+        Coverage {
+            goal: Stage::ALL.into_iter().map(|s| (s, goal(s))).collect(),
+            order,
+            hit: BTreeMap::new(),
+            aimed: BTreeMap::new(),
+            last_seen: BTreeMap::new(),
         }
     }
 
-    async fn now(&self) -> DateTime<Utc> {
-        let v = self.get("/simulator/v1/clock").await;
-        v["now"].as_str().expect("now").parse().expect("RFC 3339")
+    fn hits(&self, s: Stage) -> usize {
+        self.hit.get(&s).copied().unwrap_or(0)
     }
 
-    async fn volume_uuid(&self, name: &str) -> String {
-        let v = self.get(&format!("/api/storage/volumes?name={name}")).await;
-        v["records"][0]["uuid"].as_str().expect("uuid").to_string()
+    fn below_goal(&self) -> Vec<Stage> {
+        Stage::ALL
+            .into_iter()
+            .filter(|s| self.hits(*s) < self.goal[s])
+            .collect()
     }
 
-    /// Every snapshot and LUN of the cluster, as ONTAP lists them.
-    async fn objects(&self) -> Objects {
-        let snaps = self
-            .get("/api/storage/volumes/*/snapshots?fields=name,comment,volume.name")
-            .await;
-        let luns = self.get("/api/storage/luns?fields=name").await;
-        let records = |v: &Value| v["records"].as_array().cloned().unwrap_or_default();
-        Objects {
-            snapshots: records(&snaps)
-                .iter()
-                .map(|s| Snap {
-                    uuid: s["uuid"].as_str().unwrap_or_default().to_string(),
-                    name: s["name"].as_str().unwrap_or_default().to_string(),
-                    comment: s["comment"].as_str().map(str::to_string),
-                    volume: s["volume"]["name"].as_str().unwrap_or_default().to_string(),
-                })
-                .collect(),
-            luns: records(&luns)
-                .iter()
-                .map(|l| Lun {
-                    uuid: l["uuid"].as_str().unwrap_or_default().to_string(),
-                    name: l["name"].as_str().unwrap_or_default().to_string(),
-                })
-                .collect(),
+    fn complete(&self) -> bool {
+        self.below_goal().is_empty()
+    }
+
+    fn distinct(&self) -> usize {
+        self.hit.values().filter(|n| **n > 0).count()
+    }
+
+    /// Notes the stages a run entered (wanted or not): they can come again.
+    fn saw(&mut self, stages: impl IntoIterator<Item = Stage>) {
+        let now = Instant::now();
+        for s in stages {
+            self.last_seen.insert(s, now);
         }
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Snap {
-    uuid: String,
-    name: String,
-    comment: Option<String>,
-    volume: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Lun {
-    uuid: String,
-    name: String,
-}
-
-struct Objects {
-    snapshots: Vec<Snap>,
-    luns: Vec<Lun>,
-}
-
-impl Objects {
-    /// Snapshots named with snapwarden's prefix and LUNs at a clone-like path.
-    fn snapwarden_like(&self) -> (Vec<&Snap>, Vec<&Lun>) {
-        let ours = |leaf: &str| {
-            leaf.strip_prefix(PREFIX)
-                .is_some_and(|rest| rest.starts_with('.'))
+    /// The stages a run that has waited `waited` may be killed in.
+    ///
+    /// Until `WIDEN`: of the stages below their goal (all, once every goal is met), those that
+    /// can come (one of `COMES_LATER` only once a run entered it in the last `RECENT`), and of
+    /// those the first in `order` (bounded form) or the least hit (campaign). A campaign aims at a stage that ends the minute's work only when no
+    /// other is left, the latest of them in the minute first. After `WIDEN`: any of them; after
+    /// `ANY_STAGE`: any stage at all.
+    fn wanted(&self, waited: Duration) -> BTreeSet<Stage> {
+        if waited >= ANY_STAGE {
+            return Stage::ALL.into_iter().collect();
+        }
+        let below = self.below_goal();
+        let mut pool: Vec<Stage> = if below.is_empty() {
+            Stage::ALL.to_vec()
+        } else {
+            below
         };
-        (
-            self.snapshots.iter().filter(|s| ours(&s.name)).collect(),
-            self.luns
-                .iter()
-                .filter(|l| l.name.rsplit('/').next().is_some_and(ours))
-                .collect(),
-        )
-    }
-}
-
-/// What the journal says may still exist: `(volume, snapshot name)` and LUN paths of open
-/// cycles, with the states of those cycles.
-struct Live {
-    cycles: Vec<Cycle>,
-    snapshots: BTreeSet<(String, String)>,
-    luns: BTreeSet<String>,
-}
-
-fn live(state_dir: &Path) -> Live {
-    let mut out = Live {
-        cycles: Vec::new(),
-        snapshots: BTreeSet::new(),
-        luns: BTreeSet::new(),
-    };
-    if !state_dir
-        .join(snapwarden::agent::journal::FILE_NAME)
-        .exists()
-    {
-        return out;
-    }
-    let journal = Journal::open_read_only(state_dir).expect("the journal opens");
-    out.cycles = journal.open_cycles().expect("open cycles");
-    for c in &out.cycles {
-        for o in journal.objects(&c.id).expect("objects") {
-            if !o.state.may_exist() {
-                continue;
-            }
-            match o.kind {
-                ObjectKind::Snapshot => {
-                    out.snapshots.insert((o.volume.clone(), o.name.clone()));
-                }
-                ObjectKind::Lun => {
-                    out.luns.insert(o.name.clone());
-                }
-            }
+        if self.order.is_none() && pool.iter().any(|s| !ENDS_THE_MINUTE.contains(s)) {
+            pool.retain(|s| !ENDS_THE_MINUTE.contains(s));
         }
-    }
-    out
-}
-
-/// Hooks of this test's agents still running: processes (not zombies) whose environment names
-/// a cycle file in the state directory.
-fn running_hooks(state_dir: &Path) -> Vec<u32> {
-    let marker = format!(
-        "SNAPWARDEN_CYCLE_JSON={}",
-        state_dir.join("hooks").display()
-    );
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('Z'))
-            });
-            let ours = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|v| v.starts_with(marker.as_bytes()))
-            });
-            !zombie && ours
-        })
-        .collect()
-}
-
-/// A killed agent's hooks end with it (they would run on against clones the next start deletes).
-async fn assert_no_hook_outlives_its_agent(state_dir: &Path) {
-    let poll = Poll::new(Duration::from_secs(2));
-    loop {
-        let left = running_hooks(state_dir);
-        if left.is_empty() {
-            return;
+        let ready = |s: &Stage| {
+            !COMES_LATER.contains(s) || self.last_seen.get(s).is_some_and(|t| t.elapsed() < RECENT)
+        };
+        if pool.iter().any(ready) {
+            pool.retain(ready);
         }
-        assert!(
-            poll.again().await,
-            "hooks outlived their agent: pids {left:?}"
-        );
-    }
-}
-
-/// Whether the journal holds the cycles of the window occurrence of `at`'s minute.
-fn minute_served(state_dir: &Path, at: DateTime<Utc>) -> bool {
-    let minute = at.duration_trunc(TimeDelta::minutes(1)).expect("a minute");
-    state_dir
-        .join(snapwarden::agent::journal::FILE_NAME)
-        .exists()
-        && Journal::open_read_only(state_dir)
-            .expect("the journal opens")
-            .recent_cycles(minute, None, 1_000)
-            .expect("cycles")
+        if waited >= WIDEN {
+            return pool.into_iter().collect();
+        }
+        let order: &[Stage] = match &self.order {
+            Some(order) => order,
+            None if pool.iter().all(|s| ENDS_THE_MINUTE.contains(s)) => &ENDS_THE_MINUTE,
+            None => {
+                let least = pool.iter().map(|s| self.hits(*s)).min().unwrap_or(0);
+                return pool
+                    .into_iter()
+                    .filter(|s| self.hits(*s) == least)
+                    .collect();
+            }
+        };
+        let least = pool.iter().map(|s| self.hits(*s)).min().unwrap_or(0);
+        order
             .iter()
-            .any(|c| c.window_start == minute)
-}
-
-/// The lifecycle stage a cycle state stands for in the kill table.
-fn stage(state: CycleState) -> &'static str {
-    match state {
-        CycleState::Creating => "creating",
-        CycleState::Live => "clone",
-        CycleState::Backup => "hook",
-        CycleState::Releasing => "releasing",
-        CycleState::Locked => "locked",
-        CycleState::Released | CycleState::Failed | CycleState::Skipped => "idle",
+            .find(|s| pool.contains(s) && (self.order.is_some() || self.hits(**s) == least))
+            .map(|s| BTreeSet::from([*s]))
+            .unwrap_or_default()
     }
 }
 
-/// One SIGKILL: when, after how long, and the stages of the cycles it interrupted.
+/// The kills aimed at one stage.
+#[derive(Debug, Default, Clone, Copy)]
+struct Aimed {
+    aimed: usize,
+    /// Landed in it.
+    there: usize,
+    /// Landed in it less than the latency after it began (its marker's time stamp): before
+    /// ONTAP acted on the call.
+    early: usize,
+}
+
+/// One SIGKILL: when, what it was aimed at (and how long after that stage began it struck), and
+/// the stages it landed in.
 struct Kill {
-    ran_ms: u64,
     at: DateTime<Utc>,
-    stages: BTreeSet<&'static str>,
+    aimed: Option<(Stage, u64)>,
+    landed: BTreeMap<Stage, Vec<String>>,
     open: usize,
 }
 
-/// The test's working files.
-struct Files {
-    dir: PathBuf,
-    state: PathBuf,
-    policy: PathBuf,
-    log: PathBuf,
-}
-
-impl Files {
-    fn agent_log(&self, header: &str) -> File {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("agent log");
-        writeln!(f, "===== {header}").expect("agent log");
-        f
+/// Runs the agent until a wanted stage is entered (or `KILL_ANYWAY`), kills it inside, and says
+/// where the kill landed.
+async fn kill_in_a_stage(files: &Files, n: usize, coverage: &mut Coverage, rng: &mut Rng) -> Kill {
+    let (agent, offset) = spawn_agent(files, &format!("run {n}"));
+    let mut log = RunLog::new(&files.log, offset);
+    let begun = Instant::now();
+    let aimed = loop {
+        coverage.saw(log.read().into_iter().filter_map(|m| match m {
+            Marker::Entered { stage, .. } => Some(stage),
+            Marker::Left { .. } => None,
+        }));
+        let wanted = coverage.wanted(begun.elapsed());
+        if let Some(stage) = log.in_flight().into_keys().find(|s| wanted.contains(s)) {
+            break Some(stage);
+        }
+        if begun.elapsed() >= KILL_ANYWAY {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let delay = aimed.map_or(0, |s| rng.between(0, width_ms(s)));
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    agent.kill();
+    let at = Utc::now();
+    // How long after the stage began (its marker's time stamp) the kill struck.
+    let after = |s: Stage| {
+        log.entered_last(s).map_or(0, |t| {
+            u64::try_from((at - t).num_milliseconds()).unwrap_or(0)
+        })
+    };
+    let aimed = aimed.map(|s| (s, after(s)));
+    log.read();
+    Kill {
+        at,
+        aimed,
+        landed: log.in_flight(),
+        open: live(&files.state).cycles.len(),
     }
 }
 
-fn spawn_agent(files: &Files, header: &str) -> Proc {
-    let log = files.agent_log(header);
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_snapwarden"))
-            .args(["run", "--config"])
-            .arg(&files.policy)
-            .arg("--state-dir")
-            .arg(&files.state)
-            .env(PASSWORD_ENV, PASSWORD)
-            .env("SNAPWARDEN_LOG", "info")
-            .current_dir(&files.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            // A file, not a pipe: hooks outlive a killed agent and would hold a pipe open.
-            .stderr(log)
-            .spawn()
-            .expect("snapwarden run starts"),
-    )
-}
-
-/// A bounded wait on a condition, checked every 200 ms.
-struct Poll {
-    until: Instant,
-}
-
-impl Poll {
-    fn new(bound: Duration) -> Poll {
-        Poll {
-            until: Instant::now() + bound,
-        }
-    }
-
-    /// Waits before the next check; `false` once the bound has passed.
-    async fn again(&self) -> bool {
-        if Instant::now() >= self.until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        true
-    }
-}
-
-/// Every snapwarden-like object on the cluster that is neither a look-alike nor owned by a cycle
-/// the journal shows as open: what a leak looks like.
-async fn leaks(sim: &Sim, state_dir: &Path, lookalikes: &Lookalikes) -> Vec<String> {
-    let objects = sim.objects().await;
-    let live = live(state_dir);
-    let (snaps, luns) = objects.snapwarden_like();
-    let mut out = Vec::new();
-    for s in snaps {
-        if lookalikes.snapshots.contains_key(&s.uuid) {
-            continue;
-        }
-        if !live.snapshots.contains(&(s.volume.clone(), s.name.clone())) {
-            out.push(format!(
-                "snapshot {} on {} ({:?})",
-                s.name, s.volume, s.comment
-            ));
-        }
-    }
-    for l in luns {
-        if lookalikes.luns.contains_key(&l.uuid) {
-            continue;
-        }
-        if !live.luns.contains(&l.name) {
-            out.push(format!("LUN {}", l.name));
-        }
-    }
-    out
-}
-
-/// Objects that look like snapwarden's or are a user's, made before the agent first runs.
-struct Lookalikes {
-    /// By uuid.
-    snapshots: BTreeMap<String, Snap>,
-    /// By uuid: the one at a clone-like path and those at v3's clone paths.
-    luns: BTreeMap<String, Lun>,
-}
-
-async fn make_lookalikes(sim: &Sim, collisions: &[String]) -> Lookalikes {
-    let wanted = [
-        ("v1", LOOKALIKE_NO_MARKER, "made by hand, not by snapwarden"),
-        ("v2", LOOKALIKE_NOT_JOURNALED, FOREIGN_MARKER),
-        ("v3", USER_SNAPSHOT, "user snapshot before an upgrade"),
-    ];
-    for (volume, name, comment) in wanted {
-        let uuid = sim.volume_uuid(volume).await;
-        sim.call(
-            reqwest::Method::POST,
-            &format!("/api/storage/volumes/{uuid}/snapshots"),
-            Some(json!({"name": name, "comment": comment})),
-        )
-        .await;
-    }
-    let poll = Poll::new(Duration::from_secs(30));
-    loop {
+/// The last run: lets it settle everything, reads what must hold while it is quiet (the
+/// cluster's listing and the journal's managed takes), then stops it with SIGTERM between
+/// `QUIET_FROM` and `QUIET_UNTIL`.
+async fn settle(
+    sim: &Sim,
+    files: &Files,
+    lookalikes: &Lookalikes,
+    held: &[String],
+) -> (
+    crash_support::Objects,
+    Vec<snapwarden::agent::journal::ManagedRecord>,
+) {
+    let (agent, _) = spawn_agent(files, "final settling run");
+    let poll = Poll::new(Duration::from_secs(150));
+    let last = loop {
+        let live = live(&files.state);
         let objects = sim.objects().await;
-        let snaps: BTreeMap<String, Snap> = objects
-            .snapshots
-            .iter()
-            .filter(|s| {
-                wanted
-                    .iter()
-                    .any(|(v, n, _)| s.volume == *v && s.name == *n)
-            })
-            .map(|s| (s.uuid.clone(), s.clone()))
-            .collect();
-        let luns: BTreeMap<String, Lun> = objects
-            .luns
-            .iter()
-            .filter(|l| l.name == LOOKALIKE_LUN || collisions.contains(&l.name))
-            .map(|l| (l.uuid.clone(), l.clone()))
-            .collect();
-        if snaps.len() == wanted.len() && luns.len() == collisions.len() + 1 {
-            return Lookalikes {
-                snapshots: snaps,
-                luns,
-            };
-        }
-        assert!(poll.again().await, "the look-alikes appear in the listings");
-    }
-}
-
-/// The scheduled snapshots of every volume are the last ones the schedule took, as many as
-/// rotation keeps: none was deleted by anyone but rotation.
-async fn check_scheduled(sim: &Sim, started: DateTime<Utc>) {
-    // A listing between two reads of the clock in the same minute has a known expectation.
-    let mut checked = false;
-    for _ in 0..5 {
-        let before = sim.now().await;
-        let objects = sim.objects().await;
-        let after = sim.now().await;
-        let minute = |t: DateTime<Utc>| t.duration_trunc(TimeDelta::minutes(1)).expect("trunc");
-        if minute(before) != minute(after) {
-            continue;
-        }
-        let latest = minute(after);
-        // Minute boundaries after the simulator started; a boundary within the second before
-        // the first clock read may or may not have fired.
-        let fired = |since: DateTime<Utc>| {
-            let first = minute(since) + TimeDelta::minutes(1);
-            usize::try_from((latest - first).num_minutes() + 1).unwrap_or(0)
-        };
-        let (low, high) = (
-            fired(started).min(SCHEDULE_COUNT),
-            fired(started - TimeDelta::seconds(2)).min(SCHEDULE_COUNT),
-        );
-        for (volume, _, _) in VOLUMES {
-            let mut names: Vec<&str> = objects
-                .snapshots
-                .iter()
-                .filter(|s| s.volume == volume && s.name.starts_with("minutely."))
-                .map(|s| s.name.as_str())
-                .collect();
-            names.sort_unstable();
-            names.reverse();
-            assert!(
-                (low..=high).contains(&names.len()),
-                "volume {volume}: {} scheduled snapshots, expected {low}..={high} (the schedule's count {SCHEDULE_COUNT}): {names:?}",
-                names.len()
-            );
-            for (i, name) in names.iter().enumerate() {
-                let minutes = i64::try_from(i).expect("small");
-                let expected = format!(
-                    "minutely.{}",
-                    (latest - TimeDelta::minutes(minutes)).format("%Y-%m-%d_%H%M")
-                );
-                assert_eq!(
-                    *name, expected,
-                    "volume {volume}: the scheduled snapshots are the latest ones, consecutive: {names:?}"
-                );
-            }
-        }
-        checked = true;
-        break;
-    }
-    assert!(
-        checked,
-        "five listings in a row straddled a minute boundary"
-    );
-}
-
-/// Waits until a round may start: a minute after `last` (the previous round's) whose occurrence
-/// can still start. Returns that minute.
-async fn wait_for_round(sim: &Sim, last: Option<DateTime<Utc>>) -> DateTime<Utc> {
-    let poll = Poll::new(Duration::from_secs(130));
-    loop {
-        let now = sim.now().await;
-        let minute = now.duration_trunc(TimeDelta::minutes(1)).expect("a minute");
-        if now.second() <= ROUND_LATEST_START && last.is_none_or(|l| minute > l) {
-            return minute;
-        }
-        assert!(
-            poll.again().await,
-            "the simulator clock reached a round start"
-        );
-    }
-}
-
-/// Runs the agent until the journal shows nothing open that is not locked and nothing leaked,
-/// then stops it with SIGTERM (a graceful stop releases whatever it started meanwhile).
-async fn settle(sim: &Sim, files: &Files, lookalikes: &Lookalikes, header: &str) {
-    let agent = spawn_agent(files, header);
-    let poll = Poll::new(Duration::from_secs(60));
-    let quiet = loop {
-        let open = live(&files.state)
+        let records = journal(&files.state)
+            .map(|j| j.managed(DateTime::<Utc>::MIN_UTC, false).expect("managed"))
+            .unwrap_or_default();
+        let leaks = checks::leaks(sim, &files.state, lookalikes).await;
+        let open: Vec<String> = live
             .cycles
             .iter()
-            .any(|c| c.state != CycleState::Locked);
-        if !open && leaks(sim, &files.state, lookalikes).await.is_empty() {
-            break true;
+            .filter(|c| c.state != CycleState::Locked || held.contains(&c.backing_snapshot))
+            .map(|c| format!("{} {} {}", c.volume, c.backing_snapshot, c.state.as_str()))
+            .collect();
+        let unsettled: Vec<&str> = records
+            .iter()
+            .filter(|r| r.state == ObjectState::Intent)
+            .map(|r| r.name.as_str())
+            .collect();
+        let off_count: Vec<String> = MANAGED_VOLUMES
+            .iter()
+            .filter_map(|v| {
+                let n = objects
+                    .snapshots
+                    .iter()
+                    .filter(|s| s.volume == *v && checks::follows_pattern(MANAGED_PREFIX, &s.name))
+                    .count();
+                (n != MANAGED_COUNT).then(|| format!("{v}: {n}"))
+            })
+            .collect();
+        // Stopped away from the minute's starts and takes, so that SIGTERM interrupts none.
+        let second = sim.now().await.second();
+        let calm = (QUIET_FROM..QUIET_UNTIL).contains(&second);
+        if open.is_empty()
+            && leaks.is_empty()
+            && unsettled.is_empty()
+            && off_count.is_empty()
+            && calm
+        {
+            agent.stop_gracefully();
+            return (objects, records);
         }
+        let state = format!(
+            "open cycles {open:?}, leaks {leaks:?}, unsettled takes {unsettled:?}, managed series off their count {off_count:?}"
+        );
         if !poll.again().await {
-            break false;
+            break state;
         }
     };
-    stop_gracefully(agent);
-    assert_no_hook_outlives_its_agent(&files.state).await;
-    assert!(
-        quiet,
-        "the agent released its leftovers within 60 s; open cycles: {:?}; leaks: {:?}; log: {}",
-        live(&files.state)
-            .cycles
-            .iter()
-            .map(|c| format!("{} {} {}", c.volume, c.backing_snapshot, c.state.as_str()))
-            .collect::<Vec<_>>(),
-        leaks(sim, &files.state, lookalikes).await,
+    agent.stop_gracefully();
+    panic!(
+        "the last run settled everything within 150 s: {last}; log: {}",
         files.log.display()
     );
 }
 
-fn stop_gracefully(mut agent: Proc) {
-    let pid = libc::pid_t::try_from(agent.0.id()).expect("a pid");
-    // SAFETY: kill(2) with a pid this test spawned and has not reaped.
-    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(sent, 0, "SIGTERM sent");
-    let until = Instant::now() + Duration::from_secs(150);
-    loop {
-        if let Some(status) = agent.0.try_wait().expect("wait") {
-            assert!(status.success(), "the agent stops with exit 0: {status}");
-            return;
-        }
-        assert!(Instant::now() < until, "the agent stopped after SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_random_points_the_agent_leaks_nothing_and_touches_nothing_foreign() {
+async fn killed_in_every_stage_the_agent_leaks_nothing_and_touches_nothing_foreign() {
     let begun = Instant::now();
     let kills_wanted =
         usize::try_from(env_number("CRASH_KILLS", DEFAULT_KILLS as u64)).expect("a kill count");
+    let campaign = kills_wanted > DEFAULT_KILLS;
     let seed = env_number("CRASH_SEED", 0x5eed_c4a5);
     let mut rng = Rng(seed);
-
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let kept = std::env::var_os("CRASH_KEEP").is_some();
-    let files = Files {
-        dir: tmp.path().to_path_buf(),
-        state: tmp.path().join("state"),
-        policy: tmp.path().join("policy.toml"),
-        log: tmp.path().join("agent.log"),
+    let per_stage = (kills_wanted / Stage::ALL.len()).max(1);
+    let mut coverage = Coverage::new(
+        |s| match (campaign, BOUNDED_WANTS.contains(&s)) {
+            (true, _) => per_stage,
+            (false, true) => 1,
+            (false, false) => 0,
+        },
+        (!campaign).then(|| BOUNDED_WANTS.to_vec()),
+    );
+    let most_kills = if campaign {
+        2 * kills_wanted
+    } else {
+        kills_wanted + EXTRA_KILLS
     };
+
+    let mut tmp = tempfile::tempdir().expect("tempdir");
+    let kept = std::env::var_os("CRASH_KEEP").is_some();
+    // Kept whether the test passes or fails.
+    tmp.disable_cleanup(kept);
+    let files = Files::new(tmp.path());
     let world_path = tmp.path().join("world.toml");
     let collisions = collisions(Utc::now());
-    std::fs::write(&world_path, world(&collisions)).expect("world");
+    let handed_over = handed_over(Utc::now());
+    std::fs::write(&world_path, world(&collisions, &handed_over)).expect("world");
     let sim = Sim::start(
         &world_path,
         File::create(tmp.path().join("sim.log")).expect("sim log"),
     );
     let sim_started = sim.now().await;
     std::fs::write(&files.policy, policy(&sim.url, &sim.fingerprint)).expect("policy");
-    let lookalikes = make_lookalikes(&sim, &collisions).await;
+    let lun_paths: Vec<String> = std::iter::once(LOOKALIKE_LUN.to_string())
+        .chain(collisions.iter().cloned())
+        .collect();
+    let listed: Vec<(&str, &str)> = MANAGED_LOOKALIKES
+        .iter()
+        .map(|(v, n, _)| (*v, *n))
+        .collect();
+    let lookalikes = checks::make_lookalikes(
+        &sim,
+        &[
+            ("v1", LOOKALIKE_NO_MARKER, "made by hand, not by snapwarden"),
+            ("v2", LOOKALIKE_NOT_JOURNALED, FOREIGN_MARKER),
+            ("v3", USER_SNAPSHOT, "user snapshot before an upgrade"),
+        ],
+        &listed,
+        &lun_paths,
+    )
+    .await;
     sim.call(
         reqwest::Method::POST,
         "/simulator/v1/faults",
         Some(json!({"latency_ms": LATENCY_MS})),
     )
     .await;
+    let series: Vec<ManagedSeries> = MANAGED_VOLUMES
+        .iter()
+        .map(|v| ManagedSeries {
+            volume: v.to_string(),
+            prefix: MANAGED_PREFIX.into(),
+            count: MANAGED_COUNT,
+        })
+        .collect();
+    let watcher = Watcher::start(
+        sim.client(),
+        &sim.url,
+        files.state.clone(),
+        series.clone(),
+        Holds {
+            volume: HOLD_VOLUME.into(),
+            max: HOLDS,
+        },
+    );
     println!(
-        "crash test: seed {seed:#x}, {kills_wanted} kills, state in {}",
+        "crash test: seed {seed:#x}, {kills_wanted} kills{}, state in {}",
+        if campaign {
+            format!(" ({per_stage} wanted in every stage)")
+        } else {
+            String::new()
+        },
         files.dir.display()
     );
 
     let mut kills: Vec<Kill> = Vec::new();
-    let covered = |kills: &[Kill]| {
-        kills
-            .iter()
-            .flat_map(|k| k.stages.iter())
-            .filter(|s| **s != "idle")
-            .collect::<BTreeSet<_>>()
-            .len()
-    };
-    let mut rounds = 0;
-    let mut last_round = None;
-    while kills.len() < kills_wanted
-        || (covered(&kills) < 2 && kills.len() < kills_wanted + EXTRA_KILLS)
-    {
-        last_round = Some(wait_for_round(&sim, last_round).await);
-        rounds += 1;
-        loop {
-            let ran_ms = rng.between(RUN_MS.0, RUN_MS.1);
-            let n = kills.len() + 1;
-            let mut agent = spawn_agent(&files, &format!("run {n} (SIGKILL after {ran_ms} ms)"));
-            tokio::time::sleep(Duration::from_millis(ran_ms)).await;
-            agent.0.kill().expect("SIGKILL");
-            agent.0.wait().expect("reaped");
-            let at = Utc::now();
-            assert_no_hook_outlives_its_agent(&files.state).await;
-            let open = live(&files.state).cycles;
-            let mut stages: BTreeSet<&'static str> = open.iter().map(|c| stage(c.state)).collect();
-            if stages.is_empty() {
-                stages.insert("idle");
-            }
-            println!(
-                "kill {n:>3}: after {:>5} ms at :{:02}.{:03}, {} open cycles: {}",
-                ran_ms,
-                at.second(),
-                at.timestamp_subsec_millis(),
-                open.len(),
-                stages.iter().copied().collect::<Vec<_>>().join(", ")
-            );
-            kills.push(Kill {
-                ran_ms,
-                at,
-                stages,
-                open: open.len(),
-            });
-            let done = kills.len() >= kills_wanted && covered(&kills) >= 2
-                || kills.len() >= kills_wanted + EXTRA_KILLS;
-            // A campaign moves on to the next minute once this one's cycles are over: later runs
-            // would only be killed idle. The bounded form keeps to one round.
-            let minute_over =
-                kills_wanted > DEFAULT_KILLS && open.is_empty() && minute_served(&files.state, at);
-            if done || minute_over || sim.now().await.second() > ROUND_END {
-                break;
+    loop {
+        let enough = if campaign {
+            coverage.complete()
+        } else {
+            coverage.distinct() >= BOUNDED_STAGES
+        };
+        if (kills.len() >= kills_wanted && enough) || kills.len() >= most_kills {
+            break;
+        }
+        let n = kills.len() + 1;
+        let kill = kill_in_a_stage(&files, n, &mut coverage, &mut rng).await;
+        assert_no_hook_outlives_its_agent(&files.state).await;
+        let aimed = match kill.aimed {
+            Some((s, after)) => format!("aimed at {} (+{after} ms)", s.as_str()),
+            None => "aimed at nothing (no stage came)".into(),
+        };
+        let landed: Vec<&str> = kill.landed.keys().map(|s| s.as_str()).collect();
+        println!(
+            "kill {n:>3}: at :{:02}.{:03}, {aimed}, landed in: {}; {} open cycles",
+            kill.at.second(),
+            kill.at.timestamp_subsec_millis(),
+            if landed.is_empty() {
+                "no stage".to_string()
+            } else {
+                landed.join(", ")
+            },
+            kill.open
+        );
+        if let Some((s, after)) = kill.aimed {
+            let tally = coverage.aimed.entry(s).or_default();
+            tally.aimed += 1;
+            if kill.landed.contains_key(&s) {
+                tally.there += 1;
+                tally.early += usize::from(after < LATENCY_MS);
             }
         }
-        // Leftovers are released before the scheduled snapshot at the next minute.
-        settle(
-            &sim,
-            &files,
-            &lookalikes,
-            &format!("round {rounds}: settling run"),
-        )
-        .await;
+        for s in kill.landed.keys() {
+            *coverage.hit.entry(*s).or_default() += 1;
+        }
+        kills.push(kill);
     }
 
-    // The final restart (the last settling run) released everything; check what is on the
-    // cluster against the journal and the look-alikes.
-    let left = leaks(&sim, &files.state, &lookalikes).await;
+    // The end: the held snapshots go, the last run settles everything.
+    let held: Vec<String> = watcher.let_go().await.into_iter().map(|h| h.name).collect();
+    let (quiet, records) = settle(&sim, &files, &lookalikes, &held).await;
+    assert_no_hook_outlives_its_agent(&files.state).await;
+    let history = watcher.finish().await;
+
+    // Nothing leaked, nothing foreign touched.
+    let left = checks::leaks(&sim, &files.state, &lookalikes).await;
     assert!(left.is_empty(), "leaked: {left:?}");
     let live_left = live(&files.state);
-    let objects = sim.objects().await;
-    let (snaps, luns) = objects.snapwarden_like();
-    let owned: Vec<String> = snaps
-        .iter()
-        .filter(|s| !lookalikes.snapshots.contains_key(&s.uuid))
-        .map(|s| s.name.clone())
-        .chain(
-            luns.iter()
-                .filter(|l| !lookalikes.luns.contains_key(&l.uuid))
-                .map(|l| l.name.clone()),
-        )
-        .collect();
     assert!(
         live_left
             .cycles
             .iter()
-            .all(|c| c.state == CycleState::Locked),
-        "only locked cycles may stay open once the agent is quiet"
+            .all(|c| c.state == CycleState::Locked && !held.contains(&c.backing_snapshot)),
+        "only cycles locked by the schedule may stay open once the agent is quiet: {:?}",
+        live_left
+            .cycles
+            .iter()
+            .map(|c| format!("{} {} {}", c.volume, c.backing_snapshot, c.state.as_str()))
+            .collect::<Vec<_>>()
     );
-    for s in lookalikes.snapshots.values() {
-        assert!(
-            objects.snapshots.contains(s),
-            "look-alike snapshot {} on {} is untouched",
-            s.name,
-            s.volume
-        );
-    }
-    for l in lookalikes.luns.values() {
-        assert!(
-            objects.luns.contains(l),
-            "look-alike LUN {} is untouched",
-            l.name
-        );
-    }
-    check_scheduled(&sim, sim_started).await;
-
-    // The kills interrupted real work, in more than one stage.
+    let objects = sim.objects().await;
+    checks::check_lookalikes(&objects, &lookalikes);
+    checks::check_scheduled(
+        &sim,
+        sim_started,
+        &scheduled_volumes(),
+        SCHEDULE_PREFIX,
+        SCHEDULE_COUNT,
+    )
+    .await;
     let journal = Journal::open_read_only(&files.state).expect("journal");
+    let deleted_wrongly = checks::check_deletions(&history, &journal, &series, SCHEDULE_PREFIX);
+    assert!(
+        deleted_wrongly.is_empty(),
+        "only rotation and snapwarden's releases delete: {deleted_wrongly:#?}"
+    );
+    assert!(
+        history.violations.is_empty(),
+        "the managed series at every listing: {:#?}",
+        history.violations
+    );
+    let mut tallies = Vec::new();
+    for s in &series {
+        let copy = ManagedCopy {
+            series: s.clone(),
+            anchor: DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(MANAGED_SECOND.into()),
+            period: TimeDelta::minutes(1),
+            label: MANAGED_LABEL,
+            comment: MANAGED_MARKER.into(),
+        };
+        tallies.push((
+            s.volume.clone(),
+            checks::check_managed(&copy, &history, &records, &quiet),
+        ));
+    }
+
+    // What the kills hit, and the campaign's summary.
     let cycles = journal
         .recent_cycles(DateTime::<Utc>::MIN_UTC, None, 100_000)
         .expect("cycles");
-    let created = cycles.iter().filter(|c| c.created_at.is_some()).count();
-    assert!(
-        created > 0,
-        "the agent created backing snapshots: {cycles:?}"
-    );
-    let mut per_stage: BTreeMap<&str, usize> = BTreeMap::new();
-    for k in &kills {
-        for s in &k.stages {
-            *per_stage.entry(s).or_default() += 1;
-        }
-    }
     let mut results: BTreeMap<String, usize> = BTreeMap::new();
     for c in &cycles {
         let r = c.result.map_or(c.state.as_str(), |r| r.as_str());
         *results.entry(r.to_string()).or_default() += 1;
     }
-    let busiest = kills.iter().map(|k| k.open).max().unwrap_or(0);
-    let longest = kills.iter().map(|k| k.ran_ms).max().unwrap_or(0);
+    let switched = journal
+        .recommendation_events()
+        .expect("recommendations")
+        .iter()
+        .filter(|e| e.event == snapwarden::agent::journal::RecommendationKind::Switched)
+        .count();
+    let nowhere = kills.iter().filter(|k| k.landed.is_empty()).count();
     let span = match (kills.first(), kills.last()) {
         (Some(a), Some(b)) => (b.at - a.at).num_seconds(),
         _ => 0,
     };
-    println!("\nkills per stage (a kill counts once for each stage its open cycles were in):");
-    println!("  {:<10} {:>5}", "stage", "kills");
-    for s in ["creating", "clone", "hook", "releasing", "locked", "idle"] {
-        println!("  {:<10} {:>5}", s, per_stage.get(s).copied().unwrap_or(0));
+    println!(
+        "\nkills per stage: aimed at it; of those, landed in it, and before ONTAP acted (less than \
+         the {LATENCY_MS} ms latency after the stage began); landed in it in all (a kill counts \
+         once for each stage entered and not left when it landed):"
+    );
+    println!(
+        "  {:<16} {:>6} {:>6} {:>7} {:>7}",
+        "stage", "aimed", "there", "early", "landed"
+    );
+    for s in Stage::ALL {
+        let a = coverage.aimed.get(&s).copied().unwrap_or_default();
+        let early = if matches!(s, Stage::Hook | Stage::Switch) {
+            "-".to_string()
+        } else {
+            a.early.to_string()
+        };
+        println!(
+            "  {:<16} {:>6} {:>6} {:>7} {:>7}",
+            s.as_str(),
+            a.aimed,
+            a.there,
+            early,
+            coverage.hits(s)
+        );
     }
     println!(
-        "{} kills in {rounds} rounds over {span} s (longest run {longest} ms, at most {busiest} open cycles at a kill); {} cycles: {:?}; {} still open (locked); wall time {:.0} s",
+        "  {:<16} {:>6} {:>6} {:>7} {:>7}",
+        "(no stage)", "-", "-", "-", nowhere
+    );
+    println!(
+        "{} kills over {span} s; {} cycles: {results:?}; {switched} volumes switched to FlexClone; {} held snapshots let go; {} still open (locked by the schedule); {} listings watched",
         kills.len(),
         cycles.len(),
-        results,
+        held.len(),
         live_left.cycles.len(),
-        begun.elapsed().as_secs_f64()
+        history.listings
     );
-    assert!(
-        covered(&kills) >= 2,
-        "the kills hit at least two lifecycle stages: {per_stage:?}"
-    );
+    for (volume, t) in &tallies {
+        println!(
+            "managed {volume}: {} instants watched, taken {:?}, {} rotated, {} ever in the series, {MANAGED_COUNT} at the end",
+            t.instants, t.taken, t.rotated, t.ever
+        );
+    }
+    println!("wall time {:.0} s", begun.elapsed().as_secs_f64());
     if kept {
-        println!("kept {}", tmp.keep().display());
+        println!("kept {}", tmp.path().display());
+    }
+    if campaign {
+        let short: Vec<String> = coverage
+            .below_goal()
+            .iter()
+            .map(|s| format!("{} {}", s.as_str(), coverage.hits(*s)))
+            .collect();
+        assert!(
+            short.is_empty(),
+            "every stage was hit {per_stage} times: short are {short:?}"
+        );
+        let deferred: usize = tallies
+            .iter()
+            .map(|(_, t)| t.taken.get("deferred").copied().unwrap_or(0))
+            .sum();
+        assert!(
+            deferred > 0,
+            "a managed snapshot waited for a clone: {tallies:?}"
+        );
+    } else {
+        assert!(
+            coverage.distinct() >= BOUNDED_STAGES,
+            "the kills hit at least {BOUNDED_STAGES} stages: {:?}",
+            coverage.hit
+        );
     }
     println!(
-        "verdict: PASS: nothing leaked ({} snapwarden objects left, all look-alikes or locked cycles'), nothing foreign touched",
-        owned.len()
+        "verdict: PASS: nothing leaked, nothing foreign touched, the managed series kept their invariants"
     );
 }

@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::cycle::{ConflictKind, Cycle, CycleResult, CycleState};
+use super::cycle::{CloneKind, ConflictKind, Cycle, CycleResult, CycleState};
 use super::executor;
 use super::hook::{self, HookOutcome, HookSpec};
 use super::journal::{ActionKind, ActionOutcome};
 use super::observe;
+use super::stage::{self, Stage};
 use super::state::{Occurrence, Open, Retry, Step, VolumeKey};
 use super::{driver, Agent, Event};
-use crate::config::{Driver, HookAction, OnOverrun, Window};
+use crate::config::{CloneMethod, Driver, HookAction, OnOverrun, Window};
 use crate::error::error_chain;
 use crate::ontap::VolumeRef;
 use crate::planner;
@@ -25,11 +26,21 @@ impl Agent {
     pub(super) async fn create_all(&mut self, creates: Vec<(Cycle, VolumeRef)>) {
         let ctx = self.ctx.clone();
         let conns = self.conns.clone();
+        let policy = self.policy.clone();
         let results =
             futures_util::future::join_all(creates.into_iter().filter_map(|(cycle, vref)| {
                 let conn = conns.iter().find(|c| c.name == cycle.cluster)?.clone();
                 let ctx = ctx.clone();
-                Some(async move { executor::create(&ctx, &conn, &vref, cycle).await })
+                // A FlexClone cycle on a `snaprestore` volume: the recommendation switched it.
+                let switched = cycle.clone_kind == CloneKind::FlexClone
+                    && VolumeKey::of_cycle(&cycle)
+                        .index_in(&policy)
+                        .is_some_and(|vi| policy.volumes[vi].clone == CloneMethod::SnapRestore);
+                Some(async move {
+                    let _in_stage =
+                        switched.then(|| stage::enter(Stage::Switch, &cycle.backing_snapshot));
+                    executor::create(&ctx, &conn, &vref, cycle).await
+                })
             }))
             .await;
         // Creating stopped now: only a listing taken later may settle what the creates left.
@@ -90,8 +101,10 @@ impl Agent {
         let events = self.events_tx.clone();
         let cancel = self.stop_hooks.subscribe();
         tokio::spawn(async move {
+            let in_stage = stage::enter(Stage::Hook, &cycle.backing_snapshot);
             let outcome =
                 hook::run(&spec, &cycle, deadline, &clock, &work_dir, &http, cancel).await;
+            drop(in_stage);
             // The loop is gone only when the agent stopped: nobody to tell.
             let _ = events.send(Event::HookEnded {
                 cycle: cycle.id.clone(),

@@ -29,6 +29,7 @@ mod observe;
 mod pass;
 pub mod recommend;
 pub mod reload;
+pub mod stage;
 mod startup;
 pub mod state;
 pub mod status;

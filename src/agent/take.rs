@@ -11,6 +11,7 @@ use super::decide::{Take, TakeWhy};
 use super::executor::{is_not_found, surely_not_applied};
 use super::journal::{ActionKind, ActionOutcome, ManagedRecord, ObjectState};
 use super::managed::{self, CopyKey};
+use super::stage::{self, Stage};
 use super::state::CopyState;
 use super::Agent;
 use crate::error::error_chain;
@@ -64,6 +65,7 @@ impl Agent {
                 return;
             }
         }
+        let in_stage = stage::enter(Stage::ManagedCreate, &take.name);
         let made = self.create_managed(&take).await;
         let (cluster, svm, volume) = (&record.cluster, &record.svm, &record.volume);
         let vkey = &key.volume;
@@ -84,6 +86,7 @@ impl Agent {
                 state.last_error = None;
                 self.metrics.managed.taken(&key, &take.why, take.instants);
                 log_take(&take);
+                drop(in_stage);
                 self.rotate(&key, &take.volume, &take.rotate, now).await;
             }
             Made::No(why) => {
@@ -213,13 +216,17 @@ impl Agent {
                 tracing::error!(snapshot = %name, "not a snapshot of {key}'s series: not deleted");
                 return;
             }
-            let deleted = {
+            let (deleted, in_stage) = {
                 let _permit = conn.permit().await;
                 if let Err(e) = self.ctx.leads() {
                     tracing::warn!("rotation of {key} not attempted: {e}");
                     return;
                 }
-                conn.ontap.delete_snapshot(volume, uuid, name).await
+                let in_stage = stage::enter(Stage::ManagedRotate, name);
+                (
+                    conn.ontap.delete_snapshot(volume, uuid, name).await,
+                    in_stage,
+                )
             };
             let (outcome, detail, stop) = match &deleted {
                 Ok(()) => (ActionOutcome::Ok, String::new(), false),
@@ -238,6 +245,7 @@ impl Agent {
                 &format!("{key}: {detail}"),
             );
             self.journaled(r, || format!("the rotation of {name}"));
+            drop(in_stage);
             if stop {
                 tracing::warn!(
                     cluster = %key.volume.cluster, svm = %key.volume.svm,

@@ -233,7 +233,7 @@ pub fn table(path: &Path, reports: &[&Report]) -> String {
         first.overrun_rate
     );
     type Row = (&'static str, fn(&Report) -> String);
-    let rows: [Row; 17] = [
+    let rows: [Row; 21] = [
         ("cycles planned", |r| r.cycles_planned.to_string()),
         ("cycles completed", |r| r.cycles_completed.to_string()),
         ("cycles shifted", |r| r.cycles_shifted.to_string()),
@@ -253,6 +253,20 @@ pub fn table(path: &Path, reports: &[&Report]) -> String {
         }),
         ("scheduled snapshots missed", |r| {
             r.scheduled_snapshots_missed.to_string()
+        }),
+        ("managed snapshots taken", |r| {
+            r.managed_snapshots_taken.to_string()
+        }),
+        ("scheduled snapshots deferred", |r| {
+            r.scheduled_snapshots_deferred.to_string()
+        }),
+        ("scheduled snapshots coalesced", |r| {
+            r.scheduled_snapshots_coalesced.to_string()
+        }),
+        ("max deferral", |r| {
+            crate::planner::human(TimeDelta::seconds(
+                i64::try_from(r.max_defer_seconds).unwrap_or(i64::MAX),
+            ))
         }),
         ("retention violations", |r| {
             r.retention_violations.to_string()

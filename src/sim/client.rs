@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::world::{SimError, World};
+use super::world::{Pins, SimError, World};
 use super::Simulator;
 use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, PolicyCopies, ScheduleInfo,
@@ -64,11 +64,22 @@ impl SimClient {
 }
 
 fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
-    snapshot_info_over(w, ci, vi, si, w.volume_lun_bytes(ci, vi))
+    snapshot_info_over(
+        w,
+        &w.pins(ci, Some(vi)),
+        (ci, vi, si),
+        w.volume_lun_bytes(ci, vi),
+    )
 }
 
-/// [`snapshot_info`] with the volume's LUN bytes summed once for a whole listing.
-fn snapshot_info_over(w: &World, ci: usize, vi: usize, si: usize, luns: u64) -> SnapshotInfo {
+/// [`snapshot_info`] with the volume's LUN bytes summed and the cluster's clone pins gathered
+/// once for a whole listing.
+fn snapshot_info_over(
+    w: &World,
+    pins: &Pins<'_>,
+    (ci, vi, si): (usize, usize, usize),
+    luns: u64,
+) -> SnapshotInfo {
     let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     SnapshotInfo {
@@ -80,7 +91,7 @@ fn snapshot_info_over(w: &World, ci: usize, vi: usize, si: usize, luns: u64) -> 
         comment: s.comment.clone(),
         create_time: w.local(ci, s.create_time),
         owners: w
-            .owners(ci, vi, si)
+            .owners_with(pins, (ci, vi, si))
             .into_iter()
             .map(str::to_string)
             .collect(),
@@ -212,10 +223,12 @@ impl Ontap for SimClient {
             || "snapshots".into(),
             |w, ci| {
                 let mut out = Vec::new();
-                for vi in 0..w.clusters[ci].volumes.len() {
-                    let luns = w.volume_lun_bytes(ci, vi);
-                    for si in 0..w.clusters[ci].volumes[vi].snapshots.len() {
-                        out.push(snapshot_info_over(w, ci, vi, si, luns));
+                let pins = w.pins(ci, None);
+                let bytes = w.lun_bytes_by_volume(ci);
+                for (vi, v) in w.clusters[ci].volumes.iter().enumerate() {
+                    let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
+                    for si in 0..v.snapshots.len() {
+                        out.push(snapshot_info_over(w, &pins, (ci, vi, si), luns));
                     }
                 }
                 Ok(out)

@@ -34,7 +34,8 @@ pub struct Tally {
     pub overrun: u64,
     /// The snapshot or a clone could not be created.
     pub failed: u64,
-    /// Backing snapshots still refused at the end: (cluster, volume, snapshot name).
+    /// Backing snapshots locked at the end: the baseline's own whose delete is still refused, and
+    /// the Veeam jobs' still pinned by a capture (cluster, volume, snapshot name).
     pub locked: Vec<(String, String, String)>,
 }
 
@@ -92,6 +93,9 @@ pub async fn run(
             Step::Release(id) => b.release(at, id).await,
         }
     }
+    // The Veeam jobs run on without a step of ours: their sessions and the captures pinning their
+    // snapshots are read at the end of the period, not at the last start.
+    clock.sleep_until(end.max(clock.now())).await;
     b.finish()
 }
 
@@ -321,6 +325,20 @@ impl<'a> Baseline<'a> {
     /// still running or locked.
     fn finish(mut self) -> Tally {
         self.meter.sync();
+        // Only what a capture still pins is locked: Veeam leaves a snapshot whose delete was
+        // refused, and it stays, unlocked, once its capturing snapshot has rotated out.
+        let pinned: HashSet<String> = self
+            .veeam
+            .first()
+            .map(|(_, v)| {
+                v.with(|_, w| {
+                    super::meter::pinned_backing_snapshots(w)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
         for (si, id, n) in std::mem::take(&mut self.sessions) {
             let vsim = &self.veeam[si].1;
             let Some((state, result, made)) = vsim.with(|v, w| {
@@ -330,7 +348,12 @@ impl<'a> Baseline<'a> {
                         .iter()
                         .filter(|m| {
                             w.volume_by_name(m.cluster, &m.volume).is_ok_and(|vi| {
-                                w.snapshot_index(m.cluster, vi, &m.snapshot).is_ok()
+                                w.snapshot_index(m.cluster, vi, &m.snapshot)
+                                    .is_ok_and(|si| {
+                                        let uuid =
+                                            &w.clusters[m.cluster].volumes[vi].snapshots[si].uuid;
+                                        pinned.contains(uuid.as_str())
+                                    })
                             })
                         })
                         .map(|m| {

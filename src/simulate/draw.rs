@@ -25,15 +25,32 @@ pub struct Draws {
     pub overrun_rate: f64,
 }
 
-/// Drawn durations are whole multiples of this. Backups of one window occurrence then end
-/// together in a few batches, and the agent makes one pass per batch instead of one per volume:
-/// per-pass work grows with the estate, so this keeps a month of 500 volumes in seconds.
+/// Drawn durations of a window whose `max` is [`LONG_WINDOW`] or more are whole multiples of
+/// this. Backups of one window occurrence then end together in a few batches, and the agent makes
+/// one pass per batch instead of one per volume: per-pass work grows with the estate, so this
+/// keeps a month of 500 volumes in seconds.
 pub const STEP_SECONDS: i64 = 300;
 
-/// Rounds to the nearest [`STEP_SECONDS`], at least one step.
-fn stepped(seconds: f64) -> i64 {
-    let steps = (seconds / STEP_SECONDS as f64).round().max(1.0) as i64;
-    steps.saturating_mul(STEP_SECONDS)
+/// From this `max` on, durations are drawn in [`STEP_SECONDS`] steps; shorter windows (the
+/// minute-scale demos) in steps of a sixth of their `expected` — the resolution a 30-minute
+/// `expected` gets from five-minute steps — so that a drawn backup stays within its window's
+/// `expected` and `max` at every scale.
+pub const LONG_WINDOW: TimeDelta = TimeDelta::minutes(30);
+
+/// The step durations of a window with `expected` and `max` are drawn in, in seconds (at least
+/// one second).
+pub fn step_seconds(expected: TimeDelta, max: TimeDelta) -> i64 {
+    if max >= LONG_WINDOW {
+        STEP_SECONDS
+    } else {
+        (expected.num_seconds() / 6).clamp(1, STEP_SECONDS)
+    }
+}
+
+/// Rounds to the nearest `step`, at least one step.
+fn stepped(seconds: f64, step: i64) -> i64 {
+    let steps = (seconds / step as f64).round().max(1.0) as i64;
+    steps.saturating_mul(step)
 }
 
 /// A drawn backup.
@@ -76,9 +93,9 @@ fn unit(x: u64) -> f64 {
 impl Draws {
     /// The backup of one occurrence of a window with `expected` and `max`.
     ///
-    /// Not overrunning: uniform in `[0.6, 1.2] × expected`, in [`STEP_SECONDS`] steps, kept
-    /// under `max` (at least one step). Overrunning: `max` plus 10 % to 50 % of `max`, at least
-    /// one step more than `max`.
+    /// Not overrunning: uniform in `[0.6, 1.2] × expected`, in steps of
+    /// [`step_seconds`], kept under `max` (at least one step). Overrunning: `max` plus 10 % to
+    /// 50 % of `max`, at least one step more than `max`.
     pub fn backup(&self, o: &Occurrence<'_>, expected: TimeDelta, max: TimeDelta) -> Backup {
         let start = o.start.timestamp().to_le_bytes();
         let key = fnv(&[
@@ -90,19 +107,20 @@ impl Draws {
         ]);
         let a = mix(self.seed ^ key);
         let b = mix(a);
+        let step = step_seconds(expected, max);
         let max_s = max.num_seconds().max(1) as f64;
         if unit(a) < self.overrun_rate {
             let extra = max_s * (0.1 + 0.4 * unit(b));
-            let seconds = stepped(max_s + extra).max(stepped(max_s) + STEP_SECONDS);
+            let seconds = stepped(max_s + extra, step).max(stepped(max_s, step) + step);
             return Backup {
                 duration: TimeDelta::seconds(seconds),
                 overruns: true,
             };
         }
         let expected_s = expected.num_seconds().max(1) as f64;
-        let drawn = stepped(expected_s * (0.6 + 0.6 * unit(b)));
+        let drawn = stepped(expected_s * (0.6 + 0.6 * unit(b)), step);
         // The largest step under max (one step when max is shorter than a step).
-        let ceiling = ((max.num_seconds() - 1) / STEP_SECONDS).max(1) * STEP_SECONDS;
+        let ceiling = ((max.num_seconds() - 1) / step).max(1) * step;
         let seconds = drawn.min(ceiling);
         Backup {
             duration: TimeDelta::seconds(seconds),
@@ -200,6 +218,52 @@ mod tests {
         let o = occ("v", "2027-03-01T00:00:00Z");
         assert!(!none.backup(&o, TimeDelta::minutes(20), max).overruns);
         assert!(all.backup(&o, TimeDelta::minutes(20), max).overruns);
+    }
+
+    #[test]
+    fn minute_scale_windows_are_drawn_within_expected_and_max() {
+        let d = Draws {
+            seed: 5,
+            overrun_rate: 0.1,
+        };
+        // The demos' windows: (expected, max) in seconds, and their step (a sixth of expected).
+        for (expected, max, step) in [(30, 60, 5), (120, 150, 20), (75, 90, 12), (300, 420, 50)] {
+            let (e, m) = (TimeDelta::seconds(expected), TimeDelta::seconds(max));
+            assert_eq!(step_seconds(e, m), step);
+            let (mut over, mut under) = (0, 0);
+            for i in 0..2000 {
+                let b = d.backup(&occ(&format!("v{i}"), "2027-03-01T00:01:00Z"), e, m);
+                let s = b.duration.num_seconds();
+                assert_eq!(s % step, 0, "{b:?}");
+                if b.overruns {
+                    over += 1;
+                    // max + 10 % ..= max + 50 %, to the nearest step, past max.
+                    assert!(
+                        s > max && s <= max * 3 / 2 + step,
+                        "{expected} {max}: {b:?}"
+                    );
+                } else {
+                    under += 1;
+                    // 0.6 ..= 1.2 × expected, to the nearest step, under max.
+                    assert!(s < max, "{expected} {max}: {b:?}");
+                    assert!(s * 10 >= expected * 6 - step * 5, "{expected}: {b:?}");
+                    assert!(s * 10 <= expected * 12 + step * 5, "{expected}: {b:?}");
+                }
+            }
+            // The overrun share is the rate's (200 expected; binomial sd ≈ 13), not every backup.
+            assert!((150..=250).contains(&over), "{expected} {max}: {over}");
+            assert_eq!(over + under, 2000);
+        }
+        // From a 30-minute max on, five-minute steps whatever `expected`.
+        for (e, m) in [(1, 30), (20, 45), (120, 240)] {
+            let step = step_seconds(TimeDelta::minutes(e), TimeDelta::minutes(m));
+            assert_eq!(step, STEP_SECONDS);
+        }
+        // A one-second `expected` is drawn in one-second steps.
+        assert_eq!(
+            step_seconds(TimeDelta::seconds(1), TimeDelta::seconds(5)),
+            1
+        );
     }
 
     #[test]

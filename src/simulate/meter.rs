@@ -6,7 +6,10 @@
 //! is advanced to the driver's clock (scheduled snapshots are taken exactly as virtual time passes
 //! them) and the advance is read: snapshots taken, missed, rotated, chain conflicts (a scheduled
 //! snapshot that captured a live SnapRestore clone of a backing snapshot), and retention
-//! violations (a schedule that kept more snapshots than its count). Locked backing snapshots —
+//! violations (a schedule that kept more snapshots than its count). The managed snapshots the
+//! agent takes itself (`managed_snapshots`) are read from the world after each create: how many,
+//! whether one captured a live clone (a chain conflict like a schedule's), and whether its series
+//! still held more than its count when it was taken. Locked backing snapshots —
 //! pinned by a scheduled snapshot that captured their clone — are counted after every advance
 //! and integrated over virtual time between advances (both drivers call at least hourly).
 //! Veeam jobs (driver windows) run on the same world: their sessions end at their own instants
@@ -14,11 +17,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::agent::clock::Clock;
+use crate::agent::managed;
+use crate::config::Policy;
 use crate::ontap::{Call, Layer, Ontap, OntapError, Via};
 use crate::sim::veeam::VeeamSim;
 use crate::sim::{ClockSummary, SimClient, Simulator, World};
@@ -30,7 +36,12 @@ pub struct Measured {
     pub scheduled_snapshots_missed: u64,
     /// Scheduled snapshots deleted by their schedule's rotation.
     pub scheduled_snapshots_rotated: u64,
+    /// Managed snapshots snapwarden took (marked `created-by=snapwarden schedule=<prefix>`).
+    pub managed_snapshots_taken: u64,
+    /// Scheduled or managed snapshots that captured a live SnapRestore clone.
     pub chain_conflicts: u64,
+    /// Scheduled snapshots taken while their schedule kept more than its count, and managed
+    /// snapshots taken while their series held more than its count.
     pub retention_violations: u64,
     /// Locked backing snapshots × seconds.
     pub locked_seconds: i64,
@@ -46,10 +57,23 @@ struct State {
     last: Option<DateTime<Utc>>,
     /// (cluster, volume name) → world indices (several when names repeat across SVMs).
     volumes: HashMap<(String, String), Vec<(usize, usize)>>,
+    /// Per world cluster: its volumes that hand copies to snapwarden.
+    managed: Vec<Vec<ManagedVolume>>,
     /// A mutating call went to the world since the locks were last counted (the count is a
     /// function of the world, which only advances and mutating calls change: without either
     /// it is still right, and counting walks every snapshot of the world).
     dirty: bool,
+}
+
+/// A volume whose copies snapwarden takes (`managed_snapshots`), as the meter reads it.
+#[derive(Debug)]
+struct ManagedVolume {
+    /// The volume's index in its world cluster.
+    vi: usize,
+    /// Its managed copies: (prefix, count).
+    copies: Vec<(String, u64)>,
+    /// The uuid of its newest managed snapshot already counted.
+    seen: Option<String>,
 }
 
 /// The shared meter over one simulator.
@@ -62,10 +86,12 @@ pub struct Meter {
 
 impl Meter {
     /// A meter whose advances also end the sessions of these Veeam servers.
+    /// The managed copies of `policy`'s volumes are read where they are on the world.
     pub fn with_veeam(
         sim: Arc<Simulator>,
         clock: Arc<dyn Clock>,
         veeam: Vec<Arc<VeeamSim>>,
+        policy: &Policy,
     ) -> Arc<Meter> {
         let mut state = State {
             dirty: true,
@@ -81,6 +107,7 @@ impl Meter {
                         .push((ci, vi));
                 }
             }
+            state.managed = managed_volumes(w, policy);
         });
         Arc::new(Meter {
             sim,
@@ -92,13 +119,69 @@ impl Meter {
 
     /// A client of one cluster.
     pub fn client(self: &Arc<Meter>, cluster: &str) -> Arc<dyn Ontap> {
+        let index = self.sim.with(|w| w.cluster_index(cluster).ok());
         Arc::new(Via::new(
             cluster,
             Metered {
                 inner: Arc::new(SimClient::new(self.sim.clone(), cluster)),
                 meter: self.clone(),
+                cluster: index,
             },
         ))
+    }
+
+    /// After a snapshot was created on world cluster `ci`: counts the managed snapshot it made,
+    /// if it made one. A create appends its snapshot to its volume's list, so the newest of each
+    /// managed volume of the cluster is the only one to look at.
+    fn created(&self, ci: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        let Some(volumes) = st.managed.get_mut(ci) else {
+            return;
+        };
+        if volumes.is_empty() {
+            return;
+        }
+        let m = &mut st.measured;
+        self.sim.with(|w| {
+            for mv in volumes.iter_mut() {
+                let Some(snapshots) = w
+                    .clusters
+                    .get(ci)
+                    .and_then(|c| c.volumes.get(mv.vi))
+                    .map(|v| &v.snapshots)
+                else {
+                    continue;
+                };
+                let Some(newest) = snapshots.last() else {
+                    continue;
+                };
+                if mv.seen.as_deref() == Some(newest.uuid.as_str()) {
+                    continue;
+                }
+                let Some((prefix, count)) = mv
+                    .copies
+                    .iter()
+                    .find(|(p, _)| managed::is_marked(newest.comment.as_deref(), p))
+                else {
+                    continue;
+                };
+                mv.seen = Some(newest.uuid.clone());
+                m.managed_snapshots_taken = m.managed_snapshots_taken.saturating_add(1);
+                if !newest.captures.is_empty() {
+                    m.chain_conflicts = m.chain_conflicts.saturating_add(1);
+                }
+                // The series before this snapshot: more than its count means an earlier
+                // snapshot could not be deleted.
+                let before = snapshots[..snapshots.len() - 1]
+                    .iter()
+                    .filter(|s| managed::follows_pattern(prefix, &s.name))
+                    .count();
+                if u64::try_from(before).unwrap_or(u64::MAX) > *count {
+                    m.retention_violations = m.retention_violations.saturating_add(1);
+                }
+            }
+        });
     }
 
     /// Brings the world to the clock and measures (what [`Metered`] does before every call).
@@ -219,6 +302,11 @@ impl State {
 /// the capturing snapshot rotates out; deleting a captured clone does not unpin, and a pinned
 /// snapshot cannot be deleted), so it is counted after each advance.
 fn locked_backing_snapshots(w: &World) -> u64 {
+    u64::try_from(pinned_backing_snapshots(w).len()).unwrap_or(u64::MAX)
+}
+
+/// The uuids of the backing snapshots [`locked_backing_snapshots`] counts.
+pub fn pinned_backing_snapshots(w: &World) -> HashSet<&str> {
     let mut locked: HashSet<&str> = HashSet::new();
     for c in &w.clusters {
         if c.restore_clones.is_empty() {
@@ -243,13 +331,48 @@ fn locked_backing_snapshots(w: &World) -> u64 {
             }
         }
     }
-    u64::try_from(locked.len()).unwrap_or(u64::MAX)
+    locked
+}
+
+/// Per world cluster, the volumes of `policy` with `managed_snapshots` on it and their copies.
+fn managed_volumes(w: &World, policy: &Policy) -> Vec<Vec<ManagedVolume>> {
+    let mut out: Vec<Vec<ManagedVolume>> = w.clusters.iter().map(|_| Vec::new()).collect();
+    for v in &policy.volumes {
+        let Some(pi) = v.managed else { continue };
+        let Some(cluster) = policy.clusters.get(v.cluster) else {
+            continue;
+        };
+        let Ok(ci) = w.cluster_index(&cluster.name) else {
+            continue;
+        };
+        let Some(vi) = w.clusters[ci]
+            .volumes
+            .iter()
+            .position(|x| x.name == v.name && x.svm == v.svm)
+        else {
+            continue;
+        };
+        let copies = policy.snapshot_policies[pi]
+            .copies
+            .iter()
+            .map(|c| (c.prefix.clone(), u64::from(c.count.max(1))))
+            .collect();
+        // What the volume holds when the run begins is not counted (a discovered estate's series).
+        let seen = w.clusters[ci].volumes[vi]
+            .snapshots
+            .last()
+            .map(|s| s.uuid.clone());
+        out[ci].push(ManagedVolume { vi, copies, seen });
+    }
+    out
 }
 
 /// A cluster's client: the simulator, advanced and measured before every call.
 struct Metered {
     inner: Arc<dyn Ontap>,
     meter: Arc<Meter>,
+    /// The cluster's index in the world (`None`: not in it; every call then fails there).
+    cluster: Option<usize>,
 }
 
 #[async_trait]
@@ -265,5 +388,11 @@ impl Layer for Metered {
                 .dirty = true;
         }
         Ok(self.inner.clone())
+    }
+
+    fn after(&self, call: Call, outcome: Result<(), &OntapError>, _elapsed: Duration) {
+        if let (Call::CreateSnapshot, Ok(()), Some(ci)) = (call, outcome, self.cluster) {
+            self.meter.created(ci);
+        }
     }
 }

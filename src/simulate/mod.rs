@@ -9,6 +9,12 @@
 //! which measure the schedules' side (taken, missed, chain conflicts, locks, retention) the same
 //! way for both; the cycle counts come from the agent's journal and the baseline's own tally.
 //!
+//! Copies a volume hands to snapwarden (`managed_snapshots`) are the agent's to take in the
+//! coordinated run (the meter reads each from the world; the journal says which waited for a
+//! clone and how many instants each covered). The baseline models the shop before the hand-over:
+//! ONTAP takes them on its schedule (`ManagedCopies::Ontap`), so they are scheduled snapshots
+//! there, never deferred.
+//!
 //! `driver = "veeam"` windows run a simulated Veeam job (every `[[veeam]]` is simulated, its
 //! jobs from the policy's windows: `sim::veeam::config::from_policy`) on the same world: the agent
 //! starts it at its planned start through its `VeeamClient` (answered in process); the baseline
@@ -16,6 +22,7 @@
 //! simulated job's own), not a draw.
 
 mod baseline;
+mod census;
 pub mod draw;
 pub mod estate;
 mod meter;
@@ -32,14 +39,17 @@ use serde::Serialize;
 use crate::agent::clock::Clock;
 use crate::agent::cycle::{ConflictKind, Cycle, CycleResult, ObservedConflict};
 use crate::agent::hook::HookSpec;
+use crate::agent::journal::{ManagedRecord, ObjectState};
 use crate::agent::recommend;
 use crate::agent::{
     Agent, AgentError, ClusterClient, Event, HookOverride, Options, TokioClock, Triggers,
 };
 use crate::config::{Endpoint, Policy};
+use crate::sim::config::ManagedCopies;
 use crate::sim::veeam::{InProcess, VeeamSim};
 use crate::sim::{ClockMode, Simulator, World};
 
+use census::{census, foreign_deleted, leaked};
 use draw::{Draws, Occurrence};
 pub use estate::Estate;
 use meter::{Measured, Meter};
@@ -144,9 +154,21 @@ pub struct Report {
     pub max_locked_backing_snapshots: u64,
     /// Backing snapshots still pinned at the end (recorded, released by a later start).
     pub locked_at_end: u64,
+    /// Snapshots ONTAP's schedules took (the baseline's include the copies handed over).
     pub scheduled_snapshots_taken: u64,
     pub scheduled_snapshots_missed: u64,
-    /// Times a schedule kept more snapshots than its count because some were locked.
+    /// Snapshots of the copies handed to snapwarden (`managed_snapshots`) that the agent took,
+    /// read from the world (0 for the baseline: ONTAP takes them).
+    pub managed_snapshots_taken: u64,
+    /// Managed snapshots that waited for a clone to go (the agent's journal; 0 for the baseline,
+    /// whose schedules never wait).
+    pub scheduled_snapshots_deferred: u64,
+    /// Instants covered by a deferred snapshot beyond its first (the agent's journal).
+    pub scheduled_snapshots_coalesced: u64,
+    /// The longest a deferred snapshot waited after its first instant, in seconds.
+    pub max_defer_seconds: u64,
+    /// Times a schedule kept more snapshots than its count because some were locked, and managed
+    /// snapshots taken while their series held more than its count.
     pub retention_violations: u64,
     /// snapwarden-named objects left that belong to no open (locked) cycle.
     pub leaked_objects: u64,
@@ -157,77 +179,15 @@ pub struct Report {
     pub flexclone_recommendations: Vec<Recommendation>,
 }
 
-/// Objects in the world at one instant.
-#[derive(Debug, Default)]
-struct Census {
-    /// Snapshots not named by snapwarden.
-    foreign_snapshots: u64,
-    /// LUNs whose leaf is not snapwarden-named.
-    foreign_luns: u64,
-    /// snapwarden-named objects: (cluster, volume, snapshot name) and (cluster, LUN path).
-    our_snapshots: Vec<(String, String, String)>,
-    our_luns: Vec<(String, String)>,
-}
-
-fn census(w: &World, prefix: &str) -> Census {
-    let ours = format!("{prefix}.");
-    let mut c = Census::default();
-    for cl in &w.clusters {
-        for v in &cl.volumes {
-            for s in &v.snapshots {
-                if s.name.starts_with(&ours) {
-                    c.our_snapshots
-                        .push((cl.name.clone(), v.name.clone(), s.name.clone()));
-                } else {
-                    c.foreign_snapshots += 1;
-                }
-            }
-        }
-        for l in &cl.luns {
-            let leaf = l.name.rsplit('/').next().unwrap_or("");
-            if leaf.starts_with(&ours) {
-                c.our_luns.push((cl.name.clone(), l.name.clone()));
-            } else {
-                c.foreign_luns += 1;
-            }
-        }
-    }
-    c
-}
-
-/// Non-snapwarden objects gone between two censuses, beyond the snapshots rotation deleted.
-fn foreign_deleted(before: &Census, after: &Census, m: &Measured) -> u64 {
-    let expected = (before.foreign_snapshots + m.scheduled_snapshots_taken)
-        .saturating_sub(m.scheduled_snapshots_rotated);
-    expected.saturating_sub(after.foreign_snapshots)
-        + before.foreign_luns.saturating_sub(after.foreign_luns)
-}
-
-/// snapwarden objects left that no open cycle accounts for.
-fn leaked(
-    after: &Census,
-    open: &HashSet<(String, String, String)>,
-    open_luns: &HashSet<(String, String)>,
-) -> u64 {
-    let snaps = after
-        .our_snapshots
-        .iter()
-        .filter(|s| !open.contains(*s))
-        .count();
-    let luns = after
-        .our_luns
-        .iter()
-        .filter(|l| !open_luns.contains(*l))
-        .count();
-    u64::try_from(snaps + luns).unwrap_or(u64::MAX)
-}
-
-/// The world a policy describes, with a foreign snapshot on every volume. Real clusters come
-/// from `estate` (`--from-cluster`); without it they are refused.
+/// The world a policy describes, with a foreign snapshot on every volume, and `managed` saying
+/// who takes the copies volumes hand over (`managed_snapshots`): snapwarden for the agent, ONTAP
+/// for the baseline (the shop before the hand-over). Real clusters come from `estate`
+/// (`--from-cluster`); without it they are refused.
 fn world(
     policy: &Policy,
     from: DateTime<Utc>,
     estate: Option<&Estate>,
+    managed: ManagedCopies,
 ) -> Result<Arc<Simulator>, SimulateError> {
     if let Some((_, c)) =
         policy.clusters.iter().enumerate().find(|(ci, c)| {
@@ -240,7 +200,7 @@ fn world(
     // (a snapshot stamped with the same instant as a clone would read as having captured it).
     let start = from - WORLD_LEAD;
     let sim = match estate {
-        None => Simulator::from_policy(policy, ClockMode::Manual, Some(start))
+        None => Simulator::from_policy_with(policy, ClockMode::Manual, Some(start), managed)
             .map_err(|e| SimulateError::World(e.to_string()))?,
         Some(estate) => {
             let simulated = policy
@@ -248,7 +208,7 @@ fn world(
                 .iter()
                 .any(|c| c.endpoint == Endpoint::Simulator);
             let mut w = if simulated {
-                crate::sim::config::world_from_policy(policy, start)
+                crate::sim::config::world_from_policy_with(policy, start, managed)
                     .map_err(|e| SimulateError::World(e.to_string()))?
             } else {
                 World::new(start, Default::default())
@@ -387,7 +347,7 @@ async fn run_agent(
     let from = settings.from;
     let end = settings.end();
     let clock = Arc::new(TokioClock::starting_at(from));
-    let sim = world(&policy, from, estate)?;
+    let sim = world(&policy, from, estate, ManagedCopies::Snapwarden)?;
     let prefix = policy.agent.snapshot_prefix.clone();
     let before = sim.with(|w| census(w, &prefix));
     let servers = veeam_servers(&policy, &sim)?;
@@ -395,6 +355,7 @@ async fn run_agent(
         sim.clone(),
         clock.clone(),
         servers.iter().map(|(_, v, _)| v.clone()).collect(),
+        &policy,
     );
     let veeam_clients = metered_veeam_clients(&policy, &meter, servers)?;
     let clients = policy
@@ -440,6 +401,10 @@ async fn run_agent(
         .conflicts(DateTime::<Utc>::MIN_UTC, usize::MAX >> 1)
         .map_err(AgentError::from)?;
     count_conflicts(&mut report, &conflicts);
+    let taken = journal
+        .managed(settings.from - WORLD_LEAD, false)
+        .map_err(AgentError::from)?;
+    count_deferrals(&mut report, &taken, settings.from, end);
     let licensed: Vec<(String, bool)> = sim.with(|w| {
         w.clusters
             .iter()
@@ -569,6 +534,28 @@ fn count_conflicts(report: &mut Report, conflicts: &[ObservedConflict]) {
     }
 }
 
+/// The managed snapshots the agent journaled as made in `[from, end]`: those that waited for a
+/// clone (`deferred`, or `max_defer` when the wait ran out), the instants they covered beyond
+/// their first, and the longest wait.
+fn count_deferrals(
+    report: &mut Report,
+    records: &[ManagedRecord],
+    from: DateTime<Utc>,
+    end: DateTime<Utc>,
+) {
+    for r in records.iter().filter(|r| {
+        r.state == ObjectState::Created
+            && r.asked_at >= from
+            && r.asked_at <= end
+            && matches!(r.reason.as_str(), "deferred" | "max_defer")
+    }) {
+        report.scheduled_snapshots_deferred += 1;
+        report.scheduled_snapshots_coalesced += u64::from(r.instants.saturating_sub(1));
+        let waited = u64::try_from(r.waited.num_seconds()).unwrap_or(0);
+        report.max_defer_seconds = report.max_defer_seconds.max(waited);
+    }
+}
+
 fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Measured) -> Report {
     let planned = occurrences(policy, settings.from, settings.end()).len();
     Report {
@@ -591,6 +578,10 @@ fn base_report(mode: &'static str, policy: &Policy, settings: &Settings, m: &Mea
         locked_at_end: 0,
         scheduled_snapshots_taken: m.scheduled_snapshots_taken,
         scheduled_snapshots_missed: m.scheduled_snapshots_missed,
+        managed_snapshots_taken: m.managed_snapshots_taken,
+        scheduled_snapshots_deferred: 0,
+        scheduled_snapshots_coalesced: 0,
+        max_defer_seconds: 0,
         retention_violations: m.retention_violations,
         leaked_objects: 0,
         foreign_objects_deleted: 0,
@@ -616,7 +607,7 @@ pub fn uncoordinated_on(
     let end = settings.end();
     runtime()?.block_on(async {
         let clock = Arc::new(TokioClock::starting_at(from));
-        let sim = world(policy, from, estate)?;
+        let sim = world(policy, from, estate, ManagedCopies::Ontap)?;
         let prefix = policy.agent.snapshot_prefix.clone();
         let before = sim.with(|w| census(w, &prefix));
         let servers = veeam_servers(policy, &sim)?;
@@ -626,6 +617,7 @@ pub fn uncoordinated_on(
             sim.clone(),
             clock.clone(),
             veeam.iter().map(|(_, v)| v.clone()).collect(),
+            policy,
         );
         let occurrences = occurrences(policy, from, end);
         let (tally, ()) = tokio::join!(

@@ -299,6 +299,27 @@ impl SimRest {
     }
 }
 
+/// The interpreter of `SNAPWARDEN_TEST_PYTHON` (the venv `scripts/test` makes), checked to import
+/// NetApp's client; a failure names what to run.
+pub fn netapp_python() -> std::ffi::OsString {
+    let python = std::env::var_os("SNAPWARDEN_TEST_PYTHON").unwrap_or_else(|| {
+        panic!(
+            "SNAPWARDEN_TEST_PYTHON is not set: run scripts/test, which installs NetApp's client \
+             (PyPI netapp-ontap==9.19.1.0) into target/py-venv and points this variable at its python"
+        )
+    });
+    let importable = Command::new(&python)
+        .args(["-c", "import netapp_ontap"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        importable,
+        "{} (SNAPWARDEN_TEST_PYTHON) cannot import netapp_ontap (NetApp's client, PyPI netapp-ontap==9.19.1.0): run scripts/test, which installs it",
+        python.to_string_lossy()
+    );
+    python
+}
+
 /// Runs `cmd` (stdin closed, output captured) and returns its output once it ends; kills it and
 /// panics when it has not ended, or its output has not closed, within `bound`. The output is read
 /// while it runs, so a command that prints more than a pipe holds does not stall.

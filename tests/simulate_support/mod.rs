@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod managed;
+
 use std::fmt::Write;
 
 /// Where a scenario starts: March 2027 holds the US (14th) and EU (28th) spring-forward changes.

@@ -21,6 +21,7 @@ use super::discovery::Inventory;
 use super::journal::{
     ActionKind, ActionOutcome, Journal, JournalError, ObjectKind, ObjectRecord, ObjectState,
 };
+use super::stage::{self, Stage};
 use crate::error::error_chain;
 use crate::ha::{LeaderElector, NotLeader};
 use crate::ontap::{Ontap, OntapError, VolumeRef, SNAPSHOT_LOCKED};
@@ -206,6 +207,7 @@ async fn create_snapshot(
         return Err(snapshot_not_made(ctx, cycle, e.to_string()));
     }
     let comment = snapshot_comment(&cycle.id, &cycle.window);
+    let _in_stage = stage::enter(Stage::SnapshotCreate, &cycle.backing_snapshot);
     let created = conn
         .ontap
         .create_snapshot(
@@ -290,6 +292,7 @@ async fn create_clones(ctx: &Ctx, conn: &ClusterConn, vref: &VolumeRef, mut cycl
                 ActionKind::CreateClone,
             );
         }
+        let in_stage = stage::enter(Stage::CloneCreate, &clone.path);
         let made = {
             let _permit = permit;
             match cycle.clone_kind {
@@ -358,6 +361,7 @@ async fn create_clones(ctx: &Ctx, conn: &ClusterConn, vref: &VolumeRef, mut cycl
                 );
             }
         }
+        drop(in_stage);
     }
     cycle.clones_created_at = Some(ctx.now());
     cycle.state = CycleState::Backup;

@@ -140,7 +140,7 @@ async fn delete_backing(
     let mut conflicts = Vec::new();
     let again;
     let uuid = snapshot.uuid.clone().unwrap_or_default();
-    let deleted = {
+    let (deleted, _in_stage) = {
         let _permit = conn.permit().await;
         if ctx
             .fence(&cycle, "delete_snapshot", &snapshot.name)
@@ -152,9 +152,16 @@ async fn delete_backing(
                 again: true,
             };
         }
-        conn.ontap
+        let stage = match cycle.state {
+            CycleState::Locked => Stage::LockedRetry,
+            _ => Stage::SnapshotDelete,
+        };
+        let in_stage = stage::enter(stage, &snapshot.name);
+        let deleted = conn
+            .ontap
             .delete_snapshot(vref, &uuid, &snapshot.name)
-            .await
+            .await;
+        (deleted, in_stage)
     };
     match deleted {
         Ok(()) => {
@@ -289,12 +296,16 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
         return false;
     }
     let uuid = object.uuid.clone().unwrap_or_default();
-    let deleted = {
+    let (deleted, _in_stage) = {
         let _permit = conn.permit().await;
         if ctx.fence(cycle, "delete_clone", &object.name).is_err() {
             return false;
         }
-        conn.ontap.delete_lun(&uuid, &object.name, true).await
+        let in_stage = stage::enter(Stage::CloneDelete, &object.name);
+        (
+            conn.ontap.delete_lun(&uuid, &object.name, true).await,
+            in_stage,
+        )
     };
     match deleted {
         Ok(()) => {

@@ -37,7 +37,7 @@ use storage::*;
 
 use super::query::{collection, encode, project, Params};
 use super::world::{
-    codes, Cluster, JobState, NamingScheme, PolicyCopy, SimError, SimResult, Svm, World,
+    codes, Cluster, JobState, NamingScheme, Pins, PolicyCopy, SimError, SimResult, Svm, World,
     AUTODELETE_COMMITMENTS, AUTODELETE_TRIGGERS,
 };
 use super::{ClockMode, Simulator};

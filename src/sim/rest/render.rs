@@ -94,12 +94,24 @@ fn render_volume_space(w: &World, ci: usize, vi: usize) -> Value {
 }
 
 pub(super) fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Value {
+    let luns = w.volume_lun_bytes(ci, vi);
+    render_snapshot_with(w, &w.pins(ci, Some(vi)), luns, (ci, vi, si))
+}
+
+/// [`render_snapshot`] with the cluster's clone pins and the volume's LUN bytes gathered once
+/// for a whole listing.
+pub(super) fn render_snapshot_with(
+    w: &World,
+    pins: &Pins<'_>,
+    luns: u64,
+    (ci, vi, si): (usize, usize, usize),
+) -> Value {
     let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     let mut r = json!({
         "uuid": s.uuid, "name": s.name,
         "create_time": w.local(ci, s.create_time).to_rfc3339(),
-        "size": w.snapshot_size(ci, vi, si), "state": "valid",
+        "size": w.snapshot_size_over(ci, vi, si, luns), "state": "valid",
         "volume": {"uuid": v.uuid, "name": v.name, "_links": links(&format!("/api/storage/volumes/{}", v.uuid))},
         "svm": svm_ref(w, ci, &v.svm),
         "_links": links(&format!("/api/storage/volumes/{}/snapshots/{}", v.uuid, s.uuid)),
@@ -110,7 +122,7 @@ pub(super) fn render_snapshot(w: &World, ci: usize, vi: usize, si: usize) -> Val
     if let Some(label) = &s.snapmirror_label {
         r["snapmirror_label"] = json!(label);
     }
-    let owners = w.owners(ci, vi, si);
+    let owners = w.owners_with(pins, (ci, vi, si));
     if !owners.is_empty() {
         r["owners"] = json!(owners);
     }

@@ -15,10 +15,16 @@ pub(super) async fn list_snapshots(
                 .volume_index(ci, &vol)
                 .map_err(|_| not_found("volume.uuid"))?]
         };
+        let pins = w.pins(ci, (vol != "*").then(|| volumes[0]));
+        let bytes = w.lun_bytes_by_volume(ci);
         let records = volumes
             .into_iter()
-            .flat_map(|vi| (0..w.clusters[ci].volumes[vi].snapshots.len()).map(move |si| (vi, si)))
-            .map(|(vi, si)| render_snapshot(w, ci, vi, si))
+            .flat_map(|vi| {
+                let v = &w.clusters[ci].volumes[vi];
+                let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
+                (0..v.snapshots.len()).map(move |si| (vi, si, luns))
+            })
+            .map(|(vi, si, luns)| render_snapshot_with(w, &pins, luns, (ci, vi, si)))
             .collect();
         let keys: &[&str] = if vol == "*" {
             &["uuid", "name", "volume"]

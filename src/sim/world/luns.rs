@@ -30,6 +30,25 @@ impl Cluster {
             .find(|&i| self.luns[i].name == name)
     }
 
+    /// Removes LUN `li`, keeping the name index true: its entry goes, and every later index
+    /// moves down by one (integers only: rebuilding the index, names lowercased and hashed
+    /// again, per delete made a pass of deletes quadratic).
+    pub(super) fn remove_lun(&mut self, li: usize) {
+        let lun = self.luns.remove(li);
+        let key = lun.name.to_lowercase();
+        if let Some(at) = self.lun_names.get_mut(&key) {
+            at.retain(|&i| i != li);
+            if at.is_empty() {
+                self.lun_names.remove(&key);
+            }
+        }
+        for at in self.lun_names.values_mut() {
+            for i in at.iter_mut().filter(|i| **i > li) {
+                *i -= 1;
+            }
+        }
+    }
+
     /// Rebuilds the name index after LUNs were removed (indices shift).
     pub(super) fn reindex_luns(&mut self) {
         self.lun_names.clear();
@@ -265,8 +284,7 @@ impl World {
             }
             c.lun_maps.retain(|m| m.lun_uuid != uuid);
         }
-        c.luns.remove(li);
-        c.reindex_luns();
+        c.remove_lun(li);
         c.block_sharing.retain(|b| b.lun_uuid != uuid);
         for r in c.restore_clones.iter_mut().filter(|r| r.lun_uuid == uuid) {
             r.alive = false;

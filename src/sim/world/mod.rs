@@ -27,8 +27,8 @@ pub use settings::{
     Faults, Knobs, LockedOldest, SettingError, MAX_LATENCY_MS, MAX_SETTING_SECONDS,
 };
 pub use snapshots::{
-    snapmirror_label_problem, SnapshotSpace, MAX_SNAPMIRROR_LABEL, ONTAP_OWNERS, OWNER_FILE_CLONE,
-    OWNER_LUN_CLONE, OWNER_VOLUME_CLONE,
+    snapmirror_label_problem, Pins, SnapshotSpace, MAX_SNAPMIRROR_LABEL, ONTAP_OWNERS,
+    OWNER_FILE_CLONE, OWNER_LUN_CLONE, OWNER_VOLUME_CLONE,
 };
 
 use chrono::{DateTime, FixedOffset, Utc};

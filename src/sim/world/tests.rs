@@ -378,7 +378,12 @@ fn the_lun_name_index_matches_a_scan() {
     assert_eq!(w.clusters[0].luns_named("/vol/vol1/l7").len(), 2);
     let upper = w.lun_index(0, "/vol/vol1/L7").unwrap();
     assert_eq!(w.clusters[0].luns[upper].name, "/vol/vol1/L7");
-    for name in ["/vol/vol1/l3", "/vol/vol2/l40", "/vol/vol1/lun1"] {
+    for name in [
+        "/vol/vol1/l3",
+        "/vol/vol2/l40",
+        "/vol/vol1/lun1",
+        "/vol/vol1/L7",
+    ] {
         let li = w.lun_index(0, name).unwrap();
         w.delete_lun(0, li, false).unwrap();
         check(&w);
