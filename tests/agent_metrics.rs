@@ -494,9 +494,16 @@ async fn a_reload_mid_cycle_lets_the_cycle_finish_and_drops_the_series_of_the_vo
         agent_support::leftovers(&h, "snapwarden"),
         Vec::<String>::new()
     );
-    // vol_a's series are gone; vol_b's next window runs at 04:10.
+    // vol_a's series are gone, but for the audit's: a volume with LUNs the policy no longer
+    // covers. vol_b's next window runs at 04:10.
     let text = h.metrics.render();
-    assert!(!text.contains("vol_a"), "{text}");
+    assert_eq!(policy_series_of(&text, "vol_a"), Vec::<&str>::new());
+    let uncovered = [
+        VOL_A.to_vec(),
+        vec![("code", "volume_not_covered"), ("severity", "warning")],
+    ]
+    .concat();
+    assert_eq!(sample(&text, "snapwarden_hazards", &uncovered), Some(1.0));
     h.run_until("2027-01-01T04:15:00Z").await;
     let cycles = h.cycles();
     assert_eq!(cycles.len(), 2, "{cycles:?}");
@@ -577,7 +584,7 @@ async fn a_volume_that_leaves_and_comes_back_by_reload_gets_every_series_again()
         .await;
         if n == 1.0 {
             h.wait_for("vol_a's series removed", TimeDelta::minutes(2), |h| {
-                !h.metrics.render().contains("vol_a")
+                policy_series_of(&h.metrics.render(), "vol_a").is_empty()
             })
             .await;
         }
@@ -590,5 +597,149 @@ async fn a_volume_that_leaves_and_comes_back_by_reload_gets_every_series_again()
             == before
     })
     .await;
+    h.stop().await;
+}
+
+/// The series naming `volume` but the audit's (which also names volumes outside the policy).
+fn policy_series_of<'a>(text: &'a str, volume: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.contains(volume) && !l.starts_with("snapwarden_hazards{"))
+        .collect()
+}
+
+/// The autodelete of vol_a on the simulated cluster: `commitment` with autodelete on.
+fn set_autodelete(h: &Harness, commitment: &str) {
+    h.sim.with(|w| {
+        let v = w.clusters[0]
+            .volumes
+            .iter_mut()
+            .find(|v| v.name == "vol_a")
+            .expect("vol_a");
+        v.autodelete.enabled = true;
+        v.autodelete.commitment = commitment.to_string();
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hazard_planted_while_the_agent_runs_is_exported_within_one_audit_interval_and_goes_when_fixed(
+) {
+    let interval = TimeDelta::minutes(5);
+    let text = nightly().replace(
+        "observe_interval = \"1m\"",
+        "observe_interval = \"1m\"\naudit_interval = \"5m\"",
+    );
+    let h = start(policy(&text), Setup::at("2027-01-01T00:50:00Z"));
+    h.wait_for("the first audit", TimeDelta::minutes(1), |h| {
+        h.status().hazards.is_some()
+    })
+    .await;
+    let destroy = [
+        ("cluster", "lab"),
+        ("svm", "svm1"),
+        ("volume", "vol_a"),
+        ("code", "autodelete_destroy"),
+        ("severity", "critical"),
+    ];
+    // Both volumes clone with SnapRestore only (no FlexClone license): docs/doctor.md's info.
+    for vol in [VOL_A, VOL_B] {
+        let labels = [
+            vol.to_vec(),
+            vec![("code", "snaprestore_clones"), ("severity", "info")],
+        ]
+        .concat();
+        assert_eq!(metric(&h, "snapwarden_hazards", &labels), Some(1.0));
+    }
+    assert_eq!(metric(&h, "snapwarden_hazards", &destroy), None);
+    let critical = [("severity", "critical")];
+    assert_eq!(
+        metric(&h, "snapwarden_hazard_findings", &critical),
+        Some(0.0)
+    );
+    assert_eq!(metric(&h, "snapwarden_hazards_truncated", &[]), Some(0.0));
+
+    // Planted mid-interval: seen by the next audit, at most one interval later (a few virtual
+    // seconds of slack for the harness's one-second steps).
+    h.run_until("2027-01-01T00:52:30Z").await;
+    set_autodelete(&h, "destroy");
+    let planted = h.now();
+    h.wait_for(
+        "autodelete_destroy in /metrics",
+        interval + TimeDelta::seconds(5),
+        |h| metric(h, "snapwarden_hazards", &destroy) == Some(1.0),
+    )
+    .await;
+    assert!(h.now() - planted <= interval + TimeDelta::seconds(5));
+    assert_eq!(
+        metric(&h, "snapwarden_hazard_findings", &critical),
+        Some(1.0)
+    );
+    let status = h.status().hazards.expect("audited");
+    assert_eq!(status.critical, 1);
+    assert!(status.audited_at >= planted);
+
+    // The cluster cannot be read: its findings stay (the hazard is still there) and the agent
+    // goes on.
+    h.down.store(true, Ordering::SeqCst);
+    let down_at = h.now();
+    h.wait_for("an audit while the cluster is down", interval * 2, |h| {
+        h.status()
+            .hazards
+            .is_some_and(|s| s.audited_at > down_at + TimeDelta::seconds(1))
+    })
+    .await;
+    assert_eq!(metric(&h, "snapwarden_hazards", &destroy), Some(1.0));
+    h.down.store(false, Ordering::SeqCst);
+
+    // Fixed (`-commitment try`): the series goes at the next audit.
+    set_autodelete(&h, "try");
+    h.wait_for(
+        "autodelete_destroy gone from /metrics",
+        interval + TimeDelta::seconds(5),
+        |h| metric(h, "snapwarden_hazards", &destroy).is_none(),
+    )
+    .await;
+    assert_eq!(
+        metric(&h, "snapwarden_hazard_findings", &critical),
+        Some(0.0)
+    );
+    let (left, _, _) = h.stop().await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_audit_reads_the_volume_settings_once_per_interval_and_nothing_when_off() {
+    let settings_calls = |h: &Harness| {
+        metric(
+            h,
+            "snapwarden_ontap_requests_total",
+            &[
+                ("cluster", "lab"),
+                ("method", "volume_settings"),
+                ("code", "ok"),
+            ],
+        )
+    };
+    let text = nightly().replace(
+        "observe_interval = \"1m\"",
+        "observe_interval = \"1m\"\naudit_interval = \"5m\"",
+    );
+    let h = start(policy(&text), Setup::at("2027-01-01T00:50:00Z"));
+    // Audits at 00:50, 00:55, …, 01:20: seven.
+    h.run_until("2027-01-01T01:22:00Z").await;
+    assert_eq!(settings_calls(&h), Some(7.0));
+    h.stop().await;
+
+    let text = nightly().replace(
+        "observe_interval = \"1m\"",
+        "observe_interval = \"1m\"\naudit_interval = \"0s\"",
+    );
+    let h = start(policy(&text), Setup::at("2027-01-01T00:50:00Z"));
+    h.run_until("2027-01-01T01:22:00Z").await;
+    assert_eq!(settings_calls(&h), None);
+    assert!(h.status().hazards.is_none());
+    assert_eq!(
+        metric(&h, "snapwarden_audit_last_run_timestamp_seconds", &[]),
+        Some(0.0)
+    );
     h.stop().await;
 }

@@ -82,6 +82,12 @@ async fn exported_families_are_the_documented_ones() {
         "snapwarden_volume_excluded",
         // The release-late alert compares against it.
         "snapwarden_guard_seconds",
+        // The audit.
+        "snapwarden_hazards",
+        "snapwarden_hazard_findings",
+        "snapwarden_hazards_truncated",
+        "snapwarden_audit_last_run_timestamp_seconds",
+        "snapwarden_audit_errors_total",
         // High availability.
         "snapwarden_leader",
         "snapwarden_leader_changes_total",
@@ -370,6 +376,8 @@ fn every_alert_is_shipped_with_a_runbook() {
         "SnapwardenJournalWriteFailing",
         // Managed schedules.
         "SnapwardenManagedSnapshotOverdue",
+        // The agent's audit.
+        "SnapwardenCriticalHazard",
     ]
     .into_iter()
     .map(str::to_string)
@@ -500,7 +508,7 @@ fn every_panel_has_the_datasource_variable_and_a_snapwarden_query() {
 #[test]
 fn the_dashboards_show_what_the_docs_describe() {
     // Overview: clusters up, cycles, conflicts, locked backing snapshots, recommendations,
-    // reload state. Per volume: next scheduled snapshots, live backing snapshots against their
+    // reload state, the audit's hazards. Per volume: next scheduled snapshots, live backing snapshots against their
     // deadline, release slack, conflicts by kind.
     let wants: [(&str, &[&str]); 2] = [
         (
@@ -512,6 +520,7 @@ fn the_dashboards_show_what_the_docs_describe() {
                 "state=\"locked\"",
                 "snapwarden_flexclone_recommended",
                 "snapwarden_config_last_reload_successful",
+                "snapwarden_hazards{",
             ],
         ),
         (

@@ -6,7 +6,8 @@
 //! parse, and every panel must return series at some point while the demo runs. The demo's
 //! locked backing snapshot and its FlexClone recommendation must reach Alertmanager
 //! (`/api/v2/alerts`), and the release-late alert must fire on the late volume only (against the
-//! guard the agent exports).
+//! guard the agent exports). The agent's audit finds a volume whose clone method has no license,
+//! and `SnapwardenCriticalHazard` reaches Alertmanager for it.
 //!
 //! Prometheus and Alertmanager come from Debian's `prometheus` and `prometheus-alertmanager`
 //! packages, which `scripts/test` installs. Every process is killed when the test ends.
@@ -30,7 +31,9 @@ use process_support::{free_port, http, installed, KillOnDrop};
 /// and two conflicts (`recommend_after = 2`, the late release and the lock, without waiting
 /// for the next observation to see the chain conflict) make snapwarden recommend FlexClone.
 /// `vol_logs` hands its snapshots (30 s past every minute) to snapwarden: its `logs` backup (40 s)
-/// holds the one due at 30 s until its clone is gone.
+/// holds the one due at 30 s until its clone is gone. `vol_db` is in no window and clones with
+/// FlexClone, which the cluster lacks: the agent's first audit finds `license_missing`
+/// (critical) on it.
 fn demo_policy(port: u16) -> String {
     format!(
         r#"
@@ -101,6 +104,14 @@ svm = "svm1"
 name = "vol_files"
 luns = ["/vol/vol_files/lun0"]
 snapshot_policy = "demo"
+
+[[volume]]
+cluster = "demo"
+svm = "svm1"
+name = "vol_db"
+luns = ["/vol/vol_db/lun0"]
+snapshot_policy = "demo"
+clone = "flexclone"
 
 [[window]]
 name = "sql"
@@ -384,8 +395,9 @@ scrape_configs:
         .map(|(w, _, _)| (w.as_str(), false))
         .collect();
     let alerts_wanted = [
-        ("SnapwardenBackingSnapshotLocked", "critical"),
-        ("SnapwardenFlexCloneRecommended", "info"),
+        ("SnapwardenBackingSnapshotLocked", "critical", "vol_files"),
+        ("SnapwardenFlexCloneRecommended", "info", "vol_files"),
+        ("SnapwardenCriticalHazard", "critical", "vol_db"),
     ];
     let mut in_alertmanager: Vec<serde_json::Value>;
     // The windows start on the next minute (at most 60 s away); the demo is over about 15 s
@@ -401,7 +413,7 @@ scrape_configs:
         in_alertmanager = get_json(am_port, "/api/v2/alerts")
             .and_then(|(_, v)| v.as_array().cloned())
             .unwrap_or_default();
-        let arrived = alerts_wanted.iter().all(|(name, _)| {
+        let arrived = alerts_wanted.iter().all(|(name, _, _)| {
             in_alertmanager
                 .iter()
                 .any(|a| a["labels"]["alertname"] == *name)
@@ -426,19 +438,19 @@ scrape_configs:
         std::thread::sleep(Duration::from_millis(200));
     }
     // The alerts as Alertmanager has them: the demo's volume, the rule's labels and annotations.
-    for (name, severity) in alerts_wanted {
+    for (name, severity, volume) in alerts_wanted {
         let a = in_alertmanager
             .iter()
             .find(|a| a["labels"]["alertname"] == name)
             .unwrap();
         assert_eq!(a["labels"]["cluster"], "demo", "{a:#}");
         assert_eq!(a["labels"]["svm"], "svm1", "{a:#}");
-        assert_eq!(a["labels"]["volume"], "vol_files", "{a:#}");
+        assert_eq!(a["labels"]["volume"], volume, "{a:#}");
         assert_eq!(a["labels"]["job"], "snapwarden", "{a:#}");
         assert_eq!(a["labels"]["severity"], severity, "{a:#}");
         assert_eq!(a["status"]["state"], "active", "{a:#}");
         let description = a["annotations"]["description"].as_str().unwrap_or_default();
-        assert!(description.contains("vol_files"), "{a:#}");
+        assert!(description.contains(volume), "{a:#}");
         assert!(
             a["annotations"]["runbook_url"]
                 .as_str()
@@ -450,6 +462,17 @@ scrape_configs:
     // for vol_files (live from 5 s before the snapshot) but never for vol_sql, whose backing
     // snapshot lives within 300 s (the default guard) of the snapshot but is gone 7 s before it.
     assert_eq!(query(prom_port, &release_late("vol_sql")), Ok(0));
+    // The hazard is the one planted, and the only critical one: `vol_db`'s missing license
+    // (docs/doctor.md).
+    let hazards: Vec<&serde_json::Value> = in_alertmanager
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "SnapwardenCriticalHazard")
+        .collect();
+    assert_eq!(hazards.len(), 1, "{hazards:#?}");
+    assert_eq!(
+        hazards[0]["labels"]["code"], "license_missing",
+        "{hazards:#?}"
+    );
     // The fitting window's volume raised nothing.
     assert!(
         !in_alertmanager

@@ -10,6 +10,7 @@
 //! [`Clock`]: wall-clock time in `run`, virtual time in tests and `simulate`.
 
 mod act;
+mod audit;
 pub mod clock;
 pub mod connect;
 pub mod cycle;
@@ -172,6 +173,8 @@ pub struct Agent {
     journal_lists: status::JournalLists,
     /// The plan kept between passes (`planner::Rolling`).
     rolling: crate::planner::Rolling,
+    /// The audit's findings and when it last ran (`audit.rs`).
+    audits: audit::Audits,
 }
 
 impl Agent {
@@ -229,6 +232,7 @@ impl Agent {
             leading: true,
             journal_lists: status::JournalLists::default(),
             rolling: crate::planner::Rolling::default(),
+            audits: audit::Audits::default(),
         })
     }
 
@@ -417,6 +421,11 @@ impl Agent {
                     }
                 }
                 (None, None) => at = at.min(pace(now)),
+            }
+        }
+        if self.leading {
+            if let Some(audit) = self.audits.next_at(self.policy.agent.audit_interval) {
+                at = at.min(audit);
             }
         }
         at.max(now)

@@ -28,8 +28,14 @@ impl Agent {
     pub(super) async fn pass(&mut self, force_discovery: bool) {
         let now = self.ctx.clock.now();
         let (leading, became) = self.leadership(now);
-        self.refresh(now, force_discovery || became, None).await;
+        // An audit reads the listing this pass takes: a fresh one.
+        let audit_due = leading
+            && !self.shutting_down
+            && self.audits.due(self.policy.agent.audit_interval, now);
+        self.refresh(now, force_discovery || became || audit_due, None)
+            .await;
         let observed = self.observed();
+        self.audit(now, &observed, leading, audit_due).await;
         if leading {
             if self.ha.is_some() {
                 self.stage(Stage::Adopt, now, &observed).await;
@@ -388,6 +394,7 @@ impl Agent {
                 .collect(),
             shutting_down: self.shutting_down,
             managed_snapshots: copies,
+            hazards: self.audits.status(),
             journal: Some(status::JournalStatus::of(&self.ctx.journal.health())),
             ha: self.ha.as_ref().map(|ha| {
                 let e = ha.election.borrow();

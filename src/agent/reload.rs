@@ -403,6 +403,8 @@ impl Agent {
     pub(super) fn apply_policy(&mut self, new: Arc<Policy>) {
         let old = std::mem::replace(&mut self.policy, new);
         self.memory.excluded.clear();
+        // New volumes, windows or settings: the next pass audits under the new policy.
+        self.audits.rerun();
         if old.agent.concurrency != self.policy.agent.concurrency {
             self.conns = self
                 .conns

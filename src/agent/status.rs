@@ -37,6 +37,19 @@ pub struct Status {
     /// due and its deadline, a snapshot waiting for a clone, a series over its count.
     #[serde(default)]
     pub managed_snapshots: Vec<super::managed::CopyStatus>,
+    /// The agent's last audit (`[agent] audit_interval`): when, and its findings per severity;
+    /// absent until one ran, when auditing is off, and on a standby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hazards: Option<HazardsStatus>,
+}
+
+/// The last audit's findings per severity (`snapwarden doctor` lists them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HazardsStatus {
+    pub audited_at: DateTime<Utc>,
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
 }
 
 /// The journal's writes as the agent sees them.

@@ -14,8 +14,6 @@ use crate::error::error_chain;
 use crate::planner;
 use crate::sim::{embedded, ClockMode};
 
-/// The horizon whose predicted conflicts are findings: `check`'s default week.
-const HORIZON: TimeDelta = TimeDelta::days(7);
 /// `--older-than` at most: a year; longer is a mistyped unit, not an age a backup reaches.
 const OLDER_THAN_MAX: TimeDelta = TimeDelta::days(366);
 
@@ -90,7 +88,7 @@ pub fn run(args: Args) -> u8 {
         return EXIT_INVALID;
     }
     let observed = estate.observed();
-    let plan = planner::plan(&policy, &observed, now, HORIZON);
+    let plan = planner::plan(&policy, &observed, now, doctor::HORIZON);
     let findings = doctor::audit(&doctor::Input {
         policy: &policy,
         clusters: &estate.listings,

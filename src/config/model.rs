@@ -54,6 +54,9 @@ pub struct Agent {
     pub shutdown_timeout: TimeDelta,
     /// How often each cluster's snapshots and LUNs are listed when nothing else wakes the agent.
     pub observe_interval: TimeDelta,
+    /// How often the agent runs `doctor`'s audit and exports its findings
+    /// (`snapwarden_hazards`); `None` (`"0s"`) does not audit.
+    pub audit_interval: Option<TimeDelta>,
     /// Backup tools' own backing snapshots (case-insensitive): reported, never touched.
     pub foreign_snapshot_patterns: Vec<regex::Regex>,
     /// A file holding the bearer token every `/api/v1` endpoint and `POST /-/reload` then ask
@@ -79,6 +82,9 @@ impl Default for Agent {
             concurrency: 4,
             shutdown_timeout: TimeDelta::minutes(2),
             observe_interval: TimeDelta::minutes(1),
+            // Settings that defeat backups change rarely; one extra volume listing per cluster
+            // every quarter hour finds them well before the next night's backups.
+            audit_interval: Some(TimeDelta::minutes(15)),
             foreign_snapshot_patterns: vec![
                 foreign_pattern(DEFAULT_FOREIGN_PATTERN).expect("the default pattern compiles")
             ],

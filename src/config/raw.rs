@@ -42,6 +42,7 @@ pub struct RawAgent {
     pub concurrency: Option<Spanned<i64>>,
     pub shutdown_timeout: Option<Spanned<String>>,
     pub observe_interval: Option<Spanned<String>>,
+    pub audit_interval: Option<Spanned<String>>,
     pub foreign_snapshot_patterns: Option<Spanned<Vec<Spanned<String>>>>,
     pub token_file: Option<Spanned<String>>,
     pub listen_without_token: Option<Spanned<bool>>,

@@ -302,6 +302,8 @@ pub fn coordinated_on(
     settings.validate()?;
     let mut policy = policy.clone();
     policy.agent.observe_interval = OBSERVE_INTERVAL;
+    // The comparison measures the schedules, not the audit's settings reads.
+    policy.agent.audit_interval = None;
     let policy = Arc::new(policy);
     let (state_dir, temporary) = match &settings.state_dir {
         Some(d) => (d.clone(), false),

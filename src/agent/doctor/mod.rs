@@ -25,6 +25,13 @@ mod tests;
 
 pub use read::{read_clusters, Estate};
 
+/// The horizon whose predicted conflicts are findings: `check`'s default week.
+pub const HORIZON: TimeDelta = TimeDelta::days(7);
+
+/// The agent's age from which a backing snapshot no open cycle holds is an orphan (`doctor
+/// --older-than`'s default).
+pub const ORPHAN_AGE: TimeDelta = TimeDelta::hours(24);
+
 /// How bad a finding is for backups. Ordered: `Info < Warning < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -192,7 +199,13 @@ pub fn audit(input: &Input<'_>) -> Vec<Finding> {
         checks::cluster(input, ci, listing, &mut out);
     }
     checks::conflicts(input, &mut out);
-    out.sort_by(|a, b| {
+    sort(&mut out);
+    out
+}
+
+/// Most severe first, then by cluster, SVM, volume, code and snapshot (`audit`'s order).
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.cluster.cmp(&b.cluster))
@@ -201,7 +214,6 @@ pub fn audit(input: &Input<'_>) -> Vec<Finding> {
             .then_with(|| a.code.cmp(&b.code))
             .then_with(|| a.snapshot.cmp(&b.snapshot))
     });
-    out
 }
 
 /// The exit code of a finished audit: 0 nothing above `info`, 1 warnings, 2 critical.

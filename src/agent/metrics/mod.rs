@@ -3,8 +3,10 @@
 //!
 //! Label names follow NetApp Harvest (`cluster`, `svm`, `volume`, `schedule`) so series join with
 //! Harvest's; label values come only from policy names and closed enums (never snapshot names),
-//! so the series count is bounded by the policy. Series of volumes, schedules, windows and
-//! clusters that are no longer in the policy are removed at the next publish.
+//! so the series count is bounded by the policy — but for the audit's `snapwarden_hazards`,
+//! whose volumes may be ONTAP's (capped in count and length, `hazards.rs`). Series of volumes,
+//! schedules, windows and clusters that are no longer in the policy are removed at the next
+//! publish.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -132,6 +134,8 @@ pub struct Metrics {
     journal_writable: IntGauge,
     /// The managed schedules' metrics.
     pub managed: super::managed::metrics::ManagedMetrics,
+    /// The audit's findings (`snapwarden_hazards`).
+    pub hazards: hazards::HazardMetrics,
     /// The journal whose writes the two above follow, and the errors counted so far.
     journal: Mutex<Option<(Arc<JournalHealth>, u64)>>,
 }
@@ -359,6 +363,7 @@ impl Metrics {
                 .expect("valid metric"),
             ),
             managed: super::managed::metrics::ManagedMetrics::new(&r),
+            hazards: hazards::HazardMetrics::new(&r),
             registry: r,
             known: Mutex::new(Known::default()),
             recounted: Mutex::new(HashSet::new()),
@@ -555,6 +560,7 @@ pub fn policy_hash(policy: &Policy) -> f64 {
 }
 
 mod counted;
+pub mod hazards;
 mod publish;
 #[cfg(test)]
 mod tests;

@@ -46,6 +46,18 @@ const OBSERVE_INTERVAL: Bounds = Bounds {
           the cluster for nothing, less often than hourly misses conflicts for too long",
 };
 
+/// `[agent] audit_interval`: `0s` (off) or 10s ..= 1d.
+const AUDIT_INTERVAL: Bounds = Bounds {
+    min_seconds: 0,
+    max_seconds: 86_400,
+    why: "each audit lists every volume's settings besides the snapshots and LUNs; 0s turns it \
+          off, more often than every 10s loads the cluster for nothing, less often than daily \
+          finds a hazard after the night's backups it defeats",
+};
+
+/// The shortest audit interval that is not `0s` (off).
+const AUDIT_INTERVAL_MIN: i64 = 10;
+
 pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Option<Agent> {
     let mut ok = true;
     let mut agent = Agent::default();
@@ -118,6 +130,26 @@ pub(super) fn build_agent(cx: &mut Collector, raw: Option<&At<RawAgent>>) -> Opt
     if let Some(t) = &item.observe_interval {
         match bounded_duration(cx, file, t, "observe_interval", &OBSERVE_INTERVAL) {
             Some(d) => agent.observe_interval = d,
+            None => ok = false,
+        }
+    }
+    if let Some(t) = &item.audit_interval {
+        match bounded_duration(cx, file, t, "audit_interval", &AUDIT_INTERVAL) {
+            Some(d) if d.is_zero() => agent.audit_interval = None,
+            Some(d) if d.num_seconds() < AUDIT_INTERVAL_MIN => {
+                ok = false;
+                cx.error(
+                    file,
+                    t.span(),
+                    format!(
+                        "`audit_interval` \"{}\" is out of range: 0s (off) or \
+                         10s..=1d",
+                        t.get_ref()
+                    ),
+                    hint(AUDIT_INTERVAL.why),
+                );
+            }
+            Some(d) => agent.audit_interval = Some(d),
             None => ok = false,
         }
     }

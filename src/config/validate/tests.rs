@@ -102,9 +102,9 @@ hook = { command = ["x"], timout = "1m" }
 "#,
         r#"
 p.toml:2:1: unknown key `guad` in [agent]
-  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file, listen_without_token
+  hint: did you mean `guard`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, audit_interval, foreign_snapshot_patterns, token_file, listen_without_token
 p.toml:3:1: unknown key `listn` in [agent]
-  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, foreign_snapshot_patterns, token_file, listen_without_token
+  hint: did you mean `listen`? allowed keys: listen, state_dir, snapshot_prefix, guard, concurrency, shutdown_timeout, observe_interval, audit_interval, foreign_snapshot_patterns, token_file, listen_without_token
 p.toml:4:2: unknown key `agnt` in the top level
   hint: did you mean `agent`? allowed keys: include, agent, flexclone, cluster, schedule, snapshot_policy, volume, window, veeam, ha
 p.toml:12:27: unknown key `timout` in the window's hook table
@@ -1027,6 +1027,34 @@ fn agent_run_settings_have_defaults_and_bounds() {
         "{r}"
     );
     assert!(!r.contains("\"ok\""), "{r}");
+}
+
+#[test]
+fn audit_interval_defaults_to_a_quarter_hour_and_0s_turns_it_off() {
+    assert_eq!(valid("").agent.audit_interval, Some(TimeDelta::minutes(15)));
+    let p = valid("[agent]\naudit_interval = \"0s\"\n");
+    assert_eq!(p.agent.audit_interval, None);
+    let p = valid("[agent]\naudit_interval = \"10s\"\n");
+    assert_eq!(p.agent.audit_interval, Some(TimeDelta::seconds(10)));
+    let p = valid("[agent]\naudit_interval = \"1d\"\n");
+    assert_eq!(p.agent.audit_interval, Some(TimeDelta::days(1)));
+    for (bad, col) in [
+        ("\"5s\"", 18),
+        ("\"25h\"", 18),
+        ("\"-1m\"", 18),
+        ("\"soon\"", 18),
+    ] {
+        let r = parse_str(
+            &format!("[agent]\naudit_interval = {bad}\n{BASE}"),
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            r.contains(&format!("p.toml:2:{col}:")) && r.contains("audit_interval"),
+            "{bad}: {r}"
+        );
+    }
 }
 
 #[test]
