@@ -110,6 +110,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (cluster, svm, volume, name)
     );
     CREATE INDEX managed_by_copy ON managed_snapshots(cluster, svm, volume, prefix, asked_at);",
+    // 6: a cycle's objects by cycle — the status reads the clones of the recent cycles after
+    // every pass that wrote, which scanned every object the journal ever held.
+    "CREATE INDEX objects_by_cycle ON objects(cycle_id, kind);",
 ];
 
 /// The schema version that added `managed_snapshots`.
