@@ -73,10 +73,13 @@ impl TakeWhy {
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut actions = Vec::new();
-    let excluded = super::start::excluded(view);
+    let mut excluded = vec![false; view.policy.volumes.len()];
+    for (vi, _, _) in super::start::excluded(view) {
+        excluded[vi] = true;
+    }
     let mut wake: Option<DateTime<Utc>> = None;
     for (vi, volume) in view.policy.volumes.iter().enumerate() {
-        if volume.managed.is_none() || excluded.iter().any(|(v, _, _)| *v == vi) {
+        if volume.managed.is_none() || excluded[vi] {
             continue;
         }
         let cv = &view.clusters[volume.cluster];
