@@ -170,11 +170,15 @@ impl World {
             || !c.restore_clones.is_empty()
             || !c.block_sharing.is_empty()
             || v.snapshots.iter().any(|s| !s.held_by.is_empty());
+        // The volume's pins gathered once for all its snapshots of the schedule.
+        let pins = maybe_locked.then(|| self.pins(ci, Some(vi)));
         let locked: Vec<bool> = ours
             .iter()
             .map(|&i| {
                 self.snaplocked(ci, vi, i)
-                    || (maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
+                    || pins
+                        .as_ref()
+                        .is_some_and(|p| !self.owners_with(p, (ci, vi, i)).is_empty())
             })
             .collect();
         let mut doomed = Vec::new();
