@@ -170,8 +170,7 @@ impl World {
             || !c.restore_clones.is_empty()
             || !c.block_sharing.is_empty()
             || v.snapshots.iter().any(|s| !s.held_by.is_empty());
-        // The volume's pins gathered once for all its snapshots of the schedule.
-        let pins = maybe_locked.then(|| self.pins(ci, Some(vi)));
+        let pins = maybe_locked.then(|| self.pins(ci, Some(vi))); // once for all of `ours`
         let locked: Vec<bool> = ours
             .iter()
             .map(|&i| {
