@@ -97,7 +97,10 @@ impl ManagedCopy<'_> {
 /// The copies' next instants, each computed once per schedule, zone and time: the copies of one
 /// schedule in one zone share them, and a pass asks for every copy's.
 #[derive(Default)]
-pub struct NextInstants<'p>(HashMap<(&'p str, Tz, DateTime<Utc>), Option<DateTime<Utc>>>);
+pub struct NextInstants<'p>(HashMap<InstantOf<'p>, Option<DateTime<Utc>>>);
+
+/// A schedule (by name), a zone and a time.
+type InstantOf<'p> = (&'p str, Tz, DateTime<Utc>);
 
 impl<'p> NextInstants<'p> {
     /// The copy's first instant after `t` ([`Recurrence::next_after`] in its zone).
