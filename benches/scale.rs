@@ -6,6 +6,7 @@
 //! Run with `cargo bench --bench scale`. `SNAPWARDEN_BENCH_DAYS` sets the simulated days
 //! (default 7); `cargo bench --bench scale -- scenario` or `-- managed` runs one estate only.
 
+mod common;
 #[path = "../tests/simulate_support/mod.rs"]
 mod simulate_support;
 
@@ -20,17 +21,6 @@ const MANAGED_SIZES: [usize; 3] = [60, 120, 300];
 const MANAGED_ZONES: usize = 20;
 const MANAGED_FROM: &str = "2027-03-10T00:00:00Z";
 const MANAGED_OVERRUN_RATE: f64 = 0.05;
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
 
 /// Simulated days: `SNAPWARDEN_BENCH_DAYS`, default [`DAYS`].
 fn days() -> i64 {
@@ -70,7 +60,7 @@ fn child(estate: &str, volumes: usize) {
     println!(
         "{} {} {}",
         wall.as_secs_f64(),
-        peak_rss_mib(),
+        common::peak_rss_mib(),
         report.cycles_completed + report.cycles_overrun
     );
 }
@@ -79,17 +69,7 @@ fn child(estate: &str, volumes: usize) {
 fn table(estate: &str, sizes: &[usize]) {
     let mut first_per_cycle = None;
     for &volumes in sizes {
-        let out = std::process::Command::new(std::env::current_exe().expect("bench executable"))
-            .env("SNAPWARDEN_BENCH_CHILD", estate)
-            .env("SNAPWARDEN_BENCH_VOLUMES", volumes.to_string())
-            .output()
-            .expect("bench child runs");
-        assert!(
-            out.status.success(),
-            "bench child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout);
+        let line = common::in_child(&format!("{estate}:{volumes}"));
         let fields: Vec<f64> = line
             .split_whitespace()
             .map(|f| f.parse().expect("child prints numbers"))
@@ -107,12 +87,9 @@ fn table(estate: &str, sizes: &[usize]) {
 }
 
 fn main() {
-    if let Ok(estate) = std::env::var("SNAPWARDEN_BENCH_CHILD") {
-        let volumes = std::env::var("SNAPWARDEN_BENCH_VOLUMES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .expect("SNAPWARDEN_BENCH_VOLUMES");
-        child(&estate, volumes);
+    if let Ok(approach) = std::env::var("SNAPWARDEN_BENCH_APPROACH") {
+        let (estate, volumes) = approach.split_once(':').expect("estate:volumes");
+        child(estate, volumes.parse().expect("a volume count"));
         return;
     }
     let only: Vec<String> = std::env::args()
