@@ -324,10 +324,7 @@ impl Agent {
 
     /// A released cycle's backing snapshot is still listed after its release: release it again.
     fn reopen(&mut self, id: &str, uuid: &str, seen_at: DateTime<Utc>, now: DateTime<Utc>) {
-        let Some(pos) = self.memory.recent.iter().position(|c| c.id == id) else {
-            return;
-        };
-        let Some(mut c) = self.memory.recent.remove(pos) else {
+        let Some(mut c) = self.memory.recent.remove(id) else {
             return;
         };
         self.metrics.cycle_reopened(&c.id);

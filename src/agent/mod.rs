@@ -508,7 +508,8 @@ impl Agent {
                 "left for the next start (recorded in the journal)"
             );
         }
-        self.publish(self.ctx.clock.now());
+        let observed = self.observed();
+        self.publish(self.ctx.clock.now(), &observed);
         left
     }
 }

@@ -56,7 +56,7 @@ impl Agent {
             self.memory.next_managed = None;
         }
         self.prune(now);
-        self.publish(now);
+        self.publish(now, &observed);
         self.plan_board.set(self.policy.clone(), Arc::new(observed));
     }
 
@@ -329,10 +329,9 @@ impl Agent {
     }
 
     /// Publishes the status for the HTTP API and the metrics.
-    pub(super) fn publish(&mut self, now: DateTime<Utc>) {
+    pub(super) fn publish(&mut self, now: DateTime<Utc>, observed: &Observed) {
         super::metrics::publish(&self.metrics, &self.policy, &self.views, &self.memory, now);
-        let copies =
-            super::managed::statuses(&self.policy, &self.observed(), &self.views, &self.memory);
+        let copies = super::managed::statuses(&self.policy, observed, &self.views, &self.memory);
         self.metrics.managed.publish(&copies, &self.memory.excluded);
         let clusters = self
             .views

@@ -3,7 +3,7 @@
 //! recommendations in force — keyed by names, never by positions in a policy that a reload can
 //! reorder.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -188,7 +188,7 @@ pub struct Memory {
     /// Open cycles (not terminal), by id.
     pub open: BTreeMap<String, Open>,
     /// Released within [`RECENT_KEEP`], oldest first.
-    pub recent: VecDeque<Cycle>,
+    pub recent: Recent,
     /// Occurrences already started, skipped or given up: never looked at again.
     pub started: HashSet<Occurrence>,
     /// Volumes left out at the last pass, in policy order, and why.
@@ -226,6 +226,82 @@ pub struct CopyState {
     pub deleted: BTreeSet<String>,
 }
 
+/// The recently released cycles, oldest first, found by id without a scan (every pass asks
+/// for the cycle of each of snapwarden's snapshots listed, and there are as many recent cycles
+/// as volumes backed up in a day).
+#[derive(Debug, Default)]
+pub struct Recent {
+    /// By order of arrival.
+    cycles: BTreeMap<u64, Cycle>,
+    /// The arrival numbers of each id's cycles (one, unless an id was remembered twice).
+    by_id: HashMap<String, BTreeSet<u64>>,
+    next: u64,
+}
+
+impl Recent {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Cycle> + Clone {
+        self.cycles.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cycles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cycles.is_empty()
+    }
+
+    pub fn front(&self) -> Option<&Cycle> {
+        self.cycles.values().next()
+    }
+
+    /// The oldest recent cycle of this id.
+    pub fn get(&self, id: &str) -> Option<&Cycle> {
+        let seq = self.by_id.get(id)?.first()?;
+        self.cycles.get(seq)
+    }
+
+    pub fn push_back(&mut self, cycle: Cycle) {
+        self.by_id
+            .entry(cycle.id.clone())
+            .or_default()
+            .insert(self.next);
+        self.cycles.insert(self.next, cycle);
+        self.next += 1;
+    }
+
+    pub fn pop_front(&mut self) -> Option<Cycle> {
+        let (seq, cycle) = self.cycles.pop_first()?;
+        self.forget(&cycle.id, seq);
+        Some(cycle)
+    }
+
+    /// Takes out the oldest recent cycle of this id.
+    pub fn remove(&mut self, id: &str) -> Option<Cycle> {
+        let seq = *self.by_id.get(id)?.first()?;
+        self.forget(id, seq);
+        self.cycles.remove(&seq)
+    }
+
+    fn forget(&mut self, id: &str, seq: u64) {
+        if let Some(seqs) = self.by_id.get_mut(id) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_id.remove(id);
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Recent {
+    type Item = &'a Cycle;
+    type IntoIter = std::collections::btree_map::Values<'a, u64, Cycle>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.cycles.values()
+    }
+}
+
 impl Memory {
     /// A cycle that ended: kept in `recent` while it may still show conflicts; older ones go.
     pub fn remember(&mut self, cycle: Cycle, now: DateTime<Utc>) {
@@ -244,7 +320,7 @@ impl Memory {
         self.open
             .get(id)
             .map(|o| &o.cycle)
-            .or_else(|| self.recent.iter().find(|c| c.id == id))
+            .or_else(|| self.recent.get(id))
     }
 
     /// Open cycles that are locked (for metrics and status).
@@ -316,5 +392,42 @@ mod tests {
         let ids: Vec<&str> = m.recent.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["c"], "b is 25 h old now");
         assert!(m.cycle("c").is_some() && m.cycle("b").is_none());
+    }
+
+    /// The indexed list against a plain queue searched front to back (what it replaced), over
+    /// random pushes (ids repeating), pops and removals by id.
+    #[test]
+    fn recent_cycles_are_found_as_a_front_to_back_search_finds_them() {
+        let at: DateTime<Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut indexed = Recent::default();
+        let mut plain: std::collections::VecDeque<Cycle> = Default::default();
+        for step in 0..5_000 {
+            let id = format!("c{}", next(40));
+            match next(4) {
+                0 | 1 => {
+                    let mut c = Cycle::sample(&id, at);
+                    c.window = format!("w{step}");
+                    indexed.push_back(c.clone());
+                    plain.push_back(c);
+                }
+                2 => assert_eq!(indexed.pop_front(), plain.pop_front()),
+                _ => {
+                    let pos = plain.iter().position(|c| c.id == id);
+                    let expected = pos.and_then(|p| plain.remove(p));
+                    assert_eq!(indexed.remove(&id), expected, "{id}");
+                }
+            }
+            let probe = format!("c{}", next(40));
+            assert_eq!(indexed.get(&probe), plain.iter().find(|c| c.id == probe));
+            assert_eq!(indexed.front(), plain.front());
+            assert!(indexed.iter().eq(plain.iter()));
+        }
     }
 }

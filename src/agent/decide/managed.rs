@@ -73,10 +73,14 @@ impl TakeWhy {
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut actions = Vec::new();
-    let excluded = super::start::excluded(view);
+    let mut excluded = vec![false; view.policy.volumes.len()];
+    for (vi, _, _) in super::start::excluded(view) {
+        excluded[vi] = true;
+    }
     let mut wake: Option<DateTime<Utc>> = None;
+    let mut next = managed::NextInstants::default();
     for (vi, volume) in view.policy.volumes.iter().enumerate() {
-        if volume.managed.is_none() || excluded.iter().any(|(v, _, _)| *v == vi) {
+        if volume.managed.is_none() || excluded[vi] {
             continue;
         }
         let cv = &view.clusters[volume.cluster];
@@ -95,7 +99,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             svm: info.svm.clone(),
         };
         for copy in &copies {
-            let at = copy_actions(view, copy, inv, &vref, now, &mut actions);
+            let at = copy_actions(view, copy, inv, &vref, now, &mut next, &mut actions);
             wake = [wake, at].into_iter().flatten().min();
         }
     }
@@ -104,14 +108,16 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
 }
 
 /// One copy's actions; the next instant the loop must wake for it.
-fn copy_actions(
+fn copy_actions<'p>(
     view: &View<'_>,
-    copy: &ManagedCopy<'_>,
+    copy: &ManagedCopy<'p>,
     inv: &crate::agent::discovery::Inventory,
     vref: &VolumeRef,
     now: DateTime<Utc>,
+    next: &mut managed::NextInstants<'p>,
     actions: &mut Vec<Action>,
 ) -> Option<DateTime<Utc>> {
+    let next_instant = next.after(copy, now);
     let key = copy.key();
     let default = CopyState::default();
     let state = view.memory.managed.get(&key).unwrap_or(&default);
@@ -120,7 +126,6 @@ fn copy_actions(
         .into_iter()
         .filter(|s| !state.deleted.contains(&s.uuid))
         .collect();
-    let next_instant = copy.recurrence.next_after(copy.tz, now);
     if let Some((name, asked)) = &state.pending {
         // A create whose answer was lost: only a listing taken after it can say.
         if inv.at <= *asked {
@@ -142,7 +147,7 @@ fn copy_actions(
         .flatten()
         .max();
     let due = match covered {
-        Some(t) => copy.instants(t, now),
+        Some(t) => copy.instants_by(t, now, |at| next.after(copy, at)),
         // Never taken: the last instant passed without its snapshot.
         None => copy.last_instant(now).into_iter().collect(),
     };

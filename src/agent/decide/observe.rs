@@ -280,12 +280,7 @@ fn lookalikes(
         });
         match (marker, owner) {
             (Some(id), Some(o)) if o == id => {
-                let released = view
-                    .memory
-                    .recent
-                    .iter()
-                    .find(|c| c.id == id)
-                    .and_then(|c| c.released_at);
+                let released = view.memory.recent.get(id).and_then(|c| c.released_at);
                 reopen_if_released(id, &s.uuid, released);
             }
             (None, _) => warnings.push((

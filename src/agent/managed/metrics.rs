@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use super::{CopyKey, CopyStatus};
@@ -36,9 +37,20 @@ pub struct ManagedMetrics {
     waiting: IntGaugeVec,
     over_count: IntGaugeVec,
     excluded: IntGaugeVec,
-    /// The copies' and the exclusions' label sets at the last publish, so that those gone are
-    /// removed.
-    known: Mutex<(LabelSets, LabelSets)>,
+    /// The copies (in the order of the last publish, with their gauges) and the exclusions'
+    /// label sets at the last publish, so that those gone are removed.
+    known: Mutex<(Vec<CopySeries>, LabelSets)>,
+}
+
+/// One copy's labels and gauges as of the last publish: a pass whose copies are those of the
+/// last (the same labels in the same order) sets the gauges without looking their series up.
+struct CopySeries {
+    labels: [String; 4],
+    /// Set (and so created) only once the copy has a newest snapshot or a deadline.
+    last: Option<Gauge>,
+    deadline: Option<Gauge>,
+    waiting: IntGauge,
+    over_count: IntGauge,
 }
 
 fn registered<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
@@ -174,43 +186,66 @@ impl ManagedMetrics {
     /// exclusions that are gone are removed.
     pub fn publish(&self, copies: &[CopyStatus], excluded: &[(VolumeKey, ExcludeKind, String)]) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let mut now_copies = BTreeSet::new();
-        for c in copies {
+        let same = known.0.len() == copies.len()
+            && known
+                .0
+                .iter()
+                .zip(copies)
+                .all(|(k, c)| k.labels.iter().zip(c.key()).all(|(a, b)| a == b));
+        if !same {
+            let mut now_copies = Vec::with_capacity(copies.len());
+            for c in copies {
+                let l = c.key();
+                for result in RESULTS {
+                    self.taken
+                        .with_label_values(&[l[0], l[1], l[2], l[3], result]);
+                }
+                self.coalesced.with_label_values(&l);
+                now_copies.push(CopySeries {
+                    labels: l.map(str::to_string),
+                    last: None,
+                    deadline: None,
+                    waiting: self.waiting.with_label_values(&l),
+                    over_count: self.over_count.with_label_values(&l),
+                });
+            }
+            let labels: BTreeSet<&[String; 4]> = now_copies.iter().map(|c| &c.labels).collect();
+            for gone in known.0.iter().filter(|k| !labels.contains(&k.labels)) {
+                let l = gone.labels.each_ref().map(String::as_str);
+                let _ = self.last.remove_label_values(&l);
+                let _ = self.deadline.remove_label_values(&l);
+                let _ = self.waiting.remove_label_values(&l);
+                let _ = self.over_count.remove_label_values(&l);
+                let _ = self.coalesced.remove_label_values(&l);
+                for result in RESULTS.iter().chain(&["deleted", "refused"]) {
+                    let _ = self
+                        .taken
+                        .remove_label_values(&[l[0], l[1], l[2], l[3], result]);
+                    let _ = self
+                        .rotated
+                        .remove_label_values(&[l[0], l[1], l[2], l[3], result]);
+                }
+            }
+            known.0 = now_copies;
+        }
+        for (series, c) in known.0.iter_mut().zip(copies) {
             let l = c.key();
             if let Some(t) = c.last_at {
-                self.last.with_label_values(&l).set(seconds(t));
+                series
+                    .last
+                    .get_or_insert_with(|| self.last.with_label_values(&l))
+                    .set(seconds(t));
             }
             if let Some(t) = c.deadline {
-                self.deadline.with_label_values(&l).set(seconds(t));
+                series
+                    .deadline
+                    .get_or_insert_with(|| self.deadline.with_label_values(&l))
+                    .set(seconds(t));
             }
-            self.waiting
-                .with_label_values(&l)
-                .set(i64::from(c.waiting_since.is_some()));
-            self.over_count
-                .with_label_values(&l)
+            series.waiting.set(i64::from(c.waiting_since.is_some()));
+            series
+                .over_count
                 .set(i64::try_from(c.over_count).unwrap_or(i64::MAX));
-            for result in RESULTS {
-                self.taken
-                    .with_label_values(&[l[0], l[1], l[2], l[3], result]);
-            }
-            self.coalesced.with_label_values(&l);
-            now_copies.insert(l.map(str::to_string));
-        }
-        for gone in known.0.difference(&now_copies) {
-            let l = [&*gone[0], &*gone[1], &*gone[2], &*gone[3]];
-            let _ = self.last.remove_label_values(&l);
-            let _ = self.deadline.remove_label_values(&l);
-            let _ = self.waiting.remove_label_values(&l);
-            let _ = self.over_count.remove_label_values(&l);
-            let _ = self.coalesced.remove_label_values(&l);
-            for result in RESULTS.iter().chain(&["deleted", "refused"]) {
-                let _ = self
-                    .taken
-                    .remove_label_values(&[l[0], l[1], l[2], l[3], result]);
-                let _ = self
-                    .rotated
-                    .remove_label_values(&[l[0], l[1], l[2], l[3], result]);
-            }
         }
         let mut now_excluded = BTreeSet::new();
         for (v, kind, _) in excluded {
@@ -230,6 +265,6 @@ impl ManagedMetrics {
                 .excluded
                 .remove_label_values(&[&*gone[0], &*gone[1], &*gone[2], &*gone[3]]);
         }
-        *known = (now_copies, now_excluded);
+        known.1 = now_excluded;
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod metrics;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -56,12 +58,22 @@ impl ManagedCopy<'_> {
     /// The copy's instants in `(after, until]`, oldest first, at most [`LOOKBACK`] before
     /// `until`.
     pub fn instants(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        self.instants_by(after, until, |t| self.recurrence.next_after(self.tz, t))
+    }
+
+    /// [`ManagedCopy::instants`], each next instant asked of `next_after`.
+    pub fn instants_by(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        mut next_after: impl FnMut(DateTime<Utc>) -> Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
         let from = after.max(until - LOOKBACK);
         let mut out = Vec::new();
-        let mut next = self.recurrence.next_after(self.tz, from);
+        let mut next = next_after(from);
         while let Some(at) = next.filter(|t| *t <= until) {
             out.push(at);
-            next = self.recurrence.next_after(self.tz, at);
+            next = next_after(at);
         }
         out
     }
@@ -79,6 +91,24 @@ impl ManagedCopy<'_> {
             .collect();
         out.sort_by(|a, b| (a.create_time, &a.name).cmp(&(b.create_time, &b.name)));
         out
+    }
+}
+
+/// The copies' next instants, each computed once per schedule, zone and time: the copies of one
+/// schedule in one zone share them, and a pass asks for every copy's.
+#[derive(Default)]
+pub struct NextInstants<'p>(HashMap<InstantOf<'p>, Option<DateTime<Utc>>>);
+
+/// A schedule (by name), a zone and a time.
+type InstantOf<'p> = (&'p str, Tz, DateTime<Utc>);
+
+impl<'p> NextInstants<'p> {
+    /// The copy's first instant after `t` ([`Recurrence::next_after`] in its zone).
+    pub fn after(&mut self, copy: &ManagedCopy<'p>, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        *self
+            .0
+            .entry((copy.schedule, copy.tz, t))
+            .or_insert_with(|| copy.recurrence.next_after(copy.tz, t))
     }
 }
 
@@ -336,6 +366,7 @@ pub fn statuses(
     memory: &Memory,
 ) -> Vec<CopyStatus> {
     let mut out = Vec::new();
+    let mut next = NextInstants::default();
     for (vi, volume) in policy.volumes.iter().enumerate() {
         let Some(inv) = views.get(volume.cluster).and_then(|v| v.inventory.as_ref()) else {
             continue;
@@ -350,7 +381,7 @@ pub fn statuses(
             let newest = series.last().map(|s| s.create_time.with_timezone(&Utc));
             let taken = state.and_then(|s| s.last_taken.as_ref()).map(|(t, _)| *t);
             let last_at = [newest, taken].into_iter().flatten().max();
-            let next_due = last_at.and_then(|t| copy.recurrence.next_after(copy.tz, t));
+            let next_due = last_at.and_then(|t| next.after(&copy, t));
             let waiting = state.and_then(|s| s.waiting.clone());
             out.push(CopyStatus {
                 cluster: key.volume.cluster.clone(),

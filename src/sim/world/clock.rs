@@ -170,11 +170,14 @@ impl World {
             || !c.restore_clones.is_empty()
             || !c.block_sharing.is_empty()
             || v.snapshots.iter().any(|s| !s.held_by.is_empty());
+        let pins = maybe_locked.then(|| self.pins(ci, Some(vi))); // once for all of `ours`
         let locked: Vec<bool> = ours
             .iter()
             .map(|&i| {
                 self.snaplocked(ci, vi, i)
-                    || (maybe_locked && !self.owners_at((ci, vi, i)).is_empty())
+                    || pins
+                        .as_ref()
+                        .is_some_and(|p| !self.owners_with(p, (ci, vi, i)).is_empty())
             })
             .collect();
         let mut doomed = Vec::new();

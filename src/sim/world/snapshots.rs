@@ -303,6 +303,9 @@ impl World {
         let lun_clone = c
             .restore_clones
             .iter()
+            // Compared before hashed: one volume's pins are asked for at every scheduled
+            // snapshot, and the cluster's clones (kept while a snapshot captures them) are many.
+            .filter(|r| wanted(&r.volume_uuid))
             .filter(|r| {
                 volumes.get(r.volume_uuid.as_str()).is_some_and(|v| {
                     r.alive
