@@ -3,7 +3,7 @@
 //! an intent before every create and the outcome after every call. It makes no choices: when to
 //! start, with which clone method and until when are decided before it is called.
 //!
-//! Safety (C5): it deletes an object only when all three proofs hold — the name carries the
+//! Safety: it deletes an object only when all three proofs hold — the name carries the
 //! policy's prefix, the snapshot's comment carries the marker with this cycle's id, and the
 //! journal records the object for this cycle.
 

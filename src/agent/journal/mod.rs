@@ -1,10 +1,10 @@
 //! The journal: an SQLite database in the state directory recording cycles, the ONTAP objects
-//! they own, every action and every observed conflict (C13).
+//! they own, every action and every observed conflict.
 //!
 //! It is one of the three proofs of ownership (name prefix, comment marker, journal entry): an
 //! object's *intent* is written before the ONTAP call that creates it, so a crash between the two
 //! leaves a record that lets the next start find and release the object. State is otherwise
-//! re-derived from ONTAP (C7); the journal adds what ONTAP cannot say (what we meant to create,
+//! re-derived from ONTAP; the journal adds what ONTAP cannot say (what we meant to create,
 //! how cycles ended, conflicts seen).
 //!
 //! Durability: WAL with `synchronous = NORMAL` — a committed write survives the process being

@@ -63,7 +63,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX conflicts_by_at ON conflicts(at);",
-    // 2: FlexClone recommendations (C8): raised, switched and cleared, per volume.
+    // 2: FlexClone recommendations: raised, switched and cleared, per volume.
     "CREATE TABLE recommendations (
         id INTEGER PRIMARY KEY,
         cluster TEXT NOT NULL,
@@ -80,7 +80,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE cycles ADD COLUMN leader_revision INTEGER;
     ALTER TABLE actions ADD COLUMN replica TEXT;
     ALTER TABLE actions ADD COLUMN leader_revision INTEGER;",
-    // 4: the space a locked backing snapshot holds, as ONTAP last reported it (C8 evidence).
+    // 4: the space a locked backing snapshot holds, as ONTAP last reported it (evidence for the FlexClone recommendation).
     "CREATE TABLE locked_space (
         cycle_id TEXT PRIMARY KEY,
         cluster TEXT NOT NULL,
