@@ -115,10 +115,15 @@ fn not_provably_ours(
             snapshot.name, ctx.prefix
         ));
     }
-    let seen = listing?
-        .snapshots
-        .iter()
-        .find(|s| Some(&s.uuid) == snapshot.uuid.as_ref())?;
+    // The volume's snapshots through the listing's index first (a scan of the cluster's whole
+    // listing per release made a pass of releases quadratic in the estate); the whole listing
+    // only when the volume does not show it (renamed since, or the snapshot already gone).
+    let listing = listing?;
+    let ours = |s: &&crate::ontap::SnapshotInfo| Some(&s.uuid) == snapshot.uuid.as_ref();
+    let seen = listing
+        .volume_snapshots(&cycle.svm, &cycle.volume)
+        .find(ours)
+        .or_else(|| listing.snapshots.iter().find(ours))?;
     (seen.comment.as_deref().and_then(cycle_id_in_comment) != Some(cycle.id.as_str())).then(|| {
         format!(
             "snapshot {} no longer carries this cycle's marker (comment {:?}); not deleted",
@@ -165,20 +170,7 @@ async fn delete_backing(
     };
     match deleted {
         Ok(()) => {
-            ctx.set_object(
-                &cycle,
-                ObjectKind::Snapshot,
-                &snapshot.name,
-                None,
-                ObjectState::Deleted,
-            );
-            ctx.action(
-                &cycle,
-                ActionKind::DeleteSnapshot,
-                &snapshot.name,
-                ActionOutcome::Ok,
-                "",
-            );
+            record_deleted(ctx, &cycle, ObjectKind::Snapshot, &snapshot.name, None);
             tracing::info!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, cycle = %cycle.id,
@@ -188,20 +180,7 @@ async fn delete_backing(
             again = false;
         }
         Err(e) if is_not_found(&e) => {
-            ctx.set_object(
-                &cycle,
-                ObjectKind::Snapshot,
-                &snapshot.name,
-                None,
-                ObjectState::Deleted,
-            );
-            ctx.action(
-                &cycle,
-                ActionKind::DeleteSnapshot,
-                &snapshot.name,
-                ActionOutcome::Gone,
-                &error_chain(&e),
-            );
+            record_deleted(ctx, &cycle, ObjectKind::Snapshot, &snapshot.name, Some(&e));
             finish(ctx, &mut cycle);
             again = false;
         }
@@ -309,20 +288,7 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
     };
     match deleted {
         Ok(()) => {
-            ctx.set_object(
-                cycle,
-                ObjectKind::Lun,
-                &object.name,
-                None,
-                ObjectState::Deleted,
-            );
-            ctx.action(
-                cycle,
-                ActionKind::DeleteClone,
-                &object.name,
-                ActionOutcome::Ok,
-                "",
-            );
+            record_deleted(ctx, cycle, ObjectKind::Lun, &object.name, None);
             tracing::info!(
                 cluster = %cycle.cluster, svm = %cycle.svm, volume = %cycle.volume,
                 window = %cycle.window, snapshot = %cycle.backing_snapshot, clone = %object.name,
@@ -331,20 +297,7 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
             true
         }
         Err(e) if is_not_found(&e) => {
-            ctx.set_object(
-                cycle,
-                ObjectKind::Lun,
-                &object.name,
-                None,
-                ObjectState::Deleted,
-            );
-            ctx.action(
-                cycle,
-                ActionKind::DeleteClone,
-                &object.name,
-                ActionOutcome::Gone,
-                &error_chain(&e),
-            );
+            record_deleted(ctx, cycle, ObjectKind::Lun, &object.name, Some(&e));
             true
         }
         Err(e) => {
@@ -362,6 +315,26 @@ async fn delete_clone(ctx: &Ctx, conn: &ClusterConn, cycle: &Cycle, object: &Obj
             );
             false
         }
+    }
+}
+
+/// Journals a backing snapshot or clone as deleted, and the delete: done by this call (`None`),
+/// or found already gone (ONTAP's not-found answer).
+fn record_deleted(
+    ctx: &Ctx,
+    cycle: &Cycle,
+    kind: ObjectKind,
+    name: &str,
+    gone: Option<&OntapError>,
+) {
+    ctx.set_object(cycle, kind, name, None, ObjectState::Deleted);
+    let action = match kind {
+        ObjectKind::Snapshot => ActionKind::DeleteSnapshot,
+        ObjectKind::Lun => ActionKind::DeleteClone,
+    };
+    match gone {
+        None => ctx.action(cycle, action, name, ActionOutcome::Ok, ""),
+        Some(e) => ctx.action(cycle, action, name, ActionOutcome::Gone, &error_chain(e)),
     }
 }
 

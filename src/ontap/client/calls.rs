@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
 use super::{
-    Failure, RestClient, CLUSTER_FIELDS, LICENSE_FIELDS, LUN_BORN_FIELDS, LUN_FIELDS,
+    Failure, Fields, RestClient, CLUSTER_FIELDS, LICENSE_FIELDS, LUN_BORN_FIELDS, LUN_FIELDS,
     POLICY_FIELDS, SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS, VOLUME_SETTINGS_FIELDS,
 };
 use crate::ontap::wire::{
@@ -30,6 +30,19 @@ const SNAPSHOT_EXISTS: u64 = 525_059;
 const LUN_EXISTS: [u64; 2] = [5_374_242, 1_260_136];
 
 impl RestClient {
+    /// A whole collection (`GET path?fields=…`, every page), each record converted to the
+    /// domain type; `what` names it in errors.
+    async fn list<W: serde::de::DeserializeOwned, D>(
+        &self,
+        path: &str,
+        fields: Fields,
+        what: &str,
+        f: impl Fn(W) -> Result<D, String>,
+    ) -> Result<Vec<D>, OntapError> {
+        let records: Vec<W> = self.get_collection(path, fields, &[], what).await?;
+        self.convert(records, what, f)
+    }
+
     fn convert<W, D>(
         &self,
         records: Vec<W>,
@@ -284,33 +297,33 @@ impl Ontap for RestClient {
     }
 
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, OntapError> {
-        let records: Vec<VolumeWire> = self
-            .get_collection("/api/storage/volumes", VOLUME_FIELDS, &[], "volumes")
-            .await?;
-        self.convert(records, "volumes", VolumeWire::into_domain)
+        self.list(
+            "/api/storage/volumes",
+            VOLUME_FIELDS,
+            "volumes",
+            VolumeWire::into_domain,
+        )
+        .await
     }
 
     async fn snapshot_policies(&self) -> Result<Vec<SnapshotPolicyInfo>, OntapError> {
-        let records: Vec<SnapshotPolicyWire> = self
-            .get_collection(
-                "/api/storage/snapshot-policies",
-                POLICY_FIELDS,
-                &[],
-                "snapshot policies",
-            )
-            .await?;
-        self.convert(
-            records,
+        self.list(
+            "/api/storage/snapshot-policies",
+            POLICY_FIELDS,
             "snapshot policies",
             SnapshotPolicyWire::into_domain,
         )
+        .await
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleInfo>, OntapError> {
-        let records: Vec<ScheduleWire> = self
-            .get_collection("/api/cluster/schedules", SCHEDULE_FIELDS, &[], "schedules")
-            .await?;
-        self.convert(records, "schedules", ScheduleWire::into_domain)
+        self.list(
+            "/api/cluster/schedules",
+            SCHEDULE_FIELDS,
+            "schedules",
+            ScheduleWire::into_domain,
+        )
+        .await
     }
 
     /// `GET /api/cluster/licensing/licenses/{package}`: 404 means the package is not installed
@@ -335,34 +348,33 @@ impl Ontap for RestClient {
     }
 
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        let records: Vec<SnapshotWire> = self
-            .get_collection(
-                "/api/storage/volumes/*/snapshots",
-                SNAPSHOT_FIELDS,
-                &[],
-                "snapshots",
-            )
-            .await?;
-        self.convert(records, "snapshots", SnapshotWire::into_domain)
+        self.list(
+            "/api/storage/volumes/*/snapshots",
+            SNAPSHOT_FIELDS,
+            "snapshots",
+            SnapshotWire::into_domain,
+        )
+        .await
     }
 
     async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
-        let records: Vec<LunWire> = self
-            .get_collection("/api/storage/luns", LUN_FIELDS, &[], "luns")
-            .await?;
-        self.convert(records, "luns", LunWire::into_domain)
+        self.list(
+            "/api/storage/luns",
+            LUN_FIELDS,
+            "luns",
+            LunWire::into_domain,
+        )
+        .await
     }
 
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
-        let records: Vec<VolumeSettingsWire> = self
-            .get_collection(
-                "/api/storage/volumes",
-                VOLUME_SETTINGS_FIELDS,
-                &[],
-                "volume settings",
-            )
-            .await?;
-        self.convert(records, "volume settings", VolumeSettingsWire::into_domain)
+        self.list(
+            "/api/storage/volumes",
+            VOLUME_SETTINGS_FIELDS,
+            "volume settings",
+            VolumeSettingsWire::into_domain,
+        )
+        .await
     }
 
     async fn create_snapshot(
