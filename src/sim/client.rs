@@ -276,8 +276,8 @@ impl Ontap for SimClient {
                 let vi = Self::volume_index(w, ci, volume)?;
                 let c = &w.clusters[ci];
                 let v = &c.volumes[vi];
-                Ok((0..c.luns.len())
-                    .filter(|&li| c.luns[li].volume_uuid == v.uuid)
+                Ok(c.luns_of_volume(&v.uuid)
+                    .into_iter()
                     .map(|li| lun_info_in(w, ci, li, Some(v.name.as_str())))
                     .collect())
             },
