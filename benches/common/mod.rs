@@ -131,6 +131,7 @@ pub fn policy() -> Policy {
         windows,
         veeam: vec![],
         ha: None,
+        volume_ids: Default::default(),
     }
 }
 
