@@ -8,9 +8,10 @@
 //! the next comes 59 minutes later, a gap every window lies in. Each volume starts with the ten
 //! snapshots that policy keeps, as a cluster that has run it for weeks holds them (the agent
 //! lists them on every observation). Volume `i` lives on cluster `i % 4` and has its own window,
-//! starting [`SPREAD_MINUTES`] minute slots after the first one, `(i / 4) % 30` slots in, so each
-//! minute starts N/30 cycles spread over the four clusters.
+//! starting `(i / 4) % 30` minutes after the first window (one of [`SPREAD_MINUTES`] minute
+//! slots), so each minute starts about N/30 cycles spread over the four clusters.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -24,8 +25,9 @@ pub const CLUSTERS: [(&str, &str); 4] = [
     ("cluster2", "America/New_York"),
     ("cluster3", "Asia/Tokyo"),
 ];
-/// Window starts are spread over this many minutes from the first one: at 10,000 volumes, 333
-/// cycles start each minute, and with a 4-minute hold 1,333–1,667 are in flight.
+/// Window starts are spread over this many minutes from the first one: at 10,000 volumes about
+/// 333 cycles are due each minute, and with a 4-minute hold 1,300–1,700 are in flight at once
+/// when the agent keeps up.
 pub const SPREAD_MINUTES: usize = 30;
 /// Copies kept per schedule, as ONTAP's built-in `default` policy keeps them.
 const KEPT: [(&str, usize); 3] = [("hourly", 6), ("daily", 2), ("weekly", 2)];
@@ -159,16 +161,21 @@ impl Estate {
                     _ => local.hour() == 0 && local.weekday() == Weekday::Sun,
                 }
             };
-            // Walking back hour by hour: two weeks and a day hold two weekly instants.
+            // Walking back hour by hour: two weeks and a day hold two weekly instants. The hour
+            // a fall-back repeats would repeat a name: its earlier instant is left out.
+            let mut names = HashSet::new();
             let instants = (0..24 * 15)
                 .map(|h| self.last_snapshot - TimeDelta::hours(h))
                 .filter(|&t| due(t))
+                .map(|t| {
+                    let local = t.with_timezone(&zone);
+                    (format!("{schedule}.{}", local.format("%Y-%m-%d_%H%M")), t)
+                })
+                .filter(|(name, _)| names.insert(name.clone()))
                 .take(count);
-            for t in instants {
-                let local = t.with_timezone(&zone);
+            for (name, t) in instants {
                 entries.push(format!(
-                    "{{ name = \"{schedule}.{}\", create_time = \"{}\" }}",
-                    local.format("%Y-%m-%d_%H%M"),
+                    "{{ name = \"{name}\", create_time = \"{}\" }}",
                     t.to_rfc3339()
                 ));
             }
