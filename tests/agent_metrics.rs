@@ -6,7 +6,7 @@ mod agent_support;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use agent_support::{policy, start, t, Harness, Setup};
+use agent_support::{policy, sample, start, t, Harness, Setup};
 use chrono::{DateTime, TimeDelta, Utc};
 use snapwarden::agent::cycle::CycleResult;
 use snapwarden::agent::hook::HookSpec;
@@ -39,38 +39,6 @@ fn simulated(minutes: i64) -> HookOverride {
             succeed: true,
         })
     })
-}
-
-/// The value of `name{labels}` in the text exposition (labels in any order), if exported.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut want: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    want.sort();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (n, mut have) = match series.split_once('{') {
-            Some((n, rest)) => {
-                let body = rest.strip_suffix('}').expect("closing brace");
-                let have: Vec<(String, String)> = body
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let (k, v) = p.split_once('=').expect("label=value");
-                        (k.to_string(), v.trim_matches('"').to_string())
-                    })
-                    .collect();
-                (n, have)
-            }
-            None => (series, Vec::new()),
-        };
-        have.sort();
-        if n == name && have == want {
-            return Some(value.parse().expect("a number"));
-        }
-    }
-    None
 }
 
 fn metric(h: &Harness, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

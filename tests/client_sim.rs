@@ -885,3 +885,138 @@ async fn a_labelled_snapshot_over_rest_matches_the_in_process_client() {
         sim.handle.stop().await;
     }
 }
+
+/// Two volumes of one SVM, each with a LUN; vol2 also has a second LUN.
+fn two_volumes() -> String {
+    r#"
+[[clusters]]
+name = "c1"
+timezone = "Etc/UTC"
+licenses = ["snaprestore"]
+[[clusters.svms]]
+name = "svm1"
+[[clusters.svms.volumes]]
+name = "vol1"
+luns = [{ name = "lun1" }]
+[[clusters.svms.volumes]]
+name = "vol2"
+luns = [{ name = "lun1" }, { name = "lun2" }]
+"#
+    .to_string()
+}
+
+/// Sorted by uuid, to compare listings whatever order each call returns them in.
+fn by_uuid<T: Clone>(items: &[T], uuid: impl Fn(&T) -> &str) -> Vec<T> {
+    let mut v = items.to_vec();
+    v.sort_by(|a, b| uuid(a).cmp(uuid(b)));
+    v
+}
+
+#[tokio::test]
+async fn a_volume_read_alone_is_its_part_of_the_whole_listing() {
+    let sim = Sim::start(&two_volumes(), START).await;
+    let rest = client(&sim);
+    let embedded = SimClient::new(sim.handle.simulator().clone(), "c1");
+    for (i, ontap) in [&rest as &dyn Ontap, &embedded].into_iter().enumerate() {
+        let vol1 = volume(ontap, "vol1").await;
+        let name = format!("{BACKING}.{i}");
+        ontap
+            .create_snapshot(&vol1, &NewSnapshot::new(&name, COMMENT))
+            .await
+            .unwrap();
+        ontap
+            .clone_lun_snaprestore(&vol1, &name, "/vol/vol1/lun1", &format!("/vol/vol1/c{i}"))
+            .await
+            .unwrap();
+        let snapshots = ontap.snapshots().await.unwrap();
+        let luns = ontap.luns().await.unwrap();
+        for v in ["vol1", "vol2"] {
+            let vref = volume(ontap, v).await;
+            let alone = ontap.volume_snapshots(&vref).await.unwrap();
+            let part: Vec<SnapshotInfo> = snapshots
+                .iter()
+                .filter(|s| s.volume_uuid == vref.uuid)
+                .cloned()
+                .collect();
+            assert_eq!(part.is_empty(), v == "vol2", "{v}: only vol1 has snapshots");
+            assert_eq!(
+                by_uuid(&alone, |s| &s.uuid),
+                by_uuid(&part, |s| &s.uuid),
+                "{v}"
+            );
+            let alone = ontap.volume_luns(&vref).await.unwrap();
+            let part: Vec<LunInfo> = luns
+                .iter()
+                .filter(|l| l.volume_name == v)
+                .cloned()
+                .collect();
+            assert_eq!(
+                by_uuid(&alone, |l| &l.uuid),
+                by_uuid(&part, |l| &l.uuid),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            ontap
+                .volume_luns(&volume(ontap, "vol1").await)
+                .await
+                .unwrap()
+                .len(),
+            2 + i,
+            "vol1's LUN and the clones made so far"
+        );
+    }
+}
+
+/// The agent's re-read of the volumes it changed gives the listing a whole read gives, as long
+/// as nothing but its own calls changed the cluster (the rule the agent's refresh relies on).
+#[tokio::test]
+async fn a_listing_reread_for_the_changed_volumes_equals_a_whole_read() {
+    use snapwarden::agent::discovery::{discover, reread, Depth};
+    let sim = Sim::start(&two_volumes(), START).await;
+    let ontap = client(&sim);
+    let at = START.parse().unwrap();
+    let mut kept = discover(&ontap, Depth::Full, at).await.unwrap();
+    let vol1 = volume(&ontap, "vol1").await;
+    ontap
+        .create_snapshot(&vol1, &NewSnapshot::new(BACKING, COMMENT))
+        .await
+        .unwrap();
+    let clone = ontap
+        .clone_lun_snaprestore(&vol1, BACKING, "/vol/vol1/lun1", "/vol/vol1/lun1_clone")
+        .await
+        .unwrap();
+    let changed = vec![("svm1".to_string(), "vol1".to_string())];
+    assert!(reread(&ontap, &mut kept, &changed, at).await.unwrap());
+    let whole = discover(&ontap, Depth::Full, at).await.unwrap();
+    let snapshots = |i: &snapwarden::agent::discovery::Inventory| {
+        by_uuid(&i.snapshots().cloned().collect::<Vec<_>>(), |s| &s.uuid)
+    };
+    let luns = |i: &snapwarden::agent::discovery::Inventory| {
+        by_uuid(&i.luns().cloned().collect::<Vec<_>>(), |l| &l.uuid)
+    };
+    assert_eq!(snapshots(&kept), snapshots(&whole));
+    assert_eq!(luns(&kept), luns(&whole));
+    assert!(kept.has_lun("svm1", "/vol/vol1/lun1_clone"));
+    assert!(kept
+        .volume_snapshots("svm1", "vol1")
+        .any(|s| s.name == BACKING));
+    // And after the clone and the snapshot are gone again.
+    ontap
+        .delete_lun(&clone.uuid, &clone.name, false)
+        .await
+        .unwrap();
+    let backing = snapshot(&ontap, BACKING).await.unwrap();
+    ontap
+        .delete_snapshot(&vol1, &backing.uuid, BACKING)
+        .await
+        .unwrap();
+    assert!(reread(&ontap, &mut kept, &changed, at).await.unwrap());
+    let whole = discover(&ontap, Depth::Full, at).await.unwrap();
+    assert_eq!(snapshots(&kept), snapshots(&whole));
+    assert_eq!(luns(&kept), luns(&whole));
+    assert!(!kept.has_lun("svm1", "/vol/vol1/lun1_clone"));
+    // A volume the listing does not know asks for a whole read instead.
+    let unknown = vec![("svm1".to_string(), "vol9".to_string())];
+    assert!(!reread(&ontap, &mut kept, &unknown, at).await.unwrap());
+}

@@ -5,14 +5,15 @@
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::Policy;
 use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo,
+    SnapshotPolicyInfo, VolumeInfo, VolumeRef,
 };
 use crate::planner::{Observed, ObservedCluster};
 
@@ -25,12 +26,78 @@ pub struct Inventory {
     pub schedules: Vec<ScheduleInfo>,
     pub flexclone: LicenseState,
     pub snaprestore: LicenseState,
-    pub snapshots: Vec<SnapshotInfo>,
-    pub luns: Vec<LunInfo>,
-    /// When the listing was taken (agent clock, before the first call).
+    /// Snapshots and LUNs, per volume.
+    listing: Listing,
+    /// When the listing was last brought up to date: the whole cluster, or (after a targeted
+    /// re-read) the volumes that may have changed since (agent clock, before the first call).
     pub at: DateTime<Utc>,
-    /// `snapshots` and `luns` by volume, built on first use (a listing is never changed).
-    pub index: ListingIndex,
+    /// When the whole cluster was last read (what `observe_interval` counts from).
+    pub full_at: DateTime<Utc>,
+    /// Changes (to a value never used before) whenever what the listing says of volumes,
+    /// snapshot policies or LUNs other than clones may have changed: a whole read, or a re-read
+    /// volume whose LUNs are not the ones it had. What is derived from those alone is kept
+    /// while it stays.
+    pub presence: u64,
+}
+
+/// A presence no inventory had before.
+fn next_presence() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An inventory's snapshots and LUNs kept per (SVM, volume), in the order ONTAP listed the
+/// volumes, so that a pass reads one volume's without a search and a re-read of one volume
+/// replaces only its own (a listing rebuilt per pass made a pass cost the whole estate).
+#[derive(Debug, Clone, Default)]
+struct Listing {
+    volumes: Vec<VolumeListing>,
+    /// Position in `volumes`, SVM first then volume name (look-ups borrow, never allocate).
+    position: HashMap<String, HashMap<String, usize>>,
+}
+
+#[derive(Debug, Clone)]
+struct VolumeListing {
+    snapshots: Vec<SnapshotInfo>,
+    luns: Vec<LunInfo>,
+}
+
+impl Listing {
+    /// Groups a whole cluster's listings by volume, keeping the order of first appearance.
+    fn of(snapshots: Vec<SnapshotInfo>, luns: Vec<LunInfo>) -> Listing {
+        let mut listing = Listing::default();
+        for s in snapshots {
+            let i = listing.slot(&s.svm, &s.volume_name);
+            listing.volumes[i].snapshots.push(s);
+        }
+        for l in luns {
+            let i = listing.slot(&l.svm, &l.volume_name);
+            listing.volumes[i].luns.push(l);
+        }
+        listing
+    }
+
+    fn get(&self, svm: &str, volume: &str) -> Option<&VolumeListing> {
+        let i = *self.position.get(svm)?.get(volume)?;
+        self.volumes.get(i)
+    }
+
+    /// The position of a volume's listing, made empty at the end when it has none.
+    fn slot(&mut self, svm: &str, volume: &str) -> usize {
+        if let Some(&i) = self.position.get(svm).and_then(|v| v.get(volume)) {
+            return i;
+        }
+        let i = self.volumes.len();
+        self.volumes.push(VolumeListing {
+            snapshots: Vec::new(),
+            luns: Vec::new(),
+        });
+        self.position
+            .entry(svm.to_string())
+            .or_default()
+            .insert(volume.to_string(), i);
+        i
+    }
 }
 
 #[cfg(test)]
@@ -54,25 +121,34 @@ impl Inventory {
             schedules: Vec::new(),
             flexclone: LicenseState::Unlicensed,
             snaprestore: LicenseState::Compliant,
-            snapshots,
-            luns,
+            listing: Listing::of(snapshots, luns),
             at,
-            index: Default::default(),
+            full_at: at,
+            presence: next_presence(),
         }
     }
-}
 
-/// Positions in an inventory's `snapshots` and `luns` per (SVM, volume), and its LUN names, so
-/// that a pass over every cycle or volume of a cluster reads each listing once instead of once
-/// per cycle (which made a pass quadratic in the estate).
-#[derive(Debug, Clone, Default)]
-pub struct ListingIndex(OnceLock<Built>);
+    /// Adds a snapshot to the listing (after its volume's).
+    pub(crate) fn push_snapshot(&mut self, s: SnapshotInfo) {
+        let i = self.listing.slot(&s.svm, &s.volume_name);
+        self.listing.volumes[i].snapshots.push(s);
+    }
 
-/// Keyed SVM first, then volume (or LUN) name, so that look-ups borrow instead of allocating.
-#[derive(Debug, Clone, Default)]
-struct Built {
-    snapshots: HashMap<String, HashMap<String, Vec<usize>>>,
-    luns: HashMap<String, HashSet<String>>,
+    /// Adds a LUN to the listing (after its volume's).
+    pub(crate) fn push_lun(&mut self, l: LunInfo) {
+        let i = self.listing.slot(&l.svm, &l.volume_name);
+        self.listing.volumes[i].luns.push(l);
+        self.presence = next_presence();
+    }
+
+    /// Changes the listing as two flat lists (snapshots, LUNs), then groups it again.
+    pub(crate) fn edit(&mut self, f: impl FnOnce(&mut Vec<SnapshotInfo>, &mut Vec<LunInfo>)) {
+        let mut snapshots: Vec<SnapshotInfo> = self.snapshots().cloned().collect();
+        let mut luns: Vec<LunInfo> = self.luns().cloned().collect();
+        f(&mut snapshots, &mut luns);
+        self.listing = Listing::of(snapshots, luns);
+        self.presence = next_presence();
+    }
 }
 
 /// What discovery needs to read: everything (`run`), or only the facts planning uses.
@@ -120,11 +196,55 @@ pub async fn discover(
         schedules,
         flexclone,
         snaprestore,
-        snapshots,
-        luns,
+        listing: Listing::of(snapshots, luns),
         at,
-        index: ListingIndex::default(),
+        full_at: at,
+        presence: next_presence(),
     })
+}
+
+/// Re-reads the snapshots and LUNs of `volumes` only (a volume is named by SVM and name, as the
+/// listing knows it) into `inventory`, and dates it `at`: the rest of the listing is kept as
+/// it is. A volume the inventory does not know fails the round (`Ok(false)`: the caller reads
+/// the whole cluster instead); so does any error.
+pub async fn reread(
+    ontap: &dyn Ontap,
+    inventory: &mut Inventory,
+    volumes: &[(String, String)],
+    at: DateTime<Utc>,
+) -> Result<bool, OntapError> {
+    let mut refs = Vec::with_capacity(volumes.len());
+    for (svm, name) in volumes {
+        let Some(v) = inventory.volume(svm, name) else {
+            return Ok(false);
+        };
+        refs.push(VolumeRef {
+            uuid: v.uuid.clone(),
+            name: v.name.clone(),
+            svm: v.svm.clone(),
+        });
+    }
+    let reads = refs
+        .iter()
+        .map(|v| async move { tokio::try_join!(ontap.volume_snapshots(v), ontap.volume_luns(v)) });
+    let listed = futures_util::future::try_join_all(reads).await?;
+    let mut moved = false;
+    for (v, (snapshots, luns)) in refs.iter().zip(listed) {
+        let i = inventory.listing.slot(&v.svm, &v.name);
+        let old = &inventory.listing.volumes[i].luns;
+        let plain = |l: &&LunInfo| !l.created_as_clone;
+        moved |= !old
+            .iter()
+            .filter(plain)
+            .map(|l| &l.name)
+            .eq(luns.iter().filter(plain).map(|l| &l.name));
+        inventory.listing.volumes[i] = VolumeListing { snapshots, luns };
+    }
+    if moved {
+        inventory.presence = next_presence();
+    }
+    inventory.at = at;
+    Ok(true)
 }
 
 impl Inventory {
@@ -139,25 +259,14 @@ impl Inventory {
         }
     }
 
-    fn built(&self) -> &Built {
-        self.index.0.get_or_init(|| {
-            let mut b = Built::default();
-            for (i, s) in self.snapshots.iter().enumerate() {
-                b.snapshots
-                    .entry(s.svm.clone())
-                    .or_default()
-                    .entry(s.volume_name.clone())
-                    .or_default()
-                    .push(i);
-            }
-            for l in &self.luns {
-                b.luns
-                    .entry(l.svm.clone())
-                    .or_default()
-                    .insert(l.name.clone());
-            }
-            b
-        })
+    /// Every snapshot, volume by volume in listing order.
+    pub fn snapshots(&self) -> impl Iterator<Item = &SnapshotInfo> + '_ {
+        self.listing.volumes.iter().flat_map(|v| v.snapshots.iter())
+    }
+
+    /// Every LUN, volume by volume in listing order.
+    pub fn luns(&self) -> impl Iterator<Item = &LunInfo> + '_ {
+        self.listing.volumes.iter().flat_map(|v| v.luns.iter())
     }
 
     /// The snapshots of one volume, in listing order.
@@ -166,26 +275,39 @@ impl Inventory {
         svm: &str,
         volume: &str,
     ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
-        self.built()
-            .snapshots
-            .get(svm)
-            .and_then(|v| v.get(volume))
-            .map(Vec::as_slice)
+        self.listing
+            .get(svm, volume)
+            .map(|v| v.snapshots.as_slice())
             .unwrap_or_default()
             .iter()
-            .filter_map(|&i| self.snapshots.get(i))
     }
 
-    /// Whether the listing has the LUN `name` in `svm`.
+    /// The LUNs of one volume, in listing order.
+    pub fn volume_luns<'a>(
+        &'a self,
+        svm: &str,
+        volume: &str,
+    ) -> impl Iterator<Item = &'a LunInfo> + 'a {
+        self.listing
+            .get(svm, volume)
+            .map(|v| v.luns.as_slice())
+            .unwrap_or_default()
+            .iter()
+    }
+
+    /// Whether the listing has the LUN `name` (a path, `/vol/<volume>/…`) in `svm`.
     pub fn has_lun(&self, svm: &str, name: &str) -> bool {
-        self.built().luns.get(svm).is_some_and(|l| l.contains(name))
+        match lun_volume(name) {
+            Some(volume) => self.volume_luns(svm, volume).any(|l| l.name == name),
+            None => self.luns().any(|l| l.svm == svm && l.name == name),
+        }
     }
 
     pub fn volume(&self, svm: &str, name: &str) -> Option<&VolumeInfo> {
         self.volumes.iter().find(|v| v.svm == svm && v.name == name)
     }
 
-    /// This cluster's volumes by `(svm, name)` (LUNs through the listing index), to check many
+    /// This cluster's volumes by `(svm, name)` (LUNs through the listing), to check many
     /// policy volumes against it in one pass (a linear search per volume is quadratic: seconds
     /// at 10,000).
     pub fn present(&self) -> Present<'_> {
@@ -198,6 +320,11 @@ impl Inventory {
             inventory: self,
         }
     }
+}
+
+/// The volume a LUN path names (`/vol/<volume>/<lun>`).
+pub fn lun_volume(path: &str) -> Option<&str> {
+    path.strip_prefix("/vol/")?.split('/').next()
 }
 
 /// An inventory's volumes, indexed ([`Inventory::present`]).

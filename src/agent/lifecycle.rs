@@ -173,7 +173,8 @@ impl Agent {
         locked_clusters.dedup();
         if !locked_clusters.is_empty() {
             let listed = self.ctx.clock.now();
-            self.refresh(listed, true, Some(&locked_clusters)).await;
+            self.refresh(listed, true, false, Some(&locked_clusters))
+                .await;
         }
         let observed = self.observed();
         for r in results {

@@ -11,6 +11,7 @@
 
 mod act;
 mod audit;
+mod changes;
 pub mod clock;
 pub mod connect;
 pub mod cycle;
@@ -175,6 +176,8 @@ pub struct Agent {
     rolling: crate::planner::Rolling,
     /// The audit's findings and when it last ran (`audit.rs`).
     audits: audit::Audits,
+    /// What the listings said of the policy's volumes, and for which policy and listings.
+    missing_memo: Option<(pass::MissingKey, Arc<Vec<decide::Excluded>>)>,
 }
 
 impl Agent {
@@ -232,6 +235,7 @@ impl Agent {
             leading: true,
             journal_lists: status::JournalLists::default(),
             rolling: crate::planner::Rolling::default(),
+            missing_memo: None,
             audits: audit::Audits::default(),
         })
     }

@@ -196,8 +196,7 @@ pub(crate) fn foreign(
         .iter()
         .map(|(svm, v)| (svm.as_str(), v.as_str()))
         .collect();
-    inv.snapshots
-        .iter()
+    inv.snapshots()
         .filter(|s| volumes.contains(&(s.svm.as_str(), s.volume_name.as_str())))
         .filter(|s| patterns.iter().any(|p| p.is_match(&s.name)))
         .filter(|s| {

@@ -2,12 +2,15 @@
 //! needs it, then for each stage build the view (asking the journal beforehand what the stage
 //! will need), decide, and apply; at the end, housekeeping and the status.
 
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::changes::Changed;
+use super::cycle::CycleState;
 use super::decide::{self, JournalFacts, Stage, View};
-use super::discovery::{self, Depth};
+use super::discovery::{self, Depth, Inventory};
 use super::journal;
 use super::state::VolumeKey;
 use super::status::{self, ClusterStatus, LiveCycle, Status};
@@ -32,7 +35,10 @@ impl Agent {
         let audit_due = leading
             && !self.shutting_down
             && self.audits.due(self.policy.agent.audit_interval, now);
-        self.refresh(now, force_discovery || became || audit_due, None)
+        // A new leader and an audit read the whole cluster; a planned start only needs the
+        // listing brought up to date.
+        let whole = became || audit_due;
+        self.refresh(now, force_discovery || whole, whole, None)
             .await;
         let observed = self.observed();
         self.audit(now, &observed, leading, audit_due).await;
@@ -80,6 +86,7 @@ impl Agent {
             plan
         });
         let facts = self.facts(stage, now);
+        let missing = matches!(stage, Stage::Start | Stage::Managed).then(|| self.missing());
         let actions = {
             let view = View {
                 stage,
@@ -87,6 +94,7 @@ impl Agent {
                 clusters: &self.views,
                 memory: &self.memory,
                 plan: plan.as_ref(),
+                missing: missing.as_deref().map(Vec::as_slice),
                 journal: &facts,
                 observed,
                 started_at: self.started_at,
@@ -96,6 +104,27 @@ impl Agent {
             decide::decide(&view, now)
         };
         self.apply(stage, actions, now).await;
+    }
+
+    /// What the listings say of the policy's volumes ([`decide::missing`]), kept while the
+    /// policy and every listing's [`presence`](Inventory::presence) are the same.
+    fn missing(&mut self) -> Arc<Vec<decide::Excluded>> {
+        let key = MissingKey {
+            policy: Arc::as_ptr(&self.policy) as usize,
+            presence: self
+                .views
+                .iter()
+                .map(|v| v.inventory.as_ref().map(|i| i.presence))
+                .collect(),
+        };
+        if let Some((k, m)) = &self.missing_memo {
+            if *k == key {
+                return m.clone();
+            }
+        }
+        let m = Arc::new(decide::missing(&self.policy, &self.views));
+        self.missing_memo = Some((key, m.clone()));
+        m
     }
 
     /// What the journal says that the stage will need (the stage itself never asks).
@@ -220,12 +249,16 @@ impl Agent {
         (leading, became)
     }
 
-    /// Discovers every cluster whose inventory is stale, due, or needed to settle a cycle
-    /// (`only`: those clusters, forced).
+    /// Brings up to date the listing of every cluster that is stale, retried, needed to settle
+    /// a cycle, or `force`d (`only`: those clusters). A cluster is read whole when asked
+    /// (`whole`), when stale or retried, when last read whole an `observe_interval` ago, or
+    /// when a scheduled snapshot may have changed any volume since its listing; otherwise only
+    /// the volumes that may have changed are read again ([`Agent::reread_set`]).
     pub(super) async fn refresh(
         &mut self,
         now: DateTime<Utc>,
         force: bool,
+        whole: bool,
         only: Option<&[usize]>,
     ) {
         let mut due = Vec::new();
@@ -236,29 +269,71 @@ impl Agent {
             if view.retry_at.is_some_and(|r| r > now) {
                 continue;
             }
+            let interval = self.policy.agent.observe_interval;
             let stale = view
                 .inventory
                 .as_ref()
-                .is_none_or(|inv| now - inv.at >= self.policy.agent.observe_interval);
+                .is_none_or(|inv| now - inv.at >= interval);
             let settling = self.memory.open.values().any(|o| {
                 o.cycle.cluster == self.conns[ci].name
                     && o.settle_after
                         .is_some_and(|s| view.inventory.as_ref().is_none_or(|inv| inv.at <= s))
             });
-            if force || stale || settling || view.retry_at.is_some() {
-                due.push(ci);
+            // Whatever else changed the cluster (an admin, a tool) shows at the first refresh
+            // an interval after the last whole read.
+            let asked = whole || stale || view.retry_at.is_some();
+            if force || asked || settling {
+                let whole = asked
+                    || view
+                        .inventory
+                        .as_ref()
+                        .is_some_and(|inv| now - inv.full_at >= interval);
+                // Taken before the read: a call that mutates during it is read again next time.
+                let changed = self.conns[ci].changed.take();
+                let volumes = (!whole)
+                    .then(|| self.reread_set(ci, &changed, now))
+                    .flatten();
+                due.push((ci, changed, volumes));
             }
         }
-        let rounds = due.iter().map(|&ci| {
-            let conn = self.conns[ci].clone();
+        let mut listings: Vec<Option<Inventory>> = self
+            .views
+            .iter_mut()
+            .enumerate()
+            .map(|(ci, v)| {
+                due.iter()
+                    .any(|(d, _, vols)| *d == ci && vols.is_some())
+                    .then(|| v.inventory.take())
+                    .flatten()
+            })
+            .collect();
+        let rounds = due.iter().map(|(ci, _, volumes)| {
+            let conn = self.conns[*ci].clone();
+            let kept = listings[*ci].take();
             async move {
-                let r = discovery::discover(conn.ontap.as_ref(), Depth::Full, now).await;
-                (ci, r)
+                let ontap = conn.ontap.as_ref();
+                if let (Some(mut inv), Some(volumes)) = (kept, volumes.as_ref()) {
+                    match discovery::reread(ontap, &mut inv, volumes, now).await {
+                        Ok(true) => return (*ci, Ok(inv), None),
+                        // A volume the listing does not know: the whole cluster instead.
+                        Ok(false) => {}
+                        Err(e) => return (*ci, Err(e), Some(inv)),
+                    }
+                }
+                (
+                    *ci,
+                    discovery::discover(ontap, Depth::Full, now).await,
+                    None,
+                )
             }
         });
-        for (ci, result) in futures_util::future::join_all(rounds).await {
+        let results = futures_util::future::join_all(rounds).await;
+        for ((ci, result, kept), (_, changed, _)) in results.into_iter().zip(due) {
             let name = self.conns[ci].name.clone();
             let view = &mut self.views[ci];
+            if kept.is_some() {
+                view.inventory = kept;
+            }
             match result {
                 Ok(inv) => {
                     if !view.reachable && view.failures > 0 {
@@ -279,6 +354,7 @@ impl Agent {
                     view.last_error = None;
                 }
                 Err(e) => {
+                    self.conns[ci].changed.give_back(changed);
                     view.failures = view.failures.saturating_add(1);
                     let backoff = CLUSTER_BACKOFF
                         .checked_mul(1 << view.failures.min(10).saturating_sub(1))
@@ -294,6 +370,48 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// The volumes of cluster `ci` to read again instead of the whole cluster: those the
+    /// agent's calls changed, and those whose listing a stage reads each pass for what ONTAP
+    /// alone changes (the locked cycles' backing snapshots, which grow and lose their pins, and
+    /// the cycles a backup tool drives). `None` when the whole cluster must be read: no
+    /// listing yet, or a scheduled snapshot (taken or rotated out) since the listing was up to
+    /// date.
+    fn reread_set(
+        &self,
+        ci: usize,
+        changed: &Changed,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<(String, String)>> {
+        let inv = self.views[ci].inventory.as_ref()?;
+        if scheduled_since(inv, now) {
+            return None;
+        }
+        let cluster = &self.conns[ci].name;
+        let prefix = &self.policy.agent.snapshot_prefix;
+        let mut volumes: BTreeSet<(String, String)> = changed.volumes.iter().cloned().collect();
+        if !changed.volume_names.is_empty() {
+            volumes.extend(
+                inv.volumes
+                    .iter()
+                    .filter(|v| changed.volume_names.contains(&v.name))
+                    .map(|v| (v.svm.clone(), v.name.clone())),
+            );
+        }
+        for o in self
+            .memory
+            .open
+            .values()
+            .filter(|o| &o.cycle.cluster == cluster)
+        {
+            let c = &o.cycle;
+            let driven = !crate::agent::observe::has_prefix(&c.backing_snapshot, prefix);
+            if o.settle_after.is_some() || c.state == CycleState::Locked || driven {
+                volumes.insert((c.svm.clone(), c.volume.clone()));
+            }
+        }
+        Some(volumes.into_iter().collect())
     }
 
     /// The planner's view of every cluster that was discovered (last known if now unreachable).
@@ -408,4 +526,32 @@ impl Agent {
             }),
         });
     }
+}
+
+/// What [`Agent::missing`] is kept for: the policy (by identity) and each listing's presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct MissingKey {
+    policy: usize,
+    presence: Vec<Option<u64>>,
+}
+
+/// Whether a snapshot schedule of the cluster fired after its listing was last up to date: a
+/// scheduled snapshot taken, and perhaps an old one rotated out, on any of its volumes.
+fn scheduled_since(inv: &Inventory, now: DateTime<Utc>) -> bool {
+    let Ok(tz) = inv.info.timezone.parse::<chrono_tz::Tz>() else {
+        return true;
+    };
+    let used: HashSet<&str> = inv
+        .snapshot_policies
+        .iter()
+        .flat_map(|p| p.copies.iter().map(|c| c.schedule.as_str()))
+        .collect();
+    inv.schedules
+        .iter()
+        .filter(|s| used.contains(s.name.as_str()))
+        .any(|s| {
+            s.recurrence
+                .next_after(tz, inv.at)
+                .is_some_and(|t| t <= now)
+        })
 }

@@ -413,6 +413,7 @@ impl Agent {
                     Arc::new(ClusterConn {
                         name: c.name.clone(),
                         ontap: c.ontap.clone(),
+                        changed: c.changed.clone(),
                         permits: Arc::new(tokio::sync::Semaphore::new(
                             self.policy.agent.concurrency,
                         )),

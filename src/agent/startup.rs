@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::Semaphore;
 
+use super::changes::{Changes, Noted};
 use super::cycle::CycleState;
 use super::executor::ClusterConn;
 use super::journal::{Journal, JournalError, RecommendationKind};
@@ -108,9 +109,12 @@ pub(super) fn connections(
                 .expect("a client for every policy cluster");
             let ontap: Arc<dyn Ontap> =
                 Arc::new(metrics::Counted::new(ontap, metrics.clone(), &pc.name));
+            let changed = Arc::new(Noted::default());
+            let ontap: Arc<dyn Ontap> = Arc::new(Changes::new(ontap, changed.clone()));
             Arc::new(ClusterConn {
                 name: pc.name.clone(),
                 ontap,
+                changed,
                 permits: Arc::new(Semaphore::new(policy.agent.concurrency)),
             })
         })

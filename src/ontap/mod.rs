@@ -17,7 +17,7 @@ pub use client::{
     DEFAULT_MAX_RECORDS,
 };
 pub use secret::{Secret, SecretError};
-pub use via::{Call, Layer, Resolve, Via};
+pub use via::{Call, Layer, Resolve, Target, Via};
 
 use chrono::{DateTime, FixedOffset};
 
@@ -212,6 +212,11 @@ pub trait Ontap: Send + Sync {
     /// Every snapshot of every volume, in one bulk call (`/api/storage/volumes/*/snapshots`).
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError>;
     async fn luns(&self) -> Result<Vec<LunInfo>, OntapError>;
+    /// One volume's snapshots (`/api/storage/volumes/{uuid}/snapshots`): what a pass re-reads
+    /// of a volume it changed instead of the whole cluster.
+    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError>;
+    /// One volume's LUNs (`/api/storage/luns?location.volume.uuid=…`).
+    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError>;
     /// Every volume's autodelete, snapshot locking, naming scheme and snapshot reserve
     /// (`GET /api/storage/volumes` with those fields): what `doctor` audits.
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError>;

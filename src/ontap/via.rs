@@ -28,6 +28,8 @@ pub enum Call {
     License,
     Snapshots,
     Luns,
+    VolumeSnapshots,
+    VolumeLuns,
     VolumeSettings,
     CreateSnapshot,
     DeleteSnapshot,
@@ -38,7 +40,7 @@ pub enum Call {
 
 impl Call {
     /// Every call, in the trait's order.
-    pub const ALL: [Call; 13] = [
+    pub const ALL: [Call; 15] = [
         Call::Cluster,
         Call::Volumes,
         Call::SnapshotPolicies,
@@ -46,6 +48,8 @@ impl Call {
         Call::License,
         Call::Snapshots,
         Call::Luns,
+        Call::VolumeSnapshots,
+        Call::VolumeLuns,
         Call::VolumeSettings,
         Call::CreateSnapshot,
         Call::DeleteSnapshot,
@@ -64,6 +68,8 @@ impl Call {
             Call::License => "license",
             Call::Snapshots => "snapshots",
             Call::Luns => "luns",
+            Call::VolumeSnapshots => "volume_snapshots",
+            Call::VolumeLuns => "volume_luns",
             Call::VolumeSettings => "volume_settings",
             Call::CreateSnapshot => "create_snapshot",
             Call::DeleteSnapshot => "delete_snapshot",
@@ -97,6 +103,20 @@ pub trait Layer: Send + Sync {
     /// Runs after a call that [`Layer::before`] let through: its outcome and how long the client
     /// that served it took.
     fn after(&self, _call: Call, _outcome: Result<(), &OntapError>, _elapsed: Duration) {}
+
+    /// Runs when [`Layer::before`] let a mutating call through, with what the call may change
+    /// (whatever its outcome: a call whose answer was lost may have changed it), for a layer
+    /// that tracks which volumes changed since they were last listed.
+    fn changes(&self, _target: Target<'_>) {}
+}
+
+/// What a mutating call may change, as [`Layer::changes`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// A volume's snapshots or LUNs.
+    Volume(&'a VolumeRef),
+    /// The LUN at this path (`/vol/<volume>/<lun>`), in an SVM the call does not name.
+    Lun(&'a str),
 }
 
 /// The short form of a [`Layer`] that only picks the client for the next call, or fails it (a
@@ -194,6 +214,16 @@ impl<L: Layer> Ontap for Via<L> {
         let r = e.next.luns().await;
         self.leave(e, r)
     }
+    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+        let e = self.enter(Call::VolumeSnapshots).await?;
+        let r = e.next.volume_snapshots(volume).await;
+        self.leave(e, r)
+    }
+    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+        let e = self.enter(Call::VolumeLuns).await?;
+        let r = e.next.volume_luns(volume).await;
+        self.leave(e, r)
+    }
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
         let e = self.enter(Call::VolumeSettings).await?;
         let r = e.next.volume_settings().await;
@@ -205,6 +235,7 @@ impl<L: Layer> Ontap for Via<L> {
         new: &NewSnapshot<'_>,
     ) -> Result<SnapshotInfo, OntapError> {
         let e = self.enter(Call::CreateSnapshot).await?;
+        self.layer.changes(Target::Volume(volume));
         let r = e.next.create_snapshot(volume, new).await;
         self.leave(e, r)
     }
@@ -215,6 +246,7 @@ impl<L: Layer> Ontap for Via<L> {
         snapshot_name: &str,
     ) -> Result<(), OntapError> {
         let e = self.enter(Call::DeleteSnapshot).await?;
+        self.layer.changes(Target::Volume(volume));
         let r = e
             .next
             .delete_snapshot(volume, snapshot_uuid, snapshot_name)
@@ -229,6 +261,7 @@ impl<L: Layer> Ontap for Via<L> {
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
         let e = self.enter(Call::CloneLunFlexclone).await?;
+        self.layer.changes(Target::Volume(volume));
         let r = e
             .next
             .clone_lun_flexclone(volume, snapshot_name, source_lun, clone_path)
@@ -243,6 +276,7 @@ impl<L: Layer> Ontap for Via<L> {
         clone_path: &str,
     ) -> Result<LunInfo, OntapError> {
         let e = self.enter(Call::CloneLunSnaprestore).await?;
+        self.layer.changes(Target::Volume(volume));
         let r = e
             .next
             .clone_lun_snaprestore(volume, snapshot_name, source_lun, clone_path)
@@ -256,6 +290,7 @@ impl<L: Layer> Ontap for Via<L> {
         allow_delete_while_mapped: bool,
     ) -> Result<(), OntapError> {
         let e = self.enter(Call::DeleteLun).await?;
+        self.layer.changes(Target::Lun(lun_path));
         let r = e
             .next
             .delete_lun(lun_uuid, lun_path, allow_delete_while_mapped)
@@ -309,6 +344,12 @@ mod tests {
         }
         async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
             Err(Bottom::fail("luns"))
+        }
+        async fn volume_snapshots(&self, _: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+            Err(Bottom::fail("volume_snapshots"))
+        }
+        async fn volume_luns(&self, _: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+            Err(Bottom::fail("volume_luns"))
         }
         async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
             Err(Bottom::fail("volume_settings"))

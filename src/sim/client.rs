@@ -256,6 +256,35 @@ impl Ontap for SimClient {
         )
     }
 
+    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.run(
+            || format!("snapshots of volume {}", volume.name),
+            |w, ci| {
+                let vi = Self::volume_index(w, ci, volume)?;
+                let pins = w.pins(ci, Some(vi));
+                let luns = w.volume_lun_bytes(ci, vi);
+                Ok((0..w.clusters[ci].volumes[vi].snapshots.len())
+                    .map(|si| snapshot_info_over(w, &pins, (ci, vi, si), luns))
+                    .collect())
+            },
+        )
+    }
+
+    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+        self.run(
+            || format!("LUNs of volume {}", volume.name),
+            |w, ci| {
+                let vi = Self::volume_index(w, ci, volume)?;
+                let c = &w.clusters[ci];
+                let v = &c.volumes[vi];
+                Ok((0..c.luns.len())
+                    .filter(|&li| c.luns[li].volume_uuid == v.uuid)
+                    .map(|li| lun_info_in(w, ci, li, Some(v.name.as_str())))
+                    .collect())
+            },
+        )
+    }
+
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
         self.run(
             || "volume settings".into(),

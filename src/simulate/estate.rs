@@ -162,11 +162,7 @@ fn add_volume(
     let Some(info) = inv.volume(svm, volume) else {
         return Err(vat("not found on the cluster".into()));
     };
-    let luns: Vec<_> = inv
-        .luns
-        .iter()
-        .filter(|l| l.svm == svm && l.volume_name == volume)
-        .collect();
+    let luns: Vec<_> = inv.volume_luns(svm, volume).collect();
     if luns.len() > MAX_LUNS_PER_VOLUME {
         return Err(vat(format!(
             "{} LUNs: more than {MAX_LUNS_PER_VOLUME}",
@@ -279,50 +275,48 @@ max = "50m"
 
     fn inventory(snapshots: usize, lun_size: u64) -> Inventory {
         let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 5, 0).unwrap();
-        Inventory {
-            info: ClusterInfo {
-                name: "a".into(),
-                uuid: "u".into(),
-                version: "9.15.1".into(),
-                timezone: "Europe/Berlin".into(),
-            },
-            volumes: vec![VolumeInfo {
-                uuid: "v1".into(),
-                name: "vol_sql".into(),
-                svm: "svm1".into(),
-                snapshot_policy: Some("default".into()),
-            }],
-            snapshot_policies: Vec::new(),
-            schedules: Vec::new(),
-            flexclone: LicenseState::Compliant,
-            snaprestore: LicenseState::Unlicensed,
-            snapshots: (0..snapshots)
-                .map(|i| SnapshotInfo {
-                    uuid: format!("s{i}"),
-                    name: format!("hourly.{i}"),
-                    volume_uuid: "v1".into(),
-                    volume_name: "vol_sql".into(),
-                    svm: "svm1".into(),
-                    comment: Some("seen".into()),
-                    create_time: t.fixed_offset(),
-                    owners: Vec::new(),
-                    size: Some(4096),
-                    snapmirror_label: None,
-                    snaplock_expiry: None,
-                })
-                .collect(),
-            luns: vec![LunInfo {
-                uuid: "l1".into(),
-                name: "/vol/vol_sql/lun0".into(),
-                svm: "svm1".into(),
+        let snapshots = (0..snapshots)
+            .map(|i| SnapshotInfo {
+                uuid: format!("s{i}"),
+                name: format!("hourly.{i}"),
+                volume_uuid: "v1".into(),
                 volume_name: "vol_sql".into(),
-                mapped: false,
-                created_as_clone: false,
-                size: Some(lun_size),
-            }],
-            at: t,
-            index: Default::default(),
-        }
+                svm: "svm1".into(),
+                comment: Some("seen".into()),
+                create_time: t.fixed_offset(),
+                owners: Vec::new(),
+                size: Some(4096),
+                snapmirror_label: None,
+                snaplock_expiry: None,
+            })
+            .collect();
+        let luns = vec![LunInfo {
+            uuid: "l1".into(),
+            name: "/vol/vol_sql/lun0".into(),
+            svm: "svm1".into(),
+            volume_name: "vol_sql".into(),
+            mapped: false,
+            created_as_clone: false,
+            size: Some(lun_size),
+        }];
+        let mut inv = Inventory::sample(snapshots, luns, t);
+        inv.info = ClusterInfo {
+            name: "a".into(),
+            uuid: "u".into(),
+            version: "9.15.1".into(),
+            timezone: "Europe/Berlin".into(),
+        };
+        inv.volumes = vec![VolumeInfo {
+            uuid: "v1".into(),
+            name: "vol_sql".into(),
+            svm: "svm1".into(),
+            snapshot_policy: Some("default".into()),
+        }];
+        inv.snapshot_policies = Vec::new();
+        inv.schedules = Vec::new();
+        inv.flexclone = LicenseState::Compliant;
+        inv.snaprestore = LicenseState::Unlicensed;
+        inv
     }
 
     fn policy() -> Policy {

@@ -20,7 +20,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             continue;
         };
         let cluster = &view.policy.clusters[ci].name;
-        for s in &inv.snapshots {
+        for s in inv.snapshots() {
             if !has_prefix(&s.name, view.prefix()) {
                 continue;
             }
@@ -58,8 +58,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
                 continue;
             }
             let clones: Vec<(CloneLun, String)> = inv
-                .luns
-                .iter()
+                .luns()
                 .filter(|l| {
                     l.svm == s.svm
                         && l.volume_name == s.volume_name

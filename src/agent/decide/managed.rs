@@ -73,6 +73,10 @@ impl TakeWhy {
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut actions = Vec::new();
+    if view.policy.volumes.iter().all(|v| v.managed.is_none()) {
+        actions.push(Action::ArmManaged { at: None });
+        return actions;
+    }
     let mut excluded = vec![false; view.policy.volumes.len()];
     for (vi, _, _) in super::start::excluded(view) {
         excluded[vi] = true;

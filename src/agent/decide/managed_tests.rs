@@ -83,9 +83,9 @@ impl Fixture {
             name: "none".into(),
             copies: Vec::new(),
         });
-        inv.luns.push(lun("/vol/v/lun0", false));
+        inv.push_lun(lun("/vol/v/lun0", false));
         for at in hourly {
-            inv.snapshots.push(snap(&hourly_name(at), at, None));
+            inv.push_snapshot(snap(&hourly_name(at), at, None));
         }
         Fixture {
             policy: policy(),
@@ -104,7 +104,6 @@ impl Fixture {
     /// The listing, to change by hand (its per-volume index is built again on next use).
     fn listing(&mut self) -> &mut Inventory {
         let inv = self.clusters[0].inventory.as_mut().unwrap();
-        inv.index = Default::default();
         inv
     }
 
@@ -201,6 +200,7 @@ fn check(stage: Stage, fx: &Fixture, now: &str, expect: &str) {
         clusters: &fx.clusters,
         memory: &fx.memory,
         plan: None,
+        missing: None,
         journal: &fx.journal,
         observed: &observed,
         started_at: fx.started_at,
@@ -345,8 +345,7 @@ fn rotation_deletes_only_the_exact_pattern_and_never_a_busy_snapshot() {
         "hourly-long.2026-12-01_0105",
     ] {
         fx.listing()
-            .snapshots
-            .push(snap(name, "2026-12-01T00:00:00Z", None));
+            .push_snapshot(snap(name, "2026-12-01T00:00:00Z", None));
     }
     // Over its count by two: the oldest two go, oldest first.
     check(
@@ -357,7 +356,8 @@ fn rotation_deletes_only_the_exact_pattern_and_never_a_busy_snapshot() {
          arm-managed 2027-01-01T06:05Z",
     );
     // The oldest is busy (SnapMirror): it stays, and no newer one is deleted in its place.
-    fx.listing().snapshots[0].owners = vec!["snapmirror".into()];
+    fx.listing()
+        .edit(|s, _| s[0].owners = vec!["snapmirror".into()]);
     check(
         Stage::Managed,
         &fx,
@@ -385,7 +385,7 @@ fn a_lost_create_is_settled_by_a_later_listing() {
         "settle c/svm1/v hourly hourly.2027-01-01_0505: never made
          arm-managed 2027-01-01T05:06Z",
     );
-    fx.listing().snapshots.push(snap(
+    fx.listing().push_snapshot(snap(
         "hourly.2027-01-01_0505",
         "2027-01-01T05:05:00Z",
         Some("created-by=snapwarden schedule=hourly"),
@@ -445,6 +445,7 @@ fn ontaps_own_policy_taking_a_managed_copy_leaves_the_volume_out() {
         clusters: &fx.clusters,
         memory: &fx.memory,
         plan: Some(&plan),
+        missing: None,
         journal: &fx.journal,
         observed: &observed,
         started_at: fx.started_at,
@@ -474,8 +475,8 @@ fn a_backup_tools_clone_and_flexclone_block_sharing_defer_too() {
     let mut fx = Fixture::new("2027-01-01T05:05:00Z", &["2027-01-01T04:05:00Z"]);
     let mut veeam = snap("VeeamSourceSnapshot_x", "2027-01-01T05:00:00Z", None);
     veeam.owners = vec!["lun_clone".into()];
-    fx.listing().snapshots.push(veeam);
-    fx.listing().luns.push(lun("/vol/v/lun0_clone", true));
+    fx.listing().push_snapshot(veeam);
+    fx.listing().push_lun(lun("/vol/v/lun0_clone", true));
     check(
         Stage::Managed,
         &fx,
@@ -484,7 +485,9 @@ fn a_backup_tools_clone_and_flexclone_block_sharing_defer_too() {
          arm-managed 2027-01-01T06:05Z",
     );
     // Its clone gone (the snapshot still pinned by captures): no deferral.
-    fx.listing().luns.pop();
+    fx.listing().edit(|_, l| {
+        l.pop();
+    });
     check(
         Stage::Managed,
         &fx,
@@ -494,7 +497,8 @@ fn a_backup_tools_clone_and_flexclone_block_sharing_defer_too() {
     );
     // A FlexClone LUN in block sharing with a snapshot.
     let mut fx = Fixture::new("2027-01-01T05:05:00Z", &["2027-01-01T04:05:00Z"]);
-    fx.listing().snapshots[0].owners = vec!["file_clone".into()];
+    fx.listing()
+        .edit(|s, _| s[0].owners = vec!["file_clone".into()]);
     check(
         Stage::Managed,
         &fx,

@@ -42,7 +42,7 @@ pub use managed::{Take, TakeWhy};
 pub(crate) use observe::journal_lookups;
 pub(crate) use recommend::candidates;
 pub use recommend::VolumeConflicts;
-pub(crate) use start::{lookback, LOOKAHEAD};
+pub(crate) use start::{lookback, missing, Excluded, LOOKAHEAD};
 
 /// The stages of a pass, in the order the loop runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +100,9 @@ pub struct View<'a> {
     pub memory: &'a Memory,
     /// The plan over the pass's lookback and lookahead (the start stage's input).
     pub plan: Option<&'a Plan>,
+    /// What the listings say of the policy's volumes ([`missing`]), when the loop kept it from
+    /// an earlier pass; computed from `clusters` when `None`.
+    pub missing: Option<&'a [Excluded]>,
     pub journal: &'a JournalFacts,
     /// The planner's view of the clusters (schedules and zones as discovered).
     pub observed: &'a crate::planner::Observed,

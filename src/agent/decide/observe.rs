@@ -44,7 +44,7 @@ pub(crate) fn journal_lookups(
     for (ci, cv) in clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &policy.clusters[ci].name;
-        for s in inv.snapshots.iter().filter(|s| has_prefix(&s.name, prefix)) {
+        for s in inv.snapshots().filter(|s| has_prefix(&s.name, prefix)) {
             let Some(id) = s.comment.as_deref().and_then(cycle::cycle_id_in_comment) else {
                 continue;
             };
@@ -63,7 +63,7 @@ pub(crate) fn journal_lookups(
             }
         }
         let open = open_clones(memory, name);
-        for l in &inv.luns {
+        for l in inv.luns() {
             if lookalike_lun(&l.name, &l.volume_name, prefix) && !open.contains(l.name.as_str()) {
                 out.owners.push(ObjectKey {
                     cluster: name.clone(),
@@ -255,7 +255,7 @@ fn lookalikes(
             });
         }
     };
-    for s in inv.snapshots.iter().filter(|s| has_prefix(&s.name, prefix)) {
+    for s in inv.snapshots().filter(|s| has_prefix(&s.name, prefix)) {
         let marker = s.comment.as_deref().and_then(cycle::cycle_id_in_comment);
         // A cycle in memory that owns this very snapshot answers without the journal (every
         // pass sees every live backing snapshot; only look-alikes and old cycles need a look-up).
@@ -300,7 +300,7 @@ fn lookalikes(
         }
     }
     let open = open_clones(view.memory, name);
-    for l in &inv.luns {
+    for l in inv.luns() {
         if !lookalike_lun(&l.name, &l.volume_name, prefix) || open.contains(l.name.as_str()) {
             continue;
         }

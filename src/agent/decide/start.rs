@@ -3,13 +3,13 @@
 //! tool starts once per occurrence for all its volumes, at the earliest planned start among
 //! them; volumes the clusters lack are left out; the next planned create arms the trigger.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Action, ExcludeKind, ForgetWhy, View};
 use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
-use crate::agent::state::{Occurrence, VolumeKey};
+use crate::agent::state::{ClusterView, Occurrence, VolumeKey};
 use crate::config::{CloneMethod, Driver, Policy};
 use crate::ontap::{LicenseState, VolumeRef};
 use crate::planner::{self, Lifecycle, Outcome, Plan};
@@ -31,47 +31,72 @@ pub(crate) fn lookback(policy: &Policy) -> TimeDelta {
     longest + policy.agent.guard + TimeDelta::hours(1)
 }
 
+/// A volume the pass leaves out: policy index, kind, why.
+pub(crate) type Excluded = (usize, ExcludeKind, String);
+
 /// Volumes the pass leaves out, in policy order, and why: schedules the planner could not
 /// resolve, then a volume or LUN the cluster lacks (which says more), then ONTAP's own policy
 /// taking a copy the volume hands to snapwarden.
-pub(super) fn excluded(view: &View<'_>) -> Vec<(usize, ExcludeKind, String)> {
-    let mut out: Vec<Option<(ExcludeKind, String)>> = vec![None; view.policy.volumes.len()];
-    if let Some(plan) = view.plan {
-        for u in &plan.unresolved {
-            if let Some(slot) = out.get_mut(u.volume) {
-                *slot = Some((ExcludeKind::Unresolved, u.reason.clone()));
-            }
+pub(super) fn excluded(view: &View<'_>) -> Vec<Excluded> {
+    let computed;
+    let listed = match view.missing {
+        Some(m) => m,
+        None => {
+            computed = missing(view.policy, view.clusters);
+            &computed
+        }
+    };
+    let unresolved = view.plan.map(|p| p.unresolved.as_slice()).unwrap_or(&[]);
+    if unresolved.is_empty() {
+        return listed.to_vec();
+    }
+    let mut out: BTreeMap<usize, (ExcludeKind, String)> = BTreeMap::new();
+    for u in unresolved {
+        if u.volume < view.policy.volumes.len() {
+            out.insert(u.volume, (ExcludeKind::Unresolved, u.reason.clone()));
         }
     }
-    let present: Vec<_> = view
-        .clusters
+    for (vi, kind, why) in listed {
+        out.insert(*vi, (*kind, why.clone()));
+    }
+    out.into_iter().map(|(vi, (k, w))| (vi, k, w)).collect()
+}
+
+/// What the listings say of the policy's volumes, in policy order: a volume or LUN the cluster
+/// lacks, or ONTAP's own policy taking a copy the volume hands to snapwarden. It depends only
+/// on the policy and the listings' volumes, policies and LUNs, so the agent keeps it between
+/// passes while those are unchanged ([`Inventory::presence`](crate::agent::discovery::Inventory)).
+pub(crate) fn missing(policy: &Policy, clusters: &[ClusterView]) -> Vec<Excluded> {
+    let present: Vec<_> = clusters
         .iter()
         .map(|cv| cv.inventory.as_ref().map(|inv| inv.present()))
         .collect();
-    for (vi, v) in view.policy.volumes.iter().enumerate() {
+    let mut out = Vec::new();
+    for (vi, v) in policy.volumes.iter().enumerate() {
         if let Some(Some(p)) = present.get(v.cluster) {
-            if let Some(why) = p.missing(view.policy, vi) {
-                out[vi] = Some((ExcludeKind::Missing, why));
+            if let Some(why) = p.missing(policy, vi) {
+                out.push((vi, ExcludeKind::Missing, why));
                 continue;
             }
         }
-        if let Some(why) = double_schedule(view, vi) {
-            out[vi] = Some((ExcludeKind::DoubleSchedule, why));
+        let inv = clusters.get(v.cluster).and_then(|c| c.inventory.as_ref());
+        if let Some(why) = inv.and_then(|inv| double_schedule(policy, vi, inv)) {
+            out.push((vi, ExcludeKind::DoubleSchedule, why));
         }
     }
-    out.into_iter()
-        .enumerate()
-        .filter_map(|(vi, why)| why.map(|(k, w)| (vi, k, w)))
-        .collect()
+    out
 }
 
 /// Whether ONTAP's own snapshot policy on a managed volume (as discovered) also takes one of the
 /// copies the volume hands to snapwarden: two schedulers of one series. The fix, never made by
 /// snapwarden: give the volume an ONTAP policy without that copy.
-fn double_schedule(view: &View<'_>, vi: usize) -> Option<String> {
-    let volume = &view.policy.volumes[vi];
-    let inv = view.clusters.get(volume.cluster)?.inventory.as_ref()?;
-    let d = double_scheduled(view.policy, vi, inv)?;
+fn double_schedule(
+    policy: &Policy,
+    vi: usize,
+    inv: &crate::agent::discovery::Inventory,
+) -> Option<String> {
+    let volume = &policy.volumes[vi];
+    let d = double_scheduled(policy, vi, inv)?;
     Some(format!(
         concat!(
             "double_schedule: ONTAP's snapshot policy {:?} on volume {} also takes the {} ",

@@ -91,7 +91,7 @@ impl Fixture {
                 snapshot_policy: None,
             });
             for lun in &v.luns {
-                inv.luns.push(lun_info(lun, &v.name, false));
+                inv.push_lun(lun_info(lun, &v.name, false));
             }
         }
         let clusters = vec![ClusterView {
@@ -113,7 +113,6 @@ impl Fixture {
     /// The listing, to change by hand (its per-volume index is built again on next use).
     fn listing(&mut self) -> &mut Inventory {
         let inv = self.clusters[0].inventory.as_mut().unwrap();
-        inv.index = Default::default();
         inv
     }
 
@@ -199,6 +198,7 @@ fn check(stage: Stage, fx: &Fixture, now: &str, expect: &str) {
         clusters: &fx.clusters,
         memory: &fx.memory,
         plan: plan.as_ref(),
+        missing: None,
         journal: &fx.journal,
         observed: &observed,
         started_at: fx.started_at,
@@ -363,7 +363,8 @@ shift_limit = "10m"
 
     // A LUN the volume lacks: the same.
     let mut fx = Fixture::new(policy(""), "2027-01-01T01:09:30Z");
-    fx.listing().luns.retain(|l| l.volume_name != "v2");
+    fx.listing()
+        .edit(|_, l| l.retain(|l| l.volume_name != "v2"));
     check(
         Stage::Start,
         &fx,
@@ -576,13 +577,14 @@ fn a_scheduled_snapshot_taken_while_a_clone_lived_is_a_chain_conflict_and_a_late
     let mut fx = Fixture::new(policy(""), "2027-01-01T02:10:00Z");
     let c = cycle("c1", "v1", "2027-01-01T01:10:00Z", CycleState::Backup);
     let name = c.backing_snapshot.clone();
-    fx.listing().snapshots = vec![
-        snap(&name, "v1", "2027-01-01T01:10:00Z", Some(&marker("c1"))),
-        snap("hourly.2027-01-01_0205", "v1", "2027-01-01T02:05:00Z", None),
-    ];
+    fx.listing().edit(|s, _| {
+        *s = vec![
+            snap(&name, "v1", "2027-01-01T01:10:00Z", Some(&marker("c1"))),
+            snap("hourly.2027-01-01_0205", "v1", "2027-01-01T02:05:00Z", None),
+        ]
+    });
     fx.listing()
-        .luns
-        .push(lun_info(&c.clones[0].path, "v1", true));
+        .push_lun(lun_info(&c.clones[0].path, "v1", true));
     fx.open(c, Step::Hook);
     check(
         Stage::Observe,
@@ -604,35 +606,36 @@ fn look_alikes_are_reported_never_touched_and_a_released_snapshot_listed_again_i
     };
     let old_name = released.backing_snapshot.clone();
     fx.memory.recent.push_back(released);
-    fx.listing().snapshots = vec![
-        snap(
-            &old_name,
-            "v1",
-            "2027-01-01T01:10:00Z",
-            Some(&marker("old")),
-        ),
-        snap(
-            "snapwarden.by-hand",
-            "v1",
-            "2027-01-01T00:00:00Z",
-            Some("made by hand"),
-        ),
-        snap(
-            "snapwarden.w.x",
-            "v2",
-            "2027-01-01T00:00:00Z",
-            Some(&marker("stranger")),
-        ),
-        snap(
-            "snapwarden.w.y",
-            "v2",
-            "2027-01-01T00:00:00Z",
-            Some(&marker("journaled")),
-        ),
-    ];
+    fx.listing().edit(|s, _| {
+        *s = vec![
+            snap(
+                &old_name,
+                "v1",
+                "2027-01-01T01:10:00Z",
+                Some(&marker("old")),
+            ),
+            snap(
+                "snapwarden.by-hand",
+                "v1",
+                "2027-01-01T00:00:00Z",
+                Some("made by hand"),
+            ),
+            snap(
+                "snapwarden.w.x",
+                "v2",
+                "2027-01-01T00:00:00Z",
+                Some(&marker("stranger")),
+            ),
+            snap(
+                "snapwarden.w.y",
+                "v2",
+                "2027-01-01T00:00:00Z",
+                Some(&marker("journaled")),
+            ),
+        ]
+    });
     fx.listing()
-        .luns
-        .push(lun_info("/vol/v2/snapwarden.w.z.lun0", "v2", true));
+        .push_lun(lun_info("/vol/v2/snapwarden.w.z.lun0", "v2", true));
     let key = |kind, volume: &str, name: &str| ObjectKey {
         cluster: "c".into(),
         svm: "svm1".into(),
@@ -686,10 +689,12 @@ fn a_locked_cycle_records_its_space_and_is_unpinned_once_a_fresh_listing_shows_n
         Some(&marker("locked")),
     );
     s.size = Some(4096);
-    fx.listing().snapshots = vec![
-        s,
-        snap("hourly.2027-01-01_0205", "v1", "2027-01-01T02:05:00Z", None),
-    ];
+    fx.listing().edit(|list, _| {
+        *list = vec![
+            s,
+            snap("hourly.2027-01-01_0205", "v1", "2027-01-01T02:05:00Z", None),
+        ]
+    });
     fx.open(
         c,
         Step::Locked {
@@ -707,8 +712,7 @@ fn a_locked_cycle_records_its_space_and_is_unpinned_once_a_fresh_listing_shows_n
     );
     // It rotated out.
     fx.listing()
-        .snapshots
-        .retain(|s| !s.name.starts_with("hourly"));
+        .edit(|list, _| list.retain(|s| !s.name.starts_with("hourly")));
     check(
         Stage::Observe,
         &fx,
@@ -736,12 +740,14 @@ fn a_tools_snapshot_is_attributed_and_the_cycle_settles_when_the_tool_is_done() 
         clones_created_at: None,
         ..cycle("veeam1", "v1", "2027-01-01T01:10:00Z", CycleState::Backup)
     };
-    fx.listing().snapshots = vec![snap(
-        "VeeamSourceSnapshot_1",
-        "v1",
-        "2027-01-01T01:10:05Z",
-        Some("Veeam"),
-    )];
+    fx.listing().edit(|s, _| {
+        *s = vec![snap(
+            "VeeamSourceSnapshot_1",
+            "v1",
+            "2027-01-01T01:10:05Z",
+            Some("Veeam"),
+        )]
+    });
     fx.open(tool.clone(), Step::Tool);
     check(
         Stage::Observe,
@@ -755,7 +761,7 @@ fn a_tools_snapshot_is_attributed_and_the_cycle_settles_when_the_tool_is_done() 
     ended.clones_deleted_at = Some(t("2027-01-01T01:25:00Z"));
     fx.memory.open.clear();
     fx.open(ended.clone(), Step::ToolEnded);
-    fx.listing().snapshots.clear();
+    fx.listing().edit(|list, _| list.clear());
     check(
         Stage::Observe,
         &fx,
@@ -763,12 +769,14 @@ fn a_tools_snapshot_is_attributed_and_the_cycle_settles_when_the_tool_is_done() 
         "settle veeam1 released completed: ",
     );
     // Still there after the tool stopped: the tool could not delete it — locked, never deleted.
-    fx.listing().snapshots = vec![snap(
-        "VeeamSourceSnapshot_1",
-        "v1",
-        "2027-01-01T01:10:05Z",
-        Some("Veeam"),
-    )];
+    fx.listing().edit(|list, _| {
+        *list = vec![snap(
+            "VeeamSourceSnapshot_1",
+            "v1",
+            "2027-01-01T01:10:05Z",
+            Some("Veeam"),
+        )]
+    });
     check(
         Stage::Observe,
         &fx,
@@ -781,12 +789,14 @@ fn a_tools_snapshot_is_attributed_and_the_cycle_settles_when_the_tool_is_done() 
 #[test]
 fn a_foreign_backing_snapshot_is_reported() {
     let mut fx = Fixture::new(policy(""), "2027-01-01T01:30:00Z");
-    fx.listing().snapshots = vec![snap(
-        "VeeamAUX_1",
-        "v2",
-        "2027-01-01T01:00:00Z",
-        Some("Veeam"),
-    )];
+    fx.listing().edit(|list, _| {
+        *list = vec![snap(
+            "VeeamAUX_1",
+            "v2",
+            "2027-01-01T01:00:00Z",
+            Some("Veeam"),
+        )]
+    });
     check(
         Stage::Observe,
         &fx,
@@ -850,24 +860,25 @@ fn a_new_leader_adopts_only_the_recent_cycles_it_does_not_know() {
     let mut fx = Fixture::new(policy(""), "2027-01-01T01:20:00Z");
     fx.leading_since = Some(t("2027-01-01T01:19:00Z"));
     let name = "snapwarden.w.20270101T011000Z";
-    fx.listing().snapshots = vec![
-        snap(name, "v1", "2027-01-01T01:10:00Z", Some(&marker("orphan"))),
-        snap(
-            "snapwarden.w.20261201T011000Z",
-            "v1",
-            "2026-12-01T01:10:00Z",
-            Some(&marker("ancient")),
-        ),
-        snap(
-            "snapwarden.w.20270101T011001Z",
-            "v2",
-            "2027-01-01T01:10:00Z",
-            Some(&marker("known")),
-        ),
-    ];
+    fx.listing().edit(|s, _| {
+        *s = vec![
+            snap(name, "v1", "2027-01-01T01:10:00Z", Some(&marker("orphan"))),
+            snap(
+                "snapwarden.w.20261201T011000Z",
+                "v1",
+                "2026-12-01T01:10:00Z",
+                Some(&marker("ancient")),
+            ),
+            snap(
+                "snapwarden.w.20270101T011001Z",
+                "v2",
+                "2027-01-01T01:10:00Z",
+                Some(&marker("known")),
+            ),
+        ]
+    });
     fx.listing()
-        .luns
-        .push(lun_info(&format!("/vol/v1/{name}.lun0"), "v1", true));
+        .push_lun(lun_info(&format!("/vol/v1/{name}.lun0"), "v1", true));
     fx.journal.known_cycles.insert("known".into());
     check(
         Stage::Adopt,

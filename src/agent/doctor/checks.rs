@@ -423,8 +423,7 @@ fn coverage(policy: &Policy, ci: usize, listing: &ClusterListing, out: &mut Vec<
     let name = &policy.clusters[ci].name;
     let mut volumes: Vec<(&str, &str)> = listing
         .inventory
-        .luns
-        .iter()
+        .luns()
         .filter(|l| !l.created_as_clone)
         .map(|l| (l.svm.as_str(), l.volume_name.as_str()))
         .collect();
@@ -440,8 +439,7 @@ fn coverage(policy: &Policy, ci: usize, listing: &ClusterListing, out: &mut Vec<
         }
         let luns: Vec<String> = listing
             .inventory
-            .luns
-            .iter()
+            .luns()
             .filter(|l| l.svm == svm && l.volume_name == volume && !l.created_as_clone)
             .map(|l| l.name.clone())
             .collect();

@@ -50,8 +50,7 @@ fn clones_of(
     let snapwardens = format!("/vol/{}/", s.volume_name);
     listing
         .inventory
-        .luns
-        .iter()
+        .luns()
         .filter(|l| l.svm == s.svm && l.volume_name == s.volume_name && l.created_as_clone)
         .filter(|l| match kind {
             Backing::Snapwarden => l.name.starts_with(&own),

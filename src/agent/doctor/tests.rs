@@ -290,7 +290,7 @@ const CASES: &[Case] = &[
         name: "an old backing snapshot of snapwarden's without a journal is an orphan",
         volume_extra: "",
         change: |l| {
-            l.inventory.snapshots.push(marked(
+            l.inventory.push_snapshot(marked(
                 "snapwarden.w.20270108T021000Z",
                 "2027-01-08T02:10:00Z",
             ));
@@ -302,7 +302,7 @@ const CASES: &[Case] = &[
         name: "one an open cycle holds is not",
         volume_extra: "",
         change: |l| {
-            l.inventory.snapshots.push(marked(
+            l.inventory.push_snapshot(marked(
                 "snapwarden.w.20270108T021000Z",
                 "2027-01-08T02:10:00Z",
             ));
@@ -314,11 +314,11 @@ const CASES: &[Case] = &[
         name: "a young one is not, nor a look-alike without the marker",
         volume_extra: "",
         change: |l| {
-            l.inventory.snapshots.push(marked(
+            l.inventory.push_snapshot(marked(
                 "snapwarden.w.20270110T021000Z",
                 "2027-01-10T02:10:00Z",
             ));
-            l.inventory.snapshots.push(snapshot(
+            l.inventory.push_snapshot(snapshot(
                 "snapwarden.w.20270101T021000Z",
                 "2027-01-01T02:10:00Z",
             ));
@@ -331,11 +331,9 @@ const CASES: &[Case] = &[
         volume_extra: "",
         change: |l| {
             l.inventory
-                .snapshots
-                .push(snapshot("VeeamSourceSnapshot_1", "2027-01-05T00:00:00Z"));
+                .push_snapshot(snapshot("VeeamSourceSnapshot_1", "2027-01-05T00:00:00Z"));
             l.inventory
-                .luns
-                .push(lun("/vol/vol/veeam_clone", "vol", true));
+                .push_lun(lun("/vol/vol/veeam_clone", "vol", true));
         },
         open: None,
         expect: &["warning orphan_foreign_snapshot vol VeeamSourceSnapshot_1"],
@@ -346,10 +344,9 @@ const CASES: &[Case] = &[
         change: |l| {
             let mut b = marked("snapwarden.w.20270110T100000Z", "2027-01-10T10:00:00Z");
             b.owners = vec!["lun_clone".into()];
-            l.inventory.snapshots.push(b);
+            l.inventory.push_snapshot(b);
             l.inventory
-                .snapshots
-                .push(snapshot("hourly.2027-01-10_1105", "2027-01-10T11:05:00Z"));
+                .push_snapshot(snapshot("hourly.2027-01-10_1105", "2027-01-10T11:05:00Z"));
         },
         open: Some(&[["c", "svm1", "vol", "snapwarden.w.20270110T100000Z"]]),
         expect: &["warning chain_lock vol snapwarden.w.20270110T100000Z"],
@@ -360,10 +357,10 @@ const CASES: &[Case] = &[
         change: |l| {
             let mut b = marked("snapwarden.w.20270110T100000Z", "2027-01-10T10:00:00Z");
             b.owners = vec!["lun_clone".into()];
-            l.inventory.snapshots.push(b);
+            l.inventory.push_snapshot(b);
             let mut pin = snapshot("hourly.2027-01-10_1105", "2027-01-10T11:05:00Z");
             pin.snaplock_expiry = expiry("2027-02-10T11:05:00Z");
-            l.inventory.snapshots.push(pin);
+            l.inventory.push_snapshot(pin);
         },
         open: Some(&[["c", "svm1", "vol", "snapwarden.w.20270110T100000Z"]]),
         expect: &["critical chain_lock vol snapwarden.w.20270110T100000Z"],
@@ -374,7 +371,7 @@ const CASES: &[Case] = &[
         change: |l| {
             let mut b = marked("snapwarden.w.20270110T113000Z", "2027-01-10T11:30:00Z");
             b.owners = vec!["lun_clone".into()];
-            l.inventory.snapshots.push(b);
+            l.inventory.push_snapshot(b);
         },
         open: None,
         expect: &[],
@@ -385,7 +382,7 @@ const CASES: &[Case] = &[
         change: |l| {
             let mut s = snapshot("snapmirror.x", "2027-01-10T01:00:00Z");
             s.owners = vec!["snapmirror".into()];
-            l.inventory.snapshots.push(s);
+            l.inventory.push_snapshot(s);
         },
         open: None,
         expect: &["warning busy_snapshot vol snapmirror.x"],
@@ -395,8 +392,7 @@ const CASES: &[Case] = &[
         volume_extra: "",
         change: |l| {
             l.inventory
-                .snapshots
-                .push(snapshot("hourly.2027-01-10_1105", "2027-01-10T11:05:00Z"));
+                .push_snapshot(snapshot("hourly.2027-01-10_1105", "2027-01-10T11:05:00Z"));
             l.settings[0].snapshot_used = Some(6 << 30);
         },
         open: None,
@@ -406,12 +402,8 @@ const CASES: &[Case] = &[
         name: "a volume with LUNs outside the policy; clones alone do not count",
         volume_extra: "",
         change: |l| {
-            l.inventory
-                .luns
-                .push(lun("/vol/other/lun0", "other", false));
-            l.inventory
-                .luns
-                .push(lun("/vol/third/clone", "third", true));
+            l.inventory.push_lun(lun("/vol/other/lun0", "other", false));
+            l.inventory.push_lun(lun("/vol/third/clone", "third", true));
         },
         open: None,
         expect: &["warning volume_not_covered other"],
@@ -503,11 +495,11 @@ fn an_orphan_names_its_clones_and_the_space_it_holds() {
         name: "orphan with clone",
         volume_extra: "",
         change: |l| {
-            l.inventory.snapshots.push(marked(
+            l.inventory.push_snapshot(marked(
                 "snapwarden.w.20270108T021000Z",
                 "2027-01-08T02:10:00Z",
             ));
-            l.inventory.luns.push(lun(
+            l.inventory.push_lun(lun(
                 "/vol/vol/snapwarden.w.20270108T021000Z.lun0",
                 "vol",
                 true,

@@ -42,6 +42,8 @@ pub(crate) struct ClusterConn {
     pub ontap: Arc<dyn Ontap>,
     /// Bounds the ONTAP operations in flight on this cluster (`[agent] concurrency`).
     pub permits: Arc<Semaphore>,
+    /// The volumes `ontap`'s mutating calls touched since the last refresh took them.
+    pub changed: Arc<crate::agent::changes::Noted>,
 }
 
 impl ClusterConn {

@@ -123,7 +123,7 @@ fn not_provably_ours(
     let seen = listing
         .volume_snapshots(&cycle.svm, &cycle.volume)
         .find(ours)
-        .or_else(|| listing.snapshots.iter().find(ours))?;
+        .or_else(|| listing.snapshots().find(ours))?;
     (seen.comment.as_deref().and_then(cycle_id_in_comment) != Some(cycle.id.as_str())).then(|| {
         format!(
             "snapshot {} no longer carries this cycle's marker (comment {:?}); not deleted",
@@ -229,22 +229,15 @@ pub(super) fn settle(
     let inv = listing?;
     let found = match object.kind {
         ObjectKind::Snapshot => inv
-            .snapshots
-            .iter()
-            .find(|s| s.svm == cycle.svm && s.volume_name == cycle.volume && s.name == object.name)
+            .volume_snapshots(&cycle.svm, &cycle.volume)
+            .find(|s| s.name == object.name)
             .filter(|s| s.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id))
             .map(|s| s.uuid.clone()),
         // A LUN has no comment to carry the marker: only a clone in the cycle's volume can be
         // the one the cycle meant to create (a plain LUN at that path is somebody else's).
         ObjectKind::Lun => inv
-            .luns
-            .iter()
-            .find(|l| {
-                l.svm == cycle.svm
-                    && l.name == object.name
-                    && l.volume_name == cycle.volume
-                    && l.created_as_clone
-            })
+            .volume_luns(&cycle.svm, &cycle.volume)
+            .find(|l| l.name == object.name && l.created_as_clone)
             .map(|l| l.uuid.clone()),
     };
     let mut settled = object.clone();

@@ -147,6 +147,7 @@ mod fence_tests {
             name: "c".into(),
             ontap: Arc::new(Via::new("c", Counting(calls.clone()))),
             permits: Arc::new(Semaphore::new(1)),
+            changed: Default::default(),
         };
         let vref = VolumeRef {
             uuid: "vu".into(),

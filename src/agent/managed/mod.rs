@@ -294,10 +294,8 @@ pub fn blocker(
         .values()
         .flat_map(|o| o.cycle.clones.iter().map(|k| k.path.as_str()))
         .collect();
-    let foreign_clone = inv.luns.iter().any(|l| {
-        l.svm == volume.svm
-            && l.volume_name == volume.volume
-            && l.created_as_clone
+    let foreign_clone = inv.volume_luns(&volume.svm, &volume.volume).any(|l| {
+        l.created_as_clone
             && !policy_luns.contains(&l.name)
             && !open_clones.contains(&l.name.as_str())
     });

@@ -36,10 +36,11 @@ impl RestClient {
         &self,
         path: &str,
         fields: Fields,
+        query: &[(&str, &str)],
         what: &str,
         f: impl Fn(W) -> Result<D, String>,
     ) -> Result<Vec<D>, OntapError> {
-        let records: Vec<W> = self.get_collection(path, fields, &[], what).await?;
+        let records: Vec<W> = self.get_collection(path, fields, query, what).await?;
         self.convert(records, what, f)
     }
 
@@ -300,6 +301,7 @@ impl Ontap for RestClient {
         self.list(
             "/api/storage/volumes",
             VOLUME_FIELDS,
+            &[],
             "volumes",
             VolumeWire::into_domain,
         )
@@ -310,6 +312,7 @@ impl Ontap for RestClient {
         self.list(
             "/api/storage/snapshot-policies",
             POLICY_FIELDS,
+            &[],
             "snapshot policies",
             SnapshotPolicyWire::into_domain,
         )
@@ -320,6 +323,7 @@ impl Ontap for RestClient {
         self.list(
             "/api/cluster/schedules",
             SCHEDULE_FIELDS,
+            &[],
             "schedules",
             ScheduleWire::into_domain,
         )
@@ -351,6 +355,7 @@ impl Ontap for RestClient {
         self.list(
             "/api/storage/volumes/*/snapshots",
             SNAPSHOT_FIELDS,
+            &[],
             "snapshots",
             SnapshotWire::into_domain,
         )
@@ -361,6 +366,29 @@ impl Ontap for RestClient {
         self.list(
             "/api/storage/luns",
             LUN_FIELDS,
+            &[],
+            "luns",
+            LunWire::into_domain,
+        )
+        .await
+    }
+
+    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+        self.list(
+            &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
+            SNAPSHOT_FIELDS,
+            &[],
+            "snapshots",
+            SnapshotWire::into_domain,
+        )
+        .await
+    }
+
+    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+        self.list(
+            "/api/storage/luns",
+            LUN_FIELDS,
+            &[("location.volume.uuid", &volume.uuid)],
             "luns",
             LunWire::into_domain,
         )
@@ -371,6 +399,7 @@ impl Ontap for RestClient {
         self.list(
             "/api/storage/volumes",
             VOLUME_SETTINGS_FIELDS,
+            &[],
             "volume settings",
             VolumeSettingsWire::into_domain,
         )
