@@ -37,7 +37,10 @@ use serde_json::Value;
 
 mod common;
 
-use common::{start_simulator, Proc};
+use common::sim_http::{Counts, SimHttp};
+use common::{
+    cpu_seconds, free_port, history, instant, process_peak_rss_mib, start_simulator, Proc,
+};
 
 const VOLUMES: usize = 1_000;
 const USER: &str = "bench";
@@ -103,153 +106,16 @@ fn policy_toml(
     p
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Peak resident memory of a process in MiB (`VmHWM` from `/proc/<pid>/status`).
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+/// Whether the agent's status shows no live cycle and a released one of the window at `at`.
+fn window_released(http: &SimHttp, status_url: &str, at: DateTime<Utc>) -> bool {
+    let Some(status) = http.json_at(status_url) else {
+        return false;
     };
-    // Fields after the command (which may hold spaces) end with ')': utime and stime are the
-    // 14th and 15th fields of the line, the 12th and 13th after it.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz.max(1.0)
-}
-
-/// The simulator's admin API, over HTTPS with its self-signed certificate.
-struct Admin {
-    rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Admin {
-    fn get(&self, path: &str) -> Value {
-        self.rt.block_on(async {
-            self.http
-                .get(format!("{}{path}", self.base))
-                .basic_auth(USER, Some(PASSWORD))
-                .send()
-                .await
-                .expect("admin API answers")
-                .error_for_status()
-                .expect("admin API succeeds")
-                .json()
-                .await
-                .expect("admin API JSON")
-        })
-    }
-
-    /// Whether the agent's status shows no live cycle and a released one of the window at `at`.
-    fn window_released(&self, status_url: &str, at: DateTime<Utc>) -> bool {
-        let status: Option<Value> = self.rt.block_on(async {
-            let resp = self.http.get(status_url).send().await.ok()?;
-            resp.json().await.ok()
-        });
-        let Some(status) = status else {
-            return false;
-        };
-        let live = status["live_cycles"].as_array().map_or(1, Vec::len);
-        let released = status["recent_cycles"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|c| instant(&c["window_start"]) == Some(at)));
-        live == 0 && released
-    }
-
-    fn requests(&self) -> Counts {
-        let v = self.get("/simulator/v1/requests");
-        let n = |k: &str| v[k].as_u64().expect("request count");
-        Counts {
-            total: n("total"),
-            get: n("get"),
-            post: n("post"),
-            patch: n("patch"),
-            delete: n("delete"),
-            job_polls: n("job_polls"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Counts {
-    total: u64,
-    get: u64,
-    post: u64,
-    patch: u64,
-    delete: u64,
-    job_polls: u64,
-}
-
-impl Counts {
-    fn since(self, before: Counts) -> Counts {
-        Counts {
-            total: self.total - before.total,
-            get: self.get - before.get,
-            post: self.post - before.post,
-            patch: self.patch - before.patch,
-            delete: self.delete - before.delete,
-            job_polls: self.job_polls - before.job_polls,
-        }
-    }
-
-    fn per_volume(self) -> f64 {
-        self.total as f64 / VOLUMES as f64
-    }
-
-    fn breakdown(self) -> String {
-        let v = VOLUMES as f64;
-        format!(
-            "{:.3} GET ({:.3} job polls, {:.3} other reads), {:.3} POST, {:.3} PATCH, {:.3} DELETE",
-            self.get as f64 / v,
-            self.job_polls as f64 / v,
-            (self.get - self.job_polls) as f64 / v,
-            self.post as f64 / v,
-            self.patch as f64 / v,
-            self.delete as f64 / v
-        )
-    }
-}
-
-/// The window's cycles in the journal, via `snapwarden history --output json`.
-fn history(bin: &Path, state_dir: &Path, since: DateTime<Utc>) -> Vec<Value> {
-    let out = Command::new(bin)
-        .args([
-            "history", "--output", "json", "--limit", "100000", "--since",
-        ])
-        .arg(since.to_rfc3339())
-        .arg("--state-dir")
-        .arg(state_dir)
-        .output()
-        .expect("snapwarden history runs");
-    if !out.status.success() {
-        return Vec::new();
-    }
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default()
-}
-
-fn instant(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()?.parse().ok()
+    let live = status["live_cycles"].as_array().map_or(1, Vec::len);
+    let released = status["recent_cycles"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|c| instant(&c["window_start"]) == Some(at)));
+    live == 0 && released
 }
 
 /// `[agent] concurrency` for the run: the default (4) unless `SNAPWARDEN_BENCH_CONCURRENCY` sets
@@ -280,7 +146,7 @@ struct AgentRun {
     completed: usize,
 }
 
-fn run_agent(bin: &Path, dir: &Path, admin: &Admin, url: &str, pin: &str) -> AgentRun {
+fn run_agent(bin: &Path, dir: &Path, admin: &SimHttp, url: &str, pin: &str) -> AgentRun {
     let state_dir = dir.join("state");
     std::fs::create_dir_all(&state_dir).expect("state dir");
     // The next minute boundary at least 20 s away: time to start and discover first.
@@ -328,7 +194,7 @@ fn run_agent(bin: &Path, dir: &Path, admin: &Admin, url: &str, pin: &str) -> Age
             "the agent did not release every cycle in time; see {}",
             log_path.display()
         );
-        if Utc::now() < at || !admin.window_released(&status_url, at) {
+        if Utc::now() < at || !window_released(admin, &status_url, at) {
             continue;
         }
         let cycles = history(bin, &state_dir, at - TimeDelta::minutes(1));
@@ -338,15 +204,11 @@ fn run_agent(bin: &Path, dir: &Path, admin: &Admin, url: &str, pin: &str) -> Age
         }
     };
     let counts = admin.requests().since(before);
-    let peak_mib = peak_rss_mib(agent.0.id());
+    let peak_mib = process_peak_rss_mib(agent.0.id());
     let cpu = cpu_seconds(agent.0.id());
     // SIGTERM: the graceful stop (nothing is in flight any more).
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    unsafe {
-        libc::kill(agent.0.id() as i32, libc::SIGTERM);
-    }
     let mut agent = agent;
-    let _ = agent.0.wait();
+    agent.stop(Duration::from_secs(60));
     let released = cycles
         .iter()
         .filter_map(|c| instant(&c["released_at"]))
@@ -376,7 +238,7 @@ struct ScriptRun {
     peak_mib: f64,
 }
 
-fn run_script(admin: &Admin, url: &str) -> ScriptRun {
+fn run_script(admin: &SimHttp, url: &str) -> ScriptRun {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/netapp_sequential.py");
     let hostport = url.trim_start_matches("https://");
     let (host, port) = hostport.rsplit_once(':').expect("host:port");
@@ -418,6 +280,10 @@ fn run_script(admin: &Admin, url: &str) -> ScriptRun {
     }
 }
 
+fn per_volume(counts: Counts) -> f64 {
+    counts.total as f64 / VOLUMES as f64
+}
+
 fn main() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_snapwarden"));
     let dir = tempfile::tempdir().expect("temp dir");
@@ -426,18 +292,7 @@ fn main() {
     let world = dir.path().join("world.toml");
     std::fs::write(&world, world_toml(far.hour(), far.minute())).expect("write world");
     let (sim, url, pin) = start_simulator(&bin, &world, "bench");
-    let admin = Admin {
-        rt: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime"),
-        http: reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client"),
-        base: url.clone(),
-    };
+    let admin = SimHttp::new(&url, USER, PASSWORD);
     let knobs = admin.get("/simulator/v1/knobs");
     let faults = admin.get("/simulator/v1/faults");
     assert_eq!(
@@ -468,14 +323,14 @@ fn main() {
                 as usize)
         ),
         agent.wall,
-        agent.counts.per_volume(),
+        per_volume(agent.counts),
         agent.peak_mib,
         script.wall / agent.wall
     );
     println!(
         "| netapp-ontap, sequential Python script     | {:>8.1} s | {:>19.2} | {:>6.1} MiB | {:>7.1}× |",
         script.wall,
-        script.counts.per_volume(),
+        per_volume(script.counts),
         script.peak_mib,
         1.0
     );
@@ -484,17 +339,20 @@ fn main() {
     );
     println!(
         "ratio to the minimum: snapwarden {:.2}× (target ≤ 1.2×), script {:.2}×; speed-up {:.1}× (target ≥ 20×)",
-        agent.counts.per_volume() / minimum,
-        script.counts.per_volume() / minimum,
+        per_volume(agent.counts) / minimum,
+        per_volume(script.counts) / minimum,
         script.wall / agent.wall
     );
     println!(
         "snapwarden: {} of {VOLUMES} cycles completed; its wall time includes the clones' 1 s hold (expected = \"1s\", no hook); first backing snapshot {:.2} s after the window opened; per volume {}",
         agent.completed,
         agent.first_create,
-        agent.counts.breakdown()
+        agent.counts.breakdown(VOLUMES as f64)
     );
-    println!("script:     per volume {}", script.counts.breakdown());
+    println!(
+        "script:     per volume {}",
+        script.counts.breakdown(VOLUMES as f64)
+    );
     println!(
         "CPU: snapwarden {:.1} s (simulator meanwhile {:.1} s, agent start-up included); script {:.1} s (simulator meanwhile {:.1} s)",
         agent.cpu,

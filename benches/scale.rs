@@ -1,12 +1,22 @@
-//! Benchmark: how `simulate` scales with the estate — the scenario estate at 500, 2,000 and
-//! 10,000 volumes and the managed estate at 60, 120 and 300 volumes, each size in its own child
-//! process for its own peak RSS, with the time per simulated backup cycle relative to the
-//! smallest size (a pass that costs what changed keeps that ratio near 1).
+//! Benchmark: how snapwarden scales with the estate, in two halves.
 //!
-//! Run with `cargo bench --bench scale`. `SNAPWARDEN_BENCH_DAYS` sets the simulated days
-//! (default 7); `cargo bench --bench scale -- scenario` or `-- managed` runs one estate only.
+//! `simulate`: the scenario estate at 500, 2,000 and 10,000 volumes and the managed estate at
+//! 60, 120 and 300 volumes, each size in its own child process for its own peak RSS, with the
+//! time per simulated backup cycle relative to the smallest size (a pass that costs what
+//! changed keeps that ratio near 1). `SNAPWARDEN_BENCH_DAYS` sets the simulated days (default 7).
+//!
+//! `run`: the agent itself at 500, 2,000 and 10,000 volumes against `simulator serve --tls`, in
+//! real time — CPU in a run phase and an idle phase, peak RSS, REST requests against the
+//! lifecycle's minimum, cycles completed and in flight ([`run_scale`]).
+//! `SNAPWARDEN_BENCH_RUN_SECONDS` (default 600) and `SNAPWARDEN_BENCH_IDLE_SECONDS` (default 60)
+//! set the phases.
+//!
+//! Run with `cargo bench --bench scale` (everything: about 4 minutes of `simulate`, then about
+//! 14 minutes per `run` size); `-- scenario`, `-- managed` or `-- run` runs one part, and
+//! `-- run:10000` one size of the `run` half.
 
 mod common;
+mod run_scale;
 #[path = "../tests/simulate_support/mod.rs"]
 mod simulate_support;
 
@@ -86,27 +96,61 @@ fn table(estate: &str, sizes: &[usize]) {
     }
 }
 
+/// What the arguments ask for: the simulate estates, and the sizes of the `run` half.
+struct Wanted {
+    estates: Vec<&'static str>,
+    run_sizes: Vec<usize>,
+}
+
+fn wanted() -> Wanted {
+    let mut w = Wanted {
+        estates: Vec::new(),
+        run_sizes: Vec::new(),
+    };
+    // cargo passes `--bench`; other words are ours.
+    for arg in std::env::args().skip(1).filter(|a| !a.starts_with('-')) {
+        match arg.as_str() {
+            "scenario" => w.estates.push("scenario"),
+            "managed" => w.estates.push("managed"),
+            "run" => w.run_sizes.extend(run_scale::SIZES),
+            other => match other.strip_prefix("run:").map(str::parse::<usize>) {
+                Some(Ok(n)) if (1..=50_000).contains(&n) => w.run_sizes.push(n),
+                _ => panic!(
+                    "unknown argument {other:?}: scenario, managed, run or run:N (1 to 50,000 volumes)"
+                ),
+            },
+        }
+    }
+    if w.estates.is_empty() && w.run_sizes.is_empty() {
+        w.estates = vec!["scenario", "managed"];
+        w.run_sizes = run_scale::SIZES.to_vec();
+    }
+    w
+}
+
 fn main() {
     if let Ok(approach) = std::env::var("SNAPWARDEN_BENCH_APPROACH") {
         let (estate, volumes) = approach.split_once(':').expect("estate:volumes");
         child(estate, volumes.parse().expect("a volume count"));
         return;
     }
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a == "scenario" || a == "managed")
-        .collect();
-    let wanted = |e: &str| only.is_empty() || only.iter().any(|o| o == e);
-    println!(
-        "simulate --days {}, coordinated; each size in its own process\n",
-        days()
-    );
-    println!("| estate | volumes | wall time | peak RSS | backup cycles | time per cycle | per cycle vs smallest |");
-    println!("|---|---|---|---|---|---|---|");
-    if wanted("scenario") {
-        table("scenario", &SCENARIO_SIZES);
+    let wanted = wanted();
+    if !wanted.estates.is_empty() {
+        println!(
+            "simulate --days {}, coordinated; each size in its own process\n",
+            days()
+        );
+        println!("| estate | volumes | wall time | peak RSS | backup cycles | time per cycle | per cycle vs smallest |");
+        println!("|---|---|---|---|---|---|---|");
     }
-    if wanted("managed") {
-        table("managed", &MANAGED_SIZES);
+    for estate in &wanted.estates {
+        if *estate == "managed" {
+            table(estate, &MANAGED_SIZES);
+        } else {
+            table(estate, &SCENARIO_SIZES);
+        }
+    }
+    if !wanted.run_sizes.is_empty() {
+        run_scale::table(&wanted.run_sizes);
     }
 }

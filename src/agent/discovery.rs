@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -60,6 +60,49 @@ struct Listing {
 struct VolumeListing {
     snapshots: Vec<SnapshotInfo>,
     luns: Vec<LunInfo>,
+    /// Positions of the snapshots whose name carries a prefix, for the last prefix asked.
+    prefixed: OnceLock<Picked>,
+    /// Positions of the snapshots matching a set of patterns, for the last set asked.
+    matching: OnceLock<Picked>,
+}
+
+/// Which of a volume's snapshots a filter picked, and the filter's key.
+#[derive(Debug, Clone)]
+struct Picked {
+    key: String,
+    at: Vec<usize>,
+}
+
+impl VolumeListing {
+    fn new(snapshots: Vec<SnapshotInfo>, luns: Vec<LunInfo>) -> VolumeListing {
+        VolumeListing {
+            snapshots,
+            luns,
+            prefixed: OnceLock::new(),
+            matching: OnceLock::new(),
+        }
+    }
+
+    /// The snapshots `keep` picks, remembered under `key` (a listing never changes in place:
+    /// a re-read replaces the whole volume).
+    fn picked(
+        &self,
+        memo: &OnceLock<Picked>,
+        key: &str,
+        keep: impl Fn(&SnapshotInfo) -> bool,
+    ) -> Vec<&SnapshotInfo> {
+        let p = memo.get_or_init(|| Picked {
+            key: key.to_string(),
+            at: (0..self.snapshots.len())
+                .filter(|&i| keep(&self.snapshots[i]))
+                .collect(),
+        });
+        if p.key == key {
+            p.at.iter().map(|&i| &self.snapshots[i]).collect()
+        } else {
+            self.snapshots.iter().filter(|s| keep(s)).collect()
+        }
+    }
 }
 
 impl Listing {
@@ -88,10 +131,8 @@ impl Listing {
             return i;
         }
         let i = self.volumes.len();
-        self.volumes.push(VolumeListing {
-            snapshots: Vec::new(),
-            luns: Vec::new(),
-        });
+        self.volumes
+            .push(VolumeListing::new(Vec::new(), Vec::new()));
         self.position
             .entry(svm.to_string())
             .or_default()
@@ -238,7 +279,7 @@ pub async fn reread(
             .filter(plain)
             .map(|l| &l.name)
             .eq(luns.iter().filter(plain).map(|l| &l.name));
-        inventory.listing.volumes[i] = VolumeListing { snapshots, luns };
+        inventory.listing.volumes[i] = VolumeListing::new(snapshots, luns);
     }
     if moved {
         inventory.presence = next_presence();
@@ -262,6 +303,36 @@ impl Inventory {
     /// Every snapshot, volume by volume in listing order.
     pub fn snapshots(&self) -> impl Iterator<Item = &SnapshotInfo> + '_ {
         self.listing.volumes.iter().flat_map(|v| v.snapshots.iter())
+    }
+
+    /// The snapshots whose name carries snapwarden's `prefix` (`<prefix>.…`), volume by volume
+    /// in listing order; each volume's are picked once per listing.
+    pub fn prefixed_snapshots<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
+        self.listing.volumes.iter().flat_map(move |v| {
+            v.picked(&v.prefixed, prefix, |s| {
+                crate::agent::observe::has_prefix(&s.name, prefix)
+            })
+        })
+    }
+
+    /// The snapshots whose name matches one of `patterns`, volume by volume in listing order;
+    /// each volume's are picked once per listing.
+    pub fn matching_snapshots<'a>(
+        &'a self,
+        patterns: &'a [regex::Regex],
+    ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
+        let key: String = patterns
+            .iter()
+            .map(|p| format!("{}\n", p.as_str()))
+            .collect();
+        self.listing.volumes.iter().flat_map(move |v| {
+            v.picked(&v.matching, &key, |s| {
+                patterns.iter().any(|p| p.is_match(&s.name))
+            })
+        })
     }
 
     /// Every LUN, volume by volume in listing order.

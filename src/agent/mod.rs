@@ -178,6 +178,8 @@ pub struct Agent {
     audits: audit::Audits,
     /// What the listings said of the policy's volumes, and for which policy and listings.
     missing_memo: Option<(pass::MissingKey, Arc<Vec<decide::Excluded>>)>,
+    /// The planner's view of the clusters, and the listings' presences it was made from.
+    observed_memo: Option<(Vec<Option<u64>>, Arc<crate::planner::Observed>)>,
 }
 
 impl Agent {
@@ -236,6 +238,7 @@ impl Agent {
             journal_lists: status::JournalLists::default(),
             rolling: crate::planner::Rolling::default(),
             missing_memo: None,
+            observed_memo: None,
             audits: audit::Audits::default(),
         })
     }

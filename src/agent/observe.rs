@@ -3,8 +3,6 @@
 //! rotate out, late releases, foreign backing snapshots and look-alikes. Reads only; the agent
 //! decides what to do with what is found.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use regex::Regex;
 
@@ -184,7 +182,7 @@ pub(crate) fn conflicts(
 /// those in `claimed` (svm, volume, snapshot): attributed to a driver cycle.
 pub(crate) fn foreign(
     cluster: &str,
-    volumes: &[(String, String)],
+    in_policy: impl Fn(&str, &str) -> bool,
     inv: &Inventory,
     patterns: &[Regex],
     claimed: &[(String, String, String)],
@@ -192,13 +190,8 @@ pub(crate) fn foreign(
     if patterns.is_empty() {
         return Vec::new();
     }
-    let volumes: HashSet<(&str, &str)> = volumes
-        .iter()
-        .map(|(svm, v)| (svm.as_str(), v.as_str()))
-        .collect();
-    inv.snapshots()
-        .filter(|s| volumes.contains(&(s.svm.as_str(), s.volume_name.as_str())))
-        .filter(|s| patterns.iter().any(|p| p.is_match(&s.name)))
+    inv.matching_snapshots(patterns)
+        .filter(|s| in_policy(&s.svm, &s.volume_name))
         .filter(|s| {
             !claimed
                 .iter()
@@ -399,7 +392,8 @@ mod tests {
             other,
         ]);
         let patterns = [Regex::new("(?i)^(VeeamSourceSnapshot|VeeamAUX)").unwrap()];
-        let found = foreign("c", &[("svm1".into(), "vol".into())], &inv, &patterns, &[]);
+        let vol = |svm: &str, v: &str| svm == "svm1" && v == "vol";
+        let found = foreign("c", vol, &inv, &patterns, &[]);
         let names: Vec<&str> = found
             .iter()
             .map(|c| c.detail.split(' ').nth(3).unwrap())
@@ -407,13 +401,7 @@ mod tests {
         assert_eq!(names, vec!["VeeamSourceSnapshot_2027", "veeamaux_1"]);
         // One attributed to a driver cycle is that cycle's, not foreign.
         let claimed = [("svm1".into(), "vol".into(), "veeamaux_1".into())];
-        let found = foreign(
-            "c",
-            &[("svm1".into(), "vol".into())],
-            &inv,
-            &patterns,
-            &claimed,
-        );
+        let found = foreign("c", vol, &inv, &patterns, &claimed);
         assert_eq!(found.len(), 1);
         assert!(found[0].detail.contains("VeeamSourceSnapshot_2027"));
     }

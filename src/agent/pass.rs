@@ -63,18 +63,18 @@ impl Agent {
         }
         self.prune(now);
         self.publish(now, &observed);
-        self.plan_board.set(self.policy.clone(), Arc::new(observed));
+        self.plan_board.set(self.policy.clone(), observed);
     }
 
     /// At start: what becomes of the cycles the journal left open (before any discovery).
     pub(super) async fn recover(&mut self) {
         let now = self.ctx.clock.now();
-        let observed = Observed::default();
+        let observed = Arc::new(Observed::default());
         self.stage(Stage::Recover, now, &observed).await;
     }
 
     /// Decides one stage from a fresh view and applies what it decided.
-    async fn stage(&mut self, stage: Stage, now: DateTime<Utc>, observed: &Observed) {
+    async fn stage(&mut self, stage: Stage, now: DateTime<Utc>, observed: &Arc<Observed>) {
         let plan = (stage == Stage::Start).then(|| {
             let back = decide::lookback(&self.policy);
             // `planner::plan` without conflicts and suggestions, reusing the previous passes'
@@ -407,21 +407,36 @@ impl Agent {
         {
             let c = &o.cycle;
             let driven = !crate::agent::observe::has_prefix(&c.backing_snapshot, prefix);
-            if o.settle_after.is_some() || c.state == CycleState::Locked || driven {
+            let settling = o.settle_after.is_some_and(|s| inv.at <= s);
+            if settling || c.state == CycleState::Locked || driven {
                 volumes.insert((c.svm.clone(), c.volume.clone()));
             }
         }
         Some(volumes.into_iter().collect())
     }
 
-    /// The planner's view of every cluster that was discovered (last known if now unreachable).
-    pub(super) fn observed(&self) -> Observed {
+    /// The planner's view of every cluster that was discovered (last known if now unreachable),
+    /// kept while every listing's [`presence`](Inventory::presence) is the same (what it copies
+    /// changes only with a whole read).
+    pub(super) fn observed(&mut self) -> Arc<Observed> {
+        let presence: Vec<Option<u64>> = self
+            .views
+            .iter()
+            .map(|v| v.inventory.as_ref().map(|i| i.presence))
+            .collect();
+        if let Some((p, o)) = &self.observed_memo {
+            if *p == presence {
+                return o.clone();
+            }
+        }
         let mut observed = Observed::default();
         for (ci, v) in self.views.iter().enumerate() {
             if let Some(inv) = &v.inventory {
                 observed.clusters.push(inv.observed(&self.conns[ci].name));
             }
         }
+        let observed = Arc::new(observed);
+        self.observed_memo = Some((presence, observed.clone()));
         observed
     }
 

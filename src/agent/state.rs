@@ -55,9 +55,7 @@ impl fmt::Display for VolumeKey {
 
 /// The policy volume at `cluster/svm/volume`.
 pub fn volume_index(policy: &Policy, cluster: &str, svm: &str, volume: &str) -> Option<usize> {
-    policy.volumes.iter().position(|v| {
-        v.svm == svm && v.name == volume && policy.clusters[v.cluster].name == cluster
-    })
+    policy.volume_at(cluster, svm, volume)
 }
 
 /// One window occurrence on one volume: the identity of a cycle (the journal's unique key).

@@ -29,9 +29,59 @@ pub struct Policy {
     pub veeam: Vec<super::driver::VeeamServer>,
     /// `[ha]`: leader election between replicas; `None` runs the agent alone.
     pub ha: Option<Ha>,
+    /// `volumes` by (cluster name, SVM, volume name), built on first use ([`Policy::volume_at`]).
+    pub volume_ids: VolumeIds,
 }
 
+/// A policy's volumes by (cluster name, SVM, volume name), so that a pass finds the policy
+/// volume of each cycle it looks at without a scan of every volume.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeIds(std::sync::OnceLock<(Ids, usize)>);
+
+/// Cluster name, then SVM, then volume name (look-ups borrow, never allocate).
+type Ids = std::collections::HashMap<
+    String,
+    std::collections::HashMap<String, std::collections::HashMap<String, usize>>,
+>;
+
 impl Policy {
+    /// The position in `volumes` of the volume `svm`/`volume` of cluster `cluster`, if the policy
+    /// names it. The index is built on first use; a policy whose volumes were added or removed
+    /// since (as only tests do) is searched instead.
+    pub fn volume_at(&self, cluster: &str, svm: &str, volume: &str) -> Option<usize> {
+        let (ids, held) = self.volume_ids.0.get_or_init(|| {
+            let mut ids = Ids::new();
+            for (vi, v) in self.volumes.iter().enumerate().rev() {
+                let c = self.clusters.get(v.cluster).map(|c| c.name.clone());
+                ids.entry(c.unwrap_or_default())
+                    .or_default()
+                    .entry(v.svm.clone())
+                    .or_default()
+                    .insert(v.name.clone(), vi);
+            }
+            (ids, self.volumes.len())
+        });
+        let named = |vi: usize| {
+            self.volumes.get(vi).is_some_and(|v| {
+                v.svm == svm
+                    && v.name == volume
+                    && self
+                        .clusters
+                        .get(v.cluster)
+                        .is_some_and(|c| c.name == cluster)
+            })
+        };
+        let hit = ids
+            .get(cluster)
+            .and_then(|s| s.get(svm))
+            .and_then(|v| v.get(volume));
+        match hit {
+            Some(&vi) if named(vi) => Some(vi),
+            None if *held == self.volumes.len() => None,
+            _ => (0..self.volumes.len()).find(|&vi| named(vi)),
+        }
+    }
+
     /// A volume's id as windows name it: `<cluster>/<svm>/<volume>`.
     pub fn volume_id(&self, volume: usize) -> String {
         let v = &self.volumes[volume];

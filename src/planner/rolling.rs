@@ -32,7 +32,7 @@ pub struct Rolling {
 
 struct Kept {
     policy: Arc<Policy>,
-    observed: Observed,
+    observed: Arc<Observed>,
     /// The range placed: occurrences in `[from, until)`; `from` is the last asked one.
     from: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -50,14 +50,14 @@ impl Rolling {
     pub fn plan(
         &mut self,
         policy: &Arc<Policy>,
-        observed: &Observed,
+        observed: &Arc<Observed>,
         now: DateTime<Utc>,
         horizon: TimeDelta,
     ) -> Plan {
         let (from, until) = range(now, horizon);
         let reusable = self.kept.as_ref().is_some_and(|k| {
             Arc::ptr_eq(&k.policy, policy)
-                && k.observed == *observed
+                && (Arc::ptr_eq(&k.observed, observed) || *k.observed == **observed)
                 && from >= k.from
                 && until <= k.until
         });
@@ -73,7 +73,7 @@ impl Kept {
     /// Places the occurrences of `[from, until + AHEAD)`.
     fn place(
         policy: &Arc<Policy>,
-        observed: &Observed,
+        observed: &Arc<Observed>,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Kept {
@@ -98,7 +98,7 @@ impl Kept {
             .collect();
         Kept {
             policy: policy.clone(),
-            observed: observed.clone(),
+            observed: Arc::clone(observed),
             from,
             until: wide,
             volumes: built.volumes,

@@ -127,6 +127,7 @@ impl Fixture {
             windows: self.windows.clone(),
             veeam: vec![],
             ha: None,
+            volume_ids: Default::default(),
         }
     }
 }
@@ -928,7 +929,7 @@ proptest! {
         for step in steps {
             now += TimeDelta::seconds(step);
             let expected = plan(&policy, &observed, now, TimeDelta::hours(hours));
-            let got = rolling.plan(&policy, &observed, now, TimeDelta::hours(hours));
+            let got = rolling.plan(&policy, &Arc::new(observed.clone()), now, TimeDelta::hours(hours));
             prop_assert_eq!(rolled(&got), rolled(&expected));
         }
     }
@@ -948,18 +949,18 @@ fn a_rolling_plan_follows_a_new_policy_and_new_observations() {
     let mut rolling = Rolling::default();
     let first = Arc::new(base.clone());
     let (a, b) = (observed("5 * * * *"), observed("10 1 * * *"));
-    let got = rolling.plan(&first, &a, now, horizon);
+    let got = rolling.plan(&first, &Arc::new(a.clone()), now, horizon);
     assert_eq!(rolled(&got), rolled(&plan(&first, &a, now, horizon)));
     // The cluster's schedule changed: vol_sql's lifecycle at 01:10 no longer fits as before.
     let later = now + TimeDelta::minutes(7);
-    let got = rolling.plan(&first, &b, later, horizon);
+    let got = rolling.plan(&first, &Arc::new(b.clone()), later, horizon);
     assert_eq!(rolled(&got), rolled(&plan(&first, &b, later, horizon)));
     assert_ne!(rolled(&got), rolled(&plan(&first, &a, later, horizon)));
     // A reload moves the window: the new policy is planned, not the kept one.
     let mut moved = base.clone();
     moved.windows[0].start = CronSpec::parse("40 3 * * *").unwrap();
     let moved = Arc::new(moved);
-    let got = rolling.plan(&moved, &b, later, horizon);
+    let got = rolling.plan(&moved, &Arc::new(b.clone()), later, horizon);
     assert_eq!(rolled(&got), rolled(&plan(&moved, &b, later, horizon)));
     assert_ne!(rolled(&got), rolled(&plan(&first, &b, later, horizon)));
 }

@@ -955,6 +955,7 @@ mod policy_tests {
             windows: vec![],
             veeam: vec![],
             ha: None,
+            volume_ids: Default::default(),
         }
     }
 

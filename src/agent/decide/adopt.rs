@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 
 use super::{Action, View};
 use crate::agent::cycle::{self, CloneKind, CloneLun, Cycle, CycleResult, CycleState};
-use crate::agent::observe::has_prefix;
 use crate::agent::state::volume_index;
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
@@ -20,10 +19,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             continue;
         };
         let cluster = &view.policy.clusters[ci].name;
-        for s in inv.snapshots() {
-            if !has_prefix(&s.name, view.prefix()) {
-                continue;
-            }
+        for s in inv.prefixed_snapshots(view.prefix()) {
             let Some(comment) = s.comment.as_deref() else {
                 continue;
             };

@@ -44,7 +44,7 @@ pub(crate) fn journal_lookups(
     for (ci, cv) in clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &policy.clusters[ci].name;
-        for s in inv.snapshots().filter(|s| has_prefix(&s.name, prefix)) {
+        for s in inv.prefixed_snapshots(prefix) {
             let Some(id) = s.comment.as_deref().and_then(cycle::cycle_id_in_comment) else {
                 continue;
             };
@@ -160,13 +160,6 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             .filter(|c| &c.cluster == name)
             .collect();
         conflicts.extend(listing::conflicts(&cycles, inv, prefix, now, guard));
-        let volumes: Vec<(String, String)> = view
-            .policy
-            .volumes
-            .iter()
-            .filter(|v| v.cluster == ci)
-            .map(|v| (v.svm.clone(), v.name.clone()))
-            .collect();
         // A tool's snapshot attributed to a driver cycle is that cycle's, not `foreign`.
         let mine: Vec<(String, String, String)> = claimed
             .iter()
@@ -175,7 +168,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             .collect();
         conflicts.extend(listing::foreign(
             name,
-            &volumes,
+            |svm, volume| view.policy.volume_at(name, svm, volume).is_some(),
             inv,
             &view.policy.agent.foreign_snapshot_patterns,
             &mine,
@@ -255,7 +248,7 @@ fn lookalikes(
             });
         }
     };
-    for s in inv.snapshots().filter(|s| has_prefix(&s.name, prefix)) {
+    for s in inv.prefixed_snapshots(prefix) {
         let marker = s.comment.as_deref().and_then(cycle::cycle_id_in_comment);
         // A cycle in memory that owns this very snapshot answers without the journal (every
         // pass sees every live backing snapshot; only look-alikes and old cycles need a look-up).

@@ -75,6 +75,9 @@ struct Known {
     retained: Option<Arc<Policy>>,
     /// Per volume of `gauges.0`: the values `publish` last set.
     gauges: (Option<Arc<Policy>>, Vec<Option<VolumeGauges>>),
+    /// The volumes whose last gauges showed an open cycle: the others' are set again only when
+    /// a cycle or a release touches them.
+    busy: BTreeSet<usize>,
     /// Per volume of `next.0`: the next scheduled snapshot by schedule as
     /// [`Metrics::scheduled`] last set them.
     next: (Option<Arc<Policy>>, Vec<Option<NextScheduled>>),

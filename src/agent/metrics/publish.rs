@@ -2,7 +2,7 @@
 //! line with it when it changes), the next scheduled snapshots, and each volume's gauges (set
 //! only when their values changed).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -179,22 +179,7 @@ pub(crate) fn publish(
     let mut counts: BTreeMap<usize, [i64; 3]> = BTreeMap::new();
     let mut oldest: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
     let mut active: BTreeSet<&str> = BTreeSet::new();
-    // One look-up table per pass instead of a scan of the policy per cycle.
-    let index: HashMap<(&str, &str, &str), usize> = policy
-        .volumes
-        .iter()
-        .enumerate()
-        .filter_map(|(vi, v)| {
-            let cluster = policy.clusters.get(v.cluster)?;
-            Some(((cluster.name.as_str(), v.svm.as_str(), v.name.as_str()), vi))
-        })
-        .rev()
-        .collect();
-    let volume_index = |c: &Cycle| {
-        index
-            .get(&(c.cluster.as_str(), c.svm.as_str(), c.volume.as_str()))
-            .copied()
-    };
+    let volume_index = |c: &Cycle| policy.volume_at(&c.cluster, &c.svm, &c.volume);
     for c in memory.open.values().map(|o| &o.cycle) {
         active.insert(c.window.as_str());
         let Some(vi) = volume_index(c) else {
@@ -237,10 +222,25 @@ pub(crate) fn publish(
     let guard = policy.agent.guard.num_milliseconds() as f64 / 1000.0;
     let mut known = m.known();
     let known = &mut *known;
-    if !same_policy(&known.gauges.0, policy) {
+    // A volume without an open cycle now, nor last time, nor a release since keeps its gauges:
+    // only the others are looked at (all of them for a new policy).
+    let candidates: BTreeSet<usize> = if same_policy(&known.gauges.0, policy) {
+        counts
+            .keys()
+            .chain(oldest.keys())
+            .chain(slack.keys())
+            .chain(known.busy.iter())
+            .copied()
+            .collect()
+    } else {
         known.gauges = (Some(policy.clone()), vec![None; policy.volumes.len()]);
-    }
-    for (vi, last) in known.gauges.1.iter_mut().enumerate() {
+        (0..policy.volumes.len()).collect()
+    };
+    known.busy = counts.keys().chain(oldest.keys()).copied().collect();
+    for vi in candidates {
+        let Some(last) = known.gauges.1.get_mut(vi) else {
+            continue;
+        };
         let n = counts.get(&vi).copied().unwrap_or_default();
         let age = oldest.get(&vi).map_or(0.0, |t| {
             ((now - *t).num_milliseconds().max(0) as f64) / 1000.0

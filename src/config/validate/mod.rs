@@ -263,6 +263,7 @@ fn build(cx: &mut Collector, raw: RawPolicy) -> Option<Policy> {
         windows: windows.into_iter().collect::<Option<_>>()?,
         veeam: veeam.into_iter().collect::<Option<_>>()?,
         ha: ha.ok()?,
+        volume_ids: Default::default(),
     })
 }
 

@@ -1972,3 +1972,57 @@ fn files_are_bounded_each_and_together() {
         )
     );
 }
+
+/// A policy finds each of its volumes by cluster, SVM and name as a scan of `volumes` does, and
+/// nothing else — also in a policy whose volumes grew after the first look-up.
+#[test]
+fn volumes_are_found_by_cluster_svm_and_name_as_a_scan_finds_them() {
+    let mut p = valid(
+        r#"
+[[cluster]]
+name = "d"
+endpoint = "simulator"
+
+[[volume]]
+cluster = "d"
+svm = "s"
+name = "v"
+luns = ["/vol/v/lun0"]
+snapshot_policy = "p"
+
+[[volume]]
+cluster = "c"
+svm = "t"
+name = "v"
+luns = ["/vol/v/lun0"]
+snapshot_policy = "p"
+"#,
+    );
+    let scan = |p: &Policy, c: &str, s: &str, v: &str| {
+        p.volumes
+            .iter()
+            .position(|x| x.svm == s && x.name == v && p.clusters[x.cluster].name == c)
+    };
+    let asked = [
+        ("c", "s", "v"),
+        ("d", "s", "v"),
+        ("c", "t", "v"),
+        ("d", "t", "v"),
+        ("c", "s", "w"),
+        ("e", "s", "v"),
+    ];
+    for (c, s, v) in asked {
+        assert_eq!(p.volume_at(c, s, v), scan(&p, c, s, v), "{c}/{s}/{v}");
+    }
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|(c, s, v)| p.volume_at(c, s, v).is_some())
+            .count(),
+        3
+    );
+    let mut added = p.volumes[0].clone();
+    added.name = "w".into();
+    p.volumes.push(added);
+    assert_eq!(p.volume_at("d", "s", "w"), Some(3));
+}
