@@ -103,11 +103,10 @@ fn snapshot_info_over(
 
 fn lun_info(w: &World, ci: usize, li: usize) -> LunInfo {
     let c = &w.clusters[ci];
-    let volume_name = c
-        .volumes
-        .iter()
-        .find(|v| v.uuid == c.luns[li].volume_uuid)
-        .map(|v| v.name.as_str());
+    let volume_name = w
+        .volume_index(ci, &c.luns[li].volume_uuid)
+        .ok()
+        .map(|vi| c.volumes[vi].name.as_str());
     lun_info_in(w, ci, li, volume_name)
 }
 
@@ -277,8 +276,8 @@ impl Ontap for SimClient {
                 let vi = Self::volume_index(w, ci, volume)?;
                 let c = &w.clusters[ci];
                 let v = &c.volumes[vi];
-                Ok((0..c.luns.len())
-                    .filter(|&li| c.luns[li].volume_uuid == v.uuid)
+                Ok(c.luns_of_volume(&v.uuid)
+                    .into_iter()
                     .map(|li| lun_info_in(w, ci, li, Some(v.name.as_str())))
                     .collect())
             },

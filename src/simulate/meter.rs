@@ -57,8 +57,8 @@ struct State {
     last: Option<DateTime<Utc>>,
     /// (cluster, volume name) → world indices (several when names repeat across SVMs).
     volumes: HashMap<(String, String), Vec<(usize, usize)>>,
-    /// Per world cluster: its volumes that hand copies to snapwarden.
-    managed: Vec<Vec<ManagedVolume>>,
+    /// Per world cluster: its volumes that hand copies to snapwarden, by volume index.
+    managed: Vec<HashMap<usize, ManagedVolume>>,
     /// A mutating call went to the world since the locks were last counted (the count is a
     /// function of the world, which only advances and mutating calls change: without either
     /// it is still right, and counting walks every snapshot of the world).
@@ -68,8 +68,6 @@ struct State {
 /// A volume whose copies snapwarden takes (`managed_snapshots`), as the meter reads it.
 #[derive(Debug)]
 struct ManagedVolume {
-    /// The volume's index in its world cluster.
-    vi: usize,
     /// Its managed copies: (prefix, count).
     copies: Vec<(String, u64)>,
     /// The uuid of its newest managed snapshot already counted.
@@ -131,8 +129,9 @@ impl Meter {
     }
 
     /// After a snapshot was created on world cluster `ci`: counts the managed snapshot it made,
-    /// if it made one. A create appends its snapshot to its volume's list, so the newest of each
-    /// managed volume of the cluster is the only one to look at.
+    /// if it made one. The world says which volume its last create went to, and a create
+    /// appends its snapshot to that volume's list, so the newest snapshot of that volume, if it
+    /// is a managed volume, is the only one to look at.
     fn created(&self, ci: usize) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
@@ -144,42 +143,46 @@ impl Meter {
         }
         let m = &mut st.measured;
         self.sim.with(|w| {
-            for mv in volumes.iter_mut() {
-                let Some(snapshots) = w
-                    .clusters
-                    .get(ci)
-                    .and_then(|c| c.volumes.get(mv.vi))
-                    .map(|v| &v.snapshots)
-                else {
-                    continue;
-                };
-                let Some(newest) = snapshots.last() else {
-                    continue;
-                };
-                if mv.seen.as_deref() == Some(newest.uuid.as_str()) {
-                    continue;
-                }
-                let Some((prefix, count)) = mv
-                    .copies
-                    .iter()
-                    .find(|(p, _)| managed::is_marked(newest.comment.as_deref(), p))
-                else {
-                    continue;
-                };
-                mv.seen = Some(newest.uuid.clone());
-                m.managed_snapshots_taken = m.managed_snapshots_taken.saturating_add(1);
-                if !newest.captures.is_empty() {
-                    m.chain_conflicts = m.chain_conflicts.saturating_add(1);
-                }
-                // The series before this snapshot: more than its count means an earlier
-                // snapshot could not be deleted.
-                let before = snapshots[..snapshots.len() - 1]
-                    .iter()
-                    .filter(|s| managed::follows_pattern(prefix, &s.name))
-                    .count();
-                if u64::try_from(before).unwrap_or(u64::MAX) > *count {
-                    m.retention_violations = m.retention_violations.saturating_add(1);
-                }
+            let Some(vi) = w.last_created().filter(|at| at.0 == ci).map(|at| at.1) else {
+                return;
+            };
+            let Some(mv) = volumes.get_mut(&vi) else {
+                return;
+            };
+            let Some(snapshots) = w
+                .clusters
+                .get(ci)
+                .and_then(|c| c.volumes.get(vi))
+                .map(|v| &v.snapshots)
+            else {
+                return;
+            };
+            let Some(newest) = snapshots.last() else {
+                return;
+            };
+            if mv.seen.as_deref() == Some(newest.uuid.as_str()) {
+                return;
+            }
+            let Some((prefix, count)) = mv
+                .copies
+                .iter()
+                .find(|(p, _)| managed::is_marked(newest.comment.as_deref(), p))
+            else {
+                return;
+            };
+            mv.seen = Some(newest.uuid.clone());
+            m.managed_snapshots_taken = m.managed_snapshots_taken.saturating_add(1);
+            if !newest.captures.is_empty() {
+                m.chain_conflicts = m.chain_conflicts.saturating_add(1);
+            }
+            // The series before this snapshot: more than its count means an earlier snapshot
+            // could not be deleted.
+            let before = snapshots[..snapshots.len() - 1]
+                .iter()
+                .filter(|s| managed::follows_pattern(prefix, &s.name))
+                .count();
+            if u64::try_from(before).unwrap_or(u64::MAX) > *count {
+                m.retention_violations = m.retention_violations.saturating_add(1);
             }
         });
     }
@@ -300,43 +303,21 @@ impl State {
 ///
 /// Only a clock advance changes this (a capture happens when a snapshot is taken, an unpin when
 /// the capturing snapshot rotates out; deleting a captured clone does not unpin, and a pinned
-/// snapshot cannot be deleted), so it is counted after each advance.
+/// snapshot cannot be deleted), so it is counted after each advance. The world keeps the count
+/// as captures come and go ([`World::pinned_backing_count`]).
 fn locked_backing_snapshots(w: &World) -> u64 {
-    u64::try_from(pinned_backing_snapshots(w).len()).unwrap_or(u64::MAX)
+    u64::try_from(w.pinned_backing_count()).unwrap_or(u64::MAX)
 }
 
 /// The uuids of the backing snapshots [`locked_backing_snapshots`] counts.
 pub fn pinned_backing_snapshots(w: &World) -> HashSet<&str> {
-    let mut locked: HashSet<&str> = HashSet::new();
-    for c in &w.clusters {
-        if c.restore_clones.is_empty() {
-            continue;
-        }
-        // Clone LUNs captured by some snapshot, per volume uuid.
-        let mut captured: HashMap<&str, HashSet<&str>> = HashMap::new();
-        for v in &c.volumes {
-            for s in v.snapshots.iter().filter(|s| !s.captures.is_empty()) {
-                captured
-                    .entry(v.uuid.as_str())
-                    .or_default()
-                    .extend(s.captures.iter().map(String::as_str));
-            }
-        }
-        for r in &c.restore_clones {
-            if captured
-                .get(r.volume_uuid.as_str())
-                .is_some_and(|l| l.contains(r.lun_uuid.as_str()))
-            {
-                locked.insert(r.backing_snapshot_uuid.as_str());
-            }
-        }
-    }
-    locked
+    w.pinned_backings().collect()
 }
 
 /// Per world cluster, the volumes of `policy` with `managed_snapshots` on it and their copies.
-fn managed_volumes(w: &World, policy: &Policy) -> Vec<Vec<ManagedVolume>> {
-    let mut out: Vec<Vec<ManagedVolume>> = w.clusters.iter().map(|_| Vec::new()).collect();
+fn managed_volumes(w: &World, policy: &Policy) -> Vec<HashMap<usize, ManagedVolume>> {
+    let mut out: Vec<HashMap<usize, ManagedVolume>> =
+        w.clusters.iter().map(|_| HashMap::new()).collect();
     for v in &policy.volumes {
         let Some(pi) = v.managed else { continue };
         let Some(cluster) = policy.clusters.get(v.cluster) else {
@@ -345,10 +326,10 @@ fn managed_volumes(w: &World, policy: &Policy) -> Vec<Vec<ManagedVolume>> {
         let Ok(ci) = w.cluster_index(&cluster.name) else {
             continue;
         };
-        let Some(vi) = w.clusters[ci]
-            .volumes
-            .iter()
-            .position(|x| x.name == v.name && x.svm == v.svm)
+        let Some(vi) = w
+            .volume_by_name(ci, &v.name)
+            .ok()
+            .filter(|&vi| w.clusters[ci].volumes[vi].svm == v.svm)
         else {
             continue;
         };
@@ -362,7 +343,7 @@ fn managed_volumes(w: &World, policy: &Policy) -> Vec<Vec<ManagedVolume>> {
             .snapshots
             .last()
             .map(|s| s.uuid.clone());
-        out[ci].push(ManagedVolume { vi, copies, seen });
+        out[ci].insert(vi, ManagedVolume { copies, seen });
     }
     out
 }

@@ -329,59 +329,62 @@ struct Listing {
     keys: &'static [&'static str],
     len: fn(&Cluster) -> usize,
     render: fn(&World, usize, usize) -> Value,
-    /// A name index: the records whose `name` equals the argument ignoring case. With it, a
-    /// query `name=<literal>` renders only those records instead of every one.
-    named: Option<fn(&Cluster, &str) -> Vec<usize>>,
+    /// The listing's indices, when it has some.
+    indexed: Option<Indexed>,
 }
+
+/// A listing's indices: for a query they answer, the records (ascending) that can match it, so
+/// that only those are rendered instead of every one; `None` when no index answers it.
+type Indexed = fn(&Cluster, &Params) -> Option<Vec<usize>>;
 
 const SCHEDULES: Listing = Listing {
     path: "/api/cluster/schedules",
     keys: &["uuid", "name"],
     len: |c| c.schedules.len(),
     render: render_schedule,
-    named: None,
+    indexed: None,
 };
 const SVMS: Listing = Listing {
     path: "/api/svm/svms",
     keys: &["uuid", "name"],
     len: |c| c.svms.len(),
     render: render_svm,
-    named: None,
+    indexed: None,
 };
 const VOLUMES: Listing = Listing {
     path: "/api/storage/volumes",
     keys: &["uuid", "name"],
     len: |c| c.volumes.len(),
     render: render_volume,
-    named: None,
+    indexed: Some(|c, params| Some(c.volumes_named(literal(params, "name")?).to_vec())),
 };
 const POLICIES: Listing = Listing {
     path: "/api/storage/snapshot-policies",
     keys: &["uuid", "name"],
     len: |c| c.policies.len(),
     render: render_policy,
-    named: None,
+    indexed: None,
 };
 const LUNS: Listing = Listing {
     path: "/api/storage/luns",
     keys: &["uuid", "name"],
     len: |c| c.luns.len(),
     render: render_lun,
-    named: Some(|c, name| c.luns_named(name).to_vec()),
+    indexed: Some(indexed_luns),
 };
 const IGROUPS: Listing = Listing {
     path: "/api/protocols/san/igroups",
     keys: &["uuid", "name"],
     len: |c| c.igroups.len(),
     render: render_igroup,
-    named: None,
+    indexed: None,
 };
 const LUN_MAPS: Listing = Listing {
     path: "/api/protocols/san/lun-maps",
     keys: &["lun", "igroup", "svm"],
     len: |c| c.lun_maps.len(),
     render: render_lun_map,
-    named: None,
+    indexed: None,
 };
 
 /// `GET` on a collection: every record, then ONTAP's query semantics (filters, fields, paging).
@@ -393,24 +396,47 @@ fn list_all(st: &ClusterState, q: Vec<(String, String)>, listing: &Listing) -> A
     })
 }
 
-/// The records a collection query has to look at, rendered: the index's hits when the query
-/// has one `name=` filter with a literal value (no `*`, `|`, `!`, `<`, `>`, `null`) and the
-/// listing has a name index, else every record. `collection` still applies every filter.
+/// The value of the query's one filter on `field` when it is a literal (no `*`, `|`, `!`, `<`,
+/// `>`, not `null`): the records it matches are those whose value equals it ignoring case.
+fn literal<'a>(params: &'a Params, field: &str) -> Option<&'a str> {
+    let mut values = params
+        .filters()
+        .filter(|(k, _)| *k == field)
+        .map(|(_, v)| v);
+    match (values.next(), values.next()) {
+        (Some(v), None) if !v.contains(['*', '|', '!', '<', '>']) && v != "null" => Some(v),
+        _ => None,
+    }
+}
+
+/// The LUNs a query can match, through the first index it answers: a literal `name`, a
+/// literal `location.volume.uuid` (volume uuids are lowercase, as the world makes them) or a
+/// literal `location.volume.name` — a listing of one volume's LUNs renders only those.
+fn indexed_luns(c: &Cluster, params: &Params) -> Option<Vec<usize>> {
+    if let Some(name) = literal(params, "name") {
+        return Some(c.luns_named(name));
+    }
+    if let Some(uuid) = literal(params, "location.volume.uuid") {
+        return Some(c.luns_of_volume(&uuid.to_lowercase()));
+    }
+    let volume = literal(params, "location.volume.name")?;
+    let mut luns: Vec<usize> = c
+        .volumes_named(volume)
+        .iter()
+        .flat_map(|&vi| c.luns_of_volume(&c.volumes[vi].uuid))
+        .collect();
+    luns.sort_unstable();
+    Some(luns)
+}
+
+/// The records a collection query has to look at, rendered: those the listing's indices give
+/// for it, else every record. `collection` still applies every filter.
 fn candidates(w: &World, ci: usize, listing: &Listing, params: &Params) -> Vec<Value> {
     let c = &w.clusters[ci];
-    let names: Vec<&str> = params
-        .filters()
-        .filter(|(k, _)| *k == "name")
-        .map(|(_, v)| v)
-        .collect();
-    let literal = match names.as_slice() {
-        [v] if !v.contains(['*', '|', '!', '<', '>']) && *v != "null" => Some(*v),
-        _ => None,
-    };
-    let indices: Vec<usize> = match (listing.named, literal) {
-        (Some(named), Some(name)) => named(c, name),
-        _ => (0..(listing.len)(c)).collect(),
-    };
+    let indices: Vec<usize> = listing
+        .indexed
+        .and_then(|indexed| indexed(c, params))
+        .unwrap_or_else(|| (0..(listing.len)(c)).collect());
     indices
         .into_iter()
         .map(|i| (listing.render)(w, ci, i))

@@ -40,9 +40,12 @@ pub(super) fn render_volume(w: &World, ci: usize, vi: usize) -> Value {
         .iter()
         .find(|p| p.name == v.snapshot_policy)
         .map(|p| p.uuid.clone());
-    let mut clone = json!({"is_flexclone": v.clone_parent.is_some(), "has_flexclone": c.volumes.iter().any(|x| x.clone_parent.as_ref().is_some_and(|p| p.volume_uuid == v.uuid))});
+    let mut clone = json!({"is_flexclone": v.clone_parent.is_some(), "has_flexclone": !c.clone_children_of(&v.uuid).is_empty()});
     if let Some(p) = &v.clone_parent {
-        let parent = c.volumes.iter().find(|x| x.uuid == p.volume_uuid);
+        let parent = w
+            .volume_index(ci, &p.volume_uuid)
+            .ok()
+            .map(|pi| &c.volumes[pi]);
         let snap = parent.and_then(|x| x.snapshots.iter().find(|s| s.uuid == p.snapshot_uuid));
         clone["parent_volume"] =
             json!({"uuid": p.volume_uuid, "name": parent.map(|x| x.name.clone())});
@@ -137,14 +140,16 @@ pub(super) fn render_snapshot_with(
 pub(super) fn render_lun(w: &World, ci: usize, li: usize) -> Value {
     let c = &w.clusters[ci];
     let l = &c.luns[li];
-    let vol = c.volumes.iter().find(|v| v.uuid == l.volume_uuid);
+    let vol = w
+        .volume_index(ci, &l.volume_uuid)
+        .ok()
+        .map(|vi| &c.volumes[vi]);
     let maps: Vec<Value> = c
-        .lun_maps
+        .lun_maps_of(&l.uuid)
         .iter()
-        .filter(|m| m.lun_uuid == l.uuid)
-        .map(|m| {
-            let g = c.igroups.iter().find(|g| g.uuid == m.igroup_uuid);
-            json!({"igroup": {"uuid": m.igroup_uuid, "name": g.map(|g| g.name.clone())}, "logical_unit_number": m.logical_unit_number})
+        .map(|(igroup, number)| {
+            let g = c.igroups.iter().find(|g| g.uuid == *igroup);
+            json!({"igroup": {"uuid": igroup, "name": g.map(|g| g.name.clone())}, "logical_unit_number": number})
         })
         .collect();
     let mut r = json!({
@@ -274,7 +279,7 @@ pub(super) fn render_igroup(w: &World, ci: usize, i: usize) -> Value {
 pub(super) fn render_lun_map(w: &World, ci: usize, i: usize) -> Value {
     let c = &w.clusters[ci];
     let m = &c.lun_maps[i];
-    let lun = c.luns.iter().find(|l| l.uuid == m.lun_uuid);
+    let lun = c.lun_by_uuid(&m.lun_uuid).map(|li| &c.luns[li]);
     let g = c.igroups.iter().find(|g| g.uuid == m.igroup_uuid);
     json!({
         "lun": {"uuid": m.lun_uuid, "name": lun.map(|l| l.name.clone())},

@@ -13,9 +13,7 @@ pub(super) async fn get_lun(
 ) -> ApiResult {
     get_one(&st, q, &LUNS, |w, ci| {
         w.clusters[ci]
-            .luns
-            .iter()
-            .position(|l| l.uuid == uuid)
+            .lun_by_uuid(&uuid)
             .ok_or_else(|| ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid"))
     })
 }
@@ -89,13 +87,9 @@ pub(super) async fn delete_lun(
     let params = Params::new(q);
     let allow = params.flag("allow_delete_while_mapped", false);
     sim.with(|w| {
-        let li = w.clusters[ci]
-            .luns
-            .iter()
-            .position(|l| l.uuid == uuid)
-            .ok_or_else(|| {
-                ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
-            })?;
+        let li = w.clusters[ci].lun_by_uuid(&uuid).ok_or_else(|| {
+            ApiError::new(404, codes::LUN_NOT_FOUND, "entry doesn't exist", "uuid")
+        })?;
         let svm = svm_of(w, ci, &w.clusters[ci].luns[li].svm.clone());
         mutate(
             w,

@@ -8,24 +8,7 @@ pub(super) async fn list_snapshots(
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let volumes: Vec<usize> = if vol == "*" {
-            (0..w.clusters[ci].volumes.len()).collect()
-        } else {
-            vec![w
-                .volume_index(ci, &vol)
-                .map_err(|_| not_found("volume.uuid"))?]
-        };
-        let pins = w.pins(ci, (vol != "*").then(|| volumes[0]));
-        let bytes = w.lun_bytes_by_volume(ci);
-        let records = volumes
-            .into_iter()
-            .flat_map(|vi| {
-                let v = &w.clusters[ci].volumes[vi];
-                let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
-                (0..v.snapshots.len()).map(move |si| (vi, si, luns))
-            })
-            .map(|(vi, si, luns)| render_snapshot_with(w, &pins, luns, (ci, vi, si)))
-            .collect();
+        let records = snapshot_records(w, ci, &vol)?;
         let keys: &[&str] = if vol == "*" {
             &["uuid", "name", "volume"]
         } else {
@@ -40,6 +23,31 @@ pub(super) async fn list_snapshots(
     })
 }
 
+/// Every snapshot of volume `vol` (a uuid, or `*` for all), rendered. One volume's listing
+/// costs what that volume holds; `*` gathers the pins and the LUN bytes of every volume once.
+pub(super) fn snapshot_records(w: &World, ci: usize, vol: &str) -> Result<Vec<Value>, ApiError> {
+    let (volumes, pins, bytes) = if vol == "*" {
+        let volumes: Vec<usize> = (0..w.clusters[ci].volumes.len()).collect();
+        (volumes, w.pins(ci, None), w.lun_bytes_by_volume(ci))
+    } else {
+        let vi = w
+            .volume_index(ci, vol)
+            .map_err(|_| not_found("volume.uuid"))?;
+        let uuid = w.clusters[ci].volumes[vi].uuid.as_str();
+        let bytes = std::iter::once((uuid, w.volume_lun_bytes(ci, vi))).collect();
+        (vec![vi], w.pins(ci, Some(vi)), bytes)
+    };
+    Ok(volumes
+        .into_iter()
+        .flat_map(|vi| {
+            let v = &w.clusters[ci].volumes[vi];
+            let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
+            (0..v.snapshots.len()).map(move |si| (vi, si, luns))
+        })
+        .map(|(vi, si, luns)| render_snapshot_with(w, &pins, luns, (ci, vi, si)))
+        .collect())
+}
+
 /// Finds a snapshot by volume uuid (or `*`) and snapshot uuid.
 pub(super) fn find_snapshot(
     w: &World,
@@ -48,16 +56,20 @@ pub(super) fn find_snapshot(
     snap: &str,
 ) -> Result<(usize, usize), ApiError> {
     let c = &w.clusters[ci];
-    for (vi, v) in c.volumes.iter().enumerate() {
-        if vol != "*" && v.uuid != vol {
-            continue;
-        }
-        if let Some(si) = v.snapshots.iter().position(|s| s.uuid == snap) {
-            return Ok((vi, si));
-        }
-    }
-    if vol != "*" && c.volumes.iter().all(|v| v.uuid != vol) {
-        return Err(not_found("volume.uuid"));
+    let found = if vol == "*" {
+        c.volumes.iter().enumerate().find_map(|(vi, v)| {
+            let si = v.snapshots.iter().position(|s| s.uuid == snap)?;
+            Some((vi, si))
+        })
+    } else {
+        let vi = w
+            .volume_index(ci, vol)
+            .map_err(|_| not_found("volume.uuid"))?;
+        let si = c.volumes[vi].snapshots.iter().position(|s| s.uuid == snap);
+        si.map(|si| (vi, si))
+    };
+    if let Some(at) = found {
+        return Ok(at);
     }
     Err(ApiError::new(
         404,

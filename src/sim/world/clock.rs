@@ -64,33 +64,19 @@ impl World {
         self.advance_summarized(to, usize::MAX).events
     }
 
-    /// [`World::advance_to`], keeping the counts and at most `cap` events.
+    /// [`World::advance_to`], keeping the counts and at most `cap` events. Costs what fires:
+    /// the instants due come from `due` in order (ties: cluster, volume, then policy order).
     pub fn advance_summarized(&mut self, to: DateTime<Utc>, cap: usize) -> ClockSummary {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
         let mut summary = ClockSummary::default();
         let mut events = Vec::new();
         // Firing never adds or removes volumes or policies, so (cluster, volume, copy) indices
-        // stay valid for the whole walk; the heap yields instants in order (ties: cluster,
-        // volume, then policy order).
-        let mut due = BinaryHeap::new();
-        for (ci, c) in self.clusters.iter().enumerate() {
-            for (vi, v) in c.volumes.iter().enumerate() {
-                for (k, fire) in v.next_fires.iter().enumerate() {
-                    if let Some(at) = fire.filter(|at| *at <= to) {
-                        due.push(Reverse((at, ci, vi, k)));
-                    }
-                }
-            }
-        }
-        let volume_clones: Vec<bool> = self
-            .clusters
-            .iter()
-            .map(|c| c.volumes.iter().any(|v| v.clone_parent.is_some()))
-            .collect();
-        while let Some(Reverse((at, ci, vi, k))) = due.pop() {
+        // stay valid for the whole walk.
+        while self.due.first().is_some_and(|(at, ..)| *at <= to) {
+            let Some((at, ci, vi, k)) = self.due.pop_first() else {
+                break;
+            };
             self.now = at;
-            self.fire(ci, vi, k, volume_clones[ci], &mut events);
+            self.fire(ci, vi, k, &mut events);
             for event in events.drain(..) {
                 summary.record(event, cap);
             }
@@ -104,8 +90,8 @@ impl World {
                 .and_then(|copy| c.schedules.iter().find(|s| s.name == copy.schedule))
                 .and_then(|s| s.recurrence.next_after(c.tz, at));
             self.clusters[ci].volumes[vi].next_fires[k] = next;
-            if let Some(next) = next.filter(|n| *n <= to) {
-                due.push(Reverse((next, ci, vi, k)));
+            if let Some(next) = next {
+                self.due.insert((next, ci, vi, k));
             }
         }
         if to > self.now {
@@ -115,24 +101,20 @@ impl World {
         summary
     }
 
-    /// Drops expired jobs, finished block sharing and unreferenced SnapRestore clone records.
+    /// Drops expired jobs and finished block sharing.
     fn housekeeping(&mut self) {
         let now = self.now;
         let keep = seconds(self.knobs.job_retention_seconds);
         for c in &mut self.clusters {
             c.jobs.retain(|j| now < saturating_add(j.end, keep));
-            c.block_sharing.retain(|b| now < b.until);
+            c.block_sharing.retain(|_, sharing| {
+                sharing.retain(|b| now < b.until);
+                !sharing.is_empty()
+            });
         }
     }
 
-    fn fire(
-        &mut self,
-        ci: usize,
-        vi: usize,
-        k: usize,
-        volume_clones: bool,
-        events: &mut Vec<ClockEvent>,
-    ) {
+    fn fire(&mut self, ci: usize, vi: usize, k: usize, events: &mut Vec<ClockEvent>) {
         let now = self.now;
         let c = &self.clusters[ci];
         let v = &c.volumes[vi];
@@ -165,10 +147,11 @@ impl World {
             .collect();
         ours.sort_by_key(|&i| v.snapshots[i].create_time);
         let count = usize::try_from(copy.count.max(1)).unwrap_or(usize::MAX);
-        // Owners are only possible with clones around; skip the lookup otherwise (fast path).
-        let maybe_locked = volume_clones
-            || !c.restore_clones.is_empty()
-            || !c.block_sharing.is_empty()
+        // Owners are only possible with clones of this volume around; skip the lookup otherwise
+        // (fast path).
+        let maybe_locked = c.clone_children.contains_key(&v.uuid)
+            || !v.restore_clones.is_empty()
+            || c.block_sharing.contains_key(&v.uuid)
             || v.snapshots.iter().any(|s| !s.held_by.is_empty());
         let pins = maybe_locked.then(|| self.pins(ci, Some(vi))); // once for all of `ours`
         let locked: Vec<bool> = ours

@@ -1,6 +1,6 @@
 //! LUNs (plain, FlexClone and SnapRestore clones), igroups and LUN maps.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::clock::{saturating_add, seconds};
 use super::snapshots::snapshot_name_problem;
@@ -15,59 +15,104 @@ fn is_segment(s: &str) -> bool {
 }
 
 impl Cluster {
-    /// Indices of the LUNs whose name equals `name` ignoring case, from the name index (no scan).
-    pub fn luns_named(&self, name: &str) -> &[usize] {
+    /// The position in `luns` of the LUN of seq `seq` (`luns` is sorted by seq).
+    fn lun_at(&self, seq: u64) -> Option<usize> {
+        self.luns.binary_search_by_key(&seq, |l| l.seq).ok()
+    }
+
+    /// Positions in `luns` of the LUNs of these seqs, ascending.
+    fn lun_positions(&self, seqs: &[u64]) -> Vec<usize> {
+        seqs.iter().filter_map(|&s| self.lun_at(s)).collect()
+    }
+
+    /// Indices of the LUNs whose name equals `name` ignoring case, ascending, from the name
+    /// index (no scan).
+    pub fn luns_named(&self, name: &str) -> Vec<usize> {
         self.lun_names
             .get(&name.to_lowercase())
-            .map_or(&[], Vec::as_slice)
+            .map_or_else(Vec::new, |seqs| self.lun_positions(seqs))
     }
 
     /// The LUN named exactly `name`, from the name index.
     pub fn lun_by_name(&self, name: &str) -> Option<usize> {
-        self.luns_named(name)
+        self.lun_names
+            .get(&name.to_lowercase())?
             .iter()
-            .copied()
+            .filter_map(|&s| self.lun_at(s))
             .find(|&i| self.luns[i].name == name)
     }
 
-    /// Removes LUN `li`, keeping the name index true: its entry goes, and every later index
-    /// moves down by one (integers only: rebuilding the index, names lowercased and hashed
-    /// again, per delete made a pass of deletes quadratic).
-    pub(super) fn remove_lun(&mut self, li: usize) {
-        let lun = self.luns.remove(li);
-        let key = lun.name.to_lowercase();
-        if let Some(at) = self.lun_names.get_mut(&key) {
-            at.retain(|&i| i != li);
-            if at.is_empty() {
-                self.lun_names.remove(&key);
-            }
-        }
-        for at in self.lun_names.values_mut() {
-            for i in at.iter_mut().filter(|i| **i > li) {
-                *i -= 1;
-            }
-        }
+    /// The LUN whose uuid is exactly `uuid`, from the uuid index.
+    pub fn lun_by_uuid(&self, uuid: &str) -> Option<usize> {
+        self.lun_at(*self.lun_uuids.get(uuid)?)
     }
 
-    /// Rebuilds the name index after LUNs were removed (indices shift).
+    /// Indices of the LUNs of the volume whose uuid is `volume_uuid`, ascending, from the
+    /// volume's LUN index.
+    pub fn luns_of_volume(&self, volume_uuid: &str) -> Vec<usize> {
+        self.volume_luns
+            .get(volume_uuid)
+            .map_or_else(Vec::new, |seqs| self.lun_positions(seqs))
+    }
+
+    /// The maps of the LUN whose uuid is `uuid`, as (igroup uuid, logical unit number), in the
+    /// order of `lun_maps`.
+    pub fn lun_maps_of(&self, uuid: &str) -> &[(String, u32)] {
+        self.lun_maps_of.get(uuid).map_or(&[], Vec::as_slice)
+    }
+
+    /// Enters a LUN into the indices (its seq is above every indexed one).
+    fn index_lun(&mut self, lun: &Lun) {
+        self.lun_names
+            .entry(lun.name.to_lowercase())
+            .or_default()
+            .push(lun.seq);
+        self.lun_uuids.insert(lun.uuid.clone(), lun.seq);
+        self.volume_luns
+            .entry(lun.volume_uuid.clone())
+            .or_default()
+            .push(lun.seq);
+    }
+
+    /// Removes LUN `li`, keeping the indices true: only its own entries go (they hold seqs, not
+    /// positions, so nothing else moves).
+    pub(super) fn remove_lun(&mut self, li: usize) -> Box<Lun> {
+        let lun = self.luns.remove(li);
+        fn unlist(index: &mut HashMap<String, Vec<u64>>, key: &str, seq: u64) {
+            if let Some(at) = index.get_mut(key) {
+                at.retain(|&s| s != seq);
+                if at.is_empty() {
+                    index.remove(key);
+                }
+            }
+        }
+        unlist(&mut self.lun_names, &lun.name.to_lowercase(), lun.seq);
+        unlist(&mut self.volume_luns, &lun.volume_uuid, lun.seq);
+        self.lun_uuids.remove(&lun.uuid);
+        lun
+    }
+
+    /// Rebuilds the LUN indices after LUNs were removed in bulk.
     pub(super) fn reindex_luns(&mut self) {
         self.lun_names.clear();
-        for (i, l) in self.luns.iter().enumerate() {
-            self.lun_names
-                .entry(l.name.to_lowercase())
-                .or_default()
-                .push(i);
+        self.lun_uuids.clear();
+        self.volume_luns.clear();
+        let luns = std::mem::take(&mut self.luns);
+        for l in &luns {
+            self.index_lun(l);
         }
+        self.luns = luns;
     }
 }
 
 impl World {
     // ----- LUNs -----
 
+    /// The LUN at path `uuid_or_path`, else the one with that uuid.
     pub fn lun_index(&self, ci: usize, uuid_or_path: &str) -> SimResult<usize> {
         let c = &self.clusters[ci];
         c.lun_by_name(uuid_or_path)
-            .or_else(|| c.luns.iter().position(|l| l.uuid == uuid_or_path))
+            .or_else(|| c.lun_by_uuid(uuid_or_path))
             .ok_or_else(|| SimError::not_found(codes::LUN_NOT_FOUND, uuid_or_path))
     }
 
@@ -107,6 +152,7 @@ impl World {
         let uuid = World::new_uuid();
         let serial = format!("wS{:010}", c.luns.len() + 1);
         let lun = Lun {
+            seq: c.next_lun_seq,
             uuid: uuid.clone(),
             name: path.to_string(),
             svm: c.volumes[vi].svm.clone(),
@@ -118,11 +164,9 @@ impl World {
             create_time: self.now,
         };
         let c = &mut self.clusters[ci];
-        c.lun_names
-            .entry(lun.name.to_lowercase())
-            .or_default()
-            .push(c.luns.len());
-        c.luns.push(lun);
+        c.next_lun_seq += 1;
+        c.index_lun(&lun);
+        c.luns.push(Box::new(lun));
         Ok(uuid)
     }
 
@@ -201,13 +245,15 @@ impl World {
             let until = saturating_add(self.now, seconds(self.knobs.block_sharing_seconds));
             let c = &mut self.clusters[ci];
             let sharing = BlockSharing {
-                volume_uuid: c.volumes[svi].uuid.clone(),
                 snapshot_uuid: c.volumes[svi].snapshots[si].uuid.clone(),
                 lun_uuid: uuid.clone(),
                 until,
             };
             if self.now < until {
-                c.block_sharing.push(sharing);
+                c.block_sharing
+                    .entry(c.volumes[svi].uuid.clone())
+                    .or_default()
+                    .push(sharing);
             }
         }
         Ok(uuid)
@@ -257,17 +303,19 @@ impl World {
             (l.size, l.os_type.clone())
         };
         let uuid = self.push_lun(ci, vi, &dest, size, &os_type, true)?;
-        let c = &mut self.clusters[ci];
-        c.restore_clones.push(RestoreClone {
+        let v = &mut self.clusters[ci].volumes[vi];
+        let backing_snapshot_uuid = v.snapshots[si].uuid.clone();
+        v.restore_clones.push(RestoreClone {
             lun_uuid: uuid.clone(),
-            volume_uuid: c.volumes[vi].uuid.clone(),
-            backing_snapshot_uuid: c.volumes[vi].snapshots[si].uuid.clone(),
+            backing_snapshot_uuid,
             alive: true,
+            captured_by: 0,
         });
         Ok(uuid)
     }
 
-    /// `DELETE /api/storage/luns/{uuid}`.
+    /// `DELETE /api/storage/luns/{uuid}`. A SnapRestore clone's record stays while a snapshot
+    /// of its volume captured it.
     pub fn delete_lun(
         &mut self,
         ci: usize,
@@ -276,35 +324,36 @@ impl World {
     ) -> SimResult<()> {
         let c = &mut self.clusters[ci];
         let uuid = c.luns[li].uuid.clone();
-        if c.lun_maps.iter().any(|m| m.lun_uuid == uuid) {
+        if c.lun_maps_of.contains_key(&uuid) {
             if !allow_delete_while_mapped {
                 return Err(SimError::LunMapped {
                     lun: c.luns[li].name.clone(),
                 });
             }
             c.lun_maps.retain(|m| m.lun_uuid != uuid);
+            c.lun_maps_of.remove(&uuid);
         }
-        c.remove_lun(li);
-        c.block_sharing.retain(|b| b.lun_uuid != uuid);
-        for r in c.restore_clones.iter_mut().filter(|r| r.lun_uuid == uuid) {
-            r.alive = false;
+        let lun = c.remove_lun(li);
+        if let Some(sharing) = c.block_sharing.get_mut(&lun.volume_uuid) {
+            sharing.retain(|b| b.lun_uuid != uuid);
+            if sharing.is_empty() {
+                c.block_sharing.remove(&lun.volume_uuid);
+            }
         }
-        let volumes = &c.volumes;
-        c.restore_clones.retain(|r| {
-            r.alive
-                || volumes.iter().any(|v| {
-                    v.uuid == r.volume_uuid
-                        && v.snapshots.iter().any(|s| s.captures.contains(&r.lun_uuid))
-                })
-        });
+        if let Some(&vi) = c.volume_uuids.get(&lun.volume_uuid) {
+            let clones = &mut c.volumes[vi].restore_clones;
+            if let Some(ri) = clones.iter().position(|r| r.lun_uuid == uuid) {
+                clones[ri].alive = false;
+                if clones[ri].captured_by == 0 {
+                    clones.remove(ri);
+                }
+            }
+        }
         Ok(())
     }
 
     pub fn is_mapped(&self, ci: usize, lun_uuid: &str) -> bool {
-        self.clusters[ci]
-            .lun_maps
-            .iter()
-            .any(|m| m.lun_uuid == lun_uuid)
+        self.clusters[ci].lun_maps_of.contains_key(lun_uuid)
     }
 
     // ----- igroups and maps -----
@@ -354,9 +403,9 @@ impl World {
         let gi = self.igroup_index(ci, igroup)?;
         let c = &mut self.clusters[ci];
         let (lun_uuid, igroup_uuid) = (c.luns[li].uuid.clone(), c.igroups[gi].uuid.clone());
-        if c.lun_maps
-            .iter()
-            .any(|m| m.lun_uuid == lun_uuid && m.igroup_uuid == igroup_uuid)
+        if c.lun_maps_of
+            .get(&lun_uuid)
+            .is_some_and(|maps| maps.iter().any(|(g, _)| *g == igroup_uuid))
         {
             return Err(SimError::Duplicate {
                 code: codes::ALREADY_MAPPED,
@@ -371,6 +420,10 @@ impl World {
             .map(|m| m.logical_unit_number)
             .collect();
         let lun_id = (0..).find(|n| !used.contains(n)).expect("a free LUN id");
+        c.lun_maps_of
+            .entry(lun_uuid.clone())
+            .or_default()
+            .push((igroup_uuid.clone(), lun_id));
         c.lun_maps.push(LunMap {
             lun_uuid,
             igroup_uuid,
@@ -389,6 +442,12 @@ impl World {
                 codes::MAP_NOT_FOUND,
                 format!("{lun_uuid}/{igroup_uuid}"),
             ));
+        }
+        if let Some(maps) = c.lun_maps_of.get_mut(lun_uuid) {
+            maps.retain(|(g, _)| g != igroup_uuid);
+            if maps.is_empty() {
+                c.lun_maps_of.remove(lun_uuid);
+            }
         }
         Ok(())
     }

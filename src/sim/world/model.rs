@@ -93,7 +93,13 @@ pub struct Volume {
     pub snapshots: Vec<Snapshot>,
     /// Next fire instant of each `copies` entry of the policy (same order); `None`: never.
     pub next_fires: Vec<Option<DateTime<Utc>>>,
+    /// Set and cleared only by `World`'s operations, so that `Cluster::clone_children` stays true.
     pub clone_parent: Option<CloneParent>,
+    /// The SnapRestore clones made from this volume's snapshots, in creation order: a live
+    /// clone, or a deleted one that a snapshot of this volume captured. Only `World`'s
+    /// operations change them (with the snapshots), so that their capture counts and
+    /// `World::pinned_backings` stay true.
+    pub restore_clones: Vec<RestoreClone>,
     /// `space.snapshot.autodelete`.
     pub autodelete: Autodelete,
     /// `snapshot_locking_enabled`: scheduled snapshots of copies with a `retention_period` are
@@ -167,6 +173,9 @@ pub const DEFAULT_SNAPSHOT_RESERVE_PERCENT: u8 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Lun {
+    /// The LUN's place in creation order, never reused: `Cluster::luns` is sorted by it, and the
+    /// LUN indices hold it instead of a position, which a delete would shift.
+    pub(super) seq: u64,
     pub uuid: String,
     /// `/vol/<volume>/<lun>`.
     pub name: String,
@@ -196,20 +205,22 @@ pub struct LunMap {
     pub logical_unit_number: u32,
 }
 
-/// A SnapRestore clone of a LUN and the snapshot backing it.
+/// A SnapRestore clone of a LUN and the snapshot backing it (both in the volume holding it).
 #[derive(Debug, Clone)]
 pub struct RestoreClone {
     pub lun_uuid: String,
-    pub volume_uuid: String,
     pub backing_snapshot_uuid: String,
     /// `false` once the clone LUN is deleted; the record lives on while snapshots captured it.
     pub alive: bool,
+    /// How many snapshots of the volume captured the clone (hold its uuid in `captures`).
+    /// Invariant: a deleted clone's record has `captured_by > 0`.
+    pub captured_by: usize,
 }
 
-/// A FlexClone LUN still sharing blocks with the snapshot it was cloned from.
+/// A FlexClone LUN still sharing blocks with the snapshot it was cloned from (both in the
+/// volume it is kept under, `Cluster::block_sharing`).
 #[derive(Debug, Clone)]
 pub struct BlockSharing {
-    pub volume_uuid: String,
     pub snapshot_uuid: String,
     pub lun_uuid: String,
     pub until: DateTime<Utc>,
@@ -267,17 +278,45 @@ pub struct Cluster {
     pub svms: Vec<Svm>,
     pub schedules: Vec<Schedule>,
     pub policies: Vec<SnapshotPolicy>,
+    /// Only `World`'s operations add or remove volumes, so that the volume indices stay true.
     pub volumes: Vec<Volume>,
-    /// Only `World`'s operations add or remove LUNs, so that `lun_names` stays true.
-    pub luns: Vec<Lun>,
+    /// Index of `volumes` by uuid (the world makes them lowercase). Invariant:
+    /// `volume_uuids[u] == i` iff `volumes[i].uuid == u`.
+    pub(super) volume_uuids: HashMap<String, usize>,
+    /// Index of `volumes` by lowercased name (ONTAP's query matching ignores case).
+    /// Invariant: `i` is in `volume_names[k]` iff `volumes[i].name` lowercased is `k`; each
+    /// list ascending.
+    pub(super) volume_names: HashMap<String, Vec<usize>>,
+    /// The parent snapshot (uuid) of each FlexClone volume, by its parent volume's uuid.
+    /// Invariant: one entry per volume whose `clone_parent` is set, under that parent; no
+    /// empty list.
+    pub(super) clone_children: HashMap<String, Vec<String>>,
+    /// In creation order: sorted by `Lun::seq`. Only `World`'s operations add or remove LUNs,
+    /// so that the LUN indices stay true. Boxed, so that removing one from the middle moves
+    /// pointers rather than whole records (a delete per backup cycle at thousands of LUNs).
+    #[allow(clippy::vec_box)]
+    pub luns: Vec<Box<Lun>>,
+    /// The `seq` the next LUN gets.
+    pub(super) next_lun_seq: u64,
     /// Index of `luns` by lowercased name (ONTAP's query matching ignores case): name look-ups
-    /// do not scan every LUN. Invariant: `i` is in `lun_names[k]` iff `luns[i].name`
-    /// lowercased is `k`.
-    pub(super) lun_names: HashMap<String, Vec<usize>>,
+    /// do not scan every LUN. Invariant: `s` is in `lun_names[k]` iff the LUN of seq `s` is
+    /// in `luns` and its name lowercased is `k`; each list ascending.
+    pub(super) lun_names: HashMap<String, Vec<u64>>,
+    /// Index of `luns` by uuid. Invariant: `lun_uuids[u] == s` iff the LUN of seq `s` is in
+    /// `luns` with uuid `u`.
+    pub(super) lun_uuids: HashMap<String, u64>,
+    /// The LUNs of each volume (by volume uuid). Invariant: `s` is in `volume_luns[u]` iff the
+    /// LUN of seq `s` is in `luns` with `volume_uuid` `u`; each list ascending, none empty.
+    pub(super) volume_luns: HashMap<String, Vec<u64>>,
     pub igroups: Vec<Igroup>,
+    /// Only `World`'s operations add or remove maps, so that `lun_maps_of` stays true.
     pub lun_maps: Vec<LunMap>,
-    pub restore_clones: Vec<RestoreClone>,
-    pub block_sharing: Vec<BlockSharing>,
+    /// The maps of each LUN (by LUN uuid) as (igroup uuid, logical unit number), in the order
+    /// of `lun_maps`. Invariant: the same maps as `lun_maps` holds for that LUN; none empty.
+    pub(super) lun_maps_of: HashMap<String, Vec<(String, u32)>>,
+    /// FlexClone LUNs sharing blocks with a snapshot, by the uuid of the volume holding both.
+    /// Invariant: no empty list.
+    pub(super) block_sharing: HashMap<String, Vec<BlockSharing>>,
     pub jobs: Vec<Job>,
 }
 

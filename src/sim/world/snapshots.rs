@@ -139,8 +139,8 @@ impl World {
             });
         }
         if c.block_sharing
-            .iter()
-            .any(|b| b.volume_uuid == v.uuid && self.now < b.until)
+            .get(&v.uuid)
+            .is_some_and(|sharing| sharing.iter().any(|b| self.now < b.until))
         {
             return Err(SimError::BlockSharing {
                 volume: v.name.clone(),
@@ -181,18 +181,22 @@ impl World {
         new: NewSnap<'_>,
     ) -> usize {
         let now = self.now;
-        let c = &mut self.clusters[ci];
-        let vol_uuid = c.volumes[vi].uuid.clone();
+        let v = &mut self.clusters[ci].volumes[vi];
         // Every live SnapRestore clone on this volume is frozen into the new snapshot (§7.2).
-        let captures = c
-            .restore_clones
-            .iter()
-            .filter(|r| r.alive && r.volume_uuid == vol_uuid)
-            .map(|r| r.lun_uuid.clone())
-            .collect();
+        let mut captures = Vec::new();
+        for r in v.restore_clones.iter_mut().filter(|r| r.alive) {
+            captures.push(r.lun_uuid.clone());
+            r.captured_by += 1;
+            if r.captured_by == 1 {
+                *self
+                    .pinned_backings
+                    .entry(r.backing_snapshot_uuid.clone())
+                    .or_default() += 1;
+            }
+        }
         // Sizes cycle through 4 KiB .. 256 KiB so listings show varied values.
-        let size = 4096 * (1 + (c.volumes[vi].snapshots.len() % 64) as u64);
-        c.volumes[vi].snapshots.push(Snapshot {
+        let size = 4096 * (1 + (v.snapshots.len() % 64) as u64);
+        v.snapshots.push(Snapshot {
             uuid,
             name: new.name.to_string(),
             comment: new.comment,
@@ -204,7 +208,17 @@ impl World {
             held_by: Vec::new(),
             snaplock_expiry: None,
         });
-        c.volumes[vi].snapshots.len() - 1
+        v.snapshots.len() - 1
+    }
+
+    /// One capture fewer pins backing snapshot `uuid` ([`World::pinned_backings`]).
+    pub(super) fn unpin(&mut self, uuid: &str) {
+        if let Some(n) = self.pinned_backings.get_mut(uuid) {
+            *n -= 1;
+            if *n == 0 {
+                self.pinned_backings.remove(uuid);
+            }
+        }
     }
 
     /// The bytes snapshot `si` holds now: its size when taken, plus the blocks the volume's
@@ -218,15 +232,15 @@ impl World {
     /// is a share of. A listing sums it once per volume, not once per snapshot.
     pub fn volume_lun_bytes(&self, ci: usize, vi: usize) -> u64 {
         let c = &self.clusters[ci];
-        let v = &c.volumes[vi];
-        c.luns
-            .iter()
-            .filter(|l| l.volume_uuid == v.uuid && !l.created_as_clone)
+        c.luns_of_volume(&c.volumes[vi].uuid)
+            .into_iter()
+            .map(|li| &c.luns[li])
+            .filter(|l| !l.created_as_clone)
             .fold(0u64, |t, l| t.saturating_add(l.size))
     }
 
     /// [`World::volume_lun_bytes`] of every volume of cluster `ci`, by volume uuid, in one scan of
-    /// its LUNs (a scan per volume is quadratic in a listing).
+    /// its LUNs, for a listing of every volume's snapshots.
     pub fn lun_bytes_by_volume(&self, ci: usize) -> HashMap<&str, u64> {
         let mut out: HashMap<&str, u64> = HashMap::new();
         for l in self.clusters[ci]
@@ -253,18 +267,26 @@ impl World {
     }
 
     pub(super) fn remove_snapshot(&mut self, ci: usize, vi: usize, si: usize) {
-        let c = &mut self.clusters[ci];
-        c.volumes[vi].snapshots.remove(si);
-        let vol = &c.volumes[vi];
-        // A deleted SnapRestore clone whose last capturing snapshot is gone is forgotten.
-        c.restore_clones.retain(|r| {
-            r.alive
-                || r.volume_uuid != vol.uuid
-                || vol
-                    .snapshots
-                    .iter()
-                    .any(|s| s.captures.contains(&r.lun_uuid))
-        });
+        let v = &mut self.clusters[ci].volumes[vi];
+        let removed = v.snapshots.remove(si);
+        let mut unpinned = Vec::new();
+        for lun in &removed.captures {
+            let Some(ri) = v.restore_clones.iter().position(|r| r.lun_uuid == *lun) else {
+                continue;
+            };
+            let r = &mut v.restore_clones[ri];
+            r.captured_by = r.captured_by.saturating_sub(1);
+            if r.captured_by == 0 {
+                unpinned.push(r.backing_snapshot_uuid.clone());
+                // A deleted SnapRestore clone whose last capturing snapshot is gone is forgotten.
+                if !r.alive {
+                    v.restore_clones.remove(ri);
+                }
+            }
+        }
+        for uuid in unpinned {
+            self.unpin(&uuid);
+        }
     }
 
     pub fn snapshot_index(&self, ci: usize, vi: usize, uuid_or_name: &str) -> SimResult<usize> {
@@ -286,48 +308,52 @@ impl World {
         self.owners_with(&pins, (ci, vi, si))
     }
 
-    /// What holds snapshots of cluster `ci` busy through its clones, gathered in one scan of
-    /// its clones and volumes — of volume `only` or of every volume. A listing asks for every
-    /// snapshot; scanning every clone and every volume once per snapshot made it quadratic
-    /// (seconds a pass at 10,000 volumes).
+    /// What holds snapshots of cluster `ci` busy through its clones — of volume `only` (from its
+    /// own clone records and the cluster's indices of block sharing and FlexClone volumes, so
+    /// it costs what that volume holds) or of every volume, for a listing of them all.
     pub fn pins(&self, ci: usize, only: Option<usize>) -> Pins<'_> {
         let c = &self.clusters[ci];
-        let only = only.map(|vi| c.volumes[vi].uuid.as_str());
-        let wanted = |uuid: &str| only.is_none_or(|o| o == uuid);
-        let volumes: HashMap<&str, &super::Volume> = c
-            .volumes
+        let volumes = match only {
+            Some(vi) => std::slice::from_ref(&c.volumes[vi]),
+            None => c.volumes.as_slice(),
+        };
+        let lun_clone = volumes
             .iter()
-            .filter(|v| wanted(&v.uuid))
-            .map(|v| (v.uuid.as_str(), v))
-            .collect();
-        let lun_clone = c
-            .restore_clones
-            .iter()
-            // Compared before hashed: one volume's pins are asked for at every scheduled
-            // snapshot, and the cluster's clones (kept while a snapshot captures them) are many.
-            .filter(|r| wanted(&r.volume_uuid))
-            .filter(|r| {
-                volumes.get(r.volume_uuid.as_str()).is_some_and(|v| {
-                    r.alive
-                        || (!v.snapshot_clone_dependency
-                            && v.snapshots.iter().any(|t| t.captures.contains(&r.lun_uuid)))
-                })
+            .flat_map(|v| {
+                v.restore_clones
+                    .iter()
+                    .filter(|r| r.alive || (!v.snapshot_clone_dependency && r.captured_by > 0))
+                    .map(|r| (v.uuid.as_str(), r.backing_snapshot_uuid.as_str()))
             })
-            .map(|r| (r.volume_uuid.as_str(), r.backing_snapshot_uuid.as_str()))
             .collect();
-        let file_clone = c
-            .block_sharing
-            .iter()
+        let sharing: Vec<&super::BlockSharing> = match only {
+            Some(_) => volumes
+                .iter()
+                .filter_map(|v| c.block_sharing.get(&v.uuid))
+                .flatten()
+                .collect(),
+            None => c.block_sharing.values().flatten().collect(),
+        };
+        let file_clone = sharing
+            .into_iter()
             .filter(|b| self.now < b.until)
             .map(|b| b.snapshot_uuid.as_str())
             .collect();
-        let volume_clone = c
-            .volumes
-            .iter()
-            .filter_map(|w| w.clone_parent.as_ref())
-            .filter(|p| wanted(&p.volume_uuid))
-            .map(|p| (p.volume_uuid.as_str(), p.snapshot_uuid.as_str()))
-            .collect();
+        let volume_clone = match only {
+            Some(_) => volumes
+                .iter()
+                .flat_map(|v| {
+                    c.clone_children_of(&v.uuid)
+                        .iter()
+                        .map(|s| (v.uuid.as_str(), s.as_str()))
+                })
+                .collect(),
+            None => c
+                .clone_children
+                .iter()
+                .flat_map(|(parent, snaps)| snaps.iter().map(|s| (parent.as_str(), s.as_str())))
+                .collect(),
+        };
         Pins {
             lun_clone,
             file_clone,
@@ -428,6 +454,7 @@ impl World {
             schedule_prefix: None,
         };
         self.push_snapshot(ci, vi, uuid.clone(), new);
+        self.last_created = Some((ci, vi));
         Ok(uuid)
     }
 

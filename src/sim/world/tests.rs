@@ -96,7 +96,7 @@ fn snaprestore_clone_chain_lock() {
     w.delete_snapshot(0, 0, pin).unwrap();
     let si = w.snapshot_index(0, 0, &b).unwrap();
     w.delete_snapshot(0, 0, si).unwrap();
-    assert!(w.clusters[0].restore_clones.is_empty());
+    assert!(w.clusters[0].volumes[0].restore_clones.is_empty());
 }
 
 #[test]
@@ -354,12 +354,8 @@ fn the_lun_name_index_matches_a_scan() {
             let scan: Vec<usize> = (0..c.luns.len())
                 .filter(|&i| c.luns[i].name.to_lowercase() == name)
                 .collect();
-            assert_eq!(c.luns_named(&name), scan.as_slice(), "{name}");
-            assert_eq!(
-                c.luns_named(&name.to_uppercase()),
-                scan.as_slice(),
-                "{name}"
-            );
+            assert_eq!(c.luns_named(&name), scan, "{name}");
+            assert_eq!(c.luns_named(&name.to_uppercase()), scan, "{name}");
         }
         let indexed: usize = c.lun_names.values().map(Vec::len).sum();
         assert_eq!(indexed, c.luns.len());
