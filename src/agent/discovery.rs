@@ -1,7 +1,8 @@
 //! Discovery: what a cluster says about itself and about the volumes, LUNs, schedules, licenses
 //! and snapshots the policy names — one read-only round per cluster.
 //!
-//! `run` discovers on every pass (one bulk snapshot listing and one LUN listing per cluster);
+//! `run` reads a whole cluster (one bulk snapshot listing and one LUN listing) when its refresh
+//! asks for it and otherwise re-reads the volumes that changed (`reread`);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
 use std::collections::{HashMap, HashSet};
