@@ -255,9 +255,15 @@ pub async fn reread(
     volumes: &[(String, String)],
     at: DateTime<Utc>,
 ) -> Result<bool, OntapError> {
+    // One pass over the cluster's volumes, not a search per volume re-read.
+    let known: HashMap<(&str, &str), &VolumeInfo> = inventory
+        .volumes
+        .iter()
+        .map(|v| ((v.svm.as_str(), v.name.as_str()), v))
+        .collect();
     let mut refs = Vec::with_capacity(volumes.len());
     for (svm, name) in volumes {
-        let Some(v) = inventory.volume(svm, name) else {
+        let Some(v) = known.get(&(svm.as_str(), name.as_str())) else {
             return Ok(false);
         };
         refs.push(VolumeRef {
