@@ -6,12 +6,14 @@
 //! decide which missing fields are errors. Conversions return a plain message; the client wraps it
 //! into `OntapError::Decode` with the cluster and the request.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::{
-    Autodelete, ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeSettings,
+    Autodelete, ClusterInfo, Interner, LicenseState, LunInfo, PolicyCopies, ScheduleInfo,
+    SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeSettings,
 };
 use crate::domain::duration::parse_iso8601_duration;
 use crate::timeline::{CronSpec, Recurrence};
@@ -411,53 +413,126 @@ impl LicensePackageWire {
 
 // ---- snapshots ----
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SnapshotWire {
-    pub uuid: Option<String>,
-    pub name: Option<String>,
-    pub comment: Option<String>,
-    pub create_time: Option<String>,
-    pub owners: Vec<String>,
-    pub size: Option<u64>,
-    pub volume: Option<NameRef>,
-    pub svm: Option<NameRef>,
-    pub snapmirror_label: Option<String>,
-    pub snaplock_expiry_time: Option<String>,
+/// A JSON string borrowed from the page it was read from, or owned when it had to be unescaped:
+/// a listing's records are read without a copy of each string.
+#[derive(Debug, Default)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
-impl SnapshotWire {
-    pub fn into_domain(self) -> Result<SnapshotInfo, String> {
-        let name = required(self.name, "snapshot name")?;
-        let create_time = required(self.create_time, "create_time")
+impl Str<'_> {
+    fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `{"name": …, "uuid": …}` of a snapshot record, borrowed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NameRefStr<'a> {
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub uuid: Option<Str<'a>>,
+}
+
+/// A snapshot record, its strings borrowed from the page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SnapshotWire<'a> {
+    #[serde(borrow)]
+    pub uuid: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub comment: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub create_time: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub owners: Vec<Str<'a>>,
+    pub size: Option<u64>,
+    #[serde(borrow)]
+    pub volume: Option<NameRefStr<'a>>,
+    #[serde(borrow)]
+    pub svm: Option<NameRefStr<'a>>,
+    #[serde(borrow)]
+    pub snapmirror_label: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub snaplock_expiry_time: Option<Str<'a>>,
+}
+
+/// A borrowed string, when present and non-empty.
+fn non_empty<'s>(value: &'s Option<Str<'_>>) -> Option<&'s str> {
+    value.as_ref().map(Str::text).filter(|v| !v.is_empty())
+}
+
+/// A borrowed string that must be present and non-empty.
+fn required_str<'s>(value: &'s Option<Str<'_>>, what: &str) -> Result<&'s str, String> {
+    value
+        .as_ref()
+        .map(Str::text)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{what} missing"))
+}
+
+impl SnapshotWire<'_> {
+    /// The domain snapshot; the values snapshots repeat (volume, SVM, comment, label, owners)
+    /// come from `interner`, so a listing holds each once.
+    pub fn into_domain(self, interner: &mut Interner) -> Result<SnapshotInfo, String> {
+        let name = required_str(&self.name, "snapshot name")?;
+        let create_time = required_str(&self.create_time, "create_time")
             .and_then(|t| {
-                DateTime::<FixedOffset>::parse_from_rfc3339(&t)
+                DateTime::<FixedOffset>::parse_from_rfc3339(t)
                     .map_err(|e| format!("create_time {t:?}: {e}"))
             })
             .map_err(|e| format!("snapshot {name}: {e}"))?;
         let volume = self.volume.unwrap_or_default();
+        let svm = self.svm.unwrap_or_default();
+        let in_snapshot = |e: String| format!("snapshot {name}: {e}");
         Ok(SnapshotInfo {
-            uuid: required(self.uuid, "snapshot uuid").map_err(|e| format!("{name}: {e}"))?,
-            volume_uuid: required(volume.uuid, "volume.uuid")
-                .map_err(|e| format!("snapshot {name}: {e}"))?,
-            volume_name: required(volume.name, "volume.name")
-                .map_err(|e| format!("snapshot {name}: {e}"))?,
-            svm: required(name_of(self.svm), "svm.name")
-                .map_err(|e| format!("snapshot {name}: {e}"))?,
-            comment: self.comment.filter(|c| !c.is_empty()),
+            uuid: required_str(&self.uuid, "snapshot uuid")
+                .map_err(|e| format!("{name}: {e}"))?
+                .to_string(),
+            volume_uuid: interner
+                .get(required_str(&volume.uuid, "volume.uuid").map_err(in_snapshot)?),
+            volume_name: interner
+                .get(required_str(&volume.name, "volume.name").map_err(in_snapshot)?),
+            svm: interner.get(required_str(&svm.name, "svm.name").map_err(in_snapshot)?),
+            comment: non_empty(&self.comment).map(|c| interner.get(c)),
             create_time,
-            owners: self.owners,
+            owners: self.owners.iter().map(|o| interner.get(o.text())).collect(),
             size: self.size,
-            snapmirror_label: self.snapmirror_label.filter(|l| !l.is_empty()),
+            snapmirror_label: non_empty(&self.snapmirror_label).map(|l| interner.get(l)),
             snaplock_expiry: self
                 .snaplock_expiry_time
-                .as_deref()
+                .as_ref()
                 .map(|t| {
-                    DateTime::<FixedOffset>::parse_from_rfc3339(t)
-                        .map_err(|e| format!("snapshot {name}: snaplock_expiry_time {t:?}: {e}"))
+                    DateTime::<FixedOffset>::parse_from_rfc3339(t.text()).map_err(|e| {
+                        format!("snapshot {name}: snaplock_expiry_time {:?}: {e}", t.text())
+                    })
                 })
                 .transpose()?,
-            name,
+            name: name.to_string(),
         })
     }
 }
