@@ -159,27 +159,29 @@ impl Agent {
                 }
                 self.memory.reconsider.clear();
                 let rule = &self.policy.flexclone;
-                let mut any_raised = false;
                 for key in volumes {
-                    let Some(found) = self.volume_conflicts(&key) else {
+                    let Some(mut found) = self.volume_conflicts(&key) else {
                         continue;
                     };
-                    any_raised |= super::recommend::decide(
+                    let raised = super::recommend::decide(
                         &found.conflicts,
                         rule.recommend_after,
                         rule.within,
                         now,
                     )
                     .is_some();
+                    // Read only for a volume in force (most decisions have none).
+                    if raised {
+                        found.locked_space = journal
+                            .volume_locked_space(&key.cluster, &key.svm, &key.volume)
+                            .unwrap_or_else(|e| {
+                                tracing::error!(
+                                    "cannot read the space the locked backing snapshots of {key} hold: {e}"
+                                );
+                                Vec::new()
+                            });
+                    }
                     facts.conflicts.insert(key, found);
-                }
-                // Read once per round, and only when a volume is in force (most rounds have
-                // none).
-                if any_raised {
-                    facts.locked_space = journal.locked_space().unwrap_or_else(|e| {
-                        tracing::error!("cannot read the space locked backing snapshots hold: {e}");
-                        Vec::new()
-                    });
                 }
             }
             Stage::Recover
@@ -202,19 +204,17 @@ impl Agent {
                 return None;
             }
         };
-        let mut cycles: std::collections::BTreeMap<String, super::cycle::Cycle> =
-            std::collections::BTreeMap::new();
-        for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
-            if !cycles.contains_key(id) {
-                if let Ok(Some(c)) = journal.cycle(id) {
-                    cycles.insert(id.to_string(), c);
-                }
+        let cycles = match journal.conflict_cycles(&key.cluster, &key.svm, &key.volume) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot read the cycles the conflicts of {key} name: {e}");
+                return None;
             }
-        }
-        let cycles: Vec<super::cycle::Cycle> = cycles.into_values().collect();
+        };
         Some(decide::VolumeConflicts {
             conflicts: super::recommend::evidence(conflicts, &cycles),
             cycles,
+            locked_space: Vec::new(),
         })
     }
 
