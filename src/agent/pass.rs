@@ -62,8 +62,10 @@ impl Agent {
             self.memory.next_managed = None;
         }
         self.prune(now);
-        self.publish(now, &observed);
-        self.plan_board.set(self.policy.clone(), observed);
+        if self.observed_by_others {
+            self.publish(now, &observed);
+            self.plan_board.set(self.policy.clone(), observed);
+        }
     }
 
     /// At start: what becomes of the cycles the journal left open (before any discovery).
@@ -82,7 +84,9 @@ impl Agent {
             let plan =
                 self.rolling
                     .plan(&self.policy, observed, now - back, back + decide::LOOKAHEAD);
-            self.metrics.scheduled(&self.policy, &plan, now);
+            if self.observed_by_others {
+                self.metrics.scheduled(&self.policy, &plan, now);
+            }
             plan
         });
         let facts = self.facts(stage, now);

@@ -377,7 +377,8 @@ async fn run_agent(
             hooks: Some(hooks),
         },
     )?
-    .with_veeam(veeam_clients);
+    .with_veeam(veeam_clients)
+    .unobserved();
     let events = agent.events();
     let journal = agent.journal();
     journal.ephemeral().map_err(AgentError::from)?;
