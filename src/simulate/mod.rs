@@ -389,6 +389,7 @@ async fn run_agent(
     let left = task
         .await
         .map_err(|e| SimulateError::Task(e.to_string()))??;
+    journal.flush().map_err(AgentError::from)?;
     meter.sync();
     let measured = meter.measured();
     let after = sim.with(|w| census(w, &prefix));

@@ -652,3 +652,31 @@ fn a_volumes_conflict_cycles_and_locked_space_are_the_whole_tables_filtered_to_i
     assert!(j.conflict_cycles("c", "svm1", "x").unwrap().is_empty());
     assert!(j.volume_locked_space("c", "other", "v").unwrap().is_empty());
 }
+
+/// An ephemeral journal groups writes into batches: each write is read back at once on the
+/// journal itself, a refused insert leaves the rest of its batch, and everything is in the file
+/// after the journal is dropped (`simulate --state-dir` keeps it for `history`).
+#[test]
+fn an_ephemeral_journal_batches_its_writes_and_keeps_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    j.ephemeral().unwrap();
+    let n = BATCH + BATCH / 2;
+    for i in 0..n {
+        let start = t("2027-01-01T00:00:00Z") + TimeDelta::minutes(i as i64);
+        let c = cycle(&format!("b{i:04}"), &start.to_rfc3339());
+        assert!(j.insert_cycle(&c, start).unwrap());
+        assert_eq!(j.cycle(&c.id).unwrap().as_ref(), Some(&c));
+        // The same occurrence again: refused, and nothing of the batch is lost.
+        let again = cycle(&format!("x{i:04}"), &start.to_rfc3339());
+        assert!(!j.insert_cycle(&again, start).unwrap());
+    }
+    assert!(j.health().writable());
+    drop(j);
+    let reopened = Journal::open(dir.path()).unwrap();
+    let all = reopened
+        .recent_cycles(DateTime::<Utc>::MIN_UTC, None, 10 * n)
+        .unwrap();
+    assert_eq!(all.len(), n);
+    assert!(all.iter().all(|c| c.id.starts_with('b')));
+}
