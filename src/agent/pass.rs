@@ -458,6 +458,8 @@ impl Agent {
         let horizon = now - decide::lookback(&self.policy) - TimeDelta::days(1);
         self.memory.started.retain(|o| o.start >= horizon);
         self.memory.warned.clear();
+        self.memory.recorded.clear();
+        self.memory.locked_sizes.clear();
         match self.ctx.journal.prune(now - journal::RETENTION) {
             Ok(0) => {}
             Ok(n) => tracing::info!("journal: pruned {n} cycles older than 400 days"),
