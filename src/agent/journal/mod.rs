@@ -256,13 +256,14 @@ impl Journal {
     }
 
     /// For a journal that lives only as long as its process (`simulate`): no fsync, no file
-    /// lock per transaction (the process holds the lock until it closes the journal), and
+    /// lock per transaction (the process holds the lock until it closes the journal), a page
+    /// cache of up to 32 MiB (a recommendation reads a volume's whole history), and
     /// writes grouped into one transaction committed every [`BATCH`] writes, at
     /// [`flush`](Journal::flush) and when the journal is dropped. What is written is unchanged;
     /// only a crash or a second connection could notice.
     pub fn ephemeral(&self) -> Result<(), JournalError> {
         self.lock()
-            .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; BEGIN;")
+            .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -32768; BEGIN;")
             .map_err(|e| self.err(e))?;
         *self.batch.lock().unwrap_or_else(|p| p.into_inner()) = Some(0);
         Ok(())
