@@ -67,6 +67,32 @@ impl Journal {
         )
     }
 
+    /// One volume's conflicts recorded after row `after` (ids grow with every insert and
+    /// conflicts are never changed, only pruned), with their row ids, oldest row first: what a
+    /// reader that kept the earlier ones needs to be up to date.
+    pub fn volume_conflicts_after(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, ConflictRecord)>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key, id
+                 FROM conflicts WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND id > ?4
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cluster, svm, volume, after], |r| {
+                Ok((r.get(9)?, conflict_row(r)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Records the space a locked cycle's backing snapshot holds; a later report of the same
     /// cycle replaces it (an unchanged size is not rewritten).
     pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
