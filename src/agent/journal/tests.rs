@@ -649,6 +649,18 @@ fn a_volumes_conflict_cycles_and_locked_space_are_the_whole_tables_filtered_to_i
         assert!(!mine.is_empty());
         assert_eq!(j.volume_locked_space("c", "svm1", volume).unwrap(), mine);
     }
+    // Read in two parts by row id, a volume's conflicts are its whole list in the same order.
+    for volume in volumes {
+        let whole = j.volume_conflicts("c", "svm1", volume).unwrap();
+        let all = j.volume_conflicts_after("c", "svm1", volume, 0).unwrap();
+        let cut = all[all.len() / 2].0;
+        let mut parts = j.volume_conflicts_after("c", "svm1", volume, -1).unwrap();
+        parts.truncate(all.len() / 2 + 1);
+        parts.extend(j.volume_conflicts_after("c", "svm1", volume, cut).unwrap());
+        parts.sort_by_key(|(id, c)| (c.at, *id));
+        let parts: Vec<ObservedConflict> = parts.into_iter().map(|(_, c)| c).collect();
+        assert_eq!(parts, whole);
+    }
     assert!(j.conflict_cycles("c", "svm1", "x").unwrap().is_empty());
     assert!(j.volume_locked_space("c", "other", "v").unwrap().is_empty());
 }
