@@ -302,6 +302,73 @@ async fn a_clone_captured_by_a_scheduled_snapshot_is_a_chain_conflict_and_the_lo
     h.stop().await;
 }
 
+/// `simulate` runs the agent unobserved: it must decide and act exactly as an agent whose
+/// metrics and status board are read, so the what-if stays true to `run`. Two days of chain
+/// conflicts, locked backing snapshots and a FlexClone recommendation, side by side.
+#[tokio::test(start_paused = true)]
+async fn an_unobserved_agent_acts_as_an_observed_one_and_publishes_nothing() {
+    let text = base("", "\"snaprestore\"", "snaprestore")
+        .replace("start = \"10 1 * * *\"", "start = \"40 1 * * *\"")
+        .replace(
+            "expected = \"20m\"",
+            "expected = \"30m\"\non_conflict = \"run\"",
+        )
+        + "\n[flexclone]\nrecommend_after = 2\nwithin = \"7d\"\n";
+    let run = |unobserved: bool| {
+        let mut setup = Setup::at("2027-01-01T01:30:00Z");
+        setup.hooks = Some(simulated(38, true));
+        setup.unobserved = unobserved;
+        start(policy(&text), setup)
+    };
+    let (observed, unobserved) = (run(false), run(true));
+    for h in [&observed, &unobserved] {
+        h.run_until("2027-01-02T06:00:00Z").await;
+    }
+    // What the journal holds, without the cycles' random ids.
+    let record = |h: &Harness| {
+        let cycles: Vec<String> = h
+            .cycles()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {:?} {:?} {:?} {:?}",
+                    c.volume, c.window_start, c.state, c.result, c.created_at, c.released_at
+                )
+            })
+            .collect();
+        let conflicts: Vec<String> = h
+            .journal
+            .conflicts(chrono::DateTime::<chrono::Utc>::MIN_UTC, 1000)
+            .expect("journal")
+            .iter()
+            .map(|c| format!("{} {} {}", c.kind.as_str(), c.volume, c.at))
+            .collect();
+        let recommended: Vec<String> = h
+            .journal
+            .recommendation_events()
+            .expect("journal")
+            .iter()
+            .map(|r| format!("{} {} {}", r.volume, r.event.as_str(), r.at))
+            .collect();
+        (cycles, conflicts, recommended)
+    };
+    let (cycles, conflicts, recommended) = record(&observed);
+    assert_eq!(cycles.len(), 2, "{cycles:?}");
+    assert!(
+        conflicts.iter().any(|c| c.starts_with("chain_conflict")),
+        "{conflicts:?}"
+    );
+    assert!(
+        recommended.iter().any(|r| r.contains("raised")),
+        "{recommended:?}"
+    );
+    assert_eq!(record(&unobserved), (cycles, conflicts, recommended));
+    assert!(observed.status().generated_at.is_some());
+    assert_eq!(unobserved.status().generated_at, None);
+    observed.stop().await;
+    unobserved.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_release_that_cannot_finish_before_the_next_snapshot_is_a_late_release() {
     // The cluster goes down while the backup runs: the release cannot happen before

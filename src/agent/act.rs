@@ -50,10 +50,14 @@ impl Agent {
         match action {
             Action::RecordConflict(c) => self.record_conflict(c),
             Action::RecordLockedSpace(space) => {
+                if self.memory.locked_sizes.get(&space.cycle_id) == Some(&space.bytes) {
+                    return;
+                }
                 let r = self.ctx.journal.record_locked_space(&space);
-                self.journaled(r, || {
-                    format!("the space of locked cycle {}", space.cycle_id)
-                });
+                let what = || format!("the space of locked cycle {}", space.cycle_id);
+                if self.journaled(r, what).is_some() {
+                    self.memory.locked_sizes.insert(space.cycle_id, space.bytes);
+                }
             }
             Action::Warn {
                 key,
@@ -289,7 +293,13 @@ impl Agent {
     /// Journals a conflict once; a new one is counted, logged, and makes its volume's
     /// recommendation be decided again when it counts.
     pub(super) fn record_conflict(&mut self, c: ObservedConflict) {
+        if self.memory.recorded.contains(&c.key) {
+            return;
+        }
         let recorded = self.ctx.journal.record_conflict(&c);
+        if recorded.is_ok() {
+            self.memory.recorded.insert(c.key.clone());
+        }
         match recorded {
             Ok(true) => {
                 self.metrics

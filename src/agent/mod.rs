@@ -172,6 +172,11 @@ pub struct Agent {
     leading: bool,
     /// The status board's recent cycles and conflicts, read from the journal when it changed.
     journal_lists: status::JournalLists,
+    /// Whether passes publish metrics, the status board and the plan board (not when nobody
+    /// can read them: [`Agent::unobserved`]).
+    observed_by_others: bool,
+    /// Conflicts read for earlier recommendation decisions (`pass::ConflictReads`).
+    conflict_reads: pass::ConflictReads,
     /// The plan kept between passes (`planner::Rolling`).
     rolling: crate::planner::Rolling,
     /// The audit's findings and when it last ran (`audit.rs`).
@@ -236,6 +241,8 @@ impl Agent {
             ha: None,
             leading: true,
             journal_lists: status::JournalLists::default(),
+            observed_by_others: true,
+            conflict_reads: pass::ConflictReads::default(),
             rolling: crate::planner::Rolling::default(),
             missing_memo: None,
             observed_memo: None,
@@ -268,6 +275,14 @@ impl Agent {
     /// the embedded simulator's (`connect::Connections::veeam`).
     pub fn with_veeam(mut self, clients: Vec<(String, Arc<crate::veeam::VeeamClient>)>) -> Agent {
         self.veeam.given.extend(clients);
+        self
+    }
+
+    /// For an agent whose metrics, status board and plan board nobody reads (`simulate` serves
+    /// no HTTP): its passes decide and act as always but publish none of them, which would
+    /// otherwise cost each pass the whole estate.
+    pub fn unobserved(mut self) -> Agent {
+        self.observed_by_others = false;
         self
     }
 

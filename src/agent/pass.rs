@@ -2,13 +2,13 @@
 //! needs it, then for each stage build the view (asking the journal beforehand what the stage
 //! will need), decide, and apply; at the end, housekeeping and the status.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::changes::Changed;
-use super::cycle::CycleState;
+use super::cycle::{CycleState, ObservedConflict};
 use super::decide::{self, JournalFacts, Stage, View};
 use super::discovery::{self, Depth, Inventory};
 use super::journal;
@@ -62,8 +62,10 @@ impl Agent {
             self.memory.next_managed = None;
         }
         self.prune(now);
-        self.publish(now, &observed);
-        self.plan_board.set(self.policy.clone(), observed);
+        if self.observed_by_others {
+            self.publish(now, &observed);
+            self.plan_board.set(self.policy.clone(), observed);
+        }
     }
 
     /// At start: what becomes of the cycles the journal left open (before any discovery).
@@ -82,7 +84,9 @@ impl Agent {
             let plan =
                 self.rolling
                     .plan(&self.policy, observed, now - back, back + decide::LOOKAHEAD);
-            self.metrics.scheduled(&self.policy, &plan, now);
+            if self.observed_by_others {
+                self.metrics.scheduled(&self.policy, &plan, now);
+            }
             plan
         });
         let facts = self.facts(stage, now);
@@ -158,28 +162,33 @@ impl Agent {
                     self.memory.last_recommend_sweep = Some(now);
                 }
                 self.memory.reconsider.clear();
-                let rule = &self.policy.flexclone;
-                let mut any_raised = false;
+                let rule = self.policy.clone();
+                let rule = &rule.flexclone;
                 for key in volumes {
-                    let Some(found) = self.volume_conflicts(&key) else {
+                    let Some(mut found) = self.volume_conflicts(&key) else {
                         continue;
                     };
-                    any_raised |= super::recommend::decide(
+                    let raised = super::recommend::decide(
                         &found.conflicts,
                         rule.recommend_after,
                         rule.within,
                         now,
                     )
                     .is_some();
+                    // Read only for a volume in force (most decisions have none).
+                    if raised {
+                        found.locked_space = self
+                            .ctx
+                            .journal
+                            .volume_locked_space(&key.cluster, &key.svm, &key.volume)
+                            .unwrap_or_else(|e| {
+                                tracing::error!(
+                                    "cannot read the space the locked backing snapshots of {key} hold: {e}"
+                                );
+                                Vec::new()
+                            });
+                    }
                     facts.conflicts.insert(key, found);
-                }
-                // Read once per round, and only when a volume is in force (most rounds have
-                // none).
-                if any_raised {
-                    facts.locked_space = journal.locked_space().unwrap_or_else(|e| {
-                        tracing::error!("cannot read the space locked backing snapshots hold: {e}");
-                        Vec::new()
-                    });
                 }
             }
             Stage::Recover
@@ -192,29 +201,37 @@ impl Agent {
     }
 
     /// A volume's journaled conflicts with the cycles they name (`None`: the journal could not
-    /// say, logged).
-    fn volume_conflicts(&self, key: &VolumeKey) -> Option<decide::VolumeConflicts> {
+    /// say, logged). The conflicts read for an earlier decision are kept ([`ConflictReads`]):
+    /// only the rows recorded since are read.
+    fn volume_conflicts(&mut self, key: &VolumeKey) -> Option<decide::VolumeConflicts> {
         let journal = &self.ctx.journal;
-        let conflicts = match journal.volume_conflicts(&key.cluster, &key.svm, &key.volume) {
+        let (last, mut rows) = self.conflict_reads.take(key);
+        let new = match journal.volume_conflicts_after(&key.cluster, &key.svm, &key.volume, last) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("cannot read the conflicts of {key}: {e}");
                 return None;
             }
         };
-        let mut cycles: std::collections::BTreeMap<String, super::cycle::Cycle> =
-            std::collections::BTreeMap::new();
-        for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
-            if !cycles.contains_key(id) {
-                if let Ok(Some(c)) = journal.cycle(id) {
-                    cycles.insert(id.to_string(), c);
-                }
-            }
+        let last = new.last().map_or(last, |(id, _)| *id);
+        if !new.is_empty() {
+            rows.extend(new);
+            // The journal's order: by instant, then as recorded.
+            rows.sort_by_key(|(id, c)| (c.at, *id));
         }
-        let cycles: Vec<super::cycle::Cycle> = cycles.into_values().collect();
+        let conflicts: Vec<ObservedConflict> = rows.iter().map(|(_, c)| c.clone()).collect();
+        self.conflict_reads.keep(key.clone(), last, rows);
+        let cycles = match journal.conflict_cycles(&key.cluster, &key.svm, &key.volume) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot read the cycles the conflicts of {key} name: {e}");
+                return None;
+            }
+        };
         Some(decide::VolumeConflicts {
             conflicts: super::recommend::evidence(conflicts, &cycles),
             cycles,
+            locked_space: Vec::new(),
         })
     }
 
@@ -454,6 +471,10 @@ impl Agent {
         let horizon = now - decide::lookback(&self.policy) - TimeDelta::days(1);
         self.memory.started.retain(|o| o.start >= horizon);
         self.memory.warned.clear();
+        self.memory.recorded.clear();
+        self.memory.locked_sizes.clear();
+        // The prune may delete conflicts: read every volume's again.
+        self.conflict_reads = ConflictReads::default();
         match self.ctx.journal.prune(now - journal::RETENTION) {
             Ok(0) => {}
             Ok(n) => tracing::info!("journal: pruned {n} cycles older than 400 days"),
@@ -569,4 +590,37 @@ fn scheduled_since(inv: &Inventory, now: DateTime<Utc>) -> bool {
                 .next_after(tz, inv.at)
                 .is_some_and(|t| t <= now)
         })
+}
+
+/// The conflicts each recently decided volume had when last read, with the last row id read
+/// (conflicts are only ever inserted, with growing ids, or pruned — and the prune clears this):
+/// a volume with a long history is decided again from the rows recorded since, not from all of
+/// them. Bounded: beyond [`CONFLICT_READS_MAX`] rows, volumes are read whole each time.
+#[derive(Debug, Default)]
+pub(super) struct ConflictReads {
+    volumes: HashMap<VolumeKey, (i64, Vec<(i64, ObservedConflict)>)>,
+    rows: usize,
+}
+
+/// At most this many conflicts are kept between decisions (about 100 MiB at worst).
+const CONFLICT_READS_MAX: usize = 250_000;
+
+impl ConflictReads {
+    /// What was kept for `key` (taken out): the last row id and the rows, in journal order.
+    fn take(&mut self, key: &VolumeKey) -> (i64, Vec<(i64, ObservedConflict)>) {
+        match self.volumes.remove(key) {
+            Some((last, rows)) => {
+                self.rows -= rows.len();
+                (last, rows)
+            }
+            None => (0, Vec::new()),
+        }
+    }
+
+    fn keep(&mut self, key: VolumeKey, last: i64, rows: Vec<(i64, ObservedConflict)>) {
+        if self.rows + rows.len() <= CONFLICT_READS_MAX {
+            self.rows += rows.len();
+            self.volumes.insert(key, (last, rows));
+        }
+    }
 }

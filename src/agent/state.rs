@@ -195,6 +195,12 @@ pub struct Memory {
     pub next_create: Option<DateTime<Utc>>,
     /// Warnings given once (cleared daily, so they repeat).
     pub warned: HashSet<String>,
+    /// Keys of conflicts the journal is known to hold (recorded, or found recorded), so that a
+    /// conflict seen again at every pass is not written again; cleared daily with the prune.
+    pub recorded: HashSet<String>,
+    /// The size last journaled for each locked cycle's backing snapshot (the journal keeps an
+    /// unchanged size as it is); cleared daily with the prune.
+    pub locked_sizes: HashMap<String, u64>,
     /// FlexClone recommendations in force, as journaled.
     pub recommended: BTreeMap<VolumeKey, InForce>,
     /// Volumes with a new counting conflict since their recommendation was last decided.

@@ -377,7 +377,8 @@ async fn run_agent(
             hooks: Some(hooks),
         },
     )?
-    .with_veeam(veeam_clients);
+    .with_veeam(veeam_clients)
+    .unobserved();
     let events = agent.events();
     let journal = agent.journal();
     journal.ephemeral().map_err(AgentError::from)?;
@@ -388,6 +389,7 @@ async fn run_agent(
     let left = task
         .await
         .map_err(|e| SimulateError::Task(e.to_string()))??;
+    journal.flush().map_err(AgentError::from)?;
     meter.sync();
     let measured = meter.measured();
     let after = sim.with(|w| census(w, &prefix));

@@ -60,6 +60,8 @@ pub struct Setup {
     pub hang: Option<Arc<AtomicBool>>,
     /// How planned instants wake the loop (default: the clock; `Cron` needs real time).
     pub triggers: Triggers,
+    /// An agent that publishes neither metrics nor the status board, as `simulate` runs it.
+    pub unobserved: bool,
 }
 
 /// The most mutating calls seen in flight at once, per cluster name.
@@ -81,6 +83,7 @@ impl Setup {
             slow: None,
             hang: None,
             triggers: Triggers::Clock,
+            unobserved: false,
         }
     }
 }
@@ -171,7 +174,7 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
     let dir = setup
         .dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
-    let agent = Agent::new(
+    let mut agent = Agent::new(
         policy,
         clients,
         clock.clone(),
@@ -182,6 +185,9 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
         },
     )
     .expect("agent starts");
+    if setup.unobserved {
+        agent = agent.unobserved();
+    }
     let events = agent.events();
     let board = agent.status_board();
     let metrics = agent.metrics();

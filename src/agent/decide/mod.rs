@@ -76,8 +76,6 @@ pub struct JournalFacts {
     pub known_cycles: HashSet<String>,
     /// The volumes whose recommendation is decided this pass, with their journaled conflicts.
     pub conflicts: BTreeMap<VolumeKey, VolumeConflicts>,
-    /// The space locked backing snapshots hold, when a recommendation may need it.
-    pub locked_space: Vec<LockedSpace>,
 }
 
 /// An ONTAP object on a volume, as the journal names owned objects.

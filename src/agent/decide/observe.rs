@@ -104,7 +104,12 @@ fn open_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
 
 /// A LUN whose leaf carries the prefix (a clone path of snapwarden's shape).
 fn lookalike_lun(path: &str, volume: &str, prefix: &str) -> bool {
-    let leaf = path.strip_prefix(&format!("/vol/{volume}/")).unwrap_or("");
+    // `/vol/<volume>/<leaf>`, taken apart without building the string (every LUN, every pass).
+    let leaf = path
+        .strip_prefix("/vol/")
+        .and_then(|p| p.strip_prefix(volume))
+        .and_then(|p| p.strip_prefix('/'))
+        .unwrap_or("");
     has_prefix(leaf, prefix)
 }
 
@@ -500,4 +505,22 @@ fn settle_tool(view: &View<'_>, c: &mut Cycle, inv: &Inventory, now: DateTime<Ut
         c.result = Some(CycleResult::Completed);
     }
     Settled::Released
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookalike_lun;
+
+    #[test]
+    fn a_lookalike_lun_is_a_prefixed_leaf_directly_in_its_own_volume() {
+        let p = "snapwarden";
+        assert!(lookalike_lun("/vol/v/snapwarden.w.1.lun0", "v", p));
+        assert!(!lookalike_lun("/vol/v/lun0", "v", p));
+        // Another volume's path, a volume whose name starts the same, a deeper leaf.
+        assert!(!lookalike_lun("/vol/v/snapwarden.w.1.lun0", "w", p));
+        assert!(!lookalike_lun("/vol/vv/snapwarden.w.1.lun0", "v", p));
+        assert!(!lookalike_lun("/vol/v/q/snapwarden.w.1.lun0", "v", p));
+        assert!(!lookalike_lun("/vol/v", "v", p));
+        assert!(!lookalike_lun("snapwarden.w.1.lun0", "v", p));
+    }
 }

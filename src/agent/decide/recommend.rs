@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Action, View};
 use crate::agent::cycle::{Cycle, ObservedConflict};
+use crate::agent::journal::LockedSpace;
 use crate::agent::recommend as rule;
 use crate::agent::state::{Memory, VolumeKey};
 use crate::ontap::LicenseState;
@@ -23,6 +24,8 @@ pub(crate) const SWEEP: TimeDelta = TimeDelta::days(1);
 pub struct VolumeConflicts {
     pub conflicts: Vec<ObservedConflict>,
     pub cycles: Vec<Cycle>,
+    /// The space its locked backing snapshots hold, read when its recommendation is in force.
+    pub locked_space: Vec<LockedSpace>,
 }
 
 /// The volumes whose recommendation is decided now: those with a new counting conflict, and
@@ -72,7 +75,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             &|_| licensed,
         );
         let (evidence, locked_bytes) =
-            rule::with_locked_space(evidence, &found.conflicts, &view.journal.locked_space)
+            rule::with_locked_space(evidence, &found.conflicts, &found.locked_space)
                 .into_iter()
                 .next()
                 .map(|r| (r.evidence, r.locked_bytes))

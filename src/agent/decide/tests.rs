@@ -928,7 +928,7 @@ fn recurring_conflicts_raise_a_recommendation_that_is_refreshed_then_cleared() {
         v1.clone(),
         VolumeConflicts {
             conflicts,
-            cycles: Vec::new(),
+            ..VolumeConflicts::default()
         },
     );
     check(

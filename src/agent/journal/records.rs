@@ -51,6 +51,48 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// The cycles that one volume's conflicts name, by id: one query, where a look-up per
+    /// conflict made each recommendation cost the volume's whole history in queries.
+    pub fn conflict_cycles(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+    ) -> Result<Vec<Cycle>, JournalError> {
+        self.query_cycles(
+            "WHERE id IN (SELECT cycle_id FROM conflicts
+                 WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND cycle_id IS NOT NULL)
+             ORDER BY id",
+            params![cluster, svm, volume],
+        )
+    }
+
+    /// One volume's conflicts recorded after row `after` (ids grow with every insert and
+    /// conflicts are never changed, only pruned), with their row ids, oldest row first: what a
+    /// reader that kept the earlier ones needs to be up to date.
+    pub fn volume_conflicts_after(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, ConflictRecord)>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key, id
+                 FROM conflicts WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND id > ?4
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cluster, svm, volume, after], |r| {
+                Ok((r.get(9)?, conflict_row(r)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Records the space a locked cycle's backing snapshot holds; a later report of the same
     /// cycle replaces it (an unchanged size is not rewritten).
     pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
@@ -82,15 +124,35 @@ impl Journal {
         if self.user_version()? < LOCKED_SPACE_FROM {
             return Ok(Vec::new());
         }
+        self.query_locked_space("ORDER BY cluster, svm, volume, cycle_id", params![])
+    }
+
+    /// The locked-space records of one volume's cycles, by cycle (what its recommendation's
+    /// evidence reads: an index look-up, not the whole table).
+    pub fn volume_locked_space(
+        &self,
+        cluster: &str,
+        svm: &str,
+        volume: &str,
+    ) -> Result<Vec<LockedSpace>, JournalError> {
+        self.query_locked_space(
+            "WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 ORDER BY cycle_id",
+            params![cluster, svm, volume],
+        )
+    }
+
+    fn query_locked_space(
+        &self,
+        tail: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<LockedSpace>, JournalError> {
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT cycle_id, cluster, svm, volume, snapshot, bytes, at FROM locked_space
-                 ORDER BY cluster, svm, volume, cycle_id",
-            )
-            .map_err(|e| self.err(e))?;
+        let sql = format!(
+            "SELECT cycle_id, cluster, svm, volume, snapshot, bytes, at FROM locked_space {tail}"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(args, |r| {
                 let bytes: i64 = r.get(5)?;
                 Ok(LockedSpace {
                     cycle_id: r.get(0)?,

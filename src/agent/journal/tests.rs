@@ -569,3 +569,126 @@ fn a_journal_of_a_newer_snapwarden_is_left_byte_for_byte() {
     ));
     assert_eq!(snapshot_of(dir.path()), before);
 }
+
+/// A recommendation reads one volume's conflicts, the cycles they name and its locked space
+/// by index; each read answers what the whole-table reads filtered to the volume answer.
+#[test]
+fn a_volumes_conflict_cycles_and_locked_space_are_the_whole_tables_filtered_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let volumes = ["v", "w"];
+    for (i, volume) in (0..12).map(|i| (i, volumes[i % 2])) {
+        let id = format!("y{i:02}");
+        let mut c = cycle(&id, &format!("2027-01-{:02}T01:00:00Z", i + 1));
+        c.volume = volume.into();
+        c.backing_snapshot = format!("snapwarden.w.{id}");
+        c.clones = vec![CloneLun {
+            source: format!("/vol/{volume}/lun0"),
+            path: format!("/vol/{volume}/snapwarden.w.{id}.lun0"),
+        }];
+        assert!(j.insert_cycle(&c, c.create_at).unwrap());
+        // Two conflicts of some cycles, none of others; one naming a cycle never journaled,
+        // one naming none.
+        for k in 0..(i % 3) {
+            let conflict = ObservedConflict {
+                kind: ConflictKind::Locked,
+                cluster: "c".into(),
+                svm: "svm1".into(),
+                volume: volume.into(),
+                window: Some("w".into()),
+                cycle: Some(if i == 5 { "gone".into() } else { id.clone() }),
+                at: c.create_at + TimeDelta::hours(k as i64 + 1),
+                detail: String::new(),
+                key: format!("locked:{id}:{k}"),
+            };
+            assert!(j.record_conflict(&conflict).unwrap());
+        }
+        if i % 3 == 0 {
+            j.record_locked_space(&LockedSpace {
+                cycle_id: id.clone(),
+                cluster: "c".into(),
+                svm: "svm1".into(),
+                volume: volume.into(),
+                snapshot: c.backing_snapshot.clone(),
+                bytes: 4096 * (i as u64 + 1),
+                at: c.create_at,
+            })
+            .unwrap();
+        }
+    }
+    j.record_conflict(&ObservedConflict {
+        kind: ConflictKind::ChainConflict,
+        cluster: "c".into(),
+        svm: "svm1".into(),
+        volume: "v".into(),
+        window: None,
+        cycle: None,
+        at: t("2027-02-01T00:00:00Z"),
+        detail: String::new(),
+        key: "chain:none".into(),
+    })
+    .unwrap();
+    let space = j.locked_space().unwrap();
+    for volume in volumes {
+        let mut ids: Vec<String> = j
+            .volume_conflicts("c", "svm1", volume)
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| c.cycle)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let by_id: Vec<Cycle> = ids.iter().filter_map(|id| j.cycle(id).unwrap()).collect();
+        assert!(!by_id.is_empty());
+        assert_eq!(j.conflict_cycles("c", "svm1", volume).unwrap(), by_id);
+        let mine: Vec<LockedSpace> = space
+            .iter()
+            .filter(|l| l.volume == volume)
+            .cloned()
+            .collect();
+        assert!(!mine.is_empty());
+        assert_eq!(j.volume_locked_space("c", "svm1", volume).unwrap(), mine);
+    }
+    // Read in two parts by row id, a volume's conflicts are its whole list in the same order.
+    for volume in volumes {
+        let whole = j.volume_conflicts("c", "svm1", volume).unwrap();
+        let all = j.volume_conflicts_after("c", "svm1", volume, 0).unwrap();
+        let cut = all[all.len() / 2].0;
+        let mut parts = j.volume_conflicts_after("c", "svm1", volume, -1).unwrap();
+        parts.truncate(all.len() / 2 + 1);
+        parts.extend(j.volume_conflicts_after("c", "svm1", volume, cut).unwrap());
+        parts.sort_by_key(|(id, c)| (c.at, *id));
+        let parts: Vec<ObservedConflict> = parts.into_iter().map(|(_, c)| c).collect();
+        assert_eq!(parts, whole);
+    }
+    assert!(j.conflict_cycles("c", "svm1", "x").unwrap().is_empty());
+    assert!(j.volume_locked_space("c", "other", "v").unwrap().is_empty());
+}
+
+/// An ephemeral journal groups writes into batches: each write is read back at once on the
+/// journal itself, a refused insert leaves the rest of its batch, and everything is in the file
+/// after the journal is dropped (`simulate --state-dir` keeps it for `history`).
+#[test]
+fn an_ephemeral_journal_batches_its_writes_and_keeps_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    j.ephemeral().unwrap();
+    let n = BATCH + BATCH / 2;
+    for i in 0..n {
+        let start = t("2027-01-01T00:00:00Z") + TimeDelta::minutes(i as i64);
+        let c = cycle(&format!("b{i:04}"), &start.to_rfc3339());
+        assert!(j.insert_cycle(&c, start).unwrap());
+        assert_eq!(j.cycle(&c.id).unwrap().as_ref(), Some(&c));
+        // The same occurrence again: refused, and nothing of the batch is lost.
+        let again = cycle(&format!("x{i:04}"), &start.to_rfc3339());
+        assert!(!j.insert_cycle(&again, start).unwrap());
+    }
+    assert!(j.health().writable());
+    drop(j);
+    let reopened = Journal::open(dir.path()).unwrap();
+    let all = reopened
+        .recent_cycles(DateTime::<Utc>::MIN_UTC, None, 10 * n)
+        .unwrap();
+    assert_eq!(all.len(), n);
+    assert!(all.iter().all(|c| c.id.starts_with('b')));
+}
