@@ -640,7 +640,18 @@ impl Journal {
     fn query_cycles(
         &self,
         tail: &str,
-        args: impl rusqlite::Params,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Cycle>, JournalError> {
+        self.query_cycles_with(tail, args, None)
+    }
+
+    /// The cycles `tail` selects, with their clones: read per cycle, or, given `clones` (a
+    /// query of `cycle_id, source, name` over the same `args`, in row order), all at once.
+    fn query_cycles_with(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+        clones: Option<&str>,
     ) -> Result<Vec<Cycle>, JournalError> {
         let conn = self.lock();
         let sql = format!(
@@ -653,6 +664,28 @@ impl Journal {
         let mut cycles = rows
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))?;
+        let clone_lun = |r: &Row<'_>, at: usize| -> rusqlite::Result<CloneLun> {
+            Ok(CloneLun {
+                source: r.get::<_, Option<String>>(at)?.unwrap_or_default(),
+                path: r.get(at + 1)?,
+            })
+        };
+        if let Some(sql) = clones {
+            let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map(args, |r| Ok((r.get::<_, String>(0)?, clone_lun(r, 1)?)))
+                .map_err(|e| self.err(e))?;
+            let mut by_cycle: std::collections::HashMap<String, Vec<CloneLun>> =
+                std::collections::HashMap::new();
+            for row in rows {
+                let (id, clone) = row.map_err(|e| self.err(e))?;
+                by_cycle.entry(id).or_default().push(clone);
+            }
+            for c in &mut cycles {
+                c.clones = by_cycle.remove(&c.id).unwrap_or_default();
+            }
+            return Ok(cycles);
+        }
         let mut clones = conn
             .prepare_cached(
                 "SELECT source, name FROM objects WHERE cycle_id = ?1 AND kind = 'lun'
@@ -661,12 +694,7 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         for c in &mut cycles {
             let rows = clones
-                .query_map(params![c.id], |r| {
-                    Ok(CloneLun {
-                        source: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                        path: r.get(1)?,
-                    })
-                })
+                .query_map(params![c.id], |r| clone_lun(r, 0))
                 .map_err(|e| self.err(e))?;
             c.clones = rows
                 .collect::<Result<Vec<_>, _>>()

@@ -59,11 +59,15 @@ impl Journal {
         svm: &str,
         volume: &str,
     ) -> Result<Vec<Cycle>, JournalError> {
-        self.query_cycles(
-            "WHERE id IN (SELECT cycle_id FROM conflicts
-                 WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND cycle_id IS NOT NULL)
-             ORDER BY id",
+        let named = "SELECT cycle_id FROM conflicts
+            WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND cycle_id IS NOT NULL";
+        self.query_cycles_with(
+            &format!("WHERE id IN ({named}) ORDER BY id"),
             params![cluster, svm, volume],
+            Some(&format!(
+                "SELECT cycle_id, source, name FROM objects
+                 WHERE kind = 'lun' AND cycle_id IN ({named}) ORDER BY rowid"
+            )),
         )
     }
 
