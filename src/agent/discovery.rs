@@ -534,3 +534,68 @@ pub async fn observe_for_planning(
     }
     (observed, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(volume: &str, name: &str) -> SnapshotInfo {
+        SnapshotInfo {
+            uuid: format!("{volume}-{name}"),
+            name: name.into(),
+            volume_uuid: format!("u-{volume}").into(),
+            volume_name: volume.into(),
+            svm: "svm1".into(),
+            comment: None,
+            create_time: "2026-12-06T05:05:00Z".parse().unwrap(),
+            owners: Vec::new(),
+            size: None,
+            snapmirror_label: None,
+            snaplock_expiry: None,
+        }
+    }
+
+    fn names<'a>(it: impl Iterator<Item = &'a SnapshotInfo>) -> Vec<String> {
+        it.map(|s| format!("{}/{}", s.volume_name, s.name))
+            .collect()
+    }
+
+    /// A listing read volume by volume (kept as one list) and one whose volumes interleave
+    /// (grouped per volume) answer alike: each volume's snapshots in listing order, every
+    /// snapshot volume by volume in order of first appearance; a re-read volume replaces only
+    /// its own.
+    #[test]
+    fn volume_by_volume_and_interleaved_listings_answer_alike() {
+        let at = "2026-12-06T06:00:00Z".parse().unwrap();
+        let grouped = vec![
+            snap("a", "1"),
+            snap("a", "2"),
+            snap("b", "1"),
+            snap("c", "1"),
+        ];
+        let interleaved = vec![
+            snap("a", "1"),
+            snap("b", "1"),
+            snap("a", "2"),
+            snap("c", "1"),
+        ];
+        for listed in [grouped, interleaved] {
+            let mut inv = Inventory::sample(listed, Vec::new(), at);
+            assert_eq!(names(inv.snapshots()), ["a/1", "a/2", "b/1", "c/1"]);
+            assert_eq!(names(inv.volume_snapshots("svm1", "a")), ["a/1", "a/2"]);
+            assert_eq!(names(inv.volume_snapshots("svm1", "c")), ["c/1"]);
+            assert_eq!(
+                names(inv.volume_snapshots("svm2", "a")),
+                Vec::<String>::new()
+            );
+            let kept = inv.clone();
+            inv.push_snapshot(snap("b", "2"));
+            assert_eq!(names(inv.snapshots()), ["a/1", "a/2", "b/1", "b/2", "c/1"]);
+            assert_eq!(
+                names(kept.volume_snapshots("svm1", "b")),
+                ["b/1"],
+                "a clone keeps its own"
+            );
+        }
+    }
+}

@@ -141,7 +141,8 @@ mod tests {
         assert!(!Arc::ptr_eq(&a.0, &c.0));
         assert_eq!(a, "svm1");
         assert_eq!(a, "svm1".to_string());
-        assert!("svm2" == c && String::from("svm2") == c);
+        let owned = String::from("svm2");
+        assert!("svm2" == c && owned == c);
         assert_eq!(format!("{a} {a:?}"), "svm1 \"svm1\"");
         assert_eq!(String::from(c), "svm2");
     }

@@ -640,6 +640,51 @@ mod tests {
         assert!(schedule(json!({"name":"x","type":"interval","interval":"P1M"})).is_err());
     }
 
+    /// A page's records as the client decodes them: escaped strings unescaped, the values
+    /// records repeat handed out once, a record without its volume refused with its name.
+    #[test]
+    fn snapshot_records_decode_from_the_page_and_share_repeated_values() {
+        let page = br#"{"records":[
+            {"uuid":"u1","name":"hourly.0505","comment":"caf\u00e9 \"quoted\"",
+             "create_time":"2026-12-06T05:05:00+01:00","owners":["lun_clone"],"size":4096,
+             "volume":{"uuid":"vu","name":"vol1"},"svm":{"name":"svm1"},"snapmirror_label":"hourly"},
+            {"uuid":"u2","name":"hourly.0605","create_time":"2026-12-06T06:05:00+01:00",
+             "owners":["lun_clone"],"volume":{"uuid":"vu","name":"vol1"},"svm":{"name":"svm1"},
+             "snapmirror_label":"hourly","snaplock_expiry_time":"2027-01-01T00:00:00Z"},
+            {"uuid":"u3","name":"lost","create_time":"2026-12-06T06:05:00Z","svm":{"name":"svm1"}}
+        ],"num_records":3}"#;
+        let page: Collection<SnapshotWire<'_>> = serde_json::from_slice(page).unwrap();
+        let mut interner = Interner::default();
+        let mut records = page.records.into_iter();
+        let a = records.next().unwrap().into_domain(&mut interner).unwrap();
+        let b = records.next().unwrap().into_domain(&mut interner).unwrap();
+        assert_eq!(a.comment.as_deref(), Some("café \"quoted\""));
+        assert_eq!((a.name.as_str(), a.uuid.as_str()), ("hourly.0505", "u1"));
+        assert_eq!(a.create_time.to_rfc3339(), "2026-12-06T05:05:00+01:00");
+        assert_eq!((a.size, b.size), (Some(4096), None));
+        assert_eq!(b.comment, None);
+        assert_eq!(
+            b.snaplock_expiry.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2027-01-01T00:00:00+00:00")
+        );
+        for (x, y) in [
+            (&a.volume_uuid, &b.volume_uuid),
+            (&a.volume_name, &b.volume_name),
+            (&a.svm, &b.svm),
+            (&a.owners[0], &b.owners[0]),
+            (
+                a.snapmirror_label.as_ref().unwrap(),
+                b.snapmirror_label.as_ref().unwrap(),
+            ),
+        ] {
+            assert_eq!(x, y);
+            assert!(std::ptr::eq(x.as_str(), y.as_str()), "{x} is held twice");
+        }
+        assert_eq!((a.volume_name.as_str(), a.svm.as_str()), ("vol1", "svm1"));
+        let lost = records.next().unwrap().into_domain(&mut interner);
+        assert_eq!(lost.unwrap_err(), "snapshot lost: volume.uuid missing");
+    }
+
     #[test]
     fn job_failure_prefers_integer_code() {
         let job: Job = serde_json::from_value(json!({"uuid":"j","state":"failure","code":1638555,
