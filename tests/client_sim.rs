@@ -427,7 +427,7 @@ name = "svm1"
     assert_eq!(listed.len(), held.len());
     let listed: BTreeSet<(String, String)> = listed
         .into_iter()
-        .map(|s| (s.volume_name, s.uuid))
+        .map(|s| (s.volume_name.to_string(), s.uuid))
         .collect();
     assert_eq!(listed, held);
 }
@@ -740,9 +740,9 @@ struct Observed {
 fn domain(s: &SnapshotInfo) -> (String, Option<String>, String, Vec<String>) {
     (
         s.name.clone(),
-        s.comment.clone(),
+        s.comment.as_deref().map(str::to_string),
         s.create_time.to_rfc3339(),
-        s.owners.clone(),
+        s.owners.iter().map(|o| o.to_string()).collect(),
     )
 }
 

@@ -6,6 +6,7 @@
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -27,8 +28,10 @@ pub struct Inventory {
     pub schedules: Vec<ScheduleInfo>,
     pub flexclone: LicenseState,
     pub snaprestore: LicenseState,
-    /// Snapshots and LUNs, per volume.
-    listing: Listing,
+    /// Snapshots and LUNs, per volume; shared by the inventory's clones (the audit's copy of a
+    /// pass's inventories costs no second listing), copied only by a change made while one is
+    /// alive.
+    listing: Arc<Listing>,
     /// When the listing was last brought up to date: the whole cluster, or (after a targeted
     /// re-read) the volumes that may have changed since (agent clock, before the first call).
     pub at: DateTime<Utc>,
@@ -50,8 +53,15 @@ fn next_presence() -> u64 {
 /// An inventory's snapshots and LUNs kept per (SVM, volume), in the order ONTAP listed the
 /// volumes, so that a pass reads one volume's without a search and a re-read of one volume
 /// replaces only its own (a listing rebuilt per pass made a pass cost the whole estate).
+///
+/// A whole read's snapshots stay the one list they were read into when it holds each volume's
+/// together (ONTAP lists volume by volume), each volume a range of it: grouping them into a
+/// list per volume held them twice while it ran, and a list grown one push at a time holds up
+/// to twice the room.
 #[derive(Debug, Clone, Default)]
 struct Listing {
+    /// The whole read's snapshots, each volume's together.
+    read: Vec<SnapshotInfo>,
     volumes: Vec<VolumeListing>,
     /// Position in `volumes`, SVM first then volume name (look-ups borrow, never allocate).
     position: HashMap<String, HashMap<String, usize>>,
@@ -59,12 +69,21 @@ struct Listing {
 
 #[derive(Debug, Clone)]
 struct VolumeListing {
-    snapshots: Vec<SnapshotInfo>,
+    snapshots: Snapshots,
     luns: Vec<LunInfo>,
     /// Positions of the snapshots whose name carries a prefix, for the last prefix asked.
     prefixed: OnceLock<Picked>,
     /// Positions of the snapshots matching a set of patterns, for the last set asked.
     matching: OnceLock<Picked>,
+}
+
+/// Where a volume's snapshots are.
+#[derive(Debug, Clone)]
+enum Snapshots {
+    /// A range of the listing's whole read.
+    Read(Range<usize>),
+    /// A list of its own: re-read alone, or listed apart from the rest of its volume.
+    Own(Vec<SnapshotInfo>),
 }
 
 /// Which of a volume's snapshots a filter picked, and the filter's key.
@@ -75,7 +94,7 @@ struct Picked {
 }
 
 impl VolumeListing {
-    fn new(snapshots: Vec<SnapshotInfo>, luns: Vec<LunInfo>) -> VolumeListing {
+    fn new(snapshots: Snapshots, luns: Vec<LunInfo>) -> VolumeListing {
         VolumeListing {
             snapshots,
             luns,
@@ -84,40 +103,80 @@ impl VolumeListing {
         }
     }
 
+    /// Its snapshots, `read` being the listing's whole read.
+    fn snapshots<'a>(&'a self, read: &'a [SnapshotInfo]) -> &'a [SnapshotInfo] {
+        match &self.snapshots {
+            Snapshots::Read(range) => &read[range.clone()],
+            Snapshots::Own(own) => own,
+        }
+    }
+
     /// The snapshots `keep` picks, remembered under `key` (a listing never changes in place:
     /// a re-read replaces the whole volume).
-    fn picked(
-        &self,
+    fn picked<'a>(
+        &'a self,
+        read: &'a [SnapshotInfo],
         memo: &OnceLock<Picked>,
         key: &str,
         keep: impl Fn(&SnapshotInfo) -> bool,
-    ) -> Vec<&SnapshotInfo> {
+    ) -> Vec<&'a SnapshotInfo> {
+        let snapshots = self.snapshots(read);
         let p = memo.get_or_init(|| Picked {
             key: key.to_string(),
-            at: (0..self.snapshots.len())
-                .filter(|&i| keep(&self.snapshots[i]))
+            at: (0..snapshots.len())
+                .filter(|&i| keep(&snapshots[i]))
                 .collect(),
         });
         if p.key == key {
-            p.at.iter().map(|&i| &self.snapshots[i]).collect()
+            p.at.iter().map(|&i| &snapshots[i]).collect()
         } else {
-            self.snapshots.iter().filter(|s| keep(s)).collect()
+            snapshots.iter().filter(|s| keep(s)).collect()
         }
     }
 }
 
 impl Listing {
     /// Groups a whole cluster's listings by volume, keeping the order of first appearance.
-    fn of(snapshots: Vec<SnapshotInfo>, luns: Vec<LunInfo>) -> Listing {
+    fn of(mut snapshots: Vec<SnapshotInfo>, luns: Vec<LunInfo>) -> Listing {
         let mut listing = Listing::default();
-        for s in snapshots {
-            let i = listing.slot(&s.svm, &s.volume_name);
-            listing.volumes[i].snapshots.push(s);
+        let slots: Vec<usize> = snapshots
+            .iter()
+            .map(|s| listing.slot(&s.svm, &s.volume_name))
+            .collect();
+        // Volumes are numbered in order of first appearance: the list holds each volume's
+        // snapshots together exactly when the numbers never go down.
+        if slots.windows(2).all(|w| w[0] <= w[1]) {
+            let mut from = 0;
+            for run in slots.chunk_by(|a, b| a == b) {
+                let to = from + run.len();
+                listing.volumes[run[0]].snapshots = Snapshots::Read(from..to);
+                from = to;
+            }
+            snapshots.shrink_to_fit();
+            listing.read = snapshots;
+        } else {
+            let mut counts = vec![0usize; listing.volumes.len()];
+            for &i in &slots {
+                counts[i] += 1;
+            }
+            let mut own: Vec<Vec<SnapshotInfo>> =
+                counts.into_iter().map(Vec::with_capacity).collect();
+            for (s, i) in snapshots.into_iter().zip(slots) {
+                own[i].push(s);
+            }
+            for (v, own) in listing.volumes.iter_mut().zip(own) {
+                v.snapshots = Snapshots::Own(own);
+            }
         }
         for l in luns {
             let i = listing.slot(&l.svm, &l.volume_name);
             listing.volumes[i].luns.push(l);
         }
+        // Most volumes hold one LUN, in a list grown to room for four.
+        for v in &mut listing.volumes {
+            v.luns.shrink_to_fit();
+        }
+        listing.volumes.shrink_to_fit();
         listing
     }
 
@@ -133,7 +192,7 @@ impl Listing {
         }
         let i = self.volumes.len();
         self.volumes
-            .push(VolumeListing::new(Vec::new(), Vec::new()));
+            .push(VolumeListing::new(Snapshots::Own(Vec::new()), Vec::new()));
         self.position
             .entry(svm.to_string())
             .or_default()
@@ -163,7 +222,7 @@ impl Inventory {
             schedules: Vec::new(),
             flexclone: LicenseState::Unlicensed,
             snaprestore: LicenseState::Compliant,
-            listing: Listing::of(snapshots, luns),
+            listing: Arc::new(Listing::of(snapshots, luns)),
             at,
             full_at: at,
             presence: next_presence(),
@@ -172,14 +231,21 @@ impl Inventory {
 
     /// Adds a snapshot to the listing (after its volume's).
     pub(crate) fn push_snapshot(&mut self, s: SnapshotInfo) {
-        let i = self.listing.slot(&s.svm, &s.volume_name);
-        self.listing.volumes[i].snapshots.push(s);
+        let listing = Arc::make_mut(&mut self.listing);
+        let i = listing.slot(&s.svm, &s.volume_name);
+        let mut own = listing.volumes[i].snapshots(&listing.read).to_vec();
+        own.push(s);
+        listing.volumes[i] = VolumeListing::new(
+            Snapshots::Own(own),
+            std::mem::take(&mut listing.volumes[i].luns),
+        );
     }
 
     /// Adds a LUN to the listing (after its volume's).
     pub(crate) fn push_lun(&mut self, l: LunInfo) {
-        let i = self.listing.slot(&l.svm, &l.volume_name);
-        self.listing.volumes[i].luns.push(l);
+        let listing = Arc::make_mut(&mut self.listing);
+        let i = listing.slot(&l.svm, &l.volume_name);
+        listing.volumes[i].luns.push(l);
         self.presence = next_presence();
     }
 
@@ -188,7 +254,7 @@ impl Inventory {
         let mut snapshots: Vec<SnapshotInfo> = self.snapshots().cloned().collect();
         let mut luns: Vec<LunInfo> = self.luns().cloned().collect();
         f(&mut snapshots, &mut luns);
-        self.listing = Listing::of(snapshots, luns);
+        self.listing = Arc::new(Listing::of(snapshots, luns));
         self.presence = next_presence();
     }
 }
@@ -238,7 +304,7 @@ pub async fn discover(
         schedules,
         flexclone,
         snaprestore,
-        listing: Listing::of(snapshots, luns),
+        listing: Arc::new(Listing::of(snapshots, luns)),
         at,
         full_at: at,
         presence: next_presence(),
@@ -278,15 +344,16 @@ pub async fn reread(
     let listed = futures_util::future::try_join_all(reads).await?;
     let mut moved = false;
     for (v, (snapshots, luns)) in refs.iter().zip(listed) {
-        let i = inventory.listing.slot(&v.svm, &v.name);
-        let old = &inventory.listing.volumes[i].luns;
+        let listing = Arc::make_mut(&mut inventory.listing);
+        let i = listing.slot(&v.svm, &v.name);
+        let old = &listing.volumes[i].luns;
         let plain = |l: &&LunInfo| !l.created_as_clone;
         moved |= !old
             .iter()
             .filter(plain)
             .map(|l| &l.name)
             .eq(luns.iter().filter(plain).map(|l| &l.name));
-        inventory.listing.volumes[i] = VolumeListing::new(snapshots, luns);
+        listing.volumes[i] = VolumeListing::new(Snapshots::Own(snapshots), luns);
     }
     if moved {
         inventory.presence = next_presence();
@@ -309,7 +376,11 @@ impl Inventory {
 
     /// Every snapshot, volume by volume in listing order.
     pub fn snapshots(&self) -> impl Iterator<Item = &SnapshotInfo> + '_ {
-        self.listing.volumes.iter().flat_map(|v| v.snapshots.iter())
+        let read = &self.listing.read;
+        self.listing
+            .volumes
+            .iter()
+            .flat_map(move |v| v.snapshots(read).iter())
     }
 
     /// The snapshots whose name carries snapwarden's `prefix` (`<prefix>.…`), volume by volume
@@ -318,8 +389,9 @@ impl Inventory {
         &'a self,
         prefix: &'a str,
     ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
+        let read = &self.listing.read;
         self.listing.volumes.iter().flat_map(move |v| {
-            v.picked(&v.prefixed, prefix, |s| {
+            v.picked(read, &v.prefixed, prefix, |s| {
                 crate::agent::observe::has_prefix(&s.name, prefix)
             })
         })
@@ -335,8 +407,9 @@ impl Inventory {
             .iter()
             .map(|p| format!("{}\n", p.as_str()))
             .collect();
+        let read = &self.listing.read;
         self.listing.volumes.iter().flat_map(move |v| {
-            v.picked(&v.matching, &key, |s| {
+            v.picked(read, &v.matching, &key, |s| {
                 patterns.iter().any(|p| p.is_match(&s.name))
             })
         })
@@ -355,7 +428,7 @@ impl Inventory {
     ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
         self.listing
             .get(svm, volume)
-            .map(|v| v.snapshots.as_slice())
+            .map(|v| v.snapshots(&self.listing.read))
             .unwrap_or_default()
             .iter()
     }
@@ -460,4 +533,69 @@ pub async fn observe_for_planning(
         }
     }
     (observed, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(volume: &str, name: &str) -> SnapshotInfo {
+        SnapshotInfo {
+            uuid: format!("{volume}-{name}"),
+            name: name.into(),
+            volume_uuid: format!("u-{volume}").into(),
+            volume_name: volume.into(),
+            svm: "svm1".into(),
+            comment: None,
+            create_time: "2026-12-06T05:05:00Z".parse().unwrap(),
+            owners: Vec::new(),
+            size: None,
+            snapmirror_label: None,
+            snaplock_expiry: None,
+        }
+    }
+
+    fn names<'a>(it: impl Iterator<Item = &'a SnapshotInfo>) -> Vec<String> {
+        it.map(|s| format!("{}/{}", s.volume_name, s.name))
+            .collect()
+    }
+
+    /// A listing read volume by volume (kept as one list) and one whose volumes interleave
+    /// (grouped per volume) answer alike: each volume's snapshots in listing order, every
+    /// snapshot volume by volume in order of first appearance; a re-read volume replaces only
+    /// its own.
+    #[test]
+    fn volume_by_volume_and_interleaved_listings_answer_alike() {
+        let at = "2026-12-06T06:00:00Z".parse().unwrap();
+        let grouped = vec![
+            snap("a", "1"),
+            snap("a", "2"),
+            snap("b", "1"),
+            snap("c", "1"),
+        ];
+        let interleaved = vec![
+            snap("a", "1"),
+            snap("b", "1"),
+            snap("a", "2"),
+            snap("c", "1"),
+        ];
+        for listed in [grouped, interleaved] {
+            let mut inv = Inventory::sample(listed, Vec::new(), at);
+            assert_eq!(names(inv.snapshots()), ["a/1", "a/2", "b/1", "c/1"]);
+            assert_eq!(names(inv.volume_snapshots("svm1", "a")), ["a/1", "a/2"]);
+            assert_eq!(names(inv.volume_snapshots("svm1", "c")), ["c/1"]);
+            assert_eq!(
+                names(inv.volume_snapshots("svm2", "a")),
+                Vec::<String>::new()
+            );
+            let kept = inv.clone();
+            inv.push_snapshot(snap("b", "2"));
+            assert_eq!(names(inv.snapshots()), ["a/1", "a/2", "b/1", "b/2", "c/1"]);
+            assert_eq!(
+                names(kept.volume_snapshots("svm1", "b")),
+                ["b/1"],
+                "a clone keeps its own"
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod secret;
+pub mod text;
 pub mod tls;
 pub mod via;
 mod wire;
@@ -17,6 +18,7 @@ pub use client::{
     DEFAULT_MAX_RECORDS,
 };
 pub use secret::{Secret, SecretError};
+pub use text::{Interner, Text};
 pub use via::{Call, Layer, Resolve, Target, Via};
 
 use chrono::{DateTime, FixedOffset};
@@ -44,24 +46,27 @@ pub enum LicenseState {
 }
 
 /// A snapshot as listed by `/api/storage/volumes/*/snapshots`.
+///
+/// The values snapshots repeat (volume, SVM, comment, label, lock owners) are [`Text`]: a
+/// listing read through an [`Interner`] holds each once, not once per snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotInfo {
     pub uuid: String,
     pub name: String,
-    pub volume_uuid: String,
-    pub volume_name: String,
-    pub svm: String,
-    pub comment: Option<String>,
+    pub volume_uuid: Text,
+    pub volume_name: Text,
+    pub svm: Text,
+    pub comment: Option<Text>,
     /// In the cluster's offset, as ONTAP renders it.
     pub create_time: DateTime<FixedOffset>,
     /// Lock owners (`owners`), for example `lun_clone`, `volume_clone`.
-    pub owners: Vec<String>,
+    pub owners: Vec<Text>,
     /// `size`: the bytes the snapshot holds (its blocks no longer in the active file system);
     /// `None` when ONTAP did not say.
     pub size: Option<u64>,
     /// `snapmirror_label`: the label SnapMirror and SnapVault select snapshots by; `None` when
     /// the snapshot has none.
-    pub snapmirror_label: Option<String>,
+    pub snapmirror_label: Option<Text>,
     /// `snaplock_expiry_time`: a tamper-proof snapshot (on a volume with snapshot locking)
     /// cannot be deleted before it; `None` when it has none.
     pub snaplock_expiry: Option<DateTime<FixedOffset>>,

@@ -6,12 +6,14 @@
 //! decide which missing fields are errors. Conversions return a plain message; the client wraps it
 //! into `OntapError::Decode` with the cluster and the request.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::{
-    Autodelete, ClusterInfo, LicenseState, LunInfo, PolicyCopies, ScheduleInfo, SnapshotInfo,
-    SnapshotPolicyInfo, VolumeInfo, VolumeSettings,
+    Autodelete, ClusterInfo, Interner, LicenseState, LunInfo, PolicyCopies, ScheduleInfo,
+    SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeSettings,
 };
 use crate::domain::duration::parse_iso8601_duration;
 use crate::timeline::{CronSpec, Recurrence};
@@ -411,53 +413,126 @@ impl LicensePackageWire {
 
 // ---- snapshots ----
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SnapshotWire {
-    pub uuid: Option<String>,
-    pub name: Option<String>,
-    pub comment: Option<String>,
-    pub create_time: Option<String>,
-    pub owners: Vec<String>,
-    pub size: Option<u64>,
-    pub volume: Option<NameRef>,
-    pub svm: Option<NameRef>,
-    pub snapmirror_label: Option<String>,
-    pub snaplock_expiry_time: Option<String>,
+/// A JSON string borrowed from the page it was read from, or owned when it had to be unescaped:
+/// a listing's records are read without a copy of each string.
+#[derive(Debug, Default)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
-impl SnapshotWire {
-    pub fn into_domain(self) -> Result<SnapshotInfo, String> {
-        let name = required(self.name, "snapshot name")?;
-        let create_time = required(self.create_time, "create_time")
+impl Str<'_> {
+    fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `{"name": …, "uuid": …}` of a snapshot record, borrowed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NameRefStr<'a> {
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub uuid: Option<Str<'a>>,
+}
+
+/// A snapshot record, its strings borrowed from the page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SnapshotWire<'a> {
+    #[serde(borrow)]
+    pub uuid: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub comment: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub create_time: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub owners: Vec<Str<'a>>,
+    pub size: Option<u64>,
+    #[serde(borrow)]
+    pub volume: Option<NameRefStr<'a>>,
+    #[serde(borrow)]
+    pub svm: Option<NameRefStr<'a>>,
+    #[serde(borrow)]
+    pub snapmirror_label: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub snaplock_expiry_time: Option<Str<'a>>,
+}
+
+/// A borrowed string, when present and non-empty.
+fn non_empty<'s>(value: &'s Option<Str<'_>>) -> Option<&'s str> {
+    value.as_ref().map(Str::text).filter(|v| !v.is_empty())
+}
+
+/// A borrowed string that must be present and non-empty.
+fn required_str<'s>(value: &'s Option<Str<'_>>, what: &str) -> Result<&'s str, String> {
+    value
+        .as_ref()
+        .map(Str::text)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{what} missing"))
+}
+
+impl SnapshotWire<'_> {
+    /// The domain snapshot; the values snapshots repeat (volume, SVM, comment, label, owners)
+    /// come from `interner`, so a listing holds each once.
+    pub fn into_domain(self, interner: &mut Interner) -> Result<SnapshotInfo, String> {
+        let name = required_str(&self.name, "snapshot name")?;
+        let create_time = required_str(&self.create_time, "create_time")
             .and_then(|t| {
-                DateTime::<FixedOffset>::parse_from_rfc3339(&t)
+                DateTime::<FixedOffset>::parse_from_rfc3339(t)
                     .map_err(|e| format!("create_time {t:?}: {e}"))
             })
             .map_err(|e| format!("snapshot {name}: {e}"))?;
         let volume = self.volume.unwrap_or_default();
+        let svm = self.svm.unwrap_or_default();
+        let in_snapshot = |e: String| format!("snapshot {name}: {e}");
         Ok(SnapshotInfo {
-            uuid: required(self.uuid, "snapshot uuid").map_err(|e| format!("{name}: {e}"))?,
-            volume_uuid: required(volume.uuid, "volume.uuid")
-                .map_err(|e| format!("snapshot {name}: {e}"))?,
-            volume_name: required(volume.name, "volume.name")
-                .map_err(|e| format!("snapshot {name}: {e}"))?,
-            svm: required(name_of(self.svm), "svm.name")
-                .map_err(|e| format!("snapshot {name}: {e}"))?,
-            comment: self.comment.filter(|c| !c.is_empty()),
+            uuid: required_str(&self.uuid, "snapshot uuid")
+                .map_err(|e| format!("{name}: {e}"))?
+                .to_string(),
+            volume_uuid: interner
+                .get(required_str(&volume.uuid, "volume.uuid").map_err(in_snapshot)?),
+            volume_name: interner
+                .get(required_str(&volume.name, "volume.name").map_err(in_snapshot)?),
+            svm: interner.get(required_str(&svm.name, "svm.name").map_err(in_snapshot)?),
+            comment: non_empty(&self.comment).map(|c| interner.get(c)),
             create_time,
-            owners: self.owners,
+            owners: self.owners.iter().map(|o| interner.get(o.text())).collect(),
             size: self.size,
-            snapmirror_label: self.snapmirror_label.filter(|l| !l.is_empty()),
+            snapmirror_label: non_empty(&self.snapmirror_label).map(|l| interner.get(l)),
             snaplock_expiry: self
                 .snaplock_expiry_time
-                .as_deref()
+                .as_ref()
                 .map(|t| {
-                    DateTime::<FixedOffset>::parse_from_rfc3339(t)
-                        .map_err(|e| format!("snapshot {name}: snaplock_expiry_time {t:?}: {e}"))
+                    DateTime::<FixedOffset>::parse_from_rfc3339(t.text()).map_err(|e| {
+                        format!("snapshot {name}: snaplock_expiry_time {:?}: {e}", t.text())
+                    })
                 })
                 .transpose()?,
-            name,
+            name: name.to_string(),
         })
     }
 }
@@ -563,6 +638,51 @@ mod tests {
             }
         );
         assert!(schedule(json!({"name":"x","type":"interval","interval":"P1M"})).is_err());
+    }
+
+    /// A page's records as the client decodes them: escaped strings unescaped, the values
+    /// records repeat handed out once, a record without its volume refused with its name.
+    #[test]
+    fn snapshot_records_decode_from_the_page_and_share_repeated_values() {
+        let page = br#"{"records":[
+            {"uuid":"u1","name":"hourly.0505","comment":"caf\u00e9 \"quoted\"",
+             "create_time":"2026-12-06T05:05:00+01:00","owners":["lun_clone"],"size":4096,
+             "volume":{"uuid":"vu","name":"vol1"},"svm":{"name":"svm1"},"snapmirror_label":"hourly"},
+            {"uuid":"u2","name":"hourly.0605","create_time":"2026-12-06T06:05:00+01:00",
+             "owners":["lun_clone"],"volume":{"uuid":"vu","name":"vol1"},"svm":{"name":"svm1"},
+             "snapmirror_label":"hourly","snaplock_expiry_time":"2027-01-01T00:00:00Z"},
+            {"uuid":"u3","name":"lost","create_time":"2026-12-06T06:05:00Z","svm":{"name":"svm1"}}
+        ],"num_records":3}"#;
+        let page: Collection<SnapshotWire<'_>> = serde_json::from_slice(page).unwrap();
+        let mut interner = Interner::default();
+        let mut records = page.records.into_iter();
+        let a = records.next().unwrap().into_domain(&mut interner).unwrap();
+        let b = records.next().unwrap().into_domain(&mut interner).unwrap();
+        assert_eq!(a.comment.as_deref(), Some("café \"quoted\""));
+        assert_eq!((a.name.as_str(), a.uuid.as_str()), ("hourly.0505", "u1"));
+        assert_eq!(a.create_time.to_rfc3339(), "2026-12-06T05:05:00+01:00");
+        assert_eq!((a.size, b.size), (Some(4096), None));
+        assert_eq!(b.comment, None);
+        assert_eq!(
+            b.snaplock_expiry.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2027-01-01T00:00:00+00:00")
+        );
+        for (x, y) in [
+            (&a.volume_uuid, &b.volume_uuid),
+            (&a.volume_name, &b.volume_name),
+            (&a.svm, &b.svm),
+            (&a.owners[0], &b.owners[0]),
+            (
+                a.snapmirror_label.as_ref().unwrap(),
+                b.snapmirror_label.as_ref().unwrap(),
+            ),
+        ] {
+            assert_eq!(x, y);
+            assert!(std::ptr::eq(x.as_str(), y.as_str()), "{x} is held twice");
+        }
+        assert_eq!((a.volume_name.as_str(), a.svm.as_str()), ("vol1", "svm1"));
+        let lost = records.next().unwrap().into_domain(&mut interner);
+        assert_eq!(lost.unwrap_err(), "snapshot lost: volume.uuid missing");
     }
 
     #[test]

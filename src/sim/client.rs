@@ -10,7 +10,7 @@ use super::world::{Pins, SimError, World};
 use super::Simulator;
 use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap, OntapError, PolicyCopies, ScheduleInfo,
-    SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef, VolumeSettings,
+    SnapshotInfo, SnapshotPolicyInfo, Text, VolumeInfo, VolumeRef, VolumeSettings,
 };
 
 /// One cluster of a simulator, seen through the [`Ontap`] trait.
@@ -85,18 +85,18 @@ fn snapshot_info_over(
     SnapshotInfo {
         uuid: s.uuid.clone(),
         name: s.name.clone(),
-        volume_uuid: v.uuid.clone(),
-        volume_name: v.name.clone(),
-        svm: v.svm.clone(),
-        comment: s.comment.clone(),
+        volume_uuid: v.uuid.as_str().into(),
+        volume_name: v.name.as_str().into(),
+        svm: v.svm.as_str().into(),
+        comment: s.comment.as_deref().map(Text::from),
         create_time: w.local(ci, s.create_time),
         owners: w
             .owners_with(pins, (ci, vi, si))
             .into_iter()
-            .map(str::to_string)
+            .map(Text::from)
             .collect(),
         size: Some(w.snapshot_size_over(ci, vi, si, luns)),
-        snapmirror_label: s.snapmirror_label.clone(),
+        snapmirror_label: s.snapmirror_label.as_deref().map(Text::from),
         snaplock_expiry: s.snaplock_expiry.map(|t| w.local(ci, t)),
     }
 }

@@ -231,12 +231,12 @@ fn add_volume(
         w.clusters[ci].volumes[vi].snapshots.push(Snapshot {
             uuid: s.uuid.clone(),
             name: s.name.clone(),
-            comment: s.comment.clone(),
+            comment: s.comment.as_deref().map(str::to_string),
             create_time: s.create_time.with_timezone(&Utc).min(start),
             size: s.size.unwrap_or(0),
             schedule_prefix,
             captures: Vec::new(),
-            snapmirror_label: s.snapmirror_label.clone(),
+            snapmirror_label: s.snapmirror_label.as_deref().map(str::to_string),
             held_by: Vec::new(),
             snaplock_expiry: s.snaplock_expiry.map(|t| t.with_timezone(&Utc)),
         });

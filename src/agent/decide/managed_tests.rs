@@ -168,7 +168,7 @@ fn snap(name: &str, at: &str, comment: Option<&str>) -> SnapshotInfo {
         volume_uuid: "uuid-v".into(),
         volume_name: "v".into(),
         svm: "svm1".into(),
-        comment: comment.map(str::to_string),
+        comment: comment.map(Into::into),
         create_time: t(at).fixed_offset(),
         owners: Vec::new(),
         size: None,

@@ -53,8 +53,8 @@ pub(crate) fn journal_lookups(
             }
             out.owners.push(ObjectKey {
                 cluster: name.clone(),
-                svm: s.svm.clone(),
-                volume: s.volume_name.clone(),
+                svm: s.svm.to_string(),
+                volume: s.volume_name.to_string(),
                 kind: ObjectKind::Snapshot,
                 name: s.name.clone(),
             });
@@ -268,8 +268,8 @@ fn lookalikes(
                 .owners
                 .get(&ObjectKey {
                     cluster: name.to_string(),
-                    svm: s.svm.clone(),
-                    volume: s.volume_name.clone(),
+                    svm: s.svm.to_string(),
+                    volume: s.volume_name.to_string(),
                     kind: ObjectKind::Snapshot,
                     name: s.name.clone(),
                 })

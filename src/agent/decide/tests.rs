@@ -142,10 +142,10 @@ fn snap(name: &str, volume: &str, at: &str, comment: Option<&str>) -> SnapshotIn
     SnapshotInfo {
         uuid: format!("uuid-{name}"),
         name: name.into(),
-        volume_uuid: format!("uuid-{volume}"),
+        volume_uuid: format!("uuid-{volume}").into(),
         volume_name: volume.into(),
         svm: "svm1".into(),
-        comment: comment.map(str::to_string),
+        comment: comment.map(Into::into),
         create_time: t(at).fixed_offset(),
         owners: Vec::new(),
         size: None,

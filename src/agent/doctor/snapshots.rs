@@ -82,8 +82,8 @@ pub(super) fn snapshot_findings(
         let open = input.open_backing.is_some_and(|o| {
             o.contains(&[
                 at.cluster.to_string(),
-                s.svm.clone(),
-                s.volume_name.clone(),
+                s.svm.to_string(),
+                s.volume_name.to_string(),
                 s.name.clone(),
             ])
         });

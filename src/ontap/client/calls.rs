@@ -12,12 +12,12 @@ use super::{
     POLICY_FIELDS, SCHEDULE_FIELDS, SNAPSHOT_FIELDS, VOLUME_FIELDS, VOLUME_SETTINGS_FIELDS,
 };
 use crate::ontap::wire::{
-    ClusterWire, LicensePackageWire, LunWire, ScheduleWire, SnapshotPolicyWire, SnapshotWire,
-    VolumeSettingsWire, VolumeWire,
+    ClusterWire, Collection, LicensePackageWire, LunWire, ScheduleWire, SnapshotPolicyWire,
+    SnapshotWire, VolumeSettingsWire, VolumeWire,
 };
 use crate::ontap::{
-    lun_in_snapshot, path_in_volume, ClusterInfo, LicenseState, LunInfo, NewSnapshot, Ontap,
-    OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
+    lun_in_snapshot, path_in_volume, ClusterInfo, Interner, LicenseState, LunInfo, NewSnapshot,
+    Ontap, OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
     VolumeSettings,
 };
 
@@ -62,21 +62,52 @@ impl RestClient {
             .collect()
     }
 
+    /// A snapshot collection, every page decoded straight from its body into the domain type
+    /// (strings borrowed from the page, the repeated ones shared through one [`Interner`]) and
+    /// dropped before the next page is read; `what` names it in errors.
+    async fn snapshot_list(
+        &self,
+        path: &str,
+        filter: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Vec<SnapshotInfo>, OntapError> {
+        let mut interner = Interner::default();
+        let mut snapshots = Vec::new();
+        self.each_page(path, SNAPSHOT_FIELDS, filter, what, |url, bytes| {
+            let page: Collection<SnapshotWire<'_>> =
+                serde_json::from_slice(bytes).map_err(|e| self.decode_error(url, e.to_string()))?;
+            let next = page.next_href().map(str::to_string);
+            snapshots.reserve(page.records.len());
+            for record in page.records {
+                let info =
+                    record
+                        .into_domain(&mut interner)
+                        .map_err(|detail| OntapError::Decode {
+                            cluster: self.cluster.clone(),
+                            context: what.to_string(),
+                            detail,
+                        })?;
+                snapshots.push(info);
+            }
+            Ok(next)
+        })
+        .await?;
+        Ok(snapshots)
+    }
+
     async fn find_snapshot(
         &self,
         volume: &VolumeRef,
         name: &str,
         target: &str,
     ) -> Result<SnapshotInfo, OntapError> {
-        let records: Vec<SnapshotWire> = self
-            .get_collection(
+        let found = self
+            .snapshot_list(
                 &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
-                SNAPSHOT_FIELDS,
                 &[("name", name)],
                 target,
             )
             .await?;
-        let found = self.convert(records, target, SnapshotWire::into_domain)?;
         found
             .into_iter()
             .find(|s| s.name == name)
@@ -352,14 +383,8 @@ impl Ontap for RestClient {
     }
 
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.list(
-            "/api/storage/volumes/*/snapshots",
-            SNAPSHOT_FIELDS,
-            &[],
-            "snapshots",
-            SnapshotWire::into_domain,
-        )
-        .await
+        self.snapshot_list("/api/storage/volumes/*/snapshots", &[], "snapshots")
+            .await
     }
 
     async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
@@ -374,12 +399,10 @@ impl Ontap for RestClient {
     }
 
     async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.list(
+        self.snapshot_list(
             &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
-            SNAPSHOT_FIELDS,
             &[],
             "snapshots",
-            SnapshotWire::into_domain,
         )
         .await
     }
@@ -585,9 +608,9 @@ fn created_snapshot(
     new: &NewSnapshot<'_>,
 ) -> Option<SnapshotInfo> {
     let record = records.into_iter().next()?;
-    let info = serde_json::from_value::<SnapshotWire>(record)
+    let info = SnapshotWire::deserialize(&record)
         .ok()?
-        .into_domain()
+        .into_domain(&mut Interner::default())
         .ok()?;
     (info.volume_uuid == volume.uuid && is_asked(&info, new)).then_some(info)
 }

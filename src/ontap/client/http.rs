@@ -24,7 +24,7 @@ impl RestClient {
         url
     }
 
-    fn decode_error(&self, url: &Url, detail: impl Into<String>) -> OntapError {
+    pub(super) fn decode_error(&self, url: &Url, detail: impl Into<String>) -> OntapError {
         OntapError::Decode {
             cluster: self.cluster.clone(),
             context: url.path().to_string(),
@@ -175,10 +175,7 @@ impl RestClient {
     }
 
     /// GET a collection in pages of `max_records`, reading `fields` of the records `filter`
-    /// selects, following `_links.next.href` (which carries the query on) until it is absent.
-    ///
-    /// A `next` link is followed only to the endpoint's own origin (scheme, host and port): it
-    /// is sent with the credentials. At most `max_pages` pages are read.
+    /// selects, each record decoded as `W`.
     pub(super) async fn get_collection<W: DeserializeOwned>(
         &self,
         path: &str,
@@ -186,23 +183,47 @@ impl RestClient {
         filter: &[(&str, &str)],
         target: &str,
     ) -> Result<Vec<W>, OntapError> {
+        let mut records = Vec::new();
+        self.each_page(path, fields, filter, target, |url, bytes| {
+            let page: Collection<W> =
+                serde_json::from_slice(bytes).map_err(|e| self.decode_error(url, e.to_string()))?;
+            let next = page.next_href().map(str::to_string);
+            records.extend(page.records);
+            Ok(next)
+        })
+        .await?;
+        Ok(records)
+    }
+
+    /// GETs a collection page by page, as [`Self::get_collection`], handing each page's body to
+    /// `fold`, which takes what it keeps from it (the page is dropped before the next is read)
+    /// and returns the page's `_links.next.href`; follows it (it carries the query on) until it
+    /// is absent.
+    ///
+    /// A `next` link is followed only to the endpoint's own origin (scheme, host and port): it
+    /// is sent with the credentials. At most `max_pages` pages are read.
+    pub(super) async fn each_page(
+        &self,
+        path: &str,
+        fields: Fields,
+        filter: &[(&str, &str)],
+        target: &str,
+        mut fold: impl FnMut(&Url, &[u8]) -> Result<Option<String>, OntapError>,
+    ) -> Result<(), OntapError> {
         let mut query = filter.to_vec();
         query.push(("fields", fields.0));
         query.push(("max_records", &self.max_records));
         let mut url = self.url(path, &query);
-        let mut records = Vec::new();
         for _ in 0..self.max_pages {
             let bytes = self
                 .send(Method::GET, &url, None, target)
                 .await
                 .map_err(|f| f.error)?
                 .body;
-            let page: Collection<W> = serde_json::from_slice(&bytes)
-                .map_err(|e| self.decode_error(&url, e.to_string()))?;
-            let next = page.next_href().map(str::to_string);
-            records.extend(page.records);
+            let next = fold(&url, &bytes)?;
+            drop(bytes);
             let Some(href) = next else {
-                return Ok(records);
+                return Ok(());
             };
             let next_url = self
                 .base
