@@ -26,6 +26,7 @@ use super::cycle::{
     CloneKind, CloneLun, ConflictKind, Cycle, CycleResult, CycleState, ObservedConflict,
 };
 
+mod ephemeral;
 mod health;
 mod identify;
 mod kinds;
@@ -98,24 +99,8 @@ pub struct Journal {
     /// recorded with every new cycle and action.
     stamp: Mutex<Stamp>,
     /// Writes since an [`ephemeral`](Journal::ephemeral) journal last committed; `None`: every
-    /// write commits on its own.
+    /// write commits on its own (`ephemeral.rs`).
     batch: Mutex<Option<usize>>,
-}
-
-/// How many writes an ephemeral journal groups into one commit: each commit writes every page
-/// its writes touched once, where a commit per write wrote the same index pages again and again.
-const BATCH: usize = 256;
-
-impl Drop for Journal {
-    /// An ephemeral journal commits its last batch (a `--state-dir` keeps it for `history`).
-    fn drop(&mut self) {
-        let batched = self.batch.get_mut().map(|b| b.is_some()).unwrap_or(false);
-        if let (true, Ok(conn)) = (batched, self.conn.get_mut()) {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("COMMIT;");
-            }
-        }
-    }
 }
 
 /// What [`Journal::revision`] answers.
@@ -232,57 +217,6 @@ impl Journal {
     /// How the writes went ([`JournalHealth`]).
     pub fn health(&self) -> Arc<JournalHealth> {
         self.health.clone()
-    }
-
-    /// A write's result, noted in the journal's health; an ephemeral journal commits every
-    /// [`BATCH`] writes.
-    fn wrote<T>(&self, r: Result<T, JournalError>) -> Result<T, JournalError> {
-        self.health.note(&r);
-        let full = {
-            let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-            match batch.as_mut() {
-                Some(n) => {
-                    *n += 1;
-                    *n >= BATCH
-                }
-                None => false,
-            }
-        };
-        if full {
-            let committed = self.flush();
-            self.health.note(&committed);
-        }
-        r
-    }
-
-    /// For a journal that lives only as long as its process (`simulate`): no fsync, no file
-    /// lock per transaction (the process holds the lock until it closes the journal), a page
-    /// cache of up to 32 MiB (a recommendation reads a volume's whole history), and
-    /// writes grouped into one transaction committed every [`BATCH`] writes, at
-    /// [`flush`](Journal::flush) and when the journal is dropped. What is written is unchanged;
-    /// only a crash or a second connection could notice.
-    pub fn ephemeral(&self) -> Result<(), JournalError> {
-        self.lock()
-            .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -32768; BEGIN;")
-            .map_err(|e| self.err(e))?;
-        *self.batch.lock().unwrap_or_else(|p| p.into_inner()) = Some(0);
-        Ok(())
-    }
-
-    /// Commits what an ephemeral journal wrote since its last commit (nothing to do for one
-    /// that commits every write).
-    pub fn flush(&self) -> Result<(), JournalError> {
-        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-        if batch.is_none() {
-            return Ok(());
-        }
-        let conn = self.lock();
-        if !conn.is_autocommit() {
-            conn.execute_batch("COMMIT; BEGIN;")
-                .map_err(|e| self.err(e))?;
-        }
-        *batch = Some(0);
-        Ok(())
     }
 
     /// Records `replica` with every cycle and action written from now on (`[ha]`).

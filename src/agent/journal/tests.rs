@@ -673,7 +673,7 @@ fn an_ephemeral_journal_batches_its_writes_and_keeps_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path()).unwrap();
     j.ephemeral().unwrap();
-    let n = BATCH + BATCH / 2;
+    let n = ephemeral::BATCH + ephemeral::BATCH / 2;
     for i in 0..n {
         let start = t("2027-01-01T00:00:00Z") + TimeDelta::minutes(i as i64);
         let c = cycle(&format!("b{i:04}"), &start.to_rfc3339());
