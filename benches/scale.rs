@@ -114,18 +114,23 @@ fn child(estate: &str, volumes: usize) {
     );
 }
 
+/// Runs one size of one estate in its own child: its wall seconds, peak RSS in MiB and cycles.
+fn run_child(estate: &str, volumes: usize) -> [f64; 3] {
+    let line = common::in_child(&format!("{estate}:{volumes}"));
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .map(|f| f.parse().expect("child prints numbers"))
+        .collect();
+    fields[..]
+        .try_into()
+        .unwrap_or_else(|_| panic!("child printed {line:?}"))
+}
+
 /// Runs every size of one estate in its own child and prints the table's rows.
 fn table(estate: &str, sizes: &[usize]) {
     let mut first_per_cycle = None;
     for &volumes in sizes {
-        let line = common::in_child(&format!("{estate}:{volumes}"));
-        let fields: Vec<f64> = line
-            .split_whitespace()
-            .map(|f| f.parse().expect("child prints numbers"))
-            .collect();
-        let [wall, rss, cycles] = fields[..] else {
-            panic!("child printed {line:?}");
-        };
+        let [wall, rss, cycles] = run_child(estate, volumes);
         let per_cycle = wall / cycles.max(1.0);
         let relative = per_cycle / *first_per_cycle.get_or_insert(per_cycle);
         println!(
@@ -140,14 +145,7 @@ fn table(estate: &str, sizes: &[usize]) {
 fn conflicts_table() {
     let mut walls = Vec::new();
     for estate in ["conflicts", "conflicts-baseline"] {
-        let line = common::in_child(&format!("{estate}:{CONFLICT_VOLUMES}"));
-        let fields: Vec<f64> = line
-            .split_whitespace()
-            .map(|f| f.parse().expect("child prints numbers"))
-            .collect();
-        let [wall, rss, cycles] = fields[..] else {
-            panic!("child printed {line:?}");
-        };
+        let [wall, rss, cycles] = run_child(estate, CONFLICT_VOLUMES);
         walls.push(wall);
         println!("| {estate} | {CONFLICT_VOLUMES} | {wall:.1} s | {rss:.0} MiB | {cycles} |");
     }
