@@ -113,6 +113,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 6: a cycle's objects by cycle — the status reads the clones of the recent cycles after
     // every pass that wrote, which scanned every object the journal ever held.
     "CREATE INDEX objects_by_cycle ON objects(cycle_id, kind);",
+    // 7: what the daily prune deletes by age — actions tied to no cycle and managed snapshots —
+    // by instant: it scanned every action and every managed snapshot the journal held.
+    "CREATE INDEX actions_unowned_by_at ON actions(at) WHERE cycle_id IS NULL;
+    CREATE INDEX managed_by_asked ON managed_snapshots(asked_at);",
 ];
 
 /// The schema version that added `managed_snapshots`.
