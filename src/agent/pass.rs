@@ -162,19 +162,16 @@ impl Agent {
                     self.memory.last_recommend_sweep = Some(now);
                 }
                 self.memory.reconsider.clear();
-                let rule = self.policy.clone();
-                let rule = &rule.flexclone;
+                let (after, within) = (
+                    self.policy.flexclone.recommend_after,
+                    self.policy.flexclone.within,
+                );
                 for key in volumes {
                     let Some(mut found) = self.volume_conflicts(&key) else {
                         continue;
                     };
-                    let raised = super::recommend::decide(
-                        &found.conflicts,
-                        rule.recommend_after,
-                        rule.within,
-                        now,
-                    )
-                    .is_some();
+                    let raised =
+                        super::recommend::decide(&found.conflicts, after, within, now).is_some();
                     // Read only for a volume in force (most decisions have none).
                     if raised {
                         found.locked_space = self
