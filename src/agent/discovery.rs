@@ -312,8 +312,8 @@ pub async fn discover(
 }
 
 /// Re-reads the snapshots and LUNs of `volumes` only (a volume is named by SVM and name, as the
-/// listing knows it) into `inventory`, and dates it `at`: the rest of the listing is kept as
-/// it is. A volume the inventory does not know fails the round (`Ok(false)`: the caller reads
+/// listing knows it) into `inventory`, in two bulk reads whatever their number, and dates it
+/// `at`: the rest of the listing is kept as it is. A volume the inventory does not know fails the round (`Ok(false)`: the caller reads
 /// the whole cluster instead); so does any error.
 pub async fn reread(
     ontap: &dyn Ontap,
@@ -338,10 +338,34 @@ pub async fn reread(
             svm: v.svm.clone(),
         });
     }
-    let reads = refs
+    if refs.is_empty() {
+        inventory.at = at;
+        return Ok(true);
+    }
+    // Two bulk reads for all of them, each record given back to its volume in listing order.
+    let (snapshots, luns) =
+        tokio::try_join!(ontap.volume_snapshots(&refs), ontap.volume_luns(&refs))?;
+    let index: HashMap<&str, usize> = refs
         .iter()
-        .map(|v| async move { tokio::try_join!(ontap.volume_snapshots(v), ontap.volume_luns(v)) });
-    let listed = futures_util::future::try_join_all(reads).await?;
+        .enumerate()
+        .map(|(i, v)| (v.uuid.as_str(), i))
+        .collect();
+    let by_name: HashMap<(&str, &str), usize> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ((v.svm.as_str(), v.name.as_str()), i))
+        .collect();
+    let mut listed: Vec<(Vec<SnapshotInfo>, Vec<LunInfo>)> = vec![Default::default(); refs.len()];
+    for s in snapshots {
+        if let Some(&i) = index.get(&*s.volume_uuid) {
+            listed[i].0.push(s);
+        }
+    }
+    for l in luns {
+        if let Some(&i) = by_name.get(&(l.svm.as_str(), l.volume_name.as_str())) {
+            listed[i].1.push(l);
+        }
+    }
     let mut moved = false;
     for (v, (snapshots, luns)) in refs.iter().zip(listed) {
         let listing = Arc::make_mut(&mut inventory.listing);
