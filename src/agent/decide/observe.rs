@@ -152,19 +152,36 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         )
         .collect();
     let claimed = claimed(open.iter().chain(&recent).copied(), prefix);
+    // Of the ended cycles, those whose conflicts a listing may still show for the first time.
+    let unsettled: Vec<&Cycle> = view
+        .memory
+        .recent
+        .unsettled()
+        .chain(recent[view.memory.recent.len()..].iter().copied())
+        .collect();
     let mut warnings = Vec::new();
     let mut unpinned = Vec::new();
     let mut reopen = Vec::new();
+    let mut seen = Vec::new();
     for (ci, cv) in view.clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &view.policy.clusters[ci].name;
         let cycles: Vec<&Cycle> = open
             .iter()
-            .chain(&recent)
+            .chain(&unsettled)
             .copied()
             .filter(|c| &c.cluster == name)
             .collect();
-        conflicts.extend(listing::conflicts(&cycles, inv, prefix, now, guard));
+        let found = listing::conflicts(&cycles, inv, prefix, now, guard);
+        seen.extend(conflicts_seen(
+            view.memory
+                .recent
+                .unsettled()
+                .filter(|c| &c.cluster == name),
+            inv,
+            &found,
+        ));
+        conflicts.extend(found);
         // A tool's snapshot attributed to a driver cycle is that cycle's, not `foreign`.
         let mine: Vec<(String, String, String)> = claimed
             .iter()
@@ -230,7 +247,38 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     actions.extend(unpinned.into_iter().map(|cycle| Action::Unpinned { cycle }));
     actions.extend(reopen);
     actions.extend(conflicts.into_iter().map(Action::RecordConflict));
+    actions.extend(seen);
     actions
+}
+
+/// The ended cycles (of one cluster, looked at in `inv` with `found` as their conflicts) that
+/// no later listing can show a new chain conflict of: their clones, if a snapshot could
+/// capture any, were gone before the listing was up to date (every snapshot taken while they
+/// lived is in it, or already rotated out).
+fn conflicts_seen<'c>(
+    ended: impl Iterator<Item = &'c Cycle>,
+    inv: &Inventory,
+    found: &[ObservedConflict],
+) -> Vec<Action> {
+    let mut keys: HashMap<&str, Vec<String>> = HashMap::new();
+    for c in found {
+        if let Some(id) = &c.cycle {
+            keys.entry(id.as_str()).or_default().push(c.key.clone());
+        }
+    }
+    ended
+        .filter(|c| c.state.is_terminal())
+        .filter(|c| {
+            c.clone_kind != CloneKind::SnapRestore
+                || c.clones_created_at.is_none()
+                || c.clones_deleted_at.is_some_and(|t| inv.at > t)
+        })
+        .map(|c| Action::ConflictsSeen {
+            cycle: c.id.clone(),
+            clones_deleted_at: c.clones_deleted_at,
+            keys: keys.remove(c.id.as_str()).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Snapshots and LUNs that look like snapwarden's: a released cycle's snapshot listed again is
