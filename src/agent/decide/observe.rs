@@ -63,8 +63,8 @@ pub(crate) fn journal_lookups(
             }
         }
         let open = open_clones(memory, name);
-        for l in inv.luns() {
-            if lookalike_lun(&l.name, &l.volume_name, prefix) && !open.contains(l.name.as_str()) {
+        for l in inv.lookalike_luns(prefix) {
+            if !open.contains(l.name.as_str()) {
                 out.owners.push(ObjectKey {
                     cluster: name.clone(),
                     svm: l.svm.clone(),
@@ -100,17 +100,6 @@ fn open_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
         .filter(|o| o.cycle.cluster == cluster)
         .flat_map(|o| o.cycle.clones.iter().map(|k| k.path.as_str()))
         .collect()
-}
-
-/// A LUN whose leaf carries the prefix (a clone path of snapwarden's shape).
-fn lookalike_lun(path: &str, volume: &str, prefix: &str) -> bool {
-    // `/vol/<volume>/<leaf>`, taken apart without building the string (every LUN, every pass).
-    let leaf = path
-        .strip_prefix("/vol/")
-        .and_then(|p| p.strip_prefix(volume))
-        .and_then(|p| p.strip_prefix('/'))
-        .unwrap_or("");
-    has_prefix(leaf, prefix)
 }
 
 /// A driver cycle: its backing snapshot is the tool's (no snapwarden prefix; empty until
@@ -346,8 +335,8 @@ fn lookalikes(
         }
     }
     let open = open_clones(view.memory, name);
-    for l in inv.luns() {
-        if !lookalike_lun(&l.name, &l.volume_name, prefix) || open.contains(l.name.as_str()) {
+    for l in inv.lookalike_luns(prefix) {
+        if open.contains(l.name.as_str()) {
             continue;
         }
         let owner = view
@@ -553,22 +542,4 @@ fn settle_tool(view: &View<'_>, c: &mut Cycle, inv: &Inventory, now: DateTime<Ut
         c.result = Some(CycleResult::Completed);
     }
     Settled::Released
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lookalike_lun;
-
-    #[test]
-    fn a_lookalike_lun_is_a_prefixed_leaf_directly_in_its_own_volume() {
-        let p = "snapwarden";
-        assert!(lookalike_lun("/vol/v/snapwarden.w.1.lun0", "v", p));
-        assert!(!lookalike_lun("/vol/v/lun0", "v", p));
-        // Another volume's path, a volume whose name starts the same, a deeper leaf.
-        assert!(!lookalike_lun("/vol/v/snapwarden.w.1.lun0", "w", p));
-        assert!(!lookalike_lun("/vol/vv/snapwarden.w.1.lun0", "v", p));
-        assert!(!lookalike_lun("/vol/v/q/snapwarden.w.1.lun0", "v", p));
-        assert!(!lookalike_lun("/vol/v", "v", p));
-        assert!(!lookalike_lun("snapwarden.w.1.lun0", "v", p));
-    }
 }
