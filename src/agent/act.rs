@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use super::cycle::{ConflictKind, CycleState, ObservedConflict};
 use super::decide::{Action, Stage};
 use super::journal::{
-    self, ActionKind, ActionOutcome, JournalError, RecommendationEvent, RecommendationKind,
+    self, ActionKind, ActionOutcome, JournalError, LockedSpace, RecommendationEvent,
+    RecommendationKind,
 };
 use super::state::{InForce, Occurrence, Open, Step, VolumeKey};
 use super::{recommend, Agent};
@@ -49,16 +50,7 @@ impl Agent {
     async fn apply_one(&mut self, action: Action, now: DateTime<Utc>, batch: &mut Batch) {
         match action {
             Action::RecordConflict(c) => self.record_conflict(c),
-            Action::RecordLockedSpace(space) => {
-                if self.memory.locked_sizes.get(&space.cycle_id) == Some(&space.bytes) {
-                    return;
-                }
-                let r = self.ctx.journal.record_locked_space(&space);
-                let what = || format!("the space of locked cycle {}", space.cycle_id);
-                if self.journaled(r, what).is_some() {
-                    self.memory.locked_sizes.insert(space.cycle_id, space.bytes);
-                }
-            }
+            Action::RecordLockedSpace(space) => self.record_locked_space(space),
             Action::Warn {
                 key,
                 message,
@@ -69,12 +61,7 @@ impl Agent {
                 cycle,
                 clones_deleted_at,
                 keys,
-            } => {
-                // A conflict the journal refused is looked for again at the next pass.
-                if keys.iter().all(|k| self.memory.recorded.contains(k)) {
-                    self.memory.recent.settle(&cycle, clones_deleted_at);
-                }
-            }
+            } => self.conflicts_seen(&cycle, clones_deleted_at, &keys),
             Action::Reopen {
                 cycle,
                 uuid,
@@ -333,6 +320,31 @@ impl Agent {
                 kind = c.kind.as_str(), cluster = %c.cluster, svm = %c.svm, volume = %c.volume,
                 "journal write failed for a conflict ({}): {e}", c.key
             ),
+        }
+    }
+
+    /// The space a locked backing snapshot holds, unless the journal has this very size.
+    fn record_locked_space(&mut self, space: LockedSpace) {
+        if self.memory.locked_sizes.get(&space.cycle_id) == Some(&space.bytes) {
+            return;
+        }
+        let r = self.ctx.journal.record_locked_space(&space);
+        let what = || format!("the space of locked cycle {}", space.cycle_id);
+        if self.journaled(r, what).is_some() {
+            self.memory.locked_sizes.insert(space.cycle_id, space.bytes);
+        }
+    }
+
+    /// An ended cycle whose every chain conflict a listing has shown: settled once the journal
+    /// holds them all (a conflict the journal refused is looked for again at the next pass).
+    fn conflicts_seen(
+        &mut self,
+        cycle: &str,
+        clones_deleted_at: Option<DateTime<Utc>>,
+        keys: &[String],
+    ) {
+        if keys.iter().all(|k| self.memory.recorded.contains(k)) {
+            self.memory.recent.settle(cycle, clones_deleted_at);
         }
     }
 

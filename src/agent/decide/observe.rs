@@ -162,11 +162,9 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             .filter(|c| &c.cluster == name)
             .collect();
         let found = listing::conflicts(&cycles, inv, prefix, now, guard);
+        let ended = view.memory.recent.unsettled();
         seen.extend(conflicts_seen(
-            view.memory
-                .recent
-                .unsettled()
-                .filter(|c| &c.cluster == name),
+            ended.filter(|c| &c.cluster == name),
             inv,
             &found,
         ));
@@ -221,23 +219,26 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         }
         lookalikes(view, name, inv, &mut warnings, &mut reopen);
     }
-    for (key, message) in warnings {
-        let orphan = if key.starts_with("lun:") {
-            "lun"
-        } else {
-            "snapshot"
-        };
-        actions.push(Action::Warn {
-            key,
-            message,
-            orphan: Some(orphan),
-        });
-    }
+    actions.extend(warnings.into_iter().map(warn));
     actions.extend(unpinned.into_iter().map(|cycle| Action::Unpinned { cycle }));
     actions.extend(reopen);
     actions.extend(conflicts.into_iter().map(Action::RecordConflict));
     actions.extend(seen);
     actions
+}
+
+/// A look-alike reported (its key says which kind of orphan it is).
+fn warn((key, message): (String, String)) -> Action {
+    let orphan = if key.starts_with("lun:") {
+        "lun"
+    } else {
+        "snapshot"
+    };
+    Action::Warn {
+        key,
+        message,
+        orphan: Some(orphan),
+    }
 }
 
 /// The ended cycles (of one cluster, looked at in `inv` with `found` as their conflicts) that
