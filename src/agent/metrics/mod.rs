@@ -569,4 +569,4 @@ mod publish;
 mod tests;
 
 pub use counted::Counted;
-pub(crate) use publish::publish;
+pub use publish::publish;

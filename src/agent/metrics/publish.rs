@@ -161,7 +161,7 @@ impl Metrics {
 /// The agent's state as metrics: called at the end of every pass. Series are brought in line
 /// with the policy when it (or the set of request series) changed, and a volume's gauges are
 /// set when their values changed.
-pub(crate) fn publish(
+pub fn publish(
     m: &Metrics,
     policy: &Arc<Policy>,
     views: &[ClusterView],
