@@ -322,10 +322,9 @@ const G: [&str; 3] = ["west", "svm3", "vol_g"];
 /// Not in any policy (a recommendation journaled before it left, or a foreign volume).
 const OUTSIDE: [&str; 3] = ["east", "svm9", "vol_gone"];
 
-#[test]
-fn the_compact_series_match_prometheus_vectors_through_reloads() {
-    let now = t("2027-03-01T01:20:00Z");
-    let p1 = policy(
+/// The scenario's first policy (each call another load of it).
+fn first_policy() -> Arc<Policy> {
+    policy(
         &[
             ("east", "svm1", "vol_a", "standard"),
             ("east", "svm1", "vol_b", "fast"),
@@ -345,7 +344,13 @@ fn the_compact_series_match_prometheus_vectors_through_reloads() {
                 "30 2 * * 6",
             ),
         ],
-    );
+    )
+}
+
+#[test]
+fn the_compact_series_match_prometheus_vectors_through_reloads() {
+    let now = t("2027-03-01T01:20:00Z");
+    let p1 = first_policy();
     let mut both = Both {
         metrics: Metrics::new(),
         oracle: Oracle::new(),
@@ -514,27 +519,7 @@ fn the_compact_series_match_prometheus_vectors_through_reloads() {
 
     // Reload back to the first policy: vol_b and weekly_full return with counters from 0, the
     // window kept apart joins with the cycle it counted.
-    let p3 = policy(
-        &[
-            ("east", "svm1", "vol_a", "standard"),
-            ("east", "svm1", "vol_b", "fast"),
-            ("east", "svm2", "vol_c", "standard"),
-            ("west", "svm1", "vol_d", "fast"),
-            ("west", "svm3", "vol_e", "standard"),
-        ],
-        &[
-            (
-                "nightly",
-                &["east/svm1/vol_a", "east/svm1/vol_b", "west/svm1/vol_d"],
-                "10 1 * * *",
-            ),
-            (
-                "weekly_full",
-                &["east/svm2/vol_c", "west/svm3/vol_e"],
-                "30 2 * * 6",
-            ),
-        ],
-    );
+    let p3 = first_policy();
     let back = reload + TimeDelta::minutes(10);
     both.recommended(G, true);
     let f1 = memory.open.remove("f1").unwrap().cycle;

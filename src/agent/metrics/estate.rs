@@ -111,7 +111,9 @@ impl Estate {
         self.volumes.reserve_exact(policy.volumes.len());
         self.windows.reserve_exact(policy.windows.len());
         for vi in 0..policy.volumes.len() {
+            // A valid policy's volumes all name a cluster; a row keeps the indices in step.
             let Some([cluster, svm, volume]) = volume_labels(policy, vi) else {
+                self.volumes.push(VolumeRow::default());
                 continue;
             };
             let kept = old
