@@ -1,10 +1,10 @@
 //! The agent's metrics whose series grow with the estate — per volume, schedule, window and
 //! managed copy, held in compact tables — checked against an oracle: the same calls applied to
 //! plain `prometheus` vectors, one label set per series, brought in line with each policy as
-//! the agent's metrics are specified to be (`docs/metrics.md`). Both expositions are parsed and
-//! compared as sets of (name, labels, value) samples, with every family's HELP and TYPE, after
-//! every step of a scenario over two clusters, several volumes, windows and schedules, and
-//! reloads that remove, add and bring back volumes and windows.
+//! the agent's metrics are specified to be (`docs/metrics-and-alerts.md`). Both expositions are
+//! parsed and compared as sets of (name, labels in printed order, value) samples, with every
+//! family's HELP and TYPE, after every step of a scenario over two clusters, several volumes,
+//! windows and schedules, and reloads that remove, add and bring back volumes and windows.
 
 mod oracle_support;
 

@@ -1,6 +1,6 @@
 //! The oracle of `metrics_oracle.rs`: the agent's families whose series grow with the estate
-//! as plain `prometheus` vectors, one series per label set, given the calls the agent's
-//! metrics are given and brought in line with each policy as `docs/metrics.md` specifies.
+//! as plain `prometheus` vectors, one series per label set, given the calls the agent's metrics
+//! are given and brought in line with each policy as `docs/metrics-and-alerts.md` specifies.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -235,7 +235,7 @@ impl ManagedMetrics {
 }
 
 /// The families of the copies' and exclusions' series, with their names, help and labels as
-/// the dashboards, alert rules and `docs/metrics.md` know them.
+/// the dashboards, alert rules and `docs/metrics-and-alerts.md` know them.
 struct Families {
     taken: Family,
     coalesced: Family,

@@ -218,7 +218,7 @@ fn find_window(policy: &Policy, order: &[usize], name: &str) -> Option<usize> {
 }
 
 /// The estate's families, with their names, help and labels as the dashboards, alert rules and
-/// `docs/metrics.md` know them.
+/// `docs/metrics-and-alerts.md` know them.
 struct Families {
     next_scheduled: Family,
     window_active: Family,
