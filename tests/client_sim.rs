@@ -913,7 +913,7 @@ fn by_uuid<T: Clone>(items: &[T], uuid: impl Fn(&T) -> &str) -> Vec<T> {
 }
 
 #[tokio::test]
-async fn a_volume_read_alone_is_its_part_of_the_whole_listing() {
+async fn volumes_read_together_are_their_part_of_the_whole_listing() {
     let sim = Sim::start(&two_volumes(), START).await;
     let rest = client(&sim);
     let embedded = SimClient::new(sim.handle.simulator().clone(), "c1");
@@ -930,42 +930,116 @@ async fn a_volume_read_alone_is_its_part_of_the_whole_listing() {
             .unwrap();
         let snapshots = ontap.snapshots().await.unwrap();
         let luns = ontap.luns().await.unwrap();
-        for v in ["vol1", "vol2"] {
-            let vref = volume(ontap, v).await;
-            let alone = ontap.volume_snapshots(&vref).await.unwrap();
+        let both = [volume(ontap, "vol1").await, volume(ontap, "vol2").await];
+        for read in [&both[..1], &both[1..], &both[..]] {
+            let names: Vec<&str> = read.iter().map(|v| v.name.as_str()).collect();
+            let together = ontap.volume_snapshots(read).await.unwrap();
             let part: Vec<SnapshotInfo> = snapshots
                 .iter()
-                .filter(|s| s.volume_uuid == vref.uuid)
+                .filter(|s| read.iter().any(|v| s.volume_uuid == v.uuid))
                 .cloned()
                 .collect();
-            assert_eq!(part.is_empty(), v == "vol2", "{v}: only vol1 has snapshots");
             assert_eq!(
-                by_uuid(&alone, |s| &s.uuid),
-                by_uuid(&part, |s| &s.uuid),
-                "{v}"
+                part.is_empty(),
+                names == ["vol2"],
+                "only vol1 has snapshots"
             );
-            let alone = ontap.volume_luns(&vref).await.unwrap();
+            assert_eq!(
+                by_uuid(&together, |s| &s.uuid),
+                by_uuid(&part, |s| &s.uuid),
+                "{names:?}"
+            );
+            let together = ontap.volume_luns(read).await.unwrap();
             let part: Vec<LunInfo> = luns
                 .iter()
-                .filter(|l| l.volume_name == v)
+                .filter(|l| names.contains(&l.volume_name.as_str()))
                 .cloned()
                 .collect();
             assert_eq!(
-                by_uuid(&alone, |l| &l.uuid),
+                by_uuid(&together, |l| &l.uuid),
                 by_uuid(&part, |l| &l.uuid),
-                "{v}"
+                "{names:?}"
             );
         }
         assert_eq!(
             ontap
-                .volume_luns(&volume(ontap, "vol1").await)
+                .volume_luns(&[volume(ontap, "vol1").await])
                 .await
                 .unwrap()
                 .len(),
             2 + i,
             "vol1's LUN and the clones made so far"
         );
+        assert!(ontap.volume_snapshots(&[]).await.unwrap().is_empty());
+        assert!(ontap.volume_luns(&[]).await.unwrap().is_empty());
     }
+}
+
+/// A re-read of many volumes costs one request per 40 volumes and kind (snapshots, LUNs),
+/// counted by the simulator, and gives each volume its own records; a volume gone since
+/// matches nothing, as ONTAP's uuid filter does.
+#[tokio::test]
+async fn a_reread_of_many_volumes_takes_one_request_per_forty() {
+    let mut world = String::from(
+        "[[clusters]]\nname = \"c1\"\ntimezone = \"Etc/UTC\"\nlicenses = [\"snaprestore\"]\n[[clusters.svms]]\nname = \"svm1\"\n",
+    );
+    for i in 0..95 {
+        world.push_str(&format!(
+            "[[clusters.svms.volumes]]\nname = \"v{i}\"\nluns = [{{ name = \"lun1\" }}]\n"
+        ));
+    }
+    let sim = Sim::start(&world, START).await;
+    let ontap = client(&sim);
+    let mut refs: Vec<VolumeRef> = ontap
+        .volumes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| VolumeRef {
+            uuid: v.uuid,
+            name: v.name,
+            svm: v.svm,
+        })
+        .collect();
+    assert_eq!(refs.len(), 95);
+    for v in refs.iter().step_by(7) {
+        ontap
+            .create_snapshot(v, &NewSnapshot::new(BACKING, COMMENT))
+            .await
+            .unwrap();
+    }
+    refs.push(VolumeRef {
+        uuid: "00000000-0000-0000-0000-00000000dead".into(),
+        name: "gone".into(),
+        svm: "svm1".into(),
+    });
+    let gets = || {
+        sim.handle.simulator().requests().to_json()["get"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = gets();
+    let snapshots = ontap.volume_snapshots(&refs).await.unwrap();
+    let luns = ontap.volume_luns(&refs).await.unwrap();
+    // 96 volumes: three queries of at most 40 each, for each kind.
+    assert_eq!(gets() - before, 6);
+    let with_backing: BTreeSet<String> = refs.iter().step_by(7).map(|v| v.name.clone()).collect();
+    let read: BTreeSet<String> = snapshots
+        .iter()
+        .filter(|s| s.name == BACKING)
+        .map(|s| s.volume_name.to_string())
+        .collect();
+    assert_eq!(read, with_backing);
+    assert_eq!(
+        snapshots.len(),
+        ontap.snapshots().await.unwrap().len(),
+        "every snapshot of the 95 volumes, none of the gone one"
+    );
+    let lun_volumes: BTreeSet<String> = luns.iter().map(|l| l.volume_name.clone()).collect();
+    assert_eq!(luns.len(), 95);
+    assert_eq!(lun_volumes.len(), 95);
+    assert!(!lun_volumes.contains("gone"));
+    sim.handle.stop().await;
 }
 
 /// The agent's re-read of the volumes it changed gives the listing a whole read gives, as long

@@ -65,6 +65,16 @@ impl Agent {
                 orphan,
             } => self.warn_orphan(key, message, orphan),
             Action::Unpinned { cycle } => self.unpin(&cycle),
+            Action::ConflictsSeen {
+                cycle,
+                clones_deleted_at,
+                keys,
+            } => {
+                // A conflict the journal refused is looked for again at the next pass.
+                if keys.iter().all(|k| self.memory.recorded.contains(k)) {
+                    self.memory.recent.settle(&cycle, clones_deleted_at);
+                }
+            }
             Action::Reopen {
                 cycle,
                 uuid,

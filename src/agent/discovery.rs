@@ -5,13 +5,14 @@
 //! asks for it and otherwise re-reads the volumes that changed (`reread`);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
+use crate::agent::observe::{has_prefix, lookalike_lun};
 use crate::config::Policy;
 use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
@@ -65,6 +66,27 @@ struct Listing {
     volumes: Vec<VolumeListing>,
     /// Position in `volumes`, SVM first then volume name (look-ups borrow, never allocate).
     position: HashMap<String, HashMap<String, usize>>,
+    /// The volumes holding a snapshot or a LUN that looks like snapwarden's, for the last
+    /// prefix asked: what a pass looks through for them instead of every volume. Kept up to
+    /// date by a re-read.
+    marked: OnceLock<Marked>,
+}
+
+/// Which volumes of a listing hold something with a prefix.
+#[derive(Debug, Clone)]
+struct Marked {
+    prefix: String,
+    volumes: BTreeSet<usize>,
+}
+
+/// Whether a volume's listing holds a snapshot with `prefix` or a LUN whose leaf carries it.
+fn marks(v: &VolumeListing, read: &[SnapshotInfo], prefix: &str) -> bool {
+    v.snapshots(read)
+        .iter()
+        .any(|s| has_prefix(&s.name, prefix))
+        || v.luns
+            .iter()
+            .any(|l| lookalike_lun(&l.name, &l.volume_name, prefix))
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +202,34 @@ impl Listing {
         listing
     }
 
+    /// The volumes that hold something with `prefix`, in listing order (every volume for
+    /// another prefix than the one remembered).
+    fn marked<'a>(&'a self, prefix: &str) -> Vec<&'a VolumeListing> {
+        let m = self.marked.get_or_init(|| Marked {
+            prefix: prefix.to_string(),
+            volumes: (0..self.volumes.len())
+                .filter(|&i| marks(&self.volumes[i], &self.read, prefix))
+                .collect(),
+        });
+        if m.prefix == prefix {
+            m.volumes.iter().map(|&i| &self.volumes[i]).collect()
+        } else {
+            self.volumes.iter().collect()
+        }
+    }
+
+    /// Replaces the listing of volume `i` (a re-read), keeping [`Listing::marked`] true.
+    fn replace(&mut self, i: usize, v: VolumeListing) {
+        self.volumes[i] = v;
+        if let Some(m) = self.marked.get_mut() {
+            if marks(&self.volumes[i], &self.read, &m.prefix) {
+                m.volumes.insert(i);
+            } else {
+                m.volumes.remove(&i);
+            }
+        }
+    }
+
     fn get(&self, svm: &str, volume: &str) -> Option<&VolumeListing> {
         let i = *self.position.get(svm)?.get(volume)?;
         self.volumes.get(i)
@@ -235,17 +285,18 @@ impl Inventory {
         let i = listing.slot(&s.svm, &s.volume_name);
         let mut own = listing.volumes[i].snapshots(&listing.read).to_vec();
         own.push(s);
-        listing.volumes[i] = VolumeListing::new(
-            Snapshots::Own(own),
-            std::mem::take(&mut listing.volumes[i].luns),
-        );
+        let luns = std::mem::take(&mut listing.volumes[i].luns);
+        listing.replace(i, VolumeListing::new(Snapshots::Own(own), luns));
     }
 
     /// Adds a LUN to the listing (after its volume's).
     pub(crate) fn push_lun(&mut self, l: LunInfo) {
         let listing = Arc::make_mut(&mut self.listing);
         let i = listing.slot(&l.svm, &l.volume_name);
-        listing.volumes[i].luns.push(l);
+        let own = listing.volumes[i].snapshots(&listing.read).to_vec();
+        let mut luns = std::mem::take(&mut listing.volumes[i].luns);
+        luns.push(l);
+        listing.replace(i, VolumeListing::new(Snapshots::Own(own), luns));
         self.presence = next_presence();
     }
 
@@ -312,8 +363,8 @@ pub async fn discover(
 }
 
 /// Re-reads the snapshots and LUNs of `volumes` only (a volume is named by SVM and name, as the
-/// listing knows it) into `inventory`, and dates it `at`: the rest of the listing is kept as
-/// it is. A volume the inventory does not know fails the round (`Ok(false)`: the caller reads
+/// listing knows it) into `inventory`, in two bulk reads whatever their number, and dates it
+/// `at`: the rest of the listing is kept as it is. A volume the inventory does not know fails the round (`Ok(false)`: the caller reads
 /// the whole cluster instead); so does any error.
 pub async fn reread(
     ontap: &dyn Ontap,
@@ -338,10 +389,34 @@ pub async fn reread(
             svm: v.svm.clone(),
         });
     }
-    let reads = refs
+    if refs.is_empty() {
+        inventory.at = at;
+        return Ok(true);
+    }
+    // Two bulk reads for all of them, each record given back to its volume in listing order.
+    let (snapshots, luns) =
+        tokio::try_join!(ontap.volume_snapshots(&refs), ontap.volume_luns(&refs))?;
+    let index: HashMap<&str, usize> = refs
         .iter()
-        .map(|v| async move { tokio::try_join!(ontap.volume_snapshots(v), ontap.volume_luns(v)) });
-    let listed = futures_util::future::try_join_all(reads).await?;
+        .enumerate()
+        .map(|(i, v)| (v.uuid.as_str(), i))
+        .collect();
+    let by_name: HashMap<(&str, &str), usize> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ((v.svm.as_str(), v.name.as_str()), i))
+        .collect();
+    let mut listed: Vec<(Vec<SnapshotInfo>, Vec<LunInfo>)> = vec![Default::default(); refs.len()];
+    for s in snapshots {
+        if let Some(&i) = index.get(&*s.volume_uuid) {
+            listed[i].0.push(s);
+        }
+    }
+    for l in luns {
+        if let Some(&i) = by_name.get(&(l.svm.as_str(), l.volume_name.as_str())) {
+            listed[i].1.push(l);
+        }
+    }
     let mut moved = false;
     for (v, (snapshots, luns)) in refs.iter().zip(listed) {
         let listing = Arc::make_mut(&mut inventory.listing);
@@ -353,7 +428,7 @@ pub async fn reread(
             .filter(plain)
             .map(|l| &l.name)
             .eq(luns.iter().filter(plain).map(|l| &l.name));
-        listing.volumes[i] = VolumeListing::new(Snapshots::Own(snapshots), luns);
+        listing.replace(i, VolumeListing::new(Snapshots::Own(snapshots), luns));
     }
     if moved {
         inventory.presence = next_presence();
@@ -390,10 +465,19 @@ impl Inventory {
         prefix: &'a str,
     ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
         let read = &self.listing.read;
-        self.listing.volumes.iter().flat_map(move |v| {
-            v.picked(read, &v.prefixed, prefix, |s| {
-                crate::agent::observe::has_prefix(&s.name, prefix)
-            })
+        self.listing
+            .marked(prefix)
+            .into_iter()
+            .flat_map(move |v| v.picked(read, &v.prefixed, prefix, |s| has_prefix(&s.name, prefix)))
+    }
+
+    /// The LUNs whose leaf carries `prefix` (a clone path of snapwarden's shape), volume by
+    /// volume in listing order.
+    pub fn lookalike_luns<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a LunInfo> + 'a {
+        self.listing.marked(prefix).into_iter().flat_map(move |v| {
+            v.luns
+                .iter()
+                .filter(move |l| lookalike_lun(&l.name, &l.volume_name, prefix))
         })
     }
 
@@ -597,5 +681,70 @@ mod tests {
                 "a clone keeps its own"
             );
         }
+    }
+
+    /// The volumes a pass looks through for snapwarden's look-alikes are those holding a
+    /// prefixed snapshot or LUN, kept so by every change to a volume's listing: what they give
+    /// is what filtering every snapshot and LUN gives.
+    #[test]
+    fn the_volumes_looked_through_for_lookalikes_follow_each_change() {
+        let at = "2026-12-06T06:00:00Z".parse().unwrap();
+        let lun = |volume: &str, leaf: &str| LunInfo {
+            uuid: format!("{volume}-{leaf}"),
+            name: format!("/vol/{volume}/{leaf}"),
+            svm: "svm1".into(),
+            volume_name: volume.into(),
+            mapped: false,
+            created_as_clone: false,
+            size: None,
+        };
+        let p = "snapwarden";
+        let check = |inv: &Inventory| {
+            let brute: Vec<String> = names(inv.snapshots().filter(|s| has_prefix(&s.name, p)));
+            assert_eq!(names(inv.prefixed_snapshots(p)), brute);
+            let luns = |it: &mut dyn Iterator<Item = &LunInfo>| -> Vec<String> {
+                it.map(|l| l.name.clone()).collect()
+            };
+            let brute = luns(
+                &mut inv
+                    .luns()
+                    .filter(|l| lookalike_lun(&l.name, &l.volume_name, p)),
+            );
+            assert_eq!(luns(&mut inv.lookalike_luns(p)), brute);
+            names(inv.prefixed_snapshots(p))
+        };
+        let mut inv = Inventory::sample(
+            vec![
+                snap("a", "snapwarden.w.1"),
+                snap("a", "hourly.1"),
+                snap("b", "hourly.1"),
+            ],
+            vec![
+                lun("a", "lun0"),
+                lun("b", "lun0"),
+                lun("c", "snapwarden.w.1.lun0"),
+            ],
+            at,
+        );
+        assert_eq!(check(&inv), ["a/snapwarden.w.1"]);
+        inv.push_snapshot(snap("b", "snapwarden.w.2"));
+        inv.push_lun(lun("b", "snapwarden.w.2.lun0"));
+        assert_eq!(check(&inv), ["a/snapwarden.w.1", "b/snapwarden.w.2"]);
+        // A re-read that finds volume a without its snapshot any more.
+        let listing = Arc::make_mut(&mut inv.listing);
+        let i = listing.slot("svm1", "a");
+        listing.replace(
+            i,
+            VolumeListing::new(
+                Snapshots::Own(vec![snap("a", "hourly.1")]),
+                vec![lun("a", "lun0")],
+            ),
+        );
+        assert_eq!(check(&inv), ["b/snapwarden.w.2"]);
+        assert_eq!(
+            inv.lookalike_luns("other").count(),
+            0,
+            "another prefix: every volume, none matches"
+        );
     }
 }

@@ -53,6 +53,17 @@ pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
         .is_some_and(|r| r.starts_with('.'))
 }
 
+/// A LUN whose leaf carries the prefix (a clone path of snapwarden's shape).
+pub(crate) fn lookalike_lun(path: &str, volume: &str, prefix: &str) -> bool {
+    // `/vol/<volume>/<leaf>`, taken apart without building the string (every LUN, every pass).
+    let leaf = path
+        .strip_prefix("/vol/")
+        .and_then(|p| p.strip_prefix(volume))
+        .and_then(|p| p.strip_prefix('/'))
+        .unwrap_or("");
+    has_prefix(leaf, prefix)
+}
+
 /// Why a locked backing snapshot is still locked, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pins {
@@ -229,6 +240,19 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_lookalike_lun_is_a_prefixed_leaf_directly_in_its_own_volume() {
+        let p = "snapwarden";
+        assert!(lookalike_lun("/vol/v/snapwarden.w.1.lun0", "v", p));
+        assert!(!lookalike_lun("/vol/v/lun0", "v", p));
+        // Another volume's path, a volume whose name starts the same, a deeper leaf.
+        assert!(!lookalike_lun("/vol/v/snapwarden.w.1.lun0", "w", p));
+        assert!(!lookalike_lun("/vol/vv/snapwarden.w.1.lun0", "v", p));
+        assert!(!lookalike_lun("/vol/v/q/snapwarden.w.1.lun0", "v", p));
+        assert!(!lookalike_lun("/vol/v", "v", p));
+        assert!(!lookalike_lun("snapwarden.w.1.lun0", "v", p));
     }
 
     fn snap(name: &str, at: &str, comment: Option<&str>) -> SnapshotInfo {

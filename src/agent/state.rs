@@ -239,6 +239,9 @@ pub struct Recent {
     cycles: BTreeMap<u64, Cycle>,
     /// The arrival numbers of each id's cycles (one, unless an id was remembered twice).
     by_id: HashMap<String, BTreeSet<u64>>,
+    /// The arrival numbers of the cycles whose chain conflicts a listing may still show for the
+    /// first time (the observe stage looks at these only, not at a day of backups every pass).
+    unsettled: BTreeSet<u64>,
     next: u64,
 }
 
@@ -271,6 +274,7 @@ impl Recent {
             .or_default()
             .insert(self.next);
         self.cycles.insert(self.next, cycle);
+        self.unsettled.insert(self.next);
         self.next += 1;
     }
 
@@ -287,7 +291,31 @@ impl Recent {
         self.cycles.remove(&seq)
     }
 
+    /// The cycles whose chain conflicts a listing may still show for the first time, oldest
+    /// first.
+    pub fn unsettled(&self) -> impl Iterator<Item = &Cycle> + Clone {
+        self.unsettled.iter().filter_map(|seq| self.cycles.get(seq))
+    }
+
+    /// Every chain conflict of the cycle `id` (as it ended: its clones gone at
+    /// `clones_deleted_at`) is journaled: no listing can show a new one.
+    pub fn settle(&mut self, id: &str, clones_deleted_at: Option<DateTime<Utc>>) {
+        let Some(seqs) = self.by_id.get(id) else {
+            return;
+        };
+        for seq in seqs {
+            if self
+                .cycles
+                .get(seq)
+                .is_some_and(|c| c.clones_deleted_at == clones_deleted_at)
+            {
+                self.unsettled.remove(seq);
+            }
+        }
+    }
+
     fn forget(&mut self, id: &str, seq: u64) {
+        self.unsettled.remove(&seq);
         if let Some(seqs) = self.by_id.get_mut(id) {
             seqs.remove(&seq);
             if seqs.is_empty() {

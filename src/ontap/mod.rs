@@ -28,6 +28,10 @@ pub use crate::domain::{
     VolumeSettings,
 };
 
+/// Volumes named in one query of a re-read (`volume.uuid=a|b|…`): about 1.5 KB of uuids, well
+/// within what HTTP servers take in a request line.
+pub const VOLUMES_PER_QUERY: usize = 40;
+
 /// A volume as the mutating calls need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeRef {
@@ -217,11 +221,18 @@ pub trait Ontap: Send + Sync {
     /// Every snapshot of every volume, in one bulk call (`/api/storage/volumes/*/snapshots`).
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, OntapError>;
     async fn luns(&self) -> Result<Vec<LunInfo>, OntapError>;
-    /// One volume's snapshots (`/api/storage/volumes/{uuid}/snapshots`): what a pass re-reads
-    /// of a volume it changed instead of the whole cluster.
-    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError>;
-    /// One volume's LUNs (`/api/storage/luns?location.volume.uuid=…`).
-    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError>;
+    /// The snapshots of some volumes, each volume's in listing order: what a pass re-reads of
+    /// the volumes it changed instead of the whole cluster. Over REST, one bulk call
+    /// (`/api/storage/volumes/*/snapshots?volume.uuid=a|b|…`) per [`VOLUMES_PER_QUERY`]
+    /// volumes, not one per volume. A volume that no longer exists matches nothing: the whole
+    /// read at `observe_interval` drops it from the listing.
+    async fn volume_snapshots(
+        &self,
+        volumes: &[VolumeRef],
+    ) -> Result<Vec<SnapshotInfo>, OntapError>;
+    /// The LUNs of some volumes (`/api/storage/luns?location.volume.uuid=a|b|…`), as
+    /// [`Ontap::volume_snapshots`] reads them.
+    async fn volume_luns(&self, volumes: &[VolumeRef]) -> Result<Vec<LunInfo>, OntapError>;
     /// Every volume's autodelete, snapshot locking, naming scheme and snapshot reserve
     /// (`GET /api/storage/volumes` with those fields): what `doctor` audits.
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError>;

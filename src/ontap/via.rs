@@ -214,14 +214,17 @@ impl<L: Layer> Ontap for Via<L> {
         let r = e.next.luns().await;
         self.leave(e, r)
     }
-    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+    async fn volume_snapshots(
+        &self,
+        volumes: &[VolumeRef],
+    ) -> Result<Vec<SnapshotInfo>, OntapError> {
         let e = self.enter(Call::VolumeSnapshots).await?;
-        let r = e.next.volume_snapshots(volume).await;
+        let r = e.next.volume_snapshots(volumes).await;
         self.leave(e, r)
     }
-    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+    async fn volume_luns(&self, volumes: &[VolumeRef]) -> Result<Vec<LunInfo>, OntapError> {
         let e = self.enter(Call::VolumeLuns).await?;
-        let r = e.next.volume_luns(volume).await;
+        let r = e.next.volume_luns(volumes).await;
         self.leave(e, r)
     }
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
@@ -345,10 +348,10 @@ mod tests {
         async fn luns(&self) -> Result<Vec<LunInfo>, OntapError> {
             Err(Bottom::fail("luns"))
         }
-        async fn volume_snapshots(&self, _: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+        async fn volume_snapshots(&self, _: &[VolumeRef]) -> Result<Vec<SnapshotInfo>, OntapError> {
             Err(Bottom::fail("volume_snapshots"))
         }
-        async fn volume_luns(&self, _: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+        async fn volume_luns(&self, _: &[VolumeRef]) -> Result<Vec<LunInfo>, OntapError> {
             Err(Bottom::fail("volume_luns"))
         }
         async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {

@@ -255,31 +255,49 @@ impl Ontap for SimClient {
         )
     }
 
-    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
+    async fn volume_snapshots(
+        &self,
+        volumes: &[VolumeRef],
+    ) -> Result<Vec<SnapshotInfo>, OntapError> {
         self.run(
-            || format!("snapshots of volume {}", volume.name),
+            || format!("snapshots of {} volume(s)", volumes.len()),
             |w, ci| {
-                let vi = Self::volume_index(w, ci, volume)?;
-                let pins = w.pins(ci, Some(vi));
-                let luns = w.volume_lun_bytes(ci, vi);
-                Ok((0..w.clusters[ci].volumes[vi].snapshots.len())
-                    .map(|si| snapshot_info_over(w, &pins, (ci, vi, si), luns))
-                    .collect())
+                let mut out = Vec::new();
+                // As over REST: a volume that no longer exists matches nothing.
+                for vi in volumes
+                    .iter()
+                    .filter_map(|v| Self::volume_index(w, ci, v).ok())
+                {
+                    let pins = w.pins(ci, Some(vi));
+                    let luns = w.volume_lun_bytes(ci, vi);
+                    out.extend(
+                        (0..w.clusters[ci].volumes[vi].snapshots.len())
+                            .map(|si| snapshot_info_over(w, &pins, (ci, vi, si), luns)),
+                    );
+                }
+                Ok(out)
             },
         )
     }
 
-    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
+    async fn volume_luns(&self, volumes: &[VolumeRef]) -> Result<Vec<LunInfo>, OntapError> {
         self.run(
-            || format!("LUNs of volume {}", volume.name),
+            || format!("LUNs of {} volume(s)", volumes.len()),
             |w, ci| {
-                let vi = Self::volume_index(w, ci, volume)?;
-                let c = &w.clusters[ci];
-                let v = &c.volumes[vi];
-                Ok(c.luns_of_volume(&v.uuid)
-                    .into_iter()
-                    .map(|li| lun_info_in(w, ci, li, Some(v.name.as_str())))
-                    .collect())
+                let mut out = Vec::new();
+                for vi in volumes
+                    .iter()
+                    .filter_map(|v| Self::volume_index(w, ci, v).ok())
+                {
+                    let c = &w.clusters[ci];
+                    let v = &c.volumes[vi];
+                    out.extend(
+                        c.luns_of_volume(&v.uuid)
+                            .into_iter()
+                            .map(|li| lun_info_in(w, ci, li, Some(v.name.as_str()))),
+                    );
+                }
+                Ok(out)
             },
         )
     }

@@ -164,6 +164,14 @@ pub enum Action {
     },
     /// A locked cycle's pins are gone: its release is tried again.
     Unpinned { cycle: String },
+    /// An ended cycle was looked at in a listing taken after its clones went (or it had none
+    /// a snapshot could capture): no later listing can show a new chain conflict of it. Once the
+    /// journal holds every conflict in `keys` (those just found), it is not looked at again.
+    ConflictsSeen {
+        cycle: String,
+        clones_deleted_at: Option<DateTime<Utc>>,
+        keys: Vec<String>,
+    },
     /// A released cycle's backing snapshot is listed after its release: release it again.
     Reopen {
         cycle: String,
@@ -335,6 +343,9 @@ impl fmt::Display for Action {
                 orphan.map_or(String::new(), |o| format!(" orphan={o}"))
             ),
             Action::Unpinned { cycle } => write!(f, "unpinned {cycle}"),
+            Action::ConflictsSeen { cycle, keys, .. } => {
+                write!(f, "conflicts-seen {cycle} ({} found)", keys.len())
+            }
             Action::Reopen { cycle, uuid, .. } => write!(f, "reopen {cycle} (snapshot {uuid})"),
             Action::Update { cycle, why } => write!(
                 f,

@@ -63,8 +63,8 @@ pub(crate) fn journal_lookups(
             }
         }
         let open = open_clones(memory, name);
-        for l in inv.luns() {
-            if lookalike_lun(&l.name, &l.volume_name, prefix) && !open.contains(l.name.as_str()) {
+        for l in inv.lookalike_luns(prefix) {
+            if !open.contains(l.name.as_str()) {
                 out.owners.push(ObjectKey {
                     cluster: name.clone(),
                     svm: l.svm.clone(),
@@ -100,17 +100,6 @@ fn open_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
         .filter(|o| o.cycle.cluster == cluster)
         .flat_map(|o| o.cycle.clones.iter().map(|k| k.path.as_str()))
         .collect()
-}
-
-/// A LUN whose leaf carries the prefix (a clone path of snapwarden's shape).
-fn lookalike_lun(path: &str, volume: &str, prefix: &str) -> bool {
-    // `/vol/<volume>/<leaf>`, taken apart without building the string (every LUN, every pass).
-    let leaf = path
-        .strip_prefix("/vol/")
-        .and_then(|p| p.strip_prefix(volume))
-        .and_then(|p| p.strip_prefix('/'))
-        .unwrap_or("");
-    has_prefix(leaf, prefix)
 }
 
 /// A driver cycle: its backing snapshot is the tool's (no snapwarden prefix; empty until
@@ -152,19 +141,36 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         )
         .collect();
     let claimed = claimed(open.iter().chain(&recent).copied(), prefix);
+    // Of the ended cycles, those whose conflicts a listing may still show for the first time.
+    let unsettled: Vec<&Cycle> = view
+        .memory
+        .recent
+        .unsettled()
+        .chain(recent[view.memory.recent.len()..].iter().copied())
+        .collect();
     let mut warnings = Vec::new();
     let mut unpinned = Vec::new();
     let mut reopen = Vec::new();
+    let mut seen = Vec::new();
     for (ci, cv) in view.clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &view.policy.clusters[ci].name;
         let cycles: Vec<&Cycle> = open
             .iter()
-            .chain(&recent)
+            .chain(&unsettled)
             .copied()
             .filter(|c| &c.cluster == name)
             .collect();
-        conflicts.extend(listing::conflicts(&cycles, inv, prefix, now, guard));
+        let found = listing::conflicts(&cycles, inv, prefix, now, guard);
+        seen.extend(conflicts_seen(
+            view.memory
+                .recent
+                .unsettled()
+                .filter(|c| &c.cluster == name),
+            inv,
+            &found,
+        ));
+        conflicts.extend(found);
         // A tool's snapshot attributed to a driver cycle is that cycle's, not `foreign`.
         let mine: Vec<(String, String, String)> = claimed
             .iter()
@@ -230,7 +236,38 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     actions.extend(unpinned.into_iter().map(|cycle| Action::Unpinned { cycle }));
     actions.extend(reopen);
     actions.extend(conflicts.into_iter().map(Action::RecordConflict));
+    actions.extend(seen);
     actions
+}
+
+/// The ended cycles (of one cluster, looked at in `inv` with `found` as their conflicts) that
+/// no later listing can show a new chain conflict of: their clones, if a snapshot could
+/// capture any, were gone before the listing was up to date (every snapshot taken while they
+/// lived is in it, or already rotated out).
+fn conflicts_seen<'c>(
+    ended: impl Iterator<Item = &'c Cycle>,
+    inv: &Inventory,
+    found: &[ObservedConflict],
+) -> Vec<Action> {
+    let mut keys: HashMap<&str, Vec<String>> = HashMap::new();
+    for c in found {
+        if let Some(id) = &c.cycle {
+            keys.entry(id.as_str()).or_default().push(c.key.clone());
+        }
+    }
+    ended
+        .filter(|c| c.state.is_terminal())
+        .filter(|c| {
+            c.clone_kind != CloneKind::SnapRestore
+                || c.clones_created_at.is_none()
+                || c.clones_deleted_at.is_some_and(|t| inv.at > t)
+        })
+        .map(|c| Action::ConflictsSeen {
+            cycle: c.id.clone(),
+            clones_deleted_at: c.clones_deleted_at,
+            keys: keys.remove(c.id.as_str()).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Snapshots and LUNs that look like snapwarden's: a released cycle's snapshot listed again is
@@ -298,8 +335,8 @@ fn lookalikes(
         }
     }
     let open = open_clones(view.memory, name);
-    for l in inv.luns() {
-        if !lookalike_lun(&l.name, &l.volume_name, prefix) || open.contains(l.name.as_str()) {
+    for l in inv.lookalike_luns(prefix) {
+        if open.contains(l.name.as_str()) {
             continue;
         }
         let owner = view
@@ -505,22 +542,4 @@ fn settle_tool(view: &View<'_>, c: &mut Cycle, inv: &Inventory, now: DateTime<Ut
         c.result = Some(CycleResult::Completed);
     }
     Settled::Released
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lookalike_lun;
-
-    #[test]
-    fn a_lookalike_lun_is_a_prefixed_leaf_directly_in_its_own_volume() {
-        let p = "snapwarden";
-        assert!(lookalike_lun("/vol/v/snapwarden.w.1.lun0", "v", p));
-        assert!(!lookalike_lun("/vol/v/lun0", "v", p));
-        // Another volume's path, a volume whose name starts the same, a deeper leaf.
-        assert!(!lookalike_lun("/vol/v/snapwarden.w.1.lun0", "w", p));
-        assert!(!lookalike_lun("/vol/vv/snapwarden.w.1.lun0", "v", p));
-        assert!(!lookalike_lun("/vol/v/q/snapwarden.w.1.lun0", "v", p));
-        assert!(!lookalike_lun("/vol/v", "v", p));
-        assert!(!lookalike_lun("snapwarden.w.1.lun0", "v", p));
-    }
 }

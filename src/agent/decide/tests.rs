@@ -595,6 +595,50 @@ fn a_scheduled_snapshot_taken_while_a_clone_lived_is_a_chain_conflict_and_a_late
     );
 }
 
+/// An ended cycle is looked at in every listing until one taken after its clones went: that
+/// one shows every snapshot that could have captured them, so once its conflicts are journaled
+/// (the stage says which, the pass settles it) no listing is searched for it again.
+#[test]
+fn an_ended_cycle_is_looked_at_until_a_listing_taken_after_its_clones_went() {
+    let released = Cycle {
+        state: CycleState::Released,
+        result: Some(CycleResult::Completed),
+        clones_deleted_at: Some(t("2027-01-01T01:35:00Z")),
+        released_at: Some(t("2027-01-01T01:40:00Z")),
+        ..cycle("old", "v1", "2027-01-01T01:10:00Z", CycleState::Released)
+    };
+    let conflict = "conflict chain_conflict c/svm1/v1 [chain:old:hourly.2027-01-01_0120]: snapshot hourly.2027-01-01_0120 was taken at 2027-01-01T01:20:00+00:00 while the SnapRestore clone(s) of backing snapshot snapwarden.w.20270101T011000Z existed: it captured them and pins snapwarden.w.20270101T011000Z until it rotates out";
+    for (listed, expect) in [
+        // Taken while the clone lived: a later listing may show more.
+        ("2027-01-01T01:30:00Z", conflict.to_string()),
+        // Taken after: nothing can be added to what it shows.
+        (
+            "2027-01-01T01:50:00Z",
+            format!("{conflict}\nconflicts-seen old (1 found)"),
+        ),
+    ] {
+        let mut fx = Fixture::new(policy(""), listed);
+        fx.memory.recent.push_back(released.clone());
+        fx.listing().edit(|s, _| {
+            *s = vec![snap(
+                "hourly.2027-01-01_0120",
+                "v1",
+                "2027-01-01T01:20:00Z",
+                None,
+            )]
+        });
+        check(Stage::Observe, &fx, "2027-01-01T02:00:00Z", &expect);
+        if listed == "2027-01-01T01:50:00Z" {
+            // Settled for another end of its clones: still looked at.
+            fx.memory.recent.settle("old", None);
+            check(Stage::Observe, &fx, "2027-01-01T02:00:00Z", &expect);
+            fx.memory.recent.settle("old", released.clones_deleted_at);
+            check(Stage::Observe, &fx, "2027-01-01T02:00:00Z", "");
+            assert!(fx.memory.recent.get("old").is_some(), "still recent");
+        }
+    }
+}
+
 #[test]
 fn look_alikes_are_reported_never_touched_and_a_released_snapshot_listed_again_is_reopened() {
     let mut fx = Fixture::new(policy(""), "2027-01-01T03:00:00Z");

@@ -18,7 +18,7 @@ use crate::ontap::wire::{
 use crate::ontap::{
     lun_in_snapshot, path_in_volume, ClusterInfo, Interner, LicenseState, LunInfo, NewSnapshot,
     Ontap, OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
-    VolumeSettings,
+    VolumeSettings, VOLUMES_PER_QUERY,
 };
 
 /// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
@@ -307,6 +307,37 @@ fn with_note(error: OntapError, note: &str) -> OntapError {
     }
 }
 
+/// One query of a re-read: several volumes by an OR list of their uuids, or one volume alone.
+#[derive(Debug, PartialEq, Eq)]
+enum VolumeQuery<'a> {
+    /// `a|b|…`: at most [`VOLUMES_PER_QUERY`] uuids.
+    Listed(String),
+    /// A uuid that is not plain (letters, digits, `-`): in an OR list, ONTAP would take its
+    /// `|`, `*` or `!` for operators, so it is read by its own path.
+    Alone(&'a VolumeRef),
+}
+
+/// The queries that read `volumes`: the plain uuids in lists of [`VOLUMES_PER_QUERY`], each
+/// other volume alone (a volume without a uuid names nothing to read).
+fn volume_queries(volumes: &[VolumeRef]) -> Vec<VolumeQuery<'_>> {
+    let plain = |v: &VolumeRef| {
+        v.uuid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let named = || volumes.iter().filter(|v| !v.uuid.is_empty());
+    let listed: Vec<&VolumeRef> = named().filter(|v| plain(v)).collect();
+    let mut out: Vec<VolumeQuery<'_>> = listed
+        .chunks(VOLUMES_PER_QUERY)
+        .map(|chunk| {
+            let uuids: Vec<&str> = chunk.iter().map(|v| v.uuid.as_str()).collect();
+            VolumeQuery::Listed(uuids.join("|"))
+        })
+        .collect();
+    out.extend(named().filter(|v| !plain(v)).map(VolumeQuery::Alone));
+    out
+}
+
 fn volume_target(volume: &VolumeRef) -> String {
     format!("volume {} (svm {})", volume.name, volume.svm)
 }
@@ -398,24 +429,54 @@ impl Ontap for RestClient {
         .await
     }
 
-    async fn volume_snapshots(&self, volume: &VolumeRef) -> Result<Vec<SnapshotInfo>, OntapError> {
-        self.snapshot_list(
-            &format!("/api/storage/volumes/{}/snapshots", volume.uuid),
-            &[],
-            "snapshots",
-        )
-        .await
+    async fn volume_snapshots(
+        &self,
+        volumes: &[VolumeRef],
+    ) -> Result<Vec<SnapshotInfo>, OntapError> {
+        let mut out = Vec::new();
+        for query in volume_queries(volumes) {
+            let found = match &query {
+                VolumeQuery::Listed(uuids) => {
+                    self.snapshot_list(
+                        "/api/storage/volumes/*/snapshots",
+                        &[("volume.uuid", uuids)],
+                        "snapshots",
+                    )
+                    .await?
+                }
+                VolumeQuery::Alone(v) => {
+                    self.snapshot_list(
+                        &format!("/api/storage/volumes/{}/snapshots", v.uuid),
+                        &[],
+                        "snapshots",
+                    )
+                    .await?
+                }
+            };
+            out.extend(found);
+        }
+        Ok(out)
     }
 
-    async fn volume_luns(&self, volume: &VolumeRef) -> Result<Vec<LunInfo>, OntapError> {
-        self.list(
-            "/api/storage/luns",
-            LUN_FIELDS,
-            &[("location.volume.uuid", &volume.uuid)],
-            "luns",
-            LunWire::into_domain,
-        )
-        .await
+    async fn volume_luns(&self, volumes: &[VolumeRef]) -> Result<Vec<LunInfo>, OntapError> {
+        let mut out = Vec::new();
+        for query in volume_queries(volumes) {
+            let uuids = match &query {
+                VolumeQuery::Listed(uuids) => uuids.as_str(),
+                VolumeQuery::Alone(v) => v.uuid.as_str(),
+            };
+            let found = self
+                .list(
+                    "/api/storage/luns",
+                    LUN_FIELDS,
+                    &[("location.volume.uuid", uuids)],
+                    "luns",
+                    LunWire::into_domain,
+                )
+                .await?;
+            out.extend(found);
+        }
+        Ok(out)
     }
 
     async fn volume_settings(&self) -> Result<Vec<VolumeSettings>, OntapError> {
@@ -630,4 +691,45 @@ struct LunBornWire {
     #[serde(flatten)]
     lun: LunWire,
     create_time: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(uuid: &str) -> VolumeRef {
+        VolumeRef {
+            uuid: uuid.into(),
+            name: format!("v_{uuid}"),
+            svm: "svm1".into(),
+        }
+    }
+
+    #[test]
+    fn plain_uuids_go_forty_to_a_query_and_any_other_alone() {
+        let mut volumes: Vec<VolumeRef> = (0..81).map(|i| volume(&format!("u-{i:02}"))).collect();
+        volumes.insert(5, volume("a|b"));
+        volumes.insert(50, volume("*"));
+        volumes.push(volume(""));
+        let queries = volume_queries(&volumes);
+        let listed: Vec<Vec<String>> = queries
+            .iter()
+            .filter_map(|q| match q {
+                VolumeQuery::Listed(u) => Some(u.split('|').map(str::to_string).collect()),
+                VolumeQuery::Alone(_) => None,
+            })
+            .collect();
+        assert_eq!(listed.iter().map(Vec::len).collect::<Vec<_>>(), [40, 40, 1]);
+        let expected: Vec<String> = (0..81).map(|i| format!("u-{i:02}")).collect();
+        assert_eq!(listed.concat(), expected, "every plain uuid once, in order");
+        let alone: Vec<&str> = queries
+            .iter()
+            .filter_map(|q| match q {
+                VolumeQuery::Alone(v) => Some(v.uuid.as_str()),
+                VolumeQuery::Listed(_) => None,
+            })
+            .collect();
+        assert_eq!(alone, ["a|b", "*"], "and the empty uuid in none");
+        assert!(volume_queries(&[]).is_empty());
+    }
 }

@@ -409,6 +409,23 @@ fn literal<'a>(params: &'a Params, field: &str) -> Option<&'a str> {
     }
 }
 
+/// The values of the query's one filter on `field` when it is an OR list of plain uuids
+/// (`a|b|…`: letters, digits and `-` only, no other operator).
+pub(super) fn uuid_list<'a>(params: &'a Params, field: &str) -> Option<Vec<&'a str>> {
+    let mut values = params
+        .filters()
+        .filter(|(k, _)| *k == field)
+        .map(|(_, v)| v);
+    let (Some(list), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let uuids: Vec<&str> = list.split('|').collect();
+    uuids
+        .iter()
+        .all(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then_some(uuids)
+}
+
 /// The LUNs a query can match, through the first index it answers: a literal `name`, a
 /// literal `location.volume.uuid` (volume uuids are lowercase, as the world makes them) or a
 /// literal `location.volume.name` — a listing of one volume's LUNs renders only those.
@@ -418,6 +435,15 @@ fn indexed_luns(c: &Cluster, params: &Params) -> Option<Vec<usize>> {
     }
     if let Some(uuid) = literal(params, "location.volume.uuid") {
         return Some(c.luns_of_volume(&uuid.to_lowercase()));
+    }
+    if let Some(uuids) = uuid_list(params, "location.volume.uuid") {
+        let mut luns: Vec<usize> = uuids
+            .iter()
+            .flat_map(|u| c.luns_of_volume(&u.to_lowercase()))
+            .collect();
+        luns.sort_unstable();
+        luns.dedup();
+        return Some(luns);
     }
     let volume = literal(params, "location.volume.name")?;
     let mut luns: Vec<usize> = c

@@ -8,7 +8,11 @@ pub(super) async fn list_snapshots(
     Query(q): Q,
 ) -> ApiResult {
     sim.with(|w| {
-        let records = snapshot_records(w, ci, &vol)?;
+        let params = Params::new(q);
+        let records = match (vol.as_str(), listed_volumes(w, ci, &params)) {
+            ("*", Some(volumes)) => records_of(w, ci, volumes),
+            _ => snapshot_records(w, ci, &vol)?,
+        };
         let keys: &[&str] = if vol == "*" {
             &["uuid", "name", "volume"]
         } else {
@@ -16,11 +20,53 @@ pub(super) async fn list_snapshots(
         };
         ok(collection(
             records,
-            &Params::new(q),
+            &params,
             &format!("/api/storage/volumes/{vol}/snapshots"),
             keys,
         ))
     })
+}
+
+/// The volumes a `volume.uuid=a|b|…` filter names (plain uuids, no other operator), in the
+/// cluster's order: a listing across volumes renders only theirs (the filter itself is
+/// applied after, as to any listing). `None` without such a filter.
+pub(super) fn listed_volumes(w: &World, ci: usize, params: &Params) -> Option<Vec<usize>> {
+    let uuids: std::collections::HashSet<String> = uuid_list(params, "volume.uuid")?
+        .iter()
+        .map(|u| u.to_lowercase())
+        .collect();
+    Some(
+        w.clusters[ci]
+            .volumes
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| uuids.contains(v.uuid.as_str()))
+            .map(|(vi, _)| vi)
+            .collect(),
+    )
+}
+
+/// Every snapshot of these volumes, rendered (their pins gathered volume by volume).
+pub(super) fn records_of(w: &World, ci: usize, volumes: Vec<usize>) -> Vec<Value> {
+    let mut pins = None;
+    for &vi in &volumes {
+        let p = w.pins(ci, Some(vi));
+        match &mut pins {
+            None => pins = Some(p),
+            Some(all) => all.merge(p),
+        }
+    }
+    let Some(pins) = pins else {
+        return Vec::new();
+    };
+    volumes
+        .into_iter()
+        .flat_map(|vi| {
+            let luns = w.volume_lun_bytes(ci, vi);
+            (0..w.clusters[ci].volumes[vi].snapshots.len()).map(move |si| (vi, si, luns))
+        })
+        .map(|(vi, si, luns)| render_snapshot_with(w, &pins, luns, (ci, vi, si)))
+        .collect()
 }
 
 /// Every snapshot of volume `vol` (a uuid, or `*` for all), rendered. One volume's listing

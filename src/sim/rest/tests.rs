@@ -150,3 +150,50 @@ fn one_volumes_snapshot_listing_matches_the_listing_of_all() {
     assert_eq!(all[0]["owners"], json!(["lun_clone"]));
     assert!(super::snapshots::snapshot_records(&w, 0, "absent").is_err());
 }
+
+/// A re-read of several volumes (`uuid=a|b|…`) renders only their records, LUNs and snapshots,
+/// and answers exactly what filtering every record answers; a list with any other operator
+/// falls back to every record.
+#[test]
+fn a_listing_of_several_volumes_renders_only_theirs() {
+    let w = world_of_volumes();
+    let uuid = |vi: usize| w.clusters[0].volumes[vi].uuid.clone();
+    // Volumes 0 to 2 hold two snapshots each, one pinned by a clone, and 101 LUNs.
+    let two = format!("{}|{}", uuid(0), uuid(2).to_uppercase());
+    let with_absent = format!("{}|00000000-0000-0000-0000-000000000000", uuid(1));
+    let with_wildcard = format!("{}|*", uuid(0));
+    let luns: Vec<Value> = (0..w.clusters[0].luns.len())
+        .map(|i| render_lun(&w, 0, i))
+        .collect();
+    for (list, rendered) in [
+        (two.as_str(), 202),
+        (with_absent.as_str(), 101),
+        (with_wildcard.as_str(), luns.len()),
+    ] {
+        check_rendered(
+            &w,
+            &LUNS,
+            &luns,
+            &[("location.volume.uuid", list)],
+            rendered,
+        );
+    }
+
+    let all = super::snapshots::snapshot_records(&w, 0, "*").unwrap();
+    let path = "/api/storage/volumes/*/snapshots";
+    let keys = &["uuid", "name", "volume"];
+    for (list, volumes) in [(two.as_str(), 2), (with_absent.as_str(), 1)] {
+        let p = params(&[("volume.uuid", list)]);
+        let picked = super::snapshots::listed_volumes(&w, 0, &p).unwrap();
+        assert_eq!(picked.len(), volumes, "{list}");
+        let records = super::snapshots::records_of(&w, 0, picked);
+        assert_eq!(records.len(), 2 * volumes, "{list}");
+        assert_eq!(
+            collection(records, &p, path, keys),
+            collection(all.clone(), &p, path, keys),
+            "{list}"
+        );
+    }
+    let p = params(&[("volume.uuid", &with_wildcard)]);
+    assert!(super::snapshots::listed_volumes(&w, 0, &p).is_none());
+}

@@ -122,6 +122,15 @@ pub struct Pins<'a> {
     volume_clone: HashSet<(&'a str, &'a str)>,
 }
 
+impl<'a> Pins<'a> {
+    /// These pins and `other`'s: what holds the snapshots of both volume sets.
+    pub fn merge(&mut self, other: Pins<'a>) {
+        self.lun_clone.extend(other.lun_clone);
+        self.file_clone.extend(other.file_clone);
+        self.volume_clone.extend(other.volume_clone);
+    }
+}
+
 impl World {
     // ----- snapshots -----
 
