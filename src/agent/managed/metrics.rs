@@ -3,60 +3,67 @@
 //! snapshot, the deadline of the next one, whether one waits and how far the series is over its
 //! count — plus the volumes left out and why. Labels are policy names and closed words; the
 //! `schedule` label is the copy's prefix (unique per volume).
+//!
+//! The series per copy and per volume left out grow with the estate: they are one row of plain
+//! values per copy (its labels held once), rendered by [`CopyCollector`] only when the registry
+//! is gathered.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::cmp::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{HistogramOpts, HistogramVec, Registry};
 
 use super::{CopyKey, CopyStatus};
 use crate::agent::decide::{ExcludeKind, TakeWhy};
+use crate::agent::metrics::Family;
 use crate::agent::state::VolumeKey;
 
 /// Results of a managed take (the `result` label of `snapwarden_managed_snapshots_total`).
 pub const RESULTS: [&str; 5] = ["on_time", "deferred", "max_defer", "overdue", "failed"];
+/// Results of a rotation (the `result` label of `snapwarden_managed_rotations_total`).
+const ROTATIONS: [&str; 2] = ["deleted", "refused"];
 /// Deferral buckets: a minute to a day (`max_defer`'s bounds).
 const DEFERRAL_BUCKETS: [f64; 10] = [
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
 ];
 const COPY: [&str; 4] = ["cluster", "svm", "volume", "schedule"];
-
-type LabelSets = BTreeSet<[String; 4]>;
+const COPY_RESULT: [&str; 5] = ["cluster", "svm", "volume", "schedule", "result"];
 
 /// The managed schedules' metrics.
 pub struct ManagedMetrics {
-    taken: IntCounterVec,
-    coalesced: IntCounterVec,
     deferral: HistogramVec,
-    rotated: IntCounterVec,
-    last: GaugeVec,
-    deadline: GaugeVec,
-    waiting: IntGaugeVec,
-    over_count: IntGaugeVec,
-    excluded: IntGaugeVec,
-    /// The copies (in the order of the last publish, with their gauges) and the exclusions'
-    /// label sets at the last publish, so that those gone are removed.
-    known: Mutex<(Vec<CopySeries>, LabelSets)>,
+    copies: Arc<Mutex<Copies>>,
 }
 
-/// One copy's labels and gauges as of the last publish: a pass whose copies are those of the
-/// last (the same labels in the same order) sets the gauges without looking their series up.
-struct CopySeries {
+/// The series of every copy and exclusion.
+#[derive(Default)]
+struct Copies {
+    /// One row per copy with series, in label order (unique labels).
+    rows: Vec<CopyRow>,
+    /// `(cluster, svm, volume, reason)` of the volumes left out at the last publish, in order,
+    /// without repeats.
+    excluded: Vec<[String; 4]>,
+}
+
+/// One copy's series. A series is `None` until it is first set or counted.
+#[derive(Debug, Clone, Default)]
+struct CopyRow {
+    /// `cluster`, `svm`, `volume`, `schedule` (the copy's prefix).
     labels: [String; 4],
-    /// Set (and so created) only once the copy has a newest snapshot or a deadline.
-    last: Option<Gauge>,
-    deadline: Option<Gauge>,
-    waiting: IntGauge,
-    over_count: IntGauge,
-}
-
-fn registered<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-    r.register(Box::new(c.clone()))
-        .expect("a metric name registered once");
-    c
+    /// The copy was in the last publish: its series go when a publish no longer has it. A row
+    /// only a take or a rotation made (a copy not published yet) stays until then.
+    published: bool,
+    /// By result ([`RESULTS`]).
+    taken: [Option<u64>; RESULTS.len()],
+    /// By result ([`ROTATIONS`]).
+    rotated: [Option<u64>; ROTATIONS.len()],
+    coalesced: Option<u64>,
+    last: Option<f64>,
+    deadline: Option<f64>,
+    waiting: Option<i64>,
+    over_count: Option<i64>,
 }
 
 fn copy_labels(key: &CopyKey) -> [&str; 4] {
@@ -68,97 +75,91 @@ fn copy_labels(key: &CopyKey) -> [&str; 4] {
     ]
 }
 
+/// Orders a row's labels against a label set.
+fn cmp_labels(row: &[String; 4], labels: &[&str; 4]) -> Ordering {
+    row.iter().map(String::as_str).cmp(labels.iter().copied())
+}
+
 fn seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
+fn add(n: &mut Option<u64>, by: u64) {
+    *n = Some(n.unwrap_or(0).saturating_add(by));
+}
+
+impl Copies {
+    /// The row of the copy labelled `l`, made if it has none.
+    fn row(&mut self, l: [&str; 4]) -> &mut CopyRow {
+        let at = match self.rows.binary_search_by(|r| cmp_labels(&r.labels, &l)) {
+            Ok(at) => at,
+            Err(at) => {
+                let row = CopyRow {
+                    labels: l.map(str::to_string),
+                    ..CopyRow::default()
+                };
+                self.rows.insert(at, row);
+                at
+            }
+        };
+        &mut self.rows[at]
+    }
+}
+
+impl CopyRow {
+    /// The gauges of a published copy; its counters exist from then on, at 0 until counted.
+    fn publish(&mut self, c: &CopyStatus) {
+        for n in self.taken.iter_mut().chain([&mut self.coalesced]) {
+            n.get_or_insert(0);
+        }
+        if let Some(t) = c.last_at {
+            self.last = Some(seconds(t));
+        }
+        if let Some(t) = c.deadline {
+            self.deadline = Some(seconds(t));
+        }
+        self.waiting = Some(i64::from(c.waiting_since.is_some()));
+        self.over_count = Some(i64::try_from(c.over_count).unwrap_or(i64::MAX));
+    }
+}
+
 impl ManagedMetrics {
     pub fn new(r: &Registry) -> ManagedMetrics {
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            registered(
-                r,
-                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+        let deferral = HistogramVec::new(
+            HistogramOpts::new(
+                "snapwarden_managed_snapshot_deferral_seconds",
+                "How long managed snapshots waited for a clone to go after their instant.",
             )
-        };
-        let gauge = |name: &str, help: &str| {
-            registered(
-                r,
-                GaugeVec::new(Opts::new(name, help), &COPY).expect("valid metric"),
-            )
-        };
-        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            registered(
-                r,
-                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
-        };
-        let mut with_result = COPY.to_vec();
-        with_result.push("result");
-        ManagedMetrics {
-            taken: counter(
-                "snapwarden_managed_snapshots_total",
-                "Managed snapshots snapwarden took (on_time, deferred, max_defer, overdue) or failed to take.",
-                &with_result,
-            ),
-            coalesced: counter(
-                "snapwarden_managed_instants_coalesced_total",
-                "Instants of a managed copy that passed while its snapshot waited for a clone, covered by the one snapshot taken after.",
-                &COPY,
-            ),
-            deferral: registered(
-                r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "snapwarden_managed_snapshot_deferral_seconds",
-                        "How long managed snapshots waited for a clone to go after their instant.",
-                    )
-                    .buckets(DEFERRAL_BUCKETS.to_vec()),
-                    &["cluster", "schedule"],
-                )
-                .expect("valid metric"),
-            ),
-            rotated: counter(
-                "snapwarden_managed_rotations_total",
-                "Snapshots of a managed series beyond its count: deleted, or refused (busy or locked, retried).",
-                &with_result,
-            ),
-            last: gauge(
-                "snapwarden_managed_snapshot_last_timestamp_seconds",
-                "When the newest snapshot of a managed copy was taken (Unix seconds).",
-            ),
-            deadline: gauge(
-                "snapwarden_managed_snapshot_deadline_timestamp_seconds",
-                "When the next snapshot of a managed copy is taken at the latest: its instant plus max_defer (Unix seconds).",
-            ),
-            waiting: int_gauge(
-                "snapwarden_managed_snapshot_waiting",
-                "1 while a due managed snapshot waits for a clone to go.",
-                &COPY,
-            ),
-            over_count: int_gauge(
-                "snapwarden_managed_snapshots_over_count",
-                "Snapshots of a managed series beyond its count (the oldest busy or locked).",
-                &COPY,
-            ),
-            excluded: int_gauge(
-                "snapwarden_volume_excluded",
-                "1 while a policy volume is left out, by reason (unresolved, missing, double_schedule).",
-                &["cluster", "svm", "volume", "reason"],
-            ),
-            known: Mutex::new(Default::default()),
-        }
+            .buckets(DEFERRAL_BUCKETS.to_vec()),
+            &["cluster", "schedule"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(deferral.clone()))
+            .expect("a metric name registered once");
+        let copies = Arc::new(Mutex::new(Copies::default()));
+        r.register(Box::new(CopyCollector::new(copies.clone())))
+            .expect("a metric name registered once");
+        ManagedMetrics { deferral, copies }
+    }
+
+    fn copies(&self) -> MutexGuard<'_, Copies> {
+        self.copies.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A managed snapshot was taken.
     pub fn taken(&self, key: &CopyKey, why: &TakeWhy, instants: u32) {
         let l = copy_labels(key);
-        self.taken
-            .with_label_values(&[l[0], l[1], l[2], l[3], why.as_str()])
-            .inc();
+        let slot = match why {
+            TakeWhy::OnTime => 0,
+            TakeWhy::Deferred { .. } => 1,
+            TakeWhy::MaxDefer { .. } => 2,
+            TakeWhy::Overdue { .. } => 3,
+        };
+        let mut copies = self.copies();
+        let row = copies.row(l);
+        add(&mut row.taken[slot], 1);
         if matches!(why, TakeWhy::Deferred { .. } | TakeWhy::MaxDefer { .. }) {
-            self.coalesced
-                .with_label_values(&l)
-                .inc_by(u64::from(instants.saturating_sub(1)));
+            add(&mut row.coalesced, u64::from(instants.saturating_sub(1)));
             self.deferral
                 .with_label_values(&[l[0], l[3]])
                 .observe(why.waited().num_milliseconds() as f64 / 1000.0);
@@ -167,104 +168,197 @@ impl ManagedMetrics {
 
     /// A managed snapshot could not be taken.
     pub fn failed(&self, key: &CopyKey) {
-        let l = copy_labels(key);
-        self.taken
-            .with_label_values(&[l[0], l[1], l[2], l[3], "failed"])
-            .inc();
+        add(&mut self.copies().row(copy_labels(key)).taken[4], 1);
     }
 
     /// A rotation deleted a snapshot (`true`) or was refused.
     pub fn rotated(&self, key: &CopyKey, deleted: bool) {
-        let l = copy_labels(key);
-        let result = if deleted { "deleted" } else { "refused" };
-        self.rotated
-            .with_label_values(&[l[0], l[1], l[2], l[3], result])
-            .inc();
+        let slot = usize::from(!deleted);
+        add(&mut self.copies().row(copy_labels(key)).rotated[slot], 1);
     }
 
     /// Per copy gauges and the volumes left out, as of this pass; series of copies and
     /// exclusions that are gone are removed.
     pub fn publish(&self, copies: &[CopyStatus], excluded: &[(VolumeKey, ExcludeKind, String)]) {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let same = known.0.len() == copies.len()
-            && known
-                .0
-                .iter()
-                .zip(copies)
-                .all(|(k, c)| k.labels.iter().zip(c.key()).all(|(a, b)| a == b));
-        if !same {
-            let mut now_copies = Vec::with_capacity(copies.len());
-            for c in copies {
-                let l = c.key();
-                for result in RESULTS {
-                    self.taken
-                        .with_label_values(&[l[0], l[1], l[2], l[3], result]);
-                }
-                self.coalesced.with_label_values(&l);
-                now_copies.push(CopySeries {
-                    labels: l.map(str::to_string),
-                    last: None,
-                    deadline: None,
-                    waiting: self.waiting.with_label_values(&l),
-                    over_count: self.over_count.with_label_values(&l),
-                });
-            }
-            let labels: BTreeSet<&[String; 4]> = now_copies.iter().map(|c| &c.labels).collect();
-            for gone in known.0.iter().filter(|k| !labels.contains(&k.labels)) {
-                let l = gone.labels.each_ref().map(String::as_str);
-                let _ = self.last.remove_label_values(&l);
-                let _ = self.deadline.remove_label_values(&l);
-                let _ = self.waiting.remove_label_values(&l);
-                let _ = self.over_count.remove_label_values(&l);
-                let _ = self.coalesced.remove_label_values(&l);
-                for result in RESULTS.iter().chain(&["deleted", "refused"]) {
-                    let _ = self
-                        .taken
-                        .remove_label_values(&[l[0], l[1], l[2], l[3], result]);
-                    let _ = self
-                        .rotated
-                        .remove_label_values(&[l[0], l[1], l[2], l[3], result]);
-                }
-            }
-            known.0 = now_copies;
-        }
-        for (series, c) in known.0.iter_mut().zip(copies) {
+        let mut held = self.copies();
+        let held = &mut *held;
+        let mut seen = vec![false; held.rows.len()];
+        let mut added: Vec<CopyRow> = Vec::new();
+        for c in copies {
             let l = c.key();
-            if let Some(t) = c.last_at {
-                series
-                    .last
-                    .get_or_insert_with(|| self.last.with_label_values(&l))
-                    .set(seconds(t));
+            match held.rows.binary_search_by(|r| cmp_labels(&r.labels, &l)) {
+                Ok(at) => {
+                    seen[at] = true;
+                    held.rows[at].publish(c);
+                }
+                Err(_) => {
+                    let mut row = CopyRow {
+                        labels: l.map(str::to_string),
+                        ..CopyRow::default()
+                    };
+                    row.publish(c);
+                    added.push(row);
+                }
             }
-            if let Some(t) = c.deadline {
-                series
-                    .deadline
-                    .get_or_insert_with(|| self.deadline.with_label_values(&l))
-                    .set(seconds(t));
+        }
+        let mut seen = seen.into_iter();
+        held.rows.retain_mut(|row| {
+            let now = seen.next().unwrap_or(false);
+            let keep = now || !row.published;
+            row.published = now;
+            keep
+        });
+        if !added.is_empty() {
+            for row in &mut added {
+                row.published = true;
             }
-            series.waiting.set(i64::from(c.waiting_since.is_some()));
-            series
-                .over_count
-                .set(i64::try_from(c.over_count).unwrap_or(i64::MAX));
+            held.rows.append(&mut added);
+            held.rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+            held.rows.dedup_by(|a, b| a.labels == b.labels);
         }
-        let mut now_excluded = BTreeSet::new();
-        for (v, kind, _) in excluded {
-            let l = [
-                v.cluster.clone(),
-                v.svm.clone(),
-                v.volume.clone(),
-                kind.as_str().to_string(),
-            ];
-            self.excluded
-                .with_label_values(&[&*l[0], &*l[1], &*l[2], &*l[3]])
-                .set(1);
-            now_excluded.insert(l);
-        }
-        for gone in known.1.difference(&now_excluded) {
-            let _ = self
+        let mut now: Vec<[&str; 4]> = excluded
+            .iter()
+            .map(|(v, kind, _)| [&*v.cluster, &*v.svm, &*v.volume, kind.as_str()])
+            .collect();
+        now.sort_unstable();
+        now.dedup();
+        let unchanged = held.excluded.len() == now.len()
+            && held
                 .excluded
-                .remove_label_values(&[&*gone[0], &*gone[1], &*gone[2], &*gone[3]]);
+                .iter()
+                .zip(&now)
+                .all(|(a, b)| cmp_labels(a, b).is_eq());
+        if !unchanged {
+            held.excluded = now.into_iter().map(|l| l.map(str::to_string)).collect();
         }
-        known.1 = now_excluded;
+    }
+}
+
+/// The families of the copies' and exclusions' series, with their names, help and labels as
+/// the dashboards, alert rules and `docs/metrics-and-alerts.md` know them.
+struct Families {
+    taken: Family,
+    coalesced: Family,
+    rotated: Family,
+    last: Family,
+    deadline: Family,
+    waiting: Family,
+    over_count: Family,
+    excluded: Family,
+}
+
+/// Renders the [`Copies`] it shares with [`ManagedMetrics`] when the registry is gathered.
+struct CopyCollector {
+    copies: Arc<Mutex<Copies>>,
+    families: Families,
+}
+
+impl CopyCollector {
+    fn new(copies: Arc<Mutex<Copies>>) -> CopyCollector {
+        let families = Families {
+            taken: Family::counter(
+                "snapwarden_managed_snapshots_total",
+                "Managed snapshots snapwarden took (on_time, deferred, max_defer, overdue) or failed to take.",
+                &COPY_RESULT,
+            ),
+            coalesced: Family::counter(
+                "snapwarden_managed_instants_coalesced_total",
+                "Instants of a managed copy that passed while its snapshot waited for a clone, covered by the one snapshot taken after.",
+                &COPY,
+            ),
+            rotated: Family::counter(
+                "snapwarden_managed_rotations_total",
+                "Snapshots of a managed series beyond its count: deleted, or refused (busy or locked, retried).",
+                &COPY_RESULT,
+            ),
+            last: Family::gauge(
+                "snapwarden_managed_snapshot_last_timestamp_seconds",
+                "When the newest snapshot of a managed copy was taken (Unix seconds).",
+                &COPY,
+            ),
+            deadline: Family::gauge(
+                "snapwarden_managed_snapshot_deadline_timestamp_seconds",
+                "When the next snapshot of a managed copy is taken at the latest: its instant plus max_defer (Unix seconds).",
+                &COPY,
+            ),
+            waiting: Family::gauge(
+                "snapwarden_managed_snapshot_waiting",
+                "1 while a due managed snapshot waits for a clone to go.",
+                &COPY,
+            ),
+            over_count: Family::gauge(
+                "snapwarden_managed_snapshots_over_count",
+                "Snapshots of a managed series beyond its count (the oldest busy or locked).",
+                &COPY,
+            ),
+            excluded: Family::gauge(
+                "snapwarden_volume_excluded",
+                "1 while a policy volume is left out, by reason (unresolved, missing, double_schedule).",
+                &["cluster", "svm", "volume", "reason"],
+            ),
+        };
+        CopyCollector { copies, families }
+    }
+}
+
+impl Collector for CopyCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let f = &self.families;
+        [
+            &f.taken,
+            &f.coalesced,
+            &f.rotated,
+            &f.last,
+            &f.deadline,
+            &f.waiting,
+            &f.over_count,
+            &f.excluded,
+        ]
+        .map(Family::desc)
+        .to_vec()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let held = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        let f = &self.families;
+        let rows = held.rows.len();
+        let per_copy = |family: &Family, value: fn(&CopyRow) -> Option<f64>| {
+            let mut s = family.samples(rows);
+            for row in &held.rows {
+                if let Some(v) = value(row) {
+                    s.push(&row.labels.each_ref().map(String::as_str), v);
+                }
+            }
+            s.finish()
+        };
+        let mut taken = f.taken.samples(rows * RESULTS.len());
+        let mut rotated = f.rotated.samples(0);
+        for row in &held.rows {
+            let [c, s, v, p] = row.labels.each_ref().map(String::as_str);
+            for (result, n) in RESULTS.iter().zip(row.taken) {
+                if let Some(n) = n {
+                    taken.push(&[c, s, v, p, result], n as f64);
+                }
+            }
+            for (result, n) in ROTATIONS.iter().zip(row.rotated) {
+                if let Some(n) = n {
+                    rotated.push(&[c, s, v, p, result], n as f64);
+                }
+            }
+        }
+        let mut excluded = f.excluded.samples(held.excluded.len());
+        for l in &held.excluded {
+            excluded.push(&l.each_ref().map(String::as_str), 1.0);
+        }
+        vec![
+            taken.finish(),
+            per_copy(&f.coalesced, |r| r.coalesced.map(|n| n as f64)),
+            rotated.finish(),
+            per_copy(&f.last, |r| r.last),
+            per_copy(&f.deadline, |r| r.deadline),
+            per_copy(&f.waiting, |r| r.waiting.map(|n| n as f64)),
+            per_copy(&f.over_count, |r| r.over_count.map(|n| n as f64)),
+            excluded.finish(),
+        ]
     }
 }

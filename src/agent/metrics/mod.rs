@@ -1,5 +1,7 @@
 //! The agent's Prometheus metrics (`/metrics`): one [`Registry`] per agent, updated by the loop
-//! after every pass and by [`Counted`], the layer over every cluster client.
+//! after every pass and by [`Counted`], the layer over every cluster client. The families whose
+//! series grow with the estate are plain values in compact tables (`estate.rs`, and the managed
+//! copies' in `managed/metrics.rs`) that the registry renders only when it is gathered.
 //!
 //! Label names follow NetApp Harvest (`cluster`, `svm`, `volume`, `schedule`) so series join with
 //! Harvest's; label values come only from policy names and closed enums (never snapshot names),
@@ -8,13 +10,13 @@
 //! schedules, windows and clusters that are no longer in the policy are removed at the next
 //! publish.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use sha2::{Digest, Sha256};
 
@@ -23,6 +25,7 @@ use super::journal::JournalHealth;
 use super::state::{ClusterView, Memory};
 use crate::config::Policy;
 use crate::planner::Plan;
+use estate::{Estate, EstateCollector};
 
 /// Every result a cycle can end with (the `result` label of `snapwarden_cycles_total`).
 const RESULTS: [CycleResult; 4] = [
@@ -42,6 +45,27 @@ const CONFLICT_KINDS: [ConflictKind; 5] = [
     ConflictKind::Skipped,
 ];
 
+/// The position of `result` in [`RESULTS`].
+fn result_slot(result: CycleResult) -> usize {
+    match result {
+        CycleResult::Completed => 0,
+        CycleResult::Overrun => 1,
+        CycleResult::Failed => 2,
+        CycleResult::Skipped => 3,
+    }
+}
+
+/// The position of `kind` in [`CONFLICT_KINDS`].
+fn conflict_slot(kind: ConflictKind) -> usize {
+    match kind {
+        ConflictKind::ChainConflict => 0,
+        ConflictKind::Locked => 1,
+        ConflictKind::LateRelease => 2,
+        ConflictKind::Foreign => 3,
+        ConflictKind::Skipped => 4,
+    }
+}
+
 /// Backing-snapshot states of `snapwarden_backing_snapshots`.
 const BACKING_STATES: [&str; 3] = ["live", "releasing", "locked"];
 
@@ -50,19 +74,11 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// `cluster`, `svm`, `volume`.
-type VolumeKey = [String; 3];
-
-/// Label sets exported so far, so that the ones that leave the policy can be removed.
+/// The clusters' label sets exported so far, so that the ones that leave the policy can be
+/// removed (the estate's series follow the policy in [`Estate`]).
 #[derive(Default)]
 struct Known {
     clusters: BTreeSet<String>,
-    volumes: BTreeSet<VolumeKey>,
-    windows: BTreeSet<String>,
-    /// `(cluster, svm, volume)` → schedules with a next-snapshot series.
-    schedules: BTreeMap<VolumeKey, BTreeSet<String>>,
-    /// `(cluster, svm, volume, kind)` of conflict counters.
-    conflicts: BTreeSet<(VolumeKey, &'static str)>,
     /// `(cluster, method, code)` of request counters.
     requests: BTreeSet<(String, &'static str, String)>,
     /// `(cluster, method)` of request durations.
@@ -73,27 +89,6 @@ struct Known {
     /// The policy the series were last brought in line with: the same policy again (and no
     /// new request series) leaves nothing for [`Metrics::retain`] to do.
     retained: Option<Arc<Policy>>,
-    /// Per volume of `gauges.0`: the values `publish` last set.
-    gauges: (Option<Arc<Policy>>, Vec<Option<VolumeGauges>>),
-    /// The volumes whose last gauges showed an open cycle: the others' are set again only when
-    /// a cycle or a release touches them.
-    busy: BTreeSet<usize>,
-    /// Per volume of `next.0`: the next scheduled snapshot by schedule as
-    /// [`Metrics::scheduled`] last set them.
-    next: (Option<Arc<Policy>>, Vec<Option<NextScheduled>>),
-}
-
-/// A volume's next scheduled snapshot by schedule name, in name order.
-type NextScheduled = Vec<(String, DateTime<Utc>)>;
-
-/// One policy volume's gauges as last published: unchanged values are not set again.
-#[derive(Debug, Clone, PartialEq)]
-struct VolumeGauges {
-    backing: [i64; 3],
-    oldest_age: f64,
-    guard: f64,
-    /// `None`: never set (a volume without a recent release has no series).
-    release_slack: Option<f64>,
 }
 
 /// Whether `cached` was made for this very policy (the same `Arc`, not an equal one).
@@ -111,16 +106,8 @@ pub struct Metrics {
     ontap_up: IntGaugeVec,
     ontap_requests: IntCounterVec,
     ontap_duration: HistogramVec,
-    next_scheduled: GaugeVec,
-    window_active: IntGaugeVec,
-    backing: IntGaugeVec,
-    oldest_age: GaugeVec,
-    release_slack: GaugeVec,
-    guard: GaugeVec,
-    cycles: IntCounterVec,
-    conflicts: IntCounterVec,
-    flexclone_recommended: IntGaugeVec,
-    last_success: GaugeVec,
+    /// The series per volume, schedule and window, rendered by an [`EstateCollector`].
+    estate: Arc<Mutex<Estate>>,
     orphans: IntCounterVec,
     leader: IntGaugeVec,
     leader_changes: prometheus::IntCounter,
@@ -153,13 +140,6 @@ fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: M
     m
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    register(
-        r,
-        GaugeVec::new(Opts::new(name, help), labels).expect("valid"),
-    )
-}
-
 fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     register(
         r,
@@ -173,8 +153,6 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
         IntCounterVec::new(Opts::new(name, help), labels).expect("valid"),
     )
 }
-
-const VOLUME: [&str; 3] = ["cluster", "svm", "volume"];
 
 impl Default for Metrics {
     fn default() -> Metrics {
@@ -222,7 +200,11 @@ impl Metrics {
             .expect("valid"),
         );
         ha_backend_up.set(1);
+        let estate = Arc::new(Mutex::new(Estate::default()));
+        r.register(Box::new(EstateCollector::new(estate.clone())))
+            .expect("metric names and labels are valid and unique");
         Metrics {
+            estate,
             leader,
             leader_changes: register(
                 &r,
@@ -282,66 +264,6 @@ impl Metrics {
                     &["cluster", "method"],
                 )
                 .expect("valid"),
-            ),
-            next_scheduled: gauge_vec(
-                &r,
-                "snapwarden_next_scheduled_snapshot_timestamp_seconds",
-                "The volume's next scheduled snapshot of this schedule (Unix seconds).",
-                &["cluster", "svm", "volume", "schedule"],
-            ),
-            window_active: int_gauge_vec(
-                &r,
-                "snapwarden_window_active",
-                "Whether a cycle of the window is open (1) or not (0).",
-                &["window"],
-            ),
-            backing: int_gauge_vec(
-                &r,
-                "snapwarden_backing_snapshots",
-                "snapwarden's backing snapshots on the volume, by state (live, releasing, locked).",
-                &["cluster", "svm", "volume", "state"],
-            ),
-            oldest_age: gauge_vec(
-                &r,
-                "snapwarden_backing_snapshot_oldest_age_seconds",
-                "Age of the volume's oldest backing snapshot still owned by snapwarden (0: none).",
-                &VOLUME,
-            ),
-            release_slack: gauge_vec(
-                &r,
-                "snapwarden_release_slack_seconds",
-                "The volume's last released cycle: time from its release to the next scheduled snapshot.",
-                &VOLUME,
-            ),
-            guard: gauge_vec(
-                &r,
-                "snapwarden_guard_seconds",
-                "The guard kept before the volume's scheduled snapshots: its backing snapshot and clones must be gone this long before the next one (the policy's `[agent] guard`).",
-                &VOLUME,
-            ),
-            cycles: counter_vec(
-                &r,
-                "snapwarden_cycles_total",
-                "Cycles that ended, by window and result (completed, overrun, failed, skipped).",
-                &["window", "result"],
-            ),
-            conflicts: counter_vec(
-                &r,
-                "snapwarden_conflicts_total",
-                "Conflicts recorded, by kind (chain_conflict, locked, late_release, foreign, skipped).",
-                &["cluster", "svm", "volume", "kind"],
-            ),
-            flexclone_recommended: int_gauge_vec(
-                &r,
-                "snapwarden_flexclone_recommended",
-                "Whether FlexClone is recommended for the volume (1) or not (0).",
-                &VOLUME,
-            ),
-            last_success: gauge_vec(
-                &r,
-                "snapwarden_last_success_timestamp_seconds",
-                "When a cycle of the window last completed (Unix seconds).",
-                &["window"],
             ),
             orphans: counter_vec(
                 &r,
@@ -406,8 +328,20 @@ impl Metrics {
             .unwrap_or_else(|e| format!("# cannot encode the metrics: {e}\n"))
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+    fn known(&self) -> MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn estate(&self) -> MutexGuard<'_, Estate> {
+        self.estate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The estate's rows, in line with `policy` (a policy loaded since the last publish brings
+    /// them in line at once: its volumes' series exist before the pass publishes).
+    fn aligned(&self, policy: &Arc<Policy>) -> MutexGuard<'_, Estate> {
+        let mut estate = self.estate();
+        estate.retain(policy);
+        estate
     }
 
     /// A policy was loaded (at start, or a reload): records its hash and the time.
@@ -466,14 +400,13 @@ impl Metrics {
             return;
         }
         let Some(result) = c.result else { return };
-        self.cycles
-            .with_label_values(&[c.window.as_str(), result.as_str()])
-            .inc();
+        let mut estate = self.estate();
+        let window = estate.window(&c.window);
+        let n = &mut window.cycles[result_slot(result)];
+        *n = Some(n.unwrap_or(0).saturating_add(1));
         if result == CycleResult::Completed {
             let at = c.released_at.unwrap_or(now);
-            self.last_success
-                .with_label_values(&[c.window.as_str()])
-                .set(unix_seconds(at));
+            window.last_success = Some(unix_seconds(at));
         }
     }
 
@@ -499,12 +432,8 @@ impl Metrics {
         if super::state::volume_index(policy, cluster, svm, volume).is_none() {
             return;
         }
-        let kind = kind.as_str();
-        self.conflicts
-            .with_label_values(&[cluster, svm, volume, kind])
-            .inc();
-        let key = [cluster.to_string(), svm.to_string(), volume.to_string()];
-        self.known().conflicts.insert((key, kind));
+        self.estate()
+            .count_conflict([cluster, svm, volume], conflict_slot(kind));
     }
 
     /// Reconcile found an object no open cycle explains, and what it did. `key` names the
@@ -522,16 +451,9 @@ impl Metrics {
 
     /// Whether FlexClone is recommended for a policy volume (the recommendation code sets it).
     pub fn set_flexclone_recommended(&self, cluster: &str, svm: &str, volume: &str, yes: bool) {
-        self.flexclone_recommended
-            .with_label_values(&[cluster, svm, volume])
-            .set(i64::from(yes));
+        self.estate()
+            .set_recommended(cluster, svm, volume, i64::from(yes));
     }
-}
-
-fn volume_key(policy: &Policy, vi: usize) -> Option<VolumeKey> {
-    let v = policy.volumes.get(vi)?;
-    let cluster = policy.clusters.get(v.cluster)?;
-    Some([cluster.name.clone(), v.svm.clone(), v.name.clone()])
 }
 
 fn unix_seconds(t: DateTime<Utc>) -> f64 {
@@ -563,10 +485,13 @@ pub fn policy_hash(policy: &Policy) -> f64 {
 }
 
 mod counted;
+mod estate;
+mod family;
 pub mod hazards;
 mod publish;
 #[cfg(test)]
 mod tests;
 
 pub use counted::Counted;
-pub(crate) use publish::publish;
+pub(crate) use family::Family;
+pub use publish::publish;

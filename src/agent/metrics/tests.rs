@@ -2,7 +2,10 @@
 
 use super::counted::outcome;
 use super::*;
+use crate::agent::state::{Open, Step};
+use crate::domain::Observed;
 use crate::ontap::OntapError;
+use chrono::TimeDelta;
 use std::path::Path;
 
 fn policy(volumes: &[&str], window: bool) -> Policy {
@@ -35,28 +38,51 @@ copies = [{ schedule = "hourly", count = 3 }]
     crate::config::parse_str(&text, Path::new("unit.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A live cycle on `volume` since `since`, and one it released an hour before `now` with 5
+/// minutes to spare before the next scheduled snapshot.
+fn live_and_released(memory: &mut Memory, volume: &str, since: DateTime<Utc>, now: DateTime<Utc>) {
+    let on = |id: &str, at| Cycle {
+        window: "nightly".into(),
+        cluster: "lab".into(),
+        volume: volume.into(),
+        ..Cycle::sample(&format!("{id}-{volume}"), at)
+    };
+    let live = Cycle {
+        state: CycleState::Live,
+        created_at: Some(since),
+        ..on("live", since)
+    };
+    memory.open.insert(
+        live.id.clone(),
+        Open {
+            cycle: live,
+            step: Step::Release,
+            settle_after: None,
+        },
+    );
+    memory.recent.push_back(Cycle {
+        state: CycleState::Released,
+        result: Some(CycleResult::Completed),
+        released_at: Some(now - TimeDelta::hours(1)),
+        release_deadline: Some(now - TimeDelta::hours(1) + TimeDelta::minutes(5)),
+        ..on("released", now - TimeDelta::hours(2))
+    });
+}
+
 #[test]
 fn series_of_volumes_and_windows_that_leave_the_policy_are_removed() {
     let m = Metrics::new();
-    let before = policy(&["vol_a", "vol_b"], true);
+    let before = Arc::new(policy(&["vol_a", "vol_b"], true));
+    let now: DateTime<Utc> = "2027-01-01T01:20:00Z".parse().unwrap();
     m.retain(&before);
+    let mut memory = Memory::default();
     for v in ["vol_a", "vol_b"] {
         m.conflict(&before, "lab", "svm1", v, ConflictKind::Foreign);
-        m.backing
-            .with_label_values(&["lab", "svm1", v, "live"])
-            .set(1);
-        m.oldest_age.with_label_values(&["lab", "svm1", v]).set(5.0);
-        m.release_slack
-            .with_label_values(&["lab", "svm1", v])
-            .set(5.0);
-        m.next_scheduled
-            .with_label_values(&["lab", "svm1", v, "hourly"])
-            .set(1.0);
-        m.known().schedules.insert(
-            ["lab".into(), "svm1".into(), v.into()],
-            BTreeSet::from(["hourly".to_string()]),
-        );
+        live_and_released(&mut memory, v, now - TimeDelta::minutes(5), now);
     }
+    let plan = crate::planner::plan(&before, &Observed::default(), now, TimeDelta::days(1));
+    m.scheduled(&before, &plan, now);
+    publish(&m, &before, &[ClusterView::default()], &memory, now);
     // A conflict on a volume outside the policy is not labelled at all.
     m.conflict(
         &before,
@@ -70,7 +96,7 @@ fn series_of_volumes_and_windows_that_leave_the_policy_are_removed() {
     assert!(!text.contains("not_in_policy"), "{text}");
     assert!(text.contains("window=\"nightly\""), "{text}");
 
-    m.retain(&policy(&["vol_a"], false));
+    m.retain(&Arc::new(policy(&["vol_a"], false)));
     let text = m.render();
     assert!(!text.contains("vol_b"), "{text}");
     assert!(!text.contains("nightly"), "{text}");
@@ -96,7 +122,7 @@ fn every_policy_volume_has_every_conflict_kind_from_the_start_at_zero() {
     // A counter that appears at 1 hides its first increment from `increase()`: the
     // dashboards' "conflicts in range" would miss a volume's first conflict.
     let m = Metrics::new();
-    let p = policy(&["vol_a", "vol_b"], false);
+    let p = Arc::new(policy(&["vol_a", "vol_b"], false));
     m.retain(&p);
     let text = m.render();
     let zeros = text
@@ -124,14 +150,14 @@ fn every_policy_volume_has_every_conflict_kind_from_the_start_at_zero() {
         "snapwarden_conflicts_total{cluster=\"lab\",kind=\"locked\",svm=\"svm1\",volume=\"vol_a\"} 1"
     ));
     // A volume that leaves takes its zeros along.
-    m.retain(&policy(&["vol_a"], false));
+    m.retain(&Arc::new(policy(&["vol_a"], false)));
     assert!(!m.render().contains("vol_b"));
 }
 
 #[test]
 fn ontap_series_of_a_cluster_that_left_the_policy_are_removed() {
     let m = Metrics::new();
-    let p = policy(&["vol_a"], false);
+    let p = Arc::new(policy(&["vol_a"], false));
     m.ontap_request("lab", "volumes", "ok".into(), 0.01);
     m.ontap_request("gone", "volumes", "ok".into(), 0.01);
     m.ontap_up.with_label_values(&["gone"]).set(1);
