@@ -61,7 +61,7 @@ impl Agent {
                 cycle,
                 clones_deleted_at,
                 keys,
-            } => self.conflicts_seen(&cycle, clones_deleted_at, &keys),
+            } => self.memory.conflicts_seen(&cycle, clones_deleted_at, &keys),
             Action::Reopen {
                 cycle,
                 uuid,
@@ -332,19 +332,6 @@ impl Agent {
         let what = || format!("the space of locked cycle {}", space.cycle_id);
         if self.journaled(r, what).is_some() {
             self.memory.locked_sizes.insert(space.cycle_id, space.bytes);
-        }
-    }
-
-    /// An ended cycle whose every chain conflict a listing has shown: settled once the journal
-    /// holds them all (a conflict the journal refused is looked for again at the next pass).
-    fn conflicts_seen(
-        &mut self,
-        cycle: &str,
-        clones_deleted_at: Option<DateTime<Utc>>,
-        keys: &[String],
-    ) {
-        if keys.iter().all(|k| self.memory.recorded.contains(k)) {
-            self.memory.recent.settle(cycle, clones_deleted_at);
         }
     }
 

@@ -347,6 +347,19 @@ impl Memory {
         }
     }
 
+    /// An ended cycle whose every chain conflict a listing has shown (`keys`): settled once the
+    /// journal is known to hold them all; a conflict the journal refused keeps it looked at.
+    pub fn conflicts_seen(
+        &mut self,
+        cycle: &str,
+        clones_deleted_at: Option<DateTime<Utc>>,
+        keys: &[String],
+    ) {
+        if keys.iter().all(|k| self.recorded.contains(k)) {
+            self.recent.settle(cycle, clones_deleted_at);
+        }
+    }
+
     /// An open or recent cycle by id.
     pub fn cycle(&self, id: &str) -> Option<&Cycle> {
         self.open
@@ -461,5 +474,51 @@ mod tests {
             assert_eq!(indexed.front(), plain.front());
             assert!(indexed.iter().eq(plain.iter()));
         }
+    }
+
+    /// An ended cycle leaves the unsettled ones only when the journal is known to hold every
+    /// conflict its listing showed, and only for the end it was seen with; it stays recent.
+    #[test]
+    fn an_ended_cycle_is_settled_only_once_its_conflicts_are_journaled() {
+        let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
+        let gone = Some(at + TimeDelta::minutes(30));
+        let mut m = Memory::default();
+        let ended = |id: &str, released: DateTime<Utc>| {
+            let mut c = Cycle::sample(id, at);
+            c.released_at = Some(released);
+            c
+        };
+        let mut c = ended("c1", at + TimeDelta::minutes(40));
+        c.clones_deleted_at = gone;
+        m.remember(c, at + TimeDelta::hours(1));
+        m.remember(
+            ended("c2", at + TimeDelta::minutes(40)),
+            at + TimeDelta::hours(1),
+        );
+        let unsettled =
+            |m: &Memory| -> Vec<String> { m.recent.unsettled().map(|c| c.id.clone()).collect() };
+        assert_eq!(unsettled(&m), ["c1", "c2"]);
+        let keys = vec![
+            "chain:c1:hourly.1".to_string(),
+            "chain:c1:hourly.2".to_string(),
+        ];
+        // The journal refused the second: looked at again.
+        m.recorded.insert(keys[0].clone());
+        m.conflicts_seen("c1", gone, &keys);
+        assert_eq!(unsettled(&m), ["c1", "c2"]);
+        m.recorded.insert(keys[1].clone());
+        // Seen with another end of its clones: not this cycle as it ended.
+        m.conflicts_seen("c1", None, &keys);
+        assert_eq!(unsettled(&m), ["c1", "c2"]);
+        m.conflicts_seen("c1", gone, &keys);
+        assert_eq!(unsettled(&m), ["c2"]);
+        assert!(m.recent.get("c1").is_some(), "still recent");
+        // c2, still unsettled, is forgotten with the day: nothing left behind.
+        m.remember(
+            ended("c3", at + TimeDelta::days(3)),
+            at + TimeDelta::days(3),
+        );
+        assert_eq!(unsettled(&m), ["c3"]);
+        assert_eq!(m.recent.len(), 1);
     }
 }
