@@ -32,6 +32,12 @@ pub use crate::domain::{
 /// within what HTTP servers take in a request line.
 pub const VOLUMES_PER_QUERY: usize = 40;
 
+/// A uuid that can stand in an OR list of a query (`a|b|…`): letters, digits and `-` only, so
+/// none of it reads as one of ONTAP's query operators (`|`, `*`, `!`, `<`, `>`).
+pub fn plain_uuid(uuid: &str) -> bool {
+    !uuid.is_empty() && uuid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// A volume as the mutating calls need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeRef {

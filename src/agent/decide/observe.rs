@@ -128,25 +128,22 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         .filter(|o| !settled.contains(o.cycle.id.as_str()))
         .map(|o| updated.get(o.cycle.id.as_str()).unwrap_or(&o.cycle))
         .collect();
-    let recent: Vec<&Cycle> = view
+    // The driver cycles this stage settled: ended from now on.
+    let ended_now: Vec<&Cycle> = view
         .memory
-        .recent
-        .iter()
-        .chain(
-            view.memory
-                .open
-                .keys()
-                .filter(|id| settled.contains(id.as_str()))
-                .filter_map(|id| updated.get(id.as_str())),
-        )
+        .open
+        .keys()
+        .filter(|id| settled.contains(id.as_str()))
+        .filter_map(|id| updated.get(id.as_str()))
         .collect();
-    let claimed = claimed(open.iter().chain(&recent).copied(), prefix);
+    let recent = view.memory.recent.iter().chain(ended_now.iter().copied());
+    let claimed = claimed(open.iter().copied().chain(recent), prefix);
     // Of the ended cycles, those whose conflicts a listing may still show for the first time.
     let unsettled: Vec<&Cycle> = view
         .memory
         .recent
         .unsettled()
-        .chain(recent[view.memory.recent.len()..].iter().copied())
+        .chain(ended_now.iter().copied())
         .collect();
     let mut warnings = Vec::new();
     let mut unpinned = Vec::new();

@@ -16,9 +16,9 @@ use crate::ontap::wire::{
     SnapshotWire, VolumeSettingsWire, VolumeWire,
 };
 use crate::ontap::{
-    lun_in_snapshot, path_in_volume, ClusterInfo, Interner, LicenseState, LunInfo, NewSnapshot,
-    Ontap, OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo, VolumeRef,
-    VolumeSettings, VOLUMES_PER_QUERY,
+    lun_in_snapshot, path_in_volume, plain_uuid, ClusterInfo, Interner, LicenseState, LunInfo,
+    NewSnapshot, Ontap, OntapError, ScheduleInfo, SnapshotInfo, SnapshotPolicyInfo, VolumeInfo,
+    VolumeRef, VolumeSettings, VOLUMES_PER_QUERY,
 };
 
 /// "A snapshot with that name already exists" (POST snapshot, reference §2.4).
@@ -320,11 +320,7 @@ enum VolumeQuery<'a> {
 /// The queries that read `volumes`: the plain uuids in lists of [`VOLUMES_PER_QUERY`], each
 /// other volume alone (a volume without a uuid names nothing to read).
 fn volume_queries(volumes: &[VolumeRef]) -> Vec<VolumeQuery<'_>> {
-    let plain = |v: &VolumeRef| {
-        v.uuid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
+    let plain = |v: &VolumeRef| plain_uuid(&v.uuid);
     let named = || volumes.iter().filter(|v| !v.uuid.is_empty());
     let listed: Vec<&VolumeRef> = named().filter(|v| plain(v)).collect();
     let mut out: Vec<VolumeQuery<'_>> = listed

@@ -410,7 +410,7 @@ fn literal<'a>(params: &'a Params, field: &str) -> Option<&'a str> {
 }
 
 /// The values of the query's one filter on `field` when it is an OR list of plain uuids
-/// (`a|b|…`: letters, digits and `-` only, no other operator).
+/// (`a|b|…`, [`crate::ontap::plain_uuid`]: no other operator).
 pub(super) fn uuid_list<'a>(params: &'a Params, field: &str) -> Option<Vec<&'a str>> {
     let mut values = params
         .filters()
@@ -422,7 +422,7 @@ pub(super) fn uuid_list<'a>(params: &'a Params, field: &str) -> Option<Vec<&'a s
     let uuids: Vec<&str> = list.split('|').collect();
     uuids
         .iter()
-        .all(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .all(|u| crate::ontap::plain_uuid(u))
         .then_some(uuids)
 }
 

@@ -72,21 +72,18 @@ pub(super) fn records_of(w: &World, ci: usize, volumes: Vec<usize>) -> Vec<Value
 /// Every snapshot of volume `vol` (a uuid, or `*` for all), rendered. One volume's listing
 /// costs what that volume holds; `*` gathers the pins and the LUN bytes of every volume once.
 pub(super) fn snapshot_records(w: &World, ci: usize, vol: &str) -> Result<Vec<Value>, ApiError> {
-    let (volumes, pins, bytes) = if vol == "*" {
-        let volumes: Vec<usize> = (0..w.clusters[ci].volumes.len()).collect();
-        (volumes, w.pins(ci, None), w.lun_bytes_by_volume(ci))
-    } else {
+    if vol != "*" {
         let vi = w
             .volume_index(ci, vol)
             .map_err(|_| not_found("volume.uuid"))?;
-        let uuid = w.clusters[ci].volumes[vi].uuid.as_str();
-        let bytes = std::iter::once((uuid, w.volume_lun_bytes(ci, vi))).collect();
-        (vec![vi], w.pins(ci, Some(vi)), bytes)
-    };
-    Ok(volumes
-        .into_iter()
-        .flat_map(|vi| {
-            let v = &w.clusters[ci].volumes[vi];
+        return Ok(records_of(w, ci, vec![vi]));
+    }
+    let (pins, bytes) = (w.pins(ci, None), w.lun_bytes_by_volume(ci));
+    Ok(w.clusters[ci]
+        .volumes
+        .iter()
+        .enumerate()
+        .flat_map(|(vi, v)| {
             let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
             (0..v.snapshots.len()).map(move |si| (vi, si, luns))
         })
