@@ -9,7 +9,9 @@
 //! calls (what stays between passes), the peak a render adds, the text's size, and the time of
 //! the calls and of the render.
 //!
-//! `cargo bench --bench metrics_memory` (10,000 volumes), or `-- 2000` for another size.
+//! `cargo bench --bench metrics_memory` (10,000 volumes), or `-- 2000` for another size. With
+//! `SNAPWARDEN_BENCH_TEXT_DIR=DIR` it also writes each render's text to `DIR/estate.prom` and
+//! `DIR/managed.prom`, so that two builds' expositions of the same state can be compared.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -196,7 +198,7 @@ fn memory(volumes: usize, now: DateTime<Utc>) -> (Memory, Vec<Cycle>) {
 
 /// Prints the heap `calls` leaves held beyond what was live before it, then renders and prints
 /// what the render adds at its peak.
-fn measure(label: &str, metrics: impl FnOnce() -> Metrics) -> Metrics {
+fn measure(label: &str, file: &str, metrics: impl FnOnce() -> Metrics) -> Metrics {
     let before = live();
     let started = Instant::now();
     let m = metrics();
@@ -218,6 +220,11 @@ fn measure(label: &str, metrics: impl FnOnce() -> Metrics) -> Metrics {
         mib(text.len()),
         rendered.as_secs_f64() * 1000.0
     );
+    if let Some(dir) = std::env::var_os("SNAPWARDEN_BENCH_TEXT_DIR") {
+        let path = Path::new(&dir).join(file);
+        std::fs::write(&path, &text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
     drop(text);
     m
 }
@@ -242,7 +249,7 @@ fn main() {
     // The policy's volume index is the policy's, built on first use: not the metrics'.
     let _ = policy.volume_at("", "", "");
 
-    let m = measure("estate", || {
+    let m = measure("estate", "estate.prom", || {
         let m = Metrics::new();
         m.config_loaded(&policy, now);
         m.scheduled(&policy, &plan, now);
@@ -290,7 +297,7 @@ fn main() {
             })
         })
         .collect();
-    let m = measure("managed copies", || {
+    let m = measure("managed copies", "managed.prom", || {
         let m = Metrics::new();
         m.managed.publish(&copies, &[]);
         for c in copies.iter().step_by(3) {
