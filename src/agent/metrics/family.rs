@@ -218,3 +218,134 @@ fn escape(out: &mut String, text: &str, quote: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each family's text against the crate's own: the same series in a `prometheus` vector,
+    //! gathered by a registry and written by its `TextEncoder`.
+
+    use prometheus::{CounterVec, GaugeVec, Opts, Registry, TextEncoder};
+
+    use super::*;
+
+    /// Label values that need escaping, and some that sort before and after them.
+    const VALUES: [&str; 9] = [
+        "plain",
+        "a\"quote",
+        "back\\slash",
+        "line\nfeed",
+        "\"\\\n",
+        "",
+        "é-accent",
+        "Z",
+        "end\\",
+    ];
+
+    /// A help with every character the HELP line escapes, and a quote it does not.
+    const HELP: &str = "A help with a \\ backslash,\na line feed and \"quotes\".";
+
+    /// The crate's text for `series` in a vector of `labels` (`gauge` or counter).
+    fn crate_text(gauge: bool, labels: &[&str], series: &[([&str; 3], f64)]) -> String {
+        let registry = Registry::new();
+        let opts = Opts::new("snapwarden_test", HELP);
+        if gauge {
+            let v = GaugeVec::new(opts, labels).unwrap();
+            registry.register(Box::new(v.clone())).unwrap();
+            for (l, value) in series {
+                v.with_label_values(l).set(*value);
+            }
+        } else {
+            let v = CounterVec::new(opts, labels).unwrap();
+            registry.register(Box::new(v.clone())).unwrap();
+            for (l, value) in series {
+                v.with_label_values(l).inc_by(*value);
+            }
+        }
+        TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap()
+    }
+
+    /// The family's text for the same series, given in the order listed.
+    fn family_text(f: &Family, series: &[([&str; 3], f64)]) -> String {
+        let mut text = Text::with_room(0);
+        let handles = (0..series.len()).map(|i| Series::new(i, 0)).collect();
+        f.write(&mut text, handles, |s| series[s.row].0, |s| series[s.row].1);
+        text.into_string()
+    }
+
+    /// Series over every pair of the values, in an order unlike the sorted one.
+    fn series(values: &[f64]) -> Vec<([&'static str; 3], f64)> {
+        let mut series = Vec::new();
+        for (i, a) in VALUES.iter().enumerate().rev() {
+            for (j, b) in VALUES.iter().enumerate() {
+                let value = values[(i * VALUES.len() + j) % values.len()];
+                series.push(([b, "svm1", a], value));
+            }
+        }
+        series
+    }
+
+    #[test]
+    fn a_gauge_family_is_the_crate_encoders_text_to_the_byte() {
+        // Labels not in name order: the text lists them, and sorts the series, by name.
+        let labels = ["volume", "svm", "cluster"];
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.1,
+            1.5e-7,
+            1_734_567_890.125,
+            1e21,
+            9_007_199_254_740_993.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ];
+        let series = series(&values);
+        let f = Family::gauge("snapwarden_test", HELP, &labels);
+        let want = crate_text(true, &labels, &series);
+        assert!(want.contains(r#"volume="a\"quote""#), "{want}");
+        assert!(want.contains(r#"cluster="line\nfeed""#), "{want}");
+        assert!(want.contains(r"back\\slash"), "{want}");
+        assert_eq!(family_text(&f, &series), want);
+    }
+
+    #[test]
+    fn a_counter_family_is_the_crate_encoders_text_to_the_byte() {
+        let labels = ["cluster", "svm", "volume"];
+        let values = [0.0, 1.0, 42.0, 1e16, u64::MAX as f64];
+        let series = series(&values);
+        let f = Family::counter("snapwarden_test", HELP, &labels);
+        assert_eq!(
+            family_text(&f, &series),
+            crate_text(false, &labels, &series)
+        );
+    }
+
+    #[test]
+    fn a_family_without_series_writes_nothing_as_the_registry_leaves_it_out() {
+        let labels = ["cluster", "svm", "volume"];
+        let f = Family::gauge("snapwarden_test", HELP, &labels);
+        assert_eq!(crate_text(true, &labels, &[]), "");
+        assert_eq!(family_text(&f, &[]), "");
+    }
+
+    #[test]
+    fn the_text_grows_by_an_eighth_not_twice_over() {
+        let f = Family::gauge("snapwarden_test", HELP, &["cluster", "svm", "volume"]);
+        let names: Vec<String> = (0..20_000).map(|i| format!("vol{i:05}")).collect();
+        let mut text = Text::with_room(0);
+        let handles = (0..names.len()).map(|i| Series::new(i, 0)).collect();
+        let labels = |s: Series| ["c", "s", names[s.row].as_str()];
+        f.write(&mut text, handles, labels, |s| s.row as f64);
+        let (len, room) = (text.0.len(), text.0.capacity());
+        assert!(len > 1_000_000, "{len} bytes");
+        assert!(room <= len + len / 8 + 256, "{room} bytes of room for {len}");
+        let text = text.into_string();
+        assert_eq!(text.capacity(), text.len());
+    }
+}
