@@ -344,7 +344,10 @@ mod tests {
         f.write(&mut text, handles, labels, |s| s.row as f64);
         let (len, room) = (text.0.len(), text.0.capacity());
         assert!(len > 1_000_000, "{len} bytes");
-        assert!(room <= len + len / 8 + 256, "{room} bytes of room for {len}");
+        assert!(
+            room <= len + len / 8 + 256,
+            "{room} bytes of room for {len}"
+        );
         let text = text.into_string();
         assert_eq!(text.capacity(), text.len());
     }
