@@ -306,7 +306,7 @@ impl Copies {
         let series = rows.filter(|(_, row)| value(row).is_some());
         f.write(
             out,
-            series.map(|(at, _)| Series::new(at, 0)).collect(),
+            Series::list(self.rows.len(), series.map(|(at, _)| Series::new(at, 0))),
             |s| self.labels(s.row),
             |s| value(&self.rows[s.row]).unwrap_or(0.0),
         );
@@ -320,7 +320,7 @@ impl Copies {
         results: &[&'static str; N],
         out: &mut Text,
     ) {
-        let mut series = Vec::new();
+        let mut series = Vec::with_capacity(self.rows.len() * N);
         for (at, row) in self.rows.iter().enumerate() {
             let counted = counts(row).iter().enumerate().filter(|(_, n)| n.is_some());
             series.extend(counted.map(|(result, _)| Series::new(at, result)));

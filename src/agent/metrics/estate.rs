@@ -325,7 +325,7 @@ impl Estate {
             .map(|vi| Series::new(vi, 0));
         f.write(
             out,
-            series.collect(),
+            Series::list(self.volumes.len(), series),
             |s| self.labels(s.row),
             |s| self.volumes.get(s.row).and_then(value).unwrap_or(0.0),
         );
@@ -338,7 +338,7 @@ impl Estate {
         let series = windows.iter().enumerate().filter(has);
         f.write(
             out,
-            series.map(|(w, _)| Series::new(w, 0)).collect(),
+            Series::list(windows.len(), series.map(|(w, _)| Series::new(w, 0))),
             |s| [windows[s.row].0],
             |s| value(windows[s.row].1).unwrap_or(0.0),
         );
@@ -346,10 +346,10 @@ impl Estate {
 
     fn next_scheduled(&self, f: &Family, out: &mut Text) {
         let next = |vi: usize| self.volumes.get(vi).and_then(|row| row.next.as_ref());
-        let mut series = Vec::new();
+        let count = |vi: usize| next(vi).map_or(0, |n| n.at.len());
+        let mut series = Vec::with_capacity(self.labelled().map(count).sum());
         for vi in self.labelled() {
-            let n = next(vi).map_or(0, |n| n.at.len());
-            series.extend((0..n).map(|at| Series::new(vi, at)));
+            series.extend((0..count(vi)).map(|at| Series::new(vi, at)));
         }
         let at = |s: Series| {
             let n = next(s.row)?;
@@ -369,7 +369,7 @@ impl Estate {
 
     fn backing(&self, f: &Family, out: &mut Text) {
         let backing = |vi: usize| self.volumes.get(vi).and_then(|row| row.backing);
-        let mut series = Vec::new();
+        let mut series = Vec::with_capacity(self.volumes.len() * BACKING_STATES.len());
         for vi in self.labelled().filter(|&vi| backing(vi).is_some()) {
             series.extend((0..BACKING_STATES.len()).map(|state| Series::new(vi, state)));
         }
@@ -389,7 +389,7 @@ impl Estate {
     fn conflicts(&self, f: &Family, out: &mut Text) {
         let rows = self.volumes.len();
         let apart: Vec<_> = self.stray_conflicts.iter().collect();
-        let mut series = Vec::new();
+        let mut series = Vec::with_capacity((rows + apart.len()) * CONFLICT_KINDS.len());
         for vi in self.labelled() {
             series.extend((0..CONFLICT_KINDS.len()).map(|kind| Series::new(vi, kind)));
         }
@@ -420,11 +420,11 @@ impl Estate {
     fn recommended(&self, f: &Family, out: &mut Text) {
         let rows = self.volumes.len();
         let apart: Vec<_> = self.stray_recommendations.iter().collect();
-        let mut series: Vec<Series> = self.labelled().map(|vi| Series::new(vi, 0)).collect();
-        series.extend((0..apart.len()).map(|i| Series::new(rows + i, 0)));
+        let listed = self.labelled().map(|vi| Series::new(vi, 0));
+        let kept_apart = (0..apart.len()).map(|i| Series::new(rows + i, 0));
         f.write(
             out,
-            series,
+            Series::list(rows + apart.len(), listed.chain(kept_apart)),
             |s| match s.row.checked_sub(rows) {
                 None => self.labels(s.row),
                 Some(i) => apart[i].0.each_ref().map(String::as_str),
@@ -438,7 +438,7 @@ impl Estate {
 
     fn cycles(&self, f: &Family, out: &mut Text) {
         let windows = self.windows();
-        let mut series = Vec::new();
+        let mut series = Vec::with_capacity(windows.len() * RESULTS.len());
         for (w, (_, row)) in windows.iter().enumerate() {
             let results = row.cycles.iter().enumerate().filter(|(_, n)| n.is_some());
             series.extend(results.map(|(result, _)| Series::new(w, result)));

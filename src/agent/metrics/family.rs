@@ -49,6 +49,14 @@ impl Series {
     pub fn new(row: usize, of: usize) -> Series {
         Series { row, of }
     }
+
+    /// The series of a family, in room for `most` of them: a list collected from a filter, or
+    /// pushed to, would take up to twice the room it needs.
+    pub fn list(most: usize, series: impl Iterator<Item = Series>) -> Vec<Series> {
+        let mut list = Vec::with_capacity(most);
+        list.extend(series);
+        list
+    }
 }
 
 /// A family to write into the exposition: its name (the exposition lists families in name
