@@ -330,6 +330,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.sync_journal();
         let vectors = self.registry.gather();
+        // The estate's rows, then the copies': nothing else holds both.
         let estate = self.estate();
         let copies = self.managed.copies();
         let mut families: Vec<Written> = vectors.iter().map(encoded).collect();
