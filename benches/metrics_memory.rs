@@ -7,9 +7,12 @@
 //! ended and released, N / 100 conflicts and FlexClone recommendations — then, apart, three
 //! managed copies per volume. For each it prints the heap the metrics hold after the agent's
 //! calls (what stays between passes), the peak a render adds, the text's size, and the time of
-//! the calls and of the render.
+//! the calls and of the render — of the first render, and of the next of the same state (which
+//! knows how long the last text was).
 //!
-//! `cargo bench --bench metrics_memory` (10,000 volumes), or `-- 2000` for another size.
+//! `cargo bench --bench metrics_memory` (10,000 volumes), or `-- 2000` for another size. With
+//! `SNAPWARDEN_BENCH_TEXT_DIR=DIR` it also writes each render's text to `DIR/estate.prom` and
+//! `DIR/managed.prom`, so that two builds' expositions of the same state can be compared.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -194,30 +197,50 @@ fn memory(volumes: usize, now: DateTime<Utc>) -> (Memory, Vec<Cycle>) {
     (memory, ended)
 }
 
-/// Prints the heap `calls` leaves held beyond what was live before it, then renders and prints
-/// what the render adds at its peak.
-fn measure(label: &str, metrics: impl FnOnce() -> Metrics) -> Metrics {
+/// One render of `/metrics`: the text, its time, and the most it allocated at once on top of
+/// what was live before, the text counted at its length once written (its room at the peak
+/// counted as it was then).
+fn render(m: &Metrics) -> (String, std::time::Duration, usize) {
+    reset_peak();
+    let started = Instant::now();
+    let text = m.render();
+    let took = started.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed) - live() + text.len();
+    (text, took, peak)
+}
+
+/// Prints the heap `calls` leaves held beyond what was live before it, then renders twice (the
+/// first scrape, and the next of the same state) and prints what each render adds at its
+/// peak.
+fn measure(label: &str, file: &str, metrics: impl FnOnce() -> Metrics) -> Metrics {
     let before = live();
     let started = Instant::now();
     let m = metrics();
     let calls = started.elapsed();
     let held = live() - before;
-    reset_peak();
-    let started = Instant::now();
-    let text = m.render();
-    let rendered = started.elapsed();
-    let render_peak = PEAK.load(Ordering::Relaxed) - live() + text.len();
+    let (text, first, first_peak) = render(&m);
+    // The next scrape of the same state: the agent's every scrape after its first.
+    let (again, next, next_peak) = render(&m);
+    assert!(again == text, "two renders of the same state differ");
+    drop(again);
     let series = text.lines().filter(|l| !l.starts_with('#')).count();
     println!(
         "{label}: {series} series; held {:.1} MiB ({:.0} bytes a series); calls {:.0} ms; \
-         render: peak +{:.1} MiB, text {:.1} MiB, {:.0} ms",
+         render: peak +{:.1} MiB, text {:.1} MiB, {:.0} ms; the next: peak +{:.1} MiB, {:.0} ms",
         mib(held),
         held as f64 / series.max(1) as f64,
         calls.as_secs_f64() * 1000.0,
-        mib(render_peak),
+        mib(first_peak),
         mib(text.len()),
-        rendered.as_secs_f64() * 1000.0
+        first.as_secs_f64() * 1000.0,
+        mib(next_peak),
+        next.as_secs_f64() * 1000.0
     );
+    if let Some(dir) = std::env::var_os("SNAPWARDEN_BENCH_TEXT_DIR") {
+        let path = Path::new(&dir).join(file);
+        std::fs::write(&path, &text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
     drop(text);
     m
 }
@@ -242,7 +265,7 @@ fn main() {
     // The policy's volume index is the policy's, built on first use: not the metrics'.
     let _ = policy.volume_at("", "", "");
 
-    let m = measure("estate", || {
+    let m = measure("estate", "estate.prom", || {
         let m = Metrics::new();
         m.config_loaded(&policy, now);
         m.scheduled(&policy, &plan, now);
@@ -290,7 +313,7 @@ fn main() {
             })
         })
         .collect();
-    let m = measure("managed copies", || {
+    let m = measure("managed copies", "managed.prom", || {
         let m = Metrics::new();
         m.managed.publish(&copies, &[]);
         for c in copies.iter().step_by(3) {

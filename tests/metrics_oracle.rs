@@ -1,10 +1,14 @@
 //! The agent's metrics whose series grow with the estate — per volume, schedule, window and
 //! managed copy, held in compact tables — checked against an oracle: the same calls applied to
 //! plain `prometheus` vectors, one label set per series, brought in line with each policy as
-//! the agent's metrics are specified to be (`docs/metrics-and-alerts.md`). Both expositions are
-//! parsed and compared as sets of (name, labels in printed order, value) samples, with every
-//! family's HELP and TYPE, after every step of a scenario over two clusters, several volumes,
-//! windows and schedules, and reloads that remove, add and bring back volumes and windows.
+//! the agent's metrics are specified to be (`docs/metrics-and-alerts.md`). After every step of a
+//! scenario over two clusters, several volumes, windows and schedules, and reloads that remove,
+//! add and bring back volumes and windows, the agent's `/metrics` text of those families is the
+//! `prometheus` crate's `TextEncoder` text of the oracle's registry to the byte (family and
+//! series order, escaping, number formatting, families without series left out), and both
+//! expositions, parsed, hold the same (name, labels, value) samples with the same HELP and TYPE.
+//! Label values that need escaping — quotes, backslashes, line feeds in cluster, volume, window
+//! and copy names — are held to the same.
 
 mod oracle_support;
 
@@ -147,6 +151,64 @@ fn parse(text: &str, keep: &BTreeSet<String>) -> Exposition {
     Exposition { headers, samples }
 }
 
+/// The name of the family a `# HELP` or `# TYPE` line opens.
+fn opened(line: &str) -> Option<&str> {
+    let rest = line
+        .strip_prefix("# HELP ")
+        .or_else(|| line.strip_prefix("# TYPE "))?;
+    rest.split(' ').next()
+}
+
+/// The lines of `text` of the families `keep` names, in the order written (each line with its
+/// line feed): a family's lines are its HELP and TYPE and the series after them.
+fn families_of(text: &str, keep: &BTreeSet<String>) -> String {
+    let mut kept = String::new();
+    let mut keeping = false;
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = opened(line) {
+            keeping = keep.contains(name);
+        }
+        if keeping {
+            kept.push_str(line);
+        }
+    }
+    kept
+}
+
+/// `have` is `want` to the byte; if not, the first line that differs, with the lines around it.
+fn same_text(step: &str, have: &str, want: &str) {
+    if have == want {
+        return;
+    }
+    let (h, w): (Vec<&str>, Vec<&str>) = (have.lines().collect(), want.lines().collect());
+    let at = (0..h.len().max(w.len()))
+        .find(|&i| h.get(i) != w.get(i))
+        .unwrap_or(0);
+    let around = |lines: &[&str]| lines[at.saturating_sub(3)..(at + 3).min(lines.len())].join("\n");
+    panic!(
+        "{step}: the text differs from the crate encoder's at line {}\n\
+         rendered:\n{}\nthe oracle's:\n{}\n(ends with a line feed: {} and {})",
+        at + 1,
+        around(&h),
+        around(&w),
+        have.ends_with('\n'),
+        want.ends_with('\n')
+    );
+}
+
+/// Every family of the whole exposition once, in name order (as the registry gathers them).
+fn in_name_order(step: &str, text: &str) {
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "{step}: families out of name order or repeated: {names:?}"
+    );
+}
+
 /// The agent's metrics and the oracle, given the same calls.
 struct Both {
     metrics: Metrics,
@@ -206,16 +268,18 @@ impl Both {
     }
 
     /// Both expositions hold the same series of the oracle's families, with the same values,
-    /// HELP and TYPE; returns how many series.
+    /// HELP and TYPE, and the agent's text of those families is the crate encoder's text of the
+    /// oracle to the byte; returns how many series.
     fn check(&self, step: &str) -> usize {
         let families = self.oracle.families();
-        let want = parse(
-            &TextEncoder::new()
-                .encode_to_string(&self.oracle.registry.gather())
-                .unwrap(),
-            &families,
-        );
-        let have = parse(&self.metrics.render(), &families);
+        let oracle = TextEncoder::new()
+            .encode_to_string(&self.oracle.registry.gather())
+            .unwrap();
+        let rendered = self.metrics.render();
+        same_text(step, &families_of(&rendered, &families), &oracle);
+        in_name_order(step, &rendered);
+        let want = parse(&oracle, &families);
+        let have = parse(&rendered, &families);
         assert_eq!(have.headers, want.headers, "{step}: HELP and TYPE");
         let missing: Vec<_> = want
             .samples
@@ -529,4 +593,120 @@ fn the_compact_series_match_prometheus_vectors_through_reloads() {
     both.scheduled(&p3, &plan, back);
     both.managed(&copies[..1], &excluded);
     both.check("back to the first policy");
+}
+
+/// A cluster name with a quote and a backslash: a cluster name may hold any visible character
+/// but `/`, and the exposition escapes both.
+const ODD_CLUSTER: &str = "lab\"1\\b";
+
+/// A policy of cluster [`ODD_CLUSTER`], volumes `vol_a` and `vol_b`, and window `nightly` of
+/// `vol_a`.
+fn odd_policy() -> Arc<Policy> {
+    let text = r#"
+[[cluster]]
+name = "lab\"1\\b"
+endpoint = "simulator"
+timezone = "UTC"
+
+[[schedule]]
+name = "hourly"
+cron = "5 * * * *"
+
+[[snapshot_policy]]
+name = "standard"
+copies = [{ schedule = "hourly", count = 6 }]
+
+[[volume]]
+cluster = "lab\"1\\b"
+svm = "svm1"
+name = "vol_a"
+luns = ["/vol/vol_a/lun0"]
+snapshot_policy = "standard"
+
+[[volume]]
+cluster = "lab\"1\\b"
+svm = "svm1"
+name = "vol_b"
+luns = ["/vol/vol_b/lun0"]
+snapshot_policy = "standard"
+
+[[window]]
+name = "nightly"
+volumes = ["lab\"1\\b/svm1/vol_a"]
+start = "10 1 * * *"
+timezone = "UTC"
+expected = "20m"
+max = "40m"
+"#;
+    let policy = snapwarden::config::parse_str(text, Path::new("odd.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(policy.clusters[0].name, ODD_CLUSTER);
+    Arc::new(policy)
+}
+
+#[test]
+fn label_values_that_need_escaping_are_written_as_the_crate_encoder_writes_them() {
+    let now = t("2027-03-01T01:20:00Z");
+    let p = odd_policy();
+    let mut both = Both {
+        metrics: Metrics::new(),
+        oracle: Oracle::new(),
+    };
+    // No series yet: no family of the tables is written, as the registry leaves out a family
+    // without series.
+    let families = both.oracle.families();
+    assert_eq!(families_of(&both.metrics.render(), &families), "");
+    both.check("no series yet");
+
+    let a = [ODD_CLUSTER, "svm1", "vol_a"];
+    // Label sets from outside the policy (a journal's): a volume and a window whose names hold
+    // line feeds, quotes and backslashes.
+    let apart = ["far\\away", "svm\n2", "vol\"q\""];
+    let old_window = "old\nwindow \"x\"\\";
+    both.recommended(apart, true);
+    both.recommended(a, true);
+    let mut memory = Memory::default();
+    open(
+        &mut memory,
+        cycle("a1", "nightly", a, now, CycleState::Locked),
+    );
+    let gone = cycle("o1", old_window, apart, now, CycleState::Live);
+    let gone = ended(gone, CycleResult::Completed, now);
+    both.cycle_ended(&gone, now);
+    both.conflict(&p, a, ConflictKind::ChainConflict);
+    let plan = snapwarden::planner::plan(&p, &Observed::default(), now, TimeDelta::days(8));
+    both.scheduled(&p, &plan, now);
+    both.publish(&p, &memory, now);
+    let odd_prefix = "snap\\warden\n\"x\"";
+    let copies = [
+        copy_status(a, "snapwarden.hourly", now, true),
+        copy_status(apart, odd_prefix, now, false),
+    ];
+    let b = VolumeKey {
+        cluster: ODD_CLUSTER.into(),
+        svm: "svm1".into(),
+        volume: "vol_b".into(),
+    };
+    both.managed(&copies, &[(b, ExcludeKind::Missing, String::new())]);
+    both.taken(&copy_key(apart, odd_prefix), &TakeWhy::OnTime, 1);
+    both.rotated(&copy_key(a, "snapwarden.hourly"), false);
+    let series = both.check("escaped label values");
+    assert!(series > 20, "{series} series");
+
+    let text = both.metrics.render();
+    for escaped in [
+        r#"cluster="lab\"1\\b""#,
+        r#"svm="svm\n2""#,
+        r#"volume="vol\"q\"""#,
+        r#"cluster="far\\away""#,
+        r#"window="old\nwindow \"x\"\\""#,
+        r#"schedule="snap\\warden\n\"x\"""#,
+    ] {
+        assert!(text.contains(escaped), "{escaped} not in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with('#') || l.starts_with("snapwarden_")),
+        "a line feed in a label value left unescaped:\n{text}"
+    );
 }

@@ -14,6 +14,7 @@ pub mod allocator;
 mod audit;
 mod changes;
 pub mod clock;
+mod conflict_reads;
 pub mod connect;
 pub mod cycle;
 pub mod decide;
@@ -176,8 +177,8 @@ pub struct Agent {
     /// Whether passes publish metrics, the status board and the plan board (not when nobody
     /// can read them: [`Agent::unobserved`]).
     observed_by_others: bool,
-    /// Conflicts read for earlier recommendation decisions (`pass::ConflictReads`).
-    conflict_reads: pass::ConflictReads,
+    /// Conflicts read for earlier recommendation decisions.
+    conflict_reads: conflict_reads::ConflictReads,
     /// The plan kept between passes (`planner::Rolling`).
     rolling: crate::planner::Rolling,
     /// The audit's findings and when it last ran (`audit.rs`).
@@ -243,7 +244,7 @@ impl Agent {
             leading: true,
             journal_lists: status::JournalLists::default(),
             observed_by_others: true,
-            conflict_reads: pass::ConflictReads::default(),
+            conflict_reads: conflict_reads::ConflictReads::default(),
             rolling: crate::planner::Rolling::default(),
             missing_memo: None,
             observed_memo: None,

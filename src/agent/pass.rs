@@ -2,17 +2,17 @@
 //! needs it, then for each stage build the view (asking the journal beforehand what the stage
 //! will need), decide, and apply; at the end, housekeeping and the status.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::changes::Changed;
-use super::cycle::{CycleState, ObservedConflict};
+use super::conflict_reads::ConflictReads;
+use super::cycle::CycleState;
 use super::decide::{self, JournalFacts, Stage, View};
 use super::discovery::{self, Depth, Inventory};
 use super::journal;
-use super::state::VolumeKey;
 use super::status::{self, ClusterStatus, LiveCycle, Status};
 use super::Agent;
 use crate::error::error_chain;
@@ -89,7 +89,7 @@ impl Agent {
             }
             plan
         });
-        let facts = self.facts(stage, now);
+        let mut facts = self.facts(stage, now);
         let missing = matches!(stage, Stage::Start | Stage::Managed).then(|| self.missing());
         let actions = {
             let view = View {
@@ -107,6 +107,8 @@ impl Agent {
             };
             decide::decide(&view, now)
         };
+        self.conflict_reads
+            .give_back(std::mem::take(&mut facts.conflicts));
         self.apply(stage, actions, now).await;
     }
 
@@ -162,16 +164,17 @@ impl Agent {
                     self.memory.last_recommend_sweep = Some(now);
                 }
                 self.memory.reconsider.clear();
+                self.conflict_reads.forget_written(journal);
                 let (after, within) = (
                     self.policy.flexclone.recommend_after,
                     self.policy.flexclone.within,
                 );
                 for key in volumes {
-                    let Some(mut found) = self.volume_conflicts(&key) else {
+                    let Some(mut found) = self.conflict_reads.read(&self.ctx.journal, &key) else {
                         continue;
                     };
                     let raised =
-                        super::recommend::decide(&found.conflicts, after, within, now).is_some();
+                        super::recommend::decide(found.evidence(), after, within, now).is_some();
                     // Read only for a volume in force (most decisions have none).
                     if raised {
                         found.locked_space = self
@@ -195,41 +198,6 @@ impl Agent {
             | Stage::Release => {}
         }
         facts
-    }
-
-    /// A volume's journaled conflicts with the cycles they name (`None`: the journal could not
-    /// say, logged). The conflicts read for an earlier decision are kept ([`ConflictReads`]):
-    /// only the rows recorded since are read.
-    fn volume_conflicts(&mut self, key: &VolumeKey) -> Option<decide::VolumeConflicts> {
-        let journal = &self.ctx.journal;
-        let (last, mut rows) = self.conflict_reads.take(key);
-        let new = match journal.volume_conflicts_after(&key.cluster, &key.svm, &key.volume, last) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("cannot read the conflicts of {key}: {e}");
-                return None;
-            }
-        };
-        let last = new.last().map_or(last, |(id, _)| *id);
-        if !new.is_empty() {
-            rows.extend(new);
-            // The journal's order: by instant, then as recorded.
-            rows.sort_by_key(|(id, c)| (c.at, *id));
-        }
-        let conflicts: Vec<ObservedConflict> = rows.iter().map(|(_, c)| c.clone()).collect();
-        self.conflict_reads.keep(key.clone(), last, rows);
-        let cycles = match journal.conflict_cycles(&key.cluster, &key.svm, &key.volume) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("cannot read the cycles the conflicts of {key} name: {e}");
-                return None;
-            }
-        };
-        Some(decide::VolumeConflicts {
-            conflicts: super::recommend::evidence(conflicts, &cycles),
-            cycles,
-            locked_space: Vec::new(),
-        })
     }
 
     /// Whether this replica leads now, and whether it just became leader; handles the change.
@@ -590,37 +558,4 @@ fn scheduled_since(inv: &Inventory, now: DateTime<Utc>) -> bool {
                 .next_after(tz, inv.at)
                 .is_some_and(|t| t <= now)
         })
-}
-
-/// The conflicts each recently decided volume had when last read, with the last row id read
-/// (conflicts are only ever inserted, with growing ids, or pruned — and the prune clears this):
-/// a volume with a long history is decided again from the rows recorded since, not from all of
-/// them. Bounded: beyond [`CONFLICT_READS_MAX`] rows, volumes are read whole each time.
-#[derive(Debug, Default)]
-pub(super) struct ConflictReads {
-    volumes: HashMap<VolumeKey, (i64, Vec<(i64, ObservedConflict)>)>,
-    rows: usize,
-}
-
-/// At most this many conflicts are kept between decisions (about 100 MiB at worst).
-const CONFLICT_READS_MAX: usize = 250_000;
-
-impl ConflictReads {
-    /// What was kept for `key` (taken out): the last row id and the rows, in journal order.
-    fn take(&mut self, key: &VolumeKey) -> (i64, Vec<(i64, ObservedConflict)>) {
-        match self.volumes.remove(key) {
-            Some((last, rows)) => {
-                self.rows -= rows.len();
-                (last, rows)
-            }
-            None => (0, Vec::new()),
-        }
-    }
-
-    fn keep(&mut self, key: VolumeKey, last: i64, rows: Vec<(i64, ObservedConflict)>) {
-        if self.rows + rows.len() <= CONFLICT_READS_MAX {
-            self.rows += rows.len();
-            self.volumes.insert(key, (last, rows));
-        }
-    }
 }

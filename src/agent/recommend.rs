@@ -4,12 +4,12 @@
 //!
 //! No clock, no I/O: the caller reads the journal and passes what it read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::cycle::{ConflictKind, Cycle, ObservedConflict};
+use super::cycle::{CloneKind, ConflictKind, Cycle, ObservedConflict};
 use super::journal::LockedSpace;
 
 /// Defaults of `[flexclone]` (`config/reference.toml`), for a journal read without its policy.
@@ -61,14 +61,14 @@ impl Raised {
 /// Walking the counting conflicts in time order: a recommendation is raised at a conflict when
 /// `recommend_after` of them lie in `(t - within, t]`; once raised it stays until a stretch of
 /// `within` passes without a conflict (between two conflicts, or from the last one to `now`).
-pub fn decide(
-    conflicts: &[ObservedConflict],
+pub fn decide<'c>(
+    conflicts: impl IntoIterator<Item = &'c ObservedConflict>,
     recommend_after: u32,
     within: TimeDelta,
     now: DateTime<Utc>,
 ) -> Option<Raised> {
     let mut relevant: Vec<&ObservedConflict> = conflicts
-        .iter()
+        .into_iter()
         .filter(|c| counts(c.kind) && c.at <= now)
         .collect();
     relevant.sort_by_key(|c| c.at);
@@ -94,24 +94,27 @@ pub fn decide(
         return None;
     }
     let mut by_kind = BTreeMap::new();
-    let mut windows: Vec<String> = Vec::new();
-    let mut schedules = BTreeMap::new();
+    let mut windows: Vec<&str> = Vec::new();
+    let mut schedules: BTreeMap<&str, u64> = BTreeMap::new();
     for c in &relevant[first..] {
         *by_kind.entry(c.kind.as_str()).or_insert(0) += 1;
         if let Some(s) = captured_by(c) {
-            *schedules.entry(s.to_string()).or_insert(0) += 1;
+            *schedules.entry(s).or_insert(0) += 1;
         }
         if let Some(w) = &c.window {
-            windows.push(w.clone());
+            windows.push(w);
         }
     }
-    windows.sort();
+    windows.sort_unstable();
     windows.dedup();
     Some(Raised {
         at: relevant[at].at,
         by_kind,
-        windows,
-        schedules,
+        windows: windows.into_iter().map(str::to_string).collect(),
+        schedules: schedules
+            .into_iter()
+            .map(|(s, n)| (s.to_string(), n))
+            .collect(),
     })
 }
 
@@ -130,15 +133,46 @@ pub struct Recommendation {
     pub evidence: String,
 }
 
+/// What the rule reads of a cycle that conflicts name: whether it cloned with FlexClone and
+/// when it was released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CycleEnd {
+    pub flexclone: bool,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+/// The [`CycleEnd`] of each cycle, by cycle id.
+pub type CycleEnds = HashMap<String, CycleEnd>;
+
+impl From<&Cycle> for CycleEnd {
+    fn from(c: &Cycle) -> Self {
+        CycleEnd {
+            flexclone: c.clone_kind == CloneKind::FlexClone,
+            released_at: c.released_at,
+        }
+    }
+}
+
+/// The ends of `cycles`, by id.
+pub fn ends<'c>(cycles: impl IntoIterator<Item = &'c Cycle>) -> CycleEnds {
+    cycles
+        .into_iter()
+        .map(|c| (c.id.clone(), CycleEnd::from(c)))
+        .collect()
+}
+
 /// Hours (to the hundredth) that the volume's backing snapshots spent locked: from each refused
 /// delete (a `locked` conflict) to the cycle's release, or `now` when not released.
-pub fn locked_hours(conflicts: &[ObservedConflict], cycles: &[Cycle], now: DateTime<Utc>) -> f64 {
+pub fn locked_hours<'c>(
+    conflicts: impl IntoIterator<Item = &'c ObservedConflict>,
+    cycles: &CycleEnds,
+    now: DateTime<Utc>,
+) -> f64 {
     let ms: i64 = conflicts
-        .iter()
+        .into_iter()
         .filter(|c| c.kind == ConflictKind::Locked && c.at <= now)
         .filter_map(|c| {
-            let id = c.cycle.as_deref()?;
-            let cycle = cycles.iter().find(|y| y.id == id)?;
+            let cycle = cycles.get(c.cycle.as_deref()?)?;
             let until = cycle.released_at.unwrap_or(now).min(now);
             Some((until - c.at).num_milliseconds().max(0))
         })
@@ -149,16 +183,19 @@ pub fn locked_hours(conflicts: &[ObservedConflict], cycles: &[Cycle], now: DateT
 /// The conflicts that are evidence for FlexClone: those of SnapRestore cycles, and those tied to
 /// no cycle. A FlexClone cycle's late release (after a switch) is no chain risk and must not keep
 /// a recommendation in force. A conflict whose cycle is not in `cycles` is kept.
-pub fn evidence(conflicts: Vec<ObservedConflict>, cycles: &[Cycle]) -> Vec<ObservedConflict> {
-    let flexclone: std::collections::HashSet<&str> = cycles
-        .iter()
-        .filter(|c| c.clone_kind == crate::agent::cycle::CloneKind::FlexClone)
-        .map(|c| c.id.as_str())
-        .collect();
+pub fn evidence(conflicts: Vec<ObservedConflict>, cycles: &CycleEnds) -> Vec<ObservedConflict> {
     conflicts
         .into_iter()
-        .filter(|c| c.cycle.as_deref().is_none_or(|id| !flexclone.contains(id)))
+        .filter(|c| is_evidence(c, cycles))
         .collect()
+}
+
+/// Whether one conflict is [`evidence`].
+pub fn is_evidence(c: &ObservedConflict, cycles: &CycleEnds) -> bool {
+    c.cycle
+        .as_deref()
+        .and_then(|id| cycles.get(id))
+        .is_none_or(|e| !e.flexclone)
 }
 
 /// The recommendations in force at `now`, one per volume (sorted by cluster, svm, volume), from
@@ -166,7 +203,7 @@ pub fn evidence(conflicts: Vec<ObservedConflict>, cycles: &[Cycle]) -> Vec<Obser
 /// `licensed` answers the cluster's flexclone license state when it is known.
 pub fn for_volumes(
     conflicts: &[ObservedConflict],
-    cycles: &[Cycle],
+    cycles: &CycleEnds,
     recommend_after: u32,
     within: TimeDelta,
     now: DateTime<Utc>,
@@ -185,64 +222,104 @@ pub fn for_volumes(
         let Some(raised) = decide(&list, recommend_after, within, now) else {
             continue;
         };
-        let hours = locked_hours(&list, cycles, now);
-        let kinds: Vec<String> = raised
-            .by_kind
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let advice = match licensed(cluster) {
-            Some(true) => "flexclone is licensed on the cluster: switch clone = \"flexclone\"",
-            Some(false) => {
-                "flexclone is not licensed on the cluster: a FlexClone license would end these conflicts"
-            }
-            None => "the cluster's flexclone license state is not in the journal (`status` shows it)",
+        let rule = Rule {
+            recommend_after,
+            within,
+            now,
         };
-        let retention = if raised.schedules.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = raised
-                .schedules
-                .iter()
-                .map(|(s, n)| format!("{s} {n}"))
-                .collect();
-            format!(
-                "; retention disrupted: {} (scheduled snapshots that captured a clone and keep its backing snapshot until they rotate out)",
-                list.join(", ")
-            )
-        };
-        out.push(Recommendation {
-            cluster: cluster.to_string(),
-            svm: svm.to_string(),
-            volume: volume.to_string(),
-            conflicts: raised.total(),
-            locked_hours: hours,
-            locked_bytes: None,
-            evidence: format!(
-                "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}{retention}; backing snapshots locked {hours:.2} h; {advice}",
-                raised.total(),
-                kinds.join(", "),
-                raised.at.to_rfc3339(),
-                crate::planner::human(within),
-                raised.windows.join(", "),
-            ),
-        });
+        out.push(recommendation(
+            [cluster, svm, volume],
+            &list,
+            &raised,
+            cycles,
+            &rule,
+            licensed(cluster),
+        ));
     }
     out
+}
+
+/// The rule's settings and the instant it is decided at.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub recommend_after: u32,
+    pub within: TimeDelta,
+    pub now: DateTime<Utc>,
+}
+
+/// The recommendation of one volume (`[cluster, svm, volume]`) in force as `raised`, from its
+/// evidence `list` (its conflicts of SnapRestore cycles and of none); `licensed` is the
+/// cluster's flexclone license state when it is known.
+pub fn recommendation<'c>(
+    [cluster, svm, volume]: [&str; 3],
+    list: impl IntoIterator<Item = &'c ObservedConflict>,
+    raised: &Raised,
+    cycles: &CycleEnds,
+    rule: &Rule,
+    licensed: Option<bool>,
+) -> Recommendation {
+    let Rule {
+        recommend_after,
+        within,
+        now,
+    } = *rule;
+    let hours = locked_hours(list, cycles, now);
+    let kinds: Vec<String> = raised
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let advice = match licensed {
+        Some(true) => "flexclone is licensed on the cluster: switch clone = \"flexclone\"",
+        Some(false) => {
+            "flexclone is not licensed on the cluster: a FlexClone license would end these conflicts"
+        }
+        None => "the cluster's flexclone license state is not in the journal (`status` shows it)",
+    };
+    let retention = if raised.schedules.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = raised
+            .schedules
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        format!(
+            "; retention disrupted: {} (scheduled snapshots that captured a clone and keep its backing snapshot until they rotate out)",
+            list.join(", ")
+        )
+    };
+    Recommendation {
+        cluster: cluster.to_string(),
+        svm: svm.to_string(),
+        volume: volume.to_string(),
+        conflicts: raised.total(),
+        locked_hours: hours,
+        locked_bytes: None,
+        evidence: format!(
+            "{} conflicts ({}) since {}, at least {recommend_after} within {}; windows {}{retention}; backing snapshots locked {hours:.2} h; {advice}",
+            raised.total(),
+            kinds.join(", "),
+            raised.at.to_rfc3339(),
+            crate::planner::human(within),
+            raised.windows.join(", "),
+        ),
+    }
 }
 
 /// Adds to each recommendation the space its volume's locked backing snapshots hold: the sum,
 /// over the cycles with a `locked` conflict on that volume in `conflicts`, of the last size
 /// `space` recorded for them. A volume none of whose locked snapshots had a size reported keeps
 /// `locked_bytes = None`, and its evidence says so.
-pub fn with_locked_space(
+pub fn with_locked_space<'c>(
     mut recommendations: Vec<Recommendation>,
-    conflicts: &[ObservedConflict],
+    conflicts: impl IntoIterator<Item = &'c ObservedConflict> + Clone,
     space: &[LockedSpace],
 ) -> Vec<Recommendation> {
     for r in &mut recommendations {
         let mut cycles: Vec<&str> = conflicts
-            .iter()
+            .clone()
+            .into_iter()
             .filter(|c| {
                 c.kind == ConflictKind::Locked
                     && c.cluster == r.cluster
@@ -359,7 +436,14 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(r.schedules, want);
-        let out = for_volumes(&list, &[], 3, TimeDelta::days(7), now, &|_| Some(false));
+        let out = for_volumes(
+            &list,
+            &CycleEnds::new(),
+            3,
+            TimeDelta::days(7),
+            now,
+            &|_| Some(false),
+        );
         assert!(
             out[0]
                 .evidence
@@ -373,7 +457,14 @@ mod tests {
             c(ConflictKind::LateRelease, "2027-01-01T01:00:00Z", "n"),
             c(ConflictKind::Locked, "2027-01-01T02:00:00Z", "n"),
         ];
-        let out = for_volumes(&locked, &[], 3, TimeDelta::days(7), now, &|_| None);
+        let out = for_volumes(
+            &locked,
+            &CycleEnds::new(),
+            3,
+            TimeDelta::days(7),
+            now,
+            &|_| None,
+        );
         assert!(
             !out[0].evidence.contains("retention"),
             "{}",
@@ -491,7 +582,7 @@ mod tests {
             of(None, "2027-01-03T02:00:00Z"),
             of(Some("unknown"), "2027-01-04T02:00:00Z"),
         ];
-        let kept: Vec<Option<String>> = evidence(all, &cycles)
+        let kept: Vec<Option<String>> = evidence(all, &ends(&cycles))
             .into_iter()
             .map(|x| x.cycle)
             .collect();

@@ -100,8 +100,9 @@ pub fn build(
         .filter(|c| c.at >= since)
         .cloned()
         .collect();
+    let ends = recommend::ends(cycles);
     let recommendations = recommend::with_locked_space(
-        recommend::for_volumes(conflicts, cycles, recommend_after, within, now, &|_| None),
+        recommend::for_volumes(conflicts, &ends, recommend_after, within, now, &|_| None),
         conflicts,
         space,
     );
@@ -111,7 +112,7 @@ pub fn build(
             .filter(|c| c.cluster == page.cluster && c.svm == page.svm && c.volume == page.volume)
             .cloned()
             .collect();
-        page.locked_hours = recommend::locked_hours(&mine, cycles, now);
+        page.locked_hours = recommend::locked_hours(&mine, &ends, now);
         let probe = Recommendation {
             cluster: page.cluster.clone(),
             svm: page.svm.clone(),

@@ -64,39 +64,75 @@ impl SimClient {
 }
 
 fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
+    let mut texts = Texts::default();
+    let volume = texts.volume(w, ci, vi);
     snapshot_info_over(
         w,
         &w.pins(ci, Some(vi)),
         (ci, vi, si),
-        w.volume_lun_bytes(ci, vi),
+        (&volume, w.volume_lun_bytes(ci, vi)),
+        &mut texts,
     )
 }
 
-/// [`snapshot_info`] with the volume's LUN bytes summed and the cluster's clone pins gathered
-/// once for a whole listing.
-fn snapshot_info_over(
-    w: &World,
+/// The texts of one listing, each distinct value made once and shared by the records that
+/// carry it (as the REST decoder shares them): labels, owners, comments.
+#[derive(Default)]
+struct Texts<'w> {
+    values: std::collections::HashMap<&'w str, Text>,
+}
+
+/// A volume's uuid, name and SVM, as each of its snapshot records carries them.
+struct VolumeTexts {
+    uuid: Text,
+    name: Text,
+    svm: Text,
+}
+
+impl<'w> Texts<'w> {
+    fn of(&mut self, value: &'w str) -> Text {
+        self.values
+            .entry(value)
+            .or_insert_with(|| Text::from(value))
+            .clone()
+    }
+
+    fn volume(&mut self, w: &'w World, ci: usize, vi: usize) -> VolumeTexts {
+        let v = &w.clusters[ci].volumes[vi];
+        VolumeTexts {
+            uuid: Text::from(v.uuid.as_str()),
+            name: Text::from(v.name.as_str()),
+            svm: self.of(&v.svm),
+        }
+    }
+}
+
+/// [`snapshot_info`] with the volume's texts and LUN bytes, the cluster's clone pins and the
+/// listing's texts gathered once for a whole listing.
+fn snapshot_info_over<'w>(
+    w: &'w World,
     pins: &Pins<'_>,
     (ci, vi, si): (usize, usize, usize),
-    luns: u64,
+    (volume, luns): (&VolumeTexts, u64),
+    texts: &mut Texts<'w>,
 ) -> SnapshotInfo {
     let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     SnapshotInfo {
         uuid: s.uuid.clone(),
         name: s.name.clone(),
-        volume_uuid: v.uuid.as_str().into(),
-        volume_name: v.name.as_str().into(),
-        svm: v.svm.as_str().into(),
-        comment: s.comment.as_deref().map(Text::from),
+        volume_uuid: volume.uuid.clone(),
+        volume_name: volume.name.clone(),
+        svm: volume.svm.clone(),
+        comment: s.comment.as_deref().map(|c| texts.of(c)),
         create_time: w.local(ci, s.create_time),
         owners: w
             .owners_with(pins, (ci, vi, si))
             .into_iter()
-            .map(Text::from)
+            .map(|o| texts.of(o))
             .collect(),
         size: Some(w.snapshot_size_over(ci, vi, si, luns)),
-        snapmirror_label: s.snapmirror_label.as_deref().map(Text::from),
+        snapmirror_label: s.snapmirror_label.as_deref().map(|l| texts.of(l)),
         snaplock_expiry: s.snaplock_expiry.map(|t| w.local(ci, t)),
     }
 }
@@ -224,10 +260,18 @@ impl Ontap for SimClient {
                 let mut out = Vec::new();
                 let pins = w.pins(ci, None);
                 let bytes = w.lun_bytes_by_volume(ci);
+                let mut texts = Texts::default();
                 for (vi, v) in w.clusters[ci].volumes.iter().enumerate() {
                     let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
+                    let volume = texts.volume(w, ci, vi);
                     for si in 0..v.snapshots.len() {
-                        out.push(snapshot_info_over(w, &pins, (ci, vi, si), luns));
+                        out.push(snapshot_info_over(
+                            w,
+                            &pins,
+                            (ci, vi, si),
+                            (&volume, luns),
+                            &mut texts,
+                        ));
                     }
                 }
                 Ok(out)
@@ -263,6 +307,7 @@ impl Ontap for SimClient {
             || format!("snapshots of {} volume(s)", volumes.len()),
             |w, ci| {
                 let mut out = Vec::new();
+                let mut texts = Texts::default();
                 // As over REST: a volume that no longer exists matches nothing.
                 for vi in volumes
                     .iter()
@@ -270,10 +315,16 @@ impl Ontap for SimClient {
                 {
                     let pins = w.pins(ci, Some(vi));
                     let luns = w.volume_lun_bytes(ci, vi);
-                    out.extend(
-                        (0..w.clusters[ci].volumes[vi].snapshots.len())
-                            .map(|si| snapshot_info_over(w, &pins, (ci, vi, si), luns)),
-                    );
+                    let volume = texts.volume(w, ci, vi);
+                    for si in 0..w.clusters[ci].volumes[vi].snapshots.len() {
+                        out.push(snapshot_info_over(
+                            w,
+                            &pins,
+                            (ci, vi, si),
+                            (&volume, luns),
+                            &mut texts,
+                        ));
+                    }
                 }
                 Ok(out)
             },

@@ -419,7 +419,7 @@ async fn run_agent(
     report.flexclone_recommendations = recommend::with_locked_space(
         recommend::for_volumes(
             &conflicts,
-            &cycles,
+            &recommend::ends(&cycles),
             rule.recommend_after,
             rule.within,
             end,

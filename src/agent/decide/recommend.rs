@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Action, View};
-use crate::agent::cycle::{Cycle, ObservedConflict};
+use crate::agent::cycle::ObservedConflict;
 use crate::agent::journal::LockedSpace;
 use crate::agent::recommend as rule;
 use crate::agent::state::{Memory, VolumeKey};
@@ -19,13 +19,24 @@ use crate::ontap::LicenseState;
 /// conflict.
 pub(crate) const SWEEP: TimeDelta = TimeDelta::days(1);
 
-/// One volume's journaled conflicts (with the cycles they name), as the stage decides from.
+/// One volume's journaled conflicts (with what the rule reads of the cycles they name), as the
+/// stage decides from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VolumeConflicts {
+    /// Every conflict of the volume, in journal order (by instant, then as recorded).
     pub conflicts: Vec<ObservedConflict>,
-    pub cycles: Vec<Cycle>,
+    pub cycles: rule::CycleEnds,
     /// The space its locked backing snapshots hold, read when its recommendation is in force.
     pub locked_space: Vec<LockedSpace>,
+}
+
+impl VolumeConflicts {
+    /// Its conflicts that are evidence for FlexClone ([`rule::evidence`]), in journal order.
+    pub fn evidence(&self) -> impl Iterator<Item = &ObservedConflict> + Clone {
+        self.conflicts
+            .iter()
+            .filter(|c| rule::is_evidence(c, &self.cycles))
+    }
 }
 
 /// The volumes whose recommendation is decided now: those with a new counting conflict, and
@@ -52,7 +63,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
                 LicenseState::Noncompliant | LicenseState::Unlicensed => Some(false),
             });
         let raised = rule::decide(
-            &found.conflicts,
+            found.evidence(),
             rule_of.recommend_after,
             rule_of.within,
             now,
@@ -66,16 +77,21 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             });
         }
         let Some(raised) = raised else { continue };
-        let evidence = rule::for_volumes(
-            &found.conflicts,
-            &found.cycles,
-            rule_of.recommend_after,
-            rule_of.within,
+        let rule = rule::Rule {
+            recommend_after: rule_of.recommend_after,
+            within: rule_of.within,
             now,
-            &|_| licensed,
+        };
+        let in_force = rule::recommendation(
+            [&key.cluster, &key.svm, &key.volume],
+            found.evidence(),
+            &raised,
+            &found.cycles,
+            &rule,
+            licensed,
         );
         let (evidence, locked_bytes) =
-            rule::with_locked_space(evidence, &found.conflicts, &found.locked_space)
+            rule::with_locked_space(vec![in_force], found.evidence(), &found.locked_space)
                 .into_iter()
                 .next()
                 .map(|r| (r.evidence, r.locked_bytes))

@@ -33,6 +33,7 @@ mod kinds;
 mod managed;
 mod records;
 mod schema;
+mod written;
 
 pub use health::JournalHealth;
 use identify::Found;
@@ -41,6 +42,7 @@ pub use kinds::*;
 pub use managed::ManagedRecord;
 pub use schema::SCHEMA_VERSION;
 use schema::{LOCKED_SPACE_FROM, MANAGED_FROM, MIGRATIONS};
+pub use written::Written;
 
 /// File name of the journal inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -101,6 +103,8 @@ pub struct Journal {
     /// Writes since an [`ephemeral`](Journal::ephemeral) journal last committed; `None`: every
     /// write commits on its own (`ephemeral.rs`).
     batch: Mutex<Option<usize>>,
+    /// The cycles written lately (`written.rs`).
+    cycle_writes: Mutex<written::CycleWrites>,
 }
 
 /// What [`Journal::revision`] answers.
@@ -181,6 +185,7 @@ impl Journal {
             health: Arc::default(),
             stamp: Mutex::new(Stamp::default()),
             batch: Mutex::new(None),
+            cycle_writes: Mutex::default(),
         };
         journal.migrate()?;
         Ok(journal)
@@ -207,6 +212,7 @@ impl Journal {
             health: Arc::default(),
             stamp: Mutex::new(Stamp::default()),
             batch: Mutex::new(None),
+            cycle_writes: Mutex::default(),
         })
     }
 
@@ -289,6 +295,7 @@ impl Journal {
     /// Records a new cycle and the intents of every object it will create, in one transaction.
     /// Returns `false` (and writes nothing) when the occurrence already has a cycle.
     pub fn insert_cycle(&self, c: &Cycle, now: DateTime<Utc>) -> Result<bool, JournalError> {
+        self.note_cycle_write(Some(&c.id));
         self.wrote((|| {
             let mut conn = self.lock();
             // A savepoint: a transaction of its own, or part of an ephemeral journal's batch.
@@ -371,6 +378,7 @@ impl Journal {
 
     /// Writes a cycle's mutable fields (state, result, times, detail).
     pub fn update_cycle(&self, c: &Cycle) -> Result<(), JournalError> {
+        self.note_cycle_write(Some(&c.id));
         self.wrote((|| {
             self.lock()
                 .exec_cached(
@@ -640,6 +648,7 @@ impl Journal {
     /// Deletes terminal cycles (with their objects and actions) and conflicts older than
     /// `before`; returns how many cycles went.
     pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, JournalError> {
+        self.note_cycle_write(None);
         self.wrote((|| {
             let mut conn = self.lock();
             let tx = conn.savepoint().map_err(|e| self.err(e))?;

@@ -2,6 +2,7 @@
 //! FlexClone recommendation events.
 
 use super::*;
+use crate::agent::recommend::CycleEnd;
 
 impl Journal {
     /// Records a conflict; `false` when the same conflict (by key) was recorded before.
@@ -51,24 +52,23 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// The cycles that one volume's conflicts name, by id: one query, where a look-up per
-    /// conflict made each recommendation cost the volume's whole history in queries.
-    pub fn conflict_cycles(
-        &self,
-        cluster: &str,
-        svm: &str,
-        volume: &str,
-    ) -> Result<Vec<Cycle>, JournalError> {
-        let named = "SELECT cycle_id FROM conflicts
-            WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND cycle_id IS NOT NULL";
-        self.query_cycles_with(
-            &format!("WHERE id IN ({named}) ORDER BY id"),
-            params![cluster, svm, volume],
-            Some(&format!(
-                "SELECT cycle_id, source, name FROM objects
-                 WHERE kind = 'lun' AND cycle_id IN ({named}) ORDER BY rowid"
-            )),
-        )
+    /// What the FlexClone rule reads of cycle `id` (`None`: no such cycle): one look-up by
+    /// key, where the whole cycle rows and their clones of every cycle a volume's conflicts
+    /// name used to be read at each decision.
+    pub fn cycle_end(&self, id: &str) -> Result<Option<CycleEnd>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT clone_kind, released_at FROM cycles WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        stmt.query_row(params![id], |r| {
+            let kind: String = r.get(0)?;
+            Ok(CycleEnd {
+                flexclone: CloneKind::parse(&kind) == Some(CloneKind::FlexClone),
+                released_at: r.get::<_, Option<i64>>(1)?.map(from_ms),
+            })
+        })
+        .optional()
+        .map_err(|e| self.err(e))
     }
 
     /// One volume's conflicts recorded after row `after` (ids grow with every insert and

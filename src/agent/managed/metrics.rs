@@ -5,19 +5,17 @@
 //! `schedule` label is the copy's prefix (unique per volume).
 //!
 //! The series per copy and per volume left out grow with the estate: they are one row of plain
-//! values per copy (its labels held once), rendered by [`CopyCollector`] only when the registry
-//! is gathered.
+//! values per copy (its labels held once), written as text straight from the rows when
+//! `/metrics` is read ([`ManagedMetrics::written`]).
 
 use std::cmp::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, Registry};
 
 use super::{CopyKey, CopyStatus};
 use crate::agent::decide::{ExcludeKind, TakeWhy};
-use crate::agent::metrics::Family;
+use crate::agent::metrics::{Family, Series, Text, Written};
 use crate::agent::state::VolumeKey;
 
 /// Results of a managed take (the `result` label of `snapwarden_managed_snapshots_total`).
@@ -34,12 +32,13 @@ const COPY_RESULT: [&str; 5] = ["cluster", "svm", "volume", "schedule", "result"
 /// The managed schedules' metrics.
 pub struct ManagedMetrics {
     deferral: HistogramVec,
-    copies: Arc<Mutex<Copies>>,
+    copies: Mutex<Copies>,
+    families: Families,
 }
 
 /// The series of every copy and exclusion.
 #[derive(Default)]
-struct Copies {
+pub struct Copies {
     /// One row per copy with series, in label order (unique labels).
     rows: Vec<CopyRow>,
     /// `(cluster, svm, volume, reason)` of the volumes left out at the last publish, in order,
@@ -136,13 +135,15 @@ impl ManagedMetrics {
         .expect("valid metric");
         r.register(Box::new(deferral.clone()))
             .expect("a metric name registered once");
-        let copies = Arc::new(Mutex::new(Copies::default()));
-        r.register(Box::new(CopyCollector::new(copies.clone())))
-            .expect("a metric name registered once");
-        ManagedMetrics { deferral, copies }
+        ManagedMetrics {
+            deferral,
+            copies: Mutex::default(),
+            families: Families::new(),
+        }
     }
 
-    fn copies(&self) -> MutexGuard<'_, Copies> {
+    /// The copies' and exclusions' rows, for a scrape to write ([`ManagedMetrics::written`]).
+    pub(crate) fn copies(&self) -> MutexGuard<'_, Copies> {
         self.copies.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -247,15 +248,9 @@ struct Families {
     excluded: Family,
 }
 
-/// Renders the [`Copies`] it shares with [`ManagedMetrics`] when the registry is gathered.
-struct CopyCollector {
-    copies: Arc<Mutex<Copies>>,
-    families: Families,
-}
-
-impl CopyCollector {
-    fn new(copies: Arc<Mutex<Copies>>) -> CopyCollector {
-        let families = Families {
+impl Families {
+    fn new() -> Families {
+        Families {
             taken: Family::counter(
                 "snapwarden_managed_snapshots_total",
                 "Managed snapshots snapwarden took (on_time, deferred, max_defer, overdue) or failed to take.",
@@ -296,69 +291,84 @@ impl CopyCollector {
                 "1 while a policy volume is left out, by reason (unresolved, missing, double_schedule).",
                 &["cluster", "svm", "volume", "reason"],
             ),
-        };
-        CopyCollector { copies, families }
+        }
     }
 }
 
-impl Collector for CopyCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        let f = &self.families;
-        [
-            &f.taken,
-            &f.coalesced,
-            &f.rotated,
-            &f.last,
-            &f.deadline,
-            &f.waiting,
-            &f.over_count,
-            &f.excluded,
-        ]
-        .map(Family::desc)
-        .to_vec()
+impl Copies {
+    fn labels(&self, row: usize) -> [&str; 4] {
+        self.rows[row].labels.each_ref().map(String::as_str)
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let held = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+    /// A family of one series per copy that has a value.
+    fn per_copy(&self, f: &Family, value: fn(&CopyRow) -> Option<f64>, out: &mut Text) {
+        let rows = self.rows.iter().enumerate();
+        let series = rows.filter(|(_, row)| value(row).is_some());
+        f.write(
+            out,
+            Series::list(self.rows.len(), series.map(|(at, _)| Series::new(at, 0))),
+            |s| self.labels(s.row),
+            |s| value(&self.rows[s.row]).unwrap_or(0.0),
+        );
+    }
+
+    /// A counter by result: `counts` picks a row's counts, `results` names them.
+    fn by_result<const N: usize>(
+        &self,
+        f: &Family,
+        counts: fn(&CopyRow) -> &[Option<u64>; N],
+        results: &[&'static str; N],
+        out: &mut Text,
+    ) {
+        let mut series = Vec::with_capacity(self.rows.len() * N);
+        for (at, row) in self.rows.iter().enumerate() {
+            let counted = counts(row).iter().enumerate().filter(|(_, n)| n.is_some());
+            series.extend(counted.map(|(result, _)| Series::new(at, result)));
+        }
+        f.write(
+            out,
+            series,
+            |s| {
+                let [cluster, svm, volume, schedule] = self.labels(s.row);
+                [cluster, svm, volume, schedule, results[s.of]]
+            },
+            |s| counts(&self.rows[s.row])[s.of].unwrap_or(0) as f64,
+        );
+    }
+
+    fn excluded(&self, f: &Family, out: &mut Text) {
+        let series = (0..self.excluded.len()).map(|at| Series::new(at, 0));
+        f.write(
+            out,
+            series.collect(),
+            |s| self.excluded[s.row].each_ref().map(String::as_str),
+            |_| 1.0,
+        );
+    }
+}
+
+impl ManagedMetrics {
+    /// The copies' and exclusions' families, each written from `copies` (as
+    /// [`ManagedMetrics::copies`] gave them) when the exposition reaches it.
+    pub(crate) fn written<'a>(&'a self, copies: &'a Copies) -> Vec<Written<'a>> {
         let f = &self.families;
-        let rows = held.rows.len();
-        let per_copy = |family: &Family, value: fn(&CopyRow) -> Option<f64>| {
-            let mut s = family.samples(rows);
-            for row in &held.rows {
-                if let Some(v) = value(row) {
-                    s.push(&row.labels.each_ref().map(String::as_str), v);
-                }
-            }
-            s.finish()
+        let c = copies;
+        let per_copy = |family: &'a Family, value: fn(&CopyRow) -> Option<f64>| {
+            Written::new(family.name(), move |out| c.per_copy(family, value, out))
         };
-        let mut taken = f.taken.samples(rows * RESULTS.len());
-        let mut rotated = f.rotated.samples(0);
-        for row in &held.rows {
-            let [c, s, v, p] = row.labels.each_ref().map(String::as_str);
-            for (result, n) in RESULTS.iter().zip(row.taken) {
-                if let Some(n) = n {
-                    taken.push(&[c, s, v, p, result], n as f64);
-                }
-            }
-            for (result, n) in ROTATIONS.iter().zip(row.rotated) {
-                if let Some(n) = n {
-                    rotated.push(&[c, s, v, p, result], n as f64);
-                }
-            }
-        }
-        let mut excluded = f.excluded.samples(held.excluded.len());
-        for l in &held.excluded {
-            excluded.push(&l.each_ref().map(String::as_str), 1.0);
-        }
         vec![
-            taken.finish(),
+            Written::new(f.taken.name(), move |out| {
+                c.by_result(&f.taken, |r| &r.taken, &RESULTS, out)
+            }),
             per_copy(&f.coalesced, |r| r.coalesced.map(|n| n as f64)),
-            rotated.finish(),
+            Written::new(f.rotated.name(), move |out| {
+                c.by_result(&f.rotated, |r| &r.rotated, &ROTATIONS, out)
+            }),
             per_copy(&f.last, |r| r.last),
             per_copy(&f.deadline, |r| r.deadline),
             per_copy(&f.waiting, |r| r.waiting.map(|n| n as f64)),
             per_copy(&f.over_count, |r| r.over_count.map(|n| n as f64)),
-            excluded.finish(),
+            Written::new(f.excluded.name(), move |out| c.excluded(&f.excluded, out)),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! The series whose count grows with the estate — per volume, per volume and schedule, per
 //! window — held as one row of plain values per policy volume and window, their label values
-//! read from the policy, and rendered by [`EstateCollector`] only when the registry is gathered.
+//! read from the policy, and written as text straight from the rows when `/metrics` is read
+//! ([`written`]).
 //!
 //! The rows follow the policy the series were last brought in line with ([`Estate::retain`]):
 //! a volume or window that stays (by name) keeps its row, counters included; one that leaves
@@ -10,12 +11,9 @@
 //! and the cycles and last success of a window it does not name.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-
-use super::family::Family;
+use super::family::{Family, Series, Text, Written};
 use super::{BACKING_STATES, CONFLICT_KINDS, RESULTS};
 use crate::config::Policy;
 
@@ -219,7 +217,7 @@ fn find_window(policy: &Policy, order: &[usize], name: &str) -> Option<usize> {
 
 /// The estate's families, with their names, help and labels as the dashboards, alert rules and
 /// `docs/metrics-and-alerts.md` know them.
-struct Families {
+pub(super) struct Families {
     next_scheduled: Family,
     window_active: Family,
     backing: Family,
@@ -235,7 +233,7 @@ struct Families {
 const VOLUME: [&str; 3] = ["cluster", "svm", "volume"];
 
 impl Families {
-    fn new() -> Families {
+    pub fn new() -> Families {
         Families {
             next_scheduled: Family::gauge(
                 "snapwarden_next_scheduled_snapshot_timestamp_seconds",
@@ -291,130 +289,191 @@ impl Families {
     }
 }
 
-/// Renders the [`Estate`] it shares with the agent's [`super::Metrics`] when the registry is
-/// gathered.
-pub(super) struct EstateCollector {
-    estate: Arc<Mutex<Estate>>,
-    families: Families,
+/// A window's name and row, as the window families list them: the policy's windows in its
+/// order, then those kept apart in name order.
+type WindowOf<'e> = (&'e str, &'e WindowRow);
+
+impl Estate {
+    /// `(cluster, SVM, volume)` of the row of policy volume `vi` (empty without a policy).
+    fn labels(&self, vi: usize) -> [&str; 3] {
+        let policy = self.policy.as_deref();
+        policy
+            .and_then(|p| volume_labels(p, vi))
+            .unwrap_or(["", "", ""])
+    }
+
+    /// The positions of the rows that have labels (all of them, under a valid policy).
+    fn labelled(&self) -> impl Iterator<Item = usize> + '_ {
+        let policy = self.policy.as_deref();
+        let rows = 0..policy.map_or(0, |_| self.volumes.len());
+        rows.filter(move |&vi| policy.and_then(|p| volume_labels(p, vi)).is_some())
+    }
+
+    fn windows(&self) -> Vec<WindowOf<'_>> {
+        let names = self.policy.iter().flat_map(|p| &p.windows);
+        let rows = names.map(|w| w.name.as_str()).zip(&self.windows);
+        let apart = self.stray_windows.iter().map(|(n, row)| (n.as_str(), row));
+        rows.chain(apart).collect()
+    }
+
+    /// A family of one series per volume row that has a value.
+    fn per_volume(&self, f: &Family, value: fn(&VolumeRow) -> Option<f64>, out: &mut Text) {
+        let has = |vi: usize| self.volumes.get(vi).and_then(value).is_some();
+        let series = self
+            .labelled()
+            .filter(|&vi| has(vi))
+            .map(|vi| Series::new(vi, 0));
+        f.write(
+            out,
+            Series::list(self.volumes.len(), series),
+            |s| self.labels(s.row),
+            |s| self.volumes.get(s.row).and_then(value).unwrap_or(0.0),
+        );
+    }
+
+    /// A family of one series per window that has a value.
+    fn per_window(&self, f: &Family, value: fn(&WindowRow) -> Option<f64>, out: &mut Text) {
+        let windows = self.windows();
+        let has = |(_, row): &(usize, &WindowOf)| value(row.1).is_some();
+        let series = windows.iter().enumerate().filter(has);
+        f.write(
+            out,
+            Series::list(windows.len(), series.map(|(w, _)| Series::new(w, 0))),
+            |s| [windows[s.row].0],
+            |s| value(windows[s.row].1).unwrap_or(0.0),
+        );
+    }
+
+    fn next_scheduled(&self, f: &Family, out: &mut Text) {
+        let next = |vi: usize| self.volumes.get(vi).and_then(|row| row.next.as_ref());
+        let count = |vi: usize| next(vi).map_or(0, |n| n.at.len());
+        let mut series = Vec::with_capacity(self.labelled().map(count).sum());
+        for vi in self.labelled() {
+            series.extend((0..count(vi)).map(|at| Series::new(vi, at)));
+        }
+        let at = |s: Series| {
+            let n = next(s.row)?;
+            let &(name, t) = n.at.get(s.of)?;
+            Some((n.names.get(name).map_or("", String::as_str), t))
+        };
+        f.write(
+            out,
+            series,
+            |s| {
+                let [cluster, svm, volume] = self.labels(s.row);
+                [cluster, svm, volume, at(s).map_or("", |(name, _)| name)]
+            },
+            |s| at(s).map_or(0.0, |(_, t)| t),
+        );
+    }
+
+    fn backing(&self, f: &Family, out: &mut Text) {
+        let backing = |vi: usize| self.volumes.get(vi).and_then(|row| row.backing);
+        let mut series = Vec::with_capacity(self.volumes.len() * BACKING_STATES.len());
+        for vi in self.labelled().filter(|&vi| backing(vi).is_some()) {
+            series.extend((0..BACKING_STATES.len()).map(|state| Series::new(vi, state)));
+        }
+        f.write(
+            out,
+            series,
+            |s| {
+                let [cluster, svm, volume] = self.labels(s.row);
+                [cluster, svm, volume, BACKING_STATES[s.of]]
+            },
+            |s| backing(s.row).map_or(0.0, |n| n[s.of] as f64),
+        );
+    }
+
+    /// Every kind of every policy volume, and the kinds counted on volumes kept apart (their
+    /// rows after the policy's).
+    fn conflicts(&self, f: &Family, out: &mut Text) {
+        let rows = self.volumes.len();
+        let apart: Vec<_> = self.stray_conflicts.iter().collect();
+        let mut series = Vec::with_capacity((rows + apart.len()) * CONFLICT_KINDS.len());
+        for vi in self.labelled() {
+            series.extend((0..CONFLICT_KINDS.len()).map(|kind| Series::new(vi, kind)));
+        }
+        for (i, (_, counted)) in apart.iter().enumerate() {
+            let kinds = counted.iter().enumerate().filter(|(_, n)| n.is_some());
+            series.extend(kinds.map(|(kind, _)| Series::new(rows + i, kind)));
+        }
+        let volume = |s: Series| match s.row.checked_sub(rows) {
+            None => self.labels(s.row),
+            Some(i) => apart[i].0.each_ref().map(String::as_str),
+        };
+        let value = |s: Series| match s.row.checked_sub(rows) {
+            None => self.volumes[s.row].conflicts[s.of],
+            Some(i) => apart[i].1[s.of].unwrap_or(0),
+        };
+        f.write(
+            out,
+            series,
+            |s| {
+                let [cluster, svm, volume] = volume(s);
+                [cluster, svm, volume, CONFLICT_KINDS[s.of].as_str()]
+            },
+            |s| value(s) as f64,
+        );
+    }
+
+    /// Every policy volume's recommendation, then those of volumes kept apart.
+    fn recommended(&self, f: &Family, out: &mut Text) {
+        let rows = self.volumes.len();
+        let apart: Vec<_> = self.stray_recommendations.iter().collect();
+        let listed = self.labelled().map(|vi| Series::new(vi, 0));
+        let kept_apart = (0..apart.len()).map(|i| Series::new(rows + i, 0));
+        f.write(
+            out,
+            Series::list(rows + apart.len(), listed.chain(kept_apart)),
+            |s| match s.row.checked_sub(rows) {
+                None => self.labels(s.row),
+                Some(i) => apart[i].0.each_ref().map(String::as_str),
+            },
+            |s| match s.row.checked_sub(rows) {
+                None => self.volumes[s.row].flexclone_recommended as f64,
+                Some(i) => *apart[i].1 as f64,
+            },
+        );
+    }
+
+    fn cycles(&self, f: &Family, out: &mut Text) {
+        let windows = self.windows();
+        let mut series = Vec::with_capacity(windows.len() * RESULTS.len());
+        for (w, (_, row)) in windows.iter().enumerate() {
+            let results = row.cycles.iter().enumerate().filter(|(_, n)| n.is_some());
+            series.extend(results.map(|(result, _)| Series::new(w, result)));
+        }
+        f.write(
+            out,
+            series,
+            |s| [windows[s.row].0, RESULTS[s.of].as_str()],
+            |s| windows[s.row].1.cycles[s.of].unwrap_or(0) as f64,
+        );
+    }
 }
 
-impl EstateCollector {
-    pub fn new(estate: Arc<Mutex<Estate>>) -> EstateCollector {
-        EstateCollector {
-            estate,
-            families: Families::new(),
-        }
-    }
-
-    fn estate(&self) -> MutexGuard<'_, Estate> {
-        self.estate.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Collector for EstateCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        let f = &self.families;
-        [
-            &f.next_scheduled,
-            &f.window_active,
-            &f.backing,
-            &f.oldest_age,
-            &f.release_slack,
-            &f.guard,
-            &f.cycles,
-            &f.conflicts,
-            &f.flexclone_recommended,
-            &f.last_success,
-        ]
-        .map(Family::desc)
-        .to_vec()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let e = self.estate();
-        let f = &self.families;
-        // Without a policy yet there are no rows, only label sets kept apart.
-        let policy = e.policy.as_deref();
-        let volumes = || {
-            policy.into_iter().flat_map(|p| {
-                let rows = e.volumes.iter().enumerate();
-                rows.filter_map(move |(vi, row)| Some((volume_labels(p, vi)?, row)))
-            })
-        };
-        let windows = || {
-            let names = policy.into_iter().flat_map(|p| &p.windows);
-            let rows = names.map(|w| w.name.as_str()).zip(&e.windows);
-            rows.chain(e.stray_windows.iter().map(|(n, row)| (n.as_str(), row)))
-        };
-        let per_volume = |family: &Family, value: fn(&VolumeRow) -> Option<f64>| {
-            let mut s = family.samples(e.volumes.len());
-            for (l, row) in volumes() {
-                if let Some(v) = value(row) {
-                    s.push(&l, v);
-                }
-            }
-            s.finish()
-        };
-        let per_window = |family: &Family, value: fn(&WindowRow) -> Option<f64>| {
-            let mut s = family.samples(e.windows.len());
-            for (name, row) in windows() {
-                if let Some(v) = value(row) {
-                    s.push(&[name], v);
-                }
-            }
-            s.finish()
-        };
-
-        let mut next = f.next_scheduled.samples(e.volumes.len() * 3);
-        let mut backing = f.backing.samples(e.volumes.len() * BACKING_STATES.len());
-        let mut conflicts = f.conflicts.samples(e.volumes.len() * CONFLICT_KINDS.len());
-        for ([cluster, svm, volume], row) in volumes() {
-            if let Some(n) = &row.next {
-                for &(at, t) in n.at.iter() {
-                    let schedule = n.names.get(at).map_or("", String::as_str);
-                    next.push(&[cluster, svm, volume, schedule], t);
-                }
-            }
-            for (state, n) in BACKING_STATES.iter().zip(row.backing.iter().flatten()) {
-                backing.push(&[cluster, svm, volume, state], *n as f64);
-            }
-            for (kind, n) in CONFLICT_KINDS.iter().zip(row.conflicts) {
-                conflicts.push(&[cluster, svm, volume, kind.as_str()], n as f64);
-            }
-        }
-        for ([cluster, svm, volume], counted) in &e.stray_conflicts {
-            for (kind, n) in CONFLICT_KINDS.iter().zip(counted) {
-                if let Some(n) = n {
-                    conflicts.push(&[cluster, svm, volume, kind.as_str()], *n as f64);
-                }
-            }
-        }
-        let mut recommended = f.flexclone_recommended.samples(e.volumes.len());
-        for (l, row) in volumes() {
-            recommended.push(&l, row.flexclone_recommended as f64);
-        }
-        for (key, value) in &e.stray_recommendations {
-            recommended.push(&key.each_ref().map(String::as_str), *value as f64);
-        }
-        let mut cycles = f.cycles.samples(e.windows.len() * RESULTS.len());
-        for (name, row) in windows() {
-            for (result, n) in RESULTS.iter().zip(row.cycles) {
-                if let Some(n) = n {
-                    cycles.push(&[name, result.as_str()], n as f64);
-                }
-            }
-        }
-        vec![
-            next.finish(),
-            per_window(&f.window_active, |w| w.active.map(|a| a as f64)),
-            backing.finish(),
-            per_volume(&f.oldest_age, |v| v.oldest_age),
-            per_volume(&f.release_slack, |v| v.release_slack),
-            per_volume(&f.guard, |v| v.guard),
-            cycles.finish(),
-            conflicts.finish(),
-            recommended.finish(),
-            per_window(&f.last_success, |w| w.last_success),
-        ]
-    }
+/// The estate's families, each written from `estate`'s rows when the exposition reaches it.
+pub(super) fn written<'a>(estate: &'a Estate, f: &'a Families) -> Vec<Written<'a>> {
+    let e = estate;
+    let per_volume = |family: &'a Family, value: fn(&VolumeRow) -> Option<f64>| {
+        Written::new(family.name(), move |out| e.per_volume(family, value, out))
+    };
+    let per_window = |family: &'a Family, value: fn(&WindowRow) -> Option<f64>| {
+        Written::new(family.name(), move |out| e.per_window(family, value, out))
+    };
+    let of = |family: &'a Family, write: fn(&Estate, &Family, &mut Text)| {
+        Written::new(family.name(), move |out| write(e, family, out))
+    };
+    vec![
+        of(&f.next_scheduled, Estate::next_scheduled),
+        per_window(&f.window_active, |w| w.active.map(|a| a as f64)),
+        of(&f.backing, Estate::backing),
+        per_volume(&f.oldest_age, |v| v.oldest_age),
+        per_volume(&f.release_slack, |v| v.release_slack),
+        per_volume(&f.guard, |v| v.guard),
+        of(&f.cycles, Estate::cycles),
+        of(&f.conflicts, Estate::conflicts),
+        of(&f.flexclone_recommended, Estate::recommended),
+        per_window(&f.last_success, |w| w.last_success),
+    ]
 }

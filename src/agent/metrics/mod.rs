@@ -1,7 +1,9 @@
 //! The agent's Prometheus metrics (`/metrics`): one [`Registry`] per agent, updated by the loop
 //! after every pass and by [`Counted`], the layer over every cluster client. The families whose
 //! series grow with the estate are plain values in compact tables (`estate.rs`, and the managed
-//! copies' in `managed/metrics.rs`) that the registry renders only when it is gathered.
+//! copies' in `managed/metrics.rs`), written as text straight from the tables when `/metrics` is
+//! read ([`Metrics::render`], `family.rs`): a scrape allocates about its text, not a record per
+//! series.
 //!
 //! Label names follow NetApp Harvest (`cluster`, `svm`, `volume`, `schedule`) so series join with
 //! Harvest's; label values come only from policy names and closed enums (never snapshot names),
@@ -11,6 +13,7 @@
 //! publish.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -25,7 +28,7 @@ use super::journal::JournalHealth;
 use super::state::{ClusterView, Memory};
 use crate::config::Policy;
 use crate::planner::Plan;
-use estate::{Estate, EstateCollector};
+use estate::Estate;
 
 /// Every result a cycle can end with (the `result` label of `snapwarden_cycles_total`).
 const RESULTS: [CycleResult; 4] = [
@@ -98,6 +101,8 @@ fn same_policy(cached: &Option<Arc<Policy>>, policy: &Arc<Policy>) -> bool {
 
 /// Every metric the agent exports.
 pub struct Metrics {
+    /// The `prometheus` crate's vectors: the families whose series are few (per cluster,
+    /// method, result...). The families of the tables are not in it.
     registry: Registry,
     reload_successful: IntGauge,
     reload_success_timestamp: Gauge,
@@ -106,8 +111,11 @@ pub struct Metrics {
     ontap_up: IntGaugeVec,
     ontap_requests: IntCounterVec,
     ontap_duration: HistogramVec,
-    /// The series per volume, schedule and window, rendered by an [`EstateCollector`].
-    estate: Arc<Mutex<Estate>>,
+    /// The series per volume, schedule and window, and their families.
+    estate: Mutex<Estate>,
+    estate_families: estate::Families,
+    /// The length of the last text rendered: the next one is written into that much room.
+    rendered: AtomicUsize,
     orphans: IntCounterVec,
     leader: IntGaugeVec,
     leader_changes: prometheus::IntCounter,
@@ -200,11 +208,10 @@ impl Metrics {
             .expect("valid"),
         );
         ha_backend_up.set(1);
-        let estate = Arc::new(Mutex::new(Estate::default()));
-        r.register(Box::new(EstateCollector::new(estate.clone())))
-            .expect("metric names and labels are valid and unique");
         Metrics {
-            estate,
+            estate: Mutex::default(),
+            estate_families: estate::Families::new(),
+            rendered: AtomicUsize::new(0),
             leader,
             leader_changes: register(
                 &r,
@@ -315,17 +322,33 @@ impl Metrics {
         self.journal_writable.set(i64::from(health.writable()));
     }
 
-    /// The registry (tests read it; `/metrics` encodes it).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// Every metric in the Prometheus text exposition format.
+    /// Every metric in the Prometheus text exposition format (0.0.4), the text the crate's
+    /// `TextEncoder` writes for a registry of every family: the families in name order, the
+    /// vectors' encoded by the crate one at a time, the tables' written from their rows
+    /// (`family.rs`). Beyond the text it allocates the vectors' records (their series are few)
+    /// and, while a table's family is written, a handle per series of that family.
     pub fn render(&self) -> String {
         self.sync_journal();
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_else(|e| format!("# cannot encode the metrics: {e}\n"))
+        let vectors = self.registry.gather();
+        // The estate's rows, then the copies': nothing else holds both.
+        let estate = self.estate();
+        let copies = self.managed.copies();
+        let mut families: Vec<Written> = vectors.iter().map(encoded).collect();
+        families.extend(estate::written(&estate, &self.estate_families));
+        families.extend(self.managed.written(&copies));
+        // Names are unique (`metrics::tests`), as the registry holds them.
+        families.sort_by(|a, b| a.name.cmp(b.name));
+        // Room for the last text and a little more (the next is about as long): the text is
+        // written in place, not grown into.
+        let last = self.rendered.load(Ordering::Relaxed);
+        let mut text = Text::with_room(last + last / 64);
+        for f in families {
+            (f.write)(&mut text);
+        }
+        drop((copies, estate));
+        let text = text.into_string();
+        self.rendered.store(text.len(), Ordering::Relaxed);
+        text
     }
 
     fn known(&self) -> MutexGuard<'_, Known> {
@@ -456,6 +479,17 @@ impl Metrics {
     }
 }
 
+/// A vector's family, encoded by the crate when the exposition reaches it.
+fn encoded(mf: &prometheus::proto::MetricFamily) -> Written<'_> {
+    Written::new(mf.name(), move |text| {
+        // The registry gathers only families with series and a name: the encoder's checks.
+        let encoded = TextEncoder::new()
+            .encode_to_string(std::slice::from_ref(mf))
+            .unwrap_or_else(|e| format!("# cannot encode {}: {e}\n", mf.name()));
+        text.push_str(&encoded);
+    })
+}
+
 fn unix_seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
@@ -493,5 +527,5 @@ mod publish;
 mod tests;
 
 pub use counted::Counted;
-pub(crate) use family::Family;
+pub(crate) use family::{Family, Series, Text, Written};
 pub use publish::publish;

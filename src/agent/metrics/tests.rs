@@ -243,3 +243,27 @@ fn the_config_hash_follows_the_files_content_and_fits_a_float_exactly() {
         "{text}"
     );
 }
+
+#[test]
+fn every_family_of_the_tables_has_a_name_no_other_family_has() {
+    let m = Metrics::new();
+    let estate = m.estate();
+    let copies = m.managed.copies();
+    let mut names: Vec<&str> = estate::written(&estate, &m.estate_families)
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    names.extend(m.managed.written(&copies).iter().map(|f| f.name));
+    let unique: BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    // The registry refuses a family of a name it holds (a vector's); the render merges the
+    // tables' families with the vectors' by name.
+    let probe = |name: &str| {
+        let gauge = prometheus::IntGauge::new(name, "probe").expect("a valid name");
+        m.registry.register(Box::new(gauge))
+    };
+    assert!(probe("snapwarden_ontap_up").is_err());
+    for name in names {
+        assert!(probe(name).is_ok(), "{name} is also a vector's");
+    }
+}

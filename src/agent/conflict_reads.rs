@@ -1,0 +1,285 @@
+//! What the recommend stage read of each volume's journaled conflicts, kept between decisions
+//! so that a volume with a long history is read again only for what changed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::cycle::ObservedConflict;
+use super::decide::VolumeConflicts;
+use super::journal::{Journal, Written};
+use super::recommend::{CycleEnd, CycleEnds};
+use super::state::VolumeKey;
+
+/// The conflicts each recently decided volume had when last read, with the last row id read
+/// (conflicts are only ever inserted, with growing ids, or pruned — and the prune clears this):
+/// a volume with a long history is decided again from the rows recorded since, not from all of
+/// them. With them, what the rule read of the cycles they name, forgotten when the journal
+/// writes that cycle (`Journal::cycles_written_since`). Bounded: beyond
+/// [`CONFLICT_READS_MAX`] rows, volumes are read whole each time; beyond as many cycles, they
+/// are read again.
+#[derive(Debug, Default)]
+pub(super) struct ConflictReads {
+    volumes: HashMap<VolumeKey, Kept>,
+    rows: usize,
+    /// The volumes whose conflicts a stage's facts hold now: their last row id and row ids,
+    /// until [`give_back`](ConflictReads::give_back) (the rows are lent, not copied).
+    lent: HashMap<VolumeKey, (i64, Vec<i64>)>,
+    ends: CycleEnds,
+    /// The journal's cycle writes up to which `ends` is true.
+    mark: u64,
+}
+
+/// One volume's conflicts as last read: the last row id, and the rows (ids beside them).
+#[derive(Debug)]
+struct Kept {
+    last: i64,
+    ids: Vec<i64>,
+    conflicts: Vec<ObservedConflict>,
+}
+
+/// At most this many conflicts are kept between decisions (about 100 MiB at worst).
+const CONFLICT_READS_MAX: usize = 250_000;
+
+impl ConflictReads {
+    /// A volume's journaled conflicts with what the rule reads of the cycles they name
+    /// (`None`: the journal could not say, logged): only the rows recorded since the last read
+    /// of the volume, and the cycles not read since they were last written, are read. The
+    /// conflicts are lent until [`give_back`](ConflictReads::give_back).
+    pub(super) fn read(&mut self, journal: &Journal, key: &VolumeKey) -> Option<VolumeConflicts> {
+        let (last, mut ids, mut conflicts) = self.take(key);
+        let new = match journal.volume_conflicts_after(&key.cluster, &key.svm, &key.volume, last) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot read the conflicts of {key}: {e}");
+                return None;
+            }
+        };
+        let last = new.last().map_or(last, |(id, _)| *id);
+        if !new.is_empty() {
+            let mut rows: Vec<(i64, ObservedConflict)> = ids.into_iter().zip(conflicts).collect();
+            rows.extend(new);
+            // The journal's order: by instant, then as recorded.
+            rows.sort_by_key(|(id, c)| (c.at, *id));
+            (ids, conflicts) = rows.into_iter().unzip();
+        }
+        self.lend(key.clone(), last, ids);
+        let mut cycles = CycleEnds::new();
+        for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
+            if cycles.contains_key(id) {
+                continue;
+            }
+            let end = match self.ends.get(id) {
+                Some(end) => *end,
+                None => match journal.cycle_end(id) {
+                    Ok(Some(end)) => {
+                        self.keep_end(id, end);
+                        end
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot read cycle {id}, which a conflict of {key} names: {e}"
+                        );
+                        return None;
+                    }
+                },
+            };
+            cycles.insert(id.to_string(), end);
+        }
+        Some(VolumeConflicts {
+            conflicts,
+            cycles,
+            locked_space: Vec::new(),
+        })
+    }
+
+    /// What was kept for `key` (taken out): the last row id, the row ids and the rows, in
+    /// journal order.
+    fn take(&mut self, key: &VolumeKey) -> (i64, Vec<i64>, Vec<ObservedConflict>) {
+        match self.volumes.remove(key) {
+            Some(k) => {
+                self.rows -= k.conflicts.len();
+                (k.last, k.ids, k.conflicts)
+            }
+            None => (0, Vec::new(), Vec::new()),
+        }
+    }
+
+    /// Notes that the rows of `key` read up to `last` (with their `ids`) are lent to facts.
+    fn lend(&mut self, key: VolumeKey, last: i64, ids: Vec<i64>) {
+        self.lent.insert(key, (last, ids));
+    }
+
+    /// Keeps the conflicts a stage's facts were lent, for the next decision.
+    pub(super) fn give_back(&mut self, facts: BTreeMap<VolumeKey, VolumeConflicts>) {
+        for (key, found) in facts {
+            let Some((last, ids)) = self.lent.remove(&key) else {
+                continue;
+            };
+            let conflicts = found.conflicts;
+            if ids.len() == conflicts.len() && self.rows + conflicts.len() <= CONFLICT_READS_MAX {
+                self.rows += conflicts.len();
+                self.volumes.insert(
+                    key,
+                    Kept {
+                        last,
+                        ids,
+                        conflicts,
+                    },
+                );
+            }
+        }
+        self.lent.clear();
+    }
+
+    fn keep_end(&mut self, id: &str, end: CycleEnd) {
+        if self.ends.len() >= CONFLICT_READS_MAX {
+            self.ends.clear();
+        }
+        self.ends.insert(id.to_string(), end);
+    }
+
+    /// Forgets what was read of the cycles the journal wrote since the last call.
+    pub(super) fn forget_written(&mut self, journal: &Journal) {
+        let (mark, written) = journal.cycles_written_since(self.mark);
+        self.mark = mark;
+        match written {
+            Written::Cycles(ids) => {
+                for id in ids {
+                    self.ends.remove(&id);
+                }
+            }
+            Written::Any => self.ends.clear(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::*;
+    use crate::agent::cycle::{CloneKind, ConflictKind, Cycle, CycleState};
+
+    fn key(volume: &str) -> VolumeKey {
+        VolumeKey {
+            cluster: "c".into(),
+            svm: "svm1".into(),
+            volume: volume.into(),
+        }
+    }
+
+    /// The volume's conflicts and the ends of the cycles they name, read whole from the journal
+    /// (every row, every named cycle's whole record), as a reader keeping nothing would.
+    fn whole(j: &Journal, volume: &str) -> (Vec<ObservedConflict>, CycleEnds) {
+        let conflicts = j.volume_conflicts("c", "svm1", volume).unwrap();
+        let mut ends = CycleEnds::new();
+        for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
+            if let Some(c) = j.cycle(id).unwrap() {
+                ends.insert(id.to_string(), CycleEnd::from(&c));
+            }
+        }
+        (conflicts, ends)
+    }
+
+    /// Random journals written as the agent writes them — cycles inserted, released, reopened,
+    /// switched to FlexClone, conflicts recorded (naming a cycle, a cycle never journaled, or
+    /// none), a prune now and then — with decisions in between: each read of a volume gives
+    /// what reading it whole gives at that moment.
+    #[test]
+    fn what_is_kept_between_decisions_is_what_the_journal_says_at_each() {
+        let volumes = ["v", "w", "x"];
+        // Decisions that named a FlexClone cycle, and a released one: the cases kept ends change.
+        let (mut flexclone, mut released) = (0, 0);
+        for seed in 1..=12u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let j = Journal::open(dir.path()).unwrap();
+            let mut reads = ConflictReads::default();
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut next = |n: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % n
+            };
+            let start: DateTime<Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
+            let mut cycles: Vec<Cycle> = Vec::new();
+            let mut decisions = 0;
+            for step in 0..400i64 {
+                let at = start + TimeDelta::minutes(10 * step);
+                match next(10) {
+                    0 | 1 => {
+                        let mut c = Cycle::sample(&format!("y{step}"), at);
+                        c.volume = volumes[next(3) as usize].into();
+                        assert!(j.insert_cycle(&c, at).unwrap());
+                        cycles.push(c);
+                    }
+                    2 | 3 if !cycles.is_empty() => {
+                        let i = next(cycles.len() as u64) as usize;
+                        let c = &mut cycles[i];
+                        match next(3) {
+                            0 => {
+                                c.state = CycleState::Released;
+                                c.released_at = Some(at);
+                            }
+                            1 => {
+                                c.state = CycleState::Releasing;
+                                c.released_at = None;
+                            }
+                            _ => c.clone_kind = CloneKind::FlexClone,
+                        }
+                        j.update_cycle(c).unwrap();
+                    }
+                    4..=6 => {
+                        let named = match next(5) {
+                            0 => None,
+                            1 => Some("never-journaled".to_string()),
+                            _ if cycles.is_empty() => None,
+                            _ => Some(cycles[next(cycles.len() as u64) as usize].id.clone()),
+                        };
+                        let kinds = [
+                            ConflictKind::Locked,
+                            ConflictKind::ChainConflict,
+                            ConflictKind::LateRelease,
+                        ];
+                        j.record_conflict(&ObservedConflict {
+                            kind: kinds[next(3) as usize],
+                            cluster: "c".into(),
+                            svm: "svm1".into(),
+                            volume: volumes[next(3) as usize].into(),
+                            window: Some("w".into()),
+                            cycle: named,
+                            // Now and then recorded late, before conflicts already read.
+                            at: at - TimeDelta::minutes(10 * next(4) as i64),
+                            detail: String::new(),
+                            key: format!("k{step}"),
+                        })
+                        .unwrap();
+                    }
+                    7 if next(8) == 0 => {
+                        // The pass clears what it keeps when it prunes.
+                        reads = ConflictReads::default();
+                        j.prune(at - TimeDelta::hours(12)).unwrap();
+                        cycles.retain(|c| j.cycle(&c.id).unwrap().is_some());
+                    }
+                    _ => {
+                        reads.forget_written(&j);
+                        let mut facts = BTreeMap::new();
+                        for v in volumes.iter().filter(|_| next(3) > 0) {
+                            let found = reads.read(&j, &key(v)).expect("the journal answers");
+                            let (conflicts, ends) = whole(&j, v);
+                            assert_eq!(found.conflicts, conflicts, "seed {seed} step {step} {v}");
+                            assert_eq!(found.cycles, ends, "seed {seed} step {step} {v}");
+                            decisions += 1;
+                            flexclone += usize::from(ends.values().any(|e| e.flexclone));
+                            released += usize::from(ends.values().any(|e| e.released_at.is_some()));
+                            facts.insert(key(v), found);
+                        }
+                        reads.give_back(facts);
+                    }
+                }
+            }
+            assert!(decisions > 100, "seed {seed}: {decisions} decisions");
+        }
+        assert!(flexclone > 100 && released > 100, "{flexclone} {released}");
+    }
+}
