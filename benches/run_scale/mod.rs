@@ -286,6 +286,23 @@ fn wait_first_pass(
     }
 }
 
+/// heaptrack's preload library, as Debian's `heaptrack` package installs it.
+const HEAPTRACK_PRELOAD: &str = "/usr/lib/heaptrack/libheaptrack_preload.so";
+
+/// With `SNAPWARDEN_BENCH_AGENT_HEAPTRACK=PATH`, the agent runs under heaptrack (its own pid
+/// kept, so that the figures are still its own), writing heaptrack's raw data to `PATH`: a
+/// FIFO read by `heaptrack_interpret | gzip` gives the file `heaptrack_print` reads.
+fn heaptrack_env() -> Vec<(&'static str, String)> {
+    std::env::var("SNAPWARDEN_BENCH_AGENT_HEAPTRACK")
+        .map(|raw| {
+            vec![
+                ("LD_PRELOAD", HEAPTRACK_PRELOAD.to_string()),
+                ("DUMP_HEAPTRACK_OUTPUT", raw),
+            ]
+        })
+        .unwrap_or_default()
+}
+
 /// Measures one size.
 fn measure(volumes: usize, s: &Settings) -> Row {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_snapwarden"));
@@ -323,6 +340,7 @@ fn measure(volumes: usize, s: &Settings) -> Row {
             .arg("--state-dir")
             .arg(&state_dir)
             .env(PASSWORD_ENV, PASSWORD)
+            .envs(heaptrack_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -10,6 +10,7 @@
 //! [`Clock`]: wall-clock time in `run`, virtual time in tests and `simulate`.
 
 mod act;
+pub mod allocator;
 mod audit;
 mod changes;
 pub mod clock;

@@ -310,6 +310,7 @@ impl Agent {
             }
         });
         let results = futures_util::future::join_all(rounds).await;
+        let whole_read = due.iter().any(|(_, _, volumes)| volumes.is_none());
         for ((ci, result, kept), (_, changed, _)) in results.into_iter().zip(due) {
             let name = self.conns[ci].name.clone();
             let view = &mut self.views[ci];
@@ -352,6 +353,8 @@ impl Agent {
                 }
             }
         }
+        // The listings a whole read replaced are freed: their memory goes back to the system.
+        whole_read.then(super::allocator::release_free_memory);
     }
 
     /// The volumes of cluster `ci` to read again instead of the whole cluster: those the

@@ -55,6 +55,7 @@ pub fn run(path: &Path, state_dir: Option<PathBuf>) -> u8 {
             return EXIT_INVALID;
         }
     };
+    crate::agent::allocator::configure();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
