@@ -17,9 +17,14 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
+/// Whether [`configure`] ran: only the daemon hands memory back (`simulate` makes thousands of
+/// whole reads a simulated year, and its process ends soon).
+static CONFIGURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Sets the allocator up for the daemon, before its runtime starts (glibc on Linux; elsewhere
 /// nothing).
 pub fn configure() {
+    CONFIGURED.store(true, std::sync::atomic::Ordering::Relaxed);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a tunable of the allocator; it is called before the daemon
     // starts any other thread.
@@ -28,8 +33,12 @@ pub fn configure() {
     }
 }
 
-/// Hands the allocator's free pages back to the system (glibc on Linux; elsewhere nothing).
+/// Hands the allocator's free pages back to the system, in the daemon (glibc on Linux;
+/// elsewhere nothing).
 pub(super) fn release_free_memory() {
+    if !CONFIGURED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns memory the allocator holds free; it takes the arenas'
     // locks itself and may be called from any thread at any time.
