@@ -4,8 +4,9 @@
 use super::*;
 
 /// How many writes an ephemeral journal groups into one commit: each commit writes every page
-/// its writes touched once, where a commit per write wrote the same index pages again and again.
-pub(super) const BATCH: usize = 256;
+/// its writes touched once, where a commit per write wrote the same index pages again and again
+/// (8,192 against 256: a fifth less time for `simulate` at 500 volumes).
+pub(super) const BATCH: usize = 8192;
 
 impl Drop for Journal {
     /// An ephemeral journal commits its last batch (a `--state-dir` keeps it for `history`).
@@ -43,13 +44,14 @@ impl Journal {
 
     /// For a journal that lives only as long as its process (`simulate`): no fsync, no file
     /// lock per transaction (the process holds the lock until it closes the journal), a page
-    /// cache of up to 32 MiB (a recommendation reads a volume's whole history), and
-    /// writes grouped into one transaction committed every [`BATCH`] writes, at
+    /// cache of up to 32 MiB (a recommendation reads a volume's whole history), statement
+    /// journals (a savepoint's undo, written by every cycle's insert) in memory, not temporary
+    /// files, and writes grouped into one transaction committed every [`BATCH`] writes, at
     /// [`flush`](Journal::flush) and when the journal is dropped. What is written is unchanged;
     /// only a crash or a second connection could notice.
     pub fn ephemeral(&self) -> Result<(), JournalError> {
         self.lock()
-            .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -32768; BEGIN;")
+            .execute_batch("PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; BEGIN;")
             .map_err(|e| self.err(e))?;
         *self.batch.lock().unwrap_or_else(|p| p.into_inner()) = Some(0);
         Ok(())
