@@ -180,17 +180,9 @@ pub fn locked_hours<'c>(
     (ms / 36_000) as f64 / 100.0
 }
 
-/// The conflicts that are evidence for FlexClone: those of SnapRestore cycles, and those tied to
-/// no cycle. A FlexClone cycle's late release (after a switch) is no chain risk and must not keep
-/// a recommendation in force. A conflict whose cycle is not in `cycles` is kept.
-pub fn evidence(conflicts: Vec<ObservedConflict>, cycles: &CycleEnds) -> Vec<ObservedConflict> {
-    conflicts
-        .into_iter()
-        .filter(|c| is_evidence(c, cycles))
-        .collect()
-}
-
-/// Whether one conflict is [`evidence`].
+/// Whether a conflict is evidence for FlexClone: one of a SnapRestore cycle, or tied to no
+/// cycle. A FlexClone cycle's late release (after a switch) is no chain risk and must not keep
+/// a recommendation in force. A conflict whose cycle is not in `cycles` is evidence.
 pub fn is_evidence(c: &ObservedConflict, cycles: &CycleEnds) -> bool {
     c.cycle
         .as_deref()
@@ -199,7 +191,7 @@ pub fn is_evidence(c: &ObservedConflict, cycles: &CycleEnds) -> bool {
 }
 
 /// The recommendations in force at `now`, one per volume (sorted by cluster, svm, volume), from
-/// the [`evidence`] among `conflicts`.
+/// the conflicts among `conflicts` that are [evidence](is_evidence).
 /// `licensed` answers the cluster's flexclone license state when it is known.
 pub fn for_volumes(
     conflicts: &[ObservedConflict],
@@ -209,17 +201,16 @@ pub fn for_volumes(
     now: DateTime<Utc>,
     licensed: &dyn Fn(&str) -> Option<bool>,
 ) -> Vec<Recommendation> {
-    let evidence = evidence(conflicts.to_vec(), cycles);
-    let mut by_volume: BTreeMap<(&str, &str, &str), Vec<ObservedConflict>> = BTreeMap::new();
-    for c in &evidence {
+    let mut by_volume: BTreeMap<(&str, &str, &str), Vec<&ObservedConflict>> = BTreeMap::new();
+    for c in conflicts.iter().filter(|c| is_evidence(c, cycles)) {
         by_volume
             .entry((&c.cluster, &c.svm, &c.volume))
             .or_default()
-            .push(c.clone());
+            .push(c);
     }
     let mut out = Vec::new();
     for ((cluster, svm, volume), list) in by_volume {
-        let Some(raised) = decide(&list, recommend_after, within, now) else {
+        let Some(raised) = decide(list.iter().copied(), recommend_after, within, now) else {
             continue;
         };
         let rule = Rule {
@@ -229,7 +220,7 @@ pub fn for_volumes(
         };
         out.push(recommendation(
             [cluster, svm, volume],
-            &list,
+            list.iter().copied(),
             &raised,
             cycles,
             &rule,
@@ -582,8 +573,10 @@ mod tests {
             of(None, "2027-01-03T02:00:00Z"),
             of(Some("unknown"), "2027-01-04T02:00:00Z"),
         ];
-        let kept: Vec<Option<String>> = evidence(all, &ends(&cycles))
+        let ends = ends(&cycles);
+        let kept: Vec<Option<String>> = all
             .into_iter()
+            .filter(|c| is_evidence(c, &ends))
             .map(|x| x.cycle)
             .collect();
         assert_eq!(kept, vec![Some("sr".into()), None, Some("unknown".into())]);

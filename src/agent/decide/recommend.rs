@@ -31,7 +31,7 @@ pub struct VolumeConflicts {
 }
 
 impl VolumeConflicts {
-    /// Its conflicts that are evidence for FlexClone ([`rule::evidence`]), in journal order.
+    /// Its conflicts that are evidence for FlexClone ([`rule::is_evidence`]), in journal order.
     pub fn evidence(&self) -> impl Iterator<Item = &ObservedConflict> + Clone {
         self.conflicts
             .iter()
