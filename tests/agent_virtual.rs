@@ -445,6 +445,49 @@ max = "20m"
     h.stop().await;
 }
 
+/// A LUN an admin deletes while the agent runs shows at the next whole read of its cluster, and
+/// one created again shows too: what the start stage keeps between passes (which volumes the
+/// clusters lack) follows each whole read that changed it, and only those.
+#[tokio::test(start_paused = true)]
+async fn a_lun_deleted_and_created_again_while_the_agent_runs_is_seen_at_the_next_whole_read() {
+    let setup = Setup::at("2027-01-01T00:50:00Z");
+    let h = start(policy(&base("", "\"snaprestore\"", "auto")), setup);
+    // Several whole reads (every minute) of an unchanged cluster.
+    h.run_until("2027-01-01T00:55:00Z").await;
+    assert!(h.status().excluded_volumes.is_empty());
+    h.sim.with(|w| {
+        let li = w.lun_index(0, "/vol/vol_a/lun1").unwrap();
+        w.delete_lun(0, li, true).unwrap();
+    });
+    h.wait_for("vol_a left out", TimeDelta::minutes(5), |h| {
+        h.status().excluded_volumes.len() == 1
+    })
+    .await;
+    let status = h.status();
+    assert_eq!(status.excluded_volumes[0].volume, "lab/svm1/vol_a");
+    assert!(status.excluded_volumes[0]
+        .reason
+        .contains("/vol/vol_a/lun1"));
+    h.run_until("2027-01-01T01:20:00Z").await;
+    let cycles = h.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert_eq!(cycles[0].result, Some(CycleResult::Skipped));
+    assert!(
+        cycles[0].detail.contains("/vol/vol_a/lun1"),
+        "{}",
+        cycles[0].detail
+    );
+    h.sim.with(|w| {
+        w.create_lun(0, "/vol/vol_a/lun1", 1 << 30, "linux")
+            .unwrap()
+    });
+    h.wait_for("vol_a back", TimeDelta::minutes(5), |h| {
+        h.status().excluded_volumes.is_empty()
+    })
+    .await;
+    h.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_cluster_down_at_the_start_is_retried_and_runs_when_back_in_time() {
     let mut setup = Setup::at("2027-01-01T00:50:00Z");

@@ -38,8 +38,9 @@ pub struct Inventory {
     pub at: DateTime<Utc>,
     /// When the whole cluster was last read (what `observe_interval` counts from).
     pub full_at: DateTime<Utc>,
-    /// Changes (to a value never used before) whenever what the listing says of volumes,
-    /// snapshot policies or LUNs other than clones may have changed: a whole read, or a re-read
+    /// Changes (to a value never used before) whenever what the listing says of the cluster,
+    /// volumes, snapshot policies, schedules or LUNs other than clones changed: a whole read
+    /// that says otherwise than the one before ([`Inventory::keep_presence_of`]), or a re-read
     /// volume whose LUNs are not the ones it had. What is derived from those alone is kept
     /// while it stays.
     pub presence: u64,
@@ -438,6 +439,27 @@ pub async fn reread(
 }
 
 impl Inventory {
+    /// Takes `before`'s presence when this listing (a new whole read of the same cluster) says
+    /// the same of everything the presence covers: cluster, volumes, snapshot policies,
+    /// schedules, and each volume's LUNs other than clones, in order. What is derived from those
+    /// is then kept across the read instead of made again (an hourly whole read of a cluster
+    /// nobody changed made every pass after it rebuild the planner's view of the whole estate).
+    pub fn keep_presence_of(&mut self, before: &Inventory) {
+        fn plain(inv: &Inventory) -> impl Iterator<Item = (&str, &str, &str)> + '_ {
+            inv.luns()
+                .filter(|l| !l.created_as_clone)
+                .map(|l| (l.svm.as_str(), l.volume_name.as_str(), l.name.as_str()))
+        }
+        let same = self.info == before.info
+            && self.volumes == before.volumes
+            && self.snapshot_policies == before.snapshot_policies
+            && self.schedules == before.schedules
+            && plain(self).eq(plain(before));
+        if same {
+            self.presence = before.presence;
+        }
+    }
+
     /// The planner's view of this cluster.
     pub fn observed(&self, name: &str) -> ObservedCluster {
         ObservedCluster {
@@ -746,5 +768,71 @@ mod tests {
             0,
             "another prefix: every volume, none matches"
         );
+    }
+
+    /// A whole read that says the same of the cluster's volumes, policies, schedules and plain
+    /// LUNs keeps the presence (snapshots and clones are read at every pass anyway); any change
+    /// to one of those gives a presence never used before.
+    #[test]
+    fn a_whole_read_keeps_the_presence_only_when_what_it_covers_is_the_same() {
+        let at = "2026-12-06T06:00:00Z".parse().unwrap();
+        let lun = |leaf: &str, clone: bool| LunInfo {
+            uuid: format!("u-{leaf}"),
+            name: format!("/vol/a/{leaf}"),
+            svm: "svm1".into(),
+            volume_name: "a".into(),
+            mapped: false,
+            created_as_clone: clone,
+            size: None,
+        };
+        let read = |snapshots: &[&str], luns: Vec<LunInfo>| {
+            let mut inv =
+                Inventory::sample(snapshots.iter().map(|n| snap("a", n)).collect(), luns, at);
+            inv.volumes.push(VolumeInfo {
+                uuid: "u-a".into(),
+                name: "a".into(),
+                svm: "svm1".into(),
+                snapshot_policy: Some("p".into()),
+            });
+            inv
+        };
+        let before = read(&["hourly.1"], vec![lun("lun0", false)]);
+        let kept = |mut after: Inventory| {
+            after.keep_presence_of(&before);
+            after.presence == before.presence
+        };
+        // Another snapshot and a clone: the same presence.
+        assert!(kept(read(
+            &["hourly.1", "hourly.2"],
+            vec![lun("lun0", false), lun("snapwarden.w.1.lun0", true)]
+        )));
+        // A plain LUN gone, or one more.
+        assert!(!kept(read(&["hourly.1"], Vec::new())));
+        assert!(!kept(read(
+            &["hourly.1"],
+            vec![lun("lun0", false), lun("lun1", false)]
+        )));
+        // Another snapshot policy on the volume, another volume, another schedule.
+        let mut other = read(&["hourly.1"], vec![lun("lun0", false)]);
+        other.volumes[0].snapshot_policy = Some("q".into());
+        assert!(!kept(other));
+        let mut more = read(&["hourly.1"], vec![lun("lun0", false)]);
+        more.volumes.push(VolumeInfo {
+            uuid: "u-b".into(),
+            name: "b".into(),
+            svm: "svm1".into(),
+            snapshot_policy: None,
+        });
+        assert!(!kept(more));
+        let mut scheduled = read(&["hourly.1"], vec![lun("lun0", false)]);
+        scheduled
+            .schedules
+            .push(crate::domain::inventory::ScheduleInfo {
+                name: "hourly".into(),
+                recurrence: crate::timeline::Recurrence::Cron(
+                    crate::timeline::CronSpec::parse("5 * * * *").unwrap(),
+                ),
+            });
+        assert!(!kept(scheduled));
     }
 }

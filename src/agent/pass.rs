@@ -318,7 +318,11 @@ impl Agent {
                 view.inventory = kept;
             }
             match result {
-                Ok(inv) => {
+                Ok(mut inv) => {
+                    // A whole read replaces the listing still in the view (a re-read took it).
+                    if let Some(before) = &view.inventory {
+                        inv.keep_presence_of(before);
+                    }
                     if !view.reachable && view.failures > 0 {
                         tracing::info!(cluster = %name, "cluster reachable again");
                     } else if !view.reached_once {
