@@ -74,8 +74,9 @@ pub struct Lifecycle {
     /// The first scheduled snapshot after `create_at` (`None`: none within eight years).
     pub next_scheduled: Option<ScheduledSnapshot>,
     pub outcome: Outcome,
-    /// Why this lifecycle is where it is, in one sentence.
-    pub reason: String,
+    /// Why this lifecycle is where it is, in one sentence (shared: the agent's plan hands the
+    /// same lifecycles out at every pass).
+    pub reason: Arc<str>,
 }
 
 impl Lifecycle {

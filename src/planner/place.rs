@@ -32,7 +32,7 @@ pub(super) fn place(
         release_by: later(create_at, window.max),
         next_scheduled: tl.first_at_or_after(create_at),
         outcome,
-        reason,
+        reason: reason.into(),
     };
 
     let Some(hit) = tl.collision(start, span) else {
@@ -46,7 +46,8 @@ pub(super) fn place(
                 local(n.at)
             ),
             None => "no scheduled snapshot follows".to_string(),
-        };
+        }
+        .into();
         return (fits, None);
     };
 

@@ -291,7 +291,7 @@ fn due_now(
     let cluster = &view.clusters[ci];
     let too_late = now + window.expected > lc.release_by;
     if lc.outcome == Outcome::Skipped {
-        Due::Skip(lc.reason.clone())
+        Due::Skip(lc.reason.to_string())
     } else if let Some(why) = excluded {
         Due::Skip(format!("not run: {why}"))
     } else if !cluster.reachable && !too_late {
@@ -358,7 +358,7 @@ fn starts(view: &View<'_>, to_start: Vec<(&Lifecycle, usize)>, now: DateTime<Utc
             vi,
             kind,
             CycleState::Creating,
-            lc.reason.clone(),
+            lc.reason.to_string(),
         );
         let switched = (switch && volume.clone == CloneMethod::SnapRestore).then_some(key);
         actions.push(Action::Start {
