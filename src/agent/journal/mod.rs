@@ -652,38 +652,37 @@ impl Journal {
         self.wrote((|| {
             let mut conn = self.lock();
             let tx = conn.savepoint().map_err(|e| self.err(e))?;
-            let cut = ms(before);
-            tx.exec_cached(
-                "DELETE FROM actions WHERE cycle_id IN (SELECT id FROM cycles
-                   WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped'))",
-                params![cut],
-            )
-            .map_err(|e| self.err(e))?;
-            let n = tx
-                .exec_cached(
-                    "DELETE FROM cycles WHERE create_at < ?1 AND state IN ('released', 'failed', 'skipped')",
-                    params![cut],
-                )
-                .map_err(|e| self.err(e))?;
-            tx.exec_cached("DELETE FROM conflicts WHERE at < ?1", params![cut])
-                .map_err(|e| self.err(e))?;
-            tx.exec_cached(
-                "DELETE FROM managed_snapshots WHERE asked_at < ?1",
-                params![cut],
-            )
-            .map_err(|e| self.err(e))?;
-            tx.exec_cached("DELETE FROM locked_space WHERE at < ?1", params![cut])
-                .map_err(|e| self.err(e))?;
-            tx.exec_cached(
-                "DELETE FROM actions WHERE cycle_id IS NULL AND at < ?1",
-                params![cut],
-            )
-            .map_err(|e| self.err(e))?;
+            let mut cycles = 0;
+            for (i, sql) in PRUNE.iter().enumerate() {
+                let n = tx
+                    .exec_cached(sql, params![ms(before)])
+                    .map_err(|e| self.err(e))?;
+                if i == PRUNE_CYCLES {
+                    cycles = n;
+                }
+            }
             tx.commit().map_err(|e| self.err(e))?;
-            Ok(n)
+            Ok(cycles)
         })())
     }
 }
+
+/// The daily prune's statements, in order, each deleting what is older than `?1`: actions and
+/// terminal cycles (their objects go with them), conflicts, managed snapshots, locked space,
+/// and actions of no cycle. `+state` makes SQLite search cycles by `create_at` (the few older
+/// than the cut) instead of by state, which is every released cycle ever kept.
+pub(super) const PRUNE: [&str; 6] = [
+    "DELETE FROM actions WHERE cycle_id IN (SELECT id FROM cycles
+       WHERE create_at < ?1 AND +state IN ('released', 'failed', 'skipped'))",
+    "DELETE FROM cycles WHERE create_at < ?1 AND +state IN ('released', 'failed', 'skipped')",
+    "DELETE FROM conflicts WHERE at < ?1",
+    "DELETE FROM managed_snapshots WHERE asked_at < ?1",
+    "DELETE FROM locked_space WHERE at < ?1",
+    "DELETE FROM actions INDEXED BY actions_unowned_by_at WHERE cycle_id IS NULL AND at < ?1",
+];
+
+/// The statement of [`PRUNE`] whose count is the cycles deleted.
+const PRUNE_CYCLES: usize = 1;
 
 /// How long terminal cycles and conflicts are kept: a year of history for `report` and the
 /// longest FlexClone `within` (366 days), plus a margin.
