@@ -168,7 +168,7 @@ async fn one_cycle_with_every_answer_lost(clone: &str) {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.name)
+        .map(|s| String::from(s.name))
         .filter(|n| n.starts_with("snapwarden."))
         .collect();
     assert!(ours.is_empty(), "{clone}: {ours:?}");

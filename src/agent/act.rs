@@ -251,17 +251,20 @@ impl Agent {
         let views = &self.views;
         let conns = &self.conns;
         for (key, state) in self.memory.managed.iter_mut() {
-            let listed: std::collections::HashSet<&str> = conns
+            // A volume's own snapshots, a handful: looked through, not indexed.
+            let listed: Vec<&crate::ontap::Uuid> = conns
                 .iter()
                 .position(|c| c.name == key.volume.cluster)
                 .and_then(|ci| views[ci].inventory.as_ref())
                 .map(|inv| {
                     inv.volume_snapshots(&key.volume.svm, &key.volume.volume)
-                        .map(|s| s.uuid.as_str())
+                        .map(|s| &s.uuid)
                         .collect()
                 })
                 .unwrap_or_default();
-            state.deleted.retain(|uuid| listed.contains(uuid.as_str()));
+            state
+                .deleted
+                .retain(|uuid| listed.iter().any(|u| **u == *uuid));
         }
     }
 

@@ -647,7 +647,7 @@ mod tests {
 
     fn snap(volume: &str, name: &str) -> SnapshotInfo {
         SnapshotInfo {
-            uuid: format!("{volume}-{name}"),
+            uuid: format!("{volume}-{name}").into(),
             name: name.into(),
             volume_uuid: format!("u-{volume}").into(),
             volume_name: volume.into(),

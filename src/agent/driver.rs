@@ -441,7 +441,7 @@ mod tests {
 
     fn snap(name: &str, volume: &str, at: &str) -> SnapshotInfo {
         SnapshotInfo {
-            uuid: format!("u-{name}"),
+            uuid: format!("u-{name}").into(),
             name: name.into(),
             volume_uuid: "vu".into(),
             volume_name: volume.into(),

@@ -112,7 +112,7 @@ pub(crate) fn pins(
     let mut latest: Option<DateTime<Utc>> = None;
     let mut all_known = true;
     for s in captured(cycle, inv, prefix, now) {
-        out.snapshots.push(s.name.clone());
+        out.snapshots.push(s.name.to_string());
         let at = retention.and_then(|r| {
             r.schedule_of(&s.name)
                 .and_then(|sched| r.rotates_out_at(sched, s.create_time.with_timezone(&Utc)))
@@ -121,7 +121,7 @@ pub(crate) fn pins(
             Some(at) => latest = Some(latest.map_or(at, |l| l.max(at))),
             None => {
                 all_known = false;
-                out.unscheduled.push(s.name.clone());
+                out.unscheduled.push(s.name.to_string());
             }
         }
     }
@@ -257,7 +257,7 @@ mod tests {
 
     fn snap(name: &str, at: &str, comment: Option<&str>) -> SnapshotInfo {
         SnapshotInfo {
-            uuid: format!("u-{name}"),
+            uuid: format!("u-{name}").into(),
             name: name.into(),
             volume_uuid: "vu".into(),
             volume_name: "vol".into(),

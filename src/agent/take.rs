@@ -139,7 +139,7 @@ impl Agent {
         };
         match created {
             Ok(info) if managed::is_marked(info.comment.as_deref(), &key.prefix) => {
-                Made::Yes(info.uuid)
+                Made::Yes(info.uuid.to_string())
             }
             Ok(info) => Made::No(format!(
                 "a snapshot named {} exists on volume {} and is not snapwarden's (comment {:?}); never touched",
@@ -176,7 +176,7 @@ impl Agent {
                     .cloned()
             });
         match found {
-            Some(s) if managed::is_marked(s.comment.as_deref(), &key.prefix) => Made::Yes(s.uuid),
+            Some(s) if managed::is_marked(s.comment.as_deref(), &key.prefix) => Made::Yes(s.uuid.to_string()),
             Some(s) => Made::No(format!(
                 "a snapshot named {} exists on volume {} and is not snapwarden's (comment {:?}); never touched ({})",
                 take.name,

@@ -4,6 +4,7 @@
 //! Everything above this module (discovery, executor, observation) talks only to the trait.
 
 pub mod client;
+pub mod ident;
 pub mod secret;
 pub mod text;
 pub mod tls;
@@ -17,6 +18,7 @@ pub use client::{
     ClientBuildError, ClientOptions, ClientOverrides, JobPolling, RestClient, RetryPolicy,
     DEFAULT_MAX_RECORDS,
 };
+pub use ident::{Name, Uuid};
 pub use secret::{Secret, SecretError};
 pub use text::{Interner, Text};
 pub use via::{Call, Layer, Resolve, Target, Via};
@@ -58,11 +60,12 @@ pub enum LicenseState {
 /// A snapshot as listed by `/api/storage/volumes/*/snapshots`.
 ///
 /// The values snapshots repeat (volume, SVM, comment, label, lock owners) are [`Text`]: a
-/// listing read through an [`Interner`] holds each once, not once per snapshot.
+/// listing read through an [`Interner`] holds each once, not once per snapshot; its own uuid
+/// and name are held compactly ([`Uuid`], [`Name`]), reading back as the text ONTAP gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotInfo {
-    pub uuid: String,
-    pub name: String,
+    pub uuid: Uuid,
+    pub name: Name,
     pub volume_uuid: Text,
     pub volume_name: Text,
     pub svm: Text,

@@ -512,7 +512,7 @@ impl SnapshotWire<'_> {
         Ok(SnapshotInfo {
             uuid: required_str(&self.uuid, "snapshot uuid")
                 .map_err(|e| format!("{name}: {e}"))?
-                .to_string(),
+                .into(),
             volume_uuid: interner
                 .get(required_str(&volume.uuid, "volume.uuid").map_err(in_snapshot)?),
             volume_name: interner
@@ -532,7 +532,7 @@ impl SnapshotWire<'_> {
                     })
                 })
                 .transpose()?,
-            name: name.to_string(),
+            name: name.into(),
         })
     }
 }
@@ -659,7 +659,7 @@ mod tests {
         let a = records.next().unwrap().into_domain(&mut interner).unwrap();
         let b = records.next().unwrap().into_domain(&mut interner).unwrap();
         assert_eq!(a.comment.as_deref(), Some("café \"quoted\""));
-        assert_eq!((a.name.as_str(), a.uuid.as_str()), ("hourly.0505", "u1"));
+        assert_eq!((a.name.as_str(), &*a.uuid.text()), ("hourly.0505", "u1"));
         assert_eq!(a.create_time.to_rfc3339(), "2026-12-06T05:05:00+01:00");
         assert_eq!((a.size, b.size), (Some(4096), None));
         assert_eq!(b.comment, None);

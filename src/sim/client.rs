@@ -119,8 +119,8 @@ fn snapshot_info_over<'w>(
     let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     SnapshotInfo {
-        uuid: s.uuid.clone(),
-        name: s.name.clone(),
+        uuid: (&s.uuid).into(),
+        name: (&s.name).into(),
         volume_uuid: volume.uuid.clone(),
         volume_name: volume.name.clone(),
         svm: volume.svm.clone(),
@@ -531,7 +531,7 @@ mod tests {
         // `default` policy: hourly at :05 captures the clone.
         c.simulator().advance(TimeDelta::minutes(10)).unwrap();
         let err = c
-            .delete_snapshot(&vref, &b.uuid, &b.name)
+            .delete_snapshot(&vref, &b.uuid.text(), &b.name)
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some(SNAPSHOT_LOCKED));
@@ -544,7 +544,7 @@ mod tests {
         ));
         c.delete_lun(&clone.uuid, &clone.name, false).await.unwrap();
         assert_eq!(
-            c.delete_snapshot(&vref, &b.uuid, &b.name)
+            c.delete_snapshot(&vref, &b.uuid.text(), &b.name)
                 .await
                 .unwrap_err()
                 .code(),
@@ -558,10 +558,12 @@ mod tests {
             .find(|s| s.name.starts_with("hourly."))
             .unwrap();
         assert_eq!(pin.name, "hourly.2026-06-01_0805");
-        c.delete_snapshot(&vref, &pin.uuid, &pin.name)
+        c.delete_snapshot(&vref, &pin.uuid.text(), &pin.name)
             .await
             .unwrap();
-        c.delete_snapshot(&vref, &b.uuid, &b.name).await.unwrap();
+        c.delete_snapshot(&vref, &b.uuid.text(), &b.name)
+            .await
+            .unwrap();
         let lun = c.luns().await.unwrap().remove(0);
         let err = c.delete_lun(&lun.uuid, &lun.name, false).await.unwrap_err();
         assert_eq!(err.code(), Some(crate::ontap::LUN_MAPPED));

@@ -990,7 +990,7 @@ mod policy_tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|s| s.name)
+            .map(|s| s.name.into())
             .collect();
         assert_eq!(
             names,

@@ -281,7 +281,7 @@ impl<'a> Baseline<'a> {
         self.running.push(Some(Running {
             cluster: v.cluster,
             volume: vref.clone(),
-            snapshot_uuid: snap.uuid,
+            snapshot_uuid: snap.uuid.to_string(),
             snapshot: name,
             clones,
             overruns: backup.overruns,

@@ -229,8 +229,8 @@ fn add_volume(
             })
             .cloned();
         w.clusters[ci].volumes[vi].snapshots.push(Snapshot {
-            uuid: s.uuid.clone(),
-            name: s.name.clone(),
+            uuid: s.uuid.to_string(),
+            name: s.name.to_string(),
             comment: s.comment.as_deref().map(str::to_string),
             create_time: s.create_time.with_timezone(&Utc).min(start),
             size: s.size.unwrap_or(0),
@@ -277,8 +277,8 @@ max = "50m"
         let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 5, 0).unwrap();
         let snapshots = (0..snapshots)
             .map(|i| SnapshotInfo {
-                uuid: format!("s{i}"),
-                name: format!("hourly.{i}"),
+                uuid: format!("s{i}").into(),
+                name: format!("hourly.{i}").into(),
                 volume_uuid: "v1".into(),
                 volume_name: "vol_sql".into(),
                 svm: "svm1".into(),

@@ -82,7 +82,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
                 create_at,
                 release_by: now,
                 release_deadline: None,
-                backing_snapshot: s.name.clone(),
+                backing_snapshot: s.name.to_string(),
                 clone_kind: CloneKind::SnapRestore,
                 clones: clones.iter().map(|(c, _)| c.clone()).collect(),
                 state: CycleState::Releasing,
@@ -99,7 +99,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             };
             actions.push(Action::Adopt {
                 cycle,
-                snapshot_uuid: s.uuid.clone(),
+                snapshot_uuid: s.uuid.to_string(),
                 clones,
             });
         }

@@ -128,7 +128,7 @@ fn copy_actions<'p>(
     let series: Vec<&SnapshotInfo> = copy
         .series(inv)
         .into_iter()
-        .filter(|s| !state.deleted.contains(&s.uuid))
+        .filter(|s| !state.deleted.contains(&*s.uuid.text()))
         .collect();
     if let Some((name, asked)) = &state.pending {
         // A create whose answer was lost: only a listing taken after it can say.
@@ -141,7 +141,7 @@ fn copy_actions<'p>(
         actions.push(Action::SettleManaged {
             copy: key,
             name: name.clone(),
-            uuid: found.map(|s| s.uuid.clone()),
+            uuid: found.map(|s| s.uuid.to_string()),
         });
         return Some(now);
     }
@@ -241,6 +241,6 @@ fn excess(
         .iter()
         .take(over)
         .filter(|s| s.owners.is_empty())
-        .map(|s| (s.uuid.clone(), s.name.clone()))
+        .map(|s| (s.uuid.to_string(), s.name.to_string()))
         .collect()
 }

@@ -163,7 +163,7 @@ fn hourly_name(at: &str) -> String {
 
 fn snap(name: &str, at: &str, comment: Option<&str>) -> SnapshotInfo {
     SnapshotInfo {
-        uuid: format!("uuid-{name}"),
+        uuid: format!("uuid-{name}").into(),
         name: name.into(),
         volume_uuid: "uuid-v".into(),
         volume_name: "v".into(),

@@ -56,7 +56,7 @@ pub(crate) fn journal_lookups(
                 svm: s.svm.to_string(),
                 volume: s.volume_name.to_string(),
                 kind: ObjectKind::Snapshot,
-                name: s.name.clone(),
+                name: s.name.to_string(),
             });
             if memory.cycle(id).is_none() && ids.insert(id.to_string()) {
                 out.cycles.push(id.to_string());
@@ -295,7 +295,7 @@ fn lookalikes(
         if let Some(c) =
             marker.and_then(|id| in_memory(view.memory, id, name, &s.svm, &s.volume_name, &s.name))
         {
-            reopen_if_released(&c.id, &s.uuid, c.released_at);
+            reopen_if_released(&c.id, &s.uuid.text(), c.released_at);
             continue;
         }
         let owner = marker.and_then(|_| {
@@ -306,7 +306,7 @@ fn lookalikes(
                     svm: s.svm.to_string(),
                     volume: s.volume_name.to_string(),
                     kind: ObjectKind::Snapshot,
-                    name: s.name.clone(),
+                    name: s.name.to_string(),
                 })
                 .cloned()
                 .flatten()
@@ -314,7 +314,7 @@ fn lookalikes(
         match (marker, owner) {
             (Some(id), Some(o)) if o == id => {
                 let released = view.memory.recent.get(id).and_then(|c| c.released_at);
-                reopen_if_released(id, &s.uuid, released);
+                reopen_if_released(id, &s.uuid.text(), released);
             }
             (None, _) => warnings.push((
                 format!("nomarker:{name}:{}", s.uuid),
@@ -465,7 +465,7 @@ fn attribute(
         .collect();
     let s = driver::attribute(c, inv, patterns, &taken)?;
     let t = s.create_time.with_timezone(&Utc);
-    c.backing_snapshot = s.name.clone();
+    c.backing_snapshot = s.name.to_string();
     c.created_at = Some(t);
     if c.clone_kind == CloneKind::SnapRestore {
         // The tool clones right after its snapshot: from then on a scheduled snapshot can

@@ -140,7 +140,7 @@ fn lun_info(path: &str, volume: &str, clone: bool) -> LunInfo {
 
 fn snap(name: &str, volume: &str, at: &str, comment: Option<&str>) -> SnapshotInfo {
     SnapshotInfo {
-        uuid: format!("uuid-{name}"),
+        uuid: format!("uuid-{name}").into(),
         name: name.into(),
         volume_uuid: format!("uuid-{volume}").into(),
         volume_name: volume.into(),

@@ -84,7 +84,7 @@ pub(super) fn snapshot_findings(
                 at.cluster.to_string(),
                 s.svm.to_string(),
                 s.volume_name.to_string(),
-                s.name.clone(),
+                s.name.to_string(),
             ])
         });
         let orphan = match kind {
@@ -218,7 +218,7 @@ impl Chain<'_> {
             "the backing snapshot and the space it holds stay until every pin rotates out"
         },
     );
-        f.snapshot = Some(s.name.clone());
+        f.snapshot = Some(s.name.to_string());
         f.bytes = s.size;
         f.luns = kind.map_or_else(Vec::new, |k| clones_of(listing, s, k, self.prefix));
         for p in pins {
@@ -257,7 +257,7 @@ fn busy(at: &At<'_>, s: &SnapshotInfo) -> Finding {
             "its owner holds it: it cannot be deleted or rotated until released"
         },
     );
-    f.snapshot = Some(s.name.clone());
+    f.snapshot = Some(s.name.to_string());
     f.bytes = s.size;
     f.fix.cli.push(format!(
         "volume snapshot show {} -snapshot {} -fields owners,busy",
@@ -322,7 +322,7 @@ fn orphan_finding(
         "it holds space and a snapshot slot, and a scheduled snapshot that captures one of its \
          SnapRestore clones locks it into the chain",
     );
-    f.snapshot = Some(s.name.clone());
+    f.snapshot = Some(s.name.to_string());
     f.bytes = s.size;
     for c in &clones {
         f.fix

@@ -52,7 +52,7 @@ max = "30m"
 
 fn snapshot(name: &str, at: &str) -> SnapshotInfo {
     SnapshotInfo {
-        uuid: format!("u-{name}"),
+        uuid: format!("u-{name}").into(),
         name: name.into(),
         volume_uuid: "vu".into(),
         volume_name: "vol".into(),

@@ -224,7 +224,7 @@ async fn create_snapshot(
                 &cycle,
                 ObjectKind::Snapshot,
                 &cycle.backing_snapshot,
-                Some(&info.uuid),
+                Some(&info.uuid.text()),
                 ObjectState::Created,
             );
             cycle.created_at = Some(ctx.now());

@@ -119,7 +119,8 @@ fn not_provably_ours(
     // listing per release made a pass of releases quadratic in the estate); the whole listing
     // only when the volume does not show it (renamed since, or the snapshot already gone).
     let listing = listing?;
-    let ours = |s: &&crate::ontap::SnapshotInfo| Some(&s.uuid) == snapshot.uuid.as_ref();
+    let ours =
+        |s: &&crate::ontap::SnapshotInfo| snapshot.uuid.as_ref().is_some_and(|u| s.uuid == *u);
     let seen = listing
         .volume_snapshots(&cycle.svm, &cycle.volume)
         .find(ours)
@@ -232,7 +233,7 @@ pub(super) fn settle(
             .volume_snapshots(&cycle.svm, &cycle.volume)
             .find(|s| s.name == object.name)
             .filter(|s| s.comment.as_deref().and_then(cycle_id_in_comment) == Some(&cycle.id))
-            .map(|s| s.uuid.clone()),
+            .map(|s| s.uuid.to_string()),
         // A LUN has no comment to carry the marker: only a clone in the cycle's volume can be
         // the one the cycle meant to create (a plain LUN at that path is somebody else's).
         ObjectKind::Lun => inv
