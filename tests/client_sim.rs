@@ -185,7 +185,7 @@ async fn snaprestore_backing_snapshot_lifecycle() {
     assert!(lun(&ontap, "/vol/vol1/lun1_clone").await.is_none());
     // No scheduled snapshot captured the clone, so nothing pins the backing snapshot.
     ontap
-        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .delete_snapshot(&vol, &created.uuid.text(), BACKING)
         .await
         .unwrap();
     assert!(snapshot(&ontap, BACKING).await.is_none());
@@ -222,7 +222,7 @@ async fn flexclone_backing_snapshot_lifecycle() {
 
     // During block sharing the backing snapshot is locked.
     let err = ontap
-        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .delete_snapshot(&vol, &created.uuid.text(), BACKING)
         .await
         .unwrap_err();
     assert_locked(&err);
@@ -243,7 +243,7 @@ async fn flexclone_backing_snapshot_lifecycle() {
         .await
         .unwrap();
     ontap
-        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .delete_snapshot(&vol, &created.uuid.text(), BACKING)
         .await
         .unwrap();
     assert!(snapshot(&ontap, BACKING).await.is_none());
@@ -272,7 +272,7 @@ async fn snaprestore_chain_lock_holds_until_the_pinning_snapshot_is_deleted() {
     assert!(!snapshot(&ontap, BACKING).await.unwrap().owners.is_empty());
 
     let err = ontap
-        .delete_snapshot(&vol, &backing.uuid, BACKING)
+        .delete_snapshot(&vol, &backing.uuid.text(), BACKING)
         .await
         .unwrap_err();
     assert_locked(&err);
@@ -282,17 +282,17 @@ async fn snaprestore_chain_lock_holds_until_the_pinning_snapshot_is_deleted() {
         .await
         .unwrap();
     let err = ontap
-        .delete_snapshot(&vol, &backing.uuid, BACKING)
+        .delete_snapshot(&vol, &backing.uuid.text(), BACKING)
         .await
         .unwrap_err();
     assert_locked(&err);
 
     ontap
-        .delete_snapshot(&vol, &scheduled.uuid, &scheduled.name)
+        .delete_snapshot(&vol, &scheduled.uuid.text(), &scheduled.name)
         .await
         .unwrap();
     ontap
-        .delete_snapshot(&vol, &backing.uuid, BACKING)
+        .delete_snapshot(&vol, &backing.uuid.text(), BACKING)
         .await
         .unwrap();
     let left: Vec<String> = ontap
@@ -300,7 +300,7 @@ async fn snaprestore_chain_lock_holds_until_the_pinning_snapshot_is_deleted() {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.name)
+        .map(|s| s.name.to_string())
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -427,7 +427,7 @@ name = "svm1"
     assert_eq!(listed.len(), held.len());
     let listed: BTreeSet<(String, String)> = listed
         .into_iter()
-        .map(|s| (s.volume_name.to_string(), s.uuid))
+        .map(|s| (s.volume_name.to_string(), s.uuid.to_string()))
         .collect();
     assert_eq!(listed, held);
 }
@@ -601,9 +601,12 @@ async fn every_create_and_delete_survives_an_answer_lost_after_it_was_applied() 
             .simulator()
             .advance(TimeDelta::seconds(61))
             .unwrap();
-        with_lost_answer(&sim, ontap.delete_snapshot(&vol, &created.uuid, BACKING))
-            .await
-            .unwrap();
+        with_lost_answer(
+            &sim,
+            ontap.delete_snapshot(&vol, &created.uuid.text(), BACKING),
+        )
+        .await
+        .unwrap();
         assert!(snapshot(&ontap, BACKING).await.is_none());
     }
 }
@@ -739,7 +742,7 @@ struct Observed {
 
 fn domain(s: &SnapshotInfo) -> (String, Option<String>, String, Vec<String>) {
     (
-        s.name.clone(),
+        s.name.to_string(),
         s.comment.as_deref().map(str::to_string),
         s.create_time.to_rfc3339(),
         s.owners.iter().map(|o| o.to_string()).collect(),
@@ -767,7 +770,7 @@ async fn scenario(ontap: &dyn Ontap) -> Observed {
         .collect();
     listed.sort();
     let err = ontap
-        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .delete_snapshot(&vol, &created.uuid.text(), BACKING)
         .await
         .unwrap_err();
     let locked = match &err {
@@ -786,7 +789,7 @@ async fn scenario(ontap: &dyn Ontap) -> Observed {
         .await
         .unwrap();
     ontap
-        .delete_snapshot(&vol, &created.uuid, BACKING)
+        .delete_snapshot(&vol, &created.uuid.text(), BACKING)
         .await
         .unwrap();
     let mut after_delete: Vec<_> = ontap
@@ -794,7 +797,7 @@ async fn scenario(ontap: &dyn Ontap) -> Observed {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.name)
+        .map(|s| s.name.to_string())
         .collect();
     after_delete.sort();
     Observed {
@@ -906,9 +909,9 @@ luns = [{ name = "lun1" }, { name = "lun2" }]
 }
 
 /// Sorted by uuid, to compare listings whatever order each call returns them in.
-fn by_uuid<T: Clone>(items: &[T], uuid: impl Fn(&T) -> &str) -> Vec<T> {
+fn by_uuid<T: Clone>(items: &[T], uuid: impl Fn(&T) -> String) -> Vec<T> {
     let mut v = items.to_vec();
-    v.sort_by(|a, b| uuid(a).cmp(uuid(b)));
+    v.sort_by_key(|a| uuid(a));
     v
 }
 
@@ -945,8 +948,8 @@ async fn volumes_read_together_are_their_part_of_the_whole_listing() {
                 "only vol1 has snapshots"
             );
             assert_eq!(
-                by_uuid(&together, |s| &s.uuid),
-                by_uuid(&part, |s| &s.uuid),
+                by_uuid(&together, |s| s.uuid.to_string()),
+                by_uuid(&part, |s| s.uuid.to_string()),
                 "{names:?}"
             );
             let together = ontap.volume_luns(read).await.unwrap();
@@ -956,8 +959,8 @@ async fn volumes_read_together_are_their_part_of_the_whole_listing() {
                 .cloned()
                 .collect();
             assert_eq!(
-                by_uuid(&together, |l| &l.uuid),
-                by_uuid(&part, |l| &l.uuid),
+                by_uuid(&together, |l| l.uuid.clone()),
+                by_uuid(&part, |l| l.uuid.clone()),
                 "{names:?}"
             );
         }
@@ -1064,10 +1067,12 @@ async fn a_listing_reread_for_the_changed_volumes_equals_a_whole_read() {
     assert!(reread(&ontap, &mut kept, &changed, at).await.unwrap());
     let whole = discover(&ontap, Depth::Full, at).await.unwrap();
     let snapshots = |i: &snapwarden::agent::discovery::Inventory| {
-        by_uuid(&i.snapshots().cloned().collect::<Vec<_>>(), |s| &s.uuid)
+        by_uuid(&i.snapshots().cloned().collect::<Vec<_>>(), |s| {
+            s.uuid.to_string()
+        })
     };
     let luns = |i: &snapwarden::agent::discovery::Inventory| {
-        by_uuid(&i.luns().cloned().collect::<Vec<_>>(), |l| &l.uuid)
+        by_uuid(&i.luns().cloned().collect::<Vec<_>>(), |l| l.uuid.clone())
     };
     assert_eq!(snapshots(&kept), snapshots(&whole));
     assert_eq!(luns(&kept), luns(&whole));
@@ -1082,7 +1087,7 @@ async fn a_listing_reread_for_the_changed_volumes_equals_a_whole_read() {
         .unwrap();
     let backing = snapshot(&ontap, BACKING).await.unwrap();
     ontap
-        .delete_snapshot(&vol1, &backing.uuid, BACKING)
+        .delete_snapshot(&vol1, &backing.uuid.text(), BACKING)
         .await
         .unwrap();
     assert!(reread(&ontap, &mut kept, &changed, at).await.unwrap());

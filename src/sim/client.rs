@@ -119,7 +119,7 @@ fn snapshot_info_over<'w>(
     let v = &w.clusters[ci].volumes[vi];
     let s = &v.snapshots[si];
     SnapshotInfo {
-        uuid: (&s.uuid).into(),
+        uuid: s.listed_uuid.clone(),
         name: (&s.name).into(),
         volume_uuid: volume.uuid.clone(),
         volume_name: volume.name.clone(),

@@ -230,6 +230,7 @@ fn add_volume(
             .cloned();
         w.clusters[ci].volumes[vi].snapshots.push(Snapshot {
             uuid: s.uuid.to_string(),
+            listed_uuid: s.uuid.clone(),
             name: s.name.to_string(),
             comment: s.comment.as_deref().map(str::to_string),
             create_time: s.create_time.with_timezone(&Utc).min(start),

@@ -53,6 +53,9 @@ pub struct SnapshotPolicy {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub uuid: String,
+    /// `uuid` as listings hold it, parsed once when the snapshot is made (a listing of every
+    /// snapshot parsed each again).
+    pub listed_uuid: crate::ontap::Uuid,
     pub name: String,
     pub comment: Option<String>,
     pub create_time: DateTime<Utc>,

@@ -206,6 +206,7 @@ impl World {
         // Sizes cycle through 4 KiB .. 256 KiB so listings show varied values.
         let size = 4096 * (1 + (v.snapshots.len() % 64) as u64);
         v.snapshots.push(Snapshot {
+            listed_uuid: uuid.as_str().into(),
             uuid,
             name: new.name.to_string(),
             comment: new.comment,
