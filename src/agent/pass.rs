@@ -318,28 +318,7 @@ impl Agent {
                 view.inventory = kept;
             }
             match result {
-                Ok(mut inv) => {
-                    // A whole read replaces the listing still in the view (a re-read took it).
-                    if let Some(before) = &view.inventory {
-                        inv.keep_presence_of(before);
-                    }
-                    if !view.reachable && view.failures > 0 {
-                        tracing::info!(cluster = %name, "cluster reachable again");
-                    } else if !view.reached_once {
-                        tracing::info!(
-                            cluster = %name, version = %inv.info.version,
-                            timezone = %inv.info.timezone,
-                            flexclone = ?inv.flexclone,
-                            "cluster discovered"
-                        );
-                    }
-                    view.inventory = Some(inv);
-                    view.reachable = true;
-                    view.reached_once = true;
-                    view.failures = 0;
-                    view.retry_at = None;
-                    view.last_error = None;
-                }
+                Ok(inv) => reached(view, &name, inv),
                 Err(e) => {
                     self.conns[ci].changed.give_back(changed);
                     view.failures = view.failures.saturating_add(1);
@@ -534,6 +513,31 @@ impl Agent {
             }),
         });
     }
+}
+
+/// A cluster read (whole, or re-read): its listing replaces the view's, and the cluster is
+/// reachable again.
+fn reached(view: &mut super::state::ClusterView, name: &str, mut inv: Inventory) {
+    // A whole read replaces the listing still in the view (a re-read took it).
+    if let Some(before) = &view.inventory {
+        inv.keep_presence_of(before);
+    }
+    if !view.reachable && view.failures > 0 {
+        tracing::info!(cluster = %name, "cluster reachable again");
+    } else if !view.reached_once {
+        tracing::info!(
+            cluster = %name, version = %inv.info.version,
+            timezone = %inv.info.timezone,
+            flexclone = ?inv.flexclone,
+            "cluster discovered"
+        );
+    }
+    view.inventory = Some(inv);
+    view.reachable = true;
+    view.reached_once = true;
+    view.failures = 0;
+    view.retry_at = None;
+    view.last_error = None;
 }
 
 /// What [`Agent::missing`] is kept for: the policy (by identity) and each listing's presence.
