@@ -93,9 +93,12 @@ impl World {
         self.now
     }
 
-    /// A fresh random UUID (v4).
+    /// A fresh random UUID (v4), from a per-thread generator the OS seeded (not a system
+    /// call each: the simulator makes one per snapshot and LUN).
     pub fn new_uuid() -> String {
-        uuid::Uuid::new_v4().to_string()
+        uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+            .into_uuid()
+            .to_string()
     }
 
     /// Deterministic pseudo-random number in `[0, 1)` (xorshift) for fault rates.

@@ -686,3 +686,18 @@ fn the_snapshot_space_is_the_reserve_share_and_the_sum_of_the_sizes() {
     assert_eq!(space.used, sum);
     assert!(space.used > 0);
 }
+
+/// The simulator's uuids are what ONTAP gives: canonical lower-case v4 uuids (as the `uuid`
+/// crate's own parser reads them), never the same twice.
+#[test]
+fn new_uuids_are_distinct_canonical_v4_uuids() {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10_000 {
+        let u = World::new_uuid();
+        let parsed = uuid::Uuid::parse_str(&u).unwrap();
+        assert_eq!(parsed.get_version(), Some(uuid::Version::Random), "{u}");
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{u}");
+        assert_eq!(parsed.hyphenated().to_string(), u);
+        assert!(seen.insert(u));
+    }
+}
