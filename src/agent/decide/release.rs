@@ -1,7 +1,7 @@
 //! The release stage: which open cycles are released now — a backup that ended (or a create
 //! that failed, or a cycle a previous run left), a hold that is over, a retry whose backoff is
 //! over, a locked cycle whose pins are gone. A cycle on a cluster not reachable now waits; one
-//! whose volume is gone is reported (its objects went with it).
+//! whose volume is gone is reported (its objects went with it). Newest backing snapshot first.
 
 use chrono::{DateTime, Utc};
 
@@ -11,7 +11,22 @@ use crate::ontap::VolumeRef;
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut actions = Vec::new();
-    for (id, o) in &view.memory.open {
+    // Newest backing snapshot first: an older one on the same volume is often pinned by a
+    // newer one that captured its clone, and is freed once that one is deleted. Then by volume
+    // and window, so that the order never depends on the cycles' random ids.
+    let mut open: Vec<_> = view.memory.open.iter().collect();
+    open.sort_by(|(a_id, a), (b_id, b)| {
+        let (a, b) = (&a.cycle, &b.cycle);
+        (b.create_at, &a.cluster, &a.svm, &a.volume, &a.window, a_id).cmp(&(
+            a.create_at,
+            &b.cluster,
+            &b.svm,
+            &b.volume,
+            &b.window,
+            b_id,
+        ))
+    });
+    for (id, o) in open {
         let why = match o.step {
             Step::Release => ReleaseWhy::Ended,
             Step::Held { until } if until <= now => ReleaseWhy::HoldOver,

@@ -558,15 +558,70 @@ fn each_step_that_is_over_is_released_with_its_reason() {
         &fx,
         "2027-01-01T01:30:00Z",
         "release ended (Ended, fresh listing)
-         warn [novolume:gone]: cluster c: volume v9 (svm svm1) of cycle gone is gone; its objects went with it
          release held (HoldOver, fresh listing)
          release retry (RetryDue, fresh listing)
          release settling (Ended)
-         release unpinned (Unpinned, fresh listing)",
+         release unpinned (Unpinned, fresh listing)
+         warn [novolume:gone]: cluster c: volume v9 (svm svm1) of cycle gone is gone; its objects went with it",
     );
     // Nothing is released on a cluster that is not reachable now.
     fx.clusters[0].reachable = false;
     check(Stage::Release, &fx, "2027-01-01T01:30:00Z", "");
+}
+
+#[test]
+fn the_newest_backing_snapshot_is_released_first_whatever_the_cycle_ids() {
+    // Two cycles on one volume whose ids sort the other way round from their age, and one on
+    // another volume made at the same time as the newer one.
+    let mut fx = Fixture::new(policy(""), "2027-01-01T03:30:00Z");
+    fx.open(
+        cycle("a-newer", "v1", "2027-01-01T02:10:00Z", CycleState::Locked),
+        Step::Locked {
+            unpinned: true,
+            retry: None,
+        },
+    );
+    fx.open(
+        cycle("b-older", "v1", "2027-01-01T01:10:00Z", CycleState::Locked),
+        Step::Locked {
+            unpinned: true,
+            retry: None,
+        },
+    );
+    fx.open(
+        cycle(
+            "0-other",
+            "v2",
+            "2027-01-01T02:10:00Z",
+            CycleState::Releasing,
+        ),
+        Step::Release,
+    );
+    let expected = "release a-newer (Unpinned, fresh listing)
+         release 0-other (Ended, fresh listing)
+         release b-older (Unpinned, fresh listing)";
+    check(Stage::Release, &fx, "2027-01-01T03:30:00Z", expected);
+    // The same cycles under ids that sort the other way round: the same order.
+    let renamed: Vec<_> = std::mem::take(&mut fx.memory.open).into_values().collect();
+    for o in renamed {
+        let mut c = o.cycle;
+        c.id = match c.id.as_str() {
+            "a-newer" => "z-newer",
+            "b-older" => "a-older",
+            _ => "m-other",
+        }
+        .into();
+        fx.open(c, o.step);
+    }
+    check(
+        Stage::Release,
+        &fx,
+        "2027-01-01T03:30:00Z",
+        &expected
+            .replace("a-newer", "z-newer")
+            .replace("b-older", "a-older")
+            .replace("0-other", "m-other"),
+    );
 }
 
 // The observe stage.
