@@ -162,9 +162,19 @@ impl Listing {
     /// Groups a whole cluster's listings by volume, keeping the order of first appearance.
     fn of(mut snapshots: Vec<SnapshotInfo>, luns: Vec<LunInfo>) -> Listing {
         let mut listing = Listing::default();
+        // A volume's snapshots come one after another: each is given the slot of the one
+        // before it when they share a volume, without a look-up.
+        let mut last: Option<(&str, &str, usize)> = None;
         let slots: Vec<usize> = snapshots
             .iter()
-            .map(|s| listing.slot(&s.svm, &s.volume_name))
+            .map(|s| match last {
+                Some((svm, volume, i)) if svm == &*s.svm && volume == &*s.volume_name => i,
+                _ => {
+                    let i = listing.slot(&s.svm, &s.volume_name);
+                    last = Some((&s.svm, &s.volume_name, i));
+                    i
+                }
+            })
             .collect();
         // Volumes are numbered in order of first appearance: the list holds each volume's
         // snapshots together exactly when the numbers never go down.

@@ -3,8 +3,10 @@
 //! recommendations in force — keyed by names, never by positions in a policy that a reload can
 //! reorder.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -59,7 +61,7 @@ pub fn volume_index(policy: &Policy, cluster: &str, svm: &str, volume: &str) -> 
 }
 
 /// One window occurrence on one volume: the identity of a cycle (the journal's unique key).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Occurrence {
     pub window: String,
     pub volume: VolumeKey,
@@ -74,6 +76,64 @@ impl Occurrence {
             volume: VolumeKey::of_cycle(c),
             start: c.window_start,
         }
+    }
+}
+
+/// An occurrence's identity by reference: window, cluster, SVM, volume and start. The set of
+/// occurrences already started is asked about every planned lifecycle at every pass; asking
+/// with borrowed names ([`OccurrenceRef`]) builds no owned [`Occurrence`] for it.
+pub trait OccurrenceKey {
+    fn parts(&self) -> (&str, &str, &str, &str, DateTime<Utc>);
+}
+
+impl OccurrenceKey for Occurrence {
+    fn parts(&self) -> (&str, &str, &str, &str, DateTime<Utc>) {
+        let v = &self.volume;
+        (&self.window, &v.cluster, &v.svm, &v.volume, self.start)
+    }
+}
+
+/// An occurrence named by borrowed texts, to look one up without building it.
+#[derive(Debug, Clone, Copy)]
+pub struct OccurrenceRef<'a> {
+    pub window: &'a str,
+    pub cluster: &'a str,
+    pub svm: &'a str,
+    pub volume: &'a str,
+    pub start: DateTime<Utc>,
+}
+
+impl OccurrenceKey for OccurrenceRef<'_> {
+    fn parts(&self) -> (&str, &str, &str, &str, DateTime<Utc>) {
+        (self.window, self.cluster, self.svm, self.volume, self.start)
+    }
+}
+
+// An occurrence hashes and compares by its parts alone, owned or borrowed alike (what lets
+// `HashSet<Occurrence>` be asked with an `OccurrenceRef`).
+impl Hash for Occurrence {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl Hash for dyn OccurrenceKey + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl PartialEq for dyn OccurrenceKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn OccurrenceKey + '_ {}
+
+impl<'a> Borrow<dyn OccurrenceKey + 'a> for Occurrence {
+    fn borrow(&self) -> &(dyn OccurrenceKey + 'a) {
+        self
     }
 }
 
@@ -380,6 +440,56 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_started_set_is_asked_by_borrowed_names_exactly_as_by_an_owned_occurrence() {
+        let at: DateTime<Utc> = "2027-01-01T01:00:00Z".parse().unwrap();
+        let owned = |w: &str, c: &str, s: &str, v: &str, t| Occurrence {
+            window: w.into(),
+            volume: VolumeKey {
+                cluster: c.into(),
+                svm: s.into(),
+                volume: v.into(),
+            },
+            start: t,
+        };
+        let started: HashSet<Occurrence> = [
+            owned("nightly", "c1", "svm1", "vol1", at),
+            owned("nightly", "c1", "svm1", "vol2", at),
+        ]
+        .into();
+        let asks = [
+            ("nightly", "c1", "svm1", "vol1", at),
+            ("nightly", "c1", "svm1", "vol2", at),
+            ("nightly", "c1", "svm1", "vol3", at),
+            ("nightly", "c1", "svm2", "vol1", at),
+            ("nightly", "c2", "svm1", "vol1", at),
+            ("weekly", "c1", "svm1", "vol1", at),
+            ("nightly", "c1", "svm1", "vol1", at + TimeDelta::days(1)),
+            // Names that run into each other if hashed as one text.
+            ("nightlyc", "1", "svm1", "vol1", at),
+            ("nightly", "c1svm1", "", "vol1", at),
+        ];
+        let mut found = 0;
+        for (w, c, s, v, t) in asks {
+            let by_ref = OccurrenceRef {
+                window: w,
+                cluster: c,
+                svm: s,
+                volume: v,
+                start: t,
+            };
+            // The oracle: the owned occurrence, asked the usual way.
+            let expected = started.contains(&owned(w, c, s, v, t));
+            assert_eq!(
+                started.contains(&by_ref as &dyn OccurrenceKey),
+                expected,
+                "{w} {c}/{s}/{v} {t}"
+            );
+            found += usize::from(expected);
+        }
+        assert_eq!(found, 2, "both started occurrences are asked for");
+    }
 
     #[test]
     fn a_step_wakes_the_loop_only_when_it_waits_for_an_instant() {

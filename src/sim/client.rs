@@ -257,11 +257,12 @@ impl Ontap for SimClient {
         self.run(
             || "snapshots".into(),
             |w, ci| {
-                let mut out = Vec::new();
+                let volumes = &w.clusters[ci].volumes;
+                let mut out = Vec::with_capacity(volumes.iter().map(|v| v.snapshots.len()).sum());
                 let pins = w.pins(ci, None);
                 let bytes = w.lun_bytes_by_volume(ci);
                 let mut texts = Texts::default();
-                for (vi, v) in w.clusters[ci].volumes.iter().enumerate() {
+                for (vi, v) in volumes.iter().enumerate() {
                     let luns = bytes.get(v.uuid.as_str()).copied().unwrap_or(0);
                     let volume = texts.volume(w, ci, vi);
                     for si in 0..v.snapshots.len() {

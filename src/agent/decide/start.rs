@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Action, ExcludeKind, ForgetWhy, View};
 use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
-use crate::agent::state::{ClusterView, Occurrence, VolumeKey};
+use crate::agent::state::{ClusterView, Occurrence, OccurrenceKey, OccurrenceRef, VolumeKey};
 use crate::config::{CloneMethod, Driver, Policy};
 use crate::ontap::{LicenseState, VolumeRef};
 use crate::planner::{self, Lifecycle, Outcome, Plan};
@@ -185,16 +185,16 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     for vp in &plan.volumes {
         let vi = vp.volume;
         for lc in &vp.lifecycles {
-            let key = occurrence(policy, lc.window, vi, lc.window_start);
-            if view.memory.started.contains(&key) {
+            if was_started(view, lc.window, vi, lc.window_start) {
                 continue;
             }
+            let key = || occurrence(policy, lc.window, vi, lc.window_start);
             if view
                 .leading_since
                 .is_some_and(|t| lc.create_at < t && lc.create_at <= now)
             {
                 actions.push(Action::Forget {
-                    occurrence: key,
+                    occurrence: key(),
                     why: ForgetWhy::PreviousLeader,
                 });
                 continue;
@@ -216,7 +216,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
                 }
                 // Before this run: not recorded, and not looked at again.
                 Due::Skip(_) => actions.push(Action::Forget {
-                    occurrence: key,
+                    occurrence: key(),
                     why: ForgetWhy::BeforeStart,
                 }),
             }
@@ -247,6 +247,21 @@ fn occurrence(policy: &Policy, wi: usize, vi: usize, start: DateTime<Utc>) -> Oc
     }
 }
 
+/// Whether occurrence `start` of window `wi` on policy volume `vi` was already started, skipped
+/// or given up (asked by borrowed names: no owned occurrence is built).
+fn was_started(view: &View<'_>, wi: usize, vi: usize, start: DateTime<Utc>) -> bool {
+    let policy = view.policy;
+    let volume = &policy.volumes[vi];
+    let key = OccurrenceRef {
+        window: &policy.windows[wi].name,
+        cluster: &policy.clusters[volume.cluster].name,
+        svm: &volume.svm,
+        volume: &volume.name,
+        start,
+    };
+    view.memory.started.contains(&key as &dyn OccurrenceKey)
+}
+
 /// The driver windows' occurrences due now: a tool runs once per occurrence for all its volumes,
 /// from the earliest planned start among them.
 fn due_tools(view: &View<'_>, plan: &Plan, now: DateTime<Utc>) -> HashSet<ToolRun> {
@@ -256,12 +271,7 @@ fn due_tools(view: &View<'_>, plan: &Plan, now: DateTime<Utc>) -> HashSet<ToolRu
             if !view.policy.windows[lc.window].driver.is_snapwarden()
                 && lc.create_at <= now
                 && lc.outcome != Outcome::Skipped
-                && !view.memory.started.contains(&occurrence(
-                    view.policy,
-                    lc.window,
-                    vp.volume,
-                    lc.window_start,
-                ))
+                && !was_started(view, lc.window, vp.volume, lc.window_start)
             {
                 due.insert((lc.window, lc.window_start));
             }
