@@ -11,11 +11,25 @@ use crate::ontap::VolumeRef;
 
 pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut actions = Vec::new();
+    let mut due: Vec<_> = view
+        .memory
+        .open
+        .iter()
+        .filter_map(|(id, o)| {
+            let why = match o.step {
+                Step::Release => ReleaseWhy::Ended,
+                Step::Held { until } if until <= now => ReleaseWhy::HoldOver,
+                Step::Retry(r) if r.at <= now => ReleaseWhy::RetryDue,
+                Step::Locked { unpinned: true, .. } => ReleaseWhy::Unpinned,
+                _ => return None,
+            };
+            Some((id, o, why))
+        })
+        .collect();
     // Newest backing snapshot first: an older one on the same volume is often pinned by a
     // newer one that captured its clone, and is freed once that one is deleted. Then by volume
     // and window, so that the order never depends on the cycles' random ids.
-    let mut open: Vec<_> = view.memory.open.iter().collect();
-    open.sort_by(|(a_id, a), (b_id, b)| {
+    due.sort_by(|(a_id, a, _), (b_id, b, _)| {
         let (a, b) = (&a.cycle, &b.cycle);
         (b.create_at, &a.cluster, &a.svm, &a.volume, &a.window, a_id).cmp(&(
             a.create_at,
@@ -26,14 +40,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             b_id,
         ))
     });
-    for (id, o) in open {
-        let why = match o.step {
-            Step::Release => ReleaseWhy::Ended,
-            Step::Held { until } if until <= now => ReleaseWhy::HoldOver,
-            Step::Retry(r) if r.at <= now => ReleaseWhy::RetryDue,
-            Step::Locked { unpinned: true, .. } => ReleaseWhy::Unpinned,
-            _ => continue,
-        };
+    for (id, o, why) in due {
         let c = &o.cycle;
         let Some((_, cv)) = view.cluster(&c.cluster) else {
             continue;
