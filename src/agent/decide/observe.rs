@@ -62,9 +62,9 @@ pub(crate) fn journal_lookups(
                 out.cycles.push(id.to_string());
             }
         }
-        let open = open_clones(memory, name);
+        let known = known_clones(memory, name);
         for l in inv.lookalike_luns(prefix) {
-            if !open.contains(l.name.as_str()) {
+            if !known.contains(l.name.as_str()) {
                 out.owners.push(ObjectKey {
                     cluster: name.clone(),
                     svm: l.svm.clone(),
@@ -92,13 +92,18 @@ fn in_memory<'m>(
     })
 }
 
-/// The clone paths of the open cycles on a cluster.
-fn open_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
+/// The clone paths of the cycles in memory (open, or released within a day) on a cluster: a
+/// listing that shows one needs no journal look-up (the journal recorded every clone of a
+/// cycle before it was made). A released cycle's clone is still listed until its volume is
+/// read again.
+fn known_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
     memory
         .open
         .values()
-        .filter(|o| o.cycle.cluster == cluster)
-        .flat_map(|o| o.cycle.clones.iter().map(|k| k.path.as_str()))
+        .map(|o| &o.cycle)
+        .chain(memory.recent.iter())
+        .filter(|c| c.cluster == cluster)
+        .flat_map(|c| c.clones.iter().map(|k| k.path.as_str()))
         .collect()
 }
 
@@ -332,9 +337,9 @@ fn lookalikes(
             )),
         }
     }
-    let open = open_clones(view.memory, name);
+    let known = known_clones(view.memory, name);
     for l in inv.lookalike_luns(prefix) {
-        if open.contains(l.name.as_str()) {
+        if known.contains(l.name.as_str()) {
             continue;
         }
         let owner = view
