@@ -102,7 +102,7 @@ impl Journal {
     pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
         self.wrote((|| {
             self.lock()
-                .execute(
+                .exec_cached(
                     "INSERT INTO locked_space (cycle_id, cluster, svm, volume, snapshot, bytes, at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT(cycle_id) DO UPDATE SET bytes = excluded.bytes, at = excluded.at
