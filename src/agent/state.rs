@@ -302,6 +302,9 @@ pub struct Recent {
     /// The arrival numbers of the cycles whose chain conflicts a listing may still show for the
     /// first time (the observe stage looks at these only, not at a day of backups every pass).
     unsettled: BTreeSet<u64>,
+    /// How many recent cycles had each clone path, by cluster (a listing read before a release
+    /// still shows the released clones; the observe stage asks this at every pass).
+    clones: HashMap<String, HashMap<String, usize>>,
     next: u64,
 }
 
@@ -328,11 +331,22 @@ impl Recent {
         self.cycles.get(seq)
     }
 
+    /// Whether a recent cycle on `cluster` had the clone at `path`.
+    pub fn had_clone(&self, cluster: &str, path: &str) -> bool {
+        self.clones
+            .get(cluster)
+            .is_some_and(|paths| paths.contains_key(path))
+    }
+
     pub fn push_back(&mut self, cycle: Cycle) {
         self.by_id
             .entry(cycle.id.clone())
             .or_default()
             .insert(self.next);
+        let paths = self.clones.entry(cycle.cluster.clone()).or_default();
+        for k in &cycle.clones {
+            *paths.entry(k.path.clone()).or_default() += 1;
+        }
         self.cycles.insert(self.next, cycle);
         self.unsettled.insert(self.next);
         self.next += 1;
@@ -340,15 +354,16 @@ impl Recent {
 
     pub fn pop_front(&mut self) -> Option<Cycle> {
         let (seq, cycle) = self.cycles.pop_first()?;
-        self.forget(&cycle.id, seq);
+        self.forget(&cycle, seq);
         Some(cycle)
     }
 
     /// Takes out the oldest recent cycle of this id.
     pub fn remove(&mut self, id: &str) -> Option<Cycle> {
         let seq = *self.by_id.get(id)?.first()?;
-        self.forget(id, seq);
-        self.cycles.remove(&seq)
+        let cycle = self.cycles.remove(&seq)?;
+        self.forget(&cycle, seq);
+        Some(cycle)
     }
 
     /// The cycles whose chain conflicts a listing may still show for the first time, oldest
@@ -374,12 +389,25 @@ impl Recent {
         }
     }
 
-    fn forget(&mut self, id: &str, seq: u64) {
+    fn forget(&mut self, cycle: &Cycle, seq: u64) {
         self.unsettled.remove(&seq);
-        if let Some(seqs) = self.by_id.get_mut(id) {
+        if let Some(seqs) = self.by_id.get_mut(&cycle.id) {
             seqs.remove(&seq);
             if seqs.is_empty() {
-                self.by_id.remove(id);
+                self.by_id.remove(&cycle.id);
+            }
+        }
+        if let Some(paths) = self.clones.get_mut(&cycle.cluster) {
+            for k in &cycle.clones {
+                if let Some(n) = paths.get_mut(&k.path) {
+                    *n -= 1;
+                    if *n == 0 {
+                        paths.remove(&k.path);
+                    }
+                }
+            }
+            if paths.is_empty() {
+                self.clones.remove(&cycle.cluster);
             }
         }
     }
@@ -569,6 +597,14 @@ mod tests {
                 0 | 1 => {
                     let mut c = Cycle::sample(&id, at);
                     c.window = format!("w{step}");
+                    // A few clone paths on two clusters, shared between cycles now and then.
+                    c.cluster = format!("k{}", next(2));
+                    c.clones = (0..next(3))
+                        .map(|_| super::super::cycle::CloneLun {
+                            source: "/vol/v/lun".into(),
+                            path: format!("/vol/v/clone{}", next(8)),
+                        })
+                        .collect();
                     indexed.push_back(c.clone());
                     plain.push_back(c);
                 }
@@ -583,6 +619,18 @@ mod tests {
             assert_eq!(indexed.get(&probe), plain.iter().find(|c| c.id == probe));
             assert_eq!(indexed.front(), plain.front());
             assert!(indexed.iter().eq(plain.iter()));
+            for cluster in ["k0", "k1", "k2"] {
+                for path in (0..9).map(|i| format!("/vol/v/clone{i}")) {
+                    let scanned = plain
+                        .iter()
+                        .any(|c| c.cluster == cluster && c.clones.iter().any(|k| k.path == path));
+                    assert_eq!(
+                        indexed.had_clone(cluster, &path),
+                        scanned,
+                        "{cluster} {path}"
+                    );
+                }
+            }
         }
     }
 

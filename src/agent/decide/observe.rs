@@ -62,9 +62,9 @@ pub(crate) fn journal_lookups(
                 out.cycles.push(id.to_string());
             }
         }
-        let known = known_clones(memory, name);
+        let open = open_clones(memory, name);
         for l in inv.lookalike_luns(prefix) {
-            if !known.contains(l.name.as_str()) {
+            if !known_clone(&open, memory, name, &l.name) {
                 out.owners.push(ObjectKey {
                     cluster: name.clone(),
                     svm: l.svm.clone(),
@@ -92,19 +92,22 @@ fn in_memory<'m>(
     })
 }
 
-/// The clone paths of the cycles in memory (open, or released within a day) on a cluster: a
-/// listing that shows one needs no journal look-up (the journal recorded every clone of a
-/// cycle before it was made). A released cycle's clone is still listed until its volume is
-/// read again.
-fn known_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
+/// The clone paths of the open cycles on a cluster.
+fn open_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
     memory
         .open
         .values()
-        .map(|o| &o.cycle)
-        .chain(memory.recent.iter())
-        .filter(|c| c.cluster == cluster)
-        .flat_map(|c| c.clones.iter().map(|k| k.path.as_str()))
+        .filter(|o| o.cycle.cluster == cluster)
+        .flat_map(|o| o.cycle.clones.iter().map(|k| k.path.as_str()))
         .collect()
+}
+
+/// Whether a cycle in memory (open, or released within a day) had the clone at `path`: a
+/// listing that shows it needs no journal look-up (the journal recorded every clone of a
+/// cycle before it was made). A released cycle's clone is still listed until its volume is
+/// read again.
+fn known_clone(open: &HashSet<&str>, memory: &Memory, cluster: &str, path: &str) -> bool {
+    open.contains(path) || memory.recent.had_clone(cluster, path)
 }
 
 /// A driver cycle: its backing snapshot is the tool's (no snapwarden prefix; empty until
@@ -337,9 +340,9 @@ fn lookalikes(
             )),
         }
     }
-    let known = known_clones(view.memory, name);
+    let open = open_clones(view.memory, name);
     for l in inv.lookalike_luns(prefix) {
-        if known.contains(l.name.as_str()) {
+        if known_clone(&open, view.memory, name, &l.name) {
             continue;
         }
         let owner = view
