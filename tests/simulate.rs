@@ -513,7 +513,7 @@ fn drawn(
     max: chrono::TimeDelta,
 ) -> simulate::draw::Backup {
     draws.backup(
-        &simulate::draw::Occurrence {
+        &snapwarden::agent::state::OccurrenceRef {
             cluster,
             svm: "svm1",
             volume,

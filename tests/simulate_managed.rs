@@ -118,7 +118,7 @@ fn oracle(
         let late = from - (max - expected);
         for start in local_minutes(tz, late, end, |l| l.hour() == hour && l.minute() == minute) {
             let b = draws.backup(
-                &draw::Occurrence {
+                &snapwarden::agent::state::OccurrenceRef {
                     cluster: &cluster,
                     svm: "svm1",
                     volume: &volume,

@@ -93,13 +93,15 @@ impl OccurrenceKey for Occurrence {
     }
 }
 
-/// An occurrence named by borrowed texts, to look one up without building it.
+/// An occurrence named by borrowed texts: to look one up without building it, and what
+/// `simulate` keys a backup's drawn duration by.
 #[derive(Debug, Clone, Copy)]
 pub struct OccurrenceRef<'a> {
     pub window: &'a str,
     pub cluster: &'a str,
     pub svm: &'a str,
     pub volume: &'a str,
+    /// The window's configured start (not a shifted start).
     pub start: DateTime<Utc>,
 }
 

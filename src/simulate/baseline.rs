@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::draw::{Draws, Occurrence};
+use super::draw::Draws;
 use super::meter::Meter;
 use crate::agent::clock::Clock;
+use crate::agent::state::OccurrenceRef;
 use crate::config::{CloneMethod, Driver, Policy, VeeamJobRef};
 use crate::ontap::{LicenseState, NewSnapshot, Ontap, VolumeRef};
 use crate::sim::veeam::world::SimState;
@@ -228,7 +229,7 @@ impl<'a> Baseline<'a> {
             return;
         };
         let backup = self.draws.backup(
-            &Occurrence {
+            &OccurrenceRef {
                 cluster: &cluster.name,
                 svm: &v.svm,
                 volume: &v.name,

@@ -4,18 +4,9 @@
 //! start), never on the order in which drivers ask, so the coordinated agent and the
 //! uncoordinated baseline see the same backups, and a run is reproducible.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 
-/// One window occurrence on one volume: what a draw is keyed by.
-#[derive(Debug, Clone, Copy)]
-pub struct Occurrence<'a> {
-    pub cluster: &'a str,
-    pub svm: &'a str,
-    pub volume: &'a str,
-    pub window: &'a str,
-    /// The window's configured start (not a shifted start: both drivers share it).
-    pub start: DateTime<Utc>,
-}
+use crate::agent::state::OccurrenceRef;
 
 /// How durations are drawn.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +87,7 @@ impl Draws {
     /// Not overrunning: uniform in `[0.6, 1.2] × expected`, in steps of
     /// [`step_seconds`], kept under `max` (at least one step). Overrunning: `max` plus 10 % to
     /// 50 % of `max`, at least one step more than `max`.
-    pub fn backup(&self, o: &Occurrence<'_>, expected: TimeDelta, max: TimeDelta) -> Backup {
+    pub fn backup(&self, o: &OccurrenceRef<'_>, expected: TimeDelta, max: TimeDelta) -> Backup {
         let start = o.start.timestamp().to_le_bytes();
         let key = fnv(&[
             o.cluster.as_bytes(),
@@ -133,8 +124,8 @@ impl Draws {
 mod tests {
     use super::*;
 
-    fn occ(volume: &str, start: &str) -> Occurrence<'static> {
-        Occurrence {
+    fn occ(volume: &str, start: &str) -> OccurrenceRef<'static> {
+        OccurrenceRef {
             cluster: "c",
             svm: "s",
             volume: Box::leak(volume.to_string().into_boxed_str()),

@@ -49,8 +49,9 @@ use crate::sim::config::ManagedCopies;
 use crate::sim::veeam::{InProcess, VeeamSim};
 use crate::sim::{ClockMode, Simulator, World};
 
+use crate::agent::state::OccurrenceRef;
 use census::{census, foreign_deleted, leaked};
-use draw::{Draws, Occurrence};
+use draw::Draws;
 pub use estate::Estate;
 use meter::{Measured, Meter};
 
@@ -480,7 +481,7 @@ fn drawn_backups(policy: Arc<Policy>, draws: Draws) -> HookOverride {
     Arc::new(move |c: &Cycle| {
         let w = policy.windows.iter().find(|w| w.name == c.window)?;
         let backup = draws.backup(
-            &Occurrence {
+            &OccurrenceRef {
                 cluster: &c.cluster,
                 svm: &c.svm,
                 volume: &c.volume,
