@@ -27,18 +27,23 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         })
         .collect();
     // Newest backing snapshot first: an older one on the same volume is often pinned by a
-    // newer one that captured its clone, and is freed once that one is deleted. Then by volume
-    // and window, so that the order never depends on the cycles' random ids.
+    // newer one that captured its clone, and is freed once that one is deleted. Then by volume,
+    // window and occurrence, so that the order never depends on the cycles' random ids (an
+    // occurrence has one cycle; the id only settles what cannot differ).
     due.sort_by(|(a_id, a, _), (b_id, b, _)| {
         let (a, b) = (&a.cycle, &b.cycle);
-        (b.create_at, &a.cluster, &a.svm, &a.volume, &a.window, a_id).cmp(&(
-            a.create_at,
-            &b.cluster,
-            &b.svm,
-            &b.volume,
-            &b.window,
-            b_id,
-        ))
+        b.create_at
+            .cmp(&a.create_at)
+            .then_with(|| {
+                (&a.cluster, &a.svm, &a.volume, &a.window, a.window_start).cmp(&(
+                    &b.cluster,
+                    &b.svm,
+                    &b.volume,
+                    &b.window,
+                    b.window_start,
+                ))
+            })
+            .then_with(|| a_id.cmp(b_id))
     });
     for (id, o, why) in due {
         let c = &o.cycle;
