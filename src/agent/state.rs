@@ -105,6 +105,20 @@ pub struct OccurrenceRef<'a> {
     pub start: DateTime<Utc>,
 }
 
+impl OccurrenceRef<'_> {
+    pub fn to_owned(&self) -> Occurrence {
+        Occurrence {
+            window: self.window.to_string(),
+            volume: VolumeKey {
+                cluster: self.cluster.to_string(),
+                svm: self.svm.to_string(),
+                volume: self.volume.to_string(),
+            },
+            start: self.start,
+        }
+    }
+}
+
 impl OccurrenceKey for OccurrenceRef<'_> {
     fn parts(&self) -> (&str, &str, &str, &str, DateTime<Utc>) {
         (self.window, self.cluster, self.svm, self.volume, self.start)

@@ -238,27 +238,32 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     actions
 }
 
-/// Occurrence `start` of window `wi` on policy volume `vi`.
-fn occurrence(policy: &Policy, wi: usize, vi: usize, start: DateTime<Utc>) -> Occurrence {
-    Occurrence {
-        window: policy.windows[wi].name.clone(),
-        volume: VolumeKey::of_policy(policy, vi).expect("planned volumes are the policy's"),
-        start,
-    }
-}
-
-/// Whether occurrence `start` of window `wi` on policy volume `vi` was already started, skipped
-/// or given up (asked by borrowed names: no owned occurrence is built).
-fn was_started(view: &View<'_>, wi: usize, vi: usize, start: DateTime<Utc>) -> bool {
-    let policy = view.policy;
+/// Occurrence `start` of window `wi` on policy volume `vi`, by the policy's names.
+fn occurrence_ref(
+    policy: &Policy,
+    wi: usize,
+    vi: usize,
+    start: DateTime<Utc>,
+) -> OccurrenceRef<'_> {
     let volume = &policy.volumes[vi];
-    let key = OccurrenceRef {
+    OccurrenceRef {
         window: &policy.windows[wi].name,
         cluster: &policy.clusters[volume.cluster].name,
         svm: &volume.svm,
         volume: &volume.name,
         start,
-    };
+    }
+}
+
+/// Occurrence `start` of window `wi` on policy volume `vi`, owned (what an action carries).
+fn occurrence(policy: &Policy, wi: usize, vi: usize, start: DateTime<Utc>) -> Occurrence {
+    occurrence_ref(policy, wi, vi, start).to_owned()
+}
+
+/// Whether occurrence `start` of window `wi` on policy volume `vi` was already started, skipped
+/// or given up (asked by borrowed names: no owned occurrence is built).
+fn was_started(view: &View<'_>, wi: usize, vi: usize, start: DateTime<Utc>) -> bool {
+    let key = occurrence_ref(view.policy, wi, vi, start);
     view.memory.started.contains(&key as &dyn OccurrenceKey)
 }
 
