@@ -113,3 +113,56 @@ async fn a_change_nobody_announced_shows_at_the_next_whole_read() {
         .any(|s| s == "snapwarden.lookalike"));
     h.stop().await;
 }
+
+/// A cluster whose whole read takes 20 s (what 2,500 volumes take), read every minute: the
+/// read due ten seconds before the window opens would still be running at its planned create.
+#[tokio::test(start_paused = true)]
+async fn a_slow_whole_read_waits_for_a_planned_create_and_then_runs() {
+    let text = agent_support::lab_policy(
+        "\"snaprestore\"",
+        "auto",
+        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
+        "",
+    )
+    .replace(
+        "observe_interval = \"1m\"",
+        "observe_interval = \"1m\"\naudit_interval = \"0s\"",
+    );
+    // The first pass reads at 00:50:50, and every read after it a minute after the last.
+    let mut setup = Setup::at("2027-01-01T00:50:50Z");
+    setup.slow_reads = Some(std::time::Duration::from_secs(20));
+    setup.hooks = Some(Arc::new(|_c| {
+        Some(HookSpec::Simulated {
+            duration: TimeDelta::minutes(20),
+            succeed: true,
+        })
+    }));
+    let h = start(policy(&text), setup);
+    h.run_until("2027-01-01T01:00:00Z").await;
+    let before = calls(&h, "snapshots");
+    h.wait_for(
+        "the nightly cycle's backing snapshot",
+        TimeDelta::hours(1),
+        |h| h.cycles().iter().any(|c| c.created_at.is_some()),
+    )
+    .await;
+    let cycle = h
+        .cycles()
+        .into_iter()
+        .find(|c| c.created_at.is_some())
+        .unwrap();
+    assert_eq!(cycle.create_at, t("2027-01-01T01:10:00Z"));
+    assert!(
+        cycle.created_at.unwrap() - cycle.create_at < TimeDelta::seconds(1),
+        "the backing snapshot was made at {}, after the read that was due at 01:09:50",
+        cycle.created_at.unwrap()
+    );
+    h.run_until("2027-01-01T01:20:00Z").await;
+    // Put off, not skipped: a whole read every minute or so (each takes 20 s of it).
+    let reads = calls(&h, "snapshots") - before;
+    assert!(
+        (15.0..=21.0).contains(&reads),
+        "{reads} whole reads in 20 minutes"
+    );
+    h.stop().await;
+}

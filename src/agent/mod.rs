@@ -441,7 +441,9 @@ impl Agent {
                 (_, Some(r)) => at = at.min(r),
                 (Some(inv), None) => {
                     if self.policy.volumes.iter().any(|v| v.cluster == ci) {
-                        at = at.min(inv.at + self.policy.agent.observe_interval);
+                        // A read put off for a planned create comes right after it.
+                        let stale = inv.at + self.policy.agent.observe_interval;
+                        at = at.min(v.read_put_off.map_or(stale, |p| p.max(stale)));
                     }
                 }
                 (None, None) => at = at.min(pace(now)),

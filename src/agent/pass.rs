@@ -38,7 +38,8 @@ impl Agent {
         // A new leader and an audit read the whole cluster; a planned start only needs the
         // listing brought up to date.
         let whole = became || audit_due;
-        self.refresh(now, force_discovery || whole, whole, None)
+        let waiting = self
+            .refresh(now, force_discovery || whole, whole, None)
             .await;
         let observed = self.observed();
         self.audit(now, &observed, leading, audit_due).await;
@@ -56,6 +57,11 @@ impl Agent {
                 self.stage(Stage::ManagedAfterRelease, now, &observed).await;
             }
             self.stage(Stage::Recommend, now, &observed).await;
+            if !waiting.is_empty() {
+                // The creates went first; the whole reads they waited for follow.
+                let now = self.ctx.clock.now();
+                self.refresh(now, true, true, Some(&waiting)).await;
+            }
         } else {
             // Planned creates are the leader's: a standby is woken by the election instead.
             self.memory.next_create = None;
@@ -235,27 +241,49 @@ impl Agent {
     /// a cycle, or `force`d (`only`: those clusters). A cluster is read whole when asked
     /// (`whole`), when stale or retried, when last read whole an `observe_interval` ago, or
     /// when a scheduled snapshot may have changed any volume since its listing; otherwise only
-    /// the volumes that may have changed are read again ([`Agent::reread_set`]).
+    /// the volumes that may have changed are read again ([`Agent::reread_set`]). A whole read
+    /// due only by the listing's age waits for a planned create it would still be running at
+    /// ([`read_waits_for`]); returns the clusters whose read waits for a create due now, read at
+    /// the end of the pass.
     pub(super) async fn refresh(
         &mut self,
         now: DateTime<Utc>,
         force: bool,
         whole: bool,
         only: Option<&[usize]>,
-    ) {
+    ) -> Vec<usize> {
+        let interval = self.policy.agent.observe_interval;
+        let planned = [self.memory.next_create, self.memory.next_managed]
+            .into_iter()
+            .flatten()
+            .min();
+        let mut waiting = Vec::new();
         let mut due = Vec::new();
-        for (ci, view) in self.views.iter().enumerate() {
+        for ci in 0..self.views.len() {
             if only.is_some_and(|o| !o.contains(&ci)) {
                 continue;
             }
+            let view = &mut self.views[ci];
             if view.retry_at.is_some_and(|r| r > now) {
                 continue;
             }
-            let interval = self.policy.agent.observe_interval;
-            let stale = view
-                .inventory
-                .as_ref()
-                .is_none_or(|inv| now - inv.at >= interval);
+            view.read_put_off = None;
+            if !whole && view.retry_at.is_none() {
+                if let Some(inv) = &view.inventory {
+                    view.read_put_off =
+                        read_waits_for(inv.full_at, now, interval, view.whole_read_took, planned);
+                }
+            }
+            let waits = view.read_put_off;
+            if waits.is_some_and(|p| p <= now) {
+                waiting.push(ci);
+            }
+            let view = &self.views[ci];
+            let stale = waits.is_none()
+                && view
+                    .inventory
+                    .as_ref()
+                    .is_none_or(|inv| now - inv.at >= interval);
             let settling = self.memory.open.values().any(|o| {
                 o.cycle.cluster == self.conns[ci].name
                     && o.settle_after
@@ -266,10 +294,11 @@ impl Agent {
             let asked = whole || stale || view.retry_at.is_some();
             if force || asked || settling {
                 let whole = asked
-                    || view
-                        .inventory
-                        .as_ref()
-                        .is_some_and(|inv| now - inv.full_at >= interval);
+                    || waits.is_none()
+                        && view
+                            .inventory
+                            .as_ref()
+                            .is_some_and(|inv| now - inv.full_at >= interval);
                 // Taken before the read: a call that mutates during it is read again next time.
                 let changed = self.conns[ci].changed.take();
                 let volumes = (!whole)
@@ -292,33 +321,37 @@ impl Agent {
         let rounds = due.iter().map(|(ci, _, volumes)| {
             let conn = self.conns[*ci].clone();
             let kept = listings[*ci].take();
+            let clock = self.ctx.clock.clone();
             async move {
                 let ontap = conn.ontap.as_ref();
                 if let (Some(mut inv), Some(volumes)) = (kept, volumes.as_ref()) {
                     match discovery::reread(ontap, &mut inv, volumes, now).await {
-                        Ok(true) => return (*ci, Ok(inv), None),
+                        Ok(true) => return (*ci, Ok(inv), None, None),
                         // A volume the listing does not know: the whole cluster instead.
                         Ok(false) => {}
-                        Err(e) => return (*ci, Err(e), Some(inv)),
+                        Err(e) => return (*ci, Err(e), Some(inv), None),
                     }
                 }
-                (
-                    *ci,
-                    discovery::discover(ontap, Depth::Full, now).await,
-                    None,
-                )
+                let started = clock.now();
+                let read = discovery::discover(ontap, Depth::Full, now).await;
+                (*ci, read, None, Some(clock.now() - started))
             }
         });
         let results = futures_util::future::join_all(rounds).await;
         let whole_read = due.iter().any(|(_, _, volumes)| volumes.is_none());
-        for ((ci, result, kept), (_, changed, _)) in results.into_iter().zip(due) {
+        for ((ci, result, kept, took), (_, changed, _)) in results.into_iter().zip(due) {
             let name = self.conns[ci].name.clone();
             let view = &mut self.views[ci];
             if kept.is_some() {
                 view.inventory = kept;
             }
             match result {
-                Ok(inv) => reached(view, &name, inv),
+                Ok(inv) => {
+                    if let Some(took) = took {
+                        view.whole_read_took = took;
+                    }
+                    reached(view, &name, inv)
+                }
                 Err(e) => {
                     self.conns[ci].changed.give_back(changed);
                     view.failures = view.failures.saturating_add(1);
@@ -338,6 +371,7 @@ impl Agent {
         }
         // The listings a whole read replaced are freed: their memory goes back to the system.
         whole_read.then(super::allocator::release_free_memory);
+        waiting
     }
 
     /// The volumes of cluster `ci` to read again instead of the whole cluster: those the
@@ -540,6 +574,27 @@ fn reached(view: &mut super::state::ClusterView, name: &str, mut inv: Inventory)
     view.last_error = None;
 }
 
+/// The planned create a cluster's whole read waits for: the first one (`planned`) when the read
+/// is due only by the listing's age (last read whole at `full_at`, an `interval` ago or more),
+/// would still be running at it (it takes as long as the last one, `took`) and the listing is
+/// less than two intervals old. A read that takes no time (virtual, or a small cluster) never
+/// waits; a listing never ages past two intervals whatever the creates.
+fn read_waits_for(
+    full_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    interval: TimeDelta,
+    took: TimeDelta,
+    planned: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let age = now - full_at;
+    let planned = planned?;
+    (took > TimeDelta::zero()
+        && age >= interval
+        && age < interval + interval
+        && planned <= now + took)
+        .then_some(planned)
+}
+
 /// What [`Agent::missing`] is kept for: the policy (by identity) and each listing's presence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct MissingKey {
@@ -566,4 +621,47 @@ fn scheduled_since(inv: &Inventory, now: DateTime<Utc>) -> bool {
                 .next_after(tz, inv.at)
                 .is_some_and(|t| t <= now)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_waits_for;
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// Worked by hand: a one-minute interval, a listing read whole at 01:08:50, reads taking 20 s.
+    #[test]
+    fn a_whole_read_waits_only_for_a_create_it_would_overlap_and_never_past_two_intervals() {
+        let full_at = t("2027-01-01T01:08:50Z");
+        let minute = TimeDelta::minutes(1);
+        let took = TimeDelta::seconds(20);
+        let create = Some(t("2027-01-01T01:10:00Z"));
+        let at = |now: &str, took: TimeDelta, planned: Option<DateTime<Utc>>| {
+            read_waits_for(full_at, t(now), minute, took, planned)
+        };
+        // Due at 01:09:50, it would run until 01:10:10: it waits for the 01:10 create.
+        assert_eq!(at("2027-01-01T01:09:50Z", took, create), create);
+        // At the create itself (due now), still.
+        assert_eq!(at("2027-01-01T01:10:00Z", took, create), create);
+        // A read that ends by 01:09:59 leaves the create alone; one that ends at 01:10 does not.
+        assert_eq!(
+            at("2027-01-01T01:09:50Z", TimeDelta::seconds(9), create),
+            None
+        );
+        assert_eq!(
+            at("2027-01-01T01:09:50Z", TimeDelta::seconds(10), create),
+            create
+        );
+        // Not due yet: nothing to put off.
+        assert_eq!(at("2027-01-01T01:09:49Z", took, create), None);
+        // Two intervals old: read whatever is planned (a create stuck in the past included).
+        assert_eq!(at("2027-01-01T01:10:50Z", took, create), None);
+        assert_eq!(at("2027-01-01T01:10:49Z", took, create), create);
+        // A read that takes no time, or no create planned: never.
+        assert_eq!(at("2027-01-01T01:09:50Z", TimeDelta::zero(), create), None);
+        assert_eq!(at("2027-01-01T01:09:50Z", took, None), None);
+    }
 }

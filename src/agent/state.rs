@@ -238,6 +238,10 @@ pub struct ClusterView {
     pub failures: u32,
     pub retry_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// How long the last whole read of the cluster took, by the agent's clock.
+    pub whole_read_took: TimeDelta,
+    /// The planned create a whole read due now waits for (it would still be running then).
+    pub read_put_off: Option<DateTime<Utc>>,
 }
 
 /// A FlexClone recommendation in force.

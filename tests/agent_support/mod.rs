@@ -58,6 +58,9 @@ pub struct Setup {
     pub slow: Option<(std::time::Duration, Arc<InFlight>)>,
     /// While this is set, every mutating call hangs (a cluster that accepts and never answers).
     pub hang: Option<Arc<AtomicBool>>,
+    /// Every read of a whole cluster's snapshots takes this long (virtual time), as at 10,000
+    /// volumes.
+    pub slow_reads: Option<std::time::Duration>,
     /// How planned instants wake the loop (default: the clock; `Cron` needs real time).
     pub triggers: Triggers,
     /// An agent that publishes neither metrics nor the status board, as `simulate` runs it.
@@ -82,6 +85,7 @@ impl Setup {
             down: None,
             slow: None,
             hang: None,
+            slow_reads: None,
             triggers: Triggers::Clock,
             unobserved: false,
         }
@@ -143,16 +147,22 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
             }
         })
         .collect();
-    let slow = match (&setup.slow, &setup.hang) {
-        (Some((delay, counts)), _) => Some((*delay, counts.clone(), None)),
+    let slow = match (&setup.slow, &setup.hang, setup.slow_reads) {
+        (Some((delay, counts)), _, _) => Some((*delay, counts.clone(), None)),
         // A year is as good as forever in a test.
-        (None, Some(gate)) => Some((
+        (None, Some(gate), _) => Some((
             std::time::Duration::from_secs(366 * 86_400),
             Arc::new(InFlight::default()),
             Some(gate.clone()),
         )),
-        (None, None) => None,
+        (None, None, Some(_)) => Some((
+            std::time::Duration::ZERO,
+            Arc::new(InFlight::default()),
+            None,
+        )),
+        (None, None, None) => None,
     };
+    let reads = setup.slow_reads.unwrap_or_default();
     let clients: Vec<ClusterClient> = match slow {
         None => clients,
         Some((delay, counts, gate)) => clients
@@ -163,6 +173,7 @@ pub fn start(policy: Policy, setup: Setup) -> Harness {
                     Slow {
                         inner: c.ontap,
                         delay,
+                        reads,
                         counts: counts.clone(),
                         gate: gate.clone(),
                     },
@@ -326,6 +337,8 @@ impl Resolve for Switch {
 pub struct Slow {
     inner: Arc<dyn Ontap>,
     delay: std::time::Duration,
+    /// How long a whole cluster's snapshot listing takes.
+    reads: std::time::Duration,
     counts: Arc<InFlight>,
     gate: Option<Arc<AtomicBool>>,
 }
@@ -333,6 +346,9 @@ pub struct Slow {
 #[async_trait]
 impl Layer for Slow {
     async fn before(&self, call: Call) -> Result<Arc<dyn Ontap>, OntapError> {
+        if call == Call::Snapshots && !self.reads.is_zero() {
+            tokio::time::sleep(self.reads).await;
+        }
         if call.mutates() {
             let name = self.inner.cluster_name().to_string();
             {
@@ -343,7 +359,8 @@ impl Layer for Slow {
                 let m = max.entry(name).or_default();
                 *m = (*m).max(*n);
             }
-            if self.gate.as_ref().is_none_or(|g| g.load(Ordering::SeqCst)) {
+            if self.gate.as_ref().is_none_or(|g| g.load(Ordering::SeqCst)) && !self.delay.is_zero()
+            {
                 tokio::time::sleep(self.delay).await;
             }
         }
