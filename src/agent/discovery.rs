@@ -71,6 +71,24 @@ struct Listing {
     /// prefix asked: what a pass looks through for them instead of every volume. Kept up to
     /// date by a re-read.
     marked: OnceLock<Marked>,
+    /// The volumes holding a snapshot that matches a set of patterns, for the last set asked:
+    /// what a pass looks through for foreign snapshots. Kept up to date by a re-read.
+    matching: OnceLock<Matching>,
+}
+
+/// Which volumes of a listing hold a snapshot matching a set of patterns.
+#[derive(Debug, Clone)]
+struct Matching {
+    key: String,
+    patterns: Vec<regex::Regex>,
+    volumes: BTreeSet<usize>,
+}
+
+/// Whether a volume's listing holds a snapshot whose name matches one of `patterns`.
+fn matches(v: &VolumeListing, read: &[SnapshotInfo], patterns: &[regex::Regex]) -> bool {
+    v.snapshots(read)
+        .iter()
+        .any(|s| patterns.iter().any(|p| p.is_match(&s.name)))
 }
 
 /// Which volumes of a listing hold something with a prefix.
@@ -229,11 +247,36 @@ impl Listing {
         }
     }
 
-    /// Replaces the listing of volume `i` (a re-read), keeping [`Listing::marked`] true.
+    /// The volumes that hold a snapshot matching one of `patterns` (under `key`), in listing
+    /// order (every volume for another set than the one remembered).
+    fn matching<'a>(&'a self, key: &str, patterns: &[regex::Regex]) -> Vec<&'a VolumeListing> {
+        let m = self.matching.get_or_init(|| Matching {
+            key: key.to_string(),
+            patterns: patterns.to_vec(),
+            volumes: (0..self.volumes.len())
+                .filter(|&i| matches(&self.volumes[i], &self.read, patterns))
+                .collect(),
+        });
+        if m.key == key {
+            m.volumes.iter().map(|&i| &self.volumes[i]).collect()
+        } else {
+            self.volumes.iter().collect()
+        }
+    }
+
+    /// Replaces the listing of volume `i` (a re-read), keeping [`Listing::marked`] and
+    /// [`Listing::matching`] true.
     fn replace(&mut self, i: usize, v: VolumeListing) {
         self.volumes[i] = v;
         if let Some(m) = self.marked.get_mut() {
             if marks(&self.volumes[i], &self.read, &m.prefix) {
+                m.volumes.insert(i);
+            } else {
+                m.volumes.remove(&i);
+            }
+        }
+        if let Some(m) = self.matching.get_mut() {
+            if matches(&self.volumes[i], &self.read, &m.patterns) {
                 m.volumes.insert(i);
             } else {
                 m.volumes.remove(&i);
@@ -524,11 +567,14 @@ impl Inventory {
             .map(|p| format!("{}\n", p.as_str()))
             .collect();
         let read = &self.listing.read;
-        self.listing.volumes.iter().flat_map(move |v| {
-            v.picked(read, &v.matching, &key, |s| {
-                patterns.iter().any(|p| p.is_match(&s.name))
+        self.listing
+            .matching(&key, patterns)
+            .into_iter()
+            .flat_map(move |v| {
+                v.picked(read, &v.matching, &key, |s| {
+                    patterns.iter().any(|p| p.is_match(&s.name))
+                })
             })
-        })
     }
 
     /// Every LUN, volume by volume in listing order.
@@ -716,10 +762,11 @@ mod tests {
     }
 
     /// The volumes a pass looks through for snapwarden's look-alikes are those holding a
-    /// prefixed snapshot or LUN, kept so by every change to a volume's listing: what they give
-    /// is what filtering every snapshot and LUN gives.
+    /// prefixed snapshot or LUN, and for foreign snapshots those holding a match, kept so by
+    /// every change to a volume's listing: what they give is what filtering every snapshot and
+    /// LUN gives.
     #[test]
-    fn the_volumes_looked_through_for_lookalikes_follow_each_change() {
+    fn the_volumes_looked_through_for_lookalikes_and_foreign_snapshots_follow_each_change() {
         let at = "2026-12-06T06:00:00Z".parse().unwrap();
         let lun = |volume: &str, leaf: &str| LunInfo {
             uuid: format!("{volume}-{leaf}"),
@@ -743,6 +790,13 @@ mod tests {
                     .filter(|l| lookalike_lun(&l.name, &l.volume_name, p)),
             );
             assert_eq!(luns(&mut inv.lookalike_luns(p)), brute);
+            // And the volumes looked through for foreign snapshots, likewise.
+            let patterns = [regex::Regex::new("^(Veeam|snapwarden\\.w\\.2)").unwrap()];
+            let brute: Vec<String> = names(
+                inv.snapshots()
+                    .filter(|s| patterns.iter().any(|r| r.is_match(&s.name))),
+            );
+            assert_eq!(names(inv.matching_snapshots(&patterns)), brute);
             names(inv.prefixed_snapshots(p))
         };
         let mut inv = Inventory::sample(
@@ -759,6 +813,7 @@ mod tests {
             at,
         );
         assert_eq!(check(&inv), ["a/snapwarden.w.1"]);
+        inv.push_snapshot(snap("c", "VeeamSourceSnapshot_1"));
         inv.push_snapshot(snap("b", "snapwarden.w.2"));
         inv.push_lun(lun("b", "snapwarden.w.2.lun0"));
         assert_eq!(check(&inv), ["a/snapwarden.w.1", "b/snapwarden.w.2"]);
@@ -771,6 +826,14 @@ mod tests {
                 Snapshots::Own(vec![snap("a", "hourly.1")]),
                 vec![lun("a", "lun0")],
             ),
+        );
+        assert_eq!(check(&inv), ["b/snapwarden.w.2"]);
+        // And volume c without its foreign snapshot.
+        let listing = Arc::make_mut(&mut inv.listing);
+        let i = listing.slot("svm1", "c");
+        listing.replace(
+            i,
+            VolumeListing::new(Snapshots::Own(Vec::new()), vec![lun("c", "lun0")]),
         );
         assert_eq!(check(&inv), ["b/snapwarden.w.2"]);
         assert_eq!(

@@ -275,6 +275,13 @@ impl Agent {
                 }
             }
             let waits = view.read_put_off;
+            if let Some(at) = waits {
+                tracing::debug!(
+                    cluster = %self.conns[ci].name, took_ms = view.whole_read_took.num_milliseconds(),
+                    "whole read put off: it would still be running at the planned create at {}",
+                    at.to_rfc3339()
+                );
+            }
             if waits.is_some_and(|p| p <= now) {
                 waiting.push(ci);
             }

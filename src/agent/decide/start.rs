@@ -185,6 +185,19 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     for vp in &plan.volumes {
         let vi = vp.volume;
         for lc in &vp.lifecycles {
+            // A create still to come that no tool run brings forward only matters as the next
+            // one to arm: the started set is asked only when it would be that one.
+            if lc.create_at > now
+                && (tools.is_empty() || !tools.contains(&(lc.window, lc.window_start)))
+            {
+                if lc.outcome != Outcome::Skipped
+                    && next_create.is_none_or(|n| lc.create_at < n)
+                    && !was_started(view, lc.window, vi, lc.window_start)
+                {
+                    next_create = Some(lc.create_at);
+                }
+                continue;
+            }
             if was_started(view, lc.window, vi, lc.window_start) {
                 continue;
             }

@@ -271,6 +271,89 @@ fn nothing_due_arms_the_first_planned_create_and_a_started_occurrence_is_not_sta
     );
 }
 
+/// The armed create against the plan itself: the first create to come whose occurrence was not
+/// started (some are, as a shifted or a tool-driven start leaves them), over random sets of
+/// started occurrences.
+#[test]
+fn the_armed_create_is_the_first_planned_one_not_started_whatever_was_started_early() {
+    let extra = r#"
+[[window]]
+name = "h"
+volumes = ["c/svm1/v1", "c/svm1/v2"]
+start = "40 * * * *"
+timezone = "UTC"
+expected = "10m"
+max = "15m"
+"#;
+    let mut fx = Fixture::new(policy(extra), "2027-01-01T01:00:00Z");
+    let now = t("2027-01-01T03:20:00Z");
+    let observed = Observed {
+        clusters: vec![fx.clusters[0].inventory.as_ref().unwrap().observed("c")],
+    };
+    let back = lookback(&fx.policy);
+    let plan = crate::planner::plan(&fx.policy, &observed, now - back, back + LOOKAHEAD);
+    let occurrence = |vp: &crate::planner::VolumePlan, lc: &crate::planner::Lifecycle| {
+        let v = &fx.policy.volumes[vp.volume];
+        Occurrence {
+            window: fx.policy.windows[lc.window].name.clone(),
+            volume: VolumeKey {
+                cluster: "c".into(),
+                svm: v.svm.clone(),
+                volume: v.name.clone(),
+            },
+            start: lc.window_start,
+        }
+    };
+    let future: Vec<(Occurrence, DateTime<Utc>)> = plan
+        .volumes
+        .iter()
+        .flat_map(|vp| vp.lifecycles.iter().map(move |lc| (vp, lc)))
+        .filter(|(_, lc)| lc.create_at > now && lc.outcome != crate::planner::Outcome::Skipped)
+        .map(|(vp, lc)| (occurrence(vp, lc), lc.create_at))
+        .collect();
+    assert!(future.len() > 40, "{} creates to come", future.len());
+    let mut seed: u64 = 7;
+    for round in 0..300 {
+        fx.memory.started.clear();
+        for (o, _) in &future {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Most rounds start the first few early; some start most of them.
+            let odds = if round % 3 == 0 { 90 } else { 30 };
+            if (seed >> 33) % 100 < odds {
+                fx.memory.started.insert(o.clone());
+            }
+        }
+        let want = future
+            .iter()
+            .filter(|(o, _)| !fx.memory.started.contains(o))
+            .map(|(_, at)| *at)
+            .min();
+        let view = View {
+            stage: Stage::Start,
+            policy: &fx.policy,
+            clusters: &fx.clusters,
+            memory: &fx.memory,
+            plan: Some(&plan),
+            missing: None,
+            journal: &fx.journal,
+            observed: &observed,
+            started_at: fx.started_at,
+            leading_since: None,
+            replica: None,
+        };
+        let armed: Vec<Option<DateTime<Utc>>> = decide(&view, now)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Arm { at } => Some(at),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(armed, vec![want], "round {round}");
+    }
+}
+
 #[test]
 fn a_recommendation_in_force_switches_a_licensed_snaprestore_volume_to_flexclone() {
     let mut fx = Fixture::new(
