@@ -331,7 +331,9 @@ impl Agent {
         if self.memory.locked_sizes.get(&space.cycle_id) == Some(&space.bytes) {
             return;
         }
-        let r = self.ctx.journal.record_locked_space(&space);
+        let r = self
+            .conflict_reads
+            .record_locked_space(&self.ctx.journal, &space);
         let what = || format!("the space of locked cycle {}", space.cycle_id);
         if self.journaled(r, what).is_some() {
             self.memory.locked_sizes.insert(space.cycle_id, space.bytes);

@@ -1,19 +1,21 @@
-//! What the recommend stage read of each volume's journaled conflicts, kept between decisions
-//! so that a volume with a long history is read again only for what changed.
+//! What the recommend stage read of each volume's journaled conflicts and locked space, kept
+//! between decisions so that a volume with a long history is read again only for what changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::cycle::ObservedConflict;
 use super::decide::VolumeConflicts;
-use super::journal::{Journal, Written};
+use super::journal::{Journal, JournalError, LockedSpace, Written};
 use super::recommend::{CycleEnd, CycleEnds};
 use super::state::VolumeKey;
 
 /// The conflicts each recently decided volume had when last read, with the last row id read
 /// (conflicts are only ever inserted, with growing ids, or pruned — and the prune clears this):
 /// a volume with a long history is decided again from the rows recorded since, not from all of
-/// them. With them, what the rule read of the cycles they name, forgotten when the journal
-/// writes that cycle (`Journal::cycles_written_since`). Bounded: beyond
+/// them; one read of the rows recorded since the last pass brings every kept volume up to date
+/// at once ([`catch_up`](ConflictReads::catch_up)). With them, what the rule read of the cycles
+/// they name, forgotten when the journal writes that cycle (`Journal::cycles_written_since`),
+/// and the space each volume's locked backing snapshots hold. Bounded: beyond
 /// [`CONFLICT_READS_MAX`] rows, volumes are read whole each time; beyond as many cycles, they
 /// are read again.
 #[derive(Debug, Default)]
@@ -26,6 +28,15 @@ pub(super) struct ConflictReads {
     ends: CycleEnds,
     /// The journal's cycle writes up to which `ends` is true.
     mark: u64,
+    /// The conflict row id up to which every kept volume holds all its rows
+    /// ([`catch_up`](ConflictReads::catch_up)); `None`: not known, each volume is asked alone.
+    caught_up: Option<i64>,
+    /// The space each volume's locked backing snapshots hold, as last read: forgotten when a
+    /// size on the volume is recorded ([`record_locked_space`](ConflictReads::record_locked_space)).
+    space: HashMap<VolumeKey, Vec<LockedSpace>>,
+    /// A catch-up came since the last [`give_back`](ConflictReads::give_back): the kept volumes
+    /// hold every row the journal has.
+    fresh: bool,
 }
 
 /// One volume's conflicts as last read: the last row id, and the rows (ids beside them).
@@ -39,18 +50,29 @@ struct Kept {
 /// At most this many conflicts are kept between decisions (about 100 MiB at worst).
 const CONFLICT_READS_MAX: usize = 250_000;
 
+/// At most this many conflicts are read to bring the kept volumes up to date at once; beyond,
+/// what was kept is dropped and each volume is read whole when asked.
+const CATCH_UP_MAX: usize = 10_000;
+
 impl ConflictReads {
     /// A volume's journaled conflicts with what the rule reads of the cycles they name
     /// (`None`: the journal could not say, logged): only the rows recorded since the last read
     /// of the volume, and the cycles not read since they were last written, are read. The
     /// conflicts are lent until [`give_back`](ConflictReads::give_back).
     pub(super) fn read(&mut self, journal: &Journal, key: &VolumeKey) -> Option<VolumeConflicts> {
+        // A kept volume is up to date right after a catch-up (no conflict is recorded while a
+        // stage's facts are read).
+        let current = self.fresh && self.caught_up.is_some() && self.volumes.contains_key(key);
         let (last, mut ids, mut conflicts) = self.take(key);
-        let new = match journal.volume_conflicts_after(&key.cluster, &key.svm, &key.volume, last) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("cannot read the conflicts of {key}: {e}");
-                return None;
+        let new = if current {
+            Vec::new()
+        } else {
+            match journal.volume_conflicts_after(&key.cluster, &key.svm, &key.volume, last) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("cannot read the conflicts of {key}: {e}");
+                    return None;
+                }
             }
         };
         let last = new.last().map_or(last, |(id, _)| *id);
@@ -129,6 +151,103 @@ impl ConflictReads {
             }
         }
         self.lent.clear();
+        self.fresh = false;
+    }
+
+    /// Brings every kept volume up to date with the conflicts recorded since the last call, in
+    /// one read of the journal (what [`read`](ConflictReads::read) then answers without asking
+    /// it again); call it before a stage's reads.
+    pub(super) fn catch_up(&mut self, journal: &Journal) {
+        let mark = match self.caught_up {
+            Some(mark) => mark,
+            None => match self.volumes.values().map(|k| k.last).min() {
+                Some(mark) => mark,
+                // Nothing kept: nothing to bring up to date before the last row.
+                None => {
+                    self.caught_up = journal.last_conflict_id().ok();
+                    return;
+                }
+            },
+        };
+        let rows = match journal.conflicts_after(mark, CATCH_UP_MAX + 1) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!("cannot read the conflicts recorded lately: {e}");
+                self.caught_up = None;
+                return;
+            }
+        };
+        if rows.len() > CATCH_UP_MAX {
+            self.volumes.clear();
+            self.rows = 0;
+            self.caught_up = journal.last_conflict_id().ok();
+            return;
+        }
+        let mut added: HashSet<VolumeKey> = HashSet::new();
+        let mut last = mark;
+        for (id, c) in rows {
+            last = id;
+            let key = VolumeKey {
+                cluster: c.cluster.clone(),
+                svm: c.svm.clone(),
+                volume: c.volume.clone(),
+            };
+            if let Some(k) = self.volumes.get_mut(&key) {
+                if id > k.last {
+                    k.last = id;
+                    k.ids.push(id);
+                    k.conflicts.push(c);
+                    self.rows += 1;
+                    added.insert(key);
+                }
+            }
+        }
+        for key in added {
+            if let Some(k) = self.volumes.get_mut(&key) {
+                // The journal's order: by instant, then as recorded.
+                let mut rows: Vec<(i64, ObservedConflict)> = std::mem::take(&mut k.ids)
+                    .into_iter()
+                    .zip(std::mem::take(&mut k.conflicts))
+                    .collect();
+                rows.sort_by_key(|(id, c)| (c.at, *id));
+                (k.ids, k.conflicts) = rows.into_iter().unzip();
+            }
+        }
+        self.caught_up = Some(last);
+        self.fresh = true;
+    }
+
+    /// The space the locked backing snapshots of `key` hold, as the journal says: read once,
+    /// then kept until the agent records a size on the volume.
+    pub(super) fn locked_space(
+        &mut self,
+        journal: &Journal,
+        key: &VolumeKey,
+    ) -> Result<Vec<LockedSpace>, JournalError> {
+        if let Some(kept) = self.space.get(key) {
+            return Ok(kept.clone());
+        }
+        let read = journal.volume_locked_space(&key.cluster, &key.svm, &key.volume)?;
+        if self.space.len() >= CONFLICT_READS_MAX {
+            self.space.clear();
+        }
+        self.space.insert(key.clone(), read.clone());
+        Ok(read)
+    }
+
+    /// Records the space a locked cycle's backing snapshot holds (through here, so that what is
+    /// kept of its volume is read again).
+    pub(super) fn record_locked_space(
+        &mut self,
+        journal: &Journal,
+        space: &LockedSpace,
+    ) -> Result<(), JournalError> {
+        self.space.remove(&VolumeKey {
+            cluster: space.cluster.clone(),
+            svm: space.svm.clone(),
+            volume: space.volume.clone(),
+        });
+        journal.record_locked_space(space)
     }
 
     fn keep_end(&mut self, id: &str, end: CycleEnd) {
@@ -204,6 +323,7 @@ mod tests {
             let start: DateTime<Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
             let mut cycles: Vec<Cycle> = Vec::new();
             let mut decisions = 0;
+            let mut spaces = 0;
             for step in 0..400i64 {
                 let at = start + TimeDelta::minutes(10 * step);
                 match next(10) {
@@ -255,6 +375,21 @@ mod tests {
                         })
                         .unwrap();
                     }
+                    8 if next(2) == 0 && !cycles.is_empty() => {
+                        // A locked cycle's size, recorded the way the agent records it.
+                        let c = &cycles[next(cycles.len() as u64) as usize];
+                        let space = LockedSpace {
+                            cycle_id: c.id.clone(),
+                            cluster: c.cluster.clone(),
+                            svm: c.svm.clone(),
+                            volume: c.volume.clone(),
+                            snapshot: c.backing_snapshot.clone(),
+                            bytes: 4096 * (1 + next(4)),
+                            at,
+                        };
+                        reads.record_locked_space(&j, &space).unwrap();
+                        spaces += 1;
+                    }
                     7 if next(8) == 0 => {
                         // The pass clears what it keeps when it prunes.
                         reads = ConflictReads::default();
@@ -263,12 +398,19 @@ mod tests {
                     }
                     _ => {
                         reads.forget_written(&j);
+                        // As the pass does, but not always: a read without one still holds.
+                        if next(4) > 0 {
+                            reads.catch_up(&j);
+                        }
                         let mut facts = BTreeMap::new();
                         for v in volumes.iter().filter(|_| next(3) > 0) {
                             let found = reads.read(&j, &key(v)).expect("the journal answers");
                             let (conflicts, ends) = whole(&j, v);
                             assert_eq!(found.conflicts, conflicts, "seed {seed} step {step} {v}");
                             assert_eq!(found.cycles, ends, "seed {seed} step {step} {v}");
+                            let space = reads.locked_space(&j, &key(v)).unwrap();
+                            let whole = j.volume_locked_space("c", "svm1", v).unwrap();
+                            assert_eq!(space, whole, "seed {seed} step {step} {v}");
                             decisions += 1;
                             flexclone += usize::from(ends.values().any(|e| e.flexclone));
                             released += usize::from(ends.values().any(|e| e.released_at.is_some()));
@@ -279,6 +421,7 @@ mod tests {
                 }
             }
             assert!(decisions > 100, "seed {seed}: {decisions} decisions");
+            assert!(spaces > 5, "seed {seed}: {spaces} sizes recorded");
         }
         assert!(flexclone > 100 && released > 100, "{flexclone} {released}");
     }

@@ -171,6 +171,7 @@ impl Agent {
                 }
                 self.memory.reconsider.clear();
                 self.conflict_reads.forget_written(journal);
+                self.conflict_reads.catch_up(journal);
                 let (after, within) = (
                     self.policy.flexclone.recommend_after,
                     self.policy.flexclone.within,
@@ -184,9 +185,8 @@ impl Agent {
                     // Read only for a volume in force (most decisions have none).
                     if raised {
                         found.locked_space = self
-                            .ctx
-                            .journal
-                            .volume_locked_space(&key.cluster, &key.svm, &key.volume)
+                            .conflict_reads
+                            .locked_space(&self.ctx.journal, &key)
                             .unwrap_or_else(|e| {
                                 tracing::error!(
                                     "cannot read the space the locked backing snapshots of {key} hold: {e}"

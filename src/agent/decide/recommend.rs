@@ -62,8 +62,10 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
                 LicenseState::Unknown => None,
                 LicenseState::Noncompliant | LicenseState::Unlicensed => Some(false),
             });
+        // Picked once: the rule, the sentence and the space each walk it.
+        let evidence: Vec<&ObservedConflict> = found.evidence().collect();
         let raised = rule::decide(
-            found.evidence(),
+            evidence.iter().copied(),
             rule_of.recommend_after,
             rule_of.within,
             now,
@@ -84,18 +86,21 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         };
         let in_force = rule::recommendation(
             [&key.cluster, &key.svm, &key.volume],
-            found.evidence(),
+            evidence.iter().copied(),
             &raised,
             &found.cycles,
             &rule,
             licensed,
         );
-        let (evidence, locked_bytes) =
-            rule::with_locked_space(vec![in_force], found.evidence(), &found.locked_space)
-                .into_iter()
-                .next()
-                .map(|r| (r.evidence, r.locked_bytes))
-                .unwrap_or_default();
+        let (evidence, locked_bytes) = rule::with_locked_space(
+            vec![in_force],
+            evidence.iter().copied(),
+            &found.locked_space,
+        )
+        .into_iter()
+        .next()
+        .map(|r| (r.evidence, r.locked_bytes))
+        .unwrap_or_default();
         if previous.is_some() && !cleared {
             actions.push(Action::Refresh {
                 volume: key.clone(),

@@ -97,6 +97,36 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// Every volume's conflicts recorded after row `after`, oldest row first, at most `limit`
+    /// of them: what a reader keeping several volumes' conflicts needs to bring them all up to
+    /// date in one read.
+    pub fn conflicts_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, ConflictRecord)>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key, id
+                 FROM conflicts WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![after, limit], |r| Ok((r.get(9)?, conflict_row(r)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The id of the last conflict recorded (0: none).
+    pub fn last_conflict_id(&self) -> Result<i64, JournalError> {
+        self.lock()
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM conflicts")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
     /// Records the space a locked cycle's backing snapshot holds; a later report of the same
     /// cycle replaces it (an unchanged size is not rewritten).
     pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
