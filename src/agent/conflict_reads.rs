@@ -10,7 +10,8 @@ use super::recommend::{CycleEnd, CycleEnds};
 use super::state::VolumeKey;
 
 /// The conflicts each recently decided volume had when last read, with the last row id read
-/// (conflicts are only ever inserted, with growing ids, or pruned — and the prune clears this):
+/// (conflicts are only ever inserted, with growing ids, or pruned — and a prune that deletes
+/// any conflict or locked space clears this):
 /// a volume with a long history is decided again from the rows recorded since, not from all of
 /// them; one read of the rows recorded since the last pass brings every kept volume up to date
 /// at once ([`catch_up`](ConflictReads::catch_up)). With them, what the rule read of the cycles
@@ -309,6 +310,8 @@ mod tests {
         let volumes = ["v", "w", "x"];
         // Decisions that named a FlexClone cycle, and a released one: the cases kept ends change.
         let (mut flexclone, mut released) = (0, 0);
+        // Prunes that deleted no conflict nor locked space: what was kept stays.
+        let mut prunes_kept = 0;
         for seed in 1..=12u64 {
             let dir = tempfile::tempdir().unwrap();
             let j = Journal::open(dir.path()).unwrap();
@@ -324,6 +327,7 @@ mod tests {
             let mut cycles: Vec<Cycle> = Vec::new();
             let mut decisions = 0;
             let mut spaces = 0;
+            let mut kept_through = 0;
             for step in 0..400i64 {
                 let at = start + TimeDelta::minutes(10 * step);
                 match next(10) {
@@ -391,9 +395,15 @@ mod tests {
                         spaces += 1;
                     }
                     7 if next(8) == 0 => {
-                        // The pass clears what it keeps when it prunes.
-                        reads = ConflictReads::default();
-                        j.prune(at - TimeDelta::hours(12)).unwrap();
+                        // The pass clears what it keeps when a prune deleted conflicts or
+                        // locked space; cycles alone the journal's record of writes covers.
+                        let cut = at - TimeDelta::hours(if next(2) == 0 { 12 } else { 40 });
+                        let pruned = j.prune(cut).unwrap();
+                        if pruned.conflicts > 0 || pruned.locked_space > 0 {
+                            reads = ConflictReads::default();
+                        } else {
+                            kept_through += 1;
+                        }
                         cycles.retain(|c| j.cycle(&c.id).unwrap().is_some());
                     }
                     _ => {
@@ -422,7 +432,9 @@ mod tests {
             }
             assert!(decisions > 100, "seed {seed}: {decisions} decisions");
             assert!(spaces > 5, "seed {seed}: {spaces} sizes recorded");
+            prunes_kept += kept_through;
         }
         assert!(flexclone > 100 && released > 100, "{flexclone} {released}");
+        assert!(prunes_kept > 5, "{prunes_kept} prunes kept what was read");
     }
 }

@@ -465,11 +465,18 @@ impl Agent {
         self.memory.warned.clear();
         self.memory.recorded.clear();
         self.memory.locked_sizes.clear();
-        // The prune may delete conflicts: read every volume's again.
-        self.conflict_reads = ConflictReads::default();
-        match self.ctx.journal.prune(now - journal::RETENTION) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("journal: pruned {n} cycles older than 400 days"),
+        let pruned = self.ctx.journal.prune(now - journal::RETENTION);
+        // Conflicts or locked space pruned (or perhaps): read every volume's again. Pruned
+        // cycles are forgotten by the journal's record of cycle writes.
+        if pruned
+            .as_ref()
+            .map_or(true, |p| p.conflicts > 0 || p.locked_space > 0)
+        {
+            self.conflict_reads = ConflictReads::default();
+        }
+        match pruned {
+            Ok(p) if p.cycles == 0 => {}
+            Ok(p) => tracing::info!("journal: pruned {} cycles older than 400 days", p.cycles),
             Err(e) => tracing::error!("journal prune failed: {e}"),
         }
     }

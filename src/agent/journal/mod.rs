@@ -647,24 +647,35 @@ impl Journal {
 
     /// Deletes terminal cycles (with their objects and actions) and conflicts older than
     /// `before`; returns how many cycles went.
-    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, JournalError> {
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, JournalError> {
         self.note_cycle_write(None);
         self.wrote((|| {
             let mut conn = self.lock();
             let tx = conn.savepoint().map_err(|e| self.err(e))?;
-            let mut cycles = 0;
+            let mut pruned = Pruned::default();
             for (i, sql) in PRUNE.iter().enumerate() {
                 let n = tx
                     .exec_cached(sql, params![ms(before)])
                     .map_err(|e| self.err(e))?;
-                if i == PRUNE_CYCLES {
-                    cycles = n;
+                match i {
+                    PRUNE_CYCLES => pruned.cycles = n,
+                    PRUNE_CONFLICTS => pruned.conflicts = n,
+                    PRUNE_LOCKED_SPACE => pruned.locked_space = n,
+                    _ => {}
                 }
             }
             tx.commit().map_err(|e| self.err(e))?;
-            Ok(cycles)
+            Ok(pruned)
         })())
     }
+}
+
+/// What a [`Journal::prune`] deleted, of what its readers keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub cycles: usize,
+    pub conflicts: usize,
+    pub locked_space: usize,
 }
 
 /// The daily prune's statements, in order, each deleting what is older than `?1`: actions and
@@ -681,8 +692,10 @@ pub(super) const PRUNE: [&str; 6] = [
     "DELETE FROM actions INDEXED BY actions_unowned_by_at WHERE cycle_id IS NULL AND at < ?1",
 ];
 
-/// The statement of [`PRUNE`] whose count is the cycles deleted.
+/// The statements of [`PRUNE`] whose counts are the cycles, conflicts and locked space deleted.
 const PRUNE_CYCLES: usize = 1;
+const PRUNE_CONFLICTS: usize = 2;
+const PRUNE_LOCKED_SPACE: usize = 4;
 
 /// How long terminal cycles and conflicts are kept: a year of history for `report` and the
 /// longest FlexClone `within` (366 days), plus a margin.

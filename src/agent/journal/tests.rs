@@ -340,7 +340,7 @@ fn prune_drops_old_terminal_cycles_only() {
     j.insert_cycle(&stuck, now).unwrap();
     old.state = CycleState::Released;
     j.update_cycle(&old).unwrap();
-    assert_eq!(j.prune(now - RETENTION).unwrap(), 1);
+    assert_eq!(j.prune(now - RETENTION).unwrap().cycles, 1);
     assert!(j.cycle("old").unwrap().is_none());
     assert!(j.objects("old").unwrap().is_empty());
     assert!(j.cycle("stuck").unwrap().is_some());
