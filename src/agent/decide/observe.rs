@@ -214,11 +214,11 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
                     at: now,
                 }));
             }
-            let pins = listing::pins(c, inv, prefix, retention(view, c).as_ref(), now);
-            // Only a listing taken after the clones went can show every pin.
+            // Only a listing taken after the clones went can show every pin; whether any is
+            // left is all this asks (not when they rotate out).
             let fresh = c.clones_deleted_at.is_none_or(|t| inv.at > t);
             let already = matches!(o.step, Step::Locked { unpinned: true, .. });
-            if fresh && pins.snapshots.is_empty() && !already {
+            if fresh && !already && listing::captured(c, inv, prefix, now).is_empty() {
                 unpinned.push(c.id.clone());
             }
         }
