@@ -252,68 +252,7 @@ impl Agent {
         whole: bool,
         only: Option<&[usize]>,
     ) -> Vec<usize> {
-        let interval = self.policy.agent.observe_interval;
-        let planned = [self.memory.next_create, self.memory.next_managed]
-            .into_iter()
-            .flatten()
-            .min();
-        let mut waiting = Vec::new();
-        let mut due = Vec::new();
-        for ci in 0..self.views.len() {
-            if only.is_some_and(|o| !o.contains(&ci)) {
-                continue;
-            }
-            let view = &mut self.views[ci];
-            if view.retry_at.is_some_and(|r| r > now) {
-                continue;
-            }
-            view.read_put_off = None;
-            if !whole && view.retry_at.is_none() {
-                if let Some(inv) = &view.inventory {
-                    view.read_put_off =
-                        read_waits_for(inv.full_at, now, interval, view.whole_read_took, planned);
-                }
-            }
-            let waits = view.read_put_off;
-            if let Some(at) = waits {
-                tracing::debug!(
-                    cluster = %self.conns[ci].name, took_ms = view.whole_read_took.num_milliseconds(),
-                    "whole read put off: it would still be running at the planned create at {}",
-                    at.to_rfc3339()
-                );
-            }
-            if waits.is_some_and(|p| p <= now) {
-                waiting.push(ci);
-            }
-            let view = &self.views[ci];
-            let stale = waits.is_none()
-                && view
-                    .inventory
-                    .as_ref()
-                    .is_none_or(|inv| now - inv.at >= interval);
-            let settling = self.memory.open.values().any(|o| {
-                o.cycle.cluster == self.conns[ci].name
-                    && o.settle_after
-                        .is_some_and(|s| view.inventory.as_ref().is_none_or(|inv| inv.at <= s))
-            });
-            // Whatever else changed the cluster (an admin, a tool) shows at the first refresh
-            // an interval after the last whole read.
-            let asked = whole || stale || view.retry_at.is_some();
-            if force || asked || settling {
-                let whole = asked
-                    || waits.is_none()
-                        && view
-                            .inventory
-                            .as_ref()
-                            .is_some_and(|inv| now - inv.full_at >= interval);
-                // Taken before the read: a call that mutates during it is read again next time.
-                let changed = self.conns[ci].changed.take();
-                let volumes = (!whole)
-                    .then(|| self.reread_set(ci, &changed, now))
-                    .flatten();
-                due.push((ci, changed, volumes));
-            }
-        }
+        let (waiting, due) = self.reads_due(now, force, whole, only);
         let mut listings: Vec<Option<Inventory>> = self
             .views
             .iter_mut()
@@ -379,6 +318,81 @@ impl Agent {
         // The listings a whole read replaced are freed: their memory goes back to the system.
         whole_read.then(super::allocator::release_free_memory);
         waiting
+    }
+
+    /// The clusters [`Agent::refresh`] reads now, each with the changes noted since its last
+    /// read and the volumes to read again (`None`: the whole cluster), and those whose whole
+    /// read waits for a create due now.
+    fn reads_due(
+        &mut self,
+        now: DateTime<Utc>,
+        force: bool,
+        whole: bool,
+        only: Option<&[usize]>,
+    ) -> (Vec<usize>, Vec<DueRead>) {
+        let interval = self.policy.agent.observe_interval;
+        let planned = [self.memory.next_create, self.memory.next_managed]
+            .into_iter()
+            .flatten()
+            .min();
+        let mut waiting = Vec::new();
+        let mut due = Vec::new();
+        for ci in 0..self.views.len() {
+            if only.is_some_and(|o| !o.contains(&ci)) {
+                continue;
+            }
+            let view = &mut self.views[ci];
+            if view.retry_at.is_some_and(|r| r > now) {
+                continue;
+            }
+            view.read_put_off = None;
+            if !whole && view.retry_at.is_none() {
+                if let Some(inv) = &view.inventory {
+                    view.read_put_off =
+                        read_waits_for(inv.full_at, now, interval, view.whole_read_took, planned);
+                }
+            }
+            let waits = view.read_put_off;
+            if let Some(at) = waits {
+                tracing::debug!(
+                    cluster = %self.conns[ci].name, took_ms = view.whole_read_took.num_milliseconds(),
+                    "whole read put off: it would still be running at the planned create at {}",
+                    at.to_rfc3339()
+                );
+            }
+            if waits.is_some_and(|p| p <= now) {
+                waiting.push(ci);
+            }
+            let view = &self.views[ci];
+            let stale = waits.is_none()
+                && view
+                    .inventory
+                    .as_ref()
+                    .is_none_or(|inv| now - inv.at >= interval);
+            let settling = self.memory.open.values().any(|o| {
+                o.cycle.cluster == self.conns[ci].name
+                    && o.settle_after
+                        .is_some_and(|s| view.inventory.as_ref().is_none_or(|inv| inv.at <= s))
+            });
+            // Whatever else changed the cluster (an admin, a tool) shows at the first refresh
+            // an interval after the last whole read.
+            let asked = whole || stale || view.retry_at.is_some();
+            if force || asked || settling {
+                let whole = asked
+                    || waits.is_none()
+                        && view
+                            .inventory
+                            .as_ref()
+                            .is_some_and(|inv| now - inv.full_at >= interval);
+                // Taken before the read: a call that mutates during it is read again next time.
+                let changed = self.conns[ci].changed.take();
+                let volumes = (!whole)
+                    .then(|| self.reread_set(ci, &changed, now))
+                    .flatten();
+                due.push((ci, changed, volumes));
+            }
+        }
+        (waiting, due)
     }
 
     /// The volumes of cluster `ci` to read again instead of the whole cluster: those the
@@ -608,6 +622,10 @@ fn read_waits_for(
         && planned <= now + took)
         .then_some(planned)
 }
+
+/// A cluster a refresh reads: its index, the changes noted since its last read, and the volumes
+/// to read again (`None`: the whole cluster).
+type DueRead = (usize, Changed, Option<Vec<(String, String)>>);
 
 /// What [`Agent::missing`] is kept for: the policy (by identity) and each listing's presence.
 #[derive(Debug, Clone, PartialEq, Eq)]
