@@ -15,6 +15,11 @@ use snapwarden::agent::hook::HookSpec;
 /// backups, and an `observe_interval` of an hour so that whole reads are rare (the audit, which
 /// reads the whole cluster when it runs, is off).
 fn harness() -> Harness {
+    harness_with("1h", "2027-01-01T00:50:00Z", None)
+}
+
+/// The same with another `observe_interval`, start instant, and whole reads that take time.
+fn harness_with(interval: &str, epoch: &str, slow_reads: Option<std::time::Duration>) -> Harness {
     let text = agent_support::lab_policy(
         "\"snaprestore\"",
         "auto",
@@ -23,9 +28,10 @@ fn harness() -> Harness {
     )
     .replace(
         "observe_interval = \"1m\"",
-        "observe_interval = \"1h\"\naudit_interval = \"0s\"",
+        &format!("observe_interval = \"{interval}\"\naudit_interval = \"0s\""),
     );
-    let mut setup = Setup::at("2027-01-01T00:50:00Z");
+    let mut setup = Setup::at(epoch);
+    setup.slow_reads = slow_reads;
     setup.hooks = Some(Arc::new(|_c| {
         Some(HookSpec::Simulated {
             duration: TimeDelta::minutes(20),
@@ -118,26 +124,12 @@ async fn a_change_nobody_announced_shows_at_the_next_whole_read() {
 /// read due ten seconds before the window opens would still be running at its planned create.
 #[tokio::test(start_paused = true)]
 async fn a_slow_whole_read_waits_for_a_planned_create_and_then_runs() {
-    let text = agent_support::lab_policy(
-        "\"snaprestore\"",
-        "auto",
-        "start = \"10 1 * * *\"\nexpected = \"20m\"\nmax = \"40m\"",
-        "",
-    )
-    .replace(
-        "observe_interval = \"1m\"",
-        "observe_interval = \"1m\"\naudit_interval = \"0s\"",
-    );
     // The first pass reads at 00:50:50, and every read after it a minute after the last.
-    let mut setup = Setup::at("2027-01-01T00:50:50Z");
-    setup.slow_reads = Some(std::time::Duration::from_secs(20));
-    setup.hooks = Some(Arc::new(|_c| {
-        Some(HookSpec::Simulated {
-            duration: TimeDelta::minutes(20),
-            succeed: true,
-        })
-    }));
-    let h = start(policy(&text), setup);
+    let h = harness_with(
+        "1m",
+        "2027-01-01T00:50:50Z",
+        Some(std::time::Duration::from_secs(20)),
+    );
     h.run_until("2027-01-01T01:00:00Z").await;
     let before = calls(&h, "snapshots");
     h.wait_for(

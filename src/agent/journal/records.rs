@@ -81,20 +81,10 @@ impl Journal {
         volume: &str,
         after: i64,
     ) -> Result<Vec<(i64, ConflictRecord)>, JournalError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key, id
-                 FROM conflicts WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND id > ?4
-                 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![cluster, svm, volume, after], |r| {
-                Ok((r.get(9)?, conflict_row(r)?))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        self.conflicts_with_ids(
+            "WHERE cluster = ?1 AND svm = ?2 AND volume = ?3 AND id > ?4 ORDER BY id",
+            params![cluster, svm, volume, after],
+        )
     }
 
     /// Every volume's conflicts recorded after row `after`, oldest row first, at most `limit`
@@ -105,16 +95,24 @@ impl Journal {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, ConflictRecord)>, JournalError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key, id
-                 FROM conflicts WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.conflicts_with_ids("WHERE id > ?1 ORDER BY id LIMIT ?2", params![after, limit])
+    }
+
+    /// Conflicts with their row ids, selected by `tail` (a `WHERE` clause and its order).
+    fn conflicts_with_ids(
+        &self,
+        tail: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<(i64, ConflictRecord)>, JournalError> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT kind, cluster, svm, volume, window, cycle_id, at, detail, key, id
+             FROM conflicts {tail}"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![after, limit], |r| Ok((r.get(9)?, conflict_row(r)?)))
+            .query_map(args, |r| Ok((r.get(9)?, conflict_row(r)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
