@@ -348,8 +348,12 @@ impl Agent {
             view.read_put_off = None;
             if !whole && view.retry_at.is_none() {
                 if let Some(inv) = &view.inventory {
-                    view.read_put_off =
-                        read_waits_for(inv.full_at, now, interval, view.whole_read_took, planned);
+                    let read = LastRead {
+                        full_at: inv.full_at,
+                        took: view.whole_read_took,
+                        scheduled_since: scheduled_since(inv, now),
+                    };
+                    view.read_put_off = read_waits_for(&read, now, interval, planned);
                 }
             }
             let waits = view.read_put_off;
@@ -602,24 +606,33 @@ fn reached(view: &mut super::state::ClusterView, name: &str, mut inv: Inventory)
     view.last_error = None;
 }
 
-/// The planned create a cluster's whole read waits for: the first one (`planned`) when the read
-/// is due only by the listing's age (last read whole at `full_at`, an `interval` ago or more),
-/// would still be running at it (it takes as long as the last one, `took`) and the listing is
-/// less than two intervals old. A read that takes no time (virtual, or a small cluster) never
-/// waits; a listing never ages past two intervals whatever the creates.
-fn read_waits_for(
+/// What [`read_waits_for`] knows of a cluster's listing.
+struct LastRead {
+    /// When it was last read whole, and how long that took.
     full_at: DateTime<Utc>,
+    took: TimeDelta,
+    /// A scheduled snapshot fired since it was up to date.
+    scheduled_since: bool,
+}
+
+/// The planned create a cluster's whole read waits for: the first one (`planned`) when the read
+/// is due only by the listing's age (read whole an `interval` ago or more, and no scheduled
+/// snapshot since), would still be running at it (it takes as long as the last one) and the
+/// listing is less than two intervals old. A read that takes no time (virtual, or a small
+/// cluster) never waits; a listing never ages past two intervals whatever the creates.
+fn read_waits_for(
+    last: &LastRead,
     now: DateTime<Utc>,
     interval: TimeDelta,
-    took: TimeDelta,
     planned: Option<DateTime<Utc>>,
 ) -> Option<DateTime<Utc>> {
-    let age = now - full_at;
+    let age = now - last.full_at;
     let planned = planned?;
-    (took > TimeDelta::zero()
+    (!last.scheduled_since
+        && last.took > TimeDelta::zero()
         && age >= interval
         && age < interval + interval
-        && planned <= now + took)
+        && planned <= now + last.took)
         .then_some(planned)
 }
 
@@ -657,7 +670,7 @@ fn scheduled_since(inv: &Inventory, now: DateTime<Utc>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::read_waits_for;
+    use super::{read_waits_for, LastRead};
     use chrono::{DateTime, TimeDelta, Utc};
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -672,7 +685,12 @@ mod tests {
         let took = TimeDelta::seconds(20);
         let create = Some(t("2027-01-01T01:10:00Z"));
         let at = |now: &str, took: TimeDelta, planned: Option<DateTime<Utc>>| {
-            read_waits_for(full_at, t(now), minute, took, planned)
+            let last = LastRead {
+                full_at,
+                took,
+                scheduled_since: false,
+            };
+            read_waits_for(&last, t(now), minute, planned)
         };
         // Due at 01:09:50, it would run until 01:10:10: it waits for the 01:10 create.
         assert_eq!(at("2027-01-01T01:09:50Z", took, create), create);
@@ -695,5 +713,16 @@ mod tests {
         // A read that takes no time, or no create planned: never.
         assert_eq!(at("2027-01-01T01:09:50Z", TimeDelta::zero(), create), None);
         assert_eq!(at("2027-01-01T01:09:50Z", took, None), None);
+        // A scheduled snapshot since the listing: read now, whatever is planned (the creates
+        // would wait for this read anyway).
+        let last = LastRead {
+            full_at,
+            took,
+            scheduled_since: true,
+        };
+        assert_eq!(
+            read_waits_for(&last, t("2027-01-01T01:09:50Z"), minute, create),
+            None
+        );
     }
 }
