@@ -346,7 +346,8 @@ impl Agent {
                 continue;
             }
             view.read_put_off = None;
-            if !whole && view.retry_at.is_none() {
+            // A read that takes no time never waits: the schedules are not even looked at.
+            if !whole && view.retry_at.is_none() && view.whole_read_took > TimeDelta::zero() {
                 if let Some(inv) = &view.inventory {
                     let read = LastRead {
                         full_at: inv.full_at,

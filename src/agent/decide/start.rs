@@ -215,10 +215,8 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             let due = lc.create_at <= now
                 || (lc.outcome != Outcome::Skipped
                     && tools.contains(&(lc.window, lc.window_start)));
+            // Still to come here means brought forward by a tool run, unless skipped.
             if !due {
-                if lc.outcome != Outcome::Skipped {
-                    next_create = Some(next_create.map_or(lc.create_at, |n| n.min(lc.create_at)));
-                }
                 continue;
             }
             match due_now(view, lc, vi, excluded_why(vi), now) {
