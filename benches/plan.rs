@@ -32,7 +32,7 @@ fn planner_misfits(policy: &Policy, from: DateTime<Utc>, horizon: TimeDelta) -> 
     let p = plan(policy, &Observed::offline(), from, horizon);
     p.volumes
         .iter()
-        .flat_map(|v| &v.lifecycles)
+        .flat_map(|v| v.lifecycles.iter())
         .filter(|l| l.outcome != Outcome::Fits)
         .map(|l| (l.window, l.window_start.timestamp()))
         .collect()

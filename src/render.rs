@@ -343,7 +343,7 @@ fn volume_events(policy: &Policy, plan: &Plan, vp: &VolumePlan) -> Vec<(DateTime
             format!("{}  managed snapshot    {}{note}", when(i.at), i.prefix),
         ));
     }
-    for l in &vp.lifecycles {
+    for l in vp.lifecycles.iter() {
         let name = &policy.windows[l.window].name;
         let slack = l
             .slack(plan.guard)
@@ -438,7 +438,7 @@ fn shifted_report(policy: &Policy, plan: &Plan, conflicted: impl Fn(usize) -> bo
         .collect();
     if !shifted.is_empty() {
         let mut shifts: HashMap<usize, usize> = HashMap::new();
-        for l in plan.volumes.iter().flat_map(|v| &v.lifecycles) {
+        for l in plan.volumes.iter().flat_map(|v| v.lifecycles.iter()) {
             if l.outcome == Outcome::Shifted {
                 *shifts.entry(l.window).or_default() += 1;
             }

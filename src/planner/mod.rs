@@ -98,7 +98,8 @@ pub struct VolumePlan {
     /// Scheduled snapshots in `[from, until)`, shared by every volume with the same schedules
     /// and zone.
     pub scheduled: Arc<[ScheduledSnapshot]>,
-    pub lifecycles: Vec<Lifecycle>,
+    /// Shared: the agent's rolling plan hands the same list out while it is unchanged.
+    pub lifecycles: Arc<[Lifecycle]>,
     /// The instants of the copies the volume hands to snapwarden (`managed_snapshots`) in the
     /// range: movable, so not among `scheduled` (`plan` only; empty in the agent's plan).
     pub managed: Vec<ManagedInstant>,
@@ -193,7 +194,7 @@ pub fn plan(policy: &Policy, observed: &Observed, now: DateTime<Utc>, horizon: T
                 timezone: pv.resolved.tz,
                 schedule_names: pv.resolved.names.clone(),
                 scheduled,
-                lifecycles: pv.lifecycles,
+                lifecycles: pv.lifecycles.into(),
                 managed: Vec::new(),
                 deferrals: Vec::new(),
             }

@@ -193,7 +193,7 @@ fn render(policy: &Policy, plan: &Plan) -> String {
     let mut out = String::new();
     for vp in &plan.volumes {
         let tz = vp.timezone;
-        for l in &vp.lifecycles {
+        for l in vp.lifecycles.iter() {
             out.push_str(&format!(
                 "{} {} {} {}-{} {}: {}\n",
                 policy.volumes[vp.volume].name,
@@ -457,7 +457,7 @@ proptest! {
             .iter()
             .flat_map(|r| r.occurrences(f.tz, now - TimeDelta::days(2), now + TimeDelta::hours(hours) + TimeDelta::days(2)))
             .collect();
-        for l in &plan.volumes[0].lifecycles {
+        for l in plan.volumes[0].lifecycles.iter() {
             let w = &policy.windows[l.window];
             let inside = all.iter().any(|t| *t >= l.create_at && *t < l.release_by + f.guard);
             match l.outcome {
@@ -721,7 +721,7 @@ proptest! {
             .filter(|&o| fits(o))
             .min_by_key(|&o| (o.abs(), o < 0));
 
-        let misfit = planned.volumes.iter().flat_map(|v| &v.lifecycles).any(|l| l.outcome != Outcome::Fits);
+        let misfit = planned.volumes.iter().flat_map(|v| v.lifecycles.iter()).any(|l| l.outcome != Outcome::Fits);
         prop_assert_eq!(planned.suggestions.len(), usize::from(misfit));
         prop_assert_eq!(misfit, !fits(0), "as configured, brute force and planner disagree");
         if let Some(s) = planned.suggestions.first() {
@@ -731,7 +731,7 @@ proptest! {
                 again.windows[0].start = CronSpec::parse(cron).unwrap();
                 let replanned = plan(&again, &Observed::offline(), now, horizon);
                 let shifted: Vec<DateTime<Utc>> = starts.iter().map(|&s| s + o).collect();
-                for l in replanned.volumes.iter().flat_map(|v| &v.lifecycles) {
+                for l in replanned.volumes.iter().flat_map(|v| v.lifecycles.iter()) {
                     if shifted.contains(&l.window_start) {
                         prop_assert_eq!(l.outcome, Outcome::Fits, "{}", l.reason);
                     }
@@ -879,7 +879,7 @@ proptest! {
         let v = &frac.volumes[0];
         prop_assert_eq!(&v.scheduled, &exact.volumes[0].scheduled);
         prop_assert!(v.scheduled.iter().all(|s| s.at >= frac.from && s.at < frac.until));
-        for l in &v.lifecycles {
+        for l in v.lifecycles.iter() {
             prop_assert!(l.window_start >= frac.from);
             if l.outcome == Outcome::Shifted { prop_assert!(l.create_at >= frac.from); }
         }

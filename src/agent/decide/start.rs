@@ -184,7 +184,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut to_start = Vec::new();
     for vp in &plan.volumes {
         let vi = vp.volume;
-        for lc in &vp.lifecycles {
+        for lc in vp.lifecycles.iter() {
             // A create still to come that no tool run brings forward only matters as the next
             // one to arm: the started set is asked only when it would be that one.
             if lc.create_at > now
@@ -283,7 +283,7 @@ fn was_started(view: &View<'_>, wi: usize, vi: usize, start: DateTime<Utc>) -> b
 fn due_tools(view: &View<'_>, plan: &Plan, now: DateTime<Utc>) -> HashSet<ToolRun> {
     let mut due = HashSet::new();
     for vp in &plan.volumes {
-        for lc in &vp.lifecycles {
+        for lc in vp.lifecycles.iter() {
             if !view.policy.windows[lc.window].driver.is_snapwarden()
                 && lc.create_at <= now
                 && lc.outcome != Outcome::Skipped
