@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fasthash;
 pub mod ha;
 pub mod init;
 pub mod ontap;

@@ -1,7 +1,9 @@
 //! What the recommend stage read of each volume's journaled conflicts and locked space, kept
 //! between decisions so that a volume with a long history is read again only for what changed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::fasthash::{HashMap, HashSet};
 
 use super::cycle::ObservedConflict;
 use super::decide::VolumeConflicts;
@@ -85,7 +87,7 @@ impl ConflictReads {
             (ids, conflicts) = rows.into_iter().unzip();
         }
         self.lend(key.clone(), last, ids);
-        let mut cycles = CycleEnds::new();
+        let mut cycles = CycleEnds::default();
         for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
             if cycles.contains_key(id) {
                 continue;
@@ -184,7 +186,7 @@ impl ConflictReads {
             self.caught_up = journal.last_conflict_id().ok();
             return;
         }
-        let mut added: HashSet<VolumeKey> = HashSet::new();
+        let mut added: HashSet<VolumeKey> = HashSet::default();
         let mut last = mark;
         for (id, c) in rows {
             last = id;
@@ -292,7 +294,7 @@ mod tests {
     /// (every row, every named cycle's whole record), as a reader keeping nothing would.
     fn whole(j: &Journal, volume: &str) -> (Vec<ObservedConflict>, CycleEnds) {
         let conflicts = j.volume_conflicts("c", "svm1", volume).unwrap();
-        let mut ends = CycleEnds::new();
+        let mut ends = CycleEnds::default();
         for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
             if let Some(c) = j.cycle(id).unwrap() {
                 ends.insert(id.to_string(), CycleEnd::from(&c));

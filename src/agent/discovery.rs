@@ -5,7 +5,9 @@
 //! asks for it and otherwise re-reads the volumes that changed (`reread`);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
+
+use crate::fasthash::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -44,6 +46,10 @@ pub struct Inventory {
     /// volume whose LUNs are not the ones it had. What is derived from those alone is kept
     /// while it stays.
     pub presence: u64,
+    /// Where each volume is in `volumes`, SVM first then name, made at the first look-up: a
+    /// search per look-up made a pass that releases or starts many cycles quadratic. Checked
+    /// at each use, so a list changed since (tests edit it) is searched instead.
+    volume_at: OnceLock<HashMap<String, HashMap<String, usize>>>,
 }
 
 /// A presence no inventory had before.
@@ -330,6 +336,7 @@ impl Inventory {
             at,
             full_at: at,
             presence: next_presence(),
+            volume_at: OnceLock::new(),
         }
     }
 
@@ -413,6 +420,7 @@ pub async fn discover(
         at,
         full_at: at,
         presence: next_presence(),
+        volume_at: OnceLock::new(),
     })
 }
 
@@ -616,8 +624,24 @@ impl Inventory {
         }
     }
 
+    /// The volume `name` of `svm`, as the cluster listed it.
     pub fn volume(&self, svm: &str, name: &str) -> Option<&VolumeInfo> {
-        self.volumes.iter().find(|v| v.svm == svm && v.name == name)
+        let at = self.volume_at.get_or_init(|| {
+            let mut at: HashMap<String, HashMap<String, usize>> = HashMap::default();
+            for (i, v) in self.volumes.iter().enumerate() {
+                at.entry(v.svm.clone())
+                    .or_default()
+                    .entry(v.name.clone())
+                    .or_insert(i);
+            }
+            at
+        });
+        let found = at
+            .get(svm)
+            .and_then(|names| names.get(name))
+            .and_then(|&i| self.volumes.get(i))
+            .filter(|v| v.svm == svm && v.name == name);
+        found.or_else(|| self.volumes.iter().find(|v| v.svm == svm && v.name == name))
     }
 
     /// This cluster's volumes by `(svm, name)` (LUNs through the listing), to check many
@@ -907,5 +931,40 @@ mod tests {
                 ),
             });
         assert!(!kept(scheduled));
+    }
+
+    /// A volume is found as a search of the cluster's volumes finds it: the first of its SVM
+    /// and name, none for a name in another SVM, and the list as it is when edited after the
+    /// first look-up.
+    #[test]
+    fn a_volume_is_found_as_a_search_of_the_list_finds_it() {
+        let at = "2026-12-06T06:00:00Z".parse().unwrap();
+        let volume = |svm: &str, name: &str, uuid: &str| VolumeInfo {
+            uuid: uuid.into(),
+            name: name.into(),
+            svm: svm.into(),
+            snapshot_policy: None,
+        };
+        let mut inv = Inventory::sample(Vec::new(), Vec::new(), at);
+        inv.volumes = vec![
+            volume("svm1", "a", "1"),
+            volume("svm2", "a", "2"),
+            volume("svm1", "b", "3"),
+            volume("svm1", "a", "4"),
+        ];
+        let uuid =
+            |inv: &Inventory, svm: &str, name: &str| inv.volume(svm, name).map(|v| v.uuid.clone());
+        assert_eq!(uuid(&inv, "svm1", "a").as_deref(), Some("1"));
+        assert_eq!(uuid(&inv, "svm2", "a").as_deref(), Some("2"));
+        assert_eq!(uuid(&inv, "svm2", "b"), None);
+        assert_eq!(uuid(&inv, "svm3", "a"), None);
+        // Edited after the first look-up: removed, moved and added volumes.
+        inv.volumes.remove(0);
+        inv.volumes.push(volume("svm3", "c", "5"));
+        assert_eq!(uuid(&inv, "svm1", "a").as_deref(), Some("4"));
+        assert_eq!(uuid(&inv, "svm1", "b").as_deref(), Some("3"));
+        assert_eq!(uuid(&inv, "svm3", "c").as_deref(), Some("5"));
+        inv.volumes.clear();
+        assert_eq!(uuid(&inv, "svm1", "b"), None);
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! No clock, no I/O: the caller reads the journal and passes what it read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fasthash::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(r.schedules, want);
         let out = for_volumes(
             &list,
-            &CycleEnds::new(),
+            &CycleEnds::default(),
             3,
             TimeDelta::days(7),
             now,
@@ -450,7 +452,7 @@ mod tests {
         ];
         let out = for_volumes(
             &locked,
-            &CycleEnds::new(),
+            &CycleEnds::default(),
             3,
             TimeDelta::days(7),
             now,

@@ -268,7 +268,7 @@ pub struct Memory {
     /// Released within [`RECENT_KEEP`], oldest first.
     pub recent: Recent,
     /// Occurrences already started, skipped or given up: never looked at again.
-    pub started: HashSet<Occurrence>,
+    pub started: crate::fasthash::HashSet<Occurrence>,
     /// Volumes left out at the last pass, in policy order, and why.
     pub excluded: Vec<(VolumeKey, super::decide::ExcludeKind, String)>,
     /// The next planned create (what wakes the loop for a start).

@@ -79,7 +79,7 @@ fn snapshot_info(w: &World, ci: usize, vi: usize, si: usize) -> SnapshotInfo {
 /// carry it (as the REST decoder shares them): labels, owners, comments.
 #[derive(Default)]
 struct Texts<'w> {
-    values: std::collections::HashMap<&'w str, Text>,
+    values: crate::fasthash::HashMap<&'w str, Text>,
 }
 
 /// A volume's uuid, name and SVM, as each of its snapshot records carries them.
@@ -285,7 +285,7 @@ impl Ontap for SimClient {
             || "luns".into(),
             |w, ci| {
                 let c = &w.clusters[ci];
-                let names: std::collections::HashMap<&str, &str> = c
+                let names: crate::fasthash::HashMap<&str, &str> = c
                     .volumes
                     .iter()
                     .map(|v| (v.uuid.as_str(), v.name.as_str()))

@@ -15,7 +15,7 @@
 //! Veeam jobs (driver windows) run on the same world: their sessions end at their own instants
 //! within an advance, between the schedules' snapshots.
 
-use std::collections::{HashMap, HashSet};
+use crate::fasthash::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -317,7 +317,7 @@ pub fn pinned_backing_snapshots(w: &World) -> HashSet<&str> {
 /// Per world cluster, the volumes of `policy` with `managed_snapshots` on it and their copies.
 fn managed_volumes(w: &World, policy: &Policy) -> Vec<HashMap<usize, ManagedVolume>> {
     let mut out: Vec<HashMap<usize, ManagedVolume>> =
-        w.clusters.iter().map(|_| HashMap::new()).collect();
+        w.clusters.iter().map(|_| HashMap::default()).collect();
     for v in &policy.volumes {
         let Some(pi) = v.managed else { continue };
         let Some(cluster) = policy.clusters.get(v.cluster) else {

@@ -4,7 +4,7 @@
 //! snapshots, the space locked backing snapshots hold, locked cycles whose pins are gone, a
 //! released backing snapshot listed again, and look-alikes (never touched).
 
-use std::collections::{HashMap, HashSet};
+use crate::fasthash::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -40,7 +40,7 @@ pub(crate) fn journal_lookups(
 ) -> Lookups {
     let prefix = &policy.agent.snapshot_prefix;
     let mut out = Lookups::default();
-    let mut ids = HashSet::new();
+    let mut ids = HashSet::default();
     for (ci, cv) in clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &policy.clusters[ci].name;
@@ -255,7 +255,7 @@ fn conflicts_seen<'c>(
     inv: &Inventory,
     found: &[ObservedConflict],
 ) -> Vec<Action> {
-    let mut keys: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut keys: HashMap<&str, Vec<String>> = HashMap::default();
     for c in found {
         if let Some(id) = &c.cycle {
             keys.entry(id.as_str()).or_default().push(c.key.clone());
@@ -398,8 +398,8 @@ fn drivers<'v>(
 ) -> (HashMap<&'v str, Cycle>, HashSet<&'v str>) {
     let prefix = view.prefix();
     let patterns = &view.policy.agent.foreign_snapshot_patterns;
-    let mut updated: HashMap<&str, Cycle> = HashMap::new();
-    let mut settled = HashSet::new();
+    let mut updated: HashMap<&str, Cycle> = HashMap::default();
+    let mut settled = HashSet::default();
     let mut attributed: Vec<(String, String, String, String)> = claimed(
         view.memory
             .open

@@ -1,6 +1,8 @@
 //! LUNs (plain, FlexClone and SnapRestore clones), igroups and LUN maps.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::fasthash::HashMap;
 
 use super::clock::{saturating_add, seconds};
 use super::snapshots::snapshot_name_problem;

@@ -1,6 +1,8 @@
 //! The objects of a simulated cluster: plain data, operated on by `World`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::fasthash::HashMap;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use chrono_tz::Tz;

@@ -1,6 +1,6 @@
 //! Snapshots: create, rename, delete, and their lock owners (clones' and held ones).
 
-use std::collections::{HashMap, HashSet};
+use crate::fasthash::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -252,7 +252,7 @@ impl World {
     /// [`World::volume_lun_bytes`] of every volume of cluster `ci`, by volume uuid, in one scan of
     /// its LUNs, for a listing of every volume's snapshots.
     pub fn lun_bytes_by_volume(&self, ci: usize) -> HashMap<&str, u64> {
-        let mut out: HashMap<&str, u64> = HashMap::new();
+        let mut out: HashMap<&str, u64> = HashMap::default();
         for l in self.clusters[ci]
             .luns
             .iter()
