@@ -181,6 +181,9 @@ pub struct Agent {
     conflict_reads: conflict_reads::ConflictReads,
     /// The plan kept between passes (`planner::Rolling`).
     rolling: crate::planner::Rolling,
+    /// Per volume of the last plan: its lifecycles and how many of the first were started
+    /// (`decide::started_prefix`), carried to the next pass while the list is the same.
+    started_prefix: Vec<(Arc<[crate::planner::Lifecycle]>, usize)>,
     /// The audit's findings and when it last ran (`audit.rs`).
     audits: audit::Audits,
     /// What the listings said of the policy's volumes, and for which policy and listings.
@@ -246,6 +249,7 @@ impl Agent {
             observed_by_others: true,
             conflict_reads: conflict_reads::ConflictReads::default(),
             rolling: crate::planner::Rolling::default(),
+            started_prefix: Vec::new(),
             missing_memo: None,
             observed_memo: None,
             audits: audit::Audits::default(),

@@ -95,6 +95,10 @@ impl Agent {
             }
             plan
         });
+        let started_prefix = plan
+            .as_ref()
+            .map(|plan| self.started_prefix(plan, now))
+            .unwrap_or_default();
         let mut facts = self.facts(stage, now);
         let missing = matches!(stage, Stage::Start | Stage::Managed).then(|| self.missing());
         let actions = {
@@ -104,6 +108,7 @@ impl Agent {
                 clusters: &self.views,
                 memory: &self.memory,
                 plan: plan.as_ref(),
+                started_prefix: &started_prefix,
                 missing: missing.as_deref().map(Vec::as_slice),
                 journal: &facts,
                 observed,
@@ -116,6 +121,31 @@ impl Agent {
         self.conflict_reads
             .give_back(std::mem::take(&mut facts.conflicts));
         self.apply(stage, actions, now).await;
+    }
+
+    /// For each volume of `plan`, how many of its first lifecycles were started
+    /// ([`decide::started_prefix`]), going on from the last pass's count where the volume's
+    /// lifecycles are the same list (the list is kept to tell: compared by address only).
+    fn started_prefix(&mut self, plan: &crate::planner::Plan, now: DateTime<Utc>) -> Vec<usize> {
+        let kept = &mut self.started_prefix;
+        kept.truncate(plan.volumes.len());
+        let mut counts = Vec::with_capacity(plan.volumes.len());
+        for (i, vp) in plan.volumes.iter().enumerate() {
+            if kept
+                .get(i)
+                .is_none_or(|(lifecycles, _)| !Arc::ptr_eq(lifecycles, &vp.lifecycles))
+            {
+                let fresh = (vp.lifecycles.clone(), 0);
+                match kept.get_mut(i) {
+                    Some(slot) => *slot = fresh,
+                    None => kept.push(fresh),
+                }
+            }
+            let k = &mut kept[i].1;
+            *k = decide::started_prefix(&self.policy, &self.memory, vp, *k, now);
+            counts.push(*k);
+        }
+        counts
     }
 
     /// What the listings say of the policy's volumes ([`decide::missing`]), kept while the

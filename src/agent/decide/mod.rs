@@ -42,7 +42,7 @@ pub use managed::{Take, TakeWhy};
 pub(crate) use observe::journal_lookups;
 pub(crate) use recommend::candidates;
 pub use recommend::VolumeConflicts;
-pub(crate) use start::{lookback, missing, Excluded, LOOKAHEAD};
+pub(crate) use start::{lookback, missing, started_prefix, Excluded, LOOKAHEAD};
 
 /// The stages of a pass, in the order the loop runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,10 @@ pub struct View<'a> {
     pub memory: &'a Memory,
     /// The plan over the pass's lookback and lookahead (the start stage's input).
     pub plan: Option<&'a Plan>,
+    /// For each volume of `plan` (by position), how many of its first lifecycles were already
+    /// started ([`started_prefix`]): the start stage passes over them. A volume beyond the
+    /// list has none known.
+    pub started_prefix: &'a [usize],
     /// What the listings say of the policy's volumes ([`missing`]), when the loop kept it from
     /// an earlier pass; computed from `clusters` when `None`.
     pub missing: Option<&'a [Excluded]>,

@@ -9,7 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Action, ExcludeKind, ForgetWhy, View};
 use crate::agent::cycle::{CloneKind, CloneLun, Cycle, CycleResult, CycleState};
-use crate::agent::state::{ClusterView, Occurrence, OccurrenceKey, OccurrenceRef, VolumeKey};
+use crate::agent::state::{
+    ClusterView, Memory, Occurrence, OccurrenceKey, OccurrenceRef, VolumeKey,
+};
 use crate::config::{CloneMethod, Driver, Policy};
 use crate::ontap::{LicenseState, VolumeRef};
 use crate::planner::{self, Lifecycle, Outcome, Plan};
@@ -182,9 +184,11 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
     let mut next_create: Option<DateTime<Utc>> = None;
     let mut skipped = Vec::new();
     let mut to_start = Vec::new();
-    for vp in &plan.volumes {
+    for (i, vp) in plan.volumes.iter().enumerate() {
         let vi = vp.volume;
-        for lc in vp.lifecycles.iter() {
+        // A started lifecycle changes nothing below, whether due or to come.
+        let known = view.started_prefix.get(i).copied().unwrap_or(0);
+        for lc in vp.lifecycles.iter().skip(known) {
             // A create still to come that no tool run brings forward only matters as the next
             // one to arm: the started set is asked only when it would be that one.
             if lc.create_at > now
@@ -274,16 +278,49 @@ fn occurrence(policy: &Policy, wi: usize, vi: usize, start: DateTime<Utc>) -> Oc
 /// Whether occurrence `start` of window `wi` on policy volume `vi` was already started, skipped
 /// or given up (asked by borrowed names: no owned occurrence is built).
 fn was_started(view: &View<'_>, wi: usize, vi: usize, start: DateTime<Utc>) -> bool {
-    let key = occurrence_ref(view.policy, wi, vi, start);
-    view.memory.started.contains(&key as &dyn OccurrenceKey)
+    is_started(view.policy, view.memory, wi, vi, start)
+}
+
+fn is_started(
+    policy: &Policy,
+    memory: &Memory,
+    wi: usize,
+    vi: usize,
+    start: DateTime<Utc>,
+) -> bool {
+    let key = occurrence_ref(policy, wi, vi, start);
+    memory.started.contains(&key as &dyn OccurrenceKey)
+}
+
+/// How many of the first lifecycles of a planned volume, due by `now`, were started, skipped
+/// or given up, given that the first `known` were: what the start stage may pass over
+/// ([`View::started_prefix`]). An occurrence once started stays so while any plan holds it
+/// (the started set forgets only occurrences older than a pass's lookback), so the count of a
+/// volume whose lifecycles are the same list only grows, and a pass asks the set about the
+/// first lifecycle due and not known started instead of every one in its lookback.
+pub(crate) fn started_prefix(
+    policy: &Policy,
+    memory: &Memory,
+    vp: &planner::VolumePlan,
+    known: usize,
+    now: DateTime<Utc>,
+) -> usize {
+    let mut k = known.min(vp.lifecycles.len());
+    while vp.lifecycles.get(k).is_some_and(|lc| {
+        lc.create_at <= now && is_started(policy, memory, lc.window, vp.volume, lc.window_start)
+    }) {
+        k += 1;
+    }
+    k
 }
 
 /// The driver windows' occurrences due now: a tool runs once per occurrence for all its volumes,
 /// from the earliest planned start among them.
 fn due_tools(view: &View<'_>, plan: &Plan, now: DateTime<Utc>) -> HashSet<ToolRun> {
     let mut due = HashSet::new();
-    for vp in &plan.volumes {
-        for lc in vp.lifecycles.iter() {
+    for (i, vp) in plan.volumes.iter().enumerate() {
+        let known = view.started_prefix.get(i).copied().unwrap_or(0);
+        for lc in vp.lifecycles.iter().skip(known) {
             if !view.policy.windows[lc.window].driver.is_snapwarden()
                 && lc.create_at <= now
                 && lc.outcome != Outcome::Skipped

@@ -192,29 +192,55 @@ fn check(stage: Stage, fx: &Fixture, now: &str, expect: &str) {
         let back = lookback(&fx.policy);
         crate::planner::plan(&fx.policy, &observed, now - back, back + LOOKAHEAD)
     });
-    let view = View {
-        stage,
-        policy: &fx.policy,
-        clusters: &fx.clusters,
-        memory: &fx.memory,
-        plan: plan.as_ref(),
-        missing: None,
-        journal: &fx.journal,
-        observed: &observed,
-        started_at: fx.started_at,
-        leading_since: fx.leading_since,
-        replica: fx.leading_since.map(|_| "replica-b"),
+    // The start stage decides alike knowing nothing started and passing over what was.
+    let prefix = started_prefixes(fx, plan.as_ref(), now);
+    let decided = |started_prefix: &[usize]| -> Vec<String> {
+        let view = View {
+            stage,
+            policy: &fx.policy,
+            clusters: &fx.clusters,
+            memory: &fx.memory,
+            plan: plan.as_ref(),
+            started_prefix,
+            missing: None,
+            journal: &fx.journal,
+            observed: &observed,
+            started_at: fx.started_at,
+            leading_since: fx.leading_since,
+            replica: fx.leading_since.map(|_| "replica-b"),
+        };
+        decide(&view, now)
+            .iter()
+            .map(|a| a.to_string().trim_end().to_string())
+            .collect()
     };
-    let got: Vec<String> = decide(&view, now)
-        .iter()
-        .map(|a| a.to_string().trim_end().to_string())
-        .collect();
+    let got = decided(&[]);
+    assert_eq!(
+        decided(&prefix),
+        got,
+        "with the started lifecycles passed over"
+    );
     let want: Vec<&str> = expect
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
     assert_eq!(got, want, "\n--- got ---\n{}\n", got.join("\n"));
+}
+
+/// For each planned volume, how many of its first lifecycles, due by `now`, the fixture's
+/// memory started.
+fn started_prefixes(
+    fx: &Fixture,
+    plan: Option<&crate::planner::Plan>,
+    now: DateTime<Utc>,
+) -> Vec<usize> {
+    plan.map_or_else(Vec::new, |p| {
+        p.volumes
+            .iter()
+            .map(|vp| super::started_prefix(&fx.policy, &fx.memory, vp, 0, now))
+            .collect()
+    })
 }
 
 // The start stage.
@@ -312,9 +338,27 @@ max = "15m"
         .map(|(vp, lc)| (occurrence(vp, lc), lc.create_at))
         .collect();
     assert!(future.len() > 40, "{} creates to come", future.len());
+    let past: Vec<Occurrence> = plan
+        .volumes
+        .iter()
+        .flat_map(|vp| vp.lifecycles.iter().map(move |lc| (vp, lc)))
+        .filter(|(_, lc)| lc.create_at <= now)
+        .map(|(vp, lc)| occurrence(vp, lc))
+        .collect();
+    assert!(past.len() > 4, "{} creates come", past.len());
     let mut seed: u64 = 7;
+    let mut passed_over = 0;
     for round in 0..300 {
         fx.memory.started.clear();
+        // Those due: mostly started already, now and then one still to start.
+        for o in &past {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if (seed >> 33) % 100 < 85 {
+                fx.memory.started.insert(o.clone());
+            }
+        }
         for (o, _) in &future {
             seed = seed
                 .wrapping_mul(6364136223846793005)
@@ -330,20 +374,30 @@ max = "15m"
             .filter(|(o, _)| !fx.memory.started.contains(o))
             .map(|(_, at)| *at)
             .min();
-        let view = View {
-            stage: Stage::Start,
-            policy: &fx.policy,
-            clusters: &fx.clusters,
-            memory: &fx.memory,
-            plan: Some(&plan),
-            missing: None,
-            journal: &fx.journal,
-            observed: &observed,
-            started_at: fx.started_at,
-            leading_since: None,
-            replica: None,
+        let prefix = started_prefixes(&fx, Some(&plan), now);
+        passed_over += prefix.iter().sum::<usize>();
+        let decided = |started_prefix: &[usize]| {
+            let view = View {
+                stage: Stage::Start,
+                policy: &fx.policy,
+                clusters: &fx.clusters,
+                memory: &fx.memory,
+                plan: Some(&plan),
+                started_prefix,
+                missing: None,
+                journal: &fx.journal,
+                observed: &observed,
+                started_at: fx.started_at,
+                leading_since: None,
+                replica: None,
+            };
+            decide(&view, now)
         };
-        let armed: Vec<Option<DateTime<Utc>>> = decide(&view, now)
+        let actions = decided(&[]);
+        // Passing over the lifecycles known started decides the same.
+        let shown = |a: &[Action]| a.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(shown(&decided(&prefix)), shown(&actions), "round {round}");
+        let armed: Vec<Option<DateTime<Utc>>> = actions
             .into_iter()
             .filter_map(|a| match a {
                 Action::Arm { at } => Some(at),
@@ -352,6 +406,7 @@ max = "15m"
             .collect();
         assert_eq!(armed, vec![want], "round {round}");
     }
+    assert!(passed_over > 300, "{passed_over} lifecycles passed over");
 }
 
 #[test]
