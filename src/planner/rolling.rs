@@ -24,6 +24,32 @@ use crate::config::model::{OnConflict, Policy};
 /// How far beyond the asked horizon occurrences are placed ahead: a pass inside it reuses them.
 const AHEAD: TimeDelta = TimeDelta::hours(12);
 
+/// One volume's last answer, and the range edges within which it stays the answer without its
+/// kept lifecycles being looked at (a pass at 10,000 volumes walked every one otherwise).
+struct Answer {
+    lifecycles: Arc<[Lifecycle]>,
+    /// The `until` it answered for: a range that ends sooner is answered again.
+    until: DateTime<Utc>,
+    /// The earliest kept occurrence: a `from` after it drops it.
+    leave: Option<DateTime<Utc>>,
+    /// The least `start - shift_limit` (Unix seconds) of the shifting occurrences answered: a
+    /// `from` after it may change their earliest start ([`earliest_shift`]).
+    shift: Option<i64>,
+    /// The earliest kept occurrence not answered: an `until` after it brings it in.
+    enter: Option<DateTime<Utc>>,
+}
+
+impl Answer {
+    /// Whether this is still the answer for `[from, until)` (`from` not before the last one).
+    fn holds(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+        let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
+        self.leave.is_none_or(|start| from <= start)
+            && self.shift.is_none_or(|s| from_s <= s)
+            && until >= self.until
+            && self.enter.is_none_or(|start| until <= start)
+    }
+}
+
 /// The planner's answers for a horizon that moves forward; see the module.
 #[derive(Default)]
 pub struct Rolling {
@@ -43,7 +69,7 @@ struct Kept {
     lifecycles: Vec<Vec<(Lifecycle, i64)>>,
     /// Per planned volume: its last answer, handed out again while no kept lifecycle entered,
     /// left or was placed again (a pass at 10,000 volumes copied every volume's otherwise).
-    answers: Vec<Option<Arc<[Lifecycle]>>>,
+    answers: Vec<Option<Answer>>,
     unresolved: Vec<Unresolved>,
 }
 
@@ -104,7 +130,7 @@ impl Kept {
             observed: Arc::clone(observed),
             from,
             until: wide,
-            answers: vec![None; built.volumes.len()],
+            answers: built.volumes.iter().map(|_| None).collect(),
             volumes: built.volumes,
             lifecycles,
             unresolved: built.unresolved,
@@ -121,45 +147,14 @@ impl Kept {
         let mut volumes = Vec::with_capacity(self.volumes.len());
         let answers = self.lifecycles.iter_mut().zip(self.answers.iter_mut());
         for (pv, (kept, answer)) in self.volumes.iter().zip(answers) {
-            // Occurrences before `from` are not asked for again (a `from` that goes back
-            // places everything anew).
-            let before = kept.len();
-            kept.retain(|(l, _)| l.window_start >= from);
-            let mut changed = kept.len() != before;
-            let mut asked = 0;
-            for (l, placed) in kept.iter_mut() {
-                if l.window_start >= until {
-                    continue;
-                }
-                let Some(window) = policy.windows.get(l.window) else {
-                    continue;
-                };
-                if window.on_conflict == OnConflict::Shift {
-                    let earliest = earliest_shift(l.window_start, window.shift_limit, from);
-                    if earliest != *placed {
-                        *l = place(l.window, window, pv.volume, pv, l.window_start, from, guard).0;
-                        *placed = earliest;
-                        changed = true;
-                    }
-                }
-                asked += 1;
-            }
-            // None left and none placed again: the kept lifecycles in the range are the last
-            // answer's exactly when there are as many (the range's ends only moved).
             let lifecycles = match answer {
-                Some(last) if !changed && last.len() == asked => last.clone(),
+                Some(last) if last.holds(from, until) => last.lifecycles.clone(),
                 _ => {
-                    let mut lifecycles: Vec<Lifecycle> = kept
-                        .iter()
-                        .filter(|(l, _)| {
-                            l.window_start < until && policy.windows.get(l.window).is_some()
-                        })
-                        .map(|(l, _)| l.clone())
-                        .collect();
-                    // `plan` sorts by (create_at, window) what it placed window by window, each
-                    // window's occurrences in order: the same order as this total one.
-                    lifecycles.sort_by_key(|l| (l.create_at, l.window, l.window_start));
-                    answer.insert(lifecycles.into()).clone()
+                    let last = answer.take().map(|a| a.lifecycles);
+                    answer
+                        .insert(answer_volume(policy, pv, kept, last, from, until))
+                        .lifecycles
+                        .clone()
                 }
             };
             let scheduled = horizons
@@ -186,5 +181,72 @@ impl Kept {
             suggestions: Vec::new(),
             unresolved: self.unresolved.clone(),
         }
+    }
+}
+
+/// One volume's answer for `[from, until)` from its kept lifecycles (`last`: its last answer,
+/// handed out again when they are the same), placing again those whose earliest start `from`
+/// changed.
+fn answer_volume(
+    policy: &Policy,
+    pv: &PlannedVolume,
+    kept: &mut Vec<(Lifecycle, i64)>,
+    last: Option<Arc<[Lifecycle]>>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Answer {
+    let guard = policy.agent.guard;
+    // Occurrences before `from` are not asked for again (a `from` that goes back places
+    // everything anew).
+    let before = kept.len();
+    kept.retain(|(l, _)| l.window_start >= from);
+    let mut changed = kept.len() != before;
+    let mut asked = 0;
+    let mut shift: Option<i64> = None;
+    for (l, placed) in kept.iter_mut() {
+        if l.window_start >= until {
+            continue;
+        }
+        let Some(window) = policy.windows.get(l.window) else {
+            continue;
+        };
+        if window.on_conflict == OnConflict::Shift {
+            let earliest = earliest_shift(l.window_start, window.shift_limit, from);
+            if earliest != *placed {
+                *l = place(l.window, window, pv.volume, pv, l.window_start, from, guard).0;
+                *placed = earliest;
+                changed = true;
+            }
+            let s = l.window_start.timestamp() - window.shift_limit.num_seconds();
+            shift = Some(shift.map_or(s, |m| m.min(s)));
+        }
+        asked += 1;
+    }
+    // None left and none placed again: the kept lifecycles in the range are the last answer's
+    // exactly when there are as many (the range's ends only moved).
+    let lifecycles = match last {
+        Some(last) if !changed && last.len() == asked => last,
+        _ => {
+            let mut lifecycles: Vec<Lifecycle> = kept
+                .iter()
+                .filter(|(l, _)| l.window_start < until && policy.windows.get(l.window).is_some())
+                .map(|(l, _)| l.clone())
+                .collect();
+            // `plan` sorts by (create_at, window) what it placed window by window, each
+            // window's occurrences in order: the same order as this total one.
+            lifecycles.sort_by_key(|l| (l.create_at, l.window, l.window_start));
+            lifecycles.into()
+        }
+    };
+    Answer {
+        lifecycles,
+        until,
+        leave: kept.iter().map(|(l, _)| l.window_start).min(),
+        shift,
+        enter: kept
+            .iter()
+            .map(|(l, _)| l.window_start)
+            .filter(|start| *start >= until)
+            .min(),
     }
 }
