@@ -5,9 +5,7 @@
 //! asks for it and otherwise re-reads the volumes that changed (`reread`);
 //! `check` and `plan` use the same code when the policy needs cluster facts.
 
-use std::collections::{BTreeSet, HashSet};
-
-use crate::fasthash::HashMap;
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -16,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::agent::observe::{has_prefix, lookalike_lun};
 use crate::config::Policy;
+use crate::fasthash::HashMap;
 use crate::ontap::{
     ClusterInfo, LicenseState, LunInfo, Ontap, OntapError, ScheduleInfo, SnapshotInfo,
     SnapshotPolicyInfo, VolumeInfo, VolumeRef,
@@ -644,37 +643,12 @@ impl Inventory {
         found.or_else(|| self.volumes.iter().find(|v| v.svm == svm && v.name == name))
     }
 
-    /// This cluster's volumes by `(svm, name)` (LUNs through the listing), to check many
-    /// policy volumes against it in one pass (a linear search per volume is quadratic: seconds
-    /// at 10,000).
-    pub fn present(&self) -> Present<'_> {
-        Present {
-            volumes: self
-                .volumes
-                .iter()
-                .map(|v| (v.svm.as_str(), v.name.as_str()))
-                .collect(),
-            inventory: self,
-        }
-    }
-}
-
-/// The volume a LUN path names (`/vol/<volume>/<lun>`).
-pub fn lun_volume(path: &str) -> Option<&str> {
-    path.strip_prefix("/vol/")?.split('/').next()
-}
-
-/// An inventory's volumes, indexed ([`Inventory::present`]).
-pub struct Present<'a> {
-    volumes: HashSet<(&'a str, &'a str)>,
-    inventory: &'a Inventory,
-}
-
-impl Present<'_> {
-    /// Why policy volume `vi` cannot run on this cluster (missing volume or LUNs), if it cannot.
+    /// Why policy volume `vi` cannot run on this cluster (missing volume or LUNs), if it cannot
+    /// (the volume found through [`Inventory::volume`]'s index, its LUNs through the listing:
+    /// checking 10,000 policy volumes stays linear).
     pub fn missing(&self, policy: &Policy, vi: usize) -> Option<String> {
         let v = &policy.volumes[vi];
-        if !self.volumes.contains(&(v.svm.as_str(), v.name.as_str())) {
+        if self.volume(&v.svm, &v.name).is_none() {
             return Some(format!(
                 "volume {} (svm {}) does not exist on cluster {}",
                 v.name, v.svm, policy.clusters[v.cluster].name
@@ -683,7 +657,7 @@ impl Present<'_> {
         let absent: Vec<&str> = v
             .luns
             .iter()
-            .filter(|lun| !self.inventory.has_lun(&v.svm, lun))
+            .filter(|lun| !self.has_lun(&v.svm, lun))
             .map(|s| s.as_str())
             .collect();
         (!absent.is_empty()).then(|| {
@@ -696,6 +670,11 @@ impl Present<'_> {
             )
         })
     }
+}
+
+/// The volume a LUN path names (`/vol/<volume>/<lun>`).
+pub fn lun_volume(path: &str) -> Option<&str> {
+    path.strip_prefix("/vol/")?.split('/').next()
 }
 
 /// Discovers, for planning, every cluster whose facts the policy needs; returns what was

@@ -30,7 +30,7 @@ mod tests;
 pub use crate::domain::{Observed, ObservedCluster};
 pub use deferral::{Deferral, ManagedInstant, MANAGED_SETTLE};
 pub use human::{human, Human};
-use place::{ceil_seconds, earliest_shift, place};
+use place::{ceil_seconds, earliest_shift, place, seconds_up, shift_unclamped_until};
 pub use retention::{volume_retention, RetainedSchedule, VolumeRetention};
 pub use rolling::Rolling;
 pub use suggest::Suggestion;

@@ -159,8 +159,18 @@ fn nearest_fit(
 /// The earliest start (Unix seconds, a whole minute) a shift of the occurrence at `start` may
 /// take: at most `limit` earlier and not before `from`. The only way `from` enters a placement.
 pub(super) fn earliest_shift(start: DateTime<Utc>, limit: TimeDelta, from: DateTime<Utc>) -> i64 {
-    let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
-    ceil60((start.timestamp() - limit.num_seconds()).max(from_s))
+    ceil60(shift_unclamped_until(start, limit).max(seconds_up(from)))
+}
+
+/// The last `from` (Unix seconds, [`seconds_up`]) at which [`earliest_shift`] of the occurrence
+/// at `start` does not depend on `from`: up to it the shift may take its whole `limit`.
+pub(super) fn shift_unclamped_until(start: DateTime<Utc>, limit: TimeDelta) -> i64 {
+    start.timestamp() - limit.num_seconds()
+}
+
+/// An instant in whole Unix seconds, rounded up.
+pub(super) fn seconds_up(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
 }
 
 /// Whole seconds, rounded up (policy durations are whole seconds already).

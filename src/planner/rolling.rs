@@ -16,8 +16,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{
-    build, earliest_shift, later, place, range, Lifecycle, Observed, Plan, PlannedVolume,
-    ScheduledSnapshot, Timeline, Unresolved, VolumePlan,
+    build, earliest_shift, later, place, range, seconds_up, shift_unclamped_until, Lifecycle,
+    Observed, Plan, PlannedVolume, ScheduledSnapshot, Timeline, Unresolved, VolumePlan,
 };
 use crate::config::model::{OnConflict, Policy};
 
@@ -32,8 +32,8 @@ struct Answer {
     until: DateTime<Utc>,
     /// The earliest kept occurrence: a `from` after it drops it.
     leave: Option<DateTime<Utc>>,
-    /// The least `start - shift_limit` (Unix seconds) of the shifting occurrences answered: a
-    /// `from` after it may change their earliest start ([`earliest_shift`]).
+    /// The least [`shift_unclamped_until`] of the shifting occurrences answered: a `from` after
+    /// it may change their earliest start ([`earliest_shift`]).
     shift: Option<i64>,
     /// The earliest kept occurrence not answered: an `until` after it brings it in.
     enter: Option<DateTime<Utc>>,
@@ -42,9 +42,8 @@ struct Answer {
 impl Answer {
     /// Whether this is still the answer for `[from, until)` (`from` not before the last one).
     fn holds(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> bool {
-        let from_s = from.timestamp() + i64::from(from.timestamp_subsec_nanos() > 0);
         self.leave.is_none_or(|start| from <= start)
-            && self.shift.is_none_or(|s| from_s <= s)
+            && self.shift.is_none_or(|s| seconds_up(from) <= s)
             && until >= self.until
             && self.enter.is_none_or(|start| until <= start)
     }
@@ -217,7 +216,7 @@ fn answer_volume(
                 *placed = earliest;
                 changed = true;
             }
-            let s = l.window_start.timestamp() - window.shift_limit.num_seconds();
+            let s = shift_unclamped_until(l.window_start, window.shift_limit);
             shift = Some(shift.map_or(s, |m| m.min(s)));
         }
         asked += 1;

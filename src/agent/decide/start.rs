@@ -69,20 +69,14 @@ pub(super) fn excluded(view: &View<'_>) -> Vec<Excluded> {
 /// on the policy and the listings' volumes, policies and LUNs, so the agent keeps it between
 /// passes while those are unchanged ([`Inventory::presence`](crate::agent::discovery::Inventory)).
 pub(crate) fn missing(policy: &Policy, clusters: &[ClusterView]) -> Vec<Excluded> {
-    let present: Vec<_> = clusters
-        .iter()
-        .map(|cv| cv.inventory.as_ref().map(|inv| inv.present()))
-        .collect();
     let mut out = Vec::new();
     for (vi, v) in policy.volumes.iter().enumerate() {
-        if let Some(Some(p)) = present.get(v.cluster) {
-            if let Some(why) = p.missing(policy, vi) {
-                out.push((vi, ExcludeKind::Missing, why));
-                continue;
-            }
-        }
-        let inv = clusters.get(v.cluster).and_then(|c| c.inventory.as_ref());
-        if let Some(why) = inv.and_then(|inv| double_schedule(policy, vi, inv)) {
+        let Some(inv) = clusters.get(v.cluster).and_then(|c| c.inventory.as_ref()) else {
+            continue;
+        };
+        if let Some(why) = inv.missing(policy, vi) {
+            out.push((vi, ExcludeKind::Missing, why));
+        } else if let Some(why) = double_schedule(policy, vi, inv) {
             out.push((vi, ExcludeKind::DoubleSchedule, why));
         }
     }

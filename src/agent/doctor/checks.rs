@@ -57,7 +57,6 @@ pub(super) fn cluster(
 ) {
     let policy = input.policy;
     let inv = &listing.inventory;
-    let present = inv.present();
     for vi in (0..policy.volumes.len()).filter(|&vi| policy.volumes[vi].cluster == ci) {
         let v = &policy.volumes[vi];
         let settings = listing
@@ -72,7 +71,7 @@ pub(super) fn cluster(
                 .volume(&v.svm, &v.name)
                 .map_or_else(|| format!("<uuid of {}>", v.name), |i| i.uuid.clone()),
         };
-        if let Some(why) = present.missing(policy, vi) {
+        if let Some(why) = inv.missing(policy, vi) {
             let mut f = at.finding(
                 Severity::Critical,
                 Code::VolumeMissing,
