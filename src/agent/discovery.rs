@@ -162,10 +162,10 @@ impl VolumeListing {
     fn picked<'a>(
         &'a self,
         read: &'a [SnapshotInfo],
-        memo: &OnceLock<Picked>,
+        memo: &'a OnceLock<Picked>,
         key: &str,
-        keep: impl Fn(&SnapshotInfo) -> bool,
-    ) -> Vec<&'a SnapshotInfo> {
+        keep: impl Fn(&SnapshotInfo) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
         let snapshots = self.snapshots(read);
         let p = memo.get_or_init(|| Picked {
             key: key.to_string(),
@@ -174,9 +174,27 @@ impl VolumeListing {
                 .collect(),
         });
         if p.key == key {
-            p.at.iter().map(|&i| &snapshots[i]).collect()
+            Either::Kept(p.at.iter().map(move |&i| &snapshots[i]))
         } else {
-            snapshots.iter().filter(|s| keep(s)).collect()
+            Either::All(snapshots.iter().filter(move |s| keep(s)))
+        }
+    }
+}
+
+/// One of two iterators over the same items: what a memo kept, or all of them filtered again
+/// (a pass walks these per volume; collecting them allocated a list per volume per walk).
+enum Either<K, A> {
+    Kept(K),
+    All(A),
+}
+
+impl<T, K: Iterator<Item = T>, A: Iterator<Item = T>> Iterator for Either<K, A> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::Kept(k) => k.next(),
+            Either::All(a) => a.next(),
         }
     }
 }
@@ -238,7 +256,7 @@ impl Listing {
 
     /// The volumes that hold something with `prefix`, in listing order (every volume for
     /// another prefix than the one remembered).
-    fn marked<'a>(&'a self, prefix: &str) -> Vec<&'a VolumeListing> {
+    fn marked<'a>(&'a self, prefix: &str) -> impl Iterator<Item = &'a VolumeListing> + 'a {
         let m = self.marked.get_or_init(|| Marked {
             prefix: prefix.to_string(),
             volumes: (0..self.volumes.len())
@@ -246,15 +264,19 @@ impl Listing {
                 .collect(),
         });
         if m.prefix == prefix {
-            m.volumes.iter().map(|&i| &self.volumes[i]).collect()
+            Either::Kept(m.volumes.iter().map(|&i| &self.volumes[i]))
         } else {
-            self.volumes.iter().collect()
+            Either::All(self.volumes.iter())
         }
     }
 
     /// The volumes that hold a snapshot matching one of `patterns` (under `key`), in listing
     /// order (every volume for another set than the one remembered).
-    fn matching<'a>(&'a self, key: &str, patterns: &[regex::Regex]) -> Vec<&'a VolumeListing> {
+    fn matching<'a>(
+        &'a self,
+        key: &str,
+        patterns: &[regex::Regex],
+    ) -> impl Iterator<Item = &'a VolumeListing> + 'a {
         let m = self.matching.get_or_init(|| Matching {
             key: key.to_string(),
             patterns: patterns.to_vec(),
@@ -263,9 +285,9 @@ impl Listing {
                 .collect(),
         });
         if m.key == key {
-            m.volumes.iter().map(|&i| &self.volumes[i]).collect()
+            Either::Kept(m.volumes.iter().map(|&i| &self.volumes[i]))
         } else {
-            self.volumes.iter().collect()
+            Either::All(self.volumes.iter())
         }
     }
 
@@ -547,16 +569,17 @@ impl Inventory {
         prefix: &'a str,
     ) -> impl Iterator<Item = &'a SnapshotInfo> + 'a {
         let read = &self.listing.read;
-        self.listing
-            .marked(prefix)
-            .into_iter()
-            .flat_map(move |v| v.picked(read, &v.prefixed, prefix, |s| has_prefix(&s.name, prefix)))
+        self.listing.marked(prefix).flat_map(move |v| {
+            v.picked(read, &v.prefixed, prefix, move |s| {
+                has_prefix(&s.name, prefix)
+            })
+        })
     }
 
     /// The LUNs whose leaf carries `prefix` (a clone path of snapwarden's shape), volume by
     /// volume in listing order.
     pub fn lookalike_luns<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a LunInfo> + 'a {
-        self.listing.marked(prefix).into_iter().flat_map(move |v| {
+        self.listing.marked(prefix).flat_map(move |v| {
             v.luns
                 .iter()
                 .filter(move |l| lookalike_lun(&l.name, &l.volume_name, prefix))
@@ -574,14 +597,11 @@ impl Inventory {
             .map(|p| format!("{}\n", p.as_str()))
             .collect();
         let read = &self.listing.read;
-        self.listing
-            .matching(&key, patterns)
-            .into_iter()
-            .flat_map(move |v| {
-                v.picked(read, &v.matching, &key, |s| {
-                    patterns.iter().any(|p| p.is_match(&s.name))
-                })
+        self.listing.matching(&key, patterns).flat_map(move |v| {
+            v.picked(read, &v.matching, &key, move |s| {
+                patterns.iter().any(|p| p.is_match(&s.name))
             })
+        })
     }
 
     /// Every LUN, volume by volume in listing order.

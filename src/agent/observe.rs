@@ -3,6 +3,8 @@
 //! rotate out, late releases, foreign backing snapshots and look-alikes. Reads only; the agent
 //! decides what to do with what is found.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use regex::Regex;
 
@@ -131,17 +133,30 @@ pub(crate) fn pins(
     out
 }
 
-/// Conflicts a listing shows for the given cycles (open and recently released) on one cluster.
+/// Conflicts a listing shows for the given cycles (open and recently released) on one cluster,
+/// except those whose key `recorded` says the journal already holds.
 pub(crate) fn conflicts(
     cycles: &[&Cycle],
     inv: &Inventory,
     prefix: &str,
     now: DateTime<Utc>,
     guard: TimeDelta,
+    recorded: impl Fn(&str) -> bool,
 ) -> Vec<ObservedConflict> {
     let mut out = Vec::new();
+    // A locked cycle shows the same conflicts at every pass for days: a key already recorded is
+    // checked in this buffer, and only a new conflict is written out with its sentence.
+    let mut key = String::new();
+    let mut known = |k: std::fmt::Arguments<'_>| {
+        key.clear();
+        let _ = key.write_fmt(k);
+        recorded(&key)
+    };
     for cycle in cycles {
         for s in captured(cycle, inv, prefix, now) {
+            if known(format_args!("chain:{}:{}", cycle.id, s.name)) {
+                continue;
+            }
             out.push(ObservedConflict {
                 kind: ConflictKind::ChainConflict,
                 cluster: cycle.cluster.clone(),
@@ -164,7 +179,7 @@ pub(crate) fn conflicts(
         let late = !cycle.state.is_terminal()
             && cycle.state != CycleState::Locked
             && cycle.release_deadline.is_some_and(|d| now > d);
-        if late {
+        if late && !known(format_args!("late:{}", cycle.id)) {
             let deadline = cycle.release_deadline.unwrap_or(now);
             out.push(ObservedConflict {
                 kind: ConflictKind::LateRelease,
@@ -391,6 +406,7 @@ mod tests {
             "snapwarden",
             t("2027-01-01T02:00:01Z"),
             TimeDelta::minutes(5),
+            |_| false,
         );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, ConflictKind::LateRelease);
@@ -400,9 +416,25 @@ mod tests {
             &inv,
             "snapwarden",
             t("2027-01-01T01:59:59Z"),
-            TimeDelta::minutes(5)
+            TimeDelta::minutes(5),
+            |_| false,
         )
         .is_empty());
+        // Once the journal holds it, the same listing does not build it again; another key
+        // held changes nothing.
+        let held = |keys: &'static [&'static str]| move |k: &str| keys.contains(&k);
+        let again = |recorded| {
+            conflicts(
+                &[&c],
+                &inv,
+                "snapwarden",
+                t("2027-01-01T02:00:01Z"),
+                TimeDelta::minutes(5),
+                recorded,
+            )
+        };
+        assert!(again(held(&["late:abc"])).is_empty());
+        assert_eq!(again(held(&["late:abd", "chain:abc:late"])).len(), 1);
     }
 
     #[test]
@@ -447,6 +479,7 @@ mod tests {
             "snapwarden",
             t("2027-01-01T02:01:00Z"),
             TimeDelta::minutes(5),
+            |_| false,
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].kind, ConflictKind::LateRelease);

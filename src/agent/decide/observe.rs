@@ -166,7 +166,8 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             .copied()
             .filter(|c| &c.cluster == name)
             .collect();
-        let found = listing::conflicts(&cycles, inv, prefix, now, guard);
+        let recorded = |key: &str| view.memory.recorded.contains(key);
+        let found = listing::conflicts(&cycles, inv, prefix, now, guard, recorded);
         let ended = view.memory.recent.unsettled();
         seen.extend(conflicts_seen(
             ended.filter(|c| &c.cluster == name),

@@ -786,6 +786,18 @@ fn a_scheduled_snapshot_taken_while_a_clone_lived_is_a_chain_conflict_and_a_late
         "conflict chain_conflict c/svm1/v1 [chain:c1:hourly.2027-01-01_0205]: snapshot hourly.2027-01-01_0205 was taken at 2027-01-01T02:05:00+00:00 while the SnapRestore clone(s) of backing snapshot snapwarden.w.20270101T011000Z existed: it captured them and pins snapwarden.w.20270101T011000Z until it rotates out
          conflict late_release c/svm1/v1 [late:c1]: backing snapshot snapwarden.w.20270101T011000Z was not released by 2027-01-01T02:00:00+00:00 (the next scheduled snapshot at 2027-01-01T02:05:00+00:00 less the guard); state backup",
     );
+    // What the journal is known to hold is not reported again, at any later pass.
+    fx.memory
+        .recorded
+        .insert("chain:c1:hourly.2027-01-01_0205".into());
+    check(
+        Stage::Observe,
+        &fx,
+        "2027-01-01T02:20:00Z",
+        "conflict late_release c/svm1/v1 [late:c1]: backing snapshot snapwarden.w.20270101T011000Z was not released by 2027-01-01T02:00:00+00:00 (the next scheduled snapshot at 2027-01-01T02:05:00+00:00 less the guard); state backup",
+    );
+    fx.memory.recorded.insert("late:c1".into());
+    check(Stage::Observe, &fx, "2027-01-01T02:30:00Z", "");
 }
 
 /// An ended cycle is looked at in every listing until one taken after its clones went: that
