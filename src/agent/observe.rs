@@ -30,10 +30,9 @@ pub(crate) fn captured<'a>(
         return Vec::new();
     };
     let until = cycle.clones_deleted_at.unwrap_or(now);
+    // The instant first: a locked cycle is looked at every pass, and few of its volume's
+    // snapshots were taken while its clones lived.
     inv.volume_snapshots(&cycle.svm, &cycle.volume)
-        .filter(|s| !is_snapwardens(s, prefix))
-        // A driver cycle's backing snapshot is a backup tool's, without snapwarden's marks.
-        .filter(|s| s.name != cycle.backing_snapshot)
         .filter(|s| {
             let t = s.create_time.with_timezone(&Utc);
             // A managed snapshot of the same instant as the clone was taken first: the agent
@@ -42,6 +41,9 @@ pub(crate) fn captured<'a>(
             let first = t == from && super::managed::marked_by_snapwarden(s.comment.as_deref());
             t >= from && t < until && !first
         })
+        // A driver cycle's backing snapshot is a backup tool's, without snapwarden's marks.
+        .filter(|s| s.name != cycle.backing_snapshot)
+        .filter(|s| !is_snapwardens(s, prefix))
         .collect()
 }
 

@@ -174,23 +174,21 @@ impl Agent {
         let journal = &self.ctx.journal;
         let mut facts = JournalFacts::default();
         match stage {
-            Stage::Adopt | Stage::Observe => {
-                let lookups = decide::journal_lookups(&self.policy, &self.views, &self.memory);
-                if stage == Stage::Observe {
-                    for key in lookups.owners {
-                        let owner = journal
-                            .owner(&key.cluster, &key.svm, &key.volume, key.kind, &key.name)
-                            .ok()
-                            .flatten()
-                            .map(|o| o.cycle_id);
-                        facts.owners.insert(key, owner);
-                    }
-                } else {
-                    for id in lookups.cycles {
-                        // Unknown only when the journal says so; a failed read adopts nothing.
-                        if !matches!(journal.cycle(&id), Ok(None)) {
-                            facts.known_cycles.insert(id);
-                        }
+            Stage::Observe => {
+                for key in decide::owner_lookups(&self.policy, &self.views, &self.memory) {
+                    let owner = journal
+                        .owner(&key.cluster, &key.svm, &key.volume, key.kind, &key.name)
+                        .ok()
+                        .flatten()
+                        .map(|o| o.cycle_id);
+                    facts.owners.insert(key, owner);
+                }
+            }
+            Stage::Adopt => {
+                for id in decide::cycle_lookups(&self.policy, &self.views, &self.memory) {
+                    // Unknown only when the journal says so; a failed read adopts nothing.
+                    if !matches!(journal.cycle(&id), Ok(None)) {
+                        facts.known_cycles.insert(id);
                     }
                 }
             }

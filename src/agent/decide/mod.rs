@@ -39,7 +39,7 @@ use crate::ontap::VolumeRef;
 use crate::planner::Plan;
 
 pub use managed::{Take, TakeWhy};
-pub(crate) use observe::journal_lookups;
+pub(crate) use observe::{cycle_lookups, owner_lookups};
 pub(crate) use recommend::candidates;
 pub use recommend::VolumeConflicts;
 pub(crate) use start::{lookback, missing, started_prefix, Excluded, LOOKAHEAD};
@@ -70,7 +70,7 @@ pub enum Stage {
 #[derive(Debug, Default)]
 pub struct JournalFacts {
     /// The cycle the journal records as the owner of an object that the open and recent cycles
-    /// do not explain (look-ups named by [`journal_lookups`]): `None` when it records none.
+    /// do not explain (look-ups named by [`owner_lookups`]): `None` when it records none.
     pub owners: HashMap<ObjectKey, Option<String>>,
     /// Cycle ids named by markers on the clusters that the journal holds (or could not say).
     pub known_cycles: HashSet<String>,

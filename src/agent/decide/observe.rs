@@ -20,27 +20,17 @@ use crate::agent::state::{ClusterView, Memory, Step};
 use crate::config::Policy;
 use crate::planner::{self, VolumeRetention};
 
-/// What the journal must be asked before the observe and adopt stages.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Lookups {
-    /// Objects with snapwarden's prefix that the open and recent cycles do not explain: who
-    /// owns them, by the journal.
-    pub owners: Vec<ObjectKey>,
-    /// Cycle ids in markers on the clusters that are neither open nor recent: does the journal
-    /// hold them.
-    pub cycles: Vec<String>,
-}
-
-/// The journal look-ups the stages need for these listings (the rule that decides is the
-/// stages' own: a snapshot is explained by a cycle in memory that owns this very snapshot).
-pub(crate) fn journal_lookups(
+/// The objects with snapwarden's prefix on these listings that the open and recent cycles do
+/// not explain: who owns them is what the journal must be asked before the observe stage (the
+/// rule that decides is the stage's own: a snapshot is explained by a cycle in memory that owns
+/// this very snapshot).
+pub(crate) fn owner_lookups(
     policy: &Policy,
     clusters: &[ClusterView],
     memory: &Memory,
-) -> Lookups {
+) -> Vec<ObjectKey> {
     let prefix = &policy.agent.snapshot_prefix;
-    let mut out = Lookups::default();
-    let mut ids = HashSet::default();
+    let mut out = Vec::new();
     for (ci, cv) in clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &policy.clusters[ci].name;
@@ -51,27 +41,47 @@ pub(crate) fn journal_lookups(
             if in_memory(memory, id, name, &s.svm, &s.volume_name, &s.name).is_some() {
                 continue;
             }
-            out.owners.push(ObjectKey {
+            out.push(ObjectKey {
                 cluster: name.clone(),
                 svm: s.svm.to_string(),
                 volume: s.volume_name.to_string(),
                 kind: ObjectKind::Snapshot,
                 name: s.name.to_string(),
             });
-            if memory.cycle(id).is_none() && ids.insert(id.to_string()) {
-                out.cycles.push(id.to_string());
-            }
         }
         let open = open_clones(memory, name);
         for l in inv.lookalike_luns(prefix) {
             if !known_clone(&open, memory, name, &l.name) {
-                out.owners.push(ObjectKey {
+                out.push(ObjectKey {
                     cluster: name.clone(),
                     svm: l.svm.clone(),
                     volume: l.volume_name.clone(),
                     kind: ObjectKind::Lun,
                     name: l.name.clone(),
                 });
+            }
+        }
+    }
+    out
+}
+
+/// The cycle ids in markers on these listings that are neither open nor recent, once each:
+/// whether the journal holds them is what it must be asked before the adopt stage.
+pub(crate) fn cycle_lookups(
+    policy: &Policy,
+    clusters: &[ClusterView],
+    memory: &Memory,
+) -> Vec<String> {
+    let prefix = &policy.agent.snapshot_prefix;
+    let mut out = Vec::new();
+    let mut ids = HashSet::default();
+    for inv in clusters.iter().filter_map(|cv| cv.inventory.as_ref()) {
+        for s in inv.prefixed_snapshots(prefix) {
+            let Some(id) = s.comment.as_deref().and_then(cycle::cycle_id_in_comment) else {
+                continue;
+            };
+            if memory.cycle(id).is_none() && ids.insert(id) {
+                out.push(id.to_string());
             }
         }
     }

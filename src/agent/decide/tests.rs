@@ -917,8 +917,8 @@ fn look_alikes_are_reported_never_touched_and_a_released_snapshot_listed_again_i
          reopen old (snapshot uuid-snapwarden.w.20270101T011000Z)",
     );
     // What the journal must be asked for those listings: the objects memory cannot explain.
-    let lookups = journal_lookups(&fx.policy, &fx.clusters, &fx.memory);
-    let names: Vec<&str> = lookups.owners.iter().map(|k| k.name.as_str()).collect();
+    let owners = owner_lookups(&fx.policy, &fx.clusters, &fx.memory);
+    let names: Vec<&str> = owners.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -927,7 +927,10 @@ fn look_alikes_are_reported_never_touched_and_a_released_snapshot_listed_again_i
             "/vol/v2/snapwarden.w.z.lun0"
         ]
     );
-    assert_eq!(lookups.cycles, ["stranger", "journaled"]);
+    assert_eq!(
+        cycle_lookups(&fx.policy, &fx.clusters, &fx.memory),
+        ["stranger", "journaled"]
+    );
 }
 
 #[test]
