@@ -49,9 +49,9 @@ pub(crate) fn owner_lookups(
                 name: s.name.to_string(),
             });
         }
-        let open = open_clones(memory, name);
+        let mut known = KnownClones::new(memory, name);
         for l in inv.lookalike_luns(prefix) {
-            if !known_clone(&open, memory, name, &l.name) {
+            if !known.knows(&l.name) {
                 out.push(ObjectKey {
                     cluster: name.clone(),
                     svm: l.svm.clone(),
@@ -112,12 +112,33 @@ fn open_clones<'m>(memory: &'m Memory, cluster: &str) -> HashSet<&'m str> {
         .collect()
 }
 
-/// Whether a cycle in memory (open, or released within a day) had the clone at `path`: a
+/// Whether a cycle in memory (open, or released within a day) had the clone at a path: a
 /// listing that shows it needs no journal look-up (the journal recorded every clone of a
 /// cycle before it was made). A released cycle's clone is still listed until its volume is
-/// read again.
-fn known_clone(open: &HashSet<&str>, memory: &Memory, cluster: &str, path: &str) -> bool {
-    open.contains(path) || memory.recent.had_clone(cluster, path)
+/// read again. The open cycles' clone paths are gathered at the first question: most
+/// listings show no clone-like LUN at all.
+struct KnownClones<'m> {
+    memory: &'m Memory,
+    cluster: &'m str,
+    open: Option<HashSet<&'m str>>,
+}
+
+impl<'m> KnownClones<'m> {
+    fn new(memory: &'m Memory, cluster: &'m str) -> KnownClones<'m> {
+        KnownClones {
+            memory,
+            cluster,
+            open: None,
+        }
+    }
+
+    fn knows(&mut self, path: &str) -> bool {
+        let (memory, cluster) = (self.memory, self.cluster);
+        let open = self
+            .open
+            .get_or_insert_with(|| open_clones(memory, cluster));
+        open.contains(path) || memory.recent.had_clone(cluster, path)
+    }
 }
 
 /// A driver cycle: its backing snapshot is the tool's (no snapwarden prefix; empty until
@@ -351,9 +372,9 @@ fn lookalikes(
             )),
         }
     }
-    let open = open_clones(view.memory, name);
+    let mut known = KnownClones::new(view.memory, name);
     for l in inv.lookalike_luns(prefix) {
-        if known_clone(&open, view.memory, name, &l.name) {
+        if known.knows(&l.name) {
             continue;
         }
         let owner = view
