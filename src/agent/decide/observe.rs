@@ -18,6 +18,7 @@ use crate::agent::journal::{LockedSpace, ObjectKind};
 use crate::agent::observe::{self as listing, has_prefix};
 use crate::agent::state::{ClusterView, Memory, Step};
 use crate::config::Policy;
+use crate::ontap::SnapshotInfo;
 use crate::planner::{self, VolumeRetention};
 
 /// The objects with snapwarden's prefix on these listings that the open and recent cycles do
@@ -34,10 +35,7 @@ pub(crate) fn owner_lookups(
     for (ci, cv) in clusters.iter().enumerate() {
         let Some(inv) = &cv.inventory else { continue };
         let name = &policy.clusters[ci].name;
-        for s in inv.prefixed_snapshots(prefix) {
-            let Some(id) = s.comment.as_deref().and_then(cycle::cycle_id_in_comment) else {
-                continue;
-            };
+        for (s, id) in with_cycle_ids(inv, prefix) {
             if in_memory(memory, id, name, &s.svm, &s.volume_name, &s.name).is_some() {
                 continue;
             }
@@ -76,16 +74,24 @@ pub(crate) fn cycle_lookups(
     let mut out = Vec::new();
     let mut ids = HashSet::default();
     for inv in clusters.iter().filter_map(|cv| cv.inventory.as_ref()) {
-        for s in inv.prefixed_snapshots(prefix) {
-            let Some(id) = s.comment.as_deref().and_then(cycle::cycle_id_in_comment) else {
-                continue;
-            };
+        for (_, id) in with_cycle_ids(inv, prefix) {
             if memory.cycle(id).is_none() && ids.insert(id) {
                 out.push(id.to_string());
             }
         }
     }
     out
+}
+
+/// The snapshots with snapwarden's prefix whose marker names a cycle, each with that cycle's id.
+fn with_cycle_ids<'a>(
+    inv: &'a Inventory,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a SnapshotInfo, &'a str)> + 'a {
+    inv.prefixed_snapshots(prefix).filter_map(|s| {
+        let id = s.comment.as_deref().and_then(cycle::cycle_id_in_comment)?;
+        Some((s, id))
+    })
 }
 
 /// A cycle in memory (open or recent) that owns this very snapshot.
