@@ -146,19 +146,19 @@ pub(crate) fn conflicts(
     recorded: impl Fn(&str) -> bool,
 ) -> Vec<ObservedConflict> {
     let mut out = Vec::new();
-    // A locked cycle shows the same conflicts at every pass for days: a key already recorded is
-    // checked in this buffer, and only a new conflict is written out with its sentence.
-    let mut key = String::new();
-    let mut known = |k: std::fmt::Arguments<'_>| {
-        key.clear();
-        let _ = key.write_fmt(k);
-        recorded(&key)
+    // A locked cycle shows the same conflicts at every pass for days: each key is written in
+    // this buffer and checked there, and only a new conflict's is kept, with its sentence.
+    let mut buffer = String::new();
+    let mut new_key = |k: std::fmt::Arguments<'_>| {
+        buffer.clear();
+        let _ = buffer.write_fmt(k);
+        (!recorded(&buffer)).then(|| buffer.clone())
     };
     for cycle in cycles {
         for s in captured(cycle, inv, prefix, now) {
-            if known(format_args!("chain:{}:{}", cycle.id, s.name)) {
+            let Some(key) = new_key(format_args!("chain:{}:{}", cycle.id, s.name)) else {
                 continue;
-            }
+            };
             out.push(ObservedConflict {
                 kind: ConflictKind::ChainConflict,
                 cluster: cycle.cluster.clone(),
@@ -175,13 +175,16 @@ pub(crate) fn conflicts(
                     cycle.backing_snapshot,
                     cycle.backing_snapshot
                 ),
-                key: format!("chain:{}:{}", cycle.id, s.name),
+                key,
             });
         }
         let late = !cycle.state.is_terminal()
             && cycle.state != CycleState::Locked
             && cycle.release_deadline.is_some_and(|d| now > d);
-        if late && !known(format_args!("late:{}", cycle.id)) {
+        let key = late
+            .then(|| new_key(format_args!("late:{}", cycle.id)))
+            .flatten();
+        if let Some(key) = key {
             let deadline = cycle.release_deadline.unwrap_or(now);
             out.push(ObservedConflict {
                 kind: ConflictKind::LateRelease,
@@ -199,7 +202,7 @@ pub(crate) fn conflicts(
                     cycle.state.as_str(),
                     if cycle.detail.is_empty() { String::new() } else { format!("; detail: {}", cycle.detail) }
                 ),
-                key: format!("late:{}", cycle.id),
+                key,
             });
         }
     }
