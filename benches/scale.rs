@@ -28,6 +28,10 @@ use std::time::Instant;
 
 use snapwarden::simulate::{self, Settings};
 
+/// As the binary: glibc's allocator, mimalloc once `simulate` asks for it (`snapwarden::heap`).
+#[global_allocator]
+static HEAP: snapwarden::heap::Heap = snapwarden::heap::Heap;
+
 const DAYS: i64 = 7;
 const SCENARIO_SIZES: [usize; 3] = [500, 2_000, 10_000];
 const MANAGED_SIZES: [usize; 3] = [60, 120, 300];

@@ -19,6 +19,10 @@ use std::time::Instant;
 
 use snapwarden::simulate::{self, Settings};
 
+/// As the binary: glibc's allocator, mimalloc once `simulate` asks for it (`snapwarden::heap`).
+#[global_allocator]
+static HEAP: snapwarden::heap::Heap = snapwarden::heap::Heap;
+
 const VOLUMES: usize = 500;
 const DAYS: i64 = 30;
 

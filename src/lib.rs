@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod fasthash;
 pub mod ha;
+pub mod heap;
 pub mod init;
 pub mod ontap;
 pub mod planner;

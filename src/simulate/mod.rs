@@ -301,6 +301,8 @@ pub fn coordinated_on(
     on_day: OnDay<'_>,
 ) -> Result<Report, SimulateError> {
     settings.validate()?;
+    // A what-if run allocates far more than it keeps: mimalloc's pace (`heap`).
+    crate::heap::favour_throughput();
     let mut policy = policy.clone();
     policy.agent.observe_interval = OBSERVE_INTERVAL;
     // The comparison measures the schedules, not the audit's settings reads.
@@ -606,6 +608,7 @@ pub fn uncoordinated_on(
     on_day: OnDay<'_>,
 ) -> Result<Report, SimulateError> {
     settings.validate()?;
+    crate::heap::favour_throughput();
     let from = settings.from;
     let end = settings.end();
     runtime()?.block_on(async {
