@@ -239,18 +239,38 @@ impl ConflictReads {
     }
 
     /// Records the space a locked cycle's backing snapshot holds (through here, so that what is
-    /// kept of its volume is read again).
+    /// kept of its volume stays what the journal holds). A cycle already kept for the volume is
+    /// changed in place as the journal changes its row (its size and instant, when the size
+    /// differs); anything else (a cycle new to the volume, a failed write) has the volume read
+    /// again.
     pub(super) fn record_locked_space(
         &mut self,
         journal: &Journal,
         space: &LockedSpace,
     ) -> Result<(), JournalError> {
-        self.space.remove(&VolumeKey {
+        let key = VolumeKey {
             cluster: space.cluster.clone(),
             svm: space.svm.clone(),
             volume: space.volume.clone(),
-        });
-        journal.record_locked_space(space)
+        };
+        let written = journal.record_locked_space(space);
+        let row = self
+            .space
+            .get_mut(&key)
+            .and_then(|kept| kept.iter_mut().find(|l| l.cycle_id == space.cycle_id));
+        match (&written, row) {
+            (Ok(()), Some(row)) => {
+                let (bytes, at) = space.journaled();
+                if row.bytes != bytes {
+                    row.bytes = bytes;
+                    row.at = at;
+                }
+            }
+            _ => {
+                self.space.remove(&key);
+            }
+        }
+        written
     }
 
     fn keep_end(&mut self, id: &str, end: CycleEnd) {
@@ -390,8 +410,14 @@ mod tests {
                             svm: c.svm.clone(),
                             volume: c.volume.clone(),
                             snapshot: c.backing_snapshot.clone(),
-                            bytes: 4096 * (1 + next(4)),
-                            at,
+                            // Now and then a size the journal clamps, and an instant finer
+                            // than the millisecond it keeps.
+                            bytes: if next(16) == 0 {
+                                u64::MAX - next(2)
+                            } else {
+                                4096 * (1 + next(4))
+                            },
+                            at: at + TimeDelta::microseconds(next(1000) as i64),
                         };
                         reads.record_locked_space(&j, &space).unwrap();
                         spaces += 1;

@@ -140,6 +140,18 @@ pub struct LockedSpace {
     pub at: DateTime<Utc>,
 }
 
+impl LockedSpace {
+    /// Its size and instant as the journal keeps them and reads them back: the size up to
+    /// `i64::MAX`, the instant to the millisecond.
+    pub fn journaled(&self) -> (u64, DateTime<Utc>) {
+        let bytes = i64::try_from(self.bytes).unwrap_or(i64::MAX);
+        (
+            u64::try_from(bytes).unwrap_or(0),
+            super::from_ms(super::ms(self.at)),
+        )
+    }
+}
+
 /// What the journal records an action as (`actions.action`): the spelling is the journal's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionKind {

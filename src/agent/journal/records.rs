@@ -128,6 +128,7 @@ impl Journal {
     /// Records the space a locked cycle's backing snapshot holds; a later report of the same
     /// cycle replaces it (an unchanged size is not rewritten).
     pub fn record_locked_space(&self, l: &LockedSpace) -> Result<(), JournalError> {
+        let (bytes, at) = l.journaled();
         self.wrote((|| {
             self.lock()
                 .exec_cached(
@@ -141,8 +142,8 @@ impl Journal {
                         l.svm,
                         l.volume,
                         l.snapshot,
-                        i64::try_from(l.bytes).unwrap_or(i64::MAX),
-                        ms(l.at)
+                        i64::try_from(bytes).unwrap_or(i64::MAX),
+                        ms(at)
                     ],
                 )
                 .map_err(|e| self.err(e))?;
