@@ -7,7 +7,7 @@
 //! back after each whole read) keeps it there; mimalloc, tried in its place, held a third more
 //! at 10,000 volumes. `simulate` makes millions of short-lived records (a whole listing of the
 //! estate every simulated hour) and ends soon: there glibc's bins were a third of its time at
-//! 10,000 volumes, and mimalloc takes 0.72 of glibc's time for the same run
+//! 10,000 volumes, and the same run over 3 days takes 0.68–0.69 of glibc's time with mimalloc
 //! (docs/performance.md).
 //!
 //! Every block goes back to the allocator it came from, whenever the switch is made: a block
@@ -29,7 +29,7 @@ static THROUGHPUT: AtomicBool = AtomicBool::new(false);
 /// From now on, this process's new blocks come from mimalloc: for a run that allocates and
 /// frees far more than it keeps, and whose resident size is not a target (`simulate`).
 /// Blocks already made stay the system's until freed. Calling it again changes nothing; in a
-/// binary whose global allocator is not [`Heap`] (the tests), nothing at all.
+/// binary whose global allocator is not [`Heap`] (most test binaries), nothing at all.
 pub fn favour_throughput() {
     THROUGHPUT.store(true, Ordering::Relaxed);
 }
