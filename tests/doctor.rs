@@ -20,8 +20,17 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// The world's clock is the one docs/doctor.md serves it with: pinned the hour after its
+/// newest snapshot. On a real clock its snapshots keep growing with the date, and a week later
+/// vol_locked's backing snapshot fills the reserve: a finding the world does not plant.
+const WORLD_START: &str = "2026-12-01T03:00:00Z";
+
 fn serve() -> TlsSimulator {
-    TlsSimulator::start(&repo("config/simulator/hazards.toml"), &[], Stdio::null())
+    TlsSimulator::start(
+        &repo("config/simulator/hazards.toml"),
+        &["--clock", "manual", "--start", WORLD_START],
+        Stdio::null(),
+    )
 }
 
 /// config/hazards.toml pointed at `url`, pinning `fingerprint` instead of `insecure = true`.
@@ -328,4 +337,29 @@ fn init_then_doctor_on_the_hazards_world_reports_its_planted_hazards() {
         })
         .collect();
     assert!(above_info.is_empty(), "{above_info:#?}");
+}
+
+/// docs/doctor.md and the headers of the world and its policy serve it on the clock these tests use, so what
+/// they say it reports is what it reports on any day.
+#[test]
+fn the_documented_commands_serve_the_world_on_this_clock() {
+    let clock = format!("--clock manual --start {WORLD_START}");
+    for file in [
+        "docs/doctor.md",
+        "config/simulator/hazards.toml",
+        "config/hazards.toml",
+    ] {
+        let text = std::fs::read_to_string(repo(file)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let serves: Vec<usize> = (0..lines.len())
+            .filter(|&i| {
+                lines[i].contains("simulator serve --config config/simulator/hazards.toml")
+            })
+            .collect();
+        assert!(!serves.is_empty(), "{file}: no serve command");
+        for i in serves {
+            let command = lines[i..lines.len().min(i + 2)].join("\n");
+            assert!(command.contains(&clock), "{file}:{}: {command}", i + 1);
+        }
+    }
 }
