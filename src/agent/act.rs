@@ -296,12 +296,13 @@ impl Agent {
         if self.memory.recorded.contains(&c.key) {
             return;
         }
-        let recorded = self.ctx.journal.record_conflict(&c);
+        let recorded = self.ctx.journal.record_conflict_row(&c);
         if recorded.is_ok() {
             self.memory.recorded.insert(c.key.clone());
         }
         match recorded {
-            Ok(true) => {
+            Ok(Some(row)) => {
+                self.conflict_reads.recorded(row, &c);
                 self.metrics
                     .conflict(&self.policy, &c.cluster, &c.svm, &c.volume, c.kind);
                 if recommend::counts(c.kind) {
@@ -318,7 +319,7 @@ impl Agent {
                     "conflict: {}", c.detail
                 );
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(e) => tracing::error!(
                 kind = c.kind.as_str(), cluster = %c.cluster, svm = %c.svm, volume = %c.volume,
                 "journal write failed for a conflict ({}): {e}", c.key

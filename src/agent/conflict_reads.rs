@@ -17,7 +17,8 @@ use super::state::VolumeKey;
 /// a volume with a long history is decided again from the rows recorded since, not from all of
 /// them; one read of the rows recorded since the last pass brings every kept volume up to date
 /// at once ([`catch_up`](ConflictReads::catch_up)). With them, what the rule read of the cycles
-/// they name, forgotten when the journal writes that cycle (`Journal::cycles_written_since`),
+/// they name, kept up to date with the journal's writes of that cycle
+/// (`Journal::cycles_written_since`),
 /// and the space each volume's locked backing snapshots hold. Bounded: beyond
 /// [`CONFLICT_READS_MAX`] rows, volumes are read whole each time; beyond as many cycles, they
 /// are read again.
@@ -114,6 +115,7 @@ impl ConflictReads {
             conflicts,
             cycles,
             locked_space: Vec::new(),
+            raised: None,
         })
     }
 
@@ -280,18 +282,52 @@ impl ConflictReads {
         self.ends.insert(id.to_string(), end);
     }
 
-    /// Forgets what was read of the cycles the journal wrote since the last call.
-    pub(super) fn forget_written(&mut self, journal: &Journal) {
+    /// Brings what was read of cycles up to date with the journal's writes since the last call:
+    /// a cycle written is kept with the end the journal now holds, or forgotten when the write
+    /// did not take effect.
+    pub(super) fn follow_writes(&mut self, journal: &Journal) {
         let (mark, written) = journal.cycles_written_since(self.mark);
         self.mark = mark;
         match written {
-            Written::Cycles(ids) => {
-                for id in ids {
-                    self.ends.remove(&id);
+            Written::Cycles(writes) => {
+                for (id, end) in writes {
+                    match end {
+                        Some(end) => self.keep_end(&id, end),
+                        None => {
+                            self.ends.remove(&id);
+                        }
+                    }
                 }
             }
             Written::Any => self.ends.clear(),
         }
+    }
+
+    /// Notes a conflict this agent just recorded as row `id`. When it is the row right after
+    /// those every kept volume holds, it joins its volume's kept rows (when kept) and the next
+    /// [`catch_up`](ConflictReads::catch_up) starts after it; otherwise that catch-up reads it.
+    pub(super) fn recorded(&mut self, id: i64, c: &ObservedConflict) {
+        if self.caught_up != id.checked_sub(1) || !self.lent.is_empty() {
+            return;
+        }
+        self.caught_up = Some(id);
+        let key = VolumeKey {
+            cluster: c.cluster.clone(),
+            svm: c.svm.clone(),
+            volume: c.volume.clone(),
+        };
+        let Some(k) = self.volumes.get_mut(&key) else {
+            return;
+        };
+        if id <= k.last {
+            return;
+        }
+        // The journal's order: by instant, then as recorded.
+        let at = k.conflicts.partition_point(|kept| kept.at <= c.at);
+        k.last = id;
+        k.ids.insert(at, id);
+        k.conflicts.insert(at, c.clone());
+        self.rows += 1;
     }
 }
 
@@ -349,6 +385,7 @@ mod tests {
             let mut cycles: Vec<Cycle> = Vec::new();
             let mut decisions = 0;
             let mut spaces = 0;
+            let mut noted = 0;
             let mut kept_through = 0;
             for step in 0..400i64 {
                 let at = start + TimeDelta::minutes(10 * step);
@@ -365,7 +402,9 @@ mod tests {
                         match next(3) {
                             0 => {
                                 c.state = CycleState::Released;
-                                c.released_at = Some(at);
+                                // Finer than the millisecond the journal keeps.
+                                c.released_at =
+                                    Some(at + TimeDelta::microseconds(next(1000) as i64));
                             }
                             1 => {
                                 c.state = CycleState::Releasing;
@@ -387,7 +426,7 @@ mod tests {
                             ConflictKind::ChainConflict,
                             ConflictKind::LateRelease,
                         ];
-                        j.record_conflict(&ObservedConflict {
+                        let conflict = ObservedConflict {
                             kind: kinds[next(3) as usize],
                             cluster: "c".into(),
                             svm: "svm1".into(),
@@ -398,8 +437,14 @@ mod tests {
                             at: at - TimeDelta::minutes(10 * next(4) as i64),
                             detail: String::new(),
                             key: format!("k{step}"),
-                        })
-                        .unwrap();
+                        };
+                        let row = j.record_conflict_row(&conflict).unwrap().expect("new key");
+                        // As the agent notes what it records; now and then not (a row the
+                        // next catch-up must read).
+                        if next(5) > 0 {
+                            reads.recorded(row, &conflict);
+                            noted += 1;
+                        }
                     }
                     8 if next(2) == 0 && !cycles.is_empty() => {
                         // A locked cycle's size, recorded the way the agent records it.
@@ -435,7 +480,7 @@ mod tests {
                         cycles.retain(|c| j.cycle(&c.id).unwrap().is_some());
                     }
                     _ => {
-                        reads.forget_written(&j);
+                        reads.follow_writes(&j);
                         // As the pass does, but not always: a read without one still holds.
                         if next(4) > 0 {
                             reads.catch_up(&j);
@@ -460,6 +505,7 @@ mod tests {
             }
             assert!(decisions > 100, "seed {seed}: {decisions} decisions");
             assert!(spaces > 5, "seed {seed}: {spaces} sizes recorded");
+            assert!(noted > 50, "seed {seed}: {noted} recorded conflicts noted");
             prunes_kept += kept_through;
         }
         assert!(flexclone > 100 && released > 100, "{flexclone} {released}");

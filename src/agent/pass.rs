@@ -198,7 +198,7 @@ impl Agent {
                     self.memory.last_recommend_sweep = Some(now);
                 }
                 self.memory.reconsider.clear();
-                self.conflict_reads.forget_written(journal);
+                self.conflict_reads.follow_writes(journal);
                 self.conflict_reads.catch_up(journal);
                 let (after, within) = (
                     self.policy.flexclone.recommend_after,
@@ -208,10 +208,9 @@ impl Agent {
                     let Some(mut found) = self.conflict_reads.read(&self.ctx.journal, &key) else {
                         continue;
                     };
-                    let raised =
-                        super::recommend::decide(found.evidence(), after, within, now).is_some();
+                    let raised = super::recommend::decide(found.evidence(), after, within, now);
                     // Read only for a volume in force (most decisions have none).
-                    if raised {
+                    if raised.is_some() {
                         found.locked_space = self
                             .conflict_reads
                             .locked_space(&self.ctx.journal, &key)
@@ -222,6 +221,7 @@ impl Agent {
                                 Vec::new()
                             });
                     }
+                    found.raised = Some(raised);
                     facts.conflicts.insert(key, found);
                 }
             }

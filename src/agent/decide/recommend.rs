@@ -28,6 +28,9 @@ pub struct VolumeConflicts {
     pub cycles: rule::CycleEnds,
     /// The space its locked backing snapshots hold, read when its recommendation is in force.
     pub locked_space: Vec<LockedSpace>,
+    /// The rule's answer from these conflicts at the stage's instant, when reading them already
+    /// asked it (`None`: not asked; the stage asks).
+    pub raised: Option<Option<rule::Raised>>,
 }
 
 impl VolumeConflicts {
@@ -64,14 +67,21 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
             });
         // Picked once: the rule, the sentence and the space each walk it.
         let evidence: Vec<&ObservedConflict> = found.evidence().collect();
-        let raised = rule::decide(
-            evidence.iter().copied(),
-            rule_of.recommend_after,
-            rule_of.within,
-            now,
-        );
+        let asked;
+        let raised = match &found.raised {
+            Some(raised) => raised.as_ref(),
+            None => {
+                asked = rule::decide(
+                    evidence.iter().copied(),
+                    rule_of.recommend_after,
+                    rule_of.within,
+                    now,
+                );
+                asked.as_ref()
+            }
+        };
         let previous = view.memory.recommended.get(key).map(|f| f.since);
-        let cleared = previous.is_some() && previous != raised.as_ref().map(|r| r.at);
+        let cleared = previous.is_some() && previous != raised.map(|r| r.at);
         if cleared {
             actions.push(Action::Clear {
                 volume: key.clone(),
@@ -87,7 +97,7 @@ pub(super) fn decide(view: &View<'_>, now: DateTime<Utc>) -> Vec<Action> {
         let in_force = rule::recommendation(
             [&key.cluster, &key.svm, &key.volume],
             evidence.iter().copied(),
-            &raised,
+            raised,
             &found.cycles,
             &rule,
             licensed,

@@ -25,6 +25,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use super::cycle::{
     CloneKind, CloneLun, ConflictKind, Cycle, CycleResult, CycleState, ObservedConflict,
 };
+use super::recommend::CycleEnd;
 
 mod ephemeral;
 mod health;
@@ -46,7 +47,7 @@ pub use prune::Pruned;
 use prune::PRUNE;
 pub use schema::SCHEMA_VERSION;
 use schema::{LOCKED_SPACE_FROM, MANAGED_FROM, MIGRATIONS};
-pub use written::Written;
+pub use written::{CycleWrite, Written};
 
 /// File name of the journal inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -129,6 +130,19 @@ struct Stamp {
 /// a pass parses none of them again (`simulate` makes tens of thousands of passes).
 const STATEMENT_CACHE: usize = 64;
 
+/// Keeps a connection's statements prepared once: the cache holds every one, and the query
+/// planner's stability guarantee is on. Without it a statement with a bound `LIMIT` is compiled
+/// again at each run: SQLite plans it for the value bound, and the cache clears the bindings
+/// of every statement it takes back, which SQLite counts as a change of that value.
+fn prepare_once(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map(|_| ())
+}
+
 /// `execute` through the connection's statement cache (parsed once, not per call).
 trait CachedExec {
     fn exec_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
@@ -146,6 +160,15 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn from_ms(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(v).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// What the journal holds of a cycle's end once it has written `c`: the clone method, and the
+/// release instant cut to the millisecond (what [`Journal::cycle_end`] reads back).
+fn journaled_end(c: &Cycle) -> CycleEnd {
+    CycleEnd {
+        flexclone: c.clone_kind == CloneKind::FlexClone,
+        released_at: c.released_at.map(|t| from_ms(ms(t))),
+    }
 }
 
 fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
@@ -182,7 +205,7 @@ impl Journal {
             OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(&path, e))?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        prepare_once(&conn).map_err(|e| classify(&path, e))?;
         let journal = Journal {
             path: path.clone(),
             conn: Mutex::new(conn),
@@ -209,7 +232,7 @@ impl Journal {
         // immutable, so SQLite creates no `-wal`/`-shm`. Made by another user (root running
         // `history`), those files would lock the agent's own service user out of its journal.
         let conn = identify::open_read_only(&path)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        prepare_once(&conn).map_err(|e| classify(&path, e))?;
         Ok(Journal {
             path,
             conn: Mutex::new(conn),
@@ -299,8 +322,7 @@ impl Journal {
     /// Records a new cycle and the intents of every object it will create, in one transaction.
     /// Returns `false` (and writes nothing) when the occurrence already has a cycle.
     pub fn insert_cycle(&self, c: &Cycle, now: DateTime<Utc>) -> Result<bool, JournalError> {
-        self.note_cycle_write(Some(&c.id));
-        self.wrote((|| {
+        let inserted = self.wrote((|| {
             let mut conn = self.lock();
             // A savepoint: a transaction of its own, or part of an ephemeral journal's batch.
             let tx = conn.savepoint().map_err(|e| self.err(e))?;
@@ -377,13 +399,15 @@ impl Journal {
             }
             tx.commit().map_err(|e| self.err(e))?;
             Ok(inserted)
-        })())
+        })());
+        let end = matches!(inserted, Ok(true)).then(|| journaled_end(c));
+        self.note_cycle_write(Some((c.id.clone(), end)));
+        inserted
     }
 
     /// Writes a cycle's mutable fields (state, result, times, detail).
     pub fn update_cycle(&self, c: &Cycle) -> Result<(), JournalError> {
-        self.note_cycle_write(Some(&c.id));
-        self.wrote((|| {
+        let updated = self.wrote(
             self.lock()
                 .exec_cached(
                     "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
@@ -403,9 +427,11 @@ impl Journal {
                         c.backing_snapshot,
                     ],
                 )
-                .map_err(|e| self.err(e))?;
-            Ok(())
-        })())
+                .map_err(|e| self.err(e)),
+        );
+        let end = matches!(updated, Ok(1)).then(|| journaled_end(c));
+        self.note_cycle_write(Some((c.id.clone(), end)));
+        updated.map(|_| ())
     }
 
     /// Sets an owned object's state (and its uuid once known).

@@ -10,8 +10,7 @@ impl Journal {
     /// Deletes terminal cycles (with their objects and actions), conflicts, managed snapshots
     /// and locked space older than `before`; says what went of what readers keep.
     pub fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, JournalError> {
-        self.note_cycle_write(None);
-        self.wrote((|| {
+        let pruned = self.wrote((|| {
             let mut conn = self.lock();
             let tx = conn.savepoint().map_err(|e| self.err(e))?;
             let mut pruned = Pruned::default();
@@ -28,7 +27,12 @@ impl Journal {
             }
             tx.commit().map_err(|e| self.err(e))?;
             Ok(pruned)
-        })())
+        })());
+        // Any cycle may have gone, unless the prune surely deleted none.
+        if !matches!(pruned, Ok(Pruned { cycles: 0, .. })) {
+            self.note_cycle_write(None);
+        }
+        pruned
     }
 }
 

@@ -7,9 +7,15 @@ use crate::agent::recommend::CycleEnd;
 impl Journal {
     /// Records a conflict; `false` when the same conflict (by key) was recorded before.
     pub fn record_conflict(&self, c: &ObservedConflict) -> Result<bool, JournalError> {
+        self.record_conflict_row(c).map(|row| row.is_some())
+    }
+
+    /// [`record_conflict`](Journal::record_conflict), answering the new row's id (`None`: the
+    /// journal already had the conflict).
+    pub fn record_conflict_row(&self, c: &ObservedConflict) -> Result<Option<i64>, JournalError> {
         self.wrote((|| {
-            let n = self
-                .lock()
+            let conn = self.lock();
+            let n = conn
                 .exec_cached(
                     "INSERT OR IGNORE INTO conflicts (key, kind, cluster, svm, volume, window, cycle_id,
                         at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -26,7 +32,7 @@ impl Journal {
                     ],
                 )
                 .map_err(|e| self.err(e))?;
-            Ok(n == 1)
+            Ok((n == 1).then(|| conn.last_insert_rowid()))
         })())
     }
 

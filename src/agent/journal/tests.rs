@@ -180,6 +180,64 @@ fn conflicts_are_recorded_once_per_key() {
     assert_eq!(j.conflicts(t("2026-01-01T00:00:00Z"), 10).unwrap(), vec![c]);
 }
 
+/// Every statement the journal runs is compiled once per connection, whatever it binds: none
+/// is compiled again at a later run (SQLite's own count of each statement's recompilations,
+/// read from every statement the connection holds).
+#[test]
+fn each_statement_is_compiled_once_whatever_it_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let since = t("2026-12-01T00:00:00Z");
+    for i in 0..6usize {
+        let c = cycle(&format!("c{i}"), &format!("2027-01-0{}T01:00:00Z", i + 1));
+        assert!(j.insert_cycle(&c, c.create_at).unwrap());
+        j.update_cycle(&c).unwrap();
+        j.record_conflict(&ObservedConflict {
+            kind: ConflictKind::Locked,
+            cluster: c.cluster.clone(),
+            svm: c.svm.clone(),
+            volume: c.volume.clone(),
+            window: Some(c.window.clone()),
+            cycle: Some(c.id.clone()),
+            at: c.create_at,
+            detail: String::new(),
+            key: format!("locked:{}", c.id),
+        })
+        .unwrap();
+        // The same limits as a pass asks, and others.
+        for limit in [50, 50 + i] {
+            assert_eq!(j.recent_cycles(since, None, limit).unwrap().len(), i + 1);
+            let w = Some(c.window.as_str());
+            assert_eq!(j.recent_cycles(since, w, limit).unwrap().len(), i + 1);
+            assert_eq!(j.conflicts(since, limit).unwrap().len(), i + 1);
+            assert_eq!(j.conflicts_after(0, limit).unwrap().len(), i + 1);
+        }
+    }
+    let conn = j.lock();
+    let mut seen = Vec::new();
+    // SAFETY: the connection is held (locked) throughout; each statement pointer comes from
+    // SQLite's own list of the connection's statements and is only read.
+    unsafe {
+        let db = conn.handle();
+        let mut stmt = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+        while !stmt.is_null() {
+            let sql = std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(stmt))
+                .to_string_lossy()
+                .into_owned();
+            let again = rusqlite::ffi::sqlite3_stmt_status(
+                stmt,
+                rusqlite::ffi::SQLITE_STMTSTATUS_REPREPARE,
+                0,
+            );
+            seen.push((again, sql));
+            stmt = rusqlite::ffi::sqlite3_next_stmt(db, stmt);
+        }
+    }
+    assert!(seen.len() >= 8, "{seen:#?}");
+    let compiled_again: Vec<_> = seen.iter().filter(|(n, _)| *n > 0).collect();
+    assert!(compiled_again.is_empty(), "{compiled_again:#?}");
+}
+
 #[test]
 fn reading_a_closed_journal_creates_no_side_files_and_an_open_one_is_read_live() {
     let root = tempfile::tempdir().unwrap();

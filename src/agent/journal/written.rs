@@ -1,9 +1,14 @@
-//! Which cycles the journal wrote lately, for a reader that keeps what it read of them and
-//! must know which to read again (the recommend stage keeps each conflict's cycle).
+//! Which cycles the journal wrote lately, each with what it now holds of the cycle's end, for
+//! a reader that keeps what it read of them (the recommend stage keeps each conflict's cycle).
 
 use std::collections::VecDeque;
 
 use super::Journal;
+use crate::agent::recommend::CycleEnd;
+
+/// A write of one cycle: its id, and its end as the journal now holds it when the write took
+/// effect (`None`: it failed or changed no row, so the journal's row is not known).
+pub type CycleWrite = (String, Option<CycleEnd>);
 
 /// How many of the last writes are remembered; a reader further behind reads everything again.
 const KEPT: usize = 8192;
@@ -11,28 +16,30 @@ const KEPT: usize = 8192;
 /// The journal's cycle writes, counted, with the last [`KEPT`] of them.
 #[derive(Debug, Default)]
 pub(super) struct CycleWrites {
-    /// Writes so far: each cycle inserted or updated, and each prune.
+    /// Writes so far: each cycle inserted or updated, and each prune that deleted cycles.
     count: u64,
-    /// The last writes with their count; `None` is a prune (any cycle may have gone).
-    last: VecDeque<(u64, Option<String>)>,
+    /// The last writes with their count; `None` is a prune that deleted cycles (or may have):
+    /// any cycle may have gone.
+    last: VecDeque<(u64, Option<CycleWrite>)>,
 }
 
 /// The cycles written since a reader's mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
-    /// These (perhaps repeated), and no other.
-    Cycles(Vec<String>),
-    /// Any cycle may have changed: more writes than are remembered, or a prune.
+    /// These (perhaps repeated, in the order written), and no other.
+    Cycles(Vec<CycleWrite>),
+    /// Any cycle may have changed: more writes than are remembered, or a prune that deleted
+    /// cycles.
     Any,
 }
 
 impl CycleWrites {
-    fn note(&mut self, id: Option<&str>) {
+    fn note(&mut self, write: Option<CycleWrite>) {
         self.count += 1;
         if self.last.len() == KEPT {
             self.last.pop_front();
         }
-        self.last.push_back((self.count, id.map(str::to_string)));
+        self.last.push_back((self.count, write));
     }
 
     fn since(&self, mark: u64) -> Written {
@@ -44,9 +51,9 @@ impl CycleWrites {
             return Written::Any;
         }
         let mut ids = Vec::new();
-        for (_, id) in self.last.iter().filter(|(n, _)| *n > mark) {
-            match id {
-                Some(id) => ids.push(id.clone()),
+        for (_, write) in self.last.iter().filter(|(n, _)| *n > mark) {
+            match write {
+                Some(write) => ids.push(write.clone()),
                 None => return Written::Any,
             }
         }
@@ -55,12 +62,13 @@ impl CycleWrites {
 }
 
 impl Journal {
-    /// Notes a write of cycle `id` (`None`: a prune), whether or not it took effect.
-    pub(super) fn note_cycle_write(&self, id: Option<&str>) {
+    /// Notes a write of a cycle, whether or not it took effect (`None`: a prune that deleted
+    /// cycles, or failed).
+    pub(super) fn note_cycle_write(&self, write: Option<CycleWrite>) {
         self.cycle_writes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .note(id);
+            .note(write);
     }
 
     /// The mark to give next time, and the cycles written since `mark` (0: since the journal
@@ -80,15 +88,20 @@ mod tests {
     #[test]
     fn a_mark_gets_the_cycles_written_after_it_or_any_when_too_far_behind() {
         let mut w = CycleWrites::default();
-        let mut all: Vec<Option<String>> = Vec::new();
+        let mut all: Vec<Option<CycleWrite>> = Vec::new();
         for i in 0..(KEPT + 300) {
-            let id = if i == 5000 {
+            // Now and then a write that did not take effect, or a cycle's release.
+            let end = (i % 5 != 0).then_some(CycleEnd {
+                flexclone: i % 3 == 0,
+                released_at: (i % 2 == 0).then(chrono::Utc::now),
+            });
+            let write = if i == 5000 {
                 None
             } else {
-                Some(format!("c{}", i % 97))
+                Some((format!("c{}", i % 97), end))
             };
-            w.note(id.as_deref());
-            all.push(id);
+            w.note(write.clone());
+            all.push(write);
             let count = all.len() as u64;
             for mark in [
                 0,
