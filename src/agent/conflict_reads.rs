@@ -35,8 +35,8 @@ pub(super) struct ConflictReads {
     /// The conflict row id up to which every kept volume holds all its rows
     /// ([`catch_up`](ConflictReads::catch_up)); `None`: not known, each volume is asked alone.
     caught_up: Option<i64>,
-    /// The space each volume's locked backing snapshots hold, as last read: forgotten when a
-    /// size on the volume is recorded ([`record_locked_space`](ConflictReads::record_locked_space)).
+    /// The space each volume's locked backing snapshots hold, as last read and then recorded
+    /// ([`record_locked_space`](ConflictReads::record_locked_space)), by cycle id.
     space: HashMap<VolumeKey, Vec<LockedSpace>>,
     /// A catch-up came since the last [`give_back`](ConflictReads::give_back): the kept volumes
     /// hold every row the journal has.
@@ -241,10 +241,11 @@ impl ConflictReads {
     }
 
     /// Records the space a locked cycle's backing snapshot holds (through here, so that what is
-    /// kept of its volume stays what the journal holds). A cycle already kept for the volume is
+    /// kept of its volume stays what the journal holds): a cycle already kept for the volume is
     /// changed in place as the journal changes its row (its size and instant, when the size
-    /// differs); anything else (a cycle new to the volume, a failed write) has the volume read
-    /// again.
+    /// differs), a cycle new to it is added as the journal adds it, and a failed write has the
+    /// volume read again. (A cycle's locked space is always recorded with the cycle's own
+    /// volume.)
     pub(super) fn record_locked_space(
         &mut self,
         journal: &Journal,
@@ -256,19 +257,29 @@ impl ConflictReads {
             volume: space.volume.clone(),
         };
         let written = journal.record_locked_space(space);
-        let row = self
-            .space
-            .get_mut(&key)
-            .and_then(|kept| kept.iter_mut().find(|l| l.cycle_id == space.cycle_id));
-        match (&written, row) {
-            (Ok(()), Some(row)) => {
+        match (&written, self.space.get_mut(&key)) {
+            (Ok(()), Some(kept)) => {
                 let (bytes, at) = space.journaled();
-                if row.bytes != bytes {
-                    row.bytes = bytes;
-                    row.at = at;
+                // Kept as the journal reads them: by cycle id.
+                match kept.binary_search_by(|l| l.cycle_id.as_str().cmp(&space.cycle_id)) {
+                    Ok(i) => {
+                        if kept[i].bytes != bytes {
+                            kept[i].bytes = bytes;
+                            kept[i].at = at;
+                        }
+                    }
+                    Err(i) => kept.insert(
+                        i,
+                        LockedSpace {
+                            bytes,
+                            at,
+                            ..space.clone()
+                        },
+                    ),
                 }
             }
-            _ => {
+            (Ok(()), None) => {}
+            (Err(_), _) => {
                 self.space.remove(&key);
             }
         }

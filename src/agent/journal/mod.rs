@@ -407,28 +407,29 @@ impl Journal {
 
     /// Writes a cycle's mutable fields (state, result, times, detail).
     pub fn update_cycle(&self, c: &Cycle) -> Result<(), JournalError> {
-        let updated = self.wrote(
-            self.lock()
-                .exec_cached(
-                    "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
-                        clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9,
-                        backing_snapshot = ?10
-                     WHERE id = ?1",
-                    params![
-                        c.id,
-                        c.state.as_str(),
-                        c.result.map(|r| r.as_str()),
-                        opt_ms(c.created_at),
-                        opt_ms(c.clones_created_at),
-                        opt_ms(c.clones_deleted_at),
-                        opt_ms(c.released_at),
-                        c.detail,
-                        c.clone_kind.as_str(),
-                        c.backing_snapshot,
-                    ],
-                )
-                .map_err(|e| self.err(e)),
-        );
+        // Its own statement: the connection's guard is dropped before `wrote`, which may commit.
+        let updated = self
+            .lock()
+            .exec_cached(
+                "UPDATE cycles SET state = ?2, result = ?3, created_at = ?4, clones_created_at = ?5,
+                    clones_deleted_at = ?6, released_at = ?7, detail = ?8, clone_kind = ?9,
+                    backing_snapshot = ?10
+                 WHERE id = ?1",
+                params![
+                    c.id,
+                    c.state.as_str(),
+                    c.result.map(|r| r.as_str()),
+                    opt_ms(c.created_at),
+                    opt_ms(c.clones_created_at),
+                    opt_ms(c.clones_deleted_at),
+                    opt_ms(c.released_at),
+                    c.detail,
+                    c.clone_kind.as_str(),
+                    c.backing_snapshot,
+                ],
+            )
+            .map_err(|e| self.err(e));
+        let updated = self.wrote(updated);
         let end = matches!(updated, Ok(1)).then(|| journaled_end(c));
         self.note_cycle_write(Some((c.id.clone(), end)));
         updated.map(|_| ())

@@ -737,24 +737,67 @@ fn a_volumes_conflict_cycles_and_locked_space_are_the_whole_tables_filtered_to_i
 }
 
 /// An ephemeral journal groups writes into batches: each write is read back at once on the
-/// journal itself, a refused insert leaves the rest of its batch, and everything is in the file
-/// after the journal is dropped (`simulate --state-dir` keeps it for `history`).
+/// journal itself, a refused insert leaves the rest of its batch, a batch fills on every kind
+/// of write (and commits from inside it: a write still holding the connection then would never
+/// return), and everything is in the file after the journal is dropped (`simulate --state-dir`
+/// keeps it for `history`).
 #[test]
 fn an_ephemeral_journal_batches_its_writes_and_keeps_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path()).unwrap();
     j.ephemeral().unwrap();
     let n = ephemeral::BATCH + ephemeral::BATCH / 2;
-    for i in 0..n {
-        let start = t("2027-01-01T00:00:00Z") + TimeDelta::minutes(i as i64);
-        let c = cycle(&format!("b{i:04}"), &start.to_rfc3339());
-        assert!(j.insert_cycle(&c, start).unwrap());
-        assert_eq!(j.cycle(&c.id).unwrap().as_ref(), Some(&c));
-        // The same occurrence again: refused, and nothing of the batch is lost.
-        let again = cycle(&format!("x{i:04}"), &start.to_rfc3339());
-        assert!(!j.insert_cycle(&again, start).unwrap());
-    }
-    assert!(j.health().writable());
+    // Seven writes a round: over ten commits, the write that fills a batch is each kind in turn.
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        for i in 0..n {
+            let start = t("2027-01-01T00:00:00Z") + TimeDelta::minutes(i as i64);
+            let mut c = cycle(&format!("b{i:04}"), &start.to_rfc3339());
+            assert!(j.insert_cycle(&c, start).unwrap());
+            // The same occurrence again: refused, and nothing of the batch is lost.
+            let again = cycle(&format!("x{i:04}"), &start.to_rfc3339());
+            assert!(!j.insert_cycle(&again, start).unwrap());
+            c.state = CycleState::Released;
+            c.released_at = Some(start);
+            j.update_cycle(&c).unwrap();
+            let (kind, name) = (ObjectKind::Snapshot, &c.backing_snapshot);
+            let (state, uuid) = (ObjectState::Deleted, Some("u"));
+            j.set_object(&c.id, kind, name, uuid, state, start).unwrap();
+            let (action, ok) = (ActionKind::DeleteSnapshot, ActionOutcome::Ok);
+            j.record_action(Some(&c.id), start, action, name, ok, "")
+                .unwrap();
+            let conflict = ObservedConflict {
+                kind: ConflictKind::Locked,
+                cluster: c.cluster.clone(),
+                svm: c.svm.clone(),
+                volume: c.volume.clone(),
+                window: Some(c.window.clone()),
+                cycle: Some(c.id.clone()),
+                at: start,
+                detail: String::new(),
+                key: format!("locked:{}", c.id),
+            };
+            assert!(j.record_conflict(&conflict).unwrap());
+            j.record_locked_space(&LockedSpace {
+                cycle_id: c.id.clone(),
+                cluster: c.cluster.clone(),
+                svm: c.svm.clone(),
+                volume: c.volume.clone(),
+                snapshot: c.backing_snapshot.clone(),
+                bytes: 4096,
+                at: start,
+            })
+            .unwrap();
+            assert_eq!(j.cycle(&c.id).unwrap().as_ref(), Some(&c));
+        }
+        assert!(j.health().writable());
+        done.send(()).unwrap();
+        j
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("every write returns");
+    let j = writer.join().unwrap();
     drop(j);
     let reopened = Journal::open(dir.path()).unwrap();
     let all = reopened
