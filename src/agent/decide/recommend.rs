@@ -36,9 +36,21 @@ pub struct VolumeConflicts {
 impl VolumeConflicts {
     /// Its conflicts that are evidence for FlexClone ([`rule::is_evidence`]), in journal order.
     pub fn evidence(&self) -> impl Iterator<Item = &ObservedConflict> + Clone {
-        self.conflicts
-            .iter()
-            .filter(|c| rule::is_evidence(c, &self.cycles))
+        // A cycle's conflicts mostly follow one another: its answer is looked up once for them.
+        let mut last: Option<(&str, bool)> = None;
+        self.conflicts.iter().filter(move |c| {
+            let Some(id) = c.cycle.as_deref() else {
+                return true;
+            };
+            match last {
+                Some((l, answer)) if l == id => answer,
+                _ => {
+                    let answer = rule::is_evidence(c, &self.cycles);
+                    last = Some((id, answer));
+                    answer
+                }
+            }
+        })
     }
 }
 

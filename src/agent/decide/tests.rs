@@ -1246,3 +1246,66 @@ fn a_retry_after_a_failed_attempt_waits_for_its_instant() {
         "release r (RetryDue, fresh listing)",
     );
 }
+
+/// A volume's evidence is its conflicts that the rule counts as evidence, each asked alone:
+/// random runs of conflicts naming SnapRestore cycles, FlexClone cycles, cycles the journal
+/// does not hold and none, in runs of the same cycle and interleaved.
+#[test]
+fn the_evidence_is_each_conflict_the_rule_counts_in_order() {
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let ids = ["restore-a", "flex-b", "restore-c", "flex-d", "unknown-e"];
+    let mut cycles = crate::agent::recommend::CycleEnds::default();
+    for id in &ids[..4] {
+        let end = crate::agent::recommend::CycleEnd {
+            flexclone: id.starts_with("flex"),
+            released_at: None,
+        };
+        cycles.insert(id.to_string(), end);
+    }
+    let (mut taken, mut left) = (0, 0);
+    for round in 0..200 {
+        let mut conflicts = Vec::new();
+        let mut cycle = None;
+        for n in 0..next(40) as usize {
+            // Mostly the previous conflict's cycle again.
+            if next(3) == 0 {
+                cycle = (next(6) < 5).then(|| ids[next(5) as usize].to_string());
+            }
+            let at = format!("2027-01-01T00:{:02}:00Z", n % 60);
+            conflicts.push(ObservedConflict {
+                cycle: cycle.clone(),
+                ..counting(ConflictKind::Locked, &at, n)
+            });
+        }
+        let found = VolumeConflicts {
+            conflicts,
+            cycles: cycles.clone(),
+            ..VolumeConflicts::default()
+        };
+        let expect: Vec<&ObservedConflict> = found
+            .conflicts
+            .iter()
+            .filter(|c| crate::agent::recommend::is_evidence(c, &found.cycles))
+            .collect();
+        let evidence: Vec<&ObservedConflict> = found.evidence().collect();
+        assert_eq!(evidence, expect, "round {round}");
+        // A clone of the walk half-way gives the rest the same.
+        let mut walk = found.evidence();
+        let half = expect.len() / 2;
+        walk.by_ref().take(half).for_each(drop);
+        assert_eq!(
+            walk.clone().collect::<Vec<_>>(),
+            expect[half..],
+            "round {round}"
+        );
+        taken += expect.len();
+        left += found.conflicts.len() - expect.len();
+    }
+    assert!(taken > 500 && left > 500, "{taken} evidence, {left} not");
+}
