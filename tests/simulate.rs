@@ -367,12 +367,17 @@ fn report_reads_a_simulated_journal_and_forwards_the_recommendation() {
         String::from_utf8_lossy(&out.stderr)
     );
     let sim: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // As of the end of the simulated period, where simulate decides its recommendations: on
+    // the clock, once that week is past, the recommendation has cleared.
+    const END: &str = "2027-03-06T00:00:00Z";
     let out = snapwarden(&[
         "report",
         "--state-dir",
         s,
         "--since",
         FROM,
+        "--as-of",
+        END,
         "--output",
         "json",
     ]);
@@ -420,12 +425,61 @@ fn report_reads_a_simulated_journal_and_forwards_the_recommendation() {
             .unwrap(),
         "{report}"
     );
-    let out = snapwarden(&["report", "--state-dir", s, "--since", FROM]);
+    let out = snapwarden(&["report", "--state-dir", s, "--since", FROM, "--as-of", END]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("FlexClone recommended for east/svm1/hourly_0"),
         "{text}"
     );
+    // Eight days without a conflict later (the rule's week has passed): cleared.
+    let later = [
+        "report",
+        "--state-dir",
+        s,
+        "--as-of",
+        "2027-03-14T00:00:00Z",
+    ];
+    let out = snapwarden(&[&later[..], &["--output", "json"]].concat());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let volumes = report["volumes"].as_array().unwrap();
+    assert!(
+        volumes.iter().all(|v| v["recommendation"].is_null()),
+        "{report}"
+    );
+    assert_eq!(report["generated_at"], "2027-03-14T00:00:00Z", "{report}");
+    // Before the period: nothing counted yet. A `--since` after `--as-of`, or an instant that
+    // is not RFC 3339: exit 2, saying why.
+    let before = [
+        "report",
+        "--state-dir",
+        s,
+        "--as-of",
+        "2027-02-01T00:00:00Z",
+    ];
+    let out = snapwarden(&[&before[..], &["--output", "json"]].concat());
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for v in report["volumes"].as_array().unwrap() {
+        assert!(v["recommendation"].is_null(), "{report}");
+        assert_eq!(v["locked_bytes"], serde_json::Value::Null, "{report}");
+        assert!(v["cycles"].as_object().unwrap().values().all(|n| n == 0));
+        assert!(v["conflicts"].as_object().unwrap().values().all(|n| n == 0));
+    }
+    let out = snapwarden(&["report", "--state-dir", s, "--since", END, "--as-of", FROM]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("is after --as-of"), "{err}");
+    for bad in ["yesterday", "2027-13-01T00:00:00Z", "0"] {
+        let out = snapwarden(&["report", "--state-dir", s, "--as-of", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("RFC 3339"), "{bad}: {err}");
+    }
+    // Absurd but valid instants: a report, not a panic.
+    for edge in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+        let out = snapwarden(&["report", "--state-dir", s, "--as-of", edge]);
+        assert_eq!(out.status.code(), Some(0), "{edge}");
+    }
     // No journal: exit 2.
     let out = snapwarden(&[
         "report",

@@ -136,6 +136,10 @@ pub enum Command {
         /// Count from this: RFC 3339, or a duration before the newest record (default 30d).
         #[arg(long, value_parser = agent::parse_since)]
         since: Option<agent::SinceArg>,
+        /// Report as of this instant (RFC 3339) instead of the later of now and the newest
+        /// record: a look back, or a simulated journal whose period is past.
+        #[arg(long, value_parser = parse_rfc3339)]
+        as_of: Option<DateTime<Utc>>,
         /// Table for people, JSON for scripts.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -281,8 +285,9 @@ pub fn main() -> ExitCode {
             config,
             state_dir,
             since,
+            as_of,
             output,
-        } => report::run(config.as_deref(), state_dir, since, output),
+        } => report::run(config.as_deref(), state_dir, since, as_of, output),
         Command::Simulate {
             policy,
             days,

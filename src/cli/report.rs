@@ -97,13 +97,13 @@ pub fn build(
     }
     let recent: Vec<ObservedConflict> = conflicts
         .iter()
-        .filter(|c| c.at >= since)
+        .filter(|c| c.at >= since && c.at <= now)
         .cloned()
         .collect();
     let ends = recommend::ends(cycles);
     let recommendations = recommend::with_locked_space(
         recommend::for_volumes(conflicts, &ends, recommend_after, within, now, &|_| None),
-        conflicts,
+        conflicts.iter().filter(|c| c.at <= now),
         space,
     );
     for page in pages.values_mut() {
@@ -144,6 +144,7 @@ pub fn run(
     policy: Option<&Path>,
     state_dir: Option<PathBuf>,
     since: Option<SinceArg>,
+    as_of: Option<DateTime<Utc>>,
     output: Output,
 ) -> u8 {
     let (policy_dir, rule) = match policy.map(config::load) {
@@ -189,17 +190,27 @@ pub fn run(
         }
     };
     // A simulated journal lies in virtual time: report as of its newest record when that is
-    // later than the clock.
+    // later than the clock, unless an instant is given.
     let newest = cycles
         .iter()
         .filter_map(|c| c.released_at.or(c.created_at))
         .chain(conflicts.iter().map(|c| c.at))
         .max();
-    let now = newest.map_or_else(Utc::now, |n| n.max(Utc::now()));
+    let now = as_of.unwrap_or_else(|| newest.map_or_else(Utc::now, |n| n.max(Utc::now())));
     let since = match since.unwrap_or(SinceArg::Ago(TimeDelta::days(30))) {
         SinceArg::At(t) => t,
-        SinceArg::Ago(d) => now - d,
+        SinceArg::Ago(d) => now
+            .checked_sub_signed(d)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
     };
+    if as_of.is_some() && since > now {
+        eprintln!(
+            "--since {} is after --as-of {}: nothing lies between them; give an earlier --since",
+            since.to_rfc3339(),
+            now.to_rfc3339()
+        );
+        return EXIT_INVALID;
+    }
     let report = build(&cycles, &conflicts, rule.0, rule.1, &space, since, now);
     let text = match output {
         Output::Json => {
