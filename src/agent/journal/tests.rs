@@ -15,6 +15,21 @@ fn cycle(id: &str, start: &str) -> Cycle {
     }
 }
 
+/// The `locked` conflict of cycle `c`: its delete refused at `at`.
+fn locked(c: &Cycle, at: DateTime<Utc>) -> ObservedConflict {
+    ObservedConflict {
+        kind: ConflictKind::Locked,
+        cluster: c.cluster.clone(),
+        svm: c.svm.clone(),
+        volume: c.volume.clone(),
+        window: Some(c.window.clone()),
+        cycle: Some(c.id.clone()),
+        at,
+        detail: String::new(),
+        key: format!("locked:{}", c.id),
+    }
+}
+
 #[test]
 fn a_cycle_and_its_intents_round_trip_and_an_occurrence_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,18 +207,7 @@ fn each_statement_is_compiled_once_whatever_it_binds() {
         let c = cycle(&format!("c{i}"), &format!("2027-01-0{}T01:00:00Z", i + 1));
         assert!(j.insert_cycle(&c, c.create_at).unwrap());
         j.update_cycle(&c).unwrap();
-        j.record_conflict(&ObservedConflict {
-            kind: ConflictKind::Locked,
-            cluster: c.cluster.clone(),
-            svm: c.svm.clone(),
-            volume: c.volume.clone(),
-            window: Some(c.window.clone()),
-            cycle: Some(c.id.clone()),
-            at: c.create_at,
-            detail: String::new(),
-            key: format!("locked:{}", c.id),
-        })
-        .unwrap();
+        j.record_conflict(&locked(&c, c.create_at)).unwrap();
         // The same limits as a pass asks, and others.
         for limit in [50, 50 + i] {
             assert_eq!(j.recent_cycles(since, None, limit).unwrap().len(), i + 1);
@@ -766,18 +770,7 @@ fn an_ephemeral_journal_batches_its_writes_and_keeps_them_all() {
             let (action, ok) = (ActionKind::DeleteSnapshot, ActionOutcome::Ok);
             j.record_action(Some(&c.id), start, action, name, ok, "")
                 .unwrap();
-            let conflict = ObservedConflict {
-                kind: ConflictKind::Locked,
-                cluster: c.cluster.clone(),
-                svm: c.svm.clone(),
-                volume: c.volume.clone(),
-                window: Some(c.window.clone()),
-                cycle: Some(c.id.clone()),
-                at: start,
-                detail: String::new(),
-                key: format!("locked:{}", c.id),
-            };
-            assert!(j.record_conflict(&conflict).unwrap());
+            assert!(j.record_conflict(&locked(&c, start)).unwrap());
             j.record_locked_space(&LockedSpace {
                 cycle_id: c.id.clone(),
                 cluster: c.cluster.clone(),
