@@ -306,11 +306,9 @@ impl Agent {
                 self.metrics
                     .conflict(&self.policy, &c.cluster, &c.svm, &c.volume, c.kind);
                 if recommend::counts(c.kind) {
-                    self.memory.reconsider.insert(VolumeKey {
-                        cluster: c.cluster.clone(),
-                        svm: c.svm.clone(),
-                        volume: c.volume.clone(),
-                    });
+                    self.memory
+                        .reconsider
+                        .insert(VolumeKey::new(&c.cluster, &c.svm, &c.volume));
                 }
                 tracing::warn!(
                     kind = c.kind.as_str(), cluster = %c.cluster, svm = %c.svm, volume = %c.volume,

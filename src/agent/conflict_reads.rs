@@ -92,14 +92,10 @@ impl ConflictReads {
         }
         self.lend(key.clone(), last, ids);
         let mut cycles = CycleEnds::default();
-        let mut previous = None;
         for id in conflicts.iter().filter_map(|c| c.cycle.as_deref()) {
-            // A cycle's conflicts mostly follow one another: only a new one is looked up.
-            if previous == Some(id) || cycles.contains_key(id) {
-                previous = Some(id);
+            if cycles.contains_key(id) {
                 continue;
             }
-            previous = Some(id);
             let end = match self.ends.get(id) {
                 Some(end) => *end,
                 None => match journal.cycle_end(id) {
@@ -204,11 +200,7 @@ impl ConflictReads {
         let mut last = mark;
         for (id, c) in rows {
             last = id;
-            let key = VolumeKey {
-                cluster: c.cluster.clone(),
-                svm: c.svm.clone(),
-                volume: c.volume.clone(),
-            };
+            let key = VolumeKey::new(&c.cluster, &c.svm, &c.volume);
             if let Some(k) = self.volumes.get_mut(&key) {
                 if id > k.last {
                     k.last = id;
@@ -268,11 +260,7 @@ impl ConflictReads {
         journal: &Journal,
         space: &LockedSpace,
     ) -> Result<(), JournalError> {
-        let key = VolumeKey {
-            cluster: space.cluster.clone(),
-            svm: space.svm.clone(),
-            volume: space.volume.clone(),
-        };
+        let key = VolumeKey::new(&space.cluster, &space.svm, &space.volume);
         let written = journal.record_locked_space(space);
         match (&written, self.space.get_mut(&key)) {
             (Ok(()), Some(kept)) => {
@@ -339,11 +327,7 @@ impl ConflictReads {
             return;
         }
         self.caught_up = Some(id);
-        let key = VolumeKey {
-            cluster: c.cluster.clone(),
-            svm: c.svm.clone(),
-            volume: c.volume.clone(),
-        };
+        let key = VolumeKey::new(&c.cluster, &c.svm, &c.volume);
         let Some(k) = self.volumes.get_mut(&key) else {
             return;
         };

@@ -34,13 +34,18 @@ impl VolumeKey {
         })
     }
 
+    /// The volume `cluster/svm/volume`.
+    pub fn new(cluster: &str, svm: &str, volume: &str) -> VolumeKey {
+        VolumeKey {
+            cluster: cluster.to_string(),
+            svm: svm.to_string(),
+            volume: volume.to_string(),
+        }
+    }
+
     /// The volume a cycle runs on.
     pub fn of_cycle(c: &Cycle) -> VolumeKey {
-        VolumeKey {
-            cluster: c.cluster.clone(),
-            svm: c.svm.clone(),
-            volume: c.volume.clone(),
-        }
+        VolumeKey::new(&c.cluster, &c.svm, &c.volume)
     }
 
     /// Its position in `policy`, if the policy names it.

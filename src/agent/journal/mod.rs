@@ -166,8 +166,8 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 /// release instant cut to the millisecond (what [`Journal::cycle_end`] reads back).
 fn journaled_end(c: &Cycle) -> CycleEnd {
     CycleEnd {
-        flexclone: c.clone_kind == CloneKind::FlexClone,
         released_at: c.released_at.map(|t| from_ms(ms(t))),
+        ..CycleEnd::from(c)
     }
 }
 
